@@ -1,0 +1,37 @@
+#pragma once
+#include <string>
+
+#include "bindings/arrays.hpp"
+#include "kernels/check.hpp"
+#include "kernels/loss.hpp"
+
+namespace fastbp::bindings {
+
+// Calls f(float{}) or f(double{}) by the dtype of `a`; any other dtype is a TypeError.
+template <typename F>
+py::object by_dtype(const py::array& a, const char* name, F&& f) {
+  if (a.dtype().is(py::dtype::of<float>())) return f(float{});
+  if (a.dtype().is(py::dtype::of<double>())) return f(double{});
+  throw py::type_error(std::string(name) + " must have dtype float32 or float64, got " +
+                       std::string(py::str(a.dtype())));
+}
+
+// A loss target for outputs of shape (m, n): int64 labels of shape (m,) for softmax
+// cross-entropy, else an array of the outputs' dtype and shape. Labels are range-checked.
+template <typename T>
+kernels::Target<T> parse_target(const py::array& t, kernels::Loss loss, int64_t m, int64_t n) {
+  kernels::Target<T> target;
+  if (loss == kernels::Loss::SoftmaxCrossEntropy && t.ndim() == 1) {
+    target.labels = in_ptr<int64_t>(t, "class labels", {m});
+    const int64_t bad = kernels::first_bad_label(target.labels, m, n);
+    if (bad >= 0)
+      throw py::value_error("class labels must be in [0, " + std::to_string(n) + "), got " +
+                            std::to_string(target.labels[bad]) + " at index " +
+                            std::to_string(bad));
+  } else {
+    target.dense = in_ptr<T>(t, "target", {m, n});
+  }
+  return target;
+}
+
+}  // namespace fastbp::bindings

@@ -1,0 +1,65 @@
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "bindings/arrays.hpp"
+#include "kernels/act.hpp"
+#include "kernels/loss.hpp"
+#include "kernels/threads.hpp"
+
+namespace py = pybind11;
+
+namespace fastbp::bindings {
+
+std::string shape_str(const py::array& a) {
+  std::string s = "(";
+  for (py::ssize_t i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.shape(i));
+  return s + (a.ndim() == 1 ? ",)" : ")");
+}
+
+void bind_ops(py::module_& m);
+void bind_network(py::module_& m);
+
+}  // namespace fastbp::bindings
+
+PYBIND11_MODULE(_core, m) {
+  using namespace fastbp;
+  m.doc() = "fastbp's compiled kernels; use the fastbp package, not this module.";
+
+  py::enum_<kernels::Act>(m, "Act")
+      .value("Identity", kernels::Act::Identity)
+      .value("Sigmoid", kernels::Act::Sigmoid)
+      .value("ReLU", kernels::Act::ReLU)
+      .value("Tanh", kernels::Act::Tanh);
+  py::enum_<kernels::Loss>(m, "Loss")
+      .value("MSE", kernels::Loss::MSE)
+      .value("SoftmaxCrossEntropy", kernels::Loss::SoftmaxCrossEntropy)
+      .value("BCEWithLogits", kernels::Loss::BCEWithLogits);
+  py::enum_<kernels::Reduction>(m, "Reduction")
+      .value("Mean", kernels::Reduction::Mean)
+      .value("Sum", kernels::Reduction::Sum);
+
+  m.def("set_num_threads", [](int n) {
+    if (n < 1) throw py::value_error("number of threads must be >= 1, got " + std::to_string(n));
+    kernels::set_num_threads(n);
+  }, py::arg("n"));
+  m.def("get_num_threads", &kernels::num_threads);
+
+  m.def("build_info", []() {
+    py::dict info;
+    info["version"] = FASTBP_VERSION;
+    info["compiler"] = FASTBP_CXX_COMPILER;
+#ifdef _OPENMP
+    info["openmp"] = true;
+#else
+    info["openmp"] = false;
+#endif
+    info["simd_compiled"] = std::vector<std::string>{"ref"};
+    info["simd"] = "ref";
+    info["cuda_compiled"] = false;
+    info["cuda_available"] = false;
+    return info;
+  });
+
+  bindings::bind_ops(m);
+  bindings::bind_network(m);
+}

@@ -1,0 +1,135 @@
+// fastbp._core.Network32 / Network64: the C++ network, called once per step or epoch.
+#include <pybind11/stl.h>
+
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "bindings/arrays.hpp"
+#include "bindings/dispatch.hpp"
+#include "nn/network.hpp"
+
+namespace fastbp::bindings {
+namespace {
+
+using nn::LayerSpec;
+using nn::Network;
+
+// (dense, in, out, act) per layer, as python/fastbp/network.py describes them.
+using SpecTuple = std::tuple<bool, int64_t, int64_t, kernels::Act>;
+
+template <typename T>
+std::unique_ptr<Network<T>> make_network(const std::vector<SpecTuple>& specs,
+                                         kernels::Loss loss, kernels::Reduction red) {
+  std::vector<LayerSpec> layers;
+  for (const auto& [dense, in, out, act] : specs) layers.push_back({dense, in, out, act});
+  try {
+    return std::make_unique<Network<T>>(layers, loss, red);
+  } catch (const std::invalid_argument& e) {
+    throw py::value_error(e.what());
+  }
+}
+
+template <typename T>
+const T* batch_ptr(Network<T>& net, const py::array& x) {
+  const T* px = in_ptr<T>(x, "X", {-1, net.in_features()});
+  if (dim(x, 0) == 0) throw py::value_error("X is an empty batch, shape " + shape_str(x));
+  return px;
+}
+
+template <typename T>
+kernels::SgdConfig sgd_config(double lr, double momentum, double dampening, bool nesterov,
+                              double weight_decay) {
+  return kernels::SgdConfig{lr, momentum, dampening, weight_decay, nesterov};
+}
+
+template <typename T>
+void bind_network_class(py::module_& m, const char* name) {
+  using Net = Network<T>;
+  // Flat view of a buffer the network owns; the view keeps the network alive.
+  auto view = [](py::object self, T* data, int64_t n) {
+    return py::array_t<T>({n}, {static_cast<py::ssize_t>(sizeof(T))}, data, self);
+  };
+  py::class_<Net>(m, name)
+      .def(py::init(&make_network<T>), py::arg("layers"), py::arg("loss"), py::arg("reduction"))
+      .def_property_readonly("n_params", &Net::n_params)
+      .def_property_readonly("in_features", &Net::in_features)
+      .def_property_readonly("out_features", &Net::out_features)
+      .def_property_readonly("slots", [](const Net& net) {
+        std::vector<std::tuple<int64_t, int64_t, int64_t, int64_t>> out;
+        for (const auto& s : net.slots()) out.emplace_back(s.w_offset, s.b_offset, s.in, s.out);
+        return out;
+      })
+      .def_property_readonly("params", [view](py::object self) {
+        Net& net = self.cast<Net&>();
+        return view(self, net.params(), net.n_params());
+      })
+      .def_property_readonly("grads", [view](py::object self) {
+        Net& net = self.cast<Net&>();
+        return view(self, net.grads(), net.n_params());
+      })
+      .def("forward", [](Net& net, const py::array& x) {
+        const T* px = batch_ptr(net, x);
+        const int64_t rows = dim(x, 0);
+        py::array_t<T> out({rows, net.out_features()});
+        T* po = out.mutable_data();
+        py::gil_scoped_release nogil;
+        net.forward(px, rows, po);
+        return out;
+      }, py::arg("X"))
+      .def("loss", [](Net& net, const py::array& x, const py::array& t) {
+        const T* px = batch_ptr(net, x);
+        const int64_t rows = dim(x, 0);
+        const auto target = parse_target<T>(t, net.loss_kind(), rows, net.out_features());
+        py::gil_scoped_release nogil;
+        return net.loss(px, target, rows);
+      }, py::arg("X"), py::arg("T"))
+      .def("backward", [](Net& net, const py::array& x, const py::array& t) {
+        const T* px = batch_ptr(net, x);
+        const int64_t rows = dim(x, 0);
+        const auto target = parse_target<T>(t, net.loss_kind(), rows, net.out_features());
+        py::gil_scoped_release nogil;
+        return net.backward(px, target, rows);
+      }, py::arg("X"), py::arg("T"))
+      .def("train_step", [](Net& net, const py::array& x, const py::array& t, py::array& velocity,
+                            double lr, double momentum, double dampening, bool nesterov,
+                            double weight_decay, bool first_step) {
+        const T* px = batch_ptr(net, x);
+        const int64_t rows = dim(x, 0);
+        const auto target = parse_target<T>(t, net.loss_kind(), rows, net.out_features());
+        T* pv = out_ptr<T>(velocity, "velocity", {net.n_params()});
+        const auto cfg = sgd_config<T>(lr, momentum, dampening, nesterov, weight_decay);
+        py::gil_scoped_release nogil;
+        return net.train_step(px, target, rows, pv, cfg, first_step);
+      }, py::arg("X"), py::arg("T"), py::arg("velocity"), py::arg("lr"), py::arg("momentum"),
+         py::arg("dampening"), py::arg("nesterov"), py::arg("weight_decay"),
+         py::arg("first_step"))
+      .def("train_epoch", [](Net& net, const py::array& x, const py::array& t,
+                             const py::array& order, int64_t batch_size, py::array& velocity,
+                             double lr, double momentum, double dampening, bool nesterov,
+                             double weight_decay, bool first_step) {
+        const T* px = batch_ptr(net, x);
+        const int64_t rows = dim(x, 0);
+        const auto target = parse_target<T>(t, net.loss_kind(), rows, net.out_features());
+        const int64_t* po = in_ptr<int64_t>(order, "order", {rows});
+        if (kernels::first_bad_label(po, rows, rows) >= 0)
+          throw py::value_error("order must hold row indices in [0, " + std::to_string(rows) + ")");
+        if (batch_size < 1)
+          throw py::value_error("batch_size must be >= 1, got " + std::to_string(batch_size));
+        T* pv = out_ptr<T>(velocity, "velocity", {net.n_params()});
+        const auto cfg = sgd_config<T>(lr, momentum, dampening, nesterov, weight_decay);
+        py::gil_scoped_release nogil;
+        return net.train_epoch(px, target, rows, po, batch_size, pv, cfg, first_step);
+      }, py::arg("X"), py::arg("T"), py::arg("order"), py::arg("batch_size"),
+         py::arg("velocity"), py::arg("lr"), py::arg("momentum"), py::arg("dampening"),
+         py::arg("nesterov"), py::arg("weight_decay"), py::arg("first_step"));
+}
+
+}  // namespace
+
+void bind_network(py::module_& m) {
+  bind_network_class<float>(m, "Network32");
+  bind_network_class<double>(m, "Network64");
+}
+
+}  // namespace fastbp::bindings

@@ -1,0 +1,173 @@
+// fastbp._core's free functions: each kernel on NumPy arrays, one call each.
+#include <pybind11/stl.h>
+
+#include "bindings/arrays.hpp"
+#include "bindings/dispatch.hpp"
+#include "kernels/act.hpp"
+#include "kernels/check.hpp"
+#include "kernels/gemm.hpp"
+#include "kernels/linear.hpp"
+#include "kernels/loss.hpp"
+#include "kernels/optim.hpp"
+
+namespace fastbp::bindings {
+namespace {
+
+using kernels::Act;
+using kernels::Loss;
+using kernels::Reduction;
+
+py::object matmul(const py::array& a, const py::array& b, bool trans_a, bool trans_b) {
+  return by_dtype(a, "a", [&](auto tag) -> py::object {
+    using T = decltype(tag);
+    check_array<T>(a, "a", {-1, -1});
+    check_array<T>(b, "b", {-1, -1});
+    const int64_t m = dim(a, trans_a ? 1 : 0), k = dim(a, trans_a ? 0 : 1);
+    const int64_t kb = dim(b, trans_b ? 1 : 0), n = dim(b, trans_b ? 0 : 1);
+    if (k != kb)
+      throw py::value_error("matmul: op(a) is " + std::to_string(m) + " x " + std::to_string(k) +
+                            " but op(b) is " + std::to_string(kb) + " x " + std::to_string(n));
+    py::array_t<T> c({m, n});
+    const T *pa = static_cast<const T*>(a.data()), *pb = static_cast<const T*>(b.data());
+    T* pc = c.mutable_data();
+    py::gil_scoped_release nogil;
+    kernels::gemm<T>(trans_a, trans_b, m, n, k, T(1), pa, dim(a, 1), pb, dim(b, 1), T(0), pc, n);
+    return std::move(c);
+  });
+}
+
+py::object linear(const py::array& x, const py::array& w, const py::array& b) {
+  return by_dtype(x, "x", [&](auto tag) -> py::object {
+    using T = decltype(tag);
+    check_array<T>(x, "x", {-1, -1});
+    const int64_t m = dim(x, 0), k = dim(x, 1);
+    const T* pw = in_ptr<T>(w, "w", {k, -1});
+    const int64_t n = dim(w, 1);
+    const T* pb = in_ptr<T>(b, "b", {n});
+    py::array_t<T> z({m, n});
+    const T* px = static_cast<const T*>(x.data());
+    T* pz = z.mutable_data();
+    py::gil_scoped_release nogil;
+    kernels::gemm<T>(false, false, m, n, k, T(1), px, k, pw, n, T(0), pz, n);
+    kernels::add_bias_rows(pz, pb, m, n);
+    return std::move(z);
+  });
+}
+
+py::object activation(Act act, const py::array& x) {
+  return by_dtype(x, "x", [&](auto tag) -> py::object {
+    using T = decltype(tag);
+    check_array<T>(x, "x", std::vector<int64_t>(x.ndim(), -1));
+    py::array_t<T> y(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
+    const T* px = static_cast<const T*>(x.data());
+    T* py_ = y.mutable_data();
+    const int64_t n = x.size();
+    py::gil_scoped_release nogil;
+    kernels::act_forward(act, px, py_, n);
+    return std::move(y);
+  });
+}
+
+py::object activation_backward(Act act, const py::array& y, const py::array& grad) {
+  return by_dtype(y, "y", [&](auto tag) -> py::object {
+    using T = decltype(tag);
+    std::vector<int64_t> shape(y.shape(), y.shape() + y.ndim());
+    const T* py_ = in_ptr<T>(y, "y", shape);
+    const T* pg = in_ptr<T>(grad, "grad", shape);
+    py::array_t<T> out(std::vector<py::ssize_t>(y.shape(), y.shape() + y.ndim()));
+    T* po = out.mutable_data();
+    const int64_t n = y.size();
+    py::gil_scoped_release nogil;
+    kernels::act_backward(act, py_, pg, po, n);
+    return std::move(out);
+  });
+}
+
+py::object softmax(const py::array& x) {
+  return by_dtype(x, "x", [&](auto tag) -> py::object {
+    using T = decltype(tag);
+    const T* px = in_ptr<T>(x, "x", {-1, -1});
+    const int64_t m = dim(x, 0), n = dim(x, 1);
+    py::array_t<T> y({m, n});
+    T* py_ = y.mutable_data();
+    py::gil_scoped_release nogil;
+    kernels::softmax_rows(px, py_, m, n);
+    return std::move(y);
+  });
+}
+
+// (loss, dL/dy) or (loss, None) when with_grad is false.
+py::object loss(Loss kind, Reduction red, const py::array& y, const py::array& t, bool with_grad) {
+  return by_dtype(y, "y", [&](auto tag) -> py::object {
+    using T = decltype(tag);
+    const T* py_ = in_ptr<T>(y, "y", {-1, -1});
+    const int64_t m = dim(y, 0), n = dim(y, 1);
+    if (m == 0 || n == 0) throw py::value_error("loss of an empty array, shape " + shape_str(y));
+    const kernels::Target<T> target = parse_target<T>(t, kind, m, n);
+    py::object grad = py::none();
+    T* pg = nullptr;
+    if (with_grad) {
+      py::array_t<T> g({m, n});
+      pg = g.mutable_data();
+      grad = std::move(g);
+    }
+    double value;
+    {
+      py::gil_scoped_release nogil;
+      value = kernels::loss_forward(kind, red, py_, target, m, n, pg);
+    }
+    return py::make_tuple(value, grad);
+  });
+}
+
+void sgd_step(py::array& param, const py::array& grad, py::array& velocity, double lr,
+              double momentum, double dampening, bool nesterov, double weight_decay,
+              bool first_step) {
+  by_dtype(param, "param", [&](auto tag) -> py::object {
+    using T = decltype(tag);
+    std::vector<int64_t> shape(param.shape(), param.shape() + param.ndim());
+    T* pp = out_ptr<T>(param, "param", shape);
+    const T* pg = in_ptr<T>(grad, "grad", shape);
+    T* pv = out_ptr<T>(velocity, "velocity", shape);
+    const kernels::SgdConfig cfg{lr, momentum, dampening, weight_decay, nesterov};
+    const int64_t n = param.size();
+    py::gil_scoped_release nogil;
+    kernels::sgd_step(pp, pg, pv, n, cfg, first_step);
+    return py::none();
+  });
+}
+
+bool all_finite(const py::array& x) {
+  return by_dtype(x, "x", [&](auto tag) -> py::object {
+    using T = decltype(tag);
+    check_array<T>(x, "x", std::vector<int64_t>(x.ndim(), -1));
+    const T* px = static_cast<const T*>(x.data());
+    const int64_t n = x.size();
+    bool ok;
+    {
+      py::gil_scoped_release nogil;
+      ok = kernels::all_finite(px, n);
+    }
+    return py::bool_(ok);
+  }).cast<bool>();
+}
+
+}  // namespace
+
+void bind_ops(py::module_& m) {
+  m.def("matmul", &matmul, py::arg("a"), py::arg("b"), py::arg("trans_a") = false,
+        py::arg("trans_b") = false);
+  m.def("linear", &linear, py::arg("x"), py::arg("w"), py::arg("b"));
+  m.def("activation", &activation, py::arg("act"), py::arg("x"));
+  m.def("activation_backward", &activation_backward, py::arg("act"), py::arg("y"),
+        py::arg("grad"));
+  m.def("softmax", &softmax, py::arg("x"));
+  m.def("loss", &loss, py::arg("kind"), py::arg("reduction"), py::arg("y"), py::arg("target"),
+        py::arg("with_grad"));
+  m.def("sgd_step", &sgd_step, py::arg("param"), py::arg("grad"), py::arg("velocity"),
+        py::arg("lr"), py::arg("momentum"), py::arg("dampening"), py::arg("nesterov"),
+        py::arg("weight_decay"), py::arg("first_step"));
+  m.def("all_finite", &all_finite, py::arg("x"));
+}
+
+}  // namespace fastbp::bindings

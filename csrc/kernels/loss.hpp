@@ -1,0 +1,30 @@
+#pragma once
+#include <cstdint>
+
+namespace fastbp::kernels {
+
+// Values are part of the Python binding (fastbp._core.Loss / Reduction); keep them stable.
+enum class Loss : int { MSE = 0, SoftmaxCrossEntropy = 1, BCEWithLogits = 2 };
+enum class Reduction : int { Mean = 0, Sum = 1 };
+
+// A loss target: dense rows (m x n, same dtype as the output) or, for softmax
+// cross-entropy only, one class label per row. Exactly one pointer is set.
+template <typename T>
+struct Target {
+  const T* dense = nullptr;
+  const int64_t* labels = nullptr;
+};
+
+// The loss of outputs y (m x n) against target t, as torch.nn defines it: mean
+// reduction averages over all elements for MSE and BCE, over rows for softmax
+// cross-entropy. When grad is not null it receives dL/dy (m x n). Labels must be in
+// range (checked by the caller).
+template <typename T>
+double loss_forward(Loss loss, Reduction red, const T* y, Target<T> t, int64_t m, int64_t n,
+                    T* grad);
+
+// Row-wise softmax, max-shifted so no exp overflows.
+template <typename T>
+void softmax_rows(const T* x, T* y, int64_t m, int64_t n);
+
+}  // namespace fastbp::kernels

@@ -1,0 +1,31 @@
+#include "optim.hpp"
+
+#include "threads.hpp"
+
+namespace fastbp::kernels {
+
+template <typename T>
+void sgd_step(T* param, const T* grad, T* velocity, int64_t n, const SgdConfig& cfg,
+              bool first_step) {
+  const T lr = T(cfg.lr), wd = T(cfg.weight_decay), mu = T(cfg.momentum);
+  const T keep = T(1) - T(cfg.dampening);
+  if (cfg.momentum == 0.0) {
+#pragma omp parallel for num_threads(pick_threads(n)) schedule(static)
+    for (int64_t i = 0; i < n; ++i) param[i] -= lr * (grad[i] + wd * param[i]);
+    return;
+  }
+  const bool nesterov = cfg.nesterov;
+#pragma omp parallel for num_threads(pick_threads(n)) schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    const T d = grad[i] + wd * param[i];
+    const T v = first_step ? d : mu * velocity[i] + keep * d;
+    velocity[i] = v;
+    param[i] -= lr * (nesterov ? d + mu * v : v);
+  }
+}
+
+template void sgd_step<float>(float*, const float*, float*, int64_t, const SgdConfig&, bool);
+template void sgd_step<double>(double*, const double*, double*, int64_t, const SgdConfig&,
+                               bool);
+
+}  // namespace fastbp::kernels

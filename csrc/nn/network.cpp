@@ -1,0 +1,154 @@
+#include "nn/network.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+
+#include "kernels/gemm.hpp"
+#include "kernels/linear.hpp"
+
+namespace fastbp::nn {
+
+using kernels::Act;
+
+template <typename T>
+Network<T>::Network(const std::vector<LayerSpec>& layers, kernels::Loss loss,
+                    kernels::Reduction red)
+    : loss_(loss), red_(red) {
+  int64_t width = -1, offset = 0;
+  for (const LayerSpec& l : layers) {
+    if (l.dense) {
+      if (l.in <= 0 || l.out <= 0) throw std::invalid_argument("Dense sizes must be positive");
+      if (width >= 0 && l.in != width)
+        throw std::invalid_argument("Dense layer expects " + std::to_string(l.in) +
+                                    " inputs but the previous layer gives " + std::to_string(width));
+      slots_.push_back({offset, offset + l.in * l.out, l.in, l.out});
+      steps_.push_back({true, l.in, l.out, Act::Identity, offset, offset + l.in * l.out});
+      offset += l.in * l.out + l.out;
+      width = l.out;
+    } else if (!steps_.empty() && steps_.back().dense && steps_.back().act == Act::Identity) {
+      steps_.back().act = l.act;
+    } else {
+      if (width < 0) throw std::invalid_argument("the first layer must be Dense");
+      steps_.push_back({false, width, width, l.act, 0, 0});
+    }
+  }
+  if (steps_.empty()) throw std::invalid_argument("a network needs at least one Dense layer");
+  for (const Step& s : steps_) max_width_ = std::max({max_width_, s.in, s.out});
+  params_.assign(offset, T(0));
+  grads_.assign(offset, T(0));
+  acts_.resize(steps_.size());
+}
+
+template <typename T>
+void Network<T>::reserve(int64_t m) {
+  if (m <= reserved_rows_) return;
+  for (size_t s = 0; s < steps_.size(); ++s) acts_[s].resize(m * steps_[s].out);
+  grad_a_.resize(m * max_width_);
+  grad_b_.resize(m * max_width_);
+  reserved_rows_ = m;
+}
+
+template <typename T>
+const T* Network<T>::run_forward(const T* x, int64_t m) {
+  reserve(m);
+  const T* in = x;
+  for (size_t s = 0; s < steps_.size(); ++s) {
+    const Step& st = steps_[s];
+    T* out = acts_[s].data();
+    if (st.dense) {
+      const T* w = params_.data() + st.w_offset;
+      kernels::gemm<T>(false, false, m, st.out, st.in, T(1), in, st.in, w, st.out, T(0), out,
+                       st.out);
+      kernels::add_bias_rows(out, params_.data() + st.b_offset, m, st.out);
+      kernels::act_forward(st.act, out, out, m * st.out);
+    } else {
+      kernels::act_forward(st.act, in, out, m * st.out);
+    }
+    in = out;
+  }
+  return in;
+}
+
+template <typename T>
+double Network<T>::run_backward(const T* x, kernels::Target<T> t, int64_t m) {
+  const T* y = run_forward(x, m);
+  T* g = grad_a_.data();
+  T* g_next = grad_b_.data();
+  const double value = kernels::loss_forward(loss_, red_, y, t, m, out_features(), g);
+  for (size_t s = steps_.size(); s-- > 0;) {
+    const Step& st = steps_[s];
+    // dZ = dA * f'(Z), in place: g now holds the gradient at the step's pre-activation.
+    kernels::act_backward(st.act, acts_[s].data(), g, g, m * st.out);
+    if (!st.dense) continue;  // an activation's dZ is its input's dA
+    const T* in = s == 0 ? x : acts_[s - 1].data();
+    kernels::gemm<T>(true, false, st.in, st.out, m, T(1), in, st.in, g, st.out, T(0),
+                     grads_.data() + st.w_offset, st.out);
+    kernels::column_sums(g, m, st.out, grads_.data() + st.b_offset);
+    if (s == 0) break;
+    kernels::gemm<T>(false, true, m, st.in, st.out, T(1), g, st.out,
+                     params_.data() + st.w_offset, st.out, T(0), g_next, st.in);
+    std::swap(g, g_next);
+  }
+  return value;
+}
+
+template <typename T>
+void Network<T>::forward(const T* x, int64_t m, T* out) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const T* y = run_forward(x, m);
+  std::copy(y, y + m * out_features(), out);
+}
+
+template <typename T>
+double Network<T>::loss(const T* x, kernels::Target<T> t, int64_t m) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return kernels::loss_forward<T>(loss_, red_, run_forward(x, m), t, m, out_features(), nullptr);
+}
+
+template <typename T>
+double Network<T>::backward(const T* x, kernels::Target<T> t, int64_t m) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return run_backward(x, t, m);
+}
+
+template <typename T>
+double Network<T>::train_step(const T* x, kernels::Target<T> t, int64_t m, T* velocity,
+                              const kernels::SgdConfig& cfg, bool first_step) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const double value = run_backward(x, t, m);
+  kernels::sgd_step(params_.data(), grads_.data(), velocity, n_params(), cfg, first_step);
+  return value;
+}
+
+template <typename T>
+double Network<T>::train_epoch(const T* x, kernels::Target<T> t, int64_t rows,
+                               const int64_t* order, int64_t batch, T* velocity,
+                               const kernels::SgdConfig& cfg, bool first_step) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const int64_t in = in_features(), out = out_features();
+  const int64_t cap = std::min(batch, rows);
+  batch_x_.resize(cap * in);
+  if (t.labels) batch_labels_.resize(cap); else batch_t_.resize(cap * out);
+  double weighted = 0.0;
+  for (int64_t start = 0; start < rows; start += batch) {
+    const int64_t m = std::min(batch, rows - start);
+    kernels::Target<T> bt;
+    for (int64_t i = 0; i < m; ++i) {
+      const int64_t r = order[start + i];
+      std::copy(x + r * in, x + (r + 1) * in, batch_x_.data() + i * in);
+      if (t.labels) batch_labels_[i] = t.labels[r];
+      else std::copy(t.dense + r * out, t.dense + (r + 1) * out, batch_t_.data() + i * out);
+    }
+    if (t.labels) bt.labels = batch_labels_.data(); else bt.dense = batch_t_.data();
+    weighted += double(m) * run_backward(batch_x_.data(), bt, m);
+    kernels::sgd_step(params_.data(), grads_.data(), velocity, n_params(), cfg,
+                      first_step && start == 0);
+  }
+  return weighted / double(rows);
+}
+
+template class Network<float>;
+template class Network<double>;
+
+}  // namespace fastbp::nn

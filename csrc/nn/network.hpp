@@ -1,0 +1,78 @@
+#pragma once
+#include <cstdint>
+#include <mutex>
+#include <vector>
+
+#include "kernels/act.hpp"
+#include "kernels/loss.hpp"
+#include "kernels/optim.hpp"
+
+namespace fastbp::nn {
+
+// One layer as the user wrote it: a Dense(in, out) or an activation.
+struct LayerSpec {
+  bool dense = false;
+  int64_t in = 0, out = 0;
+  kernels::Act act = kernels::Act::Identity;
+};
+
+// Where a Dense layer's W (in x out, row-major) and b (out) sit in the flat buffers.
+struct ParamSlot {
+  int64_t w_offset, b_offset, in, out;
+};
+
+// The unit the network runs: a Dense with the activation that follows it fused in
+// (Identity when none follows), or an activation that follows no Dense.
+struct Step {
+  bool dense;
+  int64_t in, out;
+  kernels::Act act;
+  int64_t w_offset, b_offset;
+};
+
+// An MLP as data: steps, flat parameter and gradient buffers, and workspaces kept
+// between calls so a steady-state step allocates nothing. Calls on one network are
+// serialised by a mutex; different networks run concurrently.
+template <typename T>
+class Network {
+ public:
+  Network(const std::vector<LayerSpec>& layers, kernels::Loss loss, kernels::Reduction red);
+
+  int64_t n_params() const { return static_cast<int64_t>(params_.size()); }
+  int64_t in_features() const { return steps_.front().in; }
+  int64_t out_features() const { return steps_.back().out; }
+  kernels::Loss loss_kind() const { return loss_; }
+  const std::vector<ParamSlot>& slots() const { return slots_; }
+  T* params() { return params_.data(); }
+  T* grads() { return grads_.data(); }
+
+  // Each runs the whole batch x (m x in_features) in one call.
+  void forward(const T* x, int64_t m, T* out);
+  double loss(const T* x, kernels::Target<T> t, int64_t m);
+  double backward(const T* x, kernels::Target<T> t, int64_t m);
+  double train_step(const T* x, kernels::Target<T> t, int64_t m, T* velocity,
+                    const kernels::SgdConfig& cfg, bool first_step);
+  // One epoch over the rows of x in `order`, batch by batch; returns the
+  // sample-weighted mean of the batch losses.
+  double train_epoch(const T* x, kernels::Target<T> t, int64_t rows, const int64_t* order,
+                     int64_t batch, T* velocity, const kernels::SgdConfig& cfg, bool first_step);
+
+ private:
+  const T* run_forward(const T* x, int64_t m);
+  double run_backward(const T* x, kernels::Target<T> t, int64_t m);
+  void reserve(int64_t m);
+
+  std::vector<Step> steps_;
+  std::vector<ParamSlot> slots_;
+  kernels::Loss loss_;
+  kernels::Reduction red_;
+  std::vector<T> params_, grads_;
+  int64_t max_width_ = 0, reserved_rows_ = 0;
+  std::vector<std::vector<T>> acts_;  // post-activation output of each step
+  std::vector<T> grad_a_, grad_b_;    // ping-pong buffers for dL/d(activations)
+  std::vector<T> batch_x_, batch_t_;  // gathered rows for train_epoch
+  std::vector<int64_t> batch_labels_;
+  std::mutex mutex_;
+};
+
+}  // namespace fastbp::nn

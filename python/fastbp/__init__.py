@@ -1,0 +1,41 @@
+"""fastbp: fast backpropagation for multilayer perceptrons.
+
+Build a network from layers, train it with SGD; the heavy lifting runs in C++
+(``fastbp._core``), and :mod:`fastbp.reference` holds the same maths in NumPy.
+"""
+
+from __future__ import annotations
+
+from . import _core, ops, reference
+from .gradcheck import gradcheck
+from .layers import Dense, Identity, Layer, ReLU, Sigmoid, Tanh
+from .losses import BCEWithLogitsLoss, Loss, MSELoss, SoftmaxCrossEntropyLoss
+from .network import History, Network
+from .optim import SGD
+
+__version__ = _core.build_info()["version"]
+
+__all__ = [
+    "Dense", "Identity", "Layer", "ReLU", "Sigmoid", "Tanh",
+    "BCEWithLogitsLoss", "Loss", "MSELoss", "SoftmaxCrossEntropyLoss",
+    "History", "Network", "SGD", "gradcheck", "ops", "reference",
+    "build_info", "get_num_threads", "set_num_threads",
+]
+
+
+def build_info() -> dict:
+    """How this fastbp was built and what it uses here: version, compiler, SIMD paths
+    compiled and in use, OpenMP, CUDA compiled and available."""
+    return _core.build_info()
+
+
+def get_num_threads() -> int:
+    """Threads fastbp's kernels use (default: OpenMP's, i.e. OMP_NUM_THREADS or the cores)."""
+    return _core.get_num_threads()
+
+
+def set_num_threads(n: int) -> None:
+    """Set the threads fastbp's kernels use, for every Python thread."""
+    from ._validate import positive_int
+
+    _core.set_num_threads(positive_int("n", n))

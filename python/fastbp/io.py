@@ -1,0 +1,99 @@
+"""Saving and loading networks: a .npz file holding a JSON header and the flat
+parameters. Loading never unpickles (``allow_pickle=False``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+from . import layers as layers_mod
+from . import losses as losses_mod
+
+__all__ = ["save", "load", "network_config", "from_config"]
+
+FORMAT = "fastbp-network"
+VERSION = 1
+_LAYER_TYPES = {cls.__name__: cls for cls in (layers_mod.Dense, layers_mod.Sigmoid,
+                                              layers_mod.ReLU, layers_mod.Tanh,
+                                              layers_mod.Identity)}
+_LOSS_TYPES = {cls.__name__: cls for cls in (losses_mod.MSELoss,
+                                             losses_mod.SoftmaxCrossEntropyLoss,
+                                             losses_mod.BCEWithLogitsLoss)}
+
+
+def network_config(net) -> dict:
+    """Everything but the parameters needed to rebuild ``net``."""
+    return {"format": FORMAT, "version": VERSION, "dtype": str(net.dtype),
+            "backend": net.backend, "layers": [layer.config() for layer in net.layers],
+            "loss": net.loss_fn.config()}
+
+
+def from_config(config: dict, params: np.ndarray, backend: str | None = None, dtype=None):
+    """A network built from ``config`` with its flat parameters set to ``params``."""
+    from .network import Network
+
+    layers = []
+    for spec in config["layers"]:
+        spec = dict(spec)
+        layers.append(_LAYER_TYPES[spec.pop("type")](**spec))
+    loss_spec = dict(config["loss"])
+    loss = _LOSS_TYPES[loss_spec.pop("type")](**loss_spec)
+    net = Network(layers, loss, dtype=dtype or config["dtype"],
+                  backend=backend or config["backend"])
+    if params.shape != (net.n_params,):
+        raise ValueError(f"the file holds {params.size} parameters but its layers need "
+                         f"{net.n_params}")
+    net._core.params[...] = params
+    return net
+
+
+def save(net, path) -> None:
+    """Write ``net`` to ``path`` atomically: a temporary file in the same folder is
+    written, flushed and renamed, so an interrupted save leaves any old file intact."""
+    path = os.fspath(path)
+    header = np.array(json.dumps(network_config(net)))
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".fastbp-", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, header=header, params=net._core.params)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load(path, backend: str | None = None):
+    """Rebuild the network saved at ``path``.
+
+    Raises FileNotFoundError when there is no such file and ValueError when the file
+    is not a complete fastbp network file of a supported version.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no fastbp network file at {path!r}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            header = json.loads(str(data["header"]))
+            params = np.array(data["params"])
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as e:
+        raise ValueError(f"{path!r} is not a readable fastbp network file: {e}") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise ValueError(f"{path!r} is not a fastbp network file")
+    if header.get("version") != VERSION:
+        raise ValueError(f"{path!r} has format version {header.get('version')!r}; this "
+                         f"fastbp reads version {VERSION}")
+    if params.ndim != 1 or params.dtype != np.dtype(header.get("dtype")):
+        raise ValueError(f"{path!r} holds parameters of dtype {params.dtype} and shape "
+                         f"{params.shape}, expected a flat {header.get('dtype')} array")
+    try:
+        return from_config(header, params, backend=backend)
+    except (KeyError, TypeError) as e:
+        raise ValueError(f"{path!r} has a malformed header: {e}") from None

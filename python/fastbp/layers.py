@@ -1,0 +1,134 @@
+"""Layers: ``Dense`` and the activations. A layer is a description plus, for Dense,
+its parameters; the network runs them in C++ (or NumPy for ``backend="numpy"``)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _validate
+
+__all__ = ["Layer", "Dense", "Sigmoid", "ReLU", "Tanh", "Identity", "INITS"]
+
+INITS = ("xavier", "he", "zeros")
+
+
+class Layer:
+    """Base class of every layer; a layer belongs to at most one network."""
+
+    _owner = None
+
+    def config(self) -> dict:
+        """What :meth:`fastbp.Network.save` stores to rebuild this layer."""
+        return {"type": type(self).__name__}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class Activation(Layer):
+    """An elementwise activation ``A = f(Z)``; ``name`` keys the kernels."""
+
+    name = ""
+
+
+class Sigmoid(Activation):
+    """Logistic sigmoid ``1 / (1 + exp(-z))``, computed without overflow."""
+
+    name = "sigmoid"
+
+
+class ReLU(Activation):
+    """``max(z, 0)``."""
+
+    name = "relu"
+
+
+class Tanh(Activation):
+    """Hyperbolic tangent."""
+
+    name = "tanh"
+
+
+class Identity(Activation):
+    """``f(z) = z``: a linear output."""
+
+    name = "identity"
+
+
+class _Param:
+    """A parameter attribute: reads give the network's array; writes copy into it, so
+    ``layer.W = arr`` and ``layer.W[...] = arr`` both set the parameter."""
+
+    def __set_name__(self, owner, name):
+        self.slot = "_" + name
+
+    def __get__(self, layer, owner=None):
+        return self if layer is None else getattr(layer, self.slot)
+
+    def __set__(self, layer, value):
+        current = getattr(layer, self.slot)
+        shape = (layer.in_features, layer.out_features) if self.slot == "_W" else (layer.out_features,)
+        dtype = current.dtype if current is not None else np.float64
+        arr = _validate.float_array(self.slot[1:], value, dtype)
+        if arr.shape != shape:
+            raise ValueError(f"{self.slot[1:]} must have shape {shape}, got {arr.shape}")
+        if current is None:
+            setattr(layer, self.slot, arr.copy())
+        else:
+            current[...] = arr
+
+
+class Dense(Layer):
+    """Fully connected layer ``Z = X @ W + b`` with samples as rows.
+
+    Parameters
+    ----------
+    in_features, out_features : int
+        Sizes of the input and output rows.
+    init : {"xavier", "he", "zeros"}
+        Weight initialisation: Glorot uniform (``torch.nn.init.xavier_uniform_``),
+        He normal (``kaiming_normal_``, fan-in, ReLU gain) or zeros. Biases start at 0.
+        The network draws the weights from its ``seed`` unless ``W`` was set before.
+
+    Attributes
+    ----------
+    W : ndarray, shape (in_features, out_features)
+    b : ndarray, shape (out_features,)
+    dW, db : ndarray
+        Gradients of the loss after :meth:`Network.backward`, same shapes.
+    """
+
+    W = _Param()
+    b = _Param()
+
+    def __init__(self, in_features: int, out_features: int, init: str = "xavier"):
+        self.in_features = _validate.positive_int("in_features", in_features)
+        self.out_features = _validate.positive_int("out_features", out_features)
+        _validate.choice("init", init, INITS)
+        self.init = init
+        self._W = self._b = self._dW = self._db = None
+
+    @property
+    def dW(self):
+        return self._dW
+
+    @property
+    def db(self):
+        return self._db
+
+    def initial_weights(self, rng: np.random.Generator) -> np.ndarray:
+        """Weights drawn for ``init`` (float64; the network casts them)."""
+        shape = (self.in_features, self.out_features)
+        if self.init == "xavier":
+            bound = np.sqrt(6.0 / (self.in_features + self.out_features))
+            return rng.uniform(-bound, bound, size=shape)
+        if self.init == "he":
+            return rng.normal(0.0, np.sqrt(2.0 / self.in_features), size=shape)
+        return np.zeros(shape)
+
+    def config(self) -> dict:
+        return {"type": "Dense", "in_features": self.in_features,
+                "out_features": self.out_features, "init": self.init}
+
+    def __repr__(self) -> str:
+        return f"Dense({self.in_features}, {self.out_features}, init={self.init!r})"

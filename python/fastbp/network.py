@@ -1,0 +1,263 @@
+"""``Network``: a sequence of layers, a loss, and one call into C++ per step or epoch."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import _core, _validate, ops, reference
+from .layers import Activation, Dense, Layer
+from .losses import Loss, SoftmaxCrossEntropyLoss
+from .optim import SGD
+
+__all__ = ["Network", "History"]
+
+BACKENDS = ("cpu", "numpy")
+_CORE_NETWORKS = {np.float32: _core.Network32, np.float64: _core.Network64}
+
+
+@dataclass
+class History:
+    """What :meth:`Network.fit` observed: the mean training loss of each epoch and,
+    with ``validation_data``, the validation loss after each epoch."""
+
+    loss: list = field(default_factory=list)
+    val_loss: list = field(default_factory=list)
+
+
+def _describe(layers) -> list:
+    """``(dense, in, out, activation)`` per layer, checking that the sizes chain."""
+    if not isinstance(layers, (list, tuple)) or not layers:
+        raise TypeError(f"layers must be a non-empty list of fastbp layers, got {layers!r}")
+    specs, width = [], None
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, Layer):
+            raise TypeError(f"layers[{i}] must be a fastbp Layer, got {type(layer).__name__}")
+        if layer._owner is not None:
+            raise ValueError(f"layers[{i}] ({layer!r}) already belongs to a network")
+        if isinstance(layer, Dense):
+            if width is not None and layer.in_features != width:
+                raise ValueError(f"layers[{i}] expects {layer.in_features} inputs but the "
+                                 f"layer before it gives {width}")
+            width = layer.out_features
+            specs.append((True, layer.in_features, layer.out_features, "identity"))
+        elif isinstance(layer, Activation):
+            if width is None:
+                raise ValueError("the first layer must be Dense, got " + repr(layer))
+            specs.append((False, width, width, layer.name))
+        else:
+            raise TypeError(f"layers[{i}] is an unsupported layer type {type(layer).__name__}")
+    if len({id(layer) for layer in layers}) != len(layers):
+        raise ValueError("a layer object appears twice in layers")
+    return specs
+
+
+class Network:
+    """A multilayer perceptron trained by backpropagation.
+
+    Parameters
+    ----------
+    layers : list of Layer
+        ``Dense`` layers and activations, input first; kept as ``net.layers``.
+    loss : Loss
+        ``MSELoss``, ``SoftmaxCrossEntropyLoss`` or ``BCEWithLogitsLoss``.
+    dtype : {"float32", "float64"}
+    backend : {"cpu", "numpy"}
+        ``"cpu"`` runs fastbp's C++ kernels; ``"numpy"`` the pure-NumPy reference.
+    seed : int or None
+        Seeds the weight initialisation and the shuffling of :meth:`fit`.
+    """
+
+    def __init__(self, layers, loss, dtype: str = "float32", backend: str = "cpu",
+                 seed: int | None = None):
+        specs = _describe(layers)
+        if not isinstance(loss, Loss):
+            raise TypeError(f"loss must be a fastbp Loss, got {type(loss).__name__}")
+        _validate.choice("dtype", dtype, _validate.DTYPES)
+        _validate.choice("backend", backend, BACKENDS)
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+            raise TypeError(f"seed must be an int or None, got {type(seed).__name__}")
+        self.layers = list(layers)
+        self.loss_fn = loss
+        self.dtype = np.dtype(dtype)
+        self.backend = backend
+        self.seed = seed
+        self._rng = np.random.default_rng(seed)
+        self._core = self._make_core(specs)
+        self._bind_parameters()
+
+    def _make_core(self, specs):
+        if self.backend == "numpy":
+            return reference.ReferenceNetwork(specs, self.loss_fn.name, self.loss_fn.reduction,
+                                              self.dtype)
+        core_specs = [(d, i, o, getattr(_core.Act, ops.ACT_NAMES[a])) for d, i, o, a in specs]
+        loss = getattr(_core.Loss, ops.LOSS_NAMES[self.loss_fn.name])
+        reduction = getattr(_core.Reduction, self.loss_fn.reduction.capitalize())
+        return _CORE_NETWORKS[self.dtype.type](core_specs, loss, reduction)
+
+    def _bind_parameters(self) -> None:
+        """Point every Dense layer's W, b, dW, db at the network's flat buffers,
+        initialising the weights the user did not set."""
+        params, grads = self._core.params, self._core.grads
+        dense = [layer for layer in self.layers if isinstance(layer, Dense)]
+        for layer, (w_off, b_off, n_in, n_out) in zip(dense, self._core.slots):
+            w0 = layer.initial_weights(self._rng)
+            W, b = params[w_off:b_off].reshape(n_in, n_out), params[b_off:b_off + n_out]
+            W[...] = w0 if layer._W is None else layer._W
+            b[...] = 0 if layer._b is None else layer._b
+            layer._W, layer._b = W, b
+            layer._dW = grads[w_off:b_off].reshape(n_in, n_out)
+            layer._db = grads[b_off:b_off + n_out]
+        for layer in self.layers:
+            layer._owner = self
+
+    # ---- properties ---------------------------------------------------------------
+
+    @property
+    def n_params(self) -> int:
+        """Number of trainable scalars (every W and b)."""
+        return int(self._core.n_params)
+
+    @property
+    def in_features(self) -> int:
+        return self.layers[0].in_features
+
+    @property
+    def out_features(self) -> int:
+        return self._core.slots[-1][3]
+
+    # ---- input checks -------------------------------------------------------------
+
+    def _inputs(self, X) -> np.ndarray:
+        x = _validate.float_array("X", X, self.dtype, ndim=2)
+        if x.shape[1] != self.in_features:
+            raise ValueError(f"X must have {self.in_features} columns (the first layer's "
+                             f"in_features), got shape {x.shape}")
+        if x.shape[0] == 0:
+            raise ValueError(f"X is an empty batch, shape {x.shape}")
+        return x
+
+    def _targets(self, T, rows: int) -> np.ndarray:
+        t = _validate.numeric_array("T", T)
+        n_out = self.out_features
+        if isinstance(self.loss_fn, SoftmaxCrossEntropyLoss) and t.ndim == 1:
+            if t.dtype.kind not in "iu":
+                raise TypeError(f"class labels must be integers, got dtype {t.dtype}")
+            if t.shape[0] != rows:
+                raise ValueError(f"T has {t.shape[0]} labels but X has {rows} rows")
+            if t.size and (t.min() < 0 or t.max() >= n_out):
+                bad = t.min() if t.min() < 0 else t.max()
+                raise ValueError(f"class labels must be in [0, {n_out}), got {bad}")
+            return np.ascontiguousarray(t, dtype=np.int64)
+        if t.ndim == 1 and n_out == 1:
+            t = t.reshape(-1, 1)
+        if t.ndim != 2 or t.shape[1] != n_out:
+            raise ValueError(f"T must have shape ({rows}, {n_out}), got {t.shape}")
+        if t.shape[0] != rows:
+            raise ValueError(f"T has {t.shape[0]} rows but X has {rows} rows")
+        return _validate.float_array("T", t, self.dtype)
+
+    def _batch(self, X, T):
+        x = self._inputs(X)
+        return x, self._targets(T, x.shape[0])
+
+    @staticmethod
+    def _optimizer(optimizer) -> SGD:
+        if not isinstance(optimizer, SGD):
+            raise TypeError(f"optimizer must be a fastbp.SGD, got {type(optimizer).__name__}")
+        return optimizer
+
+    # ---- computation --------------------------------------------------------------
+
+    def forward(self, X) -> np.ndarray:
+        """Network output for the batch ``X`` (N, in_features): an (N, out) array."""
+        return self._core.forward(self._inputs(X))
+
+    def predict(self, X) -> np.ndarray:
+        """Same as :meth:`forward`; keeps no training state."""
+        return self.forward(X)
+
+    def loss(self, X, T) -> float:
+        """The loss of the network's output for ``X`` against targets ``T``."""
+        return float(self._core.loss(*self._batch(X, T)))
+
+    def backward(self, X, T) -> float:
+        """Forward pass, loss and backpropagation; fills every ``dW``/``db``."""
+        return float(self._core.backward(*self._batch(X, T)))
+
+    def train_step(self, X, T, optimizer: SGD) -> float:
+        """One forward/backward/update in a single call; returns the loss before it."""
+        opt = self._optimizer(optimizer)
+        x, t = self._batch(X, T)
+        state = opt.state_for(self)
+        value = self._core.train_step(x, t, state["velocity"], **opt.hyper_parameters(),
+                                      first_step=state["steps"] == 0)
+        state["steps"] += 1
+        return float(value)
+
+    def _apply_sgd(self, opt: SGD) -> None:
+        state = opt.state_for(self)
+        step = reference.sgd_step if self.backend == "numpy" else ops.sgd_step
+        step(self._core.params, self._core.grads, state["velocity"],
+             **opt.hyper_parameters(), first_step=state["steps"] == 0)
+        state["steps"] += 1
+
+    def fit(self, X, T, *, epochs: int, batch_size: int, optimizer: SGD, shuffle: bool = True,
+            validation_data=None) -> History:
+        """Train for ``epochs`` passes over (X, T) in mini-batches of ``batch_size``.
+
+        Each epoch runs in one call into C++ (batches gathered and shuffled there).
+        Returns a :class:`History` of the mean training loss per epoch and, given
+        ``validation_data=(X_val, T_val)``, the validation loss after each epoch.
+        """
+        epochs = _validate.positive_int("epochs", epochs)
+        batch_size = _validate.positive_int("batch_size", batch_size)
+        opt = self._optimizer(optimizer)
+        x, t = self._batch(X, T)
+        val = None
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise TypeError("validation_data must be a pair (X_val, T_val)")
+            val = self._batch(*validation_data)
+        history = History()
+        state = opt.state_for(self)
+        for _ in range(epochs):
+            order = self._rng.permutation(x.shape[0]) if shuffle else np.arange(x.shape[0])
+            mean = self._core.train_epoch(x, t, order.astype(np.int64), batch_size,
+                                          state["velocity"], **opt.hyper_parameters(),
+                                          first_step=state["steps"] == 0)
+            state["steps"] += -(-x.shape[0] // batch_size)
+            history.loss.append(float(mean))
+            if val is not None:
+                history.val_loss.append(float(self._core.loss(*val)))
+        return history
+
+    # ---- persistence --------------------------------------------------------------
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the network (layers, loss, dtype, parameters) to ``path`` (.npz)."""
+        from .io import save
+
+        save(self, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, backend: str | None = None) -> "Network":
+        """Rebuild a network saved by :meth:`save`, on ``backend`` (default: as saved)."""
+        from .io import load
+
+        return load(path, backend=backend)
+
+    def _float64_copy(self) -> "Network":
+        """An independent float64 network with this one's layers and parameters."""
+        from .io import from_config, network_config
+
+        return from_config(network_config(self), self._core.params.astype(np.float64),
+                           dtype="float64")
+
+    def __repr__(self) -> str:
+        inner = ", ".join(map(repr, self.layers))
+        return (f"Network([{inner}], loss={self.loss_fn!r}, dtype={str(self.dtype)!r}, "
+                f"backend={self.backend!r})")
+

@@ -1,0 +1,155 @@
+"""fastbp's C++ kernels on NumPy arrays, one function per kernel.
+
+Each function has a pure-NumPy twin of the same name in :mod:`fastbp.reference`.
+Inputs may be any array-like of real numbers; the result dtype follows NumPy's
+promotion with float32 (float32 stays float32, float64 stays float64, integers
+become float64, float16 becomes float32). Inputs are converted (copied) only when
+they are not already C-contiguous in that dtype.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _core, _validate
+from .losses import REDUCTIONS
+
+__all__ = [
+    "matmul", "linear", "sigmoid", "relu", "tanh", "identity",
+    "sigmoid_backward", "relu_backward", "tanh_backward", "identity_backward",
+    "softmax", "mse", "mse_backward", "softmax_cross_entropy",
+    "softmax_cross_entropy_backward", "bce_with_logits", "bce_with_logits_backward",
+    "sgd_step",
+]
+
+ACT_NAMES = {"identity": "Identity", "sigmoid": "Sigmoid", "relu": "ReLU", "tanh": "Tanh"}
+LOSS_NAMES = {"mse": "MSE", "softmax_cross_entropy": "SoftmaxCrossEntropy",
+              "bce_with_logits": "BCEWithLogits"}
+
+
+def _arrays(**named):
+    """Convert each named input to the common float dtype, C-contiguous."""
+    arrays = {k: _validate.numeric_array(k, v) for k, v in named.items()}
+    dtype = np.result_type(*arrays.values(), np.float32)
+    if dtype not in (np.float32, np.float64):
+        raise TypeError(f"inputs must be float32 or float64 (or convertible), got {dtype}")
+    return [np.ascontiguousarray(a, dtype=dtype) for a in arrays.values()]
+
+
+def _same_shape(**named):
+    shapes = {k: np.shape(v) for k, v in named.items()}
+    if len(set(shapes.values())) != 1:
+        raise ValueError("shapes must match, got " +
+                         ", ".join(f"{k} {s}" for k, s in shapes.items()))
+
+
+def matmul(a, b, trans_a: bool = False, trans_b: bool = False) -> np.ndarray:
+    """``op(a) @ op(b)`` for 2-D arrays, ``op(x) = x.T`` when its flag is set; the
+    transposes are read in place, never materialised."""
+    a, b = _arrays(a=a, b=b)
+    if a.ndim != 2 or b.ndim != 2:
+        raise ValueError(f"matmul takes 2-D arrays, got shapes {a.shape} and {b.shape}")
+    return _core.matmul(a, b, bool(trans_a), bool(trans_b))
+
+
+def linear(x, w, b) -> np.ndarray:
+    """The dense forward pass ``x @ w + b``: x (N, in), w (in, out), b (out,)."""
+    x, w, b = _arrays(x=x, w=w, b=b)
+    if x.ndim != 2 or w.ndim != 2 or b.ndim != 1:
+        raise ValueError(f"linear takes x (N, in), w (in, out), b (out,), got {x.shape}, "
+                         f"{w.shape}, {b.shape}")
+    return _core.linear(x, w, b)
+
+
+def _activation(name):
+    act = getattr(_core.Act, ACT_NAMES[name])
+
+    def forward(x) -> np.ndarray:
+        (x,) = _arrays(x=x)
+        return _core.activation(act, x)
+
+    def backward(y, grad) -> np.ndarray:
+        _same_shape(y=y, grad=grad)
+        y, grad = _arrays(y=y, grad=grad)
+        return _core.activation_backward(act, y, grad)
+
+    forward.__name__, backward.__name__ = name, name + "_backward"
+    forward.__doc__ = f"Elementwise {name}."
+    backward.__doc__ = (f"``grad * f'(z)`` for {name}, given its forward output ``y = f(z)`` "
+                        "(as PyTorch's sigmoid_backward takes the output).")
+    return forward, backward
+
+
+sigmoid, sigmoid_backward = _activation("sigmoid")
+relu, relu_backward = _activation("relu")
+tanh, tanh_backward = _activation("tanh")
+identity, identity_backward = _activation("identity")
+
+
+def softmax(x) -> np.ndarray:
+    """Row-wise softmax of a 2-D array."""
+    (x,) = _arrays(x=x)
+    if x.ndim != 2:
+        raise ValueError(f"softmax takes a 2-D array, got shape {x.shape}")
+    return _core.softmax(x)
+
+
+def _loss_call(name, y, t, reduction, with_grad):
+    _validate.choice("reduction", reduction, REDUCTIONS)
+    kind = getattr(_core.Loss, LOSS_NAMES[name])
+    red = getattr(_core.Reduction, reduction.capitalize())
+    t_arr = _validate.numeric_array("target", t)
+    if name == "softmax_cross_entropy" and t_arr.ndim == 1:
+        if t_arr.dtype.kind not in "iu":
+            raise TypeError(f"class labels must be integers, got dtype {t_arr.dtype}")
+        (y,) = _arrays(y=y)
+        t_arr = np.ascontiguousarray(t_arr, dtype=np.int64)
+    else:
+        _same_shape(y=y, target=t_arr)
+        y, t_arr = _arrays(y=y, target=t_arr)
+    if y.ndim != 2:
+        raise ValueError(f"{name} takes 2-D outputs (N, C), got shape {y.shape}")
+    value, grad = _core.loss(kind, red, y, t_arr, with_grad)
+    return grad if with_grad else value
+
+
+def _loss(name, doc):
+    def value(y, target, reduction: str = "mean") -> float:
+        return _loss_call(name, y, target, reduction, False)
+
+    def backward(y, target, reduction: str = "mean") -> np.ndarray:
+        return _loss_call(name, y, target, reduction, True)
+
+    value.__name__, backward.__name__ = name, name + "_backward"
+    value.__doc__ = doc
+    backward.__doc__ = f"Gradient of {name} with respect to its first argument."
+    return value, backward
+
+
+mse, mse_backward = _loss("mse", "Squared error; ``mean`` averages over all elements.")
+softmax_cross_entropy, softmax_cross_entropy_backward = _loss(
+    "softmax_cross_entropy",
+    "Cross-entropy of softmax(logits) against labels (N,) or probability rows (N, C); "
+    "``mean`` averages over samples.")
+bce_with_logits, bce_with_logits_backward = _loss(
+    "bce_with_logits", "Binary cross-entropy of sigmoid(logits); ``mean`` averages over all elements.")
+
+
+def sgd_step(param, grad, velocity, *, lr: float, momentum: float = 0.0,
+             dampening: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0,
+             first_step: bool = True) -> None:
+    """One ``torch.optim.SGD`` update, in place on ``param`` and ``velocity``.
+
+    ``param`` and ``velocity`` must be writeable C-contiguous float32/float64 arrays
+    of one shape and dtype; ``grad`` is converted to match.
+    """
+    for name, arr in (("param", param), ("velocity", velocity)):
+        if not isinstance(arr, np.ndarray):
+            raise TypeError(f"{name} must be a NumPy array (updated in place), "
+                            f"got {type(arr).__name__}")
+    _same_shape(param=param, grad=grad, velocity=velocity)
+    grad = np.ascontiguousarray(_validate.numeric_array("grad", grad), dtype=param.dtype)
+    _core.sgd_step(param, grad, velocity, _validate.real("lr", lr, strict=True),
+                   _validate.real("momentum", momentum), _validate.real("dampening", dampening),
+                   bool(nesterov), _validate.real("weight_decay", weight_decay),
+                   bool(first_step))

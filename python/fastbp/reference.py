@@ -1,0 +1,221 @@
+"""Pure-NumPy twin of every fastbp kernel and of the network maths.
+
+This module is the oracle the tests compare the C++ kernels against and the
+baseline the benchmarks time. It is written for clarity, one formula per function,
+with the same signatures and semantics as :mod:`fastbp.ops`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "matmul", "linear", "sigmoid", "relu", "tanh", "identity",
+    "sigmoid_backward", "relu_backward", "tanh_backward", "identity_backward",
+    "softmax", "mse", "mse_backward", "softmax_cross_entropy",
+    "softmax_cross_entropy_backward", "bce_with_logits", "bce_with_logits_backward",
+    "sgd_step", "ReferenceNetwork",
+]
+
+
+def matmul(a, b, trans_a=False, trans_b=False):
+    """``op(a) @ op(b)`` with ``op(x) = x.T`` when the flag is set."""
+    return (a.T if trans_a else a) @ (b.T if trans_b else b)
+
+
+def linear(x, w, b):
+    """The dense forward pass ``x @ w + b`` (samples as rows)."""
+    return x @ w + b
+
+
+def sigmoid(x):
+    """Logistic function, evaluated through ``exp(-|x|)`` so it never overflows."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+
+
+def relu(x):
+    return np.maximum(x, 0)
+
+
+def tanh(x):
+    return np.tanh(x)
+
+
+def identity(x):
+    return x.copy()
+
+
+def sigmoid_backward(y, grad):
+    """``grad * f'(z)`` for the sigmoid, written through its output ``y = f(z)``."""
+    return grad * y * (1 - y)
+
+
+def relu_backward(y, grad):
+    return grad * (y > 0)
+
+
+def tanh_backward(y, grad):
+    return grad * (1 - y * y)
+
+
+def identity_backward(y, grad):
+    return grad.copy()
+
+
+def softmax(x):
+    """Row-wise softmax around the row maximum."""
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _reduce(total, count, reduction):
+    return float(total / count) if reduction == "mean" else float(total)
+
+
+def mse(y, t, reduction="mean"):
+    """``sum((y - t)**2)``, divided by the number of elements for ``"mean"``."""
+    return _reduce(np.sum((y - t) ** 2, dtype=np.float64), y.size, reduction)
+
+
+def mse_backward(y, t, reduction="mean"):
+    return 2 * (y - t) / (y.size if reduction == "mean" else 1)
+
+
+def _log_softmax(x):
+    shifted = x - x.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def _target_rows(target, shape, dtype):
+    """Probability rows for a target of class labels (N,) or of rows (N, C)."""
+    if target.ndim == 1:
+        rows = np.zeros(shape, dtype=dtype)
+        rows[np.arange(shape[0]), target] = 1
+        return rows
+    return target
+
+
+def softmax_cross_entropy(logits, target, reduction="mean"):
+    """``-sum(t * log_softmax(logits))``, divided by the number of rows for ``"mean"``."""
+    t = _target_rows(target, logits.shape, logits.dtype)
+    total = -np.sum(t * _log_softmax(logits.astype(np.float64)))
+    return _reduce(total, logits.shape[0], reduction)
+
+
+def softmax_cross_entropy_backward(logits, target, reduction="mean"):
+    t = _target_rows(target, logits.shape, logits.dtype)
+    g = softmax(logits) * t.sum(axis=1, keepdims=True) - t
+    return g / (logits.shape[0] if reduction == "mean" else 1)
+
+
+def bce_with_logits(logits, target, reduction="mean"):
+    """Binary cross-entropy of ``sigmoid(logits)``, as ``max(x,0) - x*t + log1p(exp(-|x|))``."""
+    x = logits.astype(np.float64)
+    total = np.sum(np.maximum(x, 0) - x * target + np.log1p(np.exp(-np.abs(x))))
+    return _reduce(total, logits.size, reduction)
+
+
+def bce_with_logits_backward(logits, target, reduction="mean"):
+    return (sigmoid(logits) - target) / (logits.size if reduction == "mean" else 1)
+
+
+def sgd_step(param, grad, velocity, *, lr, momentum=0.0, dampening=0.0, nesterov=False,
+             weight_decay=0.0, first_step=True):
+    """One torch.optim.SGD update of ``param`` (and ``velocity``) in place."""
+    d = grad + weight_decay * param
+    if momentum != 0:
+        v = d if first_step else momentum * velocity + (1 - dampening) * d
+        velocity[...] = v
+        d = d + momentum * v if nesterov else v
+    param -= lr * d
+
+
+ACTIVATIONS = {
+    "identity": (identity, identity_backward),
+    "sigmoid": (sigmoid, sigmoid_backward),
+    "relu": (relu, relu_backward),
+    "tanh": (tanh, tanh_backward),
+}
+
+LOSSES = {
+    "mse": (mse, mse_backward),
+    "softmax_cross_entropy": (softmax_cross_entropy, softmax_cross_entropy_backward),
+    "bce_with_logits": (bce_with_logits, bce_with_logits_backward),
+}
+
+
+class ReferenceNetwork:
+    """The network maths in NumPy, with the interface of ``fastbp._core.Network32/64``.
+
+    ``layers`` holds ``(dense, in, out, activation_name)`` tuples; parameters live in
+    one flat array, each Dense layer's ``W`` then ``b``, as in the C++ network.
+    """
+
+    def __init__(self, layers, loss, reduction, dtype):
+        self._layers, self.slots, offset = [], [], 0
+        for dense, n_in, n_out, act in layers:
+            if dense:
+                self.slots.append((offset, offset + n_in * n_out, n_in, n_out))
+                offset += n_in * n_out + n_out
+            self._layers.append((dense, len(self.slots) - 1, act))
+        self.params = np.zeros(offset, dtype=dtype)
+        self.grads = np.zeros(offset, dtype=dtype)
+        self.n_params = offset
+        self._loss, self._loss_grad = LOSSES[loss]
+        self._reduction = reduction
+
+    def _weights(self, flat, slot):
+        w_off, b_off, n_in, n_out = self.slots[slot]
+        return flat[w_off:b_off].reshape(n_in, n_out), flat[b_off:b_off + n_out]
+
+    def _forward(self, x):
+        """Every layer's output, the input first."""
+        outputs = [x]
+        for dense, slot, act in self._layers:
+            a = outputs[-1]
+            if dense:
+                outputs.append(linear(a, *self._weights(self.params, slot)))
+            else:
+                outputs.append(ACTIVATIONS[act][0](a))
+        return outputs
+
+    def forward(self, x):
+        return self._forward(x)[-1]
+
+    def loss(self, x, t):
+        return self._loss(self.forward(x), t, self._reduction)
+
+    def backward(self, x, t):
+        outputs = self._forward(x)
+        value = self._loss(outputs[-1], t, self._reduction)
+        delta = self._loss_grad(outputs[-1], t, self._reduction)
+        for i in range(len(self._layers) - 1, -1, -1):
+            dense, slot, act = self._layers[i]
+            if dense:
+                w, _ = self._weights(self.params, slot)
+                dw, db = self._weights(self.grads, slot)
+                dw[...] = outputs[i].T @ delta
+                db[...] = delta.sum(axis=0)
+                delta = delta @ w.T
+            else:
+                delta = ACTIVATIONS[act][1](outputs[i + 1], delta)
+        return value
+
+    def train_step(self, x, t, velocity, lr, momentum, dampening, nesterov, weight_decay,
+                   first_step):
+        value = self.backward(x, t)
+        sgd_step(self.params, self.grads, velocity, lr=lr, momentum=momentum,
+                 dampening=dampening, nesterov=nesterov, weight_decay=weight_decay,
+                 first_step=first_step)
+        return value
+
+    def train_epoch(self, x, t, order, batch_size, velocity, lr, momentum, dampening,
+                    nesterov, weight_decay, first_step):
+        weighted = 0.0
+        for start in range(0, len(order), batch_size):
+            rows = order[start:start + batch_size]
+            weighted += len(rows) * self.train_step(
+                x[rows], t[rows], velocity, lr, momentum, dampening, nesterov, weight_decay,
+                first_step and start == 0)
+        return weighted / len(order)
