@@ -17,7 +17,8 @@ py::object by_dtype(const py::array& a, const char* name, F&& f) {
 }
 
 // A loss target for outputs of shape (m, n): int64 labels of shape (m,) for softmax
-// cross-entropy, else an array of the outputs' dtype and shape. Labels are range-checked.
+// cross-entropy, else a finite array of the outputs' dtype and shape. Labels are
+// range-checked.
 template <typename T>
 kernels::Target<T> parse_target(const py::array& t, kernels::Loss loss, int64_t m, int64_t n) {
   kernels::Target<T> target;
@@ -30,6 +31,8 @@ kernels::Target<T> parse_target(const py::array& t, kernels::Loss loss, int64_t 
                             std::to_string(bad));
   } else {
     target.dense = in_ptr<T>(t, "target", {m, n});
+    if (!kernels::all_finite(target.dense, m * n))
+      throw py::value_error("target contains NaN or inf");
   }
   return target;
 }

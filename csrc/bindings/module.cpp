@@ -3,6 +3,7 @@
 
 #include "bindings/arrays.hpp"
 #include "kernels/act.hpp"
+#include "kernels/dispatch.hpp"
 #include "kernels/loss.hpp"
 #include "kernels/threads.hpp"
 
@@ -53,12 +54,19 @@ PYBIND11_MODULE(_core, m) {
 #else
     info["openmp"] = false;
 #endif
-    info["simd_compiled"] = std::vector<std::string>{"ref"};
-    info["simd"] = "ref";
+    info["simd_compiled"] = kernels::compiled_isas();
+    info["simd"] = kernels::isa_name(kernels::active_isa());
     info["cuda_compiled"] = false;
     info["cuda_available"] = false;
     return info;
   });
+
+  // Choose the SIMD path now, so a bad FASTBP_SIMD fails the import with its message.
+  try {
+    kernels::active_isa();
+  } catch (const std::invalid_argument& e) {
+    throw py::import_error(e.what());
+  }
 
   bindings::bind_ops(m);
   bindings::bind_network(m);

@@ -30,17 +30,28 @@ std::unique_ptr<Network<T>> make_network(const std::vector<SpecTuple>& specs,
   }
 }
 
+// Inputs X (rows x in_features), non-empty and finite.
 template <typename T>
 const T* batch_ptr(Network<T>& net, const py::array& x) {
   const T* px = in_ptr<T>(x, "X", {-1, net.in_features()});
   if (dim(x, 0) == 0) throw py::value_error("X is an empty batch, shape " + shape_str(x));
+  if (!kernels::all_finite(px, x.size())) throw py::value_error("X contains NaN or inf");
   return px;
 }
 
+// A checked batch: inputs X (rows x in_features) and their targets.
 template <typename T>
-kernels::SgdConfig sgd_config(double lr, double momentum, double dampening, bool nesterov,
-                              double weight_decay) {
-  return kernels::SgdConfig{lr, momentum, dampening, weight_decay, nesterov};
+struct Batch {
+  const T* x;
+  int64_t rows;
+  kernels::Target<T> t;
+};
+
+template <typename T>
+Batch<T> checked_batch(Network<T>& net, const py::array& x, const py::array& t) {
+  const T* px = batch_ptr(net, x);
+  const int64_t rows = dim(x, 0);
+  return {px, rows, parse_target<T>(t, net.loss_kind(), rows, net.out_features())};
 }
 
 template <typename T>
@@ -77,30 +88,27 @@ void bind_network_class(py::module_& m, const char* name) {
         net.forward(px, rows, po);
         return out;
       }, py::arg("X"))
+      .def("check", [](Net& net, const py::array& x, const py::array& t) {
+        checked_batch(net, x, t);
+      }, py::arg("X"), py::arg("T"), "Raise the error loss() would raise for this batch, if any.")
       .def("loss", [](Net& net, const py::array& x, const py::array& t) {
-        const T* px = batch_ptr(net, x);
-        const int64_t rows = dim(x, 0);
-        const auto target = parse_target<T>(t, net.loss_kind(), rows, net.out_features());
+        const Batch<T> b = checked_batch(net, x, t);
         py::gil_scoped_release nogil;
-        return net.loss(px, target, rows);
+        return net.loss(b.x, b.t, b.rows);
       }, py::arg("X"), py::arg("T"))
       .def("backward", [](Net& net, const py::array& x, const py::array& t) {
-        const T* px = batch_ptr(net, x);
-        const int64_t rows = dim(x, 0);
-        const auto target = parse_target<T>(t, net.loss_kind(), rows, net.out_features());
+        const Batch<T> b = checked_batch(net, x, t);
         py::gil_scoped_release nogil;
-        return net.backward(px, target, rows);
+        return net.backward(b.x, b.t, b.rows);
       }, py::arg("X"), py::arg("T"))
       .def("train_step", [](Net& net, const py::array& x, const py::array& t, py::array& velocity,
                             double lr, double momentum, double dampening, bool nesterov,
                             double weight_decay, bool first_step) {
-        const T* px = batch_ptr(net, x);
-        const int64_t rows = dim(x, 0);
-        const auto target = parse_target<T>(t, net.loss_kind(), rows, net.out_features());
+        const Batch<T> b = checked_batch(net, x, t);
         T* pv = out_ptr<T>(velocity, "velocity", {net.n_params()});
-        const auto cfg = sgd_config<T>(lr, momentum, dampening, nesterov, weight_decay);
+        const kernels::SgdConfig cfg{lr, momentum, dampening, weight_decay, nesterov};
         py::gil_scoped_release nogil;
-        return net.train_step(px, target, rows, pv, cfg, first_step);
+        return net.train_step(b.x, b.t, b.rows, pv, cfg, first_step);
       }, py::arg("X"), py::arg("T"), py::arg("velocity"), py::arg("lr"), py::arg("momentum"),
          py::arg("dampening"), py::arg("nesterov"), py::arg("weight_decay"),
          py::arg("first_step"))
@@ -108,18 +116,17 @@ void bind_network_class(py::module_& m, const char* name) {
                              const py::array& order, int64_t batch_size, py::array& velocity,
                              double lr, double momentum, double dampening, bool nesterov,
                              double weight_decay, bool first_step) {
-        const T* px = batch_ptr(net, x);
-        const int64_t rows = dim(x, 0);
-        const auto target = parse_target<T>(t, net.loss_kind(), rows, net.out_features());
-        const int64_t* po = in_ptr<int64_t>(order, "order", {rows});
-        if (kernels::first_bad_label(po, rows, rows) >= 0)
-          throw py::value_error("order must hold row indices in [0, " + std::to_string(rows) + ")");
+        const Batch<T> b = checked_batch(net, x, t);
+        const int64_t* po = in_ptr<int64_t>(order, "order", {b.rows});
+        if (kernels::first_bad_label(po, b.rows, b.rows) >= 0)
+          throw py::value_error("order must hold row indices in [0, " + std::to_string(b.rows) +
+                                ")");
         if (batch_size < 1)
           throw py::value_error("batch_size must be >= 1, got " + std::to_string(batch_size));
         T* pv = out_ptr<T>(velocity, "velocity", {net.n_params()});
-        const auto cfg = sgd_config<T>(lr, momentum, dampening, nesterov, weight_decay);
+        const kernels::SgdConfig cfg{lr, momentum, dampening, weight_decay, nesterov};
         py::gil_scoped_release nogil;
-        return net.train_epoch(px, target, rows, po, batch_size, pv, cfg, first_step);
+        return net.train_epoch(b.x, b.t, b.rows, po, batch_size, pv, cfg, first_step);
       }, py::arg("X"), py::arg("T"), py::arg("order"), py::arg("batch_size"),
          py::arg("velocity"), py::arg("lr"), py::arg("momentum"), py::arg("dampening"),
          py::arg("nesterov"), py::arg("weight_decay"), py::arg("first_step"));

@@ -1,4 +1,5 @@
-"""Input checks shared by the public API. Every check runs before any state changes."""
+"""Input checks and conversions shared by the public API and the NumPy reference.
+Pure NumPy; every check runs before any state changes."""
 
 from __future__ import annotations
 
@@ -6,13 +7,12 @@ import numbers
 
 import numpy as np
 
-from . import _core
-
 DTYPES = {"float32": np.float32, "float64": np.float64}
+REDUCTIONS = ("mean", "sum")
 
 
 def choice(name: str, value, allowed) -> None:
-    if value not in allowed:
+    if not isinstance(value, str) or value not in allowed:
         raise ValueError(f"{name} must be one of {sorted(allowed)}, got {value!r}")
 
 
@@ -43,12 +43,72 @@ def numeric_array(name: str, value) -> np.ndarray:
     return arr
 
 
-def float_array(name: str, value, dtype, ndim: int | None = None) -> np.ndarray:
-    """A C-contiguous copy (only if needed) of ``value`` in ``dtype``, checked finite."""
+def float_array(name: str, value, dtype) -> np.ndarray:
+    """``value`` as a C-contiguous array of ``dtype``, copied only when it is not one.
+    Values too large for ``dtype`` become inf, which the finiteness checks report."""
     arr = numeric_array(name, value)
-    if ndim is not None and arr.ndim != ndim:
-        raise ValueError(f"{name} must be {ndim}-D, got shape {arr.shape}")
-    arr = np.ascontiguousarray(arr, dtype=dtype)
-    if not _core.all_finite(arr):
+    with np.errstate(over="ignore"):
+        return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def finite(name: str, arr: np.ndarray) -> np.ndarray:
+    if not np.isfinite(arr).all():
         raise ValueError(f"{name} contains NaN or inf")
     return arr
+
+
+def common_float(**named) -> list:
+    """Each named input as a C-contiguous array of their common float dtype: NumPy's
+    promotion with float32, so float32 stays float32 and integers become float64."""
+    arrays = {k: numeric_array(k, v) for k, v in named.items()}
+    dtype = np.result_type(*arrays.values(), np.float32)
+    if dtype not in (np.float32, np.float64):
+        raise TypeError(f"inputs must be float32 or float64 (or convertible), got {dtype}")
+    return [float_array(k, a, dtype) for k, a in arrays.items()]
+
+
+def same_shape(**named) -> None:
+    shapes = {k: np.shape(v) for k, v in named.items()}
+    if len(set(shapes.values())) != 1:
+        raise ValueError("shapes must match, got " +
+                         ", ".join(f"{k} {s}" for k, s in shapes.items()))
+
+
+def loss_inputs(y, target, reduction: str, labels_allowed: bool):
+    """Outputs (N, C) and a target for a loss: float rows of the same shape, or (when
+    ``labels_allowed``) integer class labels (N,) as int64, checked in range."""
+    choice("reduction", reduction, REDUCTIONS)
+    t = numeric_array("target", target)
+    if labels_allowed and t.ndim == 1:
+        if t.dtype.kind not in "iu":
+            raise TypeError(f"class labels must be integers, got dtype {t.dtype}")
+        (y,) = common_float(y=y)
+        if y.ndim != 2 or t.shape != (y.shape[0],):
+            raise ValueError(f"class labels must have shape (N,) for outputs (N, C), got "
+                             f"{t.shape} for {y.shape}")
+        bad = np.flatnonzero((t < 0) | (t >= y.shape[1]))
+        if bad.size:
+            raise ValueError(f"class labels must be in [0, {y.shape[1]}), got {t[bad[0]]} "
+                             f"at index {bad[0]}")
+        return y, np.ascontiguousarray(t, dtype=np.int64)
+    same_shape(y=y, target=t)
+    y, t = common_float(y=y, target=t)
+    if y.ndim != 2:
+        raise ValueError(f"a loss takes 2-D outputs (N, C), got shape {y.shape}")
+    return y, t
+
+
+def sgd_inputs(param, grad, velocity, lr, momentum, dampening, nesterov, weight_decay):
+    """Checked arguments of an in-place SGD update: ``grad`` converted to ``param``'s
+    dtype, then ``lr, momentum, dampening, nesterov, weight_decay``."""
+    for name, arr in (("param", param), ("velocity", velocity)):
+        if not isinstance(arr, np.ndarray):
+            raise TypeError(f"{name} must be a NumPy array (updated in place), "
+                            f"got {type(arr).__name__}")
+    if param.dtype != velocity.dtype or param.dtype not in (np.float32, np.float64):
+        raise TypeError(f"param and velocity must share dtype float32 or float64, got "
+                        f"{param.dtype} and {velocity.dtype}")
+    same_shape(param=param, grad=grad, velocity=velocity)
+    grad = float_array("grad", grad, param.dtype)
+    return (grad, real("lr", lr, strict=True), real("momentum", momentum),
+            real("dampening", dampening), bool(nesterov), real("weight_decay", weight_decay))

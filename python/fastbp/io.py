@@ -80,10 +80,11 @@ def load(path, backend: str | None = None):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no fastbp network file at {path!r}")
     try:
-        with np.load(path, allow_pickle=False) as data:
+        with open(path, "rb") as f, np.load(f, allow_pickle=False) as data:
             header = json.loads(str(data["header"]))
             params = np.array(data["params"])
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as e:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, zipfile.BadZipFile,
+            EOFError) as e:
         raise ValueError(f"{path!r} is not a readable fastbp network file: {e}") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise ValueError(f"{path!r} is not a fastbp network file")

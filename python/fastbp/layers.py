@@ -69,7 +69,7 @@ class _Param:
         current = getattr(layer, self.slot)
         shape = (layer.in_features, layer.out_features) if self.slot == "_W" else (layer.out_features,)
         dtype = current.dtype if current is not None else np.float64
-        arr = _validate.float_array(self.slot[1:], value, dtype)
+        arr = _validate.finite(self.slot[1:], _validate.float_array(self.slot[1:], value, dtype))
         if arr.shape != shape:
             raise ValueError(f"{self.slot[1:]} must have shape {shape}, got {arr.shape}")
         if current is None:

@@ -6,16 +6,13 @@ from . import _validate
 
 __all__ = ["Loss", "MSELoss", "SoftmaxCrossEntropyLoss", "BCEWithLogitsLoss"]
 
-REDUCTIONS = ("mean", "sum")
-
-
 class Loss:
     """Base class: a loss kind (``name``, which keys the kernels) and a reduction."""
 
     name = ""
 
     def __init__(self, reduction: str = "mean"):
-        _validate.choice("reduction", reduction, REDUCTIONS)
+        _validate.choice("reduction", reduction, _validate.REDUCTIONS)
         self.reduction = reduction
 
     def config(self) -> dict:

@@ -131,37 +131,30 @@ class Network:
     # ---- input checks -------------------------------------------------------------
 
     def _inputs(self, X) -> np.ndarray:
-        x = _validate.float_array("X", X, self.dtype, ndim=2)
-        if x.shape[1] != self.in_features:
-            raise ValueError(f"X must have {self.in_features} columns (the first layer's "
-                             f"in_features), got shape {x.shape}")
-        if x.shape[0] == 0:
-            raise ValueError(f"X is an empty batch, shape {x.shape}")
-        return x
+        """X as a C-contiguous array of the network's dtype (copied only if it is not);
+        _core checks its shape, that it is not empty and that it is finite."""
+        if type(X) is np.ndarray and X.dtype == self.dtype and X.flags.c_contiguous:
+            return X
+        return _validate.float_array("X", X, self.dtype)
 
-    def _targets(self, T, rows: int) -> np.ndarray:
+    def _targets(self, T) -> np.ndarray:
+        """T converted like X; integer class labels (N,) become int64 for the softmax
+        cross-entropy, and (N,) becomes (N, 1) for a single output. _core checks shapes,
+        label range and finiteness."""
+        if type(T) is np.ndarray and T.dtype == self.dtype and T.flags.c_contiguous \
+                and T.ndim == 2:
+            return T
         t = _validate.numeric_array("T", T)
-        n_out = self.out_features
-        if isinstance(self.loss_fn, SoftmaxCrossEntropyLoss) and t.ndim == 1:
+        if t.ndim == 1 and isinstance(self.loss_fn, SoftmaxCrossEntropyLoss):
             if t.dtype.kind not in "iu":
                 raise TypeError(f"class labels must be integers, got dtype {t.dtype}")
-            if t.shape[0] != rows:
-                raise ValueError(f"T has {t.shape[0]} labels but X has {rows} rows")
-            if t.size and (t.min() < 0 or t.max() >= n_out):
-                bad = t.min() if t.min() < 0 else t.max()
-                raise ValueError(f"class labels must be in [0, {n_out}), got {bad}")
             return np.ascontiguousarray(t, dtype=np.int64)
-        if t.ndim == 1 and n_out == 1:
+        if t.ndim == 1 and self.out_features == 1:
             t = t.reshape(-1, 1)
-        if t.ndim != 2 or t.shape[1] != n_out:
-            raise ValueError(f"T must have shape ({rows}, {n_out}), got {t.shape}")
-        if t.shape[0] != rows:
-            raise ValueError(f"T has {t.shape[0]} rows but X has {rows} rows")
         return _validate.float_array("T", t, self.dtype)
 
     def _batch(self, X, T):
-        x = self._inputs(X)
-        return x, self._targets(T, x.shape[0])
+        return self._inputs(X), self._targets(T)
 
     @staticmethod
     def _optimizer(optimizer) -> SGD:
@@ -192,16 +185,18 @@ class Network:
         opt = self._optimizer(optimizer)
         x, t = self._batch(X, T)
         state = opt.state_for(self)
-        value = self._core.train_step(x, t, state["velocity"], **opt.hyper_parameters(),
-                                      first_step=state["steps"] == 0)
+        value = self._core.train_step(x, t, state["velocity"], *opt.hyper_parameters(),
+                                      state["steps"] == 0)
         state["steps"] += 1
         return float(value)
 
     def _apply_sgd(self, opt: SGD) -> None:
         state = opt.state_for(self)
         step = reference.sgd_step if self.backend == "numpy" else ops.sgd_step
-        step(self._core.params, self._core.grads, state["velocity"],
-             **opt.hyper_parameters(), first_step=state["steps"] == 0)
+        lr, momentum, dampening, nesterov, weight_decay = opt.hyper_parameters()
+        step(self._core.params, self._core.grads, state["velocity"], lr=lr, momentum=momentum,
+             dampening=dampening, nesterov=nesterov, weight_decay=weight_decay,
+             first_step=state["steps"] == 0)
         state["steps"] += 1
 
     def fit(self, X, T, *, epochs: int, batch_size: int, optimizer: SGD, shuffle: bool = True,
@@ -221,13 +216,14 @@ class Network:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise TypeError("validation_data must be a pair (X_val, T_val)")
             val = self._batch(*validation_data)
+            self._core.check(*val)
         history = History()
         state = opt.state_for(self)
         for _ in range(epochs):
             order = self._rng.permutation(x.shape[0]) if shuffle else np.arange(x.shape[0])
             mean = self._core.train_epoch(x, t, order.astype(np.int64), batch_size,
-                                          state["velocity"], **opt.hyper_parameters(),
-                                          first_step=state["steps"] == 0)
+                                          state["velocity"], *opt.hyper_parameters(),
+                                          state["steps"] == 0)
             state["steps"] += -(-x.shape[0] // batch_size)
             history.loss.append(float(mean))
             if val is not None:

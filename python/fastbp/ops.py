@@ -12,7 +12,6 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core, _validate
-from .losses import REDUCTIONS
 
 __all__ = [
     "matmul", "linear", "sigmoid", "relu", "tanh", "identity",
@@ -27,26 +26,10 @@ LOSS_NAMES = {"mse": "MSE", "softmax_cross_entropy": "SoftmaxCrossEntropy",
               "bce_with_logits": "BCEWithLogits"}
 
 
-def _arrays(**named):
-    """Convert each named input to the common float dtype, C-contiguous."""
-    arrays = {k: _validate.numeric_array(k, v) for k, v in named.items()}
-    dtype = np.result_type(*arrays.values(), np.float32)
-    if dtype not in (np.float32, np.float64):
-        raise TypeError(f"inputs must be float32 or float64 (or convertible), got {dtype}")
-    return [np.ascontiguousarray(a, dtype=dtype) for a in arrays.values()]
-
-
-def _same_shape(**named):
-    shapes = {k: np.shape(v) for k, v in named.items()}
-    if len(set(shapes.values())) != 1:
-        raise ValueError("shapes must match, got " +
-                         ", ".join(f"{k} {s}" for k, s in shapes.items()))
-
-
 def matmul(a, b, trans_a: bool = False, trans_b: bool = False) -> np.ndarray:
     """``op(a) @ op(b)`` for 2-D arrays, ``op(x) = x.T`` when its flag is set; the
     transposes are read in place, never materialised."""
-    a, b = _arrays(a=a, b=b)
+    a, b = _validate.common_float(a=a, b=b)
     if a.ndim != 2 or b.ndim != 2:
         raise ValueError(f"matmul takes 2-D arrays, got shapes {a.shape} and {b.shape}")
     return _core.matmul(a, b, bool(trans_a), bool(trans_b))
@@ -54,7 +37,7 @@ def matmul(a, b, trans_a: bool = False, trans_b: bool = False) -> np.ndarray:
 
 def linear(x, w, b) -> np.ndarray:
     """The dense forward pass ``x @ w + b``: x (N, in), w (in, out), b (out,)."""
-    x, w, b = _arrays(x=x, w=w, b=b)
+    x, w, b = _validate.common_float(x=x, w=w, b=b)
     if x.ndim != 2 or w.ndim != 2 or b.ndim != 1:
         raise ValueError(f"linear takes x (N, in), w (in, out), b (out,), got {x.shape}, "
                          f"{w.shape}, {b.shape}")
@@ -65,12 +48,12 @@ def _activation(name):
     act = getattr(_core.Act, ACT_NAMES[name])
 
     def forward(x) -> np.ndarray:
-        (x,) = _arrays(x=x)
+        (x,) = _validate.common_float(x=x)
         return _core.activation(act, x)
 
     def backward(y, grad) -> np.ndarray:
-        _same_shape(y=y, grad=grad)
-        y, grad = _arrays(y=y, grad=grad)
+        _validate.same_shape(y=y, grad=grad)
+        y, grad = _validate.common_float(y=y, grad=grad)
         return _core.activation_backward(act, y, grad)
 
     forward.__name__, backward.__name__ = name, name + "_backward"
@@ -88,28 +71,17 @@ identity, identity_backward = _activation("identity")
 
 def softmax(x) -> np.ndarray:
     """Row-wise softmax of a 2-D array."""
-    (x,) = _arrays(x=x)
+    (x,) = _validate.common_float(x=x)
     if x.ndim != 2:
         raise ValueError(f"softmax takes a 2-D array, got shape {x.shape}")
     return _core.softmax(x)
 
 
 def _loss_call(name, y, t, reduction, with_grad):
-    _validate.choice("reduction", reduction, REDUCTIONS)
+    y, t = _validate.loss_inputs(y, t, reduction, name == "softmax_cross_entropy")
     kind = getattr(_core.Loss, LOSS_NAMES[name])
-    red = getattr(_core.Reduction, reduction.capitalize())
-    t_arr = _validate.numeric_array("target", t)
-    if name == "softmax_cross_entropy" and t_arr.ndim == 1:
-        if t_arr.dtype.kind not in "iu":
-            raise TypeError(f"class labels must be integers, got dtype {t_arr.dtype}")
-        (y,) = _arrays(y=y)
-        t_arr = np.ascontiguousarray(t_arr, dtype=np.int64)
-    else:
-        _same_shape(y=y, target=t_arr)
-        y, t_arr = _arrays(y=y, target=t_arr)
-    if y.ndim != 2:
-        raise ValueError(f"{name} takes 2-D outputs (N, C), got shape {y.shape}")
-    value, grad = _core.loss(kind, red, y, t_arr, with_grad)
+    value, grad = _core.loss(kind, getattr(_core.Reduction, reduction.capitalize()), y, t,
+                             with_grad)
     return grad if with_grad else value
 
 
@@ -143,13 +115,6 @@ def sgd_step(param, grad, velocity, *, lr: float, momentum: float = 0.0,
     ``param`` and ``velocity`` must be writeable C-contiguous float32/float64 arrays
     of one shape and dtype; ``grad`` is converted to match.
     """
-    for name, arr in (("param", param), ("velocity", velocity)):
-        if not isinstance(arr, np.ndarray):
-            raise TypeError(f"{name} must be a NumPy array (updated in place), "
-                            f"got {type(arr).__name__}")
-    _same_shape(param=param, grad=grad, velocity=velocity)
-    grad = np.ascontiguousarray(_validate.numeric_array("grad", grad), dtype=param.dtype)
-    _core.sgd_step(param, grad, velocity, _validate.real("lr", lr, strict=True),
-                   _validate.real("momentum", momentum), _validate.real("dampening", dampening),
-                   bool(nesterov), _validate.real("weight_decay", weight_decay),
-                   bool(first_step))
+    grad, *hyper = _validate.sgd_inputs(param, grad, velocity, lr, momentum, dampening,
+                                        nesterov, weight_decay)
+    _core.sgd_step(param, grad, velocity, *hyper, bool(first_step))

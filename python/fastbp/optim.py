@@ -33,10 +33,9 @@ class SGD:
         self.nesterov = nesterov
         self._state = weakref.WeakKeyDictionary()
 
-    def hyper_parameters(self) -> dict:
-        """The keyword arguments the kernels take."""
-        return {"lr": self.lr, "momentum": self.momentum, "dampening": self.dampening,
-                "nesterov": self.nesterov, "weight_decay": self.weight_decay}
+    def hyper_parameters(self) -> tuple:
+        """``(lr, momentum, dampening, nesterov, weight_decay)``, in the kernels' order."""
+        return (self.lr, self.momentum, self.dampening, self.nesterov, self.weight_decay)
 
     def state_for(self, net) -> dict:
         """Momentum buffer and step count for ``net``, created on first use."""
@@ -51,5 +50,6 @@ class SGD:
         net._apply_sgd(self)
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.hyper_parameters().items())
+        names = ("lr", "momentum", "dampening", "nesterov", "weight_decay")
+        args = ", ".join(f"{k}={v!r}" for k, v in zip(names, self.hyper_parameters()))
         return f"SGD({args})"

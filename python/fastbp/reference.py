@@ -7,7 +7,11 @@ with the same signatures and semantics as :mod:`fastbp.ops`.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
+
+from . import _validate
 
 __all__ = [
     "matmul", "linear", "sigmoid", "relu", "tanh", "identity",
@@ -18,51 +22,93 @@ __all__ = [
 ]
 
 
+def _floats(fn=None, *, same_shape=False):
+    """Convert every array argument by fastbp.ops's dtype rule (and check that their
+    shapes match, with ``same_shape``), as the ops do."""
+    if fn is None:
+        return functools.partial(_floats, same_shape=same_shape)
+    names = fn.__code__.co_varnames
+
+    @functools.wraps(fn)
+    def converted(*arrays):
+        named = dict(zip(names, arrays))
+        if same_shape:
+            _validate.same_shape(**named)
+        return fn(*_validate.common_float(**named))
+
+    return converted
+
+
+def _loss_args(labels_allowed):
+    """Check and convert (y, target, reduction) as fastbp.ops's losses do."""
+    def wrap(fn):
+        @functools.wraps(fn)
+        def checked(y, target, reduction="mean"):
+            return fn(*_validate.loss_inputs(y, target, reduction, labels_allowed), reduction)
+
+        return checked
+
+    return wrap
+
+
 def matmul(a, b, trans_a=False, trans_b=False):
     """``op(a) @ op(b)`` with ``op(x) = x.T`` when the flag is set."""
+    a, b = _validate.common_float(a=a, b=b)
+    if a.ndim != 2 or b.ndim != 2:
+        raise ValueError(f"matmul takes 2-D arrays, got shapes {a.shape} and {b.shape}")
     return (a.T if trans_a else a) @ (b.T if trans_b else b)
 
 
+@_floats
 def linear(x, w, b):
     """The dense forward pass ``x @ w + b`` (samples as rows)."""
     return x @ w + b
 
 
+@_floats
 def sigmoid(x):
     """Logistic function, evaluated through ``exp(-|x|)`` so it never overflows."""
     e = np.exp(-np.abs(x))
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
 
 
+@_floats
 def relu(x):
     return np.maximum(x, 0)
 
 
+@_floats
 def tanh(x):
     return np.tanh(x)
 
 
+@_floats
 def identity(x):
     return x.copy()
 
 
+@_floats(same_shape=True)
 def sigmoid_backward(y, grad):
     """``grad * f'(z)`` for the sigmoid, written through its output ``y = f(z)``."""
     return grad * y * (1 - y)
 
 
+@_floats(same_shape=True)
 def relu_backward(y, grad):
     return grad * (y > 0)
 
 
+@_floats(same_shape=True)
 def tanh_backward(y, grad):
     return grad * (1 - y * y)
 
 
+@_floats(same_shape=True)
 def identity_backward(y, grad):
     return grad.copy()
 
 
+@_floats
 def softmax(x):
     """Row-wise softmax around the row maximum."""
     e = np.exp(x - x.max(axis=1, keepdims=True))
@@ -73,11 +119,13 @@ def _reduce(total, count, reduction):
     return float(total / count) if reduction == "mean" else float(total)
 
 
+@_loss_args(labels_allowed=False)
 def mse(y, t, reduction="mean"):
     """``sum((y - t)**2)``, divided by the number of elements for ``"mean"``."""
     return _reduce(np.sum((y - t) ** 2, dtype=np.float64), y.size, reduction)
 
 
+@_loss_args(labels_allowed=False)
 def mse_backward(y, t, reduction="mean"):
     return 2 * (y - t) / (y.size if reduction == "mean" else 1)
 
@@ -96,6 +144,7 @@ def _target_rows(target, shape, dtype):
     return target
 
 
+@_loss_args(labels_allowed=True)
 def softmax_cross_entropy(logits, target, reduction="mean"):
     """``-sum(t * log_softmax(logits))``, divided by the number of rows for ``"mean"``."""
     t = _target_rows(target, logits.shape, logits.dtype)
@@ -103,12 +152,14 @@ def softmax_cross_entropy(logits, target, reduction="mean"):
     return _reduce(total, logits.shape[0], reduction)
 
 
+@_loss_args(labels_allowed=True)
 def softmax_cross_entropy_backward(logits, target, reduction="mean"):
     t = _target_rows(target, logits.shape, logits.dtype)
     g = softmax(logits) * t.sum(axis=1, keepdims=True) - t
     return g / (logits.shape[0] if reduction == "mean" else 1)
 
 
+@_loss_args(labels_allowed=False)
 def bce_with_logits(logits, target, reduction="mean"):
     """Binary cross-entropy of ``sigmoid(logits)``, as ``max(x,0) - x*t + log1p(exp(-|x|))``."""
     x = logits.astype(np.float64)
@@ -116,6 +167,7 @@ def bce_with_logits(logits, target, reduction="mean"):
     return _reduce(total, logits.size, reduction)
 
 
+@_loss_args(labels_allowed=False)
 def bce_with_logits_backward(logits, target, reduction="mean"):
     return (sigmoid(logits) - target) / (logits.size if reduction == "mean" else 1)
 
@@ -123,6 +175,8 @@ def bce_with_logits_backward(logits, target, reduction="mean"):
 def sgd_step(param, grad, velocity, *, lr, momentum=0.0, dampening=0.0, nesterov=False,
              weight_decay=0.0, first_step=True):
     """One torch.optim.SGD update of ``param`` (and ``velocity``) in place."""
+    grad, lr, momentum, dampening, nesterov, weight_decay = _validate.sgd_inputs(
+        param, grad, velocity, lr, momentum, dampening, nesterov, weight_decay)
     d = grad + weight_decay * param
     if momentum != 0:
         v = d if first_step else momentum * velocity + (1 - dampening) * d
@@ -180,13 +234,41 @@ class ReferenceNetwork:
                 outputs.append(ACTIVATIONS[act][0](a))
         return outputs
 
+    def check(self, x, t=None):
+        """The checks fastbp._core makes on a batch, with the same messages."""
+        n_in, n_out = self.slots[0][2], self.slots[-1][3]
+        if x.ndim != 2 or x.shape[1] != n_in:
+            raise ValueError(f"X must have shape (*, {n_in}), got {x.shape}")
+        if x.shape[0] == 0:
+            raise ValueError(f"X is an empty batch, shape {x.shape}")
+        if not np.isfinite(x).all():
+            raise ValueError("X contains NaN or inf")
+        if t is None:
+            return
+        m = x.shape[0]
+        if t.ndim == 1 and self._loss is softmax_cross_entropy:
+            if t.shape != (m,):
+                raise ValueError(f"class labels must have shape ({m},), got {t.shape}")
+            bad = np.flatnonzero((t < 0) | (t >= n_out))
+            if bad.size:
+                raise ValueError(f"class labels must be in [0, {n_out}), got {t[bad[0]]} "
+                                 f"at index {bad[0]}")
+            return
+        if t.shape != (m, n_out):
+            raise ValueError(f"target must have shape ({m}, {n_out}), got {t.shape}")
+        if not np.isfinite(t).all():
+            raise ValueError("target contains NaN or inf")
+
     def forward(self, x):
+        self.check(x)
         return self._forward(x)[-1]
 
     def loss(self, x, t):
-        return self._loss(self.forward(x), t, self._reduction)
+        self.check(x, t)
+        return self._loss(self._forward(x)[-1], t, self._reduction)
 
     def backward(self, x, t):
+        self.check(x, t)
         outputs = self._forward(x)
         value = self._loss(outputs[-1], t, self._reduction)
         delta = self._loss_grad(outputs[-1], t, self._reduction)
@@ -212,6 +294,7 @@ class ReferenceNetwork:
 
     def train_epoch(self, x, t, order, batch_size, velocity, lr, momentum, dampening,
                     nesterov, weight_decay, first_step):
+        self.check(x, t)
         weighted = 0.0
         for start in range(0, len(order), batch_size):
             rows = order[start:start + batch_size]

@@ -1,0 +1,163 @@
+"""Time one training step (forward, MSE loss, backward, SGD update) of fastbp against its
+NumPy reference and, when installed, PyTorch, on the same data in one process.
+
+    python benchmarks/bench_train.py                 # the full shape suite S1-S5
+    python benchmarks/bench_train.py --cases S1,S2,S3 --plot benchmarks/train_step.png
+
+float32, ReLU hidden layers, identity output, MSE, plain SGD. Each library gets a
+warm-up, then `--repeats` timed blocks of steps; the table shows the median time per
+step, fastbp's GFLOP/s and the speed-up of fastbp over each peer (>1: fastbp faster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+
+import numpy as np
+
+import fastbp as fb
+
+CASES = {  # name: (layer sizes, batch)
+    "S1": ((2, 3, 1), 1),
+    "S2": ((1000, 100, 10), 64),
+    "S3": ((784, 256, 256, 10), 256),
+    "S4": ((784, 1024, 1024, 10), 1024),
+    "S5": ((4096, 4096, 4096), 2048),
+}
+
+
+def step_flops(sizes, batch):
+    """Multiply-add FLOPs of one step: X@W forward, dW, and dX for all but the first layer."""
+    total = 0
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        total += (4 if i == 0 else 6) * batch * n_in * n_out
+    return total
+
+
+def median_step_seconds(step, flops, repeats):
+    """Median seconds per step over `repeats` blocks, each block ~0.2 s of work."""
+    step()
+    t0 = time.perf_counter()
+    step()
+    once = max(time.perf_counter() - t0, 1e-7)
+    per_block = max(1, min(int(0.2 / once), 20000))
+    samples = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(per_block):
+            step()
+        samples.append((time.perf_counter() - t0) / per_block)
+    return statistics.median(samples)
+
+
+def fastbp_step(sizes, X, T, backend):
+    layers = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(fb.Dense(n_in, n_out, init="he"))
+        if i < len(sizes) - 2:
+            layers.append(fb.ReLU())
+    net = fb.Network(layers, fb.MSELoss(), dtype="float32", backend=backend, seed=0)
+    opt = fb.SGD(lr=1e-3)
+    return lambda: net.train_step(X, T, opt)
+
+
+def torch_step(sizes, X, T):
+    import torch
+
+    mods = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        mods.append(torch.nn.Linear(n_in, n_out))
+        if i < len(sizes) - 2:
+            mods.append(torch.nn.ReLU())
+    model = torch.nn.Sequential(*mods)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+    loss_fn = torch.nn.MSELoss()
+    x, t = torch.from_numpy(X), torch.from_numpy(T)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(model(x), t)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    return step
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", default=",".join(CASES), help="comma-separated, e.g. S1,S2")
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=None, help="threads for every library")
+    parser.add_argument("--no-numpy", action="store_true", help="skip the NumPy reference")
+    parser.add_argument("--plot", help="write a PNG of time per step against network size")
+    args = parser.parse_args(argv)
+
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    threads = args.threads or fb.get_num_threads()
+    fb.set_num_threads(threads)
+    if torch is not None:
+        torch.set_num_threads(threads)
+    info = fb.build_info()
+    print(f"# machine: {platform.processor() or platform.machine()}, {threads} threads; "
+          f"fastbp {info['version']} simd={info['simd']}; numpy {np.__version__}; "
+          f"torch {torch.__version__ if torch else 'not installed'}")
+    header = (f"{'case':4} {'layers':>20} {'batch':>5} {'fastbp us':>11} {'GFLOP/s':>8} "
+              f"{'numpy us':>11} {'torch us':>11} {'x numpy':>8} {'x torch':>8}")
+    print(header)
+    print("-" * len(header))
+    rows = []
+    rng = np.random.default_rng(0)
+    for name in args.cases.split(","):
+        sizes, batch = CASES[name]
+        X = rng.standard_normal((batch, sizes[0]), dtype=np.float32)
+        T = rng.standard_normal((batch, sizes[-1]), dtype=np.float32)
+        flops = step_flops(sizes, batch)
+        times = {"fastbp": median_step_seconds(fastbp_step(sizes, X, T, "cpu"), flops, args.repeats)}
+        if not args.no_numpy:
+            times["numpy"] = median_step_seconds(fastbp_step(sizes, X, T, "numpy"), flops,
+                                                 args.repeats)
+        if torch is not None:
+            times["torch"] = median_step_seconds(torch_step(sizes, X, T), flops, args.repeats)
+        us = {k: v * 1e6 for k, v in times.items()}
+        ratio = {k: times[k] / times["fastbp"] for k in times if k != "fastbp"}
+        fmt = lambda d, k, spec: format(d[k], spec) if k in d else "-"
+        print(f"{name:4} {'-'.join(map(str, sizes)):>20} {batch:>5} {us['fastbp']:>11.1f} "
+              f"{flops / times['fastbp'] / 1e9:>8.1f} {fmt(us, 'numpy', '11.1f'):>11} "
+              f"{fmt(us, 'torch', '11.1f'):>11} {fmt(ratio, 'numpy', '8.2f'):>8} "
+              f"{fmt(ratio, 'torch', '8.2f'):>8}")
+        rows.append((name, flops, us))
+    if args.plot:
+        plot(rows, args.plot)
+
+
+def plot(rows, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for lib in ("fastbp", "numpy", "torch"):
+        pts = [(flops, us[lib]) for _, flops, us in rows if lib in us]
+        if pts:
+            ax.plot(*zip(*pts), marker="o", label=lib)
+    for name, flops, us in rows:
+        ax.annotate(name, (flops, us["fastbp"]), textcoords="offset points", xytext=(4, -12))
+    ax.set(xscale="log", yscale="log", xlabel="FLOPs per training step",
+           ylabel="median time per step (µs)", title="fastbp train_step, float32")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    print(f"# plot written to {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+#include "dispatch.hpp"
+
+#include <cstdlib>
+#include <stdexcept>
+
+#if defined(__x86_64__) || defined(_M_X64) || defined(__i386__) || defined(_M_IX86)
+#define FASTBP_X86 1
+#if defined(_MSC_VER)
+#include <immintrin.h>
+#include <intrin.h>
+#else
+#include <cpuid.h>
+#endif
+#endif
+
+namespace fastbp::kernels {
+namespace {
+
+#ifdef FASTBP_X86
+struct CpuidRegs {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+};
+
+CpuidRegs cpuid(unsigned leaf, unsigned subleaf) {
+  CpuidRegs r;
+#if defined(_MSC_VER)
+  int v[4];
+  __cpuidex(v, static_cast<int>(leaf), static_cast<int>(subleaf));
+  r = {unsigned(v[0]), unsigned(v[1]), unsigned(v[2]), unsigned(v[3])};
+#else
+  if (leaf > __get_cpuid_max(leaf & 0x80000000u, nullptr)) return r;
+  __cpuid_count(leaf, subleaf, r.eax, r.ebx, r.ecx, r.edx);
+#endif
+  return r;
+}
+
+// XGETBV through inline asm rather than _xgetbv, which GCC only allows in files
+// compiled with -mxsave; this file must stay baseline.
+unsigned long long xcr0() {
+#if defined(_MSC_VER)
+  return _xgetbv(0);
+#else
+  unsigned lo = 0, hi = 0;
+  __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+  return (static_cast<unsigned long long>(hi) << 32) | lo;
+#endif
+}
+
+Isa detect_hardware() {
+  const CpuidRegs l1 = cpuid(1, 0);
+  const bool osxsave = (l1.ecx >> 27) & 1;
+  const bool fma = (l1.ecx >> 12) & 1;
+  const bool avx = (l1.ecx >> 28) & 1;
+  if (!osxsave || !avx) return Isa::Ref;
+  const unsigned long long xcr = xcr0();
+  const bool ymm_state = (xcr & 0x6) == 0x6;    // SSE + AVX state
+  const bool zmm_state = (xcr & 0xe6) == 0xe6;  // plus opmask, ZMM_Hi256, Hi16_ZMM
+  const CpuidRegs l7 = cpuid(7, 0);
+  const bool avx2 = (l7.ebx >> 5) & 1;
+  const bool avx512f = (l7.ebx >> 16) & 1;
+  const bool avx512dq = (l7.ebx >> 17) & 1;
+  if (ymm_state && zmm_state && avx512f && avx512dq && avx2 && fma) return Isa::Avx512;
+  if (ymm_state && avx2 && fma) return Isa::Avx2;
+  return Isa::Ref;
+}
+#else
+Isa detect_hardware() { return Isa::Ref; }
+#endif
+
+bool compiled(Isa isa) {
+  switch (isa) {
+    case Isa::Ref: return true;
+#ifdef FASTBP_HAVE_AVX2
+    case Isa::Avx2: return true;
+#endif
+#ifdef FASTBP_HAVE_AVX512
+    case Isa::Avx512: return true;
+#endif
+    default: return false;
+  }
+}
+
+Isa lower(Isa a, Isa b) { return static_cast<int>(a) < static_cast<int>(b) ? a : b; }
+
+Isa parse_env(const char* s) {
+  const std::string v(s);
+  if (v == "ref") return Isa::Ref;
+  if (v == "avx2") return Isa::Avx2;
+  if (v == "avx512") return Isa::Avx512;
+  throw std::invalid_argument("FASTBP_SIMD='" + v +
+                              "' is not a known SIMD path; use one of ref, avx2, avx512");
+}
+
+}  // namespace
+
+Isa best_isa() {
+  static const Isa best = [] {
+    Isa isa = detect_hardware();
+    while (!compiled(isa)) isa = static_cast<Isa>(static_cast<int>(isa) - 1);
+    return isa;
+  }();
+  return best;
+}
+
+bool isa_supported(Isa isa) { return compiled(isa) && static_cast<int>(isa) <= static_cast<int>(best_isa()); }
+
+Isa active_isa() {
+  // If parse_env throws, the static stays uninitialised and the next call throws again.
+  static const Isa active = [] {
+    const char* env = std::getenv("FASTBP_SIMD");
+    if (env == nullptr || *env == '\0') return best_isa();
+    return lower(parse_env(env), best_isa());
+  }();
+  return active;
+}
+
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::Ref: return "ref";
+    case Isa::Avx2: return "avx2";
+    case Isa::Avx512: return "avx512";
+  }
+  return "unknown";
+}
+
+std::vector<std::string> compiled_isas() {
+  std::vector<std::string> out;
+  for (Isa isa : {Isa::Ref, Isa::Avx2, Isa::Avx512})
+    if (compiled(isa)) out.emplace_back(isa_name(isa));
+  return out;
+}
+
+}  // namespace fastbp::kernels

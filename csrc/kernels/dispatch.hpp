@@ -1,0 +1,26 @@
+#pragma once
+// Which instruction-set path the kernels run on. Chosen once per process from the
+// CPU (CPUID) and the OS (XGETBV: the vector state must be saved on context switch),
+// and lowered, never raised, by FASTBP_SIMD=ref|avx2|avx512.
+#include <string>
+#include <vector>
+
+namespace fastbp::kernels {
+
+enum class Isa { Ref, Avx2, Avx512 };
+
+// The path in use. Throws std::invalid_argument when FASTBP_SIMD holds an unknown name.
+Isa active_isa();
+
+// The best path this build can run on this machine, ignoring FASTBP_SIMD.
+Isa best_isa();
+
+// Whether `isa` is compiled in and runnable here (tests use this to run every path).
+bool isa_supported(Isa isa);
+
+const char* isa_name(Isa isa);
+
+// The paths compiled into this build, lowest first (always starts with "ref").
+std::vector<std::string> compiled_isas();
+
+}  // namespace fastbp::kernels

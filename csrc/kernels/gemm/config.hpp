@@ -1,0 +1,58 @@
+#pragma once
+// The GEMM dispatch table: for each ISA and dtype, the micro-kernel and the block
+// sizes the five-loop framework (driver.cpp) runs it with.
+#include <cstdint>
+
+#include "../dispatch.hpp"
+
+namespace fastbp::kernels::gemm_detail {
+
+// C[MR x NR] = alpha * A @ B + beta * C over kc steps, with A(i, p) at
+// a[i * rs_a + p * cs_a] and B(p, j) at b[p * rs_b + j]. Packed micro-panels from
+// pack.hpp have rs_a = 1, cs_a = MR, rs_b = NR (the kernels' fast path); small problems
+// pass the operands' own strides instead. beta == 0 writes C without reading it.
+template <typename T>
+using MicroKernel = void (*)(int64_t kc, T alpha, const T* a, int64_t rs_a, int64_t cs_a,
+                             const T* b, int64_t rs_b, T beta, T* c, int64_t ldc);
+
+// Packs rows [i0, i0+rows) x columns [p0, p0+kc) of op(A) into MR-row micro-panels,
+// zero-padding the last one; and columns [j0, j0+cols) x rows [p0, p0+kc) of op(B)
+// into NR-column micro-panels.
+template <typename T>
+using PackA = void (*)(bool trans, const T* a, int64_t lda, int64_t i0, int64_t rows,
+                       int64_t p0, int64_t kc, T* dst);
+template <typename T>
+using PackB = void (*)(bool trans, const T* b, int64_t ldb, int64_t j0, int64_t cols,
+                       int64_t p0, int64_t kc, T* dst);
+
+template <typename T>
+struct GemmConfig {
+  const char* name;  // sgemm_<isa>_<MR>x<NR>, as BLIS names them
+  MicroKernel<T> ukr;
+  PackA<T> pack_a;
+  PackB<T> pack_b;
+  int mr, nr;          // register block
+  int64_t mc, kc, nc;  // cache blocks: MC x KC of A in L2, KC x NC of B in L3
+};
+
+// Largest MR * NR in the table, for the edge-tile scratch in the driver.
+inline constexpr int kMaxTile = 12 * 32;
+
+// The table entry for `isa` (which must be compiled in; see dispatch.hpp).
+template <typename T>
+const GemmConfig<T>& gemm_config(Isa isa);
+
+// Micro-kernels, one translation unit per ISA.
+template <typename T, int MR, int NR>
+void gemm_ukr_ref(int64_t kc, T alpha, const T* a, int64_t rs_a, int64_t cs_a, const T* b,
+                  int64_t rs_b, T beta, T* c, int64_t ldc);
+
+#define FASTBP_UKR_ARGS(T) \
+  int64_t, T, const T*, int64_t, int64_t, const T*, int64_t, T, T*, int64_t
+void sgemm_avx2_6x16(FASTBP_UKR_ARGS(float));
+void dgemm_avx2_6x8(FASTBP_UKR_ARGS(double));
+void sgemm_avx512_12x32(FASTBP_UKR_ARGS(float));
+void dgemm_avx512_12x16(FASTBP_UKR_ARGS(double));
+#undef FASTBP_UKR_ARGS
+
+}  // namespace fastbp::kernels::gemm_detail

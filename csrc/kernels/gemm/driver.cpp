@@ -1,0 +1,249 @@
+// The five-loop GEMM framework (BLIS / GotoBLAS), the same for every ISA; only the
+// micro-kernel and block sizes come from the dispatch table (config.cpp).
+//
+//   jc over N by NC    B block KC x NC packed once per (jc, pc), shared by all threads
+//    pc over K by KC
+//     ic over M by MC  A block MC x KC packed by each thread into its own buffer
+//      jr over NR      B micro-panel, stays in L1
+//       ir over MR     micro-kernel: MR x NR of C in registers
+//
+// Threads split the C tiles into a tm x tn grid (M ranges x NR-panel ranges), chosen
+// per call from the shape: tall problems split M so A is packed once, short-wide ones
+// (small batches) split N so both cores have work.
+#include <algorithm>
+#include <limits>
+
+#include "../gemm.hpp"
+#include "../threads.hpp"
+#include "config.hpp"
+#include "driver.hpp"
+#include "scratch.hpp"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace fastbp::kernels {
+namespace gemm_detail {
+namespace {
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+
+int thread_id() {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
+int team_size() {
+#ifdef _OPENMP
+  return omp_get_num_threads();
+#else
+  return 1;
+#endif
+}
+
+void barrier() {
+#ifdef _OPENMP
+#pragma omp barrier
+#endif
+}
+
+struct Range {
+  int64_t begin, end;
+};
+
+// Part `i` of `parts` near-equal parts of [0, units).
+Range split(int64_t units, int parts, int i) {
+  return {units * i / parts, units * (i + 1) / parts};
+}
+
+// Below this many multiply-adds, packing and tile bookkeeping cost more than they save.
+constexpr int64_t kDirectWork = 2048;
+
+// One A element packed costs about as much as this many FMA lanes of compute; it
+// weighs the redundant A packing of an N split against the load balance of an M split.
+constexpr int64_t kPackCost = 16;
+
+int pick_m_threads(int nth, int64_t m_panels, int64_t n_panels, int mr, int nr) {
+  int best = 1;
+  int64_t best_cost = std::numeric_limits<int64_t>::max();
+  for (int tm = 1; tm <= nth; ++tm) {
+    if (nth % tm != 0) continue;
+    const int tn = nth / tm;
+    const int64_t cost =
+        ceil_div(m_panels, tm) * mr * (ceil_div(n_panels, tn) * nr + kPackCost);
+    if (cost <= best_cost) {  // ties go to the larger M split: no redundant packing
+      best_cost = cost;
+      best = tm;
+    }
+  }
+  return best;
+}
+
+template <typename T>
+void scale_c(int64_t m, int64_t n, T beta, T* c, int64_t ldc) {
+  if (beta == T(1)) return;
+  for (int64_t i = 0; i < m; ++i) {
+    T* ci = c + i * ldc;
+    if (beta == T(0)) {
+      std::fill(ci, ci + n, T(0));
+    } else {
+      for (int64_t j = 0; j < n; ++j) ci[j] *= beta;
+    }
+  }
+}
+
+template <typename T>
+void gemm_direct(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
+                 int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
+  const int64_t sa_i = ta ? 1 : lda, sa_p = ta ? lda : 1;
+  const int64_t sb_p = tb ? 1 : ldb, sb_j = tb ? ldb : 1;
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t j = 0; j < n; ++j) {
+      T acc = T(0);
+      for (int64_t p = 0; p < k; ++p) acc += a[i * sa_i + p * sa_p] * b[p * sb_p + j * sb_j];
+      T& cij = c[i * ldc + j];
+      cij = beta == T(0) ? alpha * acc : alpha * acc + beta * cij;
+    }
+  }
+}
+
+// Edge tiles: the micro-kernel writes a full MR x NR tile to `tile`, of which the
+// rows x cols that exist in C are merged here.
+template <typename T>
+void merge_edge(const T* tile, int nr, int64_t rows, int64_t cols, T beta, T* c, int64_t ldc) {
+  for (int64_t i = 0; i < rows; ++i) {
+    T* ci = c + i * ldc;
+    const T* ti = tile + i * nr;
+    if (beta == T(0)) {
+      for (int64_t j = 0; j < cols; ++j) ci[j] = ti[j];
+    } else {
+      for (int64_t j = 0; j < cols; ++j) ci[j] = ti[j] + beta * ci[j];
+    }
+  }
+}
+
+template <typename T>
+void gemm_packed(const GemmConfig<T>& cfg, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
+                 T alpha, const T* a, int64_t lda, const T* b, int64_t ldb, T beta, T* c,
+                 int64_t ldc) {
+  const int mr = cfg.mr, nr = cfg.nr;
+  // Even block sizes: k = 257 runs as 129 + 128, not 256 + 1.
+  const int64_t kc_step = ceil_div(k, ceil_div(k, cfg.kc));
+  const int64_t nc_step = round_up(ceil_div(n, ceil_div(n, cfg.nc)), nr);
+  const int64_t m_panels = ceil_div(m, mr);
+  const int threads = pick_threads(m * n * k);
+  T* const bbuf = static_cast<T*>(
+      thread_scratch(Scratch::PackB, sizeof(T) * static_cast<size_t>(kc_step * nc_step)));
+
+#pragma omp parallel num_threads(threads) if (threads > 1)
+  {
+    const int tid = thread_id(), nth = team_size();
+    const int tm = pick_m_threads(nth, m_panels, ceil_div(std::min(n, nc_step), nr), mr, nr);
+    const int tn = nth / tm;
+    const Range my_panels = split(m_panels, tm, tid / tn);
+    const int64_t i_begin = my_panels.begin * mr;
+    const int64_t i_end = std::min(m, my_panels.end * mr);
+    const int64_t my_rows = std::max<int64_t>(0, i_end - i_begin);
+    const int64_t mc_step =
+        my_rows > 0 ? round_up(ceil_div(my_rows, ceil_div(my_rows, cfg.mc)), mr) : mr;
+    T* const abuf = static_cast<T*>(
+        thread_scratch(Scratch::PackA, sizeof(T) * static_cast<size_t>(mc_step * kc_step)));
+    alignas(64) T edge[kMaxTile];
+
+    for (int64_t jc = 0; jc < n; jc += nc_step) {
+      const int64_t ncur = std::min(nc_step, n - jc);
+      const int64_t n_panels = ceil_div(ncur, nr);
+      const Range to_pack = split(n_panels, nth, tid);
+      const Range my_cols = split(n_panels, tn, tid % tn);
+      for (int64_t pc = 0; pc < k; pc += kc_step) {
+        const int64_t kcur = std::min(kc_step, k - pc);
+        const T beta_k = pc == 0 ? beta : T(1);
+        if (to_pack.end > to_pack.begin) {
+          const int64_t j0 = to_pack.begin * nr;
+          const int64_t cols = std::min(ncur, to_pack.end * nr) - j0;
+          cfg.pack_b(tb, b, ldb, jc + j0, cols, pc, kcur, bbuf + j0 * kcur);
+        }
+        barrier();
+        for (int64_t ic = i_begin; ic < i_end; ic += mc_step) {
+          const int64_t mcur = std::min(mc_step, i_end - ic);
+          cfg.pack_a(ta, a, lda, ic, mcur, pc, kcur, abuf);
+          for (int64_t jp = my_cols.begin; jp < my_cols.end; ++jp) {
+            const T* bp = bbuf + jp * nr * kcur;
+            const int64_t j = jc + jp * nr;
+            const int64_t cols = std::min<int64_t>(nr, jc + ncur - j);
+            for (int64_t ip = 0; ip < mcur; ip += mr) {
+              const T* ap = abuf + ip * kcur;
+              T* cij = c + (ic + ip) * ldc + j;
+              const int64_t rows = std::min<int64_t>(mr, mcur - ip);
+              if (rows == mr && cols == nr) {
+                cfg.ukr(kcur, alpha, ap, bp, beta_k, cij, ldc);
+              } else {
+                cfg.ukr(kcur, alpha, ap, bp, T(0), edge, nr);
+                merge_edge(edge, nr, rows, cols, beta_k, cij, ldc);
+              }
+            }
+          }
+        }
+        barrier();  // the next pc overwrites the shared B block
+      }
+    }
+  }
+}
+
+template <typename T>
+const GemmConfig<T>& active_config() {
+  static const GemmConfig<T>& cfg = gemm_config<T>(active_isa());
+  return cfg;
+}
+
+template <typename T>
+void run(const GemmConfig<T>& cfg, bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha,
+         const T* a, int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0 || alpha == T(0)) return scale_c(m, n, beta, c, ldc);
+  if (m * n * k <= kDirectWork)
+    return gemm_direct(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  gemm_packed(cfg, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+}  // namespace
+
+template <typename T>
+void gemm_on(Isa isa, bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
+             int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
+  run(gemm_config<T>(isa), ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+template <typename T>
+const char* gemm_kernel_name() {
+  return active_config<T>().name;
+}
+
+template void gemm_on<float>(Isa, bool, bool, int64_t, int64_t, int64_t, float, const float*,
+                             int64_t, const float*, int64_t, float, float*, int64_t);
+template void gemm_on<double>(Isa, bool, bool, int64_t, int64_t, int64_t, double,
+                              const double*, int64_t, const double*, int64_t, double, double*,
+                              int64_t);
+template const char* gemm_kernel_name<float>();
+template const char* gemm_kernel_name<double>();
+
+}  // namespace gemm_detail
+
+template <typename T>
+void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
+          int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
+  gemm_detail::run(gemm_detail::active_config<T>(), trans_a, trans_b, m, n, k, alpha, a, lda,
+                   b, ldb, beta, c, ldc);
+}
+
+template void gemm<float>(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t,
+                          const float*, int64_t, float, float*, int64_t);
+template void gemm<double>(bool, bool, int64_t, int64_t, int64_t, double, const double*,
+                           int64_t, const double*, int64_t, double, double*, int64_t);
+
+}  // namespace fastbp::kernels

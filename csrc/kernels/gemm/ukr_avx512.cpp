@@ -1,0 +1,49 @@
+// AVX-512 micro-kernels; this file alone is compiled with -mavx512f -mavx512dq.
+// 12 x 32 floats (12 x 16 doubles): 24 zmm accumulators + 2 for the B row + 1 for the
+// broadcast use 27 of the 32 registers; 24 independent FMAs per k step cover two FMA
+// ports' latency, and 14 loads per 24 FMAs stay within two load ports.
+#include <immintrin.h>
+
+#include "config.hpp"
+#include "ukr_simd.hpp"
+
+namespace fastbp::kernels::gemm_detail {
+namespace {
+
+struct Avx512F32 {
+  using V = __m512;
+  static constexpr int kWidth = 16;
+  static V load(const float* p) { return _mm512_loadu_ps(p); }
+  static void store(float* p, V v) { _mm512_storeu_ps(p, v); }
+  static V bcast(const float* p) { return _mm512_set1_ps(*p); }
+  static V set1(float x) { return _mm512_set1_ps(x); }
+  static V zero() { return _mm512_setzero_ps(); }
+  static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+  static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
+};
+
+struct Avx512F64 {
+  using V = __m512d;
+  static constexpr int kWidth = 8;
+  static V load(const double* p) { return _mm512_loadu_pd(p); }
+  static void store(double* p, V v) { _mm512_storeu_pd(p, v); }
+  static V bcast(const double* p) { return _mm512_set1_pd(*p); }
+  static V set1(double x) { return _mm512_set1_pd(x); }
+  static V zero() { return _mm512_setzero_pd(); }
+  static V fma(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
+  static V mul(V a, V b) { return _mm512_mul_pd(a, b); }
+};
+
+}  // namespace
+
+void sgemm_avx512_12x32(int64_t kc, float alpha, const float* a, int64_t rs_a, int64_t cs_a,
+    const float* b, int64_t rs_b, float beta, float* c, int64_t ldc) {
+  ukr_broadcast<Avx512F32, float, 12, 2>(kc, alpha, a, rs_a, cs_a, b, rs_b, beta, c, ldc);
+}
+
+void dgemm_avx512_12x16(int64_t kc, double alpha, const double* a, int64_t rs_a, int64_t cs_a,
+    const double* b, int64_t rs_b, double beta, double* c, int64_t ldc) {
+  ukr_broadcast<Avx512F64, double, 12, 2>(kc, alpha, a, rs_a, cs_a, b, rs_b, beta, c, ldc);
+}
+
+}  // namespace fastbp::kernels::gemm_detail

@@ -1,0 +1,82 @@
+#pragma once
+// The register-blocked micro-kernel shared by the SIMD paths, written once over a
+// vector-ops struct `O` (load, store, bcast, set1, zero, fma, mul; kWidth lanes).
+// Include only from an ISA's own translation unit, with `O` defined in an anonymous
+// namespace there: each instantiation then has internal linkage, so code compiled with
+// one ISA's flags can never be merged into another path by the linker.
+#include <immintrin.h>
+
+#include <cstdint>
+
+namespace fastbp::kernels::gemm_detail {
+
+// C[MR x NV*W] = alpha * A @ B + beta * C over kc steps: per step, NV vector loads of a
+// B row and MR broadcasts from an A column feed MR * NV independent FMAs. A(i, p) is at
+// a[i * rs_a + p * cs_a] and B(p, :) at b + p * rs_b; packed panels have compile-time
+// strides (PACKED), while small problems pass the operands' own strides and skip packing.
+template <typename O, typename T, int MR, int NV, bool PACKED>
+inline void ukr_body(int64_t kc, T alpha, const T* __restrict a, int64_t rs_a, int64_t cs_a,
+                     const T* __restrict b, int64_t rs_b, T beta, T* __restrict c,
+                     int64_t ldc) {
+  using V = typename O::V;
+  constexpr int W = O::kWidth;
+  constexpr int NR = NV * W;
+  if constexpr (PACKED) {
+    rs_a = 1;
+    cs_a = MR;
+    rs_b = NR;
+  }
+  // C is touched only after the k loop; start pulling it in now.
+  for (int i = 0; i < MR; ++i) {
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + NR - 1), _MM_HINT_T0);
+  }
+  V acc[MR][NV];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[i][v] = O::zero();
+
+#pragma GCC unroll 4
+  for (int64_t p = 0; p < kc; ++p) {
+    V bv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) bv[v] = O::load(b + v * W);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      const V ai = O::bcast(a + i * rs_a);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[i][v] = O::fma(ai, bv[v], acc[i][v]);
+    }
+    a += cs_a;
+    b += rs_b;
+  }
+
+  const V va = O::set1(alpha);
+  if (beta == T(0)) {
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) O::store(c + i * ldc + v * W, O::mul(va, acc[i][v]));
+  } else {
+    const V vb = O::set1(beta);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) {
+        T* cv = c + i * ldc + v * W;
+        O::store(cv, O::fma(vb, O::load(cv), O::mul(va, acc[i][v])));
+      }
+  }
+}
+
+template <typename O, typename T, int MR, int NV>
+inline void ukr_broadcast(int64_t kc, T alpha, const T* a, int64_t rs_a, int64_t cs_a,
+                          const T* b, int64_t rs_b, T beta, T* c, int64_t ldc) {
+  if (rs_a == 1 && cs_a == MR && rs_b == NV * O::kWidth)
+    ukr_body<O, T, MR, NV, true>(kc, alpha, a, 1, MR, b, NV * O::kWidth, beta, c, ldc);
+  else
+    ukr_body<O, T, MR, NV, false>(kc, alpha, a, rs_a, cs_a, b, rs_b, beta, c, ldc);
+}
+
+}  // namespace fastbp::kernels::gemm_detail

@@ -1,0 +1,57 @@
+"""Shared fixtures for the fastbp test suite."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fastbp as fb
+from fbhelpers import dense_layers
+
+
+@pytest.fixture
+def rng():
+    """A fresh, seeded generator per test, so tests do not depend on each other's order."""
+    return np.random.default_rng(20240229)
+
+
+class ParamSnapshot:
+    """Copies of every Dense layer's ``W`` and ``b`` of a network, taken at construction.
+
+    ``assert_unchanged()`` checks that the network still holds exactly these values (same
+    layers, same shapes, same dtypes, bit-identical contents)."""
+
+    def __init__(self, net):
+        self.net = net
+        self.layers = dense_layers(net)
+        self.params = [(np.array(layer.W, copy=True), np.array(layer.b, copy=True))
+                       for layer in self.layers]
+
+    def assert_unchanged(self):
+        assert dense_layers(self.net) == self.layers
+        for i, (layer, (W, b)) in enumerate(zip(self.layers, self.params)):
+            for name, now, then in (("W", layer.W, W), ("b", layer.b, b)):
+                now = np.asarray(now)
+                assert now.shape == then.shape, f"layer {i} {name}: shape changed"
+                assert now.dtype == then.dtype, f"layer {i} {name}: dtype changed"
+                # array_equal with equal_nan: a NaN that was written in would still fail
+                assert np.array_equal(now, then), f"layer {i} {name}: values changed"
+
+    def assert_changed(self):
+        """The opposite check, used to prove that an update really happened."""
+        assert any(not np.array_equal(layer.W, W) or not np.array_equal(layer.b, b)
+                   for layer, (W, b) in zip(self.layers, self.params))
+
+
+@pytest.fixture
+def snapshot():
+    """``snap = snapshot(net)`` ... ``snap.assert_unchanged()``."""
+    return ParamSnapshot
+
+
+@pytest.fixture
+def restore_threads():
+    """Restores fastbp's thread count after a test that changes it."""
+    before = fb.get_num_threads()
+    yield before
+    fb.set_num_threads(before)

@@ -1,0 +1,198 @@
+"""Plain helpers shared by the test modules: network builders, targets, tolerances and an
+independent NumPy forward pass. Imported as ``from fbhelpers import ...`` (pytest puts
+``tests/`` on ``sys.path``); fixtures live in ``conftest.py``."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+import fastbp as fb
+
+#: Sizes that are not multiples of any vector width.
+SIZES = (1, 3, 7, 17, 33, 127)
+BATCHES = (1, 5, 33)
+DTYPES = ("float32", "float64")
+BACKENDS = ("cpu", "numpy")
+
+ACTIVATIONS = {
+    "sigmoid": fb.Sigmoid,
+    "relu": fb.ReLU,
+    "tanh": fb.Tanh,
+    "identity": fb.Identity,
+}
+
+#: name -> (loss factory, kind of target)
+LOSSES = {
+    "mse_mean": (lambda: fb.MSELoss(reduction="mean"), "real"),
+    "mse_sum": (lambda: fb.MSELoss(reduction="sum"), "real"),
+    "ce_labels": (lambda: fb.SoftmaxCrossEntropyLoss(), "labels"),
+    "ce_labels_sum": (lambda: fb.SoftmaxCrossEntropyLoss(reduction="sum"), "labels"),
+    "ce_probs": (lambda: fb.SoftmaxCrossEntropyLoss(reduction="mean"), "probs"),
+    "bce": (lambda: fb.BCEWithLogitsLoss(), "binary"),
+    "bce_sum": (lambda: fb.BCEWithLogitsLoss(reduction="sum"), "binary"),
+}
+
+#: Network architectures (layer widths) paired with a batch size; together they use every
+#: size in SIZES as an input, hidden and output width, and every batch size in BATCHES.
+ARCHS = (
+    ((1, 3, 7), 1),
+    ((3, 7, 3), 5),
+    ((7, 17, 1), 33),
+    ((17, 33, 7), 5),
+    ((33, 127, 3), 33),
+    ((127, 1, 17), 5),
+    ((3, 17, 33, 7), 33),
+)
+
+
+def np_dtype(dtype: str):
+    return np.dtype(dtype).type
+
+
+def tol(dtype) -> dict:
+    """Kernel tolerances: float32 rtol 1e-5 / atol 1e-6, float64 1e-12."""
+    if np.dtype(dtype) == np.float32:
+        return dict(rtol=1e-5, atol=1e-6)
+    return dict(rtol=1e-12, atol=1e-12)
+
+
+def backend_rtol(dtype) -> float:
+    """cpu vs numpy backend: float64 1e-10, float32 1e-4 (issue 2)."""
+    return 1e-4 if np.dtype(dtype) == np.float32 else 1e-10
+
+
+def assert_close_scaled(actual, desired, rtol, err_msg=""):
+    """assert_allclose with an absolute tolerance of ``rtol`` times the largest magnitude of
+    ``desired``, so entries that are ~0 by cancellation do not need relative accuracy."""
+    actual = np.asarray(actual)
+    desired = np.asarray(desired)
+    assert actual.shape == desired.shape, (actual.shape, desired.shape, err_msg)
+    assert np.all(np.isfinite(actual)), err_msg
+    assert np.all(np.isfinite(desired)), err_msg
+    scale = float(np.max(np.abs(desired))) if desired.size else 0.0
+    np.testing.assert_allclose(actual, desired, rtol=rtol, atol=rtol * scale, err_msg=err_msg)
+
+
+def match_all(*tokens) -> str:
+    """A regex that matches a message containing every token (as a whole number / word)."""
+    parts = []
+    for tok in tokens:
+        tok = re.escape(str(tok))
+        parts.append(rf"(?=.*(?<![\w.]){tok}(?![\w]))")
+    return "(?s)" + "".join(parts)
+
+
+def dense_layers(net):
+    return [layer for layer in net.layers if isinstance(layer, fb.Dense)]
+
+
+def build_layers(widths, activation="tanh", final_activation=None, init="xavier"):
+    """Dense(w0, w1), act, Dense(w1, w2), act, ..., Dense(w_{k-1}, w_k)[, final act]."""
+    act = ACTIVATIONS[activation] if isinstance(activation, str) else activation
+    layers = []
+    n = len(widths) - 1
+    for i in range(n):
+        layers.append(fb.Dense(widths[i], widths[i + 1], init=init))
+        if i < n - 1:
+            layers.append(act())
+    if final_activation is not None:
+        fin = ACTIVATIONS[final_activation] if isinstance(final_activation, str) else final_activation
+        layers.append(fin())
+    return layers
+
+
+def make_net(widths, activation="tanh", loss="mse_mean", dtype="float64", backend="cpu",
+             seed=0, final_activation=None, init="xavier"):
+    loss_obj = LOSSES[loss][0]() if isinstance(loss, str) else loss
+    return fb.Network(build_layers(widths, activation, final_activation, init), loss=loss_obj,
+                      dtype=dtype, backend=backend, seed=seed)
+
+
+def make_targets(loss, n, n_out, rng, dtype="float64"):
+    """Targets suited to ``loss`` (a LOSSES key)."""
+    kind = LOSSES[loss][1]
+    if kind == "labels":
+        return rng.integers(0, n_out, size=n)
+    if kind == "probs":
+        return rng.dirichlet(np.ones(n_out), size=n).astype(dtype)
+    if kind == "binary":
+        return rng.random((n, n_out)).astype(dtype)
+    return rng.standard_normal((n, n_out)).astype(dtype)
+
+
+def make_data(widths, loss, n, rng, dtype="float64"):
+    X = rng.standard_normal((n, widths[0])).astype(dtype)
+    T = make_targets(loss, n, widths[-1], rng, dtype)
+    return X, T
+
+
+# ---------------------------------------------------------------------------------------
+# Independent NumPy maths (written here, not taken from fastbp.reference)
+# ---------------------------------------------------------------------------------------
+
+def np_sigmoid(x):
+    x = np.asarray(x, dtype=np.float64)
+    e = np.exp(-np.abs(x))  # never overflows
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def np_activation(name, z):
+    if name == "sigmoid":
+        return np_sigmoid(z)
+    if name == "relu":
+        return np.maximum(z, 0.0)
+    if name == "tanh":
+        return np.tanh(z)
+    if name == "identity":
+        return np.array(z, dtype=np.float64)
+    raise KeyError(name)
+
+
+_ACT_NAME = {cls: name for name, cls in ACTIVATIONS.items()}
+
+
+def np_forward(net, X):
+    """Forward pass of ``net`` computed in float64 from its parameters."""
+    A = np.asarray(X, dtype=np.float64)
+    for layer in net.layers:
+        if isinstance(layer, fb.Dense):
+            A = A @ np.asarray(layer.W, np.float64) + np.asarray(layer.b, np.float64)
+        else:
+            A = np_activation(_ACT_NAME[type(layer)], A)
+    return A
+
+
+def np_logsumexp(z):
+    z = np.asarray(z, dtype=np.float64)
+    m = np.max(z, axis=1, keepdims=True)
+    return (m + np.log(np.sum(np.exp(z - m), axis=1, keepdims=True)))[:, 0]
+
+
+def np_softmax(z):
+    z = np.asarray(z, dtype=np.float64)
+    e = np.exp(z - np.max(z, axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def np_loss(loss, y, t):
+    """Loss value of a LOSSES key, float64, PyTorch definitions."""
+    y = np.asarray(y, np.float64)
+    reduction = "sum" if loss.endswith("_sum") else "mean"
+    if loss.startswith("mse"):
+        per = (y - np.asarray(t, np.float64)) ** 2
+        return per.sum() if reduction == "sum" else per.mean()
+    if loss.startswith("ce"):
+        lse = np_logsumexp(y)
+        t = np.asarray(t)
+        if t.ndim == 1:
+            per = lse - y[np.arange(len(t)), t]
+        else:
+            per = -(np.asarray(t, np.float64) * (y - lse[:, None])).sum(axis=1)
+        return per.sum() if reduction == "sum" else per.mean()
+    if loss.startswith("bce"):
+        t = np.asarray(t, np.float64)
+        per = np.maximum(y, 0) - y * t + np.log1p(np.exp(-np.abs(y)))
+        return per.sum() if reduction == "sum" else per.mean()
+    raise KeyError(loss)

@@ -1,0 +1,587 @@
+"""Bad input gets a clear error, and nothing is lost (issue 2, "Bad input").
+
+Each case asserts the exception type, that the message names the offending value (and, for
+shapes, the expected one), and that the network's parameters are exactly as before."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fastbp as fb
+from fbhelpers import BACKENDS, make_net, match_all
+
+WIDTHS = (4, 9, 2)  # distinctive sizes, so messages can be matched on them
+N = 6
+
+X_CALLS = ["forward", "predict", "loss", "backward", "train_step", "fit"]
+XT_CALLS = ["loss", "backward", "train_step", "fit"]
+
+
+def call(net, method, X, T=None):
+    if method == "forward":
+        return net.forward(X)
+    if method == "predict":
+        return net.predict(X)
+    if method == "loss":
+        return net.loss(X, T)
+    if method == "backward":
+        return net.backward(X, T)
+    if method == "train_step":
+        return net.train_step(X, T, fb.SGD(lr=0.1, momentum=0.9))
+    if method == "fit":
+        # batch_size 2: a bad value in the last rows is only reached after two updates,
+        # so fit must check all its data before it trains
+        return net.fit(X, T, epochs=2, batch_size=2, optimizer=fb.SGD(lr=0.1), shuffle=False)
+    raise KeyError(method)
+
+
+def good_data(loss="mse_mean", n=N, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, WIDTHS[0]))
+    if loss.startswith("ce_labels"):
+        T = rng.integers(0, WIDTHS[-1], size=n)
+    else:
+        T = rng.standard_normal((n, WIDTHS[-1]))
+    return X, T
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    return request.param
+
+
+@pytest.fixture
+def net(backend):
+    return make_net(WIDTHS, "tanh", "mse_mean", "float64", backend, seed=0)
+
+
+def assert_raises_and_unchanged(net, snapshot, exc, match, fn):
+    snap = snapshot(net)
+    with pytest.raises(exc, match=match or None):
+        fn()
+    snap.assert_unchanged()
+
+
+# ---------------------------------------------------------------------------------------
+# shapes
+# ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("method", X_CALLS)
+def test_wrong_number_of_x_columns(net, snapshot, method):
+    X, T = good_data()
+    X = np.hstack([X, X[:, :1]])  # 5 columns for 4 inputs
+    assert_raises_and_unchanged(net, snapshot, ValueError, match_all(4, 5),
+                                lambda: call(net, method, X, T))
+
+
+@pytest.mark.parametrize("method", XT_CALLS)
+def test_x_rows_differ_from_t_rows(net, snapshot, method):
+    X, T = good_data(n=6)
+    T = np.vstack([T, T[:2]])  # 8 target rows for 6 samples
+    assert_raises_and_unchanged(net, snapshot, ValueError, match_all(6, 8),
+                                lambda: call(net, method, X, T))
+
+
+@pytest.mark.parametrize("method", XT_CALLS)
+def test_wrong_number_of_t_columns(net, snapshot, method):
+    X, T = good_data()
+    T = np.hstack([T, T[:, :1]])  # 3 target columns for 2 outputs
+    assert_raises_and_unchanged(net, snapshot, ValueError, match_all(2, 3),
+                                lambda: call(net, method, X, T))
+
+
+@pytest.mark.parametrize("method", XT_CALLS)
+def test_wrong_number_of_probability_columns(backend, snapshot, method):
+    net = make_net((4, 9, 3), "relu", "ce_probs", "float64", backend, seed=0)
+    X, _ = good_data()
+    T = np.full((N, 5), 0.2)  # 5 classes for 3 outputs
+    assert_raises_and_unchanged(net, snapshot, ValueError, match_all(3, 5),
+                                lambda: call(net, method, X, T))
+
+
+@pytest.mark.parametrize("method", X_CALLS)
+def test_empty_batch(net, snapshot, method):
+    X = np.zeros((0, WIDTHS[0]))
+    T = np.zeros((0, WIDTHS[-1]))
+    assert_raises_and_unchanged(net, snapshot, ValueError, r"(?i)empty|\b0\b",
+                                lambda: call(net, method, X, T))
+
+
+@pytest.mark.parametrize("method", X_CALLS)
+@pytest.mark.parametrize("shape", [(2, 3, 4), (4,)], ids=["3-D", "1-D"])
+def test_x_not_two_dimensional(net, snapshot, method, shape):
+    # (4,) is refused rather than guessed to be one sample: the API takes samples as rows
+    X = np.ones(shape)
+    T = np.ones((N, WIDTHS[-1]))
+    assert_raises_and_unchanged(net, snapshot, ValueError, r"(?i)2-?d|dim|shape",
+                                lambda: call(net, method, X, T))
+
+
+# ---------------------------------------------------------------------------------------
+# non-finite values
+# ---------------------------------------------------------------------------------------
+
+NONFINITE = {"nan": np.nan, "inf": np.inf, "-inf": -np.inf}
+
+
+@pytest.mark.parametrize("method", X_CALLS)
+@pytest.mark.parametrize("value", list(NONFINITE))
+def test_nonfinite_in_x(net, snapshot, method, value):
+    X, T = good_data()
+    X[-1, 2] = NONFINITE[value]  # in the last batch of fit
+    assert_raises_and_unchanged(net, snapshot, ValueError, r"(?i)nan|inf|finite",
+                                lambda: call(net, method, X, T))
+
+
+@pytest.mark.parametrize("method", XT_CALLS)
+@pytest.mark.parametrize("value", list(NONFINITE))
+def test_nonfinite_in_t(net, snapshot, method, value):
+    X, T = good_data()
+    T[-1, 1] = NONFINITE[value]
+    assert_raises_and_unchanged(net, snapshot, ValueError, r"(?i)nan|inf|finite",
+                                lambda: call(net, method, X, T))
+
+
+@pytest.mark.parametrize("method", X_CALLS)
+def test_nonfinite_in_float32_network_input(backend, snapshot, method):
+    net = make_net(WIDTHS, "sigmoid", "mse_mean", "float32", backend, seed=0)
+    X, T = good_data()
+    X = X.astype(np.float32)
+    X[3, 0] = np.nan
+    assert_raises_and_unchanged(net, snapshot, ValueError, r"(?i)nan|inf|finite",
+                                lambda: call(net, method, X, T.astype(np.float32)))
+
+
+@pytest.mark.parametrize("method", X_CALLS)
+def test_value_too_large_for_float32_network(backend, snapshot, method):
+    """1e300 is finite in float64 but overflows to inf when converted to float32."""
+    net = make_net(WIDTHS, "sigmoid", "mse_mean", "float32", backend, seed=0)
+    X, T = good_data()
+    X[-1, 0] = 1e300
+    snap = snapshot(net)
+    with pytest.raises(ValueError, match=r"(?i)nan|inf|finite|overflow|range"):
+        call(net, method, X, T)
+    snap.assert_unchanged()
+
+
+# ---------------------------------------------------------------------------------------
+# class labels
+# ---------------------------------------------------------------------------------------
+
+@pytest.fixture
+def ce_net(backend):
+    return make_net((4, 9, 3), "relu", "ce_labels", "float64", backend, seed=0)
+
+
+@pytest.mark.parametrize("method", XT_CALLS)
+@pytest.mark.parametrize("bad", [-1, 3, 7, 10**6])
+def test_label_out_of_range(ce_net, snapshot, method, bad):
+    X, _ = good_data()
+    labels = np.array([0, 1, 2, 0, 1, bad])  # 3 classes: 0, 1, 2
+    assert_raises_and_unchanged(ce_net, snapshot, ValueError, match_all(bad),
+                                lambda: call(ce_net, method, X, labels))
+
+
+@pytest.mark.parametrize("method", XT_CALLS)
+def test_non_integer_labels(ce_net, snapshot, method):
+    X, _ = good_data()
+    labels = np.array([0, 1, 2, 0, 1, 1.5])
+    snap = snapshot(ce_net)
+    with pytest.raises((ValueError, TypeError)):
+        call(ce_net, method, X, labels)
+    snap.assert_unchanged()
+
+
+@pytest.mark.parametrize("mod", [fb.ops, fb.reference], ids=["ops", "reference"])
+@pytest.mark.parametrize("bad", [-1, 3, 1000])
+def test_ops_label_out_of_range(mod, bad):
+    # for the reference too: -1 would otherwise silently pick the last class
+    z = np.zeros((4, 3))
+    labels = np.array([0, 1, bad, 2])
+    with pytest.raises(ValueError, match=match_all(bad)):
+        mod.softmax_cross_entropy(z, labels)
+    with pytest.raises(ValueError, match=match_all(bad)):
+        mod.softmax_cross_entropy_backward(z, labels)
+
+
+# ---------------------------------------------------------------------------------------
+# wrong types, unknown arguments, bad settings
+# ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("make", [
+    lambda: fb.Dense(2, 3, bias=False),
+    lambda: fb.Sigmoid(bias=False),
+    lambda: fb.MSELoss(bias=False),
+    lambda: fb.SoftmaxCrossEntropyLoss(bias=False),
+    lambda: fb.BCEWithLogitsLoss(bias=False),
+    lambda: fb.SGD(lr=0.1, bias=False),
+    lambda: fb.Network([fb.Dense(2, 1)], loss=fb.MSELoss(), bias=False),
+], ids=["Dense", "Sigmoid", "MSELoss", "SoftmaxCE", "BCE", "SGD", "Network"])
+def test_unknown_constructor_keyword(make):
+    # Python's own TypeError: it names the keyword, or says the class takes no arguments
+    with pytest.raises(TypeError, match="bias|takes no arguments"):
+        make()
+
+
+def test_unknown_keyword_in_methods(net, snapshot):
+    X, T = good_data()
+    opt = fb.SGD(lr=0.1)
+    for fn in (lambda: net.forward(X, bias=False),
+               lambda: net.backward(X, T, bias=False),
+               lambda: net.train_step(X, T, opt, bias=False),
+               lambda: net.fit(X, T, epochs=1, batch_size=2, optimizer=opt, bias=False),
+               lambda: net.fit(X, T, 1, 2, opt)):  # epochs, batch_size, optimizer are keywords
+        assert_raises_and_unchanged(net, snapshot, TypeError, None, fn)
+
+
+@pytest.mark.parametrize("lr", [0, 0.0, -0.1, -5])
+def test_non_positive_learning_rate(lr):
+    with pytest.raises(ValueError, match=match_all(lr)):
+        fb.SGD(lr=lr)
+
+
+@pytest.mark.parametrize("kwargs,exc", [
+    (dict(lr=float("nan")), ValueError),
+    (dict(lr=float("inf")), ValueError),
+    (dict(lr="0.1"), TypeError),
+    (dict(lr=0.1, momentum=-0.5), ValueError),
+    (dict(lr=0.1, weight_decay=-1.0), ValueError),
+    (dict(lr=0.1, nesterov=True), ValueError),                    # needs momentum > 0
+    (dict(lr=0.1, momentum=0.9, dampening=0.5, nesterov=True), ValueError),  # and no dampening
+], ids=["nan", "inf", "str", "neg-momentum", "neg-wd", "nesterov-no-momentum",
+        "nesterov-dampening"])
+def test_bad_sgd_settings(kwargs, exc):
+    with pytest.raises(exc):
+        fb.SGD(**kwargs)
+
+
+@pytest.mark.parametrize("init", ["glorot", "", "Xavier", None])
+def test_unknown_init(init):
+    with pytest.raises((ValueError, TypeError), match=match_all(init) if init else None):
+        # the error may come from Dense or from the Network that initialises it
+        fb.Network([fb.Dense(2, 3, init=init)], loss=fb.MSELoss(), seed=0)
+
+
+def test_unknown_init_is_value_error():
+    with pytest.raises(ValueError, match="glorot"):
+        fb.Network([fb.Dense(2, 3, init="glorot")], loss=fb.MSELoss(), seed=0)
+
+
+@pytest.mark.parametrize("loss_cls", [fb.MSELoss, fb.SoftmaxCrossEntropyLoss,
+                                      fb.BCEWithLogitsLoss])
+@pytest.mark.parametrize("reduction", ["avg", "none", "Mean", ""])
+def test_bad_reduction(loss_cls, reduction):
+    with pytest.raises(ValueError, match=match_all(reduction) if reduction else None):
+        loss_cls(reduction=reduction)
+
+
+@pytest.mark.parametrize("mod", [fb.ops, fb.reference], ids=["ops", "reference"])
+@pytest.mark.parametrize("name", ["mse", "mse_backward", "bce_with_logits",
+                                  "bce_with_logits_backward", "softmax_cross_entropy",
+                                  "softmax_cross_entropy_backward"])
+def test_ops_bad_reduction(mod, name):
+    # for the reference too: an unknown reduction must not silently act as "sum"
+    z = np.zeros((2, 3))
+    t = np.array([0, 1]) if name.startswith("softmax") else np.zeros((2, 3))
+    with pytest.raises(ValueError, match="avg"):
+        getattr(mod, name)(z, t, reduction="avg")
+
+
+@pytest.mark.parametrize("dtype", ["float16", "int32", "complex128", "double64", ""])
+def test_bad_dtype(dtype):
+    with pytest.raises(ValueError, match=match_all(dtype) if dtype else None):
+        fb.Network([fb.Dense(2, 1)], loss=fb.MSELoss(), dtype=dtype, seed=0)
+
+
+@pytest.mark.parametrize("backend_name", ["gpu", "torch", "numpy2", ""])
+def test_bad_backend(backend_name):
+    with pytest.raises(ValueError, match=match_all(backend_name) if backend_name else None):
+        fb.Network([fb.Dense(2, 1)], loss=fb.MSELoss(), backend=backend_name, seed=0)
+
+
+@pytest.mark.parametrize("layers", [
+    [1, 2],
+    ["relu"],
+    [fb.Dense(2, 3), np.zeros(3)],
+    [fb.Dense(2, 3), fb.ReLU],          # a class, not an instance
+    [fb.Dense(2, 3), None],
+    fb.Dense(2, 3),                     # not a list at all
+    "Dense",
+], ids=["ints", "str", "array", "class", "None", "bare-layer", "str-layers"])
+def test_layers_not_layer_objects(layers):
+    with pytest.raises(TypeError):
+        fb.Network(layers, loss=fb.MSELoss(), seed=0)
+
+
+@pytest.mark.parametrize("loss", ["mse", fb.MSELoss, None, fb.Dense(1, 1)],
+                         ids=["str", "class", "None", "layer"])
+def test_loss_not_a_loss_object(loss):
+    with pytest.raises(TypeError):
+        fb.Network([fb.Dense(2, 1)], loss=loss, seed=0)
+
+
+def test_inconsistent_layer_sizes():
+    with pytest.raises(ValueError, match=match_all(3, 4)):
+        fb.Network([fb.Dense(2, 3), fb.ReLU(), fb.Dense(4, 1)], loss=fb.MSELoss(), seed=0)
+
+
+def test_network_without_layers():
+    with pytest.raises((ValueError, TypeError)):
+        fb.Network([], loss=fb.MSELoss(), seed=0)
+
+
+def test_layer_in_two_networks(snapshot):
+    dense = fb.Dense(2, 3)
+    first = fb.Network([dense], loss=fb.MSELoss(), seed=0)
+    snap = snapshot(first)
+    with pytest.raises(ValueError):
+        fb.Network([dense, fb.Sigmoid()], loss=fb.MSELoss(), seed=1)
+    snap.assert_unchanged()
+
+
+@pytest.mark.parametrize("args,exc", [
+    ((0, 3), ValueError), ((2, 0), ValueError), ((-1, 3), ValueError),
+    ((2.5, 3), TypeError), (("2", 3), TypeError),
+])
+def test_bad_dense_sizes(args, exc):
+    with pytest.raises(exc):
+        fb.Dense(*args)
+
+
+def test_bad_seed():
+    with pytest.raises((TypeError, ValueError)):
+        fb.Network([fb.Dense(2, 1)], loss=fb.MSELoss(), seed="zero")
+
+
+@pytest.mark.parametrize("X", [
+    np.array([["a", "b", "c", "d"]] * N),
+    np.ones((N, 4), dtype=complex),
+    np.ones((N, 4), dtype=bool),
+    [[1, 2, 3, None]] * N,
+], ids=["str", "complex", "bool", "object"])
+@pytest.mark.parametrize("method", X_CALLS)
+def test_x_of_wrong_type(net, snapshot, method, X):
+    _, T = good_data()
+    snap = snapshot(net)
+    with pytest.raises((TypeError, ValueError)):
+        call(net, method, X, T)
+    snap.assert_unchanged()
+
+
+@pytest.mark.parametrize("bad_opt", ["sgd", None, fb.MSELoss()], ids=["str", "None", "loss"])
+def test_optimizer_of_wrong_type(net, snapshot, bad_opt):
+    X, T = good_data()
+    assert_raises_and_unchanged(net, snapshot, TypeError, None,
+                                lambda: net.train_step(X, T, bad_opt))
+    assert_raises_and_unchanged(net, snapshot, TypeError, None,
+                                lambda: net.fit(X, T, epochs=1, batch_size=2, optimizer=bad_opt))
+
+
+@pytest.mark.parametrize("kwargs,token", [
+    (dict(epochs=0), None), (dict(epochs=-1), "-1"),
+    (dict(batch_size=0), None), (dict(batch_size=-2), "-2"),
+], ids=["epochs0", "epochs-1", "batch0", "batch-2"])
+def test_fit_bad_counts(net, snapshot, kwargs, token):
+    X, T = good_data()
+    args = dict(epochs=1, batch_size=2, optimizer=fb.SGD(lr=0.1))
+    args.update(kwargs)
+    if kwargs.get("epochs") == 0:
+        # zero epochs is either refused or a no-op; it never trains
+        snap = snapshot(net)
+        try:
+            hist = net.fit(X, T, **args)
+        except ValueError:
+            pass
+        else:
+            assert len(hist.loss) == 0
+        snap.assert_unchanged()
+        return
+    assert_raises_and_unchanged(net, snapshot, ValueError, match_all(token) if token else None,
+                                lambda: net.fit(X, T, **args))
+
+
+@pytest.mark.parametrize("bad", ["cols", "rows", "nan", "not-a-pair"])
+def test_fit_bad_validation_data_is_caught_before_training(net, snapshot, bad):
+    X, T = good_data()
+    Xv, Tv = good_data(n=4, seed=1)
+    if bad == "cols":
+        Xv = Xv[:, :3]
+    elif bad == "rows":
+        Tv = Tv[:3]
+    elif bad == "nan":
+        Tv[2, 0] = np.nan
+    validation = (Xv,) if bad == "not-a-pair" else (Xv, Tv)
+    snap = snapshot(net)
+    with pytest.raises((ValueError, TypeError)):
+        net.fit(X, T, epochs=2, batch_size=2, optimizer=fb.SGD(lr=0.1),
+                validation_data=validation)
+    snap.assert_unchanged()
+
+
+def test_failed_train_step_leaves_optimizer_state_alone(backend):
+    """After a refused train_step, training goes on exactly as if it had never happened
+    (no momentum buffer or step count was touched)."""
+    X, T = good_data()
+    a = make_net(WIDTHS, "tanh", "mse_mean", "float64", backend, seed=0)
+    b = make_net(WIDTHS, "tanh", "mse_mean", "float64", backend, seed=0)
+    opt_a = fb.SGD(lr=0.1, momentum=0.9, dampening=0.5)
+    opt_b = fb.SGD(lr=0.1, momentum=0.9, dampening=0.5)
+    bad_X = X.copy()
+    bad_X[0, 0] = np.nan
+    with pytest.raises(ValueError):
+        a.train_step(bad_X, T, opt_a)
+    with pytest.raises(ValueError):
+        a.train_step(X, T[:, :1], opt_a)
+    for _ in range(2):
+        a.train_step(X, T, opt_a)
+        b.train_step(X, T, opt_b)
+    for la, lb in zip(a.layers[::2], b.layers[::2]):
+        np.testing.assert_array_equal(la.W, lb.W)
+        np.testing.assert_array_equal(la.b, lb.b)
+
+
+# ---------------------------------------------------------------------------------------
+# parameter assignment
+# ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("how", ["rebind", "inplace"])
+@pytest.mark.parametrize("which,shape", [("W", (9, 4)), ("W", (4, 8)), ("W", (36,)),
+                                         ("b", (8,)), ("b", (10,)), ("b", (9, 9))])
+def test_wrong_shape_assignment(net, snapshot, which, shape, how):
+    layer = net.layers[0]  # Dense(4, 9): W (4, 9), b (9,)
+    value = np.ones(shape)
+    snap = snapshot(net)
+    with pytest.raises(ValueError, match=r"\(" if how == "rebind" else None):
+        if how == "rebind":
+            setattr(layer, which, value)
+        else:
+            getattr(layer, which)[...] = value
+    snap.assert_unchanged()
+
+
+def test_wrong_shape_assignment_message_names_both_shapes(net):
+    with pytest.raises(ValueError, match=match_all(4, 9, 3, 5)):
+        net.layers[0].W = np.ones((3, 5))
+
+
+@pytest.mark.parametrize("value", [np.full((4, 9), np.nan), "weights", None],
+                         ids=["nan", "str", "None"])
+def test_bad_value_assignment(net, snapshot, value):
+    snap = snapshot(net)
+    with pytest.raises((ValueError, TypeError)):
+        net.layers[0].W = value
+    snap.assert_unchanged()
+
+
+# ---------------------------------------------------------------------------------------
+# model files
+# ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("as_str", [True, False], ids=["str", "Path"])
+def test_load_missing_file(tmp_path, as_str):
+    path = tmp_path / "no_such_model.npz"
+    with pytest.raises(FileNotFoundError, match="no_such_model"):
+        fb.Network.load(str(path) if as_str else path)
+
+
+@pytest.mark.parametrize("content", [
+    b"",
+    b"\x00\x01\x02garbage\xff\xfe" * 50,
+    b"PK\x03\x04 this is not really a zip file",
+    b"this is a text file\n",
+], ids=["empty", "garbage", "fake-zip", "text"])
+def test_load_corrupt_file(tmp_path, content):
+    path = tmp_path / "corrupt.npz"
+    path.write_bytes(content)
+    with pytest.raises(ValueError):
+        fb.Network.load(path)
+
+
+def test_load_npz_without_header(tmp_path):
+    path = tmp_path / "plain.npz"
+    np.savez(path, a=np.zeros(3), b=np.ones((2, 2)))
+    with pytest.raises(ValueError):
+        fb.Network.load(path)
+
+
+def test_load_truncated_model_file(tmp_path, net):
+    path = tmp_path / "model.npz"
+    net.save(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError):
+        fb.Network.load(path)
+
+
+def test_load_model_with_tampered_parameters(tmp_path, net):
+    """A file whose arrays do not fit its header is refused, not half loaded."""
+    path = tmp_path / "model.npz"
+    net.save(path)
+    with np.load(path, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    shapes = {k: v.shape for k, v in arrays.items()}
+    # shrink the biggest array (a weight matrix: 4 x 9 here)
+    biggest = max(arrays, key=lambda k: arrays[k].size)
+    arrays[biggest] = arrays[biggest].ravel()[:5]
+    assert arrays[biggest].shape != shapes[biggest]
+    np.savez(path, **arrays)
+    with pytest.raises(ValueError):
+        fb.Network.load(path)
+
+
+def test_save_to_missing_directory(tmp_path, net):
+    with pytest.raises((FileNotFoundError, OSError)):
+        net.save(tmp_path / "no_dir" / "model.npz")
+
+
+# ---------------------------------------------------------------------------------------
+# threads and ops
+# ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("n,exc", [(0, ValueError), (-2, ValueError), (1.5, TypeError),
+                                   ("2", TypeError)])
+def test_set_num_threads_bad(restore_threads, n, exc):
+    before = fb.get_num_threads()
+    with pytest.raises(exc):
+        fb.set_num_threads(n)
+    assert fb.get_num_threads() == before
+
+
+@pytest.mark.parametrize("mod", [fb.ops], ids=["ops"])
+@pytest.mark.parametrize("case", [
+    "matmul-inner", "matmul-trans", "matmul-1d", "linear-w", "linear-b", "act-backward",
+    "mse", "bce", "softmax-1d", "ce-rows", "ce-probs-cols",
+])
+def test_ops_shape_mismatch(mod, case):
+    a = np.ones((3, 4))
+    fn = {
+        "matmul-inner": lambda: mod.matmul(a, np.ones((5, 2))),
+        "matmul-trans": lambda: mod.matmul(a, np.ones((4, 2)), trans_b=True),
+        "matmul-1d": lambda: mod.matmul(np.ones(4), np.ones((4, 2))),
+        "linear-w": lambda: mod.linear(a, np.ones((5, 2)), np.ones(2)),
+        "linear-b": lambda: mod.linear(a, np.ones((4, 2)), np.ones(3)),
+        "act-backward": lambda: mod.sigmoid_backward(a, np.ones((3, 5))),
+        "mse": lambda: mod.mse(a, np.ones((3, 5))),
+        "bce": lambda: mod.bce_with_logits_backward(a, np.ones((4, 4))),
+        "softmax-1d": lambda: mod.softmax(np.ones(4)),
+        "ce-rows": lambda: mod.softmax_cross_entropy(a, np.zeros(5, dtype=int)),
+        "ce-probs-cols": lambda: mod.softmax_cross_entropy(a, np.ones((3, 5)) / 5),
+    }[case]
+    with pytest.raises(ValueError):
+        fn()
+
+
+@pytest.mark.parametrize("mod", [fb.ops, fb.reference], ids=["ops", "reference"])
+def test_sgd_step_bad_buffers(mod):
+    p = np.ones(5)
+    with pytest.raises(ValueError):
+        mod.sgd_step(p, np.ones(4), np.zeros(5), lr=0.1)
+    with pytest.raises(ValueError):
+        mod.sgd_step(p, np.ones(5), np.zeros(6), lr=0.1, momentum=0.9)
+    np.testing.assert_array_equal(p, np.ones(5))
+    ro = np.ones(5)
+    ro.flags.writeable = False
+    with pytest.raises((ValueError, TypeError)):
+        mod.sgd_step(ro, np.ones(5), np.zeros(5), lr=0.1)
+    np.testing.assert_array_equal(ro, np.ones(5))
