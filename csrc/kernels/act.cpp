@@ -34,13 +34,15 @@ inline T derivative_from_output(T y) {
 
 template <Act A, typename T>
 void forward_loop(const T* x, T* y, int64_t n) {
-#pragma omp parallel for num_threads(pick_threads(n * 8)) schedule(static)
+  const int threads = pick_threads(n * 8);
+#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
   for (int64_t i = 0; i < n; ++i) y[i] = forward_one<A>(x[i]);
 }
 
 template <Act A, typename T>
 void backward_loop(const T* y, const T* grad, T* out, int64_t n) {
-#pragma omp parallel for num_threads(pick_threads(n)) schedule(static)
+  const int threads = pick_threads(n);
+#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
   for (int64_t i = 0; i < n; ++i) out[i] = grad[i] * derivative_from_output<A>(y[i]);
 }
 

@@ -8,7 +8,8 @@ namespace fastbp::kernels {
 
 template <typename T>
 void add_bias_rows(T* z, const T* b, int64_t m, int64_t n) {
-#pragma omp parallel for num_threads(pick_threads(m * n)) schedule(static)
+  const int threads = pick_threads(m * n);
+#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
   for (int64_t i = 0; i < m; ++i) {
     T* __restrict zi = z + i * n;
     for (int64_t j = 0; j < n; ++j) zi[j] += b[j];

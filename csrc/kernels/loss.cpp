@@ -11,7 +11,9 @@ namespace {
 template <typename T>
 double mse(const T* y, const T* t, int64_t count, T scale, T* grad) {
   double total = 0.0;
-#pragma omp parallel for num_threads(pick_threads(count)) reduction(+ : total) schedule(static)
+  const int threads = pick_threads(count);
+#pragma omp parallel for num_threads(threads) if (threads > 1) reduction(+ : total) \
+    schedule(static)
   for (int64_t i = 0; i < count; ++i) {
     const T d = y[i] - t[i];
     total += double(d) * double(d);
@@ -24,7 +26,9 @@ double mse(const T* y, const T* t, int64_t count, T scale, T* grad) {
 template <typename T>
 double bce(const T* x, const T* t, int64_t count, T scale, T* grad) {
   double total = 0.0;
-#pragma omp parallel for num_threads(pick_threads(count * 8)) reduction(+ : total) schedule(static)
+  const int threads = pick_threads(count * 8);
+#pragma omp parallel for num_threads(threads) if (threads > 1) reduction(+ : total) \
+    schedule(static)
   for (int64_t i = 0; i < count; ++i) {
     const T e = std::exp(-std::abs(x[i]));
     total += double(std::max(x[i], T(0)) - x[i] * t[i] + std::log1p(e));
@@ -41,7 +45,9 @@ double bce(const T* x, const T* t, int64_t count, T scale, T* grad) {
 template <typename T>
 double softmax_ce(const T* x, Target<T> t, int64_t m, int64_t n, T scale, T* grad) {
   double total = 0.0;
-#pragma omp parallel for num_threads(pick_threads(m * n * 8)) reduction(+ : total) schedule(static)
+  const int threads = pick_threads(m * n * 8);
+#pragma omp parallel for num_threads(threads) if (threads > 1) reduction(+ : total) \
+    schedule(static)
   for (int64_t i = 0; i < m; ++i) {
     const T* xi = x + i * n;
     const T mx = *std::max_element(xi, xi + n);
@@ -90,7 +96,8 @@ double loss_forward(Loss loss, Reduction red, const T* y, Target<T> t, int64_t m
 
 template <typename T>
 void softmax_rows(const T* x, T* y, int64_t m, int64_t n) {
-#pragma omp parallel for num_threads(pick_threads(m * n * 8)) schedule(static)
+  const int threads = pick_threads(m * n * 8);
+#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
   for (int64_t i = 0; i < m; ++i) {
     const T* xi = x + i * n;
     T* yi = y + i * n;

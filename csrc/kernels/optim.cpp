@@ -10,12 +10,14 @@ void sgd_step(T* param, const T* grad, T* velocity, int64_t n, const SgdConfig& 
   const T lr = T(cfg.lr), wd = T(cfg.weight_decay), mu = T(cfg.momentum);
   const T keep = T(1) - T(cfg.dampening);
   if (cfg.momentum == 0.0) {
-#pragma omp parallel for num_threads(pick_threads(n)) schedule(static)
+    const int threads = pick_threads(n);
+#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
     for (int64_t i = 0; i < n; ++i) param[i] -= lr * (grad[i] + wd * param[i]);
     return;
   }
   const bool nesterov = cfg.nesterov;
-#pragma omp parallel for num_threads(pick_threads(n)) schedule(static)
+  const int threads = pick_threads(n);
+#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
   for (int64_t i = 0; i < n; ++i) {
     const T d = grad[i] + wd * param[i];
     const T v = first_step ? d : mu * velocity[i] + keep * d;

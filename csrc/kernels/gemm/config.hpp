@@ -47,12 +47,14 @@ template <typename T, int MR, int NR>
 void gemm_ukr_ref(int64_t kc, T alpha, const T* a, int64_t rs_a, int64_t cs_a, const T* b,
                   int64_t rs_b, T beta, T* c, int64_t ldc);
 
-#define FASTBP_UKR_ARGS(T) \
-  int64_t, T, const T*, int64_t, int64_t, const T*, int64_t, T, T*, int64_t
-void sgemm_avx2_6x16(FASTBP_UKR_ARGS(float));
-void dgemm_avx2_6x8(FASTBP_UKR_ARGS(double));
-void sgemm_avx512_12x32(FASTBP_UKR_ARGS(float));
-void dgemm_avx512_12x16(FASTBP_UKR_ARGS(double));
-#undef FASTBP_UKR_ARGS
+void sgemm_avx2_6x16(int64_t kc, float alpha, const float* a, int64_t rs_a, int64_t cs_a,
+                     const float* b, int64_t rs_b, float beta, float* c, int64_t ldc);
+void dgemm_avx2_6x8(int64_t kc, double alpha, const double* a, int64_t rs_a, int64_t cs_a,
+                    const double* b, int64_t rs_b, double beta, double* c, int64_t ldc);
+void sgemm_avx512_12x32(int64_t kc, float alpha, const float* a, int64_t rs_a, int64_t cs_a,
+                        const float* b, int64_t rs_b, float beta, float* c, int64_t ldc);
+void dgemm_avx512_12x16(int64_t kc, double alpha, const double* a, int64_t rs_a,
+                        int64_t cs_a, const double* b, int64_t rs_b, double beta, double* c,
+                        int64_t ldc);
 
 }  // namespace fastbp::kernels::gemm_detail

@@ -7,6 +7,11 @@
 //      jr over NR      B micro-panel, stays in L1
 //       ir over MR     micro-kernel: MR x NR of C in registers
 //
+// Packing pays for itself only through reuse: an A block is reused by every B
+// micro-panel, a B block by every A micro-panel. When that reuse is small (small
+// batches, narrow layers) the kernel reads the operand in place through its strides,
+// and only a ragged edge panel is packed (zero-padded), so no read runs past the array.
+//
 // Threads split the C tiles into a tm x tn grid (M ranges x NR-panel ranges), chosen
 // per call from the shape: tall problems split M so A is packed once, short-wide ones
 // (small batches) split N so both cores have work.
@@ -18,6 +23,7 @@
 #include "config.hpp"
 #include "driver.hpp"
 #include "scratch.hpp"
+#include "simple.hpp"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -61,8 +67,11 @@ Range split(int64_t units, int parts, int i) {
   return {units * i / parts, units * (i + 1) / parts};
 }
 
-// Below this many multiply-adds, packing and tile bookkeeping cost more than they save.
+// Below this many multiply-adds, gemm_direct beats any tiled path.
 constexpr int64_t kDirectWork = 2048;
+
+// An operand is packed only when each packed micro-panel is reused at least this often.
+constexpr int64_t kMinPackReuse = 8;
 
 // One A element packed costs about as much as this many FMA lanes of compute; it
 // weighs the redundant A packing of an N split against the load balance of an M split.
@@ -85,65 +94,26 @@ int pick_m_threads(int nth, int64_t m_panels, int64_t n_panels, int mr, int nr) 
 }
 
 template <typename T>
-void scale_c(int64_t m, int64_t n, T beta, T* c, int64_t ldc) {
-  if (beta == T(1)) return;
-  for (int64_t i = 0; i < m; ++i) {
-    T* ci = c + i * ldc;
-    if (beta == T(0)) {
-      std::fill(ci, ci + n, T(0));
-    } else {
-      for (int64_t j = 0; j < n; ++j) ci[j] *= beta;
-    }
-  }
-}
-
-template <typename T>
-void gemm_direct(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
-                 int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
-  const int64_t sa_i = ta ? 1 : lda, sa_p = ta ? lda : 1;
-  const int64_t sb_p = tb ? 1 : ldb, sb_j = tb ? ldb : 1;
-  for (int64_t i = 0; i < m; ++i) {
-    for (int64_t j = 0; j < n; ++j) {
-      T acc = T(0);
-      for (int64_t p = 0; p < k; ++p) acc += a[i * sa_i + p * sa_p] * b[p * sb_p + j * sb_j];
-      T& cij = c[i * ldc + j];
-      cij = beta == T(0) ? alpha * acc : alpha * acc + beta * cij;
-    }
-  }
-}
-
-// Edge tiles: the micro-kernel writes a full MR x NR tile to `tile`, of which the
-// rows x cols that exist in C are merged here.
-template <typename T>
-void merge_edge(const T* tile, int nr, int64_t rows, int64_t cols, T beta, T* c, int64_t ldc) {
-  for (int64_t i = 0; i < rows; ++i) {
-    T* ci = c + i * ldc;
-    const T* ti = tile + i * nr;
-    if (beta == T(0)) {
-      for (int64_t j = 0; j < cols; ++j) ci[j] = ti[j];
-    } else {
-      for (int64_t j = 0; j < cols; ++j) ci[j] = ti[j] + beta * ci[j];
-    }
-  }
-}
-
-template <typename T>
-void gemm_packed(const GemmConfig<T>& cfg, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
-                 T alpha, const T* a, int64_t lda, const T* b, int64_t ldb, T beta, T* c,
-                 int64_t ldc) {
+void gemm_tiled(const GemmConfig<T>& cfg, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
+                T alpha, const T* a, int64_t lda, const T* b, int64_t ldb, T beta, T* c,
+                int64_t ldc) {
   const int mr = cfg.mr, nr = cfg.nr;
   // Even block sizes: k = 257 runs as 129 + 128, not 256 + 1.
   const int64_t kc_step = ceil_div(k, ceil_div(k, cfg.kc));
   const int64_t nc_step = round_up(ceil_div(n, ceil_div(n, cfg.nc)), nr);
   const int64_t m_panels = ceil_div(m, mr);
+  const int64_t n_panels_max = ceil_div(std::min(n, nc_step), nr);
+  const bool direct_a = n_panels_max < kMinPackReuse;
+  const bool direct_b = !tb && m_panels < kMinPackReuse;
+  const int64_t rs_a = ta ? 1 : lda, cs_a = ta ? lda : 1;
   const int threads = pick_threads(m * n * k);
-  T* const bbuf = static_cast<T*>(
-      thread_scratch(Scratch::PackB, sizeof(T) * static_cast<size_t>(kc_step * nc_step)));
+  T* const bbuf = static_cast<T*>(thread_scratch(
+      Scratch::PackB, sizeof(T) * static_cast<size_t>(kc_step * (direct_b ? nr : nc_step))));
 
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
     const int tid = thread_id(), nth = team_size();
-    const int tm = pick_m_threads(nth, m_panels, ceil_div(std::min(n, nc_step), nr), mr, nr);
+    const int tm = pick_m_threads(nth, m_panels, n_panels_max, mr, nr);
     const int tn = nth / tm;
     const Range my_panels = split(m_panels, tm, tid / tn);
     const int64_t i_begin = my_panels.begin * mr;
@@ -151,45 +121,59 @@ void gemm_packed(const GemmConfig<T>& cfg, bool ta, bool tb, int64_t m, int64_t 
     const int64_t my_rows = std::max<int64_t>(0, i_end - i_begin);
     const int64_t mc_step =
         my_rows > 0 ? round_up(ceil_div(my_rows, ceil_div(my_rows, cfg.mc)), mr) : mr;
-    T* const abuf = static_cast<T*>(
-        thread_scratch(Scratch::PackA, sizeof(T) * static_cast<size_t>(mc_step * kc_step)));
+    T* const abuf = static_cast<T*>(thread_scratch(
+        Scratch::PackA, sizeof(T) * static_cast<size_t>((direct_a ? mr : mc_step) * kc_step)));
     alignas(64) T edge[kMaxTile];
 
     for (int64_t jc = 0; jc < n; jc += nc_step) {
       const int64_t ncur = std::min(nc_step, n - jc);
       const int64_t n_panels = ceil_div(ncur, nr);
-      const Range to_pack = split(n_panels, nth, tid);
       const Range my_cols = split(n_panels, tn, tid % tn);
+      // In direct mode only a ragged last B panel is packed, at the start of bbuf.
+      const int64_t b_tail = ncur % nr == 0 ? n_panels : n_panels - 1;
+      const Range to_pack = direct_b ? Range{tid == 0 ? b_tail : n_panels, n_panels}
+                                     : split(n_panels, nth, tid);
       for (int64_t pc = 0; pc < k; pc += kc_step) {
         const int64_t kcur = std::min(kc_step, k - pc);
         const T beta_k = pc == 0 ? beta : T(1);
         if (to_pack.end > to_pack.begin) {
           const int64_t j0 = to_pack.begin * nr;
           const int64_t cols = std::min(ncur, to_pack.end * nr) - j0;
-          cfg.pack_b(tb, b, ldb, jc + j0, cols, pc, kcur, bbuf + j0 * kcur);
+          cfg.pack_b(tb, b, ldb, jc + j0, cols, pc, kcur, direct_b ? bbuf : bbuf + j0 * kcur);
         }
-        barrier();
+        if (nth > 1) barrier();
         for (int64_t ic = i_begin; ic < i_end; ic += mc_step) {
           const int64_t mcur = std::min(mc_step, i_end - ic);
-          cfg.pack_a(ta, a, lda, ic, mcur, pc, kcur, abuf);
+          const int64_t a_tail = mcur % mr == 0 ? mcur : mcur - mcur % mr;
+          if (!direct_a) {
+            cfg.pack_a(ta, a, lda, ic, mcur, pc, kcur, abuf);
+          } else if (a_tail < mcur) {
+            cfg.pack_a(ta, a, lda, ic + a_tail, mcur - a_tail, pc, kcur, abuf);
+          }
           for (int64_t jp = my_cols.begin; jp < my_cols.end; ++jp) {
-            const T* bp = bbuf + jp * nr * kcur;
             const int64_t j = jc + jp * nr;
             const int64_t cols = std::min<int64_t>(nr, jc + ncur - j);
+            const bool b_in_place = direct_b && jp < b_tail;
+            const T* bp = b_in_place ? b + pc * ldb + j : bbuf + (direct_b ? 0 : jp * nr * kcur);
+            const int64_t rs_b = b_in_place ? ldb : nr;
             for (int64_t ip = 0; ip < mcur; ip += mr) {
-              const T* ap = abuf + ip * kcur;
-              T* cij = c + (ic + ip) * ldc + j;
               const int64_t rows = std::min<int64_t>(mr, mcur - ip);
+              const bool a_in_place = direct_a && ip < a_tail;
+              const T* ap = a_in_place ? a + (ic + ip) * rs_a + pc * cs_a
+                                       : abuf + (direct_a ? 0 : ip * kcur);
+              T* cij = c + (ic + ip) * ldc + j;
               if (rows == mr && cols == nr) {
-                cfg.ukr(kcur, alpha, ap, bp, beta_k, cij, ldc);
+                cfg.ukr(kcur, alpha, ap, a_in_place ? rs_a : 1, a_in_place ? cs_a : mr, bp,
+                        rs_b, beta_k, cij, ldc);
               } else {
-                cfg.ukr(kcur, alpha, ap, bp, T(0), edge, nr);
+                cfg.ukr(kcur, alpha, ap, a_in_place ? rs_a : 1, a_in_place ? cs_a : mr, bp,
+                        rs_b, T(0), edge, nr);
                 merge_edge(edge, nr, rows, cols, beta_k, cij, ldc);
               }
             }
           }
         }
-        barrier();  // the next pc overwrites the shared B block
+        if (nth > 1) barrier();  // the next pc overwrites the shared B block
       }
     }
   }
@@ -208,7 +192,7 @@ void run(const GemmConfig<T>& cfg, bool ta, bool tb, int64_t m, int64_t n, int64
   if (k <= 0 || alpha == T(0)) return scale_c(m, n, beta, c, ldc);
   if (m * n * k <= kDirectWork)
     return gemm_direct(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-  gemm_packed(cfg, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  gemm_tiled(cfg, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 }  // namespace
