@@ -548,7 +548,7 @@ def test_set_num_threads_bad(restore_threads, n, exc):
     assert fb.get_num_threads() == before
 
 
-@pytest.mark.parametrize("mod", [fb.ops], ids=["ops"])
+@pytest.mark.parametrize("mod", [fb.ops, fb.reference], ids=["ops", "reference"])
 @pytest.mark.parametrize("case", [
     "matmul-inner", "matmul-trans", "matmul-1d", "linear-w", "linear-b", "act-backward",
     "mse", "bce", "softmax-1d", "ce-rows", "ce-probs-cols",

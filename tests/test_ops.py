@@ -513,9 +513,7 @@ def _unary_ops(mod):
 UNARY_NAMES = list(_unary_ops(fb.reference))
 
 
-# The promotion rule and the refusal of complex/bool/object are fb.ops' contract; the
-# NumPy reference keeps NumPy's own promotion for non-float inputs (its values agree).
-@pytest.mark.parametrize("mod", [fb.ops], ids=["ops"])
+@MODULES
 @pytest.mark.parametrize("in_dtype,out_dtype", [
     (np.float32, np.float32),
     (np.float64, np.float64),
@@ -547,7 +545,7 @@ def test_dtype_rule_mixed_float32_float64_gives_float64(rng, mod):
     assert mod.mse_backward(a32, a32.astype(np.float64)).dtype == np.float64
 
 
-@pytest.mark.parametrize("mod", [fb.ops], ids=["ops"])
+@MODULES
 @pytest.mark.parametrize("bad", [
     np.array([[1 + 1j, 2]]),
     np.array([[True, False]]),

@@ -55,6 +55,10 @@ PYBIND11_MODULE(_core, m) {
     info["openmp"] = false;
 #endif
     info["simd_compiled"] = kernels::compiled_isas();
+    std::vector<std::string> runnable;
+    for (kernels::Isa isa : {kernels::Isa::Ref, kernels::Isa::Avx2, kernels::Isa::Avx512})
+      if (kernels::isa_supported(isa)) runnable.emplace_back(kernels::isa_name(isa));
+    info["simd_available"] = runnable;
     info["simd"] = kernels::isa_name(kernels::active_isa());
     info["cuda_compiled"] = false;
     info["cuda_available"] = false;

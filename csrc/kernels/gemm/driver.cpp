@@ -71,7 +71,7 @@ Range split(int64_t units, int parts, int i) {
 constexpr int64_t kDirectWork = 2048;
 
 // An operand is packed only when each packed micro-panel is reused at least this often.
-constexpr int64_t kMinPackReuse = 8;
+constexpr int64_t kMinPackReuse = 12;
 
 // One A element packed costs about as much as this many FMA lanes of compute; it
 // weighs the redundant A packing of an N split against the load balance of an M split.
@@ -93,18 +93,21 @@ int pick_m_threads(int nth, int64_t m_panels, int64_t n_panels, int mr, int nr) 
   return best;
 }
 
+// c_trans: the problem is C^T = op(B)^T op(A)^T, so tile (i, j) lands at C(j, i).
 template <typename T>
 void gemm_tiled(const GemmConfig<T>& cfg, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
                 T alpha, const T* a, int64_t lda, const T* b, int64_t ldb, T beta, T* c,
-                int64_t ldc) {
+                int64_t ldc, bool c_trans) {
   const int mr = cfg.mr, nr = cfg.nr;
-  // Even block sizes: k = 257 runs as 129 + 128, not 256 + 1.
-  const int64_t kc_step = ceil_div(k, ceil_div(k, cfg.kc));
   const int64_t nc_step = round_up(ceil_div(n, ceil_div(n, cfg.nc)), nr);
   const int64_t m_panels = ceil_div(m, mr);
   const int64_t n_panels_max = ceil_div(std::min(n, nc_step), nr);
-  const bool direct_a = n_panels_max < kMinPackReuse;
   const bool direct_b = !tb && m_panels < kMinPackReuse;
+  // Even block sizes: k = 257 runs as 129 + 128, not 256 + 1.
+  const int64_t kc_step = ceil_div(k, ceil_div(k, cfg.kc));
+  // A^T in place would read a few elements from each of kc rows lda apart (4K aliasing,
+  // a TLB entry per row); packing it is a contiguous copy, so it is always packed.
+  const bool direct_a = !ta && n_panels_max < kMinPackReuse;
   const int64_t rs_a = ta ? 1 : lda, cs_a = ta ? lda : 1;
   const int threads = pick_threads(m * n * k);
   T* const bbuf = static_cast<T*>(thread_scratch(
@@ -161,6 +164,12 @@ void gemm_tiled(const GemmConfig<T>& cfg, bool ta, bool tb, int64_t m, int64_t n
               const bool a_in_place = direct_a && ip < a_tail;
               const T* ap = a_in_place ? a + (ic + ip) * rs_a + pc * cs_a
                                        : abuf + (direct_a ? 0 : ip * kcur);
+              if (c_trans) {
+                cfg.ukr(kcur, alpha, ap, a_in_place ? rs_a : 1, a_in_place ? cs_a : mr, bp,
+                        rs_b, T(0), edge, nr);
+                merge_edge_t(edge, nr, rows, cols, beta_k, c + j * ldc + ic + ip, ldc);
+                continue;
+              }
               T* cij = c + (ic + ip) * ldc + j;
               if (rows == mr && cols == nr) {
                 cfg.ukr(kcur, alpha, ap, a_in_place ? rs_a : 1, a_in_place ? cs_a : mr, bp,
@@ -192,7 +201,13 @@ void run(const GemmConfig<T>& cfg, bool ta, bool tb, int64_t m, int64_t n, int64
   if (k <= 0 || alpha == T(0)) return scale_c(m, n, beta, c, ldc);
   if (m * n * k <= kDirectWork)
     return gemm_direct(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-  gemm_tiled(cfg, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  // A narrow C (the output layer's few columns) would leave most of each NR-wide tile
+  // empty; as C^T those columns fill the MR side, and the tiles are transposed on store.
+  // Only when op(A) = A^T: then op(A)^T, the new B, is read row by row in place rather
+  // than transposed element by element into a packed panel.
+  if (ta && n < cfg.nr && m > n)
+    return gemm_tiled(cfg, !tb, !ta, n, m, k, alpha, b, ldb, a, lda, beta, c, ldc, true);
+  gemm_tiled(cfg, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, false);
 }
 
 }  // namespace

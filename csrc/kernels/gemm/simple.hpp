@@ -51,4 +51,18 @@ void merge_edge(const T* tile, int nr, int64_t rows, int64_t cols, T beta, T* c,
   }
 }
 
+// The same for a tile of C^T: tile(i, j) goes to C(j, i).
+template <typename T>
+void merge_edge_t(const T* tile, int nr, int64_t rows, int64_t cols, T beta, T* c,
+                  int64_t ldc) {
+  for (int64_t j = 0; j < cols; ++j) {
+    T* cj = c + j * ldc;
+    if (beta == T(0)) {
+      for (int64_t i = 0; i < rows; ++i) cj[i] = tile[i * nr + j];
+    } else {
+      for (int64_t i = 0; i < rows; ++i) cj[i] = tile[i * nr + j] + beta * cj[i];
+    }
+  }
+}
+
 }  // namespace fastbp::kernels::gemm_detail

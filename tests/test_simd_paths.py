@@ -1,0 +1,77 @@
+"""Every SIMD path this machine can run, forced with FASTBP_SIMD in a fresh process,
+against NumPy: the three GEMM products on shapes that stress the vector tails, and a
+whole training run against the NumPy backend (issue 3, "Correctness stays")."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import fastbp as fb
+
+TAILS = (1, 2, 3, 7, 15, 16, 17, 31, 33, 63, 65, 127, 255, 257)
+DEPTHS = (1, 7, 16, 17, 65, 257)
+
+CHECK = textwrap.dedent("""
+    import itertools, sys
+    import numpy as np
+    import fastbp as fb
+
+    path, tails, depths = sys.argv[1], eval(sys.argv[2]), eval(sys.argv[3])
+    assert fb.build_info()["simd"] == path, fb.build_info()
+    rng = np.random.default_rng(0)
+    failures = []
+    for dtype, eps in ((np.float32, 2.0**-23), (np.float64, 2.0**-52)):
+        for m, n, k in itertools.product(tails, tails, depths):
+            a = rng.standard_normal((m, k)).astype(dtype)
+            b = rng.standard_normal((k, n)).astype(dtype)
+            ref = a.astype(np.float64) @ b.astype(np.float64)
+            # any summation order is within k * eps * (|a| @ |b|) of the exact product
+            tol = 2 * k * eps * (np.abs(a).astype(np.float64) @ np.abs(b)) + 1e-30
+            for ta, tb in itertools.product((False, True), repeat=2):
+                c = fb.ops.matmul(a.T.copy() if ta else a, b.T.copy() if tb else b, ta, tb)
+                if c.dtype != dtype or not (np.abs(c - ref) <= tol).all():
+                    failures.append((np.dtype(dtype).name, m, n, k, ta, tb))
+    for dtype, rtol in (("float32", 1e-4), ("float64", 1e-10)):
+        nets = [fb.Network([fb.Dense(33, 17), fb.Tanh(), fb.Dense(17, 7)], fb.MSELoss(),
+                           dtype=dtype, backend=backend, seed=3) for backend in ("cpu", "numpy")]
+        X = rng.standard_normal((65, 33))
+        T = rng.standard_normal((65, 7))
+        for net in nets:
+            net.fit(X, T, epochs=3, batch_size=16, optimizer=fb.SGD(lr=0.05, momentum=0.9),
+                    shuffle=False)
+        for la, lb in zip(nets[0].layers[::2], nets[1].layers[::2]):
+            if not np.allclose(la.W, lb.W, rtol=rtol, atol=rtol):
+                failures.append(("network", dtype))
+    print("failures:", failures[:20], len(failures))
+    sys.exit(1 if failures else 0)
+""")
+
+
+@pytest.mark.parametrize("path", ["ref", "avx2", "avx512"])
+def test_simd_path_matches_numpy(path):
+    if path not in fb.build_info()["simd_available"]:
+        pytest.skip(f"the {path} path is not compiled in or this CPU cannot run it")
+    env = dict(os.environ, FASTBP_SIMD=path)
+    result = subprocess.run([sys.executable, "-c", CHECK, path, repr(TAILS), repr(DEPTHS)],
+                            env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_unknown_simd_path_fails_the_import():
+    env = dict(os.environ, FASTBP_SIMD="sse9")
+    result = subprocess.run([sys.executable, "-c", "import fastbp"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "sse9" in result.stderr
+
+
+def test_build_info_reports_the_path_in_use():
+    info = fb.build_info()
+    assert info["simd"] in info["simd_available"]
+    assert set(info["simd_available"]) <= set(info["simd_compiled"])
+    assert info["simd_compiled"][0] == "ref"
