@@ -12,6 +12,7 @@ step, fastbp's GFLOP/s and the speed-up of fastbp over each peer (>1: fastbp fas
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import time
@@ -94,6 +95,9 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=None, help="threads for every library")
     parser.add_argument("--no-numpy", action="store_true", help="skip the NumPy reference")
     parser.add_argument("--plot", help="write a PNG of time per step against network size")
+    parser.add_argument("--memory-steps", type=int, default=0,
+                        help="after the table, run this many fastbp steps per case and "
+                             "report the resident memory before and after")
     args = parser.parse_args(argv)
 
     try:
@@ -135,6 +139,31 @@ def main(argv=None):
         rows.append((name, flops, us))
     if args.plot:
         plot(rows, args.plot)
+    if args.memory_steps:
+        for name in args.cases.split(","):
+            memory_check(name, args.memory_steps, rng)
+
+
+def resident_mib():
+    """Resident set size of this process, from /proc (Linux)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def memory_check(name, steps, rng):
+    """Resident memory after a warm-up and after `steps` more fastbp train steps."""
+    sizes, batch = CASES[name]
+    X = rng.standard_normal((batch, sizes[0]), dtype=np.float32)
+    T = rng.standard_normal((batch, sizes[-1]), dtype=np.float32)
+    step = fastbp_step(sizes, X, T, "cpu")
+    for _ in range(10):
+        step()
+    before = resident_mib()
+    for _ in range(steps):
+        step()
+    after = resident_mib()
+    print(f"# memory {name}: {before:.1f} MiB after warm-up, {after:.1f} MiB after {steps} "
+          f"more steps ({after - before:+.1f} MiB)")
 
 
 def plot(rows, path):

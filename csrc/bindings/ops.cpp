@@ -49,7 +49,7 @@ py::object linear(const py::array& x, const py::array& w, const py::array& b) {
     T* pz = z.mutable_data();
     py::gil_scoped_release nogil;
     kernels::gemm<T>(false, false, m, n, k, T(1), px, k, pw, n, T(0), pz, n);
-    kernels::add_bias_rows(pz, pb, m, n);
+    kernels::bias_activation_rows(pz, pb, m, n, Act::Identity);
     return std::move(z);
   });
 }

@@ -60,8 +60,7 @@ const T* Network<T>::run_forward(const T* x, int64_t m) {
       const T* w = params_.data() + st.w_offset;
       kernels::gemm<T>(false, false, m, st.out, st.in, T(1), in, st.in, w, st.out, T(0), out,
                        st.out);
-      kernels::add_bias_rows(out, params_.data() + st.b_offset, m, st.out);
-      kernels::act_forward(st.act, out, out, m * st.out);
+      kernels::bias_activation_rows(out, params_.data() + st.b_offset, m, st.out, st.act);
     } else {
       kernels::act_forward(st.act, in, out, m * st.out);
     }
@@ -78,13 +77,16 @@ double Network<T>::run_backward(const T* x, kernels::Target<T> t, int64_t m) {
   const double value = kernels::loss_forward(loss_, red_, y, t, m, out_features(), g);
   for (size_t s = steps_.size(); s-- > 0;) {
     const Step& st = steps_[s];
-    // dZ = dA * f'(Z), in place: g now holds the gradient at the step's pre-activation.
-    kernels::act_backward(st.act, acts_[s].data(), g, g, m * st.out);
-    if (!st.dense) continue;  // an activation's dZ is its input's dA
+    // dZ = dA * f'(Z), in place: g becomes the gradient at the step's pre-activation.
+    if (!st.dense) {
+      kernels::act_backward(st.act, acts_[s].data(), g, g, m * st.out);
+      continue;  // an activation's dZ is its input's dA
+    }
+    kernels::activation_grad_bias_grad(acts_[s].data(), g, m, st.out, st.act,
+                                       grads_.data() + st.b_offset);
     const T* in = s == 0 ? x : acts_[s - 1].data();
     kernels::gemm<T>(true, false, st.in, st.out, m, T(1), in, st.in, g, st.out, T(0),
                      grads_.data() + st.w_offset, st.out);
-    kernels::column_sums(g, m, st.out, grads_.data() + st.b_offset);
     if (s == 0) break;
     kernels::gemm<T>(false, true, m, st.in, st.out, T(1), g, st.out,
                      params_.data() + st.w_offset, st.out, T(0), g_next, st.in);

@@ -1,0 +1,85 @@
+"""fastbp's float32 matrix multiply against NumPy's (its BLAS), in one process.
+
+    python benchmarks/bench_gemm.py [--threads 2] [--repeats 7]
+
+Squares 256-4096 and the nine products of the MLP cases S2-S4 (forward X @ W,
+weight gradient X^T @ dZ, input gradient dZ @ W^T of each layer that has one). The
+table gives the median time, GFLOP/s and fastbp's speed-up over NumPy (>1: faster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import numpy as np
+
+import fastbp as fb
+
+SQUARES = (256, 512, 1024, 2048, 4096)
+# (name, m, n, k, trans_a, trans_b) as fastbp computes them for one training step
+MLP_PRODUCTS = (
+    ("S2 fwd  X@W1", 64, 100, 1000, False, False),
+    ("S2 dW1 X^T@dZ", 1000, 100, 64, True, False),
+    ("S2 dX2 dZ@W2^T", 64, 100, 10, False, True),
+    ("S3 fwd  X@W1", 256, 256, 784, False, False),
+    ("S3 dW2 A^T@dZ", 256, 256, 256, True, False),
+    ("S3 dX3 dZ@W3^T", 256, 256, 10, False, True),
+    ("S4 fwd  X@W1", 1024, 1024, 784, False, False),
+    ("S4 dW1 X^T@dZ", 784, 1024, 1024, True, False),
+    ("S4 dX2 dZ@W2^T", 1024, 1024, 1024, False, True),
+)
+
+
+def median_seconds(fn, repeats):
+    fn()
+    t0 = time.perf_counter()
+    fn()
+    once = max(time.perf_counter() - t0, 1e-7)
+    inner = max(1, min(int(0.1 / once), 10000))
+    samples = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(inner):
+            fn()
+        samples.append((time.perf_counter() - t0) / inner)
+    return statistics.median(samples)
+
+
+def operands(m, n, k, trans_a, trans_b, rng):
+    a = rng.standard_normal((k, m) if trans_a else (m, k), dtype=np.float32)
+    b = rng.standard_normal((n, k) if trans_b else (k, n), dtype=np.float32)
+    return a, b
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--max-square", type=int, default=4096)
+    args = parser.parse_args(argv)
+    threads = args.threads or fb.get_num_threads()
+    fb.set_num_threads(threads)
+    print(f"# fastbp {fb.build_info()['version']} simd={fb.build_info()['simd']}, "
+          f"{threads} threads; numpy {np.__version__} "
+          f"(OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'default')})")
+    header = f"{'product':16} {'m':>5} {'n':>5} {'k':>5} {'fastbp GF/s':>11} {'numpy GF/s':>10} {'ratio':>6} {'max rel err':>11}"
+    print(header)
+    print("-" * len(header))
+    rng = np.random.default_rng(0)
+    cases = [(f"square {s}", s, s, s, False, False) for s in SQUARES if s <= args.max_square]
+    for name, m, n, k, ta, tb in cases + list(MLP_PRODUCTS):
+        a, b = operands(m, n, k, ta, tb, rng)
+        ref = (a.T if ta else a) @ (b.T if tb else b)
+        t_fb = median_seconds(lambda: fb.ops.matmul(a, b, ta, tb), args.repeats)
+        t_np = median_seconds(lambda: (a.T if ta else a) @ (b.T if tb else b), args.repeats)
+        err = np.max(np.abs(fb.ops.matmul(a, b, ta, tb) - ref)) / np.max(np.abs(ref))
+        flops = 2.0 * m * n * k
+        print(f"{name:16} {m:>5} {n:>5} {k:>5} {flops / t_fb / 1e9:>11.1f} "
+              f"{flops / t_np / 1e9:>10.1f} {t_np / t_fb:>6.2f} {err:>11.1e}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+#pragma once
+// Scalar activation maths shared by the elementwise kernels and the fused dense-layer
+// passes, with one switch that turns the runtime kind into a template parameter so
+// hot loops carry no branch on it.
+#include <cmath>
+#include <type_traits>
+
+#include "act.hpp"
+
+namespace fastbp::kernels {
+
+// exp(-|x|) never overflows, so both branches stay finite for any x.
+template <typename T>
+inline T stable_sigmoid(T x) {
+  const T e = std::exp(-std::abs(x));
+  return x >= T(0) ? T(1) / (T(1) + e) : e / (T(1) + e);
+}
+
+template <Act A, typename T>
+inline T act_one(T x) {
+  if constexpr (A == Act::Sigmoid) return stable_sigmoid(x);
+  if constexpr (A == Act::ReLU) return x > T(0) ? x : T(0);
+  if constexpr (A == Act::Tanh) return std::tanh(x);
+  return x;
+}
+
+// f'(z) written through y = f(z).
+template <Act A, typename T>
+inline T act_derivative(T y) {
+  if constexpr (A == Act::Sigmoid) return y * (T(1) - y);
+  if constexpr (A == Act::ReLU) return y > T(0) ? T(1) : T(0);
+  if constexpr (A == Act::Tanh) return T(1) - y * y;
+  return T(1);
+}
+
+// Calls f(std::integral_constant<Act, A>{}) for the runtime kind `act`.
+template <typename F>
+inline void with_act(Act act, F&& f) {
+  switch (act) {
+    case Act::Identity: return f(std::integral_constant<Act, Act::Identity>{});
+    case Act::Sigmoid: return f(std::integral_constant<Act, Act::Sigmoid>{});
+    case Act::ReLU: return f(std::integral_constant<Act, Act::ReLU>{});
+    case Act::Tanh: return f(std::integral_constant<Act, Act::Tanh>{});
+  }
+}
+
+}  // namespace fastbp::kernels
