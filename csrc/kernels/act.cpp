@@ -9,9 +9,9 @@ template <typename T>
 void act_forward(Act act, const T* x, T* y, int64_t n) {
   if (act == Act::Identity && x == y) return;
   with_act(act, [&](auto kind) {
-    const int threads = pick_threads(n * 8);
-#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
-    for (int64_t i = 0; i < n; ++i) y[i] = act_one<decltype(kind)::value>(x[i]);
+    parallel_for(n, pick_threads(n * 8), [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) y[i] = act_one<decltype(kind)::value>(x[i]);
+    });
   });
 }
 
@@ -19,9 +19,10 @@ template <typename T>
 void act_backward(Act act, const T* y, const T* grad, T* out, int64_t n) {
   if (act == Act::Identity && grad == out) return;
   with_act(act, [&](auto kind) {
-    const int threads = pick_threads(n);
-#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
-    for (int64_t i = 0; i < n; ++i) out[i] = grad[i] * act_derivative<decltype(kind)::value>(y[i]);
+    parallel_for(n, pick_threads(n), [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i)
+        out[i] = grad[i] * act_derivative<decltype(kind)::value>(y[i]);
+    });
   });
 }
 

@@ -11,11 +11,12 @@ template <typename T>
 void bias_activation_rows(T* z, const T* b, int64_t m, int64_t n, Act act) {
   with_act(act, [&](auto kind) {
     const int threads = pick_threads(m * n * (act == Act::Identity ? 1 : 8));
-#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
-    for (int64_t i = 0; i < m; ++i) {
-      T* __restrict zi = z + i * n;
-      for (int64_t j = 0; j < n; ++j) zi[j] = act_one<decltype(kind)::value>(zi[j] + b[j]);
-    }
+    parallel_for(m, threads, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        T* __restrict zi = z + i * n;
+        for (int64_t j = 0; j < n; ++j) zi[j] = act_one<decltype(kind)::value>(zi[j] + b[j]);
+      }
+    });
   });
 }
 

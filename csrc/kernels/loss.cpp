@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "act_math.hpp"
 #include "threads.hpp"
 
 namespace fastbp::kernels {
@@ -10,63 +11,51 @@ namespace {
 
 template <typename T>
 double mse(const T* y, const T* t, int64_t count, T scale, T* grad) {
-  double total = 0.0;
-  const int threads = pick_threads(count);
-#pragma omp parallel for num_threads(threads) if (threads > 1) reduction(+ : total) \
-    schedule(static)
-  for (int64_t i = 0; i < count; ++i) {
-    const T d = y[i] - t[i];
-    total += double(d) * double(d);
-    if (grad) grad[i] = T(2) * scale * d;
-  }
-  return total;
+  return parallel_sum(count, pick_threads(count), [&](int64_t begin, int64_t end) {
+    double total = 0.0;
+    for (int64_t i = begin; i < end; ++i) {
+      const T d = y[i] - t[i];
+      total += double(d) * double(d);
+      if (grad) grad[i] = T(2) * scale * d;
+    }
+    return total;
+  });
 }
 
 // log(1 + exp(x)) - x*t written so no exp argument is positive.
 template <typename T>
 double bce(const T* x, const T* t, int64_t count, T scale, T* grad) {
-  double total = 0.0;
-  const int threads = pick_threads(count * 8);
-#pragma omp parallel for num_threads(threads) if (threads > 1) reduction(+ : total) \
-    schedule(static)
-  for (int64_t i = 0; i < count; ++i) {
-    const T e = std::exp(-std::abs(x[i]));
-    total += double(std::max(x[i], T(0)) - x[i] * t[i] + std::log1p(e));
-    if (grad) {
-      const T sig = x[i] >= T(0) ? T(1) / (T(1) + e) : e / (T(1) + e);
-      grad[i] = scale * (sig - t[i]);
+  return parallel_sum(count, pick_threads(count * 8), [&](int64_t begin, int64_t end) {
+    double total = 0.0;
+    for (int64_t i = begin; i < end; ++i) {
+      total += double(std::max(x[i], T(0)) - x[i] * t[i] + std::log1p(std::exp(-std::abs(x[i]))));
+      if (grad) grad[i] = scale * (stable_sigmoid(x[i]) - t[i]);
     }
-  }
-  return total;
+    return total;
+  });
 }
 
-// Per row: loss = lse(x) * sum(t) - sum(t * x), grad = softmax(x) * sum(t) - t, with
-// t a one-hot row for labels. lse is taken around the row max so it never overflows.
+// One row: loss = lse(x) * sum(t) - sum(t * x), grad = softmax(x) * sum(t) - t, with t
+// a one-hot row for labels. lse is taken around the row max so it never overflows.
 template <typename T>
-double softmax_ce(const T* x, Target<T> t, int64_t m, int64_t n, T scale, T* grad) {
-  double total = 0.0;
-  const int threads = pick_threads(m * n * 8);
-#pragma omp parallel for num_threads(threads) if (threads > 1) reduction(+ : total) \
-    schedule(static)
-  for (int64_t i = 0; i < m; ++i) {
-    const T* xi = x + i * n;
-    const T mx = *std::max_element(xi, xi + n);
-    double sum_exp = 0.0;
-    for (int64_t j = 0; j < n; ++j) sum_exp += std::exp(double(xi[j] - mx));
-    const double lse = double(mx) + std::log(sum_exp);
-    double t_sum = 1.0, t_dot_x = 0.0;
-    if (t.labels) {
-      t_dot_x = double(xi[t.labels[i]]);
-    } else {
-      const T* ti = t.dense + i * n;
-      t_sum = 0.0;
-      for (int64_t j = 0; j < n; ++j) {
-        t_sum += double(ti[j]);
-        t_dot_x += double(ti[j]) * double(xi[j]);
-      }
+double softmax_ce_row(const T* x, Target<T> t, int64_t i, int64_t n, T scale, T* grad) {
+  const T* xi = x + i * n;
+  const T mx = *std::max_element(xi, xi + n);
+  double sum_exp = 0.0;
+  for (int64_t j = 0; j < n; ++j) sum_exp += std::exp(double(xi[j] - mx));
+  const double lse = double(mx) + std::log(sum_exp);
+  double t_sum = 1.0, t_dot_x = 0.0;
+  if (t.labels) {
+    t_dot_x = double(xi[t.labels[i]]);
+  } else {
+    const T* ti = t.dense + i * n;
+    t_sum = 0.0;
+    for (int64_t j = 0; j < n; ++j) {
+      t_sum += double(ti[j]);
+      t_dot_x += double(ti[j]) * double(xi[j]);
     }
-    total += lse * t_sum - t_dot_x;
-    if (!grad) continue;
+  }
+  if (grad) {
     T* gi = grad + i * n;
     for (int64_t j = 0; j < n; ++j) {
       const double p = std::exp(double(xi[j]) - lse);
@@ -74,7 +63,16 @@ double softmax_ce(const T* x, Target<T> t, int64_t m, int64_t n, T scale, T* gra
       gi[j] = scale * T(p * t_sum - tj);
     }
   }
-  return total;
+  return lse * t_sum - t_dot_x;
+}
+
+template <typename T>
+double softmax_ce(const T* x, Target<T> t, int64_t m, int64_t n, T scale, T* grad) {
+  return parallel_sum(m, pick_threads(m * n * 8), [&](int64_t begin, int64_t end) {
+    double total = 0.0;
+    for (int64_t i = begin; i < end; ++i) total += softmax_ce_row(x, t, i, n, scale, grad);
+    return total;
+  });
 }
 
 }  // namespace
@@ -96,17 +94,17 @@ double loss_forward(Loss loss, Reduction red, const T* y, Target<T> t, int64_t m
 
 template <typename T>
 void softmax_rows(const T* x, T* y, int64_t m, int64_t n) {
-  const int threads = pick_threads(m * n * 8);
-#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
-  for (int64_t i = 0; i < m; ++i) {
-    const T* xi = x + i * n;
-    T* yi = y + i * n;
-    const T mx = *std::max_element(xi, xi + n);
-    double sum = 0.0;
-    for (int64_t j = 0; j < n; ++j) sum += std::exp(double(xi[j] - mx));
-    const double inv = 1.0 / sum;
-    for (int64_t j = 0; j < n; ++j) yi[j] = T(std::exp(double(xi[j] - mx)) * inv);
-  }
+  parallel_for(m, pick_threads(m * n * 8), [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const T* xi = x + i * n;
+      T* yi = y + i * n;
+      const T mx = *std::max_element(xi, xi + n);
+      double sum = 0.0;
+      for (int64_t j = 0; j < n; ++j) sum += std::exp(double(xi[j] - mx));
+      const double inv = 1.0 / sum;
+      for (int64_t j = 0; j < n; ++j) yi[j] = T(std::exp(double(xi[j] - mx)) * inv);
+    }
+  });
 }
 
 template double loss_forward<float>(Loss, Reduction, const float*, Target<float>, int64_t,

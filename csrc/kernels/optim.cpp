@@ -18,21 +18,19 @@ void sgd_step(T* param, const T* grad, T* velocity, int64_t n, const SgdConfig& 
               bool first_step) {
   const T lr = T(cfg.lr), wd = T(cfg.weight_decay), mu = T(cfg.momentum);
   const T keep = T(1) - T(cfg.dampening);
-  if (cfg.momentum == 0.0) {
-    const int threads = pick_threads(n * kCrossCoreCost);
-#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
-    for (int64_t i = 0; i < n; ++i) param[i] -= lr * (grad[i] + wd * param[i]);
-    return;
-  }
-  const bool nesterov = cfg.nesterov;
-  const int threads = pick_threads(n * kCrossCoreCost);
-#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
-  for (int64_t i = 0; i < n; ++i) {
-    const T d = grad[i] + wd * param[i];
-    const T v = first_step ? d : mu * velocity[i] + keep * d;
-    velocity[i] = v;
-    param[i] -= lr * (nesterov ? d + mu * v : v);
-  }
+  const bool momentum = cfg.momentum != 0.0, nesterov = cfg.nesterov;
+  parallel_for(n, pick_threads(n * kCrossCoreCost), [&](int64_t begin, int64_t end) {
+    if (!momentum) {
+      for (int64_t i = begin; i < end; ++i) param[i] -= lr * (grad[i] + wd * param[i]);
+      return;
+    }
+    for (int64_t i = begin; i < end; ++i) {
+      const T d = grad[i] + wd * param[i];
+      const T v = first_step ? d : mu * velocity[i] + keep * d;
+      velocity[i] = v;
+      param[i] -= lr * (nesterov ? d + mu * v : v);
+    }
+  });
 }
 
 template void sgd_step<float>(float*, const float*, float*, int64_t, const SgdConfig&, bool);

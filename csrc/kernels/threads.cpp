@@ -1,11 +1,6 @@
 #include "threads.hpp"
 
-#include <algorithm>
 #include <atomic>
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 namespace fastbp::kernels {
 namespace {

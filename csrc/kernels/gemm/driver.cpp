@@ -25,32 +25,12 @@
 #include "scratch.hpp"
 #include "simple.hpp"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 namespace fastbp::kernels {
 namespace gemm_detail {
 namespace {
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
-
-int thread_id() {
-#ifdef _OPENMP
-  return omp_get_thread_num();
-#else
-  return 0;
-#endif
-}
-
-int team_size() {
-#ifdef _OPENMP
-  return omp_get_num_threads();
-#else
-  return 1;
-#endif
-}
 
 void barrier() {
 #ifdef _OPENMP
@@ -113,9 +93,8 @@ void gemm_tiled(const GemmConfig<T>& cfg, bool ta, bool tb, int64_t m, int64_t n
   T* const bbuf = static_cast<T*>(thread_scratch(
       Scratch::PackB, sizeof(T) * static_cast<size_t>(kc_step * (direct_b ? nr : nc_step))));
 
-#pragma omp parallel num_threads(threads) if (threads > 1)
-  {
-    const int tid = thread_id(), nth = team_size();
+  parallel_region(threads, [&] {
+    const int tid = thread_index(), nth = team_threads();
     const int tm = pick_m_threads(nth, m_panels, n_panels_max, mr, nr);
     const int tn = nth / tm;
     const Range my_panels = split(m_panels, tm, tid / tn);
@@ -185,7 +164,7 @@ void gemm_tiled(const GemmConfig<T>& cfg, bool ta, bool tb, int64_t m, int64_t n
         if (nth > 1) barrier();  // the next pc overwrites the shared B block
       }
     }
-  }
+  });
 }
 
 template <typename T>
