@@ -17,8 +17,8 @@ py::object by_dtype(const py::array& a, const char* name, F&& f) {
 }
 
 // A loss target for outputs of shape (m, n): int64 labels of shape (m,) for softmax
-// cross-entropy, else a finite array of the outputs' dtype and shape. Labels are
-// range-checked.
+// cross-entropy, else a finite array of the outputs' dtype and shape ((m,) also reads
+// as (m, 1) when n == 1). Labels are range-checked.
 template <typename T>
 kernels::Target<T> parse_target(const py::array& t, kernels::Loss loss, int64_t m, int64_t n) {
   kernels::Target<T> target;
@@ -30,7 +30,8 @@ kernels::Target<T> parse_target(const py::array& t, kernels::Loss loss, int64_t 
                             std::to_string(target.labels[bad]) + " at index " +
                             std::to_string(bad));
   } else {
-    target.dense = in_ptr<T>(t, "target", {m, n});
+    const bool column = n == 1 && t.ndim() == 1;
+    target.dense = in_ptr<T>(t, "target", column ? std::vector<int64_t>{m} : std::vector<int64_t>{m, n});
     if (!kernels::all_finite(target.dense, m * n))
       throw py::value_error("target contains NaN or inf");
   }

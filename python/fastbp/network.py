@@ -15,6 +15,7 @@ from .optim import SGD
 __all__ = ["Network", "History"]
 
 BACKENDS = ("cpu", "numpy")
+_NO_OPTIMIZER = object()  # what no argument can be
 _CORE_NETWORKS = {np.float32: _core.Network32, np.float64: _core.Network64}
 
 
@@ -87,6 +88,7 @@ class Network:
         self._rng = np.random.default_rng(seed)
         self._core = self._make_core(specs)
         self._bind_parameters()
+        self._last_optimizer, self._last_state = _NO_OPTIMIZER, None
 
     def _make_core(self, specs):
         if self.backend == "numpy":
@@ -156,11 +158,15 @@ class Network:
     def _batch(self, X, T):
         return self._inputs(X), self._targets(T)
 
-    @staticmethod
-    def _optimizer(optimizer) -> SGD:
+    def _optimizer_state(self, optimizer):
+        """The optimizer's state for this network; the last one used is cached, since a
+        training loop passes the same optimizer every step."""
+        if optimizer is self._last_optimizer:
+            return self._last_state
         if not isinstance(optimizer, SGD):
             raise TypeError(f"optimizer must be a fastbp.SGD, got {type(optimizer).__name__}")
-        return optimizer
+        self._last_optimizer, self._last_state = optimizer, optimizer.state_for(self)
+        return self._last_state
 
     # ---- computation --------------------------------------------------------------
 
@@ -182,22 +188,23 @@ class Network:
 
     def train_step(self, X, T, optimizer: SGD) -> float:
         """One forward/backward/update in a single call; returns the loss before it."""
-        opt = self._optimizer(optimizer)
-        x, t = self._batch(X, T)
-        state = opt.state_for(self)
-        value = self._core.train_step(x, t, state["velocity"], *opt.hyper_parameters(),
-                                      state["steps"] == 0)
-        state["steps"] += 1
-        return float(value)
+        state = self._optimizer_state(optimizer)
+        args = (state.velocity, *optimizer.hyper_parameters, state.steps == 0)
+        try:  # arrays already in the network's dtype and layout go straight to C++
+            value = self._core.train_step(X, T, *args)
+        except TypeError:  # _core takes exact dtypes only: convert, then let it check
+            value = self._core.train_step(*self._batch(X, T), *args)
+        state.steps += 1
+        return value
 
     def _apply_sgd(self, opt: SGD) -> None:
-        state = opt.state_for(self)
+        state = self._optimizer_state(opt)
+        lr, momentum, dampening, nesterov, weight_decay = opt.hyper_parameters
         step = reference.sgd_step if self.backend == "numpy" else ops.sgd_step
-        lr, momentum, dampening, nesterov, weight_decay = opt.hyper_parameters()
-        step(self._core.params, self._core.grads, state["velocity"], lr=lr, momentum=momentum,
+        step(self._core.params, self._core.grads, state.velocity, lr=lr, momentum=momentum,
              dampening=dampening, nesterov=nesterov, weight_decay=weight_decay,
-             first_step=state["steps"] == 0)
-        state["steps"] += 1
+             first_step=state.steps == 0)
+        state.steps += 1
 
     def fit(self, X, T, *, epochs: int, batch_size: int, optimizer: SGD, shuffle: bool = True,
             validation_data=None) -> History:
@@ -209,7 +216,7 @@ class Network:
         """
         epochs = _validate.positive_int("epochs", epochs)
         batch_size = _validate.positive_int("batch_size", batch_size)
-        opt = self._optimizer(optimizer)
+        state = self._optimizer_state(optimizer)
         x, t = self._batch(X, T)
         val = None
         if validation_data is not None:
@@ -218,13 +225,12 @@ class Network:
             val = self._batch(*validation_data)
             self._core.check(*val)
         history = History()
-        state = opt.state_for(self)
         for _ in range(epochs):
             order = self._rng.permutation(x.shape[0]) if shuffle else np.arange(x.shape[0])
             mean = self._core.train_epoch(x, t, order.astype(np.int64), batch_size,
-                                          state["velocity"], *opt.hyper_parameters(),
-                                          state["steps"] == 0)
-            state["steps"] += -(-x.shape[0] // batch_size)
+                                          state.velocity, *optimizer.hyper_parameters,
+                                          state.steps == 0)
+            state.steps += -(-x.shape[0] // batch_size)
             history.loss.append(float(mean))
             if val is not None:
                 history.val_loss.append(float(self._core.loss(*val)))

@@ -235,8 +235,17 @@ class ReferenceNetwork:
         return outputs
 
     def check(self, x, t=None):
-        """The checks fastbp._core makes on a batch, with the same messages."""
+        """The checks fastbp._core makes on a batch, with the same errors: TypeError for
+        anything but arrays of the exact dtype, ValueError for shapes and values."""
         n_in, n_out = self.slots[0][2], self.slots[-1][3]
+        for name, arr in (("X", x), ("target", t)):
+            if arr is None:
+                continue
+            labels = self._loss is softmax_cross_entropy and getattr(arr, "ndim", 0) == 1
+            dtype = np.int64 if labels else self.params.dtype
+            if not isinstance(arr, np.ndarray) or arr.dtype != dtype:
+                raise TypeError(f"{name} must be an array of dtype {np.dtype(dtype)}, got "
+                                f"{getattr(arr, 'dtype', type(arr).__name__)}")
         if x.ndim != 2 or x.shape[1] != n_in:
             raise ValueError(f"X must have shape (*, {n_in}), got {x.shape}")
         if x.shape[0] == 0:
@@ -254,7 +263,7 @@ class ReferenceNetwork:
                 raise ValueError(f"class labels must be in [0, {n_out}), got {t[bad[0]]} "
                                  f"at index {bad[0]}")
             return
-        if t.shape != (m, n_out):
+        if t.shape != (m, n_out) and not (n_out == 1 and t.shape == (m,)):
             raise ValueError(f"target must have shape ({m}, {n_out}), got {t.shape}")
         if not np.isfinite(t).all():
             raise ValueError("target contains NaN or inf")
@@ -286,6 +295,9 @@ class ReferenceNetwork:
 
     def train_step(self, x, t, velocity, lr, momentum, dampening, nesterov, weight_decay,
                    first_step):
+        self.check(x, t)
+        if t.ndim == 1 and self._loss is not softmax_cross_entropy:
+            t = t.reshape(-1, 1)
         value = self.backward(x, t)
         sgd_step(self.params, self.grads, velocity, lr=lr, momentum=momentum,
                  dampening=dampening, nesterov=nesterov, weight_decay=weight_decay,
