@@ -32,9 +32,10 @@ constexpr Blocking kAvx512F64{      12, 16, 120, 192, 4096};
 static_assert(kAvx512F32.mr * kAvx512F32.nr <= kMaxTile, "edge scratch too small");
 
 template <typename T, const Blocking& B>
-constexpr GemmConfig<T> make(const char* name, MicroKernel<T> ukr) {
+constexpr GemmConfig<T> make(const char* name, MicroKernel<T> ukr,
+                             MicroKernel<T> ukr_half = nullptr) {
   static_assert(B.mc % B.mr == 0 && B.nc % B.nr == 0, "cache blocks must hold whole tiles");
-  return {name, ukr, pack_a<T, B.mr>, pack_b<T, B.nr>, B.mr, B.nr, B.mc, B.kc, B.nc};
+  return {name, ukr, ukr_half, pack_a<T, B.mr>, pack_b<T, B.nr>, B.mr, B.nr, B.mc, B.kc, B.nc};
 }
 
 [[noreturn]] void not_compiled(Isa isa) {
@@ -52,14 +53,15 @@ const GemmConfig<float>& gemm_config<float>(Isa isa) {
     case Isa::Ref: return ref;
 #ifdef FASTBP_HAVE_AVX2
     case Isa::Avx2: {
-      static const GemmConfig<float> c = make<float, kAvx2F32>("sgemm_avx2_6x16", sgemm_avx2_6x16);
+      static const GemmConfig<float> c = make<float, kAvx2F32>("sgemm_avx2_6x16", sgemm_avx2_6x16, sgemm_avx2_6x8);
       return c;
     }
 #endif
 #ifdef FASTBP_HAVE_AVX512
     case Isa::Avx512: {
       static const GemmConfig<float> c =
-          make<float, kAvx512F32>("sgemm_avx512_12x32", sgemm_avx512_12x32);
+          make<float, kAvx512F32>("sgemm_avx512_12x32", sgemm_avx512_12x32,
+                                 sgemm_avx512_12x16);
       return c;
     }
 #endif
@@ -75,14 +77,15 @@ const GemmConfig<double>& gemm_config<double>(Isa isa) {
     case Isa::Ref: return ref;
 #ifdef FASTBP_HAVE_AVX2
     case Isa::Avx2: {
-      static const GemmConfig<double> c = make<double, kAvx2F64>("dgemm_avx2_6x8", dgemm_avx2_6x8);
+      static const GemmConfig<double> c = make<double, kAvx2F64>("dgemm_avx2_6x8", dgemm_avx2_6x8, dgemm_avx2_6x4);
       return c;
     }
 #endif
 #ifdef FASTBP_HAVE_AVX512
     case Isa::Avx512: {
       static const GemmConfig<double> c =
-          make<double, kAvx512F64>("dgemm_avx512_12x16", dgemm_avx512_12x16);
+          make<double, kAvx512F64>("dgemm_avx512_12x16", dgemm_avx512_12x16,
+                                  dgemm_avx512_12x8);
       return c;
     }
 #endif

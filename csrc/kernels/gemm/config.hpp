@@ -29,6 +29,9 @@ template <typename T>
 struct GemmConfig {
   const char* name;  // sgemm_<isa>_<MR>x<NR>, as BLIS names them
   MicroKernel<T> ukr;
+  // MR x NR/2 on the same packed panels, for a last panel at most half full (n = 100
+  // leaves 4 of 16 columns); null where the full kernel serves.
+  MicroKernel<T> ukr_half;
   PackA<T> pack_a;
   PackB<T> pack_b;
   int mr, nr;          // register block
@@ -49,10 +52,19 @@ void gemm_ukr_ref(int64_t kc, T alpha, const T* a, int64_t rs_a, int64_t cs_a, c
 
 void sgemm_avx2_6x16(int64_t kc, float alpha, const float* a, int64_t rs_a, int64_t cs_a,
                      const float* b, int64_t rs_b, float beta, float* c, int64_t ldc);
+void sgemm_avx2_6x8(int64_t kc, float alpha, const float* a, int64_t rs_a, int64_t cs_a,
+                    const float* b, int64_t rs_b, float beta, float* c, int64_t ldc);
+void dgemm_avx2_6x4(int64_t kc, double alpha, const double* a, int64_t rs_a, int64_t cs_a,
+                    const double* b, int64_t rs_b, double beta, double* c, int64_t ldc);
 void dgemm_avx2_6x8(int64_t kc, double alpha, const double* a, int64_t rs_a, int64_t cs_a,
                     const double* b, int64_t rs_b, double beta, double* c, int64_t ldc);
 void sgemm_avx512_12x32(int64_t kc, float alpha, const float* a, int64_t rs_a, int64_t cs_a,
                         const float* b, int64_t rs_b, float beta, float* c, int64_t ldc);
+void sgemm_avx512_12x16(int64_t kc, float alpha, const float* a, int64_t rs_a, int64_t cs_a,
+                        const float* b, int64_t rs_b, float beta, float* c, int64_t ldc);
+void dgemm_avx512_12x8(int64_t kc, double alpha, const double* a, int64_t rs_a,
+                       int64_t cs_a, const double* b, int64_t rs_b, double beta, double* c,
+                       int64_t ldc);
 void dgemm_avx512_12x16(int64_t kc, double alpha, const double* a, int64_t rs_a,
                         int64_t cs_a, const double* b, int64_t rs_b, double beta, double* c,
                         int64_t ldc);

@@ -138,14 +138,16 @@ void gemm_tiled(const GemmConfig<T>& cfg, bool ta, bool tb, int64_t m, int64_t n
             const bool b_in_place = direct_b && jp < b_tail;
             const T* bp = b_in_place ? b + pc * ldb + j : bbuf + (direct_b ? 0 : jp * nr * kcur);
             const int64_t rs_b = b_in_place ? ldb : nr;
+            // A last panel at most half full runs the half-width kernel into `edge`.
+            const MicroKernel<T> edge_ukr = cols <= nr / 2 && cfg.ukr_half ? cfg.ukr_half : cfg.ukr;
             for (int64_t ip = 0; ip < mcur; ip += mr) {
               const int64_t rows = std::min<int64_t>(mr, mcur - ip);
               const bool a_in_place = direct_a && ip < a_tail;
               const T* ap = a_in_place ? a + (ic + ip) * rs_a + pc * cs_a
                                        : abuf + (direct_a ? 0 : ip * kcur);
               if (c_trans) {
-                cfg.ukr(kcur, alpha, ap, a_in_place ? rs_a : 1, a_in_place ? cs_a : mr, bp,
-                        rs_b, T(0), edge, nr);
+                edge_ukr(kcur, alpha, ap, a_in_place ? rs_a : 1, a_in_place ? cs_a : mr, bp,
+                         rs_b, T(0), edge, nr);
                 merge_edge_t(edge, nr, rows, cols, beta_k, c + j * ldc + ic + ip, ldc);
                 continue;
               }
@@ -154,8 +156,8 @@ void gemm_tiled(const GemmConfig<T>& cfg, bool ta, bool tb, int64_t m, int64_t n
                 cfg.ukr(kcur, alpha, ap, a_in_place ? rs_a : 1, a_in_place ? cs_a : mr, bp,
                         rs_b, beta_k, cij, ldc);
               } else {
-                cfg.ukr(kcur, alpha, ap, a_in_place ? rs_a : 1, a_in_place ? cs_a : mr, bp,
-                        rs_b, T(0), edge, nr);
+                edge_ukr(kcur, alpha, ap, a_in_place ? rs_a : 1, a_in_place ? cs_a : mr, bp,
+                         rs_b, T(0), edge, nr);
                 merge_edge(edge, nr, rows, cols, beta_k, cij, ldc);
               }
             }

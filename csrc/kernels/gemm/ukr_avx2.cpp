@@ -41,6 +41,16 @@ void sgemm_avx2_6x16(int64_t kc, float alpha, const float* a, int64_t rs_a, int6
   ukr_broadcast<Avx2F32, float, 6, 2>(kc, alpha, a, rs_a, cs_a, b, rs_b, beta, c, ldc);
 }
 
+void sgemm_avx2_6x8(int64_t kc, float alpha, const float* a, int64_t rs_a, int64_t cs_a,
+    const float* b, int64_t rs_b, float beta, float* c, int64_t ldc) {
+  ukr_broadcast<Avx2F32, float, 6, 1>(kc, alpha, a, rs_a, cs_a, b, rs_b, beta, c, ldc);
+}
+
+void dgemm_avx2_6x4(int64_t kc, double alpha, const double* a, int64_t rs_a, int64_t cs_a,
+    const double* b, int64_t rs_b, double beta, double* c, int64_t ldc) {
+  ukr_broadcast<Avx2F64, double, 6, 1>(kc, alpha, a, rs_a, cs_a, b, rs_b, beta, c, ldc);
+}
+
 void dgemm_avx2_6x8(int64_t kc, double alpha, const double* a, int64_t rs_a, int64_t cs_a,
     const double* b, int64_t rs_b, double beta, double* c, int64_t ldc) {
   ukr_broadcast<Avx2F64, double, 6, 2>(kc, alpha, a, rs_a, cs_a, b, rs_b, beta, c, ldc);
