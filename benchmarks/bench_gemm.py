@@ -35,6 +35,7 @@ MLP_PRODUCTS = (
 
 def median_seconds(fn, repeats):
     fn()
+    time.sleep(0.3)  # let the other library's worker threads stop spinning first
     t0 = time.perf_counter()
     fn()
     once = max(time.perf_counter() - t0, 1e-7)

@@ -38,9 +38,12 @@ def step_flops(sizes, batch):
     return total
 
 
-def median_step_seconds(step, flops, repeats):
+def median_step_seconds(step, repeats):
     """Median seconds per step over `repeats` blocks, each block ~0.2 s of work."""
     step()
+    # Let the previous library's worker threads (OpenBLAS, PyTorch's OpenMP) stop
+    # spinning, so no library is timed while another one's threads hold the cores.
+    time.sleep(0.5)
     t0 = time.perf_counter()
     step()
     once = max(time.perf_counter() - t0, 1e-7)
@@ -123,12 +126,11 @@ def main(argv=None):
         X = rng.standard_normal((batch, sizes[0]), dtype=np.float32)
         T = rng.standard_normal((batch, sizes[-1]), dtype=np.float32)
         flops = step_flops(sizes, batch)
-        times = {"fastbp": median_step_seconds(fastbp_step(sizes, X, T, "cpu"), flops, args.repeats)}
+        times = {"fastbp": median_step_seconds(fastbp_step(sizes, X, T, "cpu"), args.repeats)}
         if not args.no_numpy:
-            times["numpy"] = median_step_seconds(fastbp_step(sizes, X, T, "numpy"), flops,
-                                                 args.repeats)
+            times["numpy"] = median_step_seconds(fastbp_step(sizes, X, T, "numpy"), args.repeats)
         if torch is not None:
-            times["torch"] = median_step_seconds(torch_step(sizes, X, T), flops, args.repeats)
+            times["torch"] = median_step_seconds(torch_step(sizes, X, T), args.repeats)
         us = {k: v * 1e6 for k, v in times.items()}
         ratio = {k: times[k] / times["fastbp"] for k in times if k != "fastbp"}
         fmt = lambda d, k, spec: format(d[k], spec) if k in d else "-"
