@@ -14,12 +14,11 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
-import time
 
 import numpy as np
 
 import fastbp as fb
+from timing import median_seconds
 
 CASES = {  # name: (layer sizes, batch)
     "S1": ((2, 3, 1), 1),
@@ -36,25 +35,6 @@ def step_flops(sizes, batch):
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         total += (4 if i == 0 else 6) * batch * n_in * n_out
     return total
-
-
-def median_step_seconds(step, repeats):
-    """Median seconds per step over `repeats` blocks, each block ~0.2 s of work."""
-    step()
-    # Let the previous library's worker threads (OpenBLAS, PyTorch's OpenMP) stop
-    # spinning, so no library is timed while another one's threads hold the cores.
-    time.sleep(0.5)
-    t0 = time.perf_counter()
-    step()
-    once = max(time.perf_counter() - t0, 1e-7)
-    per_block = max(1, min(int(0.2 / once), 20000))
-    samples = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(per_block):
-            step()
-        samples.append((time.perf_counter() - t0) / per_block)
-    return statistics.median(samples)
 
 
 def fastbp_step(sizes, X, T, backend):
@@ -126,11 +106,11 @@ def main(argv=None):
         X = rng.standard_normal((batch, sizes[0]), dtype=np.float32)
         T = rng.standard_normal((batch, sizes[-1]), dtype=np.float32)
         flops = step_flops(sizes, batch)
-        times = {"fastbp": median_step_seconds(fastbp_step(sizes, X, T, "cpu"), args.repeats)}
+        times = {"fastbp": median_seconds(fastbp_step(sizes, X, T, "cpu"), args.repeats)}
         if not args.no_numpy:
-            times["numpy"] = median_step_seconds(fastbp_step(sizes, X, T, "numpy"), args.repeats)
+            times["numpy"] = median_seconds(fastbp_step(sizes, X, T, "numpy"), args.repeats)
         if torch is not None:
-            times["torch"] = median_step_seconds(torch_step(sizes, X, T), args.repeats)
+            times["torch"] = median_seconds(torch_step(sizes, X, T), args.repeats)
         us = {k: v * 1e6 for k, v in times.items()}
         ratio = {k: times[k] / times["fastbp"] for k in times if k != "fastbp"}
         fmt = lambda d, k, spec: format(d[k], spec) if k in d else "-"
