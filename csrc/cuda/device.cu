@@ -9,6 +9,9 @@ namespace {
 // device, which would otherwise surface only at the first launch.
 __global__ void probe_kernel() {}
 
+// 12040 -> "12.4", as CUDA encodes versions.
+std::string version(int v) { return std::to_string(v / 1000) + "." + std::to_string(v % 1000 / 10); }
+
 }  // namespace
 
 DeviceStatus device_status() {
@@ -25,7 +28,12 @@ DeviceStatus device_status() {
   if (err == cudaSuccess) err = cudaFuncGetAttributes(&attributes, probe_kernel);
   if (err != cudaSuccess) {
     cudaGetLastError();  // leave no error behind for later calls to report
-    status.message = std::string("no usable CUDA device: ") + cudaGetErrorString(err);
+    int driver = 0;  // 0 when no NVIDIA driver is installed
+    cudaDriverGetVersion(&driver);
+    status.message = std::string("no usable CUDA device: ") + cudaGetErrorString(err) +
+                     " (NVIDIA driver: " +
+                     (driver ? "CUDA " + version(driver) : std::string("none found")) +
+                     "; this build needs CUDA " + version(CUDART_VERSION) + ")";
     return status;
   }
   status.available = true;
