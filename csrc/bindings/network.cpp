@@ -31,6 +31,52 @@ std::unique_ptr<Network<T>> make_network(const std::vector<SpecTuple>& specs,
 }
 
 template <typename T>
+kernels::Update<T> sgd_update(Network<T>& net, py::array& velocity, double lr, double momentum,
+                              double dampening, bool nesterov, double weight_decay,
+                              bool first_step) {
+  kernels::Update<T> update;
+  update.sgd = {lr, momentum, dampening, weight_decay, nesterov};
+  update.state1 = out_ptr<T>(velocity, "velocity", {net.n_params()});
+  update.steps = first_step ? 0 : 1;
+  return update;
+}
+
+template <typename T>
+kernels::Update<T> adam_update(Network<T>& net, py::array& exp_avg, py::array& exp_avg_sq,
+                               double lr, double beta1, double beta2, double eps,
+                               double weight_decay, bool decoupled, int64_t steps) {
+  if (steps < 0) throw py::value_error("steps must be >= 0, got " + std::to_string(steps));
+  kernels::Update<T> update;
+  update.kind = kernels::Optimizer::Adam;
+  update.adam = {lr, beta1, beta2, eps, weight_decay, decoupled};
+  update.state1 = out_ptr<T>(exp_avg, "exp_avg", {net.n_params()});
+  update.state2 = out_ptr<T>(exp_avg_sq, "exp_avg_sq", {net.n_params()});
+  update.steps = steps;
+  return update;
+}
+
+template <typename T>
+double train_step(Network<T>& net, const py::array& x, const py::array& t,
+                  kernels::Update<T>& update) {
+  const Batch<T> b = checked_batch<T>(net, x, t);
+  py::gil_scoped_release nogil;
+  return net.train_step(b.x, b.t, b.rows, update);
+}
+
+template <typename T>
+double train_epoch(Network<T>& net, const py::array& x, const py::array& t,
+                   const py::array& order, int64_t batch_size, kernels::Update<T>& update) {
+  const Batch<T> b = checked_batch<T>(net, x, t);
+  const int64_t* po = in_ptr<int64_t>(order, "order", {b.rows});
+  if (kernels::first_bad_label(po, b.rows, b.rows) >= 0)
+    throw py::value_error("order must hold row indices in [0, " + std::to_string(b.rows) + ")");
+  if (batch_size < 1)
+    throw py::value_error("batch_size must be >= 1, got " + std::to_string(batch_size));
+  py::gil_scoped_release nogil;
+  return net.train_epoch(b.x, b.t, b.rows, po, batch_size, update);
+}
+
+template <typename T>
 void bind_network_class(py::module_& m, const char* name) {
   using Net = Network<T>;
   // Flat view of a buffer the network owns; the view keeps the network alive.
@@ -80,11 +126,9 @@ void bind_network_class(py::module_& m, const char* name) {
       .def("train_step", [](Net& net, const py::array& x, const py::array& t, py::array& velocity,
                             double lr, double momentum, double dampening, bool nesterov,
                             double weight_decay, bool first_step) {
-        const Batch<T> b = checked_batch<T>(net, x, t);
-        T* pv = out_ptr<T>(velocity, "velocity", {net.n_params()});
-        const kernels::SgdConfig cfg{lr, momentum, dampening, weight_decay, nesterov};
-        py::gil_scoped_release nogil;
-        return net.train_step(b.x, b.t, b.rows, pv, cfg, first_step);
+        kernels::Update<T> update = sgd_update<T>(net, velocity, lr, momentum, dampening,
+                                                  nesterov, weight_decay, first_step);
+        return train_step(net, x, t, update);
       }, py::arg("X"), py::arg("T"), py::arg("velocity"), py::arg("lr"), py::arg("momentum"),
          py::arg("dampening"), py::arg("nesterov"), py::arg("weight_decay"),
          py::arg("first_step"))
@@ -92,20 +136,38 @@ void bind_network_class(py::module_& m, const char* name) {
                              const py::array& order, int64_t batch_size, py::array& velocity,
                              double lr, double momentum, double dampening, bool nesterov,
                              double weight_decay, bool first_step) {
-        const Batch<T> b = checked_batch<T>(net, x, t);
-        const int64_t* po = in_ptr<int64_t>(order, "order", {b.rows});
-        if (kernels::first_bad_label(po, b.rows, b.rows) >= 0)
-          throw py::value_error("order must hold row indices in [0, " + std::to_string(b.rows) +
-                                ")");
-        if (batch_size < 1)
-          throw py::value_error("batch_size must be >= 1, got " + std::to_string(batch_size));
-        T* pv = out_ptr<T>(velocity, "velocity", {net.n_params()});
-        const kernels::SgdConfig cfg{lr, momentum, dampening, weight_decay, nesterov};
-        py::gil_scoped_release nogil;
-        return net.train_epoch(b.x, b.t, b.rows, po, batch_size, pv, cfg, first_step);
+        kernels::Update<T> update = sgd_update<T>(net, velocity, lr, momentum, dampening,
+                                                  nesterov, weight_decay, first_step);
+        return train_epoch(net, x, t, order, batch_size, update);
       }, py::arg("X"), py::arg("T"), py::arg("order"), py::arg("batch_size"),
          py::arg("velocity"), py::arg("lr"), py::arg("momentum"), py::arg("dampening"),
-         py::arg("nesterov"), py::arg("weight_decay"), py::arg("first_step"));
+         py::arg("nesterov"), py::arg("weight_decay"), py::arg("first_step"))
+      .def("train_step_adam", [](Net& net, const py::array& x, const py::array& t,
+                                 py::array& exp_avg, py::array& exp_avg_sq, double lr,
+                                 double beta1, double beta2, double eps, double weight_decay,
+                                 bool decoupled_weight_decay, int64_t steps) {
+        kernels::Update<T> update = adam_update<T>(net, exp_avg, exp_avg_sq, lr, beta1, beta2,
+                                                   eps, weight_decay, decoupled_weight_decay,
+                                                   steps);
+        return train_step(net, x, t, update);
+      }, py::arg("X"), py::arg("T"), py::arg("exp_avg"), py::arg("exp_avg_sq"), py::arg("lr"),
+         py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"),
+         py::arg("decoupled_weight_decay"), py::arg("steps"),
+         "train_step with an Adam update; steps: the updates taken before this one.")
+      .def("train_epoch_adam", [](Net& net, const py::array& x, const py::array& t,
+                                  const py::array& order, int64_t batch_size,
+                                  py::array& exp_avg, py::array& exp_avg_sq, double lr,
+                                  double beta1, double beta2, double eps, double weight_decay,
+                                  bool decoupled_weight_decay, int64_t steps) {
+        kernels::Update<T> update = adam_update<T>(net, exp_avg, exp_avg_sq, lr, beta1, beta2,
+                                                   eps, weight_decay, decoupled_weight_decay,
+                                                   steps);
+        return train_epoch(net, x, t, order, batch_size, update);
+      }, py::arg("X"), py::arg("T"), py::arg("order"), py::arg("batch_size"),
+         py::arg("exp_avg"), py::arg("exp_avg_sq"), py::arg("lr"), py::arg("beta1"),
+         py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"),
+         py::arg("decoupled_weight_decay"), py::arg("steps"),
+         "train_epoch with Adam updates; steps: the updates taken before this epoch.");
 }
 
 }  // namespace

@@ -137,6 +137,25 @@ void sgd_step(py::array& param, const py::array& grad, py::array& velocity, doub
   });
 }
 
+void adam_step(py::array& param, const py::array& grad, py::array& exp_avg,
+               py::array& exp_avg_sq, double lr, double beta1, double beta2, double eps,
+               double weight_decay, bool decoupled_weight_decay, int64_t step) {
+  if (step < 1) throw py::value_error("step must be >= 1, got " + std::to_string(step));
+  by_dtype(param, "param", [&](auto tag) -> py::object {
+    using T = decltype(tag);
+    std::vector<int64_t> shape(param.shape(), param.shape() + param.ndim());
+    T* pp = out_ptr<T>(param, "param", shape);
+    const T* pg = in_ptr<T>(grad, "grad", shape);
+    T* pm = out_ptr<T>(exp_avg, "exp_avg", shape);
+    T* pv = out_ptr<T>(exp_avg_sq, "exp_avg_sq", shape);
+    const kernels::AdamConfig cfg{lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay};
+    const int64_t n = param.size();
+    py::gil_scoped_release nogil;
+    kernels::adam_step(pp, pg, pm, pv, n, cfg, step);
+    return py::none();
+  });
+}
+
 bool all_finite(const py::array& x) {
   return by_dtype(x, "x", [&](auto tag) -> py::object {
     using T = decltype(tag);
@@ -167,6 +186,9 @@ void bind_ops(py::module_& m) {
   m.def("sgd_step", &sgd_step, py::arg("param"), py::arg("grad"), py::arg("velocity"),
         py::arg("lr"), py::arg("momentum"), py::arg("dampening"), py::arg("nesterov"),
         py::arg("weight_decay"), py::arg("first_step"));
+  m.def("adam_step", &adam_step, py::arg("param"), py::arg("grad"), py::arg("exp_avg"),
+        py::arg("exp_avg_sq"), py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"),
+        py::arg("weight_decay"), py::arg("decoupled_weight_decay"), py::arg("step"));
   m.def("all_finite", &all_finite, py::arg("x"));
 }
 

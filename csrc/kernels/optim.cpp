@@ -1,5 +1,7 @@
 #include "optim.hpp"
 
+#include <cmath>
+
 #include "threads.hpp"
 
 namespace fastbp::kernels {
@@ -33,8 +35,36 @@ void sgd_step(T* param, const T* grad, T* velocity, int64_t n, const SgdConfig& 
   });
 }
 
+template <typename T>
+void adam_step(T* param, const T* grad, T* exp_avg, T* exp_avg_sq, int64_t n,
+               const AdamConfig& cfg, int64_t step) {
+  // The bias corrections are folded into two scalars, in double, as torch.optim.Adam
+  // does: p -= (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps).
+  const double bc1 = 1.0 - std::pow(cfg.beta1, double(step));
+  const double bc2 = 1.0 - std::pow(cfg.beta2, double(step));
+  const T step_size = T(cfg.lr / bc1), inv_bc2_sqrt = T(1.0 / std::sqrt(bc2));
+  const T b1 = T(cfg.beta1), b2 = T(cfg.beta2), eps = T(cfg.eps);
+  const T wd = cfg.decoupled_weight_decay ? T(0) : T(cfg.weight_decay);
+  const T shrink = cfg.decoupled_weight_decay ? T(1.0 - cfg.lr * cfg.weight_decay) : T(1);
+  parallel_for(n, pick_threads(n * kCrossCoreCost), [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const T p = param[i] * shrink;
+      const T g = grad[i] + wd * p;
+      const T m = b1 * exp_avg[i] + (T(1) - b1) * g;
+      const T v = b2 * exp_avg_sq[i] + (T(1) - b2) * g * g;
+      exp_avg[i] = m;
+      exp_avg_sq[i] = v;
+      param[i] = p - step_size * m / (std::sqrt(v) * inv_bc2_sqrt + eps);
+    }
+  });
+}
+
 template void sgd_step<float>(float*, const float*, float*, int64_t, const SgdConfig&, bool);
 template void sgd_step<double>(double*, const double*, double*, int64_t, const SgdConfig&,
                                bool);
+template void adam_step<float>(float*, const float*, float*, float*, int64_t, const AdamConfig&,
+                               int64_t);
+template void adam_step<double>(double*, const double*, double*, double*, int64_t,
+                                const AdamConfig&, int64_t);
 
 }  // namespace fastbp::kernels

@@ -126,18 +126,18 @@ double Network<T>::backward(const T* x, kernels::Target<T> t, int64_t m) {
 }
 
 template <typename T>
-double Network<T>::train_step(const T* x, kernels::Target<T> t, int64_t m, T* velocity,
-                              const kernels::SgdConfig& cfg, bool first_step) {
+double Network<T>::train_step(const T* x, kernels::Target<T> t, int64_t m,
+                              kernels::Update<T>& update) {
   std::lock_guard<std::mutex> lock(mutex_);
   const double value = run_backward(x, t, m);
-  kernels::sgd_step(params_.data(), grads_.data(), velocity, n_params(), cfg, first_step);
+  update.apply(params_.data(), grads_.data(), n_params());
   return value;
 }
 
 template <typename T>
 double Network<T>::train_epoch(const T* x, kernels::Target<T> t, int64_t rows,
-                               const int64_t* order, int64_t batch, T* velocity,
-                               const kernels::SgdConfig& cfg, bool first_step) {
+                               const int64_t* order, int64_t batch,
+                               kernels::Update<T>& update) {
   std::lock_guard<std::mutex> lock(mutex_);
   const int64_t in = in_features(), out = out_features();
   const int64_t cap = std::min(batch, rows);
@@ -155,8 +155,7 @@ double Network<T>::train_epoch(const T* x, kernels::Target<T> t, int64_t rows,
     }
     if (t.labels) bt.labels = batch_labels_.data(); else bt.dense = batch_t_.data();
     weighted += double(m) * run_backward(batch_x_.data(), bt, m);
-    kernels::sgd_step(params_.data(), grads_.data(), velocity, n_params(), cfg,
-                      first_step && start == 0);
+    update.apply(params_.data(), grads_.data(), n_params());
   }
   return weighted / double(rows);
 }

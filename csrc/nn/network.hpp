@@ -61,12 +61,12 @@ class Network {
   void forward(const T* x, int64_t m, T* out);
   double loss(const T* x, kernels::Target<T> t, int64_t m);
   double backward(const T* x, kernels::Target<T> t, int64_t m);
-  double train_step(const T* x, kernels::Target<T> t, int64_t m, T* velocity,
-                    const kernels::SgdConfig& cfg, bool first_step);
+  // Backward pass then one optimizer update, which advances update.steps.
+  double train_step(const T* x, kernels::Target<T> t, int64_t m, kernels::Update<T>& update);
   // One epoch over the rows of x in `order`, batch by batch; returns the
   // sample-weighted mean of the batch losses.
   double train_epoch(const T* x, kernels::Target<T> t, int64_t rows, const int64_t* order,
-                     int64_t batch, T* velocity, const kernels::SgdConfig& cfg, bool first_step);
+                     int64_t batch, kernels::Update<T>& update);
 
  private:
   const T* run_forward(const T* x, int64_t m);

@@ -11,14 +11,14 @@ from .gradcheck import gradcheck
 from .layers import Dense, Identity, Layer, ReLU, Sigmoid, Tanh
 from .losses import BCEWithLogitsLoss, Loss, MSELoss, SoftmaxCrossEntropyLoss
 from .network import History, Network
-from .optim import SGD
+from .optim import SGD, Adam, AdamW, Optimizer
 
 __version__ = _core.__version__
 
 __all__ = [
     "Dense", "Identity", "Layer", "ReLU", "Sigmoid", "Tanh",
     "BCEWithLogitsLoss", "Loss", "MSELoss", "SoftmaxCrossEntropyLoss",
-    "History", "Network", "SGD", "gradcheck", "ops", "reference",
+    "History", "Network", "SGD", "Adam", "AdamW", "Optimizer", "gradcheck", "ops", "reference",
     "build_info", "cuda_available", "get_num_threads", "set_num_threads",
 ]
 

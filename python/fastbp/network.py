@@ -10,7 +10,7 @@ import numpy as np
 from . import _core, _validate, ops, reference
 from .layers import Activation, Dense, Layer
 from .losses import Loss, SoftmaxCrossEntropyLoss
-from .optim import SGD
+from .optim import SGD, Optimizer
 
 __all__ = ["Network", "History"]
 
@@ -190,8 +190,12 @@ class Network:
         training loop passes the same optimizer every step."""
         if optimizer is self._last_optimizer:
             return self._last_state
-        if not isinstance(optimizer, SGD):
-            raise TypeError(f"optimizer must be a fastbp.SGD, got {type(optimizer).__name__}")
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError("optimizer must be a fastbp optimizer (SGD, Adam, AdamW), got "
+                            f"{type(optimizer).__name__}")
+        if self.backend == "cuda" and not isinstance(optimizer, SGD):
+            raise NotImplementedError(f"backend='cuda' trains with SGD only, got "
+                                      f"{type(optimizer).__name__}")
         self._last_optimizer, self._last_state = optimizer, optimizer.state_for(self)
         return self._last_state
 
@@ -213,31 +217,29 @@ class Network:
         """Forward pass, loss and backpropagation; fills every ``dW``/``db``."""
         return float(self._core.backward(*self._batch(X, T)))
 
-    def train_step(self, X, T, optimizer: SGD) -> float:
+    def train_step(self, X, T, optimizer: Optimizer) -> float:
         """One forward/backward/update in a single call; returns the loss before it."""
         state = self._optimizer_state(optimizer)
-        args = (state.velocity, *optimizer.hyper_parameters, state.steps == 0)
+        args = optimizer.core_args(state)
+        train_step = getattr(self._core, "train_step" + optimizer._CORE_SUFFIX)
         try:  # arrays already in the network's dtype and layout go straight to C++
-            value = self._core.train_step(X, T, *args)
+            value = train_step(X, T, *args)
         except TypeError:  # _core takes exact dtypes only: convert, then let it check
-            value = self._core.train_step(*self._batch(X, T), *args)
+            value = train_step(*self._batch(X, T), *args)
         state.steps += 1
         return value
 
-    def _apply_sgd(self, opt: SGD) -> None:
+    def _apply_update(self, opt: Optimizer) -> None:
         state = self._optimizer_state(opt)
         if self.backend == "cuda":  # the parameters and gradients are on the GPU
             self._core.sgd_step(state.velocity, *opt.hyper_parameters, state.steps == 0)
             state.steps += 1
             return
-        lr, momentum, dampening, nesterov, weight_decay = opt.hyper_parameters
-        step = reference.sgd_step if self.backend == "numpy" else ops.sgd_step
-        step(self._core.params, self._core.grads, state.velocity, lr=lr, momentum=momentum,
-             dampening=dampening, nesterov=nesterov, weight_decay=weight_decay,
-             first_step=state.steps == 0)
+        kernels = reference if self.backend == "numpy" else ops
+        opt.update(kernels, self._core.params, self._core.grads, state)
         state.steps += 1
 
-    def fit(self, X, T, *, epochs: int, batch_size: int, optimizer: SGD, shuffle: bool = True,
+    def fit(self, X, T, *, epochs: int, batch_size: int, optimizer: Optimizer, shuffle: bool = True,
             validation_data=None) -> History:
         """Train for ``epochs`` passes over (X, T) in mini-batches of ``batch_size``.
 
@@ -258,9 +260,8 @@ class Network:
         history = History()
         for _ in range(epochs):
             order = self._rng.permutation(x.shape[0]) if shuffle else np.arange(x.shape[0])
-            mean = self._core.train_epoch(x, t, order.astype(np.int64), batch_size,
-                                          state.velocity, *optimizer.hyper_parameters,
-                                          state.steps == 0)
+            mean = getattr(self._core, "train_epoch" + optimizer._CORE_SUFFIX)(
+                x, t, order.astype(np.int64), batch_size, *optimizer.core_args(state))
             state.steps += -(-x.shape[0] // batch_size)
             history.loss.append(float(mean))
             if val is not None:

@@ -18,7 +18,7 @@ __all__ = [
     "sigmoid_backward", "relu_backward", "tanh_backward", "identity_backward",
     "softmax", "mse", "mse_backward", "softmax_cross_entropy",
     "softmax_cross_entropy_backward", "bce_with_logits", "bce_with_logits_backward",
-    "sgd_step",
+    "sgd_step", "adam_step",
 ]
 
 ACT_NAMES = {"identity": "Identity", "sigmoid": "Sigmoid", "relu": "ReLU", "tanh": "Tanh"}
@@ -118,3 +118,17 @@ def sgd_step(param, grad, velocity, *, lr: float, momentum: float = 0.0,
     grad, *hyper = _validate.sgd_inputs(param, grad, velocity, lr, momentum, dampening,
                                         nesterov, weight_decay)
     _core.sgd_step(param, grad, velocity, *hyper, bool(first_step))
+
+
+def adam_step(param, grad, exp_avg, exp_avg_sq, *, lr: float, betas=(0.9, 0.999),
+              eps: float = 1e-8, weight_decay: float = 0.0,
+              decoupled_weight_decay: bool = False, step: int) -> None:
+    """One ``torch.optim.Adam`` update (AdamW's with ``decoupled_weight_decay``), in
+    place on ``param``, ``exp_avg`` and ``exp_avg_sq``; ``step`` counts from 1.
+
+    ``param`` and the moments must be writeable C-contiguous float32/float64 arrays of
+    one shape and dtype; ``grad`` is converted to match.
+    """
+    grad, *hyper = _validate.adam_inputs(param, grad, exp_avg, exp_avg_sq, lr, betas, eps,
+                                         weight_decay, decoupled_weight_decay, step)
+    _core.adam_step(param, grad, exp_avg, exp_avg_sq, *hyper)

@@ -1,4 +1,4 @@
-"""Optimizers. Their state (momentum buffers) is kept per network."""
+"""Optimizers. Their state (momentum buffers, moment estimates) is kept per network."""
 
 from __future__ import annotations
 
@@ -8,13 +8,11 @@ import numpy as np
 
 from . import _validate
 
-__all__ = ["SGD"]
-
-_HYPER = ("lr", "momentum", "dampening", "nesterov", "weight_decay")
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW"]
 
 
 class OptimizerState:
-    """An optimizer's state for one network: the momentum buffer and the steps taken."""
+    """SGD's state for one network: the momentum buffer and the steps taken."""
 
     __slots__ = ("velocity", "steps")
 
@@ -23,25 +21,113 @@ class OptimizerState:
         self.steps = 0
 
 
-class SGD:
+class AdamState:
+    """Adam's state for one network: the moment estimates and the steps taken."""
+
+    __slots__ = ("exp_avg", "exp_avg_sq", "steps")
+
+    def __init__(self, n_params: int, dtype):
+        self.exp_avg = np.zeros(n_params, dtype=dtype)
+        self.exp_avg_sq = np.zeros(n_params, dtype=dtype)
+        self.steps = 0
+
+
+class Optimizer:
+    """Base of fastbp's optimizers: validated hyper-parameters as attributes, and a state
+    per network.
+
+    The hyper-parameters (``_HYPER``) may be changed between steps (``opt.lr = 0.01``);
+    every change is validated, and a refused one changes nothing.
+    """
+
+    _HYPER: tuple = ()
+    _STATE: type = OptimizerState
+    _CORE_SUFFIX = ""  # the network core's train_step / train_epoch for this optimizer
+
+    def __init__(self, **hyper):
+        self._set(**hyper)
+        self._state = weakref.WeakKeyDictionary()
+
+    def _check(self, values: dict) -> dict:
+        """The hyper-parameters checked and normalised; raises on a bad one."""
+        raise NotImplementedError
+
+    def _kernel_order(self, checked: dict) -> tuple:
+        """The hyper-parameters in the order the kernels take them."""
+        raise NotImplementedError
+
+    def _set(self, **values) -> None:
+        """Validate and apply hyper-parameters together, all or none."""
+        new = {name: getattr(self, "_" + name, None) for name in self._HYPER}
+        new.update(values)
+        checked = self._check(new)
+        for name in self._HYPER:
+            object.__setattr__(self, "_" + name, checked[name])
+        # The kernels' argument order, built once per change rather than per step.
+        object.__setattr__(self, "hyper_parameters", self._kernel_order(checked))
+
+    def __getattr__(self, name):
+        if name in type(self)._HYPER:
+            return object.__getattribute__(self, "_" + name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __setattr__(self, name, value):
+        if name in type(self)._HYPER:
+            self._set(**{name: value})
+        else:
+            object.__setattr__(self, name, value)
+
+    def state_for(self, net):
+        """This optimizer's state for ``net``, created on first use."""
+        state = self._state.get(net)
+        if state is None:
+            state = self._state[net] = self._STATE(net.n_params, net.dtype)
+        return state
+
+    def core_args(self, state) -> tuple:
+        """The arguments after the batch (and order) of the network core's training calls."""
+        raise NotImplementedError
+
+    def update(self, kernels, params: np.ndarray, grads: np.ndarray, state) -> None:
+        """One update of ``params`` with ``kernels`` (:mod:`fastbp.ops` or
+        :mod:`fastbp.reference`); the caller counts the step."""
+        raise NotImplementedError
+
+    def step(self, net) -> None:
+        """Apply one update to ``net`` from the gradients of its last backward pass."""
+        net._apply_update(self)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={getattr(self, k)!r}" for k in self._HYPER)
+        return f"{type(self).__name__}({args})"
+
+
+class SGD(Optimizer):
     """Stochastic gradient descent with ``torch.optim.SGD``'s definitions.
 
     ``d = grad + weight_decay * p``; with momentum, ``v = momentum * v + (1 - dampening) * d``
     (``v = d`` on the first step) and ``d = v``, or ``d = d + momentum * v`` with
     ``nesterov``; then ``p -= lr * d``. The hyper-parameters may be changed between
     steps (``opt.lr = 0.01``); every change is validated.
+
+    Parameters
+    ----------
+    lr : float
+        Learning rate, > 0.
+    momentum, dampening, weight_decay : float
+        >= 0.
+    nesterov : bool
+        Nesterov momentum; requires ``momentum > 0`` and ``dampening == 0``.
     """
+
+    _HYPER = ("lr", "momentum", "dampening", "nesterov", "weight_decay")
 
     def __init__(self, lr: float = 0.01, momentum: float = 0.0, dampening: float = 0.0,
                  nesterov: bool = False, weight_decay: float = 0.0):
-        self._set(lr=lr, momentum=momentum, dampening=dampening, nesterov=nesterov,
-                  weight_decay=weight_decay)
-        self._state = weakref.WeakKeyDictionary()
+        super().__init__(lr=lr, momentum=momentum, dampening=dampening, nesterov=nesterov,
+                         weight_decay=weight_decay)
 
-    def _set(self, **values) -> None:
-        """Validate and apply hyper-parameters together, all or none."""
-        new = {name: getattr(self, "_" + name, None) for name in _HYPER}
-        new.update(values)
+    def _check(self, new: dict) -> dict:
         checked = {name: _validate.real(name, new[name], strict=name == "lr")
                    for name in ("lr", "momentum", "dampening", "weight_decay")}
         if not isinstance(new["nesterov"], bool):
@@ -51,34 +137,92 @@ class SGD:
             raise ValueError("nesterov momentum requires momentum > 0 and dampening == 0, "
                              f"got momentum={checked['momentum']}, "
                              f"dampening={checked['dampening']}")
-        for name in _HYPER:
-            object.__setattr__(self, "_" + name, checked[name])
-        # The kernels' argument order, built once per change rather than per step.
-        object.__setattr__(self, "hyper_parameters",
-                           tuple(checked[name] for name in _HYPER))
+        return checked
 
-    def __getattr__(self, name):
-        if name in _HYPER:
-            return object.__getattribute__(self, "_" + name)
-        raise AttributeError(f"'SGD' object has no attribute {name!r}")
+    def _kernel_order(self, checked: dict) -> tuple:
+        return tuple(checked[name] for name in self._HYPER)
 
-    def __setattr__(self, name, value):
-        if name in _HYPER:
-            self._set(**{name: value})
-        else:
-            object.__setattr__(self, name, value)
+    def core_args(self, state: OptimizerState) -> tuple:
+        return (state.velocity, *self.hyper_parameters, state.steps == 0)
 
-    def state_for(self, net) -> OptimizerState:
-        """Momentum buffer and step count for ``net``, created on first use."""
-        state = self._state.get(net)
-        if state is None:
-            state = self._state[net] = OptimizerState(net.n_params, net.dtype)
-        return state
+    def update(self, kernels, params, grads, state: OptimizerState) -> None:
+        kernels.sgd_step(params, grads, state.velocity,
+                         **dict(zip(self._HYPER, self.hyper_parameters)),
+                         first_step=state.steps == 0)
 
-    def step(self, net) -> None:
-        """Apply one update to ``net`` from the gradients of its last backward pass."""
-        net._apply_sgd(self)
 
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in zip(_HYPER, self.hyper_parameters))
-        return f"SGD({args})"
+class Adam(Optimizer):
+    """Adam with ``torch.optim.Adam``'s definitions (AdamW's with
+    ``decoupled_weight_decay=True``).
+
+    At step ``t`` (from 1): with coupled weight decay ``g = grad + weight_decay * p``,
+    with decoupled ``p *= 1 - lr * weight_decay`` and ``g = grad``; then
+    ``m = beta1 * m + (1 - beta1) * g``, ``v = beta2 * v + (1 - beta2) * g**2`` and
+    ``p -= lr / (1 - beta1**t) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)``.
+
+    Parameters
+    ----------
+    lr : float
+        Learning rate, > 0.
+    betas : tuple of float
+        ``(beta1, beta2)``, each in [0, 1).
+    eps : float
+        > 0, added to the denominator.
+    weight_decay : float
+        >= 0.
+    decoupled_weight_decay : bool
+        Decay the weights directly (AdamW) rather than through the gradient.
+    """
+
+    _HYPER = ("lr", "betas", "eps", "weight_decay", "decoupled_weight_decay")
+    _STATE = AdamState
+    _CORE_SUFFIX = "_adam"
+
+    def __init__(self, lr: float = 1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0, decoupled_weight_decay: bool = False):
+        super().__init__(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                         decoupled_weight_decay=decoupled_weight_decay)
+
+    def _check(self, new: dict) -> dict:
+        betas = new["betas"]
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise TypeError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+        betas = tuple(_validate.real(f"betas[{i}]", b) for i, b in enumerate(betas))
+        if max(betas) >= 1:
+            raise ValueError(f"betas must be in [0, 1), got {betas}")
+        if not isinstance(new["decoupled_weight_decay"], bool):
+            raise TypeError("decoupled_weight_decay must be a bool, got "
+                            f"{type(new['decoupled_weight_decay']).__name__}")
+        return {"lr": _validate.real("lr", new["lr"], strict=True), "betas": betas,
+                "eps": _validate.real("eps", new["eps"], strict=True),
+                "weight_decay": _validate.real("weight_decay", new["weight_decay"]),
+                "decoupled_weight_decay": new["decoupled_weight_decay"]}
+
+    def _kernel_order(self, checked: dict) -> tuple:
+        return (checked["lr"], *checked["betas"], checked["eps"], checked["weight_decay"],
+                checked["decoupled_weight_decay"])
+
+    def core_args(self, state: AdamState) -> tuple:
+        return (state.exp_avg, state.exp_avg_sq, *self.hyper_parameters, state.steps)
+
+    def update(self, kernels, params, grads, state: AdamState) -> None:
+        lr, beta1, beta2, eps, weight_decay, decoupled = self.hyper_parameters
+        kernels.adam_step(params, grads, state.exp_avg, state.exp_avg_sq, lr=lr,
+                          betas=(beta1, beta2), eps=eps, weight_decay=weight_decay,
+                          decoupled_weight_decay=decoupled, step=state.steps + 1)
+
+
+class AdamW(Adam):
+    """:class:`Adam` with decoupled weight decay, as ``torch.optim.AdamW`` (whose default
+    ``weight_decay`` is 0.01).
+
+    Parameters
+    ----------
+    lr, betas, eps, weight_decay
+        As for :class:`Adam`.
+    """
+
+    def __init__(self, lr: float = 1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 1e-2):
+        super().__init__(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                         decoupled_weight_decay=True)

@@ -18,7 +18,7 @@ __all__ = [
     "sigmoid_backward", "relu_backward", "tanh_backward", "identity_backward",
     "softmax", "mse", "mse_backward", "softmax_cross_entropy",
     "softmax_cross_entropy_backward", "bce_with_logits", "bce_with_logits_backward",
-    "sgd_step", "ReferenceNetwork",
+    "sgd_step", "adam_step", "ReferenceNetwork",
 ]
 
 
@@ -185,6 +185,23 @@ def sgd_step(param, grad, velocity, *, lr, momentum=0.0, dampening=0.0, nesterov
     param -= lr * d
 
 
+def adam_step(param, grad, exp_avg, exp_avg_sq, *, lr, betas=(0.9, 0.999), eps=1e-8,
+              weight_decay=0.0, decoupled_weight_decay=False, step):
+    """One torch.optim.Adam update (AdamW's when decoupled) of ``param`` and the moment
+    estimates in place; ``step`` counts from 1."""
+    grad, lr, beta1, beta2, eps, weight_decay, decoupled, step = _validate.adam_inputs(
+        param, grad, exp_avg, exp_avg_sq, lr, betas, eps, weight_decay,
+        decoupled_weight_decay, step)
+    if decoupled:
+        param *= 1 - lr * weight_decay
+    else:
+        grad = grad + weight_decay * param
+    exp_avg[...] = beta1 * exp_avg + (1 - beta1) * grad
+    exp_avg_sq[...] = beta2 * exp_avg_sq + (1 - beta2) * grad * grad
+    denom = np.sqrt(exp_avg_sq) / np.sqrt(1 - beta2 ** step) + eps
+    param -= lr / (1 - beta1 ** step) * exp_avg / denom
+
+
 ACTIVATIONS = {
     "identity": (identity, identity_backward),
     "sigmoid": (sigmoid, sigmoid_backward),
@@ -313,4 +330,26 @@ class ReferenceNetwork:
             weighted += len(rows) * self.train_step(
                 x[rows], t[rows], velocity, lr, momentum, dampening, nesterov, weight_decay,
                 first_step and start == 0)
+        return weighted / len(order)
+
+    def train_step_adam(self, x, t, exp_avg, exp_avg_sq, lr, beta1, beta2, eps,
+                        weight_decay, decoupled_weight_decay, steps):
+        self.check(x, t)
+        if t.ndim == 1 and self._loss is not softmax_cross_entropy:
+            t = t.reshape(-1, 1)
+        value = self.backward(x, t)
+        adam_step(self.params, self.grads, exp_avg, exp_avg_sq, lr=lr, betas=(beta1, beta2),
+                  eps=eps, weight_decay=weight_decay,
+                  decoupled_weight_decay=decoupled_weight_decay, step=steps + 1)
+        return value
+
+    def train_epoch_adam(self, x, t, order, batch_size, exp_avg, exp_avg_sq, lr, beta1, beta2,
+                         eps, weight_decay, decoupled_weight_decay, steps):
+        self.check(x, t)
+        weighted = 0.0
+        for i, start in enumerate(range(0, len(order), batch_size)):
+            rows = order[start:start + batch_size]
+            weighted += len(rows) * self.train_step_adam(
+                x[rows], t[rows], exp_avg, exp_avg_sq, lr, beta1, beta2, eps, weight_decay,
+                decoupled_weight_decay, steps + i)
         return weighted / len(order)
