@@ -6,11 +6,12 @@ Build a network from layers, train it with SGD; the heavy lifting runs in C++
 
 from __future__ import annotations
 
-from . import _core, ops, reference
+from . import _core, callbacks, ops, reference, schedules
 from .gradcheck import gradcheck
 from .layers import Dense, Identity, Layer, ReLU, Sigmoid, Tanh
+from .history import History
 from .losses import BCEWithLogitsLoss, Loss, MSELoss, SoftmaxCrossEntropyLoss
-from .network import History, Network
+from .network import Network
 from .optim import SGD, Adam, AdamW, Optimizer
 
 __version__ = _core.__version__
@@ -18,7 +19,8 @@ __version__ = _core.__version__
 __all__ = [
     "Dense", "Identity", "Layer", "ReLU", "Sigmoid", "Tanh",
     "BCEWithLogitsLoss", "Loss", "MSELoss", "SoftmaxCrossEntropyLoss",
-    "History", "Network", "SGD", "Adam", "AdamW", "Optimizer", "gradcheck", "ops", "reference",
+    "History", "Network", "Optimizer", "SGD", "Adam", "AdamW",
+    "callbacks", "gradcheck", "ops", "reference", "schedules",
     "build_info", "cuda_available", "get_num_threads", "set_num_threads",
 ]
 

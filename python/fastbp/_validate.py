@@ -136,3 +136,13 @@ def adam_inputs(param, grad, exp_avg, exp_avg_sq, lr, betas, eps, weight_decay,
     return (grad, real("lr", lr, strict=True), beta1, beta2, real("eps", eps, strict=True),
             real("weight_decay", weight_decay), bool(decoupled_weight_decay),
             positive_int("step", step))
+
+
+def callables(name: str, values) -> list:
+    """A list or tuple of callables, as a list."""
+    if not isinstance(values, (list, tuple)):
+        raise TypeError(f"{name} must be a list of callables, got {type(values).__name__}")
+    for i, value in enumerate(values):
+        if not callable(value):
+            raise TypeError(f"{name}[{i}] must be callable, got {type(value).__name__}")
+    return list(values)

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from . import _core, _validate, ops, reference
+from .callbacks import EarlyStopping, ProgressBar, progress_default
+from .history import History
 from .layers import Activation, Dense, Layer
-from .losses import Loss, SoftmaxCrossEntropyLoss
+from .losses import Loss, MSELoss, SoftmaxCrossEntropyLoss
+from .metrics import METRICS
 from .optim import SGD, Optimizer
+from .schedules import Schedule
 
 __all__ = ["Network", "History"]
 
@@ -33,15 +38,6 @@ def _cuda_network(dtype):
         raise RuntimeError("backend='cuda' is not available: the CUDA backend is compiled "
                            f"but {info['cuda_status']}")
     return _CUDA_NETWORKS[dtype.type]
-
-
-@dataclass
-class History:
-    """What :meth:`Network.fit` observed: the mean training loss of each epoch and,
-    with ``validation_data``, the validation loss after each epoch."""
-
-    loss: list = field(default_factory=list)
-    val_loss: list = field(default_factory=list)
 
 
 def _describe(layers) -> list:
@@ -239,34 +235,152 @@ class Network:
         opt.update(kernels, self._core.params, self._core.grads, state)
         state.steps += 1
 
-    def fit(self, X, T, *, epochs: int, batch_size: int, optimizer: Optimizer, shuffle: bool = True,
-            validation_data=None) -> History:
+    def fit(self, X, T, *, epochs: int, batch_size: int, optimizer: Optimizer,
+            shuffle: bool = True, validation_data=None, validation_split: float = 0.0,
+            metrics: Sequence[str] = (),
+            lr_schedule: Schedule | None = None, callbacks: Sequence[Callable] = (),
+            early_stopping: bool = False, patience: int = 10,
+            progress: bool | None = None) -> History:
         """Train for ``epochs`` passes over (X, T) in mini-batches of ``batch_size``.
 
-        Each epoch runs in one call into C++ (batches gathered and shuffled there).
-        Returns a :class:`History` of the mean training loss per epoch and, given
-        ``validation_data=(X_val, T_val)``, the validation loss after each epoch.
+        Each epoch runs in one call into C++ (batches gathered and shuffled there); Python
+        runs once per epoch for validation, metrics, the schedule and the callbacks.
+
+        Parameters
+        ----------
+        X, T : array_like
+            Inputs (N, in_features) and targets, as for :meth:`train_step`.
+        epochs, batch_size : int
+            >= 1; the last batch of an epoch may be smaller.
+        optimizer : Optimizer
+            ``SGD``, ``Adam`` or ``AdamW``; its state carries over between calls.
+        shuffle : bool
+            Visit the rows in a new random order each epoch.
+        validation_data : tuple, optional
+            ``(X_val, T_val)``, evaluated after each epoch.
+        validation_split : float
+            Instead of ``validation_data``: the fraction in (0, 1) of the rows, taken from
+            the end of (X, T) before shuffling, held out for validation.
+        metrics : sequence of str
+            ``["accuracy"]`` records ``accuracy`` (and ``val_accuracy``); classification
+            losses only.
+        lr_schedule : fastbp.schedules.Schedule, optional
+            Sets ``optimizer.lr`` for each epoch from its value when ``fit`` starts, to
+            which it is set back at the end.
+        callbacks : sequence of callable
+            Each called as ``callback(epoch, logs)`` after every epoch; returning
+            ``False`` stops training.
+        early_stopping : bool
+            Stop when the validation loss has not improved for ``patience`` epochs, and
+            end with the weights of the best epoch. Needs validation data.
+        patience : int
+            >= 1, for ``early_stopping``.
+        progress : bool, optional
+            Show a tqdm progress bar over the epochs (``pip install fastbp[progress]``);
+            by default, when stderr is a terminal and tqdm is installed.
+
+        Returns
+        -------
+        History
+            Per-epoch ``loss``, ``val_loss``, metrics, ``lr`` and ``epoch_time``.
         """
         epochs = _validate.positive_int("epochs", epochs)
         batch_size = _validate.positive_int("batch_size", batch_size)
         state = self._optimizer_state(optimizer)
         x, t = self._batch(X, T)
-        val = None
+        x, t, val = self._validation(x, t, validation_data, validation_split)
+        scored = self._metrics(metrics)
+        lrs = self._learning_rates(lr_schedule, epochs, optimizer.lr)
+        callbacks = _validate.callables("callbacks", callbacks)
+        if early_stopping and val is None:
+            raise ValueError("early_stopping needs validation_data or validation_split")
+        stopper = EarlyStopping(self, patience) if early_stopping else None
+        bar = ProgressBar(epochs) if (progress_default() if progress is None else progress) \
+            else None
+        train_epoch = getattr(self._core, "train_epoch" + optimizer._CORE_SUFFIX)
+        history, base_lr = History(), optimizer.lr
+        try:
+            for epoch in range(epochs):
+                start = time.perf_counter()
+                optimizer.lr = lrs[epoch]
+                order = self._rng.permutation(x.shape[0]) if shuffle else np.arange(x.shape[0])
+                mean = train_epoch(x, t, order.astype(np.int64), batch_size,
+                                   *optimizer.core_args(state))
+                state.steps += -(-x.shape[0] // batch_size)
+                logs = {"loss": float(mean), **self._evaluate(x, t, val, scored),
+                        "lr": lrs[epoch], "epoch_time": time.perf_counter() - start}
+                history.append(logs)
+                if bar is not None:
+                    bar(epoch, logs)
+                keep = [callback(epoch, logs) is not False for callback in callbacks]
+                if stopper is not None:
+                    keep.append(stopper(epoch, logs))
+                if not all(keep):
+                    history.stopped_epoch = epoch
+                    break
+        finally:
+            optimizer.lr = base_lr
+            if bar is not None:
+                bar.close()
+        if stopper is not None and stopper.best_params is not None:
+            stopper.restore_best()
+            history.best_epoch = stopper.best_epoch
+        return history
+
+    def _validation(self, x, t, validation_data, validation_split):
+        """``(x, t, val)``: the training rows and the validation batch (or None)."""
+        split = _validate.real("validation_split", validation_split)
         if validation_data is not None:
+            if split:
+                raise ValueError("give validation_data or validation_split, not both")
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise TypeError("validation_data must be a pair (X_val, T_val)")
             val = self._batch(*validation_data)
             self._core.check(*val)
-        history = History()
-        for _ in range(epochs):
-            order = self._rng.permutation(x.shape[0]) if shuffle else np.arange(x.shape[0])
-            mean = getattr(self._core, "train_epoch" + optimizer._CORE_SUFFIX)(
-                x, t, order.astype(np.int64), batch_size, *optimizer.core_args(state))
-            state.steps += -(-x.shape[0] // batch_size)
-            history.loss.append(float(mean))
+            return x, t, val
+        if not split:
+            return x, t, None
+        n_val = int(round(split * x.shape[0]))
+        if split >= 1 or not 0 < n_val < x.shape[0]:
+            raise ValueError(f"validation_split={split} leaves no rows to train or to validate "
+                             f"on, of {x.shape[0]}")
+        cut = x.shape[0] - n_val
+        return x[:cut], t[:cut], (x[cut:], t[cut:])
+
+    def _metrics(self, metrics) -> list:
+        """The metric names checked: known, and meaningful for this network's loss."""
+        if isinstance(metrics, str) or not isinstance(metrics, (list, tuple)):
+            raise TypeError(f"metrics must be a list of names, got {metrics!r}")
+        for name in metrics:
+            _validate.choice("metric", name, METRICS)
+            if isinstance(self.loss_fn, MSELoss):
+                raise ValueError(f"metric {name!r} needs a classification loss, got "
+                                 f"{self.loss_fn!r}")
+        return list(metrics)
+
+    @staticmethod
+    def _learning_rates(schedule, epochs: int, base_lr: float) -> list:
+        """The learning rate of every epoch, checked before training starts."""
+        if schedule is None:
+            return [base_lr] * epochs
+        if not isinstance(schedule, Schedule):
+            raise TypeError("lr_schedule must be a fastbp.schedules.Schedule, got "
+                            f"{type(schedule).__name__}")
+        return [_validate.real(f"{schedule!r} learning rate at epoch {epoch}",
+                               schedule(epoch, base_lr), strict=True)
+                for epoch in range(epochs)]
+
+    def _evaluate(self, x, t, val, metrics) -> dict:
+        """Validation loss and the metrics after an epoch, as log entries."""
+        logs = {}
+        if val is not None:
+            logs["val_loss"] = float(self._core.loss(*val))
+        for name in metrics:
+            logs[name] = METRICS[name](self._core.forward(x), t, self.loss_fn.name)
             if val is not None:
-                history.val_loss.append(float(self._core.loss(*val)))
-        return history
+                logs["val_" + name] = METRICS[name](self._core.forward(val[0]), val[1],
+                                                    self.loss_fn.name)
+        return logs
 
     # ---- persistence --------------------------------------------------------------
 

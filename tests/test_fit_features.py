@@ -1,0 +1,145 @@
+"""Network.fit's training features: validation_split, metrics, callbacks, early stopping
+and the progress bar."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fastbp as fb
+from fbhelpers import BACKENDS, make_data, make_net
+
+WIDTHS = (4, 8, 3)
+
+
+@pytest.fixture
+def data(rng):
+    return make_data(WIDTHS, "ce_labels", 50, rng)
+
+
+def net_for(backend="cpu", seed=0):
+    return make_net(WIDTHS, "relu", "ce_labels", "float64", backend, seed=seed)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_validation_split_holds_out_the_last_rows(data, backend):
+    X, T = data
+    a, b = net_for(backend), net_for(backend)
+    ha = a.fit(X, T, epochs=3, batch_size=8, optimizer=fb.SGD(lr=0.1), validation_split=0.2)
+    hb = b.fit(X[:40], T[:40], epochs=3, batch_size=8, optimizer=fb.SGD(lr=0.1),
+               validation_data=(X[40:], T[40:]))
+    assert ha.loss == hb.loss and ha.val_loss == hb.val_loss
+    assert len(ha.val_loss) == 3
+
+
+@pytest.mark.parametrize("kwargs, exc, word", [
+    (dict(validation_split=1.0), ValueError, "validation_split"),
+    (dict(validation_split=0.001), ValueError, "validation_split"),
+    (dict(validation_split=-0.1), ValueError, "validation_split"),
+    (dict(validation_split=0.2, validation_data="both"), ValueError, "not both"),
+    (dict(metrics="accuracy"), TypeError, "metrics"),
+    (dict(metrics=["f1"]), ValueError, "metric"),
+    (dict(callbacks=[print, 3]), TypeError, "callbacks"),
+    (dict(early_stopping=True), ValueError, "early_stopping"),
+    (dict(early_stopping=True, validation_split=0.2, patience=0), ValueError, "patience"),
+])
+def test_bad_arguments_are_refused_before_training(data, snapshot, kwargs, exc, word):
+    X, T = data
+    net = net_for()
+    snap = snapshot(net)
+    with pytest.raises(exc, match=word):
+        net.fit(X, T, epochs=2, batch_size=8, optimizer=fb.SGD(lr=0.1), **kwargs)
+    snap.assert_unchanged()
+
+
+def test_accuracy_needs_a_classification_loss(rng):
+    X, T = make_data((3, 2), "mse_mean", 10, rng)
+    with pytest.raises(ValueError, match="classification"):
+        make_net((3, 2)).fit(X, T, epochs=1, batch_size=5, optimizer=fb.SGD(lr=0.1),
+                             metrics=["accuracy"])
+
+
+@pytest.mark.parametrize("loss", ["ce_labels", "ce_probs", "bce"])
+def test_accuracy_is_the_fraction_of_correct_predictions(rng, loss):
+    X, T = make_data(WIDTHS, loss, 30, rng)
+    net = make_net(WIDTHS, "relu", loss, seed=0)
+    history = net.fit(X, T, epochs=2, batch_size=8, optimizer=fb.SGD(lr=0.1),
+                      metrics=["accuracy"], validation_data=(X[:10], T[:10]))
+    y = net.predict(X)
+    if loss == "bce":
+        want = np.mean((y > 0) == (T > 0.5))
+    else:
+        want = np.mean(y.argmax(1) == (T if T.ndim == 1 else T.argmax(1)))
+    assert history.accuracy[-1] == want
+    assert len(history.val_accuracy) == 2
+
+
+def test_callbacks_see_every_epoch_and_can_stop(data):
+    X, T = data
+    seen = []
+
+    def record(epoch, logs):
+        seen.append((epoch, sorted(logs)))
+
+    def stop_after_third(epoch, logs):
+        return epoch < 2
+
+    history = net_for().fit(X, T, epochs=10, batch_size=8, optimizer=fb.SGD(lr=0.1),
+                            validation_split=0.2, callbacks=[record, stop_after_third])
+    assert [e for e, _ in seen] == [0, 1, 2]
+    assert seen[0][1] == ["epoch_time", "loss", "lr", "val_loss"]
+    assert history.epochs == 3 and history.stopped_epoch == 2
+
+
+def test_a_callback_returning_none_does_not_stop(data):
+    X, T = data
+    history = net_for().fit(X, T, epochs=4, batch_size=8, optimizer=fb.SGD(lr=0.1),
+                            callbacks=[lambda epoch, logs: None])
+    assert history.epochs == 4 and history.stopped_epoch is None
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_early_stopping_restores_the_best_weights(rng, backend):
+    """A learning rate too high to settle: validation loss rises after an early best;
+    training stops `patience` epochs after it, with the best epoch's weights back."""
+    X, T = make_data(WIDTHS, "ce_labels", 60, rng)
+    Xv, Tv = make_data(WIDTHS, "ce_labels", 30, rng)  # unrelated labels: overfitting hurts
+    net = net_for(backend)
+    snapshots = []
+    history = net.fit(X, T, epochs=200, batch_size=4, optimizer=fb.Adam(lr=0.05),
+                      validation_data=(Xv, Tv), early_stopping=True, patience=3,
+                      callbacks=[lambda e, logs: snapshots.append(net.layers[0].W.copy())])
+    best = int(np.argmin(history.val_loss))
+    assert history.best_epoch == best
+    assert history.stopped_epoch == best + 3 == history.epochs - 1
+    np.testing.assert_array_equal(net.layers[0].W, snapshots[best])
+    assert net.loss(Xv, Tv) == pytest.approx(history.val_loss[best], rel=1e-12)
+
+
+def test_progress_bar_shows_epochs_and_loss(data, capsys):
+    pytest.importorskip("tqdm", reason="tqdm is not installed")
+    X, T = data
+    net_for().fit(X, T, epochs=3, batch_size=8, optimizer=fb.SGD(lr=0.1), progress=True)
+    err = capsys.readouterr().err
+    assert "3/3" in err and "loss=" in err
+
+
+def test_progress_is_off_by_default_when_stderr_is_not_a_terminal(data, capsys):
+    X, T = data
+    net_for().fit(X, T, epochs=2, batch_size=8, optimizer=fb.SGD(lr=0.1))
+    assert capsys.readouterr().err == ""
+
+
+def test_progress_default_follows_the_terminal(monkeypatch):
+    pytest.importorskip("tqdm", reason="tqdm is not installed")
+
+    class Terminal:
+        def __init__(self, tty):
+            self.tty = tty
+
+        def isatty(self):
+            return self.tty
+
+    for tty in (True, False):
+        monkeypatch.setattr("sys.stderr", Terminal(tty))
+        assert fb.callbacks.progress_default() is tty
