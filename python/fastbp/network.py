@@ -382,6 +382,38 @@ class Network:
                                                     self.loss_fn.name)
         return logs
 
+    # ---- description --------------------------------------------------------------
+
+    def summary(self, print_fn: Callable[[str], object] = print) -> None:
+        """Print a table of the layers, their output shapes and parameter counts, as
+        Keras's ``model.summary()`` does.
+
+        Parameters
+        ----------
+        print_fn : callable
+            Called with each line of the table (default: :func:`print`).
+        """
+        rows, width = [], self.in_features
+        for i, layer in enumerate(self.layers):
+            n = 0
+            if isinstance(layer, Dense):
+                width, n = layer.out_features, layer.in_features * layer.out_features + \
+                    layer.out_features
+            rows.append((f"{type(layer).__name__.lower()}_{i} ({type(layer).__name__})",
+                         f"(None, {width})", f"{n:,}"))
+        head = ("Layer (type)", "Output Shape", "Param #")
+        cols = [max(len(r[c]) for r in rows + [head]) + 4 for c in range(3)]
+
+        def line(row) -> str:
+            return "".join(f"{v:<{w}}" for v, w in zip(row, cols)).rstrip()
+
+        rule = "=" * sum(cols)
+        print_fn(f"Network: {self.loss_fn!r}, {self.dtype}, backend {self.backend!r}")
+        for text in (rule, line(head), rule, *map(line, rows), rule):
+            print_fn(text)
+        print_fn(f"Total params: {self.n_params:,} "
+                 f"({self.n_params * self.dtype.itemsize:,} bytes)")
+
     # ---- persistence --------------------------------------------------------------
 
     def save(self, path: str | os.PathLike) -> None:
