@@ -143,3 +143,16 @@ def test_progress_default_follows_the_terminal(monkeypatch):
     for tty in (True, False):
         monkeypatch.setattr("sys.stderr", Terminal(tty))
         assert fb.callbacks.progress_default() is tty
+
+
+def test_arrays_with_an_equal_but_distinct_dtype_object_are_accepted(data):
+    """An unpickled (or memory-mapped) array carries its own float64 dtype object."""
+    import pickle
+
+    X, T = data
+    X2 = X.view(pickle.loads(pickle.dumps(np.dtype("float64"))))
+    assert X2.dtype is not X.dtype
+    a, b = net_for(), net_for()
+    a.fit(X, T, epochs=1, batch_size=8, optimizer=fb.SGD(lr=0.1), shuffle=False)
+    b.fit(X2, T, epochs=1, batch_size=8, optimizer=fb.SGD(lr=0.1), shuffle=False)
+    np.testing.assert_array_equal(a.predict(X), b.predict(X2))

@@ -15,11 +15,18 @@ namespace py = pybind11;
 
 std::string shape_str(const py::array& a);
 
+// Whether `a` holds T: its dtype is equivalent to T's, though not necessarily the same
+// object (an unpickled or memory-mapped array carries a dtype object of its own).
+template <typename T>
+bool holds(const py::array& a) {
+  return py::array_t<T>::check_(a);
+}
+
 // Raises TypeError unless `a` is C-contiguous with dtype T, and ValueError unless its
 // shape matches `shape` (an entry of -1 matches any size).
 template <typename T>
 void check_array(const py::array& a, const char* name, const std::vector<int64_t>& shape) {
-  if (!a.dtype().is(py::dtype::of<T>()))
+  if (!holds<T>(a))
     throw py::type_error(std::string(name) + " must have dtype " +
                          std::string(py::str(py::dtype::of<T>())) + ", got " +
                          std::string(py::str(a.dtype())));

@@ -10,8 +10,8 @@ namespace fastbp::bindings {
 // Calls f(float{}) or f(double{}) by the dtype of `a`; any other dtype is a TypeError.
 template <typename F>
 py::object by_dtype(const py::array& a, const char* name, F&& f) {
-  if (a.dtype().is(py::dtype::of<float>())) return f(float{});
-  if (a.dtype().is(py::dtype::of<double>())) return f(double{});
+  if (holds<float>(a)) return f(float{});
+  if (holds<double>(a)) return f(double{});
   throw py::type_error(std::string(name) + " must have dtype float32 or float64, got " +
                        std::string(py::str(a.dtype())));
 }

@@ -429,6 +429,13 @@ class Network:
 
         return load(path, backend=backend)
 
+    def __reduce__(self):
+        """Pickled as its configuration and parameters (optimizer states stay behind)."""
+        from .io import from_config, network_config
+
+        self._host_parameters()
+        return from_config, (network_config(self), self._core.params.copy(), self.backend)
+
     def _float64_copy(self) -> "Network":
         """An independent float64 network with this one's layers and parameters."""
         from .io import from_config, network_config

@@ -77,6 +77,13 @@ class Optimizer:
         else:
             object.__setattr__(self, name, value)
 
+    def __getstate__(self) -> dict:
+        """Pickled without the per-network states, which live as long as their networks."""
+        return {k: v for k, v in self.__dict__.items() if k != "_state"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, _state=weakref.WeakKeyDictionary())
+
     def state_for(self, net):
         """This optimizer's state for ``net``, created on first use."""
         state = self._state.get(net)

@@ -1,0 +1,129 @@
+"""fastbp.sklearn: scikit-learn's own estimator checks, and the estimators' behaviour."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn", reason="scikit-learn is not installed (pip install fastbp[test])")
+
+from sklearn.datasets import load_iris, make_regression  # noqa: E402
+from sklearn.model_selection import cross_val_score  # noqa: E402
+from sklearn.pipeline import make_pipeline  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
+
+from fastbp.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
+
+
+@parametrize_with_checks([MLPClassifier(random_state=0), MLPRegressor(random_state=0)])
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+@pytest.fixture(scope="module")
+def iris():
+    X, y = load_iris(return_X_y=True)
+    return StandardScaler().fit_transform(X), y
+
+
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+def test_classifier_learns_iris_in_a_pipeline(iris, solver):
+    X, y = iris
+    lr = 0.01 if solver == "adam" else 0.1
+    model = make_pipeline(StandardScaler(), MLPClassifier(
+        (16,), solver=solver, learning_rate_init=lr, max_iter=150, random_state=0))
+    assert cross_val_score(model, X, y, cv=3).mean() > 0.9
+
+
+def test_classifier_attributes_and_probabilities(iris):
+    X, y = iris
+    labels = np.array(["setosa", "versicolor", "virginica"])[y]
+    clf = MLPClassifier((8, 5), activation="tanh", max_iter=30, random_state=1).fit(X, labels)
+    assert list(clf.classes_) == list(labels[[0, 50, 100]])
+    assert [c.shape for c in clf.coefs_] == [(4, 8), (8, 5), (5, 3)]
+    assert [b.shape for b in clf.intercepts_] == [(8,), (5,), (3,)]
+    assert clf.n_layers_ == 4 and clf.n_outputs_ == 3 and clf.n_iter_ == len(clf.loss_curve_)
+    assert clf.t_ == clf.n_iter_ * len(X) and clf.loss_ == clf.loss_curve_[-1]
+    proba = clf.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    np.testing.assert_allclose(np.exp(clf.predict_log_proba(X)), proba)
+    assert (clf.predict(X) == clf.classes_[proba.argmax(axis=1)]).all()
+
+
+def test_regressor_fits_single_and_multiple_outputs():
+    X, y = make_regression(200, 5, n_targets=2, noise=0.1, random_state=0)
+    y = y / y.std(axis=0)
+    two = MLPRegressor((32,), learning_rate_init=0.01, max_iter=200, random_state=0).fit(X, y)
+    assert two.predict(X).shape == (200, 2) and two.score(X, y) > 0.95
+    one = MLPRegressor((32,), learning_rate_init=0.01, max_iter=200, random_state=0)
+    assert one.fit(X, y[:, 0]).predict(X).shape == (200,) and one.score(X, y[:, 0]) > 0.95
+
+
+def test_training_stops_when_the_loss_stops_improving(iris):
+    X, y = iris
+    clf = MLPClassifier((8,), learning_rate_init=0.05, tol=0.5, n_iter_no_change=3,
+                        max_iter=500, random_state=0).fit(X, y)
+    assert clf.n_iter_ == 4  # the first epoch is the best by more than tol: 3 more, then stop
+
+
+def test_early_stopping_keeps_the_best_validation_weights(iris):
+    X, y = iris
+    clf = MLPClassifier((8,), early_stopping=True, validation_fraction=0.2, max_iter=300,
+                        n_iter_no_change=5, learning_rate_init=0.05, random_state=0).fit(X, y)
+    assert clf.n_iter_ < 300 and np.isfinite(clf.best_validation_loss_)
+    assert clf.t_ == clf.n_iter_ * 120  # trained on the 80% left after the split
+
+
+def test_partial_fit_trains_one_epoch_at_a_time(iris):
+    X, y = iris
+    clf = MLPClassifier((8,), random_state=0, batch_size=50)
+    with pytest.raises(ValueError, match="classes"):
+        clf.partial_fit(X, y)
+    clf.partial_fit(X[:100], y[:100], classes=[0, 1, 2])
+    before = clf.coefs_[0].copy()
+    clf.partial_fit(X[100:], y[100:])
+    assert clf.n_iter_ == 2 and not np.array_equal(before, clf.coefs_[0])
+    with pytest.raises(ValueError, match="labels not in classes"):
+        clf.partial_fit(X[:3], [0, 1, 7])
+
+
+def test_warm_start_continues_and_fit_restarts(iris):
+    X, y = iris
+    warm = MLPClassifier((8,), max_iter=5, warm_start=True, tol=0, random_state=0)
+    cold = MLPClassifier((8,), max_iter=5, tol=0, random_state=0)
+    warm.fit(X, y).fit(X, y)
+    cold.fit(X, y).fit(X, y)
+    assert warm.n_iter_ == 10 and cold.n_iter_ == 5
+
+
+def test_pickle_round_trip_predicts_the_same(iris):
+    X, y = iris
+    clf = MLPClassifier((8,), max_iter=10, random_state=0, solver="sgd").fit(X, y)
+    again = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(again.predict_proba(X), clf.predict_proba(X))
+    again.partial_fit(X, y)  # the optimizer comes back without its per-network state
+    assert again.n_iter_ == 11
+
+
+def test_float32_input_trains_a_float32_network(iris):
+    X, y = iris
+    clf = MLPClassifier((8,), max_iter=3, random_state=0).fit(X.astype(np.float32), y)
+    assert clf.network_.dtype == np.float32 and clf.coefs_[0].dtype == np.float32
+
+
+@pytest.mark.parametrize("params, word", [
+    (dict(solver="lbfgs"), "solver"), (dict(activation="softplus"), "activation"),
+    (dict(hidden_layer_sizes=(8, 0)), "hidden_layer_sizes"), (dict(batch_size=0), "batch_size"),
+    (dict(alpha=-1.0), "alpha"), (dict(momentum=1.5), "momentum"),
+    (dict(max_iter=0), "max_iter"), (dict(beta_2=1.0), "beta_2"),
+])
+@pytest.mark.parametrize("cls", [MLPClassifier, MLPRegressor])
+def test_bad_parameters_are_refused_at_fit(iris, params, word, cls):
+    X, y = iris
+    est = cls(**params)  # scikit-learn's rule: no checks in __init__
+    with pytest.raises(ValueError, match=word):
+        est.fit(X, y)
+    assert vars(est) == vars(cls(**params))  # nothing was set
