@@ -1,0 +1,52 @@
+"""The scripts in examples/ run and reach what their docstrings promise."""
+
+from __future__ import annotations
+
+import importlib.util
+import pathlib
+
+import numpy as np
+import pytest
+
+EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
+
+
+def load(name: str):
+    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_digits_reaches_97_percent_and_writes_the_plot(tmp_path, capsys):
+    pytest.importorskip("sklearn", reason="scikit-learn is not installed")
+    pytest.importorskip("matplotlib", reason="matplotlib is not installed")
+    path = tmp_path / "digits_loss.png"
+    accuracy = load("digits").main(plot_path=str(path))
+    assert accuracy >= 0.97
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    out = capsys.readouterr().out
+    assert "Total params: 9,610" in out and f"test accuracy {accuracy:.4f}" in out
+
+
+def test_regression_fits_the_curve(capsys):
+    assert load("regression").main() < 0.05
+    assert "RMSE" in capsys.readouterr().out
+
+
+def test_worked_example_prints_the_notes_numbers(capsys):
+    r = load("worked_example").main()
+    np.testing.assert_allclose(r["z"], [0.0, -2.0, 3.0])
+    assert r["y"] == pytest.approx(-0.595, abs=5e-4)
+    assert r["delta_out"] == pytest.approx(-11.19, abs=5e-3)
+    np.testing.assert_allclose(r["delta_hidden"], [-5.595, -3.525, 0.5055], atol=1e-3)
+    np.testing.assert_allclose(r["new_w_out"], [-0.119, 2.559, 3.133, 0.066], atol=1e-3)
+    assert abs(r["y_new"] - 5) < abs(r["y"] - 5)
+    out = capsys.readouterr().out
+    assert "-11.1899" in out and "-5.595" in out
+
+
+def test_xor_both_ways():
+    wired, learnt = load("xor").main()
+    np.testing.assert_array_equal(np.round(wired), [0, 1, 1, 0])
+    np.testing.assert_array_equal(np.round(learnt), [0, 1, 1, 0])
