@@ -15,6 +15,20 @@ constexpr int64_t kCrossCoreCost = 16;
 
 }  // namespace
 
+// One range of SGD's momentum update. The arrays are restrict locals rather than lambda
+// captures, so that the stores cannot alias them and GCC vectorises the loop.
+template <typename T>
+void sgd_momentum_range(T* __restrict param, const T* __restrict grad, T* __restrict velocity,
+                        int64_t begin, int64_t end, T lr, T wd, T mu, T keep, bool first_step,
+                        bool nesterov) {
+  for (int64_t i = begin; i < end; ++i) {
+    const T d = grad[i] + wd * param[i];
+    const T v = first_step ? d : mu * velocity[i] + keep * d;
+    velocity[i] = v;
+    param[i] -= lr * (nesterov ? d + mu * v : v);
+  }
+}
+
 template <typename T>
 void sgd_step(T* param, const T* grad, T* velocity, int64_t n, const SgdConfig& cfg,
               bool first_step) {
@@ -26,36 +40,48 @@ void sgd_step(T* param, const T* grad, T* velocity, int64_t n, const SgdConfig& 
       for (int64_t i = begin; i < end; ++i) param[i] -= lr * (grad[i] + wd * param[i]);
       return;
     }
-    for (int64_t i = begin; i < end; ++i) {
-      const T d = grad[i] + wd * param[i];
-      const T v = first_step ? d : mu * velocity[i] + keep * d;
-      velocity[i] = v;
-      param[i] -= lr * (nesterov ? d + mu * v : v);
-    }
+    sgd_momentum_range(param, grad, velocity, begin, end, lr, wd, mu, keep, first_step,
+                       nesterov);
   });
+}
+
+// Adam's coefficients for one step, in T, with the bias corrections folded in.
+template <typename T>
+struct AdamCoefficients {
+  T b1, b2, eps, wd, shrink, step_size, inv_bc2_sqrt;
+};
+
+// One range of Adam's update. The arrays are restrict locals rather than lambda
+// captures, so that the stores cannot alias them and GCC vectorises the loop.
+template <typename T>
+void adam_range(T* __restrict param, const T* __restrict grad, T* __restrict exp_avg,
+                T* __restrict exp_avg_sq, int64_t begin, int64_t end,
+                const AdamCoefficients<T> c) {
+  for (int64_t i = begin; i < end; ++i) {
+    const T p = param[i] * c.shrink;
+    const T g = grad[i] + c.wd * p;
+    const T m = c.b1 * exp_avg[i] + (T(1) - c.b1) * g;
+    const T v = c.b2 * exp_avg_sq[i] + (T(1) - c.b2) * g * g;
+    exp_avg[i] = m;
+    exp_avg_sq[i] = v;
+    param[i] = p - c.step_size * m / (std::sqrt(v) * c.inv_bc2_sqrt + c.eps);
+  }
 }
 
 template <typename T>
 void adam_step(T* param, const T* grad, T* exp_avg, T* exp_avg_sq, int64_t n,
                const AdamConfig& cfg, int64_t step) {
-  // The bias corrections are folded into two scalars, in double, as torch.optim.Adam
-  // does: p -= (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps).
+  // The bias corrections are computed in double, as torch.optim.Adam does:
+  // p -= (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps).
   const double bc1 = 1.0 - std::pow(cfg.beta1, double(step));
   const double bc2 = 1.0 - std::pow(cfg.beta2, double(step));
-  const T step_size = T(cfg.lr / bc1), inv_bc2_sqrt = T(1.0 / std::sqrt(bc2));
-  const T b1 = T(cfg.beta1), b2 = T(cfg.beta2), eps = T(cfg.eps);
-  const T wd = cfg.decoupled_weight_decay ? T(0) : T(cfg.weight_decay);
-  const T shrink = cfg.decoupled_weight_decay ? T(1.0 - cfg.lr * cfg.weight_decay) : T(1);
+  const bool decoupled = cfg.decoupled_weight_decay;
+  const AdamCoefficients<T> c{T(cfg.beta1), T(cfg.beta2), T(cfg.eps),
+                              decoupled ? T(0) : T(cfg.weight_decay),
+                              decoupled ? T(1.0 - cfg.lr * cfg.weight_decay) : T(1),
+                              T(cfg.lr / bc1), T(1.0 / std::sqrt(bc2))};
   parallel_for(n, pick_threads(n * kCrossCoreCost), [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      const T p = param[i] * shrink;
-      const T g = grad[i] + wd * p;
-      const T m = b1 * exp_avg[i] + (T(1) - b1) * g;
-      const T v = b2 * exp_avg_sq[i] + (T(1) - b2) * g * g;
-      exp_avg[i] = m;
-      exp_avg_sq[i] = v;
-      param[i] = p - step_size * m / (std::sqrt(v) * inv_bc2_sqrt + eps);
-    }
+    adam_range(param, grad, exp_avg, exp_avg_sq, begin, end, c);
   });
 }
 
