@@ -10,6 +10,7 @@ from . import _core, callbacks, ops, reference, schedules
 from .gradcheck import gradcheck
 from .layers import Dense, Identity, Layer, ReLU, Sigmoid, Tanh
 from .history import History
+from .interop import from_torch
 from .losses import BCEWithLogitsLoss, Loss, MSELoss, SoftmaxCrossEntropyLoss
 from .network import Network
 from .optim import SGD, Adam, AdamW, Optimizer
@@ -20,7 +21,7 @@ __all__ = [
     "Dense", "Identity", "Layer", "ReLU", "Sigmoid", "Tanh",
     "BCEWithLogitsLoss", "Loss", "MSELoss", "SoftmaxCrossEntropyLoss",
     "History", "Network", "Optimizer", "SGD", "Adam", "AdamW",
-    "callbacks", "gradcheck", "ops", "reference", "schedules",
+    "callbacks", "from_torch", "gradcheck", "ops", "reference", "schedules",
     "build_info", "cuda_available", "get_num_threads", "set_num_threads",
 ]
 

@@ -36,7 +36,14 @@ def real(name: str, value, *, low: float = 0.0, strict: bool = False) -> float:
 
 
 def numeric_array(name: str, value) -> np.ndarray:
-    """``value`` as an array of real numbers (bool, complex, object and strings refused)."""
+    """``value`` as an array of real numbers (bool, complex, object and strings refused).
+    NumPy arrays, the buffer protocol, ``__array__`` and DLPack producers on the CPU are
+    read without a copy."""
+    if not isinstance(value, np.ndarray) and hasattr(value, "__dlpack__"):
+        try:
+            value = np.from_dlpack(value)
+        except (BufferError, RuntimeError, TypeError, ValueError):
+            pass  # not on the CPU, or needs detaching: np.asarray says why, or converts
     arr = np.asarray(value)
     if arr.dtype.kind not in "fiu":
         raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")

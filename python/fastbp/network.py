@@ -414,6 +414,13 @@ class Network:
         print_fn(f"Total params: {self.n_params:,} "
                  f"({self.n_params * self.dtype.itemsize:,} bytes)")
 
+    def to_torch(self):
+        """A ``torch.nn.Sequential`` with this network's layers and a copy of its weights
+        (see :func:`fastbp.interop.to_torch`; needs PyTorch)."""
+        from .interop import to_torch
+
+        return to_torch(self)
+
     # ---- persistence --------------------------------------------------------------
 
     def save(self, path: str | os.PathLike) -> None:

@@ -1,0 +1,99 @@
+"""PyTorch interop: networks to and from ``torch.nn.Sequential`` of ``Linear`` layers and
+the activations fastbp has (needs PyTorch, imported only when called).
+
+PyTorch's ``Linear`` computes ``x @ weight.T + bias`` with ``weight`` (out, in); fastbp's
+``Dense`` computes ``x @ W + b`` with ``W`` (in, out), so ``W = weight.T``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .layers import Dense, Identity, ReLU, Sigmoid, Tanh
+from .losses import Loss, MSELoss
+
+__all__ = ["from_torch", "to_torch"]
+
+_ACTIVATIONS = {"ReLU": ReLU, "Tanh": Tanh, "Sigmoid": Sigmoid, "Identity": Identity}
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError as e:
+        raise ImportError("PyTorch interop needs PyTorch: pip install torch") from e
+    return torch
+
+
+def from_torch(module, loss: Loss | None = None, backend: str = "cpu", seed: int | None = None):
+    """A :class:`fastbp.Network` with the layers and weights of a PyTorch module.
+
+    Parameters
+    ----------
+    module : torch.nn.Sequential or torch.nn.Linear
+        ``Linear`` layers (with bias) and ``ReLU``, ``Tanh``, ``Sigmoid`` or ``Identity``
+        activations, all float32 or all float64 (the network's dtype).
+    loss : Loss, optional
+        The network's loss (default ``MSELoss()``).
+    backend : {"cpu", "cuda", "numpy"}
+    seed : int, optional
+        Seeds the network's shuffling in ``fit``.
+
+    Returns
+    -------
+    Network
+        Independent of ``module``: the weights are copied.
+    """
+    from .network import Network
+
+    torch = _torch()
+    modules = list(module) if isinstance(module, torch.nn.Sequential) else [module]
+    layers, dtypes = [], set()
+    for i, m in enumerate(modules):
+        if isinstance(m, torch.nn.Linear):
+            if m.bias is None:
+                raise ValueError(f"module[{i}] is a Linear without bias; fastbp's Dense has one")
+            dense = Dense(m.in_features, m.out_features)
+            dense.W = m.weight.detach().cpu().numpy().T
+            dense.b = m.bias.detach().cpu().numpy()
+            dtypes.add(m.weight.dtype)
+            layers.append(dense)
+        elif type(m).__name__ in _ACTIVATIONS and type(m).__module__.startswith("torch.nn"):
+            layers.append(_ACTIVATIONS[type(m).__name__]())
+        else:
+            raise TypeError(f"module[{i}] is a {type(m).__name__}; fastbp supports Linear, "
+                            f"{', '.join(_ACTIVATIONS)}")
+    if len(dtypes) != 1 or not dtypes <= {torch.float32, torch.float64}:
+        raise TypeError(f"the Linear layers must all be float32 or all float64, got {dtypes}")
+    dtype = "float32" if dtypes == {torch.float32} else "float64"
+    return Network(layers, loss if loss is not None else MSELoss(), dtype=dtype,
+                   backend=backend, seed=seed)
+
+
+def to_torch(net):
+    """A ``torch.nn.Sequential`` computing what ``net`` computes, with copies of its
+    weights, in its dtype (the loss is not part of it).
+
+    Parameters
+    ----------
+    net : Network
+
+    Returns
+    -------
+    torch.nn.Sequential
+    """
+    torch = _torch()
+    dtype = {np.float32: torch.float32, np.float64: torch.float64}[net.dtype.type]
+    net._host_parameters()
+    modules = []
+    for layer in net.layers:
+        if isinstance(layer, Dense):
+            linear = torch.nn.Linear(layer.in_features, layer.out_features, dtype=dtype)
+            with torch.no_grad():
+                linear.weight.copy_(torch.from_numpy(np.ascontiguousarray(layer.W.T)))
+                linear.bias.copy_(torch.from_numpy(layer.b.copy()))
+            modules.append(linear)
+        else:
+            name = next(k for k, v in _ACTIVATIONS.items() if type(layer) is v)
+            modules.append(getattr(torch.nn, name)())
+    return torch.nn.Sequential(*modules)
