@@ -168,3 +168,15 @@ def test_matches_pytorch(rng, decoupled):
         theirs.step()
     for p, q in zip([p for layer in dense_layers(net) for p in (layer.W, layer.b)], params):
         np.testing.assert_allclose(p, q.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.skipif(not fb.cuda_available(), reason="CUDA backend not usable here")
+def test_cuda_backend_refuses_adam_before_training(rng, snapshot):
+    net = make_net((3, 2), dtype="float32", backend="cuda")
+    snap = snapshot(net)
+    X, T = make_data((3, 2), "mse_mean", 4, rng, "float32")
+    with pytest.raises(NotImplementedError, match="SGD only"):
+        net.train_step(X, T, fb.Adam())
+    with pytest.raises(NotImplementedError, match="SGD only"):
+        net.fit(X, T, epochs=1, batch_size=2, optimizer=fb.Adam())
+    snap.assert_unchanged()

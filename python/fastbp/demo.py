@@ -1,6 +1,6 @@
 """The main job: train a classifier on a generated three-arm spiral and report it.
 
-    python -m fastbp [--epochs 200] [--backend cpu|numpy]
+    python -m fastbp [--epochs 200] [--backend cpu|numpy] [--plot loss.png]
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ def main(argv=None) -> float:
     parser = argparse.ArgumentParser(description="Train an MLP on generated spirals.")
     parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument("--backend", default="cpu", choices=["cpu", "numpy"])
+    parser.add_argument("--plot", help="write the loss curves to this PNG (needs matplotlib)")
     args = parser.parse_args(argv)
 
     X, y = spirals(1000)
@@ -46,6 +47,9 @@ def main(argv=None) -> float:
     accuracy = float(np.mean(net.predict(X[test]).argmax(axis=1) == y[test]))
     print(f"trained {args.epochs} epochs of {len(train)} samples in {seconds:.2f} s "
           f"({args.backend}); test accuracy {accuracy:.3f}")
+    if args.plot:
+        history.plot(args.plot)
+        print(f"loss curves written to {args.plot}")
     return accuracy
 
 
