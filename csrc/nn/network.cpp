@@ -1,9 +1,11 @@
 #include "nn/network.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <stdexcept>
 #include <string>
 
+#include "kernels/check.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/linear.hpp"
 
@@ -115,12 +117,24 @@ double Network<T>::backward(const T* x, kernels::Target<T> t, int64_t m) {
 }
 
 template <typename T>
+double Network<T>::run_step(const T* x, kernels::Target<T> t, int64_t m, T* velocity,
+                            const kernels::SgdConfig& cfg, bool first_step, int64_t step) {
+  const double value = run_backward(x, t, m);
+  // Checked before the update, so a diverged step changes no parameter and no velocity
+  // (inputs were checked finite, so this is the network's own overflow).
+  if (!std::isfinite(value))
+    throw Divergence(step, "the loss is " + std::to_string(value));
+  if (!kernels::all_finite(grads_.data(), n_params()))
+    throw Divergence(step, "a gradient is NaN or inf (loss " + std::to_string(value) + ")");
+  kernels::sgd_step(params_.data(), grads_.data(), velocity, n_params(), cfg, first_step);
+  return value;
+}
+
+template <typename T>
 double Network<T>::train_step(const T* x, kernels::Target<T> t, int64_t m, T* velocity,
                               const kernels::SgdConfig& cfg, bool first_step) {
   std::lock_guard<std::mutex> lock(mutex_);
-  const double value = run_backward(x, t, m);
-  kernels::sgd_step(params_.data(), grads_.data(), velocity, n_params(), cfg, first_step);
-  return value;
+  return run_step(x, t, m, velocity, cfg, first_step, 0);
 }
 
 template <typename T>
@@ -143,9 +157,8 @@ double Network<T>::train_epoch(const T* x, kernels::Target<T> t, int64_t rows,
       else std::copy(t.dense + r * out, t.dense + (r + 1) * out, batch_t_.data() + i * out);
     }
     if (t.labels) bt.labels = batch_labels_.data(); else bt.dense = batch_t_.data();
-    weighted += double(m) * run_backward(batch_x_.data(), bt, m);
-    kernels::sgd_step(params_.data(), grads_.data(), velocity, n_params(), cfg,
-                      first_step && start == 0);
+    weighted += double(m) * run_step(batch_x_.data(), bt, m, velocity, cfg,
+                                     first_step && start == 0, start / batch);
   }
   return weighted / double(rows);
 }

@@ -55,6 +55,12 @@ def _describe(layers) -> list:
     return specs
 
 
+def _diverged(where: str, error: FloatingPointError) -> FloatingPointError:
+    """The error for a step that diverged, from the backend's (which has ``reason``)."""
+    return FloatingPointError(f"training diverged at {where}: {error.reason}; the parameters "
+                              "and optimizer state are those from before this step")
+
+
 class Network:
     """A multilayer perceptron trained by backpropagation.
 
@@ -187,13 +193,20 @@ class Network:
         return float(self._core.backward(*self._batch(X, T)))
 
     def train_step(self, X, T, optimizer: SGD) -> float:
-        """One forward/backward/update in a single call; returns the loss before it."""
+        """One forward/backward/update in a single call; returns the loss before it.
+
+        Raises FloatingPointError, naming the optimizer's step count, when the loss or a
+        gradient is NaN or inf; the update is then skipped (parameters and optimizer state
+        unchanged)."""
         state = self._optimizer_state(optimizer)
         args = (state.velocity, *optimizer.hyper_parameters, state.steps == 0)
-        try:  # arrays already in the network's dtype and layout go straight to C++
-            value = self._core.train_step(X, T, *args)
-        except TypeError:  # _core takes exact dtypes only: convert, then let it check
-            value = self._core.train_step(*self._batch(X, T), *args)
+        try:
+            try:  # arrays already in the network's dtype and layout go straight to C++
+                value = self._core.train_step(X, T, *args)
+            except TypeError:  # _core takes exact dtypes only: convert, then let it check
+                value = self._core.train_step(*self._batch(X, T), *args)
+        except FloatingPointError as e:
+            raise _diverged(f"train_step {state.steps + 1}", e) from None
         state.steps += 1
         return value
 
@@ -213,6 +226,12 @@ class Network:
         Each epoch runs in one call into C++ (batches gathered and shuffled there).
         Returns a :class:`History` of the mean training loss per epoch and, given
         ``validation_data=(X_val, T_val)``, the validation loss after each epoch.
+
+        Raises
+        ------
+        FloatingPointError
+            When a step's loss or gradient is NaN or inf, naming the epoch and step; the
+            parameters and optimizer state are those from before that step.
         """
         epochs = _validate.positive_int("epochs", epochs)
         batch_size = _validate.positive_int("batch_size", batch_size)
@@ -225,11 +244,15 @@ class Network:
             val = self._batch(*validation_data)
             self._core.check(*val)
         history = History()
-        for _ in range(epochs):
+        for epoch in range(epochs):
             order = self._rng.permutation(x.shape[0]) if shuffle else np.arange(x.shape[0])
-            mean = self._core.train_epoch(x, t, order.astype(np.int64), batch_size,
-                                          state.velocity, *optimizer.hyper_parameters,
-                                          state.steps == 0)
+            try:
+                mean = self._core.train_epoch(x, t, order.astype(np.int64), batch_size,
+                                              state.velocity, *optimizer.hyper_parameters,
+                                              state.steps == 0)
+            except FloatingPointError as e:
+                state.steps += e.step  # the epoch's batches before the failing one stay applied
+                raise _diverged(f"epoch {epoch + 1}, step {e.step + 1}", e) from None
             state.steps += -(-x.shape[0] // batch_size)
             history.loss.append(float(mean))
             if val is not None:

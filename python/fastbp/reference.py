@@ -293,24 +293,41 @@ class ReferenceNetwork:
                 delta = ACTIVATIONS[act][1](outputs[i + 1], delta)
         return value
 
+    def _step(self, x, t, velocity, hyper, first_step, step):
+        """Backward and SGD update of one checked batch; like the C++ network, a loss or
+        gradient that is not finite skips the update and raises FloatingPointError with
+        ``step`` and ``reason`` (overflow is reported by that error, not by warnings)."""
+        if t.ndim == 1 and self._loss is not softmax_cross_entropy:
+            t = t.reshape(-1, 1)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            value = self.backward(x, t)
+        if not np.isfinite(value):
+            reason = f"the loss is {value}"
+        elif not np.isfinite(self.grads).all():
+            reason = f"a gradient is NaN or inf (loss {value})"
+        else:
+            lr, momentum, dampening, nesterov, weight_decay = hyper
+            sgd_step(self.params, self.grads, velocity, lr=lr, momentum=momentum,
+                     dampening=dampening, nesterov=nesterov, weight_decay=weight_decay,
+                     first_step=first_step)
+            return value
+        error = FloatingPointError(f"{reason} at step {step + 1} of this call")
+        error.step, error.reason = step, reason
+        raise error
+
     def train_step(self, x, t, velocity, lr, momentum, dampening, nesterov, weight_decay,
                    first_step):
         self.check(x, t)
-        if t.ndim == 1 and self._loss is not softmax_cross_entropy:
-            t = t.reshape(-1, 1)
-        value = self.backward(x, t)
-        sgd_step(self.params, self.grads, velocity, lr=lr, momentum=momentum,
-                 dampening=dampening, nesterov=nesterov, weight_decay=weight_decay,
-                 first_step=first_step)
-        return value
+        return self._step(x, t, velocity, (lr, momentum, dampening, nesterov, weight_decay),
+                          first_step, 0)
 
     def train_epoch(self, x, t, order, batch_size, velocity, lr, momentum, dampening,
                     nesterov, weight_decay, first_step):
         self.check(x, t)
+        hyper = (lr, momentum, dampening, nesterov, weight_decay)
         weighted = 0.0
         for start in range(0, len(order), batch_size):
             rows = order[start:start + batch_size]
-            weighted += len(rows) * self.train_step(
-                x[rows], t[rows], velocity, lr, momentum, dampening, nesterov, weight_decay,
-                first_step and start == 0)
+            weighted += len(rows) * self._step(x[rows], t[rows], velocity, hyper,
+                                               first_step and start == 0, start // batch_size)
         return weighted / len(order)
