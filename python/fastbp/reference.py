@@ -121,8 +121,11 @@ def _reduce(total, count, reduction):
 
 @_loss_args(labels_allowed=False)
 def mse(y, t, reduction="mean"):
-    """``sum((y - t)**2)``, divided by the number of elements for ``"mean"``."""
-    return _reduce(np.sum((y - t) ** 2, dtype=np.float64), y.size, reduction)
+    """``sum((y - t)**2)``, divided by the number of elements for ``"mean"``; the
+    difference is taken in the inputs' dtype and squared in float64, as the kernel does,
+    so float32 errors of 1e30 neither overflow nor 1e-30 underflow."""
+    d = (y - t).astype(np.float64)
+    return _reduce(np.sum(d * d), y.size, reduction)
 
 
 @_loss_args(labels_allowed=False)
