@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -95,6 +96,10 @@ class Network:
         self._core = self._make_core(specs)
         self._bind_parameters()
         self._last_optimizer, self._last_state = _NO_OPTIMIZER, None
+        # One training call at a time from Python threads: an optimizer's step count,
+        # first-step flag and momentum buffer must change together with the parameters
+        # (the C++ network serialises its own calls, but not this bookkeeping).
+        self._training = threading.Lock()
 
     def _make_core(self, specs):
         if self.backend == "numpy":
@@ -198,6 +203,10 @@ class Network:
         Raises FloatingPointError, naming the optimizer's step count, when the loss or a
         gradient is NaN or inf; the update is then skipped (parameters and optimizer state
         unchanged)."""
+        with self._training:
+            return self._train_step(X, T, optimizer)
+
+    def _train_step(self, X, T, optimizer: SGD) -> float:
         state = self._optimizer_state(optimizer)
         args = (state.velocity, *optimizer.hyper_parameters, state.steps == 0)
         try:
@@ -211,6 +220,10 @@ class Network:
         return value
 
     def _apply_sgd(self, opt: SGD) -> None:
+        with self._training:
+            self._sgd_update(opt)
+
+    def _sgd_update(self, opt: SGD) -> None:
         state = self._optimizer_state(opt)
         lr, momentum, dampening, nesterov, weight_decay = opt.hyper_parameters
         step = reference.sgd_step if self.backend == "numpy" else ops.sgd_step
@@ -233,6 +246,10 @@ class Network:
             When a step's loss or gradient is NaN or inf, naming the epoch and step; the
             parameters and optimizer state are those from before that step.
         """
+        with self._training:
+            return self._fit(X, T, epochs, batch_size, optimizer, shuffle, validation_data)
+
+    def _fit(self, X, T, epochs, batch_size, optimizer, shuffle, validation_data) -> History:
         epochs = _validate.positive_int("epochs", epochs)
         batch_size = _validate.positive_int("batch_size", batch_size)
         state = self._optimizer_state(optimizer)
