@@ -352,6 +352,18 @@ def test_bad_dense_sizes(args, exc):
         fb.Dense(*args)
 
 
+@pytest.mark.parametrize("sizes", [(2**32, 2**32), (2**62, 2), (3, 2**62), (2**63 - 1, 1)],
+                         ids=["2^32-squared", "2^62-in", "2^62-out", "int64-max"])
+def test_dense_sizes_overflowing_64_bit_counts(sizes):
+    """A parameter count past int64 is refused before anything is allocated, from Python
+    and from fastbp._core directly."""
+    with pytest.raises(ValueError, match="overflow"):
+        fb.Network([fb.Dense(*sizes)], fb.MSELoss())
+    with pytest.raises(ValueError, match="overflow"):
+        fb._core.Network64([(True, *sizes, fb._core.Act.Identity)], fb._core.Loss.MSE,
+                           fb._core.Reduction.Mean)
+
+
 def test_bad_seed():
     with pytest.raises((TypeError, ValueError)):
         fb.Network([fb.Dense(2, 1)], loss=fb.MSELoss(), seed="zero")

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 #include <string>
 
@@ -21,6 +22,11 @@ Network<T>::Network(const std::vector<LayerSpec>& layers, kernels::Loss loss,
   for (const LayerSpec& l : layers) {
     if (l.dense) {
       if (l.in <= 0 || l.out <= 0) throw std::invalid_argument("Dense sizes must be positive");
+      // in * out + out + offset must fit int64: a wrapped count would allocate too little.
+      if (l.in >= (std::numeric_limits<int64_t>::max() - offset) / l.out)
+        throw std::invalid_argument("Dense(" + std::to_string(l.in) + ", " +
+                                    std::to_string(l.out) + ") makes the network's parameter "
+                                    "count overflow 64-bit integers");
       if (width >= 0 && l.in != width)
         throw std::invalid_argument("Dense layer expects " + std::to_string(l.in) +
                                     " inputs but the previous layer gives " + std::to_string(width));
@@ -45,6 +51,8 @@ Network<T>::Network(const std::vector<LayerSpec>& layers, kernels::Loss loss,
 template <typename T>
 void Network<T>::reserve(int64_t m) {
   if (m <= reserved_rows_) return;
+  if (m > std::numeric_limits<int64_t>::max() / max_width_)
+    throw std::length_error("a batch of " + std::to_string(m) + " rows overflows the workspace size");
   for (size_t s = 0; s < steps_.size(); ++s) acts_[s].resize(m * steps_[s].out);
   grad_a_.resize(m * max_width_);
   grad_b_.resize(m * max_width_);
