@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 
 import numpy as np
 
 import fastbp as fb
+from timing import median_seconds
 
 SQUARES = (256, 512, 1024, 2048, 4096)
 # (name, m, n, k, trans_a, trans_b) as fastbp computes them for one training step
@@ -31,21 +30,6 @@ MLP_PRODUCTS = (
     ("S4 dW1 X^T@dZ", 784, 1024, 1024, True, False),
     ("S4 dX2 dZ@W2^T", 1024, 1024, 1024, False, True),
 )
-
-
-def median_seconds(fn, repeats):
-    fn()
-    t0 = time.perf_counter()
-    fn()
-    once = max(time.perf_counter() - t0, 1e-7)
-    inner = max(1, min(int(0.1 / once), 10000))
-    samples = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(inner):
-            fn()
-        samples.append((time.perf_counter() - t0) / inner)
-    return statistics.median(samples)
 
 
 def operands(m, n, k, trans_a, trans_b, rng):
@@ -73,8 +57,8 @@ def main(argv=None):
     for name, m, n, k, ta, tb in cases + list(MLP_PRODUCTS):
         a, b = operands(m, n, k, ta, tb, rng)
         ref = (a.T if ta else a) @ (b.T if tb else b)
-        t_fb = median_seconds(lambda: fb.ops.matmul(a, b, ta, tb), args.repeats)
-        t_np = median_seconds(lambda: (a.T if ta else a) @ (b.T if tb else b), args.repeats)
+        t_fb = median_seconds(lambda: fb.ops.matmul(a, b, ta, tb), args.repeats, 0.1)
+        t_np = median_seconds(lambda: (a.T if ta else a) @ (b.T if tb else b), args.repeats, 0.1)
         err = np.max(np.abs(fb.ops.matmul(a, b, ta, tb) - ref)) / np.max(np.abs(ref))
         flops = 2.0 * m * n * k
         print(f"{name:16} {m:>5} {n:>5} {k:>5} {flops / t_fb / 1e9:>11.1f} "

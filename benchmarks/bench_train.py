@@ -7,6 +7,8 @@ NumPy reference and, when installed, PyTorch, on the same data in one process.
 float32, ReLU hidden layers, identity output, MSE, plain SGD. Each library gets a
 warm-up, then `--repeats` timed blocks of steps; the table shows the median time per
 step, fastbp's GFLOP/s and the speed-up of fastbp over each peer (>1: fastbp faster).
+When fastbp's CUDA backend can run here (``fb.cuda_available()``), two more columns give
+backend="cuda"'s time per step and its speed-up over backend="cpu".
 """
 
 from __future__ import annotations
@@ -14,12 +16,11 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
-import time
 
 import numpy as np
 
 import fastbp as fb
+from timing import median_seconds
 
 CASES = {  # name: (layer sizes, batch)
     "S1": ((2, 3, 1), 1),
@@ -36,22 +37,6 @@ def step_flops(sizes, batch):
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         total += (4 if i == 0 else 6) * batch * n_in * n_out
     return total
-
-
-def median_step_seconds(step, flops, repeats):
-    """Median seconds per step over `repeats` blocks, each block ~0.2 s of work."""
-    step()
-    t0 = time.perf_counter()
-    step()
-    once = max(time.perf_counter() - t0, 1e-7)
-    per_block = max(1, min(int(0.2 / once), 20000))
-    samples = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(per_block):
-            step()
-        samples.append((time.perf_counter() - t0) / per_block)
-    return statistics.median(samples)
 
 
 def fastbp_step(sizes, X, T, backend):
@@ -109,11 +94,13 @@ def main(argv=None):
     if torch is not None:
         torch.set_num_threads(threads)
     info = fb.build_info()
+    cuda = info["cuda_available"]
     print(f"# machine: {platform.processor() or platform.machine()}, {threads} threads; "
           f"fastbp {info['version']} simd={info['simd']}; numpy {np.__version__}; "
-          f"torch {torch.__version__ if torch else 'not installed'}")
+          f"torch {torch.__version__ if torch else 'not installed'}; cuda: {info['cuda_status']}")
     header = (f"{'case':4} {'layers':>20} {'batch':>5} {'fastbp us':>11} {'GFLOP/s':>8} "
-              f"{'numpy us':>11} {'torch us':>11} {'x numpy':>8} {'x torch':>8}")
+              f"{'numpy us':>11} {'torch us':>11} {'x numpy':>8} {'x torch':>8}"
+              + (f" {'cuda us':>11} {'cuda x cpu':>10}" if cuda else ""))
     print(header)
     print("-" * len(header))
     rows = []
@@ -123,19 +110,21 @@ def main(argv=None):
         X = rng.standard_normal((batch, sizes[0]), dtype=np.float32)
         T = rng.standard_normal((batch, sizes[-1]), dtype=np.float32)
         flops = step_flops(sizes, batch)
-        times = {"fastbp": median_step_seconds(fastbp_step(sizes, X, T, "cpu"), flops, args.repeats)}
+        times = {"fastbp": median_seconds(fastbp_step(sizes, X, T, "cpu"), args.repeats)}
         if not args.no_numpy:
-            times["numpy"] = median_step_seconds(fastbp_step(sizes, X, T, "numpy"), flops,
-                                                 args.repeats)
+            times["numpy"] = median_seconds(fastbp_step(sizes, X, T, "numpy"), args.repeats)
         if torch is not None:
-            times["torch"] = median_step_seconds(torch_step(sizes, X, T), flops, args.repeats)
+            times["torch"] = median_seconds(torch_step(sizes, X, T), args.repeats)
+        if cuda:
+            times["cuda"] = median_seconds(fastbp_step(sizes, X, T, "cuda"), args.repeats)
         us = {k: v * 1e6 for k, v in times.items()}
         ratio = {k: times[k] / times["fastbp"] for k in times if k != "fastbp"}
         fmt = lambda d, k, spec: format(d[k], spec) if k in d else "-"
         print(f"{name:4} {'-'.join(map(str, sizes)):>20} {batch:>5} {us['fastbp']:>11.1f} "
               f"{flops / times['fastbp'] / 1e9:>8.1f} {fmt(us, 'numpy', '11.1f'):>11} "
               f"{fmt(us, 'torch', '11.1f'):>11} {fmt(ratio, 'numpy', '8.2f'):>8} "
-              f"{fmt(ratio, 'torch', '8.2f'):>8}")
+              f"{fmt(ratio, 'torch', '8.2f'):>8}"
+              + (f" {us['cuda']:>11.1f} {1 / ratio['cuda']:>10.2f}" if cuda else ""))
         rows.append((name, flops, us))
     if args.plot:
         plot(rows, args.plot)
@@ -173,7 +162,7 @@ def plot(rows, path):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for lib in ("fastbp", "numpy", "torch"):
+    for lib in ("fastbp", "numpy", "torch", "cuda"):
         pts = [(flops, us[lib]) for _, flops, us in rows if lib in us]
         if pts:
             ax.plot(*zip(*pts), marker="o", label=lib)

@@ -7,6 +7,10 @@
 #include "kernels/loss.hpp"
 #include "kernels/threads.hpp"
 
+#ifdef FASTBP_HAVE_CUDA
+#include "cuda/device.hpp"
+#endif
+
 namespace py = pybind11;
 
 namespace fastbp::bindings {
@@ -19,12 +23,17 @@ std::string shape_str(const py::array& a) {
 
 void bind_ops(py::module_& m);
 void bind_network(py::module_& m);
+#ifdef FASTBP_HAVE_CUDA
+void bind_cuda_network(py::module_& m);
+#endif
 
 }  // namespace fastbp::bindings
 
 PYBIND11_MODULE(_core, m) {
   using namespace fastbp;
   m.doc() = "fastbp's compiled kernels; use the fastbp package, not this module.";
+  // Read at import; build_info() would also probe the GPU, which import must not need.
+  m.attr("__version__") = FASTBP_VERSION;
 
   py::enum_<kernels::Act>(m, "Act")
       .value("Identity", kernels::Act::Identity)
@@ -60,8 +69,19 @@ PYBIND11_MODULE(_core, m) {
       if (kernels::isa_supported(isa)) runnable.emplace_back(kernels::isa_name(isa));
     info["simd_available"] = runnable;
     info["simd"] = kernels::isa_name(kernels::active_isa());
+#ifdef FASTBP_HAVE_CUDA
+    const cuda::DeviceStatus cuda_status = cuda::device_status();
+    info["cuda_compiled"] = true;
+    info["cuda_available"] = cuda_status.available;
+    info["cuda_device"] = cuda_status.available ? py::object(py::str(cuda_status.name)) : py::none();
+    info["cuda_status"] = cuda_status.message;
+#else
     info["cuda_compiled"] = false;
     info["cuda_available"] = false;
+    info["cuda_device"] = py::none();
+    info["cuda_status"] = "not compiled: fastbp was built without the CUDA backend "
+                          "(FASTBP_CUDA=OFF, or AUTO found no CUDA compiler)";
+#endif
     return info;
   });
 
@@ -74,4 +94,7 @@ PYBIND11_MODULE(_core, m) {
 
   bindings::bind_ops(m);
   bindings::bind_network(m);
+#ifdef FASTBP_HAVE_CUDA
+  bindings::bind_cuda_network(m);
+#endif
 }

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "bindings/arrays.hpp"
-#include "bindings/dispatch.hpp"
+#include "bindings/batch.hpp"
 #include "nn/network.hpp"
 
 namespace fastbp::bindings {
@@ -28,30 +28,6 @@ std::unique_ptr<Network<T>> make_network(const std::vector<SpecTuple>& specs,
   } catch (const std::invalid_argument& e) {
     throw py::value_error(e.what());
   }
-}
-
-// Inputs X (rows x in_features), non-empty and finite.
-template <typename T>
-const T* batch_ptr(Network<T>& net, const py::array& x) {
-  const T* px = in_ptr<T>(x, "X", {-1, net.in_features()});
-  if (dim(x, 0) == 0) throw py::value_error("X is an empty batch, shape " + shape_str(x));
-  if (!kernels::all_finite(px, x.size())) throw py::value_error("X contains NaN or inf");
-  return px;
-}
-
-// A checked batch: inputs X (rows x in_features) and their targets.
-template <typename T>
-struct Batch {
-  const T* x;
-  int64_t rows;
-  kernels::Target<T> t;
-};
-
-template <typename T>
-Batch<T> checked_batch(Network<T>& net, const py::array& x, const py::array& t) {
-  const T* px = batch_ptr(net, x);
-  const int64_t rows = dim(x, 0);
-  return {px, rows, parse_target<T>(t, net.loss_kind(), rows, net.out_features())};
 }
 
 template <typename T>
@@ -80,7 +56,7 @@ void bind_network_class(py::module_& m, const char* name) {
         return view(self, net.grads(), net.n_params());
       })
       .def("forward", [](Net& net, const py::array& x) {
-        const T* px = batch_ptr(net, x);
+        const T* px = batch_ptr<T>(net, x);
         const int64_t rows = dim(x, 0);
         py::array_t<T> out({rows, net.out_features()});
         T* po = out.mutable_data();
@@ -89,22 +65,22 @@ void bind_network_class(py::module_& m, const char* name) {
         return out;
       }, py::arg("X"))
       .def("check", [](Net& net, const py::array& x, const py::array& t) {
-        checked_batch(net, x, t);
+        checked_batch<T>(net, x, t);
       }, py::arg("X"), py::arg("T"), "Raise the error loss() would raise for this batch, if any.")
       .def("loss", [](Net& net, const py::array& x, const py::array& t) {
-        const Batch<T> b = checked_batch(net, x, t);
+        const Batch<T> b = checked_batch<T>(net, x, t);
         py::gil_scoped_release nogil;
         return net.loss(b.x, b.t, b.rows);
       }, py::arg("X"), py::arg("T"))
       .def("backward", [](Net& net, const py::array& x, const py::array& t) {
-        const Batch<T> b = checked_batch(net, x, t);
+        const Batch<T> b = checked_batch<T>(net, x, t);
         py::gil_scoped_release nogil;
         return net.backward(b.x, b.t, b.rows);
       }, py::arg("X"), py::arg("T"))
       .def("train_step", [](Net& net, const py::array& x, const py::array& t, py::array& velocity,
                             double lr, double momentum, double dampening, bool nesterov,
                             double weight_decay, bool first_step) {
-        const Batch<T> b = checked_batch(net, x, t);
+        const Batch<T> b = checked_batch<T>(net, x, t);
         T* pv = out_ptr<T>(velocity, "velocity", {net.n_params()});
         const kernels::SgdConfig cfg{lr, momentum, dampening, weight_decay, nesterov};
         py::gil_scoped_release nogil;
@@ -116,7 +92,7 @@ void bind_network_class(py::module_& m, const char* name) {
                              const py::array& order, int64_t batch_size, py::array& velocity,
                              double lr, double momentum, double dampening, bool nesterov,
                              double weight_decay, bool first_step) {
-        const Batch<T> b = checked_batch(net, x, t);
+        const Batch<T> b = checked_batch<T>(net, x, t);
         const int64_t* po = in_ptr<int64_t>(order, "order", {b.rows});
         if (kernels::first_bad_label(po, b.rows, b.rows) >= 0)
           throw py::value_error("order must hold row indices in [0, " + std::to_string(b.rows) +

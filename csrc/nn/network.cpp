@@ -14,37 +14,48 @@ namespace fastbp::nn {
 
 using kernels::Act;
 
-template <typename T>
-Network<T>::Network(const std::vector<LayerSpec>& layers, kernels::Loss loss,
-                    kernels::Reduction red)
-    : loss_(loss), red_(red) {
-  int64_t width = -1, offset = 0;
+Plan make_plan(const std::vector<LayerSpec>& layers) {
+  Plan plan;
+  int64_t width = -1;
   for (const LayerSpec& l : layers) {
     if (l.dense) {
       if (l.in <= 0 || l.out <= 0) throw std::invalid_argument("Dense sizes must be positive");
-      // in * out + out + offset must fit int64: a wrapped count would allocate too little.
-      if (l.in >= (std::numeric_limits<int64_t>::max() - offset) / l.out)
+      // n_params + in * out + out must fit int64: a wrapped count would allocate too little.
+      if (l.in >= (std::numeric_limits<int64_t>::max() - plan.n_params) / l.out)
         throw std::invalid_argument("Dense(" + std::to_string(l.in) + ", " +
                                     std::to_string(l.out) + ") makes the network's parameter "
                                     "count overflow 64-bit integers");
       if (width >= 0 && l.in != width)
         throw std::invalid_argument("Dense layer expects " + std::to_string(l.in) +
                                     " inputs but the previous layer gives " + std::to_string(width));
-      slots_.push_back({offset, offset + l.in * l.out, l.in, l.out});
-      steps_.push_back({true, l.in, l.out, Act::Identity, offset, offset + l.in * l.out});
-      offset += l.in * l.out + l.out;
+      const int64_t offset = plan.n_params;
+      plan.slots.push_back({offset, offset + l.in * l.out, l.in, l.out});
+      plan.steps.push_back({true, l.in, l.out, Act::Identity, offset, offset + l.in * l.out});
+      plan.n_params += l.in * l.out + l.out;
       width = l.out;
-    } else if (!steps_.empty() && steps_.back().dense && steps_.back().act == Act::Identity) {
-      steps_.back().act = l.act;
+    } else if (!plan.steps.empty() && plan.steps.back().dense &&
+               plan.steps.back().act == Act::Identity) {
+      plan.steps.back().act = l.act;
     } else {
       if (width < 0) throw std::invalid_argument("the first layer must be Dense");
-      steps_.push_back({false, width, width, l.act, 0, 0});
+      plan.steps.push_back({false, width, width, l.act, 0, 0});
     }
   }
-  if (steps_.empty()) throw std::invalid_argument("a network needs at least one Dense layer");
-  for (const Step& s : steps_) max_width_ = std::max({max_width_, s.in, s.out});
-  params_.assign(offset, T(0));
-  grads_.assign(offset, T(0));
+  if (plan.steps.empty()) throw std::invalid_argument("a network needs at least one Dense layer");
+  for (const Step& s : plan.steps) plan.max_width = std::max({plan.max_width, s.in, s.out});
+  return plan;
+}
+
+template <typename T>
+Network<T>::Network(const std::vector<LayerSpec>& layers, kernels::Loss loss,
+                    kernels::Reduction red)
+    : loss_(loss), red_(red) {
+  Plan plan = make_plan(layers);
+  steps_ = std::move(plan.steps);
+  slots_ = std::move(plan.slots);
+  max_width_ = plan.max_width;
+  params_.assign(plan.n_params, T(0));
+  grads_.assign(plan.n_params, T(0));
   acts_.resize(steps_.size());
 }
 

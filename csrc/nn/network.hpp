@@ -44,6 +44,17 @@ struct Divergence : std::runtime_error {
   std::string reason;
 };
 
+// The steps and flat parameter layout of a network, shared by the CPU and CUDA networks.
+struct Plan {
+  std::vector<Step> steps;
+  std::vector<ParamSlot> slots;
+  int64_t n_params = 0, max_width = 0;
+};
+
+// Fuses each activation into the Dense before it; std::invalid_argument when the
+// sizes do not chain or the network has no Dense layer.
+Plan make_plan(const std::vector<LayerSpec>& layers);
+
 // An MLP as data: steps, flat parameter and gradient buffers, and workspaces kept
 // between calls so a steady-state step allocates nothing. Calls on one network are
 // serialised by a mutex; different networks run concurrently.

@@ -13,20 +13,27 @@ from .losses import BCEWithLogitsLoss, Loss, MSELoss, SoftmaxCrossEntropyLoss
 from .network import History, Network
 from .optim import SGD
 
-__version__ = _core.build_info()["version"]
+__version__ = _core.__version__
 
 __all__ = [
     "Dense", "Identity", "Layer", "ReLU", "Sigmoid", "Tanh",
     "BCEWithLogitsLoss", "Loss", "MSELoss", "SoftmaxCrossEntropyLoss",
     "History", "Network", "SGD", "gradcheck", "ops", "reference",
-    "build_info", "get_num_threads", "set_num_threads",
+    "build_info", "cuda_available", "get_num_threads", "set_num_threads",
 ]
 
 
 def build_info() -> dict:
     """How this fastbp was built and what it uses here: version, compiler, SIMD paths
-    compiled and in use, OpenMP, CUDA compiled and available."""
+    compiled and in use, OpenMP, CUDA compiled and available (``cuda_device``: the GPU's
+    name, ``cuda_status``: the device or why none is usable)."""
     return _core.build_info()
+
+
+def cuda_available() -> bool:
+    """Whether ``backend="cuda"`` can run here: the CUDA backend is compiled and a usable
+    NVIDIA GPU is present (``build_info()["cuda_status"]`` says why not)."""
+    return bool(_core.build_info()["cuda_available"])
 
 
 def get_num_threads() -> int:

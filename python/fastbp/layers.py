@@ -57,15 +57,22 @@ class Identity(Activation):
 
 class _Param:
     """A parameter attribute: reads give the network's array; writes copy into it, so
-    ``layer.W = arr`` and ``layer.W[...] = arr`` both set the parameter."""
+    ``layer.W = arr`` and ``layer.W[...] = arr`` both set the parameter. On a GPU network
+    the array is a host copy, refreshed on every read: read it again after training."""
 
     def __set_name__(self, owner, name):
         self.slot = "_" + name
 
     def __get__(self, layer, owner=None):
-        return self if layer is None else getattr(layer, self.slot)
+        if layer is None:
+            return self
+        if layer._owner is not None:
+            layer._owner._host_parameters()
+        return getattr(layer, self.slot)
 
     def __set__(self, layer, value):
+        if layer._owner is not None:
+            layer._owner._host_parameters()
         current = getattr(layer, self.slot)
         shape = (layer.in_features, layer.out_features) if self.slot == "_W" else (layer.out_features,)
         dtype = current.dtype if current is not None else np.float64
@@ -110,10 +117,14 @@ class Dense(Layer):
 
     @property
     def dW(self):
+        if self._owner is not None:
+            self._owner._host_parameters()
         return self._dW
 
     @property
     def db(self):
+        if self._owner is not None:
+            self._owner._host_parameters()
         return self._db
 
     def initial_weights(self, rng: np.random.Generator) -> np.ndarray:

@@ -15,9 +15,25 @@ from .optim import SGD
 
 __all__ = ["Network", "History"]
 
-BACKENDS = ("cpu", "numpy")
+BACKENDS = ("cpu", "cuda", "numpy")
 _NO_OPTIMIZER = object()  # what no argument can be
 _CORE_NETWORKS = {np.float32: _core.Network32, np.float64: _core.Network64}
+# Present only when fastbp was built with the CUDA backend.
+_CUDA_NETWORKS = ({np.float32: _core.CudaNetwork32, np.float64: _core.CudaNetwork64}
+                  if hasattr(_core, "CudaNetwork32") else None)
+
+
+def _cuda_network(dtype):
+    """The CUDA core class for ``dtype``, or a RuntimeError saying why there is none."""
+    if _CUDA_NETWORKS is None:
+        raise RuntimeError("backend='cuda' is not available: this fastbp was built without "
+                           "the CUDA backend (reinstall with the CUDA toolkit present, e.g. "
+                           "pip install . -Ccmake.define.FASTBP_CUDA=ON)")
+    info = _core.build_info()
+    if not info["cuda_available"]:
+        raise RuntimeError("backend='cuda' is not available: the CUDA backend is compiled "
+                           f"but {info['cuda_status']}")
+    return _CUDA_NETWORKS[dtype.type]
 
 
 @dataclass
@@ -72,8 +88,10 @@ class Network:
     loss : Loss
         ``MSELoss``, ``SoftmaxCrossEntropyLoss`` or ``BCEWithLogitsLoss``.
     dtype : {"float32", "float64"}
-    backend : {"cpu", "numpy"}
-        ``"cpu"`` runs fastbp's C++ kernels; ``"numpy"`` the pure-NumPy reference.
+    backend : {"cpu", "cuda", "numpy"}
+        ``"cpu"`` runs fastbp's C++ kernels; ``"cuda"`` its CUDA kernels on an NVIDIA GPU
+        (RuntimeError when this build has no CUDA backend or no GPU is usable);
+        ``"numpy"`` the pure-NumPy reference.
     seed : int or None
         Seeds the weight initialisation and the shuffling of :meth:`fit`.
     """
@@ -108,7 +126,16 @@ class Network:
         core_specs = [(d, i, o, getattr(_core.Act, ops.ACT_NAMES[a])) for d, i, o, a in specs]
         loss = getattr(_core.Loss, ops.LOSS_NAMES[self.loss_fn.name])
         reduction = getattr(_core.Reduction, self.loss_fn.reduction.capitalize())
+        if self.backend == "cuda":
+            return _cuda_network(self.dtype)(core_specs, loss, reduction)
         return _CORE_NETWORKS[self.dtype.type](core_specs, loss, reduction)
+
+    def _host_parameters(self) -> None:
+        """Called before Python reads or writes a layer's W, b, dW or db. The CUDA
+        backend then copies what the GPU changed into the host arrays those views show,
+        and uploads them again before its next computation; the others share memory."""
+        if self.backend == "cuda":
+            self._core.sync_host()
 
     def _bind_parameters(self) -> None:
         """Point every Dense layer's W, b, dW, db at the network's flat buffers,
@@ -225,6 +252,10 @@ class Network:
 
     def _sgd_update(self, opt: SGD) -> None:
         state = self._optimizer_state(opt)
+        if self.backend == "cuda":  # the parameters and gradients are on the GPU
+            self._core.sgd_step(state.velocity, *opt.hyper_parameters, state.steps == 0)
+            state.steps += 1
+            return
         lr, momentum, dampening, nesterov, weight_decay = opt.hyper_parameters
         step = reference.sgd_step if self.backend == "numpy" else ops.sgd_step
         step(self._core.params, self._core.grads, state.velocity, lr=lr, momentum=momentum,

@@ -15,13 +15,17 @@ template <typename T, int R>
 inline void pack_panel(const T* src, int64_t ld, bool lane_contig, int64_t lanes, int64_t kc,
                        T* __restrict dst) {
   if (lane_contig) {
-    // Lane l of step p lies at src[p * ld + l].
+    // Lane l of step p lies at src[p * ld + l]. Plain loops, not std::copy: a copy of
+    // MR or NR elements is a few vector moves, where a call to memmove costs more.
     if (lanes == R) {
-      for (int64_t p = 0; p < kc; ++p) std::copy(src + p * ld, src + p * ld + R, dst + p * R);
+      for (int64_t p = 0; p < kc; ++p) {
+#pragma GCC unroll 16
+        for (int l = 0; l < R; ++l) dst[p * R + l] = src[p * ld + l];
+      }
     } else {
       for (int64_t p = 0; p < kc; ++p) {
-        std::copy(src + p * ld, src + p * ld + lanes, dst + p * R);
-        std::fill(dst + p * R + lanes, dst + (p + 1) * R, T(0));
+        for (int64_t l = 0; l < lanes; ++l) dst[p * R + l] = src[p * ld + l];
+        for (int64_t l = lanes; l < R; ++l) dst[p * R + l] = T(0);
       }
     }
     return;

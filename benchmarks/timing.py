@@ -1,0 +1,27 @@
+"""Timing shared by the benchmark scripts."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+
+def median_seconds(fn, repeats: int, block_seconds: float = 0.2) -> float:
+    """Median seconds per call of ``fn`` over ``repeats`` blocks of ~``block_seconds``.
+
+    After a warm-up call it sleeps briefly, so the worker threads of a library timed
+    just before (OpenBLAS, PyTorch's OpenMP) stop spinning and give the cores back.
+    """
+    fn()
+    time.sleep(0.5)
+    t0 = time.perf_counter()
+    fn()
+    once = max(time.perf_counter() - t0, 1e-7)
+    per_block = max(1, min(int(block_seconds / once), 20000))
+    samples = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(per_block):
+            fn()
+        samples.append((time.perf_counter() - t0) / per_block)
+    return statistics.median(samples)

@@ -1,0 +1,36 @@
+#pragma once
+// Batch checks shared by the CPU and CUDA network bindings (any Net with in_features,
+// out_features and loss_kind).
+#include <string>
+
+#include "bindings/arrays.hpp"
+#include "bindings/dispatch.hpp"
+#include "kernels/check.hpp"
+
+namespace fastbp::bindings {
+
+// Inputs X (rows x in_features), non-empty and finite.
+template <typename T, typename Net>
+const T* batch_ptr(const Net& net, const py::array& x) {
+  const T* px = in_ptr<T>(x, "X", {-1, net.in_features()});
+  if (dim(x, 0) == 0) throw py::value_error("X is an empty batch, shape " + shape_str(x));
+  if (!kernels::all_finite(px, x.size())) throw py::value_error("X contains NaN or inf");
+  return px;
+}
+
+// A checked batch: inputs X (rows x in_features) and their targets.
+template <typename T>
+struct Batch {
+  const T* x;
+  int64_t rows;
+  kernels::Target<T> t;
+};
+
+template <typename T, typename Net>
+Batch<T> checked_batch(const Net& net, const py::array& x, const py::array& t) {
+  const T* px = batch_ptr<T>(net, x);
+  const int64_t rows = dim(x, 0);
+  return {px, rows, parse_target<T>(t, net.loss_kind(), rows, net.out_features())};
+}
+
+}  // namespace fastbp::bindings

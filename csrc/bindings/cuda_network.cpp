@@ -1,0 +1,151 @@
+// fastbp._core.CudaNetwork32 / CudaNetwork64: the GPU network behind Network32's
+// interface, plus sync_host() (before Python touches W, b, dW, db) and sgd_step()
+// (fastbp.SGD.step). Compiled only with the CUDA backend.
+#include <pybind11/stl.h>
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "bindings/arrays.hpp"
+#include "bindings/batch.hpp"
+#include "cuda/network.hpp"
+
+namespace fastbp::bindings {
+namespace {
+
+// (dense, in, out, act) per layer, as python/fastbp/network.py describes them.
+using SpecTuple = std::tuple<bool, int64_t, int64_t, kernels::Act>;
+
+// The network and the NumPy array bound as its momentum buffer, kept alive here
+// because the device copies the buffer back into it.
+template <typename T>
+struct CudaNet {
+  std::unique_ptr<cuda::Network<T>> net;
+  py::object velocity;
+};
+
+template <typename T>
+std::unique_ptr<CudaNet<T>> make_network(const std::vector<SpecTuple>& specs, kernels::Loss loss,
+                                         kernels::Reduction red) {
+  std::vector<nn::LayerSpec> layers;
+  for (const auto& [dense, in, out, act] : specs) layers.push_back({dense, in, out, act});
+  auto wrapper = std::make_unique<CudaNet<T>>();
+  try {
+    wrapper->net = std::make_unique<cuda::Network<T>>(layers, loss, red);
+  } catch (const std::invalid_argument& e) {
+    throw py::value_error(e.what());
+  }
+  return wrapper;
+}
+
+// Checks the velocity array and, when momentum uses it, binds it (after every other
+// check, so a rejected call changes nothing).
+template <typename T>
+kernels::SgdConfig bind_sgd(CudaNet<T>& w, py::array& velocity, double lr, double momentum,
+                            double dampening, bool nesterov, double weight_decay,
+                            bool first_step) {
+  T* pv = out_ptr<T>(velocity, "velocity", {w.net->n_params()});
+  if (momentum != 0.0) {
+    w.net->bind_velocity(pv, first_step);
+    w.velocity = velocity;
+  }
+  return {lr, momentum, dampening, weight_decay, nesterov};
+}
+
+template <typename T>
+void bind_cuda_network_class(py::module_& m, const char* name) {
+  using W = CudaNet<T>;
+  // Flat view of a host mirror, brought up to date first; the view keeps the network alive.
+  auto view = [](py::object self, bool grads) {
+    cuda::Network<T>& net = *self.cast<W&>().net;
+    net.sync_host();
+    T* data = grads ? net.host_grads() : net.host_params();
+    return py::array_t<T>({net.n_params()}, {static_cast<py::ssize_t>(sizeof(T))}, data, self);
+  };
+  py::class_<W>(m, name)
+      .def(py::init(&make_network<T>), py::arg("layers"), py::arg("loss"), py::arg("reduction"))
+      .def_property_readonly("n_params", [](const W& w) { return w.net->n_params(); })
+      .def_property_readonly("in_features", [](const W& w) { return w.net->in_features(); })
+      .def_property_readonly("out_features", [](const W& w) { return w.net->out_features(); })
+      .def_property_readonly("slots", [](const W& w) {
+        std::vector<std::tuple<int64_t, int64_t, int64_t, int64_t>> out;
+        for (const auto& s : w.net->slots()) out.emplace_back(s.w_offset, s.b_offset, s.in, s.out);
+        return out;
+      })
+      .def_property_readonly("params", [view](py::object self) { return view(self, false); })
+      .def_property_readonly("grads", [view](py::object self) { return view(self, true); })
+      .def("sync_host", [](W& w) { w.net->sync_host(); },
+           "Bring the host copies of params, grads and the momentum buffer up to date; the "
+           "next GPU call uploads params and grads, which Python may since have written.")
+      .def("forward", [](W& w, const py::array& x) {
+        const T* px = batch_ptr<T>(*w.net, x);
+        const int64_t rows = dim(x, 0);
+        py::array_t<T> out({rows, w.net->out_features()});
+        T* po = out.mutable_data();
+        py::gil_scoped_release nogil;
+        w.net->forward(px, rows, po);
+        return out;
+      }, py::arg("X"))
+      .def("check", [](W& w, const py::array& x, const py::array& t) {
+        checked_batch<T>(*w.net, x, t);
+      }, py::arg("X"), py::arg("T"), "Raise the error loss() would raise for this batch, if any.")
+      .def("loss", [](W& w, const py::array& x, const py::array& t) {
+        const Batch<T> b = checked_batch<T>(*w.net, x, t);
+        py::gil_scoped_release nogil;
+        return w.net->loss(b.x, b.t, b.rows);
+      }, py::arg("X"), py::arg("T"))
+      .def("backward", [](W& w, const py::array& x, const py::array& t) {
+        const Batch<T> b = checked_batch<T>(*w.net, x, t);
+        py::gil_scoped_release nogil;
+        return w.net->backward(b.x, b.t, b.rows);
+      }, py::arg("X"), py::arg("T"))
+      .def("train_step", [](W& w, const py::array& x, const py::array& t, py::array& velocity,
+                            double lr, double momentum, double dampening, bool nesterov,
+                            double weight_decay, bool first_step) {
+        const Batch<T> b = checked_batch<T>(*w.net, x, t);
+        const kernels::SgdConfig cfg = bind_sgd(w, velocity, lr, momentum, dampening, nesterov,
+                                                weight_decay, first_step);
+        py::gil_scoped_release nogil;
+        return w.net->train_step(b.x, b.t, b.rows, cfg, first_step);
+      }, py::arg("X"), py::arg("T"), py::arg("velocity"), py::arg("lr"), py::arg("momentum"),
+         py::arg("dampening"), py::arg("nesterov"), py::arg("weight_decay"),
+         py::arg("first_step"))
+      .def("train_epoch", [](W& w, const py::array& x, const py::array& t,
+                             const py::array& order, int64_t batch_size, py::array& velocity,
+                             double lr, double momentum, double dampening, bool nesterov,
+                             double weight_decay, bool first_step) {
+        const Batch<T> b = checked_batch<T>(*w.net, x, t);
+        const int64_t* po = in_ptr<int64_t>(order, "order", {b.rows});
+        if (kernels::first_bad_label(po, b.rows, b.rows) >= 0)
+          throw py::value_error("order must hold row indices in [0, " + std::to_string(b.rows) +
+                                ")");
+        if (batch_size < 1)
+          throw py::value_error("batch_size must be >= 1, got " + std::to_string(batch_size));
+        const kernels::SgdConfig cfg = bind_sgd(w, velocity, lr, momentum, dampening, nesterov,
+                                                weight_decay, first_step);
+        py::gil_scoped_release nogil;
+        return w.net->train_epoch(b.x, b.t, b.rows, po, batch_size, cfg, first_step);
+      }, py::arg("X"), py::arg("T"), py::arg("order"), py::arg("batch_size"),
+         py::arg("velocity"), py::arg("lr"), py::arg("momentum"), py::arg("dampening"),
+         py::arg("nesterov"), py::arg("weight_decay"), py::arg("first_step"))
+      .def("sgd_step", [](W& w, py::array& velocity, double lr, double momentum,
+                          double dampening, bool nesterov, double weight_decay, bool first_step) {
+        const kernels::SgdConfig cfg = bind_sgd(w, velocity, lr, momentum, dampening, nesterov,
+                                                weight_decay, first_step);
+        py::gil_scoped_release nogil;
+        w.net->sgd_step(cfg, first_step);
+      }, py::arg("velocity"), py::arg("lr"), py::arg("momentum"), py::arg("dampening"),
+         py::arg("nesterov"), py::arg("weight_decay"), py::arg("first_step"));
+}
+
+}  // namespace
+
+void bind_cuda_network(py::module_& m) {
+  bind_cuda_network_class<float>(m, "CudaNetwork32");
+  bind_cuda_network_class<double>(m, "CudaNetwork64");
+}
+
+}  // namespace fastbp::bindings

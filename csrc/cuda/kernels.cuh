@@ -1,0 +1,52 @@
+#pragma once
+// The CUDA kernel families the GPU network calls. Every function enqueues its work
+// on `stream` and returns at once; pointers are device pointers.
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "kernels/act.hpp"
+#include "kernels/loss.hpp"
+#include "kernels/optim.hpp"
+
+namespace fastbp::cuda {
+
+using kernels::Act;
+
+// c (m x n) = op(a) @ op(b), row-major, op(x) = x^T when the flag is set.
+template <typename T>
+void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const T* a,
+          int64_t lda, const T* b, int64_t ldb, T* c, int64_t ldc, cudaStream_t stream);
+
+// z[i, :] = f(z[i, :] + bias) over the m x n row-major z.
+template <typename T>
+void bias_activation(T* z, const T* bias, int64_t m, int64_t n, Act act, cudaStream_t stream);
+
+// y = f(x) elementwise; y may alias x.
+template <typename T>
+void act_forward(Act act, const T* x, T* y, int64_t n, cudaStream_t stream);
+
+// g = g * f'(z) in place, through y = f(z).
+template <typename T>
+void act_backward(Act act, const T* y, T* g, int64_t n, cudaStream_t stream);
+
+// g = g * f'(z) through y = f(z) over m x n, and db = column sums of the new g.
+template <typename T>
+void act_backward_bias_grad(Act act, const T* y, T* g, int64_t m, int64_t n, T* db,
+                            cudaStream_t stream);
+
+// Floats of scratch space loss() needs for m rows.
+int64_t loss_scratch_size(int64_t m);
+
+// Writes the loss of y (m x n) against t to *value (torch.nn's reductions, as
+// kernels::loss_forward) and, when grad is not null, dL/dy to grad.
+template <typename T>
+void loss(kernels::Loss kind, kernels::Reduction red, const T* y, kernels::Target<T> t,
+          int64_t m, int64_t n, T* grad, double* scratch, double* value, cudaStream_t stream);
+
+// One torch.optim.SGD update of n parameters, as kernels::sgd_step.
+template <typename T>
+void sgd_step(T* param, const T* grad, T* velocity, int64_t n, const kernels::SgdConfig& cfg,
+              bool first_step, cudaStream_t stream);
+
+}  // namespace fastbp::cuda

@@ -1,0 +1,144 @@
+// Loss value and gradient kernels, torch.nn's definitions (as kernels/loss.cpp).
+// Sums run in double and are reduced in a fixed order, so a loss is deterministic.
+#include "cuda/act_math.cuh"
+#include "cuda/common.cuh"
+#include "cuda/kernels.cuh"
+
+namespace fastbp::cuda {
+namespace {
+
+using kernels::Loss;
+using kernels::Reduction;
+using kernels::Target;
+
+constexpr int kWarp = 32;
+constexpr unsigned kAllLanes = 0xffffffffu;
+// Blocks of the elementwise losses: their partial sums are reduced by one block.
+constexpr int kLossBlocks = kBlock;
+
+template <typename V>
+__device__ __forceinline__ V warp_sum(V v) {
+  for (int offset = kWarp / 2; offset > 0; offset /= 2) v += __shfl_xor_sync(kAllLanes, v, offset);
+  return v;
+}
+
+// Sum over a block of kBlock threads; the result is valid in thread 0.
+__device__ double block_sum(double v) {
+  __shared__ double warps[kBlock / kWarp];
+  v = warp_sum(v);
+  if (threadIdx.x % kWarp == 0) warps[threadIdx.x / kWarp] = v;
+  __syncthreads();
+  v = threadIdx.x < kBlock / kWarp ? warps[threadIdx.x] : 0.0;
+  return threadIdx.x < kWarp ? warp_sum(v) : v;
+}
+
+// MSE (bce = false) or BCE with logits over count elements; each block writes its sum.
+template <bool Bce, typename T>
+__global__ void elementwise_loss_kernel(const T* y, const T* t, int64_t count, T scale, T* grad,
+                                        double* partial) {
+  double total = 0.0;
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < count; i += stride) {
+    const T x = y[i];
+    if constexpr (Bce) {
+      // log(1 + exp(x)) - x*t written so no exp argument is positive.
+      total += double(max(x, T(0)) - x * t[i] + log1p(exp(-fabs(x))));
+      if (grad) grad[i] = scale * (stable_sigmoid(x) - t[i]);
+    } else {
+      const T d = x - t[i];
+      total += double(d) * double(d);
+      if (grad) grad[i] = T(2) * scale * d;
+    }
+  }
+  total = block_sum(total);
+  if (threadIdx.x == 0) partial[blockIdx.x] = total;
+}
+
+// Softmax cross-entropy, one warp per row: loss = lse(x) * sum(t) - sum(t * x) and
+// grad = softmax(x) * sum(t) - t, with t one-hot for labels and lse taken around the
+// row max so no exp overflows. Writes each row's loss.
+template <typename T>
+__global__ void softmax_ce_kernel(const T* x, Target<T> t, int64_t m, int64_t n, T scale,
+                                  T* grad, double* row_loss) {
+  const int lane = threadIdx.x % kWarp;
+  const int64_t row = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / kWarp;
+  if (row >= m) return;  // whole warps leave together: m is per warp
+  const T* xi = x + row * n;
+  T mx = xi[0];
+  for (int64_t j = lane; j < n; j += kWarp) mx = max(mx, xi[j]);
+  for (int offset = kWarp / 2; offset > 0; offset /= 2)
+    mx = max(mx, __shfl_xor_sync(kAllLanes, mx, offset));
+  double sum_exp = 0.0, t_sum = 0.0, t_dot_x = 0.0;
+  for (int64_t j = lane; j < n; j += kWarp) {
+    sum_exp += exp(double(xi[j] - mx));
+    if (t.dense) {
+      t_sum += double(t.dense[row * n + j]);
+      t_dot_x += double(t.dense[row * n + j]) * double(xi[j]);
+    }
+  }
+  sum_exp = warp_sum(sum_exp);
+  if (t.dense) {
+    t_sum = warp_sum(t_sum);
+    t_dot_x = warp_sum(t_dot_x);
+  } else {
+    t_sum = 1.0;
+    t_dot_x = double(xi[t.labels[row]]);
+  }
+  const double lse = double(mx) + log(sum_exp);
+  if (grad) {
+    for (int64_t j = lane; j < n; j += kWarp) {
+      const double p = exp(double(xi[j]) - lse);
+      const double tj = t.dense ? double(t.dense[row * n + j]) : (j == t.labels[row] ? 1.0 : 0.0);
+      grad[row * n + j] = scale * T(p * t_sum - tj);
+    }
+  }
+  if (lane == 0) row_loss[row] = lse * t_sum - t_dot_x;
+}
+
+// *value = scale * sum of count doubles, by one block in a fixed order.
+__global__ void sum_kernel(const double* x, int64_t count, double scale, double* value) {
+  double total = 0.0;
+  for (int64_t i = threadIdx.x; i < count; i += kBlock) total += x[i];
+  total = block_sum(total);
+  if (threadIdx.x == 0) *value = total * scale;
+}
+
+}  // namespace
+
+int64_t loss_scratch_size(int64_t m) { return std::max<int64_t>(m, kLossBlocks); }
+
+template <typename T>
+void loss(Loss kind, Reduction red, const T* y, Target<T> t, int64_t m, int64_t n, T* grad,
+          double* scratch, double* value, cudaStream_t stream) {
+  const int64_t count = m * n;
+  const int64_t divisor = red == Reduction::Sum ? 1 : (kind == Loss::SoftmaxCrossEntropy ? m : count);
+  const T scale = T(1) / T(divisor);
+  int64_t partials = kLossBlocks;
+  switch (kind) {
+    case Loss::MSE:
+      elementwise_loss_kernel<false, T>
+          <<<kLossBlocks, kBlock, 0, stream>>>(y, t.dense, count, scale, grad, scratch);
+      break;
+    case Loss::BCEWithLogits:
+      elementwise_loss_kernel<true, T>
+          <<<kLossBlocks, kBlock, 0, stream>>>(y, t.dense, count, scale, grad, scratch);
+      break;
+    case Loss::SoftmaxCrossEntropy: {
+      const int64_t rows_per_block = kBlock / kWarp;
+      const unsigned blocks = static_cast<unsigned>((m + rows_per_block - 1) / rows_per_block);
+      softmax_ce_kernel<T><<<blocks, kBlock, 0, stream>>>(y, t, m, n, scale, grad, scratch);
+      partials = m;
+      break;
+    }
+  }
+  check_launch("loss");
+  sum_kernel<<<1, kBlock, 0, stream>>>(scratch, partials, 1.0 / double(divisor), value);
+  check_launch("loss sum");
+}
+
+template void loss<float>(Loss, Reduction, const float*, Target<float>, int64_t, int64_t, float*,
+                          double*, double*, cudaStream_t);
+template void loss<double>(Loss, Reduction, const double*, Target<double>, int64_t, int64_t,
+                           double*, double*, double*, cudaStream_t);
+
+}  // namespace fastbp::cuda
