@@ -5,6 +5,9 @@ shapes, the expected one), and that the network's parameters are exactly as befo
 
 from __future__ import annotations
 
+import json
+import re
+
 import numpy as np
 import pytest
 
@@ -349,6 +352,18 @@ def test_bad_dense_sizes(args, exc):
         fb.Dense(*args)
 
 
+@pytest.mark.parametrize("sizes", [(2**32, 2**32), (2**62, 2), (3, 2**62), (2**63 - 1, 1)],
+                         ids=["2^32-squared", "2^62-in", "2^62-out", "int64-max"])
+def test_dense_sizes_overflowing_64_bit_counts(sizes):
+    """A parameter count past int64 is refused before anything is allocated, from Python
+    and from fastbp._core directly."""
+    with pytest.raises(ValueError, match="overflow"):
+        fb.Network([fb.Dense(*sizes)], fb.MSELoss())
+    with pytest.raises(ValueError, match="overflow"):
+        fb._core.Network64([(True, *sizes, fb._core.Act.Identity)], fb._core.Loss.MSE,
+                           fb._core.Reduction.Mean)
+
+
 def test_bad_seed():
     with pytest.raises((TypeError, ValueError)):
         fb.Network([fb.Dense(2, 1)], loss=fb.MSELoss(), seed="zero")
@@ -585,3 +600,70 @@ def test_sgd_step_bad_buffers(mod):
     with pytest.raises((ValueError, TypeError)):
         mod.sgd_step(ro, np.ones(5), np.zeros(5), lr=0.1)
     np.testing.assert_array_equal(ro, np.ones(5))
+
+
+def _resave(path, header=None, params=None):
+    """Rewrite a saved model file with its header (a dict) or parameters replaced."""
+    with np.load(path, allow_pickle=False) as f:
+        old_header, old_params = json.loads(str(f["header"])), f["params"]
+    header = old_header if header is None else header(old_header)
+    params = old_params if params is None else params(old_params)
+    np.savez(path, header=np.array(json.dumps(header)), params=params)
+
+
+@pytest.mark.parametrize("header,params,token", [
+    (lambda h: {**h, "version": 2}, None, "version 2"),
+    (lambda h: {k: v for k, v in h.items() if k != "version"}, None, "version None"),
+    (lambda h: {**h, "format": "keras"}, None, "not a fastbp network file"),
+    (lambda h: {**h, "dtype": "float16"}, lambda p: p.astype(np.float16), "float16"),
+    (lambda h: {**h, "dtype": "object"}, None, "object"),
+    (lambda h: {**h, "dtype": "float32"}, None, "float32"),
+    (None, lambda p: p.reshape(1, -1), "shape"),
+    (None, lambda p: np.where(np.arange(p.size) == 3, np.nan, p), "NaN"),
+    (None, lambda p: np.where(np.arange(p.size) == 0, -np.inf, p), "inf"),
+    (lambda h: {**h, "layers": h["layers"][:1]}, None, "parameters"),
+    (lambda h: {**h, "layers": [{"type": "Conv2d"}]}, None, "Conv2d"),
+    (lambda h: {**h, "loss": {"type": "MSELoss", "reduction": "median"}}, None, "reduction"),
+    (lambda h: {**h, "layers": "Dense"}, None, "malformed"),
+], ids=["version", "no-version", "format", "float16", "object-dtype", "dtype-mismatch",
+        "2-D-params", "nan-param", "inf-param", "layers-too-few", "unknown-layer",
+        "bad-loss-setting", "layers-not-a-list"])
+def test_load_tampered_model_file(tmp_path, net, header, params, token):
+    """Each way a model file's header or arrays may disagree is a ValueError naming it."""
+    path = tmp_path / "model.npz"
+    net.save(path)
+    _resave(path, header, params)
+    with pytest.raises(ValueError, match=re.escape(token)):
+        fb.Network.load(path)
+
+
+def test_load_flipped_byte_in_parameters(tmp_path, net):
+    """A byte changed inside the stored parameters fails the archive's CRC check."""
+    path = tmp_path / "model.npz"
+    net.save(path)
+    data = bytearray(path.read_bytes())
+    at = data.find(net._core.params.tobytes())
+    assert at > 0
+    data[at + 5] ^= 0x40
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="CRC"):
+        fb.Network.load(path)
+
+
+def test_load_never_unpickles(tmp_path, net):
+    """A file whose parameters are a pickled object array is refused without running the
+    pickle (which would create a marker file)."""
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    path = tmp_path / "model.npz"
+    net.save(path)
+    with np.load(path, allow_pickle=False) as f:
+        header = f["header"]
+    np.savez(path, header=header, params=np.array([Payload()], dtype=object))
+    with pytest.raises(ValueError):
+        fb.Network.load(path)
+    assert not marker.exists()

@@ -173,6 +173,19 @@ void bind_network_class(py::module_& m, const char* name) {
 }  // namespace
 
 void bind_network(py::module_& m) {
+  // A diverged step is a FloatingPointError, as NumPy's np.seterr(all="raise") gives;
+  // `step` (completed steps of the call) and `reason` let fastbp.Network say which epoch
+  // and step it was and count the steps that were applied.
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const nn::Divergence& e) {
+      py::object err = py::reinterpret_borrow<py::object>(PyExc_FloatingPointError)(e.what());
+      err.attr("step") = e.step;
+      err.attr("reason") = e.reason;
+      PyErr_SetObject(PyExc_FloatingPointError, err.ptr());
+    }
+  });
   bind_network_class<float>(m, "Network32");
   bind_network_class<double>(m, "Network64");
 }

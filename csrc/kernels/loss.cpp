@@ -57,8 +57,11 @@ double softmax_ce_row(const T* x, Target<T> t, int64_t i, int64_t n, T scale, T*
   }
   if (grad) {
     T* gi = grad + i * n;
+    // exp(x - max) / sum rather than exp(x - lse): lse = max + log(sum) loses log(sum)
+    // to rounding when |max| is large (all of it beyond 2^53), so softmax(x) would not
+    // sum to 1.
     for (int64_t j = 0; j < n; ++j) {
-      const double p = std::exp(double(xi[j]) - lse);
+      const double p = std::exp(double(xi[j] - mx)) / sum_exp;
       const double tj = t.labels ? (j == t.labels[i] ? 1.0 : 0.0) : double(t.dense[i * n + j]);
       gi[j] = scale * T(p * t_sum - tj);
     }

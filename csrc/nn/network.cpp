@@ -1,9 +1,12 @@
 #include "nn/network.hpp"
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <stdexcept>
 #include <string>
 
+#include "kernels/check.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/linear.hpp"
 
@@ -17,6 +20,11 @@ Plan make_plan(const std::vector<LayerSpec>& layers) {
   for (const LayerSpec& l : layers) {
     if (l.dense) {
       if (l.in <= 0 || l.out <= 0) throw std::invalid_argument("Dense sizes must be positive");
+      // n_params + in * out + out must fit int64: a wrapped count would allocate too little.
+      if (l.in >= (std::numeric_limits<int64_t>::max() - plan.n_params) / l.out)
+        throw std::invalid_argument("Dense(" + std::to_string(l.in) + ", " +
+                                    std::to_string(l.out) + ") makes the network's parameter "
+                                    "count overflow 64-bit integers");
       if (width >= 0 && l.in != width)
         throw std::invalid_argument("Dense layer expects " + std::to_string(l.in) +
                                     " inputs but the previous layer gives " + std::to_string(width));
@@ -54,6 +62,8 @@ Network<T>::Network(const std::vector<LayerSpec>& layers, kernels::Loss loss,
 template <typename T>
 void Network<T>::reserve(int64_t m) {
   if (m <= reserved_rows_) return;
+  if (m > std::numeric_limits<int64_t>::max() / max_width_)
+    throw std::length_error("a batch of " + std::to_string(m) + " rows overflows the workspace size");
   for (size_t s = 0; s < steps_.size(); ++s) acts_[s].resize(m * steps_[s].out);
   grad_a_.resize(m * max_width_);
   grad_b_.resize(m * max_width_);
@@ -126,12 +136,24 @@ double Network<T>::backward(const T* x, kernels::Target<T> t, int64_t m) {
 }
 
 template <typename T>
+double Network<T>::run_step(const T* x, kernels::Target<T> t, int64_t m,
+                            kernels::Update<T>& update, int64_t step) {
+  const double value = run_backward(x, t, m);
+  // Checked before the update, so a diverged step changes no parameter and no optimizer
+  // state (inputs were checked finite, so this is the network's own overflow).
+  if (!std::isfinite(value))
+    throw Divergence(step, "the loss is " + std::to_string(value));
+  if (!kernels::all_finite(grads_.data(), n_params()))
+    throw Divergence(step, "a gradient is NaN or inf (loss " + std::to_string(value) + ")");
+  update.apply(params_.data(), grads_.data(), n_params());
+  return value;
+}
+
+template <typename T>
 double Network<T>::train_step(const T* x, kernels::Target<T> t, int64_t m,
                               kernels::Update<T>& update) {
   std::lock_guard<std::mutex> lock(mutex_);
-  const double value = run_backward(x, t, m);
-  update.apply(params_.data(), grads_.data(), n_params());
-  return value;
+  return run_step(x, t, m, update, 0);
 }
 
 template <typename T>
@@ -154,8 +176,7 @@ double Network<T>::train_epoch(const T* x, kernels::Target<T> t, int64_t rows,
       else std::copy(t.dense + r * out, t.dense + (r + 1) * out, batch_t_.data() + i * out);
     }
     if (t.labels) bt.labels = batch_labels_.data(); else bt.dense = batch_t_.data();
-    weighted += double(m) * run_backward(batch_x_.data(), bt, m);
-    update.apply(params_.data(), grads_.data(), n_params());
+    weighted += double(m) * run_step(batch_x_.data(), bt, m, update, start / batch);
   }
   return weighted / double(rows);
 }

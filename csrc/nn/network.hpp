@@ -1,6 +1,8 @@
 #pragma once
 #include <cstdint>
 #include <mutex>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "kernels/act.hpp"
@@ -28,6 +30,18 @@ struct Step {
   int64_t in, out;
   kernels::Act act;
   int64_t w_offset, b_offset;
+};
+
+// Thrown by train_step / train_epoch when a step's loss or gradient is NaN or inf. The
+// check runs before that step's update, which is skipped: parameters and velocity are
+// those from before the step (earlier steps of an epoch stay applied). `step` counts
+// the steps of the call that completed before it, so the caller can count them too.
+struct Divergence : std::runtime_error {
+  Divergence(int64_t step, const std::string& reason)
+      : std::runtime_error(reason + " at step " + std::to_string(step + 1) + " of this call"),
+        step(step), reason(reason) {}
+  int64_t step;
+  std::string reason;
 };
 
 // The steps and flat parameter layout of a network, shared by the CPU and CUDA networks.
@@ -71,6 +85,9 @@ class Network {
  private:
   const T* run_forward(const T* x, int64_t m);
   double run_backward(const T* x, kernels::Target<T> t, int64_t m);
+  // run_backward, then the optimizer update unless the loss or a gradient is not finite.
+  double run_step(const T* x, kernels::Target<T> t, int64_t m, kernels::Update<T>& update,
+                  int64_t step);
   void reserve(int64_t m);
 
   std::vector<Step> steps_;

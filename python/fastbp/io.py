@@ -91,10 +91,15 @@ def load(path, backend: str | None = None):
     if header.get("version") != VERSION:
         raise ValueError(f"{path!r} has format version {header.get('version')!r}; this "
                          f"fastbp reads version {VERSION}")
-    if params.ndim != 1 or params.dtype != np.dtype(header.get("dtype")):
+    if header.get("dtype") not in ("float32", "float64"):
+        raise ValueError(f"{path!r} has parameter dtype {header.get('dtype')!r}; fastbp "
+                         "networks are float32 or float64")
+    if params.ndim != 1 or params.dtype != np.dtype(header["dtype"]):
         raise ValueError(f"{path!r} holds parameters of dtype {params.dtype} and shape "
-                         f"{params.shape}, expected a flat {header.get('dtype')} array")
+                         f"{params.shape}, expected a flat {header['dtype']} array")
+    if not np.isfinite(params).all():
+        raise ValueError(f"{path!r} holds NaN or inf parameters")
     try:
         return from_config(header, params, backend=backend)
-    except (KeyError, TypeError) as e:
+    except (KeyError, TypeError, ValueError) as e:
         raise ValueError(f"{path!r} has a malformed header: {e}") from None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 
@@ -67,6 +69,23 @@ def _describe(layers) -> list:
     return specs
 
 
+def _diverged(where: str, error: FloatingPointError) -> FloatingPointError:
+    """The error for a step that diverged, from the backend's (which has ``reason``)."""
+    return FloatingPointError(f"training diverged at {where}: {error.reason}; the parameters "
+                              "and optimizer state are those from before this step")
+
+
+def _serialised(method):
+    """Run a training method under the network's lock, so calls from several Python
+    threads update parameters, step count and optimizer state one at a time."""
+    @functools.wraps(method)
+    def locked(self, *args, **kwargs):
+        with self._training:
+            return method(self, *args, **kwargs)
+
+    return locked
+
+
 class Network:
     """A multilayer perceptron trained by backpropagation.
 
@@ -103,6 +122,11 @@ class Network:
         self._core = self._make_core(specs)
         self._bind_parameters()
         self._last_optimizer, self._last_state = _NO_OPTIMIZER, None
+        # One training call at a time from Python threads: an optimizer's step count,
+        # first-step flag and momentum buffer must change together with the parameters
+        # (the C++ network serialises its own calls, but not this bookkeeping).
+        # Re-entrant, so a fit callback may itself call train_step.
+        self._training = threading.RLock()
 
     def _make_core(self, specs):
         if self.backend == "numpy":
@@ -213,18 +237,27 @@ class Network:
         """Forward pass, loss and backpropagation; fills every ``dW``/``db``."""
         return float(self._core.backward(*self._batch(X, T)))
 
+    @_serialised
     def train_step(self, X, T, optimizer: Optimizer) -> float:
-        """One forward/backward/update in a single call; returns the loss before it."""
+        """One forward/backward/update in a single call; returns the loss before it.
+
+        Raises FloatingPointError, naming the optimizer's step count, when the loss or a
+        gradient is NaN or inf; the update is then skipped (parameters and optimizer state
+        unchanged)."""
         state = self._optimizer_state(optimizer)
         args = optimizer.core_args(state)
         train_step = getattr(self._core, "train_step" + optimizer._CORE_SUFFIX)
-        try:  # arrays already in the network's dtype and layout go straight to C++
-            value = train_step(X, T, *args)
-        except TypeError:  # _core takes exact dtypes only: convert, then let it check
-            value = train_step(*self._batch(X, T), *args)
+        try:
+            try:  # arrays already in the network's dtype and layout go straight to C++
+                value = train_step(X, T, *args)
+            except TypeError:  # _core takes exact dtypes only: convert, then let it check
+                value = train_step(*self._batch(X, T), *args)
+        except FloatingPointError as e:
+            raise _diverged(f"train_step {state.steps + 1}", e) from None
         state.steps += 1
         return value
 
+    @_serialised
     def _apply_update(self, opt: Optimizer) -> None:
         state = self._optimizer_state(opt)
         if self.backend == "cuda":  # the parameters and gradients are on the GPU
@@ -235,6 +268,7 @@ class Network:
         opt.update(kernels, self._core.params, self._core.grads, state)
         state.steps += 1
 
+    @_serialised
     def fit(self, X, T, *, epochs: int, batch_size: int, optimizer: Optimizer,
             shuffle: bool = True, validation_data=None, validation_split: float = 0.0,
             metrics: Sequence[str] = (),
@@ -283,6 +317,12 @@ class Network:
         -------
         History
             Per-epoch ``loss``, ``val_loss``, metrics, ``lr`` and ``epoch_time``.
+
+        Raises
+        ------
+        FloatingPointError
+            When a step's loss or gradient is NaN or inf, naming the epoch and step; the
+            parameters and optimizer state are those from before that step.
         """
         epochs = _validate.positive_int("epochs", epochs)
         batch_size = _validate.positive_int("batch_size", batch_size)
@@ -304,8 +344,12 @@ class Network:
                 start = time.perf_counter()
                 optimizer.lr = lrs[epoch]
                 order = self._rng.permutation(x.shape[0]) if shuffle else np.arange(x.shape[0])
-                mean = train_epoch(x, t, order.astype(np.int64), batch_size,
-                                   *optimizer.core_args(state))
+                try:
+                    mean = train_epoch(x, t, order.astype(np.int64), batch_size,
+                                       *optimizer.core_args(state))
+                except FloatingPointError as e:
+                    state.steps += e.step  # the epoch's batches before it stay applied
+                    raise _diverged(f"epoch {epoch + 1}, step {e.step + 1}", e) from None
                 state.steps += -(-x.shape[0] // batch_size)
                 logs = {"loss": float(mean), **self._evaluate(x, t, val, scored),
                         "lr": lrs[epoch], "epoch_time": time.perf_counter() - start}

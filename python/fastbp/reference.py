@@ -121,8 +121,11 @@ def _reduce(total, count, reduction):
 
 @_loss_args(labels_allowed=False)
 def mse(y, t, reduction="mean"):
-    """``sum((y - t)**2)``, divided by the number of elements for ``"mean"``."""
-    return _reduce(np.sum((y - t) ** 2, dtype=np.float64), y.size, reduction)
+    """``sum((y - t)**2)``, divided by the number of elements for ``"mean"``; the
+    difference is taken in the inputs' dtype and squared in float64, as the kernel does,
+    so float32 errors of 1e30 neither overflow nor 1e-30 underflow."""
+    d = (y - t).astype(np.float64)
+    return _reduce(np.sum(d * d), y.size, reduction)
 
 
 @_loss_args(labels_allowed=False)
@@ -310,46 +313,67 @@ class ReferenceNetwork:
                 delta = ACTIVATIONS[act][1](outputs[i + 1], delta)
         return value
 
-    def train_step(self, x, t, velocity, lr, momentum, dampening, nesterov, weight_decay,
-                   first_step):
-        self.check(x, t)
+    def _step(self, x, t, update, step):
+        """Backward and ``update()`` of one checked batch; like the C++ network, a loss or
+        gradient that is not finite skips the update and raises FloatingPointError with
+        ``step`` and ``reason`` (overflow is reported by that error, not by warnings)."""
         if t.ndim == 1 and self._loss is not softmax_cross_entropy:
             t = t.reshape(-1, 1)
-        value = self.backward(x, t)
-        sgd_step(self.params, self.grads, velocity, lr=lr, momentum=momentum,
-                 dampening=dampening, nesterov=nesterov, weight_decay=weight_decay,
-                 first_step=first_step)
-        return value
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            value = self.backward(x, t)
+        if not np.isfinite(value):
+            reason = f"the loss is {value}"
+        elif not np.isfinite(self.grads).all():
+            reason = f"a gradient is NaN or inf (loss {value})"
+        else:
+            update()
+            return value
+        error = FloatingPointError(f"{reason} at step {step + 1} of this call")
+        error.step, error.reason = step, reason
+        raise error
 
-    def train_epoch(self, x, t, order, batch_size, velocity, lr, momentum, dampening,
-                    nesterov, weight_decay, first_step):
-        self.check(x, t)
-        weighted = 0.0
-        for start in range(0, len(order), batch_size):
-            rows = order[start:start + batch_size]
-            weighted += len(rows) * self.train_step(
-                x[rows], t[rows], velocity, lr, momentum, dampening, nesterov, weight_decay,
-                first_step and start == 0)
-        return weighted / len(order)
-
-    def train_step_adam(self, x, t, exp_avg, exp_avg_sq, lr, beta1, beta2, eps,
-                        weight_decay, decoupled_weight_decay, steps):
-        self.check(x, t)
-        if t.ndim == 1 and self._loss is not softmax_cross_entropy:
-            t = t.reshape(-1, 1)
-        value = self.backward(x, t)
-        adam_step(self.params, self.grads, exp_avg, exp_avg_sq, lr=lr, betas=(beta1, beta2),
-                  eps=eps, weight_decay=weight_decay,
-                  decoupled_weight_decay=decoupled_weight_decay, step=steps + 1)
-        return value
-
-    def train_epoch_adam(self, x, t, order, batch_size, exp_avg, exp_avg_sq, lr, beta1, beta2,
-                         eps, weight_decay, decoupled_weight_decay, steps):
+    def _epoch(self, x, t, order, batch_size, step_fn):
+        """``step_fn(rows, i)`` for batch i of the rows in ``order``; the sample-weighted
+        mean of the batch losses."""
         self.check(x, t)
         weighted = 0.0
         for i, start in enumerate(range(0, len(order), batch_size)):
             rows = order[start:start + batch_size]
-            weighted += len(rows) * self.train_step_adam(
-                x[rows], t[rows], exp_avg, exp_avg_sq, lr, beta1, beta2, eps, weight_decay,
-                decoupled_weight_decay, steps + i)
+            weighted += len(rows) * step_fn(rows, i)
         return weighted / len(order)
+
+    def _sgd(self, velocity, hyper, first_step):
+        lr, momentum, dampening, nesterov, weight_decay = hyper
+        return lambda: sgd_step(self.params, self.grads, velocity, lr=lr, momentum=momentum,
+                                dampening=dampening, nesterov=nesterov,
+                                weight_decay=weight_decay, first_step=first_step)
+
+    def _adam(self, exp_avg, exp_avg_sq, hyper, step):
+        lr, beta1, beta2, eps, weight_decay, decoupled = hyper
+        return lambda: adam_step(self.params, self.grads, exp_avg, exp_avg_sq, lr=lr,
+                                 betas=(beta1, beta2), eps=eps, weight_decay=weight_decay,
+                                 decoupled_weight_decay=decoupled, step=step)
+
+    def train_step(self, x, t, velocity, lr, momentum, dampening, nesterov, weight_decay,
+                   first_step):
+        self.check(x, t)
+        hyper = (lr, momentum, dampening, nesterov, weight_decay)
+        return self._step(x, t, self._sgd(velocity, hyper, first_step), 0)
+
+    def train_epoch(self, x, t, order, batch_size, velocity, lr, momentum, dampening,
+                    nesterov, weight_decay, first_step):
+        hyper = (lr, momentum, dampening, nesterov, weight_decay)
+        return self._epoch(x, t, order, batch_size, lambda rows, i: self._step(
+            x[rows], t[rows], self._sgd(velocity, hyper, first_step and i == 0), i))
+
+    def train_step_adam(self, x, t, exp_avg, exp_avg_sq, lr, beta1, beta2, eps,
+                        weight_decay, decoupled_weight_decay, steps):
+        self.check(x, t)
+        hyper = (lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay)
+        return self._step(x, t, self._adam(exp_avg, exp_avg_sq, hyper, steps + 1), 0)
+
+    def train_epoch_adam(self, x, t, order, batch_size, exp_avg, exp_avg_sq, lr, beta1, beta2,
+                         eps, weight_decay, decoupled_weight_decay, steps):
+        hyper = (lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay)
+        return self._epoch(x, t, order, batch_size, lambda rows, i: self._step(
+            x[rows], t[rows], self._adam(exp_avg, exp_avg_sq, hyper, steps + i + 1), i))

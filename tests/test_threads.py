@@ -1,0 +1,221 @@
+"""Threads (issue 6): the GIL is released during compute; two networks trained in two
+threads at once give bitwise the results they give one after the other; two threads on
+one network are serialised (the outcome is one of the two sequential orders, bitwise);
+results are bitwise reproducible for a seed, thread count and SIMD path."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import fastbp as fb
+from fbhelpers import BACKENDS, make_data, make_net
+
+WIDTHS = (48, 96, 10)
+
+
+def run_in_threads(*jobs):
+    """Run the callables at once (released together by a barrier); their results."""
+    barrier = threading.Barrier(len(jobs))
+    results, errors = [None] * len(jobs), []
+
+    def run(i, job):
+        try:
+            barrier.wait()
+            results[i] = job()
+        except BaseException as e:  # reported in the main thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(i, job)) for i, job in enumerate(jobs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not any(t.is_alive() for t in threads), "a training thread hung"
+    if errors:
+        raise errors[0]
+    return results
+
+
+def params(net):
+    return [(layer.W.copy(), layer.b.copy()) for layer in net.layers[::2]]
+
+
+def assert_bitwise_equal(a, b):
+    for (wa, ba), (wb, bb) in zip(a, b):
+        np.testing.assert_array_equal(wa, wb)
+        np.testing.assert_array_equal(ba, bb)
+
+
+def longest_pause_during_one_call(rows):
+    """Run one train_epoch call (one C++ call) of ``rows`` rows in a thread while the main
+    thread spins in Python, noting the time every 1000 turns. Returns the call's duration
+    and the longest pause of the main thread during it."""
+    net = make_net(WIDTHS, "relu", "ce_labels", "float64", "cpu", seed=0)
+    X, T = make_data(WIDTHS, "ce_labels", rows, np.random.default_rng(0))
+    span, done = [], threading.Event()
+
+    def train():
+        span.append(time.perf_counter())
+        net.fit(X, T, epochs=1, batch_size=64, optimizer=fb.SGD(lr=0.01))
+        span.append(time.perf_counter())
+        done.set()
+
+    thread = threading.Thread(target=train)
+    stamps = []
+    thread.start()
+    while not done.is_set():
+        for _ in range(1000):
+            pass
+        stamps.append(time.perf_counter())
+    thread.join()
+    inside = [t for t in stamps if span[0] <= t <= span[1]]
+    points = [span[0], *inside, span[1]]
+    return span[1] - span[0], max(b - a for a, b in zip(points, points[1:]))
+
+
+def test_gil_is_released_while_training(restore_threads):
+    """With the GIL held, the main thread could not run for the whole C++ call; released,
+    its longest pause is a small part of it. The batch grows until the call is long
+    enough to tell, whatever the machine's speed."""
+    fb.set_num_threads(1)
+    rows = 4000
+    while True:
+        duration, pause = longest_pause_during_one_call(rows)
+        if duration > 0.2 or rows > 10**6:
+            break
+        rows *= 2
+    assert pause < duration / 2, f"main thread paused {pause:.3f} s of a {duration:.3f} s call"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_two_networks_in_two_threads_match_sequential(backend):
+    rng = np.random.default_rng(0)
+    data = [make_data(WIDTHS, "ce_labels", 256, rng, "float32") for _ in range(2)]
+
+    def job(i):
+        net = make_net(WIDTHS, "tanh", "ce_labels", "float32", backend, seed=i)
+        opt = fb.SGD(lr=0.05, momentum=0.9)
+        history = net.fit(*data[i], epochs=4, batch_size=32, optimizer=opt)
+        for _ in range(5):
+            net.train_step(*data[i], opt)
+        return history.loss, params(net), net.forward(data[i][0])
+
+    sequential = [job(0), job(1)]
+    concurrent = run_in_threads(lambda: job(0), lambda: job(1))
+    for (loss_s, p_s, y_s), (loss_c, p_c, y_c) in zip(sequential, concurrent):
+        assert loss_s == loss_c
+        assert_bitwise_equal(p_s, p_c)
+        np.testing.assert_array_equal(y_s, y_c)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_two_threads_on_one_network_are_serialised(backend):
+    """Two threads each take two steps on one network with one momentum optimizer.
+    Serialised, the result is bitwise that of one of the six orders of those four steps
+    (which comes first decides the momentum initialisation); steps whose workspaces,
+    velocity or step count interleaved would match none."""
+    rng = np.random.default_rng(1)
+    batches = dict(zip("AB", (make_data(WIDTHS, "mse_mean", 128, rng) for _ in range(2))))
+
+    def fresh():
+        return (make_net(WIDTHS, "tanh", "mse_mean", "float64", backend, seed=0),
+                fb.SGD(lr=0.1, momentum=0.9))
+
+    def state(net, opt):
+        return params(net), opt.state_for(net).velocity.copy()
+
+    def same(s, t):
+        return all(np.array_equal(w, w2) and np.array_equal(b, b2)
+                   for (w, b), (w2, b2) in zip(s[0], t[0])) and np.array_equal(s[1], t[1])
+
+    serial = {}
+    for order in set(itertools.permutations("AABB")):
+        net, opt = fresh()
+        for name in order:
+            net.train_step(*batches[name], opt)
+        serial["".join(order)] = state(net, opt)
+    for _ in range(10):
+        net, opt = fresh()
+        run_in_threads(*(lambda b=b: [net.train_step(*b, opt) for _ in range(2)]
+                         for b in batches.values()))
+        assert opt.state_for(net).steps == 4
+        got = state(net, opt)
+        assert any(same(got, s) for s in serial.values()), "state matches no serial order"
+
+
+def test_direct_core_calls_on_one_network_are_serialised():
+    """The C++ network serialises its own calls: two threads stepping one fastbp._core
+    network (no Python lock involved) give one of the two serial orders, bitwise."""
+    rng = np.random.default_rng(3)
+    batches = [make_data(WIDTHS, "mse_mean", 256, rng) for _ in range(2)]
+    hyper = (0.1, 0.0, 0.0, False, 0.0, False)
+
+    def fresh():
+        core = make_net(WIDTHS, "tanh", "mse_mean", "float64", "cpu", seed=0)._core
+        return core, np.zeros(core.n_params)
+
+    serial = []
+    for order in (batches, batches[::-1]):
+        core, velocity = fresh()
+        for x, t in order:
+            core.train_step(x, t, velocity, *hyper)
+        serial.append(core.params.copy())
+    for _ in range(20):
+        core, velocity = fresh()
+        run_in_threads(*(lambda x=x, t=t: core.train_step(x, t, velocity, *hyper)
+                         for x, t in batches))
+        assert any(np.array_equal(core.params, s) for s in serial)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_same_seed_and_thread_count_is_bitwise_reproducible(restore_threads, threads):
+    fb.set_num_threads(threads)
+    X, T = make_data(WIDTHS, "ce_labels", 200, np.random.default_rng(2), "float32")
+    runs = []
+    for _ in range(2):
+        net = make_net(WIDTHS, "relu", "ce_labels", "float32", "cpu", seed=5)
+        hist = net.fit(X, T, epochs=3, batch_size=17, optimizer=fb.SGD(lr=0.1, momentum=0.9))
+        runs.append((hist.loss, params(net)))
+    assert runs[0][0] == runs[1][0]
+    assert_bitwise_equal(runs[0][1], runs[1][1])
+
+
+TRAIN = textwrap.dedent("""
+    import hashlib, sys
+    import numpy as np
+    import fastbp as fb
+
+    fb.set_num_threads(int(sys.argv[1]))
+    rng = np.random.default_rng(0)
+    X, T = rng.standard_normal((300, 33)), rng.integers(0, 7, 300)
+    digest = hashlib.sha256()
+    for dtype in ("float32", "float64"):
+        net = fb.Network([fb.Dense(33, 65), fb.ReLU(), fb.Dense(65, 7)],
+                         fb.SoftmaxCrossEntropyLoss(), dtype=dtype, seed=4)
+        net.fit(X, T, epochs=3, batch_size=20, optimizer=fb.SGD(lr=0.1, momentum=0.9))
+        for layer in net.layers[::2]:
+            digest.update(layer.W.tobytes() + layer.b.tobytes())
+    print(fb.build_info()["simd"], digest.hexdigest())
+""")
+
+
+@pytest.mark.parametrize("path", ["ref", "avx2", "avx512"])
+def test_each_simd_path_is_bitwise_reproducible_across_processes(path):
+    if path not in fb.build_info()["simd_available"]:
+        pytest.skip(f"the {path} path is not compiled in or this CPU cannot run it")
+    env = dict(os.environ, FASTBP_SIMD=path)
+    outs = [subprocess.run([sys.executable, "-c", TRAIN, "2"], env=env, capture_output=True,
+                           text=True, timeout=120) for _ in range(2)]
+    for out in outs:
+        assert out.returncode == 0, out.stderr
+    assert outs[0].stdout.split()[0] == path
+    assert outs[0].stdout == outs[1].stdout
