@@ -122,6 +122,7 @@ class Network:
         self._core = self._make_core(specs)
         self._bind_parameters()
         self._last_optimizer, self._last_state = _NO_OPTIMIZER, None
+        self._last_train_step = None
         # One training call at a time from Python threads: an optimizer's step count,
         # first-step flag and momentum buffer must change together with the parameters
         # (the C++ network serialises its own calls, but not this bookkeeping).
@@ -217,6 +218,7 @@ class Network:
             raise NotImplementedError(f"backend='cuda' trains with SGD only, got "
                                       f"{type(optimizer).__name__}")
         self._last_optimizer, self._last_state = optimizer, optimizer.state_for(self)
+        self._last_train_step = getattr(self._core, "train_step" + optimizer._CORE_SUFFIX)
         return self._last_state
 
     # ---- computation --------------------------------------------------------------
@@ -237,25 +239,25 @@ class Network:
         """Forward pass, loss and backpropagation; fills every ``dW``/``db``."""
         return float(self._core.backward(*self._batch(X, T)))
 
-    @_serialised
     def train_step(self, X, T, optimizer: Optimizer) -> float:
         """One forward/backward/update in a single call; returns the loss before it.
 
         Raises FloatingPointError, naming the optimizer's step count, when the loss or a
         gradient is NaN or inf; the update is then skipped (parameters and optimizer state
         unchanged)."""
-        state = self._optimizer_state(optimizer)
-        args = optimizer.core_args(state)
-        train_step = getattr(self._core, "train_step" + optimizer._CORE_SUFFIX)
-        try:
-            try:  # arrays already in the network's dtype and layout go straight to C++
-                value = train_step(X, T, *args)
-            except TypeError:  # _core takes exact dtypes only: convert, then let it check
-                value = train_step(*self._batch(X, T), *args)
-        except FloatingPointError as e:
-            raise _diverged(f"train_step {state.steps + 1}", e) from None
-        state.steps += 1
-        return value
+        with self._training:  # inline rather than @_serialised: this is the hot path
+            state = self._optimizer_state(optimizer)
+            args = optimizer.core_args(state)
+            train_step = self._last_train_step
+            try:
+                try:  # arrays already in the network's dtype and layout go straight to C++
+                    value = train_step(X, T, *args)
+                except TypeError:  # _core takes exact dtypes only: convert, let it check
+                    value = train_step(*self._batch(X, T), *args)
+            except FloatingPointError as e:
+                raise _diverged(f"train_step {state.steps + 1}", e) from None
+            state.steps += 1
+            return value
 
     @_serialised
     def _apply_update(self, opt: Optimizer) -> None:
