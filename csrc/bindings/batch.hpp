@@ -33,4 +33,14 @@ Batch<T> checked_batch(const Net& net, const py::array& x, const py::array& t) {
   return {px, rows, parse_target<T>(t, net.loss_kind(), rows, net.out_features())};
 }
 
+// The row order of an epoch (indices in [0, rows)) and its batch size (>= 1).
+inline const int64_t* checked_order(const py::array& order, int64_t rows, int64_t batch_size) {
+  const int64_t* po = in_ptr<int64_t>(order, "order", {rows});
+  if (kernels::first_bad_label(po, rows, rows) >= 0)
+    throw py::value_error("order must hold row indices in [0, " + std::to_string(rows) + ")");
+  if (batch_size < 1)
+    throw py::value_error("batch_size must be >= 1, got " + std::to_string(batch_size));
+  return po;
+}
+
 }  // namespace fastbp::bindings

@@ -118,12 +118,7 @@ void bind_cuda_network_class(py::module_& m, const char* name) {
                              double lr, double momentum, double dampening, bool nesterov,
                              double weight_decay, bool first_step) {
         const Batch<T> b = checked_batch<T>(*w.net, x, t);
-        const int64_t* po = in_ptr<int64_t>(order, "order", {b.rows});
-        if (kernels::first_bad_label(po, b.rows, b.rows) >= 0)
-          throw py::value_error("order must hold row indices in [0, " + std::to_string(b.rows) +
-                                ")");
-        if (batch_size < 1)
-          throw py::value_error("batch_size must be >= 1, got " + std::to_string(batch_size));
+        const int64_t* po = checked_order(order, b.rows, batch_size);
         const kernels::SgdConfig cfg = bind_sgd(w, velocity, lr, momentum, dampening, nesterov,
                                                 weight_decay, first_step);
         py::gil_scoped_release nogil;

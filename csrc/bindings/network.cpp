@@ -67,11 +67,7 @@ template <typename T>
 double train_epoch(Network<T>& net, const py::array& x, const py::array& t,
                    const py::array& order, int64_t batch_size, kernels::Update<T>& update) {
   const Batch<T> b = checked_batch<T>(net, x, t);
-  const int64_t* po = in_ptr<int64_t>(order, "order", {b.rows});
-  if (kernels::first_bad_label(po, b.rows, b.rows) >= 0)
-    throw py::value_error("order must hold row indices in [0, " + std::to_string(b.rows) + ")");
-  if (batch_size < 1)
-    throw py::value_error("batch_size must be >= 1, got " + std::to_string(batch_size));
+  const int64_t* po = checked_order(order, b.rows, batch_size);
   py::gil_scoped_release nogil;
   return net.train_epoch(b.x, b.t, b.rows, po, batch_size, update);
 }

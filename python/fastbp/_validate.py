@@ -64,6 +64,14 @@ def finite(name: str, arr: np.ndarray) -> np.ndarray:
     return arr
 
 
+def label_range(labels: np.ndarray, classes: int) -> None:
+    """Class labels must lie in [0, classes); the first that does not is reported."""
+    bad = np.flatnonzero((labels < 0) | (labels >= classes))
+    if bad.size:
+        raise ValueError(f"class labels must be in [0, {classes}), got {labels[bad[0]]} "
+                         f"at index {bad[0]}")
+
+
 def common_float(**named) -> list:
     """Each named input as a C-contiguous array of their common float dtype: NumPy's
     promotion with float32, so float32 stays float32 and integers become float64."""
@@ -93,10 +101,7 @@ def loss_inputs(y, target, reduction: str, labels_allowed: bool):
         if y.ndim != 2 or t.shape != (y.shape[0],):
             raise ValueError(f"class labels must have shape (N,) for outputs (N, C), got "
                              f"{t.shape} for {y.shape}")
-        bad = np.flatnonzero((t < 0) | (t >= y.shape[1]))
-        if bad.size:
-            raise ValueError(f"class labels must be in [0, {y.shape[1]}), got {t[bad[0]]} "
-                             f"at index {bad[0]}")
+        label_range(t, y.shape[1])
         return y, np.ascontiguousarray(t, dtype=np.int64)
     same_shape(y=y, target=t)
     y, t = common_float(y=y, target=t)

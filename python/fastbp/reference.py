@@ -270,23 +270,18 @@ class ReferenceNetwork:
             raise ValueError(f"X must have shape (*, {n_in}), got {x.shape}")
         if x.shape[0] == 0:
             raise ValueError(f"X is an empty batch, shape {x.shape}")
-        if not np.isfinite(x).all():
-            raise ValueError("X contains NaN or inf")
+        _validate.finite("X", x)
         if t is None:
             return
         m = x.shape[0]
         if t.ndim == 1 and self._loss is softmax_cross_entropy:
             if t.shape != (m,):
                 raise ValueError(f"class labels must have shape ({m},), got {t.shape}")
-            bad = np.flatnonzero((t < 0) | (t >= n_out))
-            if bad.size:
-                raise ValueError(f"class labels must be in [0, {n_out}), got {t[bad[0]]} "
-                                 f"at index {bad[0]}")
+            _validate.label_range(t, n_out)
             return
         if t.shape != (m, n_out) and not (n_out == 1 and t.shape == (m,)):
             raise ValueError(f"target must have shape ({m}, {n_out}), got {t.shape}")
-        if not np.isfinite(t).all():
-            raise ValueError("target contains NaN or inf")
+        _validate.finite("target", t)
 
     def forward(self, x):
         self.check(x)
