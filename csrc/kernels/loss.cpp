@@ -36,13 +36,20 @@ double bce(const T* x, const T* t, int64_t count, T scale, T* grad) {
 }
 
 // One row: loss = lse(x) * sum(t) - sum(t * x), grad = softmax(x) * sum(t) - t, with t
-// a one-hot row for labels. lse is taken around the row max so it never overflows.
+// a one-hot row for labels. lse is taken around the row max so it never overflows. exp
+// runs in T (its argument is <= 0, so it cannot overflow), once per element: with a
+// gradient, exp(x - max) is parked in it and scaled there.
 template <typename T>
 double softmax_ce_row(const T* x, Target<T> t, int64_t i, int64_t n, T scale, T* grad) {
   const T* xi = x + i * n;
+  T* gi = grad ? grad + i * n : nullptr;
   const T mx = *std::max_element(xi, xi + n);
   double sum_exp = 0.0;
-  for (int64_t j = 0; j < n; ++j) sum_exp += std::exp(double(xi[j] - mx));
+  for (int64_t j = 0; j < n; ++j) {
+    const T e = std::exp(xi[j] - mx);
+    if (gi) gi[j] = e;
+    sum_exp += double(e);
+  }
   const double lse = double(mx) + std::log(sum_exp);
   double t_sum = 1.0, t_dot_x = 0.0;
   if (t.labels) {
@@ -55,15 +62,14 @@ double softmax_ce_row(const T* x, Target<T> t, int64_t i, int64_t n, T scale, T*
       t_dot_x += double(ti[j]) * double(xi[j]);
     }
   }
-  if (grad) {
-    T* gi = grad + i * n;
+  if (gi) {
     // exp(x - max) / sum rather than exp(x - lse): lse = max + log(sum) loses log(sum)
     // to rounding when |max| is large (all of it beyond 2^53), so softmax(x) would not
     // sum to 1.
+    const double inv_sum = 1.0 / sum_exp;
     for (int64_t j = 0; j < n; ++j) {
-      const double p = std::exp(double(xi[j] - mx)) / sum_exp;
       const double tj = t.labels ? (j == t.labels[i] ? 1.0 : 0.0) : double(t.dense[i * n + j]);
-      gi[j] = scale * T(p * t_sum - tj);
+      gi[j] = scale * T(double(gi[j]) * inv_sum * t_sum - tj);
     }
   }
   return lse * t_sum - t_dot_x;
@@ -103,9 +109,12 @@ void softmax_rows(const T* x, T* y, int64_t m, int64_t n) {
       T* yi = y + i * n;
       const T mx = *std::max_element(xi, xi + n);
       double sum = 0.0;
-      for (int64_t j = 0; j < n; ++j) sum += std::exp(double(xi[j] - mx));
+      for (int64_t j = 0; j < n; ++j) {
+        yi[j] = std::exp(xi[j] - mx);
+        sum += double(yi[j]);
+      }
       const double inv = 1.0 / sum;
-      for (int64_t j = 0; j < n; ++j) yi[j] = T(std::exp(double(xi[j] - mx)) * inv);
+      for (int64_t j = 0; j < n; ++j) yi[j] = T(double(yi[j]) * inv);
     }
   });
 }

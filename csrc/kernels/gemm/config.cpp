@@ -32,10 +32,9 @@ constexpr Blocking kAvx512F64{      12, 16, 120, 192, 4096};
 static_assert(kAvx512F32.mr * kAvx512F32.nr <= kMaxTile, "edge scratch too small");
 
 template <typename T, const Blocking& B>
-constexpr GemmConfig<T> make(const char* name, MicroKernel<T> ukr,
-                             MicroKernel<T> ukr_half = nullptr) {
+constexpr GemmConfig<T> make(const char* name, MicroKernel<T> ukr, EdgeKernel<T> ukr_edge) {
   static_assert(B.mc % B.mr == 0 && B.nc % B.nr == 0, "cache blocks must hold whole tiles");
-  return {name, ukr, ukr_half, pack_a<T, B.mr>, pack_b<T, B.nr>, B.mr, B.nr, B.mc, B.kc, B.nc};
+  return {name, ukr, ukr_edge, pack_a<T, B.mr>, pack_b<T, B.nr>, B.mr, B.nr, B.mc, B.kc, B.nc};
 }
 
 [[noreturn]] void not_compiled(Isa isa) {
@@ -48,12 +47,13 @@ constexpr GemmConfig<T> make(const char* name, MicroKernel<T> ukr,
 template <>
 const GemmConfig<float>& gemm_config<float>(Isa isa) {
   static const GemmConfig<float> ref =
-      make<float, kRefF32>("sgemm_ref_4x8", gemm_ukr_ref<float, 4, 8>);
+      make<float, kRefF32>("sgemm_ref_4x8", gemm_ukr_ref<float, 4, 8>,
+                           gemm_ukr_ref_edge<float, 4, 8>);
   switch (isa) {
     case Isa::Ref: return ref;
 #ifdef FASTBP_HAVE_AVX2
     case Isa::Avx2: {
-      static const GemmConfig<float> c = make<float, kAvx2F32>("sgemm_avx2_6x16", sgemm_avx2_6x16, sgemm_avx2_6x8);
+      static const GemmConfig<float> c = make<float, kAvx2F32>("sgemm_avx2_6x16", sgemm_avx2_6x16, sgemm_avx2_6x16_edge);
       return c;
     }
 #endif
@@ -61,7 +61,7 @@ const GemmConfig<float>& gemm_config<float>(Isa isa) {
     case Isa::Avx512: {
       static const GemmConfig<float> c =
           make<float, kAvx512F32>("sgemm_avx512_12x32", sgemm_avx512_12x32,
-                                 sgemm_avx512_12x16);
+                                 sgemm_avx512_12x32_edge);
       return c;
     }
 #endif
@@ -72,12 +72,13 @@ const GemmConfig<float>& gemm_config<float>(Isa isa) {
 template <>
 const GemmConfig<double>& gemm_config<double>(Isa isa) {
   static const GemmConfig<double> ref =
-      make<double, kRefF64>("dgemm_ref_4x4", gemm_ukr_ref<double, 4, 4>);
+      make<double, kRefF64>("dgemm_ref_4x4", gemm_ukr_ref<double, 4, 4>,
+                            gemm_ukr_ref_edge<double, 4, 4>);
   switch (isa) {
     case Isa::Ref: return ref;
 #ifdef FASTBP_HAVE_AVX2
     case Isa::Avx2: {
-      static const GemmConfig<double> c = make<double, kAvx2F64>("dgemm_avx2_6x8", dgemm_avx2_6x8, dgemm_avx2_6x4);
+      static const GemmConfig<double> c = make<double, kAvx2F64>("dgemm_avx2_6x8", dgemm_avx2_6x8, dgemm_avx2_6x8_edge);
       return c;
     }
 #endif
@@ -85,7 +86,7 @@ const GemmConfig<double>& gemm_config<double>(Isa isa) {
     case Isa::Avx512: {
       static const GemmConfig<double> c =
           make<double, kAvx512F64>("dgemm_avx512_12x16", dgemm_avx512_12x16,
-                                  dgemm_avx512_12x8);
+                                  dgemm_avx512_12x16_edge);
       return c;
     }
 #endif

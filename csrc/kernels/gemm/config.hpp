@@ -15,6 +15,13 @@ template <typename T>
 using MicroKernel = void (*)(int64_t kc, T alpha, const T* a, int64_t rs_a, int64_t cs_a,
                              const T* b, int64_t rs_b, T beta, T* c, int64_t ldc);
 
+// The same for an edge tile of which only rows x cols exist in C (rows <= MR,
+// cols <= NR); only those are read from A and written to C.
+template <typename T>
+using EdgeKernel = void (*)(int64_t kc, T alpha, const T* a, int64_t rs_a, int64_t cs_a,
+                            const T* b, int64_t rs_b, T beta, T* c, int64_t ldc, int rows,
+                            int cols);
+
 // Packs rows [i0, i0+rows) x columns [p0, p0+kc) of op(A) into MR-row micro-panels,
 // zero-padding the last one; and columns [j0, j0+cols) x rows [p0, p0+kc) of op(B)
 // into NR-column micro-panels.
@@ -29,9 +36,7 @@ template <typename T>
 struct GemmConfig {
   const char* name;  // sgemm_<isa>_<MR>x<NR>, as BLIS names them
   MicroKernel<T> ukr;
-  // MR x NR/2 on the same packed panels, for a last panel at most half full (n = 100
-  // leaves 4 of 16 columns); null where the full kernel serves.
-  MicroKernel<T> ukr_half;
+  EdgeKernel<T> ukr_edge;
   PackA<T> pack_a;
   PackB<T> pack_b;
   int mr, nr;          // register block
@@ -49,24 +54,31 @@ const GemmConfig<T>& gemm_config(Isa isa);
 template <typename T, int MR, int NR>
 void gemm_ukr_ref(int64_t kc, T alpha, const T* a, int64_t rs_a, int64_t cs_a, const T* b,
                   int64_t rs_b, T beta, T* c, int64_t ldc);
+template <typename T, int MR, int NR>
+void gemm_ukr_ref_edge(int64_t kc, T alpha, const T* a, int64_t rs_a, int64_t cs_a,
+                       const T* b, int64_t rs_b, T beta, T* c, int64_t ldc, int rows,
+                       int cols);
 
 void sgemm_avx2_6x16(int64_t kc, float alpha, const float* a, int64_t rs_a, int64_t cs_a,
                      const float* b, int64_t rs_b, float beta, float* c, int64_t ldc);
-void sgemm_avx2_6x8(int64_t kc, float alpha, const float* a, int64_t rs_a, int64_t cs_a,
-                    const float* b, int64_t rs_b, float beta, float* c, int64_t ldc);
-void dgemm_avx2_6x4(int64_t kc, double alpha, const double* a, int64_t rs_a, int64_t cs_a,
-                    const double* b, int64_t rs_b, double beta, double* c, int64_t ldc);
+void sgemm_avx2_6x16_edge(int64_t kc, float alpha, const float* a, int64_t rs_a,
+                          int64_t cs_a, const float* b, int64_t rs_b, float beta, float* c,
+                          int64_t ldc, int rows, int cols);
 void dgemm_avx2_6x8(int64_t kc, double alpha, const double* a, int64_t rs_a, int64_t cs_a,
                     const double* b, int64_t rs_b, double beta, double* c, int64_t ldc);
+void dgemm_avx2_6x8_edge(int64_t kc, double alpha, const double* a, int64_t rs_a,
+                         int64_t cs_a, const double* b, int64_t rs_b, double beta, double* c,
+                         int64_t ldc, int rows, int cols);
 void sgemm_avx512_12x32(int64_t kc, float alpha, const float* a, int64_t rs_a, int64_t cs_a,
                         const float* b, int64_t rs_b, float beta, float* c, int64_t ldc);
-void sgemm_avx512_12x16(int64_t kc, float alpha, const float* a, int64_t rs_a, int64_t cs_a,
-                        const float* b, int64_t rs_b, float beta, float* c, int64_t ldc);
-void dgemm_avx512_12x8(int64_t kc, double alpha, const double* a, int64_t rs_a,
-                       int64_t cs_a, const double* b, int64_t rs_b, double beta, double* c,
-                       int64_t ldc);
+void sgemm_avx512_12x32_edge(int64_t kc, float alpha, const float* a, int64_t rs_a,
+                             int64_t cs_a, const float* b, int64_t rs_b, float beta, float* c,
+                             int64_t ldc, int rows, int cols);
 void dgemm_avx512_12x16(int64_t kc, double alpha, const double* a, int64_t rs_a,
                         int64_t cs_a, const double* b, int64_t rs_b, double beta, double* c,
                         int64_t ldc);
+void dgemm_avx512_12x16_edge(int64_t kc, double alpha, const double* a, int64_t rs_a,
+                             int64_t cs_a, const double* b, int64_t rs_b, double beta,
+                             double* c, int64_t ldc, int rows, int cols);
 
 }  // namespace fastbp::kernels::gemm_detail

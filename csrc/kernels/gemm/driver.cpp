@@ -10,7 +10,9 @@
 // Packing pays for itself only through reuse: an A block is reused by every B
 // micro-panel, a B block by every A micro-panel. When that reuse is small (small
 // batches, narrow layers) the kernel reads the operand in place through its strides,
-// and only a ragged edge panel is packed (zero-padded), so no read runs past the array.
+// and only a ragged last B panel is packed (zero-padded), so no read runs past the
+// array. Edge tiles run a kernel sized to the rows and columns that exist, which reads
+// A only for those rows and stores through lane masks.
 //
 // Threads split the C tiles into a tm x tn grid (M ranges x NR-panel ranges), chosen
 // per call from the shape: tall problems split M so A is packed once, short-wide ones
@@ -103,8 +105,10 @@ void gemm_tiled(const GemmConfig<T>& cfg, bool ta, bool tb, int64_t m, int64_t n
     const int64_t my_rows = std::max<int64_t>(0, i_end - i_begin);
     const int64_t mc_step =
         my_rows > 0 ? round_up(ceil_div(my_rows, ceil_div(my_rows, cfg.mc)), mr) : mr;
-    T* const abuf = static_cast<T*>(thread_scratch(
-        Scratch::PackA, sizeof(T) * static_cast<size_t>((direct_a ? mr : mc_step) * kc_step)));
+    T* const abuf = direct_a ? nullptr
+                             : static_cast<T*>(thread_scratch(
+                                   Scratch::PackA,
+                                   sizeof(T) * static_cast<size_t>(mc_step * kc_step)));
     alignas(64) T edge[kMaxTile];
 
     for (int64_t jc = 0; jc < n; jc += nc_step) {
@@ -126,39 +130,34 @@ void gemm_tiled(const GemmConfig<T>& cfg, bool ta, bool tb, int64_t m, int64_t n
         if (nth > 1) barrier();
         for (int64_t ic = i_begin; ic < i_end; ic += mc_step) {
           const int64_t mcur = std::min(mc_step, i_end - ic);
-          const int64_t a_tail = mcur % mr == 0 ? mcur : mcur - mcur % mr;
-          if (!direct_a) {
-            cfg.pack_a(ta, a, lda, ic, mcur, pc, kcur, abuf);
-          } else if (a_tail < mcur) {
-            cfg.pack_a(ta, a, lda, ic + a_tail, mcur - a_tail, pc, kcur, abuf);
-          }
+          if (!direct_a) cfg.pack_a(ta, a, lda, ic, mcur, pc, kcur, abuf);
           for (int64_t jp = my_cols.begin; jp < my_cols.end; ++jp) {
             const int64_t j = jc + jp * nr;
             const int64_t cols = std::min<int64_t>(nr, jc + ncur - j);
             const bool b_in_place = direct_b && jp < b_tail;
             const T* bp = b_in_place ? b + pc * ldb + j : bbuf + (direct_b ? 0 : jp * nr * kcur);
             const int64_t rs_b = b_in_place ? ldb : nr;
-            // A last panel at most half full runs the half-width kernel into `edge`.
-            const MicroKernel<T> edge_ukr = cols <= nr / 2 && cfg.ukr_half ? cfg.ukr_half : cfg.ukr;
             for (int64_t ip = 0; ip < mcur; ip += mr) {
-              const int64_t rows = std::min<int64_t>(mr, mcur - ip);
-              const bool a_in_place = direct_a && ip < a_tail;
-              const T* ap = a_in_place ? a + (ic + ip) * rs_a + pc * cs_a
-                                       : abuf + (direct_a ? 0 : ip * kcur);
-              if (c_trans) {
-                edge_ukr(kcur, alpha, ap, a_in_place ? rs_a : 1, a_in_place ? cs_a : mr, bp,
-                         rs_b, T(0), edge, nr);
+              const int rows = static_cast<int>(std::min<int64_t>(mr, mcur - ip));
+              const T* ap = direct_a ? a + (ic + ip) * rs_a + pc * cs_a : abuf + ip * kcur;
+              const int64_t ars = direct_a ? rs_a : 1, acs = direct_a ? cs_a : mr;
+              const bool full = rows == mr && cols == nr;
+              if (c_trans) {  // the tile goes through `edge`, transposed on the way to C
+                if (full) {
+                  cfg.ukr(kcur, alpha, ap, ars, acs, bp, rs_b, T(0), edge, nr);
+                } else {
+                  cfg.ukr_edge(kcur, alpha, ap, ars, acs, bp, rs_b, T(0), edge, nr, rows,
+                               static_cast<int>(cols));
+                }
                 merge_edge_t(edge, nr, rows, cols, beta_k, c + j * ldc + ic + ip, ldc);
                 continue;
               }
               T* cij = c + (ic + ip) * ldc + j;
-              if (rows == mr && cols == nr) {
-                cfg.ukr(kcur, alpha, ap, a_in_place ? rs_a : 1, a_in_place ? cs_a : mr, bp,
-                        rs_b, beta_k, cij, ldc);
+              if (full) {
+                cfg.ukr(kcur, alpha, ap, ars, acs, bp, rs_b, beta_k, cij, ldc);
               } else {
-                edge_ukr(kcur, alpha, ap, a_in_place ? rs_a : 1, a_in_place ? cs_a : mr, bp,
-                         rs_b, T(0), edge, nr);
-                merge_edge(edge, nr, rows, cols, beta_k, cij, ldc);
+                cfg.ukr_edge(kcur, alpha, ap, ars, acs, bp, rs_b, beta_k, cij, ldc, rows,
+                             static_cast<int>(cols));
               }
             }
           }

@@ -1,6 +1,6 @@
 #pragma once
 // The parts of a GEMM that need no packing: scaling C when there is no product, tiny
-// problems, and merging edge tiles. Templates, instantiated in driver.cpp only.
+// problems, and merging transposed edge tiles. Templates, instantiated in driver.cpp only.
 #include <algorithm>
 #include <cstdint>
 
@@ -36,22 +36,8 @@ void gemm_direct(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, con
   }
 }
 
-// Edge tiles: the micro-kernel writes a whole MR x NR tile to `tile` (row stride nr),
-// and only the rows x cols of it that exist in C are merged here.
-template <typename T>
-void merge_edge(const T* tile, int nr, int64_t rows, int64_t cols, T beta, T* c, int64_t ldc) {
-  for (int64_t i = 0; i < rows; ++i) {
-    T* ci = c + i * ldc;
-    const T* ti = tile + i * nr;
-    if (beta == T(0)) {
-      for (int64_t j = 0; j < cols; ++j) ci[j] = ti[j];
-    } else {
-      for (int64_t j = 0; j < cols; ++j) ci[j] = ti[j] + beta * ci[j];
-    }
-  }
-}
-
-// The same for a tile of C^T: tile(i, j) goes to C(j, i).
+// Edge tiles of C^T: the micro-kernel writes the tile to `tile` (row stride nr), and
+// its rows x cols are merged transposed, tile(i, j) to C(j, i).
 template <typename T>
 void merge_edge_t(const T* tile, int nr, int64_t rows, int64_t cols, T beta, T* c,
                   int64_t ldc) {

@@ -20,6 +20,11 @@ struct Avx2F32 {
   static V zero() { return _mm256_setzero_ps(); }
   static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
   static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
+  static __m256i mask(int n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
+  static V load_n(const float* p, int n) { return _mm256_maskload_ps(p, mask(n)); }
+  static void store_n(float* p, V v, int n) { _mm256_maskstore_ps(p, mask(n), v); }
 };
 
 struct Avx2F64 {
@@ -32,6 +37,11 @@ struct Avx2F64 {
   static V zero() { return _mm256_setzero_pd(); }
   static V fma(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
   static V mul(V a, V b) { return _mm256_mul_pd(a, b); }
+  static __m256i mask(int n) {
+    return _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3));
+  }
+  static V load_n(const double* p, int n) { return _mm256_maskload_pd(p, mask(n)); }
+  static void store_n(double* p, V v, int n) { _mm256_maskstore_pd(p, mask(n), v); }
 };
 
 }  // namespace
@@ -41,19 +51,19 @@ void sgemm_avx2_6x16(int64_t kc, float alpha, const float* a, int64_t rs_a, int6
   ukr_broadcast<Avx2F32, float, 6, 2>(kc, alpha, a, rs_a, cs_a, b, rs_b, beta, c, ldc);
 }
 
-void sgemm_avx2_6x8(int64_t kc, float alpha, const float* a, int64_t rs_a, int64_t cs_a,
-    const float* b, int64_t rs_b, float beta, float* c, int64_t ldc) {
-  ukr_broadcast<Avx2F32, float, 6, 1>(kc, alpha, a, rs_a, cs_a, b, rs_b, beta, c, ldc);
+void sgemm_avx2_6x16_edge(int64_t kc, float alpha, const float* a, int64_t rs_a,
+    int64_t cs_a, const float* b, int64_t rs_b, float beta, float* c, int64_t ldc, int rows,
+    int cols) {
+  ukr_edge<Avx2F32, float, 6, 2>(kc, alpha, a, rs_a, cs_a, b, rs_b, beta, c, ldc, rows, cols);
 }
-
-void dgemm_avx2_6x4(int64_t kc, double alpha, const double* a, int64_t rs_a, int64_t cs_a,
-    const double* b, int64_t rs_b, double beta, double* c, int64_t ldc) {
-  ukr_broadcast<Avx2F64, double, 6, 1>(kc, alpha, a, rs_a, cs_a, b, rs_b, beta, c, ldc);
-}
-
 void dgemm_avx2_6x8(int64_t kc, double alpha, const double* a, int64_t rs_a, int64_t cs_a,
     const double* b, int64_t rs_b, double beta, double* c, int64_t ldc) {
   ukr_broadcast<Avx2F64, double, 6, 2>(kc, alpha, a, rs_a, cs_a, b, rs_b, beta, c, ldc);
+}
+void dgemm_avx2_6x8_edge(int64_t kc, double alpha, const double* a, int64_t rs_a,
+    int64_t cs_a, const double* b, int64_t rs_b, double beta, double* c, int64_t ldc, int rows,
+    int cols) {
+  ukr_edge<Avx2F64, double, 6, 2>(kc, alpha, a, rs_a, cs_a, b, rs_b, beta, c, ldc, rows, cols);
 }
 
 }  // namespace fastbp::kernels::gemm_detail

@@ -20,6 +20,9 @@ struct Avx512F32 {
   static V zero() { return _mm512_setzero_ps(); }
   static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
   static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
+  static __mmask16 mask(int n) { return static_cast<__mmask16>((1u << n) - 1); }
+  static V load_n(const float* p, int n) { return _mm512_maskz_loadu_ps(mask(n), p); }
+  static void store_n(float* p, V v, int n) { _mm512_mask_storeu_ps(p, mask(n), v); }
 };
 
 struct Avx512F64 {
@@ -32,6 +35,9 @@ struct Avx512F64 {
   static V zero() { return _mm512_setzero_pd(); }
   static V fma(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
   static V mul(V a, V b) { return _mm512_mul_pd(a, b); }
+  static __mmask8 mask(int n) { return static_cast<__mmask8>((1u << n) - 1); }
+  static V load_n(const double* p, int n) { return _mm512_maskz_loadu_pd(mask(n), p); }
+  static void store_n(double* p, V v, int n) { _mm512_mask_storeu_pd(p, mask(n), v); }
 };
 
 }  // namespace
@@ -41,19 +47,21 @@ void sgemm_avx512_12x32(int64_t kc, float alpha, const float* a, int64_t rs_a, i
   ukr_broadcast<Avx512F32, float, 12, 2>(kc, alpha, a, rs_a, cs_a, b, rs_b, beta, c, ldc);
 }
 
-void sgemm_avx512_12x16(int64_t kc, float alpha, const float* a, int64_t rs_a, int64_t cs_a,
-    const float* b, int64_t rs_b, float beta, float* c, int64_t ldc) {
-  ukr_broadcast<Avx512F32, float, 12, 1>(kc, alpha, a, rs_a, cs_a, b, rs_b, beta, c, ldc);
+void sgemm_avx512_12x32_edge(int64_t kc, float alpha, const float* a, int64_t rs_a,
+    int64_t cs_a, const float* b, int64_t rs_b, float beta, float* c, int64_t ldc, int rows,
+    int cols) {
+  ukr_edge<Avx512F32, float, 12, 2>(kc, alpha, a, rs_a, cs_a, b, rs_b, beta, c, ldc, rows,
+                                    cols);
 }
-
-void dgemm_avx512_12x8(int64_t kc, double alpha, const double* a, int64_t rs_a, int64_t cs_a,
-    const double* b, int64_t rs_b, double beta, double* c, int64_t ldc) {
-  ukr_broadcast<Avx512F64, double, 12, 1>(kc, alpha, a, rs_a, cs_a, b, rs_b, beta, c, ldc);
-}
-
 void dgemm_avx512_12x16(int64_t kc, double alpha, const double* a, int64_t rs_a, int64_t cs_a,
     const double* b, int64_t rs_b, double beta, double* c, int64_t ldc) {
   ukr_broadcast<Avx512F64, double, 12, 2>(kc, alpha, a, rs_a, cs_a, b, rs_b, beta, c, ldc);
+}
+void dgemm_avx512_12x16_edge(int64_t kc, double alpha, const double* a, int64_t rs_a,
+    int64_t cs_a, const double* b, int64_t rs_b, double beta, double* c, int64_t ldc,
+    int rows, int cols) {
+  ukr_edge<Avx512F64, double, 12, 2>(kc, alpha, a, rs_a, cs_a, b, rs_b, beta, c, ldc, rows,
+                                     cols);
 }
 
 }  // namespace fastbp::kernels::gemm_detail

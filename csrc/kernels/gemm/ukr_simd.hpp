@@ -10,10 +10,37 @@
 
 namespace fastbp::kernels::gemm_detail {
 
-// C[MR x NV*W] = alpha * A @ B + beta * C over kc steps: per step, NV vector loads of a
-// B row and MR broadcasts from an A column feed MR * NV independent FMAs. A(i, p) is at
-// a[i * rs_a + p * cs_a] and B(p, :) at b + p * rs_b; packed panels have compile-time
-// strides (PACKED), while small problems pass the operands' own strides and skip packing.
+// acc = A @ B over kc steps: per step, NV vector loads of a B row and MR broadcasts from
+// an A column feed MR * NV independent FMAs. A(i, p) is at a[i * rs_a + p * cs_a] and
+// B(p, :) at b + p * rs_b.
+template <typename O, typename T, int MR, int NV>
+inline __attribute__((always_inline)) void ukr_accumulate(
+    int64_t kc, const T* __restrict a, int64_t rs_a, int64_t cs_a, const T* __restrict b,
+    int64_t rs_b, typename O::V (&acc)[MR][NV]) {
+  using V = typename O::V;
+  constexpr int W = O::kWidth;
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[i][v] = O::zero();
+#pragma GCC unroll 4
+  for (int64_t p = 0; p < kc; ++p) {
+    V bv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) bv[v] = O::load(b + v * W);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      const V ai = O::bcast(a + i * rs_a);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[i][v] = O::fma(ai, bv[v], acc[i][v]);
+    }
+    a += cs_a;
+    b += rs_b;
+  }
+}
+
+// C[MR x NV*W] = alpha * A @ B + beta * C. Packed panels have compile-time strides
+// (PACKED), while small problems pass the operands' own strides and skip packing.
 template <typename O, typename T, int MR, int NV, bool PACKED>
 inline void ukr_body(int64_t kc, T alpha, const T* __restrict a, int64_t rs_a, int64_t cs_a,
                      const T* __restrict b, int64_t rs_b, T beta, T* __restrict c,
@@ -32,26 +59,7 @@ inline void ukr_body(int64_t kc, T alpha, const T* __restrict a, int64_t rs_a, i
     _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + NR - 1), _MM_HINT_T0);
   }
   V acc[MR][NV];
-#pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) acc[i][v] = O::zero();
-
-#pragma GCC unroll 4
-  for (int64_t p = 0; p < kc; ++p) {
-    V bv[NV];
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) bv[v] = O::load(b + v * W);
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) {
-      const V ai = O::bcast(a + i * rs_a);
-#pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) acc[i][v] = O::fma(ai, bv[v], acc[i][v]);
-    }
-    a += cs_a;
-    b += rs_b;
-  }
-
+  ukr_accumulate<O, T, MR, NV>(kc, a, rs_a, cs_a, b, rs_b, acc);
   const V va = O::set1(alpha);
   if (beta == T(0)) {
 #pragma GCC unroll 16
@@ -77,6 +85,41 @@ inline void ukr_broadcast(int64_t kc, T alpha, const T* a, int64_t rs_a, int64_t
     ukr_body<O, T, MR, NV, true>(kc, alpha, a, 1, MR, b, NV * O::kWidth, beta, c, ldc);
   else
     ukr_body<O, T, MR, NV, false>(kc, alpha, a, rs_a, cs_a, b, rs_b, beta, c, ldc);
+}
+
+// An edge tile: only rows x cols of C exist (0 < rows <= MR, 0 < cols <= NV * W). The
+// kernel with just enough rows and vectors runs (so A is read only for those rows, and
+// no FMA lane of a missing row is spent), and the last vector of each row is stored
+// through a lane mask, straight into C: no scratch tile, no merge pass.
+template <typename O, typename T, int MR, int NV>
+void ukr_edge(int64_t kc, T alpha, const T* a, int64_t rs_a, int64_t cs_a, const T* b,
+              int64_t rs_b, T beta, T* c, int64_t ldc, int rows, int cols) {
+  constexpr int W = O::kWidth;
+  if constexpr (NV > 1) {
+    if (cols <= (NV - 1) * W)
+      return ukr_edge<O, T, MR, NV - 1>(kc, alpha, a, rs_a, cs_a, b, rs_b, beta, c, ldc, rows,
+                                        cols);
+  }
+  if constexpr (MR > 1) {
+    if (rows < MR)
+      return ukr_edge<O, T, MR - 1, NV>(kc, alpha, a, rs_a, cs_a, b, rs_b, beta, c, ldc, rows,
+                                        cols);
+  }
+  using V = typename O::V;
+  V acc[MR][NV];
+  ukr_accumulate<O, T, MR, NV>(kc, a, rs_a, cs_a, b, rs_b, acc);
+  const V va = O::set1(alpha), vb = O::set1(beta);
+  const int last = cols - (NV - 1) * W;  // lanes of the last vector, 1..W
+  for (int i = 0; i < MR; ++i) {
+    T* ci = c + i * ldc;
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) {
+      const int lanes = v == NV - 1 ? last : W;
+      V out = O::mul(va, acc[i][v]);
+      if (beta != T(0)) out = O::fma(vb, O::load_n(ci + v * W, lanes), out);
+      O::store_n(ci + v * W, out, lanes);
+    }
+  }
 }
 
 }  // namespace fastbp::kernels::gemm_detail
