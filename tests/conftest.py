@@ -55,3 +55,34 @@ def restore_threads():
     before = fb.get_num_threads()
     yield before
     fb.set_num_threads(before)
+
+
+class RecordingBar:
+    """Stands in for fastbp's ProgressBar in ``fit`` (no tqdm needed): records each
+    ``advance(epoch, batches, loss)`` and each epoch's logs."""
+
+    def __init__(self, epochs: int, batches: int):
+        self.total = epochs * batches
+        self.advances, self.epoch_logs, self.closed = [], [], False
+
+    def advance(self, epoch: int, batches: int, loss: float) -> None:
+        self.advances.append((epoch, batches, loss))
+
+    def __call__(self, epoch: int, logs: dict) -> None:
+        self.epoch_logs.append(logs)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.fixture
+def recording_bars(monkeypatch):
+    """Makes ``fit`` use RecordingBar for its progress bar; the list of bars it made."""
+    bars = []
+
+    def make(epochs, batches):
+        bars.append(RecordingBar(epochs, batches))
+        return bars[-1]
+
+    monkeypatch.setattr("fastbp.network.ProgressBar", make)
+    return bars

@@ -1,6 +1,7 @@
 """The CUDA backend: what the build reports, the clear error without a GPU, and, on a
 machine with one, every op of backend "cuda" against backend "cpu" through whole
-networks (forward, loss, gradients, SGD variants, fit, parameter access, save/load)."""
+networks (forward, loss, gradients, SGD variants, fit with and without a progress bar,
+parameter access, save/load)."""
 
 from __future__ import annotations
 
@@ -120,14 +121,19 @@ def test_train_step_and_sgd_step_match_cpu(config, dtype, rng):
 
 
 @needs_gpu
+@pytest.mark.parametrize("sliced", [False, True], ids=["one_call", "sliced"])
 @pytest.mark.parametrize("loss", ["mse_mean", "ce_labels", "ce_probs", "bce"])
-def test_fit_matches_cpu(loss, rng):
+def test_fit_matches_cpu(loss, sliced, rng, request):
+    """``sliced``: with a (recording) progress bar, so each epoch of 10 batches runs as 10
+    core calls, the momentum buffer carried on the GPU from one call to the next."""
+    if sliced:
+        request.getfixturevalue("recording_bars")
     widths = (7, 33, 17, 3)
     cpu, gpu = pair(widths, "relu", loss, "float64", seed=1)
     X, T = make_data(widths, loss, 301, rng, "float64")
     Xv, Tv = make_data(widths, loss, 50, rng, "float64")
     histories = [net.fit(X, T, epochs=3, batch_size=32, optimizer=fb.SGD(lr=0.05, momentum=0.9),
-                         validation_data=(Xv, Tv)) for net in (cpu, gpu)]
+                         validation_data=(Xv, Tv), progress=sliced) for net in (cpu, gpu)]
     np.testing.assert_allclose(histories[1].loss, histories[0].loss, rtol=1e-9)
     np.testing.assert_allclose(histories[1].val_loss, histories[0].val_loss, rtol=1e-9)
     assert_same_params(cpu, gpu, 1e-9)

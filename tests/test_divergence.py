@@ -1,6 +1,7 @@
 """Divergence (issue 6): a step whose loss or gradient is NaN or inf raises
 FloatingPointError naming the step (and, in fit, the epoch), and leaves the parameters,
-momentum buffer and step count exactly as they were before that step."""
+momentum buffer and step count exactly as they were before that step. In fit, also when a
+progress bar splits each epoch into several core calls (``sliced``)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from fbhelpers import BACKENDS, DTYPES, make_net
 
 WIDTHS = (4, 16, 3)
 N = 12
-BATCH = 5  # three batches per epoch, the last one short
+# (rows, batch size): three batches per epoch, the last one short (with a bar, one core
+# call each); 23 batches, the last of one row (with a bar, two per call).
+SHAPES = [(N, 5), (45, 2)]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -27,13 +30,21 @@ def dtype(request):
     return request.param
 
 
-def exploding(backend, dtype):
+@pytest.fixture(params=[False, True], ids=["one_call", "sliced"])
+def progress(request):
+    """fit's progress argument; True shows a recording stand-in for the tqdm bar."""
+    if request.param:
+        request.getfixturevalue("recording_bars")
+    return request.param
+
+
+def exploding(backend, dtype, rows=N):
     """A linear network, its data and an optimizer whose learning rate makes the weights
     grow faster than exponentially, so it overflows within a few dozen steps."""
     net = make_net(WIDTHS, "identity", "mse_mean", dtype, backend, seed=0)
     rng = np.random.default_rng(1)
-    X = rng.standard_normal((N, WIDTHS[0])).astype(dtype)
-    T = (10 * rng.standard_normal((N, WIDTHS[-1]))).astype(dtype)
+    X = rng.standard_normal((rows, WIDTHS[0])).astype(dtype)
+    T = (10 * rng.standard_normal((rows, WIDTHS[-1]))).astype(dtype)
     return net, X, T, fb.SGD(lr=0.5, momentum=0.9)
 
 
@@ -70,26 +81,53 @@ def test_train_step_divergence_raises_and_changes_nothing(backend, dtype):
     assert opt.state_for(net).steps == step - 1
 
 
-def test_fit_divergence_names_epoch_and_step_and_keeps_earlier_batches(backend, dtype):
-    net, X, T, opt = exploding(backend, dtype)
+@pytest.mark.parametrize("rows, batch", SHAPES)
+def test_fit_divergence_names_epoch_and_step_and_keeps_earlier_batches(backend, dtype, progress,
+                                                                       rows, batch):
+    net, X, T, opt = exploding(backend, dtype, rows)
     with pytest.raises(FloatingPointError) as info:
-        net.fit(X, T, epochs=200, batch_size=BATCH, optimizer=opt, shuffle=False)
+        net.fit(X, T, epochs=200, batch_size=batch, optimizer=opt, shuffle=False,
+                progress=progress)
     found = re.search(r"epoch (\d+), step (\d+)", str(info.value))
     assert found, str(info.value)
     epoch, step = int(found[1]), int(found[2])
-    assert 1 <= step <= 3
+    assert 1 <= step <= -(-rows // batch)
     # Replay on a twin network: the completed epochs, then the failing epoch's batches
     # before the failing step, one train_step each. The state must be exactly that.
-    twin, _, _, twin_opt = exploding(backend, dtype)
+    twin, _, _, twin_opt = exploding(backend, dtype, rows)
     if epoch > 1:
-        twin.fit(X, T, epochs=epoch - 1, batch_size=BATCH, optimizer=twin_opt, shuffle=False)
-    for start in range(0, (step - 1) * BATCH, BATCH):
-        twin.train_step(X[start:start + BATCH], T[start:start + BATCH], twin_opt)
+        twin.fit(X, T, epochs=epoch - 1, batch_size=batch, optimizer=twin_opt, shuffle=False,
+                 progress=False)
+    for start in range(0, (step - 1) * batch, batch):
+        twin.train_step(X[start:start + batch], T[start:start + batch], twin_opt)
     TrainingState(net, opt).assert_equal(TrainingState(twin, twin_opt))
     # and the failing step itself diverges on the twin too
     with pytest.raises(FloatingPointError):
-        twin.train_step(X[(step - 1) * BATCH:step * BATCH], T[(step - 1) * BATCH:step * BATCH],
+        twin.train_step(X[(step - 1) * batch:step * batch], T[(step - 1) * batch:step * batch],
                         twin_opt)
+
+
+def test_fit_divergence_inside_a_later_core_call_counts_the_calls_before(backend, dtype,
+                                                                       progress):
+    """45 one-row batches, the eighth of which overflows a gradient: with a bar the epoch
+    runs three batches a call, so the error comes from the second step of the third call
+    and must still name step 8 and leave 7 steps counted."""
+    big = np.finfo(dtype).max / 1.2
+    net = fb.Network([fb.Dense(2, 1)], fb.MSELoss(), dtype=dtype, backend=backend)
+    net.layers[0].W = np.ones((2, 1))
+    X = np.ones((45, 2), dtype=dtype)
+    X[7] = big, -big  # cancels in the output, overflows in the weight gradient
+    T = np.ones((45, 1), dtype=dtype)
+    opt = fb.SGD(lr=1e-30, momentum=0.9)  # the other steps hardly move the weights
+    with pytest.raises(FloatingPointError, match=r"epoch 1, step 8\b.*gradient is NaN or inf"):
+        net.fit(X, T, epochs=2, batch_size=1, optimizer=opt, shuffle=False, progress=progress)
+    assert opt.state_for(net).steps == 7
+    twin = fb.Network([fb.Dense(2, 1)], fb.MSELoss(), dtype=dtype, backend=backend)
+    twin.layers[0].W = np.ones((2, 1))
+    twin_opt = fb.SGD(lr=1e-30, momentum=0.9)
+    for row in range(7):
+        twin.train_step(X[row:row + 1], T[row:row + 1], twin_opt)
+    TrainingState(net, opt).assert_equal(TrainingState(twin, twin_opt))
 
 
 def test_gradient_overflow_with_finite_loss_is_caught(backend, dtype, snapshot):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import pathlib
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -22,11 +24,29 @@ def test_digits_reaches_97_percent_and_writes_the_plot(tmp_path, capsys):
     pytest.importorskip("sklearn", reason="scikit-learn is not installed")
     pytest.importorskip("matplotlib", reason="matplotlib is not installed")
     path = tmp_path / "digits_loss.png"
-    accuracy = load("digits").main(plot_path=str(path))
+    accuracy = load("digits").main(["--plot", str(path)])
     assert accuracy >= 0.97
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     out = capsys.readouterr().out
-    assert "Total params: 9,610" in out and f"test accuracy {accuracy:.4f}" in out
+    assert "Total params: 9,610" in out
+    assert f"test accuracy {accuracy:.4f} ({round(accuracy * 450)} of 450 test images)" in out
+    assert f"loss curves written to {path}" in out
+
+
+def test_digits_runs_as_the_readme_main_job(tmp_path):
+    """As README and .ci/run run it: a script, from another directory, with options."""
+    pytest.importorskip("sklearn", reason="scikit-learn is not installed")
+    pytest.importorskip("matplotlib", reason="matplotlib is not installed")
+    path = tmp_path / "curves.png"
+    run = subprocess.run([sys.executable, str(EXAMPLES / "digits.py"), "--epochs", "2",
+                          "--plot", str(path)], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "2 epochs of 1347 samples" in run.stdout and "test accuracy 0." in run.stdout
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    bad = subprocess.run([sys.executable, str(EXAMPLES / "digits.py"), "--epochs", "0"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "--epochs must be >= 1, got 0" in bad.stderr
 
 
 def test_regression_fits_the_curve(capsys):

@@ -1,5 +1,5 @@
-"""Network.fit's training features: validation_split, metrics, callbacks, early stopping
-and the progress bar."""
+"""Network.fit's training features: validation_split, metrics, callbacks and early
+stopping (the progress bar: test_progress.py)."""
 
 from __future__ import annotations
 
@@ -114,35 +114,6 @@ def test_early_stopping_restores_the_best_weights(rng, backend):
     assert history.stopped_epoch == best + 3 == history.epochs - 1
     np.testing.assert_array_equal(net.layers[0].W, snapshots[best])
     assert net.loss(Xv, Tv) == pytest.approx(history.val_loss[best], rel=1e-12)
-
-
-def test_progress_bar_shows_epochs_and_loss(data, capsys):
-    pytest.importorskip("tqdm", reason="tqdm is not installed")
-    X, T = data
-    net_for().fit(X, T, epochs=3, batch_size=8, optimizer=fb.SGD(lr=0.1), progress=True)
-    err = capsys.readouterr().err
-    assert "3/3" in err and "loss=" in err
-
-
-def test_progress_is_off_by_default_when_stderr_is_not_a_terminal(data, capsys):
-    X, T = data
-    net_for().fit(X, T, epochs=2, batch_size=8, optimizer=fb.SGD(lr=0.1))
-    assert capsys.readouterr().err == ""
-
-
-def test_progress_default_follows_the_terminal(monkeypatch):
-    pytest.importorskip("tqdm", reason="tqdm is not installed")
-
-    class Terminal:
-        def __init__(self, tty):
-            self.tty = tty
-
-        def isatty(self):
-            return self.tty
-
-    for tty in (True, False):
-        monkeypatch.setattr("sys.stderr", Terminal(tty))
-        assert fb.callbacks.progress_default() is tty
 
 
 def test_arrays_with_an_equal_but_distinct_dtype_object_are_accepted(data):

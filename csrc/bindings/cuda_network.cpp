@@ -116,16 +116,17 @@ void bind_cuda_network_class(py::module_& m, const char* name) {
       .def("train_epoch", [](W& w, const py::array& x, const py::array& t,
                              const py::array& order, int64_t batch_size, py::array& velocity,
                              double lr, double momentum, double dampening, bool nesterov,
-                             double weight_decay, bool first_step) {
+                             double weight_decay, bool first_step, double loss_sum) {
         const Batch<T> b = checked_batch<T>(*w.net, x, t);
         const int64_t* po = checked_order(order, b.rows, batch_size);
         const kernels::SgdConfig cfg = bind_sgd(w, velocity, lr, momentum, dampening, nesterov,
                                                 weight_decay, first_step);
         py::gil_scoped_release nogil;
-        return w.net->train_epoch(b.x, b.t, b.rows, po, batch_size, cfg, first_step);
+        return w.net->train_epoch(b.x, b.t, b.rows, po, batch_size, cfg, first_step, loss_sum);
       }, py::arg("X"), py::arg("T"), py::arg("order"), py::arg("batch_size"),
          py::arg("velocity"), py::arg("lr"), py::arg("momentum"), py::arg("dampening"),
-         py::arg("nesterov"), py::arg("weight_decay"), py::arg("first_step"))
+         py::arg("nesterov"), py::arg("weight_decay"), py::arg("first_step"),
+         py::arg("loss_sum") = 0.0)
       .def("sgd_step", [](W& w, py::array& velocity, double lr, double momentum,
                           double dampening, bool nesterov, double weight_decay, bool first_step) {
         const kernels::SgdConfig cfg = bind_sgd(w, velocity, lr, momentum, dampening, nesterov,

@@ -65,11 +65,12 @@ double train_step(Network<T>& net, const py::array& x, const py::array& t,
 
 template <typename T>
 double train_epoch(Network<T>& net, const py::array& x, const py::array& t,
-                   const py::array& order, int64_t batch_size, kernels::Update<T>& update) {
+                   const py::array& order, int64_t batch_size, kernels::Update<T>& update,
+                   double loss_sum) {
   const Batch<T> b = checked_batch<T>(net, x, t);
   const int64_t* po = checked_order(order, b.rows, batch_size);
   py::gil_scoped_release nogil;
-  return net.train_epoch(b.x, b.t, b.rows, po, batch_size, update);
+  return net.train_epoch(b.x, b.t, b.rows, po, batch_size, update, loss_sum);
 }
 
 template <typename T>
@@ -131,13 +132,16 @@ void bind_network_class(py::module_& m, const char* name) {
       .def("train_epoch", [](Net& net, const py::array& x, const py::array& t,
                              const py::array& order, int64_t batch_size, py::array& velocity,
                              double lr, double momentum, double dampening, bool nesterov,
-                             double weight_decay, bool first_step) {
+                             double weight_decay, bool first_step, double loss_sum) {
         kernels::Update<T> update = sgd_update<T>(net, velocity, lr, momentum, dampening,
                                                   nesterov, weight_decay, first_step);
-        return train_epoch(net, x, t, order, batch_size, update);
+        return train_epoch(net, x, t, order, batch_size, update, loss_sum);
       }, py::arg("X"), py::arg("T"), py::arg("order"), py::arg("batch_size"),
          py::arg("velocity"), py::arg("lr"), py::arg("momentum"), py::arg("dampening"),
-         py::arg("nesterov"), py::arg("weight_decay"), py::arg("first_step"))
+         py::arg("nesterov"), py::arg("weight_decay"), py::arg("first_step"),
+         py::arg("loss_sum") = 0.0,
+         "One pass over the rows in order; returns loss_sum plus each batch's rows times its "
+         "loss (divide by the rows for the mean).")
       .def("train_step_adam", [](Net& net, const py::array& x, const py::array& t,
                                  py::array& exp_avg, py::array& exp_avg_sq, double lr,
                                  double beta1, double beta2, double eps, double weight_decay,
@@ -154,16 +158,16 @@ void bind_network_class(py::module_& m, const char* name) {
                                   const py::array& order, int64_t batch_size,
                                   py::array& exp_avg, py::array& exp_avg_sq, double lr,
                                   double beta1, double beta2, double eps, double weight_decay,
-                                  bool decoupled_weight_decay, int64_t steps) {
+                                  bool decoupled_weight_decay, int64_t steps, double loss_sum) {
         kernels::Update<T> update = adam_update<T>(net, exp_avg, exp_avg_sq, lr, beta1, beta2,
                                                    eps, weight_decay, decoupled_weight_decay,
                                                    steps);
-        return train_epoch(net, x, t, order, batch_size, update);
+        return train_epoch(net, x, t, order, batch_size, update, loss_sum);
       }, py::arg("X"), py::arg("T"), py::arg("order"), py::arg("batch_size"),
          py::arg("exp_avg"), py::arg("exp_avg_sq"), py::arg("lr"), py::arg("beta1"),
          py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"),
-         py::arg("decoupled_weight_decay"), py::arg("steps"),
-         "train_epoch with Adam updates; steps: the updates taken before this epoch.");
+         py::arg("decoupled_weight_decay"), py::arg("steps"), py::arg("loss_sum") = 0.0,
+         "train_epoch with Adam updates; steps: the updates taken before this call.");
 }
 
 }  // namespace

@@ -250,7 +250,8 @@ double Network<T>::train_step(const T* x, Target<T> t, int64_t m, const kernels:
 
 template <typename T>
 double Network<T>::train_epoch(const T* x, Target<T> t, int64_t rows, const int64_t* order,
-                               int64_t batch, const kernels::SgdConfig& cfg, bool first_step) {
+                               int64_t batch, const kernels::SgdConfig& cfg, bool first_step,
+                               double loss_sum) {
   std::lock_guard<std::mutex> lock(mutex_);
   check_velocity(cfg);
   const int64_t in = in_features(), out = out_features();
@@ -285,10 +286,9 @@ double Network<T>::train_epoch(const T* x, Target<T> t, int64_t rows, const int6
   }
   std::vector<double> losses(batches);
   d.download(losses.data(), d.losses.data(), batches * sizeof(double));
-  double weighted = 0.0;
   for (int64_t b = 0; b < batches; ++b)
-    weighted += double(std::min(batch, rows - b * batch)) * losses[b];
-  return weighted / double(rows);
+    loss_sum += double(std::min(batch, rows - b * batch)) * losses[b];
+  return loss_sum;
 }
 
 template <typename T>

@@ -46,8 +46,10 @@ class Network {
   double backward(const T* x, kernels::Target<T> t, int64_t m);
   double train_step(const T* x, kernels::Target<T> t, int64_t m, const kernels::SgdConfig& cfg,
                     bool first_step);
+  // Returns loss_sum plus each batch's rows times its loss, as nn::Network's does.
   double train_epoch(const T* x, kernels::Target<T> t, int64_t rows, const int64_t* order,
-                     int64_t batch, const kernels::SgdConfig& cfg, bool first_step);
+                     int64_t batch, const kernels::SgdConfig& cfg, bool first_step,
+                     double loss_sum);
   // One update from the current gradients (fastbp.SGD.step after backward).
   void sgd_step(const kernels::SgdConfig& cfg, bool first_step);
 

@@ -159,13 +159,12 @@ double Network<T>::train_step(const T* x, kernels::Target<T> t, int64_t m,
 template <typename T>
 double Network<T>::train_epoch(const T* x, kernels::Target<T> t, int64_t rows,
                                const int64_t* order, int64_t batch,
-                               kernels::Update<T>& update) {
+                               kernels::Update<T>& update, double loss_sum) {
   std::lock_guard<std::mutex> lock(mutex_);
   const int64_t in = in_features(), out = out_features();
   const int64_t cap = std::min(batch, rows);
   batch_x_.resize(cap * in);
   if (t.labels) batch_labels_.resize(cap); else batch_t_.resize(cap * out);
-  double weighted = 0.0;
   for (int64_t start = 0; start < rows; start += batch) {
     const int64_t m = std::min(batch, rows - start);
     kernels::Target<T> bt;
@@ -176,9 +175,9 @@ double Network<T>::train_epoch(const T* x, kernels::Target<T> t, int64_t rows,
       else std::copy(t.dense + r * out, t.dense + (r + 1) * out, batch_t_.data() + i * out);
     }
     if (t.labels) bt.labels = batch_labels_.data(); else bt.dense = batch_t_.data();
-    weighted += double(m) * run_step(batch_x_.data(), bt, m, update, start / batch);
+    loss_sum += double(m) * run_step(batch_x_.data(), bt, m, update, start / batch);
   }
-  return weighted / double(rows);
+  return loss_sum;
 }
 
 template class Network<float>;

@@ -77,10 +77,11 @@ class Network {
   double backward(const T* x, kernels::Target<T> t, int64_t m);
   // Backward pass then one optimizer update, which advances update.steps.
   double train_step(const T* x, kernels::Target<T> t, int64_t m, kernels::Update<T>& update);
-  // One epoch over the rows of x in `order`, batch by batch; returns the
-  // sample-weighted mean of the batch losses.
+  // One pass over the rows of x in `order`, batch by batch; returns loss_sum plus each
+  // batch's rows times its loss, added in batch order. An epoch run as several calls,
+  // each given the previous call's sum, so adds up bitwise as in one call.
   double train_epoch(const T* x, kernels::Target<T> t, int64_t rows, const int64_t* order,
-                     int64_t batch, kernels::Update<T>& update);
+                     int64_t batch, kernels::Update<T>& update, double loss_sum);
 
  private:
   const T* run_forward(const T* x, int64_t m);

@@ -65,7 +65,10 @@ class _Network:
                    first_step: bool) -> float: ...
     def train_epoch(self, X: NDArray, T: NDArray, order: NDArray[np.int64], batch_size: int,
                     velocity: NDArray, lr: float, momentum: float, dampening: float,
-                    nesterov: bool, weight_decay: float, first_step: bool) -> float: ...
+                    nesterov: bool, weight_decay: float, first_step: bool,
+                    loss_sum: float = 0.0) -> float:
+        """One pass over the rows in ``order``; returns ``loss_sum`` plus each batch's rows
+        times its loss, added in batch order (divide by the rows for the mean)."""
 
 class _CpuNetwork(_Network):
     """The CPU networks also train with Adam (steps: the updates taken before the call)."""
@@ -77,7 +80,8 @@ class _CpuNetwork(_Network):
     def train_epoch_adam(self, X: NDArray, T: NDArray, order: NDArray[np.int64],
                          batch_size: int, exp_avg: NDArray, exp_avg_sq: NDArray, lr: float,
                          beta1: float, beta2: float, eps: float, weight_decay: float,
-                         decoupled_weight_decay: bool, steps: int) -> float: ...
+                         decoupled_weight_decay: bool, steps: int,
+                         loss_sum: float = 0.0) -> float: ...
 
 class Network32(_CpuNetwork): ...
 class Network64(_CpuNetwork): ...

@@ -1,5 +1,5 @@
-"""What :meth:`fastbp.Network.fit` runs after each epoch, besides user callbacks: early
-stopping with the best weights kept, and a progress bar.
+"""What :meth:`fastbp.Network.fit` runs besides user callbacks: early stopping with the
+best weights kept (after each epoch), and a progress bar (also within an epoch).
 
 A callback is any callable ``callback(epoch, logs)``; ``epoch`` counts from 0 and
 ``logs`` holds that epoch's values (``loss``, ``val_loss``, ``accuracy``, ``lr``,
@@ -68,25 +68,40 @@ def progress_default() -> bool:
 
 
 class ProgressBar:
-    """A tqdm bar over the epochs, showing the latest losses and metrics.
+    """One tqdm bar over all the batches of a ``fit`` run: the description names the
+    epoch, the postfix shows the epoch's running mean training loss and the last
+    finished epoch's other logs (validation loss, metrics, learning rate).
 
     Parameters
     ----------
     epochs : int
-        The bar's total.
+        Epochs of the run.
+    batches : int
+        Batches per epoch; the bar's total is ``epochs * batches``.
     """
 
-    def __init__(self, epochs: int):
+    def __init__(self, epochs: int, batches: int):
         try:
             from tqdm.auto import tqdm
         except ImportError as e:
             raise ImportError("progress=True needs tqdm: pip install 'fastbp[progress]'") from e
-        self.bar = tqdm(total=epochs, unit="epoch", leave=True)
+        self.epochs = epochs
+        self.postfix: dict = {}
+        self.bar = tqdm(total=epochs * batches, desc=f"epoch 1/{epochs}", unit="batch",
+                        leave=True)
+
+    def advance(self, epoch: int, batches: int, loss: float) -> None:
+        """``batches`` more batches of ``epoch`` (from 0) are done; ``loss`` is the
+        epoch's mean training loss so far."""
+        self.bar.set_description(f"epoch {epoch + 1}/{self.epochs}", refresh=False)
+        self.postfix["loss"] = f"{loss:.4g}"
+        self.bar.set_postfix(self.postfix, refresh=False)
+        self.bar.update(batches)
 
     def __call__(self, epoch: int, logs: dict) -> None:
-        self.bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items() if k != "epoch_time"},
-                             refresh=False)
-        self.bar.update(1)
+        """After ``epoch``: show its logs until the next epoch's batches replace the loss."""
+        self.postfix = {k: f"{v:.4g}" for k, v in logs.items() if k != "epoch_time"}
+        self.bar.set_postfix(self.postfix, refresh=False)
 
     def close(self) -> None:
         self.bar.close()

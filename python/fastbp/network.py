@@ -22,6 +22,9 @@ from .schedules import Schedule
 __all__ = ["Network", "History"]
 
 BACKENDS = ("cpu", "cuda", "numpy")
+# With a progress bar, fit runs an epoch as this many core calls at most, so the bar moves
+# within the epoch while the calls stay few (one slice is about 1/20 of the epoch).
+BAR_UPDATES_PER_EPOCH = 20
 _NO_OPTIMIZER = object()  # what no argument can be
 _CORE_NETWORKS = {np.float32: _core.Network32, np.float64: _core.Network64}
 # Present only when fastbp was built with the CUDA backend.
@@ -286,7 +289,11 @@ class Network:
         """Train for ``epochs`` passes over (X, T) in mini-batches of ``batch_size``.
 
         Each epoch runs in one call into C++ (batches gathered and shuffled there); Python
-        runs once per epoch for validation, metrics, the schedule and the callbacks.
+        runs once per epoch for validation, metrics, the schedule and the callbacks. With a
+        progress bar, an epoch runs instead as up to 20 calls, each on the next
+        ``ceil(batches / 20)`` batches of the epoch's row order (at least one batch; those
+        rows copied into one array first), and the bar advances after each: the batches,
+        the parameters and the recorded loss are bitwise the same as without the bar.
 
         Parameters
         ----------
@@ -318,8 +325,10 @@ class Network:
         patience : int
             >= 1, for ``early_stopping``.
         progress : bool, optional
-            Show a tqdm progress bar over the epochs (``pip install fastbp[progress]``);
-            by default, when stderr is a terminal and tqdm is installed.
+            Show a tqdm progress bar (``pip install fastbp[progress]``): one bar over all
+            the batches of the run, naming the epoch, with the epoch's running mean
+            training loss and the last finished epoch's validation loss, metrics and
+            learning rate. By default, when stderr is a terminal and tqdm is installed.
 
         Returns
         -------
@@ -334,8 +343,11 @@ class Network:
         """
         epochs = _validate.positive_int("epochs", epochs)
         batch_size = _validate.positive_int("batch_size", batch_size)
-        state = self._optimizer_state(optimizer)
+        self._optimizer_state(optimizer)  # refuses a bad optimizer before anything runs
         x, t = self._batch(X, T)
+        # Checked whole here: with a progress bar the core sees slices (and would name rows
+        # of a slice), and without rows no epoch reaches the core at all.
+        self._core.check(x, t)
         x, t, val = self._validation(x, t, validation_data, validation_split)
         scored = self._metrics(metrics)
         lrs = self._learning_rates(lr_schedule, epochs, optimizer.lr)
@@ -343,23 +355,18 @@ class Network:
         if early_stopping and val is None:
             raise ValueError("early_stopping needs validation_data or validation_split")
         stopper = EarlyStopping(self, patience) if early_stopping else None
-        bar = ProgressBar(epochs) if (progress_default() if progress is None else progress) \
-            else None
-        train_epoch = getattr(self._core, "train_epoch" + optimizer._CORE_SUFFIX)
+        n_batches = -(-x.shape[0] // batch_size)
+        bar = ProgressBar(epochs, n_batches) \
+            if (progress_default() if progress is None else progress) else None
         history, base_lr = History(), optimizer.lr
         try:
             for epoch in range(epochs):
                 start = time.perf_counter()
                 optimizer.lr = lrs[epoch]
                 order = self._rng.permutation(x.shape[0]) if shuffle else np.arange(x.shape[0])
-                try:
-                    mean = train_epoch(x, t, order.astype(np.int64), batch_size,
-                                       *optimizer.core_args(state))
-                except FloatingPointError as e:
-                    state.steps += e.step  # the epoch's batches before it stay applied
-                    raise _diverged(f"epoch {epoch + 1}, step {e.step + 1}", e) from None
-                state.steps += -(-x.shape[0] // batch_size)
-                logs = {"loss": float(mean), **self._evaluate(x, t, val, scored),
+                mean = self._run_epoch(x, t, order.astype(np.int64), batch_size, optimizer,
+                                       epoch, bar)
+                logs = {"loss": mean, **self._evaluate(x, t, val, scored),
                         "lr": lrs[epoch], "epoch_time": time.perf_counter() - start}
                 history.append(logs)
                 if bar is not None:
@@ -378,6 +385,35 @@ class Network:
             stopper.restore_best()
             history.best_epoch = stopper.best_epoch
         return history
+
+    def _run_epoch(self, x, t, order, batch_size: int, optimizer: Optimizer, epoch: int,
+                   bar: ProgressBar | None) -> float:
+        """Train on the rows of ``x`` in ``order``; returns the epoch's sample-weighted mean
+        loss. Without a bar, one core call; with one, calls on consecutive slices of
+        ``order`` of whole batches, each continuing the previous call's loss sum, so the
+        batches, the updates and the sum are exactly those of one call."""
+        state = self._optimizer_state(optimizer)
+        train_epoch = getattr(self._core, "train_epoch" + optimizer._CORE_SUFFIX)
+        n_batches = -(-len(order) // batch_size)
+        per_call = n_batches if bar is None else -(-n_batches // BAR_UPDATES_PER_EPOCH)
+        loss_sum = 0.0
+        for first in range(0, n_batches, per_call):
+            if per_call == n_batches:
+                args = (x, t, order)
+            else:  # the core takes an order over all of its rows: hand it the slice's rows
+                rows = order[first * batch_size:(first + per_call) * batch_size]
+                args = (x[rows], t[rows], np.arange(len(rows), dtype=np.int64))
+            try:
+                loss_sum = train_epoch(*args, batch_size, *optimizer.core_args(state),
+                                       loss_sum=loss_sum)
+            except FloatingPointError as e:
+                state.steps += e.step  # the epoch's batches before it stay applied
+                raise _diverged(f"epoch {epoch + 1}, step {first + e.step + 1}", e) from None
+            done = min(per_call, n_batches - first)
+            state.steps += done
+            if bar is not None:
+                bar.advance(epoch, done, loss_sum / min(len(order), (first + done) * batch_size))
+        return float(loss_sum) / len(order)
 
     def _validation(self, x, t, validation_data, validation_split):
         """``(x, t, val)``: the training rows and the validation batch (or None)."""

@@ -327,15 +327,14 @@ class ReferenceNetwork:
         error.step, error.reason = step, reason
         raise error
 
-    def _epoch(self, x, t, order, batch_size, step_fn):
-        """``step_fn(rows, i)`` for batch i of the rows in ``order``; the sample-weighted
-        mean of the batch losses."""
+    def _epoch(self, x, t, order, batch_size, step_fn, loss_sum):
+        """``step_fn(rows, i)`` for batch i of the rows in ``order``; ``loss_sum`` plus
+        each batch's rows times its loss, added in batch order (as the C++ network)."""
         self.check(x, t)
-        weighted = 0.0
         for i, start in enumerate(range(0, len(order), batch_size)):
             rows = order[start:start + batch_size]
-            weighted += len(rows) * step_fn(rows, i)
-        return weighted / len(order)
+            loss_sum += len(rows) * step_fn(rows, i)
+        return loss_sum
 
     def _sgd(self, velocity, hyper, first_step):
         lr, momentum, dampening, nesterov, weight_decay = hyper
@@ -356,10 +355,10 @@ class ReferenceNetwork:
         return self._step(x, t, self._sgd(velocity, hyper, first_step), 0)
 
     def train_epoch(self, x, t, order, batch_size, velocity, lr, momentum, dampening,
-                    nesterov, weight_decay, first_step):
+                    nesterov, weight_decay, first_step, loss_sum=0.0):
         hyper = (lr, momentum, dampening, nesterov, weight_decay)
         return self._epoch(x, t, order, batch_size, lambda rows, i: self._step(
-            x[rows], t[rows], self._sgd(velocity, hyper, first_step and i == 0), i))
+            x[rows], t[rows], self._sgd(velocity, hyper, first_step and i == 0), i), loss_sum)
 
     def train_step_adam(self, x, t, exp_avg, exp_avg_sq, lr, beta1, beta2, eps,
                         weight_decay, decoupled_weight_decay, steps):
@@ -368,7 +367,8 @@ class ReferenceNetwork:
         return self._step(x, t, self._adam(exp_avg, exp_avg_sq, hyper, steps + 1), 0)
 
     def train_epoch_adam(self, x, t, order, batch_size, exp_avg, exp_avg_sq, lr, beta1, beta2,
-                         eps, weight_decay, decoupled_weight_decay, steps):
+                         eps, weight_decay, decoupled_weight_decay, steps, loss_sum=0.0):
         hyper = (lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay)
         return self._epoch(x, t, order, batch_size, lambda rows, i: self._step(
-            x[rows], t[rows], self._adam(exp_avg, exp_avg_sq, hyper, steps + i + 1), i))
+            x[rows], t[rows], self._adam(exp_avg, exp_avg_sq, hyper, steps + i + 1), i),
+            loss_sum)

@@ -1,3 +1,0 @@
-from .demo import main
-
-main()
