@@ -482,8 +482,9 @@ def test_num_threads_default_is_positive():
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_results_do_not_depend_on_thread_count(restore_threads, rng, backend):
-    widths = (33, 127, 17)
-    X, T = make_data(widths, "ce_labels", 33, rng)
+    # Large enough that the hidden layer's products and the update run on two threads.
+    widths = (129, 300, 17)
+    X, T = make_data(widths, "ce_labels", 200, rng)
     out = []
     for n in (1, 2):
         fb.set_num_threads(n)
