@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 
 import fastbp as fb
-from fbhelpers import BACKENDS, DTYPES, dense_layers, make_net
+from fbhelpers import (BACKENDS, DTYPES, EXPLODING_ROWS, EXPLODING_WIDTHS, TrainingState,
+                       dense_layers, exploding, make_net)
 
-WIDTHS = (4, 16, 3)
-N = 12
-BATCH = 5  # three batches per epoch, the last one short
+BATCH = 5  # three batches per epoch of EXPLODING_ROWS, the last one short
+OPTIMIZERS = {"sgd_momentum": lambda: fb.SGD(lr=0.05, momentum=0.9),
+              "adam": lambda: fb.Adam(lr=0.01)}
 
 
 @pytest.fixture(params=BACKENDS)
@@ -26,40 +27,6 @@ def backend(request):
 @pytest.fixture(params=DTYPES)
 def dtype(request):
     return request.param
-
-
-def exploding(backend, dtype):
-    """A linear network, its data and an optimizer whose learning rate makes the weights
-    grow faster than exponentially, so it overflows within a few dozen steps."""
-    net = make_net(WIDTHS, "identity", "mse_mean", dtype, backend, seed=0)
-    rng = np.random.default_rng(1)
-    X = rng.standard_normal((N, WIDTHS[0])).astype(dtype)
-    T = (10 * rng.standard_normal((N, WIDTHS[-1]))).astype(dtype)
-    return net, X, T, fb.SGD(lr=0.5, momentum=0.9)
-
-
-OPTIMIZERS = {"sgd_momentum": lambda: fb.SGD(lr=0.05, momentum=0.9),
-              "adam": lambda: fb.Adam(lr=0.01)}
-
-
-class TrainingState:
-    """Bitwise copies of a network's parameters and of its optimizer's state: every
-    buffer (velocity, or exp_avg and exp_avg_sq) and the step count."""
-
-    def __init__(self, net, opt):
-        state = opt.state_for(net)
-        self.params = [(layer.W.copy(), layer.b.copy()) for layer in dense_layers(net)]
-        self.buffers = {name: getattr(state, name).copy()
-                        for name in type(state).__slots__ if name != "steps"}
-        self.steps = state.steps
-
-    def assert_equal(self, other: "TrainingState"):
-        for (w, b), (w2, b2) in zip(self.params, other.params):
-            np.testing.assert_array_equal(w, w2)
-            np.testing.assert_array_equal(b, b2)
-        for name, buffer in self.buffers.items():
-            np.testing.assert_array_equal(buffer, other.buffers[name], err_msg=name)
-        assert self.steps == other.steps
 
 
 def test_train_step_divergence_raises_and_changes_nothing(backend, dtype):
@@ -127,11 +94,12 @@ def test_optimizer_step_refuses_an_overflowed_backward_and_training_goes_on(
     """backward on inputs that overflow returns without raising; optimizer.step then
     raises naming the step it would have been, changes nothing, and the next good step
     gives bitwise what a twin that never saw the bad batch gives."""
-    nets = [make_net(WIDTHS, "identity", "mse_mean", dtype, backend, seed=0) for _ in "ab"]
+    widths, rows = EXPLODING_WIDTHS, EXPLODING_ROWS
+    nets = [make_net(widths, "identity", "mse_mean", dtype, backend, seed=0) for _ in "ab"]
     opts = [make_opt(), make_opt()]
     rng = np.random.default_rng(1)
-    X = rng.standard_normal((N, WIDTHS[0])).astype(dtype)
-    T = rng.standard_normal((N, WIDTHS[-1])).astype(dtype)
+    X = rng.standard_normal((rows, widths[0])).astype(dtype)
+    T = rng.standard_normal((rows, widths[-1])).astype(dtype)
     for net, opt in zip(nets, opts):
         for _ in range(3):  # so the optimizer state is not all zeros
             net.backward(X, T)
