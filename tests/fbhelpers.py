@@ -110,6 +110,42 @@ def make_net(widths, activation="tanh", loss="mse_mean", dtype="float64", backen
                       dtype=dtype, backend=backend, seed=seed)
 
 
+#: The network size and rows of exploding().
+EXPLODING_WIDTHS = (4, 16, 3)
+EXPLODING_ROWS = 12
+
+
+def exploding(backend, dtype, rows=EXPLODING_ROWS):
+    """A linear network, its data and an optimizer whose learning rate makes the weights
+    grow faster than exponentially, so it overflows within a few dozen steps."""
+    net = make_net(EXPLODING_WIDTHS, "identity", "mse_mean", dtype, backend, seed=0)
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((rows, EXPLODING_WIDTHS[0])).astype(dtype)
+    T = (10 * rng.standard_normal((rows, EXPLODING_WIDTHS[-1]))).astype(dtype)
+    return net, X, T, fb.SGD(lr=0.5, momentum=0.9)
+
+
+class TrainingState:
+    """Bitwise copies of a network's parameters and of its optimizer's state: every
+    buffer (velocity, or exp_avg and exp_avg_sq) and the step count."""
+
+    def __init__(self, net, opt):
+        state = opt.state_for(net)
+        # the parameters first: on the cuda backend reading them syncs the velocity too
+        self.params = [(layer.W.copy(), layer.b.copy()) for layer in dense_layers(net)]
+        self.buffers = {name: getattr(state, name).copy()
+                        for name in type(state).__slots__ if name != "steps"}
+        self.steps = state.steps
+
+    def assert_equal(self, other: TrainingState):
+        for (w, b), (w2, b2) in zip(self.params, other.params):
+            np.testing.assert_array_equal(w, w2)
+            np.testing.assert_array_equal(b, b2)
+        for name, buffer in self.buffers.items():
+            np.testing.assert_array_equal(buffer, other.buffers[name], err_msg=name)
+        assert self.steps == other.steps
+
+
 def make_targets(loss, n, n_out, rng, dtype="float64"):
     """Targets suited to ``loss`` (a LOSSES key)."""
     kind = LOSSES[loss][1]

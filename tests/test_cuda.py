@@ -1,17 +1,19 @@
 """The CUDA backend: what the build reports, the clear error without a GPU, and, on a
 machine with one, every op of backend "cuda" against backend "cpu" through whole
 networks (forward, loss, gradients, SGD variants, fit with and without a progress bar,
-parameter access, save/load)."""
+parameter access, save/load, divergence)."""
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pytest
 
 import fastbp as fb
 from fastbp import _core
-from fbhelpers import (ARCHS, LOSSES, assert_close_scaled, backend_rtol, dense_layers,
-                       make_data, make_net)
+from fbhelpers import (ARCHS, LOSSES, TrainingState, assert_close_scaled, backend_rtol,
+                       dense_layers, exploding, make_data, make_net)
 
 INFO = fb.build_info()
 needs_gpu = pytest.mark.skipif(not INFO["cuda_available"],
@@ -199,3 +201,171 @@ def test_bad_input_raises_before_reaching_the_gpu(snapshot):
         net.train_step(np.full((4, 3), np.nan, np.float32), np.zeros((4, 2), np.float32),
                        fb.SGD(lr=0.1, momentum=0.9))
     snap.assert_unchanged()
+
+
+# ---- divergence, as on the CPU (tests/test_divergence.py) ---------------------------
+
+def cancelling(backend, dtype):
+    """Dense(2, 2), Dense(2, 1) with all-ones weights, and a batch whose inputs near the
+    dtype's largest value cancel in the first layer: the loss is exactly 1 but the first
+    layer's dW overflows, on any backend."""
+    net = fb.Network([fb.Dense(2, 2), fb.Dense(2, 1)], fb.MSELoss(), dtype=dtype,
+                     backend=backend)
+    reset_cancelling(net)
+    big = np.finfo(dtype).max / 1.2
+    return net, np.array([[big, -big]], dtype=dtype), np.ones((1, 1), dtype=dtype)
+
+
+def reset_cancelling(net):
+    net.layers[0].W, net.layers[1].W = np.ones((2, 2)), np.ones((2, 1))
+    net.layers[0].b, net.layers[1].b = np.zeros(2), np.zeros(1)
+
+
+def assert_same_state(cpu, gpu, opts, rtol):
+    assert_same_params(cpu, gpu, rtol)
+    _ = gpu.layers[0].W  # a read brings the GPU's momentum buffer back too
+    assert_close_scaled(opts["cuda"].state_for(gpu).velocity,
+                        opts["cpu"].state_for(cpu).velocity, rtol)
+
+
+@needs_gpu
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_train_step_divergence_matches_cpu(dtype):
+    """The exploding run diverges at the same train_step on both backends, for the same
+    kind of reason; on the GPU too the failing step changes nothing."""
+    failed = {}
+    for backend in ("cpu", "cuda"):
+        net, X, T, opt = exploding(backend, dtype)
+        for step in range(1, 200):
+            before = TrainingState(net, opt)
+            try:
+                net.train_step(X, T, opt)
+            except FloatingPointError as e:
+                found = re.search(rf"train_step {step}: (the loss is|a gradient is NaN or inf "
+                                  r"\(d[Wb] of Dense layer \d of 2)", str(e))
+                assert found, str(e)
+                break
+        else:
+            pytest.fail(f"{backend}: the network never diverged")
+        TrainingState(net, opt).assert_equal(before)
+        failed[backend] = step, found[1]
+    assert failed["cuda"] == failed["cpu"]
+
+
+@needs_gpu
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_first_train_step_divergence_then_training_matches_cpu(dtype, rng):
+    """A first step (momentum not yet initialised) that diverges: the same message as on
+    the CPU, nothing changed, and later steps start the momentum afresh on both."""
+    nets, messages = {}, {}
+    opts = {backend: fb.SGD(lr=0.05, momentum=0.9) for backend in ("cpu", "cuda")}
+    for backend, opt in opts.items():
+        net, X, T = nets[backend] = cancelling(backend, dtype)
+        with pytest.raises(FloatingPointError) as info:
+            net.train_step(X, T, opt)
+        messages[backend] = str(info.value)
+        state = TrainingState(net, opt)
+        assert state.steps == 0 and not state.buffers["velocity"].any()
+        np.testing.assert_array_equal(state.params[0][0], np.ones((2, 2)))
+    assert messages["cuda"] == messages["cpu"]
+    assert "train_step 1: a gradient is NaN or inf (dW of Dense layer 1 of 2; loss 1)" \
+        in messages["cuda"]
+    X, T = make_data((2, 1), "mse_mean", 16, rng, dtype)
+    for _ in range(3):
+        for backend, (net, _, _) in nets.items():
+            net.train_step(X, T, opts[backend])
+    assert_same_state(nets["cpu"][0], nets["cuda"][0], opts, backend_rtol(dtype))
+
+
+@needs_gpu
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_sgd_step_after_overflowed_backward_matches_cpu(dtype, rng):
+    """backward then SGD.step on the cancelling batch, with a momentum buffer already on
+    the GPU: the CPU's error, nothing changed, and the next steps match the CPU's."""
+    opts = {backend: fb.SGD(lr=0.05, momentum=0.9) for backend in ("cpu", "cuda")}
+    nets, messages = {}, {}
+    X, T = make_data((2, 1), "mse_mean", 16, rng, dtype)
+    for backend, opt in opts.items():
+        net, X_big, T_big = cancelling(backend, dtype)
+        nets[backend] = net
+        net.backward(X, T)
+        opt.step(net)
+        reset_cancelling(net)  # the velocity stays as the first step left it
+        before = TrainingState(net, opt)
+        assert net.backward(X_big, T_big) == 1
+        with pytest.raises(FloatingPointError) as info:
+            opt.step(net)
+        messages[backend] = str(info.value)
+        TrainingState(net, opt).assert_equal(before)
+    assert messages["cuda"] == messages["cpu"]
+    assert "optimizer step 2: a gradient is NaN or inf (dW of Dense layer 1 of 2" \
+        in messages["cuda"]
+    for _ in range(3):
+        for backend, net in nets.items():
+            net.backward(X, T)
+            opts[backend].step(net)
+    assert_same_state(nets["cpu"], nets["cuda"], opts, backend_rtol(dtype))
+
+
+@needs_gpu
+def test_nonfinite_loss_with_finite_gradients_is_refused_on_gpu(snapshot):
+    """The loss overflows (1e400) while the gradients (2e200) are finite: SGD.step, whose
+    loss check runs on the host, and train_step, whose check runs on the GPU, refuse it."""
+    X, T = np.ones((1, 1)), np.zeros((1, 1))
+    nets = [fb.Network([fb.Dense(1, 1)], fb.MSELoss(), dtype="float64", backend="cuda")
+            for _ in "ab"]
+    for net in nets:
+        net.layers[0].W = [[1e200]]
+    snap = snapshot(nets[0])
+    assert nets[0].backward(X, T) == np.inf
+    assert np.isfinite(nets[0].layers[0].dW).all()
+    with pytest.raises(FloatingPointError, match=r"optimizer step 1: the loss is inf;"):
+        fb.SGD(lr=0.1, momentum=0.9).step(nets[0])
+    with pytest.raises(FloatingPointError, match=r"train_step 1: the loss is inf;"):
+        nets[1].train_step(X, T, fb.SGD(lr=0.1, momentum=0.9))
+    snap.assert_unchanged()
+
+
+@needs_gpu
+def test_fit_divergence_matches_cpu():
+    """fit stops at the CPU's epoch and step, keeping the epoch's earlier batches and
+    not the failing one (float64, so the two runs agree to rounding)."""
+    stops, states = {}, {}
+    for backend in ("cpu", "cuda"):
+        net, X, T, opt = exploding(backend, "float64")
+        with pytest.raises(FloatingPointError) as info:
+            net.fit(X, T, epochs=200, batch_size=5, optimizer=opt, shuffle=False)
+        stops[backend] = re.search(r"epoch (\d+), step (\d+): \w+", str(info.value))[0]
+        states[backend] = TrainingState(net, opt)
+    assert stops["cuda"] == stops["cpu"]
+    cpu, gpu = states["cpu"], states["cuda"]
+    assert gpu.steps == cpu.steps
+    for (w, b), (w_cpu, b_cpu) in zip(gpu.params, cpu.params):
+        assert_close_scaled(w, w_cpu, 1e-6)
+        assert_close_scaled(b, b_cpu, 1e-6)
+    assert_close_scaled(gpu.buffers["velocity"], cpu.buffers["velocity"], 1e-6)
+
+
+@needs_gpu
+@pytest.mark.parametrize("call", ["train_step", "train_epoch", "step"])
+def test_core_cuda_network_reports_the_step_of_the_call(call):
+    """As test_divergence.py::test_core_reports_the_step_of_the_call, on CudaNetwork64."""
+    big = np.finfo(np.float64).max / 1.2
+    core = fb.Network([fb.Dense(2, 1)], fb.MSELoss(reduction="sum"), dtype="float64",
+                      backend="cuda")._core
+    core.params[...] = 1
+    X = np.array([[1, 1], [1, 1], [big, -big]])
+    T = np.zeros((3, 1))
+    velocity = np.zeros(core.n_params)
+    hyper = (1e-30, 0.0, 0.0, False, 0.0, True)
+    with pytest.raises(FloatingPointError) as info:
+        if call == "train_step":
+            core.train_step(X, T, velocity, *hyper)
+        elif call == "train_epoch":
+            core.train_epoch(X, T, np.arange(3), 1, velocity, *hyper)
+        else:
+            assert core.backward(X, T) > 0
+            core.step(velocity, *hyper)
+    expected = 2 if call == "train_epoch" else 0
+    assert info.value.step == expected
+    assert info.value.reason.startswith("a gradient is NaN or inf (dW of Dense layer 1 of 1")

@@ -1,7 +1,8 @@
 """Divergence (issue 6): a step whose loss or gradient is NaN or inf raises
 FloatingPointError naming the step (and, in fit, the epoch), and leaves the parameters,
-momentum buffer and step count exactly as they were before that step. In fit, also when a
-progress bar splits each epoch into several core calls (``sliced``)."""
+optimizer state (momentum buffer, Adam's moments) and step count exactly as they were
+before that step; through train_step, fit (also when a progress bar splits each epoch
+into several core calls: ``sliced``), and backward followed by optimizer.step."""
 
 from __future__ import annotations
 
@@ -11,13 +12,14 @@ import numpy as np
 import pytest
 
 import fastbp as fb
-from fbhelpers import BACKENDS, DTYPES, make_net
+from fbhelpers import (BACKENDS, DTYPES, EXPLODING_ROWS, EXPLODING_WIDTHS, TrainingState,
+                       dense_layers, exploding, make_net)
 
-WIDTHS = (4, 16, 3)
-N = 12
 # (rows, batch size): three batches per epoch, the last one short (with a bar, one core
 # call each); 23 batches, the last of one row (with a bar, two per call).
-SHAPES = [(N, 5), (45, 2)]
+SHAPES = [(EXPLODING_ROWS, 5), (45, 2)]
+OPTIMIZERS = {"sgd_momentum": lambda: fb.SGD(lr=0.05, momentum=0.9),
+              "adam": lambda: fb.Adam(lr=0.01)}
 
 
 @pytest.fixture(params=BACKENDS)
@@ -36,32 +38,6 @@ def progress(request):
     if request.param:
         request.getfixturevalue("recording_bars")
     return request.param
-
-
-def exploding(backend, dtype, rows=N):
-    """A linear network, its data and an optimizer whose learning rate makes the weights
-    grow faster than exponentially, so it overflows within a few dozen steps."""
-    net = make_net(WIDTHS, "identity", "mse_mean", dtype, backend, seed=0)
-    rng = np.random.default_rng(1)
-    X = rng.standard_normal((rows, WIDTHS[0])).astype(dtype)
-    T = (10 * rng.standard_normal((rows, WIDTHS[-1]))).astype(dtype)
-    return net, X, T, fb.SGD(lr=0.5, momentum=0.9)
-
-
-class TrainingState:
-    """Bitwise copies of a network's parameters and its optimizer's state."""
-
-    def __init__(self, net, opt):
-        state = opt.state_for(net)
-        self.params = [(layer.W.copy(), layer.b.copy()) for layer in net.layers[::2]]
-        self.velocity, self.steps = state.velocity.copy(), state.steps
-
-    def assert_equal(self, other: "TrainingState"):
-        for (w, b), (w2, b2) in zip(self.params, other.params):
-            np.testing.assert_array_equal(w, w2)
-            np.testing.assert_array_equal(b, b2)
-        np.testing.assert_array_equal(self.velocity, other.velocity)
-        assert self.steps == other.steps
 
 
 def test_train_step_divergence_raises_and_changes_nothing(backend, dtype):
@@ -148,7 +124,87 @@ def test_gradient_overflow_with_finite_loss_is_caught(backend, dtype, snapshot):
     assert not opt.state_for(net).velocity.any()
 
 
-@pytest.mark.parametrize("call", ["train_step", "train_epoch"])
+# ---- backward, then optimizer.step -------------------------------------------------
+
+@pytest.mark.parametrize("make_opt", OPTIMIZERS.values(), ids=OPTIMIZERS)
+def test_optimizer_step_refuses_an_overflowed_backward_and_training_goes_on(
+        backend, dtype, make_opt):
+    """backward on inputs that overflow returns without raising; optimizer.step then
+    raises naming the step it would have been, changes nothing, and the next good step
+    gives bitwise what a twin that never saw the bad batch gives."""
+    widths, rows = EXPLODING_WIDTHS, EXPLODING_ROWS
+    nets = [make_net(widths, "identity", "mse_mean", dtype, backend, seed=0) for _ in "ab"]
+    opts = [make_opt(), make_opt()]
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((rows, widths[0])).astype(dtype)
+    T = rng.standard_normal((rows, widths[-1])).astype(dtype)
+    for net, opt in zip(nets, opts):
+        for _ in range(3):  # so the optimizer state is not all zeros
+            net.backward(X, T)
+            opt.step(net)
+    net, opt = nets[0], opts[0]
+    before = TrainingState(net, opt)
+    loss = net.backward(np.full_like(X, np.finfo(dtype).max / 4), T)
+    grads = np.concatenate([layer.dW.ravel() for layer in dense_layers(net)])
+    assert not (np.isfinite(loss) and np.isfinite(grads).all())  # the batch did overflow
+    culprit = "a gradient is NaN or inf" if np.isfinite(loss) else f"the loss is {loss:g}"
+    with pytest.raises(FloatingPointError, match=r"optimizer step 4\b") as info:
+        opt.step(net)
+    assert culprit in str(info.value)
+    TrainingState(net, opt).assert_equal(before)
+    for net, opt in zip(nets, opts):
+        net.backward(X, T)
+        opt.step(net)
+    TrainingState(nets[0], opts[0]).assert_equal(TrainingState(nets[1], opts[1]))
+    assert opts[0].state_for(nets[0]).steps == 4
+
+
+@pytest.mark.parametrize("make_opt", OPTIMIZERS.values(), ids=OPTIMIZERS)
+def test_optimizer_step_names_the_layer_whose_gradient_overflowed(backend, dtype, make_opt,
+                                                                  rng):
+    """Inputs near the dtype's largest value cancel in the first layer (loss 1) but its
+    dW overflows; the optimizer state is filled as if trained for 3 steps."""
+    big = np.finfo(dtype).max / 1.2
+    net = fb.Network([fb.Dense(2, 2), fb.Dense(2, 1)], fb.MSELoss(), dtype=dtype,
+                     backend=backend)
+    net.layers[0].W = np.ones((2, 2))
+    net.layers[1].W = np.ones((2, 1))
+    opt = make_opt()
+    state = opt.state_for(net)
+    for name in type(state).__slots__[:-1]:
+        getattr(state, name)[...] = rng.random(net.n_params)
+    state.steps = 3
+    before = TrainingState(net, opt)
+    assert net.backward(np.array([[big, -big]], dtype=dtype), np.ones((1, 1), dtype=dtype)) == 1
+    assert not np.isfinite(net.layers[0].dW).all() and np.isfinite(net.layers[1].dW).all()
+    with pytest.raises(FloatingPointError,
+                       match=r"optimizer step 4: a gradient is NaN or inf \(dW of Dense "
+                             r"layer 1 of 2; loss 1\); the parameters and optimizer state"):
+        opt.step(net)
+    TrainingState(net, opt).assert_equal(before)
+
+
+def test_optimizer_step_refuses_a_nonfinite_loss_with_finite_gradients(backend, snapshot):
+    """backward then step refuses what train_step refuses: here the loss overflows
+    (1e400) while every gradient (2e200) is finite."""
+    nets = [fb.Network([fb.Dense(1, 1)], fb.MSELoss(), dtype="float64", backend=backend)
+            for _ in "ab"]
+    X, T = np.ones((1, 1)), np.zeros((1, 1))
+    for net in nets:
+        net.layers[0].W = [[1e200]]
+    snap = snapshot(nets[0])
+    assert nets[0].backward(X, T) == np.inf
+    assert np.isfinite(nets[0].layers[0].dW).all() and np.isfinite(nets[0].layers[0].db).all()
+    with pytest.raises(FloatingPointError, match=r"optimizer step 1: the loss is inf;"):
+        fb.SGD(lr=0.1).step(nets[0])
+    with pytest.raises(FloatingPointError, match=r"train_step 1: the loss is inf;"):
+        nets[1].train_step(X, T, fb.SGD(lr=0.1))
+    snap.assert_unchanged()
+
+
+# ---- fastbp._core ----------------------------------------------------------------
+
+@pytest.mark.parametrize("call", ["train_step", "train_epoch", "step"])
 def test_core_reports_the_step_of_the_call(call, dtype):
     """A direct call into fastbp._core raises FloatingPointError with ``step`` (steps of
     the call completed before the failing one) and ``reason``."""
@@ -163,9 +219,12 @@ def test_core_reports_the_step_of_the_call(call, dtype):
     with pytest.raises(FloatingPointError) as info:
         if call == "train_step":
             core.train_step(X, T, velocity, *hyper)
-        else:
+        elif call == "train_epoch":
             core.train_epoch(X, T, np.arange(3), 1, velocity, *hyper)
-    expected = 0 if call == "train_step" else 2
+        else:
+            assert core.backward(X, T) > 0  # returns, the gradients overflowed
+            core.step(velocity, *hyper)
+    expected = 2 if call == "train_epoch" else 0
     assert info.value.step == expected
     assert "gradient" in info.value.reason
     assert f"step {expected + 1} of this call" in str(info.value)

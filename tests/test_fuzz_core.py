@@ -160,5 +160,6 @@ def test_fuzz_network_methods(data, batch, dtype, loss, first, lr):
     call(net.check, x, t)
     call(net.loss, x, t)
     call(net.backward, x, t)
+    call(net.step, v, *hyper)
     call(net.train_step, x, t, v, *hyper)
     call(net.train_epoch, x, t, order, batch, v, *hyper)

@@ -1,6 +1,8 @@
 // fastbp._core.CudaNetwork32 / CudaNetwork64: the GPU network behind Network32's
-// interface, plus sync_host() (before Python touches W, b, dW, db) and sgd_step()
-// (fastbp.SGD.step). Compiled only with the CUDA backend.
+// interface (SGD only), plus sync_host() (before Python touches W, b, dW, db). Compiled
+// only with the CUDA backend. A diverged step throws nn::Divergence, which the
+// translator bind_network registers turns into FloatingPointError with `step` and
+// `reason`, as for the CPU networks.
 #include <pybind11/stl.h>
 
 #include <memory>
@@ -127,14 +129,15 @@ void bind_cuda_network_class(py::module_& m, const char* name) {
          py::arg("velocity"), py::arg("lr"), py::arg("momentum"), py::arg("dampening"),
          py::arg("nesterov"), py::arg("weight_decay"), py::arg("first_step"),
          py::arg("loss_sum") = 0.0)
-      .def("sgd_step", [](W& w, py::array& velocity, double lr, double momentum,
-                          double dampening, bool nesterov, double weight_decay, bool first_step) {
+      .def("step", [](W& w, py::array& velocity, double lr, double momentum,
+                      double dampening, bool nesterov, double weight_decay, bool first_step) {
         const kernels::SgdConfig cfg = bind_sgd(w, velocity, lr, momentum, dampening, nesterov,
                                                 weight_decay, first_step);
         py::gil_scoped_release nogil;
         w.net->sgd_step(cfg, first_step);
       }, py::arg("velocity"), py::arg("lr"), py::arg("momentum"), py::arg("dampening"),
-         py::arg("nesterov"), py::arg("weight_decay"), py::arg("first_step"));
+         py::arg("nesterov"), py::arg("weight_decay"), py::arg("first_step"),
+         "One SGD update from the current gradients (fastbp.SGD.step after backward).");
 }
 
 }  // namespace

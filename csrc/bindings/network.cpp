@@ -120,6 +120,27 @@ void bind_network_class(py::module_& m, const char* name) {
         py::gil_scoped_release nogil;
         return net.backward(b.x, b.t, b.rows);
       }, py::arg("X"), py::arg("T"))
+      .def("step", [](Net& net, py::array& velocity, double lr, double momentum,
+                      double dampening, bool nesterov, double weight_decay, bool first_step) {
+        kernels::Update<T> update = sgd_update<T>(net, velocity, lr, momentum, dampening,
+                                                  nesterov, weight_decay, first_step);
+        py::gil_scoped_release nogil;
+        net.step(update);
+      }, py::arg("velocity"), py::arg("lr"), py::arg("momentum"), py::arg("dampening"),
+         py::arg("nesterov"), py::arg("weight_decay"), py::arg("first_step"),
+         "One SGD update from the current gradients (fastbp.SGD.step after backward).")
+      .def("step_adam", [](Net& net, py::array& exp_avg, py::array& exp_avg_sq, double lr,
+                           double beta1, double beta2, double eps, double weight_decay,
+                           bool decoupled_weight_decay, int64_t steps) {
+        kernels::Update<T> update = adam_update<T>(net, exp_avg, exp_avg_sq, lr, beta1, beta2,
+                                                   eps, weight_decay, decoupled_weight_decay,
+                                                   steps);
+        py::gil_scoped_release nogil;
+        net.step(update);
+      }, py::arg("exp_avg"), py::arg("exp_avg_sq"), py::arg("lr"), py::arg("beta1"),
+         py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"),
+         py::arg("decoupled_weight_decay"), py::arg("steps"),
+         "One Adam update from the current gradients; steps: the updates taken before it.")
       .def("train_step", [](Net& net, const py::array& x, const py::array& t, py::array& velocity,
                             double lr, double momentum, double dampening, bool nesterov,
                             double weight_decay, bool first_step) {
@@ -175,7 +196,8 @@ void bind_network_class(py::module_& m, const char* name) {
 void bind_network(py::module_& m) {
   // A diverged step is a FloatingPointError, as NumPy's np.seterr(all="raise") gives;
   // `step` (completed steps of the call) and `reason` let fastbp.Network say which epoch
-  // and step it was and count the steps that were applied.
+  // and step it was and count the steps that were applied. The translator is global to
+  // the module, so it serves the CUDA networks (bind_cuda_network) as well.
   py::register_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);

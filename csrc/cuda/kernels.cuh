@@ -44,9 +44,22 @@ template <typename T>
 void loss(kernels::Loss kind, kernels::Reduction red, const T* y, kernels::Target<T> t,
           int64_t m, int64_t n, T* grad, double* scratch, double* value, cudaStream_t stream);
 
-// One torch.optim.SGD update of n parameters, as kernels::sgd_step.
+// A call's divergence status is two words in device memory, both set to kNotDiverged
+// before its first step: status[0], the first step of the call that diverged;
+// status[1], the lowest index of a NaN or inf gradient in that step.
+constexpr unsigned long long kNotDiverged = ~0ull;
+
+// The check before step `step`'s update: when the loss *value (not checked when value
+// is null) or one of the n gradients is NaN or inf, and no earlier step of the call
+// diverged, records the step (and the first bad gradient) in status.
+template <typename T>
+void check_step(const double* value, const T* grad, int64_t n, int64_t step,
+                unsigned long long* status, cudaStream_t stream);
+
+// One torch.optim.SGD update of n parameters, as kernels::sgd_step; a no-op once status
+// records a diverged step, so neither that step nor a later one of the call updates.
 template <typename T>
 void sgd_step(T* param, const T* grad, T* velocity, int64_t n, const kernels::SgdConfig& cfg,
-              bool first_step, cudaStream_t stream);
+              bool first_step, const unsigned long long* status, cudaStream_t stream);
 
 }  // namespace fastbp::cuda

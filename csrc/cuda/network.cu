@@ -1,6 +1,7 @@
 #include "cuda/network.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -26,7 +27,12 @@ struct Network<T>::Device {
   Buffer<int64_t> labels[2];
   Pinned<T> stage_x[2], stage_t[2];
   Pinned<int64_t> stage_labels[2];
-  Buffer<double> scratch, losses;
+  // A call's report: kStatus words of divergence status (check_step's, as the bits of
+  // unsigned long long), then one loss per step, so that one download brings back the
+  // losses and the verdict together.
+  static constexpr int64_t kStatus = 2;
+  static_assert(sizeof(double) == sizeof(unsigned long long), "status words fill doubles");
+  Buffer<double> scratch, report;
   int64_t rows = 0;
 
   ~Device() {
@@ -39,6 +45,14 @@ struct Network<T>::Device {
   void download(void* dst, const void* src, int64_t bytes) {
     check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream), "download");
     check(cudaStreamSynchronize(stream), "download");
+  }
+  unsigned long long* status() const {
+    return reinterpret_cast<unsigned long long*>(report.data());
+  }
+  double* loss_at(int64_t step) const { return report.data() + kStatus + step; }
+  // Every word kNotDiverged (all bits set), before a call's first step.
+  void reset_status() {
+    check(cudaMemsetAsync(status(), 0xff, kStatus * sizeof(double), stream), "reset_status");
   }
   // The batch's target in slot `s`, uploaded from host target rows.
   Target<T> upload_target(Target<T> t_host, int64_t m, int64_t n, int s) {
@@ -118,7 +132,7 @@ void Network<T>::prepare(int64_t rows) {
     }
     d.rows = rows;
   }
-  d.losses.reserve(1);
+  d.report.reserve(Device::kStatus + 1);
   if (params_ == Fresh::Host) d.upload(d.params.data(), host_params_.data(), n_params() * sizeof(T));
 }
 
@@ -134,9 +148,29 @@ void Network<T>::check_velocity(const kernels::SgdConfig& cfg) const {
 }
 
 template <typename T>
-void Network<T>::after_update(const kernels::SgdConfig& cfg) {
-  params_ = Fresh::Device;
-  if (cfg.momentum != 0.0) velocity_on_device_newer_ = true;
+void Network<T>::enqueue_update(const double* value, int64_t step, const kernels::SgdConfig& cfg,
+                                bool first_step) {
+  Device& d = *dev_;
+  check_step(value, d.grads.data(), n_params(), step, d.status(), d.stream);
+  cuda::sgd_step(d.params.data(), d.grads.data(), d.velocity.data(), n_params(), cfg, first_step,
+                 d.status(), d.stream);
+}
+
+template <typename T>
+void Network<T>::conclude(const double* status, const double* losses,
+                          const kernels::SgdConfig& cfg) {
+  unsigned long long words[Device::kStatus];
+  std::memcpy(words, status, sizeof words);
+  // Steps before the diverged one were applied; with none applied, the device's
+  // velocity may be a first step's uninitialised buffer, which must not come down.
+  if (words[0] != 0) {
+    params_ = Fresh::Device;
+    if (cfg.momentum != 0.0) velocity_on_device_newer_ = true;
+  }
+  if (words[0] == kNotDiverged) return;
+  const int64_t step = static_cast<int64_t>(words[0]);
+  const int64_t bad = words[1] == kNotDiverged ? -1 : static_cast<int64_t>(words[1]);
+  throw nn::Divergence(step, nn::divergence_reason(losses[step], bad, plan_.slots));
 }
 
 template <typename T>
@@ -185,9 +219,9 @@ double Network<T>::loss(const T* x, Target<T> t, int64_t m) {
   const Target<T> dt = d.upload_target(t, m, out_features(), 0);
   const T* y = run_forward(plan_, d.params.data(), d.acts.get(), d.x[0].data(), m, d.stream);
   cuda::loss(loss_, red_, y, dt, m, out_features(), static_cast<T*>(nullptr), d.scratch.data(),
-             d.losses.data(), d.stream);
+             d.loss_at(0), d.stream);
   double value = 0.0;
-  d.download(&value, d.losses.data(), sizeof value);
+  d.download(&value, d.loss_at(0), sizeof value);
   return value;
 }
 
@@ -225,10 +259,9 @@ double Network<T>::backward(const T* x, Target<T> t, int64_t m) {
   prepare(m);
   Device& d = *dev_;
   d.upload(d.x[0].data(), x, m * in_features() * sizeof(T));
-  run_backward(d.x[0].data(), d.upload_target(t, m, out_features(), 0), m, d.losses.data());
-  double value = 0.0;
-  d.download(&value, d.losses.data(), sizeof value);
-  return value;
+  run_backward(d.x[0].data(), d.upload_target(t, m, out_features(), 0), m, d.loss_at(0));
+  d.download(&last_loss_, d.loss_at(0), sizeof last_loss_);
+  return last_loss_;
 }
 
 template <typename T>
@@ -239,13 +272,14 @@ double Network<T>::train_step(const T* x, Target<T> t, int64_t m, const kernels:
   prepare(m);
   Device& d = *dev_;
   d.upload(d.x[0].data(), x, m * in_features() * sizeof(T));
-  run_backward(d.x[0].data(), d.upload_target(t, m, out_features(), 0), m, d.losses.data());
-  cuda::sgd_step(d.params.data(), d.grads.data(), d.velocity.data(), n_params(), cfg, first_step,
-                 d.stream);
-  after_update(cfg);
-  double value = 0.0;
-  d.download(&value, d.losses.data(), sizeof value);
-  return value;
+  d.reset_status();
+  run_backward(d.x[0].data(), d.upload_target(t, m, out_features(), 0), m, d.loss_at(0));
+  enqueue_update(d.loss_at(0), 0, cfg, first_step);
+  double report[Device::kStatus + 1];
+  d.download(report, d.report.data(), sizeof report);
+  last_loss_ = report[Device::kStatus];
+  conclude(report, report + Device::kStatus, cfg);
+  return last_loss_;
 }
 
 template <typename T>
@@ -258,7 +292,8 @@ double Network<T>::train_epoch(const T* x, Target<T> t, int64_t rows, const int6
   const int64_t cap = std::min(batch, rows), batches = (rows + batch - 1) / batch;
   prepare(cap);
   Device& d = *dev_;
-  d.losses.reserve(batches);
+  d.report.reserve(Device::kStatus + batches);
+  d.reset_status();
   for (int s = 0; s < 2; ++s) {
     d.stage_x[s].reserve(cap * in);
     if (t.labels) d.stage_labels[s].reserve(cap); else d.stage_t[s].reserve(cap * out);
@@ -278,14 +313,15 @@ double Network<T>::train_epoch(const T* x, Target<T> t, int64_t rows, const int6
     }
     if (t.labels) staged.labels = d.stage_labels[s].data(); else staged.dense = d.stage_t[s].data();
     d.upload(d.x[s].data(), sx, m * in * sizeof(T));
-    run_backward(d.x[s].data(), d.upload_target(staged, m, out, s), m, d.losses.data() + b);
-    cuda::sgd_step(d.params.data(), d.grads.data(), d.velocity.data(), n_params(), cfg,
-                   first_step && b == 0, d.stream);
-    after_update(cfg);
+    run_backward(d.x[s].data(), d.upload_target(staged, m, out, s), m, d.loss_at(b));
+    enqueue_update(d.loss_at(b), b, cfg, first_step && b == 0);
     check(cudaEventRecord(d.done[s], d.stream), "cudaEventRecord");
   }
-  std::vector<double> losses(batches);
-  d.download(losses.data(), d.losses.data(), batches * sizeof(double));
+  std::vector<double> report(Device::kStatus + batches);
+  d.download(report.data(), d.report.data(), report.size() * sizeof(double));
+  const double* losses = report.data() + Device::kStatus;
+  last_loss_ = losses[batches - 1];
+  conclude(report.data(), losses, cfg);
   for (int64_t b = 0; b < batches; ++b)
     loss_sum += double(std::min(batch, rows - b * batch)) * losses[b];
   return loss_sum;
@@ -295,13 +331,18 @@ template <typename T>
 void Network<T>::sgd_step(const kernels::SgdConfig& cfg, bool first_step) {
   std::lock_guard<std::mutex> lock(mutex_);
   check_velocity(cfg);
+  // The loss came down with the backward pass: it is checked here, the gradients
+  // (which Python may since have written) on the device.
+  if (!std::isfinite(last_loss_))
+    throw nn::Divergence(0, nn::divergence_reason(last_loss_, -1, plan_.slots));
   prepare(0);
   use_grads();
   Device& d = *dev_;
-  cuda::sgd_step(d.params.data(), d.grads.data(), d.velocity.data(), n_params(), cfg, first_step,
-                 d.stream);
-  after_update(cfg);
-  check(cudaStreamSynchronize(d.stream), "sgd_step");
+  d.reset_status();
+  enqueue_update(nullptr, 0, cfg, first_step);
+  double status[Device::kStatus];
+  d.download(status, d.report.data(), sizeof status);
+  conclude(status, &last_loss_, cfg);
 }
 
 template class Network<float>;

@@ -41,6 +41,12 @@ class Network {
   const T* bound_velocity() const { return velocity_host_; }
 
   // The same calls as nn::Network, on host arrays; the momentum buffer is the bound one.
+  // train_step, train_epoch and sgd_step throw nn::Divergence as nn::Network does: the
+  // GPU checks the loss and gradients before each update and skips it, and that step's
+  // verdict comes down with its loss. A diverged epoch still runs its later batches'
+  // forward and backward passes (the host hears of the divergence only when the
+  // epoch's losses come down), but none of its updates: the gradients are then the
+  // last batch's.
   void forward(const T* x, int64_t m, T* out);
   double loss(const T* x, kernels::Target<T> t, int64_t m);
   double backward(const T* x, kernels::Target<T> t, int64_t m);
@@ -65,7 +71,13 @@ class Network {
   void run_backward(const T* x, kernels::Target<T> t, int64_t m, double* value);
   void use_grads();
   void check_velocity(const kernels::SgdConfig& cfg) const;
-  void after_update(const kernels::SgdConfig& cfg);
+  // Enqueues the divergence check of step `step` of a call (loss at the device double
+  // *value, or none) and the SGD update it gates.
+  void enqueue_update(const double* value, int64_t step, const kernels::SgdConfig& cfg,
+                      bool first_step);
+  // With a call's status words and its steps' losses on the host: records what the
+  // applied updates changed, then throws nn::Divergence if a step diverged.
+  void conclude(const double* status, const double* losses, const kernels::SgdConfig& cfg);
 
   nn::Plan plan_;
   kernels::Loss loss_;
@@ -74,6 +86,7 @@ class Network {
   Fresh params_ = Fresh::Host, grads_ = Fresh::Host;
   T* velocity_host_ = nullptr;
   bool velocity_on_device_newer_ = false;
+  double last_loss_ = 0.0;  // of the pass that left the gradients on the device
   std::unique_ptr<Device> dev_;
   std::mutex mutex_;
 };

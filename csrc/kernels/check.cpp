@@ -1,5 +1,6 @@
 #include "check.hpp"
 
+#include <cmath>
 #include <cstring>
 #include <type_traits>
 
@@ -26,6 +27,14 @@ bool all_finite(const T* x, int64_t n) {
   return true;
 }
 
+template <typename T>
+int64_t first_nonfinite(const T* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    if (!std::isfinite(x[i])) return i;
+  }
+  return -1;
+}
+
 int64_t first_bad_label(const int64_t* labels, int64_t n, int64_t classes) {
   for (int64_t i = 0; i < n; ++i) {
     if (labels[i] < 0 || labels[i] >= classes) return i;
@@ -35,5 +44,7 @@ int64_t first_bad_label(const int64_t* labels, int64_t n, int64_t classes) {
 
 template bool all_finite<float>(const float*, int64_t);
 template bool all_finite<double>(const double*, int64_t);
+template int64_t first_nonfinite<float>(const float*, int64_t);
+template int64_t first_nonfinite<double>(const double*, int64_t);
 
 }  // namespace fastbp::kernels

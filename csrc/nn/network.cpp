@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -44,6 +45,22 @@ Plan make_plan(const std::vector<LayerSpec>& layers) {
   if (plan.steps.empty()) throw std::invalid_argument("a network needs at least one Dense layer");
   for (const Step& s : plan.steps) plan.max_width = std::max({plan.max_width, s.in, s.out});
   return plan;
+}
+
+std::string divergence_reason(double loss, int64_t bad, const std::vector<ParamSlot>& slots) {
+  // %g, with NaN unsigned, as Python's f"{loss:g}" in the NumPy reference prints it.
+  char text[32];
+  std::snprintf(text, sizeof text, "%g", std::isnan(loss) ? std::fabs(loss) : loss);
+  if (!std::isfinite(loss)) return std::string("the loss is ") + text;
+  for (size_t i = 0; i < slots.size(); ++i) {
+    const ParamSlot& s = slots[i];
+    if (bad >= s.w_offset && bad < s.b_offset + s.out)
+      return std::string("a gradient is NaN or inf (") + (bad < s.b_offset ? "dW" : "db") +
+             " of Dense layer " + std::to_string(i + 1) + " of " +
+             std::to_string(slots.size()) + "; loss " + text + ")";
+  }
+  throw std::logic_error("divergence_reason: index " + std::to_string(bad) +
+                         " is in no parameter slot");
 }
 
 template <typename T>
@@ -113,6 +130,7 @@ double Network<T>::run_backward(const T* x, kernels::Target<T> t, int64_t m) {
                      params_.data() + st.w_offset, st.out, T(0), g_next, st.in);
     std::swap(g, g_next);
   }
+  last_loss_ = value;
   return value;
 }
 
@@ -136,15 +154,27 @@ double Network<T>::backward(const T* x, kernels::Target<T> t, int64_t m) {
 }
 
 template <typename T>
+void Network<T>::check_finite(int64_t step) const {
+  if (std::isfinite(last_loss_) && kernels::all_finite(grads_.data(), n_params())) return;
+  throw Divergence(step, divergence_reason(last_loss_,
+                                           kernels::first_nonfinite(grads_.data(), n_params()),
+                                           slots_));
+}
+
+template <typename T>
+void Network<T>::step(kernels::Update<T>& update) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  check_finite(0);
+  update.apply(params_.data(), grads_.data(), n_params());
+}
+
+template <typename T>
 double Network<T>::run_step(const T* x, kernels::Target<T> t, int64_t m,
                             kernels::Update<T>& update, int64_t step) {
   const double value = run_backward(x, t, m);
   // Checked before the update, so a diverged step changes no parameter and no optimizer
   // state (inputs were checked finite, so this is the network's own overflow).
-  if (!std::isfinite(value))
-    throw Divergence(step, "the loss is " + std::to_string(value));
-  if (!kernels::all_finite(grads_.data(), n_params()))
-    throw Divergence(step, "a gradient is NaN or inf (loss " + std::to_string(value) + ")");
+  check_finite(step);
   update.apply(params_.data(), grads_.data(), n_params());
   return value;
 }

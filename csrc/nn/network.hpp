@@ -32,10 +32,11 @@ struct Step {
   int64_t w_offset, b_offset;
 };
 
-// Thrown by train_step / train_epoch when a step's loss or gradient is NaN or inf. The
-// check runs before that step's update, which is skipped: parameters and velocity are
-// those from before the step (earlier steps of an epoch stay applied). `step` counts
-// the steps of the call that completed before it, so the caller can count them too.
+// Thrown by train_step / train_epoch / step (CPU and CUDA networks) when a step's loss
+// or gradient is NaN or inf. The check runs before that step's update, which is
+// skipped: parameters and optimizer state are those from before the step (earlier
+// steps of an epoch stay applied). `step` counts the steps of the call that completed
+// before it, so the caller can count them too.
 struct Divergence : std::runtime_error {
   Divergence(int64_t step, const std::string& reason)
       : std::runtime_error(reason + " at step " + std::to_string(step + 1) + " of this call"),
@@ -43,6 +44,12 @@ struct Divergence : std::runtime_error {
   int64_t step;
   std::string reason;
 };
+
+// The reason a Divergence gives for a step whose loss is `loss` and whose first NaN or
+// inf gradient is at flat index `bad` (-1: none) in a buffer laid out as `slots`: the
+// loss when it is not finite, else the Dense layer and the dW or db holding `bad`.
+// Shared by the CPU and CUDA networks, so both name the same culprit the same way.
+std::string divergence_reason(double loss, int64_t bad, const std::vector<ParamSlot>& slots);
 
 // The steps and flat parameter layout of a network, shared by the CPU and CUDA networks.
 struct Plan {
@@ -74,7 +81,13 @@ class Network {
   // Each runs the whole batch x (m x in_features) in one call.
   void forward(const T* x, int64_t m, T* out);
   double loss(const T* x, kernels::Target<T> t, int64_t m);
+  // Fills the gradients and returns the loss, whether finite or not: only an update
+  // refuses non-finite values.
   double backward(const T* x, kernels::Target<T> t, int64_t m);
+  // One optimizer update from the current gradients (backward, then step), which
+  // advances update.steps; Divergence, changing nothing, when the loss of the last
+  // backward pass or a gradient is not finite.
+  void step(kernels::Update<T>& update);
   // Backward pass then one optimizer update, which advances update.steps.
   double train_step(const T* x, kernels::Target<T> t, int64_t m, kernels::Update<T>& update);
   // One pass over the rows of x in `order`, batch by batch; returns loss_sum plus each
@@ -86,6 +99,8 @@ class Network {
  private:
   const T* run_forward(const T* x, int64_t m);
   double run_backward(const T* x, kernels::Target<T> t, int64_t m);
+  // Divergence, naming `step` of this call, when last_loss_ or a gradient is not finite.
+  void check_finite(int64_t step) const;
   // run_backward, then the optimizer update unless the loss or a gradient is not finite.
   double run_step(const T* x, kernels::Target<T> t, int64_t m, kernels::Update<T>& update,
                   int64_t step);
@@ -97,6 +112,7 @@ class Network {
   kernels::Reduction red_;
   std::vector<T> params_, grads_;
   int64_t max_width_ = 0, reserved_rows_ = 0;
+  double last_loss_ = 0.0;            // of the pass that filled grads_
   std::vector<std::vector<T>> acts_;  // post-activation output of each step
   std::vector<T> grad_a_, grad_b_;    // ping-pong buffers for dL/d(activations)
   std::vector<T> batch_x_, batch_t_;  // gathered rows for train_epoch

@@ -239,7 +239,13 @@ class Network:
         return float(self._core.loss(*self._batch(X, T)))
 
     def backward(self, X, T) -> float:
-        """Forward pass, loss and backpropagation; fills every ``dW``/``db``."""
+        """Forward pass, loss and backpropagation; fills every ``dW``/``db``.
+
+        Returns the loss. A loss or gradient that is NaN or inf is returned and kept as it
+        is, for inspection, without raising: ``backward`` changes no parameter. The next
+        ``optimizer.step(net)`` refuses to apply it (FloatingPointError), as
+        :meth:`train_step` would.
+        """
         return float(self._core.backward(*self._batch(X, T)))
 
     def train_step(self, X, T, optimizer: Optimizer) -> float:
@@ -270,13 +276,13 @@ class Network:
 
     @_serialised
     def _apply_update(self, opt: Optimizer) -> None:
+        """``opt.step(self)``: one update in the backend, which checks the last backward
+        pass's loss and the gradients first (see :meth:`Optimizer.step`)."""
         state = self._optimizer_state(opt)
-        if self.backend == "cuda":  # the parameters and gradients are on the GPU
-            self._core.sgd_step(state.velocity, *opt.hyper_parameters, state.steps == 0)
-            state.steps += 1
-            return
-        kernels = reference if self.backend == "numpy" else ops
-        opt.update(kernels, self._core.params, self._core.grads, state)
+        try:
+            getattr(self._core, "step" + opt._CORE_SUFFIX)(*opt.core_args(state))
+        except FloatingPointError as e:
+            raise _diverged(f"optimizer step {state.steps + 1}", e) from None
         state.steps += 1
 
     @_serialised

@@ -95,13 +95,24 @@ class Optimizer:
         """The arguments after the batch (and order) of the network core's training calls."""
         raise NotImplementedError
 
-    def update(self, kernels, params: np.ndarray, grads: np.ndarray, state) -> None:
-        """One update of ``params`` with ``kernels`` (:mod:`fastbp.ops` or
-        :mod:`fastbp.reference`); the caller counts the step."""
-        raise NotImplementedError
-
     def step(self, net) -> None:
-        """Apply one update to ``net`` from the gradients of its last backward pass."""
+        """Apply one update to ``net`` from the gradients of its last backward pass.
+
+        Parameters
+        ----------
+        net : Network
+            The network whose ``dW``/``db`` (as ``net.backward`` left them, or as since
+            edited) drive the update.
+
+        Raises
+        ------
+        FloatingPointError
+            When the loss of ``net``'s last backward pass or a gradient is NaN or inf,
+            naming the optimizer step that would have been applied and what was not
+            finite (the loss, or the Dense layer's ``dW`` or ``db``). Nothing changes:
+            parameters, momentum buffer or moment estimates, and the step count are as
+            before the call.
+        """
         net._apply_update(self)
 
     def __repr__(self) -> str:
@@ -152,10 +163,6 @@ class SGD(Optimizer):
     def core_args(self, state: OptimizerState) -> tuple:
         return (state.velocity, *self.hyper_parameters, state.steps == 0)
 
-    def update(self, kernels, params, grads, state: OptimizerState) -> None:
-        kernels.sgd_step(params, grads, state.velocity,
-                         **dict(zip(self._HYPER, self.hyper_parameters)),
-                         first_step=state.steps == 0)
 
 
 class Adam(Optimizer):
@@ -211,12 +218,6 @@ class Adam(Optimizer):
 
     def core_args(self, state: AdamState) -> tuple:
         return (state.exp_avg, state.exp_avg_sq, *self.hyper_parameters, state.steps)
-
-    def update(self, kernels, params, grads, state: AdamState) -> None:
-        lr, beta1, beta2, eps, weight_decay, decoupled = self.hyper_parameters
-        kernels.adam_step(params, grads, state.exp_avg, state.exp_avg_sq, lr=lr,
-                          betas=(beta1, beta2), eps=eps, weight_decay=weight_decay,
-                          decoupled_weight_decay=decoupled, step=state.steps + 1)
 
 
 class AdamW(Adam):

@@ -238,6 +238,7 @@ class ReferenceNetwork:
         self.n_params = offset
         self._loss, self._loss_grad = LOSSES[loss]
         self._reduction = reduction
+        self._last_loss = 0.0  # of the pass that filled grads, checked before an update
 
     def _weights(self, flat, slot):
         w_off, b_off, n_in, n_out = self.slots[slot]
@@ -292,40 +293,59 @@ class ReferenceNetwork:
         return self._loss(self._forward(x)[-1], t, self._reduction)
 
     def backward(self, x, t):
+        """Fills the gradients and returns the loss, finite or not, as the C++ network:
+        overflow shows in the values (and is refused by an update), not as warnings."""
         self.check(x, t)
-        outputs = self._forward(x)
-        value = self._loss(outputs[-1], t, self._reduction)
-        delta = self._loss_grad(outputs[-1], t, self._reduction)
-        for i in range(len(self._layers) - 1, -1, -1):
-            dense, slot, act = self._layers[i]
-            if dense:
-                w, _ = self._weights(self.params, slot)
-                dw, db = self._weights(self.grads, slot)
-                dw[...] = outputs[i].T @ delta
-                db[...] = delta.sum(axis=0)
-                delta = delta @ w.T
-            else:
-                delta = ACTIVATIONS[act][1](outputs[i + 1], delta)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            outputs = self._forward(x)
+            value = self._loss(outputs[-1], t, self._reduction)
+            delta = self._loss_grad(outputs[-1], t, self._reduction)
+            for i in range(len(self._layers) - 1, -1, -1):
+                dense, slot, act = self._layers[i]
+                if dense:
+                    w, _ = self._weights(self.params, slot)
+                    dw, db = self._weights(self.grads, slot)
+                    dw[...] = outputs[i].T @ delta
+                    db[...] = delta.sum(axis=0)
+                    delta = delta @ w.T
+                else:
+                    delta = ACTIVATIONS[act][1](outputs[i + 1], delta)
+        self._last_loss = value
         return value
 
-    def _step(self, x, t, update, step):
-        """Backward and ``update()`` of one checked batch; like the C++ network, a loss or
-        gradient that is not finite skips the update and raises FloatingPointError with
-        ``step`` and ``reason`` (overflow is reported by that error, not by warnings)."""
-        if t.ndim == 1 and self._loss is not softmax_cross_entropy:
-            t = t.reshape(-1, 1)
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            value = self.backward(x, t)
+    def _divergence_reason(self):
+        """Why the last backward pass must not update, in nn::divergence_reason's words,
+        or None when its loss and every gradient are finite."""
+        value = self._last_loss
         if not np.isfinite(value):
-            reason = f"the loss is {value}"
-        elif not np.isfinite(self.grads).all():
-            reason = f"a gradient is NaN or inf (loss {value})"
-        else:
+            return f"the loss is {value:g}"
+        bad = np.flatnonzero(~np.isfinite(self.grads))
+        if not bad.size:
+            return None
+        for i, (w_off, b_off, _, n_out) in enumerate(self.slots):
+            if bad[0] < b_off + n_out:
+                part = "dW" if bad[0] < b_off else "db"
+                return (f"a gradient is NaN or inf ({part} of Dense layer {i + 1} of "
+                        f"{len(self.slots)}; loss {value:g})")
+
+    def _update(self, update, step):
+        """``update()`` unless the last backward pass diverged: then, like the C++
+        network, FloatingPointError with ``step`` (of this call) and ``reason``."""
+        reason = self._divergence_reason()
+        if reason is None:
             update()
-            return value
+            return
         error = FloatingPointError(f"{reason} at step {step + 1} of this call")
         error.step, error.reason = step, reason
         raise error
+
+    def _step(self, x, t, update, step):
+        """Backward and ``update()`` of one checked batch (see :meth:`_update`)."""
+        if t.ndim == 1 and self._loss is not softmax_cross_entropy:
+            t = t.reshape(-1, 1)
+        value = self.backward(x, t)
+        self._update(update, step)
+        return value
 
     def _epoch(self, x, t, order, batch_size, step_fn, loss_sum):
         """``step_fn(rows, i)`` for batch i of the rows in ``order``; ``loss_sum`` plus
@@ -347,6 +367,15 @@ class ReferenceNetwork:
         return lambda: adam_step(self.params, self.grads, exp_avg, exp_avg_sq, lr=lr,
                                  betas=(beta1, beta2), eps=eps, weight_decay=weight_decay,
                                  decoupled_weight_decay=decoupled, step=step)
+
+    def step(self, velocity, lr, momentum, dampening, nesterov, weight_decay, first_step):
+        hyper = (lr, momentum, dampening, nesterov, weight_decay)
+        self._update(self._sgd(velocity, hyper, first_step), 0)
+
+    def step_adam(self, exp_avg, exp_avg_sq, lr, beta1, beta2, eps, weight_decay,
+                  decoupled_weight_decay, steps):
+        hyper = (lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay)
+        self._update(self._adam(exp_avg, exp_avg_sq, hyper, steps + 1), 0)
 
     def train_step(self, x, t, velocity, lr, momentum, dampening, nesterov, weight_decay,
                    first_step):
