@@ -29,10 +29,11 @@ import fastbp as fb
 from fastbp.sklearn import MLPClassifier as FbMLP
 
 CASES = [  # (hidden layers, batch size, dtype)
+    ((128,), 32, "float32"),  # examples/digits.py's network and batch
     ((128,), 32, "float64"),
-    ((128,), 32, "float32"),
     ((128,), 200, "float32"),
     ((256, 128), 32, "float32"),
+    ((100,), 200, "float64"),  # scikit-learn's defaults (batch_size="auto" is 200 here)
 ]
 
 

@@ -368,10 +368,11 @@ class Network:
         try:
             for epoch in range(epochs):
                 start = time.perf_counter()
-                optimizer.lr = lrs[epoch]
+                if optimizer.lr != lrs[epoch]:  # the setter validates: skip it when idle
+                    optimizer.lr = lrs[epoch]
                 order = self._rng.permutation(x.shape[0]) if shuffle else np.arange(x.shape[0])
-                mean = self._run_epoch(x, t, order.astype(np.int64), batch_size, optimizer,
-                                       epoch, bar)
+                mean = self._run_epoch(x, t, order.astype(np.int64, copy=False), batch_size,
+                                       optimizer, epoch, bar)
                 logs = {"loss": mean, **self._evaluate(x, t, val, scored),
                         "lr": lrs[epoch], "epoch_time": time.perf_counter() - start}
                 history.append(logs)
