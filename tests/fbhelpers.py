@@ -232,3 +232,42 @@ def np_loss(loss, y, t):
         per = np.maximum(y, 0) - y * t + np.log1p(np.exp(-np.abs(y)))
         return per.sum() if reduction == "sum" else per.mean()
     raise KeyError(loss)
+
+
+def core_divergence(call: str, dtype, backend: str = "cpu") -> FloatingPointError:
+    """The FloatingPointError of a direct ``_core`` call (``train_step``, ``train_epoch``
+    or ``backward`` then ``step``) on three rows whose last one overflows the weight
+    gradient: the step that fails is the call's first, or its third for ``train_epoch``."""
+    big = np.finfo(dtype).max / 1.2
+    # summed loss: the gradient of the big row is 2 * big whatever the batch size
+    core = fb.Network([fb.Dense(2, 1)], fb.MSELoss(reduction="sum"), dtype=dtype,
+                      backend=backend)._core
+    core.params[...] = 1
+    X = np.array([[1, 1], [1, 1], [big, -big]], dtype=dtype)
+    T = np.zeros((3, 1), dtype=dtype)
+    velocity = np.zeros(core.n_params, dtype=dtype)
+    hyper = (1e-30, 0.0, 0.0, False, 0.0, True)
+    try:
+        if call == "train_step":
+            core.train_step(X, T, velocity, *hyper)
+        elif call == "train_epoch":
+            core.train_epoch(X, T, np.arange(3), 1, velocity, *hyper)
+        else:
+            assert core.backward(X, T) > 0  # returns, the gradients overflowed
+            core.step(velocity, *hyper)
+    except FloatingPointError as e:
+        return e
+    raise AssertionError(f"{call} on an overflowing batch did not raise FloatingPointError")
+
+
+def train_until_divergence(net, X, T, opt, max_steps: int = 200):
+    """``train_step`` on the same batch until it raises FloatingPointError: the failing
+    step (from 1), its error, and the TrainingState from just before it."""
+    for step in range(1, max_steps + 1):
+        before = TrainingState(net, opt)
+        try:
+            net.train_step(X, T, opt)
+        except FloatingPointError as e:
+            return step, e, before
+    raise AssertionError(f"the network never diverged in {max_steps} steps")
+

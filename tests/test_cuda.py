@@ -13,7 +13,8 @@ import pytest
 import fastbp as fb
 from fastbp import _core
 from fbhelpers import (ARCHS, LOSSES, TrainingState, assert_close_scaled, backend_rtol,
-                       dense_layers, exploding, make_data, make_net)
+                       core_divergence, dense_layers, exploding, make_data, make_net,
+                       train_until_divergence)
 
 INFO = fb.build_info()
 needs_gpu = pytest.mark.skipif(not INFO["cuda_available"],
@@ -236,17 +237,10 @@ def test_train_step_divergence_matches_cpu(dtype):
     failed = {}
     for backend in ("cpu", "cuda"):
         net, X, T, opt = exploding(backend, dtype)
-        for step in range(1, 200):
-            before = TrainingState(net, opt)
-            try:
-                net.train_step(X, T, opt)
-            except FloatingPointError as e:
-                found = re.search(rf"train_step {step}: (the loss is|a gradient is NaN or inf "
-                                  r"\(d[Wb] of Dense layer \d of 2)", str(e))
-                assert found, str(e)
-                break
-        else:
-            pytest.fail(f"{backend}: the network never diverged")
+        step, e, before = train_until_divergence(net, X, T, opt)
+        found = re.search(rf"train_step {step}: (the loss is|a gradient is NaN or inf "
+                          r"\(d[Wb] of Dense layer \d of 2)", str(e))
+        assert found, str(e)
         TrainingState(net, opt).assert_equal(before)
         failed[backend] = step, found[1]
     assert failed["cuda"] == failed["cpu"]
@@ -350,22 +344,6 @@ def test_fit_divergence_matches_cpu():
 @pytest.mark.parametrize("call", ["train_step", "train_epoch", "step"])
 def test_core_cuda_network_reports_the_step_of_the_call(call):
     """As test_divergence.py::test_core_reports_the_step_of_the_call, on CudaNetwork64."""
-    big = np.finfo(np.float64).max / 1.2
-    core = fb.Network([fb.Dense(2, 1)], fb.MSELoss(reduction="sum"), dtype="float64",
-                      backend="cuda")._core
-    core.params[...] = 1
-    X = np.array([[1, 1], [1, 1], [big, -big]])
-    T = np.zeros((3, 1))
-    velocity = np.zeros(core.n_params)
-    hyper = (1e-30, 0.0, 0.0, False, 0.0, True)
-    with pytest.raises(FloatingPointError) as info:
-        if call == "train_step":
-            core.train_step(X, T, velocity, *hyper)
-        elif call == "train_epoch":
-            core.train_epoch(X, T, np.arange(3), 1, velocity, *hyper)
-        else:
-            assert core.backward(X, T) > 0
-            core.step(velocity, *hyper)
-    expected = 2 if call == "train_epoch" else 0
-    assert info.value.step == expected
-    assert info.value.reason.startswith("a gradient is NaN or inf (dW of Dense layer 1 of 1")
+    error = core_divergence(call, "float64", backend="cuda")
+    assert error.step == (2 if call == "train_epoch" else 0)
+    assert error.reason.startswith("a gradient is NaN or inf (dW of Dense layer 1 of 1")

@@ -13,7 +13,8 @@ import pytest
 
 import fastbp as fb
 from fbhelpers import (BACKENDS, DTYPES, EXPLODING_ROWS, EXPLODING_WIDTHS, TrainingState,
-                       dense_layers, exploding, make_net)
+                       core_divergence, dense_layers, exploding, make_net,
+                       train_until_divergence)
 
 # (rows, batch size): three batches per epoch, the last one short (with a bar, one core
 # call each); 23 batches, the last of one row (with a bar, two per call).
@@ -42,16 +43,9 @@ def progress(request):
 
 def test_train_step_divergence_raises_and_changes_nothing(backend, dtype):
     net, X, T, opt = exploding(backend, dtype)
-    for step in range(1, 200):
-        before = TrainingState(net, opt)
-        try:
-            net.train_step(X, T, opt)
-        except FloatingPointError as e:
-            assert re.search(rf"train_step {step}\b", str(e)), str(e)
-            assert "NaN or inf" in str(e) or "loss is" in str(e)
-            break
-    else:
-        pytest.fail("the network never diverged")
+    step, e, before = train_until_divergence(net, X, T, opt)
+    assert re.search(rf"train_step {step}\b", str(e)), str(e)
+    assert "NaN or inf" in str(e) or "loss is" in str(e)
     assert step > 2  # the test drives a real run to overflow, not a bad first step
     TrainingState(net, opt).assert_equal(before)
     assert opt.state_for(net).steps == step - 1
@@ -208,23 +202,8 @@ def test_optimizer_step_refuses_a_nonfinite_loss_with_finite_gradients(backend, 
 def test_core_reports_the_step_of_the_call(call, dtype):
     """A direct call into fastbp._core raises FloatingPointError with ``step`` (steps of
     the call completed before the failing one) and ``reason``."""
-    big = np.finfo(dtype).max / 1.2
-    # summed loss: the gradient of the big row is 2 * big whatever the batch size
-    core = fb.Network([fb.Dense(2, 1)], fb.MSELoss(reduction="sum"), dtype=dtype)._core
-    core.params[...] = 1
-    X = np.array([[1, 1], [1, 1], [big, -big]], dtype=dtype)
-    T = np.zeros((3, 1), dtype=dtype)
-    velocity = np.zeros(core.n_params, dtype=dtype)
-    hyper = (1e-30, 0.0, 0.0, False, 0.0, True)
-    with pytest.raises(FloatingPointError) as info:
-        if call == "train_step":
-            core.train_step(X, T, velocity, *hyper)
-        elif call == "train_epoch":
-            core.train_epoch(X, T, np.arange(3), 1, velocity, *hyper)
-        else:
-            assert core.backward(X, T) > 0  # returns, the gradients overflowed
-            core.step(velocity, *hyper)
+    error = core_divergence(call, dtype)
     expected = 2 if call == "train_epoch" else 0
-    assert info.value.step == expected
-    assert "gradient" in info.value.reason
-    assert f"step {expected + 1} of this call" in str(info.value)
+    assert error.step == expected
+    assert "gradient" in error.reason
+    assert f"step {expected + 1} of this call" in str(error)
