@@ -84,5 +84,5 @@ def recording_bars(monkeypatch):
         bars.append(RecordingBar(epochs, batches))
         return bars[-1]
 
-    monkeypatch.setattr("fastbp.network.ProgressBar", make)
+    monkeypatch.setattr("fastbp.training.ProgressBar", make)
     return bars

@@ -159,7 +159,7 @@ def test_tqdm_bar_counts_batches_and_shows_the_running_loss(monkeypatch, capsys)
             super().advance(epoch, batches, loss)
             seen.append((self.bar.n, self.bar.total, self.bar.desc, self.bar.postfix))
 
-    monkeypatch.setattr("fastbp.network.ProgressBar", Watched)
+    monkeypatch.setattr("fastbp.training.ProgressBar", Watched)
     X, T = data()
     history = net_for().fit(X, T, epochs=2, batch_size=BATCH, optimizer=fb.SGD(lr=0.05),
                             validation_data=(X[:20], T[:20]), progress=True)

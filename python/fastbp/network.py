@@ -5,26 +5,22 @@ from __future__ import annotations
 import functools
 import os
 import threading
-import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from . import _core, _validate, ops, reference
-from .callbacks import EarlyStopping, ProgressBar, progress_default
 from .history import History
 from .layers import Activation, Dense, Layer
-from .losses import Loss, MSELoss, SoftmaxCrossEntropyLoss
-from .metrics import METRICS
+from .losses import Loss, SoftmaxCrossEntropyLoss
 from .optim import SGD, Optimizer
 from .schedules import Schedule
+from .training import diverged
+from .training import fit as _fit
 
 __all__ = ["Network", "History"]
 
 BACKENDS = ("cpu", "cuda", "numpy")
-# With a progress bar, fit runs an epoch as this many core calls at most, so the bar moves
-# within the epoch while the calls stay few (one slice is about 1/20 of the epoch).
-BAR_UPDATES_PER_EPOCH = 20
 _NO_OPTIMIZER = object()  # what no argument can be
 _CORE_NETWORKS = {np.float32: _core.Network32, np.float64: _core.Network64}
 # Present only when fastbp was built with the CUDA backend.
@@ -70,12 +66,6 @@ def _describe(layers) -> list:
     if len({id(layer) for layer in layers}) != len(layers):
         raise ValueError("a layer object appears twice in layers")
     return specs
-
-
-def _diverged(where: str, error: FloatingPointError) -> FloatingPointError:
-    """The error for a step that diverged, from the backend's (which has ``reason``)."""
-    return FloatingPointError(f"training diverged at {where}: {error.reason}; the parameters "
-                              "and optimizer state are those from before this step")
 
 
 def _serialised(method):
@@ -268,7 +258,7 @@ class Network:
                 except TypeError:  # _core takes exact dtypes only: convert, let it check
                     value = train_step(*self._batch(X, T), *args)
             except FloatingPointError as e:
-                raise _diverged(f"train_step {state.steps + 1}", e) from None
+                raise diverged(f"train_step {state.steps + 1}", e) from None
             state.steps += 1
             return value
         finally:
@@ -282,7 +272,7 @@ class Network:
         try:
             getattr(self._core, "step" + opt._CORE_SUFFIX)(*opt.core_args(state))
         except FloatingPointError as e:
-            raise _diverged(f"optimizer step {state.steps + 1}", e) from None
+            raise diverged(f"optimizer step {state.steps + 1}", e) from None
         state.steps += 1
 
     @_serialised
@@ -347,135 +337,11 @@ class Network:
             When a step's loss or gradient is NaN or inf, naming the epoch and step; the
             parameters and optimizer state are those from before that step.
         """
-        epochs = _validate.positive_int("epochs", epochs)
-        batch_size = _validate.positive_int("batch_size", batch_size)
-        self._optimizer_state(optimizer)  # refuses a bad optimizer before anything runs
-        x, t = self._batch(X, T)
-        # Checked whole here: with a progress bar the core sees slices (and would name rows
-        # of a slice), and without rows no epoch reaches the core at all.
-        self._core.check(x, t)
-        x, t, val = self._validation(x, t, validation_data, validation_split)
-        scored = self._metrics(metrics)
-        lrs = self._learning_rates(lr_schedule, epochs, optimizer.lr)
-        callbacks = _validate.callables("callbacks", callbacks)
-        if early_stopping and val is None:
-            raise ValueError("early_stopping needs validation_data or validation_split")
-        stopper = EarlyStopping(self, patience) if early_stopping else None
-        n_batches = -(-x.shape[0] // batch_size)
-        bar = ProgressBar(epochs, n_batches) \
-            if (progress_default() if progress is None else progress) else None
-        history, base_lr = History(), optimizer.lr
-        try:
-            for epoch in range(epochs):
-                start = time.perf_counter()
-                if optimizer.lr != lrs[epoch]:  # the setter validates: skip it when idle
-                    optimizer.lr = lrs[epoch]
-                order = self._rng.permutation(x.shape[0]) if shuffle else np.arange(x.shape[0])
-                mean = self._run_epoch(x, t, order.astype(np.int64, copy=False), batch_size,
-                                       optimizer, epoch, bar)
-                logs = {"loss": mean, **self._evaluate(x, t, val, scored),
-                        "lr": lrs[epoch], "epoch_time": time.perf_counter() - start}
-                history.append(logs)
-                if bar is not None:
-                    bar(epoch, logs)
-                keep = [callback(epoch, logs) is not False for callback in callbacks]
-                if stopper is not None:
-                    keep.append(stopper(epoch, logs))
-                if not all(keep):
-                    history.stopped_epoch = epoch
-                    break
-        finally:
-            optimizer.lr = base_lr
-            if bar is not None:
-                bar.close()
-        if stopper is not None and stopper.best_params is not None:
-            stopper.restore_best()
-            history.best_epoch = stopper.best_epoch
-        return history
-
-    def _run_epoch(self, x, t, order, batch_size: int, optimizer: Optimizer, epoch: int,
-                   bar: ProgressBar | None) -> float:
-        """Train on the rows of ``x`` in ``order``; returns the epoch's sample-weighted mean
-        loss. Without a bar, one core call; with one, calls on consecutive slices of
-        ``order`` of whole batches, each continuing the previous call's loss sum, so the
-        batches, the updates and the sum are exactly those of one call."""
-        state = self._optimizer_state(optimizer)
-        train_epoch = getattr(self._core, "train_epoch" + optimizer._CORE_SUFFIX)
-        n_batches = -(-len(order) // batch_size)
-        per_call = n_batches if bar is None else -(-n_batches // BAR_UPDATES_PER_EPOCH)
-        loss_sum = 0.0
-        for first in range(0, n_batches, per_call):
-            if per_call == n_batches:
-                args = (x, t, order)
-            else:  # the core takes an order over all of its rows: hand it the slice's rows
-                rows = order[first * batch_size:(first + per_call) * batch_size]
-                args = (x[rows], t[rows], np.arange(len(rows), dtype=np.int64))
-            try:
-                loss_sum = train_epoch(*args, batch_size, *optimizer.core_args(state),
-                                       loss_sum=loss_sum)
-            except FloatingPointError as e:
-                state.steps += e.step  # the epoch's batches before it stay applied
-                raise _diverged(f"epoch {epoch + 1}, step {first + e.step + 1}", e) from None
-            done = min(per_call, n_batches - first)
-            state.steps += done
-            if bar is not None:
-                bar.advance(epoch, done, loss_sum / min(len(order), (first + done) * batch_size))
-        return float(loss_sum) / len(order)
-
-    def _validation(self, x, t, validation_data, validation_split):
-        """``(x, t, val)``: the training rows and the validation batch (or None)."""
-        split = _validate.real("validation_split", validation_split)
-        if validation_data is not None:
-            if split:
-                raise ValueError("give validation_data or validation_split, not both")
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise TypeError("validation_data must be a pair (X_val, T_val)")
-            val = self._batch(*validation_data)
-            self._core.check(*val)
-            return x, t, val
-        if not split:
-            return x, t, None
-        n_val = int(round(split * x.shape[0]))
-        if split >= 1 or not 0 < n_val < x.shape[0]:
-            raise ValueError(f"validation_split={split} leaves no rows to train or to validate "
-                             f"on, of {x.shape[0]}")
-        cut = x.shape[0] - n_val
-        return x[:cut], t[:cut], (x[cut:], t[cut:])
-
-    def _metrics(self, metrics) -> list:
-        """The metric names checked: known, and meaningful for this network's loss."""
-        if isinstance(metrics, str) or not isinstance(metrics, (list, tuple)):
-            raise TypeError(f"metrics must be a list of names, got {metrics!r}")
-        for name in metrics:
-            _validate.choice("metric", name, METRICS)
-            if isinstance(self.loss_fn, MSELoss):
-                raise ValueError(f"metric {name!r} needs a classification loss, got "
-                                 f"{self.loss_fn!r}")
-        return list(metrics)
-
-    @staticmethod
-    def _learning_rates(schedule, epochs: int, base_lr: float) -> list:
-        """The learning rate of every epoch, checked before training starts."""
-        if schedule is None:
-            return [base_lr] * epochs
-        if not isinstance(schedule, Schedule):
-            raise TypeError("lr_schedule must be a fastbp.schedules.Schedule, got "
-                            f"{type(schedule).__name__}")
-        return [_validate.real(f"{schedule!r} learning rate at epoch {epoch}",
-                               schedule(epoch, base_lr), strict=True)
-                for epoch in range(epochs)]
-
-    def _evaluate(self, x, t, val, metrics) -> dict:
-        """Validation loss and the metrics after an epoch, as log entries."""
-        logs = {}
-        if val is not None:
-            logs["val_loss"] = float(self._core.loss(*val))
-        for name in metrics:
-            logs[name] = METRICS[name](self._core.forward(x), t, self.loss_fn.name)
-            if val is not None:
-                logs["val_" + name] = METRICS[name](self._core.forward(val[0]), val[1],
-                                                    self.loss_fn.name)
-        return logs
+        return _fit(self, X, T, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
+                    shuffle=shuffle, validation_data=validation_data,
+                    validation_split=validation_split, metrics=metrics,
+                    lr_schedule=lr_schedule, callbacks=callbacks,
+                    early_stopping=early_stopping, patience=patience, progress=progress)
 
     # ---- description --------------------------------------------------------------
 
