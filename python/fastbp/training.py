@@ -59,7 +59,7 @@ def fit(net, X, T, *, epochs: int, batch_size: int, optimizer: Optimizer,
                 optimizer.lr = lrs[epoch]
             order = net._rng.permutation(x.shape[0]) if shuffle else np.arange(x.shape[0])
             mean = _run_epoch(net, x, t, order.astype(np.int64, copy=False), batch_size,
-                                   optimizer, epoch, bar)
+                              optimizer, epoch, bar)
             logs = {"loss": mean, **_evaluate(net, x, t, val, scored),
                     "lr": lrs[epoch], "epoch_time": time.perf_counter() - start}
             history.append(logs)
@@ -110,6 +110,7 @@ def _run_epoch(net, x, t, order, batch_size: int, optimizer: Optimizer, epoch: i
             bar.advance(epoch, done, loss_sum / min(len(order), (first + done) * batch_size))
     return float(loss_sum) / len(order)
 
+
 def _validation(net, x, t, validation_data, validation_split):
     """``(x, t, val)``: the training rows and the validation batch (or None)."""
     split = _validate.real("validation_split", validation_split)
@@ -130,6 +131,7 @@ def _validation(net, x, t, validation_data, validation_split):
     cut = x.shape[0] - n_val
     return x[:cut], t[:cut], (x[cut:], t[cut:])
 
+
 def _metrics(net, metrics) -> list:
     """The metric names checked: known, and meaningful for this network's loss."""
     if isinstance(metrics, str) or not isinstance(metrics, (list, tuple)):
@@ -141,6 +143,7 @@ def _metrics(net, metrics) -> list:
                              f"{net.loss_fn!r}")
     return list(metrics)
 
+
 def _learning_rates(schedule, epochs: int, base_lr: float) -> list:
     """The learning rate of every epoch, checked before training starts."""
     if schedule is None:
@@ -151,6 +154,7 @@ def _learning_rates(schedule, epochs: int, base_lr: float) -> list:
     return [_validate.real(f"{schedule!r} learning rate at epoch {epoch}",
                            schedule(epoch, base_lr), strict=True)
             for epoch in range(epochs)]
+
 
 def _evaluate(net, x, t, val, metrics) -> dict:
     """Validation loss and the metrics after an epoch, as log entries."""
