@@ -296,6 +296,10 @@ class ReferenceNetwork:
         """Fills the gradients and returns the loss, finite or not, as the C++ network:
         overflow shows in the values (and is refused by an update), not as warnings."""
         self.check(x, t)
+        return self._backward(x, t)
+
+    def _backward(self, x, t):
+        """:meth:`backward` of a checked batch."""
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             outputs = self._forward(x)
             value = self._loss(outputs[-1], t, self._reduction)
@@ -343,7 +347,7 @@ class ReferenceNetwork:
         """Backward and ``update()`` of one checked batch (see :meth:`_update`)."""
         if t.ndim == 1 and self._loss is not softmax_cross_entropy:
             t = t.reshape(-1, 1)
-        value = self.backward(x, t)
+        value = self._backward(x, t)
         self._update(update, step)
         return value
 
