@@ -36,7 +36,7 @@ def fit(net, X, T, *, epochs: int, batch_size: int, optimizer: Optimizer,
     """:meth:`fastbp.Network.fit` (documented there), on ``net``, under its lock."""
     epochs = _validate.positive_int("epochs", epochs)
     batch_size = _validate.positive_int("batch_size", batch_size)
-    net._optimizer_state(optimizer)  # refuses a bad optimizer before anything runs
+    state = net._optimizer_state(optimizer)  # refuses a bad optimizer before anything runs
     x, t = net._batch(X, T)
     # Checked whole here: with a progress bar the core sees slices (and would name rows
     # of a slice), and without rows no epoch reaches the core at all.
@@ -59,7 +59,7 @@ def fit(net, X, T, *, epochs: int, batch_size: int, optimizer: Optimizer,
                 optimizer.lr = lrs[epoch]
             order = net._rng.permutation(x.shape[0]) if shuffle else np.arange(x.shape[0])
             mean = _run_epoch(net, x, t, order.astype(np.int64, copy=False), batch_size,
-                              optimizer, epoch, bar)
+                              optimizer, state, epoch, bar)
             logs = {"loss": mean, **_evaluate(net, x, t, val, scored),
                     "lr": lrs[epoch], "epoch_time": time.perf_counter() - start}
             history.append(logs)
@@ -81,13 +81,12 @@ def fit(net, X, T, *, epochs: int, batch_size: int, optimizer: Optimizer,
     return history
 
 
-def _run_epoch(net, x, t, order, batch_size: int, optimizer: Optimizer, epoch: int,
+def _run_epoch(net, x, t, order, batch_size: int, optimizer: Optimizer, state, epoch: int,
                bar: ProgressBar | None) -> float:
-    """Train on the rows of ``x`` in ``order``; returns the epoch's sample-weighted mean
-    loss. Without a bar, one core call; with one, calls on consecutive slices of
+    """Train on the rows of ``x`` in ``order`` (``state``: ``optimizer``'s for ``net``,
+    whose step count it advances); returns the epoch's sample-weighted mean loss. Without a bar, one core call; with one, calls on consecutive slices of
     ``order`` of whole batches, each continuing the previous call's loss sum, so the
     batches, the updates and the sum are exactly those of one call."""
-    state = net._optimizer_state(optimizer)
     train_epoch = getattr(net._core, "train_epoch" + optimizer._CORE_SUFFIX)
     n_batches = -(-len(order) // batch_size)
     per_call = n_batches if bar is None else -(-n_batches // BAR_UPDATES_PER_EPOCH)
