@@ -2,6 +2,7 @@
 // Batch checks shared by the CPU and CUDA network bindings (any Net with in_features,
 // out_features and loss_kind).
 #include <string>
+#include <vector>
 
 #include "bindings/arrays.hpp"
 #include "bindings/dispatch.hpp"
@@ -18,24 +19,32 @@ const T* batch_ptr(const Net& net, const py::array& x) {
   return px;
 }
 
-// A checked batch: inputs X (rows x in_features) and their targets.
+// A checked batch: inputs X (rows x in_features) and their targets. Class labels are
+// the batch's own copy (see owned_indices), so it can be neither copied nor moved.
 template <typename T>
 struct Batch {
+  template <typename Net>
+  Batch(const Net& net, const py::array& x_, const py::array& t_)
+      : x(batch_ptr<T>(net, x_)),
+        rows(dim(x_, 0)),
+        t(parse_target<T>(t_, net.loss_kind(), rows, net.out_features(), labels_)) {}
+  Batch(const Batch&) = delete;
+  Batch& operator=(const Batch&) = delete;
+
+ private:
+  std::vector<int64_t> labels_;  // declared first: t points into it
+
+ public:
   const T* x;
   int64_t rows;
   kernels::Target<T> t;
 };
 
-template <typename T, typename Net>
-Batch<T> checked_batch(const Net& net, const py::array& x, const py::array& t) {
-  const T* px = batch_ptr<T>(net, x);
-  const int64_t rows = dim(x, 0);
-  return {px, rows, parse_target<T>(t, net.loss_kind(), rows, net.out_features())};
-}
-
-// The row order of an epoch (indices in [0, rows)) and its batch size (>= 1).
-inline const int64_t* checked_order(const py::array& order, int64_t rows, int64_t batch_size) {
-  const int64_t* po = in_ptr<int64_t>(order, "order", {rows});
+// The row order of an epoch (indices in [0, rows)), copied into `copy` and checked
+// there, and its batch size (>= 1).
+inline const int64_t* checked_order(const py::array& order, int64_t rows, int64_t batch_size,
+                                    std::vector<int64_t>& copy) {
+  const int64_t* po = owned_indices(order, "order", rows, copy);
   if (kernels::first_bad_label(po, rows, rows) >= 0)
     throw py::value_error("order must hold row indices in [0, " + std::to_string(rows) + ")");
   if (batch_size < 1)

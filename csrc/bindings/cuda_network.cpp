@@ -49,12 +49,14 @@ template <typename T>
 kernels::SgdConfig bind_sgd(CudaNet<T>& w, py::array& velocity, double lr, double momentum,
                             double dampening, bool nesterov, double weight_decay,
                             bool first_step) {
+  const kernels::SgdConfig cfg{lr, momentum, dampening, weight_decay, nesterov};
+  kernels::check_config(cfg);
   T* pv = out_ptr<T>(velocity, "velocity", {w.net->n_params()});
   if (momentum != 0.0) {
     w.net->bind_velocity(pv, first_step);
     w.velocity = velocity;
   }
-  return {lr, momentum, dampening, weight_decay, nesterov};
+  return cfg;
 }
 
 template <typename T>
@@ -92,22 +94,22 @@ void bind_cuda_network_class(py::module_& m, const char* name) {
         return out;
       }, py::arg("X"))
       .def("check", [](W& w, const py::array& x, const py::array& t) {
-        checked_batch<T>(*w.net, x, t);
+        (void)Batch<T>(*w.net, x, t);  // only its checks
       }, py::arg("X"), py::arg("T"), "Raise the error loss() would raise for this batch, if any.")
       .def("loss", [](W& w, const py::array& x, const py::array& t) {
-        const Batch<T> b = checked_batch<T>(*w.net, x, t);
+        const Batch<T> b(*w.net, x, t);
         py::gil_scoped_release nogil;
         return w.net->loss(b.x, b.t, b.rows);
       }, py::arg("X"), py::arg("T"))
       .def("backward", [](W& w, const py::array& x, const py::array& t) {
-        const Batch<T> b = checked_batch<T>(*w.net, x, t);
+        const Batch<T> b(*w.net, x, t);
         py::gil_scoped_release nogil;
         return w.net->backward(b.x, b.t, b.rows);
       }, py::arg("X"), py::arg("T"))
       .def("train_step", [](W& w, const py::array& x, const py::array& t, py::array& velocity,
                             double lr, double momentum, double dampening, bool nesterov,
                             double weight_decay, bool first_step) {
-        const Batch<T> b = checked_batch<T>(*w.net, x, t);
+        const Batch<T> b(*w.net, x, t);
         const kernels::SgdConfig cfg = bind_sgd(w, velocity, lr, momentum, dampening, nesterov,
                                                 weight_decay, first_step);
         py::gil_scoped_release nogil;
@@ -119,8 +121,9 @@ void bind_cuda_network_class(py::module_& m, const char* name) {
                              const py::array& order, int64_t batch_size, py::array& velocity,
                              double lr, double momentum, double dampening, bool nesterov,
                              double weight_decay, bool first_step, double loss_sum) {
-        const Batch<T> b = checked_batch<T>(*w.net, x, t);
-        const int64_t* po = checked_order(order, b.rows, batch_size);
+        const Batch<T> b(*w.net, x, t);
+        std::vector<int64_t> order_copy;
+        const int64_t* po = checked_order(order, b.rows, batch_size, order_copy);
         const kernels::SgdConfig cfg = bind_sgd(w, velocity, lr, momentum, dampening, nesterov,
                                                 weight_decay, first_step);
         py::gil_scoped_release nogil;

@@ -1,5 +1,6 @@
 #pragma once
 #include <string>
+#include <vector>
 
 #include "bindings/arrays.hpp"
 #include "kernels/check.hpp"
@@ -16,14 +17,26 @@ py::object by_dtype(const py::array& a, const char* name, F&& f) {
                        std::string(py::str(a.dtype())));
 }
 
+// `a` (int64, shape (n,)) copied into `copy`, which the caller owns. Index arrays are
+// copied, and the copy is checked and used, because the caller then releases the GIL:
+// another Python thread could rewrite the original after a check made on it, and C++
+// would then index out of bounds.
+inline const int64_t* owned_indices(const py::array& a, const char* name, int64_t n,
+                                    std::vector<int64_t>& copy) {
+  const int64_t* p = in_ptr<int64_t>(a, name, {n});
+  copy.assign(p, p + n);
+  return copy.data();
+}
+
 // A loss target for outputs of shape (m, n): int64 labels of shape (m,) for softmax
-// cross-entropy, else a finite array of the outputs' dtype and shape ((m,) also reads
-// as (m, 1) when n == 1). Labels are range-checked.
+// cross-entropy, copied into `labels` and range-checked there, else a finite array of
+// the outputs' dtype and shape ((m,) also reads as (m, 1) when n == 1).
 template <typename T>
-kernels::Target<T> parse_target(const py::array& t, kernels::Loss loss, int64_t m, int64_t n) {
+kernels::Target<T> parse_target(const py::array& t, kernels::Loss loss, int64_t m, int64_t n,
+                                std::vector<int64_t>& labels) {
   kernels::Target<T> target;
   if (loss == kernels::Loss::SoftmaxCrossEntropy && t.ndim() == 1) {
-    target.labels = in_ptr<int64_t>(t, "class labels", {m});
+    target.labels = owned_indices(t, "class labels", m, labels);
     const int64_t bad = kernels::first_bad_label(target.labels, m, n);
     if (bad >= 0)
       throw py::value_error("class labels must be in [0, " + std::to_string(n) + "), got " +

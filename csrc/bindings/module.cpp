@@ -48,11 +48,11 @@ PYBIND11_MODULE(_core, m) {
       .value("Mean", kernels::Reduction::Mean)
       .value("Sum", kernels::Reduction::Sum);
 
-  m.def("set_num_threads", [](int n) {
-    if (n < 1) throw py::value_error("number of threads must be >= 1, got " + std::to_string(n));
-    kernels::set_num_threads(n);
-  }, py::arg("n"));
+  m.def("set_num_threads", &kernels::set_num_threads, py::arg("n"),
+        "Set the kernels' thread count; returns the count set (fewer than n when the OS "
+        "cannot start n threads).");
   m.def("get_num_threads", &kernels::num_threads);
+  m.def("max_threads", &kernels::max_threads);
 
   m.def("build_info", []() {
     py::dict info;

@@ -36,6 +36,7 @@ kernels::Update<T> sgd_update(Network<T>& net, py::array& velocity, double lr, d
                               bool first_step) {
   kernels::Update<T> update;
   update.sgd = {lr, momentum, dampening, weight_decay, nesterov};
+  kernels::check_config(update.sgd);
   update.state1 = out_ptr<T>(velocity, "velocity", {net.n_params()});
   update.steps = first_step ? 0 : 1;
   return update;
@@ -49,6 +50,7 @@ kernels::Update<T> adam_update(Network<T>& net, py::array& exp_avg, py::array& e
   kernels::Update<T> update;
   update.kind = kernels::Optimizer::Adam;
   update.adam = {lr, beta1, beta2, eps, weight_decay, decoupled};
+  kernels::check_config(update.adam);
   update.state1 = out_ptr<T>(exp_avg, "exp_avg", {net.n_params()});
   update.state2 = out_ptr<T>(exp_avg_sq, "exp_avg_sq", {net.n_params()});
   update.steps = steps;
@@ -58,7 +60,7 @@ kernels::Update<T> adam_update(Network<T>& net, py::array& exp_avg, py::array& e
 template <typename T>
 double train_step(Network<T>& net, const py::array& x, const py::array& t,
                   kernels::Update<T>& update) {
-  const Batch<T> b = checked_batch<T>(net, x, t);
+  const Batch<T> b(net, x, t);
   py::gil_scoped_release nogil;
   return net.train_step(b.x, b.t, b.rows, update);
 }
@@ -67,8 +69,9 @@ template <typename T>
 double train_epoch(Network<T>& net, const py::array& x, const py::array& t,
                    const py::array& order, int64_t batch_size, kernels::Update<T>& update,
                    double loss_sum) {
-  const Batch<T> b = checked_batch<T>(net, x, t);
-  const int64_t* po = checked_order(order, b.rows, batch_size);
+  const Batch<T> b(net, x, t);
+  std::vector<int64_t> order_copy;
+  const int64_t* po = checked_order(order, b.rows, batch_size, order_copy);
   py::gil_scoped_release nogil;
   return net.train_epoch(b.x, b.t, b.rows, po, batch_size, update, loss_sum);
 }
@@ -108,15 +111,15 @@ void bind_network_class(py::module_& m, const char* name) {
         return out;
       }, py::arg("X"))
       .def("check", [](Net& net, const py::array& x, const py::array& t) {
-        checked_batch<T>(net, x, t);
+        (void)Batch<T>(net, x, t);  // only its checks
       }, py::arg("X"), py::arg("T"), "Raise the error loss() would raise for this batch, if any.")
       .def("loss", [](Net& net, const py::array& x, const py::array& t) {
-        const Batch<T> b = checked_batch<T>(net, x, t);
+        const Batch<T> b(net, x, t);
         py::gil_scoped_release nogil;
         return net.loss(b.x, b.t, b.rows);
       }, py::arg("X"), py::arg("T"))
       .def("backward", [](Net& net, const py::array& x, const py::array& t) {
-        const Batch<T> b = checked_batch<T>(net, x, t);
+        const Batch<T> b(net, x, t);
         py::gil_scoped_release nogil;
         return net.backward(b.x, b.t, b.rows);
       }, py::arg("X"), py::arg("T"))

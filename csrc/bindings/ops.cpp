@@ -103,7 +103,8 @@ py::object loss(Loss kind, Reduction red, const py::array& y, const py::array& t
     const T* py_ = in_ptr<T>(y, "y", {-1, -1});
     const int64_t m = dim(y, 0), n = dim(y, 1);
     if (m == 0 || n == 0) throw py::value_error("loss of an empty array, shape " + shape_str(y));
-    const kernels::Target<T> target = parse_target<T>(t, kind, m, n);
+    std::vector<int64_t> labels;
+    const kernels::Target<T> target = parse_target<T>(t, kind, m, n, labels);
     py::object grad = py::none();
     T* pg = nullptr;
     if (with_grad) {
@@ -130,6 +131,7 @@ void sgd_step(py::array& param, const py::array& grad, py::array& velocity, doub
     const T* pg = in_ptr<T>(grad, "grad", shape);
     T* pv = out_ptr<T>(velocity, "velocity", shape);
     const kernels::SgdConfig cfg{lr, momentum, dampening, weight_decay, nesterov};
+    kernels::check_config(cfg);
     const int64_t n = param.size();
     py::gil_scoped_release nogil;
     kernels::sgd_step(pp, pg, pv, n, cfg, first_step);
@@ -149,6 +151,7 @@ void adam_step(py::array& param, const py::array& grad, py::array& exp_avg,
     T* pm = out_ptr<T>(exp_avg, "exp_avg", shape);
     T* pv = out_ptr<T>(exp_avg_sq, "exp_avg_sq", shape);
     const kernels::AdamConfig cfg{lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay};
+    kernels::check_config(cfg);
     const int64_t n = param.size();
     py::gil_scoped_release nogil;
     kernels::adam_step(pp, pg, pm, pv, n, cfg, step);

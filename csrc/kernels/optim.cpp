@@ -1,6 +1,9 @@
 #include "optim.hpp"
 
 #include <cmath>
+#include <cstdio>
+#include <stdexcept>
+#include <string>
 
 #include "threads.hpp"
 
@@ -13,7 +16,43 @@ namespace {
 // costs far more than the arithmetic, so threads pay off from small sizes.
 constexpr int64_t kCrossCoreCost = 16;
 
+std::string text(double value) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", value);
+  return buf;
+}
+
+// The wording of python/fastbp/_validate.real, so both layers report a value alike.
+void check_real(const char* name, double value, bool strict) {
+  if (std::isfinite(value) && value >= 0.0 && !(strict && value == 0.0)) return;
+  throw std::invalid_argument(std::string(name) + " must be a finite number " +
+                              (strict ? ">" : ">=") + " 0.0, got " + text(value));
+}
+
+void check_beta(const char* name, double value) {
+  check_real(name, value, false);
+  if (value >= 1.0)
+    throw std::invalid_argument(std::string(name) + " must be in [0, 1), got " + text(value));
+}
+
 }  // namespace
+
+void check_config(const SgdConfig& cfg) {
+  check_real("lr", cfg.lr, true);
+  check_real("momentum", cfg.momentum, false);
+  check_real("dampening", cfg.dampening, false);
+  check_real("weight_decay", cfg.weight_decay, false);
+  if (cfg.nesterov && (cfg.momentum <= 0.0 || cfg.dampening != 0.0))
+    throw std::invalid_argument("nesterov momentum requires momentum > 0 and dampening == 0");
+}
+
+void check_config(const AdamConfig& cfg) {
+  check_real("lr", cfg.lr, true);
+  check_beta("beta1", cfg.beta1);
+  check_beta("beta2", cfg.beta2);
+  check_real("eps", cfg.eps, true);
+  check_real("weight_decay", cfg.weight_decay, false);
+}
 
 // One range of SGD's momentum update. The arrays are restrict locals rather than lambda
 // captures, so that the stores cannot alias them and GCC vectorises the loop.

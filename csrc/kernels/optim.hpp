@@ -1,5 +1,6 @@
 #pragma once
 #include <cstdint>
+#include <string>
 
 namespace fastbp::kernels {
 
@@ -21,6 +22,13 @@ struct AdamConfig {
   double weight_decay = 0.0;
   bool decoupled_weight_decay = false;
 };
+
+// Throw std::invalid_argument (ValueError in Python) for hyper-parameters the public
+// optimizers refuse: lr and eps finite and > 0, the others finite and >= 0, betas in
+// [0, 1), nesterov only with momentum > 0 and dampening == 0. Every binding that builds a
+// config calls these, so a direct call into fastbp._core is held to the same rules.
+void check_config(const SgdConfig& cfg);
+void check_config(const AdamConfig& cfg);
 
 // One SGD update of n parameters in place. velocity is read and written only when
 // momentum != 0; first_step initialises it to the gradient, as PyTorch does.

@@ -12,7 +12,16 @@ namespace fastbp::kernels {
 // The thread count fastbp's parallel regions use. A process-wide setting rather than
 // omp_set_num_threads, whose value is per calling thread and so lost across Python threads.
 int num_threads();
-void set_num_threads(int n);
+
+// The most threads set_num_threads accepts: 4 x the CPUs this process may run on, within
+// OpenMP's thread limit (1 without OpenMP).
+int max_threads();
+
+// Sets the thread count to n (1 <= n <= max_threads(), else std::invalid_argument) or to
+// fewer when the OS cannot start n threads now, and returns the count set. OpenMP ends
+// the process when it cannot start a team's thread, so the threads are tried first and
+// the calling thread's team is started before the count is used.
+int set_num_threads(int64_t n);
 
 // Threads worth using for `work` multiply-adds: small problems stay serial, since
 // waking a team costs more than it saves.

@@ -6,6 +6,8 @@ Build a network from layers, train it with SGD; the heavy lifting runs in C++
 
 from __future__ import annotations
 
+import warnings
+
 from . import _core, callbacks, ops, reference, schedules
 from .gradcheck import gradcheck
 from .layers import Dense, Identity, Layer, ReLU, Sigmoid, Tanh
@@ -45,7 +47,16 @@ def get_num_threads() -> int:
 
 
 def set_num_threads(n: int) -> None:
-    """Set the threads fastbp's kernels use, for every Python thread."""
+    """Set the threads fastbp's kernels use, for every Python thread.
+
+    ``n`` must be in ``[1, 4 x the CPUs this process may use]`` (``_core.max_threads()``),
+    else ``ValueError``. When the operating system cannot start ``n`` threads now (a
+    memory or thread limit), fastbp uses as many as it could start and warns.
+    """
     from ._validate import positive_int
 
-    _core.set_num_threads(positive_int("n", n))
+    n = positive_int("n", n)
+    got = _core.set_num_threads(n)
+    if got < n:
+        warnings.warn(f"the system could start only {got} of the {n} threads asked for; "
+                      f"fastbp uses {got}", RuntimeWarning, stacklevel=2)

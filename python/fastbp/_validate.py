@@ -17,11 +17,15 @@ def choice(name: str, value, allowed) -> None:
         raise ValueError(f"{name} must be one of {sorted(allowed)}, got {value!r}")
 
 
+INT64_MAX = 2**63 - 1
+
+
 def positive_int(name: str, value) -> int:
+    """An int in [1, 2**63 - 1]: every count fastbp takes reaches C++ as an int64."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
+    if not 1 <= value <= INT64_MAX:
+        raise ValueError(f"{name} must be in [1, 2**63 - 1], got {value}")
     return int(value)
 
 
