@@ -416,6 +416,31 @@ def test_fit_bad_counts(net, snapshot, kwargs, token):
                                 lambda: net.fit(X, T, **args))
 
 
+@pytest.mark.parametrize("kwargs", [
+    dict(batch_size=2**64), dict(batch_size=np.uint64(2**63)), dict(epochs=2**64),
+    dict(epochs=np.uint64(2**63)),
+], ids=["batch-2**64", "batch-uint64", "epochs-2**64", "epochs-uint64"])
+def test_fit_counts_beyond_int64_are_value_errors(net, snapshot, kwargs):
+    X, T = good_data()
+    args = dict(epochs=1, batch_size=2, optimizer=fb.SGD(lr=0.1))
+    args.update(kwargs)
+    assert_raises_and_unchanged(net, snapshot, ValueError,
+                                match_all(r"[1, 2**63 - 1]", str(next(iter(kwargs.values())))),
+                                lambda: net.fit(X, T, **args))
+
+
+def test_fit_batch_size_beyond_the_rows_is_one_batch_of_all_rows():
+    X, T = good_data()
+    runs = []
+    for batch_size in (N, 2**63 - 1):
+        net = make_net(WIDTHS, seed=3)
+        hist = net.fit(X, T, epochs=2, batch_size=batch_size, optimizer=fb.SGD(lr=0.1),
+                       shuffle=False)
+        runs.append((hist.loss, net._core.params.copy()))
+    assert runs[0][0] == runs[1][0]
+    np.testing.assert_array_equal(runs[0][1], runs[1][1])
+
+
 @pytest.mark.parametrize("bad", ["cols", "rows", "nan", "not-a-pair"])
 def test_fit_bad_validation_data_is_caught_before_training(net, snapshot, bad):
     X, T = good_data()
@@ -585,6 +610,69 @@ def test_ops_shape_mismatch(mod, case):
     }[case]
     with pytest.raises(ValueError):
         fn()
+
+
+BAD_SGD_SETTINGS = [
+    ("lr", np.nan, "lr"), ("lr", np.inf, "lr"), ("lr", 0.0, "lr"), ("lr", -0.1, "lr"),
+    ("momentum", -1.0, "momentum"), ("dampening", np.nan, "dampening"),
+    ("weight_decay", -1e-3, "weight_decay"), ("nesterov", True, "nesterov"),
+]
+BAD_ADAM_SETTINGS = [
+    ("lr", np.nan, "lr"), ("beta1", 1.0, "beta1"), ("beta2", np.nan, "beta2"),
+    ("beta1", -0.5, "beta1"), ("eps", 0.0, "eps"), ("weight_decay", np.inf, "weight_decay"),
+]
+SGD_DEFAULTS = dict(lr=0.1, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0)
+ADAM_DEFAULTS = dict(lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
+                     decoupled_weight_decay=False)
+
+
+@pytest.mark.parametrize("name,value,token", BAD_SGD_SETTINGS)
+def test_core_sgd_calls_check_their_hyper_parameters(name, value, token):
+    """fastbp._core holds direct calls to the rules fb.SGD enforces."""
+    net = make_net(WIDTHS, dtype="float64", seed=0)
+    core, (X, T) = net._core, good_data()
+    before = core.params.copy()
+    settings = {**SGD_DEFAULTS, name: value}
+    p, g, v = np.ones(5), np.ones(5), np.zeros(5)
+    velocity = np.zeros(net.n_params)
+    calls = {
+        "sgd_step": lambda: fb._core.sgd_step(p, g, v, **settings, first_step=True),
+        "step": lambda: core.step(velocity, **settings, first_step=True),
+        "train_step": lambda: core.train_step(X, T, velocity, **settings, first_step=True),
+        "train_epoch": lambda: core.train_epoch(X, T, np.arange(N, dtype=np.int64), 2,
+                                                velocity, **settings, first_step=True),
+    }
+    for fn in calls.values():
+        with pytest.raises(ValueError, match=re.escape(token)):
+            fn()
+    np.testing.assert_array_equal(p, np.ones(5))
+    np.testing.assert_array_equal(core.params, before)
+    assert not velocity.any()
+
+
+@pytest.mark.parametrize("name,value,token", BAD_ADAM_SETTINGS)
+def test_core_adam_calls_check_their_hyper_parameters(name, value, token):
+    """fastbp._core holds direct calls to the rules fb.Adam enforces."""
+    net = make_net(WIDTHS, dtype="float64", seed=0)
+    core, (X, T) = net._core, good_data()
+    before = core.params.copy()
+    settings = {**ADAM_DEFAULTS, name: value}
+    p, g, m, v = np.ones(5), np.ones(5), np.zeros(5), np.zeros(5)
+    m_net, v_net = np.zeros(net.n_params), np.zeros(net.n_params)
+    calls = {
+        "adam_step": lambda: fb._core.adam_step(p, g, m, v, **settings, step=1),
+        "step_adam": lambda: core.step_adam(m_net, v_net, **settings, steps=0),
+        "train_step_adam": lambda: core.train_step_adam(X, T, m_net, v_net, **settings,
+                                                        steps=0),
+        "train_epoch_adam": lambda: core.train_epoch_adam(
+            X, T, np.arange(N, dtype=np.int64), 2, m_net, v_net, **settings, steps=0),
+    }
+    for fn in calls.values():
+        with pytest.raises(ValueError, match=re.escape(token)):
+            fn()
+    np.testing.assert_array_equal(p, np.ones(5))
+    np.testing.assert_array_equal(core.params, before)
+    assert not m_net.any() and not v_net.any()
 
 
 @pytest.mark.parametrize("mod", [fb.ops, fb.reference], ids=["ops", "reference"])

@@ -70,6 +70,17 @@ def test_unknown_simd_path_fails_the_import():
     assert "sse9" in result.stderr
 
 
+def test_undecodable_simd_path_fails_the_import_with_its_bytes_escaped():
+    env = dict(os.environ)
+    env_bytes = {k.encode(): v.encode() for k, v in env.items()}
+    env_bytes[b"FASTBP_SIMD"] = b"\xff\x01"
+    result = subprocess.run([sys.executable, "-c", "import fastbp"], env=env_bytes,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("ImportError: FASTBP_SIMD='\\xff\\x01' is not a known SIMD path"), last
+
+
 def test_build_info_reports_the_path_in_use():
     info = fb.build_info()
     assert info["simd"] in info["simd_available"]

@@ -219,3 +219,83 @@ def test_each_simd_path_is_bitwise_reproducible_across_processes(path):
         assert out.returncode == 0, out.stderr
     assert outs[0].stdout.split()[0] == path
     assert outs[0].stdout == outs[1].stdout
+
+
+# ---------------------------------------------------------------------------------------
+# thread counts: bounded, and never a process ended by a thread the OS would not start
+# ---------------------------------------------------------------------------------------
+
+def test_thread_counts_beyond_the_bound_are_refused(restore_threads):
+    most = fb._core.max_threads()
+    assert most >= 1
+    fb.set_num_threads(most)
+    assert fb.get_num_threads() == most
+    for n in (most + 1, 10**6, 2**62):
+        with pytest.raises(ValueError, match=rf"\[1, {most}\].*got {n}"):
+            fb.set_num_threads(n)
+        assert fb.get_num_threads() == most
+
+
+def run_limited(script: str, *args: str) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(script), *args],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, (
+        f"the process ended with {result.returncode} (negative: killed by that signal)\n"
+        f"{result.stdout}{result.stderr}")
+    return result
+
+
+def test_most_threads_under_an_address_space_limit_keep_the_process_alive():
+    run_limited("""
+        import resource
+        import numpy as np
+        import fastbp as fb
+
+        resource.setrlimit(resource.RLIMIT_AS, (4 << 30, resource.RLIM_INFINITY))
+        fb.set_num_threads(fb._core.max_threads())
+        rng = np.random.default_rng(0)
+        a, b = rng.standard_normal((2, 2048, 2048)).astype(np.float32)
+        np.testing.assert_allclose(fb.ops.matmul(a, b), a @ b, rtol=1e-3, atol=1e-2)
+    """)
+
+
+def test_threads_the_os_cannot_start_fall_back_with_a_warning(restore_threads):
+    stack = resource_stack_limit()
+    if stack < (1 << 20):
+        pytest.skip(f"thread stacks of {stack} bytes fit in any headroom left here")
+    out = run_limited("""
+        import resource, sys, warnings
+        import numpy as np
+        import fastbp as fb
+
+        def mapped_bytes():
+            with open("/proc/self/status") as f:
+                return next(int(l.split()[1]) * 1024 for l in f if l.startswith("VmSize:"))
+
+        want = fb._core.max_threads()
+        rng = np.random.default_rng(0)
+        a, b = rng.standard_normal((2, 300, 300))
+        # room for the interpreter to go on, none for another thread's stack
+        limit = mapped_bytes() + int(sys.argv[1]) // 2
+        resource.setrlimit(resource.RLIMIT_AS, (limit, resource.RLIM_INFINITY))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fb.set_num_threads(want)
+        resource.setrlimit(resource.RLIMIT_AS, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+        got = fb.get_num_threads()
+        np.testing.assert_allclose(fb.ops.matmul(a, b), a @ b, rtol=1e-12, atol=1e-12)
+        print(want, got, [str(w.message) for w in caught])
+    """, str(min(stack, 8 << 20)))
+    want, got, messages = out.stdout.split(" ", 2)
+    if int(want) == 1:
+        pytest.skip("max_threads() is 1 here: no thread to start")
+    assert int(got) < int(want), out.stdout
+    assert f"only {got} of the {want} threads" in messages, out.stdout
+
+
+def resource_stack_limit() -> int:
+    """The default thread stack size here (RLIMIT_STACK, 8 MiB when unlimited)."""
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_STACK)
+    return 8 << 20 if soft == resource.RLIM_INFINITY else soft
