@@ -59,7 +59,7 @@ def tol(dtype) -> dict:
 
 
 def backend_rtol(dtype) -> float:
-    """cpu vs numpy backend: float64 1e-10, float32 1e-4 (issue 2)."""
+    """cpu vs numpy backend: float64 1e-10, float32 1e-4."""
     return 1e-4 if np.dtype(dtype) == np.float32 else 1e-10
 
 

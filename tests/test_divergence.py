@@ -1,4 +1,4 @@
-"""Divergence (issue 6): a step whose loss or gradient is NaN or inf raises
+"""Divergence: a step whose loss or gradient is NaN or inf raises
 FloatingPointError naming the step (and, in fit, the epoch), and leaves the parameters,
 optimizer state (momentum buffer, Adam's moments) and step count exactly as they were
 before that step; through train_step, fit (also when a progress bar splits each epoch

@@ -1,4 +1,4 @@
-"""Bad input gets a clear error, and nothing is lost (issue 2, "Bad input").
+"""Bad input gets a clear error, and nothing is lost.
 
 Each case asserts the exception type, that the message names the offending value (and, for
 shapes, the expected one), and that the network's parameters are exactly as before."""

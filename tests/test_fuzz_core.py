@@ -1,4 +1,4 @@
-"""Fuzzing fastbp._core directly (issue 6): arguments of random dtypes, shapes (empty,
+"""Fuzzing fastbp._core directly: arguments of random dtypes, shapes (empty,
 huge broadcast views), layouts (strided, transposed, read-only) and values (NaN, inf)
 reach every binding without the Python layer's checks. Each call must return or raise
 TypeError, ValueError or FloatingPointError; a crash, or under .ci/sanitize.sh a memory

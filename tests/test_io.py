@@ -1,4 +1,4 @@
-"""Saving is atomic (issue 6): a save that fails, or a process killed in the middle of
+"""Saving is atomic: a save that fails, or a process killed in the middle of
 one, leaves the previous model file loadable and unchanged."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Property tests (issue 6): every ``fb.ops`` kernel against ``fb.reference`` on shapes and
+"""Property tests: every ``fb.ops`` kernel against ``fb.reference`` on shapes and
 values drawn by hypothesis, float32 and float64, with extremes among the values (±0,
 ±1e-30, ±1e30, subnormals, the dtype's largest value where it cannot overflow).
 

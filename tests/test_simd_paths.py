@@ -1,6 +1,6 @@
 """Every SIMD path this machine can run, forced with FASTBP_SIMD in a fresh process,
 against NumPy: the three GEMM products on shapes that stress the vector tails, and a
-whole training run against the NumPy backend (issue 3, "Correctness stays")."""
+whole training run against the NumPy backend."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Threads (issue 6): the GIL is released during compute; two networks trained in two
+"""Threads: the GIL is released during compute; two networks trained in two
 threads at once give bitwise the results they give one after the other; two threads on
 one network are serialised (the outcome is one of the two sequential orders, bitwise);
 results are bitwise reproducible for a seed, thread count and SIMD path."""
