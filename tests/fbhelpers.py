@@ -4,11 +4,20 @@ independent NumPy forward pass. Imported as ``from fbhelpers import ...`` (pytes
 
 from __future__ import annotations
 
+import os
 import re
 
 import numpy as np
+import pytest
 
 import fastbp as fb
+
+#: Skips a test that limits its process's address space: AddressSanitizer (the sanitizer
+#: job preloads it) maps terabytes of shadow memory, so no such limit can apply under it.
+needs_address_space_limits = pytest.mark.skipif(
+    "libasan" in os.environ.get("LD_PRELOAD", ""),
+    reason="AddressSanitizer maps terabytes of shadow memory: an address-space limit "
+           "cannot apply under it")
 
 #: Sizes that are not multiples of any vector width.
 SIZES = (1, 3, 7, 17, 33, 127)

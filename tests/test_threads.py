@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import fastbp as fb
-from fbhelpers import BACKENDS, make_data, make_net
+from fbhelpers import BACKENDS, make_data, make_net, needs_address_space_limits
 
 WIDTHS = (48, 96, 10)
 
@@ -245,6 +245,7 @@ def run_limited(script: str, *args: str) -> subprocess.CompletedProcess:
     return result
 
 
+@needs_address_space_limits
 def test_most_threads_under_an_address_space_limit_keep_the_process_alive():
     run_limited("""
         import resource
@@ -259,7 +260,8 @@ def test_most_threads_under_an_address_space_limit_keep_the_process_alive():
     """)
 
 
-def test_threads_the_os_cannot_start_fall_back_with_a_warning(restore_threads):
+@needs_address_space_limits
+def test_threads_the_os_cannot_start_fall_back_with_a_warning():
     stack = resource_stack_limit()
     if stack < (1 << 20):
         pytest.skip(f"thread stacks of {stack} bytes fit in any headroom left here")
