@@ -7,13 +7,15 @@ import json
 import os
 import tempfile
 import zipfile
+from collections.abc import Callable
+from typing import BinaryIO
 
 import numpy as np
 
 from . import layers as layers_mod
 from . import losses as losses_mod
 
-__all__ = ["save", "load", "network_config", "from_config"]
+__all__ = ["save", "load", "network_config", "from_config", "atomic_write"]
 
 FORMAT = "fastbp-network"
 VERSION = 1
@@ -51,16 +53,16 @@ def from_config(config: dict, params: np.ndarray, backend: str | None = None, dt
     return net
 
 
-def save(net, path) -> None:
-    """Write ``net`` to ``path`` atomically: a temporary file in the same folder is
-    written, flushed and renamed, so an interrupted save leaves any old file intact."""
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> None:
+    """Write ``path`` atomically: ``write(f)`` fills a temporary binary file in the same
+    folder, which is flushed to disk and renamed, so an interrupted write leaves any old
+    file intact."""
     path = os.fspath(path)
-    header = np.array(json.dumps(network_config(net)))
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".fastbp-", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, header=header, params=net._core.params)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -68,6 +70,12 @@ def save(net, path) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def save(net, path) -> None:
+    """Write ``net`` to ``path`` atomically (see :func:`atomic_write`)."""
+    header = np.array(json.dumps(network_config(net)))
+    atomic_write(path, lambda f: np.savez(f, header=header, params=net._core.params))
 
 
 def load(path, backend: str | None = None):

@@ -382,6 +382,14 @@ class Network:
 
         return to_torch(self)
 
+    def to_onnx(self, path: str | os.PathLike, opset: int = 17) -> None:
+        """Write the network to ``path`` as an ONNX model whose output ``"output"`` is
+        what :meth:`predict` returns, for a dynamic batch of ``"input"`` rows (see
+        :func:`fastbp.onnx_export.to_onnx`; needs ``pip install "fastbp[onnx]"``)."""
+        from .onnx_export import to_onnx
+
+        to_onnx(self, path, opset)
+
     # ---- persistence --------------------------------------------------------------
 
     def save(self, path: str | os.PathLike) -> None:

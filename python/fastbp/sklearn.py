@@ -15,6 +15,7 @@ half of it); the classifier always has one softmax output per class; no
 from __future__ import annotations
 
 import numbers
+import os
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
@@ -185,6 +186,20 @@ class _BaseMLP(BaseEstimator):
         X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
         return self.network_.predict(X)
 
+    def to_onnx(self, path: str | os.PathLike, opset: int = 17) -> None:
+        """Write the fitted model to ``path`` as an ONNX model of the network's dtype,
+        whose input ``"input"`` is a dynamic batch of rows (see
+        :func:`fastbp.onnx_export.to_onnx`; needs ``pip install "fastbp[onnx]"``).
+
+        The classifier's output ``"probabilities"`` is :meth:`MLPClassifier.predict_proba`;
+        the regressor's output ``"output"`` is :meth:`MLPRegressor.predict`, of shape
+        (batch,) for a single target.
+        """
+        check_is_fitted(self)
+        from .onnx_export import to_onnx
+
+        to_onnx(self.network_, path, opset, **self._onnx_head())
+
     @property
     def coefs_(self) -> list:
         """The weight matrix of each layer, (n_in, n_out), as scikit-learn lays them out."""
@@ -289,6 +304,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def _loss(self):
         return SoftmaxCrossEntropyLoss()
 
+    def _onnx_head(self) -> dict:
+        """predict_proba's softmax, in the exported graph."""
+        return {"head": "softmax", "output": "probabilities"}
+
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities, (n_samples, n_classes), columns in ``classes_`` order."""
         z = self._outputs(X)
@@ -335,6 +354,10 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     def _loss(self):
         return MSELoss()
+
+    def _onnx_head(self) -> dict:
+        """predict's flattening of a single output, in the exported graph."""
+        return {"head": "ravel" if self.n_outputs_ == 1 else None}
 
     def predict(self, X) -> np.ndarray:
         """Predicted targets, (n_samples,) for a single output."""

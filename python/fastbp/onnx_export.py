@@ -1,0 +1,141 @@
+"""ONNX export: a network as an ONNX graph of ``Gemm`` and activation nodes, with a
+dynamic batch dimension (needs the ``onnx`` package, imported only when called).
+
+fastbp's ``Dense`` computes ``x @ W + b`` with ``W`` (in, out), which is ONNX's
+``Gemm(x, W, b)`` without transposes; the weights are stored in the network's dtype.
+"""
+
+from __future__ import annotations
+
+import numbers
+import os
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from . import _core
+from .io import atomic_write
+from .layers import Activation, Dense
+
+if TYPE_CHECKING:
+    from .network import Network
+
+__all__ = ["to_onnx", "MIN_OPSET", "HEADS"]
+
+#: The ops used here have their current meaning from opset 7 (Gemm's bias broadcast), but
+#: opsets 7 and 8 come with IR version 3, which wants every weight listed as a graph input.
+MIN_OPSET = 9
+_ACTIVATION_OPS = {"sigmoid": "Sigmoid", "relu": "Relu", "tanh": "Tanh", "identity": "Identity"}
+#: What may follow the network's output: nothing, a row-wise softmax (class
+#: probabilities), or flattening a single output column to shape (N,).
+HEADS = (None, "softmax", "ravel")
+
+
+def _onnx() -> ModuleType:
+    try:
+        import onnx
+        import onnx.helper
+        import onnx.numpy_helper
+    except ImportError as e:
+        raise ImportError('ONNX export needs the onnx package: pip install "fastbp[onnx]"') \
+            from e
+    return onnx
+
+
+def _check_opset(opset: object, onnx: ModuleType) -> int:
+    """``opset`` as an int, from MIN_OPSET to the newest the installed onnx knows."""
+    if isinstance(opset, bool) or not isinstance(opset, numbers.Integral):
+        raise ValueError(f"opset must be an int, got {type(opset).__name__} {opset!r}")
+    newest = onnx.defs.onnx_opset_version()
+    if not MIN_OPSET <= opset <= newest:
+        raise ValueError(f"opset must be between {MIN_OPSET} (the oldest this export writes) "
+                         f"and {newest} (the newest onnx {onnx.__version__} knows), got {opset}")
+    return int(opset)
+
+
+def _layer_nodes(onnx: ModuleType, net: Network, x: str) -> tuple[list, list, str]:
+    """The nodes and initializers computing ``net``'s layers from the tensor named ``x``,
+    and the name of their output; TypeError for a layer without an ONNX mapping."""
+    helper, nodes, weights = onnx.helper, [], []
+    for i, layer in enumerate(net.layers):
+        # Named as net.summary() names the layers.
+        name = f"{type(layer).__name__.lower()}_{i}"
+        if isinstance(layer, Dense):
+            weights += [onnx.numpy_helper.from_array(np.ascontiguousarray(layer.W), name + ".W"),
+                        onnx.numpy_helper.from_array(np.ascontiguousarray(layer.b), name + ".b")]
+            nodes.append(helper.make_node("Gemm", [x, name + ".W", name + ".b"], [name],
+                                          name=name))
+        elif isinstance(layer, Activation) and layer.name in _ACTIVATION_OPS:
+            nodes.append(helper.make_node(_ACTIVATION_OPS[layer.name], [x], [name], name=name))
+        else:
+            raise TypeError(f"layers[{i}] is a {type(layer).__name__}, which ONNX export does "
+                            "not support; it supports Dense and the activations "
+                            f"{', '.join(_ACTIVATION_OPS)}")
+        x = name
+    return nodes, weights, x
+
+
+def _head_nodes(onnx: ModuleType, head: str, x: str, output: str) -> tuple[list, list]:
+    """The node (and initializers) turning the last layer's output ``x`` into ``output``."""
+    if head == "softmax":
+        return [onnx.helper.make_node("Softmax", [x], [output], name="softmax", axis=1)], []
+    shape = onnx.numpy_helper.from_array(np.array([-1], dtype=np.int64), "ravel.shape")
+    return [onnx.helper.make_node("Reshape", [x, "ravel.shape"], [output], name="ravel")], [shape]
+
+
+def to_onnx(net: Network, path: str | os.PathLike, opset: int = 17, *, head: str | None = None,
+            output: str = "output") -> None:
+    """Write ``net`` to ``path`` as an ONNX model, atomically as :meth:`Network.save` does.
+
+    The graph has one input, ``"input"`` (batch, in_features), and one output, of the
+    network's dtype (ONNX ``FLOAT`` or ``DOUBLE``); the batch dimension is dynamic.
+
+    Parameters
+    ----------
+    net : Network
+        Dense layers and the activations fastbp has; any backend.
+    path : str or os.PathLike
+        The file to write; an existing file is replaced only once the new one is complete.
+    opset : int
+        The ONNX opset the model declares, from :data:`MIN_OPSET` to the newest the
+        installed ``onnx`` knows.
+    head : {None, "softmax", "ravel"}
+        What follows the last layer: nothing (the output is what ``net.predict`` returns),
+        a softmax over each row, or flattening a single output column to shape (batch,).
+    output : str
+        The name of the graph's output.
+
+    Raises
+    ------
+    ImportError
+        When ``onnx`` is not installed.
+    ValueError
+        When ``opset`` is not an int in the supported range, or ``head`` is unknown.
+    TypeError
+        When a layer has no ONNX counterpart, naming it.
+    """
+    onnx = _onnx()
+    opset = _check_opset(opset, onnx)
+    if head not in HEADS:
+        raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+    helper = onnx.helper
+    elem = helper.np_dtype_to_tensor_dtype(net.dtype)
+    nodes, weights, x = _layer_nodes(onnx, net, "input")
+    if head is None:
+        nodes[-1].output[0] = output
+    else:
+        head_nodes, head_weights = _head_nodes(onnx, head, x, output)
+        nodes, weights = nodes + head_nodes, weights + head_weights
+    out_shape = ["batch"] if head == "ravel" else ["batch", net.out_features]
+    graph = helper.make_graph(
+        nodes, "fastbp_network",
+        [helper.make_tensor_value_info("input", elem, ["batch", net.in_features])],
+        [helper.make_tensor_value_info(output, elem, out_shape)],
+        initializer=weights)
+    # The IR version the opset needs, not the newest, so older runtimes can load it.
+    model = helper.make_model_gen_version(graph, opset_imports=[helper.make_opsetid("", opset)],
+                                          producer_name="fastbp",
+                                          producer_version=_core.__version__,
+                                          doc_string=repr(net))
+    atomic_write(path, lambda f: f.write(model.SerializeToString()))
