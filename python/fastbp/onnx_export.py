@@ -46,7 +46,7 @@ def _onnx() -> ModuleType:
 def _check_opset(opset: object, onnx: ModuleType) -> int:
     """``opset`` as an int, from MIN_OPSET to the newest the installed onnx knows."""
     if isinstance(opset, bool) or not isinstance(opset, numbers.Integral):
-        raise ValueError(f"opset must be an int, got {type(opset).__name__} {opset!r}")
+        raise TypeError(f"opset must be an int, got {type(opset).__name__} {opset!r}")
     newest = onnx.defs.onnx_opset_version()
     if not MIN_OPSET <= opset <= newest:
         raise ValueError(f"opset must be between {MIN_OPSET} (the oldest this export writes) "
