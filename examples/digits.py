@@ -35,23 +35,40 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def main(argv=None, seed: int = 0) -> float:
-    """Train, print the summary and the result, save the plot; returns test accuracy."""
-    args = parse_args(argv)
+def load_data(seed: int = 0):
+    """Standardised float32 digits, 25% held out for testing (stratified)."""
     X, y = load_digits(return_X_y=True)
     X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, stratify=y,
                                                         random_state=seed)
     scaler = StandardScaler().fit(X_train)
     X_train, X_test = (scaler.transform(a).astype(np.float32) for a in (X_train, X_test))
-    net = fb.Network([fb.Dense(64, 128, init="he"), fb.ReLU(), fb.Dense(128, 10)],
-                     loss=fb.SoftmaxCrossEntropyLoss(), seed=seed)
+    return X_train, X_test, y_train, y_test
+
+
+def build_network(seed: int = 0) -> fb.Network:
+    return fb.Network([fb.Dense(64, 128, init="he"), fb.ReLU(), fb.Dense(128, 10)],
+                      loss=fb.SoftmaxCrossEntropyLoss(), seed=seed)
+
+
+def train(net: fb.Network, data, epochs: int, progress=None) -> fb.History:
+    """The example's training run; the test data is only watched (its curves), never used
+    to choose anything."""
+    X_train, X_test, y_train, y_test = data
+    return net.fit(X_train, y_train, epochs=epochs, batch_size=32,
+                   optimizer=fb.Adam(lr=2e-3, weight_decay=1e-4),
+                   lr_schedule=fb.schedules.CosineAnnealingLR(T_max=epochs),
+                   validation_data=(X_test, y_test), metrics=["accuracy"], progress=progress)
+
+
+def main(argv=None, seed: int = 0) -> float:
+    """Train, print the summary and the result, save the plot; returns test accuracy."""
+    args = parse_args(argv)
+    data = load_data(seed)
+    X_train, X_test, y_train, y_test = data
+    net = build_network(seed)
     net.summary()
     start = time.perf_counter()
-    # The test data is only watched (its curves), never used to choose anything.
-    history = net.fit(X_train, y_train, epochs=args.epochs, batch_size=32,
-                      optimizer=fb.Adam(lr=2e-3, weight_decay=1e-4),
-                      lr_schedule=fb.schedules.CosineAnnealingLR(T_max=args.epochs),
-                      validation_data=(X_test, y_test), metrics=["accuracy"])
+    history = train(net, data, args.epochs)
     seconds = time.perf_counter() - start
     correct = int(np.sum(net.predict(X_test).argmax(axis=1) == y_test))
     accuracy = correct / len(y_test)
