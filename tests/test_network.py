@@ -456,7 +456,7 @@ def test_init_zeros():
 def test_build_info():
     info = fb.build_info()
     assert isinstance(info, dict)
-    for key in ("version", "compiler", "simd_compiled", "simd", "openmp", "cuda_compiled",
+    for key in ("version", "compiler", "simd_compiled", "simd", "threads", "cuda_compiled",
                 "cuda_available"):
         assert key in info, key
     assert info["version"] == importlib.metadata.version("fastbp")
@@ -464,7 +464,8 @@ def test_build_info():
     assert isinstance(info["simd_compiled"], (list, tuple))
     assert all(isinstance(s, str) for s in info["simd_compiled"])
     assert isinstance(info["simd"], str) and info["simd"]
-    for key in ("openmp", "cuda_compiled", "cuda_available"):
+    assert info["threads"] == fb.get_num_threads()
+    for key in ("cuda_compiled", "cuda_available"):
         assert isinstance(info[key], bool), key
     assert not (info["cuda_available"] and not info["cuda_compiled"])
 

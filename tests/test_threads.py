@@ -301,3 +301,67 @@ def resource_stack_limit() -> int:
 
     soft, _ = resource.getrlimit(resource.RLIMIT_STACK)
     return 8 << 20 if soft == resource.RLIM_INFINITY else soft
+
+
+def test_pool_survives_concurrent_callers_and_resizes(restore_threads):
+    """Four threads multiply while a fifth keeps changing the thread count: every product
+    is right, and every call returns (a call that finds the pool busy runs alone)."""
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((2, 300, 300))
+    want = fb.ops.matmul(a, b)
+    stop = threading.Event()
+
+    def multiply():
+        for _ in range(30):
+            np.testing.assert_array_equal(fb.ops.matmul(a, b), want)
+
+    def resize():
+        counts = itertools.cycle(range(1, fb._core.max_threads() + 1))
+        while not stop.is_set():
+            fb.set_num_threads(next(counts))
+
+    resizer = threading.Thread(target=resize)
+    resizer.start()
+    try:
+        run_in_threads(multiply, multiply, multiply, multiply)
+    finally:
+        stop.set()
+        resizer.join()
+
+
+def test_forked_child_runs_parallel_kernels():
+    out = run_limited("""
+        import os
+        import numpy as np
+        import fastbp as fb
+
+        fb.set_num_threads(2)
+        rng = np.random.default_rng(0)
+        a, b = rng.standard_normal((2, 400, 400))
+        want = fb.ops.matmul(a, b)  # the pool's workers are running when it forks
+        pid = os.fork()
+        if pid == 0:
+            ok = np.array_equal(fb.ops.matmul(a, b), want) and fb.get_num_threads() == 2
+            os._exit(0 if ok else 1)
+        _, status = os.waitpid(pid, 0)
+        print(os.waitstatus_to_exitcode(status))
+    """)
+    assert out.stdout.strip() == "0", out.stdout
+
+
+@pytest.mark.parametrize("env,want", [
+    ({"FASTBP_NUM_THREADS": "1", "OMP_NUM_THREADS": "2"}, "1"),
+    ({"OMP_NUM_THREADS": "1,2"}, "1"),
+    ({"FASTBP_NUM_THREADS": "1000000"}, "max"),
+    ({"FASTBP_NUM_THREADS": "zero", "OMP_NUM_THREADS": "1"}, "1"),
+], ids=["fastbp-first", "omp-list", "capped", "unreadable-skipped"])
+def test_default_thread_count_comes_from_the_environment(env, want):
+    clean = {k: v for k, v in os.environ.items()
+             if k not in ("FASTBP_NUM_THREADS", "OMP_NUM_THREADS")}
+    result = subprocess.run(
+        [sys.executable, "-c",
+         "import fastbp as fb; print(fb.get_num_threads(), fb._core.max_threads())"],
+        env={**clean, **env}, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    got, most = result.stdout.split()
+    assert got == (most if want == "max" else want)

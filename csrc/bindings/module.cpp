@@ -58,11 +58,7 @@ PYBIND11_MODULE(_core, m) {
     py::dict info;
     info["version"] = FASTBP_VERSION;
     info["compiler"] = FASTBP_CXX_COMPILER;
-#ifdef _OPENMP
-    info["openmp"] = true;
-#else
-    info["openmp"] = false;
-#endif
+    info["threads"] = kernels::num_threads();
     info["simd_compiled"] = kernels::compiled_isas();
     std::vector<std::string> runnable;
     for (kernels::Isa isa : {kernels::Isa::Ref, kernels::Isa::Avx2, kernels::Isa::Avx512})

@@ -1,86 +1,69 @@
 #pragma once
+// fastbp's own thread pool. A parallel call is a set of work units that the caller and
+// the pool's workers claim one at a time from a shared counter, and the call ends when
+// every unit is done, not when every thread has arrived: a worker the OS has
+// descheduled (another process holds its core) holds up at most the one unit it
+// claimed, and one that never woke claims nothing. Which thread runs a unit never
+// changes what the unit computes, so results do not depend on who ran what.
 #include <algorithm>
 #include <array>
 #include <cstdint>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 namespace fastbp::kernels {
 
-// The thread count fastbp's parallel regions use. A process-wide setting rather than
-// omp_set_num_threads, whose value is per calling thread and so lost across Python threads.
+// The thread count of parallel calls, the caller included: FASTBP_NUM_THREADS, else
+// OMP_NUM_THREADS, else the CPUs this process may run on, at most max_threads().
 int num_threads();
 
-// The most threads set_num_threads accepts: 4 x the CPUs this process may run on, within
-// OpenMP's thread limit (1 without OpenMP).
+// The most threads set_num_threads accepts: 4 x the CPUs this process may run on.
 int max_threads();
 
-// Sets the thread count to n (1 <= n <= max_threads(), else std::invalid_argument) or to
-// fewer when the OS cannot start n threads now, and returns the count set. OpenMP ends
-// the process when it cannot start a team's thread, so the threads are tried first and
-// the calling thread's team is started before the count is used.
+// Sets the thread count to n (1 <= n <= max_threads(), else std::invalid_argument),
+// starting or stopping workers, and returns the count set: fewer than n when the OS
+// would not start that many threads.
 int set_num_threads(int64_t n);
 
 // Threads worth using for `work` multiply-adds: small problems stay serial, since
-// waking a team costs more than it saves.
+// handing out units costs more than it saves.
 int pick_threads(int64_t work);
 
-inline int thread_index() {
-#ifdef _OPENMP
-  return omp_get_thread_num();
-#else
-  return 0;
-#endif
-}
+namespace threads_detail {
+using UnitFn = void (*)(const void* body, int64_t unit);
+void run_units(int64_t units, UnitFn fn, const void* body);
+}  // namespace threads_detail
 
-inline int team_threads() {
-#ifdef _OPENMP
-  return omp_get_num_threads();
-#else
-  return 1;
-#endif
-}
-
-// Runs body() on a team of `threads`, or straight on the caller when threads <= 1:
-// entering even an if(false) parallel region allocates a team, which costs more than
-// a small kernel. Inside, thread_index() / team_threads() tell each thread its part.
+// Runs body(unit) once for every unit in [0, units), on up to `threads` threads (the
+// caller among them; straight on the caller when threads <= 1 or units <= 1, or when
+// the pool is busy with another caller's call). Units may run in any order and at once.
 template <typename F>
-void parallel_region(int threads, F&& body) {
-  if (threads <= 1) {
-    body();
+void parallel_units(int64_t units, int threads, const F& body) {
+  if (threads <= 1 || units <= 1) {
+    for (int64_t u = 0; u < units; ++u) body(u);
     return;
   }
-#pragma omp parallel num_threads(threads)
-  body();
+  // Every awake worker may claim units: `units` bounds how many threads find work.
+  threads_detail::run_units(
+      units, [](const void* b, int64_t u) { (*static_cast<const F*>(b))(u); }, &body);
 }
 
-// Thread i of t runs body(begin, end) on the contiguous range [n*i/t, n*(i+1)/t): the
-// same static split for every kernel, so data written by one stays in that core's cache.
+// body(begin, end) on `threads` contiguous near-equal ranges of [0, n).
 template <typename F>
-void parallel_for(int64_t n, int threads, F&& body) {
-  parallel_region(threads, [&] {
-    const int64_t i = thread_index(), t = team_threads();
-    body(n * i / t, n * (i + 1) / t);
-  });
+void parallel_for(int64_t n, int threads, const F& body) {
+  const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(threads, n));
+  parallel_units(parts, threads, [&](int64_t i) { body(n * i / parts, n * (i + 1) / parts); });
 }
 
-// The sum of body(begin, end) over the ranges of parallel_for, added in thread order so
+// The sum of body(begin, end) over the ranges of parallel_for, added in range order so
 // the result is the same on every run with the same thread count.
 template <typename F>
-double parallel_sum(int64_t n, int threads, F&& body) {
+double parallel_sum(int64_t n, int threads, const F& body) {
   constexpr int kMaxParts = 64;
-  std::array<double, kMaxParts> parts{};
-  const int used = std::min(threads, kMaxParts);
-  int team = 1;
-  parallel_region(used, [&] {
-    const int64_t i = thread_index(), t = team_threads();
-    parts[i] = body(n * i / t, n * (i + 1) / t);
-    if (i == 0) team = static_cast<int>(t);
-  });
+  const int64_t parts = std::max<int64_t>(1, std::min<int64_t>({threads, n, kMaxParts}));
+  std::array<double, kMaxParts> sums{};
+  parallel_units(parts, threads,
+                 [&](int64_t i) { sums[i] = body(n * i / parts, n * (i + 1) / parts); });
   double total = 0.0;
-  for (int i = 0; i < team; ++i) total += parts[i];
+  for (int64_t i = 0; i < parts; ++i) total += sums[i];
   return total;
 }
 

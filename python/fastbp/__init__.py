@@ -30,7 +30,7 @@ __all__ = [
 
 def build_info() -> dict:
     """How this fastbp was built and what it uses here: version, compiler, SIMD paths
-    compiled and in use, OpenMP, CUDA compiled and available (``cuda_device``: the GPU's
+    compiled and in use, the thread count, CUDA compiled and available (``cuda_device``: the GPU's
     name, ``cuda_status``: the device or why none is usable)."""
     return _core.build_info()
 
@@ -42,7 +42,8 @@ def cuda_available() -> bool:
 
 
 def get_num_threads() -> int:
-    """Threads fastbp's kernels use (default: OpenMP's, i.e. OMP_NUM_THREADS or the cores)."""
+    """Threads fastbp's kernels use, the calling thread included (default:
+    ``FASTBP_NUM_THREADS``, else ``OMP_NUM_THREADS``, else the CPUs this process may use)."""
     return _core.get_num_threads()
 
 

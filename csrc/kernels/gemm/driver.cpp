@@ -14,9 +14,11 @@
 // array. Edge tiles run a kernel sized to the rows and columns that exist, which reads
 // A only for those rows and stores through lane masks.
 //
-// Threads split the C tiles into a tm x tn grid (M ranges x NR-panel ranges), chosen
-// per call from the shape: tall problems split M so A is packed once, short-wide ones
-// (small batches) split N so both cores have work.
+// Each (jc, pc) block runs as two parallel calls of the thread pool (threads.hpp): the
+// B block's panels, then the C tiles in units of an M block times a column group. The
+// tn column groups are chosen per call from the shape: tall problems split only M so A
+// is packed once, short-wide ones (small batches) split N so both cores have work. A
+// tile is computed the same way whichever thread claims it.
 #include <algorithm>
 #include <limits>
 
@@ -34,18 +36,12 @@ namespace {
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
-void barrier() {
-#ifdef _OPENMP
-#pragma omp barrier
-#endif
-}
-
 struct Range {
   int64_t begin, end;
 };
 
 // Part `i` of `parts` near-equal parts of [0, units).
-Range split(int64_t units, int parts, int i) {
+Range split(int64_t units, int64_t parts, int64_t i) {
   return {units * i / parts, units * (i + 1) / parts};
 }
 
@@ -92,80 +88,79 @@ void gemm_tiled(const GemmConfig<T>& cfg, bool ta, bool tb, int64_t m, int64_t n
   const bool direct_a = !ta && n_panels_max < kMinPackReuse;
   const int64_t rs_a = ta ? 1 : lda, cs_a = ta ? lda : 1;
   const int threads = pick_threads(m * n * k);
+  const int tm = pick_m_threads(threads, m_panels, n_panels_max, mr, nr);
+  const int tn = threads / tm;
+  // M in blocks of at most MC rows, and at least tm blocks so that every M range of
+  // the thread grid has one; a unit of work is one M block times one of tn column groups.
+  const int64_t m_blocks = std::max<int64_t>(tm, ceil_div(m, cfg.mc));
+  const int64_t mc_step = round_up(ceil_div(m, m_blocks), mr);
+  const int64_t units = ceil_div(m, mc_step) * tn;
   T* const bbuf = static_cast<T*>(thread_scratch(
       Scratch::PackB, sizeof(T) * static_cast<size_t>(kc_step * (direct_b ? nr : nc_step))));
 
-  parallel_region(threads, [&] {
-    const int tid = thread_index(), nth = team_threads();
-    const int tm = pick_m_threads(nth, m_panels, n_panels_max, mr, nr);
-    const int tn = nth / tm;
-    const Range my_panels = split(m_panels, tm, tid / tn);
-    const int64_t i_begin = my_panels.begin * mr;
-    const int64_t i_end = std::min(m, my_panels.end * mr);
-    const int64_t my_rows = std::max<int64_t>(0, i_end - i_begin);
-    const int64_t mc_step =
-        my_rows > 0 ? round_up(ceil_div(my_rows, ceil_div(my_rows, cfg.mc)), mr) : mr;
-    T* const abuf = direct_a ? nullptr
-                             : static_cast<T*>(thread_scratch(
-                                   Scratch::PackA,
-                                   sizeof(T) * static_cast<size_t>(mc_step * kc_step)));
-    alignas(64) T edge[kMaxTile];
-
-    for (int64_t jc = 0; jc < n; jc += nc_step) {
-      const int64_t ncur = std::min(nc_step, n - jc);
-      const int64_t n_panels = ceil_div(ncur, nr);
-      const Range my_cols = split(n_panels, tn, tid % tn);
-      // In direct mode only a ragged last B panel is packed, at the start of bbuf.
-      const int64_t b_tail = ncur % nr == 0 ? n_panels : n_panels - 1;
-      const Range to_pack = direct_b ? Range{tid == 0 ? b_tail : n_panels, n_panels}
-                                     : split(n_panels, nth, tid);
-      for (int64_t pc = 0; pc < k; pc += kc_step) {
-        const int64_t kcur = std::min(kc_step, k - pc);
-        const T beta_k = pc == 0 ? beta : T(1);
-        if (to_pack.end > to_pack.begin) {
-          const int64_t j0 = to_pack.begin * nr;
-          const int64_t cols = std::min(ncur, to_pack.end * nr) - j0;
-          cfg.pack_b(tb, b, ldb, jc + j0, cols, pc, kcur, direct_b ? bbuf : bbuf + j0 * kcur);
-        }
-        if (nth > 1) barrier();
-        for (int64_t ic = i_begin; ic < i_end; ic += mc_step) {
-          const int64_t mcur = std::min(mc_step, i_end - ic);
-          if (!direct_a) cfg.pack_a(ta, a, lda, ic, mcur, pc, kcur, abuf);
-          for (int64_t jp = my_cols.begin; jp < my_cols.end; ++jp) {
-            const int64_t j = jc + jp * nr;
-            const int64_t cols = std::min<int64_t>(nr, jc + ncur - j);
-            const bool b_in_place = direct_b && jp < b_tail;
-            const T* bp = b_in_place ? b + pc * ldb + j : bbuf + (direct_b ? 0 : jp * nr * kcur);
-            const int64_t rs_b = b_in_place ? ldb : nr;
-            for (int64_t ip = 0; ip < mcur; ip += mr) {
-              const int rows = static_cast<int>(std::min<int64_t>(mr, mcur - ip));
-              const T* ap = direct_a ? a + (ic + ip) * rs_a + pc * cs_a : abuf + ip * kcur;
-              const int64_t ars = direct_a ? rs_a : 1, acs = direct_a ? cs_a : mr;
-              const bool full = rows == mr && cols == nr;
-              if (c_trans) {  // the tile goes through `edge`, transposed on the way to C
-                if (full) {
-                  cfg.ukr(kcur, alpha, ap, ars, acs, bp, rs_b, T(0), edge, nr);
-                } else {
-                  cfg.ukr_edge(kcur, alpha, ap, ars, acs, bp, rs_b, T(0), edge, nr, rows,
-                               static_cast<int>(cols));
-                }
-                merge_edge_t(edge, nr, rows, cols, beta_k, c + j * ldc + ic + ip, ldc);
-                continue;
-              }
-              T* cij = c + (ic + ip) * ldc + j;
+  for (int64_t jc = 0; jc < n; jc += nc_step) {
+    const int64_t ncur = std::min(nc_step, n - jc);
+    const int64_t n_panels = ceil_div(ncur, nr);
+    // In direct mode only a ragged last B panel is packed, at the start of bbuf.
+    const int64_t b_tail = ncur % nr == 0 ? n_panels : n_panels - 1;
+    for (int64_t pc = 0; pc < k; pc += kc_step) {
+      const int64_t kcur = std::min(kc_step, k - pc);
+      const T beta_k = pc == 0 ? beta : T(1);
+      // Phase 1: the B block, shared by every unit of phase 2.
+      const int64_t pack_parts = direct_b ? 1 : std::min<int64_t>(threads, n_panels);
+      parallel_units(pack_parts, threads, [&](int64_t part) {
+        const Range panels =
+            direct_b ? Range{b_tail, n_panels} : split(n_panels, pack_parts, part);
+        if (panels.end <= panels.begin) return;
+        const int64_t j0 = panels.begin * nr;
+        const int64_t cols = std::min(ncur, panels.end * nr) - j0;
+        cfg.pack_b(tb, b, ldb, jc + j0, cols, pc, kcur, direct_b ? bbuf : bbuf + j0 * kcur);
+      });
+      // Phase 2: the C tiles, an M block by a column group per unit.
+      parallel_units(units, threads, [&](int64_t unit) {
+        const int64_t ic = unit / tn * mc_step;
+        const int64_t mcur = std::min(mc_step, m - ic);
+        const Range my_cols = split(n_panels, tn, unit % tn);
+        if (my_cols.end <= my_cols.begin) return;
+        T* const abuf = direct_a ? nullptr
+                                 : static_cast<T*>(thread_scratch(
+                                       Scratch::PackA,
+                                       sizeof(T) * static_cast<size_t>(mc_step * kc_step)));
+        if (!direct_a) cfg.pack_a(ta, a, lda, ic, mcur, pc, kcur, abuf);
+        alignas(64) T edge[kMaxTile];
+        for (int64_t jp = my_cols.begin; jp < my_cols.end; ++jp) {
+          const int64_t j = jc + jp * nr;
+          const int64_t cols = std::min<int64_t>(nr, jc + ncur - j);
+          const bool b_in_place = direct_b && jp < b_tail;
+          const T* bp = b_in_place ? b + pc * ldb + j : bbuf + (direct_b ? 0 : jp * nr * kcur);
+          const int64_t rs_b = b_in_place ? ldb : nr;
+          for (int64_t ip = 0; ip < mcur; ip += mr) {
+            const int rows = static_cast<int>(std::min<int64_t>(mr, mcur - ip));
+            const T* ap = direct_a ? a + (ic + ip) * rs_a + pc * cs_a : abuf + ip * kcur;
+            const int64_t ars = direct_a ? rs_a : 1, acs = direct_a ? cs_a : mr;
+            const bool full = rows == mr && cols == nr;
+            if (c_trans) {  // the tile goes through `edge`, transposed on the way to C
               if (full) {
-                cfg.ukr(kcur, alpha, ap, ars, acs, bp, rs_b, beta_k, cij, ldc);
+                cfg.ukr(kcur, alpha, ap, ars, acs, bp, rs_b, T(0), edge, nr);
               } else {
-                cfg.ukr_edge(kcur, alpha, ap, ars, acs, bp, rs_b, beta_k, cij, ldc, rows,
+                cfg.ukr_edge(kcur, alpha, ap, ars, acs, bp, rs_b, T(0), edge, nr, rows,
                              static_cast<int>(cols));
               }
+              merge_edge_t(edge, nr, rows, cols, beta_k, c + j * ldc + ic + ip, ldc);
+              continue;
+            }
+            T* cij = c + (ic + ip) * ldc + j;
+            if (full) {
+              cfg.ukr(kcur, alpha, ap, ars, acs, bp, rs_b, beta_k, cij, ldc);
+            } else {
+              cfg.ukr_edge(kcur, alpha, ap, ars, acs, bp, rs_b, beta_k, cij, ldc, rows,
+                           static_cast<int>(cols));
             }
           }
         }
-        if (nth > 1) barrier();  // the next pc overwrites the shared B block
-      }
+      });
     }
-  });
+  }
 }
 
 template <typename T>
