@@ -73,7 +73,8 @@ std::atomic<bool> g_restart_after_fork{false};
 class Pool {
  public:
   static constexpr int kUnitBits = 24;
-  static constexpr int64_t kMaxUnits = (int64_t(1) << kUnitBits) - 1;
+  static constexpr int64_t kClosed = (int64_t(1) << kUnitBits) - 1;  // no unit has this number
+  static constexpr int64_t kMaxUnits = kClosed - 1;
   static constexpr uint64_t kGenMask = (uint64_t(1) << (64 - kUnitBits)) - 1;
 
   // The thread count, the caller included.
@@ -114,7 +115,7 @@ class Pool {
       return false;
     }
     const uint64_t gen = (generation() + 1) & kGenMask;
-    word_.store(gen << kUnitBits | kMaxUnits);  // closed: no unit can be claimed
+    word_.store(gen << kUnitBits | kClosed);  // no unit can be claimed yet
     units_.store(units);
     fn_.store(fn);
     body_.store(body);
@@ -139,7 +140,12 @@ class Pool {
   void claim_and_run(uint64_t gen) {
     uint64_t word = word_.load();
     while ((word >> kUnitBits) == gen) {
-      const int64_t unit = static_cast<int64_t>(word & kMaxUnits);
+      const int64_t unit = static_cast<int64_t>(word & kClosed);
+      if (unit == kClosed) {  // the caller is still filling in the call: it opens next
+        cpu_relax();
+        word = word_.load();
+        continue;
+      }
       if (unit >= units_.load()) return;
       if (!word_.compare_exchange_weak(word, word + 1)) continue;  // word reloaded
       fn_.load()(body_.load(), unit);  // still valid: the call cannot end before this unit
