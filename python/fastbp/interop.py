@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .layers import Dense, Identity, ReLU, Sigmoid, Tanh
+from .layers import ACTIVATIONS, Dense
 from .losses import Loss, MSELoss
 
 __all__ = ["from_torch", "to_torch"]
 
-_ACTIVATIONS = {"ReLU": ReLU, "Tanh": Tanh, "Sigmoid": Sigmoid, "Identity": Identity}
+# fastbp's activations carry the class names of their torch.nn twins.
+_ACTIVATIONS = {cls.__name__: cls for cls in ACTIVATIONS.values()}
 
 
 def _torch():

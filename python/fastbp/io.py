@@ -10,19 +10,13 @@ import zipfile
 
 import numpy as np
 
-from . import layers as layers_mod
-from . import losses as losses_mod
+from .layers import LAYER_TYPES
+from .losses import LOSS_TYPES
 
 __all__ = ["save", "load", "network_config", "from_config"]
 
 FORMAT = "fastbp-network"
 VERSION = 1
-_LAYER_TYPES = {cls.__name__: cls for cls in (layers_mod.Dense, layers_mod.Sigmoid,
-                                              layers_mod.ReLU, layers_mod.Tanh,
-                                              layers_mod.Identity)}
-_LOSS_TYPES = {cls.__name__: cls for cls in (losses_mod.MSELoss,
-                                             losses_mod.SoftmaxCrossEntropyLoss,
-                                             losses_mod.BCEWithLogitsLoss)}
 
 
 def network_config(net) -> dict:
@@ -39,9 +33,9 @@ def from_config(config: dict, params: np.ndarray, backend: str | None = None, dt
     layers = []
     for spec in config["layers"]:
         spec = dict(spec)
-        layers.append(_LAYER_TYPES[spec.pop("type")](**spec))
+        layers.append(LAYER_TYPES[spec.pop("type")](**spec))
     loss_spec = dict(config["loss"])
-    loss = _LOSS_TYPES[loss_spec.pop("type")](**loss_spec)
+    loss = LOSS_TYPES[loss_spec.pop("type")](**loss_spec)
     net = Network(layers, loss, dtype=dtype or config["dtype"],
                   backend=backend or config["backend"])
     if params.shape != (net.n_params,):

@@ -9,9 +9,9 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from . import _core, _validate, ops, reference
+from . import _core, _names, _validate, reference
 from .history import History
-from .layers import Activation, Dense, Layer
+from .layers import Activation, Dense, Identity, Layer
 from .losses import Loss, SoftmaxCrossEntropyLoss
 from .optim import SGD, Optimizer
 from .schedules import Schedule
@@ -56,7 +56,7 @@ def _describe(layers) -> list:
                 raise ValueError(f"layers[{i}] expects {layer.in_features} inputs but the "
                                  f"layer before it gives {width}")
             width = layer.out_features
-            specs.append((True, layer.in_features, layer.out_features, "identity"))
+            specs.append((True, layer.in_features, layer.out_features, Identity.name))
         elif isinstance(layer, Activation):
             if width is None:
                 raise ValueError("the first layer must be Dense, got " + repr(layer))
@@ -114,8 +114,7 @@ class Network:
         self._rng = np.random.default_rng(seed)
         self._core = self._make_core(specs)
         self._bind_parameters()
-        self._last_optimizer, self._last_state = _NO_OPTIMIZER, None
-        self._last_train_step = None
+        self._last_optimizer, self._last_binding = _NO_OPTIMIZER, None
         # One training call at a time from Python threads: an optimizer's step count,
         # first-step flag and momentum buffer must change together with the parameters
         # (the C++ network serialises its own calls, but not this bookkeeping).
@@ -126,9 +125,9 @@ class Network:
         if self.backend == "numpy":
             return reference.ReferenceNetwork(specs, self.loss_fn.name, self.loss_fn.reduction,
                                               self.dtype)
-        core_specs = [(d, i, o, getattr(_core.Act, ops.ACT_NAMES[a])) for d, i, o, a in specs]
-        loss = getattr(_core.Loss, ops.LOSS_NAMES[self.loss_fn.name])
-        reduction = getattr(_core.Reduction, self.loss_fn.reduction.capitalize())
+        core_specs = [(d, i, o, _names.ACTIVATIONS[a]) for d, i, o, a in specs]
+        loss = self.loss_fn.kind
+        reduction = _names.REDUCTIONS[self.loss_fn.reduction]
         if self.backend == "cuda":
             return _cuda_network(self.dtype)(core_specs, loss, reduction)
         return _CORE_NETWORKS[self.dtype.type](core_specs, loss, reduction)
@@ -199,20 +198,21 @@ class Network:
     def _batch(self, X, T):
         return self._inputs(X), self._targets(T)
 
-    def _optimizer_state(self, optimizer):
-        """The optimizer's state for this network; the last one used is cached, since a
+    def _bind_optimizer(self, optimizer) -> tuple:
+        """``(state, calls)``: the optimizer's state for this network and the core calls
+        that apply it (:meth:`Optimizer.core_calls`); the last pair is cached, since a
         training loop passes the same optimizer every step."""
         if optimizer is self._last_optimizer:
-            return self._last_state
+            return self._last_binding
         if not isinstance(optimizer, Optimizer):
             raise TypeError("optimizer must be a fastbp optimizer (SGD, Adam, AdamW), got "
                             f"{type(optimizer).__name__}")
         if self.backend == "cuda" and not isinstance(optimizer, SGD):
             raise NotImplementedError(f"backend='cuda' trains with SGD only, got "
                                       f"{type(optimizer).__name__}")
-        self._last_optimizer, self._last_state = optimizer, optimizer.state_for(self)
-        self._last_train_step = getattr(self._core, "train_step" + optimizer._CORE_SUFFIX)
-        return self._last_state
+        self._last_binding = optimizer.state_for(self), optimizer.core_calls(self._core)
+        self._last_optimizer = optimizer
+        return self._last_binding
 
     # ---- computation --------------------------------------------------------------
 
@@ -249,9 +249,9 @@ class Network:
         lock = self._training
         lock.acquire()
         try:
-            state = self._optimizer_state(optimizer)
+            state, calls = self._bind_optimizer(optimizer)
             args = optimizer.core_args(state)
-            train_step = self._last_train_step
+            train_step = calls.train_step
             try:
                 try:  # arrays already in the network's dtype and layout go straight to C++
                     value = train_step(X, T, *args)
@@ -268,9 +268,9 @@ class Network:
     def _apply_update(self, opt: Optimizer) -> None:
         """``opt.step(self)``: one update in the backend, which checks the last backward
         pass's loss and the gradients first (see :meth:`Optimizer.step`)."""
-        state = self._optimizer_state(opt)
+        state, calls = self._bind_optimizer(opt)
         try:
-            getattr(self._core, "step" + opt._CORE_SUFFIX)(*opt.core_args(state))
+            calls.step(*opt.core_args(state))
         except FloatingPointError as e:
             raise diverged(f"optimizer step {state.steps + 1}", e) from None
         state.steps += 1

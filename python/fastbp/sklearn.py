@@ -25,14 +25,15 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from .callbacks import EarlyStopping
-from .layers import Dense, Identity, ReLU, Sigmoid, Tanh
+from .layers import ACTIVATIONS, Dense
 from .losses import MSELoss, SoftmaxCrossEntropyLoss
 from .network import Network
 from .optim import SGD, Adam
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
-_ACTIVATIONS = {"identity": Identity, "logistic": Sigmoid, "tanh": Tanh, "relu": ReLU}
+# scikit-learn's names: fastbp's, except that its sigmoid is "logistic".
+_ACTIVATIONS = {{"sigmoid": "logistic"}.get(name, name): cls for name, cls in ACTIVATIONS.items()}
 
 
 def _check(ok: bool, message: str) -> None:
