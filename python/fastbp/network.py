@@ -1,4 +1,5 @@
-"""``Network``: a sequence of layers, a loss, and one call into C++ per step or epoch."""
+"""``Network``: a sequence of layers, a loss, and one call into C++ per step or epoch;
+and :func:`from_torch`, which builds one from a PyTorch module."""
 
 from __future__ import annotations
 
@@ -9,16 +10,16 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from . import _core, _names, _validate, reference
+from . import _core, _names, _validate, interop, io, reference
 from .history import History
 from .layers import Activation, Dense, Identity, Layer
-from .losses import Loss, SoftmaxCrossEntropyLoss
+from .losses import Loss, MSELoss, SoftmaxCrossEntropyLoss
 from .optim import SGD, Optimizer
 from .schedules import Schedule
 from .training import diverged
 from .training import fit as _fit
 
-__all__ = ["Network", "History"]
+__all__ = ["Network", "History", "from_torch"]
 
 BACKENDS = ("cpu", "cuda", "numpy")
 _NO_OPTIMIZER = object()  # what no argument can be
@@ -378,41 +379,56 @@ class Network:
     def to_torch(self):
         """A ``torch.nn.Sequential`` with this network's layers and a copy of its weights
         (see :func:`fastbp.interop.to_torch`; needs PyTorch)."""
-        from .interop import to_torch
-
-        return to_torch(self)
+        return interop.to_torch(self)
 
     # ---- persistence --------------------------------------------------------------
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the network (layers, loss, dtype, parameters) to ``path`` (.npz)."""
-        from .io import save
-
-        save(self, path)
+        io.save(self, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike, backend: str | None = None) -> "Network":
         """Rebuild a network saved by :meth:`save`, on ``backend`` (default: as saved)."""
-        from .io import load
-
-        return load(path, backend=backend)
+        return io.load(path, cls, backend=backend)
 
     def __reduce__(self):
         """Pickled as its configuration and parameters (optimizer states stay behind)."""
-        from .io import from_config, network_config
-
         self._host_parameters()
-        return from_config, (network_config(self), self._core.params.copy(), self.backend)
+        return io.from_config, (type(self), io.network_config(self), self._core.params.copy(),
+                                self.backend)
 
     def _float64_copy(self) -> "Network":
         """An independent float64 network with this one's layers and parameters."""
-        from .io import from_config, network_config
-
-        return from_config(network_config(self), self._core.params.astype(np.float64),
-                           dtype="float64")
+        return io.from_config(type(self), io.network_config(self),
+                              self._core.params.astype(np.float64), dtype="float64")
 
     def __repr__(self) -> str:
         inner = ", ".join(map(repr, self.layers))
         return (f"Network([{inner}], loss={self.loss_fn!r}, dtype={str(self.dtype)!r}, "
                 f"backend={self.backend!r})")
 
+
+def from_torch(module, loss: Loss | None = None, backend: str = "cpu",
+               seed: int | None = None) -> Network:
+    """A :class:`fastbp.Network` with the layers and weights of a PyTorch module.
+
+    Parameters
+    ----------
+    module : torch.nn.Sequential or torch.nn.Linear
+        ``Linear`` layers (with bias) and ``ReLU``, ``Tanh``, ``Sigmoid`` or ``Identity``
+        activations, all float32 or all float64 (the network's dtype).
+    loss : Loss, optional
+        The network's loss (default ``MSELoss()``).
+    backend : {"cpu", "cuda", "numpy"}
+    seed : int, optional
+        Seeds the network's shuffling in ``fit``.
+
+    Returns
+    -------
+    Network
+        Independent of ``module``: the weights are copied.
+    """
+    layers, dtype = interop.torch_layers(module)
+    return Network(layers, loss if loss is not None else MSELoss(), dtype=dtype,
+                   backend=backend, seed=seed)
