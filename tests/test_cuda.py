@@ -189,6 +189,23 @@ def test_parameter_writes_reach_the_gpu(rng):
 
 
 @needs_gpu
+def test_flat_buffers_are_host_copies_synced_with_the_gpu(rng):
+    cpu, gpu = pair((4, 8, 2), "tanh", "mse_mean", "float64")
+    X, T = make_data((4, 2), "mse_mean", 16, rng, "float64")
+    new = rng.standard_normal(cpu.n_params)
+    for net in (cpu, gpu):
+        net.params[...] = new          # written through the flat host copy
+        assert np.shares_memory(net.layers[0].W, net.params)
+    assert_close_scaled(gpu.forward(X), cpu.forward(X), 1e-10)
+    for net in (cpu, gpu):
+        net.train_step(X, T, fb.SGD(lr=0.1))
+    assert_close_scaled(gpu.params, cpu.params, 1e-10)   # a read brings the GPU's values
+    assert_close_scaled(gpu.grads, cpu.grads, 1e-10)
+    np.testing.assert_array_equal(
+        gpu.grads, np.concatenate([a.ravel() for l in dense_layers(gpu) for a in (l.dW, l.db)]))
+
+
+@needs_gpu
 def test_switching_optimizers_keeps_each_momentum_buffer(rng):
     cpu, gpu = pair((4, 8, 2), "tanh", "mse_mean", "float64")
     X, T = make_data((4, 2), "mse_mean", 16, rng, "float64")

@@ -143,7 +143,7 @@ class Network:
     def _bind_parameters(self) -> None:
         """Point every Dense layer's W, b, dW, db at the network's flat buffers,
         initialising the weights the user did not set."""
-        params, grads = self._core.params, self._core.grads
+        params, grads = self._params, self._grads = self._core.params, self._core.grads
         dense = [layer for layer in self.layers if isinstance(layer, Dense)]
         for layer, (w_off, b_off, n_in, n_out) in zip(dense, self._core.slots):
             w0 = layer.initial_weights(self._rng)
@@ -157,6 +157,23 @@ class Network:
             layer._owner = self
 
     # ---- properties ---------------------------------------------------------------
+
+    @property
+    def params(self) -> np.ndarray:
+        """The flat parameter buffer, 1-D, ``n_params`` long: each Dense layer's ``W``
+        (row-major) then its ``b``, input layer first. Every layer's ``W`` and ``b`` is a
+        view into it, so writing either writes the other. On the CUDA backend it is the
+        host copy, brought up to date on every read (read it again after training) and
+        uploaded before the next computation, as ``layer.W`` is."""
+        self._host_parameters()
+        return self._params
+
+    @property
+    def grads(self) -> np.ndarray:
+        """The flat gradient buffer, laid out as :attr:`params`; every layer's ``dW`` and
+        ``db`` is a view into it. Filled by :meth:`backward` and the training calls."""
+        self._host_parameters()
+        return self._grads
 
     @property
     def n_params(self) -> int:
