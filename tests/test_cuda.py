@@ -94,6 +94,31 @@ def test_activation_without_dense_before_it(rng):
     assert_same_params(*nets, 1e-4, what="grads")
 
 
+@needs_gpu
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_softmax_cross_entropy_gradient_of_huge_logits_matches_cpu(dtype):
+    """Logits of 1e17: softmax must be exp(x - max) / sum, since lse = max + log(sum)
+    loses log(sum) to rounding there (exp(x - lse) would give [0, 1, 0] for row 0).
+    Dense(3, 3) with W = I and b = 0 passes X through as the logits, so db is the sum
+    of the rows' logit gradients and dW = X^T times them."""
+    X = np.array([[1e17, 1e17, 0.0], [0.0, 1e17, 1e17]], dtype=dtype)
+    labels = np.array([0, 2])
+    per_row = np.array([[-0.5, 0.5, 0.0], [0.0, 0.5, -0.5]])  # softmax - one-hot
+    nets = {}
+    for backend in ("cpu", "cuda"):
+        net = fb.Network([fb.Dense(3, 3)], fb.SoftmaxCrossEntropyLoss(reduction="sum"),
+                         dtype=dtype, backend=backend)
+        net.layers[0].W, net.layers[0].b = np.eye(3), np.zeros(3)
+        net.backward(X, labels)
+        nets[backend] = net.layers[0]
+    for backend, layer in nets.items():
+        np.testing.assert_allclose(layer.db, per_row.sum(axis=0), rtol=1e-6, atol=0,
+                                   err_msg=backend)
+        assert_close_scaled(layer.dW, X.astype(np.float64).T @ per_row, 1e-6, err_msg=backend)
+    assert_close_scaled(nets["cuda"].db, nets["cpu"].db, backend_rtol(dtype))
+    assert_close_scaled(nets["cuda"].dW, nets["cpu"].dW, backend_rtol(dtype))
+
+
 SGD_CONFIGS = [dict(lr=0.1), dict(lr=0.05, momentum=0.9),
                dict(lr=0.05, momentum=0.9, dampening=0.3, weight_decay=0.01),
                dict(lr=0.05, momentum=0.8, nesterov=True, weight_decay=0.001)]
@@ -161,6 +186,23 @@ def test_parameter_writes_reach_the_gpu(rng):
     opt_c.step(cpu)
     opt_g.step(gpu)
     assert_same_params(cpu, gpu, 1e-5)
+
+
+@needs_gpu
+def test_flat_buffers_are_host_copies_synced_with_the_gpu(rng):
+    cpu, gpu = pair((4, 8, 2), "tanh", "mse_mean", "float64")
+    X, T = make_data((4, 2), "mse_mean", 16, rng, "float64")
+    new = rng.standard_normal(cpu.n_params)
+    for net in (cpu, gpu):
+        net.params[...] = new          # written through the flat host copy
+        assert np.shares_memory(net.layers[0].W, net.params)
+    assert_close_scaled(gpu.forward(X), cpu.forward(X), 1e-10)
+    for net in (cpu, gpu):
+        net.train_step(X, T, fb.SGD(lr=0.1))
+    assert_close_scaled(gpu.params, cpu.params, 1e-10)   # a read brings the GPU's values
+    assert_close_scaled(gpu.grads, cpu.grads, 1e-10)
+    np.testing.assert_array_equal(
+        gpu.grads, np.concatenate([a.ravel() for l in dense_layers(gpu) for a in (l.dW, l.db)]))
 
 
 @needs_gpu

@@ -562,3 +562,38 @@ def test_scalar_results_are_python_floats(rng, backend, dtype):
         assert isinstance(value, float)
     hist = net.fit(X, T, epochs=2, batch_size=2, optimizer=fb.SGD(lr=0.1))
     assert all(isinstance(v, float) for v in hist.loss)
+
+
+# ---- public flat buffers ----------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_params_is_the_flat_buffer_every_layer_views(backend, dtype, rng):
+    net = make_net((5, 7, 3), "tanh", "mse_mean", dtype, backend, seed=1)
+    X, _ = make_data((5, 3), "mse_mean", 9, rng, dtype)
+    assert net.params.shape == (net.n_params,) and net.params.dtype == np.dtype(dtype)
+    assert net.grads.shape == (net.n_params,) and net.grads.dtype == np.dtype(dtype)
+    for layer in dense_layers(net):
+        for flat, name in ((net.params, "W"), (net.params, "b"), (net.grads, "dW"),
+                           (net.grads, "db")):
+            assert np.shares_memory(getattr(layer, name), flat), name
+    np.testing.assert_array_equal(
+        net.params, np.concatenate([a.ravel() for l in dense_layers(net) for a in (l.W, l.b)]))
+    new = rng.standard_normal(net.n_params).astype(dtype)
+    net.params[...] = new                       # written through the flat buffer
+    first = dense_layers(net)[0]
+    np.testing.assert_array_equal(first.W, new[:35].reshape(5, 7))
+    np.testing.assert_array_equal(first.b, new[35:42])
+    assert_close_scaled(net.forward(X), np_forward(net, X), backend_rtol(dtype))
+    first.b[...] = 0.25                         # and a layer's write shows in it
+    np.testing.assert_array_equal(net.params[35:42], 0.25)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_grads_after_backward_are_the_layers_gradients(backend, rng):
+    net = make_net((4, 6, 5, 2), "relu", "ce_labels", "float64", backend, seed=2)
+    X, T = make_data((4, 2), "ce_labels", 11, rng, "float64")
+    net.backward(X, T)
+    expected = np.concatenate([a.ravel() for l in dense_layers(net) for a in (l.dW, l.db)])
+    assert np.abs(expected).max() > 0
+    np.testing.assert_array_equal(net.grads, expected)

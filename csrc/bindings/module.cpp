@@ -21,6 +21,13 @@ std::string shape_str(const py::array& a) {
   return s + (a.ndim() == 1 ? ",)" : ")");
 }
 
+// Exports enum E as m.<name>, its members named by the table beside its definition.
+template <typename E, size_t N>
+void bind_enum(py::module_& m, const char* name, const std::pair<E, const char*> (&names)[N]) {
+  py::enum_<E> e(m, name);
+  for (const auto& [value, value_name] : names) e.value(value_name, value);
+}
+
 void bind_ops(py::module_& m);
 void bind_network(py::module_& m);
 #ifdef FASTBP_HAVE_CUDA
@@ -35,18 +42,9 @@ PYBIND11_MODULE(_core, m) {
   // Read at import; build_info() would also probe the GPU, which import must not need.
   m.attr("__version__") = FASTBP_VERSION;
 
-  py::enum_<kernels::Act>(m, "Act")
-      .value("Identity", kernels::Act::Identity)
-      .value("Sigmoid", kernels::Act::Sigmoid)
-      .value("ReLU", kernels::Act::ReLU)
-      .value("Tanh", kernels::Act::Tanh);
-  py::enum_<kernels::Loss>(m, "Loss")
-      .value("MSE", kernels::Loss::MSE)
-      .value("SoftmaxCrossEntropy", kernels::Loss::SoftmaxCrossEntropy)
-      .value("BCEWithLogits", kernels::Loss::BCEWithLogits);
-  py::enum_<kernels::Reduction>(m, "Reduction")
-      .value("Mean", kernels::Reduction::Mean)
-      .value("Sum", kernels::Reduction::Sum);
+  bindings::bind_enum(m, "Act", kernels::kActNames);
+  bindings::bind_enum(m, "Loss", kernels::kLossNames);
+  bindings::bind_enum(m, "Reduction", kernels::kReductionNames);
 
   m.def("set_num_threads", &kernels::set_num_threads, py::arg("n"),
         "Set the kernels' thread count; returns the count set (fewer than n when the OS "

@@ -1,24 +1,14 @@
 // Elementwise activation kernels and the fused Dense epilogue/prologue.
-#include <type_traits>
-
-#include "cuda/act_math.cuh"
+#include "common/act_math.hpp"
 #include "cuda/common.cuh"
 #include "cuda/kernels.cuh"
 
 namespace fastbp::cuda {
 namespace {
 
-// Calls f(std::integral_constant<Act, A>{}) for the runtime kind, so each kernel is
-// instantiated per activation and its loop carries no branch on the kind.
-template <typename F>
-void with_act(Act act, F&& f) {
-  switch (act) {
-    case Act::Identity: return f(std::integral_constant<Act, Act::Identity>{});
-    case Act::Sigmoid: return f(std::integral_constant<Act, Act::Sigmoid>{});
-    case Act::ReLU: return f(std::integral_constant<Act, Act::ReLU>{});
-    case Act::Tanh: return f(std::integral_constant<Act, Act::Tanh>{});
-  }
-}
+using common::act_derivative;
+using common::act_one;
+using common::with_act;
 
 template <Act A, typename T>
 __global__ void bias_activation_kernel(T* z, const T* bias, int64_t m, int64_t n) {

@@ -1,6 +1,6 @@
 // Loss value and gradient kernels, torch.nn's definitions (as kernels/loss.cpp).
 // Sums run in double and are reduced in a fixed order, so a loss is deterministic.
-#include "cuda/act_math.cuh"
+#include "common/loss_math.hpp"
 #include "cuda/common.cuh"
 #include "cuda/kernels.cuh"
 
@@ -39,24 +39,20 @@ __global__ void elementwise_loss_kernel(const T* y, const T* t, int64_t count, T
   double total = 0.0;
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < count; i += stride) {
-    const T x = y[i];
     if constexpr (Bce) {
-      // log(1 + exp(x)) - x*t written so no exp argument is positive.
-      total += double(max(x, T(0)) - x * t[i] + log1p(exp(-fabs(x))));
-      if (grad) grad[i] = scale * (stable_sigmoid(x) - t[i]);
+      total += common::bce_with_logits_term(y[i], t[i]);
+      if (grad) grad[i] = common::bce_with_logits_grad(y[i], t[i], scale);
     } else {
-      const T d = x - t[i];
-      total += double(d) * double(d);
-      if (grad) grad[i] = T(2) * scale * d;
+      total += common::mse_term(y[i], t[i]);
+      if (grad) grad[i] = common::mse_grad(y[i], t[i], scale);
     }
   }
   total = block_sum(total);
   if (threadIdx.x == 0) partial[blockIdx.x] = total;
 }
 
-// Softmax cross-entropy, one warp per row: loss = lse(x) * sum(t) - sum(t * x) and
-// grad = softmax(x) * sum(t) - t, with t one-hot for labels and lse taken around the
-// row max so no exp overflows. Writes each row's loss.
+// Softmax cross-entropy, one warp per row, with t one-hot for labels (formulas in
+// common/loss_math.hpp). Writes each row's loss.
 template <typename T>
 __global__ void softmax_ce_kernel(const T* x, Target<T> t, int64_t m, int64_t n, T scale,
                                   T* grad, double* row_loss) {
@@ -84,15 +80,15 @@ __global__ void softmax_ce_kernel(const T* x, Target<T> t, int64_t m, int64_t n,
     t_sum = 1.0;
     t_dot_x = double(xi[t.labels[row]]);
   }
-  const double lse = double(mx) + log(sum_exp);
   if (grad) {
+    const double inv_sum_exp = 1.0 / sum_exp;
     for (int64_t j = lane; j < n; j += kWarp) {
-      const double p = exp(double(xi[j]) - lse);
       const double tj = t.dense ? double(t.dense[row * n + j]) : (j == t.labels[row] ? 1.0 : 0.0);
-      grad[row * n + j] = scale * T(p * t_sum - tj);
+      grad[row * n + j] =
+          common::softmax_ce_grad(exp(double(xi[j] - mx)), inv_sum_exp, t_sum, tj, scale);
     }
   }
-  if (lane == 0) row_loss[row] = lse * t_sum - t_dot_x;
+  if (lane == 0) row_loss[row] = common::softmax_ce_row_loss(double(mx), sum_exp, t_sum, t_dot_x);
 }
 
 // *value = scale * sum of count doubles, by one block in a fixed order.

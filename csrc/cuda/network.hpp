@@ -38,7 +38,6 @@ class Network {
   // them back and the new one is uploaded (unless first_step, which overwrites it). The
   // array must stay alive while bound.
   void bind_velocity(T* velocity, bool first_step);
-  const T* bound_velocity() const { return velocity_host_; }
 
   // The same calls as nn::Network, on host arrays; the momentum buffer is the bound one.
   // train_step, train_epoch and sgd_step throw nn::Divergence as nn::Network does: the

@@ -1,6 +1,6 @@
 #include "act.hpp"
 
-#include "act_math.hpp"
+#include "common/act_math.hpp"
 #include "threads.hpp"
 
 namespace fastbp::kernels {
@@ -8,9 +8,9 @@ namespace fastbp::kernels {
 template <typename T>
 void act_forward(Act act, const T* x, T* y, int64_t n) {
   if (act == Act::Identity && x == y) return;
-  with_act(act, [&](auto kind) {
+  common::with_act(act, [&](auto kind) {
     parallel_for(n, pick_threads(n * 8), [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i) y[i] = act_one<decltype(kind)::value>(x[i]);
+      for (int64_t i = begin; i < end; ++i) y[i] = common::act_one<decltype(kind)::value>(x[i]);
     });
   });
 }
@@ -18,10 +18,10 @@ void act_forward(Act act, const T* x, T* y, int64_t n) {
 template <typename T>
 void act_backward(Act act, const T* y, const T* grad, T* out, int64_t n) {
   if (act == Act::Identity && grad == out) return;
-  with_act(act, [&](auto kind) {
+  common::with_act(act, [&](auto kind) {
     parallel_for(n, pick_threads(n), [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i)
-        out[i] = grad[i] * act_derivative<decltype(kind)::value>(y[i]);
+        out[i] = grad[i] * common::act_derivative<decltype(kind)::value>(y[i]);
     });
   });
 }

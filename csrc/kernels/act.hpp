@@ -1,10 +1,17 @@
 #pragma once
 #include <cstdint>
+#include <utility>
 
 namespace fastbp::kernels {
 
 // Values are part of the Python binding (fastbp._core.Act); keep them stable.
 enum class Act : int { Identity = 0, Sigmoid = 1, ReLU = 2, Tanh = 3 };
+
+// The names _core exports its members under (fastbp._core.Act.ReLU); Python derives
+// every other spelling of an activation's name from these.
+inline constexpr std::pair<Act, const char*> kActNames[] = {
+    {Act::Identity, "Identity"}, {Act::Sigmoid, "Sigmoid"}, {Act::ReLU, "ReLU"},
+    {Act::Tanh, "Tanh"}};
 
 // y = f(x), elementwise; y may alias x.
 template <typename T>

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "act_math.hpp"
+#include "common/loss_math.hpp"
 #include "threads.hpp"
 
 namespace fastbp::kernels {
@@ -14,30 +14,27 @@ double mse(const T* y, const T* t, int64_t count, T scale, T* grad) {
   return parallel_sum(count, pick_threads(count), [&](int64_t begin, int64_t end) {
     double total = 0.0;
     for (int64_t i = begin; i < end; ++i) {
-      const T d = y[i] - t[i];
-      total += double(d) * double(d);
-      if (grad) grad[i] = T(2) * scale * d;
+      total += common::mse_term(y[i], t[i]);
+      if (grad) grad[i] = common::mse_grad(y[i], t[i], scale);
     }
     return total;
   });
 }
 
-// log(1 + exp(x)) - x*t written so no exp argument is positive.
 template <typename T>
 double bce(const T* x, const T* t, int64_t count, T scale, T* grad) {
   return parallel_sum(count, pick_threads(count * 8), [&](int64_t begin, int64_t end) {
     double total = 0.0;
     for (int64_t i = begin; i < end; ++i) {
-      total += double(std::max(x[i], T(0)) - x[i] * t[i] + std::log1p(std::exp(-std::abs(x[i]))));
-      if (grad) grad[i] = scale * (stable_sigmoid(x[i]) - t[i]);
+      total += common::bce_with_logits_term(x[i], t[i]);
+      if (grad) grad[i] = common::bce_with_logits_grad(x[i], t[i], scale);
     }
     return total;
   });
 }
 
-// One row: loss = lse(x) * sum(t) - sum(t * x), grad = softmax(x) * sum(t) - t, with t
-// a one-hot row for labels. lse is taken around the row max so it never overflows. exp
-// runs in T (its argument is <= 0, so it cannot overflow), once per element: with a
+// One row, with t a one-hot row for labels (formulas in common/loss_math.hpp). exp runs
+// in T (its argument is <= 0, so it cannot overflow), once per element: with a
 // gradient, exp(x - max) is parked in it and scaled there.
 template <typename T>
 double softmax_ce_row(const T* x, Target<T> t, int64_t i, int64_t n, T scale, T* grad) {
@@ -50,7 +47,6 @@ double softmax_ce_row(const T* x, Target<T> t, int64_t i, int64_t n, T scale, T*
     if (gi) gi[j] = e;
     sum_exp += double(e);
   }
-  const double lse = double(mx) + std::log(sum_exp);
   double t_sum = 1.0, t_dot_x = 0.0;
   if (t.labels) {
     t_dot_x = double(xi[t.labels[i]]);
@@ -63,16 +59,13 @@ double softmax_ce_row(const T* x, Target<T> t, int64_t i, int64_t n, T scale, T*
     }
   }
   if (gi) {
-    // exp(x - max) / sum rather than exp(x - lse): lse = max + log(sum) loses log(sum)
-    // to rounding when |max| is large (all of it beyond 2^53), so softmax(x) would not
-    // sum to 1.
     const double inv_sum = 1.0 / sum_exp;
     for (int64_t j = 0; j < n; ++j) {
       const double tj = t.labels ? (j == t.labels[i] ? 1.0 : 0.0) : double(t.dense[i * n + j]);
-      gi[j] = scale * T(double(gi[j]) * inv_sum * t_sum - tj);
+      gi[j] = common::softmax_ce_grad(double(gi[j]), inv_sum, t_sum, tj, scale);
     }
   }
-  return lse * t_sum - t_dot_x;
+  return common::softmax_ce_row_loss(double(mx), sum_exp, t_sum, t_dot_x);
 }
 
 template <typename T>

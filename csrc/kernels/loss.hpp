@@ -1,11 +1,20 @@
 #pragma once
 #include <cstdint>
+#include <utility>
 
 namespace fastbp::kernels {
 
 // Values are part of the Python binding (fastbp._core.Loss / Reduction); keep them stable.
 enum class Loss : int { MSE = 0, SoftmaxCrossEntropy = 1, BCEWithLogits = 2 };
 enum class Reduction : int { Mean = 0, Sum = 1 };
+
+// The names _core exports their members under, as kActNames.
+inline constexpr std::pair<Loss, const char*> kLossNames[] = {
+    {Loss::MSE, "MSE"},
+    {Loss::SoftmaxCrossEntropy, "SoftmaxCrossEntropy"},
+    {Loss::BCEWithLogits, "BCEWithLogits"}};
+inline constexpr std::pair<Reduction, const char*> kReductionNames[] = {
+    {Reduction::Mean, "Mean"}, {Reduction::Sum, "Sum"}};
 
 // A loss target: dense rows (m x n, same dtype as the output) or, for softmax
 // cross-entropy only, one class label per row. Exactly one pointer is set.

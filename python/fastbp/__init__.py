@@ -12,9 +12,8 @@ from . import _core, callbacks, ops, reference, schedules
 from .gradcheck import gradcheck
 from .layers import Dense, Identity, Layer, ReLU, Sigmoid, Tanh
 from .history import History
-from .interop import from_torch
 from .losses import BCEWithLogitsLoss, Loss, MSELoss, SoftmaxCrossEntropyLoss
-from .network import Network
+from .network import Network, from_torch
 from .optim import SGD, Adam, AdamW, Optimizer
 
 __version__ = _core.__version__

@@ -1,5 +1,6 @@
 """Input checks and conversions shared by the public API and the NumPy reference.
-Pure NumPy; every check runs before any state changes."""
+Pure NumPy (only the reduction names come from the core); every check runs before any
+state changes."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import numbers
 
 import numpy as np
 
+from . import _names
+
 DTYPES = {"float32": np.float32, "float64": np.float64}
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-REDUCTIONS = ("mean", "sum")
+REDUCTIONS = tuple(_names.REDUCTIONS)
 
 
 def choice(name: str, value, allowed) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .network import Network
+
 __all__ = ["gradcheck"]
 
 
@@ -16,8 +18,6 @@ def gradcheck(net, X, T, eps: float = 1e-6) -> float:
     ``|g - n| / max(1, |g|, |n|)``: relative for large gradients, absolute for
     gradients below 1, where finite differences lose their relative accuracy.
     """
-    from .network import Network
-
     if not isinstance(net, Network):
         raise TypeError(f"net must be a fastbp.Network, got {type(net).__name__}")
     check = net._float64_copy()

@@ -1,5 +1,7 @@
 """PyTorch interop: networks to and from ``torch.nn.Sequential`` of ``Linear`` layers and
-the activations fastbp has (needs PyTorch, imported only when called).
+the activations fastbp has (needs PyTorch, imported only when called). This module sits
+below :mod:`fastbp.network`, which builds the network in :func:`fastbp.from_torch` from
+the layers :func:`torch_layers` reads.
 
 PyTorch's ``Linear`` computes ``x @ weight.T + bias`` with ``weight`` (out, in); fastbp's
 ``Dense`` computes ``x @ W + b`` with ``W`` (in, out), so ``W = weight.T``.
@@ -9,12 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .layers import Dense, Identity, ReLU, Sigmoid, Tanh
-from .losses import Loss, MSELoss
+from .layers import ACTIVATIONS, Dense, Layer
 
-__all__ = ["from_torch", "to_torch"]
+__all__ = ["torch_layers", "to_torch"]
 
-_ACTIVATIONS = {"ReLU": ReLU, "Tanh": Tanh, "Sigmoid": Sigmoid, "Identity": Identity}
+# fastbp's activations carry the class names of their torch.nn twins.
+_ACTIVATIONS = {cls.__name__: cls for cls in ACTIVATIONS.values()}
 
 
 def _torch():
@@ -25,27 +27,21 @@ def _torch():
     return torch
 
 
-def from_torch(module, loss: Loss | None = None, backend: str = "cpu", seed: int | None = None):
-    """A :class:`fastbp.Network` with the layers and weights of a PyTorch module.
+def torch_layers(module) -> tuple[list[Layer], str]:
+    """fastbp layers with the weights of a PyTorch module, and their dtype.
 
     Parameters
     ----------
     module : torch.nn.Sequential or torch.nn.Linear
         ``Linear`` layers (with bias) and ``ReLU``, ``Tanh``, ``Sigmoid`` or ``Identity``
-        activations, all float32 or all float64 (the network's dtype).
-    loss : Loss, optional
-        The network's loss (default ``MSELoss()``).
-    backend : {"cpu", "cuda", "numpy"}
-    seed : int, optional
-        Seeds the network's shuffling in ``fit``.
+        activations, all float32 or all float64.
 
     Returns
     -------
-    Network
+    layers : list of Layer
         Independent of ``module``: the weights are copied.
+    dtype : {"float32", "float64"}
     """
-    from .network import Network
-
     torch = _torch()
     modules = list(module) if isinstance(module, torch.nn.Sequential) else [module]
     layers, dtypes = [], set()
@@ -65,9 +61,7 @@ def from_torch(module, loss: Loss | None = None, backend: str = "cpu", seed: int
                             f"{', '.join(_ACTIVATIONS)}")
     if len(dtypes) != 1 or not dtypes <= {torch.float32, torch.float64}:
         raise TypeError(f"the Linear layers must all be float32 or all float64, got {dtypes}")
-    dtype = "float32" if dtypes == {torch.float32} else "float64"
-    return Network(layers, loss if loss is not None else MSELoss(), dtype=dtype,
-                   backend=backend, seed=seed)
+    return layers, "float32" if dtypes == {torch.float32} else "float64"
 
 
 def to_torch(net):

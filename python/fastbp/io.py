@@ -1,5 +1,8 @@
 """Saving and loading networks: a .npz file holding a JSON header and the flat
-parameters. Loading never unpickles (``allow_pickle=False``)."""
+parameters. Loading never unpickles (``allow_pickle=False``).
+
+This module sits below :mod:`fastbp.network`: what builds a network takes the network
+class as an argument (``Network.load`` passes itself)."""
 
 from __future__ import annotations
 
@@ -12,19 +15,13 @@ from typing import BinaryIO
 
 import numpy as np
 
-from . import layers as layers_mod
-from . import losses as losses_mod
+from .layers import LAYER_TYPES
+from .losses import LOSS_TYPES
 
 __all__ = ["save", "load", "network_config", "from_config", "atomic_write"]
 
 FORMAT = "fastbp-network"
 VERSION = 1
-_LAYER_TYPES = {cls.__name__: cls for cls in (layers_mod.Dense, layers_mod.Sigmoid,
-                                              layers_mod.ReLU, layers_mod.Tanh,
-                                              layers_mod.Identity)}
-_LOSS_TYPES = {cls.__name__: cls for cls in (losses_mod.MSELoss,
-                                             losses_mod.SoftmaxCrossEntropyLoss,
-                                             losses_mod.BCEWithLogitsLoss)}
 
 
 def network_config(net) -> dict:
@@ -34,18 +31,18 @@ def network_config(net) -> dict:
             "loss": net.loss_fn.config()}
 
 
-def from_config(config: dict, params: np.ndarray, backend: str | None = None, dtype=None):
-    """A network built from ``config`` with its flat parameters set to ``params``."""
-    from .network import Network
-
+def from_config(network_cls: type, config: dict, params: np.ndarray,
+                backend: str | None = None, dtype=None):
+    """A ``network_cls`` (:class:`fastbp.Network`) built from ``config`` with its flat
+    parameters set to ``params``."""
     layers = []
     for spec in config["layers"]:
         spec = dict(spec)
-        layers.append(_LAYER_TYPES[spec.pop("type")](**spec))
+        layers.append(LAYER_TYPES[spec.pop("type")](**spec))
     loss_spec = dict(config["loss"])
-    loss = _LOSS_TYPES[loss_spec.pop("type")](**loss_spec)
-    net = Network(layers, loss, dtype=dtype or config["dtype"],
-                  backend=backend or config["backend"])
+    loss = LOSS_TYPES[loss_spec.pop("type")](**loss_spec)
+    net = network_cls(layers, loss, dtype=dtype or config["dtype"],
+                      backend=backend or config["backend"])
     if params.shape != (net.n_params,):
         raise ValueError(f"the file holds {params.size} parameters but its layers need "
                          f"{net.n_params}")
@@ -78,8 +75,8 @@ def save(net, path) -> None:
     atomic_write(path, lambda f: np.savez(f, header=header, params=net._core.params))
 
 
-def load(path, backend: str | None = None):
-    """Rebuild the network saved at ``path``.
+def load(path, network_cls: type, backend: str | None = None):
+    """Rebuild the network saved at ``path``, as a ``network_cls``.
 
     Raises FileNotFoundError when there is no such file and ValueError when the file
     is not a complete fastbp network file of a supported version.
@@ -108,6 +105,6 @@ def load(path, backend: str | None = None):
     if not np.isfinite(params).all():
         raise ValueError(f"{path!r} holds NaN or inf parameters")
     try:
-        return from_config(header, params, backend=backend)
+        return from_config(network_cls, header, params, backend=backend)
     except (KeyError, TypeError, ValueError) as e:
         raise ValueError(f"{path!r} has a malformed header: {e}") from None

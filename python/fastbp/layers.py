@@ -5,17 +5,30 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _validate
+from . import _core, _names, _validate
 
-__all__ = ["Layer", "Dense", "Sigmoid", "ReLU", "Tanh", "Identity", "INITS"]
+__all__ = ["Layer", "Dense", "Sigmoid", "ReLU", "Tanh", "Identity", "INITS", "LAYER_TYPES",
+           "ACTIVATIONS"]
 
 INITS = ("xavier", "he", "zeros")
+
+#: fastbp's layer classes by class name (what a saved network names them by), each
+#: entered as it is defined.
+LAYER_TYPES: dict[str, type] = {}
+#: fastbp's activation classes by ``name`` (``"relu"`` -> ``ReLU``).
+ACTIVATIONS: dict[str, type] = {}
 
 
 class Layer:
     """Base class of every layer; a layer belongs to at most one network."""
 
     _owner = None
+
+    def __init_subclass__(cls, abstract: bool = False, **kwargs):
+        # Only fastbp's own concrete layers: a user's subclass must not replace them.
+        super().__init_subclass__(**kwargs)
+        if not abstract and cls.__module__ == __name__:
+            LAYER_TYPES[cls.__name__] = cls
 
     def config(self) -> dict:
         """What :meth:`fastbp.Network.save` stores to rebuild this layer."""
@@ -25,34 +38,43 @@ class Layer:
         return f"{type(self).__name__}()"
 
 
-class Activation(Layer):
-    """An elementwise activation ``A = f(Z)``; ``name`` keys the kernels."""
+class Activation(Layer, abstract=True):
+    """An elementwise activation ``A = f(Z)``: ``kind`` is its member of ``_core.Act``,
+    and ``name``, derived from it (``"relu"``), keys the ops and the NumPy reference."""
 
+    kind: _core.Act
     name = ""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if hasattr(cls, "kind"):
+            cls.name = _names.snake_case(cls.kind.name)
+            if cls.__module__ == __name__:
+                ACTIVATIONS[cls.name] = cls
 
 
 class Sigmoid(Activation):
     """Logistic sigmoid ``1 / (1 + exp(-z))``, computed without overflow."""
 
-    name = "sigmoid"
+    kind = _core.Act.Sigmoid
 
 
 class ReLU(Activation):
     """``max(z, 0)``."""
 
-    name = "relu"
+    kind = _core.Act.ReLU
 
 
 class Tanh(Activation):
     """Hyperbolic tangent."""
 
-    name = "tanh"
+    kind = _core.Act.Tanh
 
 
 class Identity(Activation):
     """``f(z) = z``: a linear output."""
 
-    name = "identity"
+    kind = _core.Act.Identity
 
 
 class _Param:

@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
-from . import _validate
+from . import _core, _names, _validate
 
-__all__ = ["Loss", "MSELoss", "SoftmaxCrossEntropyLoss", "BCEWithLogitsLoss"]
+__all__ = ["Loss", "MSELoss", "SoftmaxCrossEntropyLoss", "BCEWithLogitsLoss", "LOSS_TYPES"]
+
+#: fastbp's loss classes by class name (what a saved network names them by), each entered
+#: as it is defined.
+LOSS_TYPES: dict[str, type] = {}
+
 
 class Loss:
-    """Base class: a loss kind (``name``, which keys the kernels) and a reduction."""
+    """Base class: a loss kind and a reduction. ``kind`` is its member of ``_core.Loss``,
+    and ``name``, derived from it (``"mse"``), keys the ops and the NumPy reference."""
 
+    kind: _core.Loss
     name = ""
+
+    def __init_subclass__(cls, **kwargs):
+        # Only fastbp's own losses: a user's subclass must not replace them.
+        super().__init_subclass__(**kwargs)
+        if hasattr(cls, "kind"):
+            cls.name = _names.snake_case(cls.kind.name)
+            if cls.__module__ == __name__:
+                LOSS_TYPES[cls.__name__] = cls
 
     def __init__(self, reduction: str = "mean"):
         _validate.choice("reduction", reduction, _validate.REDUCTIONS)
@@ -25,7 +40,7 @@ class Loss:
 class MSELoss(Loss):
     """Squared error ``sum((y - t)**2)``; ``"mean"`` divides by the number of elements."""
 
-    name = "mse"
+    kind = _core.Loss.MSE
 
 
 class SoftmaxCrossEntropyLoss(Loss):
@@ -35,10 +50,10 @@ class SoftmaxCrossEntropyLoss(Loss):
     ``"mean"`` divides by the number of samples N.
     """
 
-    name = "softmax_cross_entropy"
+    kind = _core.Loss.SoftmaxCrossEntropy
 
 
 class BCEWithLogitsLoss(Loss):
     """Binary cross-entropy of ``sigmoid(logits)``; ``"mean"`` divides by all elements."""
 
-    name = "bce_with_logits"
+    kind = _core.Loss.BCEWithLogits

@@ -1,4 +1,5 @@
-"""``Network``: a sequence of layers, a loss, and one call into C++ per step or epoch."""
+"""``Network``: a sequence of layers, a loss, and one call into C++ per step or epoch;
+and :func:`from_torch`, which builds one from a PyTorch module."""
 
 from __future__ import annotations
 
@@ -9,16 +10,16 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from . import _core, _validate, ops, reference
+from . import _core, _names, _validate, interop, io, onnx_export, reference
 from .history import History
-from .layers import Activation, Dense, Layer
-from .losses import Loss, SoftmaxCrossEntropyLoss
+from .layers import Activation, Dense, Identity, Layer
+from .losses import Loss, MSELoss, SoftmaxCrossEntropyLoss
 from .optim import SGD, Optimizer
 from .schedules import Schedule
 from .training import diverged
 from .training import fit as _fit
 
-__all__ = ["Network", "History"]
+__all__ = ["Network", "History", "from_torch"]
 
 BACKENDS = ("cpu", "cuda", "numpy")
 _NO_OPTIMIZER = object()  # what no argument can be
@@ -56,7 +57,7 @@ def _describe(layers) -> list:
                 raise ValueError(f"layers[{i}] expects {layer.in_features} inputs but the "
                                  f"layer before it gives {width}")
             width = layer.out_features
-            specs.append((True, layer.in_features, layer.out_features, "identity"))
+            specs.append((True, layer.in_features, layer.out_features, Identity.name))
         elif isinstance(layer, Activation):
             if width is None:
                 raise ValueError("the first layer must be Dense, got " + repr(layer))
@@ -114,8 +115,7 @@ class Network:
         self._rng = np.random.default_rng(seed)
         self._core = self._make_core(specs)
         self._bind_parameters()
-        self._last_optimizer, self._last_state = _NO_OPTIMIZER, None
-        self._last_train_step = None
+        self._last_optimizer, self._last_binding = _NO_OPTIMIZER, None
         # One training call at a time from Python threads: an optimizer's step count,
         # first-step flag and momentum buffer must change together with the parameters
         # (the C++ network serialises its own calls, but not this bookkeeping).
@@ -126,9 +126,9 @@ class Network:
         if self.backend == "numpy":
             return reference.ReferenceNetwork(specs, self.loss_fn.name, self.loss_fn.reduction,
                                               self.dtype)
-        core_specs = [(d, i, o, getattr(_core.Act, ops.ACT_NAMES[a])) for d, i, o, a in specs]
-        loss = getattr(_core.Loss, ops.LOSS_NAMES[self.loss_fn.name])
-        reduction = getattr(_core.Reduction, self.loss_fn.reduction.capitalize())
+        core_specs = [(d, i, o, _names.ACTIVATIONS[a]) for d, i, o, a in specs]
+        loss = self.loss_fn.kind
+        reduction = _names.REDUCTIONS[self.loss_fn.reduction]
         if self.backend == "cuda":
             return _cuda_network(self.dtype)(core_specs, loss, reduction)
         return _CORE_NETWORKS[self.dtype.type](core_specs, loss, reduction)
@@ -143,7 +143,7 @@ class Network:
     def _bind_parameters(self) -> None:
         """Point every Dense layer's W, b, dW, db at the network's flat buffers,
         initialising the weights the user did not set."""
-        params, grads = self._core.params, self._core.grads
+        params, grads = self._params, self._grads = self._core.params, self._core.grads
         dense = [layer for layer in self.layers if isinstance(layer, Dense)]
         for layer, (w_off, b_off, n_in, n_out) in zip(dense, self._core.slots):
             w0 = layer.initial_weights(self._rng)
@@ -157,6 +157,23 @@ class Network:
             layer._owner = self
 
     # ---- properties ---------------------------------------------------------------
+
+    @property
+    def params(self) -> np.ndarray:
+        """The flat parameter buffer, 1-D, ``n_params`` long: each Dense layer's ``W``
+        (row-major) then its ``b``, input layer first. Every layer's ``W`` and ``b`` is a
+        view into it, so writing either writes the other. On the CUDA backend it is the
+        host copy, brought up to date on every read (read it again after training) and
+        uploaded before the next computation, as ``layer.W`` is."""
+        self._host_parameters()
+        return self._params
+
+    @property
+    def grads(self) -> np.ndarray:
+        """The flat gradient buffer, laid out as :attr:`params`; every layer's ``dW`` and
+        ``db`` is a view into it. Filled by :meth:`backward` and the training calls."""
+        self._host_parameters()
+        return self._grads
 
     @property
     def n_params(self) -> int:
@@ -199,20 +216,21 @@ class Network:
     def _batch(self, X, T):
         return self._inputs(X), self._targets(T)
 
-    def _optimizer_state(self, optimizer):
-        """The optimizer's state for this network; the last one used is cached, since a
+    def _bind_optimizer(self, optimizer) -> tuple:
+        """``(state, calls)``: the optimizer's state for this network and the core calls
+        that apply it (:meth:`Optimizer.core_calls`); the last pair is cached, since a
         training loop passes the same optimizer every step."""
         if optimizer is self._last_optimizer:
-            return self._last_state
+            return self._last_binding
         if not isinstance(optimizer, Optimizer):
             raise TypeError("optimizer must be a fastbp optimizer (SGD, Adam, AdamW), got "
                             f"{type(optimizer).__name__}")
         if self.backend == "cuda" and not isinstance(optimizer, SGD):
             raise NotImplementedError(f"backend='cuda' trains with SGD only, got "
                                       f"{type(optimizer).__name__}")
-        self._last_optimizer, self._last_state = optimizer, optimizer.state_for(self)
-        self._last_train_step = getattr(self._core, "train_step" + optimizer._CORE_SUFFIX)
-        return self._last_state
+        self._last_binding = optimizer.state_for(self), optimizer.core_calls(self._core)
+        self._last_optimizer = optimizer
+        return self._last_binding
 
     # ---- computation --------------------------------------------------------------
 
@@ -249,9 +267,9 @@ class Network:
         lock = self._training
         lock.acquire()
         try:
-            state = self._optimizer_state(optimizer)
+            state, calls = self._bind_optimizer(optimizer)
             args = optimizer.core_args(state)
-            train_step = self._last_train_step
+            train_step = calls.train_step
             try:
                 try:  # arrays already in the network's dtype and layout go straight to C++
                     value = train_step(X, T, *args)
@@ -268,9 +286,9 @@ class Network:
     def _apply_update(self, opt: Optimizer) -> None:
         """``opt.step(self)``: one update in the backend, which checks the last backward
         pass's loss and the gradients first (see :meth:`Optimizer.step`)."""
-        state = self._optimizer_state(opt)
+        state, calls = self._bind_optimizer(opt)
         try:
-            getattr(self._core, "step" + opt._CORE_SUFFIX)(*opt.core_args(state))
+            calls.step(*opt.core_args(state))
         except FloatingPointError as e:
             raise diverged(f"optimizer step {state.steps + 1}", e) from None
         state.steps += 1
@@ -378,49 +396,62 @@ class Network:
     def to_torch(self):
         """A ``torch.nn.Sequential`` with this network's layers and a copy of its weights
         (see :func:`fastbp.interop.to_torch`; needs PyTorch)."""
-        from .interop import to_torch
-
-        return to_torch(self)
+        return interop.to_torch(self)
 
     def to_onnx(self, path: str | os.PathLike, opset: int = 17) -> None:
         """Write the network to ``path`` as an ONNX model whose output ``"output"`` is
         what :meth:`predict` returns, for a dynamic batch of ``"input"`` rows (see
         :func:`fastbp.onnx_export.to_onnx`; needs ``pip install "fastbp[onnx]"``)."""
-        from .onnx_export import to_onnx
-
-        to_onnx(self, path, opset)
+        onnx_export.to_onnx(self, path, opset)
 
     # ---- persistence --------------------------------------------------------------
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the network (layers, loss, dtype, parameters) to ``path`` (.npz)."""
-        from .io import save
-
-        save(self, path)
+        io.save(self, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike, backend: str | None = None) -> "Network":
         """Rebuild a network saved by :meth:`save`, on ``backend`` (default: as saved)."""
-        from .io import load
-
-        return load(path, backend=backend)
+        return io.load(path, cls, backend=backend)
 
     def __reduce__(self):
         """Pickled as its configuration and parameters (optimizer states stay behind)."""
-        from .io import from_config, network_config
-
         self._host_parameters()
-        return from_config, (network_config(self), self._core.params.copy(), self.backend)
+        return io.from_config, (type(self), io.network_config(self), self._core.params.copy(),
+                                self.backend)
 
     def _float64_copy(self) -> "Network":
         """An independent float64 network with this one's layers and parameters."""
-        from .io import from_config, network_config
-
-        return from_config(network_config(self), self._core.params.astype(np.float64),
-                           dtype="float64")
+        return io.from_config(type(self), io.network_config(self),
+                              self._core.params.astype(np.float64), dtype="float64")
 
     def __repr__(self) -> str:
         inner = ", ".join(map(repr, self.layers))
         return (f"Network([{inner}], loss={self.loss_fn!r}, dtype={str(self.dtype)!r}, "
                 f"backend={self.backend!r})")
 
+
+def from_torch(module, loss: Loss | None = None, backend: str = "cpu",
+               seed: int | None = None) -> Network:
+    """A :class:`fastbp.Network` with the layers and weights of a PyTorch module.
+
+    Parameters
+    ----------
+    module : torch.nn.Sequential or torch.nn.Linear
+        ``Linear`` layers (with bias) and ``ReLU``, ``Tanh``, ``Sigmoid`` or ``Identity``
+        activations, all float32 or all float64 (the network's dtype).
+    loss : Loss, optional
+        The network's loss (default ``MSELoss()``).
+    backend : {"cpu", "cuda", "numpy"}
+    seed : int, optional
+        Seeds the network's shuffling in ``fit``.
+
+    Returns
+    -------
+    Network
+        Independent of ``module``: the weights are copied.
+    """
+    layers, dtype = interop.torch_layers(module)
+    return Network(layers, loss if loss is not None else MSELoss(), dtype=dtype,
+                   backend=backend, seed=seed)

@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _core, _validate
+from . import _core, _names, _validate
 
+# One forward and one backward function per activation of the core (see below).
 __all__ = [
-    "matmul", "linear", "sigmoid", "relu", "tanh", "identity",
-    "sigmoid_backward", "relu_backward", "tanh_backward", "identity_backward",
+    "matmul", "linear",
+    *_names.ACTIVATIONS, *(name + "_backward" for name in _names.ACTIVATIONS),
     "softmax", "mse", "mse_backward", "softmax_cross_entropy",
     "softmax_cross_entropy_backward", "bce_with_logits", "bce_with_logits_backward",
     "sgd_step", "adam_step",
 ]
-
-ACT_NAMES = {"identity": "Identity", "sigmoid": "Sigmoid", "relu": "ReLU", "tanh": "Tanh"}
-LOSS_NAMES = {"mse": "MSE", "softmax_cross_entropy": "SoftmaxCrossEntropy",
-              "bce_with_logits": "BCEWithLogits"}
 
 
 def matmul(a, b, trans_a: bool = False, trans_b: bool = False) -> np.ndarray:
@@ -45,7 +42,7 @@ def linear(x, w, b) -> np.ndarray:
 
 
 def _activation(name):
-    act = getattr(_core.Act, ACT_NAMES[name])
+    act = _names.ACTIVATIONS[name]
 
     def forward(x) -> np.ndarray:
         (x,) = _validate.common_float(x=x)
@@ -63,10 +60,11 @@ def _activation(name):
     return forward, backward
 
 
-sigmoid, sigmoid_backward = _activation("sigmoid")
-relu, relu_backward = _activation("relu")
-tanh, tanh_backward = _activation("tanh")
-identity, identity_backward = _activation("identity")
+# sigmoid, sigmoid_backward, relu, ...: made from the core's list of activations, so a
+# new one needs no change here.
+for _name in _names.ACTIVATIONS:
+    globals()[_name], globals()[_name + "_backward"] = _activation(_name)
+del _name
 
 
 def softmax(x) -> np.ndarray:
@@ -79,8 +77,7 @@ def softmax(x) -> np.ndarray:
 
 def _loss_call(name, y, t, reduction, with_grad):
     y, t = _validate.loss_inputs(y, t, reduction, name == "softmax_cross_entropy")
-    kind = getattr(_core.Loss, LOSS_NAMES[name])
-    value, grad = _core.loss(kind, getattr(_core.Reduction, reduction.capitalize()), y, t,
+    value, grad = _core.loss(_names.LOSSES[name], _names.REDUCTIONS[reduction], y, t,
                              with_grad)
     return grad if with_grad else value
 

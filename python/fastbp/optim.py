@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 
 from . import _validate
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "CoreCalls"]
+
+
+class CoreCalls(NamedTuple):
+    """A network core's calls that train with one optimizer, bound to that core; each
+    takes the optimizer's :meth:`Optimizer.core_args` after its batch (and row order)."""
+
+    step: Callable[..., None]
+    train_step: Callable[..., float]
+    train_epoch: Callable[..., float]
 
 
 class OptimizerState:
@@ -42,7 +53,6 @@ class Optimizer:
 
     _HYPER: tuple = ()
     _STATE: type = OptimizerState
-    _CORE_SUFFIX = ""  # the network core's train_step / train_epoch for this optimizer
 
     def __init__(self, **hyper):
         self._set(**hyper)
@@ -93,6 +103,11 @@ class Optimizer:
 
     def core_args(self, state) -> tuple:
         """The arguments after the batch (and order) of the network core's training calls."""
+        raise NotImplementedError
+
+    def core_calls(self, core) -> CoreCalls:
+        """The training calls of the network core ``core`` (``fastbp._core.Network32``
+        and its kin, or the NumPy reference network) that apply this optimizer."""
         raise NotImplementedError
 
     def step(self, net) -> None:
@@ -163,6 +178,9 @@ class SGD(Optimizer):
     def core_args(self, state: OptimizerState) -> tuple:
         return (state.velocity, *self.hyper_parameters, state.steps == 0)
 
+    def core_calls(self, core) -> CoreCalls:
+        return CoreCalls(core.step, core.train_step, core.train_epoch)
+
 
 
 class Adam(Optimizer):
@@ -190,7 +208,6 @@ class Adam(Optimizer):
 
     _HYPER = ("lr", "betas", "eps", "weight_decay", "decoupled_weight_decay")
     _STATE = AdamState
-    _CORE_SUFFIX = "_adam"
 
     def __init__(self, lr: float = 1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0, decoupled_weight_decay: bool = False):
@@ -218,6 +235,9 @@ class Adam(Optimizer):
 
     def core_args(self, state: AdamState) -> tuple:
         return (state.exp_avg, state.exp_avg_sq, *self.hyper_parameters, state.steps)
+
+    def core_calls(self, core) -> CoreCalls:
+        return CoreCalls(core.step_adam, core.train_step_adam, core.train_epoch_adam)
 
 
 class AdamW(Adam):

@@ -11,7 +11,7 @@ import functools
 
 import numpy as np
 
-from . import _validate
+from . import _names, _validate
 
 __all__ = [
     "matmul", "linear", "sigmoid", "relu", "tanh", "identity",
@@ -205,18 +205,11 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, *, lr, betas=(0.9, 0.999), eps=1
     param -= lr / (1 - beta1 ** step) * exp_avg / denom
 
 
-ACTIVATIONS = {
-    "identity": (identity, identity_backward),
-    "sigmoid": (sigmoid, sigmoid_backward),
-    "relu": (relu, relu_backward),
-    "tanh": (tanh, tanh_backward),
-}
-
-LOSSES = {
-    "mse": (mse, mse_backward),
-    "softmax_cross_entropy": (softmax_cross_entropy, softmax_cross_entropy_backward),
-    "bce_with_logits": (bce_with_logits, bce_with_logits_backward),
-}
+# name -> (forward, backward) for every activation and loss the core has: a missing twin
+# fails the import.
+ACTIVATIONS = {name: (globals()[name], globals()[name + "_backward"])
+               for name in _names.ACTIVATIONS}
+LOSSES = {name: (globals()[name], globals()[name + "_backward"]) for name in _names.LOSSES}
 
 
 class ReferenceNetwork:

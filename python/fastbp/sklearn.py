@@ -26,14 +26,16 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from .callbacks import EarlyStopping
-from .layers import Dense, Identity, ReLU, Sigmoid, Tanh
+from .layers import ACTIVATIONS, Dense
 from .losses import MSELoss, SoftmaxCrossEntropyLoss
 from .network import Network
+from .onnx_export import to_onnx
 from .optim import SGD, Adam
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
-_ACTIVATIONS = {"identity": Identity, "logistic": Sigmoid, "tanh": Tanh, "relu": ReLU}
+# scikit-learn's names: fastbp's, except that its sigmoid is "logistic".
+_ACTIVATIONS = {{"sigmoid": "logistic"}.get(name, name): cls for name, cls in ACTIVATIONS.items()}
 
 
 def _check(ok: bool, message: str) -> None:
@@ -196,8 +198,6 @@ class _BaseMLP(BaseEstimator):
         (batch,) for a single target.
         """
         check_is_fitted(self)
-        from .onnx_export import to_onnx
-
         to_onnx(self.network_, path, opset, **self._onnx_head())
 
     @property

@@ -36,7 +36,8 @@ def fit(net, X, T, *, epochs: int, batch_size: int, optimizer: Optimizer,
     """:meth:`fastbp.Network.fit` (documented there), on ``net``, under its lock."""
     epochs = _validate.positive_int("epochs", epochs)
     batch_size = _validate.positive_int("batch_size", batch_size)
-    state = net._optimizer_state(optimizer)  # refuses a bad optimizer before anything runs
+    # Refuses a bad optimizer before anything runs.
+    state, calls = net._bind_optimizer(optimizer)
     x, t = net._batch(X, T)
     # Checked whole here: with a progress bar the core sees slices (and would name rows
     # of a slice), and without rows no epoch reaches the core at all.
@@ -58,8 +59,8 @@ def fit(net, X, T, *, epochs: int, batch_size: int, optimizer: Optimizer,
             if optimizer.lr != lrs[epoch]:  # the setter validates: skip it when idle
                 optimizer.lr = lrs[epoch]
             order = net._rng.permutation(x.shape[0]) if shuffle else np.arange(x.shape[0])
-            mean = _run_epoch(net, x, t, order.astype(np.int64, copy=False), batch_size,
-                              optimizer, state, epoch, bar)
+            mean = _run_epoch(calls.train_epoch, x, t, order.astype(np.int64, copy=False),
+                              batch_size, optimizer, state, epoch, bar)
             logs = {"loss": mean, **_evaluate(net, x, t, val, scored),
                     "lr": lrs[epoch], "epoch_time": time.perf_counter() - start}
             history.append(logs)
@@ -81,13 +82,14 @@ def fit(net, X, T, *, epochs: int, batch_size: int, optimizer: Optimizer,
     return history
 
 
-def _run_epoch(net, x, t, order, batch_size: int, optimizer: Optimizer, state, epoch: int,
-               bar: ProgressBar | None) -> float:
-    """Train on the rows of ``x`` in ``order`` (``state``: ``optimizer``'s for ``net``,
-    whose step count it advances); returns the epoch's sample-weighted mean loss. Without a bar, one core call; with one, calls on consecutive slices of
-    ``order`` of whole batches, each continuing the previous call's loss sum, so the
-    batches, the updates and the sum are exactly those of one call."""
-    train_epoch = getattr(net._core, "train_epoch" + optimizer._CORE_SUFFIX)
+def _run_epoch(train_epoch: Callable[..., float], x, t, order, batch_size: int,
+               optimizer: Optimizer, state, epoch: int, bar: ProgressBar | None) -> float:
+    """Train on the rows of ``x`` in ``order`` through the network core's
+    ``train_epoch`` for ``optimizer`` (``state``: ``optimizer``'s for the network, whose
+    step count it advances); returns the epoch's sample-weighted mean loss. Without a
+    bar, one core call; with one, calls on consecutive slices of ``order`` of whole
+    batches, each continuing the previous call's loss sum, so the batches, the updates
+    and the sum are exactly those of one call."""
     n_batches = -(-len(order) // batch_size)
     per_call = n_batches if bar is None else -(-n_batches // BAR_UPDATES_PER_EPOCH)
     loss_sum = 0.0

@@ -25,7 +25,6 @@
 #include "../gemm.hpp"
 #include "../threads.hpp"
 #include "config.hpp"
-#include "driver.hpp"
 #include "scratch.hpp"
 #include "simple.hpp"
 
@@ -186,25 +185,6 @@ void run(const GemmConfig<T>& cfg, bool ta, bool tb, int64_t m, int64_t n, int64
 }
 
 }  // namespace
-
-template <typename T>
-void gemm_on(Isa isa, bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
-             int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
-  run(gemm_config<T>(isa), ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-}
-
-template <typename T>
-const char* gemm_kernel_name() {
-  return active_config<T>().name;
-}
-
-template void gemm_on<float>(Isa, bool, bool, int64_t, int64_t, int64_t, float, const float*,
-                             int64_t, const float*, int64_t, float, float*, int64_t);
-template void gemm_on<double>(Isa, bool, bool, int64_t, int64_t, int64_t, double,
-                              const double*, int64_t, const double*, int64_t, double, double*,
-                              int64_t);
-template const char* gemm_kernel_name<float>();
-template const char* gemm_kernel_name<double>();
 
 }  // namespace gemm_detail
 

@@ -1,0 +1,54 @@
+#pragma once
+// Per-element loss formulas (torch.nn's definitions), the one copy the CPU kernels and
+// the CUDA kernels both compile; the backends differ only in how they sum the terms.
+#include <cmath>
+
+#include "common/act_math.hpp"
+#include "common/hd.hpp"
+
+namespace fastbp::common {
+
+// Squared error of one element, summed in double.
+template <typename T>
+FASTBP_HD inline double mse_term(T y, T t) {
+  const T d = y - t;
+  return double(d) * double(d);
+}
+
+// dL/dy of one element, with scale = 1 / (the reduction's divisor).
+template <typename T>
+FASTBP_HD inline T mse_grad(T y, T t, T scale) {
+  return T(2) * scale * (y - t);
+}
+
+// log(1 + exp(x)) - x*t written so no exp argument is positive.
+template <typename T>
+FASTBP_HD inline double bce_with_logits_term(T x, T t) {
+  using std::exp, std::fabs, std::log1p;
+  return double((x < T(0) ? T(0) : x) - x * t + log1p(exp(-fabs(x))));
+}
+
+template <typename T>
+FASTBP_HD inline T bce_with_logits_grad(T x, T t, T scale) {
+  return scale * (stable_sigmoid(x) - t);
+}
+
+// One softmax cross-entropy row: loss = lse(x) * sum(t) - sum(t * x), with lse taken
+// around the row max (lse = max + log(sum_exp), sum_exp = sum of exp(x - max)).
+FASTBP_HD inline double softmax_ce_row_loss(double row_max, double sum_exp, double t_sum,
+                                            double t_dot_x) {
+  using std::log;
+  return (row_max + log(sum_exp)) * t_sum - t_dot_x;
+}
+
+// dL/dx_j of that row: softmax(x)_j * sum(t) - t_j, from exp_shifted = exp(x_j - max).
+// exp(x - max) / sum rather than exp(x - lse): lse = max + log(sum) loses log(sum) to
+// rounding when |max| is large (all of it beyond 2^53), so softmax(x) would not sum to 1
+// (logits [1e17, 1e17, 0] would give [1, 1, 0] instead of [0.5, 0.5, 0]).
+template <typename T>
+FASTBP_HD inline T softmax_ce_grad(double exp_shifted, double inv_sum_exp, double t_sum,
+                                   double t_j, T scale) {
+  return scale * T(exp_shifted * inv_sum_exp * t_sum - t_j);
+}
+
+}  // namespace fastbp::common

@@ -1,0 +1,92 @@
+"""Names defined once: the enums the core exports, and everything in Python that takes
+its names from them (layers, losses, ops, the NumPy reference, save files, interop,
+scikit-learn), plus the optimizers' one path to their core calls."""
+
+from __future__ import annotations
+
+import pathlib
+import re
+
+import numpy as np
+import pytest
+
+import fastbp as fb
+from fastbp import _core, _names, interop, layers, losses, optim, sklearn
+
+
+@pytest.mark.parametrize("name,snake", [
+    ("Identity", "identity"), ("ReLU", "relu"), ("Tanh", "tanh"), ("MSE", "mse"),
+    ("SoftmaxCrossEntropy", "softmax_cross_entropy"), ("BCEWithLogits", "bce_with_logits"),
+    ("LeakyReLU", "leaky_relu"), ("GELU", "gelu"), ("SiLU", "silu"), ("Mean", "mean"),
+])
+def test_snake_case(name, snake):
+    assert _names.snake_case(name) == snake
+
+
+def test_name_tables_are_the_core_enums():
+    for table, enum in ((_names.ACTIVATIONS, _core.Act), (_names.LOSSES, _core.Loss),
+                        (_names.REDUCTIONS, _core.Reduction)):
+        assert list(table.values()) == list(enum.__members__.values())
+    assert fb._validate.REDUCTIONS == ("mean", "sum")
+
+
+def test_every_core_activation_has_a_layer_an_op_and_a_reference_twin(rng):
+    assert set(layers.ACTIVATIONS) == set(_names.ACTIVATIONS)
+    x = rng.standard_normal((3, 5))
+    for name, kind in _names.ACTIVATIONS.items():
+        cls = layers.ACTIVATIONS[name]
+        assert cls.kind is kind and cls.name == name
+        assert layers.LAYER_TYPES[cls.__name__] is cls
+        assert getattr(fb, cls.__name__) is cls
+        y = getattr(fb.ops, name)(x)
+        np.testing.assert_allclose(y, getattr(fb.reference, name)(x), rtol=1e-12)
+        np.testing.assert_allclose(getattr(fb.ops, name + "_backward")(y, x),
+                                   getattr(fb.reference, name + "_backward")(y, x), rtol=1e-12)
+        assert name in fb.ops.__all__ and name + "_backward" in fb.ops.__all__
+
+
+def test_every_core_loss_has_a_class_and_a_reference_twin():
+    assert {cls.kind for cls in losses.LOSS_TYPES.values()} == set(_names.LOSSES.values())
+    for cls in losses.LOSS_TYPES.values():
+        assert _names.LOSSES[cls.name] is cls.kind
+        assert getattr(fb, cls.__name__) is cls
+        assert callable(getattr(fb.ops, cls.name)) and callable(getattr(fb.reference, cls.name))
+
+
+def test_save_files_interop_and_sklearn_name_the_registered_classes():
+    assert set(layers.LAYER_TYPES) == {"Dense", *(c.__name__ for c in layers.ACTIVATIONS.values())}
+    assert interop._ACTIVATIONS == {c.__name__: c for c in layers.ACTIVATIONS.values()}
+    assert sklearn._ACTIVATIONS == {"identity": fb.Identity, "logistic": fb.Sigmoid,
+                                    "tanh": fb.Tanh, "relu": fb.ReLU}
+
+
+def test_user_subclasses_do_not_replace_fastbp_classes():
+    class MyReLU(fb.ReLU):
+        pass
+
+    class MyLoss(fb.MSELoss):
+        pass
+
+    assert MyReLU.name == "relu" and MyLoss.name == "mse"
+    assert layers.ACTIVATIONS["relu"] is fb.ReLU and "MyReLU" not in layers.LAYER_TYPES
+    assert "MyLoss" not in losses.LOSS_TYPES
+
+
+def test_stub_lists_the_core_enum_members():
+    stub = (pathlib.Path(fb.__file__).parent / "_core.pyi").read_text()
+    for enum in (_core.Act, _core.Loss, _core.Reduction):
+        body = re.search(rf"class {enum.__name__}\(Enum\):\n((?:    .*\n)+)", stub)[1]
+        members = dict(re.findall(r"(\w+) = (\d+)", body))
+        assert members == {name: str(int(m)) for name, m in enum.__members__.items()}
+
+
+@pytest.mark.parametrize("backend", ["cpu", "numpy"])
+@pytest.mark.parametrize("opt,names", [
+    (fb.SGD(lr=0.1), ("step", "train_step", "train_epoch")),
+    (fb.Adam(), ("step_adam", "train_step_adam", "train_epoch_adam")),
+])
+def test_optimizer_supplies_its_core_calls(opt, names, backend):
+    net = fb.Network([fb.Dense(2, 3), fb.Tanh(), fb.Dense(3, 1)], fb.MSELoss(), backend=backend)
+    calls = opt.core_calls(net._core)
+    assert isinstance(calls, optim.CoreCalls)
+    assert calls == tuple(getattr(net._core, name) for name in names)
