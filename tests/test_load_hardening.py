@@ -1,11 +1,14 @@
-"""Network.load refuses hostile files before allocating what they claim."""
+"""Network.load refuses hostile files before allocating what they claim, and Network.save
+writes only regular files, reporting filesystem errors with the path."""
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
 import re
+import stat
 import subprocess
 import sys
 import textwrap
@@ -375,6 +378,109 @@ def test_header_that_is_not_a_json_object_is_refused(tmp_path, net):
     write_model(path, json.dumps([header_of(net)]), net._core.params)
     with pytest.raises(ValueError, match="not a fastbp network file"):
         fb.Network.load(path)
+
+
+# ---- save's target --------------------------------------------------------------------
+
+def assert_refused_untouched(net, target, exc, kind):
+    before = os.stat(target)
+    with pytest.raises(exc, match=kind) as caught:
+        net.save(target)
+    assert caught.value.filename == str(target)
+    assert str(target) in str(caught.value)
+    after = os.stat(target)
+    assert (after.st_mode, after.st_ino, after.st_rdev) == \
+        (before.st_mode, before.st_ino, before.st_rdev)
+    folder = os.path.dirname(os.path.abspath(target))
+    assert not [name for name in os.listdir(folder) if name.startswith(".fastbp-")]
+
+
+def test_save_onto_a_fifo_is_refused(tmp_path, net):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    assert_refused_untouched(net, fifo, OSError, "onto a FIFO")
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+
+
+def test_atomic_write_of_other_models_refuses_a_fifo_as_save_does(tmp_path):
+    """ONNX export writes through atomic_write too."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(OSError, match="onto a FIFO") as caught:
+        fbio.atomic_write(fifo, lambda f: f.write(b"model"))
+    assert caught.value.filename == str(fifo)
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]
+
+
+def test_save_onto_a_directory_is_refused(tmp_path, net):
+    folder = tmp_path / "models"
+    folder.mkdir()
+    assert_refused_untouched(net, folder, IsADirectoryError, "onto a directory")
+    assert list(folder.iterdir()) == []
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")
+def test_save_onto_a_device_is_refused_and_the_device_stays(net, monkeypatch):
+    def never_replace(src, dst):
+        raise AssertionError(f"save tried to replace {dst}")
+
+    # A guard in case the check fails: without it, this test (as root) would turn the
+    # machine's /dev/full into a regular file.
+    monkeypatch.setattr(os, "replace", never_replace)
+    assert_refused_untouched(net, "/dev/full", OSError, "onto a character device")
+    assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
+
+
+# ---- save's filesystem errors ---------------------------------------------------------
+
+def test_full_disk_is_reported_with_the_path_and_keeps_the_old_file(model, monkeypatch):
+    old = model.read_bytes()
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError, match="No space left on device") as caught:
+        make_net((4, 9, 2), seed=1).save(model)
+    assert caught.value.errno == errno.ENOSPC
+    assert str(model) in str(caught.value)
+    assert model.read_bytes() == old
+    assert sorted(p.name for p in model.parent.iterdir()) == ["model.npz"]
+
+
+def test_read_only_folder_is_reported_with_the_path(model, monkeypatch):
+    """Creating the temporary file fails with EACCES, as in a read-only folder (which a
+    test cannot make: as root, permission bits do not stop a write)."""
+    old = model.read_bytes()
+    real_open = os.open
+
+    def refuse_in_folder(name, *args, **kwargs):
+        if os.path.dirname(os.fspath(name)) == str(model.parent):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), name)
+        return real_open(name, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refuse_in_folder)
+    with pytest.raises(PermissionError) as caught:
+        make_net((4, 9, 2), seed=1).save(model)
+    assert caught.value.filename == str(model)
+    assert "Permission denied" in str(caught.value)
+    assert model.read_bytes() == old
+    assert sorted(p.name for p in model.parent.iterdir()) == ["model.npz"]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027, 0o077])
+def test_saved_file_gets_the_mode_open_would_give(tmp_path, net, umask):
+    previous = os.umask(umask)
+    try:
+        with open(tmp_path / "by-open", "wb"):
+            pass
+        net.save(tmp_path / "model.npz")
+        net.save(tmp_path / "model.npz")  # replacing a file does the same
+    finally:
+        os.umask(previous)
+    mode = stat.S_IMODE(os.stat(tmp_path / "model.npz").st_mode)
+    assert mode == stat.S_IMODE(os.stat(tmp_path / "by-open").st_mode) == 0o666 & ~umask
 
 
 # ---- fuzzing --------------------------------------------------------------------------

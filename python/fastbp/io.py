@@ -4,11 +4,13 @@ allocates anything of that size (see :mod:`fastbp._archive`)."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
 import reprlib
-import tempfile
+import secrets
+import stat
 from collections.abc import Callable
 from typing import BinaryIO
 
@@ -34,6 +36,8 @@ _LOSS_TYPES = {cls.__name__: cls for cls in (losses_mod.MSELoss,
 # a match, so the scan is linear (a pattern that could fail would retry at every quote).
 _JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*(?:"|\\?\Z)', re.DOTALL)
 _INNERMOST = re.compile(r"[\[{][^\[\]{}]*[\]}]")
+_FILE_KINDS = ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+               (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"))
 
 
 def network_config(net) -> dict:
@@ -91,19 +95,42 @@ def _described(value) -> str:
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> None:
     """Write ``path`` atomically: ``write(f)`` fills a temporary binary file in the same
     folder, which is flushed to disk and renamed, so an interrupted write leaves any old
-    file intact."""
+    file intact.
+
+    The file gets the permissions ``open()`` would give a new file (0o666 less the
+    umask), not those of a private temporary file.
+
+    Raises
+    ------
+    IsADirectoryError
+        When ``path`` is a directory.
+    OSError
+        When ``path`` exists but is not a regular file (a device, a FIFO, a socket):
+        replacing it would not write to it. Also when writing fails (a full disk, a
+        read-only folder). The message names ``path``; nothing is left behind and an old
+        file at ``path`` is unchanged.
+    """
     path = os.fspath(path)
+    _check_target(path)
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".fastbp-", suffix=".tmp", dir=folder)
+    tmp = os.path.join(folder, f".fastbp-{secrets.token_hex(8)}.tmp")
+    try:
+        # Mode 0o666: the kernel applies the umask (and a default ACL) as for open().
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
+                     0o666)
+    except OSError as e:
+        raise _naming(e, path) from e
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise _naming(e, path) from e
         raise
 
 
@@ -111,6 +138,29 @@ def save(net, path) -> None:
     """Write ``net`` to ``path`` atomically (see :func:`atomic_write`)."""
     header = np.array(json.dumps(network_config(net)))
     atomic_write(path, lambda f: np.savez(f, header=header, params=net._core.params))
+
+
+def _check_target(path: str) -> None:
+    """Refuse a ``path`` that exists and is not a regular file: os.replace would swap a
+    device, FIFO or socket for a regular file rather than write to it."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(errno.EISDIR, "cannot write a model onto a directory", path)
+    if not stat.S_ISREG(mode):
+        kind = next((what for test, what in _FILE_KINDS if test(mode)), "a special file")
+        raise OSError(errno.EINVAL, f"cannot write a model onto {kind}; models are written "
+                      "only to regular files", path)
+
+
+def _naming(err: OSError, path: str) -> OSError:
+    """``err`` again, of the same class, with a message naming the file being written."""
+    reason = err.strerror or str(err)
+    if err.errno is None:
+        return type(err)(f"{reason}; {path!r} was not written")
+    return type(err)(err.errno, f"{reason}; the file was not written", path)
 
 
 def load(path, backend: str | None = None):
