@@ -379,6 +379,16 @@ def test_network_layers_are_the_given_objects():
     assert all(a is b for a, b in zip(net.layers, layers))
 
 
+@pytest.mark.parametrize("widths", [w for w, _ in ARCHS])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_layer_parameter_counts_add_up_to_the_network_s(widths, backend):
+    """Layers count their parameters without a network (what load checks a file by)."""
+    net = make_net(widths, backend=backend)
+    assert sum(layer.n_params for layer in net.layers) == net.n_params
+    assert [layer.n_params for layer in net.layers if not isinstance(layer, fb.Dense)] == \
+        [0] * (len(net.layers) - len(dense_layers(net)))
+
+
 def test_default_dtype_is_float32(rng):
     net = fb.Network([fb.Dense(3, 2)], loss=fb.MSELoss(), seed=0)
     assert net.layers[0].W.dtype == np.float32

@@ -1,27 +1,40 @@
 """Saving and loading networks: a .npz file holding a JSON header and the flat
-parameters. Loading never unpickles (``allow_pickle=False``).
+parameters. Loading never unpickles, and checks every size the file claims before it
+allocates anything of that size (see :mod:`fastbp._archive`).
 
 This module sits below :mod:`fastbp.network`: what builds a network takes the network
 class as an argument (``Network.load`` passes itself)."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
-import tempfile
-import zipfile
+import re
+import reprlib
+import secrets
+import stat
 from collections.abc import Callable
 from typing import BinaryIO
 
 import numpy as np
 
+from . import _archive
 from .layers import LAYER_TYPES
-from .losses import LOSS_TYPES
+from .losses import LOSS_TYPES, Loss
 
 __all__ = ["save", "load", "network_config", "from_config", "atomic_write"]
 
 FORMAT = "fastbp-network"
 VERSION = 1
+#: The deepest nesting of JSON arrays and objects a header may have; a network's is 3.
+MAX_HEADER_DEPTH = 32
+# A string runs to its closing quote or, unterminated, to the end: every quote then starts
+# a match, so the scan is linear (a pattern that could fail would retry at every quote).
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*(?:"|\\?\Z)', re.DOTALL)
+_INNERMOST = re.compile(r"[\[{][^\[\]{}]*[\]}]")
+_FILE_KINDS = ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+               (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"))
 
 
 def network_config(net) -> dict:
@@ -34,38 +47,87 @@ def network_config(net) -> dict:
 def from_config(network_cls: type, config: dict, params: np.ndarray,
                 backend: str | None = None, dtype=None):
     """A ``network_cls`` (:class:`fastbp.Network`) built from ``config`` with its flat
-    parameters set to ``params``."""
-    layers = []
-    for spec in config["layers"]:
-        spec = dict(spec)
-        layers.append(LAYER_TYPES[spec.pop("type")](**spec))
-    loss_spec = dict(config["loss"])
-    loss = LOSS_TYPES[loss_spec.pop("type")](**loss_spec)
+    parameters set to ``params``.
+
+    Raises ValueError, before the network is built, when ``config`` names an unknown layer
+    or loss or a setting they refuse, or when ``params`` is not the flat array the layers
+    need.
+    """
+    layers, loss = _parts(config)
+    count = sum(layer.n_params for layer in layers)
+    if params.shape != (count,):
+        raise ValueError(f"got {params.size} parameters of shape {params.shape}; the "
+                         f"layers need a flat array of {count} parameters")
     net = network_cls(layers, loss, dtype=dtype or config["dtype"],
                       backend=backend or config["backend"])
-    if params.shape != (net.n_params,):
-        raise ValueError(f"the file holds {params.size} parameters but its layers need "
-                         f"{net.n_params}")
     net._core.params[...] = params
     return net
+
+
+def _parts(config: dict) -> tuple[list, Loss]:
+    """The layers and the loss ``config`` describes; they hold no parameters yet, so
+    building them allocates nothing whatever sizes they claim."""
+    layers = [_built(f"layers[{i}]", spec, LAYER_TYPES)
+              for i, spec in enumerate(config["layers"])]
+    return layers, _built("loss", config["loss"], LOSS_TYPES)
+
+
+def _built(field: str, spec: dict, types: dict):
+    """The layer or loss that ``spec`` configures; a ValueError names ``field``."""
+    kind = spec.get("type")
+    if not isinstance(kind, str) or kind not in types:
+        raise ValueError(f"malformed header: {field} has type {_described(kind)}; expected "
+                         f"one of {sorted(types)}")
+    try:
+        return types[kind](**{k: v for k, v in spec.items() if k != "type"})
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"malformed header: {field} ({kind}): {e}") from None
+
+
+def _described(value) -> str:
+    """``value``'s type and a shortened repr, for messages about untrusted headers."""
+    return f"{type(value).__name__} {reprlib.repr(value)}"
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> None:
     """Write ``path`` atomically: ``write(f)`` fills a temporary binary file in the same
     folder, which is flushed to disk and renamed, so an interrupted write leaves any old
-    file intact."""
+    file intact.
+
+    The file gets the permissions ``open()`` would give a new file (0o666 less the
+    umask), not those of a private temporary file.
+
+    Raises
+    ------
+    IsADirectoryError
+        When ``path`` is a directory.
+    OSError
+        When ``path`` exists but is not a regular file (a device, a FIFO, a socket):
+        replacing it would not write to it. Also when writing fails (a full disk, a
+        read-only folder). The message names ``path``; nothing is left behind and an old
+        file at ``path`` is unchanged.
+    """
     path = os.fspath(path)
+    _check_target(path)
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".fastbp-", suffix=".tmp", dir=folder)
+    tmp = os.path.join(folder, f".fastbp-{secrets.token_hex(8)}.tmp")
+    try:
+        # Mode 0o666: the kernel applies the umask (and a default ACL) as for open().
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
+                     0o666)
+    except OSError as e:
+        raise _naming(e, path) from e
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise _naming(e, path) from e
         raise
 
 
@@ -75,36 +137,101 @@ def save(net, path) -> None:
     atomic_write(path, lambda f: np.savez(f, header=header, params=net._core.params))
 
 
+def _check_target(path: str) -> None:
+    """Refuse a ``path`` that exists and is not a regular file: os.replace would swap a
+    device, FIFO or socket for a regular file rather than write to it."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(errno.EISDIR, "cannot write a model onto a directory", path)
+    if not stat.S_ISREG(mode):
+        kind = next((what for test, what in _FILE_KINDS if test(mode)), "a special file")
+        raise OSError(errno.EINVAL, f"cannot write a model onto {kind}; models are written "
+                      "only to regular files", path)
+
+
+def _naming(err: OSError, path: str) -> OSError:
+    """``err`` again, of the same class, with a message naming the file being written."""
+    reason = err.strerror or str(err)
+    if err.errno is None:
+        return type(err)(f"{reason}; {path!r} was not written")
+    return type(err)(err.errno, f"{reason}; the file was not written", path)
+
+
 def load(path, network_cls: type, backend: str | None = None):
     """Rebuild the network saved at ``path``, as a ``network_cls``.
 
-    Raises FileNotFoundError when there is no such file and ValueError when the file
-    is not a complete fastbp network file of a supported version.
+    Every size the file claims is checked against the others before anything of that
+    size is allocated or decompressed (see :mod:`fastbp._archive`), and the header is
+    parsed only if it is at most ``_archive.MAX_HEADER_CHARS`` characters and nests at
+    most ``MAX_HEADER_DEPTH`` levels, so refusing a small file costs little memory.
+
+    Raises
+    ------
+    FileNotFoundError
+        When there is no such file.
+    OSError
+        When the file cannot be opened.
+    ValueError
+        When the file is not a complete fastbp network file of a supported version; the
+        message names the path and what is wrong.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no fastbp network file at {path!r}")
-    try:
-        with open(path, "rb") as f, np.load(f, allow_pickle=False) as data:
-            header = json.loads(str(data["header"]))
-            params = np.array(data["params"])
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, zipfile.BadZipFile,
-            EOFError) as e:
-        raise ValueError(f"{path!r} is not a readable fastbp network file: {e}") from None
+    with open(path, "rb") as file:
+        try:
+            with _archive.open_archive(file) as archive:
+                header = _checked_header(_archive.read_header(archive))
+                count = sum(layer.n_params for layer in _parts(header)[0])
+                params = _archive.read_params(archive, count, np.dtype(header["dtype"]))
+            if not np.isfinite(params).all():
+                raise ValueError("it holds NaN or inf parameters")
+            return from_config(network_cls, header, params, backend=backend)
+        except (ValueError, *_archive.READ_ERRORS) as e:
+            raise ValueError(f"cannot load {path!r}: {e}") from None
+
+
+def _checked_header(text: str) -> dict:
+    """The header's JSON object, once its nesting depth, format, version and field types
+    are as this fastbp writes them."""
+    _check_depth(text)
+    header = json.loads(text)
     if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise ValueError(f"{path!r} is not a fastbp network file")
-    if header.get("version") != VERSION:
-        raise ValueError(f"{path!r} has format version {header.get('version')!r}; this "
-                         f"fastbp reads version {VERSION}")
-    if header.get("dtype") not in ("float32", "float64"):
-        raise ValueError(f"{path!r} has parameter dtype {header.get('dtype')!r}; fastbp "
+        found = header.get("format") if isinstance(header, dict) else header
+        raise ValueError(f"it is not a fastbp network file (its header's format is "
+                         f"{_described(found)}, expected {FORMAT!r})")
+    version = header.get("version")
+    if type(version) is not int or version != VERSION:  # bool is an int, but not a version
+        raise ValueError(f"it has format version {reprlib.repr(version)} "
+                         f"({type(version).__name__}); "
+                         f"this fastbp reads version {VERSION} (an int)")
+    for field, kind, what in (("dtype", str, "a str"), ("backend", str, "a str"),
+                              ("layers", list, "a list"), ("loss", dict, "an object")):
+        if not isinstance(header.get(field), kind):
+            raise ValueError(f"malformed header: field {field!r} must be {what}, got "
+                             f"{_described(header.get(field))}")
+    if header["dtype"] not in ("float32", "float64"):
+        raise ValueError(f"it has parameter dtype {reprlib.repr(header['dtype'])}; fastbp "
                          "networks are float32 or float64")
-    if params.ndim != 1 or params.dtype != np.dtype(header["dtype"]):
-        raise ValueError(f"{path!r} holds parameters of dtype {params.dtype} and shape "
-                         f"{params.shape}, expected a flat {header['dtype']} array")
-    if not np.isfinite(params).all():
-        raise ValueError(f"{path!r} holds NaN or inf parameters")
-    try:
-        return from_config(network_cls, header, params, backend=backend)
-    except (KeyError, TypeError, ValueError) as e:
-        raise ValueError(f"{path!r} has a malformed header: {e}") from None
+    if not header["layers"]:
+        raise ValueError("malformed header: field 'layers' is an empty list")
+    for i, spec in enumerate(header["layers"]):
+        if not isinstance(spec, dict):
+            raise ValueError(f"malformed header: layers[{i}] must be an object, got "
+                             f"{_described(spec)}")
+    return header
+
+
+def _check_depth(text: str) -> None:
+    """Refuse JSON nested deeper than ``MAX_HEADER_DEPTH`` before json.loads, which
+    recurses once a level: each pass strips the innermost brackets left, outside strings."""
+    skeleton = _JSON_STRING.sub("", text)
+    for _ in range(MAX_HEADER_DEPTH):
+        skeleton, stripped = _INNERMOST.subn("", skeleton)
+        if not stripped:
+            return
+    if _INNERMOST.search(skeleton):
+        raise ValueError(f"its header nests deeper than {MAX_HEADER_DEPTH} levels")

@@ -30,6 +30,11 @@ class Layer:
         if not abstract and cls.__module__ == __name__:
             LAYER_TYPES[cls.__name__] = cls
 
+    @property
+    def n_params(self) -> int:
+        """Number of trainable scalars this layer adds to a network (0 for activations)."""
+        return 0
+
     def config(self) -> dict:
         """What :meth:`fastbp.Network.save` stores to rebuild this layer."""
         return {"type": type(self).__name__}
@@ -148,6 +153,11 @@ class Dense(Layer):
         if self._owner is not None:
             self._owner._host_parameters()
         return self._db
+
+    @property
+    def n_params(self) -> int:
+        """``in_features * out_features`` weights and ``out_features`` biases."""
+        return self.in_features * self.out_features + self.out_features
 
     def initial_weights(self, rng: np.random.Generator) -> np.ndarray:
         """Weights drawn for ``init`` (float64; the network casts them)."""
