@@ -109,7 +109,8 @@ class Pool {
   // Runs the call on the caller and the workers; false (nothing run) when the pool has
   // no workers or holds another call (from another thread, or the one this is nested in).
   bool try_run(int64_t units, threads_detail::UnitFn fn, const void* body) {
-    if (units > kMaxUnits || busy_.exchange(true)) return false;
+    const int64_t start = now_ns();
+    if (start < serial_until_.load() || units > kMaxUnits || busy_.exchange(true)) return false;
     if (workers_.empty()) {
       busy_.store(false);
       return false;
@@ -126,14 +127,37 @@ class Pool {
       wake_.notify_all();
     }
     claim_and_run(gen);
+    const int64_t own_done = now_ns();
     for (int spins = 0; done_.load() < units; ++spins) {
       if (spins < 4096) cpu_relax(); else std::this_thread::yield();
     }
+    note_wait(own_done - start, now_ns() - own_done);
     busy_.store(false);
     return true;
   }
 
  private:
+  static int64_t now_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  }
+
+  // After the caller ran out of units it waited `waited` ns for units other threads had
+  // claimed. Far longer than its own share took means a worker lost its core mid-unit
+  // (another process runs there): the next calls then run on the caller alone, for
+  // 2 ms doubling to 128 ms while it keeps happening. Who runs a unit does not change
+  // its result, so this changes no number, only where the time goes.
+  void note_wait(int64_t own, int64_t waited) {
+    if (waited <= kStallFloorNs + 4 * own) {
+      backoff_.store(0);
+      return;
+    }
+    const int shift = std::min(backoff_.load() + 1, 7);
+    backoff_.store(shift);
+    serial_until_.store(now_ns() + (kSerialNs << (shift - 1)));
+  }
+
   uint64_t generation() const { return word_.load() >> kUnitBits; }
 
   // Runs units of call `gen` until none is left to claim.
@@ -189,7 +213,12 @@ class Pool {
     stopping_.store(false);
   }
 
+  static constexpr int64_t kStallFloorNs = 200'000;
+  static constexpr int64_t kSerialNs = 2'000'000;
+
   std::atomic<bool> busy_{false};  // held by the running call, or by resize
+  std::atomic<int64_t> serial_until_{0};  // steady-clock ns before which calls run alone
+  std::atomic<int> backoff_{0};
   std::vector<std::thread> workers_;
   std::atomic<uint64_t> word_{0};
   std::atomic<int64_t> units_{0};
