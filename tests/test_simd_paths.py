@@ -13,8 +13,10 @@ import pytest
 
 import fastbp as fb
 
+# 257 columns reach the AVX-512 path's wide kernel (from 256); 600 rows of depth span
+# more than one KC block of every kernel.
 TAILS = (1, 2, 3, 7, 15, 16, 17, 31, 33, 63, 65, 127, 255, 257)
-DEPTHS = (1, 7, 16, 17, 65, 257)
+DEPTHS = (1, 7, 16, 17, 65, 257, 600)
 
 CHECK = textwrap.dedent("""
     import itertools, sys
@@ -60,6 +62,28 @@ def test_simd_path_matches_numpy(path):
     result = subprocess.run([sys.executable, "-c", CHECK, path, repr(TAILS), repr(DEPTHS)],
                             env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("blocks", ["7,5,9", "300,1024,8192"], ids=["tiny", "large"])
+def test_gemm_block_sizes_from_the_environment_keep_every_path_exact(blocks):
+    """FASTBP_GEMM_BLOCKS, the tuning override, changes only speed: the same products
+    within the same bound, on the best path here."""
+    path = fb.build_info()["simd"]
+    env = dict(os.environ, FASTBP_SIMD=path, FASTBP_GEMM_BLOCKS=blocks)
+    result = subprocess.run([sys.executable, "-c", CHECK, path, repr(TAILS[::3]),
+                             repr(DEPTHS[::2])],
+                            env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("value", ["1,2", "0,256,4096", "a,b,c", "64,256,4096,1", "\xff"])
+def test_bad_gemm_block_sizes_fail_the_import(value):
+    env = dict(os.environ, FASTBP_GEMM_BLOCKS=value)
+    result = subprocess.run([sys.executable, "-c", "import fastbp"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "ImportError: FASTBP_GEMM_BLOCKS=" in result.stderr
+    assert "is not MC,KC,NC" in result.stderr
 
 
 def test_unknown_simd_path_fails_the_import():

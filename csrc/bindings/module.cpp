@@ -4,6 +4,7 @@
 #include "bindings/arrays.hpp"
 #include "kernels/act.hpp"
 #include "kernels/dispatch.hpp"
+#include "kernels/gemm.hpp"
 #include "kernels/loss.hpp"
 #include "kernels/threads.hpp"
 
@@ -79,9 +80,11 @@ PYBIND11_MODULE(_core, m) {
     return info;
   });
 
-  // Choose the SIMD path now, so a bad FASTBP_SIMD fails the import with its message.
+  // Read the environment now, so a bad FASTBP_SIMD or FASTBP_GEMM_BLOCKS fails the
+  // import with its message.
   try {
     kernels::active_isa();
+    kernels::read_gemm_environment();
   } catch (const std::invalid_argument& e) {
     throw py::import_error(e.what());
   }

@@ -15,6 +15,21 @@
 #endif
 
 namespace fastbp::kernels {
+
+std::string printable(const std::string& s) {
+  std::string out;
+  for (const unsigned char c : s) {
+    if (c >= 0x20 && c < 0x7f) {
+      out += static_cast<char>(c);
+    } else {
+      char hex[5];
+      std::snprintf(hex, sizeof hex, "\\x%02x", c);
+      out += hex;
+    }
+  }
+  return out;
+}
+
 namespace {
 
 #ifdef FASTBP_X86
@@ -82,22 +97,6 @@ bool compiled(Isa isa) {
 }
 
 Isa lower(Isa a, Isa b) { return static_cast<int>(a) < static_cast<int>(b) ? a : b; }
-
-// `s` with every byte outside printable ASCII as \xNN: the value can be any bytes, and
-// the message must decode as UTF-8 to become a Python exception.
-std::string printable(const std::string& s) {
-  std::string out;
-  for (const unsigned char c : s) {
-    if (c >= 0x20 && c < 0x7f) {
-      out += static_cast<char>(c);
-    } else {
-      char hex[5];
-      std::snprintf(hex, sizeof hex, "\\x%02x", c);
-      out += hex;
-    }
-  }
-  return out;
-}
 
 Isa parse_env(const char* s) {
   const std::string v(s);

@@ -20,6 +20,10 @@ bool isa_supported(Isa isa);
 
 const char* isa_name(Isa isa);
 
+// `s` with every byte outside printable ASCII as \xNN: an environment variable can hold
+// any bytes, and an error message must decode as UTF-8 to become a Python exception.
+std::string printable(const std::string& s);
+
 // The paths compiled into this build, lowest first (always starts with "ref").
 std::vector<std::string> compiled_isas();
 

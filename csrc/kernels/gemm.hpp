@@ -11,4 +11,8 @@ template <typename T>
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha,
           const T* a, int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc);
 
+// Reads FASTBP_GEMM_BLOCKS="MC,KC,NC" (every kernel's cache blocks, for tuning);
+// throws std::invalid_argument when it is set to anything but three positive integers.
+void read_gemm_environment();
+
 }  // namespace fastbp::kernels

@@ -2,14 +2,19 @@
 //
 // MR x NR fill the vector registers (see each ukr_<isa>.cpp). KC sets the depth of a
 // micro-panel pair: the NR x KC B micro-panel is reused by every A micro-panel of the
-// MC block, so it must stay in L1 (16 KB for 16 x 256 floats against 32 KB of L1d).
+// MC block, so on AVX2 it stays in L1 (16 KB for 16 x 256 floats against 32 KB of L1d).
 // MC x KC of A is reused for every B micro-panel, so it lives in L2 (144 x 256 floats =
 // 144 KB of a 512 KB L2 on Zen, half of it leaves room for B and C streaming through).
-// KC x NC of B is shared by all threads and streams from L3. The AVX-512 sizes follow
-// BLIS's Skylake-X choices scaled to 12-row tiles and are not tuned on hardware here.
+// KC x NC of B is shared by all threads and streams from L3. The AVX-512 narrow sizes
+// follow BLIS's Skylake-X choices scaled to 12-row tiles; the wide 6 x 64 kernel's
+// (KC 512, whose 128 KiB B micro-panel lives in L2, not L1; MC 240; NC 4096) were the
+// fastest of a hand sweep on a Sapphire Rapids VM, float32 only: the float64 ones are
+// scaled from them and untuned.
 #include "config.hpp"
 
+#include <cstdlib>
 #include <stdexcept>
+#include <string>
 
 #include "pack.hpp"
 
@@ -28,41 +33,91 @@ constexpr Blocking kAvx2F32{         6, 16, 144, 256, 4080};
 constexpr Blocking kAvx2F64{         6,  8,  72, 256, 4080};
 constexpr Blocking kAvx512F32{      12, 32, 240, 192, 4096};
 constexpr Blocking kAvx512F64{      12, 16, 120, 192, 4096};
+constexpr Blocking kAvx512WideF32{   6, 64, 240, 512, 4096};
+constexpr Blocking kAvx512WideF64{   6, 32, 120, 512, 4096};
 
 static_assert(kAvx512F32.mr * kAvx512F32.nr <= kMaxTile, "edge scratch too small");
+static_assert(kAvx512WideF32.mr * kAvx512WideF32.nr <= kMaxTile, "edge scratch too small");
+
+int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
 
 template <typename T, const Blocking& B>
-constexpr GemmConfig<T> make(const char* name, MicroKernel<T> ukr, EdgeKernel<T> ukr_edge) {
+GemmConfig<T> make(const char* name, MicroKernel<T> ukr, EdgeKernel<T> ukr_edge) {
   static_assert(B.mc % B.mr == 0 && B.nc % B.nr == 0, "cache blocks must hold whole tiles");
-  return {name, ukr, ukr_edge, pack_a<T, B.mr>, pack_b<T, B.nr>, B.mr, B.nr, B.mc, B.kc, B.nc};
+  GemmConfig<T> cfg{name, ukr, ukr_edge, pack_a<T, B.mr>, pack_b<T, B.nr>,
+                    B.mr, B.nr, B.mc, B.kc, B.nc};
+  const BlockOverride& o = gemm_block_override();
+  if (o.set) {
+    cfg.mc = round_up(o.mc, B.mr);
+    cfg.kc = o.kc;
+    cfg.nc = round_up(o.nc, B.nr);
+  }
+  return cfg;
 }
+
+// A path of one kernel, or of a narrow and a wide one split at `wide_from` columns.
+template <typename T>
+GemmPath<T> one(const GemmConfig<T>* cfg) { return {cfg, cfg, 0}; }
 
 [[noreturn]] void not_compiled(Isa isa) {
   throw std::logic_error(std::string("fastbp: gemm path '") + isa_name(isa) +
                          "' is not compiled into this build");
 }
 
+BlockOverride parse_blocks(const char* text) {
+  BlockOverride o;
+  if (text == nullptr || *text == '\0') return o;
+  int64_t v[3];
+  const char* p = text;
+  for (int i = 0; i < 3; ++i) {
+    char* end = nullptr;
+    const long long x = std::strtoll(p, &end, 10);
+    if (end == p || x < 1 || x > (1 << 20) || *end != (i < 2 ? ',' : '\0'))
+      throw std::invalid_argument("FASTBP_GEMM_BLOCKS='" + printable(text) +
+                                  "' is not MC,KC,NC: three integers from 1 to 1048576");
+    v[i] = x;
+    p = end + 1;
+  }
+  o.set = true;
+  o.mc = v[0];
+  o.kc = v[1];
+  o.nc = v[2];
+  return o;
+}
+
 }  // namespace
 
+const BlockOverride& gemm_block_override() {
+  // If parsing throws, the static stays uninitialised and the next call throws again.
+  static const BlockOverride o = parse_blocks(std::getenv("FASTBP_GEMM_BLOCKS"));
+  return o;
+}
+
 template <>
-const GemmConfig<float>& gemm_config<float>(Isa isa) {
-  static const GemmConfig<float> ref =
-      make<float, kRefF32>("sgemm_ref_4x8", gemm_ukr_ref<float, 4, 8>,
-                           gemm_ukr_ref_edge<float, 4, 8>);
+const GemmPath<float>& gemm_path<float>(Isa isa) {
   switch (isa) {
-    case Isa::Ref: return ref;
+    case Isa::Ref: {
+      static const GemmConfig<float> c = make<float, kRefF32>(
+          "sgemm_ref_4x8", gemm_ukr_ref<float, 4, 8>, gemm_ukr_ref_edge<float, 4, 8>);
+      static const GemmPath<float> path = one(&c);
+      return path;
+    }
 #ifdef FASTBP_HAVE_AVX2
     case Isa::Avx2: {
-      static const GemmConfig<float> c = make<float, kAvx2F32>("sgemm_avx2_6x16", sgemm_avx2_6x16, sgemm_avx2_6x16_edge);
-      return c;
+      static const GemmConfig<float> c =
+          make<float, kAvx2F32>("sgemm_avx2_6x16", sgemm_avx2_6x16, sgemm_avx2_6x16_edge);
+      static const GemmPath<float> path = one(&c);
+      return path;
     }
 #endif
 #ifdef FASTBP_HAVE_AVX512
     case Isa::Avx512: {
-      static const GemmConfig<float> c =
-          make<float, kAvx512F32>("sgemm_avx512_12x32", sgemm_avx512_12x32,
-                                 sgemm_avx512_12x32_edge);
-      return c;
+      static const GemmConfig<float> narrow = make<float, kAvx512F32>(
+          "sgemm_avx512_12x32", sgemm_avx512_12x32, sgemm_avx512_12x32_edge);
+      static const GemmConfig<float> wide = make<float, kAvx512WideF32>(
+          "sgemm_avx512_6x64", sgemm_avx512_6x64, sgemm_avx512_6x64_edge);
+      static const GemmPath<float> path{&narrow, &wide, 4 * kAvx512WideF32.nr};
+      return path;
     }
 #endif
     default: not_compiled(isa);
@@ -70,24 +125,30 @@ const GemmConfig<float>& gemm_config<float>(Isa isa) {
 }
 
 template <>
-const GemmConfig<double>& gemm_config<double>(Isa isa) {
-  static const GemmConfig<double> ref =
-      make<double, kRefF64>("dgemm_ref_4x4", gemm_ukr_ref<double, 4, 4>,
-                            gemm_ukr_ref_edge<double, 4, 4>);
+const GemmPath<double>& gemm_path<double>(Isa isa) {
   switch (isa) {
-    case Isa::Ref: return ref;
+    case Isa::Ref: {
+      static const GemmConfig<double> c = make<double, kRefF64>(
+          "dgemm_ref_4x4", gemm_ukr_ref<double, 4, 4>, gemm_ukr_ref_edge<double, 4, 4>);
+      static const GemmPath<double> path = one(&c);
+      return path;
+    }
 #ifdef FASTBP_HAVE_AVX2
     case Isa::Avx2: {
-      static const GemmConfig<double> c = make<double, kAvx2F64>("dgemm_avx2_6x8", dgemm_avx2_6x8, dgemm_avx2_6x8_edge);
-      return c;
+      static const GemmConfig<double> c =
+          make<double, kAvx2F64>("dgemm_avx2_6x8", dgemm_avx2_6x8, dgemm_avx2_6x8_edge);
+      static const GemmPath<double> path = one(&c);
+      return path;
     }
 #endif
 #ifdef FASTBP_HAVE_AVX512
     case Isa::Avx512: {
-      static const GemmConfig<double> c =
-          make<double, kAvx512F64>("dgemm_avx512_12x16", dgemm_avx512_12x16,
-                                  dgemm_avx512_12x16_edge);
-      return c;
+      static const GemmConfig<double> narrow = make<double, kAvx512F64>(
+          "dgemm_avx512_12x16", dgemm_avx512_12x16, dgemm_avx512_12x16_edge);
+      static const GemmConfig<double> wide = make<double, kAvx512WideF64>(
+          "dgemm_avx512_6x32", dgemm_avx512_6x32, dgemm_avx512_6x32_edge);
+      static const GemmPath<double> path{&narrow, &wide, 4 * kAvx512WideF64.nr};
+      return path;
     }
 #endif
     default: not_compiled(isa);
@@ -95,3 +156,9 @@ const GemmConfig<double>& gemm_config<double>(Isa isa) {
 }
 
 }  // namespace fastbp::kernels::gemm_detail
+
+namespace fastbp::kernels {
+
+void read_gemm_environment() { gemm_detail::gemm_block_override(); }
+
+}  // namespace fastbp::kernels

@@ -46,9 +46,31 @@ struct GemmConfig {
 // Largest MR * NR in the table, for the edge-tile scratch in the driver.
 inline constexpr int kMaxTile = 12 * 32;
 
-// The table entry for `isa` (which must be compiled in; see dispatch.hpp).
+// An ISA's kernels: `wide` for products of at least `wide_from` columns, `narrow` for
+// the rest (the same entry where the ISA has one kernel). A wide tile needs fewer loads
+// per FMA, but leaves most of its lanes idle on a narrow C.
 template <typename T>
-const GemmConfig<T>& gemm_config(Isa isa);
+struct GemmPath {
+  const GemmConfig<T>* narrow;
+  const GemmConfig<T>* wide;
+  int64_t wide_from;
+
+  const GemmConfig<T>& for_columns(int64_t n) const { return n >= wide_from ? *wide : *narrow; }
+};
+
+// The kernels of `isa` (which must be compiled in; see dispatch.hpp), with the block
+// sizes of FASTBP_GEMM_BLOCKS where it is set.
+template <typename T>
+const GemmPath<T>& gemm_path(Isa isa);
+
+// FASTBP_GEMM_BLOCKS="MC,KC,NC" overrides every kernel's cache blocks (for tuning; MC
+// and NC are rounded up to whole tiles). Throws std::invalid_argument for a value that
+// is not three positive integers; unset or empty means the table's sizes.
+struct BlockOverride {
+  bool set = false;
+  int64_t mc = 0, kc = 0, nc = 0;
+};
+const BlockOverride& gemm_block_override();
 
 // Micro-kernels, one translation unit per ISA.
 template <typename T, int MR, int NR>
@@ -74,6 +96,16 @@ void sgemm_avx512_12x32(int64_t kc, float alpha, const float* a, int64_t rs_a, i
 void sgemm_avx512_12x32_edge(int64_t kc, float alpha, const float* a, int64_t rs_a,
                              int64_t cs_a, const float* b, int64_t rs_b, float beta, float* c,
                              int64_t ldc, int rows, int cols);
+void sgemm_avx512_6x64(int64_t kc, float alpha, const float* a, int64_t rs_a, int64_t cs_a,
+                       const float* b, int64_t rs_b, float beta, float* c, int64_t ldc);
+void sgemm_avx512_6x64_edge(int64_t kc, float alpha, const float* a, int64_t rs_a,
+                            int64_t cs_a, const float* b, int64_t rs_b, float beta, float* c,
+                            int64_t ldc, int rows, int cols);
+void dgemm_avx512_6x32(int64_t kc, double alpha, const double* a, int64_t rs_a, int64_t cs_a,
+                       const double* b, int64_t rs_b, double beta, double* c, int64_t ldc);
+void dgemm_avx512_6x32_edge(int64_t kc, double alpha, const double* a, int64_t rs_a,
+                            int64_t cs_a, const double* b, int64_t rs_b, double beta,
+                            double* c, int64_t ldc, int rows, int cols);
 void dgemm_avx512_12x16(int64_t kc, double alpha, const double* a, int64_t rs_a,
                         int64_t cs_a, const double* b, int64_t rs_b, double beta, double* c,
                         int64_t ldc);

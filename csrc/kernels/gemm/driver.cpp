@@ -163,13 +163,13 @@ void gemm_tiled(const GemmConfig<T>& cfg, bool ta, bool tb, int64_t m, int64_t n
 }
 
 template <typename T>
-const GemmConfig<T>& active_config() {
-  static const GemmConfig<T>& cfg = gemm_config<T>(active_isa());
-  return cfg;
+const GemmPath<T>& active_path() {
+  static const GemmPath<T>& path = gemm_path<T>(active_isa());
+  return path;
 }
 
 template <typename T>
-void run(const GemmConfig<T>& cfg, bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha,
+void run(const GemmPath<T>& path, bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha,
          const T* a, int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
   if (m <= 0 || n <= 0) return;
   if (k <= 0 || alpha == T(0)) return scale_c(m, n, beta, c, ldc);
@@ -179,9 +179,10 @@ void run(const GemmConfig<T>& cfg, bool ta, bool tb, int64_t m, int64_t n, int64
   // empty; as C^T those columns fill the MR side, and the tiles are transposed on store.
   // Only when op(A) = A^T: then op(A)^T, the new B, is read row by row in place rather
   // than transposed element by element into a packed panel.
-  if (ta && n < cfg.nr && m > n)
-    return gemm_tiled(cfg, !tb, !ta, n, m, k, alpha, b, ldb, a, lda, beta, c, ldc, true);
-  gemm_tiled(cfg, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, false);
+  if (ta && n < path.narrow->nr && m > n)
+    return gemm_tiled(path.for_columns(m), !tb, !ta, n, m, k, alpha, b, ldb, a, lda, beta, c,
+                      ldc, true);
+  gemm_tiled(path.for_columns(n), ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, false);
 }
 
 }  // namespace
@@ -191,7 +192,7 @@ void run(const GemmConfig<T>& cfg, bool ta, bool tb, int64_t m, int64_t n, int64
 template <typename T>
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
           int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
-  gemm_detail::run(gemm_detail::active_config<T>(), trans_a, trans_b, m, n, k, alpha, a, lda,
+  gemm_detail::run(gemm_detail::active_path<T>(), trans_a, trans_b, m, n, k, alpha, a, lda,
                    b, ldb, beta, c, ldc);
 }
 

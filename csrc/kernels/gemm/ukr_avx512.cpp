@@ -1,7 +1,9 @@
 // AVX-512 micro-kernels; this file alone is compiled with -mavx512f -mavx512dq.
 // 12 x 32 floats (12 x 16 doubles): 24 zmm accumulators + 2 for the B row + 1 for the
 // broadcast use 27 of the 32 registers; 24 independent FMAs per k step cover two FMA
-// ports' latency, and 14 loads per 24 FMAs stay within two load ports.
+// ports' latency, at 14 loads per 24 FMAs (0.58). 6 x 64 floats (6 x 32 doubles) keep
+// 24 accumulators with 4 B vectors and 6 broadcasts: 10 loads per 24 FMAs (0.42), the
+// faster kernel on Sapphire Rapids wherever C is wide enough to fill its 64 columns.
 #include <immintrin.h>
 
 #include "config.hpp"
@@ -53,6 +55,30 @@ void sgemm_avx512_12x32_edge(int64_t kc, float alpha, const float* a, int64_t rs
   ukr_edge<Avx512F32, float, 12, 2>(kc, alpha, a, rs_a, cs_a, b, rs_b, beta, c, ldc, rows,
                                     cols);
 }
+void sgemm_avx512_6x64(int64_t kc, float alpha, const float* a, int64_t rs_a, int64_t cs_a,
+    const float* b, int64_t rs_b, float beta, float* c, int64_t ldc) {
+  ukr_broadcast<Avx512F32, float, 6, 4>(kc, alpha, a, rs_a, cs_a, b, rs_b, beta, c, ldc);
+}
+
+void sgemm_avx512_6x64_edge(int64_t kc, float alpha, const float* a, int64_t rs_a,
+    int64_t cs_a, const float* b, int64_t rs_b, float beta, float* c, int64_t ldc, int rows,
+    int cols) {
+  ukr_edge<Avx512F32, float, 6, 4>(kc, alpha, a, rs_a, cs_a, b, rs_b, beta, c, ldc, rows,
+                                   cols);
+}
+
+void dgemm_avx512_6x32(int64_t kc, double alpha, const double* a, int64_t rs_a, int64_t cs_a,
+    const double* b, int64_t rs_b, double beta, double* c, int64_t ldc) {
+  ukr_broadcast<Avx512F64, double, 6, 4>(kc, alpha, a, rs_a, cs_a, b, rs_b, beta, c, ldc);
+}
+
+void dgemm_avx512_6x32_edge(int64_t kc, double alpha, const double* a, int64_t rs_a,
+    int64_t cs_a, const double* b, int64_t rs_b, double beta, double* c, int64_t ldc,
+    int rows, int cols) {
+  ukr_edge<Avx512F64, double, 6, 4>(kc, alpha, a, rs_a, cs_a, b, rs_b, beta, c, ldc, rows,
+                                    cols);
+}
+
 void dgemm_avx512_12x16(int64_t kc, double alpha, const double* a, int64_t rs_a, int64_t cs_a,
     const double* b, int64_t rs_b, double beta, double* c, int64_t ldc) {
   ukr_broadcast<Avx512F64, double, 12, 2>(kc, alpha, a, rs_a, cs_a, b, rs_b, beta, c, ldc);
