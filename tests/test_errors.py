@@ -6,6 +6,7 @@ shapes, the expected one), and that the network's parameters are exactly as befo
 from __future__ import annotations
 
 import json
+import warnings
 import re
 
 import numpy as np
@@ -755,3 +756,72 @@ def test_load_never_unpickles(tmp_path, net):
     with pytest.raises(ValueError):
         fb.Network.load(path)
     assert not marker.exists()
+
+
+# ---------------------------------------------------------------------------------------
+# construction and targets
+# ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("given,name", [(np.float32, "float32"), (np.dtype("float64"), "float64"),
+                                        ("float32", "float32")])
+def test_network_dtype_may_be_a_numpy_dtype(given, name):
+    assert fb.Network([fb.Dense(2, 3)], fb.MSELoss(), dtype=given).dtype == np.dtype(name)
+
+
+@pytest.mark.parametrize("given", [np.int32, "float16", np.float16, None, 32])
+def test_network_dtype_other_than_float32_or_64_is_refused(given):
+    with pytest.raises(ValueError, match=match_all("dtype must be one of", repr(given))):
+        fb.Network([fb.Dense(2, 3)], fb.MSELoss(), dtype=given)
+
+
+def test_loss_subclass_fastbp_cannot_compute_is_a_type_error():
+    class Hinge(fb.Loss):
+        pass
+
+    with pytest.raises(TypeError, match=match_all("Hinge", "MSELoss")):
+        fb.Network([fb.Dense(2, 3)], Hinge())
+
+
+@pytest.mark.parametrize("loss", [fb.BCEWithLogitsLoss, fb.SoftmaxCrossEntropyLoss])
+def test_sigmoid_before_a_loss_with_its_own_squashing_warns(loss):
+    with pytest.warns(UserWarning, match=match_all("ends in Sigmoid", loss.__name__)):
+        fb.Network([fb.Dense(2, 3), fb.Sigmoid()], loss())
+
+
+def test_sigmoid_before_mse_does_not_warn():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fb.Network([fb.Dense(2, 3), fb.Sigmoid()], fb.MSELoss())
+
+
+@pytest.fixture(params=BACKENDS)
+def bce_net(request):
+    return lambda: fb.Network([fb.Dense(WIDTHS[0], 1)], fb.BCEWithLogitsLoss(),
+                              dtype="float64", backend=request.param, seed=0)
+
+
+@pytest.mark.parametrize("bad", [1.5, -0.25])
+@pytest.mark.parametrize("method", XT_CALLS)
+def test_bce_targets_outside_0_1_are_refused(snapshot, bce_net, method, bad):
+    net = bce_net()
+    X = np.random.default_rng(0).standard_normal((N, WIDTHS[0]))
+    T = np.full(N, 0.5)
+    T[3] = bad
+    assert_raises_and_unchanged(net, snapshot, ValueError,
+                                match_all("BCEWithLogitsLoss targets must lie in [0, 1]",
+                                          f"{bad:f}", "flat index 3"),
+                                lambda: call(net, method, X, T))
+
+
+def test_bce_boolean_targets_train_as_zeros_and_ones(bce_net):
+    X = np.random.default_rng(0).standard_normal((N, WIDTHS[0]))
+    flags = np.arange(N) % 2 == 0
+    nets = [bce_net(), bce_net()]
+    for net, T in zip(nets, (flags, flags.astype(float))):
+        net.fit(X, T, epochs=2, batch_size=2, optimizer=fb.SGD(lr=0.1), shuffle=False)
+    np.testing.assert_array_equal(nets[0].params, nets[1].params)
+
+
+def test_dir_of_the_package_lists_its_public_names_only():
+    assert dir(fb) == sorted(fb.__all__)
+    assert "annotations" not in dir(fb) and "warnings" not in dir(fb)

@@ -19,6 +19,16 @@ const T* batch_ptr(const Net& net, const py::array& x) {
   return px;
 }
 
+// Raises ValueError unless every one of the n targets lies in [0, 1].
+template <typename T>
+void check_probabilities(const T* t, int64_t n) {
+  for (int64_t i = 0; i < n; ++i)
+    if (!(t[i] >= T(0) && t[i] <= T(1)))
+      throw py::value_error("BCEWithLogitsLoss targets must lie in [0, 1], got " +
+                            std::to_string(double(t[i])) + " at flat index " +
+                            std::to_string(i));
+}
+
 // A checked batch: inputs X (rows x in_features) and their targets. Class labels are
 // the batch's own copy (see owned_indices), so it can be neither copied nor moved.
 template <typename T>
@@ -27,7 +37,12 @@ struct Batch {
   Batch(const Net& net, const py::array& x_, const py::array& t_)
       : x(batch_ptr<T>(net, x_)),
         rows(dim(x_, 0)),
-        t(parse_target<T>(t_, net.loss_kind(), rows, net.out_features(), labels_)) {}
+        t(parse_target<T>(t_, net.loss_kind(), rows, net.out_features(), labels_)) {
+    // A network's binary cross-entropy trains towards probabilities: its targets must be
+    // ones (fb.ops' kernel computes the formula for any target, as PyTorch's does).
+    if (net.loss_kind() == kernels::Loss::BCEWithLogits)
+      check_probabilities(t.dense, rows * net.out_features());
+  }
   Batch(const Batch&) = delete;
   Batch& operator=(const Batch&) = delete;
 

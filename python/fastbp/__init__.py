@@ -60,3 +60,8 @@ def set_num_threads(n: int) -> None:
     if got < n:
         warnings.warn(f"the system could start only {got} of the {n} threads asked for; "
                       f"fastbp uses {got}", RuntimeWarning, stacklevel=2)
+
+
+def __dir__() -> list:
+    # The public names only: not the modules and helpers the package imports for itself.
+    return sorted(__all__)

@@ -23,6 +23,20 @@ def choice(name: str, value, allowed) -> None:
 INT64_MAX = 2**63 - 1
 
 
+def dtype_name(value) -> str:
+    """``"float32"`` or ``"float64"`` from that name, a NumPy dtype or a scalar type."""
+    name = value
+    if value is not None and not isinstance(value, str):  # np.dtype(None) is float64
+        try:
+            name = np.dtype(value).name
+        except TypeError:
+            name = None
+    if name not in DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(DTYPES)} (or their NumPy dtypes), "
+                         f"got {value!r}")
+    return name
+
+
 def positive_int(name: str, value) -> int:
     """An int in [1, 2**63 - 1]: every count fastbp takes reaches C++ as an int64."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
@@ -75,6 +89,14 @@ def finite(name: str, arr: np.ndarray) -> np.ndarray:
     if not np.isfinite(arr).all():
         raise ValueError(f"{name} contains NaN or inf")
     return arr
+
+
+def probabilities(name: str, t: np.ndarray) -> None:
+    """Every value of ``t`` in [0, 1]; the first that is not is reported, as _core does."""
+    bad = np.flatnonzero(~((t >= 0) & (t <= 1)))
+    if bad.size:
+        raise ValueError(f"{name} must lie in [0, 1], got {float(t.flat[bad[0]]):f} at "
+                         f"flat index {bad[0]}")
 
 
 def label_range(labels: np.ndarray, classes: int) -> None:

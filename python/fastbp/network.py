@@ -6,14 +6,15 @@ from __future__ import annotations
 import functools
 import os
 import threading
+import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from . import _core, _names, _validate, interop, io, onnx_export, reference
 from .history import History
-from .layers import Activation, Dense, Identity, Layer
-from .losses import Loss, MSELoss, SoftmaxCrossEntropyLoss
+from .layers import Activation, Dense, Identity, Layer, Sigmoid
+from .losses import LOSS_TYPES, BCEWithLogitsLoss, Loss, MSELoss, SoftmaxCrossEntropyLoss
 from .optim import SGD, Optimizer
 from .schedules import Schedule
 from .training import diverged
@@ -27,6 +28,18 @@ _CORE_NETWORKS = {np.float32: _core.Network32, np.float64: _core.Network64}
 # Present only when fastbp was built with the CUDA backend.
 _CUDA_NETWORKS = ({np.float32: _core.CudaNetwork32, np.float64: _core.CudaNetwork64}
                   if hasattr(_core, "CudaNetwork32") else None)
+
+
+def _warn_on_squashed_logits(layers: list, loss: Loss) -> None:
+    """A Sigmoid last, before a loss that applies its own sigmoid or softmax, squashes the
+    outputs twice: it trains, but slowly and towards the wrong probabilities."""
+    if layers and isinstance(layers[-1], Sigmoid) and \
+            isinstance(loss, (BCEWithLogitsLoss, SoftmaxCrossEntropyLoss)):
+        warnings.warn(f"the network ends in Sigmoid, but {type(loss).__name__} applies its "
+                      f"own {'sigmoid' if isinstance(loss, BCEWithLogitsLoss) else 'softmax'} "
+                      "to the outputs: remove the Sigmoid to train on logits (a sigmoid or "
+                      "softmax of predict then gives the probabilities)",
+                      UserWarning, stacklevel=3)
 
 
 def _cuda_network(dtype):
@@ -89,7 +102,7 @@ class Network:
         ``Dense`` layers and activations, input first; kept as ``net.layers``.
     loss : Loss
         ``MSELoss``, ``SoftmaxCrossEntropyLoss`` or ``BCEWithLogitsLoss``.
-    dtype : {"float32", "float64"}
+    dtype : {"float32", "float64"} or the NumPy dtype
     backend : {"cpu", "cuda", "numpy"}
         ``"cpu"`` runs fastbp's C++ kernels; ``"cuda"`` its CUDA kernels on an NVIDIA GPU
         (RuntimeError when this build has no CUDA backend or no GPU is usable);
@@ -103,12 +116,16 @@ class Network:
         specs = _describe(layers)
         if not isinstance(loss, Loss):
             raise TypeError(f"loss must be a fastbp Loss, got {type(loss).__name__}")
-        _validate.choice("dtype", dtype, _validate.DTYPES)
+        if not isinstance(loss, tuple(LOSS_TYPES.values())):
+            raise TypeError(f"{type(loss).__name__} is a Loss subclass fastbp cannot compute: "
+                            f"a loss must be one of {', '.join(sorted(LOSS_TYPES))}")
+        dtype = _validate.dtype_name(dtype)
         _validate.choice("backend", backend, BACKENDS)
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
             raise TypeError(f"seed must be an int or None, got {type(seed).__name__}")
         self.layers = list(layers)
         self.loss_fn = loss
+        _warn_on_squashed_logits(self.layers, loss)
         self.dtype = np.dtype(dtype)
         self.backend = backend
         self.seed = seed
@@ -204,7 +221,10 @@ class Network:
         if type(T) is np.ndarray and T.dtype == self.dtype and T.flags.c_contiguous \
                 and T.ndim == 2:
             return T
-        t = _validate.numeric_array("T", T)
+        t = np.asarray(T)
+        if t.dtype == np.bool_ and isinstance(self.loss_fn, BCEWithLogitsLoss):
+            t = t.astype(self.dtype)  # binary targets as 0 and 1 (_core checks [0, 1])
+        t = _validate.numeric_array("T", t)
         if t.ndim == 1 and isinstance(self.loss_fn, SoftmaxCrossEntropyLoss):
             if t.dtype.kind not in "iu":
                 raise TypeError(f"class labels must be integers, got dtype {t.dtype}")

@@ -276,6 +276,8 @@ class ReferenceNetwork:
         if t.shape != (m, n_out) and not (n_out == 1 and t.shape == (m,)):
             raise ValueError(f"target must have shape ({m}, {n_out}), got {t.shape}")
         _validate.finite("target", t)
+        if self._loss is bce_with_logits:
+            _validate.probabilities("BCEWithLogitsLoss targets", t)
 
     def forward(self, x):
         self.check(x)
