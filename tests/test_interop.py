@@ -45,12 +45,12 @@ def test_to_torch_round_trip_and_gradients(rng):
     for layer, linear in zip(dense_layers(net), module[::2]):
         np.testing.assert_allclose(layer.dW, linear.weight.grad.numpy().T, rtol=1e-10)
         np.testing.assert_allclose(layer.db, linear.bias.grad.numpy(), rtol=1e-10)
-    again = fb.from_torch(module)
+    again = fb.from_torch(module, fb.MSELoss())
     np.testing.assert_array_equal(again.predict(X), net.predict(X))
 
 
 def test_a_single_linear_is_a_network():
-    net = fb.from_torch(torch.nn.Linear(3, 2))
+    net = fb.from_torch(torch.nn.Linear(3, 2), fb.MSELoss())
     assert net.n_params == 8 and net.dtype == np.float32
 
 
@@ -63,7 +63,14 @@ def test_a_single_linear_is_a_network():
 ])
 def test_unsupported_modules_are_refused(make, exc, word):
     with pytest.raises(exc, match=word):
-        fb.from_torch(make())
+        fb.from_torch(make(), fb.MSELoss())
+
+
+def test_from_torch_needs_a_loss():
+    with pytest.raises(TypeError, match="loss"):
+        fb.from_torch(torch.nn.Linear(3, 2))
+    with pytest.raises(TypeError, match="fastbp Loss"):
+        fb.from_torch(torch.nn.Linear(3, 2), torch.nn.MSELoss())
 
 
 def test_tensors_are_read_without_a_copy(rng):

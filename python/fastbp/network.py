@@ -14,7 +14,7 @@ import numpy as np
 from . import _core, _names, _validate, interop, io, onnx_export, reference
 from .history import History
 from .layers import Activation, Dense, Identity, Layer, Sigmoid
-from .losses import LOSS_TYPES, BCEWithLogitsLoss, Loss, MSELoss, SoftmaxCrossEntropyLoss
+from .losses import LOSS_TYPES, BCEWithLogitsLoss, Loss, SoftmaxCrossEntropyLoss
 from .optim import SGD, Optimizer
 from .schedules import Schedule
 from .training import diverged
@@ -427,7 +427,8 @@ class Network:
     # ---- persistence --------------------------------------------------------------
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write the network (layers, loss, dtype, parameters) to ``path`` (.npz)."""
+        """Write the network (layers, loss, dtype, parameters) to exactly ``path`` (an
+        .npz archive; unlike :func:`numpy.savez`, no suffix is appended)."""
         io.save(self, path)
 
     @classmethod
@@ -452,8 +453,7 @@ class Network:
                 f"backend={self.backend!r})")
 
 
-def from_torch(module, loss: Loss | None = None, backend: str = "cpu",
-               seed: int | None = None) -> Network:
+def from_torch(module, loss: Loss, backend: str = "cpu", seed: int | None = None) -> Network:
     """A :class:`fastbp.Network` with the layers and weights of a PyTorch module.
 
     Parameters
@@ -461,8 +461,9 @@ def from_torch(module, loss: Loss | None = None, backend: str = "cpu",
     module : torch.nn.Sequential or torch.nn.Linear
         ``Linear`` layers (with bias) and ``ReLU``, ``Tanh``, ``Sigmoid`` or ``Identity``
         activations, all float32 or all float64 (the network's dtype).
-    loss : Loss, optional
-        The network's loss (default ``MSELoss()``).
+    loss : Loss
+        The network's loss. Required: a torch module does not carry one, and a guessed
+        loss would train a classifier as a regressor without a word.
     backend : {"cpu", "cuda", "numpy"}
     seed : int, optional
         Seeds the network's shuffling in ``fit``.
@@ -473,5 +474,4 @@ def from_torch(module, loss: Loss | None = None, backend: str = "cpu",
         Independent of ``module``: the weights are copied.
     """
     layers, dtype = interop.torch_layers(module)
-    return Network(layers, loss if loss is not None else MSELoss(), dtype=dtype,
-                   backend=backend, seed=seed)
+    return Network(layers, loss, dtype=dtype, backend=backend, seed=seed)
