@@ -45,10 +45,10 @@ PRELUDE = textwrap.dedent("""
     def save(**values):
         np.savez(f"{OUT}/rank{rank}.npz", **values)
 
-    def network(seed, reduction="mean", loss=fb.MSELoss, widths=(5, 7, 3)):
+    def network(seed, reduction="mean", loss=fb.MSELoss, widths=(5, 7, 3), backend="cpu"):
         return fb.Network([fb.Dense(widths[0], widths[1]), fb.Tanh(),
                            fb.Dense(widths[1], widths[2])], loss(reduction=reduction),
-                          dtype="float64", seed=seed)
+                          dtype="float64", backend=backend, seed=seed)
 """)
 
 
@@ -120,20 +120,22 @@ def test_import_fastbp_does_not_import_mpi4py():
 
 
 @needs_mpi
-@pytest.mark.parametrize("reduction, loss, optimizer, rows", [
-    ("mean", "mse", "sgd", (20, 20)),
-    ("mean", "ce", "adam", (23, 13)),
-    ("sum", "mse", "sgd-small", (12, 21)),
-], ids=["mean-even", "mean-uneven-labels", "sum-uneven"])
+@pytest.mark.parametrize("reduction, loss, optimizer, rows, backend", [
+    ("mean", "mse", "sgd", (20, 20), "cpu"),
+    ("mean", "ce", "adam", (23, 13), "cpu"),
+    ("sum", "mse", "sgd-small", (12, 21), "cpu"),
+    ("mean", "mse", "adam", (17, 9), "numpy"),
+], ids=["mean-even", "mean-uneven-labels", "sum-uneven", "numpy-backend"])
 def test_two_ranks_train_as_one_process_on_the_global_batches(tmp_path, reduction, loss,
-                                                              optimizer, rows):
+                                                              optimizer, rows, backend):
     """Two shards without shuffling: the ranks' k-th batches together are one process's
     k-th batch; every rank ends every epoch bitwise like the other, and like that process
     to rounding. The ranks start from different seeds: rank 0's parameters win."""
     loss_cls = {"mse": fb.MSELoss, "ce": fb.SoftmaxCrossEntropyLoss}[loss]
     data = shards(rows, labels=loss == "ce")
     got = run_ranks(tmp_path, f"""
-        net = network(seed=rank, reduction="{reduction}", loss=fb.{loss_cls.__name__})
+        net = network(seed=rank, reduction="{reduction}", loss=fb.{loss_cls.__name__},
+                      backend="{backend}")
         initial = net.params.copy()
         after = []
         history = net.fit(data[f"X{{rank}}"], data[f"T{{rank}}"], epochs=3, batch_size=5,
