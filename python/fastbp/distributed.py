@@ -2,8 +2,8 @@
 
 :func:`broadcast_parameters` and :func:`allreduce_gradients` serve a custom loop of
 ``net.backward`` and ``optimizer.step``; :func:`agree` and :class:`DataParallel` are what
-:meth:`fastbp.Network.fit` runs with ``comm=``. Every function here is collective: each
-rank of the communicator calls it, in the same order. mpi4py is imported only when a
+:meth:`fastbp.Network.fit` runs with ``comm=``. Every function here but :func:`rank` is
+collective: each rank of the communicator calls it, in the same order. mpi4py is imported only when a
 communicator is used, so ``import fastbp`` never loads MPI.
 """
 
@@ -128,10 +128,10 @@ def agree(comm: MPI.Intracomm, checks: Callable[[], Result]) -> Result:
     except Exception as e:  # noqa: BLE001 - every kind must reach the other ranks
         result, failure = None, e
     reports = comm.allgather(None if failure is None else (type(failure), str(failure)))
-    for rank, report in enumerate(reports):
+    for failed, report in enumerate(reports):
         if report is not None:
             kind, message = report
-            raise kind(f"rank {rank} of {len(reports)}: {message}") from failure
+            raise kind(f"rank {failed} of {len(reports)}: {message}") from failure
     return result
 
 
@@ -181,11 +181,11 @@ class DataParallel:
         self.net, self.comm, self.rank = net, comm, comm.Get_rank()
         self.rows, self.batch_size, self.shuffle = rows, batch_size, shuffle
         everyone = comm.allgather((settings, rows, batch_size, val_rows))
-        for rank, (theirs, *_) in enumerate(everyone[1:], start=1):
+        for other, (theirs, *_) in enumerate(everyone[1:], start=1):
             for name, value in everyone[0][0].items():
                 if theirs[name] != value:
                     raise ValueError(f"fit(comm=...) needs the same {name} on every rank: "
-                                     f"rank 0 has {value}, rank {rank} has {theirs[name]}")
+                                     f"rank 0 has {value}, rank {other} has {theirs[name]}")
         shard_rows = np.array([e[1] for e in everyone], dtype=np.int64)
         batches = np.array([e[2] for e in everyone], dtype=np.int64)
         #: global steps per epoch
