@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import warnings
 
-from . import _core, callbacks, ops, reference, schedules
+from . import _core, callbacks, distributed, ops, reference, schedules
 from .gradcheck import gradcheck
 from .layers import Dense, Identity, Layer, ReLU, Sigmoid, Tanh
 from .history import History
@@ -22,7 +22,8 @@ __all__ = [
     "Dense", "Identity", "Layer", "ReLU", "Sigmoid", "Tanh",
     "BCEWithLogitsLoss", "Loss", "MSELoss", "SoftmaxCrossEntropyLoss",
     "History", "Network", "Optimizer", "SGD", "Adam", "AdamW",
-    "callbacks", "from_torch", "gradcheck", "ops", "reference", "schedules",
+    "callbacks", "distributed", "from_torch", "gradcheck", "ops", "reference",
+    "schedules",
     "build_info", "cuda_available", "get_num_threads", "set_num_threads",
 ]
 

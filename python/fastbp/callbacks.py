@@ -13,7 +13,12 @@ import sys
 
 from . import _validate
 
-__all__ = ["EarlyStopping", "ProgressBar", "progress_default"]
+__all__ = ["EarlyStopping", "ProgressBar", "load_tqdm", "progress_default"]
+
+# With a progress bar, fit moves it this many times per epoch at most: an epoch runs as
+# that many core calls, so the bar moves within the epoch while the calls stay few (one
+# slice is about 1/20 of the epoch).
+BAR_UPDATES_PER_EPOCH = 20
 
 
 class EarlyStopping:
@@ -67,6 +72,15 @@ def progress_default() -> bool:
     return True
 
 
+def load_tqdm():
+    """tqdm's ``tqdm.auto.tqdm``, or an ImportError saying how to install it."""
+    try:
+        from tqdm.auto import tqdm
+    except ImportError as e:
+        raise ImportError("progress=True needs tqdm: pip install 'fastbp[progress]'") from e
+    return tqdm
+
+
 class ProgressBar:
     """One tqdm bar over all the batches of a ``fit`` run: the description names the
     epoch, the postfix shows the epoch's running mean training loss and the last
@@ -81,10 +95,7 @@ class ProgressBar:
     """
 
     def __init__(self, epochs: int, batches: int):
-        try:
-            from tqdm.auto import tqdm
-        except ImportError as e:
-            raise ImportError("progress=True needs tqdm: pip install 'fastbp[progress]'") from e
+        tqdm = load_tqdm()
         self.epochs = epochs
         self.postfix: dict = {}
         self.bar = tqdm(total=epochs * batches, desc=f"epoch 1/{epochs}", unit="batch",

@@ -8,6 +8,7 @@ import os
 import threading
 import warnings
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,6 +20,9 @@ from .optim import SGD, Optimizer
 from .schedules import Schedule
 from .training import diverged
 from .training import fit as _fit
+
+if TYPE_CHECKING:
+    from mpi4py import MPI
 
 __all__ = ["Network", "History", "from_torch"]
 
@@ -319,7 +323,7 @@ class Network:
             metrics: Sequence[str] = (),
             lr_schedule: Schedule | None = None, callbacks: Sequence[Callable] = (),
             early_stopping: bool = False, patience: int = 10,
-            progress: bool | None = None) -> History:
+            progress: bool | None = None, comm: MPI.Intracomm | None = None) -> History:
         """Train for ``epochs`` passes over (X, T) in mini-batches of ``batch_size``.
 
         Each epoch runs in one call into C++ (batches gathered and shuffled there); Python
@@ -363,6 +367,24 @@ class Network:
             the batches of the run, naming the epoch, with the epoch's running mean
             training loss and the last finished epoch's validation loss, metrics and
             learning rate. By default, when stderr is a terminal and tqdm is installed.
+            With ``comm``, on rank 0 only.
+        comm : mpi4py.MPI.Intracomm, optional
+            Train data-parallel on every rank of ``comm`` (``pip install fastbp[mpi]``;
+            see :mod:`fastbp.distributed`), each rank calling ``fit`` with its own shard
+            (X, T) and the same other arguments; ``batch_size`` is per rank. Rank 0's
+            parameters and optimizer state are broadcast first. Each step runs backward on
+            every rank's next batch, sums the gradients weighted by each rank's share of
+            the global batch's rows (``"sum"`` losses: unweighted) in one in-place
+            allreduce, and applies the same update everywhere, so every rank ends every
+            step with the same parameters. An epoch has as many steps as the largest shard
+            needs; a rank whose rows are used up contributes none. With ``shuffle``, each
+            rank permutes its own rows, from a seed drawn by rank 0. ``History``
+            (validation and metrics over all ranks' rows, ``epoch_time`` of the slowest),
+            early stopping, callbacks that stop training (on any rank) and divergence are
+            the same on every rank. An argument refused on any rank raises the same
+            exception type on every rank before training, naming that rank. Runs a
+            Python loop over steps (one core call per step), on the cpu and numpy
+            backends.
 
         Returns
         -------
@@ -379,7 +401,8 @@ class Network:
                     shuffle=shuffle, validation_data=validation_data,
                     validation_split=validation_split, metrics=metrics,
                     lr_schedule=lr_schedule, callbacks=callbacks,
-                    early_stopping=early_stopping, patience=patience, progress=progress)
+                    early_stopping=early_stopping, patience=patience, progress=progress,
+                    comm=comm)
 
     # ---- description --------------------------------------------------------------
 

@@ -1,25 +1,27 @@
-"""The training loop behind :meth:`fastbp.Network.fit`: epochs of calls into C++,
-validation, metrics, learning-rate schedules, callbacks, early stopping and the progress
-bar; and the error for a diverged step."""
+"""The training loop behind :meth:`fastbp.Network.fit`: epochs of calls into C++ (or, on
+several MPI ranks, the steps of :class:`fastbp.distributed.DataParallel`), validation,
+metrics, learning-rate schedules, callbacks, early stopping and the progress bar; and the
+error for a diverged step."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from . import _validate
-from .callbacks import EarlyStopping, ProgressBar, progress_default
+from . import _validate, distributed, io
+from .callbacks import (BAR_UPDATES_PER_EPOCH, EarlyStopping, ProgressBar, load_tqdm,
+                        progress_default)
 from .history import History
 from .losses import MSELoss
 from .metrics import METRICS
-from .optim import Optimizer
+from .optim import CoreCalls, Optimizer
 from .schedules import Schedule
 
-# With a progress bar, fit runs an epoch as this many core calls at most, so the bar moves
-# within the epoch while the calls stay few (one slice is about 1/20 of the epoch).
-BAR_UPDATES_PER_EPOCH = 20
+if TYPE_CHECKING:
+    from mpi4py import MPI
 
 
 def diverged(where: str, error: FloatingPointError) -> FloatingPointError:
@@ -28,12 +30,95 @@ def diverged(where: str, error: FloatingPointError) -> FloatingPointError:
                               "and optimizer state are those from before this step")
 
 
+class _Run(NamedTuple):
+    """What ``fit`` trains with, every argument checked."""
+
+    epochs: int
+    batch_size: int
+    state: object
+    calls: CoreCalls
+    x: np.ndarray
+    t: np.ndarray
+    val: tuple | None
+    metrics: list
+    lrs: list
+    callbacks: list
+    stopper: EarlyStopping | None
+    show_bar: bool
+
+
 def fit(net, X, T, *, epochs: int, batch_size: int, optimizer: Optimizer,
         shuffle: bool = True, validation_data=None, validation_split: float = 0.0,
         metrics: Sequence[str] = (), lr_schedule: Schedule | None = None,
         callbacks: Sequence[Callable] = (), early_stopping: bool = False, patience: int = 10,
-        progress: bool | None = None) -> History:
+        progress: bool | None = None, comm: MPI.Intracomm | None = None) -> History:
     """:meth:`fastbp.Network.fit` (documented there), on ``net``, under its lock."""
+    def checks() -> _Run:
+        if comm is not None and net.backend == "cuda":
+            raise NotImplementedError("fit(comm=...) trains on the cpu and numpy backends, "
+                                      "got backend='cuda'")
+        run = _checked(net, X, T, epochs, batch_size, optimizer, validation_data,
+                       validation_split, metrics, lr_schedule, callbacks, early_stopping,
+                       patience, progress if lead else False)
+        if comm is not None and run.show_bar:
+            load_tqdm()  # refused before training, as a bad argument, not on rank 0 alone
+        return run
+
+    # Data-parallel: the checks' verdict is agreed by all ranks, and the bar is rank 0's.
+    lead = comm is None or distributed.rank(comm) == 0
+    run = checks() if comm is None else distributed.agree(comm, checks)
+    group = None if comm is None else _data_parallel(net, comm, optimizer, run, shuffle)
+    n_batches = -(-run.x.shape[0] // run.batch_size) if group is None else group.steps
+    bar = ProgressBar(run.epochs, n_batches) if run.show_bar else None
+    history, base_lr = History(), optimizer.lr
+    try:
+        for epoch in range(run.epochs):
+            start = time.perf_counter()
+            if optimizer.lr != run.lrs[epoch]:  # the setter validates: skip it when idle
+                optimizer.lr = run.lrs[epoch]
+            if group is None:
+                order = net._rng.permutation(run.x.shape[0]) if shuffle else \
+                    np.arange(run.x.shape[0])
+                mean = _run_epoch(run.calls.train_epoch, run.x, run.t,
+                                  order.astype(np.int64, copy=False), run.batch_size,
+                                  optimizer, run.state, epoch, bar)
+                logs = {"loss": mean, **_evaluate(net, run.x, run.t, run.val, run.metrics)}
+            else:
+                try:
+                    mean = group.train_epoch(run.x, run.t, optimizer, run.state,
+                                             run.calls.step, epoch, bar)
+                except FloatingPointError as e:
+                    raise diverged(f"epoch {epoch + 1}, step {e.step + 1}", e) from None
+                logs = {"loss": mean,
+                        **group.combine(_evaluate(net, run.x, run.t, run.val, run.metrics))}
+            elapsed = time.perf_counter() - start
+            logs.update(lr=run.lrs[epoch],
+                        epoch_time=elapsed if group is None else group.slowest(elapsed))
+            history.append(logs)
+            if bar is not None:
+                bar(epoch, logs)
+            keep = [callback(epoch, logs) is not False for callback in run.callbacks]
+            if run.stopper is not None:
+                keep.append(run.stopper(epoch, logs))
+            stop = not all(keep)
+            if group is not None:  # a callback may stop one rank: then all stop
+                stop = group.anyone(stop)
+            if stop:
+                history.stopped_epoch = epoch
+                break
+    finally:
+        optimizer.lr = base_lr
+        if bar is not None:
+            bar.close()
+    if run.stopper is not None and run.stopper.best_params is not None:
+        run.stopper.restore_best()
+        history.best_epoch = run.stopper.best_epoch
+    return history
+
+
+def _checked(net, X, T, epochs, batch_size, optimizer, validation_data, validation_split,
+             metrics, lr_schedule, callbacks, early_stopping, patience, progress) -> _Run:
+    """Every argument of ``fit`` checked and converted, before anything changes."""
     epochs = _validate.positive_int("epochs", epochs)
     batch_size = _validate.positive_int("batch_size", batch_size)
     # Refuses a bad optimizer before anything runs.
@@ -49,37 +134,22 @@ def fit(net, X, T, *, epochs: int, batch_size: int, optimizer: Optimizer,
     if early_stopping and val is None:
         raise ValueError("early_stopping needs validation_data or validation_split")
     stopper = EarlyStopping(net, patience) if early_stopping else None
-    n_batches = -(-x.shape[0] // batch_size)
-    bar = ProgressBar(epochs, n_batches) \
-        if (progress_default() if progress is None else progress) else None
-    history, base_lr = History(), optimizer.lr
-    try:
-        for epoch in range(epochs):
-            start = time.perf_counter()
-            if optimizer.lr != lrs[epoch]:  # the setter validates: skip it when idle
-                optimizer.lr = lrs[epoch]
-            order = net._rng.permutation(x.shape[0]) if shuffle else np.arange(x.shape[0])
-            mean = _run_epoch(calls.train_epoch, x, t, order.astype(np.int64, copy=False),
-                              batch_size, optimizer, state, epoch, bar)
-            logs = {"loss": mean, **_evaluate(net, x, t, val, scored),
-                    "lr": lrs[epoch], "epoch_time": time.perf_counter() - start}
-            history.append(logs)
-            if bar is not None:
-                bar(epoch, logs)
-            keep = [callback(epoch, logs) is not False for callback in callbacks]
-            if stopper is not None:
-                keep.append(stopper(epoch, logs))
-            if not all(keep):
-                history.stopped_epoch = epoch
-                break
-    finally:
-        optimizer.lr = base_lr
-        if bar is not None:
-            bar.close()
-    if stopper is not None and stopper.best_params is not None:
-        stopper.restore_best()
-        history.best_epoch = stopper.best_epoch
-    return history
+    return _Run(epochs, batch_size, state, calls, x, t, val, scored, lrs, callbacks, stopper,
+                progress_default() if progress is None else progress)
+
+
+def _data_parallel(net, comm: MPI.Intracomm, optimizer: Optimizer, run: _Run,
+                   shuffle: bool) -> distributed.DataParallel:
+    """This rank's part in training on every rank of ``comm``, which starts from rank 0's
+    parameters and optimizer state; refuses settings that differ between the ranks."""
+    settings = {"network": io.network_config(net), "optimizer": repr(optimizer),
+                "epochs": run.epochs, "learning rates": run.lrs, "metrics": run.metrics,
+                "shuffle": shuffle, "validation": run.val is not None,
+                "early stopping patience": run.stopper.patience if run.stopper else None}
+    return distributed.DataParallel(
+        net, comm, optimizer, rows=run.x.shape[0], batch_size=run.batch_size,
+        val_rows=0 if run.val is None else run.val[0].shape[0], shuffle=shuffle,
+        settings=settings)
 
 
 def _run_epoch(train_epoch: Callable[..., float], x, t, order, batch_size: int,
