@@ -1,6 +1,7 @@
 #pragma once
 // Batch checks shared by the CPU and CUDA network bindings (any Net with in_features,
 // out_features and loss_kind).
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -54,6 +55,20 @@ struct Batch {
   int64_t rows;
   kernels::Target<T> t;
 };
+
+// Row weights (rows,) of dtype T, finite and >= 0, or none. Not copied, as other float
+// inputs are not: a value rewritten during the call gives a wrong result, never a bad read.
+template <typename T>
+const T* row_weights(const std::optional<py::array>& w, int64_t rows) {
+  if (!w) return nullptr;
+  const T* pw = in_ptr<T>(*w, "sample_weight", {rows});
+  if (!kernels::all_finite(pw, rows)) throw py::value_error("sample_weight contains NaN or inf");
+  for (int64_t i = 0; i < rows; ++i)
+    if (pw[i] < T(0))
+      throw py::value_error("sample_weight must be >= 0, got " + std::to_string(pw[i]) +
+                            " at index " + std::to_string(i));
+  return pw;
+}
 
 // The row order of an epoch (indices in [0, rows)), copied into `copy` and checked
 // there, and its batch size (>= 1).

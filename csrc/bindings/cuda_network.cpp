@@ -74,6 +74,7 @@ void bind_cuda_network_class(py::module_& m, const char* name) {
       .def_property_readonly("n_params", [](const W& w) { return w.net->n_params(); })
       .def_property_readonly("in_features", [](const W& w) { return w.net->in_features(); })
       .def_property_readonly("out_features", [](const W& w) { return w.net->out_features(); })
+      .def_property_readonly("updates", [](const W& w) { return w.net->updates(); })
       .def_property_readonly("slots", [](const W& w) {
         std::vector<std::tuple<int64_t, int64_t, int64_t, int64_t>> out;
         for (const auto& s : w.net->slots()) out.emplace_back(s.w_offset, s.b_offset, s.in, s.out);
@@ -120,18 +121,20 @@ void bind_cuda_network_class(py::module_& m, const char* name) {
       .def("train_epoch", [](W& w, const py::array& x, const py::array& t,
                              const py::array& order, int64_t batch_size, py::array& velocity,
                              double lr, double momentum, double dampening, bool nesterov,
-                             double weight_decay, bool first_step, double loss_sum) {
+                             double weight_decay, bool first_step, double loss_sum,
+                             int64_t interrupt_mark) {
         const Batch<T> b(*w.net, x, t);
         std::vector<int64_t> order_copy;
         const int64_t* po = checked_order(order, b.rows, batch_size, order_copy);
         const kernels::SgdConfig cfg = bind_sgd(w, velocity, lr, momentum, dampening, nesterov,
                                                 weight_decay, first_step);
         py::gil_scoped_release nogil;
-        return w.net->train_epoch(b.x, b.t, b.rows, po, batch_size, cfg, first_step, loss_sum);
+        return w.net->train_epoch(b.x, b.t, b.rows, po, batch_size, cfg, first_step, loss_sum,
+                                  interrupt_mark);
       }, py::arg("X"), py::arg("T"), py::arg("order"), py::arg("batch_size"),
          py::arg("velocity"), py::arg("lr"), py::arg("momentum"), py::arg("dampening"),
          py::arg("nesterov"), py::arg("weight_decay"), py::arg("first_step"),
-         py::arg("loss_sum") = 0.0)
+         py::arg("loss_sum") = 0.0, py::arg("interrupt_mark") = -1)
       .def("step", [](W& w, py::array& velocity, double lr, double momentum,
                       double dampening, bool nesterov, double weight_decay, bool first_step) {
         const kernels::SgdConfig cfg = bind_sgd(w, velocity, lr, momentum, dampening, nesterov,

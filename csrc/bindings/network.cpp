@@ -7,6 +7,7 @@
 
 #include "bindings/arrays.hpp"
 #include "bindings/batch.hpp"
+#include "nn/interrupt.hpp"
 #include "nn/network.hpp"
 
 namespace fastbp::bindings {
@@ -68,12 +69,15 @@ double train_step(Network<T>& net, const py::array& x, const py::array& t,
 template <typename T>
 double train_epoch(Network<T>& net, const py::array& x, const py::array& t,
                    const py::array& order, int64_t batch_size, kernels::Update<T>& update,
-                   double loss_sum) {
+                   double loss_sum, const std::optional<py::array>& sample_weight,
+                   int64_t interrupt_mark) {
   const Batch<T> b(net, x, t);
   std::vector<int64_t> order_copy;
   const int64_t* po = checked_order(order, b.rows, batch_size, order_copy);
+  kernels::Target<T> target = b.t;
+  target.weights = row_weights<T>(sample_weight, b.rows);
   py::gil_scoped_release nogil;
-  return net.train_epoch(b.x, b.t, b.rows, po, batch_size, update, loss_sum);
+  return net.train_epoch(b.x, target, b.rows, po, batch_size, update, loss_sum, interrupt_mark);
 }
 
 template <typename T>
@@ -88,6 +92,8 @@ void bind_network_class(py::module_& m, const char* name) {
       .def_property_readonly("n_params", &Net::n_params)
       .def_property_readonly("in_features", &Net::in_features)
       .def_property_readonly("out_features", &Net::out_features)
+      .def_property_readonly("updates", &Net::updates,
+                             "Optimizer updates applied since construction, by any call.")
       .def_property_readonly("slots", [](const Net& net) {
         std::vector<std::tuple<int64_t, int64_t, int64_t, int64_t>> out;
         for (const auto& s : net.slots()) out.emplace_back(s.w_offset, s.b_offset, s.in, s.out);
@@ -156,16 +162,22 @@ void bind_network_class(py::module_& m, const char* name) {
       .def("train_epoch", [](Net& net, const py::array& x, const py::array& t,
                              const py::array& order, int64_t batch_size, py::array& velocity,
                              double lr, double momentum, double dampening, bool nesterov,
-                             double weight_decay, bool first_step, double loss_sum) {
+                             double weight_decay, bool first_step, double loss_sum,
+                             const std::optional<py::array>& sample_weight,
+                             int64_t interrupt_mark) {
         kernels::Update<T> update = sgd_update<T>(net, velocity, lr, momentum, dampening,
                                                   nesterov, weight_decay, first_step);
-        return train_epoch(net, x, t, order, batch_size, update, loss_sum);
+        return train_epoch(net, x, t, order, batch_size, update, loss_sum, sample_weight,
+                           interrupt_mark);
       }, py::arg("X"), py::arg("T"), py::arg("order"), py::arg("batch_size"),
          py::arg("velocity"), py::arg("lr"), py::arg("momentum"), py::arg("dampening"),
          py::arg("nesterov"), py::arg("weight_decay"), py::arg("first_step"),
-         py::arg("loss_sum") = 0.0,
+         py::arg("loss_sum") = 0.0, py::arg("sample_weight") = py::none(),
+         py::arg("interrupt_mark") = -1,
          "One pass over the rows in order; returns loss_sum plus each batch's rows times its "
-         "loss (divide by the rows for the mean).")
+         "loss (divide by the rows for the mean). sample_weight: one weight per row of X. "
+         "interrupt_mark: sigint_count() before the call, to stop before the next batch "
+         "once a SIGINT came (KeyboardInterrupt with `step`, the steps applied); -1: never.")
       .def("train_step_adam", [](Net& net, const py::array& x, const py::array& t,
                                  py::array& exp_avg, py::array& exp_avg_sq, double lr,
                                  double beta1, double beta2, double eps, double weight_decay,
@@ -182,15 +194,19 @@ void bind_network_class(py::module_& m, const char* name) {
                                   const py::array& order, int64_t batch_size,
                                   py::array& exp_avg, py::array& exp_avg_sq, double lr,
                                   double beta1, double beta2, double eps, double weight_decay,
-                                  bool decoupled_weight_decay, int64_t steps, double loss_sum) {
+                                  bool decoupled_weight_decay, int64_t steps, double loss_sum,
+                                  const std::optional<py::array>& sample_weight,
+                                  int64_t interrupt_mark) {
         kernels::Update<T> update = adam_update<T>(net, exp_avg, exp_avg_sq, lr, beta1, beta2,
                                                    eps, weight_decay, decoupled_weight_decay,
                                                    steps);
-        return train_epoch(net, x, t, order, batch_size, update, loss_sum);
+        return train_epoch(net, x, t, order, batch_size, update, loss_sum, sample_weight,
+                           interrupt_mark);
       }, py::arg("X"), py::arg("T"), py::arg("order"), py::arg("batch_size"),
          py::arg("exp_avg"), py::arg("exp_avg_sq"), py::arg("lr"), py::arg("beta1"),
          py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"),
          py::arg("decoupled_weight_decay"), py::arg("steps"), py::arg("loss_sum") = 0.0,
+         py::arg("sample_weight") = py::none(), py::arg("interrupt_mark") = -1,
          "train_epoch with Adam updates; steps: the updates taken before this call.");
 }
 
@@ -209,8 +225,20 @@ void bind_network(py::module_& m) {
       err.attr("step") = e.step;
       err.attr("reason") = e.reason;
       PyErr_SetObject(PyExc_FloatingPointError, err.ptr());
+    } catch (const nn::Interrupted& e) {
+      py::object err = py::reinterpret_borrow<py::object>(PyExc_KeyboardInterrupt)(e.what());
+      err.attr("step") = e.step;
+      PyErr_SetObject(PyExc_KeyboardInterrupt, err.ptr());
     }
   });
+  // Ctrl-C between batches (nn/interrupt.hpp): an interrupted train_epoch raises a
+  // KeyboardInterrupt whose `step` counts the steps it applied, as the translator says.
+  m.def("sigint_count", &nn::sigint_count, "SIGINTs received while watch_sigint was on.");
+  m.def("watch_sigint", &nn::watch_sigint, py::arg("on"),
+        "Count SIGINTs (passing each on to the handler they replace) for train_epoch's "
+        "interrupt_mark, or (False) put the replaced handler back; nests; main thread only.");
+  m.def("hold_sigint", &nn::hold_sigint, py::arg("on"),
+        "While held, a watched SIGINT is counted but not passed on to Python's handler.");
   bind_network_class<float>(m, "Network32");
   bind_network_class<double>(m, "Network64");
 }

@@ -9,6 +9,7 @@
 #include "cuda/common.cuh"
 #include "cuda/device.hpp"
 #include "cuda/kernels.cuh"
+#include "nn/interrupt.hpp"
 
 namespace fastbp::cuda {
 
@@ -158,7 +159,7 @@ void Network<T>::enqueue_update(const double* value, int64_t step, const kernels
 
 template <typename T>
 void Network<T>::conclude(const double* status, const double* losses,
-                          const kernels::SgdConfig& cfg) {
+                          const kernels::SgdConfig& cfg, int64_t steps) {
   unsigned long long words[Device::kStatus];
   std::memcpy(words, status, sizeof words);
   // Steps before the diverged one were applied; with none applied, the device's
@@ -167,6 +168,7 @@ void Network<T>::conclude(const double* status, const double* losses,
     params_ = Fresh::Device;
     if (cfg.momentum != 0.0) velocity_on_device_newer_ = true;
   }
+  updates_ += words[0] == kNotDiverged ? steps : static_cast<int64_t>(words[0]);
   if (words[0] == kNotDiverged) return;
   const int64_t step = static_cast<int64_t>(words[0]);
   const int64_t bad = words[1] == kNotDiverged ? -1 : static_cast<int64_t>(words[1]);
@@ -278,14 +280,14 @@ double Network<T>::train_step(const T* x, Target<T> t, int64_t m, const kernels:
   double report[Device::kStatus + 1];
   d.download(report, d.report.data(), sizeof report);
   last_loss_ = report[Device::kStatus];
-  conclude(report, report + Device::kStatus, cfg);
+  conclude(report, report + Device::kStatus, cfg, 1);
   return last_loss_;
 }
 
 template <typename T>
 double Network<T>::train_epoch(const T* x, Target<T> t, int64_t rows, const int64_t* order,
                                int64_t batch, const kernels::SgdConfig& cfg, bool first_step,
-                               double loss_sum) {
+                               double loss_sum, int64_t interrupt_mark) {
   std::lock_guard<std::mutex> lock(mutex_);
   check_velocity(cfg);
   const int64_t in = in_features(), out = out_features();
@@ -298,7 +300,9 @@ double Network<T>::train_epoch(const T* x, Target<T> t, int64_t rows, const int6
     d.stage_x[s].reserve(cap * in);
     if (t.labels) d.stage_labels[s].reserve(cap); else d.stage_t[s].reserve(cap * out);
   }
-  for (int64_t b = 0; b < batches; ++b) {
+  int64_t enqueued = 0;
+  for (; enqueued < batches && !nn::interrupted_since(interrupt_mark); ++enqueued) {
+    const int64_t b = enqueued;
     const int s = static_cast<int>(b % 2);
     const int64_t start = b * batch, m = std::min(batch, rows - start);
     // Slot s was last used by batch b - 2; wait until the GPU is done with it.
@@ -317,11 +321,15 @@ double Network<T>::train_epoch(const T* x, Target<T> t, int64_t rows, const int6
     enqueue_update(d.loss_at(b), b, cfg, first_step && b == 0);
     check(cudaEventRecord(d.done[s], d.stream), "cudaEventRecord");
   }
-  std::vector<double> report(Device::kStatus + batches);
+  // Interrupted before its first batch, the call changed nothing (the device's velocity
+  // may be a first step's uninitialised buffer, which conclude would mark as newer).
+  if (enqueued == 0) throw nn::Interrupted(0);
+  std::vector<double> report(Device::kStatus + enqueued);
   d.download(report.data(), d.report.data(), report.size() * sizeof(double));
   const double* losses = report.data() + Device::kStatus;
-  last_loss_ = losses[batches - 1];
-  conclude(report.data(), losses, cfg);
+  last_loss_ = losses[enqueued - 1];
+  conclude(report.data(), losses, cfg, enqueued);
+  if (enqueued < batches) throw nn::Interrupted(enqueued);
   for (int64_t b = 0; b < batches; ++b)
     loss_sum += double(std::min(batch, rows - b * batch)) * losses[b];
   return loss_sum;
@@ -342,7 +350,7 @@ void Network<T>::sgd_step(const kernels::SgdConfig& cfg, bool first_step) {
   enqueue_update(nullptr, 0, cfg, first_step);
   double status[Device::kStatus];
   d.download(status, d.report.data(), sizeof status);
-  conclude(status, &last_loss_, cfg);
+  conclude(status, &last_loss_, cfg, 1);
 }
 
 template class Network<float>;

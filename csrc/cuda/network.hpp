@@ -27,6 +27,8 @@ class Network {
   int64_t out_features() const { return plan_.steps.back().out; }
   kernels::Loss loss_kind() const { return loss_; }
   const std::vector<nn::ParamSlot>& slots() const { return plan_.slots; }
+  // Optimizer updates applied since construction, as nn::Network's.
+  int64_t updates() const { return updates_; }
   T* host_params() { return host_params_.data(); }
   T* host_grads() { return host_grads_.data(); }
 
@@ -51,10 +53,13 @@ class Network {
   double backward(const T* x, kernels::Target<T> t, int64_t m);
   double train_step(const T* x, kernels::Target<T> t, int64_t m, const kernels::SgdConfig& cfg,
                     bool first_step);
-  // Returns loss_sum plus each batch's rows times its loss, as nn::Network's does.
+  // Returns loss_sum plus each batch's rows times its loss, and stops on a SIGINT, as
+  // nn::Network's does: before enqueuing each batch it checks interrupt_mark, and on an
+  // interrupt waits for the batches enqueued, then throws nn::Interrupted with their count
+  // (or nn::Divergence, should one of them have diverged).
   double train_epoch(const T* x, kernels::Target<T> t, int64_t rows, const int64_t* order,
                      int64_t batch, const kernels::SgdConfig& cfg, bool first_step,
-                     double loss_sum);
+                     double loss_sum, int64_t interrupt_mark);
   // One update from the current gradients (fastbp.SGD.step after backward).
   void sgd_step(const kernels::SgdConfig& cfg, bool first_step);
 
@@ -74,9 +79,11 @@ class Network {
   // *value, or none) and the SGD update it gates.
   void enqueue_update(const double* value, int64_t step, const kernels::SgdConfig& cfg,
                       bool first_step);
-  // With a call's status words and its steps' losses on the host: records what the
-  // applied updates changed, then throws nn::Divergence if a step diverged.
-  void conclude(const double* status, const double* losses, const kernels::SgdConfig& cfg);
+  // With the status words and losses of a call that enqueued `steps` steps on the host:
+  // records what the applied updates changed and counts them, then throws
+  // nn::Divergence if a step diverged.
+  void conclude(const double* status, const double* losses, const kernels::SgdConfig& cfg,
+                int64_t steps);
 
   nn::Plan plan_;
   kernels::Loss loss_;
@@ -86,6 +93,7 @@ class Network {
   T* velocity_host_ = nullptr;
   bool velocity_on_device_newer_ = false;
   double last_loss_ = 0.0;  // of the pass that left the gradients on the device
+  int64_t updates_ = 0;
   std::unique_ptr<Device> dev_;
   std::mutex mutex_;
 };

@@ -9,28 +9,49 @@
 namespace fastbp::kernels {
 namespace {
 
-template <typename T>
-double mse(const T* y, const T* t, int64_t count, T scale, T* grad) {
-  return parallel_sum(count, pick_threads(count), [&](int64_t begin, int64_t end) {
+// An elementwise loss (term and grad per element, as MSE and BCE) over m rows of n.
+// With row weights the sum runs in the same order as without, so weights of 1 add up
+// bitwise the same; a zero weight writes a zero gradient rather than 0 * grad, which
+// would be NaN where the row's own terms overflow.
+template <typename T, typename Term, typename Grad>
+double elementwise(const T* y, const T* t, const T* w, int64_t m, int64_t n, T scale, T* grad,
+                   int64_t work, Term term, Grad grad_of) {
+  const int64_t count = m * n;
+  return parallel_sum(count, pick_threads(work), [&](int64_t begin, int64_t end) {
     double total = 0.0;
-    for (int64_t i = begin; i < end; ++i) {
-      total += common::mse_term(y[i], t[i]);
-      if (grad) grad[i] = common::mse_grad(y[i], t[i], scale);
+    if (!w) {
+      for (int64_t i = begin; i < end; ++i) {
+        total += term(y[i], t[i]);
+        if (grad) grad[i] = grad_of(y[i], t[i], scale);
+      }
+      return total;
+    }
+    for (int64_t i = begin, row = begin / n, col = begin % n; i < end; ++i) {
+      const T wr = w[row];
+      if (wr != T(0)) {
+        total += double(wr) * term(y[i], t[i]);
+        if (grad) grad[i] = grad_of(y[i], t[i], scale * wr);
+      } else if (grad) {
+        grad[i] = T(0);
+      }
+      if (++col == n) col = 0, ++row;
     }
     return total;
   });
 }
 
 template <typename T>
-double bce(const T* x, const T* t, int64_t count, T scale, T* grad) {
-  return parallel_sum(count, pick_threads(count * 8), [&](int64_t begin, int64_t end) {
-    double total = 0.0;
-    for (int64_t i = begin; i < end; ++i) {
-      total += common::bce_with_logits_term(x[i], t[i]);
-      if (grad) grad[i] = common::bce_with_logits_grad(x[i], t[i], scale);
-    }
-    return total;
-  });
+double mse(const T* y, const T* t, const T* w, int64_t m, int64_t n, T scale, T* grad) {
+  return elementwise(y, t, w, m, n, scale, grad, m * n,
+                     [](T a, T b) { return common::mse_term(a, b); },
+                     [](T a, T b, T s) { return common::mse_grad(a, b, s); });
+}
+
+template <typename T>
+double bce(const T* x, const T* t, const T* w, int64_t m, int64_t n, T scale, T* grad) {
+  return elementwise(x, t, w, m, n, scale, grad, m * n * 8,
+                     [](T a, T b) { return common::bce_with_logits_term(a, b); },
+                     [](T a, T b, T s) { return common::bce_with_logits_grad(a, b, s); });
 }
 
 // One row, with t a one-hot row for labels (formulas in common/loss_math.hpp). exp runs
@@ -70,9 +91,20 @@ double softmax_ce_row(const T* x, Target<T> t, int64_t i, int64_t n, T scale, T*
 
 template <typename T>
 double softmax_ce(const T* x, Target<T> t, int64_t m, int64_t n, T scale, T* grad) {
+  const T* w = t.weights;
   return parallel_sum(m, pick_threads(m * n * 8), [&](int64_t begin, int64_t end) {
     double total = 0.0;
-    for (int64_t i = begin; i < end; ++i) total += softmax_ce_row(x, t, i, n, scale, grad);
+    if (!w) {
+      for (int64_t i = begin; i < end; ++i) total += softmax_ce_row(x, t, i, n, scale, grad);
+      return total;
+    }
+    for (int64_t i = begin; i < end; ++i) {
+      if (w[i] != T(0)) {
+        total += double(w[i]) * softmax_ce_row(x, t, i, n, scale * w[i], grad);
+      } else if (grad) {
+        std::fill(grad + i * n, grad + (i + 1) * n, T(0));
+      }
+    }
     return total;
   });
 }
@@ -87,8 +119,8 @@ double loss_forward(Loss loss, Reduction red, const T* y, Target<T> t, int64_t m
   const T scale = T(1) / T(divisor);
   double total = 0.0;
   switch (loss) {
-    case Loss::MSE: total = mse(y, t.dense, count, scale, grad); break;
-    case Loss::BCEWithLogits: total = bce(y, t.dense, count, scale, grad); break;
+    case Loss::MSE: total = mse(y, t.dense, t.weights, m, n, scale, grad); break;
+    case Loss::BCEWithLogits: total = bce(y, t.dense, t.weights, m, n, scale, grad); break;
     case Loss::SoftmaxCrossEntropy: total = softmax_ce(y, t, m, n, scale, grad); break;
   }
   return total / double(divisor);

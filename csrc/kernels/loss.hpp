@@ -17,17 +17,23 @@ inline constexpr std::pair<Reduction, const char*> kReductionNames[] = {
     {Reduction::Mean, "Mean"}, {Reduction::Sum, "Sum"}};
 
 // A loss target: dense rows (m x n, same dtype as the output) or, for softmax
-// cross-entropy only, one class label per row. Exactly one pointer is set.
+// cross-entropy only, one class label per row. Exactly one of dense and labels is set.
+// weights, when set, holds one finite weight >= 0 per row (Keras's sample weights).
 template <typename T>
 struct Target {
   const T* dense = nullptr;
   const int64_t* labels = nullptr;
+  const T* weights = nullptr;
 };
 
 // The loss of outputs y (m x n) against target t, as torch.nn defines it: mean
 // reduction averages over all elements for MSE and BCE, over rows for softmax
 // cross-entropy. When grad is not null it receives dL/dy (m x n). Labels must be in
-// range (checked by the caller).
+// range (checked by the caller). With row weights, each row's terms and gradient are
+// scaled by its weight and the divisor stays the same (Keras's sum(w * loss) / N); a
+// row of weight 0 adds exactly 0 to both, even where its own terms would overflow, and
+// weights of 1 give the unweighted results bit for bit. The CPU kernels only: the CUDA
+// loss takes no weights.
 template <typename T>
 double loss_forward(Loss loss, Reduction red, const T* y, Target<T> t, int64_t m, int64_t n,
                     T* grad);

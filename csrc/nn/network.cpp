@@ -10,6 +10,7 @@
 #include "kernels/check.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/linear.hpp"
+#include "nn/interrupt.hpp"
 
 namespace fastbp::nn {
 
@@ -166,6 +167,7 @@ void Network<T>::step(kernels::Update<T>& update) {
   std::lock_guard<std::mutex> lock(mutex_);
   check_finite(0);
   update.apply(params_.data(), grads_.data(), n_params());
+  ++updates_;
 }
 
 template <typename T>
@@ -176,6 +178,7 @@ double Network<T>::run_step(const T* x, kernels::Target<T> t, int64_t m,
   // state (inputs were checked finite, so this is the network's own overflow).
   check_finite(step);
   update.apply(params_.data(), grads_.data(), n_params());
+  ++updates_;
   return value;
 }
 
@@ -189,13 +192,16 @@ double Network<T>::train_step(const T* x, kernels::Target<T> t, int64_t m,
 template <typename T>
 double Network<T>::train_epoch(const T* x, kernels::Target<T> t, int64_t rows,
                                const int64_t* order, int64_t batch,
-                               kernels::Update<T>& update, double loss_sum) {
+                               kernels::Update<T>& update, double loss_sum,
+                               int64_t interrupt_mark) {
   std::lock_guard<std::mutex> lock(mutex_);
   const int64_t in = in_features(), out = out_features();
   const int64_t cap = std::min(batch, rows);
   batch_x_.resize(cap * in);
   if (t.labels) batch_labels_.resize(cap); else batch_t_.resize(cap * out);
+  if (t.weights) batch_w_.resize(cap);
   for (int64_t start = 0; start < rows; start += batch) {
+    if (interrupted_since(interrupt_mark)) throw Interrupted(start / batch);
     const int64_t m = std::min(batch, rows - start);
     kernels::Target<T> bt;
     for (int64_t i = 0; i < m; ++i) {
@@ -203,8 +209,10 @@ double Network<T>::train_epoch(const T* x, kernels::Target<T> t, int64_t rows,
       std::copy(x + r * in, x + (r + 1) * in, batch_x_.data() + i * in);
       if (t.labels) batch_labels_[i] = t.labels[r];
       else std::copy(t.dense + r * out, t.dense + (r + 1) * out, batch_t_.data() + i * out);
+      if (t.weights) batch_w_[i] = t.weights[r];
     }
     if (t.labels) bt.labels = batch_labels_.data(); else bt.dense = batch_t_.data();
+    if (t.weights) bt.weights = batch_w_.data();
     loss_sum += double(m) * run_step(batch_x_.data(), bt, m, update, start / batch);
   }
   return loss_sum;

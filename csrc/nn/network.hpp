@@ -75,6 +75,10 @@ class Network {
   int64_t out_features() const { return steps_.back().out; }
   kernels::Loss loss_kind() const { return loss_; }
   const std::vector<ParamSlot>& slots() const { return slots_; }
+  // Optimizer updates applied since construction, by any call: Python counts an
+  // optimizer's steps after each call returns, and recounts from this when a
+  // KeyboardInterrupt came between the two.
+  int64_t updates() const { return updates_; }
   T* params() { return params_.data(); }
   T* grads() { return grads_.data(); }
 
@@ -92,9 +96,12 @@ class Network {
   double train_step(const T* x, kernels::Target<T> t, int64_t m, kernels::Update<T>& update);
   // One pass over the rows of x in `order`, batch by batch; returns loss_sum plus each
   // batch's rows times its loss, added in batch order. An epoch run as several calls,
-  // each given the previous call's sum, so adds up bitwise as in one call.
+  // each given the previous call's sum, so adds up bitwise as in one call. Before each
+  // batch, Interrupted when a SIGINT came since sigint_count() was `interrupt_mark`
+  // (-1: never; see nn/interrupt.hpp).
   double train_epoch(const T* x, kernels::Target<T> t, int64_t rows, const int64_t* order,
-                     int64_t batch, kernels::Update<T>& update, double loss_sum);
+                     int64_t batch, kernels::Update<T>& update, double loss_sum,
+                     int64_t interrupt_mark);
 
  private:
   const T* run_forward(const T* x, int64_t m);
@@ -113,9 +120,10 @@ class Network {
   std::vector<T> params_, grads_;
   int64_t max_width_ = 0, reserved_rows_ = 0;
   double last_loss_ = 0.0;            // of the pass that filled grads_
+  int64_t updates_ = 0;
   std::vector<std::vector<T>> acts_;  // post-activation output of each step
   std::vector<T> grad_a_, grad_b_;    // ping-pong buffers for dL/d(activations)
-  std::vector<T> batch_x_, batch_t_;  // gathered rows for train_epoch
+  std::vector<T> batch_x_, batch_t_, batch_w_;  // gathered rows for train_epoch
   std::vector<int64_t> batch_labels_;
   std::mutex mutex_;
 };

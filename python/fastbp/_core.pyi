@@ -38,6 +38,9 @@ def adam_step(param: NDArray, grad: NDArray, exp_avg: NDArray, exp_avg_sq: NDArr
               beta1: float, beta2: float, eps: float, weight_decay: float,
               decoupled_weight_decay: bool, step: int) -> None: ...
 def all_finite(x: NDArray) -> bool: ...
+def sigint_count() -> int: ...
+def watch_sigint(on: bool) -> None: ...
+def hold_sigint(on: bool) -> None: ...
 
 class _Network:
     """Network32 (float32) and Network64 (float64): a network's flat parameters,
@@ -51,6 +54,9 @@ class _Network:
     def in_features(self) -> int: ...
     @property
     def out_features(self) -> int: ...
+    @property
+    def updates(self) -> int:
+        """Optimizer updates applied since construction, by any call."""
     @property
     def slots(self) -> list[tuple[int, int, int, int]]: ...
     @property
@@ -69,12 +75,22 @@ class _Network:
     def train_epoch(self, X: NDArray, T: NDArray, order: NDArray[np.int64], batch_size: int,
                     velocity: NDArray, lr: float, momentum: float, dampening: float,
                     nesterov: bool, weight_decay: float, first_step: bool,
-                    loss_sum: float = 0.0) -> float:
+                    loss_sum: float = 0.0, interrupt_mark: int = -1) -> float:
         """One pass over the rows in ``order``; returns ``loss_sum`` plus each batch's rows
-        times its loss, added in batch order (divide by the rows for the mean)."""
+        times its loss, added in batch order (divide by the rows for the mean). With
+        ``interrupt_mark`` (``sigint_count()`` before the call, while watched), a SIGINT
+        stops it before the next batch: KeyboardInterrupt whose ``step`` counts the
+        steps applied."""
 
 class _CpuNetwork(_Network):
-    """The CPU networks also train with Adam (steps: the updates taken before the call)."""
+    """The CPU networks also train with Adam (steps: the updates taken before the call),
+    and their epochs take row weights (``sample_weight``, one per row of X)."""
+
+    def train_epoch(self, X: NDArray, T: NDArray, order: NDArray[np.int64], batch_size: int,
+                    velocity: NDArray, lr: float, momentum: float, dampening: float,
+                    nesterov: bool, weight_decay: float, first_step: bool,
+                    loss_sum: float = 0.0, sample_weight: NDArray | None = None,
+                    interrupt_mark: int = -1) -> float: ...
 
     def step_adam(self, exp_avg: NDArray, exp_avg_sq: NDArray, lr: float, beta1: float,
                   beta2: float, eps: float, weight_decay: float, decoupled_weight_decay: bool,
@@ -87,7 +103,8 @@ class _CpuNetwork(_Network):
                          batch_size: int, exp_avg: NDArray, exp_avg_sq: NDArray, lr: float,
                          beta1: float, beta2: float, eps: float, weight_decay: float,
                          decoupled_weight_decay: bool, steps: int,
-                         loss_sum: float = 0.0) -> float: ...
+                         loss_sum: float = 0.0, sample_weight: NDArray | None = None,
+                         interrupt_mark: int = -1) -> float: ...
 
 class Network32(_CpuNetwork): ...
 class Network64(_CpuNetwork): ...

@@ -99,6 +99,19 @@ def probabilities(name: str, t: np.ndarray) -> None:
                          f"flat index {bad[0]}")
 
 
+def row_weights(weights: np.ndarray, rows: int) -> np.ndarray:
+    """Sample weights: shape (rows,), finite and >= 0 (the first negative is reported)."""
+    if weights.shape != (rows,):
+        raise ValueError(f"sample_weight must have one weight per row, shape ({rows},), got "
+                         f"{weights.shape}")
+    finite("sample_weight", weights)
+    negative = np.flatnonzero(weights < 0)
+    if negative.size:
+        raise ValueError(f"sample_weight must be >= 0, got {weights[negative[0]]} at index "
+                         f"{negative[0]}")
+    return weights
+
+
 def label_range(labels: np.ndarray, classes: int) -> None:
     """Class labels must lie in [0, classes); the first that does not is reported."""
     bad = np.flatnonzero((labels < 0) | (labels >= classes))

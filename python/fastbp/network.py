@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import _core, _names, _validate, interop, io, onnx_export, reference
+from . import _core, _names, _validate, interop, io, onnx_export, ops, reference
 from .history import History
 from .layers import Activation, Dense, Identity, Layer, Sigmoid
 from .losses import LOSS_TYPES, BCEWithLogitsLoss, Loss, SoftmaxCrossEntropyLoss
 from .optim import SGD, Optimizer
 from .schedules import Schedule
-from .training import diverged
+from .training import checked_metrics, diverged
+from .training import evaluate as _evaluate
 from .training import fit as _fit
 
 if TYPE_CHECKING:
@@ -252,9 +253,19 @@ class Network:
         if self.backend == "cuda" and not isinstance(optimizer, SGD):
             raise NotImplementedError(f"backend='cuda' trains with SGD only, got "
                                       f"{type(optimizer).__name__}")
-        self._last_binding = optimizer.state_for(self), optimizer.core_calls(self._core)
+        state = optimizer.state_for(self)
+        self._last_binding = state, optimizer.core_calls(self._core)
         self._last_optimizer = optimizer
+        # The core's updates not counted in state.steps: constant while this binding
+        # trains, since every training call binds first (see _recount).
+        self._uncounted = self._core.updates - state.steps
         return self._last_binding
+
+    def _recount(self, state) -> None:
+        """Count in ``state`` (the bound optimizer's) every update the core applied: for
+        a KeyboardInterrupt that Python raised after a core call returned but before
+        its steps were counted."""
+        state.steps = self._core.updates - self._uncounted
 
     # ---- computation --------------------------------------------------------------
 
@@ -265,6 +276,45 @@ class Network:
     def predict(self, X) -> np.ndarray:
         """Same as :meth:`forward`; keeps no training state."""
         return self.forward(X)
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities for ``X``: the softmax of each output row for a
+        ``SoftmaxCrossEntropyLoss`` network, the sigmoid of each output for a
+        ``BCEWithLogitsLoss`` one; an (N, out) array.
+
+        Raises
+        ------
+        ValueError
+            For any other loss, whose outputs are not logits.
+        """
+        if isinstance(self.loss_fn, SoftmaxCrossEntropyLoss):
+            probabilities = reference.softmax if self.backend == "numpy" else ops.softmax
+        elif isinstance(self.loss_fn, BCEWithLogitsLoss):
+            probabilities = reference.sigmoid if self.backend == "numpy" else ops.sigmoid
+        else:
+            raise ValueError("predict_proba needs a SoftmaxCrossEntropyLoss or "
+                             f"BCEWithLogitsLoss network, got {self.loss_fn!r}")
+        return probabilities(self.forward(X))
+
+    def evaluate(self, X, T, metrics: Sequence[str] = ()) -> dict:
+        """The loss and ``metrics`` of the network on ``(X, T)``, as :meth:`fit` computes
+        them for its validation data; changes nothing (no gradients, no parameters).
+
+        Parameters
+        ----------
+        X, T : array_like
+            Inputs (N, in_features) and targets, as for :meth:`loss`.
+        metrics : sequence of str
+            ``["accuracy"]``: classification losses only.
+
+        Returns
+        -------
+        dict
+            ``{"loss": float, "accuracy": float, ...}``: the loss with the network's
+            reduction, unweighted.
+        """
+        scored = checked_metrics(self, metrics)
+        return _evaluate(self, *self._batch(X, T), scored)
 
     def loss(self, X, T) -> float:
         """The loss of the network's output for ``X`` against targets ``T``."""
@@ -301,6 +351,9 @@ class Network:
                     value = train_step(*self._batch(X, T), *args)
             except FloatingPointError as e:
                 raise diverged(f"train_step {state.steps + 1}", e) from None
+            except KeyboardInterrupt:  # raised as the step returned, before it was counted
+                self._recount(state)
+                raise
             state.steps += 1
             return value
         finally:
@@ -315,15 +368,19 @@ class Network:
             calls.step(*opt.core_args(state))
         except FloatingPointError as e:
             raise diverged(f"optimizer step {state.steps + 1}", e) from None
+        except KeyboardInterrupt:  # raised as the update returned, before it was counted
+            self._recount(state)
+            raise
         state.steps += 1
 
     @_serialised
     def fit(self, X, T, *, epochs: int, batch_size: int, optimizer: Optimizer,
             shuffle: bool = True, validation_data=None, validation_split: float = 0.0,
             metrics: Sequence[str] = (),
-            lr_schedule: Schedule | None = None, callbacks: Sequence[Callable] = (),
-            early_stopping: bool = False, patience: int = 10,
-            progress: bool | None = None, comm: MPI.Intracomm | None = None) -> History:
+            lr_schedule: Schedule | Callable[[int], float] | None = None,
+            callbacks: Sequence[Callable] = (), early_stopping: bool = False,
+            patience: int = 10, progress: bool | None = None, sample_weight=None,
+            class_weight: dict | None = None, comm: MPI.Intracomm | None = None) -> History:
         """Train for ``epochs`` passes over (X, T) in mini-batches of ``batch_size``.
 
         Each epoch runs in one call into C++ (batches gathered and shuffled there); Python
@@ -351,12 +408,22 @@ class Network:
         metrics : sequence of str
             ``["accuracy"]`` records ``accuracy`` (and ``val_accuracy``); classification
             losses only.
-        lr_schedule : fastbp.schedules.Schedule, optional
-            Sets ``optimizer.lr`` for each epoch from its value when ``fit`` starts, to
-            which it is set back at the end.
+        lr_schedule : fastbp.schedules.Schedule or callable, optional
+            The learning rate of each epoch (from 0): a ``Schedule``'s
+            ``schedule(epoch, base_lr)``, ``base_lr`` being ``optimizer.lr`` when ``fit``
+            starts, or any ``schedule(epoch)``; every epoch's rate is computed (and
+            checked) before training starts. ``fit`` sets ``optimizer.lr`` at the start
+            of each epoch to the scheduled rate times the factor by which callbacks have
+            changed the rate since (the product of ``new / old`` over their changes, as
+            PyTorch's chained schedulers multiply). Without a schedule ``fit`` never sets
+            the rate: each epoch trains at ``optimizer.lr`` as it is, so a callback's
+            change (``ReduceLROnPlateau``) holds. Either way ``optimizer.lr`` is set back
+            to its value from before ``fit`` when ``fit`` ends.
         callbacks : sequence of callable
             Each called as ``callback(epoch, logs)`` after every epoch; returning
-            ``False`` stops training.
+            ``False`` stops training. A :class:`fastbp.callbacks.Callback` (such as
+            ``ModelCheckpoint``, ``CSVLogger``, ``ReduceLROnPlateau``) is also told
+            when ``fit`` starts and ends.
         early_stopping : bool
             Stop when the validation loss has not improved for ``patience`` epochs, and
             end with the weights of the best epoch. Needs validation data.
@@ -368,6 +435,21 @@ class Network:
             training loss and the last finished epoch's validation loss, metrics and
             learning rate. By default, when stderr is a terminal and tqdm is installed.
             With ``comm``, on rank 0 only.
+        sample_weight : array_like, optional
+            One finite weight >= 0 per row of (X, T), with Keras's definition: each row's
+            loss (and gradient) is multiplied by its weight and the reduction's divisor
+            stays the same, so a batch's ``"mean"`` loss is ``sum(w_i * loss_i) / N``
+            (N its rows; for MSE and BCE ``loss_i`` is the row's mean over its outputs).
+            A row of weight 0 adds exactly nothing to the loss and the gradients (its
+            inputs and targets do not matter), though it still takes its place in its
+            batch and in N. The recorded training loss is the weighted one, the
+            validation loss and :meth:`evaluate` unweighted. Not with ``backend="cuda"``
+            (NotImplementedError).
+        class_weight : dict, optional
+            ``{class: weight}`` instead of ``sample_weight``: each row weighs
+            ``class_weight.get(its class, 1.0)``, its class being its label, the arg-max
+            of its probability row, or (``BCEWithLogitsLoss`` with one output) its target
+            rounded to 0 or 1, as Keras derives it. Classification losses only.
         comm : mpi4py.MPI.Intracomm, optional
             Train data-parallel on every rank of ``comm`` (``pip install fastbp[mpi]``;
             see :mod:`fastbp.distributed`), each rank calling ``fit`` with its own shard
@@ -384,7 +466,7 @@ class Network:
             the same on every rank. An argument refused on any rank raises the same
             exception type on every rank before training, naming that rank. Runs a
             Python loop over steps (one core call per step), on the cpu and numpy
-            backends.
+            backends, without sample weights (NotImplementedError).
 
         Returns
         -------
@@ -396,13 +478,18 @@ class Network:
         FloatingPointError
             When a step's loss or gradient is NaN or inf, naming the epoch and step; the
             parameters and optimizer state are those from before that step.
+        KeyboardInterrupt
+            On Ctrl-C (SIGINT): when ``fit`` runs on Python's main thread with Python's
+            default SIGINT handler, the epoch stops before its next batch, so within one
+            batch's time; the parameters and optimizer state (step count included) are
+            those after the last whole step, and training can go on from there.
         """
         return _fit(self, X, T, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
                     shuffle=shuffle, validation_data=validation_data,
                     validation_split=validation_split, metrics=metrics,
                     lr_schedule=lr_schedule, callbacks=callbacks,
                     early_stopping=early_stopping, patience=patience, progress=progress,
-                    comm=comm)
+                    sample_weight=sample_weight, class_weight=class_weight, comm=comm)
 
     # ---- description --------------------------------------------------------------
 

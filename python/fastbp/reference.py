@@ -11,7 +11,7 @@ import functools
 
 import numpy as np
 
-from . import _names, _validate
+from . import _core, _names, _validate
 
 __all__ = [
     "matmul", "linear", "sigmoid", "relu", "tanh", "identity",
@@ -119,13 +119,17 @@ def _reduce(total, count, reduction):
     return float(total / count) if reduction == "mean" else float(total)
 
 
+def _mse_terms(y, t):
+    d = (y - t).astype(np.float64)
+    return d * d
+
+
 @_loss_args(labels_allowed=False)
 def mse(y, t, reduction="mean"):
     """``sum((y - t)**2)``, divided by the number of elements for ``"mean"``; the
     difference is taken in the inputs' dtype and squared in float64, as the kernel does,
     so float32 errors of 1e30 neither overflow nor 1e-30 underflow."""
-    d = (y - t).astype(np.float64)
-    return _reduce(np.sum(d * d), y.size, reduction)
+    return _reduce(np.sum(_mse_terms(y, t)), y.size, reduction)
 
 
 @_loss_args(labels_allowed=False)
@@ -147,11 +151,15 @@ def _target_rows(target, shape, dtype):
     return target
 
 
+def _softmax_cross_entropy_terms(logits, target):
+    t = _target_rows(target, logits.shape, logits.dtype)
+    return -(t * _log_softmax(logits.astype(np.float64)))
+
+
 @_loss_args(labels_allowed=True)
 def softmax_cross_entropy(logits, target, reduction="mean"):
     """``-sum(t * log_softmax(logits))``, divided by the number of rows for ``"mean"``."""
-    t = _target_rows(target, logits.shape, logits.dtype)
-    total = -np.sum(t * _log_softmax(logits.astype(np.float64)))
+    total = np.sum(_softmax_cross_entropy_terms(logits, target))
     return _reduce(total, logits.shape[0], reduction)
 
 
@@ -162,12 +170,15 @@ def softmax_cross_entropy_backward(logits, target, reduction="mean"):
     return g / (logits.shape[0] if reduction == "mean" else 1)
 
 
+def _bce_with_logits_terms(logits, target):
+    x = logits.astype(np.float64)
+    return np.maximum(x, 0) - x * target + np.log1p(np.exp(-np.abs(x)))
+
+
 @_loss_args(labels_allowed=False)
 def bce_with_logits(logits, target, reduction="mean"):
     """Binary cross-entropy of ``sigmoid(logits)``, as ``max(x,0) - x*t + log1p(exp(-|x|))``."""
-    x = logits.astype(np.float64)
-    total = np.sum(np.maximum(x, 0) - x * target + np.log1p(np.exp(-np.abs(x))))
-    return _reduce(total, logits.size, reduction)
+    return _reduce(np.sum(_bce_with_logits_terms(logits, target)), logits.size, reduction)
 
 
 @_loss_args(labels_allowed=False)
@@ -210,6 +221,20 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, *, lr, betas=(0.9, 0.999), eps=1
 ACTIVATIONS = {name: (globals()[name], globals()[name + "_backward"])
                for name in _names.ACTIVATIONS}
 LOSSES = {name: (globals()[name], globals()[name + "_backward"]) for name in _names.LOSSES}
+# name -> its per-element terms (float64, the shape of the outputs), which sum to its loss
+LOSS_TERMS = {name: globals()[f"_{name}_terms"] for name in _names.LOSSES}
+
+
+def weighted_loss(name, y, t, weights, reduction):
+    """``(loss, dL/dy)`` of the loss ``name`` with one weight per row, as the kernels
+    define it: each row's terms and gradient times its weight, over the unweighted
+    divisor (Keras's ``sum(w * loss) / N``); a row of weight 0 adds exactly 0 to both."""
+    w = weights.reshape(-1, 1)
+    with np.errstate(invalid="ignore"):
+        terms = np.where(w != 0, w * LOSS_TERMS[name](y, t), 0.0)
+        grad = np.where(w != 0, w * LOSSES[name][1](y, t, reduction), 0).astype(y.dtype)
+    divisor = y.shape[0] if name == "softmax_cross_entropy" else y.size
+    return _reduce(np.sum(terms), divisor, reduction), grad
 
 
 class ReferenceNetwork:
@@ -229,9 +254,11 @@ class ReferenceNetwork:
         self.params = np.zeros(offset, dtype=dtype)
         self.grads = np.zeros(offset, dtype=dtype)
         self.n_params = offset
+        self._loss_name = loss
         self._loss, self._loss_grad = LOSSES[loss]
         self._reduction = reduction
         self._last_loss = 0.0  # of the pass that filled grads, checked before an update
+        self.updates = 0  # optimizer updates applied, as the C++ network's tally
 
     def _weights(self, flat, slot):
         w_off, b_off, n_in, n_out = self.slots[slot]
@@ -293,12 +320,16 @@ class ReferenceNetwork:
         self.check(x, t)
         return self._backward(x, t)
 
-    def _backward(self, x, t):
-        """:meth:`backward` of a checked batch."""
+    def _backward(self, x, t, weights=None):
+        """:meth:`backward` of a checked batch, its rows weighted by ``weights`` if given."""
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             outputs = self._forward(x)
-            value = self._loss(outputs[-1], t, self._reduction)
-            delta = self._loss_grad(outputs[-1], t, self._reduction)
+            if weights is None:
+                value = self._loss(outputs[-1], t, self._reduction)
+                delta = self._loss_grad(outputs[-1], t, self._reduction)
+            else:
+                value, delta = weighted_loss(self._loss_name, outputs[-1], t, weights,
+                                             self._reduction)
             for i in range(len(self._layers) - 1, -1, -1):
                 dense, slot, act = self._layers[i]
                 if dense:
@@ -333,27 +364,45 @@ class ReferenceNetwork:
         reason = self._divergence_reason()
         if reason is None:
             update()
+            self.updates += 1
             return
         error = FloatingPointError(f"{reason} at step {step + 1} of this call")
         error.step, error.reason = step, reason
         raise error
 
-    def _step(self, x, t, update, step):
+    def _step(self, x, t, update, step, weights=None):
         """Backward and ``update()`` of one checked batch (see :meth:`_update`)."""
         if t.ndim == 1 and self._loss is not softmax_cross_entropy:
             t = t.reshape(-1, 1)
-        value = self._backward(x, t)
+        value = self._backward(x, t, weights)
         self._update(update, step)
         return value
 
-    def _epoch(self, x, t, order, batch_size, step_fn, loss_sum):
-        """``step_fn(rows, i)`` for batch i of the rows in ``order``; ``loss_sum`` plus
-        each batch's rows times its loss, added in batch order (as the C++ network)."""
+    def _epoch(self, x, t, order, batch_size, update_for, loss_sum, sample_weight,
+               interrupt_mark):
+        """A step with ``update_for(i)`` for batch i of the rows in ``order``; ``loss_sum``
+        plus each batch's rows times its loss, added in batch order; stopped by a SIGINT
+        before a batch (KeyboardInterrupt with ``step``), as the C++ network."""
         self.check(x, t)
+        weights = self._row_weights(sample_weight, x.shape[0])
         for i, start in enumerate(range(0, len(order), batch_size)):
+            if interrupt_mark >= 0 and _core.sigint_count() != interrupt_mark:
+                error = KeyboardInterrupt(f"interrupted after step {i} of this call")
+                error.step = i
+                raise error
             rows = order[start:start + batch_size]
-            loss_sum += len(rows) * step_fn(rows, i)
+            loss_sum += len(rows) * self._step(x[rows], t[rows], update_for(i), i,
+                                               None if weights is None else weights[rows])
         return loss_sum
+
+    def _row_weights(self, weights, rows):
+        """The checks fastbp._core makes on sample weights, with the same errors."""
+        if weights is None:
+            return None
+        if not isinstance(weights, np.ndarray) or weights.dtype != self.params.dtype:
+            raise TypeError(f"sample_weight must have dtype {self.params.dtype}, got "
+                            f"{getattr(weights, 'dtype', type(weights).__name__)}")
+        return _validate.row_weights(weights, rows)
 
     def _sgd(self, velocity, hyper, first_step):
         lr, momentum, dampening, nesterov, weight_decay = hyper
@@ -383,10 +432,12 @@ class ReferenceNetwork:
         return self._step(x, t, self._sgd(velocity, hyper, first_step), 0)
 
     def train_epoch(self, x, t, order, batch_size, velocity, lr, momentum, dampening,
-                    nesterov, weight_decay, first_step, loss_sum=0.0):
+                    nesterov, weight_decay, first_step, loss_sum=0.0, sample_weight=None,
+                    interrupt_mark=-1):
         hyper = (lr, momentum, dampening, nesterov, weight_decay)
-        return self._epoch(x, t, order, batch_size, lambda rows, i: self._step(
-            x[rows], t[rows], self._sgd(velocity, hyper, first_step and i == 0), i), loss_sum)
+        return self._epoch(x, t, order, batch_size,
+                           lambda i: self._sgd(velocity, hyper, first_step and i == 0),
+                           loss_sum, sample_weight, interrupt_mark)
 
     def train_step_adam(self, x, t, exp_avg, exp_avg_sq, lr, beta1, beta2, eps,
                         weight_decay, decoupled_weight_decay, steps):
@@ -395,8 +446,9 @@ class ReferenceNetwork:
         return self._step(x, t, self._adam(exp_avg, exp_avg_sq, hyper, steps + 1), 0)
 
     def train_epoch_adam(self, x, t, order, batch_size, exp_avg, exp_avg_sq, lr, beta1, beta2,
-                         eps, weight_decay, decoupled_weight_decay, steps, loss_sum=0.0):
+                         eps, weight_decay, decoupled_weight_decay, steps, loss_sum=0.0,
+                         sample_weight=None, interrupt_mark=-1):
         hyper = (lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay)
-        return self._epoch(x, t, order, batch_size, lambda rows, i: self._step(
-            x[rows], t[rows], self._adam(exp_avg, exp_avg_sq, hyper, steps + i + 1), i),
-            loss_sum)
+        return self._epoch(x, t, order, batch_size,
+                           lambda i: self._adam(exp_avg, exp_avg_sq, hyper, steps + i + 1),
+                           loss_sum, sample_weight, interrupt_mark)

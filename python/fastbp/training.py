@@ -1,7 +1,8 @@
 """The training loop behind :meth:`fastbp.Network.fit`: epochs of calls into C++ (or, on
-several MPI ranks, the steps of :class:`fastbp.distributed.DataParallel`), validation,
-metrics, learning-rate schedules, callbacks, early stopping and the progress bar; and the
-error for a diverged step."""
+several MPI ranks, the steps of :class:`fastbp.distributed.DataParallel`), sample
+weights, validation, metrics, learning-rate schedules, callbacks, early stopping, the
+progress bar and Ctrl-C; the error for a diverged step; and the evaluation behind
+:meth:`fastbp.Network.evaluate`."""
 
 from __future__ import annotations
 
@@ -11,13 +12,13 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from . import _validate, distributed, io
-from .callbacks import (BAR_UPDATES_PER_EPOCH, EarlyStopping, ProgressBar, load_tqdm,
-                        progress_default)
+from . import _sigint, _validate, distributed, io
+from .callbacks import (BAR_UPDATES_PER_EPOCH, Callback, EarlyStopping, ProgressBar,
+                        load_tqdm, progress_default)
 from .history import History
-from .losses import MSELoss
+from .losses import BCEWithLogitsLoss, MSELoss
 from .metrics import METRICS
-from .optim import CoreCalls, Optimizer
+from .optim import Optimizer
 from .schedules import Schedule
 
 if TYPE_CHECKING:
@@ -35,13 +36,12 @@ class _Run(NamedTuple):
 
     epochs: int
     batch_size: int
-    state: object
-    calls: CoreCalls
     x: np.ndarray
     t: np.ndarray
+    w: np.ndarray | None
     val: tuple | None
     metrics: list
-    lrs: list
+    lrs: list | None
     callbacks: list
     stopper: EarlyStopping | None
     show_bar: bool
@@ -49,17 +49,21 @@ class _Run(NamedTuple):
 
 def fit(net, X, T, *, epochs: int, batch_size: int, optimizer: Optimizer,
         shuffle: bool = True, validation_data=None, validation_split: float = 0.0,
-        metrics: Sequence[str] = (), lr_schedule: Schedule | None = None,
+        metrics: Sequence[str] = (), lr_schedule: Schedule | Callable | None = None,
         callbacks: Sequence[Callable] = (), early_stopping: bool = False, patience: int = 10,
-        progress: bool | None = None, comm: MPI.Intracomm | None = None) -> History:
+        progress: bool | None = None, sample_weight=None, class_weight=None,
+        comm: MPI.Intracomm | None = None) -> History:
     """:meth:`fastbp.Network.fit` (documented there), on ``net``, under its lock."""
     def checks() -> _Run:
         if comm is not None and net.backend == "cuda":
             raise NotImplementedError("fit(comm=...) trains on the cpu and numpy backends, "
                                       "got backend='cuda'")
+        if comm is not None and (sample_weight is not None or class_weight is not None):
+            raise NotImplementedError("fit(comm=...) does not take sample_weight or "
+                                      "class_weight yet")
         run = _checked(net, X, T, epochs, batch_size, optimizer, validation_data,
                        validation_split, metrics, lr_schedule, callbacks, early_stopping,
-                       patience, progress if lead else False)
+                       patience, progress if lead else False, sample_weight, class_weight)
         if comm is not None and run.show_bar:
             load_tqdm()  # refused before training, as a bad argument, not on rank 0 alone
         return run
@@ -69,37 +73,49 @@ def fit(net, X, T, *, epochs: int, batch_size: int, optimizer: Optimizer,
     run = checks() if comm is None else distributed.agree(comm, checks)
     group = None if comm is None else _data_parallel(net, comm, optimizer, run, shuffle)
     n_batches = -(-run.x.shape[0] // run.batch_size) if group is None else group.steps
-    bar = ProgressBar(run.epochs, n_batches) if run.show_bar else None
     history, base_lr = History(), optimizer.lr
+    started, bar, mark = [], None, _sigint.UNWATCHED
     try:
+        for callback in run.callbacks:  # each may refuse its settings (a monitor not logged)
+            if isinstance(callback, Callback):
+                callback.on_fit_start(net, optimizer, _log_keys(run.val, run.metrics))
+                started.append(callback)
+        bar = ProgressBar(run.epochs, n_batches) if run.show_bar else None
+        mark = _sigint.watch()
+        # The schedule's rate times what callbacks did to it since (PyTorch's chained
+        # schedulers multiply the same way); without a schedule, fit leaves lr alone.
+        scale = 1.0
         for epoch in range(run.epochs):
             start = time.perf_counter()
-            if optimizer.lr != run.lrs[epoch]:  # the setter validates: skip it when idle
-                optimizer.lr = run.lrs[epoch]
+            if run.lrs is not None and optimizer.lr != run.lrs[epoch] * scale:
+                optimizer.lr = run.lrs[epoch] * scale  # the setter validates: skip it when idle
+            lr = optimizer.lr
             if group is None:
                 order = net._rng.permutation(run.x.shape[0]) if shuffle else \
                     np.arange(run.x.shape[0])
-                mean = _run_epoch(run.calls.train_epoch, run.x, run.t,
-                                  order.astype(np.int64, copy=False), run.batch_size,
-                                  optimizer, run.state, epoch, bar)
+                mean = _run_epoch(net, optimizer, run.x, run.t, run.w,
+                                  order.astype(np.int64, copy=False), run.batch_size, epoch,
+                                  bar, mark)
                 logs = {"loss": mean, **_evaluate(net, run.x, run.t, run.val, run.metrics)}
             else:
+                state, calls = net._bind_optimizer(optimizer)
                 try:
-                    mean = group.train_epoch(run.x, run.t, optimizer, run.state,
-                                             run.calls.step, epoch, bar)
+                    mean = group.train_epoch(run.x, run.t, optimizer, state, calls.step,
+                                             epoch, bar)
                 except FloatingPointError as e:
                     raise diverged(f"epoch {epoch + 1}, step {e.step + 1}", e) from None
                 logs = {"loss": mean,
                         **group.combine(_evaluate(net, run.x, run.t, run.val, run.metrics))}
             elapsed = time.perf_counter() - start
-            logs.update(lr=run.lrs[epoch],
-                        epoch_time=elapsed if group is None else group.slowest(elapsed))
+            logs.update(lr=lr, epoch_time=elapsed if group is None else group.slowest(elapsed))
             history.append(logs)
             if bar is not None:
                 bar(epoch, logs)
             keep = [callback(epoch, logs) is not False for callback in run.callbacks]
             if run.stopper is not None:
                 keep.append(run.stopper(epoch, logs))
+            if run.lrs is not None and optimizer.lr != lr:
+                scale *= optimizer.lr / lr
             stop = not all(keep)
             if group is not None:  # a callback may stop one rank: then all stop
                 stop = group.anyone(stop)
@@ -107,9 +123,12 @@ def fit(net, X, T, *, epochs: int, batch_size: int, optimizer: Optimizer,
                 history.stopped_epoch = epoch
                 break
     finally:
+        _sigint.unwatch(mark)
         optimizer.lr = base_lr
         if bar is not None:
             bar.close()
+        for callback in started:
+            callback.on_fit_end()
     if run.stopper is not None and run.stopper.best_params is not None:
         run.stopper.restore_best()
         history.best_epoch = run.stopper.best_epoch
@@ -117,24 +136,26 @@ def fit(net, X, T, *, epochs: int, batch_size: int, optimizer: Optimizer,
 
 
 def _checked(net, X, T, epochs, batch_size, optimizer, validation_data, validation_split,
-             metrics, lr_schedule, callbacks, early_stopping, patience, progress) -> _Run:
+             metrics, lr_schedule, callbacks, early_stopping, patience, progress,
+             sample_weight, class_weight) -> _Run:
     """Every argument of ``fit`` checked and converted, before anything changes."""
     epochs = _validate.positive_int("epochs", epochs)
     batch_size = _validate.positive_int("batch_size", batch_size)
     # Refuses a bad optimizer before anything runs.
-    state, calls = net._bind_optimizer(optimizer)
+    net._bind_optimizer(optimizer)
     x, t = net._batch(X, T)
     # Checked whole here: with a progress bar the core sees slices (and would name rows
     # of a slice), and without rows no epoch reaches the core at all.
     net._core.check(x, t)
-    x, t, val = _validation(net, x, t, validation_data, validation_split)
-    scored = _metrics(net, metrics)
+    w = _sample_weights(net, t, sample_weight, class_weight)
+    x, t, w, val = _validation(net, x, t, w, validation_data, validation_split)
+    scored = checked_metrics(net, metrics)
     lrs = _learning_rates(lr_schedule, epochs, optimizer.lr)
     callbacks = _validate.callables("callbacks", callbacks)
     if early_stopping and val is None:
         raise ValueError("early_stopping needs validation_data or validation_split")
     stopper = EarlyStopping(net, patience) if early_stopping else None
-    return _Run(epochs, batch_size, state, calls, x, t, val, scored, lrs, callbacks, stopper,
+    return _Run(epochs, batch_size, x, t, w, val, scored, lrs, callbacks, stopper,
                 progress_default() if progress is None else progress)
 
 
@@ -152,38 +173,97 @@ def _data_parallel(net, comm: MPI.Intracomm, optimizer: Optimizer, run: _Run,
         settings=settings)
 
 
-def _run_epoch(train_epoch: Callable[..., float], x, t, order, batch_size: int,
-               optimizer: Optimizer, state, epoch: int, bar: ProgressBar | None) -> float:
-    """Train on the rows of ``x`` in ``order`` through the network core's
-    ``train_epoch`` for ``optimizer`` (``state``: ``optimizer``'s for the network, whose
-    step count it advances); returns the epoch's sample-weighted mean loss. Without a
-    bar, one core call; with one, calls on consecutive slices of ``order`` of whole
-    batches, each continuing the previous call's loss sum, so the batches, the updates
-    and the sum are exactly those of one call."""
+def _run_epoch(net, optimizer: Optimizer, x, t, w, order, batch_size: int, epoch: int,
+               bar: ProgressBar | None, mark: int) -> float:
+    """Train ``net`` with ``optimizer`` on the rows of ``x`` (weighted by ``w``, or not)
+    in ``order`` through the network core's ``train_epoch``, advancing the optimizer's
+    step count; returns the epoch's row-weighted mean loss. Without a bar, one core call;
+    with one, calls on consecutive slices of ``order`` of whole batches, each continuing
+    the previous call's loss sum, so the batches, the updates and the sum are exactly
+    those of one call. ``mark`` (see :mod:`fastbp._sigint`) lets a Ctrl-C stop a call
+    between batches."""
     n_batches = -(-len(order) // batch_size)
     per_call = n_batches if bar is None else -(-n_batches // BAR_UPDATES_PER_EPOCH)
     loss_sum = 0.0
     for first in range(0, n_batches, per_call):
+        # Bound again for every call: a callback may have trained with another optimizer.
+        state, calls = net._bind_optimizer(optimizer)
+        weights = {} if w is None else {"sample_weight": w}
         if per_call == n_batches:
             args = (x, t, order)
         else:  # the core takes an order over all of its rows: hand it the slice's rows
             rows = order[first * batch_size:(first + per_call) * batch_size]
             args = (x[rows], t[rows], np.arange(len(rows), dtype=np.int64))
+            weights = {k: v[rows] for k, v in weights.items()}
+        steps = state.steps
         try:
-            loss_sum = train_epoch(*args, batch_size, *optimizer.core_args(state),
-                                   loss_sum=loss_sum)
-        except FloatingPointError as e:
-            state.steps += e.step  # the epoch's batches before it stay applied
-            raise diverged(f"epoch {epoch + 1}, step {first + e.step + 1}", e) from None
-        done = min(per_call, n_batches - first)
-        state.steps += done
+            with _sigint.Held(mark):
+                try:
+                    loss_sum = calls.train_epoch(*args, batch_size, *optimizer.core_args(state),
+                                                 loss_sum=loss_sum, interrupt_mark=mark,
+                                                 **weights)
+                except FloatingPointError as e:
+                    state.steps += e.step  # the epoch's batches before it stay applied
+                    raise diverged(f"epoch {epoch + 1}, step {first + e.step + 1}", e) from None
+                except KeyboardInterrupt:
+                    net._recount(state)  # the steps the core applied, whoever raised
+                    raise
+                done = min(per_call, n_batches - first)
+                state.steps += done
+        except KeyboardInterrupt:
+            done = state.steps - steps
+            raise KeyboardInterrupt(
+                f"training interrupted in epoch {epoch + 1} after step {first + done} of "
+                f"{n_batches}: the parameters and optimizer state are those after it") from None
         if bar is not None:
             bar.advance(epoch, done, loss_sum / min(len(order), (first + done) * batch_size))
     return float(loss_sum) / len(order)
 
 
-def _validation(net, x, t, validation_data, validation_split):
-    """``(x, t, val)``: the training rows and the validation batch (or None)."""
+def _sample_weights(net, t, sample_weight, class_weight):
+    """One weight per row of ``t``, from ``sample_weight`` or ``class_weight`` (Keras's
+    definitions), as an array of the network's dtype; None when both are None."""
+    if sample_weight is not None and class_weight is not None:
+        raise ValueError("give sample_weight or class_weight, not both")
+    if sample_weight is None and class_weight is None:
+        return None
+    if net.backend == "cuda":
+        raise NotImplementedError("backend='cuda' does not take sample_weight or "
+                                  "class_weight: its loss kernels are unweighted")
+    if class_weight is not None:
+        return _class_weights(net, t, class_weight)
+    return _validate.row_weights(
+        _validate.float_array("sample_weight", sample_weight, net.dtype), t.shape[0])
+
+
+def _class_weights(net, t, class_weight: dict):
+    """Each row's weight ``class_weight.get(class, 1.0)``, its class being its label, the
+    arg-max of its probability row, or its rounded binary target."""
+    if not isinstance(class_weight, dict):
+        raise TypeError(f"class_weight must be a dict class -> weight, got "
+                        f"{type(class_weight).__name__}")
+    if isinstance(net.loss_fn, MSELoss):
+        raise ValueError(f"class_weight needs a classification loss, got {net.loss_fn!r}")
+    if isinstance(net.loss_fn, BCEWithLogitsLoss):
+        if net.out_features != 1:
+            raise ValueError("class_weight with BCEWithLogitsLoss needs one output (binary "
+                             f"targets), got {net.out_features}")
+        classes, labels = 2, np.round(t[:, 0]).astype(np.int64)
+    else:
+        classes, labels = net.out_features, t if t.ndim == 1 else t.argmax(axis=1)
+    table = np.ones(classes, dtype=net.dtype)
+    for label, weight in class_weight.items():
+        if isinstance(label, bool) or not isinstance(label, (int, np.integer)) or \
+                not 0 <= label < classes:
+            raise ValueError(f"class_weight keys must be class indices in [0, {classes}), "
+                             f"got {label!r}")
+        table[label] = _validate.real(f"class_weight[{label}]", weight)
+    return table[labels]
+
+
+def _validation(net, x, t, w, validation_data, validation_split):
+    """``(x, t, w, val)``: the training rows, their weights and the validation batch (or
+    None); the validation loss is never weighted."""
     split = _validate.real("validation_split", validation_split)
     if validation_data is not None:
         if split:
@@ -192,18 +272,18 @@ def _validation(net, x, t, validation_data, validation_split):
             raise TypeError("validation_data must be a pair (X_val, T_val)")
         val = net._batch(*validation_data)
         net._core.check(*val)
-        return x, t, val
+        return x, t, w, val
     if not split:
-        return x, t, None
+        return x, t, w, None
     n_val = int(round(split * x.shape[0]))
     if split >= 1 or not 0 < n_val < x.shape[0]:
         raise ValueError(f"validation_split={split} leaves no rows to train or to validate "
                          f"on, of {x.shape[0]}")
     cut = x.shape[0] - n_val
-    return x[:cut], t[:cut], (x[cut:], t[cut:])
+    return x[:cut], t[:cut], None if w is None else w[:cut], (x[cut:], t[cut:])
 
 
-def _metrics(net, metrics) -> list:
+def checked_metrics(net, metrics) -> list:
     """The metric names checked: known, and meaningful for this network's loss."""
     if isinstance(metrics, str) or not isinstance(metrics, (list, tuple)):
         raise TypeError(f"metrics must be a list of names, got {metrics!r}")
@@ -215,26 +295,49 @@ def _metrics(net, metrics) -> list:
     return list(metrics)
 
 
-def _learning_rates(schedule, epochs: int, base_lr: float) -> list:
-    """The learning rate of every epoch, checked before training starts."""
+def _learning_rates(schedule, epochs: int, base_lr: float) -> list | None:
+    """The scheduled learning rate of every epoch, checked before training starts, or
+    None without a schedule. A :class:`Schedule` is called as ``schedule(epoch,
+    base_lr)``, any other callable as ``schedule(epoch)``."""
     if schedule is None:
-        return [base_lr] * epochs
-    if not isinstance(schedule, Schedule):
-        raise TypeError("lr_schedule must be a fastbp.schedules.Schedule, got "
-                        f"{type(schedule).__name__}")
+        return None
+    if not callable(schedule):
+        raise TypeError("lr_schedule must be a fastbp.schedules.Schedule or a callable "
+                        f"epoch -> learning rate, got {type(schedule).__name__}")
+    args = (base_lr,) if isinstance(schedule, Schedule) else ()
     return [_validate.real(f"{schedule!r} learning rate at epoch {epoch}",
-                           schedule(epoch, base_lr), strict=True)
+                           schedule(epoch, *args), strict=True)
             for epoch in range(epochs)]
 
 
-def _evaluate(net, x, t, val, metrics) -> dict:
-    """Validation loss and the metrics after an epoch, as log entries."""
-    logs = {}
-    if val is not None:
-        logs["val_loss"] = float(net._core.loss(*val))
+def _log_keys(val, metrics) -> list:
+    """The keys of each epoch's logs, in the order :func:`fit` fills them."""
+    keys = ["loss"] + (["val_loss"] if val is not None else [])
     for name in metrics:
-        logs[name] = METRICS[name](net._core.forward(x), t, net.loss_fn.name)
-        if val is not None:
-            logs["val_" + name] = METRICS[name](net._core.forward(val[0]), val[1],
-                                                net.loss_fn.name)
+        keys += [name] + (["val_" + name] if val is not None else [])
+    return keys + ["lr", "epoch_time"]
+
+
+def evaluate(net, x, t, metrics) -> dict:
+    """``{"loss": ..., metric: ...}`` of ``net`` on the checked batch ``(x, t)``."""
+    scores = {"loss": float(net._core.loss(x, t))}
+    if metrics:
+        y = net._core.forward(x)
+        scores.update((name, METRICS[name](y, t, net.loss_fn.name)) for name in metrics)
+    return scores
+
+
+def _evaluate(net, x, t, val, metrics) -> dict:
+    """Validation loss and the metrics after an epoch, as log entries: the validation
+    scores are :func:`evaluate`'s."""
+    logs = {}
+    scores = evaluate(net, *val, metrics) if val is not None else {}
+    if val is not None:
+        logs["val_loss"] = scores["loss"]
+    if metrics:
+        y = net._core.forward(x)
+        for name in metrics:
+            logs[name] = METRICS[name](y, t, net.loss_fn.name)
+            if val is not None:
+                logs["val_" + name] = scores[name]
     return logs
