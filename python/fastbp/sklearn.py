@@ -4,28 +4,41 @@ They take the parameters of scikit-learn's own MLP estimators where those mean t
 train with fastbp's C++ epoch loop, and pass scikit-learn's estimator checks. Needs
 scikit-learn >= 1.6 (``pip install fastbp[sklearn]``).
 
-Differences from scikit-learn: ``alpha`` is applied as weight decay ``alpha / batch_size``
-(on biases too); ``solver`` is ``"sgd"`` or ``"adam"`` (no ``"lbfgs"``) with a constant
-learning rate; early stopping monitors the validation loss (not the score) and keeps the
-best weights; ``loss_`` of the regressor is the mean squared error (scikit-learn reports
-half of it); the classifier always has one softmax output per class; no
-``ConvergenceWarning`` is issued when ``max_iter`` is reached.
+The stopping rules, ``learning_rate`` (``"constant"``, ``"invscaling"``, ``"adaptive"``,
+for ``solver="sgd"`` only), early stopping on the validation score (accuracy, R²) with
+``validation_scores_`` and ``best_validation_score_``, ``n_iter_`` (epochs of the last
+``fit`` call), ``verbose`` output and ``solver="lbfgs"`` (SciPy's L-BFGS-B on scikit-learn's
+objective) are scikit-learn's.
+
+Differences from scikit-learn: with ``"sgd"`` and ``"adam"``, ``alpha`` is applied as
+weight decay ``alpha / batch_size`` (on biases too), which is the gradient of
+scikit-learn's penalty ``alpha / (2 n) ||W||²`` per batch of ``n`` rows, and ``loss_``
+leaves the penalty out (with ``"lbfgs"`` the penalty is scikit-learn's, on the weights
+only, and ``loss_`` includes it); SGD's momentum holds gradients (PyTorch's form), not
+steps scaled by the learning rate, so a change of the rate also scales the momentum
+carried over; the weights start from fastbp's initialisation; ``loss_`` of the regressor
+is the mean squared error (scikit-learn reports half of it); the classifier always has one
+softmax output per class; no ``sample_weight``; no ``ConvergenceWarning``.
 """
 
 from __future__ import annotations
 
 import numbers
 import os
+import types
 
 import numpy as np
+from scipy.optimize import minimize
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from threadpoolctl import threadpool_limits
 
-from .callbacks import EarlyStopping
 from .layers import ACTIVATIONS, Dense
 from .losses import MSELoss, SoftmaxCrossEntropyLoss
 from .network import Network
@@ -38,35 +51,54 @@ __all__ = ["MLPClassifier", "MLPRegressor"]
 _ACTIVATIONS = {{"sigmoid": "logistic"}.get(name, name): cls for name, cls in ACTIVATIONS.items()}
 
 
-def _check(ok: bool, message: str) -> None:
-    if not ok:
-        raise ValueError(message)
+_SOLVERS = ("lbfgs", "sgd", "adam")
+_LEARNING_RATES = ("constant", "invscaling", "adaptive")
+# Real parameters: (low, high, low allowed, high allowed), scikit-learn's intervals except
+# that validation_fraction must leave rows to validate on.
+_INTERVALS = {
+    "alpha": (0, np.inf, True, False), "learning_rate_init": (0, np.inf, False, False),
+    "power_t": (0, np.inf, True, False), "tol": (0, np.inf, True, False),
+    "momentum": (0, 1, True, True), "validation_fraction": (0, 1, False, False),
+    "beta_1": (0, 1, True, False), "beta_2": (0, 1, True, False),
+    "epsilon": (0, np.inf, False, False),
+}
+_BOOLEANS = ("shuffle", "warm_start", "nesterovs_momentum", "early_stopping")
+# Set by the stochastic solvers only, as scikit-learn does; a fresh fit drops stale ones.
+_STOCHASTIC_ATTRIBUTES = ("loss_curve_", "best_loss_", "validation_scores_",
+                          "best_validation_score_", "_no_improvement_count", "_best_params")
 
 
 def _is_int(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def _is_real(value) -> bool:
+def _in_interval(value, low, high, low_ok, high_ok) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool) \
-        and np.isfinite(value)
+        and np.isfinite(value) and (value > low or (low_ok and value == low)) \
+        and (value < high or (high_ok and value == high))
+
+
+def _interval(low, high, low_ok, high_ok) -> str:
+    return f"{'[' if low_ok else '('}{low}, {high}{']' if high_ok else ')'}"
 
 
 class _BaseMLP(BaseEstimator):
     """What the classifier and the regressor share: parameters, checks, the network."""
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
-                 alpha=0.0001, batch_size="auto", learning_rate_init=0.001, max_iter=200,
-                 shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False,
-                 momentum=0.9, nesterovs_momentum=True, early_stopping=False,
-                 validation_fraction=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
-                 n_iter_no_change=10):
+                 alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
         self.alpha = alpha
         self.batch_size = batch_size
+        self.learning_rate = learning_rate
         self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
         self.max_iter = max_iter
         self.shuffle = shuffle
         self.random_state = random_state
@@ -81,38 +113,61 @@ class _BaseMLP(BaseEstimator):
         self.beta_2 = beta_2
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # Python names a function's __qualname__ in its argument errors ("got an unexpected
+        # keyword argument"): each estimator gets its own copy, so those name it.
+        base = _BaseMLP.__init__
+        init = types.FunctionType(base.__code__, base.__globals__, "__init__",
+                                  base.__defaults__, base.__closure__)
+        init.__kwdefaults__, init.__doc__ = base.__kwdefaults__, base.__doc__
+        init.__qualname__ = f"{cls.__qualname__}.__init__"
+        cls.__init__ = init
 
     # ---- checks and construction ------------------------------------------------------
+
+    def _fail(self, name: str, expected: str, value) -> None:
+        raise ValueError(f"{type(self).__name__}: {name} must be {expected}, got {value!r}")
 
     def _hidden_sizes(self) -> list:
         sizes = self.hidden_layer_sizes
         sizes = [sizes] if _is_int(sizes) else list(sizes)
-        _check(all(_is_int(s) and s > 0 for s in sizes),
-               f"hidden_layer_sizes must hold positive ints, got {self.hidden_layer_sizes!r}")
+        if not all(_is_int(s) and s > 0 for s in sizes):
+            self._fail("hidden_layer_sizes", "a positive int or a sequence of them",
+                       self.hidden_layer_sizes)
         return sizes
 
     def _check_params(self) -> None:
         """Validate every parameter, as scikit-learn does at fit time (not in __init__)."""
-        self._hidden_sizes()
-        _check(self.activation in _ACTIVATIONS,
-               f"activation must be one of {sorted(_ACTIVATIONS)}, got {self.activation!r}")
-        _check(self.solver in ("sgd", "adam"),
-               f"solver must be 'sgd' or 'adam' (fastbp has no 'lbfgs'), got {self.solver!r}")
-        _check(self.batch_size == "auto" or (_is_int(self.batch_size) and self.batch_size > 0),
-               f"batch_size must be 'auto' or a positive int, got {self.batch_size!r}")
-        _check(_is_int(self.max_iter) and self.max_iter > 0,
-               f"max_iter must be a positive int, got {self.max_iter!r}")
-        _check(_is_int(self.n_iter_no_change) and self.n_iter_no_change > 0,
-               f"n_iter_no_change must be a positive int, got {self.n_iter_no_change!r}")
-        for name, low, high in (("alpha", 0, np.inf), ("learning_rate_init", 0, np.inf),
-                                ("tol", 0, np.inf), ("momentum", 0, 1),
-                                ("validation_fraction", 0, 1), ("beta_1", 0, 1),
-                                ("beta_2", 0, 1), ("epsilon", 0, np.inf)):
+        try:
+            self._hidden_sizes()
+        except TypeError:  # not a sequence at all
+            self._fail("hidden_layer_sizes", "a positive int or a sequence of them",
+                       self.hidden_layer_sizes)
+        for name, allowed in (("activation", sorted(_ACTIVATIONS)), ("solver", _SOLVERS),
+                              ("learning_rate", _LEARNING_RATES)):
             value = getattr(self, name)
-            strict = name in ("learning_rate_init", "validation_fraction", "epsilon")
-            _check(_is_real(value) and (value > low if strict else value >= low)
-                   and (value < high or (name == "momentum" and value == 1)),
-                   f"{name} must be a real number in the allowed range, got {value!r}")
+            if not isinstance(value, str) or value not in allowed:
+                self._fail(name, "one of " + ", ".join(map(repr, allowed)), value)
+        if not (self.batch_size == "auto" or (_is_int(self.batch_size) and self.batch_size > 0)):
+            self._fail("batch_size", "'auto' or a positive int", self.batch_size)
+        for name in ("max_iter", "max_fun"):
+            if not (_is_int(getattr(self, name)) and getattr(self, name) > 0):
+                self._fail(name, "a positive int", getattr(self, name))
+        if not ((_is_int(self.n_iter_no_change) and self.n_iter_no_change > 0)
+                or self.n_iter_no_change == np.inf):
+            self._fail("n_iter_no_change", "a positive int or numpy.inf", self.n_iter_no_change)
+        for name, bounds in _INTERVALS.items():
+            if not _in_interval(getattr(self, name), *bounds):
+                self._fail(name, "a real number in " + _interval(*bounds), getattr(self, name))
+        for name in _BOOLEANS:
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                self._fail(name, "a bool", getattr(self, name))
+        if not (isinstance(self.verbose, (bool, np.bool_)) or
+                (_is_int(self.verbose) and self.verbose >= 0)):
+            self._fail("verbose", "a bool or an int >= 0", self.verbose)
 
     def _batch_size(self, n_samples: int) -> int:
         return min(200 if self.batch_size == "auto" else self.batch_size, n_samples)
@@ -141,39 +196,151 @@ class _BaseMLP(BaseEstimator):
 
     def _train(self, X, T, n_out: int, *, incremental: bool):
         """Build the network unless continuing, then train: one epoch when incremental,
-        else up to max_iter with scikit-learn's stopping rules."""
-        if not (incremental or self.warm_start) or not hasattr(self, "network_"):
-            self.network_ = self._build(X.shape[1], n_out, X.dtype)
-            self.n_iter_, self.t_, self.loss_curve_ = 0, 0, []
-            self.best_loss_ = np.inf
-        elif X.dtype != self.network_.dtype:
+        else up to max_iter epochs (or L-BFGS iterations) with scikit-learn's rules."""
+        if incremental and self.early_stopping:
+            raise ValueError(f"{type(self).__name__}: partial_fit does not support "
+                             "early_stopping=True")
+        fresh = not (incremental or self.warm_start) or not hasattr(self, "network_")
+        if not fresh and X.dtype != self.network_.dtype:
             X = X.astype(self.network_.dtype)
-        batch = self._batch_size(X.shape[0])
-        if not hasattr(self, "_solver") or self._solver != (self.solver, batch):
-            self._solver, self._optimizer_ = (self.solver, batch), self._optimizer(batch)
-        val, stopper = None, None
-        if incremental:
-            epochs = 1
+        val = None
+        if self.solver != "lbfgs" and self.early_stopping:
+            X, T, val = self._split(X, T)
+        if fresh:
+            self.network_ = self._build(X.shape[1], n_out, X.dtype)
+            self.n_iter_, self.t_ = 0, 0
+            for name in _STOCHASTIC_ATTRIBUTES:
+                self.__dict__.pop(name, None)
+        if self.solver == "lbfgs":
+            self._fit_lbfgs(X, T)
         else:
-            epochs = self.max_iter
-            if self.early_stopping:
-                X, T, val = self._split(X, T)
-            stopper = EarlyStopping(self.network_, patience=self.n_iter_no_change,
-                                    min_delta=self.tol,
-                                    monitor="val_loss" if val is not None else "loss")
-        history = self.network_.fit(
-            X, T, epochs=epochs, batch_size=batch, optimizer=self._optimizer_,
-            shuffle=self.shuffle, validation_data=val, progress=bool(self.verbose),
-            callbacks=[stopper] if stopper is not None else [])
-        if val is not None:
-            stopper.restore_best()
-            self.best_validation_loss_ = stopper.best
-        self.n_iter_ += history.epochs
-        self.t_ += history.epochs * X.shape[0]
-        self.loss_curve_ += history.loss
-        self.loss_ = history.loss[-1]
-        self.best_loss_ = min(self.best_loss_, *history.loss)
+            self._fit_stochastic(X, T, val, incremental)
         return self
+
+    def _fit_stochastic(self, X, T, val, incremental: bool) -> None:
+        """scikit-learn's epoch loop for "sgd" and "adam", each epoch one fastbp call."""
+        net, n = self.network_, X.shape[0]
+        if not hasattr(self, "loss_curve_"):
+            self.loss_curve_, self._no_improvement_count = [], 0
+            self.validation_scores_ = self.best_validation_score_ = self.best_loss_ = None
+        # scikit-learn's starting values, also when a warm start turns early stopping
+        # on or off.
+        if val is not None and self.validation_scores_ is None:
+            self.validation_scores_, self.best_validation_score_ = [], -np.inf
+            self.best_loss_, self._best_params = None, net.params.copy()
+        elif val is None and self.best_loss_ is None:
+            self.validation_scores_ = self.best_validation_score_ = None
+            self.best_loss_ = np.inf
+        batch = self._batch_size(n)
+        # A new optimizer (momentum and learning rate) per fit, kept over partial_fit
+        # calls, as scikit-learn does; the weight decay follows the batch size.
+        if not incremental or getattr(self, "_solver", None) != self.solver:
+            self._solver, self._optimizer_ = self.solver, self._optimizer(batch)
+        else:
+            self._optimizer_.weight_decay = self.alpha / batch
+        opt = self._optimizer_
+        self.n_iter_ = 0
+        for _ in range(1 if incremental else self.max_iter):
+            history = net.fit(X, T, epochs=1, batch_size=batch, optimizer=opt,
+                              shuffle=self.shuffle, progress=False)
+            self.n_iter_ += 1
+            self.loss_ = history.loss[0]
+            self.t_ += n
+            self.loss_curve_.append(self.loss_)
+            if self.verbose:
+                print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+            if val is not None:
+                self._count_score(self._validation_score(*val))
+            else:
+                self._count_loss(self.loss_)
+            if self.solver == "sgd" and self.learning_rate == "invscaling":
+                opt.lr = self.learning_rate_init / (self.t_ + 1) ** self.power_t
+            if self._no_improvement_count > self.n_iter_no_change:
+                if self._plateau(val is not None):
+                    break
+                self._no_improvement_count = 0
+        if val is not None:
+            net.params[...] = self._best_params
+
+    def _count_loss(self, loss: float) -> None:
+        """An epoch without a training-loss decrease of more than tol counts."""
+        if loss > self.best_loss_ - self.tol:
+            self._no_improvement_count += 1
+        else:
+            self._no_improvement_count = 0
+        if loss < self.best_loss_:
+            self.best_loss_ = loss
+
+    def _count_score(self, score: float) -> None:
+        """An epoch without a validation-score increase of tol counts; the best score's
+        weights are kept."""
+        self.validation_scores_.append(score)
+        if self.verbose:
+            print("Validation score: %f" % score)
+        if score < self.best_validation_score_ + self.tol:
+            self._no_improvement_count += 1
+        else:
+            self._no_improvement_count = 0
+        if score > self.best_validation_score_:
+            self.best_validation_score_ = score
+            self._best_params = self.network_.params.copy()
+
+    def _plateau(self, on_score: bool) -> bool:
+        """After more than n_iter_no_change epochs without improvement: whether to stop,
+        or (adaptive sgd) divide the learning rate by 5 and go on."""
+        what = "Validation score" if on_score else "Training loss"
+        msg = (f"{what} did not improve more than tol={self.tol:f} for "
+               f"{self.n_iter_no_change:d} consecutive epochs.")
+        opt = self._optimizer_
+        if self.solver != "sgd" or self.learning_rate != "adaptive":
+            msg += " Stopping."
+        elif opt.lr <= 1e-6:
+            msg += " Learning rate too small. Stopping."
+        else:
+            opt.lr /= 5.0
+            if self.verbose:
+                print(msg + " Setting learning rate to %f" % opt.lr)
+            return False
+        if self.verbose:
+            print(msg)
+        return True
+
+    def _validation_score(self, X, T) -> float:
+        """scikit-learn's score on the held-out rows (NaN for non-finite outputs)."""
+        out = self.network_.predict(X)
+        return self._score_outputs(out, T) if np.isfinite(out).all() else np.nan
+
+    def _fit_lbfgs(self, X, T) -> None:
+        """Full-batch L-BFGS-B (SciPy) on scikit-learn's objective: its loss plus
+        ``alpha / (2 n) ||W||²`` over the weights (not the biases) of the n rows, with
+        scikit-learn's options; fastbp's backward pass gives the loss and gradient."""
+        net, scale = self.network_, self._loss_scale
+        decay = np.concatenate([np.full(layer.W.size, self.alpha / X.shape[0])
+                                if part == "W" else np.zeros(layer.b.size)
+                                for layer in net.layers if isinstance(layer, Dense)
+                                for part in "Wb"])
+
+        def objective(theta):
+            net.params[...] = theta
+            loss = scale * net.backward(X, T) + 0.5 * np.dot(decay * theta, theta)
+            return loss, scale * net.grads + decay * theta
+
+        # L-BFGS-B's BLAS calls work on vectors of n_params: BLAS threads would only
+        # contend with fastbp's own (15x slower on two cores).
+        with threadpool_limits(1, user_api="blas"):
+            result = minimize(objective, net.params.astype(np.float64), method="L-BFGS-B",
+                              jac=True, options={"maxfun": self.max_fun,
+                                                 "maxiter": self.max_iter, "gtol": self.tol})
+        net.params[...] = result.x
+        self.n_iter_ = min(result.nit, self.max_iter)
+        self.loss_ = float(result.fun) / scale
+
+    def _stochastic(self) -> bool:
+        """partial_fit exists for the stochastic solvers only, as in scikit-learn."""
+        if self.solver not in ("sgd", "adam"):
+            raise AttributeError(f"{type(self).__name__}.partial_fit needs solver 'sgd' or "
+                                 f"'adam', got {self.solver!r}")
+        return True
 
     def _split(self, X, T):
         """Hold out validation_fraction of the rows (stratified for a classifier)."""
@@ -181,6 +348,10 @@ class _BaseMLP(BaseEstimator):
         X, Xv, T, Tv = train_test_split(X, T, test_size=self.validation_fraction,
                                         random_state=check_random_state(self.random_state),
                                         stratify=stratify)
+        if Xv.shape[0] < 2:
+            raise ValueError(f"{type(self).__name__}: the validation set is too small "
+                             f"({Xv.shape[0]} rows): increase validation_fraction or the "
+                             "data set")
         return X, T, (Xv, Tv)
 
     def _outputs(self, X) -> np.ndarray:
@@ -227,44 +398,73 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Width of each hidden layer.
     activation : {"relu", "tanh", "logistic", "identity"}
         Activation of the hidden layers.
-    solver : {"adam", "sgd"}
-        ``fastbp.Adam`` or ``fastbp.SGD``.
+    solver : {"adam", "sgd", "lbfgs"}
+        ``fastbp.Adam`` or ``fastbp.SGD`` over mini-batches, or full-batch L-BFGS-B
+        (``scipy.optimize.minimize``) on fastbp's loss and gradient.
     alpha : float
-        L2 penalty, applied as weight decay ``alpha / batch_size``.
+        L2 penalty: weight decay ``alpha / batch_size`` for "sgd" and "adam";
+        scikit-learn's ``alpha / (2 n_samples) ||W||²`` added to the loss for "lbfgs".
     batch_size : int or "auto"
         Mini-batch size; ``"auto"`` is ``min(200, n_samples)``.
+    learning_rate : {"constant", "invscaling", "adaptive"}
+        For "sgd" only (the others ignore it), as scikit-learn: ``"invscaling"`` sets the
+        rate after each epoch to ``learning_rate_init / (t_ + 1) ** power_t``, ``t_`` the
+        samples seen; ``"adaptive"`` divides it by 5 when more than ``n_iter_no_change``
+        epochs in a row have not improved (see ``tol``), instead of stopping, and stops
+        once it is at most 1e-6.
     learning_rate_init : float
-        The (constant) learning rate.
+        The initial learning rate ("sgd", "adam").
+    power_t : float
+        Exponent of ``"invscaling"``.
     max_iter : int
-        Maximum number of epochs.
+        Maximum number of epochs ("sgd", "adam") or of L-BFGS iterations ("lbfgs").
     shuffle : bool
         Shuffle the samples every epoch.
     random_state : int, RandomState or None
         Seeds the weights, the shuffling and the validation split.
     tol, n_iter_no_change :
-        Training stops when the monitored loss has not improved by ``tol`` for
-        ``n_iter_no_change`` epochs.
-    verbose : bool
-        Show a progress bar.
+        An epoch improves when the training loss falls by more than ``tol`` below the
+        best so far (with ``early_stopping``, the validation score rises to at least the
+        best plus ``tol``); training stops after more than ``n_iter_no_change`` epochs in
+        a row without improvement. For "lbfgs", ``tol`` is L-BFGS-B's ``gtol``.
+    verbose : bool or int
+        Print ``Iteration k, loss = ...`` after each epoch (and ``Validation score: ...``
+        with ``early_stopping``), as scikit-learn; "lbfgs" prints nothing. No progress bar.
     warm_start : bool
         ``fit`` continues from the current weights.
     momentum, nesterovs_momentum :
         SGD's momentum.
     early_stopping : bool
-        Hold out ``validation_fraction`` of the data and monitor its loss; the best
-        weights are kept.
+        Hold out ``validation_fraction`` of the data (stratified) and monitor its score
+        (accuracy; R² for the regressor); the best-scoring weights are kept. "sgd" and
+        "adam" only.
     validation_fraction : float
     beta_1, beta_2, epsilon :
         Adam's hyper-parameters.
+    max_fun : int
+        Maximum number of loss evaluations of "lbfgs".
 
     Attributes
     ----------
     classes_ : ndarray
     network_ : fastbp.Network
-    loss_, best_loss_ : float
+    loss_ : float
+        The last epoch's mean training loss; for "lbfgs", the final objective (penalty
+        included).
+    best_loss_ : float or None
+        The lowest ``loss_`` of the training; None with ``early_stopping``; not set by
+        "lbfgs".
     loss_curve_ : list of float
-    n_iter_, t_ : int
-        Epochs trained and samples seen.
+        ``loss_`` after each epoch, over every fit of a warm start; not set by "lbfgs".
+    validation_scores_ : list of float or None
+        With ``early_stopping``, the validation score after each epoch; else None. Not set
+        by "lbfgs".
+    best_validation_score_ : float or None
+        The best of ``validation_scores_``; None without ``early_stopping``.
+    n_iter_ : int
+        Epochs (L-BFGS iterations) of the last ``fit`` call; 1 after ``partial_fit``.
+    t_ : int
+        Training samples seen over all calls ("sgd", "adam").
     coefs_, intercepts_ : list of ndarray
     n_features_in_, n_outputs_, n_layers_ : int
     out_activation_ : str
@@ -276,6 +476,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         self.classes_, codes = np.unique(y, return_inverse=True)
         return self._fit_codes(X, codes, incremental=False)
 
+    @available_if(_BaseMLP._stochastic)
     def partial_fit(self, X, y, classes=None) -> "MLPClassifier":
         """One epoch over (X, y); ``classes`` lists every label on the first call."""
         first = not hasattr(self, "classes_")
@@ -304,6 +505,12 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def _loss(self):
         return SoftmaxCrossEntropyLoss()
 
+    # scikit-learn's log-loss is fastbp's softmax cross-entropy.
+    _loss_scale = 1.0
+
+    def _score_outputs(self, out: np.ndarray, codes: np.ndarray) -> float:
+        return accuracy_score(codes, out.argmax(axis=1))
+
     def _onnx_head(self) -> dict:
         """predict_proba's softmax, in the exported graph."""
         return {"head": "softmax", "output": "probabilities"}
@@ -329,8 +536,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 class MLPRegressor(RegressorMixin, _BaseMLP):
     """Multi-layer perceptron regressor trained by fastbp (mean squared error).
 
-    Parameters and attributes as for :class:`MLPClassifier` (without ``classes_``);
-    ``out_activation_`` is ``"identity"``. ``y`` may be (n_samples,) or
+    Parameters and attributes as for :class:`MLPClassifier` (without ``classes_``; the
+    early-stopping score is R²); ``out_activation_`` is ``"identity"``. ``y`` may be (n_samples,) or
     (n_samples, n_outputs); predictions have the same shape.
     """
 
@@ -338,6 +545,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         """Train on ``X`` (n_samples, n_features) and targets ``y``; returns self."""
         return self._fit(X, y, reset=True, incremental=False)
 
+    @available_if(_BaseMLP._stochastic)
     def partial_fit(self, X, y) -> "MLPRegressor":
         """One epoch over (X, y), continuing from the current weights once fitted."""
         return self._fit(X, y, reset=not hasattr(self, "network_"), incremental=True)
@@ -354,6 +562,12 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     def _loss(self):
         return MSELoss()
+
+    # scikit-learn's squared error is half of fastbp's MSELoss.
+    _loss_scale = 0.5
+
+    def _score_outputs(self, out: np.ndarray, T: np.ndarray) -> float:
+        return r2_score(T, out)
 
     def _onnx_head(self) -> dict:
         """predict's flattening of a single output, in the exported graph."""

@@ -1,0 +1,271 @@
+"""fastbp.sklearn against scikit-learn's own MLP: learning-rate schedules, stopping rules,
+L-BFGS, validation scores and verbose output, on the same data or the same scripted
+losses."""
+
+from __future__ import annotations
+
+import re
+import warnings
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn", reason="scikit-learn is not installed (pip install fastbp[test])")
+
+from sklearn import neural_network as sk  # noqa: E402
+from sklearn.datasets import load_digits, make_regression  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+from sklearn.model_selection import train_test_split  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
+
+import fastbp.sklearn as fbs  # noqa: E402
+from fastbp.history import History  # noqa: E402
+from fastbp.network import Network  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return train_test_split(X[:900] / 16, y[:900], test_size=0.3, random_state=0)
+
+
+def _sklearn_fit(est, X, y):
+    # One BLAS thread, as fastbp's lbfgs uses: more only contend on small products.
+    with warnings.catch_warnings(), threadpool_limits(1, user_api="blas"):
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return est.fit(X, y)
+
+
+# ---- the same data: the same accuracy band ---------------------------------------------
+
+@pytest.mark.parametrize("params", [
+    dict(solver="sgd", learning_rate="invscaling", learning_rate_init=0.5, power_t=0.25),
+    dict(solver="sgd", learning_rate="adaptive", learning_rate_init=0.1),
+    dict(solver="lbfgs"),
+    dict(solver="adam", learning_rate_init=0.01, early_stopping=True),
+], ids=["invscaling", "adaptive", "lbfgs", "early_stopping"])
+def test_classifier_accuracy_is_scikit_learns(digits, params):
+    X, Xt, y, yt = digits
+    ours = fbs.MLPClassifier((32,), max_iter=60, random_state=0, **params).fit(X, y)
+    theirs = _sklearn_fit(sk.MLPClassifier((32,), max_iter=60, random_state=0, **params), X, y)
+    assert ours.score(Xt, yt) > 0.9
+    assert abs(ours.score(Xt, yt) - theirs.score(Xt, yt)) < 0.04
+
+
+# ---- scripted losses: the same schedule, stops and lines as scikit-learn's loop --------
+
+def _script_fastbp(monkeypatch, est, X, y, losses, scores=None):
+    """Fit ``est`` with every epoch's training replaced by the next of ``losses`` (and
+    the validation score by the next of ``scores``); returns each epoch's learning rate."""
+    losses, rates = iter(losses), []
+
+    def fake_fit(self, X, T, *, optimizer, **kwargs):
+        rates.append(optimizer.lr)
+        return History(loss=[next(losses)])
+
+    monkeypatch.setattr(Network, "fit", fake_fit)
+    if scores is not None:
+        scores = iter(scores)
+        monkeypatch.setattr(est, "_validation_score", lambda X, T: next(scores))
+    est.fit(X, y)
+    return rates
+
+
+def _script_sklearn(est, X, y, losses, scores=None):
+    """The same for scikit-learn's MLPClassifier: its loop, its optimizer, no updates."""
+    losses, rates = iter(losses), []
+
+    def fake_backprop(X, y, sample_weight, activations, deltas, coef_grads, intercept_grads):
+        rates.append(est._optimizer.learning_rate)
+        zero = [np.zeros_like(c) for c in est.coefs_], [np.zeros_like(b) for b in est.intercepts_]
+        return next(losses), *zero
+
+    est._backprop = fake_backprop
+    if scores is not None:
+        scores = iter(scores)
+        est._score = lambda X, y, sample_weight=None: next(scores)
+    _sklearn_fit(est, X, y)
+    return rates
+
+
+# Falls, then flat runs: each run of more than n_iter_no_change=2 epochs that fail to
+# improve by tol=0.01 is a plateau.
+_LOSSES = [1.0, 0.9, 0.895, 0.894, 0.893, 0.7, 0.699, 0.7, 0.6985] + [0.5 + 1e-4 * i
+                                                                        for i in range(40)]
+
+
+@pytest.mark.parametrize("learning_rate", ["constant", "invscaling", "adaptive"])
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_schedule_and_stops_follow_scikit_learn_on_scripted_losses(
+        monkeypatch, capsys, digits, learning_rate, solver):
+    X, _, y, _ = digits
+    params = dict(hidden_layer_sizes=(4,), solver=solver, learning_rate=learning_rate,
+                  learning_rate_init=0.1, power_t=0.3, batch_size=len(X), tol=0.01,
+                  n_iter_no_change=2, max_iter=len(_LOSSES), verbose=True, random_state=0)
+    theirs = sk.MLPClassifier(**params)
+    their_rates = _script_sklearn(theirs, X, y, _LOSSES)
+    their_lines = capsys.readouterr().out
+    ours = fbs.MLPClassifier(**params)
+    our_rates = _script_fastbp(monkeypatch, ours, X, y, _LOSSES)
+    assert capsys.readouterr().out == their_lines
+    if solver == "sgd":  # scikit-learn's Adam keeps its bias-corrected step there instead
+        assert our_rates == their_rates
+    assert ours.n_iter_ == theirs.n_iter_ < len(_LOSSES)
+    assert ours.loss_curve_ == theirs.loss_curve_ and ours.best_loss_ == theirs.best_loss_
+    assert ours.validation_scores_ is None and ours.best_validation_score_ is None
+    if solver == "adam" or learning_rate == "constant":
+        assert our_rates == [0.1] * ours.n_iter_
+    elif learning_rate == "invscaling":  # after epoch k, t_ = k * n samples have been seen
+        assert our_rates == [0.1] + [0.1 / (k * len(X) + 1) ** 0.3 for k in
+                                     range(1, ours.n_iter_)]
+    else:  # divided by 5 at each plateau, until at most 1e-6
+        assert min(our_rates) <= 1e-6 and "Learning rate too small. Stopping." in their_lines
+        assert their_lines.count("Setting learning rate to") == 8
+
+
+def test_early_stopping_follows_scikit_learn_on_scripted_scores(monkeypatch, capsys, digits):
+    X, _, y, _ = digits
+    scores = [0.5, 0.6, 0.605, 0.7, 0.71, 0.69, 0.705, 0.5, 0.4] + [0.3] * 20
+    n_train = len(X) - int(np.ceil(0.1 * len(X)))  # one batch per epoch after the split
+    params = dict(hidden_layer_sizes=(4,), solver="sgd", learning_rate="adaptive",
+                  learning_rate_init=0.1, batch_size=n_train, tol=0.01, n_iter_no_change=2,
+                  early_stopping=True, max_iter=len(scores), verbose=True, random_state=0)
+    losses = [1.0 - 0.01 * i for i in range(len(scores))]
+    theirs = sk.MLPClassifier(**params)
+    their_rates = _script_sklearn(theirs, X, y, losses, scores)
+    their_lines = capsys.readouterr().out
+    ours = fbs.MLPClassifier(**params)
+    our_rates = _script_fastbp(monkeypatch, ours, X, y, losses, scores)
+    assert capsys.readouterr().out == their_lines and "Validation score: 0.710000" in their_lines
+    assert our_rates == their_rates and ours.n_iter_ == theirs.n_iter_
+    assert ours.validation_scores_ == theirs.validation_scores_
+    assert ours.best_validation_score_ == theirs.best_validation_score_ == 0.71
+    assert ours.best_loss_ is None is theirs.best_loss_
+
+
+# ---- real training -------------------------------------------------------------------
+
+def test_invscaling_rate_after_each_partial_fit_is_scikit_learns(digits):
+    X, _, y, _ = digits
+    params = dict(hidden_layer_sizes=(8,), solver="sgd", learning_rate="invscaling",
+                  learning_rate_init=0.2, power_t=0.7, random_state=0)
+    ours, theirs = fbs.MLPClassifier(**params), sk.MLPClassifier(**params)
+    for chunk in np.array_split(np.arange(len(X)), 4):
+        ours.partial_fit(X[chunk], y[chunk], classes=np.arange(10))
+        theirs.partial_fit(X[chunk], y[chunk], classes=np.arange(10))
+        assert ours._optimizer_.lr == theirs._optimizer.learning_rate
+        assert ours.t_ == theirs.t_ and ours.n_iter_ == theirs.n_iter_ == 1
+    assert ours._optimizer_.lr == 0.2 / (len(X) + 1) ** 0.7
+
+
+def _same_start(ours, theirs, X, y):
+    """Both estimators fitted for one L-BFGS iteration from scikit-learn's start, then
+    holding the same weights, ready for a warm start."""
+    _sklearn_fit(theirs.set_params(max_iter=1), X, y)
+    ours.set_params(max_iter=1).fit(X, y)
+    flat = [p for c, b in zip(theirs.coefs_, theirs.intercepts_) for p in (c.ravel(), b)]
+    ours.network_.params[...] = np.concatenate(flat)
+    ours.set_params(warm_start=True, max_iter=500)
+    theirs.set_params(warm_start=True, max_iter=500)
+
+
+@pytest.mark.parametrize("cls, alpha", [("MLPClassifier", 0.01), ("MLPRegressor", 1.0)])
+def test_lbfgs_minimises_scikit_learns_objective(digits, cls, alpha):
+    X, _, y, _ = digits
+    X, y = X[:300], y[:300]
+    if cls == "MLPRegressor":
+        X, y = make_regression(300, 8, noise=5.0, random_state=0)
+        y = y / y.std()
+    params = dict(hidden_layer_sizes=(8,), activation="tanh", solver="lbfgs", alpha=alpha,
+                  random_state=0)
+    ours, theirs = getattr(fbs, cls)(**params), getattr(sk, cls)(**params)
+    _same_start(ours, theirs, X, y)
+    ours.fit(X, y)
+    _sklearn_fit(theirs, X, y)
+    # loss_ is fastbp's loss plus the penalty; the regressor's is twice scikit-learn's.
+    scale = 2.0 if cls == "MLPRegressor" else 1.0
+    assert ours.loss_ == pytest.approx(scale * theirs.loss_, rel=1e-4)
+    assert abs(ours.n_iter_ - theirs.n_iter_) <= 2 and ours.n_iter_ < 500 and ours.t_ == 0
+    assert not hasattr(ours, "loss_curve_") and not hasattr(ours, "validation_scores_")
+
+
+def test_lbfgs_stops_at_max_iter_and_max_fun(digits):
+    X, _, y, _ = digits
+    params = dict(hidden_layer_sizes=(8,), solver="lbfgs", random_state=0)
+    assert fbs.MLPClassifier(max_iter=5, **params).fit(X, y).n_iter_ == 5
+    few = fbs.MLPClassifier(max_fun=4, **params).fit(X, y)
+    assert few.n_iter_ <= 4 < fbs.MLPClassifier(max_iter=20, **params).fit(X, y).n_iter_
+    with pytest.raises(AttributeError, match="has no attribute 'partial_fit'") as error:
+        few.partial_fit(X, y)
+    assert "partial_fit needs solver 'sgd' or 'adam', got 'lbfgs'" in str(error.value.__cause__)
+
+
+@pytest.mark.parametrize("cls", [fbs.MLPClassifier, fbs.MLPRegressor])
+def test_lbfgs_loss_is_fastbps_plus_the_weights_penalty(digits, cls):
+    """The penalty is scikit-learn's alpha / (2 n) ||W||², on the weights (not the
+    biases), in fastbp's loss units (the regressor's twice scikit-learn's)."""
+    X, _, y, _ = digits
+    est = cls((8,), solver="lbfgs", alpha=0.5, max_iter=30, random_state=0).fit(X, y)
+    squares = sum(float((W ** 2).sum()) for W in est.coefs_)
+    scale = 2.0 if cls is fbs.MLPRegressor else 1.0
+    expected = est.network_.loss(X, y) + scale * 0.5 * 0.5 * squares / len(X)
+    assert est.loss_ == pytest.approx(expected, rel=1e-9)
+
+
+def test_validation_scores_are_the_held_out_score(digits):
+    X, _, y, _ = digits
+    clf = fbs.MLPClassifier((16,), learning_rate_init=0.01, early_stopping=True,
+                            n_iter_no_change=3, max_iter=40, random_state=0).fit(X, y)
+    assert len(clf.validation_scores_) == clf.n_iter_ == len(clf.loss_curve_)
+    assert clf.best_validation_score_ == max(clf.validation_scores_) and clf.best_loss_ is None
+    assert all(s * 63 == pytest.approx(round(s * 63)) for s in clf.validation_scores_)  # 63 rows
+    Xr, yr = make_regression(300, 5, noise=1.0, random_state=0)
+    reg = fbs.MLPRegressor((16,), learning_rate_init=0.01, early_stopping=True, max_iter=50,
+                           random_state=0).fit(Xr, yr / yr.std())
+    assert len(reg.validation_scores_) == reg.n_iter_ and reg.best_validation_score_ > 0.9
+    assert fbs.MLPClassifier((4,), max_iter=2).fit(X, y).validation_scores_ is None
+
+
+def test_verbose_prints_scikit_learns_lines_and_no_bar(digits, capsys):
+    X, _, y, _ = digits
+    fbs.MLPClassifier((8,), max_iter=3, early_stopping=True, verbose=True,
+                      random_state=0).fit(X, y)
+    out, err = capsys.readouterr()
+    assert re.fullmatch(r"(Iteration \d+, loss = \d+\.\d{8}\nValidation score: \d\.\d{6}\n){3}",
+                        out) and err == ""
+    fbs.MLPClassifier((8,), max_iter=3, random_state=0).fit(X, y)
+    assert capsys.readouterr() == ("", "")
+
+
+def test_partial_fit_refuses_early_stopping(digits):
+    X, _, y, _ = digits
+    clf = fbs.MLPClassifier((4,), early_stopping=True)
+    with pytest.raises(ValueError, match="MLPClassifier: partial_fit does not support"):
+        clf.partial_fit(X, y, classes=np.arange(10))
+    assert not hasattr(clf, "network_")
+
+
+@pytest.mark.parametrize("params, expected", [
+    (dict(learning_rate="optimal"), r"learning_rate must be one of 'constant', 'invscaling', "
+                                    r"'adaptive', got 'optimal'"),
+    (dict(power_t=-1), r"power_t must be a real number in \[0, inf\), got -1"),
+    (dict(max_fun=0), r"max_fun must be a positive int, got 0"),
+    (dict(solver="newton"), r"solver must be one of 'lbfgs', 'sgd', 'adam', got 'newton'"),
+    (dict(momentum=1.5), r"momentum must be a real number in \[0, 1\], got 1.5"),
+    (dict(early_stopping="yes"), r"early_stopping must be a bool, got 'yes'"),
+    (dict(n_iter_no_change=0), r"n_iter_no_change must be a positive int or numpy.inf"),
+])
+@pytest.mark.parametrize("cls", [fbs.MLPClassifier, fbs.MLPRegressor])
+def test_parameter_errors_name_the_estimator_and_what_was_expected(digits, params, expected,
+                                                                   cls):
+    X, _, y, _ = digits
+    with pytest.raises(ValueError, match=f"^{cls.__name__}: {expected}"):
+        cls(**params).fit(X, y)
+
+
+@pytest.mark.parametrize("cls", [fbs.MLPClassifier, fbs.MLPRegressor])
+def test_unknown_parameters_name_the_estimator(cls):
+    with pytest.raises(TypeError, match=rf"^{cls.__name__}\.__init__\(\) got an unexpected "
+                                        "keyword argument 'learning_rates'"):
+        cls(learning_rates="adaptive")
+    assert cls(learning_rate="adaptive", power_t=0.25, max_fun=10).get_params()["power_t"] == 0.25
