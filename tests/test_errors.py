@@ -361,8 +361,8 @@ def test_dense_sizes_overflowing_64_bit_counts(sizes):
     with pytest.raises(ValueError, match="overflow"):
         fb.Network([fb.Dense(*sizes)], fb.MSELoss())
     with pytest.raises(ValueError, match="overflow"):
-        fb._core.Network64([(True, *sizes, fb._core.Act.Identity)], fb._core.Loss.MSE,
-                           fb._core.Reduction.Mean)
+        fb._core.Network64([fb._core.LayerSpec(fb._core.LayerKind.Dense, *sizes)],
+                           fb._core.Loss.MSE, fb._core.Reduction.Mean)
 
 
 def test_bad_seed():

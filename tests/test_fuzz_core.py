@@ -106,8 +106,13 @@ def test_fuzz_kernels(abc, flags, act, loss, reduction, hyper):
 # std::vector can hold (both refused before allocating). Sizes in between would be
 # honest requests for terabytes, which the fuzzer must not make of a shared machine.
 SIZES = [-(2**63), -1, 0, 1, 2, 3, 2**62, 2**63 - 1]
-layer_specs = st.lists(st.tuples(st.booleans(), st.sampled_from(SIZES),
-                                 st.sampled_from(SIZES), st.sampled_from(ACTS)), max_size=4)
+KINDS = list(_core.LayerKind.__members__.values())
+layer_specs = st.lists(st.builds(_core.LayerSpec, st.sampled_from(KINDS), st.sampled_from(SIZES),
+                                 st.sampled_from(SIZES), st.sampled_from(ACTS),
+                                 p=st.sampled_from([-1.0, 0.0, 0.5, 1.0, np.nan]),
+                                 eps=st.sampled_from([-1.0, 0.0, 1e-5, np.inf]),
+                                 momentum=st.sampled_from([0.0, 0.1, 1.0, 2.0])),
+                       max_size=4)
 
 
 @FUZZ
@@ -153,8 +158,10 @@ def test_fuzz_network_methods(data, batch, dtype, loss, first, lr):
     valid calls also diverge, so the FloatingPointError path is fuzzed too."""
     x, t, order, v = data.draw(batches(dtype))
     cls = _core.Network32 if dtype == "float32" else _core.Network64
-    net = cls([(True, 3, 4, _core.Act.Tanh), (False, 4, 4, _core.Act.ReLU),
-               (True, 4, 2, _core.Act.Identity)], loss, _core.Reduction.Mean)
+    dense, act = _core.LayerKind.Dense, _core.LayerKind.Activation
+    net = cls([_core.LayerSpec(dense, 3, 4), _core.LayerSpec(act, 4, 4, _core.Act.Tanh),
+               _core.LayerSpec(act, 4, 4, _core.Act.ReLU), _core.LayerSpec(dense, 4, 2)],
+              loss, _core.Reduction.Mean)
     hyper = (lr, 0.9, 0.0, False, 0.0, first)
     call(net.forward, x)
     call(net.check, x, t)

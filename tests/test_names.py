@@ -35,7 +35,7 @@ def test_every_core_activation_has_a_layer_an_op_and_a_reference_twin(rng):
     x = rng.standard_normal((3, 5))
     for name, kind in _names.ACTIVATIONS.items():
         cls = layers.ACTIVATIONS[name]
-        assert cls.kind is kind and cls.name == name
+        assert cls.act is kind and cls.name == name
         assert layers.LAYER_TYPES[cls.__name__] is cls
         assert getattr(fb, cls.__name__) is cls
         y = getattr(fb.ops, name)(x)

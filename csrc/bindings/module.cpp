@@ -7,6 +7,7 @@
 #include "kernels/gemm.hpp"
 #include "kernels/loss.hpp"
 #include "kernels/threads.hpp"
+#include "nn/plan.hpp"
 
 #ifdef FASTBP_HAVE_CUDA
 #include "cuda/device.hpp"
@@ -31,9 +32,6 @@ void bind_enum(py::module_& m, const char* name, const std::pair<E, const char*>
 
 void bind_ops(py::module_& m);
 void bind_network(py::module_& m);
-#ifdef FASTBP_HAVE_CUDA
-void bind_cuda_network(py::module_& m);
-#endif
 
 }  // namespace fastbp::bindings
 
@@ -46,6 +44,7 @@ PYBIND11_MODULE(_core, m) {
   bindings::bind_enum(m, "Act", kernels::kActNames);
   bindings::bind_enum(m, "Loss", kernels::kLossNames);
   bindings::bind_enum(m, "Reduction", kernels::kReductionNames);
+  bindings::bind_enum(m, "LayerKind", nn::kLayerKindNames);
 
   m.def("set_num_threads", &kernels::set_num_threads, py::arg("n"),
         "Set the kernels' thread count; returns the count set (fewer than n when the OS "
@@ -91,7 +90,4 @@ PYBIND11_MODULE(_core, m) {
 
   bindings::bind_ops(m);
   bindings::bind_network(m);
-#ifdef FASTBP_HAVE_CUDA
-  bindings::bind_cuda_network(m);
-#endif
 }

@@ -1,6 +1,9 @@
-// fastbp._core.Network32 / Network64: the C++ network, called once per step or epoch.
+// fastbp._core.Network32 / Network64: the network on any backend ("cpu", or "cuda" when
+// built with it), called once per step or epoch. One binding path for every backend: it
+// sees only nn::Trainer.
 #include <pybind11/stl.h>
 
+#include <memory>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -8,43 +11,66 @@
 #include "bindings/arrays.hpp"
 #include "bindings/batch.hpp"
 #include "nn/interrupt.hpp"
-#include "nn/network.hpp"
+#include "nn/trainer.hpp"
+
+#ifdef FASTBP_HAVE_CUDA
+#include "cuda/network.hpp"
+#endif
 
 namespace fastbp::bindings {
 namespace {
 
-using nn::LayerSpec;
-using nn::Network;
+using nn::Trainer;
 
-// (dense, in, out, act) per layer, as python/fastbp/network.py describes them.
-using SpecTuple = std::tuple<bool, int64_t, int64_t, kernels::Act>;
+// A network and the NumPy arrays bound as its optimizer state, kept alive here because
+// a GPU network copies its device state back into them.
+template <typename T>
+struct Handle {
+  std::unique_ptr<Trainer<T>> net;
+  py::object state1, state2;
+};
 
 template <typename T>
-std::unique_ptr<Network<T>> make_network(const std::vector<SpecTuple>& specs,
-                                         kernels::Loss loss, kernels::Reduction red) {
-  std::vector<LayerSpec> layers;
-  for (const auto& [dense, in, out, act] : specs) layers.push_back({dense, in, out, act});
+std::unique_ptr<Handle<T>> make_handle(const std::vector<nn::LayerSpec>& layers,
+                                       kernels::Loss loss, kernels::Reduction red,
+                                       double loss_param, uint64_t seed,
+                                       const std::string& backend) {
+  const nn::LossSpec spec{loss, red, loss_param};
+  auto handle = std::make_unique<Handle<T>>();
   try {
-    return std::make_unique<Network<T>>(layers, loss, red);
+    if (backend == "cpu") {
+      handle->net = nn::make_cpu_network<T>(layers, spec, seed);
+    } else if (backend == "cuda") {
+#ifdef FASTBP_HAVE_CUDA
+      handle->net = cuda::make_network<T>(layers, spec, seed);
+#else
+      throw std::runtime_error("backend 'cuda': this fastbp was built without the CUDA backend");
+#endif
+    } else {
+      throw py::value_error("backend must be 'cpu' or 'cuda', got '" + backend + "'");
+    }
   } catch (const std::invalid_argument& e) {
     throw py::value_error(e.what());
   }
+  return handle;
 }
 
+// The update of an optimizer call, its state arrays kept alive by the handle.
 template <typename T>
-kernels::Update<T> sgd_update(Network<T>& net, py::array& velocity, double lr, double momentum,
+kernels::Update<T> sgd_update(Handle<T>& h, py::array& velocity, double lr, double momentum,
                               double dampening, bool nesterov, double weight_decay,
                               bool first_step) {
   kernels::Update<T> update;
   update.sgd = {lr, momentum, dampening, weight_decay, nesterov};
   kernels::check_config(update.sgd);
-  update.state1 = out_ptr<T>(velocity, "velocity", {net.n_params()});
+  update.state1 = out_ptr<T>(velocity, "velocity", {h.net->n_params()});
   update.steps = first_step ? 0 : 1;
+  h.state1 = velocity;
   return update;
 }
 
 template <typename T>
-kernels::Update<T> adam_update(Network<T>& net, py::array& exp_avg, py::array& exp_avg_sq,
+kernels::Update<T> adam_update(Handle<T>& h, py::array& exp_avg, py::array& exp_avg_sq,
                                double lr, double beta1, double beta2, double eps,
                                double weight_decay, bool decoupled, int64_t steps) {
   if (steps < 0) throw py::value_error("steps must be >= 0, got " + std::to_string(steps));
@@ -52,122 +78,148 @@ kernels::Update<T> adam_update(Network<T>& net, py::array& exp_avg, py::array& e
   update.kind = kernels::Optimizer::Adam;
   update.adam = {lr, beta1, beta2, eps, weight_decay, decoupled};
   kernels::check_config(update.adam);
-  update.state1 = out_ptr<T>(exp_avg, "exp_avg", {net.n_params()});
-  update.state2 = out_ptr<T>(exp_avg_sq, "exp_avg_sq", {net.n_params()});
+  update.state1 = out_ptr<T>(exp_avg, "exp_avg", {h.net->n_params()});
+  update.state2 = out_ptr<T>(exp_avg_sq, "exp_avg_sq", {h.net->n_params()});
   update.steps = steps;
+  h.state1 = exp_avg;
+  h.state2 = exp_avg_sq;
   return update;
 }
 
 template <typename T>
-double train_step(Network<T>& net, const py::array& x, const py::array& t,
+double train_step(Handle<T>& h, const py::array& x, const py::array& t,
                   kernels::Update<T>& update) {
-  const Batch<T> b(net, x, t);
+  const Batch<T> b(*h.net, x, t);
   py::gil_scoped_release nogil;
-  return net.train_step(b.x, b.t, b.rows, update);
+  return h.net->train_step(b.x, b.t, b.rows, update);
 }
 
 template <typename T>
-double train_epoch(Network<T>& net, const py::array& x, const py::array& t,
-                   const py::array& order, int64_t batch_size, kernels::Update<T>& update,
-                   double loss_sum, const std::optional<py::array>& sample_weight,
-                   int64_t interrupt_mark) {
-  const Batch<T> b(net, x, t);
+double train_epoch(Handle<T>& h, const py::array& x, const py::array& t, const py::array& order,
+                   int64_t batch_size, kernels::Update<T>& update, double loss_sum,
+                   const std::optional<py::array>& sample_weight, int64_t interrupt_mark) {
+  const Batch<T> b(*h.net, x, t);
   std::vector<int64_t> order_copy;
   const int64_t* po = checked_order(order, b.rows, batch_size, order_copy);
   kernels::Target<T> target = b.t;
   target.weights = row_weights<T>(sample_weight, b.rows);
   py::gil_scoped_release nogil;
-  return net.train_epoch(b.x, target, b.rows, po, batch_size, update, loss_sum, interrupt_mark);
+  return h.net->train_epoch(b.x, target, b.rows, po, batch_size, update, loss_sum,
+                            interrupt_mark);
+}
+
+// [(name, offset, shape)] of a layer's slices.
+py::list slices(const std::vector<nn::Slice>& s) {
+  py::list out;
+  for (const nn::Slice& x : s) out.append(py::make_tuple(x.name, x.offset, py::tuple(py::cast(x.shape))));
+  return out;
 }
 
 template <typename T>
 void bind_network_class(py::module_& m, const char* name) {
-  using Net = Network<T>;
-  // Flat view of a buffer the network owns; the view keeps the network alive.
-  auto view = [](py::object self, T* data, int64_t n) {
-    return py::array_t<T>({n}, {static_cast<py::ssize_t>(sizeof(T))}, data, self);
+  using H = Handle<T>;
+  // Flat view of a host buffer, brought up to date first; the view keeps the network alive.
+  auto view = [](py::object self, T* (Trainer<T>::*buffer)(), int64_t n) {
+    Trainer<T>& net = *self.cast<H&>().net;
+    net.sync_host();
+    return py::array_t<T>({n}, {static_cast<py::ssize_t>(sizeof(T))}, (net.*buffer)(), self);
   };
-  py::class_<Net>(m, name)
-      .def(py::init(&make_network<T>), py::arg("layers"), py::arg("loss"), py::arg("reduction"))
-      .def_property_readonly("n_params", &Net::n_params)
-      .def_property_readonly("in_features", &Net::in_features)
-      .def_property_readonly("out_features", &Net::out_features)
-      .def_property_readonly("updates", &Net::updates,
+  py::class_<H>(m, name)
+      .def(py::init(&make_handle<T>), py::arg("layers"), py::arg("loss"), py::arg("reduction"),
+           py::arg("loss_param") = 0.0, py::arg("seed") = 0, py::arg("backend") = "cpu")
+      .def_property_readonly("n_params", [](const H& h) { return h.net->n_params(); })
+      .def_property_readonly("n_state", [](const H& h) { return h.net->n_state(); })
+      .def_property_readonly("in_features", [](const H& h) { return h.net->in_features(); })
+      .def_property_readonly("out_features", [](const H& h) { return h.net->out_features(); })
+      .def_property_readonly("updates", [](const H& h) { return h.net->updates(); },
                              "Optimizer updates applied since construction, by any call.")
-      .def_property_readonly("slots", [](const Net& net) {
-        std::vector<std::tuple<int64_t, int64_t, int64_t, int64_t>> out;
-        for (const auto& s : net.slots()) out.emplace_back(s.w_offset, s.b_offset, s.in, s.out);
+      .def_property("passes", [](const H& h) { return h.net->passes(); },
+                    [](H& h, uint64_t p) { h.net->set_passes(p); },
+                    "Training forward passes so far; the next draws its dropout masks from "
+                    "(seed, layer, passes).")
+      .def_property_readonly("layout", [](const H& h) {
+        py::list out;
+        for (const nn::LayerLayout& l : h.net->plan().layout)
+          out.append(py::make_tuple(slices(l.params), slices(l.state)));
         return out;
-      })
+      }, "Per layer, ([(name, offset, shape)] of its parameters, the same of its state).")
       .def_property_readonly("params", [view](py::object self) {
-        Net& net = self.cast<Net&>();
-        return view(self, net.params(), net.n_params());
+        return view(self, &Trainer<T>::params, self.cast<H&>().net->n_params());
       })
       .def_property_readonly("grads", [view](py::object self) {
-        Net& net = self.cast<Net&>();
-        return view(self, net.grads(), net.n_params());
+        return view(self, &Trainer<T>::grads, self.cast<H&>().net->n_params());
       })
-      .def("forward", [](Net& net, const py::array& x) {
-        const T* px = batch_ptr<T>(net, x);
+      .def_property_readonly("state", [view](py::object self) {
+        return view(self, &Trainer<T>::state, self.cast<H&>().net->n_state());
+      })
+      .def("sync_host", [](H& h) { h.net->sync_host(); },
+           "Bring the host copies of params, grads, state and the optimizer state up to "
+           "date (a GPU network); the next call uploads what Python may since have written.")
+      .def("divergence_reason", [](const H& h, double loss, int64_t bad) {
+        return nn::divergence_reason(loss, bad, h.net->plan());
+      }, py::arg("loss"), py::arg("bad"),
+         "The reason a divergence gives for this loss and first bad gradient index (-1: none).")
+      .def("forward", [](H& h, const py::array& x) {
+        const T* px = batch_ptr<T>(*h.net, x);
         const int64_t rows = dim(x, 0);
-        py::array_t<T> out({rows, net.out_features()});
+        py::array_t<T> out({rows, h.net->out_features()});
         T* po = out.mutable_data();
         py::gil_scoped_release nogil;
-        net.forward(px, rows, po);
+        h.net->forward(px, rows, po);
         return out;
       }, py::arg("X"))
-      .def("check", [](Net& net, const py::array& x, const py::array& t) {
-        (void)Batch<T>(net, x, t);  // only its checks
+      .def("check", [](H& h, const py::array& x, const py::array& t) {
+        (void)Batch<T>(*h.net, x, t);  // only its checks
       }, py::arg("X"), py::arg("T"), "Raise the error loss() would raise for this batch, if any.")
-      .def("loss", [](Net& net, const py::array& x, const py::array& t) {
-        const Batch<T> b(net, x, t);
+      .def("loss", [](H& h, const py::array& x, const py::array& t, bool training) {
+        const Batch<T> b(*h.net, x, t);
         py::gil_scoped_release nogil;
-        return net.loss(b.x, b.t, b.rows);
-      }, py::arg("X"), py::arg("T"))
-      .def("backward", [](Net& net, const py::array& x, const py::array& t) {
-        const Batch<T> b(net, x, t);
+        return h.net->loss(b.x, b.t, b.rows, training);
+      }, py::arg("X"), py::arg("T"), py::arg("training") = false)
+      .def("backward", [](H& h, const py::array& x, const py::array& t) {
+        const Batch<T> b(*h.net, x, t);
         py::gil_scoped_release nogil;
-        return net.backward(b.x, b.t, b.rows);
+        return h.net->backward(b.x, b.t, b.rows);
       }, py::arg("X"), py::arg("T"))
-      .def("step", [](Net& net, py::array& velocity, double lr, double momentum,
+      .def("step", [](H& h, py::array& velocity, double lr, double momentum,
                       double dampening, bool nesterov, double weight_decay, bool first_step) {
-        kernels::Update<T> update = sgd_update<T>(net, velocity, lr, momentum, dampening,
+        kernels::Update<T> update = sgd_update<T>(h, velocity, lr, momentum, dampening,
                                                   nesterov, weight_decay, first_step);
         py::gil_scoped_release nogil;
-        net.step(update);
+        h.net->step(update);
       }, py::arg("velocity"), py::arg("lr"), py::arg("momentum"), py::arg("dampening"),
          py::arg("nesterov"), py::arg("weight_decay"), py::arg("first_step"),
          "One SGD update from the current gradients (fastbp.SGD.step after backward).")
-      .def("step_adam", [](Net& net, py::array& exp_avg, py::array& exp_avg_sq, double lr,
+      .def("step_adam", [](H& h, py::array& exp_avg, py::array& exp_avg_sq, double lr,
                            double beta1, double beta2, double eps, double weight_decay,
                            bool decoupled_weight_decay, int64_t steps) {
-        kernels::Update<T> update = adam_update<T>(net, exp_avg, exp_avg_sq, lr, beta1, beta2,
+        kernels::Update<T> update = adam_update<T>(h, exp_avg, exp_avg_sq, lr, beta1, beta2,
                                                    eps, weight_decay, decoupled_weight_decay,
                                                    steps);
         py::gil_scoped_release nogil;
-        net.step(update);
+        h.net->step(update);
       }, py::arg("exp_avg"), py::arg("exp_avg_sq"), py::arg("lr"), py::arg("beta1"),
          py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"),
          py::arg("decoupled_weight_decay"), py::arg("steps"),
          "One Adam update from the current gradients; steps: the updates taken before it.")
-      .def("train_step", [](Net& net, const py::array& x, const py::array& t, py::array& velocity,
+      .def("train_step", [](H& h, const py::array& x, const py::array& t, py::array& velocity,
                             double lr, double momentum, double dampening, bool nesterov,
                             double weight_decay, bool first_step) {
-        kernels::Update<T> update = sgd_update<T>(net, velocity, lr, momentum, dampening,
+        kernels::Update<T> update = sgd_update<T>(h, velocity, lr, momentum, dampening,
                                                   nesterov, weight_decay, first_step);
-        return train_step(net, x, t, update);
+        return train_step(h, x, t, update);
       }, py::arg("X"), py::arg("T"), py::arg("velocity"), py::arg("lr"), py::arg("momentum"),
          py::arg("dampening"), py::arg("nesterov"), py::arg("weight_decay"),
          py::arg("first_step"))
-      .def("train_epoch", [](Net& net, const py::array& x, const py::array& t,
+      .def("train_epoch", [](H& h, const py::array& x, const py::array& t,
                              const py::array& order, int64_t batch_size, py::array& velocity,
                              double lr, double momentum, double dampening, bool nesterov,
                              double weight_decay, bool first_step, double loss_sum,
                              const std::optional<py::array>& sample_weight,
                              int64_t interrupt_mark) {
-        kernels::Update<T> update = sgd_update<T>(net, velocity, lr, momentum, dampening,
+        kernels::Update<T> update = sgd_update<T>(h, velocity, lr, momentum, dampening,
                                                   nesterov, weight_decay, first_step);
-        return train_epoch(net, x, t, order, batch_size, update, loss_sum, sample_weight,
+        return train_epoch(h, x, t, order, batch_size, update, loss_sum, sample_weight,
                            interrupt_mark);
       }, py::arg("X"), py::arg("T"), py::arg("order"), py::arg("batch_size"),
          py::arg("velocity"), py::arg("lr"), py::arg("momentum"), py::arg("dampening"),
@@ -178,29 +230,29 @@ void bind_network_class(py::module_& m, const char* name) {
          "loss (divide by the rows for the mean). sample_weight: one weight per row of X. "
          "interrupt_mark: sigint_count() before the call, to stop before the next batch "
          "once a SIGINT came (KeyboardInterrupt with `step`, the steps applied); -1: never.")
-      .def("train_step_adam", [](Net& net, const py::array& x, const py::array& t,
+      .def("train_step_adam", [](H& h, const py::array& x, const py::array& t,
                                  py::array& exp_avg, py::array& exp_avg_sq, double lr,
                                  double beta1, double beta2, double eps, double weight_decay,
                                  bool decoupled_weight_decay, int64_t steps) {
-        kernels::Update<T> update = adam_update<T>(net, exp_avg, exp_avg_sq, lr, beta1, beta2,
+        kernels::Update<T> update = adam_update<T>(h, exp_avg, exp_avg_sq, lr, beta1, beta2,
                                                    eps, weight_decay, decoupled_weight_decay,
                                                    steps);
-        return train_step(net, x, t, update);
+        return train_step(h, x, t, update);
       }, py::arg("X"), py::arg("T"), py::arg("exp_avg"), py::arg("exp_avg_sq"), py::arg("lr"),
          py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"),
          py::arg("decoupled_weight_decay"), py::arg("steps"),
          "train_step with an Adam update; steps: the updates taken before this one.")
-      .def("train_epoch_adam", [](Net& net, const py::array& x, const py::array& t,
+      .def("train_epoch_adam", [](H& h, const py::array& x, const py::array& t,
                                   const py::array& order, int64_t batch_size,
                                   py::array& exp_avg, py::array& exp_avg_sq, double lr,
                                   double beta1, double beta2, double eps, double weight_decay,
                                   bool decoupled_weight_decay, int64_t steps, double loss_sum,
                                   const std::optional<py::array>& sample_weight,
                                   int64_t interrupt_mark) {
-        kernels::Update<T> update = adam_update<T>(net, exp_avg, exp_avg_sq, lr, beta1, beta2,
+        kernels::Update<T> update = adam_update<T>(h, exp_avg, exp_avg_sq, lr, beta1, beta2,
                                                    eps, weight_decay, decoupled_weight_decay,
                                                    steps);
-        return train_epoch(net, x, t, order, batch_size, update, loss_sum, sample_weight,
+        return train_epoch(h, x, t, order, batch_size, update, loss_sum, sample_weight,
                            interrupt_mark);
       }, py::arg("X"), py::arg("T"), py::arg("order"), py::arg("batch_size"),
          py::arg("exp_avg"), py::arg("exp_avg_sq"), py::arg("lr"), py::arg("beta1"),
@@ -215,8 +267,7 @@ void bind_network_class(py::module_& m, const char* name) {
 void bind_network(py::module_& m) {
   // A diverged step is a FloatingPointError, as NumPy's np.seterr(all="raise") gives;
   // `step` (completed steps of the call) and `reason` let fastbp.Network say which epoch
-  // and step it was and count the steps that were applied. The translator is global to
-  // the module, so it serves the CUDA networks (bind_cuda_network) as well.
+  // and step it was and count the steps that were applied.
   py::register_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);
@@ -239,6 +290,19 @@ void bind_network(py::module_& m) {
         "interrupt_mark, or (False) put the replaced handler back; nests; main thread only.");
   m.def("hold_sigint", &nn::hold_sigint, py::arg("on"),
         "While held, a watched SIGINT is counted but not passed on to Python's handler.");
+
+  py::class_<nn::LayerSpec>(m, "LayerSpec", "One layer as the network's plan takes it.")
+      .def(py::init([](nn::LayerKind kind, int64_t in, int64_t out, kernels::Act act,
+                       double act_a, double act_b, double p, double eps, double momentum) {
+             return nn::LayerSpec{kind, in, out, act, act_a, act_b, p, eps, momentum};
+           }), py::arg("kind"), py::arg("inputs"), py::arg("outputs"),
+           py::arg("act") = kernels::Act::Identity, py::arg("act_a") = 0.0,
+           py::arg("act_b") = 0.0, py::arg("p") = 0.0, py::arg("eps") = 0.0,
+           py::arg("momentum") = 0.0)
+      .def_readonly("kind", &nn::LayerSpec::kind)
+      .def_readonly("inputs", &nn::LayerSpec::in)
+      .def_readonly("outputs", &nn::LayerSpec::out)
+      .def_readonly("act", &nn::LayerSpec::act);
   bind_network_class<float>(m, "Network32");
   bind_network_class<double>(m, "Network64");
 }

@@ -13,6 +13,15 @@ inline constexpr std::pair<Act, const char*> kActNames[] = {
     {Act::Identity, "Identity"}, {Act::Sigmoid, "Sigmoid"}, {Act::ReLU, "ReLU"},
     {Act::Tanh, "Tanh"}};
 
+// An activation's settings: LeakyReLU a = negative_slope; ELU a = alpha; Softplus a =
+// beta, b = threshold; unused by the others.
+struct ActParams {
+  double a = 0.0, b = 0.0;
+};
+
+// Whether f'(x) needs the pre-activation x, or is written through y = f(x).
+constexpr bool act_uses_input(Act) { return false; }
+
 // y = f(x), elementwise; y may alias x.
 template <typename T>
 void act_forward(Act act, const T* x, T* y, int64_t n);

@@ -1,130 +1,244 @@
 #pragma once
-#include <cstdint>
+// The one network loop: forward, loss, backward, check, update, over a backend B that
+// supplies kernels and memory (nn/cpu_backend.hpp on the CPU, cuda/backend.cuh on the
+// GPU). Each backend's network is this template; nothing here knows which it runs on.
+//
+// B provides: Scalar; Buffer<U> (reserve, data); Mirror (a buffer Python views on the
+// host: host(), device(), device_discard(), device_wrote(), to_host()); the kernels the
+// units call; input/target/gather/output to move batches; and the step report:
+// begin_report, loss_slot, check, update, end_report (see CpuBackend for the contract).
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <memory>
 #include <mutex>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
-#include "kernels/act.hpp"
-#include "kernels/loss.hpp"
-#include "kernels/optim.hpp"
+#include "nn/interrupt.hpp"
+#include "nn/trainer.hpp"
+#include "nn/units.hpp"
 
 namespace fastbp::nn {
 
-// One layer as the user wrote it: a Dense(in, out) or an activation.
-struct LayerSpec {
-  bool dense = false;
-  int64_t in = 0, out = 0;
-  kernels::Act act = kernels::Act::Identity;
-};
-
-// Where a Dense layer's W (in x out, row-major) and b (out) sit in the flat buffers.
-struct ParamSlot {
-  int64_t w_offset, b_offset, in, out;
-};
-
-// The unit the network runs: a Dense with the activation that follows it fused in
-// (Identity when none follows), or an activation that follows no Dense.
-struct Step {
-  bool dense;
-  int64_t in, out;
-  kernels::Act act;
-  int64_t w_offset, b_offset;
-};
-
-// Thrown by train_step / train_epoch / step (CPU and CUDA networks) when a step's loss
-// or gradient is NaN or inf. The check runs before that step's update, which is
-// skipped: parameters and optimizer state are those from before the step (earlier
-// steps of an epoch stay applied). `step` counts the steps of the call that completed
-// before it, so the caller can count them too.
-struct Divergence : std::runtime_error {
-  Divergence(int64_t step, const std::string& reason)
-      : std::runtime_error(reason + " at step " + std::to_string(step + 1) + " of this call"),
-        step(step), reason(reason) {}
-  int64_t step;
-  std::string reason;
-};
-
-// The reason a Divergence gives for a step whose loss is `loss` and whose first NaN or
-// inf gradient is at flat index `bad` (-1: none) in a buffer laid out as `slots`: the
-// loss when it is not finite, else the Dense layer and the dW or db holding `bad`.
-// Shared by the CPU and CUDA networks, so both name the same culprit the same way.
-std::string divergence_reason(double loss, int64_t bad, const std::vector<ParamSlot>& slots);
-
-// The steps and flat parameter layout of a network, shared by the CPU and CUDA networks.
-struct Plan {
-  std::vector<Step> steps;
-  std::vector<ParamSlot> slots;
-  int64_t n_params = 0, max_width = 0;
-};
-
-// Fuses each activation into the Dense before it; std::invalid_argument when the
-// sizes do not chain or the network has no Dense layer.
-Plan make_plan(const std::vector<LayerSpec>& layers);
-
-// An MLP as data: steps, flat parameter and gradient buffers, and workspaces kept
-// between calls so a steady-state step allocates nothing. Calls on one network are
-// serialised by a mutex; different networks run concurrently.
-template <typename T>
-class Network {
+template <class B>
+class Network final : public Trainer<typename B::Scalar> {
  public:
-  Network(const std::vector<LayerSpec>& layers, kernels::Loss loss, kernels::Reduction red);
+  using T = typename B::Scalar;
+  using Target = kernels::Target<T>;
+  using Update = kernels::Update<T>;
 
-  int64_t n_params() const { return static_cast<int64_t>(params_.size()); }
-  int64_t in_features() const { return steps_.front().in; }
-  int64_t out_features() const { return steps_.back().out; }
-  kernels::Loss loss_kind() const { return loss_; }
-  const std::vector<ParamSlot>& slots() const { return slots_; }
-  // Optimizer updates applied since construction, by any call: Python counts an
-  // optimizer's steps after each call returns, and recounts from this when a
-  // KeyboardInterrupt came between the two.
-  int64_t updates() const { return updates_; }
-  T* params() { return params_.data(); }
-  T* grads() { return grads_.data(); }
+  Network(Plan plan, const LossSpec& loss, uint64_t seed, B be)
+      : be_(std::move(be)), plan_(std::move(plan)), loss_(loss), seed_(seed),
+        params_(be_, plan_.n_params), grads_(be_, plan_.n_params), state_(be_, plan_.n_state) {
+    units_ = make_units<B>(plan_);
+    acts_ = std::make_unique<Buf[]>(units_.size());
+  }
 
-  // Each runs the whole batch x (m x in_features) in one call.
-  void forward(const T* x, int64_t m, T* out);
-  double loss(const T* x, kernels::Target<T> t, int64_t m);
-  // Fills the gradients and returns the loss, whether finite or not: only an update
-  // refuses non-finite values.
-  double backward(const T* x, kernels::Target<T> t, int64_t m);
-  // One optimizer update from the current gradients (backward, then step), which
-  // advances update.steps; Divergence, changing nothing, when the loss of the last
-  // backward pass or a gradient is not finite.
-  void step(kernels::Update<T>& update);
-  // Backward pass then one optimizer update, which advances update.steps.
-  double train_step(const T* x, kernels::Target<T> t, int64_t m, kernels::Update<T>& update);
-  // One pass over the rows of x in `order`, batch by batch; returns loss_sum plus each
-  // batch's rows times its loss, added in batch order. An epoch run as several calls,
-  // each given the previous call's sum, so adds up bitwise as in one call. Before each
-  // batch, Interrupted when a SIGINT came since sigint_count() was `interrupt_mark`
-  // (-1: never; see nn/interrupt.hpp).
-  double train_epoch(const T* x, kernels::Target<T> t, int64_t rows, const int64_t* order,
-                     int64_t batch, kernels::Update<T>& update, double loss_sum,
-                     int64_t interrupt_mark);
+  const Plan& plan() const override { return plan_; }
+  const LossSpec& loss_spec() const override { return loss_; }
+  int64_t updates() const override { return updates_; }
+  uint64_t passes() const override { return passes_; }
+  void set_passes(uint64_t passes) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    passes_ = passes;
+  }
+  T* params() override { return params_.host(); }
+  T* grads() override { return grads_.host(); }
+  T* state() override { return state_.host(); }
+  void sync_host() override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    params_.to_host();
+    grads_.to_host();
+    state_.to_host();
+    be_.states_to_host();
+  }
+
+  void forward(const T* x, int64_t m, T* out) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    prepare(m);
+    const T* y = run_forward(be_.input(x, m * this->in_features(), 0), m, false);
+    be_.output(y, m * this->out_features(), out);
+  }
+
+  double loss(const T* x, Target t, int64_t m, bool training) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    prepare(m);
+    be_.begin_report(1);
+    const T* y = run_forward(be_.input(x, m * this->in_features(), 0), m, training);
+    be_.loss(loss_, y, be_.target(t, m, this->out_features(), 0), m, this->out_features(),
+             nullptr, be_.loss_slot(0));
+    double value = 0.0;
+    be_.end_report(1, nullptr, &value);
+    return value;
+  }
+
+  double backward(const T* x, Target t, int64_t m) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    prepare(m);
+    be_.begin_report(1);
+    run_backward(be_.input(x, m * this->in_features(), 0),
+                 be_.target(t, m, this->out_features(), 0), m, be_.loss_slot(0));
+    be_.end_report(1, nullptr, &last_loss_);
+    return last_loss_;
+  }
+
+  void step(Update& update) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    // The loss came with the backward pass and is checked here; the gradients, which
+    // Python may since have written, where they are.
+    if (!std::isfinite(last_loss_))
+      throw Divergence(0, divergence_reason(last_loss_, -1, plan_));
+    prepare(0);
+    be_.begin_report(1);
+    T* grads = grads_.device();
+    if (!be_.check(nullptr, grads, this->n_params(), 0)) apply(update, grads);
+    double loss = last_loss_;
+    conclude(update, 1, &loss, &last_loss_);
+  }
+
+  double train_step(const T* x, Target t, int64_t m, Update& update) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    prepare(m);
+    be_.begin_report(1);
+    run_backward(be_.input(x, m * this->in_features(), 0),
+                 be_.target(t, m, this->out_features(), 0), m, be_.loss_slot(0));
+    if (!be_.check(be_.loss_slot(0), grads_.device(), this->n_params(), 0))
+      apply(update, grads_.device());
+    double value = 0.0;
+    conclude(update, 1, &value);
+    last_loss_ = value;
+    return value;
+  }
+
+  double train_epoch(const T* x, Target t, int64_t rows, const int64_t* order, int64_t batch,
+                     Update& update, double loss_sum, int64_t interrupt_mark) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    const int64_t cap = std::min(batch, rows), batches = (rows - 1) / batch + 1;
+    prepare(cap);
+    be_.begin_report(batches);
+    be_.reserve_batches(cap, this->in_features(), this->out_features(), t);
+    int64_t enqueued = 0;
+    for (; enqueued < batches && !interrupted_since(interrupt_mark); ++enqueued) {
+      const int64_t start = enqueued * batch, m = std::min(batch, rows - start);
+      const int slot = static_cast<int>(enqueued % 2);
+      const auto b = be_.gather(x, t, order + start, m, this->in_features(),
+                                this->out_features(), slot);
+      run_backward(b.x, b.t, m, be_.loss_slot(enqueued));
+      const bool diverged = be_.check(be_.loss_slot(enqueued), grads_.device(),
+                                      this->n_params(), enqueued);
+      be_.batch_enqueued(slot);
+      if (diverged) {  // known at once on this backend: no later batch runs
+        ++enqueued;
+        break;
+      }
+      apply(update, grads_.device());
+    }
+    // Interrupted before its first batch, the call changed nothing.
+    if (enqueued == 0) throw Interrupted(0);
+    std::vector<double> losses(enqueued);
+    conclude(update, enqueued, losses.data());
+    last_loss_ = losses[enqueued - 1];
+    if (enqueued < batches) throw Interrupted(enqueued);
+    for (int64_t k = 0; k < batches; ++k)
+      loss_sum += double(std::min(batch, rows - k * batch)) * losses[k];
+    return loss_sum;
+  }
 
  private:
-  const T* run_forward(const T* x, int64_t m);
-  double run_backward(const T* x, kernels::Target<T> t, int64_t m);
-  // Divergence, naming `step` of this call, when last_loss_ or a gradient is not finite.
-  void check_finite(int64_t step) const;
-  // run_backward, then the optimizer update unless the loss or a gradient is not finite.
-  double run_step(const T* x, kernels::Target<T> t, int64_t m, kernels::Update<T>& update,
-                  int64_t step);
-  void reserve(int64_t m);
+  using Buf = typename B::template Buffer<T>;
 
-  std::vector<Step> steps_;
-  std::vector<ParamSlot> slots_;
-  kernels::Loss loss_;
-  kernels::Reduction red_;
-  std::vector<T> params_, grads_;
-  int64_t max_width_ = 0, reserved_rows_ = 0;
-  double last_loss_ = 0.0;            // of the pass that filled grads_
-  int64_t updates_ = 0;
-  std::vector<std::vector<T>> acts_;  // post-activation output of each step
-  std::vector<T> grad_a_, grad_b_;    // ping-pong buffers for dL/d(activations)
-  std::vector<T> batch_x_, batch_t_, batch_w_;  // gathered rows for train_epoch
-  std::vector<int64_t> batch_labels_;
+  // Every call starts here: workspaces for m rows, and what Python may have written
+  // (parameters, state) made current where the kernels run.
+  void prepare(int64_t m) {
+    be_.activate();
+    if (m > reserved_rows_) {
+      if (m > std::numeric_limits<int64_t>::max() / plan_.max_width)
+        throw std::length_error("a batch of " + std::to_string(m) +
+                                " rows overflows the workspace size");
+      be_.idle();  // old workspaces may still be in use by queued work
+      for (size_t u = 0; u < units_.size(); ++u) {
+        const LayerSpec& last = plan_.layers[plan_.units[u].first + plan_.units[u].count - 1];
+        acts_[u].reserve(m * last.out);
+        units_[u]->reserve(m);
+      }
+      grad_a_.reserve(m * plan_.max_width);
+      grad_b_.reserve(m * plan_.max_width);
+      be_.reserve_rows(m);
+      reserved_rows_ = m;
+    }
+    params_.device();
+    state_.device();
+  }
+
+  Context<B> context(bool training) {
+    return {be_, params_.device(), grads_.device_discard(), state_.device(), training, seed_,
+            passes_};
+  }
+
+  const T* run_forward(const T* x, int64_t m, bool training) {
+    const Context<B> c = training ? context(true)
+                                  : Context<B>{be_, params_.device(), nullptr, state_.device(),
+                                               false, seed_, passes_};
+    const T* in = x;
+    for (size_t u = 0; u < units_.size(); ++u) {
+      units_[u]->forward(c, in, acts_[u].data(), m);
+      in = acts_[u].data();
+    }
+    if (training) {
+      ++passes_;
+      if (plan_.n_state) state_.device_wrote();
+    }
+    return in;
+  }
+
+  // Forward in training mode, the loss into *value, and the gradients.
+  void run_backward(const T* x, Target t, int64_t m, double* value) {
+    const T* y = run_forward(x, m, true);
+    const Context<B> c = context(true);
+    T* g = grad_a_.data();
+    T* other = grad_b_.data();
+    be_.loss(loss_, y, t, m, this->out_features(), g, value);
+    for (size_t u = units_.size(); u-- > 0;) {
+      const T* in = u == 0 ? x : acts_[u - 1].data();
+      T* dx = units_[u]->backward(c, in, acts_[u].data(), g, u == 0 ? nullptr : other, m);
+      if (dx == other) std::swap(g, other);
+    }
+    grads_.device_wrote();
+  }
+
+  void apply(Update& update, T* grads) {
+    be_.update(update, params_.device(), grads, this->n_params());
+  }
+
+  // With the report of a call that ran `steps` steps: counts the updates applied and
+  // records that the device changed the parameters, then throws Divergence if a step
+  // diverged. losses receives the steps' losses, or for an update without a backward
+  // pass (step), the `known` loss.
+  void conclude(Update&, int64_t steps, double* losses, const double* known = nullptr) {
+    int64_t status[2];
+    be_.end_report(steps, status, losses);
+    if (known) losses[0] = *known;
+    const int64_t applied = status[0] < 0 ? steps : status[0];
+    if (applied > 0) {
+      params_.device_wrote();
+      be_.states_wrote();
+    }
+    updates_ += applied;
+    if (status[0] < 0) return;
+    throw Divergence(status[0], divergence_reason(losses[status[0]], status[1], plan_));
+  }
+
+  B be_;
+  Plan plan_;
+  LossSpec loss_;
+  uint64_t seed_, passes_ = 0;
+  typename B::Mirror params_, grads_, state_;
+  std::vector<std::unique_ptr<Layer<B>>> units_;
+  std::unique_ptr<Buf[]> acts_;  // each unit's output
+  Buf grad_a_, grad_b_;          // ping-pong buffers for dL/d(activations)
+  int64_t reserved_rows_ = 0, updates_ = 0;
+  double last_loss_ = 0.0;  // of the pass that filled the gradients
   std::mutex mutex_;
 };
 

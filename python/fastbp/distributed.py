@@ -143,14 +143,10 @@ def _divergence(step: int, reason: str) -> FloatingPointError:
 
 
 def _gradient_reason(net, loss: float) -> str:
-    """Which Dense layer's gradient is not finite, worded as the core words it but with
-    the loss of the global batch, so that every rank reports the same."""
-    slots = net._core.slots
+    """Which gradient is not finite, worded as the core words it but with the loss of
+    the global batch, so that every rank reports the same."""
     bad = int(np.flatnonzero(~np.isfinite(net._core.grads))[0])
-    layer = next(i for i, (_, b_off, _, n_out) in enumerate(slots) if bad < b_off + n_out)
-    part = "dW" if bad < slots[layer][1] else "db"
-    return (f"a gradient is NaN or inf ({part} of Dense layer {layer + 1} of {len(slots)}; "
-            f"loss {loss:g})")
+    return net._core.divergence_reason(loss, bad)
 
 
 class DataParallel:

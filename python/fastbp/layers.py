@@ -20,9 +20,18 @@ ACTIVATIONS: dict[str, type] = {}
 
 
 class Layer:
-    """Base class of every layer; a layer belongs to at most one network."""
+    """Base class of every layer; a layer belongs to at most one network.
+
+    A layer describes itself to the network: the C++ unit it runs as (``kind`` and
+    :meth:`core_spec`), how it changes the width of the rows (:meth:`out_width`), its
+    trainable tensors (:meth:`param_shapes`, laid out in the network's flat buffers in
+    that order, :meth:`initial_param`), its non-trainable state (:meth:`state_init`), and
+    its NumPy maths (:meth:`forward_numpy`, :meth:`backward_numpy`), which the
+    ``backend="numpy"`` network runs.
+    """
 
     _owner = None
+    kind: _core.LayerKind
 
     def __init_subclass__(cls, abstract: bool = False, **kwargs):
         # Only fastbp's own concrete layers: a user's subclass must not replace them.
@@ -33,7 +42,41 @@ class Layer:
     @property
     def n_params(self) -> int:
         """Number of trainable scalars this layer adds to a network (0 for activations)."""
-        return 0
+        return sum(int(np.prod(shape)) for shape in self.param_shapes().values())
+
+    def out_width(self, width: int | None) -> int:
+        """The width of this layer's output rows for input rows of ``width`` (None: the
+        layer is the first); ValueError when it cannot take ``width``."""
+        if width is None:
+            raise ValueError(f"the first layer must be Dense, got {self!r}")
+        return width
+
+    def param_shapes(self) -> dict:
+        """``{name: shape}`` of the trainable tensors, in flat-buffer order."""
+        return {}
+
+    def initial_param(self, name: str, rng: np.random.Generator) -> np.ndarray:
+        """The value parameter ``name`` starts with when none was assigned (float64)."""
+        return np.zeros(self.param_shapes()[name])
+
+    def state_init(self) -> dict:
+        """``{name: initial value}`` of the non-trainable state (float64), e.g. running
+        statistics; the network keeps it apart from the parameters."""
+        return {}
+
+    def core_spec(self, width: int) -> _core.LayerSpec:
+        """The C++ plan's description of this layer, taking rows of ``width``."""
+        return _core.LayerSpec(self.kind, width, self.out_width(width))
+
+    def forward_numpy(self, x, params: dict, state: dict, training: bool, key):
+        """``(y, cache)``: the layer's output for ``x`` in plain NumPy, and what
+        :meth:`backward_numpy` needs. ``params`` and ``state`` map names to the network's
+        arrays; ``key`` is the layer's dropout key for this training pass."""
+        raise NotImplementedError
+
+    def backward_numpy(self, grad, cache, params: dict):
+        """``(dL/dx, {name: dL/dparam})`` from ``grad = dL/dy``, in plain NumPy."""
+        raise NotImplementedError
 
     def config(self) -> dict:
         """What :meth:`fastbp.Network.save` stores to rebuild this layer."""
@@ -47,39 +90,81 @@ class Activation(Layer, abstract=True):
     """An elementwise activation ``A = f(Z)``: ``kind`` is its member of ``_core.Act``,
     and ``name``, derived from it (``"relu"``), keys the ops and the NumPy reference."""
 
-    kind: _core.Act
+    act: _core.Act
+    kind = _core.LayerKind.Activation
     name = ""
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        if hasattr(cls, "kind"):
-            cls.name = _names.snake_case(cls.kind.name)
+        if hasattr(cls, "act"):
+            cls.name = _names.snake_case(cls.act.name)
             if cls.__module__ == __name__:
                 ACTIVATIONS[cls.name] = cls
+
+    @property
+    def act_args(self) -> tuple:
+        """The activation's settings as the C++ kernels take them."""
+        return (0.0, 0.0)
+
+    def core_spec(self, width: int) -> _core.LayerSpec:
+        a, b = self.act_args
+        return _core.LayerSpec(self.kind, width, width, self.act, a, b)
+
+    def forward_numpy(self, x, params, state, training, key):
+        y = self._numpy_forward(x)
+        return y, (x, y)
+
+    def backward_numpy(self, grad, cache, params):
+        x, y = cache
+        return self._numpy_backward(x, y, grad), {}
 
 
 class Sigmoid(Activation):
     """Logistic sigmoid ``1 / (1 + exp(-z))``, computed without overflow."""
 
-    kind = _core.Act.Sigmoid
+    act = _core.Act.Sigmoid
+
+    def _numpy_forward(self, x):
+        return np.where(x >= 0, 1 / (1 + np.exp(-np.abs(x))), np.exp(-np.abs(x)) / (1 + np.exp(-np.abs(x)))).astype(x.dtype, copy=False)
+
+    def _numpy_backward(self, x, y, grad):
+        return grad * y * (1 - y)
 
 
 class ReLU(Activation):
     """``max(z, 0)``."""
 
-    kind = _core.Act.ReLU
+    act = _core.Act.ReLU
+
+    def _numpy_forward(self, x):
+        return np.maximum(x, 0)
+
+    def _numpy_backward(self, x, y, grad):
+        return grad * (y > 0)
 
 
 class Tanh(Activation):
     """Hyperbolic tangent."""
 
-    kind = _core.Act.Tanh
+    act = _core.Act.Tanh
+
+    def _numpy_forward(self, x):
+        return np.tanh(x)
+
+    def _numpy_backward(self, x, y, grad):
+        return grad * (1 - y * y)
 
 
 class Identity(Activation):
     """``f(z) = z``: a linear output."""
 
-    kind = _core.Act.Identity
+    act = _core.Act.Identity
+
+    def _numpy_forward(self, x):
+        return x.copy()
+
+    def _numpy_backward(self, x, y, grad):
+        return grad.copy()
 
 
 class _Param:
@@ -101,7 +186,7 @@ class _Param:
         if layer._owner is not None:
             layer._owner._host_parameters()
         current = getattr(layer, self.slot)
-        shape = (layer.in_features, layer.out_features) if self.slot == "_W" else (layer.out_features,)
+        shape = layer.param_shapes()[self.slot[1:]]
         dtype = current.dtype if current is not None else np.float64
         arr = _validate.finite(self.slot[1:], _validate.float_array(self.slot[1:], value, dtype))
         if arr.shape != shape:
@@ -134,6 +219,7 @@ class Dense(Layer):
 
     W = _Param()
     b = _Param()
+    kind = _core.LayerKind.Dense
 
     def __init__(self, in_features: int, out_features: int, init: str = "xavier"):
         self.in_features = _validate.positive_int("in_features", in_features)
@@ -154,13 +240,19 @@ class Dense(Layer):
             self._owner._host_parameters()
         return self._db
 
-    @property
-    def n_params(self) -> int:
-        """``in_features * out_features`` weights and ``out_features`` biases."""
-        return self.in_features * self.out_features + self.out_features
+    def out_width(self, width: int | None) -> int:
+        if width is not None and width != self.in_features:
+            raise ValueError(f"{self!r} expects {self.in_features} inputs but the layer "
+                             f"before it gives {width}")
+        return self.out_features
 
-    def initial_weights(self, rng: np.random.Generator) -> np.ndarray:
-        """Weights drawn for ``init`` (float64; the network casts them)."""
+    def param_shapes(self) -> dict:
+        return {"W": (self.in_features, self.out_features), "b": (self.out_features,)}
+
+    def initial_param(self, name: str, rng: np.random.Generator) -> np.ndarray:
+        """Weights drawn for ``init``, biases 0 (float64; the network casts them)."""
+        if name == "b":
+            return np.zeros(self.out_features)
         shape = (self.in_features, self.out_features)
         if self.init == "xavier":
             bound = np.sqrt(6.0 / (self.in_features + self.out_features))
@@ -168,6 +260,15 @@ class Dense(Layer):
         if self.init == "he":
             return rng.normal(0.0, np.sqrt(2.0 / self.in_features), size=shape)
         return np.zeros(shape)
+
+    def core_spec(self, width: int) -> _core.LayerSpec:
+        return _core.LayerSpec(self.kind, self.in_features, self.out_features)
+
+    def forward_numpy(self, x, params, state, training, key):
+        return x @ params["W"] + params["b"], x
+
+    def backward_numpy(self, grad, x, params):
+        return grad @ params["W"].T, {"W": x.T @ grad, "b": grad.sum(axis=0)}
 
     def config(self) -> dict:
         return {"type": "Dense", "in_features": self.in_features,

@@ -30,9 +30,6 @@ __all__ = ["Network", "History", "from_torch"]
 BACKENDS = ("cpu", "cuda", "numpy")
 _NO_OPTIMIZER = object()  # what no argument can be
 _CORE_NETWORKS = {np.float32: _core.Network32, np.float64: _core.Network64}
-# Present only when fastbp was built with the CUDA backend.
-_CUDA_NETWORKS = ({np.float32: _core.CudaNetwork32, np.float64: _core.CudaNetwork64}
-                  if hasattr(_core, "CudaNetwork32") else None)
 
 
 def _warn_on_squashed_logits(layers: list, loss: Loss) -> None:
@@ -47,21 +44,20 @@ def _warn_on_squashed_logits(layers: list, loss: Loss) -> None:
                       UserWarning, stacklevel=3)
 
 
-def _cuda_network(dtype):
-    """The CUDA core class for ``dtype``, or a RuntimeError saying why there is none."""
-    if _CUDA_NETWORKS is None:
+def _check_cuda() -> None:
+    """RuntimeError saying why backend="cuda" cannot run here, if it cannot."""
+    info = _core.build_info()
+    if not info["cuda_compiled"]:
         raise RuntimeError("backend='cuda' is not available: this fastbp was built without "
                            "the CUDA backend (reinstall with the CUDA toolkit present, e.g. "
                            "pip install . -Ccmake.define.FASTBP_CUDA=ON)")
-    info = _core.build_info()
     if not info["cuda_available"]:
         raise RuntimeError("backend='cuda' is not available: the CUDA backend is compiled "
                            f"but {info['cuda_status']}")
-    return _CUDA_NETWORKS[dtype.type]
 
 
 def _describe(layers) -> list:
-    """``(dense, in, out, activation)`` per layer, checking that the sizes chain."""
+    """The C++ plan's spec of each layer, checking that the widths chain."""
     if not isinstance(layers, (list, tuple)) or not layers:
         raise TypeError(f"layers must be a non-empty list of fastbp layers, got {layers!r}")
     specs, width = [], None
@@ -70,18 +66,12 @@ def _describe(layers) -> list:
             raise TypeError(f"layers[{i}] must be a fastbp Layer, got {type(layer).__name__}")
         if layer._owner is not None:
             raise ValueError(f"layers[{i}] ({layer!r}) already belongs to a network")
-        if isinstance(layer, Dense):
-            if width is not None and layer.in_features != width:
-                raise ValueError(f"layers[{i}] expects {layer.in_features} inputs but the "
-                                 f"layer before it gives {width}")
-            width = layer.out_features
-            specs.append((True, layer.in_features, layer.out_features, Identity.name))
-        elif isinstance(layer, Activation):
-            if width is None:
-                raise ValueError("the first layer must be Dense, got " + repr(layer))
-            specs.append((False, width, width, layer.name))
-        else:
-            raise TypeError(f"layers[{i}] is an unsupported layer type {type(layer).__name__}")
+        try:
+            out = layer.out_width(width)
+        except ValueError as e:
+            raise ValueError(f"layers[{i}]: {e}") from None
+        specs.append(layer.core_spec(out if width is None else width))
+        width = out
     if len({id(layer) for layer in layers}) != len(layers):
         raise ValueError("a layer object appears twice in layers")
     return specs
@@ -145,15 +135,18 @@ class Network:
         self._training = threading.RLock()
 
     def _make_core(self, specs):
+        # Only a network with dropout draws its mask seed, so adding that draw left every
+        # other network's initial weights and shuffles as they were.
+        seed = int(self._rng.integers(2**63)) if any(
+            s.kind == _core.LayerKind.Dropout for s in specs) else 0
         if self.backend == "numpy":
-            return reference.ReferenceNetwork(specs, self.loss_fn.name, self.loss_fn.reduction,
-                                              self.dtype)
-        core_specs = [(d, i, o, _names.ACTIVATIONS[a]) for d, i, o, a in specs]
-        loss = self.loss_fn.kind
-        reduction = _names.REDUCTIONS[self.loss_fn.reduction]
+            return reference.ReferenceNetwork(self.layers, specs, self.loss_fn,
+                                              self.dtype, seed)
         if self.backend == "cuda":
-            return _cuda_network(self.dtype)(core_specs, loss, reduction)
-        return _CORE_NETWORKS[self.dtype.type](core_specs, loss, reduction)
+            _check_cuda()
+        return _CORE_NETWORKS[self.dtype.type](
+            specs, self.loss_fn.kind, _names.REDUCTIONS[self.loss_fn.reduction],
+            getattr(self.loss_fn, "core_param", 0.0), seed, self.backend)
 
     def _host_parameters(self) -> None:
         """Called before Python reads or writes a layer's W, b, dW or db. The CUDA
@@ -163,18 +156,27 @@ class Network:
             self._core.sync_host()
 
     def _bind_parameters(self) -> None:
-        """Point every Dense layer's W, b, dW, db at the network's flat buffers,
-        initialising the weights the user did not set."""
+        """Point every layer's parameters (``layer.W``, ``layer.dW``, ...) and state
+        (``layer.running_mean``, ...) at views of the network's flat buffers, with the
+        values the user assigned or else the layer's initial ones."""
         params, grads = self._params, self._grads = self._core.params, self._core.grads
-        dense = [layer for layer in self.layers if isinstance(layer, Dense)]
-        for layer, (w_off, b_off, n_in, n_out) in zip(dense, self._core.slots):
-            w0 = layer.initial_weights(self._rng)
-            W, b = params[w_off:b_off].reshape(n_in, n_out), params[b_off:b_off + n_out]
-            W[...] = w0 if layer._W is None else layer._W
-            b[...] = 0 if layer._b is None else layer._b
-            layer._W, layer._b = W, b
-            layer._dW = grads[w_off:b_off].reshape(n_in, n_out)
-            layer._db = grads[b_off:b_off + n_out]
+        self._state = self._core.state
+        for layer, (param_slices, state_slices) in zip(self.layers, self._core.layout):
+            for name, offset, shape in param_slices:
+                size = int(np.prod(shape))
+                view = params[offset:offset + size].reshape(shape)
+                first = layer.initial_param(name, self._rng)  # drawn even when assigned
+                assigned = getattr(layer, "_" + name)
+                view[...] = first if assigned is None else assigned
+                setattr(layer, "_" + name, view)
+                setattr(layer, "_d" + name, grads[offset:offset + size].reshape(shape))
+            initial = layer.state_init()
+            for name, offset, shape in state_slices:
+                size = int(np.prod(shape))
+                view = self._state[offset:offset + size].reshape(shape)
+                assigned = getattr(layer, "_" + name)
+                view[...] = initial[name] if assigned is None else assigned
+                setattr(layer, "_" + name, view)
         for layer in self.layers:
             layer._owner = self
 
@@ -199,16 +201,16 @@ class Network:
 
     @property
     def n_params(self) -> int:
-        """Number of trainable scalars (every W and b)."""
+        """Number of trainable scalars (every layer's parameters)."""
         return int(self._core.n_params)
 
     @property
     def in_features(self) -> int:
-        return self.layers[0].in_features
+        return int(self._core.in_features)
 
     @property
     def out_features(self) -> int:
-        return self._core.slots[-1][3]
+        return int(self._core.out_features)
 
     # ---- input checks -------------------------------------------------------------
 
@@ -502,14 +504,11 @@ class Network:
         print_fn : callable
             Called with each line of the table (default: :func:`print`).
         """
-        rows, width = [], self.in_features
+        rows, width = [], None
         for i, layer in enumerate(self.layers):
-            n = 0
-            if isinstance(layer, Dense):
-                width, n = layer.out_features, layer.in_features * layer.out_features + \
-                    layer.out_features
+            width = layer.out_width(width)
             rows.append((f"{type(layer).__name__.lower()}_{i} ({type(layer).__name__})",
-                         f"(None, {width})", f"{n:,}"))
+                         f"(None, {width})", f"{layer.n_params:,}"))
         head = ("Layer (type)", "Output Shape", "Param #")
         cols = [max(len(r[c]) for r in rows + [head]) + 4 for c in range(3)]
 

@@ -238,47 +238,62 @@ def weighted_loss(name, y, t, weights, reduction):
 
 
 class ReferenceNetwork:
-    """The network maths in NumPy, with the interface of ``fastbp._core.Network32/64``.
+    """The network maths in NumPy, with the interface of ``fastbp._core.Network32/64``:
+    each layer's own :meth:`~fastbp.layers.Layer.forward_numpy` and
+    :meth:`~fastbp.layers.Layer.backward_numpy`, chained as the C++ loop chains its units.
 
-    ``layers`` holds ``(dense, in, out, activation_name)`` tuples; parameters live in
-    one flat array, each Dense layer's ``W`` then ``b``, as in the C++ network.
+    Parameters and state live in flat arrays laid out as the C++ network lays them out:
+    each layer's tensors in order, every ``param_shapes()`` entry in order.
     """
 
-    def __init__(self, layers, loss, reduction, dtype):
-        self._layers, self.slots, offset = [], [], 0
-        for dense, n_in, n_out, act in layers:
-            if dense:
-                self.slots.append((offset, offset + n_in * n_out, n_in, n_out))
-                offset += n_in * n_out + n_out
-            self._layers.append((dense, len(self.slots) - 1, act))
-        self.params = np.zeros(offset, dtype=dtype)
-        self.grads = np.zeros(offset, dtype=dtype)
-        self.n_params = offset
-        self._loss_name = loss
-        self._loss, self._loss_grad = LOSSES[loss]
-        self._reduction = reduction
+    def __init__(self, layers, specs, loss, dtype, seed=0):
+        self._layers = list(layers)
+        self.layout, n_params, n_state = [], 0, 0
+        for layer in self._layers:
+            params, state = [], []
+            for name, shape in layer.param_shapes().items():
+                params.append((name, n_params, tuple(shape)))
+                n_params += int(np.prod(shape))
+            for name, value in layer.state_init().items():
+                state.append((name, n_state, value.shape))
+                n_state += value.size
+            self.layout.append((params, state))
+        self.params = np.zeros(n_params, dtype=dtype)
+        self.grads = np.zeros(n_params, dtype=dtype)
+        self.state = np.zeros(n_state, dtype=dtype)
+        self.n_params, self.n_state = n_params, n_state
+        self.in_features, self.out_features = specs[0].inputs, specs[-1].outputs
+        self._loss_name = loss.name
+        self._loss, self._loss_grad = LOSSES[loss.name]
+        self._reduction = loss.reduction
+        self._seed = seed
+        self.passes = 0  # training forward passes, as the C++ network counts them
         self._last_loss = 0.0  # of the pass that filled grads, checked before an update
         self.updates = 0  # optimizer updates applied, as the C++ network's tally
 
-    def _weights(self, flat, slot):
-        w_off, b_off, n_in, n_out = self.slots[slot]
-        return flat[w_off:b_off].reshape(n_in, n_out), flat[b_off:b_off + n_out]
+    def sync_host(self):
+        """Nothing to do: the arrays are the network (the GPU network's interface)."""
 
-    def _forward(self, x):
-        """Every layer's output, the input first."""
-        outputs = [x]
-        for dense, slot, act in self._layers:
-            a = outputs[-1]
-            if dense:
-                outputs.append(linear(a, *self._weights(self.params, slot)))
-            else:
-                outputs.append(ACTIVATIONS[act][0](a))
-        return outputs
+    def _views(self, flat, slices):
+        return {name: flat[offset:offset + int(np.prod(shape))].reshape(shape)
+                for name, offset, shape in slices}
+
+    def _forward(self, x, training):
+        """The network's output and every layer's cache, the first layer's first."""
+        caches = []
+        for i, (layer, (params, state)) in enumerate(zip(self._layers, self.layout)):
+            x, cache = layer.forward_numpy(x, self._views(self.params, params),
+                                           self._views(self.state, state), training,
+                                           (self._seed, i, self.passes))
+            caches.append(cache)
+        if training:
+            self.passes += 1
+        return x, caches
 
     def check(self, x, t=None):
         """The checks fastbp._core makes on a batch, with the same errors: TypeError for
         anything but arrays of the exact dtype, ValueError for shapes and values."""
-        n_in, n_out = self.slots[0][2], self.slots[-1][3]
+        n_in, n_out = self.in_features, self.out_features
         for name, arr in (("X", x), ("target", t)):
             if arr is None:
                 continue
@@ -308,11 +323,11 @@ class ReferenceNetwork:
 
     def forward(self, x):
         self.check(x)
-        return self._forward(x)[-1]
+        return self._forward(x, False)[0]
 
-    def loss(self, x, t):
+    def loss(self, x, t, training=False):
         self.check(x, t)
-        return self._loss(self._forward(x)[-1], t, self._reduction)
+        return self._loss(self._forward(x, training)[0], t, self._reduction)
 
     def backward(self, x, t):
         """Fills the gradients and returns the loss, finite or not, as the C++ network:
@@ -323,40 +338,41 @@ class ReferenceNetwork:
     def _backward(self, x, t, weights=None):
         """:meth:`backward` of a checked batch, its rows weighted by ``weights`` if given."""
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            outputs = self._forward(x)
+            y, caches = self._forward(x, True)
             if weights is None:
-                value = self._loss(outputs[-1], t, self._reduction)
-                delta = self._loss_grad(outputs[-1], t, self._reduction)
+                value = self._loss(y, t, self._reduction)
+                delta = self._loss_grad(y, t, self._reduction)
             else:
-                value, delta = weighted_loss(self._loss_name, outputs[-1], t, weights,
-                                             self._reduction)
+                value, delta = weighted_loss(self._loss_name, y, t, weights, self._reduction)
             for i in range(len(self._layers) - 1, -1, -1):
-                dense, slot, act = self._layers[i]
-                if dense:
-                    w, _ = self._weights(self.params, slot)
-                    dw, db = self._weights(self.grads, slot)
-                    dw[...] = outputs[i].T @ delta
-                    db[...] = delta.sum(axis=0)
-                    delta = delta @ w.T
-                else:
-                    delta = ACTIVATIONS[act][1](outputs[i + 1], delta)
+                params = self._views(self.params, self.layout[i][0])
+                delta, grads = self._layers[i].backward_numpy(delta, caches[i], params)
+                for name, view in self._views(self.grads, self.layout[i][0]).items():
+                    view[...] = grads[name]
         self._last_loss = value
         return value
 
-    def _divergence_reason(self):
-        """Why the last backward pass must not update, in nn::divergence_reason's words,
-        or None when its loss and every gradient are finite."""
-        value = self._last_loss
+    def divergence_reason(self, value, bad):
+        """nn::divergence_reason's words for loss ``value`` and the first non-finite
+        gradient at flat index ``bad`` (-1: none)."""
         if not np.isfinite(value):
             return f"the loss is {value:g}"
+        for i, (params, _) in enumerate(self.layout):
+            for name, offset, shape in params:
+                if offset <= bad < offset + int(np.prod(shape)):
+                    kind = self._layers[i].kind
+                    same = [j for j, layer in enumerate(self._layers) if layer.kind == kind]
+                    return (f"a gradient is NaN or inf (d{name} of {kind.name} layer "
+                            f"{same.index(i) + 1} of {len(same)}; loss {value:g})")
+        raise ValueError(f"index {bad} is in no parameter slice")
+
+    def _divergence_reason(self):
+        """Why the last backward pass must not update, or None when its loss and every
+        gradient are finite."""
         bad = np.flatnonzero(~np.isfinite(self.grads))
-        if not bad.size:
+        if np.isfinite(self._last_loss) and not bad.size:
             return None
-        for i, (w_off, b_off, _, n_out) in enumerate(self.slots):
-            if bad[0] < b_off + n_out:
-                part = "dW" if bad[0] < b_off else "db"
-                return (f"a gradient is NaN or inf ({part} of Dense layer {i + 1} of "
-                        f"{len(self.slots)}; loss {value:g})")
+        return self.divergence_reason(self._last_loss, int(bad[0]) if bad.size else -1)
 
     def _update(self, update, step):
         """``update()`` unless the last backward pass diverged: then, like the C++

@@ -1,0 +1,145 @@
+#pragma once
+// The CPU backend of nn::Network: fastbp's CPU kernels on host memory. Everything is
+// synchronous, so a step's divergence is known when check() returns, the report lives in
+// host memory, and Python's views are the buffers themselves.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "kernels/act.hpp"
+#include "kernels/check.hpp"
+#include "kernels/gemm.hpp"
+#include "kernels/linear.hpp"
+#include "kernels/loss.hpp"
+#include "kernels/optim.hpp"
+#include "nn/trainer.hpp"
+
+namespace fastbp::nn {
+
+template <typename T>
+class CpuBackend {
+ public:
+  using Scalar = T;
+  using Target = kernels::Target<T>;
+
+  template <typename U>
+  class Buffer {
+   public:
+    void reserve(int64_t n) {
+      if (n > static_cast<int64_t>(data_.size())) data_.resize(n);
+    }
+    U* data() { return data_.data(); }
+
+   private:
+    std::vector<U> data_;
+  };
+
+  // A buffer Python views: on the CPU the host array is the buffer.
+  class Mirror {
+   public:
+    Mirror(CpuBackend&, int64_t n) : data_(n, T(0)) {}
+    T* host() { return data_.data(); }
+    T* device() { return data_.data(); }
+    T* device_discard() { return data_.data(); }
+    void device_wrote() {}
+    void to_host() {}
+
+   private:
+    std::vector<T> data_;
+  };
+
+  // ---- memory and batches ------------------------------------------------------
+  void activate() {}
+  void idle() {}
+  void reserve_rows(int64_t) {}
+  void states_to_host() {}
+  void states_wrote() {}
+  const T* input(const T* x, int64_t, int) { return x; }
+  Target target(Target t, int64_t, int64_t, int) { return t; }
+  void output(const T* y, int64_t count, T* out) { std::copy(y, y + count, out); }
+
+  struct Batch {
+    const T* x;
+    Target t;
+  };
+  void reserve_batches(int64_t cap, int64_t in, int64_t out, Target t) {
+    x_.resize(cap * in);
+    if (t.labels) labels_.resize(cap); else t_.resize(cap * out);
+    if (t.weights) w_.resize(cap);
+  }
+  // The rows `rows[0..m)` of x and t, gathered into this backend's batch buffers.
+  Batch gather(const T* x, Target t, const int64_t* rows, int64_t m, int64_t in, int64_t out,
+               int) {
+    Target bt;
+    for (int64_t i = 0; i < m; ++i) {
+      const int64_t r = rows[i];
+      std::copy(x + r * in, x + (r + 1) * in, x_.data() + i * in);
+      if (t.labels) labels_[i] = t.labels[r];
+      else std::copy(t.dense + r * out, t.dense + (r + 1) * out, t_.data() + i * out);
+      if (t.weights) w_[i] = t.weights[r];
+    }
+    if (t.labels) bt.labels = labels_.data(); else bt.dense = t_.data();
+    if (t.weights) bt.weights = w_.data();
+    return {x_.data(), bt};
+  }
+  void batch_enqueued(int) {}
+
+  // ---- kernels -------------------------------------------------------------------
+  void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda,
+            const T* b, int64_t ldb, T* c, int64_t ldc) {
+    kernels::gemm<T>(ta, tb, m, n, k, T(1), a, lda, b, ldb, T(0), c, ldc);
+  }
+  void bias_activation(T* z, const T* b, int64_t m, int64_t n, kernels::Act act,
+                       kernels::ActParams, T*) {
+    kernels::bias_activation_rows(z, b, m, n, act);
+  }
+  void activation_grad_bias_grad(kernels::Act act, kernels::ActParams, const T*, const T* y,
+                                 T* g, int64_t m, int64_t n, T* db) {
+    kernels::activation_grad_bias_grad(y, g, m, n, act, db);
+  }
+  void act_forward(kernels::Act act, kernels::ActParams, const T* x, T* y, int64_t n) {
+    kernels::act_forward(act, x, y, n);
+  }
+  void act_backward(kernels::Act act, kernels::ActParams, const T*, const T* y, T* g,
+                    int64_t n) {
+    kernels::act_backward(act, y, g, g, n);
+  }
+  void loss(const LossSpec& spec, const T* y, Target t, int64_t m, int64_t n, T* grad,
+            double* value) {
+    *value = kernels::loss_forward(spec.kind, spec.reduction, y, t, m, n, grad);
+  }
+
+  // ---- the step report -------------------------------------------------------------
+  // A call of `steps` steps: begin_report, then per step its loss in loss_slot(step),
+  // check (true: that step diverged, and the caller runs no more steps), and update;
+  // end_report hands back the first diverged step and the first non-finite gradient's
+  // index (-1: none) and the steps' losses.
+  void begin_report(int64_t steps) {
+    losses_.assign(steps, 0.0);
+    status_[0] = status_[1] = -1;
+  }
+  double* loss_slot(int64_t step) { return &losses_[step]; }
+  bool check(const double* loss, const T* grads, int64_t n, int64_t step) {
+    const bool loss_ok = !loss || std::isfinite(*loss);
+    if (loss_ok && kernels::all_finite(grads, n)) return false;
+    status_[0] = step;
+    status_[1] = loss_ok ? kernels::first_nonfinite(grads, n) : -1;
+    return true;
+  }
+  void update(kernels::Update<T>& update, T* params, T* grads, int64_t n) {
+    update.apply(params, grads, n);
+  }
+  void end_report(int64_t steps, int64_t* status, double* losses) {
+    if (status) status[0] = status_[0], status[1] = status_[1];
+    std::copy(losses_.begin(), losses_.begin() + steps, losses);
+  }
+
+ private:
+  std::vector<T> x_, t_, w_;
+  std::vector<int64_t> labels_;
+  std::vector<double> losses_;
+  int64_t status_[2] = {-1, -1};
+};
+
+}  // namespace fastbp::nn

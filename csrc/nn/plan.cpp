@@ -1,0 +1,126 @@
+#include "nn/plan.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+
+namespace fastbp::nn {
+namespace {
+
+std::string describe(const LayerSpec& l, size_t i) {
+  return std::string(kind_name(l.kind)) + " layer " + std::to_string(i + 1);
+}
+
+// Appends a slice of `shape` at *end, checking that the buffer's size stays within
+// int64 (a wrapped count would allocate too little).
+Slice take(const char* name, std::vector<int64_t> shape, int64_t* end, const std::string& who) {
+  int64_t size = 1;
+  for (int64_t d : shape) {
+    if (size > (std::numeric_limits<int64_t>::max() - *end) / d)
+      throw std::invalid_argument(who + " makes the network's parameter count overflow "
+                                  "64-bit integers");
+    size *= d;
+  }
+  Slice s{name, *end, std::move(shape)};
+  *end += size;
+  return s;
+}
+
+void check_settings(const LayerSpec& l, const std::string& who) {
+  auto finite = [](double v) { return std::isfinite(v); };
+  switch (l.kind) {
+    case LayerKind::Dense:
+    case LayerKind::Activation:
+      return;
+    case LayerKind::Dropout:
+      if (!(finite(l.p) && l.p >= 0.0 && l.p < 1.0))
+        throw std::invalid_argument(who + ": p must be in [0, 1), got " + std::to_string(l.p));
+      return;
+    case LayerKind::BatchNorm:
+      if (!(finite(l.momentum) && l.momentum > 0.0 && l.momentum <= 1.0))
+        throw std::invalid_argument(who + ": momentum must be in (0, 1], got " +
+                                    std::to_string(l.momentum));
+      [[fallthrough]];
+    case LayerKind::LayerNorm:
+      if (!(finite(l.eps) && l.eps > 0.0))
+        throw std::invalid_argument(who + ": eps must be a finite number > 0, got " +
+                                    std::to_string(l.eps));
+      return;
+  }
+}
+
+}  // namespace
+
+const char* kind_name(LayerKind kind) {
+  for (const auto& [k, name] : kLayerKindNames)
+    if (k == kind) return name;
+  return "?";
+}
+
+int64_t Slice::size() const {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+Plan make_plan(const std::vector<LayerSpec>& layers) {
+  if (layers.empty()) throw std::invalid_argument("a network needs at least one layer");
+  Plan plan;
+  plan.layers = layers;
+  plan.layout.resize(layers.size());
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const LayerSpec& l = layers[i];
+    const std::string who = describe(l, i);
+    if (l.in <= 0 || l.out <= 0)
+      throw std::invalid_argument(who + ": sizes must be positive, got " + std::to_string(l.in) +
+                                  " -> " + std::to_string(l.out));
+    if (i > 0 && l.in != layers[i - 1].out)
+      throw std::invalid_argument(who + " expects " + std::to_string(l.in) +
+                                  " inputs but the layer before it gives " +
+                                  std::to_string(layers[i - 1].out));
+    if (l.kind != LayerKind::Dense && l.in != l.out)
+      throw std::invalid_argument(who + " must keep its width, got " + std::to_string(l.in) +
+                                  " -> " + std::to_string(l.out));
+    check_settings(l, who);
+    LayerLayout& lay = plan.layout[i];
+    if (l.kind == LayerKind::Dense) {
+      lay.params.push_back(take("W", {l.in, l.out}, &plan.n_params, who));
+      lay.params.push_back(take("b", {l.out}, &plan.n_params, who));
+    } else if (l.kind == LayerKind::LayerNorm || l.kind == LayerKind::BatchNorm) {
+      lay.params.push_back(take("W", {l.out}, &plan.n_params, who));
+      lay.params.push_back(take("b", {l.out}, &plan.n_params, who));
+    }
+    if (l.kind == LayerKind::BatchNorm) {
+      lay.state.push_back(take("running_mean", {l.out}, &plan.n_state, who));
+      lay.state.push_back(take("running_var", {l.out}, &plan.n_state, who));
+    }
+    const bool fuses = l.kind == LayerKind::Activation && !plan.units.empty() &&
+                       layers[plan.units.back().first].kind == LayerKind::Dense &&
+                       plan.units.back().count == 1;
+    if (fuses) ++plan.units.back().count;
+    else plan.units.push_back({i, 1});
+    plan.max_width = std::max({plan.max_width, l.in, l.out});
+  }
+  return plan;
+}
+
+std::string gradient_name(const Plan& plan, int64_t index) {
+  for (size_t i = 0; i < plan.layers.size(); ++i) {
+    for (const Slice& s : plan.layout[i].params) {
+      if (index < s.offset || index >= s.offset + s.size()) continue;
+      const LayerKind kind = plan.layers[i].kind;
+      int64_t rank = 0, count = 0;
+      for (size_t j = 0; j < plan.layers.size(); ++j) {
+        if (plan.layers[j].kind != kind) continue;
+        ++count;
+        if (j <= i) ++rank;
+      }
+      return "d" + s.name + " of " + kind_name(kind) + " layer " + std::to_string(rank) +
+             " of " + std::to_string(count);
+    }
+  }
+  return "";
+}
+
+}  // namespace fastbp::nn
