@@ -1,6 +1,6 @@
 #pragma once
 // The CPU backend of nn::Network: fastbp's CPU kernels on host memory. Everything is
-// synchronous, so a step's divergence is known when check() returns, the report lives in
+// synchronous, so a step's divergence is known when check_finite() returns, the report lives in
 // host memory, and Python's views are the buffers themselves.
 #include <algorithm>
 #include <cmath>
@@ -52,7 +52,7 @@ class CpuBackend {
   // ---- memory and batches ------------------------------------------------------
   void activate() {}
   void idle() {}
-  void reserve_rows(int64_t) {}
+  void reserve_rows(int64_t, int64_t, int64_t) {}
   void states_to_host() {}
   void states_wrote() {}
   const T* input(const T* x, int64_t, int) { return x; }
@@ -120,7 +120,7 @@ class CpuBackend {
     status_[0] = status_[1] = -1;
   }
   double* loss_slot(int64_t step) { return &losses_[step]; }
-  bool check(const double* loss, const T* grads, int64_t n, int64_t step) {
+  bool check_finite(const double* loss, const T* grads, int64_t n, int64_t step) {
     const bool loss_ok = !loss || std::isfinite(*loss);
     if (loss_ok && kernels::all_finite(grads, n)) return false;
     status_[0] = step;

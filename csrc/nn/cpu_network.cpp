@@ -6,8 +6,7 @@ namespace fastbp::nn {
 template <typename T>
 std::unique_ptr<Trainer<T>> make_cpu_network(const std::vector<LayerSpec>& layers,
                                              const LossSpec& loss, uint64_t seed) {
-  return std::make_unique<Network<CpuBackend<T>>>(make_plan(layers), loss, seed,
-                                                  CpuBackend<T>{});
+  return std::make_unique<Network<CpuBackend<T>>>(make_plan(layers), loss, seed);
 }
 
 template std::unique_ptr<Trainer<float>> make_cpu_network<float>(const std::vector<LayerSpec>&,

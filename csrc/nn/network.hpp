@@ -28,8 +28,9 @@ class Network final : public Trainer<typename B::Scalar> {
   using Target = kernels::Target<T>;
   using Update = kernels::Update<T>;
 
-  Network(Plan plan, const LossSpec& loss, uint64_t seed, B be)
-      : be_(std::move(be)), plan_(std::move(plan)), loss_(loss), seed_(seed),
+  // The backend is made first (a GPU backend picks its device there), then the buffers.
+  Network(Plan plan, const LossSpec& loss, uint64_t seed)
+      : plan_(std::move(plan)), loss_(loss), seed_(seed),
         params_(be_, plan_.n_params), grads_(be_, plan_.n_params), state_(be_, plan_.n_state) {
     units_ = make_units<B>(plan_);
     acts_ = std::make_unique<Buf[]>(units_.size());
@@ -92,7 +93,7 @@ class Network final : public Trainer<typename B::Scalar> {
     prepare(0);
     be_.begin_report(1);
     T* grads = grads_.device();
-    if (!be_.check(nullptr, grads, this->n_params(), 0)) apply(update, grads);
+    if (!be_.check_finite(nullptr, grads, this->n_params(), 0)) apply(update, grads);
     double loss = last_loss_;
     conclude(update, 1, &loss, &last_loss_);
   }
@@ -103,7 +104,7 @@ class Network final : public Trainer<typename B::Scalar> {
     be_.begin_report(1);
     run_backward(be_.input(x, m * this->in_features(), 0),
                  be_.target(t, m, this->out_features(), 0), m, be_.loss_slot(0));
-    if (!be_.check(be_.loss_slot(0), grads_.device(), this->n_params(), 0))
+    if (!be_.check_finite(be_.loss_slot(0), grads_.device(), this->n_params(), 0))
       apply(update, grads_.device());
     double value = 0.0;
     conclude(update, 1, &value);
@@ -125,7 +126,7 @@ class Network final : public Trainer<typename B::Scalar> {
       const auto b = be_.gather(x, t, order + start, m, this->in_features(),
                                 this->out_features(), slot);
       run_backward(b.x, b.t, m, be_.loss_slot(enqueued));
-      const bool diverged = be_.check(be_.loss_slot(enqueued), grads_.device(),
+      const bool diverged = be_.check_finite(be_.loss_slot(enqueued), grads_.device(),
                                       this->n_params(), enqueued);
       be_.batch_enqueued(slot);
       if (diverged) {  // known at once on this backend: no later batch runs
@@ -164,7 +165,7 @@ class Network final : public Trainer<typename B::Scalar> {
       }
       grad_a_.reserve(m * plan_.max_width);
       grad_b_.reserve(m * plan_.max_width);
-      be_.reserve_rows(m);
+      be_.reserve_rows(m, this->in_features(), this->out_features());
       reserved_rows_ = m;
     }
     params_.device();
