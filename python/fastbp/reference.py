@@ -11,14 +11,16 @@ import functools
 
 import numpy as np
 
-from . import _core, _names, _validate
+from . import _core, _layer_math, _names, _validate
 
 __all__ = [
     "matmul", "linear", "sigmoid", "relu", "tanh", "identity",
     "sigmoid_backward", "relu_backward", "tanh_backward", "identity_backward",
     "softmax", "mse", "mse_backward", "softmax_cross_entropy",
     "softmax_cross_entropy_backward", "bce_with_logits", "bce_with_logits_backward",
-    "sgd_step", "adam_step", "ReferenceNetwork",
+    "sgd_step", "adam_step",
+    "layer_norm", "layer_norm_backward", "batch_norm", "batch_norm_backward",
+    "dropout", "dropout_backward", "dropout_key", "ReferenceNetwork",
 ]
 
 
@@ -235,6 +237,63 @@ def weighted_loss(name, y, t, weights, reduction):
         grad = np.where(w != 0, w * LOSSES[name][1](y, t, reduction), 0).astype(y.dtype)
     divisor = y.shape[0] if name == "softmax_cross_entropy" else y.size
     return _reduce(np.sum(terms), divisor, reduction), grad
+
+
+def layer_norm(x, weight, bias, eps=1e-5):
+    """Each row of x normalised by its mean and biased variance, ``* weight + bias``."""
+    x, weight, bias, eps = _validate.norm_inputs(x, weight, bias, "bias", eps)
+    xhat, _ = _layer_math.normalize(x, 1, eps)
+    return _layer_math.affine(xhat, weight, bias, x.dtype)
+
+
+def layer_norm_backward(x, weight, grad, eps=1e-5):
+    """``(dx, dweight, dbias)`` of :func:`layer_norm`."""
+    x, weight, grad, eps = _validate.norm_inputs(x, weight, grad, "grad", eps)
+    xhat, rstd = _layer_math.normalize(x, 1, eps)
+    return _layer_math.normalize_backward(grad, xhat, rstd, weight, 1)
+
+
+def batch_norm(x, weight, bias, running_mean, running_var, training, momentum=0.1, eps=1e-5):
+    """Each column of x normalised by the batch's statistics (training; the running ones
+    updated in place) or by the running statistics (inference), ``* weight + bias``."""
+    x, weight, bias, eps = _validate.norm_inputs(x, weight, bias, "bias", eps)
+    training = bool(training)
+    momentum = _validate.momentum_fraction(momentum)
+    _validate.running_stats(x, running_mean, running_var, writeable=training)
+    if training:
+        _validate.batch_rows(x)
+        xhat, _ = _layer_math.normalize(x, 0, eps)
+        _layer_math.update_running_stats(x, running_mean, running_var, momentum)
+    else:
+        xhat, _ = _layer_math.running_normalize(x, running_mean, running_var, eps)
+    return _layer_math.affine(xhat, weight, bias, x.dtype)
+
+
+def batch_norm_backward(x, weight, grad, eps=1e-5):
+    """``(dx, dweight, dbias)`` of :func:`batch_norm` in training."""
+    x, weight, grad, eps = _validate.norm_inputs(x, weight, grad, "grad", eps)
+    _validate.batch_rows(x)
+    xhat, rstd = _layer_math.normalize(x, 0, eps)
+    return _layer_math.normalize_backward(grad, xhat, rstd, weight, 0)
+
+
+def dropout(x, p, key):
+    """Elements kept where ``uniform(key, index) >= p``, scaled by ``1 / (1 - p)``."""
+    (x,) = _validate.common_float(x=x)
+    return _layer_math.dropout(x, _validate.dropout_p(p), _validate.uint64("key", key))
+
+
+def dropout_backward(grad, p, key):
+    """``grad`` masked and scaled as :func:`dropout` with the same ``p`` and ``key``."""
+    (grad,) = _validate.common_float(grad=grad)
+    return _layer_math.dropout(grad, _validate.dropout_p(p), _validate.uint64("key", key))
+
+
+def dropout_key(seed, layer, pass_index):
+    """The dropout key of a layer in one forward pass, as the C++ network derives it."""
+    return _layer_math.dropout_key(_validate.uint64("seed", seed),
+                                   _validate.uint64("layer", layer),
+                                   _validate.uint64("pass_index", pass_index))
 
 
 class ReferenceNetwork:
