@@ -236,8 +236,11 @@ def batch_rows(x: np.ndarray) -> None:
 
 def momentum_fraction(momentum) -> float:
     """A running-statistics momentum in (0, 1]."""
-    momentum = real("momentum", momentum, strict=True)
-    if momentum > 1:
+    if isinstance(momentum, numbers.Real) and not isinstance(momentum, bool):
+        momentum = float(momentum)
+    else:
+        real("momentum", momentum)  # the TypeError
+    if not 0 < momentum <= 1:
         raise ValueError(f"momentum must be in (0, 1], got {momentum}")
     return momentum
 
@@ -262,8 +265,11 @@ def running_stats(x: np.ndarray, running_mean, running_var, writeable: bool) -> 
 
 def dropout_p(p) -> float:
     """A dropout probability in [0, 1)."""
-    p = real("p", p)
-    if p >= 1:
+    if isinstance(p, numbers.Real) and not isinstance(p, bool):
+        p = float(p)
+    else:
+        real("p", p)  # the TypeError
+    if not 0 <= p < 1:
         raise ValueError(f"p must be in [0, 1), got {p}")
     return p
 
