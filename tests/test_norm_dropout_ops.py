@@ -530,20 +530,16 @@ def _run_onnx(layer, x, opset):
     return session.run(None, {"x": x})[0]
 
 
-@pytest.mark.parametrize("opset", [13, 17])
+@pytest.mark.parametrize("opset", [9, 13, 17, 18])
 def test_layer_onnx_nodes_compute_the_inference_forward(rng, opset):
-    x = rng.standard_normal((7, 17)).astype(np.float32) * 2 + 1
+    # Before joining a network the layers hold float64 arrays, so the graph is float64.
+    x = rng.standard_normal((7, 17)) * 2 + 1
     ln, bn = fb.LayerNorm(17, eps=1e-3), fb.BatchNorm(17, eps=1e-3)
     for layer in (ln, bn):
-        layer.W, layer.b = rng.standard_normal(17).astype(np.float32), rng.standard_normal(17)
+        layer.W, layer.b = rng.standard_normal(17), rng.standard_normal(17)
     bn.running_mean, bn.running_var = rng.standard_normal(17), rng.uniform(0.5, 2, 17)
-    # The layers hold float64 until they join a network; the graph takes their dtype.
     for layer in (ln, bn):
-        for name in ("_W", "_b", "_running_mean", "_running_var"):
-            if hasattr(layer, name):
-                setattr(layer, name, getattr(layer, name).astype(np.float32))
-        params = {"W": layer.W, "b": layer.b}
-        state = layer.state_init(np.float32)
-        want, _ = layer.forward_numpy(x, params, state, False, None)
-        np.testing.assert_allclose(_run_onnx(layer, x, opset), want, rtol=1e-4, atol=1e-5)
+        want, _ = layer.forward_numpy(x, {"W": layer.W, "b": layer.b},
+                                      layer.state_init(np.float64), False, None)
+        np.testing.assert_allclose(_run_onnx(layer, x, opset), want, rtol=1e-9, atol=1e-12)
     np.testing.assert_array_equal(_run_onnx(fb.Dropout(0.5), x, opset), x)
