@@ -54,7 +54,8 @@ def test_every_core_loss_has_a_class_and_a_reference_twin():
 
 
 def test_save_files_interop_and_sklearn_name_the_registered_classes():
-    assert set(layers.LAYER_TYPES) == {"Dense", *(c.__name__ for c in layers.ACTIVATIONS.values())}
+    assert set(layers.LAYER_TYPES) == {"Dense", "Dropout", "LayerNorm", "BatchNorm",
+                                       *(c.__name__ for c in layers.ACTIVATIONS.values())}
     assert interop._ACTIVATIONS == {c.__name__: c for c in layers.ACTIVATIONS.values()}
     assert sklearn._ACTIVATIONS == {"identity": fb.Identity, "logistic": fb.Sigmoid,
                                     "tanh": fb.Tanh, "relu": fb.ReLU}

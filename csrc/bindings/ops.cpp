@@ -1,13 +1,18 @@
 // fastbp._core's free functions: each kernel on NumPy arrays, one call each.
 #include <pybind11/stl.h>
 
+#include <cmath>
+#include <vector>
+
 #include "bindings/arrays.hpp"
 #include "bindings/dispatch.hpp"
 #include "kernels/act.hpp"
 #include "kernels/check.hpp"
+#include "kernels/dropout.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/linear.hpp"
 #include "kernels/loss.hpp"
+#include "kernels/norm.hpp"
 #include "kernels/optim.hpp"
 
 namespace fastbp::bindings {
@@ -174,6 +179,135 @@ bool all_finite(const py::array& x) {
   }).cast<bool>();
 }
 
+// x (m, n) and the per-column weight (n,) of a norm; eps > 0 (fastbp.ops checks the
+// same with its own wording; this guards direct calls into _core).
+template <typename T>
+void check_norm_args(const py::array& x, const py::array& weight, double eps) {
+  check_array<T>(x, "x", {-1, -1});
+  if (dim(x, 1) == 0) throw py::value_error("x must have at least one column, got shape " + shape_str(x));
+  check_array<T>(weight, "weight", {dim(x, 1)});
+  if (!(std::isfinite(eps) && eps > 0.0))
+    throw py::value_error("eps must be a finite number > 0.0, got " + std::to_string(eps));
+}
+
+py::object layer_norm(const py::array& x, const py::array& weight, const py::array& bias,
+                      double eps) {
+  return by_dtype(x, "x", [&](auto tag) -> py::object {
+    using T = decltype(tag);
+    check_norm_args<T>(x, weight, eps);
+    const int64_t m = dim(x, 0), n = dim(x, 1);
+    const T* pb = in_ptr<T>(bias, "bias", {n});
+    py::array_t<T> y({m, n});
+    std::vector<T> mean(m), rstd(m);
+    const T *px = static_cast<const T*>(x.data()), *pw = static_cast<const T*>(weight.data());
+    T* py_ = y.mutable_data();
+    py::gil_scoped_release nogil;
+    kernels::layer_norm_forward(px, pw, pb, m, n, eps, py_, mean.data(), rstd.data());
+    return std::move(y);
+  });
+}
+
+// (dx, dweight, dbias); the forward's statistics are recomputed from x.
+py::object layer_norm_backward(const py::array& x, const py::array& weight, const py::array& grad,
+                               double eps) {
+  return by_dtype(x, "x", [&](auto tag) -> py::object {
+    using T = decltype(tag);
+    check_norm_args<T>(x, weight, eps);
+    const int64_t m = dim(x, 0), n = dim(x, 1);
+    const T* pg = in_ptr<T>(grad, "grad", {m, n});
+    py::array_t<T> dx({m, n}), dw({n}), db({n});
+    std::vector<T> y(m * n), mean(m), rstd(m);
+    const T *px = static_cast<const T*>(x.data()), *pw = static_cast<const T*>(weight.data());
+    T *pdx = dx.mutable_data(), *pdw = dw.mutable_data(), *pdb = db.mutable_data();
+    {
+      py::gil_scoped_release nogil;
+      kernels::layer_norm_forward(px, pw, pw, m, n, eps, y.data(), mean.data(), rstd.data());
+      kernels::layer_norm_backward(px, pw, mean.data(), rstd.data(), pg, m, n, pdx, pdw, pdb);
+    }
+    return py::make_tuple(std::move(dx), std::move(dw), std::move(db));
+  });
+}
+
+py::object batch_norm(const py::array& x, const py::array& weight, const py::array& bias,
+                      py::array& running_mean, py::array& running_var, bool training,
+                      double momentum, double eps) {
+  return by_dtype(x, "x", [&](auto tag) -> py::object {
+    using T = decltype(tag);
+    check_norm_args<T>(x, weight, eps);
+    const int64_t m = dim(x, 0), n = dim(x, 1);
+    const T* pb = in_ptr<T>(bias, "bias", {n});
+    if (training && m < 2)
+      throw py::value_error("batch norm in training needs at least 2 rows (one per column "
+                            "gives no variance), got shape " + shape_str(x));
+    if (!(momentum > 0.0 && momentum <= 1.0))
+      throw py::value_error("momentum must be in (0, 1], got " + std::to_string(momentum));
+    py::array_t<T> y({m, n});
+    const T *px = static_cast<const T*>(x.data()), *pw = static_cast<const T*>(weight.data());
+    T* py_ = y.mutable_data();
+    if (!training) {
+      const T* prm = in_ptr<T>(running_mean, "running_mean", {n});
+      const T* prv = in_ptr<T>(running_var, "running_var", {n});
+      py::gil_scoped_release nogil;
+      kernels::batch_norm_forward_infer(px, pw, pb, prm, prv, m, n, eps, py_);
+      return std::move(y);
+    }
+    T* prm = out_ptr<T>(running_mean, "running_mean", {n});
+    T* prv = out_ptr<T>(running_var, "running_var", {n});
+    std::vector<T> mean(n), rstd(n);
+    py::gil_scoped_release nogil;
+    kernels::batch_norm_forward_train(px, pw, pb, m, n, eps, momentum, py_, mean.data(),
+                                      rstd.data(), prm, prv);
+    return std::move(y);
+  });
+}
+
+// (dx, dweight, dbias) of training mode; the batch statistics are recomputed from x.
+py::object batch_norm_backward(const py::array& x, const py::array& weight, const py::array& grad,
+                               double eps) {
+  return by_dtype(x, "x", [&](auto tag) -> py::object {
+    using T = decltype(tag);
+    check_norm_args<T>(x, weight, eps);
+    const int64_t m = dim(x, 0), n = dim(x, 1);
+    if (m < 2)
+      throw py::value_error("batch norm in training needs at least 2 rows, got shape " +
+                            shape_str(x));
+    const T* pg = in_ptr<T>(grad, "grad", {m, n});
+    py::array_t<T> dx({m, n}), dw({n}), db({n});
+    std::vector<T> y(m * n), mean(n), rstd(n), running(2 * n);
+    const T *px = static_cast<const T*>(x.data()), *pw = static_cast<const T*>(weight.data());
+    T *pdx = dx.mutable_data(), *pdw = dw.mutable_data(), *pdb = db.mutable_data();
+    {
+      py::gil_scoped_release nogil;
+      kernels::batch_norm_forward_train(px, pw, pw, m, n, eps, 1.0, y.data(), mean.data(),
+                                        rstd.data(), running.data(), running.data() + n);
+      kernels::batch_norm_backward(px, pw, mean.data(), rstd.data(), pg, m, n, pdx, pdw, pdb);
+    }
+    return py::make_tuple(std::move(dx), std::move(dw), std::move(db));
+  });
+}
+
+void check_dropout_p(double p) {
+  if (!(p >= 0.0 && p < 1.0))
+    throw py::value_error("p must be in [0, 1), got " + std::to_string(p));
+}
+
+py::object dropout(const py::array& x, double p, uint64_t key, bool backward) {
+  const char* name = backward ? "grad" : "x";
+  return by_dtype(x, name, [&](auto tag) -> py::object {
+    using T = decltype(tag);
+    check_array<T>(x, name, std::vector<int64_t>(x.ndim(), -1));
+    check_dropout_p(p);
+    py::array_t<T> y(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
+    const T* px = static_cast<const T*>(x.data());
+    T* py_ = y.mutable_data();
+    const int64_t n = x.size();
+    py::gil_scoped_release nogil;
+    if (backward) kernels::dropout_backward(px, py_, n, p, key);
+    else kernels::dropout_forward(px, py_, n, p, key);
+    return std::move(y);
+  });
+}
+
 }  // namespace
 
 void bind_ops(py::module_& m) {
@@ -193,6 +327,23 @@ void bind_ops(py::module_& m) {
         py::arg("exp_avg_sq"), py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"),
         py::arg("weight_decay"), py::arg("decoupled_weight_decay"), py::arg("step"));
   m.def("all_finite", &all_finite, py::arg("x"));
+  m.def("layer_norm", &layer_norm, py::arg("x"), py::arg("weight"), py::arg("bias"),
+        py::arg("eps"));
+  m.def("layer_norm_backward", &layer_norm_backward, py::arg("x"), py::arg("weight"),
+        py::arg("grad"), py::arg("eps"));
+  m.def("batch_norm", &batch_norm, py::arg("x"), py::arg("weight"), py::arg("bias"),
+        py::arg("running_mean"), py::arg("running_var"), py::arg("training"),
+        py::arg("momentum"), py::arg("eps"));
+  m.def("batch_norm_backward", &batch_norm_backward, py::arg("x"), py::arg("weight"),
+        py::arg("grad"), py::arg("eps"));
+  m.def(
+      "dropout", [](const py::array& x, double p, uint64_t key) { return dropout(x, p, key, false); },
+      py::arg("x"), py::arg("p"), py::arg("key"));
+  m.def(
+      "dropout_backward",
+      [](const py::array& grad, double p, uint64_t key) { return dropout(grad, p, key, true); },
+      py::arg("grad"), py::arg("p"), py::arg("key"));
+  m.def("dropout_key", &common::dropout_key, py::arg("seed"), py::arg("layer"), py::arg("pass_index"));
 }
 
 }  // namespace fastbp::bindings

@@ -161,6 +161,25 @@ class Backend {
                     int64_t n) {
     cuda::act_backward(act, y, g, n, stream_);
   }
+  void copy(const T* x, T* y, int64_t n) {
+    check(cudaMemcpyAsync(y, x, n * sizeof(T), cudaMemcpyDeviceToDevice, stream_), "copy");
+  }
+  void dropout_forward(const T* x, T* y, int64_t n, double p, uint64_t key) {
+    cuda::dropout_forward(x, y, n, p, key, stream_);
+  }
+  void dropout_backward(const T* dy, T* dx, int64_t n, double p, uint64_t key) {
+    cuda::dropout_backward(dy, dx, n, p, key, stream_);
+  }
+  template <typename... A>
+  void layer_norm_forward(A... a) { cuda::layer_norm_forward<T>(a..., stream_); }
+  template <typename... A>
+  void layer_norm_backward(A... a) { cuda::layer_norm_backward<T>(a..., stream_); }
+  template <typename... A>
+  void batch_norm_forward_train(A... a) { cuda::batch_norm_forward_train<T>(a..., stream_); }
+  template <typename... A>
+  void batch_norm_forward_infer(A... a) { cuda::batch_norm_forward_infer<T>(a..., stream_); }
+  template <typename... A>
+  void batch_norm_backward(A... a) { cuda::batch_norm_backward<T>(a..., stream_); }
   void loss(const nn::LossSpec& spec, const T* y, Target t, int64_t m, int64_t n, T* grad,
             double* value) {
     cuda::loss(spec.kind, spec.reduction, y, t, m, n, grad, scratch_.data(), value, stream_);

@@ -62,4 +62,32 @@ template <typename T>
 void sgd_step(T* param, const T* grad, T* velocity, int64_t n, const kernels::SgdConfig& cfg,
               bool first_step, const unsigned long long* status, cudaStream_t stream);
 
+// Layer norm over rows and batch norm over columns of an m x n x, as kernels/norm.hpp
+// (same arguments; mean and rstd hold m values for layer norm, n for batch norm). No
+// scratch: every sum is one warp's or one thread's, so results are deterministic.
+template <typename T>
+void layer_norm_forward(const T* x, const T* gamma, const T* beta, int64_t m, int64_t n,
+                        double eps, T* y, T* mean, T* rstd, cudaStream_t stream);
+template <typename T>
+void layer_norm_backward(const T* x, const T* gamma, const T* mean, const T* rstd, const T* dy,
+                         int64_t m, int64_t n, T* dx, T* dgamma, T* dbeta, cudaStream_t stream);
+template <typename T>
+void batch_norm_forward_train(const T* x, const T* gamma, const T* beta, int64_t m, int64_t n,
+                              double eps, double momentum, T* y, T* mean, T* rstd,
+                              T* running_mean, T* running_var, cudaStream_t stream);
+template <typename T>
+void batch_norm_forward_infer(const T* x, const T* gamma, const T* beta, const T* running_mean,
+                              const T* running_var, int64_t m, int64_t n, double eps, T* y,
+                              cudaStream_t stream);
+template <typename T>
+void batch_norm_backward(const T* x, const T* gamma, const T* mean, const T* rstd, const T* dy,
+                         int64_t m, int64_t n, T* dx, T* dgamma, T* dbeta, cudaStream_t stream);
+
+// Dropout, as kernels/dropout.hpp: the same mask for the same key; y may alias x and
+// dx may alias dy.
+template <typename T>
+void dropout_forward(const T* x, T* y, int64_t n, double p, uint64_t key, cudaStream_t stream);
+template <typename T>
+void dropout_backward(const T* dy, T* dx, int64_t n, double p, uint64_t key, cudaStream_t stream);
+
 }  // namespace fastbp::cuda

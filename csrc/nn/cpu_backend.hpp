@@ -9,9 +9,11 @@
 
 #include "kernels/act.hpp"
 #include "kernels/check.hpp"
+#include "kernels/dropout.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/linear.hpp"
 #include "kernels/loss.hpp"
+#include "kernels/norm.hpp"
 #include "kernels/optim.hpp"
 #include "nn/trainer.hpp"
 
@@ -105,6 +107,23 @@ class CpuBackend {
                     int64_t n) {
     kernels::act_backward(act, y, g, g, n);
   }
+  void copy(const T* x, T* y, int64_t n) { std::copy(x, x + n, y); }
+  void dropout_forward(const T* x, T* y, int64_t n, double p, uint64_t key) {
+    kernels::dropout_forward(x, y, n, p, key);
+  }
+  void dropout_backward(const T* dy, T* dx, int64_t n, double p, uint64_t key) {
+    kernels::dropout_backward(dy, dx, n, p, key);
+  }
+  template <typename... A>
+  void layer_norm_forward(A... a) { kernels::layer_norm_forward<T>(a...); }
+  template <typename... A>
+  void layer_norm_backward(A... a) { kernels::layer_norm_backward<T>(a...); }
+  template <typename... A>
+  void batch_norm_forward_train(A... a) { kernels::batch_norm_forward_train<T>(a...); }
+  template <typename... A>
+  void batch_norm_forward_infer(A... a) { kernels::batch_norm_forward_infer<T>(a...); }
+  template <typename... A>
+  void batch_norm_backward(A... a) { kernels::batch_norm_backward<T>(a...); }
   void loss(const LossSpec& spec, const T* y, Target t, int64_t m, int64_t n, T* grad,
             double* value) {
     *value = kernels::loss_forward(spec.kind, spec.reduction, y, t, m, n, grad);

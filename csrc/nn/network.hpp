@@ -64,6 +64,7 @@ class Network final : public Trainer<typename B::Scalar> {
 
   double loss(const T* x, Target t, int64_t m, bool training) override {
     std::lock_guard<std::mutex> lock(mutex_);
+    if (training) check_training_rows(m);
     prepare(m);
     be_.begin_report(1);
     const T* y = run_forward(be_.input(x, m * this->in_features(), 0), m, training);
@@ -76,6 +77,7 @@ class Network final : public Trainer<typename B::Scalar> {
 
   double backward(const T* x, Target t, int64_t m) override {
     std::lock_guard<std::mutex> lock(mutex_);
+    check_training_rows(m);
     prepare(m);
     be_.begin_report(1);
     run_backward(be_.input(x, m * this->in_features(), 0),
@@ -100,6 +102,7 @@ class Network final : public Trainer<typename B::Scalar> {
 
   double train_step(const T* x, Target t, int64_t m, Update& update) override {
     std::lock_guard<std::mutex> lock(mutex_);
+    check_training_rows(m);
     prepare(m);
     be_.begin_report(1);
     run_backward(be_.input(x, m * this->in_features(), 0),
@@ -116,6 +119,8 @@ class Network final : public Trainer<typename B::Scalar> {
                      Update& update, double loss_sum, int64_t interrupt_mark) override {
     std::lock_guard<std::mutex> lock(mutex_);
     const int64_t cap = std::min(batch, rows), batches = (rows - 1) / batch + 1;
+    check_training_rows(cap);
+    check_training_rows(rows - (batches - 1) * batch);  // the last batch
     prepare(cap);
     be_.begin_report(batches);
     be_.reserve_batches(cap, this->in_features(), this->out_features(), t);
@@ -148,6 +153,15 @@ class Network final : public Trainer<typename B::Scalar> {
 
  private:
   using Buf = typename B::template Buffer<T>;
+
+  // Batch statistics need two rows: refused before anything changes, as torch refuses.
+  void check_training_rows(int64_t m) const {
+    if (m >= 2) return;
+    for (const LayerSpec& l : plan_.layers)
+      if (l.kind == LayerKind::BatchNorm)
+        throw std::invalid_argument("BatchNorm needs batches of at least 2 rows in training, "
+                                    "got a batch of " + std::to_string(m));
+  }
 
   // Every call starts here: workspaces for m rows, and what Python may have written
   // (parameters, state) made current where the kernels run.

@@ -5,6 +5,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "common/dropout_math.hpp"
 #include "nn/layer.hpp"
 #include "nn/plan.hpp"
 
@@ -68,6 +69,81 @@ class ActivationUnit final : public Layer<B> {
   kernels::ActParams params_;
 };
 
+// Inverted dropout in training (a counter-based mask from (seed, layer, pass), which
+// backward draws again rather than storing), the identity in inference.
+template <class B>
+class DropoutUnit final : public Layer<B> {
+ public:
+  using T = typename B::Scalar;
+  DropoutUnit(const LayerSpec& l, size_t layer) : n_(l.out), p_(l.p), layer_(layer) {}
+
+  void forward(const Context<B>& c, const T* x, T* y, int64_t m) override {
+    active_ = c.training && p_ > 0.0;
+    if (!active_) return c.be.copy(x, y, m * n_);
+    key_ = common::dropout_key(c.seed, layer_, c.pass);
+    c.be.dropout_forward(x, y, m * n_, p_, key_);
+  }
+  T* backward(const Context<B>& c, const T*, const T*, T* g, T*, int64_t m) override {
+    if (active_) c.be.dropout_backward(g, g, m * n_, p_, key_);
+    return g;
+  }
+
+ private:
+  int64_t n_;
+  double p_;
+  uint64_t layer_, key_ = 0;
+  bool active_ = false;
+};
+
+// LayerNorm (Batch = false: each row by its own statistics) or BatchNorm (true: each
+// column by the batch's in training, by the running statistics in inference).
+template <class B, bool Batch>
+class NormUnit final : public Layer<B> {
+ public:
+  using T = typename B::Scalar;
+  NormUnit(const LayerSpec& l, const LayerLayout& layout, bool first)
+      : n_(l.out), eps_(l.eps), momentum_(l.momentum), w_(layout.params[0].offset),
+        b_(layout.params[1].offset), first_(first) {
+    if constexpr (Batch) mean_at_ = layout.state[0].offset, var_at_ = layout.state[1].offset;
+  }
+
+  void reserve(int64_t m) override {
+    mean_.reserve(Batch ? n_ : m);
+    rstd_.reserve(Batch ? n_ : m);
+    if (first_) dx_.reserve(m * n_);  // dL/dx is needed by no layer, but computed
+  }
+  void forward(const Context<B>& c, const T* x, T* y, int64_t m) override {
+    const T* gamma = c.params + w_;
+    const T* beta = c.params + b_;
+    if constexpr (!Batch) {
+      c.be.layer_norm_forward(x, gamma, beta, m, n_, eps_, y, mean_.data(), rstd_.data());
+    } else if (c.training) {
+      c.be.batch_norm_forward_train(x, gamma, beta, m, n_, eps_, momentum_, y, mean_.data(),
+                                    rstd_.data(), c.state + mean_at_, c.state + var_at_);
+    } else {
+      c.be.batch_norm_forward_infer(x, gamma, beta, c.state + mean_at_, c.state + var_at_, m,
+                                    n_, eps_, y);
+    }
+  }
+  T* backward(const Context<B>& c, const T* x, const T*, T* g, T* gx, int64_t m) override {
+    T* dx = gx ? gx : dx_.data();
+    if constexpr (Batch)
+      c.be.batch_norm_backward(x, c.params + w_, mean_.data(), rstd_.data(), g, m, n_, dx,
+                               c.grads + w_, c.grads + b_);
+    else
+      c.be.layer_norm_backward(x, c.params + w_, mean_.data(), rstd_.data(), g, m, n_, dx,
+                               c.grads + w_, c.grads + b_);
+    return gx;
+  }
+
+ private:
+  int64_t n_;
+  double eps_, momentum_;
+  int64_t w_, b_, mean_at_ = 0, var_at_ = 0;
+  bool first_;
+  typename B::template Buffer<T> mean_, rstd_, dx_;
+};
+
 template <class B>
 std::vector<std::unique_ptr<Layer<B>>> make_units(const Plan& plan) {
   std::vector<std::unique_ptr<Layer<B>>> units;
@@ -83,10 +159,14 @@ std::vector<std::unique_ptr<Layer<B>>> make_units(const Plan& plan) {
         units.push_back(std::make_unique<ActivationUnit<B>>(l));
         break;
       case LayerKind::Dropout:
+        units.push_back(std::make_unique<DropoutUnit<B>>(l, u.first));
+        break;
       case LayerKind::LayerNorm:
+        units.push_back(std::make_unique<NormUnit<B, false>>(l, layout, units.empty()));
+        break;
       case LayerKind::BatchNorm:
-        throw std::invalid_argument(std::string(kind_name(l.kind)) +
-                                    " layers are not available in this build");
+        units.push_back(std::make_unique<NormUnit<B, true>>(l, layout, units.empty()));
+        break;
     }
   }
   return units;

@@ -10,7 +10,7 @@ import warnings
 
 from . import _core, callbacks, distributed, ops, reference, schedules
 from .gradcheck import gradcheck
-from .layers import Dense, Identity, Layer, ReLU, Sigmoid, Tanh
+from .layers import BatchNorm, Dense, Dropout, Identity, Layer, LayerNorm, ReLU, Sigmoid, Tanh
 from .history import History
 from .losses import BCEWithLogitsLoss, Loss, MSELoss, SoftmaxCrossEntropyLoss
 from .network import Network, from_torch
@@ -19,7 +19,7 @@ from .optim import SGD, Adam, AdamW, Optimizer
 __version__ = _core.__version__
 
 __all__ = [
-    "Dense", "Identity", "Layer", "ReLU", "Sigmoid", "Tanh",
+    "BatchNorm", "Dense", "Dropout", "Identity", "Layer", "LayerNorm", "ReLU", "Sigmoid", "Tanh",
     "BCEWithLogitsLoss", "Loss", "MSELoss", "SoftmaxCrossEntropyLoss",
     "History", "Network", "Optimizer", "SGD", "Adam", "AdamW",
     "callbacks", "distributed", "from_torch", "gradcheck", "ops", "reference",

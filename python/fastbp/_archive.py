@@ -1,7 +1,8 @@
 """Reading the two arrays of a fastbp network file without trusting the sizes it claims.
 
 A network file is the zip archive ``np.savez`` writes, holding exactly two ``.npy``
-members: ``header.npy`` (a JSON text) and ``params.npy`` (the flat parameters). Every
+members: ``header.npy`` (a JSON text) and ``params.npy`` (the flat parameters, then the
+flat state such as running statistics). Every
 size the archive declares is checked against what the caller expects before anything of
 that size is allocated or decompressed, so refusing a small file costs little memory:
 

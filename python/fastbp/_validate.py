@@ -208,3 +208,76 @@ def callables(name: str, values) -> list:
         if not callable(value):
             raise TypeError(f"{name}[{i}] must be callable, got {type(value).__name__}")
     return list(values)
+
+
+def norm_inputs(x, weight, other, other_name: str, eps):
+    """Checked inputs of a layer or batch norm: ``x`` (N, C) with C >= 1, ``weight``
+    (C,), then ``bias`` (C,) or ``grad`` (N, C) as ``other_name`` says, all converted to
+    their common float dtype, and ``eps`` (finite, > 0)."""
+    x, weight, other = common_float(x=x, weight=weight, **{other_name: other})
+    if x.ndim != 2 or x.shape[1] == 0:
+        raise ValueError(f"x must be 2-D (N, C) with C >= 1, got shape {x.shape}")
+    if weight.shape != (x.shape[1],):
+        raise ValueError(f"weight must have shape ({x.shape[1]},) for x {x.shape}, got "
+                         f"{weight.shape}")
+    want = x.shape if other_name == "grad" else (x.shape[1],)
+    if other.shape != want:
+        raise ValueError(f"{other_name} must have shape {want} for x {x.shape}, got "
+                         f"{other.shape}")
+    return x, weight, other, real("eps", eps, strict=True)
+
+
+def batch_rows(x: np.ndarray) -> None:
+    """Batch norm in training needs two rows or more, as torch.nn.BatchNorm1d."""
+    if x.shape[0] < 2:
+        raise ValueError(f"batch norm in training needs at least 2 rows (the variance of one "
+                         f"value per column is undefined), got x of shape {x.shape}")
+
+
+def momentum_fraction(momentum) -> float:
+    """A running-statistics momentum in (0, 1]."""
+    if isinstance(momentum, numbers.Real) and not isinstance(momentum, bool):
+        momentum = float(momentum)
+    else:
+        real("momentum", momentum)  # the TypeError
+    if not 0 < momentum <= 1:
+        raise ValueError(f"momentum must be in (0, 1], got {momentum}")
+    return momentum
+
+
+def running_stats(x: np.ndarray, running_mean, running_var, writeable: bool) -> None:
+    """The running statistics of a batch norm of ``x``: NumPy arrays of x's dtype and
+    shape (C,), C-contiguous and, when they are to be updated, writeable."""
+    for name, arr in (("running_mean", running_mean), ("running_var", running_var)):
+        if not isinstance(arr, np.ndarray):
+            raise TypeError(f"{name} must be a NumPy array (updated in place), "
+                            f"got {type(arr).__name__}")
+        if arr.dtype != x.dtype:
+            raise TypeError(f"{name} must have x's dtype {x.dtype}, got {arr.dtype}")
+        if arr.shape != (x.shape[1],):
+            raise ValueError(f"{name} must have shape ({x.shape[1]},) for x {x.shape}, got "
+                             f"{arr.shape}")
+        if not arr.flags.c_contiguous:
+            raise TypeError(f"{name} must be C-contiguous")
+        if writeable and not arr.flags.writeable:
+            raise ValueError(f"{name} must be writeable")
+
+
+def dropout_p(p) -> float:
+    """A dropout probability in [0, 1)."""
+    if isinstance(p, numbers.Real) and not isinstance(p, bool):
+        p = float(p)
+    else:
+        real("p", p)  # the TypeError
+    if not 0 <= p < 1:
+        raise ValueError(f"p must be in [0, 1), got {p}")
+    return p
+
+
+def uint64(name: str, value) -> int:
+    """An int in [0, 2**64), such as a dropout key or seed."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if not 0 <= value < 2**64:
+        raise ValueError(f"{name} must be in [0, 2**64), got {value}")
+    return int(value)

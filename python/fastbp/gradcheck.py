@@ -12,25 +12,39 @@ __all__ = ["gradcheck"]
 def gradcheck(net, X, T, eps: float = 1e-6) -> float:
     """Largest error between backprop gradients and central finite differences.
 
-    Runs in float64 (on a float64 copy of ``net`` if it is float32; ``net`` itself
-    is never changed). For each parameter ``p`` the numerical gradient is
-    ``(L(p + eps) - L(p - eps)) / (2 eps)``, and the error is
-    ``|g - n| / max(1, |g|, |n|)``: relative for large gradients, absolute for
-    gradients below 1, where finite differences lose their relative accuracy.
+    Runs in float64 on a float64 copy of ``net`` (``net`` itself is never changed). For
+    each parameter ``p`` the numerical gradient is ``(L(p + eps) - L(p - eps)) / (2 eps)``,
+    and the error is ``|g - n| / max(1, |g|, |n|)``: relative for large gradients,
+    absolute for gradients below 1, where finite differences lose their relative accuracy.
+
+    ``L`` is the training-mode loss that :meth:`Network.backward` differentiates: every
+    evaluation replays the masks of one training pass for ``Dropout`` (so the mask is held
+    fixed) and uses the batch's statistics for ``BatchNorm``, whose running statistics are
+    put back after each evaluation.
     """
     if not isinstance(net, Network):
         raise TypeError(f"net must be a fastbp.Network, got {type(net).__name__}")
     check = net._float64_copy()
-    check.backward(X, T)
-    analytic = check._core.grads.copy()
-    params = check._core.params
+    core = check._core
+    x, t = check._batch(X, T)
+    passes, state = core.passes, core.state.copy()
+
+    def training_loss() -> float:
+        value = core.loss(x, t, training=True)
+        core.passes, core.state[...] = passes, state
+        return value
+
+    core.backward(x, t)
+    core.passes, core.state[...] = passes, state
+    analytic = core.grads.copy()
+    params = core.params
     numeric = np.empty_like(analytic)
     for i in range(params.size):
         saved = params[i]
         params[i] = saved + eps
-        plus = check.loss(X, T)
+        plus = training_loss()
         params[i] = saved - eps
-        minus = check.loss(X, T)
+        minus = training_loss()
         params[i] = saved
         numeric[i] = (plus - minus) / (2 * eps)
     scale = np.maximum(1.0, np.maximum(np.abs(analytic), np.abs(numeric)))

@@ -23,7 +23,7 @@ from . import _archive
 from .layers import LAYER_TYPES
 from .losses import LOSS_TYPES, Loss
 
-__all__ = ["save", "load", "network_config", "from_config", "atomic_write"]
+__all__ = ["save", "load", "network_config", "values", "from_config", "atomic_write"]
 
 FORMAT = "fastbp-network"
 VERSION = 1
@@ -44,23 +44,32 @@ def network_config(net) -> dict:
             "loss": net.loss_fn.config()}
 
 
+def values(net) -> np.ndarray:
+    """The flat parameters followed by the flat state (running statistics) of ``net``,
+    as a file stores them and :func:`from_config` takes them."""
+    net._host_parameters()
+    return np.concatenate([net._core.params, net._core.state])
+
+
 def from_config(network_cls: type, config: dict, params: np.ndarray,
                 backend: str | None = None, dtype=None):
     """A ``network_cls`` (:class:`fastbp.Network`) built from ``config`` with its flat
-    parameters set to ``params``.
+    parameters and state set from ``params`` (as :func:`values` gives them).
 
     Raises ValueError, before the network is built, when ``config`` names an unknown layer
     or loss or a setting they refuse, or when ``params`` is not the flat array the layers
     need.
     """
     layers, loss = _parts(config)
-    count = sum(layer.n_params for layer in layers)
+    count = sum(layer.n_params + layer.n_state for layer in layers)
     if params.shape != (count,):
         raise ValueError(f"got {params.size} parameters of shape {params.shape}; the "
-                         f"layers need a flat array of {count} parameters")
+                         f"layers need a flat array of {count} parameters and state")
     net = network_cls(layers, loss, dtype=dtype or config["dtype"],
                       backend=backend or config["backend"])
-    net._core.params[...] = params
+    net._host_parameters()
+    net._core.params[...] = params[:net.n_params]
+    net._core.state[...] = params[net.n_params:]
     return net
 
 
@@ -134,7 +143,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -
 def save(net, path) -> None:
     """Write ``net`` to ``path`` atomically (see :func:`atomic_write`)."""
     header = np.array(json.dumps(network_config(net)))
-    atomic_write(path, lambda f: np.savez(f, header=header, params=net._core.params))
+    atomic_write(path, lambda f: np.savez(f, header=header, params=values(net)))
 
 
 def _check_target(path: str) -> None:
@@ -185,7 +194,7 @@ def load(path, network_cls: type, backend: str | None = None):
         try:
             with _archive.open_archive(file) as archive:
                 header = _checked_header(_archive.read_header(archive))
-                count = sum(layer.n_params for layer in _parts(header)[0])
+                count = sum(layer.n_params + layer.n_state for layer in _parts(header)[0])
                 params = _archive.read_params(archive, count, np.dtype(header["dtype"]))
             if not np.isfinite(params).all():
                 raise ValueError("it holds NaN or inf parameters")

@@ -1,14 +1,16 @@
-"""Layers: ``Dense`` and the activations. A layer is a description plus, for Dense,
-its parameters; the network runs them in C++ (or NumPy for ``backend="numpy"``)."""
+"""Layers: ``Dense``, the activations, ``Dropout``, ``LayerNorm`` and ``BatchNorm``. A
+layer is a description plus its parameters (and state); the network runs them in C++
+(or NumPy for ``backend="numpy"``, through each layer's ``forward_numpy`` /
+``backward_numpy``, whose formulas live in :mod:`fastbp._layer_math`)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from . import _core, _names, _validate
+from . import _core, _layer_math, _names, _validate
 
-__all__ = ["Layer", "Dense", "Sigmoid", "ReLU", "Tanh", "Identity", "INITS", "LAYER_TYPES",
-           "ACTIVATIONS"]
+__all__ = ["Layer", "Dense", "Sigmoid", "ReLU", "Tanh", "Identity", "Dropout", "LayerNorm",
+           "BatchNorm", "INITS", "LAYER_TYPES", "ACTIVATIONS"]
 
 INITS = ("xavier", "he", "zeros")
 
@@ -59,9 +61,18 @@ class Layer:
         """The value parameter ``name`` starts with when none was assigned (float64)."""
         return np.zeros(self.param_shapes()[name])
 
-    def state_init(self) -> dict:
-        """``{name: initial value}`` of the non-trainable state (float64), e.g. running
-        statistics; the network keeps it apart from the parameters."""
+    def state_shapes(self) -> dict:
+        """``{name: shape}`` of the non-trainable state (running statistics), which the
+        network keeps in its state buffer, apart from the parameters."""
+        return {}
+
+    @property
+    def n_state(self) -> int:
+        """Number of state scalars this layer adds to a network."""
+        return sum(int(np.prod(shape)) for shape in self.state_shapes().values())
+
+    def state_init(self, dtype) -> dict:
+        """``{name: initial value}`` of the state, in ``dtype``."""
         return {}
 
     def core_spec(self, width: int) -> _core.LayerSpec:
@@ -168,8 +179,9 @@ class Identity(Activation):
 
 
 class _Param:
-    """A parameter attribute: reads give the network's array; writes copy into it, so
-    ``layer.W = arr`` and ``layer.W[...] = arr`` both set the parameter. On a GPU network
+    """A parameter (or state) attribute: reads give the network's array; writes copy into
+    it, so ``layer.W = arr`` and ``layer.W[...] = arr`` both set the parameter. Before the
+    layer joins a network it holds its own array, which the network takes over. On a GPU network
     the array is a host copy, refreshed on every read: read it again after training."""
 
     def __set_name__(self, owner, name):
@@ -186,7 +198,7 @@ class _Param:
         if layer._owner is not None:
             layer._owner._host_parameters()
         current = getattr(layer, self.slot)
-        shape = layer.param_shapes()[self.slot[1:]]
+        shape = {**layer.param_shapes(), **layer.state_shapes()}[self.slot[1:]]
         dtype = current.dtype if current is not None else np.float64
         arr = _validate.finite(self.slot[1:], _validate.float_array(self.slot[1:], value, dtype))
         if arr.shape != shape:
@@ -276,3 +288,317 @@ class Dense(Layer):
 
     def __repr__(self) -> str:
         return f"Dense({self.in_features}, {self.out_features}, init={self.init!r})"
+
+
+def _torch_module_of(module, cls) -> None:
+    """TypeError unless ``module`` is the torch.nn class ``cls`` maps to."""
+    if type(module).__name__ != cls.torch_type or \
+            not type(module).__module__.startswith("torch.nn"):
+        raise TypeError(f"{cls.__name__}.from_torch takes a torch.nn.{cls.torch_type}, got "
+                        f"{type(module).__name__}")
+
+
+def _torch_copy(torch, target, source: np.ndarray) -> None:
+    with torch.no_grad():
+        target.copy_(torch.from_numpy(np.array(source)))
+
+
+class Dropout(Layer):
+    """``torch.nn.Dropout``: in training each element is zeroed with probability ``p``
+    and the others are scaled by ``1 / (1 - p)``; in inference it passes its input on.
+
+    The mask is drawn from the layer's key for the forward pass (see
+    :func:`fastbp.ops.dropout_key`), and backward recomputes it from the same key.
+
+    Parameters
+    ----------
+    p : float
+        Probability of zeroing an element, in [0, 1).
+    """
+
+    torch_type = "Dropout"
+    kind = _core.LayerKind.Dropout
+
+    def __init__(self, p: float = 0.5):
+        self.p = _validate.dropout_p(p)
+
+    def out_width(self, width: int | None) -> int:
+        if width is None:
+            raise ValueError("Dropout cannot be the first layer: it takes its width from the "
+                             "layer before it")
+        return width
+
+    def core_spec(self, width: int) -> _core.LayerSpec:
+        return _core.LayerSpec(self.kind, width, width, p=self.p)
+
+    def forward_numpy(self, x, params, state, training, key):
+        """``(y, cache)``; ``key`` (an int in [0, 2**64)) is used in training only."""
+        if not training or self.p == 0:
+            return x.copy(), None
+        key = _validate.uint64("key", key)
+        return _layer_math.dropout(x, self.p, key), key
+
+    def backward_numpy(self, grad, cache, params):
+        if cache is None:
+            return grad.copy(), {}
+        return _layer_math.dropout(grad, self.p, cache), {}
+
+    def config(self) -> dict:
+        return {"type": "Dropout", "p": self.p}
+
+    def to_torch(self, torch, dtype):
+        return torch.nn.Dropout(p=self.p)
+
+    @classmethod
+    def from_torch(cls, module) -> Dropout:
+        _torch_module_of(module, cls)
+        return cls(module.p)
+
+    def onnx_nodes(self, onnx, name: str, x: str, opset: int) -> tuple[list, list]:
+        """Inference: an ``Identity``."""
+        return [onnx.helper.make_node("Identity", [x], [name], name=name)], []
+
+    def __repr__(self) -> str:
+        return f"Dropout(p={self.p})"
+
+
+class _Normalization(Layer, abstract=True):
+    """A normalisation of rows of width ``n`` with a per-column scale ``W`` (ones) and
+    shift ``b`` (zeros), each shape (n,), and their gradients ``dW``, ``db`` after
+    :meth:`Network.backward`."""
+
+    W = _Param()
+    b = _Param()
+
+    def __init__(self, n: int, eps: float):
+        self.n = _validate.positive_int("n", n)
+        self.eps = _validate.real("eps", eps, strict=True)
+        # Allocated when the layer joins a network (or is assigned), so describing a
+        # layer of any claimed size, as loading a file does, allocates nothing.
+        self._W = self._b = self._dW = self._db = None
+
+    @property
+    def dW(self):
+        if self._owner is not None:
+            self._owner._host_parameters()
+        return self._dW
+
+    @property
+    def db(self):
+        if self._owner is not None:
+            self._owner._host_parameters()
+        return self._db
+
+    @property
+    def n_params(self) -> int:
+        return 2 * self.n
+
+    def out_width(self, width: int | None) -> int:
+        if width is not None and width != self.n:
+            raise ValueError(f"{self!r} takes rows of width {self.n}, got {width}")
+        return self.n
+
+    def param_shapes(self) -> dict[str, tuple]:
+        return {"W": (self.n,), "b": (self.n,)}
+
+    def initial_param(self, name: str, rng: np.random.Generator) -> np.ndarray:
+        """Scale ones, shift zeros."""
+        return np.ones(self.n) if name == "W" else np.zeros(self.n)
+
+    def _onnx_weights(self, onnx, name: str, **arrays) -> tuple[list, list]:
+        """Initializers ``name.W``, ``name.b`` and ``name.<key>`` of ``arrays``, all in
+        W's dtype (the network's), and their names."""
+        dtype = np.asarray(self.W).dtype
+        named = {"W": self.W, "b": self.b, **arrays}
+        inits = [onnx.numpy_helper.from_array(np.array(v, dtype=dtype), f"{name}.{k}")
+                 for k, v in named.items()]
+        return inits, [f"{name}.{k}" for k in named]
+
+
+class LayerNorm(_Normalization):
+    """``torch.nn.LayerNorm((n,))``: each row normalised by its own mean and biased
+    variance, then ``* W + b``.
+
+    Parameters
+    ----------
+    n : int
+        Width of the rows.
+    eps : float
+        Added to the variance inside the square root, > 0.
+
+    Attributes
+    ----------
+    W, b : ndarray, shape (n,)
+        Scale (ones) and shift (zeros); values set before the layer joins a network are
+        kept.
+    dW, db : ndarray
+        Gradients of the loss after :meth:`Network.backward`.
+    """
+
+    torch_type = "LayerNorm"
+    kind = _core.LayerKind.LayerNorm
+
+    def __init__(self, n: int, eps: float = 1e-5):
+        super().__init__(n, eps)
+
+    def core_spec(self, width: int) -> _core.LayerSpec:
+        return _core.LayerSpec(self.kind, self.n, self.n, eps=self.eps)
+
+    def forward_numpy(self, x, params, state, training, key):
+        xhat, rstd = _layer_math.normalize(x, 1, self.eps)
+        return _layer_math.affine(xhat, params["W"], params["b"], x.dtype), (xhat, rstd)
+
+    def backward_numpy(self, grad, cache, params):
+        xhat, rstd = cache
+        dx, dW, db = _layer_math.normalize_backward(grad, xhat, rstd, params["W"], 1)
+        return dx, {"W": dW, "b": db}
+
+    def config(self) -> dict:
+        return {"type": "LayerNorm", "n": self.n, "eps": self.eps}
+
+    def to_torch(self, torch, dtype):
+        module = torch.nn.LayerNorm(self.n, eps=self.eps, elementwise_affine=True, dtype=dtype)
+        _torch_copy(torch, module.weight, self.W)
+        _torch_copy(torch, module.bias, self.b)
+        return module
+
+    @classmethod
+    def from_torch(cls, module) -> LayerNorm:
+        _torch_module_of(module, cls)
+        if len(module.normalized_shape) != 1 or not module.elementwise_affine or \
+                module.bias is None:
+            raise ValueError("LayerNorm.from_torch takes a LayerNorm over one dimension with "
+                             f"weight and bias, got {module!r}")
+        layer = cls(module.normalized_shape[0], eps=module.eps)
+        layer.W = module.weight.detach().cpu().numpy()
+        layer.b = module.bias.detach().cpu().numpy()
+        return layer
+
+    def onnx_nodes(self, onnx, name: str, x: str, opset: int) -> tuple[list, list]:
+        """``LayerNormalization`` from opset 17; before it, the same from ``ReduceMean``,
+        ``Sub``, ``Mul``, ``Add``, ``Sqrt`` and ``Div``."""
+        make = onnx.helper.make_node
+        if opset >= 17:
+            inits, (w, b) = self._onnx_weights(onnx, name)
+            return [make("LayerNormalization", [x, w, b], [name], name=name, axis=-1,
+                         epsilon=self.eps)], inits
+        inits, (w, b, eps) = self._onnx_weights(onnx, name, eps=self.eps)
+        p = name + "."  # the intermediate tensors' names
+        nodes = [make("ReduceMean", [x], [p + "mean"], axes=[-1], keepdims=1),
+                 make("Sub", [x, p + "mean"], [p + "centred"]),
+                 make("Mul", [p + "centred", p + "centred"], [p + "square"]),
+                 make("ReduceMean", [p + "square"], [p + "var"], axes=[-1], keepdims=1),
+                 make("Add", [p + "var", eps], [p + "var_eps"]),
+                 make("Sqrt", [p + "var_eps"], [p + "std"]),
+                 make("Div", [p + "centred", p + "std"], [p + "xhat"]),
+                 make("Mul", [p + "xhat", w], [p + "scaled"]),
+                 make("Add", [p + "scaled", b], [name], name=name)]
+        return nodes, inits
+
+    def __repr__(self) -> str:
+        return f"LayerNorm({self.n}, eps={self.eps})"
+
+
+class BatchNorm(_Normalization):
+    """``torch.nn.BatchNorm1d(n)``: each column normalised, in training by the batch's
+    mean and biased variance (at least 2 rows), in inference by the running statistics,
+    then ``* W + b``. Each training pass moves the running mean and variance towards the
+    batch's mean and unbiased variance by ``momentum``.
+
+    Parameters
+    ----------
+    n : int
+        Width of the rows (torch's ``num_features``).
+    eps : float
+        Added to the variance inside the square root, > 0.
+    momentum : float
+        In (0, 1]: the weight of the batch's statistics in the running ones.
+
+    Attributes
+    ----------
+    W, b : ndarray, shape (n,)
+        Scale (ones) and shift (zeros); values set before the layer joins a network are
+        kept.
+    dW, db : ndarray
+        Gradients of the loss after :meth:`Network.backward`.
+    running_mean, running_var : ndarray, shape (n,)
+        The running statistics (zeros and ones at first); state, not trained.
+    """
+
+    torch_type = "BatchNorm1d"
+    kind = _core.LayerKind.BatchNorm
+    running_mean = _Param()
+    running_var = _Param()
+
+    def __init__(self, n: int, eps: float = 1e-5, momentum: float = 0.1):
+        super().__init__(n, eps)
+        self.momentum = _validate.momentum_fraction(momentum)
+        self._running_mean = self._running_var = None
+
+    def core_spec(self, width: int) -> _core.LayerSpec:
+        return _core.LayerSpec(self.kind, self.n, self.n, eps=self.eps, momentum=self.momentum)
+
+    def state_shapes(self) -> dict:
+        return {"running_mean": (self.n,), "running_var": (self.n,)}
+
+    def state_init(self, dtype) -> dict[str, np.ndarray]:
+        """Copies of the running statistics in ``dtype``: zeros and ones, unless set."""
+        mean, var = self._running_mean, self._running_var
+        return {"running_mean": np.zeros(self.n, dtype) if mean is None else mean.astype(dtype),
+                "running_var": np.ones(self.n, dtype) if var is None else var.astype(dtype)}
+
+    def forward_numpy(self, x, params, state, training, key):
+        """``(y, cache)``; in training ``state``'s running statistics are updated in
+        place."""
+        if training:
+            _validate.batch_rows(x)
+            xhat, rstd = _layer_math.normalize(x, 0, self.eps)
+            _layer_math.update_running_stats(x, state["running_mean"], state["running_var"],
+                                             self.momentum)
+            axis = 0
+        else:
+            xhat, rstd = _layer_math.running_normalize(x, state["running_mean"],
+                                                       state["running_var"], self.eps)
+            axis = None
+        return _layer_math.affine(xhat, params["W"], params["b"], x.dtype), (xhat, rstd, axis)
+
+    def backward_numpy(self, grad, cache, params):
+        xhat, rstd, axis = cache
+        dx, dW, db = _layer_math.normalize_backward(grad, xhat, rstd, params["W"], axis)
+        return dx, {"W": dW, "b": db}
+
+    def config(self) -> dict:
+        return {"type": "BatchNorm", "n": self.n, "eps": self.eps, "momentum": self.momentum}
+
+    def to_torch(self, torch, dtype):
+        module = torch.nn.BatchNorm1d(self.n, eps=self.eps, momentum=self.momentum,
+                                      affine=True, track_running_stats=True, dtype=dtype)
+        for target, source in ((module.weight, self.W), (module.bias, self.b),
+                               (module.running_mean, self.running_mean),
+                               (module.running_var, self.running_var)):
+            _torch_copy(torch, target, source)
+        return module
+
+    @classmethod
+    def from_torch(cls, module) -> BatchNorm:
+        _torch_module_of(module, cls)
+        if not module.affine or not module.track_running_stats or module.momentum is None:
+            raise ValueError("BatchNorm.from_torch takes a BatchNorm1d with affine=True, "
+                             "track_running_stats=True and a momentum (not None), got "
+                             f"{module!r}")
+        layer = cls(module.num_features, eps=module.eps, momentum=module.momentum)
+        layer.W = module.weight.detach().cpu().numpy()
+        layer.b = module.bias.detach().cpu().numpy()
+        layer.running_mean = module.running_mean.detach().cpu().numpy()
+        layer.running_var = module.running_var.detach().cpu().numpy()
+        return layer
+
+    def onnx_nodes(self, onnx, name: str, x: str, opset: int) -> tuple[list, list]:
+        """Inference: a ``BatchNormalization`` with the running statistics."""
+        inits, names = self._onnx_weights(onnx, name, running_mean=self.running_mean,
+                                          running_var=self.running_var)
+        return [onnx.helper.make_node("BatchNormalization", [x, *names], [name], name=name,
+                                      epsilon=self.eps)], inits
+
+    def __repr__(self) -> str:
+        return f"BatchNorm({self.n}, eps={self.eps}, momentum={self.momentum})"

@@ -170,12 +170,11 @@ class Network:
                 view[...] = first if assigned is None else assigned
                 setattr(layer, "_" + name, view)
                 setattr(layer, "_d" + name, grads[offset:offset + size].reshape(shape))
-            initial = layer.state_init()
+            initial = layer.state_init(self.dtype)
             for name, offset, shape in state_slices:
                 size = int(np.prod(shape))
                 view = self._state[offset:offset + size].reshape(shape)
-                assigned = getattr(layer, "_" + name)
-                view[...] = initial[name] if assigned is None else assigned
+                view[...] = initial[name]
                 setattr(layer, "_" + name, view)
         for layer in self.layers:
             layer._owner = self
@@ -548,13 +547,13 @@ class Network:
     def __reduce__(self):
         """Pickled as its configuration and parameters (optimizer states stay behind)."""
         self._host_parameters()
-        return io.from_config, (type(self), io.network_config(self), self._core.params.copy(),
+        return io.from_config, (type(self), io.network_config(self), io.values(self),
                                 self.backend)
 
     def _float64_copy(self) -> "Network":
         """An independent float64 network with this one's layers and parameters."""
         return io.from_config(type(self), io.network_config(self),
-                              self._core.params.astype(np.float64), dtype="float64")
+                              io.values(self).astype(np.float64), dtype="float64")
 
     def __repr__(self) -> str:
         inner = ", ".join(map(repr, self.layers))

@@ -20,6 +20,8 @@ __all__ = [
     "softmax", "mse", "mse_backward", "softmax_cross_entropy",
     "softmax_cross_entropy_backward", "bce_with_logits", "bce_with_logits_backward",
     "sgd_step", "adam_step",
+    "layer_norm", "layer_norm_backward", "batch_norm", "batch_norm_backward",
+    "dropout", "dropout_backward", "dropout_key",
 ]
 
 
@@ -129,3 +131,65 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, *, lr: float, betas=(0.9, 0.999)
     grad, *hyper = _validate.adam_inputs(param, grad, exp_avg, exp_avg_sq, lr, betas, eps,
                                          weight_decay, decoupled_weight_decay, step)
     _core.adam_step(param, grad, exp_avg, exp_avg_sq, *hyper)
+
+
+def layer_norm(x, weight, bias, eps: float = 1e-5) -> np.ndarray:
+    """``torch.nn.functional.layer_norm`` over the rows of x (N, C): each row normalised
+    by its mean and biased variance, then ``* weight + bias`` (both (C,))."""
+    x, weight, bias, eps = _validate.norm_inputs(x, weight, bias, "bias", eps)
+    return _core.layer_norm(x, weight, bias, eps)
+
+
+def layer_norm_backward(x, weight, grad, eps: float = 1e-5) -> tuple:
+    """``(dx, dweight, dbias)`` of :func:`layer_norm` given ``grad`` = dL/dy (N, C)."""
+    x, weight, grad, eps = _validate.norm_inputs(x, weight, grad, "grad", eps)
+    return _core.layer_norm_backward(x, weight, grad, eps)
+
+
+def batch_norm(x, weight, bias, running_mean, running_var, training: bool,
+               momentum: float = 0.1, eps: float = 1e-5) -> np.ndarray:
+    """``torch.nn.functional.batch_norm`` of x (N, C) over its columns.
+
+    In training (N >= 2) the batch's mean and biased variance normalise x, and
+    ``running_mean`` / ``running_var`` are updated in place towards the batch's mean and
+    unbiased variance by ``momentum`` in (0, 1]; in inference the running statistics
+    normalise x. The running arrays must be NumPy arrays of x's dtype and shape (C,).
+    """
+    x, weight, bias, eps = _validate.norm_inputs(x, weight, bias, "bias", eps)
+    training = bool(training)
+    momentum = _validate.momentum_fraction(momentum)
+    _validate.running_stats(x, running_mean, running_var, writeable=training)
+    if training:
+        _validate.batch_rows(x)
+    return _core.batch_norm(x, weight, bias, running_mean, running_var, training, momentum,
+                            eps)
+
+
+def batch_norm_backward(x, weight, grad, eps: float = 1e-5) -> tuple:
+    """``(dx, dweight, dbias)`` of :func:`batch_norm` in training (the batch statistics
+    depend on x) given ``grad`` = dL/dy (N, C), N >= 2."""
+    x, weight, grad, eps = _validate.norm_inputs(x, weight, grad, "grad", eps)
+    _validate.batch_rows(x)
+    return _core.batch_norm_backward(x, weight, grad, eps)
+
+
+def dropout(x, p: float, key: int) -> np.ndarray:
+    """Training-mode ``torch.nn.functional.dropout``: each element zeroed with probability
+    ``p`` in [0, 1), the others scaled by ``1 / (1 - p)``. The mask is a function of
+    ``key`` (an int in [0, 2**64)) and the element's C-order index alone."""
+    (x,) = _validate.common_float(x=x)
+    return _core.dropout(x, _validate.dropout_p(p), _validate.uint64("key", key))
+
+
+def dropout_backward(grad, p: float, key: int) -> np.ndarray:
+    """dL/dx of :func:`dropout` with the same ``p`` and ``key``: ``grad`` masked and
+    scaled as the forward pass was."""
+    (grad,) = _validate.common_float(grad=grad)
+    return _core.dropout_backward(grad, _validate.dropout_p(p), _validate.uint64("key", key))
+
+
+def dropout_key(seed: int, layer: int, pass_index: int) -> int:
+    """The dropout key of layer ``layer`` in forward pass ``pass_index`` of a network
+    seeded with ``seed`` (each an int in [0, 2**64))."""
+    return _core.dropout_key(_validate.uint64("seed", seed), _validate.uint64("layer", layer),
+                             _validate.uint64("pass_index", pass_index))

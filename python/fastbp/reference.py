@@ -11,14 +11,16 @@ import functools
 
 import numpy as np
 
-from . import _core, _names, _validate
+from . import _core, _layer_math, _names, _validate
 
 __all__ = [
     "matmul", "linear", "sigmoid", "relu", "tanh", "identity",
     "sigmoid_backward", "relu_backward", "tanh_backward", "identity_backward",
     "softmax", "mse", "mse_backward", "softmax_cross_entropy",
     "softmax_cross_entropy_backward", "bce_with_logits", "bce_with_logits_backward",
-    "sgd_step", "adam_step", "ReferenceNetwork",
+    "sgd_step", "adam_step",
+    "layer_norm", "layer_norm_backward", "batch_norm", "batch_norm_backward",
+    "dropout", "dropout_backward", "dropout_key", "ReferenceNetwork",
 ]
 
 
@@ -237,6 +239,63 @@ def weighted_loss(name, y, t, weights, reduction):
     return _reduce(np.sum(terms), divisor, reduction), grad
 
 
+def layer_norm(x, weight, bias, eps=1e-5):
+    """Each row of x normalised by its mean and biased variance, ``* weight + bias``."""
+    x, weight, bias, eps = _validate.norm_inputs(x, weight, bias, "bias", eps)
+    xhat, _ = _layer_math.normalize(x, 1, eps)
+    return _layer_math.affine(xhat, weight, bias, x.dtype)
+
+
+def layer_norm_backward(x, weight, grad, eps=1e-5):
+    """``(dx, dweight, dbias)`` of :func:`layer_norm`."""
+    x, weight, grad, eps = _validate.norm_inputs(x, weight, grad, "grad", eps)
+    xhat, rstd = _layer_math.normalize(x, 1, eps)
+    return _layer_math.normalize_backward(grad, xhat, rstd, weight, 1)
+
+
+def batch_norm(x, weight, bias, running_mean, running_var, training, momentum=0.1, eps=1e-5):
+    """Each column of x normalised by the batch's statistics (training; the running ones
+    updated in place) or by the running statistics (inference), ``* weight + bias``."""
+    x, weight, bias, eps = _validate.norm_inputs(x, weight, bias, "bias", eps)
+    training = bool(training)
+    momentum = _validate.momentum_fraction(momentum)
+    _validate.running_stats(x, running_mean, running_var, writeable=training)
+    if training:
+        _validate.batch_rows(x)
+        xhat, _ = _layer_math.normalize(x, 0, eps)
+        _layer_math.update_running_stats(x, running_mean, running_var, momentum)
+    else:
+        xhat, _ = _layer_math.running_normalize(x, running_mean, running_var, eps)
+    return _layer_math.affine(xhat, weight, bias, x.dtype)
+
+
+def batch_norm_backward(x, weight, grad, eps=1e-5):
+    """``(dx, dweight, dbias)`` of :func:`batch_norm` in training."""
+    x, weight, grad, eps = _validate.norm_inputs(x, weight, grad, "grad", eps)
+    _validate.batch_rows(x)
+    xhat, rstd = _layer_math.normalize(x, 0, eps)
+    return _layer_math.normalize_backward(grad, xhat, rstd, weight, 0)
+
+
+def dropout(x, p, key):
+    """Elements kept where ``uniform(key, index) >= p``, scaled by ``1 / (1 - p)``."""
+    (x,) = _validate.common_float(x=x)
+    return _layer_math.dropout(x, _validate.dropout_p(p), _validate.uint64("key", key))
+
+
+def dropout_backward(grad, p, key):
+    """``grad`` masked and scaled as :func:`dropout` with the same ``p`` and ``key``."""
+    (grad,) = _validate.common_float(grad=grad)
+    return _layer_math.dropout(grad, _validate.dropout_p(p), _validate.uint64("key", key))
+
+
+def dropout_key(seed, layer, pass_index):
+    """The dropout key of a layer in one forward pass, as the C++ network derives it."""
+    return _layer_math.dropout_key(_validate.uint64("seed", seed),
+                                   _validate.uint64("layer", layer),
+                                   _validate.uint64("pass_index", pass_index))
+
+
 class ReferenceNetwork:
     """The network maths in NumPy, with the interface of ``fastbp._core.Network32/64``:
     each layer's own :meth:`~fastbp.layers.Layer.forward_numpy` and
@@ -254,7 +313,7 @@ class ReferenceNetwork:
             for name, shape in layer.param_shapes().items():
                 params.append((name, n_params, tuple(shape)))
                 n_params += int(np.prod(shape))
-            for name, value in layer.state_init().items():
+            for name, value in layer.state_init(dtype).items():
                 state.append((name, n_state, value.shape))
                 n_state += value.size
             self.layout.append((params, state))
@@ -284,7 +343,7 @@ class ReferenceNetwork:
         for i, (layer, (params, state)) in enumerate(zip(self._layers, self.layout)):
             x, cache = layer.forward_numpy(x, self._views(self.params, params),
                                            self._views(self.state, state), training,
-                                           (self._seed, i, self.passes))
+                                           dropout_key(self._seed, i, self.passes))
             caches.append(cache)
         if training:
             self.passes += 1
@@ -325,14 +384,24 @@ class ReferenceNetwork:
         self.check(x)
         return self._forward(x, False)[0]
 
+    def _check_training_rows(self, m):
+        """The C++ network's refusal, before anything changes, of a training batch too
+        small for batch statistics."""
+        if m < 2 and any(layer.kind == _core.LayerKind.BatchNorm for layer in self._layers):
+            raise ValueError("BatchNorm needs batches of at least 2 rows in training, got a "
+                             f"batch of {m}")
+
     def loss(self, x, t, training=False):
         self.check(x, t)
+        if training:
+            self._check_training_rows(x.shape[0])
         return self._loss(self._forward(x, training)[0], t, self._reduction)
 
     def backward(self, x, t):
         """Fills the gradients and returns the loss, finite or not, as the C++ network:
         overflow shows in the values (and is refused by an update), not as warnings."""
         self.check(x, t)
+        self._check_training_rows(x.shape[0])
         return self._backward(x, t)
 
     def _backward(self, x, t, weights=None):
@@ -390,6 +459,7 @@ class ReferenceNetwork:
         """Backward and ``update()`` of one checked batch (see :meth:`_update`)."""
         if t.ndim == 1 and self._loss is not softmax_cross_entropy:
             t = t.reshape(-1, 1)
+        self._check_training_rows(x.shape[0])
         value = self._backward(x, t, weights)
         self._update(update, step)
         return value
@@ -400,6 +470,9 @@ class ReferenceNetwork:
         plus each batch's rows times its loss, added in batch order; stopped by a SIGINT
         before a batch (KeyboardInterrupt with ``step``), as the C++ network."""
         self.check(x, t)
+        rows = len(order)
+        self._check_training_rows(min(batch_size, rows))
+        self._check_training_rows(rows - (rows - 1) // batch_size * batch_size)
         weights = self._row_weights(sample_weight, x.shape[0])
         for i, start in enumerate(range(0, len(order), batch_size)):
             if interrupt_mark >= 0 and _core.sigint_count() != interrupt_mark:

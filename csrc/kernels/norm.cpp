@@ -1,0 +1,189 @@
+// Every sum runs in double in a fixed order: rows are split among threads for layer
+// norm's per-row sums, columns for the per-column sums (batch norm, and layer norm's
+// dgamma/dbeta), so no sum is ever shared between threads and results do not depend on
+// the thread count. Column passes walk whole rows of their column range, which keeps
+// the reads contiguous.
+#include "norm.hpp"
+
+#include <cmath>
+#include <utility>
+#include <vector>
+
+#include "threads.hpp"
+
+namespace fastbp::kernels {
+namespace {
+
+// Multiply-adds per element of a pass, for pick_threads.
+constexpr int64_t kNormCost = 4;
+
+// dgamma[j] = sum_i dy[i, j] * xhat[i, j], dbeta[j] = sum_i dy[i, j] for columns
+// [begin, end), with xhat[i, j] = (x[i, j] - mean) * rstd and (mean, rstd) from
+// stat(i, j). Writes the sums in double to g_sum and gx_sum (end - begin values).
+template <typename T, typename Stat>
+void column_grad_sums(const T* x, const T* dy, int64_t m, int64_t n, int64_t begin,
+                      int64_t end, Stat stat, double* g_sum, double* gx_sum) {
+  for (int64_t j = begin; j < end; ++j) g_sum[j - begin] = gx_sum[j - begin] = 0.0;
+  for (int64_t i = 0; i < m; ++i) {
+    const T* xi = x + i * n;
+    const T* gi = dy + i * n;
+    for (int64_t j = begin; j < end; ++j) {
+      const auto [mu, rs] = stat(i, j);
+      g_sum[j - begin] += double(gi[j]);
+      gx_sum[j - begin] += double(gi[j]) * ((double(xi[j]) - mu) * rs);
+    }
+  }
+}
+
+}  // namespace
+
+template <typename T>
+void layer_norm_forward(const T* x, const T* gamma, const T* beta, int64_t m, int64_t n,
+                        double eps, T* y, T* mean, T* rstd) {
+  parallel_for(m, pick_threads(m * n * kNormCost), [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const T* xi = x + i * n;
+      double sum = 0.0;
+      for (int64_t j = 0; j < n; ++j) sum += double(xi[j]);
+      const double mu = sum / double(n);
+      // Two passes, not E[x^2] - E[x]^2, which cancels when |mean| >> std.
+      double sq = 0.0;
+      for (int64_t j = 0; j < n; ++j) sq += (double(xi[j]) - mu) * (double(xi[j]) - mu);
+      const double rs = 1.0 / std::sqrt(sq / double(n) + eps);
+      for (int64_t j = 0; j < n; ++j)
+        y[i * n + j] = T((double(xi[j]) - mu) * rs * double(gamma[j]) + double(beta[j]));
+      mean[i] = T(mu);
+      rstd[i] = T(rs);
+    }
+  });
+}
+
+template <typename T>
+void layer_norm_backward(const T* x, const T* gamma, const T* mean, const T* rstd, const T* dy,
+                         int64_t m, int64_t n, T* dx, T* dgamma, T* dbeta) {
+  // dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) per row, g = dy * gamma.
+  parallel_for(m, pick_threads(m * n * kNormCost), [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const T* xi = x + i * n;
+      const T* gi = dy + i * n;
+      const double mu = double(mean[i]), rs = double(rstd[i]);
+      double g_sum = 0.0, gx_sum = 0.0;
+      for (int64_t j = 0; j < n; ++j) {
+        const double g = double(gi[j]) * double(gamma[j]);
+        g_sum += g;
+        gx_sum += g * ((double(xi[j]) - mu) * rs);
+      }
+      const double g_mean = g_sum / double(n), gx_mean = gx_sum / double(n);
+      for (int64_t j = 0; j < n; ++j) {
+        const double g = double(gi[j]) * double(gamma[j]);
+        const double xhat = (double(xi[j]) - mu) * rs;
+        dx[i * n + j] = T(rs * (g - g_mean - xhat * gx_mean));
+      }
+    }
+  });
+  parallel_for(n, pick_threads(m * n * kNormCost), [&](int64_t begin, int64_t end) {
+    std::vector<double> sums(2 * (end - begin));
+    const auto row_stat = [&](int64_t i, int64_t) {
+      return std::pair<double, double>(double(mean[i]), double(rstd[i]));
+    };
+    column_grad_sums(x, dy, m, n, begin, end, row_stat, sums.data(), sums.data() + (end - begin));
+    for (int64_t j = begin; j < end; ++j) {
+      dbeta[j] = T(sums[j - begin]);
+      dgamma[j] = T(sums[end - begin + j - begin]);
+    }
+  });
+}
+
+template <typename T>
+void batch_norm_forward_train(const T* x, const T* gamma, const T* beta, int64_t m, int64_t n,
+                              double eps, double momentum, T* y, T* mean, T* rstd,
+                              T* running_mean, T* running_var) {
+  parallel_for(n, pick_threads(m * n * kNormCost), [&](int64_t begin, int64_t end) {
+    const int64_t w = end - begin;
+    std::vector<double> mu(w, 0.0), sq(w, 0.0), rs(w);
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = begin; j < end; ++j) mu[j - begin] += double(x[i * n + j]);
+    for (int64_t k = 0; k < w; ++k) mu[k] /= double(m);
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = begin; j < end; ++j) {
+        const double d = double(x[i * n + j]) - mu[j - begin];
+        sq[j - begin] += d * d;
+      }
+    for (int64_t j = begin; j < end; ++j) {
+      const double var = sq[j - begin] / double(m);
+      const double unbiased = sq[j - begin] / double(m - 1);
+      rs[j - begin] = 1.0 / std::sqrt(var + eps);
+      mean[j] = T(mu[j - begin]);
+      rstd[j] = T(rs[j - begin]);
+      running_mean[j] = T(momentum * mu[j - begin] + (1.0 - momentum) * double(running_mean[j]));
+      running_var[j] = T(momentum * unbiased + (1.0 - momentum) * double(running_var[j]));
+    }
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = begin; j < end; ++j)
+        y[i * n + j] = T((double(x[i * n + j]) - mu[j - begin]) * rs[j - begin] *
+                             double(gamma[j]) + double(beta[j]));
+  });
+}
+
+template <typename T>
+void batch_norm_forward_infer(const T* x, const T* gamma, const T* beta, const T* running_mean,
+                              const T* running_var, int64_t m, int64_t n, double eps, T* y) {
+  std::vector<double> rs(n);
+  for (int64_t j = 0; j < n; ++j) rs[j] = 1.0 / std::sqrt(double(running_var[j]) + eps);
+  parallel_for(m, pick_threads(m * n * kNormCost), [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i)
+      for (int64_t j = 0; j < n; ++j)
+        y[i * n + j] = T((double(x[i * n + j]) - double(running_mean[j])) * rs[j] *
+                             double(gamma[j]) + double(beta[j]));
+  });
+}
+
+template <typename T>
+void batch_norm_backward(const T* x, const T* gamma, const T* mean, const T* rstd, const T* dy,
+                         int64_t m, int64_t n, T* dx, T* dgamma, T* dbeta) {
+  // dx = (dy - mean(dy) - xhat * mean(dy * xhat)) * rstd * gamma per column.
+  parallel_for(n, pick_threads(m * n * kNormCost), [&](int64_t begin, int64_t end) {
+    const int64_t w = end - begin;
+    std::vector<double> sums(2 * w);
+    double* g_sum = sums.data();
+    double* gx_sum = sums.data() + w;
+    const auto column_stat = [&](int64_t, int64_t j) {
+      return std::pair<double, double>(double(mean[j]), double(rstd[j]));
+    };
+    column_grad_sums(x, dy, m, n, begin, end, column_stat, g_sum, gx_sum);
+    for (int64_t j = begin; j < end; ++j) {
+      dbeta[j] = T(g_sum[j - begin]);
+      dgamma[j] = T(gx_sum[j - begin]);
+    }
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = begin; j < end; ++j) {
+        const double mu = double(mean[j]), rs = double(rstd[j]);
+        const double xhat = (double(x[i * n + j]) - mu) * rs;
+        dx[i * n + j] = T((double(dy[i * n + j]) - g_sum[j - begin] / double(m) -
+                           xhat * (gx_sum[j - begin] / double(m))) * rs * double(gamma[j]));
+      }
+  });
+}
+
+template void layer_norm_forward<float>(const float*, const float*, const float*, int64_t, int64_t,
+                                        double, float*, float*, float*);
+template void layer_norm_backward<float>(const float*, const float*, const float*, const float*, const float*,
+                                         int64_t, int64_t, float*, float*, float*);
+template void batch_norm_forward_train<float>(const float*, const float*, const float*, int64_t, int64_t,
+                                              double, double, float*, float*, float*, float*, float*);
+template void batch_norm_forward_infer<float>(const float*, const float*, const float*, const float*,
+                                              const float*, int64_t, int64_t, double, float*);
+template void batch_norm_backward<float>(const float*, const float*, const float*, const float*, const float*,
+                                         int64_t, int64_t, float*, float*, float*);
+template void layer_norm_forward<double>(const double*, const double*, const double*, int64_t, int64_t,
+                                        double, double*, double*, double*);
+template void layer_norm_backward<double>(const double*, const double*, const double*, const double*, const double*,
+                                         int64_t, int64_t, double*, double*, double*);
+template void batch_norm_forward_train<double>(const double*, const double*, const double*, int64_t, int64_t,
+                                              double, double, double*, double*, double*, double*, double*);
+template void batch_norm_forward_infer<double>(const double*, const double*, const double*, const double*,
+                                              const double*, int64_t, int64_t, double, double*);
+template void batch_norm_backward<double>(const double*, const double*, const double*, const double*, const double*,
+                                         int64_t, int64_t, double*, double*, double*);
+
+}  // namespace fastbp::kernels

@@ -1,0 +1,101 @@
+"""NumPy maths of dropout, layer norm and batch norm: the one copy of each formula, which
+both the layer classes (:mod:`fastbp.layers`) and the reference ops
+(:mod:`fastbp.reference`) call. A leaf module: it imports nothing from fastbp.
+
+Inputs are assumed checked. Statistics are computed in float64 and results returned in
+the input's dtype, as the C++ kernels do.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_U64 = np.uint64
+
+
+def splitmix64(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser on uint64 words (wrapping arithmetic), as
+    csrc/common/dropout_math.hpp."""
+    x = x + _U64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> _U64(30))) * _U64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> _U64(27))) * _U64(0x94D049BB133111EB)
+    return x ^ (x >> _U64(31))
+
+
+def _mix(word: int) -> np.ndarray:
+    return splitmix64(np.array([word], dtype=_U64))
+
+
+def dropout_key(seed: int, layer: int, pass_index: int) -> int:
+    """The dropout key of layer ``layer`` in forward pass ``pass_index`` of a network
+    seeded with ``seed`` (each an int in [0, 2**64))."""
+    key = _mix(int(_mix(int(_mix(seed)[0]) ^ layer)[0]) ^ pass_index)
+    return int(key[0])
+
+
+def dropout_mask(key: int, size: int, p: float) -> np.ndarray:
+    """Which of ``size`` elements (in C order) dropout keeps: those whose uniform draw,
+    from the top 53 bits of the hash of (key, index), is >= p."""
+    bits = splitmix64(_U64(key) ^ splitmix64(np.arange(size, dtype=_U64)))
+    return (bits >> _U64(11)).astype(np.float64) * 2.0**-53 >= p
+
+
+def dropout_scale(p: float, dtype) -> np.generic:
+    """``1 / (1 - p)`` as torch computes it: the reciprocal of ``1 - p`` in ``dtype``."""
+    dtype = np.dtype(dtype).type
+    return dtype(1) / dtype(1.0 - p)
+
+
+def dropout(x: np.ndarray, p: float, key: int) -> np.ndarray:
+    """Training-mode dropout of ``x`` (forward, or backward on the gradient)."""
+    if p == 0:
+        return x.copy()
+    keep = dropout_mask(key, x.size, p).reshape(x.shape)
+    return np.where(keep, x * dropout_scale(p, x.dtype), x.dtype.type(0))
+
+
+def normalize(x: np.ndarray, axis: int, eps: float):
+    """``(xhat, rstd)`` in float64: x centred on its mean over ``axis`` and scaled by
+    ``rstd = 1 / sqrt(var + eps)``, with the biased variance; both keep ``axis``."""
+    centred = x.astype(np.float64)
+    centred -= centred.mean(axis=axis, keepdims=True)
+    rstd = 1.0 / np.sqrt((centred * centred).mean(axis=axis, keepdims=True) + eps)
+    return centred * rstd, rstd
+
+
+def affine(xhat: np.ndarray, weight: np.ndarray, bias: np.ndarray, dtype) -> np.ndarray:
+    """``xhat * weight + bias`` per column, cast to ``dtype``."""
+    return (xhat * weight.astype(np.float64) + bias.astype(np.float64)).astype(dtype)
+
+
+def normalize_backward(grad: np.ndarray, xhat: np.ndarray, rstd: np.ndarray,
+                       weight: np.ndarray, axis: int | None):
+    """``(dx, dweight, dbias)`` of ``affine(normalize(x, axis))`` given dL/dy. The
+    statistics were taken over ``axis`` (1: layer norm, 0: batch norm in training), or
+    are constants (None: batch norm in inference)."""
+    dy = grad.astype(np.float64)
+    g = dy * weight.astype(np.float64)
+    if axis is not None:
+        g = g - g.mean(axis=axis, keepdims=True) - \
+            xhat * (g * xhat).mean(axis=axis, keepdims=True)
+    dtype = grad.dtype
+    return ((g * rstd).astype(dtype), (dy * xhat).sum(axis=0).astype(dtype),
+            dy.sum(axis=0).astype(dtype))
+
+
+def update_running_stats(x: np.ndarray, running_mean: np.ndarray, running_var: np.ndarray,
+                         momentum: float) -> None:
+    """torch.nn.BatchNorm1d's update, in place: the running mean and variance move by
+    ``momentum`` towards the batch's mean and unbiased variance."""
+    xd = x.astype(np.float64)
+    mean = xd.mean(axis=0)
+    unbiased = ((xd - mean) ** 2).sum(axis=0) / (x.shape[0] - 1)
+    running_mean[...] = momentum * mean + (1.0 - momentum) * running_mean
+    running_var[...] = momentum * unbiased + (1.0 - momentum) * running_var
+
+
+def running_normalize(x: np.ndarray, running_mean: np.ndarray, running_var: np.ndarray,
+                      eps: float):
+    """``(xhat, rstd)`` of batch norm in inference: normalised by the running statistics."""
+    rstd = 1.0 / np.sqrt(running_var.astype(np.float64) + eps)
+    return (x.astype(np.float64) - running_mean.astype(np.float64)) * rstd, rstd
