@@ -12,14 +12,15 @@
 #include <vector>
 
 #include "bindings/arrays.hpp"
+#include "bindings/dispatch.hpp"
 #include "bindings/batch.hpp"
 #include "cuda/network.hpp"
 
 namespace fastbp::bindings {
 namespace {
 
-// (dense, in, out, act) per layer, as python/fastbp/network.py describes them.
-using SpecTuple = std::tuple<bool, int64_t, int64_t, kernels::Act>;
+// (dense, in, out, act, a, b) per layer (a, b: the activation's ActParams), as python/fastbp/network.py describes them.
+using SpecTuple = std::tuple<bool, int64_t, int64_t, kernels::Act, double, double>;
 
 // The network and the NumPy array bound as its momentum buffer, kept alive here
 // because the device copies the buffer back into it.
@@ -33,7 +34,8 @@ template <typename T>
 std::unique_ptr<CudaNet<T>> make_network(const std::vector<SpecTuple>& specs, kernels::Loss loss,
                                          kernels::Reduction red) {
   std::vector<nn::LayerSpec> layers;
-  for (const auto& [dense, in, out, act] : specs) layers.push_back({dense, in, out, act});
+  for (const auto& [dense, in, out, act, a, b] : specs)
+    layers.push_back({dense, in, out, act, act_params(a, b)});
   auto wrapper = std::make_unique<CudaNet<T>>();
   try {
     wrapper->net = std::make_unique<cuda::Network<T>>(layers, loss, red);

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "bindings/arrays.hpp"
+#include "bindings/dispatch.hpp"
 #include "bindings/batch.hpp"
 #include "nn/interrupt.hpp"
 #include "nn/network.hpp"
@@ -16,14 +17,15 @@ namespace {
 using nn::LayerSpec;
 using nn::Network;
 
-// (dense, in, out, act) per layer, as python/fastbp/network.py describes them.
-using SpecTuple = std::tuple<bool, int64_t, int64_t, kernels::Act>;
+// (dense, in, out, act, a, b) per layer (a, b: the activation's ActParams), as python/fastbp/network.py describes them.
+using SpecTuple = std::tuple<bool, int64_t, int64_t, kernels::Act, double, double>;
 
 template <typename T>
 std::unique_ptr<Network<T>> make_network(const std::vector<SpecTuple>& specs,
                                          kernels::Loss loss, kernels::Reduction red) {
   std::vector<LayerSpec> layers;
-  for (const auto& [dense, in, out, act] : specs) layers.push_back({dense, in, out, act});
+  for (const auto& [dense, in, out, act, a, b] : specs)
+    layers.push_back({dense, in, out, act, act_params(a, b)});
   try {
     return std::make_unique<Network<T>>(layers, loss, red);
   } catch (const std::invalid_argument& e) {

@@ -24,6 +24,8 @@ struct Network<T>::Device {
   cudaEvent_t done[2] = {nullptr, nullptr};  // the GPU finished with a slot
   Buffer<T> params, grads, velocity, grad_a, grad_b;
   std::unique_ptr<Buffer<T>[]> acts;  // post-activation output of each step
+  // Pre-activation of each Dense step whose activation uses its input (else unused).
+  std::unique_ptr<Buffer<T>[]> pre_acts;
   Buffer<T> x[2], t[2];
   Buffer<int64_t> labels[2];
   Pinned<T> stage_x[2], stage_t[2];
@@ -71,20 +73,24 @@ struct Network<T>::Device {
 
 namespace {
 
+// Whether a step keeps its pre-activation: a Dense whose activation's f' reads it.
+bool uses_pre_act(const nn::Step& st) { return st.dense && kernels::act_uses_input(st.act); }
+
 // Steps of the forward pass on the device; returns the output (m x out).
 template <typename T>
-const T* run_forward(const nn::Plan& plan, const T* params, Buffer<T>* acts, const T* x,
-                     int64_t m, cudaStream_t stream) {
+const T* run_forward(const nn::Plan& plan, const T* params, Buffer<T>* acts,
+                     Buffer<T>* pre_acts, const T* x, int64_t m, cudaStream_t stream) {
   const T* in = x;
   for (size_t s = 0; s < plan.steps.size(); ++s) {
     const nn::Step& st = plan.steps[s];
     T* out = acts[s].data();
     if (st.dense) {
-      gemm<T>(false, false, m, st.out, st.in, in, st.in, params + st.w_offset, st.out, out,
+      T* z = uses_pre_act(st) ? pre_acts[s].data() : out;
+      gemm<T>(false, false, m, st.out, st.in, in, st.in, params + st.w_offset, st.out, z,
               st.out, stream);
-      bias_activation(out, params + st.b_offset, m, st.out, st.act, stream);
+      bias_activation(z, params + st.b_offset, m, st.out, st.act, st.act_params, out, stream);
     } else {
-      act_forward(st.act, in, out, m * st.out, stream);
+      act_forward(st.act, st.act_params, in, out, m * st.out, stream);
     }
     in = out;
   }
@@ -109,6 +115,7 @@ Network<T>::Network(const std::vector<nn::LayerSpec>& layers, kernels::Loss loss
   dev_->params.reserve(plan_.n_params);
   dev_->grads.reserve(plan_.n_params);
   dev_->acts.reset(new Buffer<T>[plan_.steps.size()]);
+  dev_->pre_acts.reset(new Buffer<T>[plan_.steps.size()]);
 }
 
 template <typename T>
@@ -122,7 +129,10 @@ void Network<T>::prepare(int64_t rows) {
   check(cudaSetDevice(d.id), "cudaSetDevice");
   if (rows > d.rows) {
     check(cudaStreamSynchronize(d.stream), "cudaStreamSynchronize");  // old buffers idle
-    for (size_t s = 0; s < plan_.steps.size(); ++s) d.acts[s].reserve(rows * plan_.steps[s].out);
+    for (size_t s = 0; s < plan_.steps.size(); ++s) {
+      d.acts[s].reserve(rows * plan_.steps[s].out);
+      if (uses_pre_act(plan_.steps[s])) d.pre_acts[s].reserve(rows * plan_.steps[s].out);
+    }
     d.grad_a.reserve(rows * plan_.max_width);
     d.grad_b.reserve(rows * plan_.max_width);
     d.scratch.reserve(loss_scratch_size(rows));
@@ -208,7 +218,7 @@ void Network<T>::forward(const T* x, int64_t m, T* out) {
   prepare(m);
   Device& d = *dev_;
   d.upload(d.x[0].data(), x, m * in_features() * sizeof(T));
-  const T* y = run_forward(plan_, d.params.data(), d.acts.get(), d.x[0].data(), m, d.stream);
+  const T* y = run_forward(plan_, d.params.data(), d.acts.get(), d.pre_acts.get(), d.x[0].data(), m, d.stream);
   d.download(out, y, m * out_features() * sizeof(T));
 }
 
@@ -219,7 +229,7 @@ double Network<T>::loss(const T* x, Target<T> t, int64_t m) {
   Device& d = *dev_;
   d.upload(d.x[0].data(), x, m * in_features() * sizeof(T));
   const Target<T> dt = d.upload_target(t, m, out_features(), 0);
-  const T* y = run_forward(plan_, d.params.data(), d.acts.get(), d.x[0].data(), m, d.stream);
+  const T* y = run_forward(plan_, d.params.data(), d.acts.get(), d.pre_acts.get(), d.x[0].data(), m, d.stream);
   cuda::loss(loss_, red_, y, dt, m, out_features(), static_cast<T*>(nullptr), d.scratch.data(),
              d.loss_at(0), d.stream);
   double value = 0.0;
@@ -232,7 +242,7 @@ void Network<T>::run_backward(const T* x, Target<T> t, int64_t m, double* value)
   Device& d = *dev_;
   T* params = d.params.data();
   T* grads = d.grads.data();
-  const T* y = run_forward(plan_, params, d.acts.get(), x, m, d.stream);
+  const T* y = run_forward(plan_, params, d.acts.get(), d.pre_acts.get(), x, m, d.stream);
   T* g = d.grad_a.data();
   T* g_next = d.grad_b.data();
   cuda::loss(loss_, red_, y, t, m, out_features(), g, d.scratch.data(), value, d.stream);
@@ -240,10 +250,12 @@ void Network<T>::run_backward(const T* x, Target<T> t, int64_t m, double* value)
     const nn::Step& st = plan_.steps[s];
     const T* out = d.acts[s].data();
     if (!st.dense) {  // an activation's dZ is its input's dA
-      act_backward(st.act, out, g, m * st.out, d.stream);
+      // Its input is the previous step's output (the first step is always Dense).
+      act_backward(st.act, st.act_params, d.acts[s - 1].data(), out, g, m * st.out, d.stream);
       continue;
     }
-    act_backward_bias_grad(st.act, out, g, m, st.out, grads + st.b_offset, d.stream);
+    act_backward_bias_grad(st.act, st.act_params, uses_pre_act(st) ? d.pre_acts[s].data() : nullptr,
+                           out, g, m, st.out, grads + st.b_offset, d.stream);
     const T* in = s == 0 ? x : d.acts[s - 1].data();
     gemm<T>(true, false, st.in, st.out, m, in, st.in, g, st.out, grads + st.w_offset, st.out,
             d.stream);

@@ -38,9 +38,10 @@ Plan make_plan(const std::vector<LayerSpec>& layers) {
     } else if (!plan.steps.empty() && plan.steps.back().dense &&
                plan.steps.back().act == Act::Identity) {
       plan.steps.back().act = l.act;
+      plan.steps.back().act_params = l.act_params;
     } else {
       if (width < 0) throw std::invalid_argument("the first layer must be Dense");
-      plan.steps.push_back({false, width, width, l.act, 0, 0});
+      plan.steps.push_back({false, width, width, l.act, 0, 0, l.act_params});
     }
   }
   if (plan.steps.empty()) throw std::invalid_argument("a network needs at least one Dense layer");
@@ -75,6 +76,7 @@ Network<T>::Network(const std::vector<LayerSpec>& layers, kernels::Loss loss,
   params_.assign(plan.n_params, T(0));
   grads_.assign(plan.n_params, T(0));
   acts_.resize(steps_.size());
+  pre_acts_.resize(steps_.size());
 }
 
 template <typename T>
@@ -82,7 +84,11 @@ void Network<T>::reserve(int64_t m) {
   if (m <= reserved_rows_) return;
   if (m > std::numeric_limits<int64_t>::max() / max_width_)
     throw std::length_error("a batch of " + std::to_string(m) + " rows overflows the workspace size");
-  for (size_t s = 0; s < steps_.size(); ++s) acts_[s].resize(m * steps_[s].out);
+  for (size_t s = 0; s < steps_.size(); ++s) {
+    acts_[s].resize(m * steps_[s].out);
+    if (steps_[s].dense && kernels::act_uses_input(steps_[s].act))
+      pre_acts_[s].resize(m * steps_[s].out);
+  }
   grad_a_.resize(m * max_width_);
   grad_b_.resize(m * max_width_);
   reserved_rows_ = m;
@@ -97,11 +103,13 @@ const T* Network<T>::run_forward(const T* x, int64_t m) {
     T* out = acts_[s].data();
     if (st.dense) {
       const T* w = params_.data() + st.w_offset;
-      kernels::gemm<T>(false, false, m, st.out, st.in, T(1), in, st.in, w, st.out, T(0), out,
+      T* z = pre_acts_[s].empty() ? out : pre_acts_[s].data();
+      kernels::gemm<T>(false, false, m, st.out, st.in, T(1), in, st.in, w, st.out, T(0), z,
                        st.out);
-      kernels::bias_activation_rows(out, params_.data() + st.b_offset, m, st.out, st.act);
+      kernels::bias_activation_rows(z, params_.data() + st.b_offset, m, st.out, st.act,
+                                    st.act_params, out);
     } else {
-      kernels::act_forward(st.act, in, out, m * st.out);
+      kernels::act_forward(st.act, st.act_params, in, out, m * st.out);
     }
     in = out;
   }
@@ -118,10 +126,13 @@ double Network<T>::run_backward(const T* x, kernels::Target<T> t, int64_t m) {
     const Step& st = steps_[s];
     // dZ = dA * f'(Z), in place: g becomes the gradient at the step's pre-activation.
     if (!st.dense) {
-      kernels::act_backward(st.act, acts_[s].data(), g, g, m * st.out);
+      // Its input is the previous step's output (the first step is always Dense).
+      kernels::act_backward(st.act, st.act_params, acts_[s - 1].data(), acts_[s].data(), g, g,
+                            m * st.out);
       continue;  // an activation's dZ is its input's dA
     }
-    kernels::activation_grad_bias_grad(acts_[s].data(), g, m, st.out, st.act,
+    kernels::activation_grad_bias_grad(pre_acts_[s].empty() ? nullptr : pre_acts_[s].data(),
+                                       acts_[s].data(), g, m, st.out, st.act, st.act_params,
                                        grads_.data() + st.b_offset);
     const T* in = s == 0 ? x : acts_[s - 1].data();
     kernels::gemm<T>(true, false, st.in, st.out, m, T(1), in, st.in, g, st.out, T(0),

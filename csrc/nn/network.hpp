@@ -16,6 +16,7 @@ struct LayerSpec {
   bool dense = false;
   int64_t in = 0, out = 0;
   kernels::Act act = kernels::Act::Identity;
+  kernels::ActParams act_params;
 };
 
 // Where a Dense layer's W (in x out, row-major) and b (out) sit in the flat buffers.
@@ -30,6 +31,7 @@ struct Step {
   int64_t in, out;
   kernels::Act act;
   int64_t w_offset, b_offset;
+  kernels::ActParams act_params;
 };
 
 // Thrown by train_step / train_epoch / step (CPU and CUDA networks) when a step's loss
@@ -122,6 +124,8 @@ class Network {
   double last_loss_ = 0.0;            // of the pass that filled grads_
   int64_t updates_ = 0;
   std::vector<std::vector<T>> acts_;  // post-activation output of each step
+  // Pre-activation of each Dense step whose activation uses its input (else empty).
+  std::vector<std::vector<T>> pre_acts_;
   std::vector<T> grad_a_, grad_b_;    // ping-pong buffers for dL/d(activations)
   std::vector<T> batch_x_, batch_t_, batch_w_;  // gathered rows for train_epoch
   std::vector<int64_t> batch_labels_;

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import warnings
 
-from . import _core, callbacks, distributed, ops, reference, schedules
+from . import _core, activations, callbacks, distributed, ops, reference, schedules
 from .gradcheck import gradcheck
-from .layers import Dense, Identity, Layer, ReLU, Sigmoid, Tanh
+from .activations import ELU, GELU, Activation, Identity, LeakyReLU, ReLU, Sigmoid, SiLU, Tanh
+from .layers import Dense, Layer
 from .history import History
 from .losses import BCEWithLogitsLoss, Loss, MSELoss, SoftmaxCrossEntropyLoss
 from .network import Network, from_torch
@@ -19,7 +20,8 @@ from .optim import SGD, Adam, AdamW, Optimizer
 __version__ = _core.__version__
 
 __all__ = [
-    "Dense", "Identity", "Layer", "ReLU", "Sigmoid", "Tanh",
+    "Dense", "Layer", "Activation", "Identity", "ReLU", "Sigmoid", "Tanh", "LeakyReLU", "ELU",
+    "GELU", "SiLU",
     "BCEWithLogitsLoss", "Loss", "MSELoss", "SoftmaxCrossEntropyLoss",
     "History", "Network", "Optimizer", "SGD", "Adam", "AdamW",
     "callbacks", "distributed", "from_torch", "gradcheck", "ops", "reference",

@@ -1,22 +1,20 @@
-"""Layers: ``Dense`` and the activations. A layer is a description plus, for Dense,
-its parameters; the network runs them in C++ (or NumPy for ``backend="numpy"``)."""
+"""Layers: the ``Layer`` base and ``Dense`` (the activations are in
+:mod:`fastbp.activations`). A layer is a description plus, for Dense, its parameters;
+the network runs them in C++ (or NumPy for ``backend="numpy"``)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from . import _core, _names, _validate
+from . import _validate
 
-__all__ = ["Layer", "Dense", "Sigmoid", "ReLU", "Tanh", "Identity", "INITS", "LAYER_TYPES",
-           "ACTIVATIONS"]
+__all__ = ["Layer", "Dense", "INITS", "LAYER_TYPES"]
 
 INITS = ("xavier", "he", "zeros")
 
 #: fastbp's layer classes by class name (what a saved network names them by), each
-#: entered as it is defined.
+#: entered as it is defined (the activations when fastbp.activations is imported).
 LAYER_TYPES: dict[str, type] = {}
-#: fastbp's activation classes by ``name`` (``"relu"`` -> ``ReLU``).
-ACTIVATIONS: dict[str, type] = {}
 
 
 class Layer:
@@ -27,7 +25,7 @@ class Layer:
     def __init_subclass__(cls, abstract: bool = False, **kwargs):
         # Only fastbp's own concrete layers: a user's subclass must not replace them.
         super().__init_subclass__(**kwargs)
-        if not abstract and cls.__module__ == __name__:
+        if not abstract and cls.__module__.startswith(__package__ + "."):
             LAYER_TYPES[cls.__name__] = cls
 
     @property
@@ -41,45 +39,6 @@ class Layer:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
-
-
-class Activation(Layer, abstract=True):
-    """An elementwise activation ``A = f(Z)``: ``kind`` is its member of ``_core.Act``,
-    and ``name``, derived from it (``"relu"``), keys the ops and the NumPy reference."""
-
-    kind: _core.Act
-    name = ""
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        if hasattr(cls, "kind"):
-            cls.name = _names.snake_case(cls.kind.name)
-            if cls.__module__ == __name__:
-                ACTIVATIONS[cls.name] = cls
-
-
-class Sigmoid(Activation):
-    """Logistic sigmoid ``1 / (1 + exp(-z))``, computed without overflow."""
-
-    kind = _core.Act.Sigmoid
-
-
-class ReLU(Activation):
-    """``max(z, 0)``."""
-
-    kind = _core.Act.ReLU
-
-
-class Tanh(Activation):
-    """Hyperbolic tangent."""
-
-    kind = _core.Act.Tanh
-
-
-class Identity(Activation):
-    """``f(z) = z``: a linear output."""
-
-    kind = _core.Act.Identity
 
 
 class _Param:
@@ -172,6 +131,34 @@ class Dense(Layer):
     def config(self) -> dict:
         return {"type": "Dense", "in_features": self.in_features,
                 "out_features": self.out_features, "init": self.init}
+
+    # PyTorch's Linear computes x @ weight.T + bias with weight (out, in): W = weight.T.
+    torch_type = "Linear"
+
+    def to_torch(self, torch, dtype):
+        """A ``torch.nn.Linear`` with copies of ``W`` and ``b``."""
+        linear = torch.nn.Linear(self.in_features, self.out_features, dtype=dtype)
+        with torch.no_grad():
+            linear.weight.copy_(torch.from_numpy(np.ascontiguousarray(self.W.T)))
+            linear.bias.copy_(torch.from_numpy(self.b.copy()))
+        return linear
+
+    @classmethod
+    def from_torch(cls, module) -> Dense:
+        """A Dense with copies of a ``torch.nn.Linear``'s weight (transposed) and bias."""
+        if module.bias is None:
+            raise ValueError("a Linear without bias cannot become a Dense, which has one")
+        dense = cls(module.in_features, module.out_features)
+        dense.W = module.weight.detach().cpu().numpy().T
+        dense.b = module.bias.detach().cpu().numpy()
+        return dense
+
+    def onnx_nodes(self, onnx, name: str, x: str, opset: int, dtype) -> tuple[list, list]:
+        """ONNX's ``Gemm(x, W, b)`` without transposes, the weights in their dtype."""
+        weights = [onnx.numpy_helper.from_array(np.ascontiguousarray(self.W), name + ".W"),
+                   onnx.numpy_helper.from_array(np.ascontiguousarray(self.b), name + ".b")]
+        return [onnx.helper.make_node("Gemm", [x, name + ".W", name + ".b"], [name],
+                                      name=name)], weights
 
     def __repr__(self) -> str:
         return f"Dense({self.in_features}, {self.out_features}, init={self.init!r})"

@@ -14,7 +14,8 @@ import numpy as np
 
 from . import _core, _names, _validate, interop, io, onnx_export, ops, reference
 from .history import History
-from .layers import Activation, Dense, Identity, Layer, Sigmoid
+from .activations import Activation, Identity, Sigmoid
+from .layers import Dense, Layer
 from .losses import LOSS_TYPES, BCEWithLogitsLoss, Loss, SoftmaxCrossEntropyLoss
 from .optim import SGD, Optimizer
 from .schedules import Schedule
@@ -61,7 +62,8 @@ def _cuda_network(dtype):
 
 
 def _describe(layers) -> list:
-    """``(dense, in, out, activation)`` per layer, checking that the sizes chain."""
+    """``(dense, in, out, activation)`` per layer (an Activation; Identity for a Dense),
+    checking that the sizes chain."""
     if not isinstance(layers, (list, tuple)) or not layers:
         raise TypeError(f"layers must be a non-empty list of fastbp layers, got {layers!r}")
     specs, width = [], None
@@ -75,11 +77,11 @@ def _describe(layers) -> list:
                 raise ValueError(f"layers[{i}] expects {layer.in_features} inputs but the "
                                  f"layer before it gives {width}")
             width = layer.out_features
-            specs.append((True, layer.in_features, layer.out_features, Identity.name))
+            specs.append((True, layer.in_features, layer.out_features, Identity()))
         elif isinstance(layer, Activation):
             if width is None:
                 raise ValueError("the first layer must be Dense, got " + repr(layer))
-            specs.append((False, width, width, layer.name))
+            specs.append((False, width, width, layer))
         else:
             raise TypeError(f"layers[{i}] is an unsupported layer type {type(layer).__name__}")
     if len({id(layer) for layer in layers}) != len(layers):
@@ -148,7 +150,7 @@ class Network:
         if self.backend == "numpy":
             return reference.ReferenceNetwork(specs, self.loss_fn.name, self.loss_fn.reduction,
                                               self.dtype)
-        core_specs = [(d, i, o, _names.ACTIVATIONS[a]) for d, i, o, a in specs]
+        core_specs = [(d, i, o, a.kind, *a.act_args) for d, i, o, a in specs]
         loss = self.loss_fn.kind
         reduction = _names.REDUCTIONS[self.loss_fn.reduction]
         if self.backend == "cuda":
