@@ -50,7 +50,7 @@ def test_cuda_backend_without_device_raises_with_reason(dtype):
                     reason="needs the CUDA backend compiled and no device")
 def test_core_cuda_network_without_device_raises():
     with pytest.raises(RuntimeError, match="backend 'cuda'"):
-        _core.CudaNetwork32([(True, 2, 3, _core.Act.Identity)], _core.Loss.MSE,
+        _core.CudaNetwork32([(True, 2, 3, _core.Act.Identity, 0.0, 0.0)], _core.Loss.MSE,
                             _core.Reduction.Mean)
 
 

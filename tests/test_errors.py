@@ -361,7 +361,7 @@ def test_dense_sizes_overflowing_64_bit_counts(sizes):
     with pytest.raises(ValueError, match="overflow"):
         fb.Network([fb.Dense(*sizes)], fb.MSELoss())
     with pytest.raises(ValueError, match="overflow"):
-        fb._core.Network64([(True, *sizes, fb._core.Act.Identity)], fb._core.Loss.MSE,
+        fb._core.Network64([(True, *sizes, fb._core.Act.Identity, 0.0, 0.0)], fb._core.Loss.MSE,
                            fb._core.Reduction.Mean)
 
 

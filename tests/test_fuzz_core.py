@@ -60,7 +60,7 @@ def call(fn, *a):
         pass
 
 
-ACTS = [_core.Act.Identity, _core.Act.Sigmoid, _core.Act.ReLU, _core.Act.Tanh]
+ACTS = list(_core.Act.__members__.values())
 LOSSES = [_core.Loss.MSE, _core.Loss.SoftmaxCrossEntropy, _core.Loss.BCEWithLogits]
 REDUCTIONS = [_core.Reduction.Mean, _core.Reduction.Sum]
 
@@ -94,7 +94,9 @@ def test_fuzz_kernels(abc, flags, act, loss, reduction, hyper):
     call(_core.matmul, a, b, *flags)
     call(_core.linear, a, b, c)
     call(_core.activation, act, a)
+    call(_core.activation, act, a, *hyper)
     call(_core.activation_backward, act, a, b)
+    call(_core.activation_backward, act, a, b, c, *hyper)
     call(_core.softmax, a)
     call(_core.loss, loss, reduction, a, b, flags[0])
     call(_core.all_finite, a)
@@ -107,7 +109,9 @@ def test_fuzz_kernels(abc, flags, act, loss, reduction, hyper):
 # honest requests for terabytes, which the fuzzer must not make of a shared machine.
 SIZES = [-(2**63), -1, 0, 1, 2, 3, 2**62, 2**63 - 1]
 layer_specs = st.lists(st.tuples(st.booleans(), st.sampled_from(SIZES),
-                                 st.sampled_from(SIZES), st.sampled_from(ACTS)), max_size=4)
+                                 st.sampled_from(SIZES), st.sampled_from(ACTS),
+                                 st.sampled_from([0.0, 0.5, np.nan, np.inf]),
+                                 st.sampled_from([0.0, 20.0, -np.inf])), max_size=4)
 
 
 @FUZZ
@@ -153,8 +157,8 @@ def test_fuzz_network_methods(data, batch, dtype, loss, first, lr):
     valid calls also diverge, so the FloatingPointError path is fuzzed too."""
     x, t, order, v = data.draw(batches(dtype))
     cls = _core.Network32 if dtype == "float32" else _core.Network64
-    net = cls([(True, 3, 4, _core.Act.Tanh), (False, 4, 4, _core.Act.ReLU),
-               (True, 4, 2, _core.Act.Identity)], loss, _core.Reduction.Mean)
+    net = cls([(True, 3, 4, _core.Act.Tanh, 0.0, 0.0), (False, 4, 4, _core.Act.ReLU, 0.0, 0.0),
+               (True, 4, 2, _core.Act.Identity, 0.0, 0.0)], loss, _core.Reduction.Mean)
     hyper = (lr, 0.9, 0.0, False, 0.0, first)
     call(net.forward, x)
     call(net.check, x, t)

@@ -133,6 +133,13 @@ class Activation(Layer, abstract=True):
         return f"{type(self).__name__}({inner})"
 
 
+def _float32(dtype) -> bool:
+    """Whether ONNX's own operator can compute the activation in ``dtype``: its float
+    attributes are float32, and onnxruntime has float32 kernels only for most of them; a
+    float64 network composes it from double-precision constants instead."""
+    return np.dtype(dtype) == np.float32
+
+
 class _Graph:
     """Builds composed ONNX nodes: fresh tensor names under ``name``, constants in ``dtype``."""
 
@@ -228,8 +235,13 @@ class LeakyReLU(Activation):
         return np.where(x > 0, grad, grad * grad.dtype.type(self.negative_slope))
 
     def onnx_nodes(self, onnx, name, x, opset, dtype):
-        return [onnx.helper.make_node("LeakyRelu", [x], [name], name=name,
-                                      alpha=self.negative_slope)], []
+        if _float32(dtype):
+            return [onnx.helper.make_node("LeakyRelu", [x], [name], name=name,
+                                          alpha=self.negative_slope)], []
+        g = _Graph(onnx, name, dtype)
+        g.op("Where", g.op("Greater", x, g.const(0.0)), x,
+             g.op("Mul", x, g.const(self.negative_slope)), out=name)
+        return g.nodes, g.initializers
 
 
 class ELU(Activation):
@@ -258,7 +270,12 @@ class ELU(Activation):
             return np.where(x <= 0, grad * (alpha * np.exp(x)), grad)
 
     def onnx_nodes(self, onnx, name, x, opset, dtype):
-        return [onnx.helper.make_node("Elu", [x], [name], name=name, alpha=self.alpha)], []
+        if _float32(dtype):
+            return [onnx.helper.make_node("Elu", [x], [name], name=name, alpha=self.alpha)], []
+        g = _Graph(onnx, name, dtype)
+        negative = g.op("Mul", g.const(self.alpha), g.op("Sub", g.op("Exp", x), g.const(1.0)))
+        g.op("Where", g.op("Greater", x, g.const(0.0)), x, negative, out=name)
+        return g.nodes, g.initializers
 
 
 #: sqrt(2 / pi), 1 / sqrt(2), 1 / sqrt(2 pi) and the cubic's coefficient, as PyTorch's
@@ -315,7 +332,7 @@ class GELU(Activation):
         return grad * (cdf + x * pdf)
 
     def onnx_nodes(self, onnx, name, x, opset, dtype):
-        if opset >= 20:
+        if opset >= 20 and _float32(dtype):
             return [onnx.helper.make_node("Gelu", [x], [name], name=name,
                                           approximate=self.approximate)], []
         g = _Graph(onnx, name, dtype)
@@ -325,7 +342,13 @@ class GELU(Activation):
                          g.op("Add", x, g.op("Mul", g.const(_GELU_KAPPA), cube)))
             phi = g.op("Add", g.const(1.0), g.op("Tanh", inner))
         else:
-            phi = g.op("Add", g.const(1.0), g.op("Erf", g.op("Mul", x, g.const(_SQRT1_2))))
+            scaled = g.op("Mul", x, g.const(_SQRT1_2))
+            if _float32(dtype):
+                erf = g.op("Erf", scaled)
+            else:  # onnxruntime has no double Erf: float64 gets erf at float32 precision
+                erf = g.op("Cast", g.op("Erf", g.op("Cast", scaled, to=onnx.TensorProto.FLOAT)),
+                           to=onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype)))
+            phi = g.op("Add", g.const(1.0), erf)
         g.op("Mul", g.op("Mul", g.const(0.5), x), phi, out=name)
         return g.nodes, g.initializers
 
