@@ -10,7 +10,7 @@ import warnings
 
 from . import _core, activations, callbacks, distributed, ops, reference, schedules
 from .gradcheck import gradcheck
-from .activations import ELU, GELU, Activation, Identity, LeakyReLU, ReLU, Sigmoid, SiLU, Tanh
+from .activations import *  # noqa: F403  (the classes in activations.__all__)
 from .layers import Dense, Layer
 from .history import History
 from .losses import BCEWithLogitsLoss, Loss, MSELoss, SoftmaxCrossEntropyLoss
@@ -20,8 +20,7 @@ from .optim import SGD, Adam, AdamW, Optimizer
 __version__ = _core.__version__
 
 __all__ = [
-    "Dense", "Layer", "Activation", "Identity", "ReLU", "Sigmoid", "Tanh", "LeakyReLU", "ELU",
-    "GELU", "SiLU",
+    "Dense", "Layer", *activations.CLASSES,
     "BCEWithLogitsLoss", "Loss", "MSELoss", "SoftmaxCrossEntropyLoss",
     "History", "Network", "Optimizer", "SGD", "Adam", "AdamW",
     "callbacks", "distributed", "from_torch", "gradcheck", "ops", "reference",

@@ -15,8 +15,10 @@ import numpy as np
 from . import _core, _names, _validate
 from .layers import Layer
 
-__all__ = ["Activation", "Sigmoid", "ReLU", "Tanh", "Identity", "LeakyReLU", "ELU", "GELU",
-           "SiLU", "ACTIVATIONS", "for_name", "op_signature"]
+#: The classes fastbp exports at its top level.
+CLASSES = ["Activation", "Sigmoid", "ReLU", "Tanh", "Identity", "LeakyReLU", "ELU", "GELU",
+           "SiLU"]
+__all__ = [*CLASSES, "ACTIVATIONS", "for_name", "op_signature"]
 
 #: The class computing each core activation, by ``name`` (``"relu"`` -> ``ReLU``;
 #: ``"gelu_tanh"`` -> ``GELU``, whose ``approximate="tanh"`` computes it).
@@ -385,3 +387,4 @@ def op_signature(activation: Activation, arrays: tuple[str, ...]) -> inspect.Sig
     return inspect.Signature([inspect.Parameter(a, kind) for a in arrays] +
                              [inspect.Parameter(s, kind, default=getattr(activation, s))
                               for s in activation.act_settings])
+
