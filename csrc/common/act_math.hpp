@@ -14,7 +14,7 @@ namespace fastbp::common {
 // Values are part of the Python binding (fastbp._core.Act); keep them stable.
 enum class Act : int {
   Identity = 0, Sigmoid = 1, ReLU = 2, Tanh = 3, LeakyReLU = 4, ELU = 5, GELU = 6,
-  GELUTanh = 7, SiLU = 8
+  GELUTanh = 7, SiLU = 8, Softplus = 9
 };
 
 // The names _core exports its members under (fastbp._core.Act.ReLU); Python derives
@@ -22,10 +22,11 @@ enum class Act : int {
 inline constexpr std::pair<Act, const char*> kActNames[] = {
     {Act::Identity, "Identity"}, {Act::Sigmoid, "Sigmoid"},   {Act::ReLU, "ReLU"},
     {Act::Tanh, "Tanh"},         {Act::LeakyReLU, "LeakyReLU"}, {Act::ELU, "ELU"},
-    {Act::GELU, "GELU"},         {Act::GELUTanh, "GELUTanh"}, {Act::SiLU, "SiLU"}};
+    {Act::GELU, "GELU"},         {Act::GELUTanh, "GELUTanh"}, {Act::SiLU, "SiLU"},
+    {Act::Softplus, "Softplus"}};
 
-// An activation's settings: LeakyReLU a = negative_slope; ELU a = alpha; unused by the
-// others.
+// An activation's settings: LeakyReLU a = negative_slope; ELU a = alpha; Softplus
+// a = beta, b = threshold; unused by the others.
 struct ActParams {
   double a = 0.0, b = 0.0;
 };
@@ -52,7 +53,7 @@ FASTBP_HD constexpr T kGeluErfBeta() { return T(1.1283791670955126 * 0.707106781
 
 template <Act A, typename T>
 FASTBP_HD inline T act_one(T x, ActParams p) {
-  using std::erf, std::exp, std::expm1, std::tanh;
+  using std::erf, std::exp, std::expm1, std::log1p, std::tanh;
   if constexpr (A == Act::Sigmoid) return stable_sigmoid(x);
   if constexpr (A == Act::ReLU) return x > T(0) ? x : T(0);
   if constexpr (A == Act::Tanh) return tanh(x);
@@ -64,6 +65,10 @@ FASTBP_HD inline T act_one(T x, ActParams p) {
     return T(0.5) * x * (T(1) + tanh(inner));
   }
   if constexpr (A == Act::SiLU) return x / (T(1) + exp(-x));
+  if constexpr (A == Act::Softplus) {  // linear where beta * x > threshold, as torch
+    const T bx = x * T(p.a);
+    return bx > T(p.b) ? x : log1p(exp(bx)) / T(p.a);
+  }
   return x;
 }
 
@@ -92,6 +97,10 @@ FASTBP_HD inline T act_derivative(T x, T y, ActParams p) {
     const T s = T(1) / (T(1) + exp(-x));
     return s * (T(1) + x * (T(1) - s));
   }
+  if constexpr (A == Act::Softplus) {
+    const T z = exp(x * T(p.a));
+    return x * T(p.a) > T(p.b) ? T(1) : z / (z + T(1));
+  }
   return T(1);
 }
 
@@ -108,6 +117,7 @@ inline void with_act(Act act, F&& f) {
     case Act::GELU: return f(std::integral_constant<Act, Act::GELU>{});
     case Act::GELUTanh: return f(std::integral_constant<Act, Act::GELUTanh>{});
     case Act::SiLU: return f(std::integral_constant<Act, Act::SiLU>{});
+    case Act::Softplus: return f(std::integral_constant<Act, Act::Softplus>{});
   }
 }
 

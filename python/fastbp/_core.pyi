@@ -15,6 +15,7 @@ class Act(Enum):
     GELU = 6
     GELUTanh = 7
     SiLU = 8
+    Softplus = 9
 
 class Loss(Enum):
     MSE = 0

@@ -17,7 +17,7 @@ from .layers import Layer
 
 #: The classes fastbp exports at its top level.
 CLASSES = ["Activation", "Sigmoid", "ReLU", "Tanh", "Identity", "LeakyReLU", "ELU", "GELU",
-           "SiLU"]
+           "SiLU", "Softplus"]
 __all__ = [*CLASSES, "ACTIVATIONS", "for_name", "op_signature"]
 
 #: The class computing each core activation, by ``name`` (``"relu"`` -> ``ReLU``;
@@ -388,3 +388,43 @@ def op_signature(activation: Activation, arrays: tuple[str, ...]) -> inspect.Sig
                              [inspect.Parameter(s, kind, default=getattr(activation, s))
                               for s in activation.act_settings])
 
+
+class Softplus(Activation):
+    """``log(1 + exp(beta * x)) / beta``, and ``x`` where ``beta * x > threshold``
+    (``torch.nn.Softplus``).
+
+    Parameters
+    ----------
+    beta : float
+        Finite and > 0.
+    threshold : float
+        Finite; above it (in ``beta * x``) the function is linear.
+    """
+
+    kind = _core.Act.Softplus
+    settings = act_settings = ("beta", "threshold")
+
+    def __init__(self, beta: float = 1.0, threshold: float = 20.0):
+        self.beta = _validate.real("beta", beta, strict=True)
+        self.threshold = _real("threshold", threshold)
+
+    def _numpy_forward(self, x):
+        beta, threshold = x.dtype.type(self.beta), x.dtype.type(self.threshold)
+        with np.errstate(over="ignore"):
+            return np.where(x * beta > threshold, x, np.log1p(np.exp(x * beta)) / beta)
+
+    def _numpy_backward(self, x, y, grad):
+        beta, threshold = x.dtype.type(self.beta), x.dtype.type(self.threshold)
+        with np.errstate(over="ignore", invalid="ignore"):
+            z = np.exp(x * beta)
+            return np.where(x * beta > threshold, grad, grad * (z / (z + 1)))
+
+    def onnx_nodes(self, onnx, name, x, opset, dtype):
+        g = _Graph(onnx, name, dtype)
+        bx = g.op("Mul", x, g.const(self.beta))
+        # onnxruntime has no double Softplus: float64 composes log(1 + exp(bx)).
+        soft = g.op("Softplus", bx) if _float32(dtype) else \
+            g.op("Log", g.op("Add", g.op("Exp", bx), g.const(1.0)))
+        smooth = g.op("Div", soft, g.const(self.beta))
+        g.op("Where", g.op("Greater", bx, g.const(self.threshold)), x, smooth, out=name)
+        return g.nodes, g.initializers
