@@ -387,3 +387,22 @@ def test_core_cuda_network_reports_the_step_of_the_call(call):
     error = core_divergence(call, "float64", backend="cuda")
     assert error.step == (2 if call == "train_epoch" else 0)
     assert error.reason.startswith("a gradient is NaN or inf (dW of Dense layer 1 of 1")
+
+
+@needs_gpu
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", list(fb._names.ACTIVATIONS))
+def test_every_activation_matches_cpu_through_a_network(name, dtype, rng):
+    def net(backend):
+        act = fb.activations.for_name(name)
+        layers = [fb.Dense(7, 17), act, fb.Dense(17, 3), act.with_act_settings(),
+                  fb.activations.for_name(name), fb.Dense(3, 2)]
+        return fb.Network(layers, fb.MSELoss(), dtype=dtype, backend=backend, seed=5)
+
+    gpu, cpu = net("cuda"), net("cpu")
+    X = rng.standard_normal((33, 7)).astype(dtype)
+    T = rng.standard_normal((33, 2)).astype(dtype)
+    tol = dict(rtol=1e-4, atol=1e-6) if dtype == "float32" else dict(rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(gpu.backward(X, T), cpu.backward(X, T), **tol)
+    np.testing.assert_allclose(gpu.grads, cpu.grads, **tol)
+    np.testing.assert_allclose(gpu.predict(X), cpu.predict(X), **tol)

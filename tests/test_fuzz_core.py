@@ -60,7 +60,7 @@ def call(fn, *a):
         pass
 
 
-ACTS = [_core.Act.Identity, _core.Act.Sigmoid, _core.Act.ReLU, _core.Act.Tanh]
+ACTS = list(_core.Act.__members__.values())
 LOSSES = [_core.Loss.MSE, _core.Loss.SoftmaxCrossEntropy, _core.Loss.BCEWithLogits]
 REDUCTIONS = [_core.Reduction.Mean, _core.Reduction.Sum]
 
@@ -94,7 +94,9 @@ def test_fuzz_kernels(abc, flags, act, loss, reduction, hyper):
     call(_core.matmul, a, b, *flags)
     call(_core.linear, a, b, c)
     call(_core.activation, act, a)
+    call(_core.activation, act, a, *hyper)
     call(_core.activation_backward, act, a, b)
+    call(_core.activation_backward, act, a, b, c, *hyper)
     call(_core.softmax, a)
     call(_core.loss, loss, reduction, a, b, flags[0])
     call(_core.all_finite, a)
@@ -109,6 +111,8 @@ SIZES = [-(2**63), -1, 0, 1, 2, 3, 2**62, 2**63 - 1]
 KINDS = list(_core.LayerKind.__members__.values())
 layer_specs = st.lists(st.builds(_core.LayerSpec, st.sampled_from(KINDS), st.sampled_from(SIZES),
                                  st.sampled_from(SIZES), st.sampled_from(ACTS),
+                                 st.sampled_from([0.0, 0.5, np.nan, np.inf]),
+                                 st.sampled_from([0.0, 20.0, -np.inf]),
                                  p=st.sampled_from([-1.0, 0.0, 0.5, 1.0, np.nan]),
                                  eps=st.sampled_from([-1.0, 0.0, 1e-5, np.inf]),
                                  momentum=st.sampled_from([0.0, 0.1, 1.0, 2.0])),

@@ -55,7 +55,7 @@ def test_a_single_linear_is_a_network():
 
 
 @pytest.mark.parametrize("make, exc, word", [
-    (lambda: torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.GELU()), TypeError, "GELU"),
+    (lambda: torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Mish()), TypeError, "Mish"),
     (lambda: torch.nn.Linear(2, 2, bias=False), ValueError, "bias"),
     (lambda: torch.nn.Sequential(torch.nn.Linear(2, 2),
                                  torch.nn.Linear(2, 1, dtype=torch.float64)), TypeError, "float"),

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import fastbp as fb
-from fastbp import _core, _names, interop, layers, losses, optim, sklearn
+from fastbp import _core, _names, activations, interop, layers, losses, optim, sklearn
 
 
 @pytest.mark.parametrize("name,snake", [
@@ -31,11 +31,13 @@ def test_name_tables_are_the_core_enums():
 
 
 def test_every_core_activation_has_a_layer_an_op_and_a_reference_twin(rng):
-    assert set(layers.ACTIVATIONS) == set(_names.ACTIVATIONS)
+    assert set(activations.ACTIVATIONS) == set(_names.ACTIVATIONS)
     x = rng.standard_normal((3, 5))
     for name, kind in _names.ACTIVATIONS.items():
-        cls = layers.ACTIVATIONS[name]
-        assert cls.act is kind and cls.name == name
+        cls = activations.ACTIVATIONS[name]
+        # GELU computes two kinds, picked by its approximate setting.
+        assert kind in cls.kinds and (cls.kind is kind) == (cls.name == name)
+        assert cls.for_kind(kind).kind is kind and cls.for_kind(kind).name == name
         assert layers.LAYER_TYPES[cls.__name__] is cls
         assert getattr(fb, cls.__name__) is cls
         y = getattr(fb.ops, name)(x)
@@ -55,8 +57,10 @@ def test_every_core_loss_has_a_class_and_a_reference_twin():
 
 def test_save_files_interop_and_sklearn_name_the_registered_classes():
     assert set(layers.LAYER_TYPES) == {"Dense", "Dropout", "LayerNorm", "BatchNorm",
-                                       *(c.__name__ for c in layers.ACTIVATIONS.values())}
-    assert interop._ACTIVATIONS == {c.__name__: c for c in layers.ACTIVATIONS.values()}
+                                       *(c.__name__ for c in activations.ACTIVATIONS.values())}
+    assert interop._twins() == {"Linear": fb.Dense, "Dropout": fb.Dropout,
+                                "LayerNorm": fb.LayerNorm, "BatchNorm1d": fb.BatchNorm,
+                                **{c.__name__: c for c in activations.ACTIVATIONS.values()}}
     assert sklearn._ACTIVATIONS == {"identity": fb.Identity, "logistic": fb.Sigmoid,
                                     "tanh": fb.Tanh, "relu": fb.ReLU}
 
@@ -69,7 +73,7 @@ def test_user_subclasses_do_not_replace_fastbp_classes():
         pass
 
     assert MyReLU.name == "relu" and MyLoss.name == "mse"
-    assert layers.ACTIVATIONS["relu"] is fb.ReLU and "MyReLU" not in layers.LAYER_TYPES
+    assert activations.ACTIVATIONS["relu"] is fb.ReLU and "MyReLU" not in layers.LAYER_TYPES
     assert "MyLoss" not in losses.LOSS_TYPES
 
 

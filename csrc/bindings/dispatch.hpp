@@ -1,8 +1,10 @@
 #pragma once
+#include <cmath>
 #include <string>
 #include <vector>
 
 #include "bindings/arrays.hpp"
+#include "kernels/act.hpp"
 #include "kernels/check.hpp"
 #include "kernels/loss.hpp"
 
@@ -15,6 +17,15 @@ py::object by_dtype(const py::array& a, const char* name, F&& f) {
   if (holds<double>(a)) return f(double{});
   throw py::type_error(std::string(name) + " must have dtype float32 or float64, got " +
                        std::string(py::str(a.dtype())));
+}
+
+// An activation's settings from Python: finite reals (each Python class checks its own
+// ranges); ValueError otherwise.
+inline kernels::ActParams act_params(double a, double b) {
+  if (!std::isfinite(a) || !std::isfinite(b))
+    throw py::value_error("activation settings must be finite, got a=" + std::to_string(a) +
+                          ", b=" + std::to_string(b));
+  return {a, b};
 }
 
 // `a` (int64, shape (n,)) copied into `copy`, which the caller owns. Index arrays are

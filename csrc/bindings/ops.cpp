@@ -2,6 +2,8 @@
 #include <pybind11/stl.h>
 
 #include <cmath>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "bindings/arrays.hpp"
@@ -19,6 +21,12 @@ namespace fastbp::bindings {
 namespace {
 
 using kernels::Act;
+
+const char* act_name(Act act) {
+  for (const auto& [kind, name] : kernels::kActNames)
+    if (kind == act) return name;
+  return "?";
+}
 using kernels::Loss;
 using kernels::Reduction;
 
@@ -54,12 +62,13 @@ py::object linear(const py::array& x, const py::array& w, const py::array& b) {
     T* pz = z.mutable_data();
     py::gil_scoped_release nogil;
     kernels::gemm<T>(false, false, m, n, k, T(1), px, k, pw, n, T(0), pz, n);
-    kernels::bias_activation_rows(pz, pb, m, n, Act::Identity);
+    kernels::bias_activation_rows(pz, pb, m, n, Act::Identity, {}, pz);
     return std::move(z);
   });
 }
 
-py::object activation(Act act, const py::array& x) {
+py::object activation(Act act, const py::array& x, double a, double b) {
+  const kernels::ActParams p = act_params(a, b);
   return by_dtype(x, "x", [&](auto tag) -> py::object {
     using T = decltype(tag);
     check_array<T>(x, "x", std::vector<int64_t>(x.ndim(), -1));
@@ -68,22 +77,30 @@ py::object activation(Act act, const py::array& x) {
     T* py_ = y.mutable_data();
     const int64_t n = x.size();
     py::gil_scoped_release nogil;
-    kernels::act_forward(act, px, py_, n);
+    kernels::act_forward(act, p, px, py_, n);
     return std::move(y);
   });
 }
 
-py::object activation_backward(Act act, const py::array& y, const py::array& grad) {
+// grad * f'(x) with y = f(x); x (the input) is needed, and read, only when
+// act_uses_input(act).
+py::object activation_backward(Act act, const py::array& y, const py::array& grad,
+                               const std::optional<py::array>& x, double a, double b) {
+  const kernels::ActParams p = act_params(a, b);
+  if (kernels::act_uses_input(act) && !x)
+    throw py::value_error(std::string("activation_backward of ") + act_name(act) +
+                          " needs its input x, got None");
   return by_dtype(y, "y", [&](auto tag) -> py::object {
     using T = decltype(tag);
     std::vector<int64_t> shape(y.shape(), y.shape() + y.ndim());
     const T* py_ = in_ptr<T>(y, "y", shape);
     const T* pg = in_ptr<T>(grad, "grad", shape);
+    const T* px = kernels::act_uses_input(act) ? in_ptr<T>(*x, "x", shape) : nullptr;
     py::array_t<T> out(std::vector<py::ssize_t>(y.shape(), y.shape() + y.ndim()));
     T* po = out.mutable_data();
     const int64_t n = y.size();
     py::gil_scoped_release nogil;
-    kernels::act_backward(act, py_, pg, po, n);
+    kernels::act_backward(act, p, px, py_, pg, po, n);
     return std::move(out);
   });
 }
@@ -314,9 +331,12 @@ void bind_ops(py::module_& m) {
   m.def("matmul", &matmul, py::arg("a"), py::arg("b"), py::arg("trans_a") = false,
         py::arg("trans_b") = false);
   m.def("linear", &linear, py::arg("x"), py::arg("w"), py::arg("b"));
-  m.def("activation", &activation, py::arg("act"), py::arg("x"));
+  m.def("activation", &activation, py::arg("act"), py::arg("x"), py::arg("a") = 0.0,
+        py::arg("b") = 0.0);
   m.def("activation_backward", &activation_backward, py::arg("act"), py::arg("y"),
-        py::arg("grad"));
+        py::arg("grad"), py::arg("x") = py::none(), py::arg("a") = 0.0, py::arg("b") = 0.0);
+  m.def("act_uses_input", &kernels::act_uses_input, py::arg("act"),
+        "Whether the activation's derivative reads its input x (else its output y).");
   m.def("softmax", &softmax, py::arg("x"));
   m.def("loss", &loss, py::arg("kind"), py::arg("reduction"), py::arg("y"), py::arg("target"),
         py::arg("with_grad"));

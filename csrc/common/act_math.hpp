@@ -1,16 +1,41 @@
 #pragma once
-// Scalar activation maths, the one copy the CPU kernels and the CUDA kernels both
-// compile, so the two backends cannot drift apart. with_act turns the runtime kind into
-// a template parameter, so hot loops carry no branch on it.
+// Everything about an activation kind, the one copy the CPU kernels and the CUDA kernels
+// both compile, so the two backends cannot drift apart: the enum, its names, the scalar
+// forward and derivative (PyTorch's formulas), and with_act, which turns the runtime
+// kind into a template parameter so hot loops carry no branch on it.
 #include <cmath>
 #include <type_traits>
+#include <utility>
 
 #include "common/hd.hpp"
-#include "kernels/act.hpp"
 
 namespace fastbp::common {
 
-using kernels::Act;
+// Values are part of the Python binding (fastbp._core.Act); keep them stable.
+enum class Act : int {
+  Identity = 0, Sigmoid = 1, ReLU = 2, Tanh = 3, LeakyReLU = 4, ELU = 5, GELU = 6,
+  GELUTanh = 7, SiLU = 8, Softplus = 9
+};
+
+// The names _core exports its members under (fastbp._core.Act.ReLU); Python derives
+// every other spelling of an activation's name from these.
+inline constexpr std::pair<Act, const char*> kActNames[] = {
+    {Act::Identity, "Identity"}, {Act::Sigmoid, "Sigmoid"},   {Act::ReLU, "ReLU"},
+    {Act::Tanh, "Tanh"},         {Act::LeakyReLU, "LeakyReLU"}, {Act::ELU, "ELU"},
+    {Act::GELU, "GELU"},         {Act::GELUTanh, "GELUTanh"}, {Act::SiLU, "SiLU"},
+    {Act::Softplus, "Softplus"}};
+
+// An activation's settings: LeakyReLU a = negative_slope; ELU a = alpha; Softplus
+// a = beta, b = threshold; unused by the others.
+struct ActParams {
+  double a = 0.0, b = 0.0;
+};
+
+// Whether f' needs the pre-activation x. The first four write it through y = f(x), so a
+// network keeps only post-activation buffers for them; any newer kind reads x.
+FASTBP_HD constexpr bool act_uses_input(Act act) {
+  return !(act == Act::Identity || act == Act::Sigmoid || act == Act::ReLU || act == Act::Tanh);
+}
 
 // exp(-|x|) never overflows, so both branches stay finite for any x.
 template <typename T>
@@ -20,21 +45,62 @@ FASTBP_HD inline T stable_sigmoid(T x) {
   return x >= T(0) ? T(1) / (T(1) + e) : e / (T(1) + e);
 }
 
+// sqrt(2 / pi) and 1 / sqrt(2 pi), spelled as PyTorch builds them from M_ constants.
+template <typename T>
+FASTBP_HD constexpr T kGeluTanhBeta() { return T(1.4142135623730951 * 1.1283791670955126 * 0.5); }
+template <typename T>
+FASTBP_HD constexpr T kGeluErfBeta() { return T(1.1283791670955126 * 0.7071067811865476 * 0.5); }
+
 template <Act A, typename T>
-FASTBP_HD inline T act_one(T x) {
-  using std::tanh;
+FASTBP_HD inline T act_one(T x, ActParams p) {
+  using std::erf, std::exp, std::expm1, std::log1p, std::tanh;
   if constexpr (A == Act::Sigmoid) return stable_sigmoid(x);
   if constexpr (A == Act::ReLU) return x > T(0) ? x : T(0);
   if constexpr (A == Act::Tanh) return tanh(x);
+  if constexpr (A == Act::LeakyReLU) return x > T(0) ? x : x * T(p.a);
+  if constexpr (A == Act::ELU) return x <= T(0) ? expm1(x) * T(p.a) : x;
+  if constexpr (A == Act::GELU) return x * T(0.5) * (T(1) + erf(x * T(0.7071067811865476)));
+  if constexpr (A == Act::GELUTanh) {
+    const T inner = kGeluTanhBeta<T>() * (x + T(0.044715) * (x * x * x));
+    return T(0.5) * x * (T(1) + tanh(inner));
+  }
+  if constexpr (A == Act::SiLU) return x / (T(1) + exp(-x));
+  if constexpr (A == Act::Softplus) {  // linear where beta * x > threshold, as torch
+    const T bx = x * T(p.a);
+    return bx > T(p.b) ? x : log1p(exp(bx)) / T(p.a);
+  }
   return x;
 }
 
-// f'(z) written through y = f(z), so a network keeps only post-activation buffers.
+// f'(x) given y = f(x); the first four read only y (x may be anything there).
 template <Act A, typename T>
-FASTBP_HD inline T act_derivative(T y) {
+FASTBP_HD inline T act_derivative(T x, T y, ActParams p) {
+  using std::erf, std::exp, std::tanh;
   if constexpr (A == Act::Sigmoid) return y * (T(1) - y);
   if constexpr (A == Act::ReLU) return y > T(0) ? T(1) : T(0);
   if constexpr (A == Act::Tanh) return T(1) - y * y;
+  if constexpr (A == Act::LeakyReLU) return x > T(0) ? T(1) : T(p.a);
+  if constexpr (A == Act::ELU) return x <= T(0) ? T(p.a) * exp(x) : T(1);
+  if constexpr (A == Act::GELU) {
+    const T cdf = T(0.5) * (T(1) + erf(x * T(0.7071067811865476)));
+    const T pdf = exp(T(-0.5) * x * x) * kGeluErfBeta<T>();
+    return cdf + x * pdf;
+  }
+  if constexpr (A == Act::GELUTanh) {
+    const T x_sq = x * x;
+    const T inner = kGeluTanhBeta<T>() * (x + T(0.044715) * x_sq * x);
+    const T t = tanh(inner);
+    const T inner_derivative = kGeluTanhBeta<T>() * (T(1) + T(3) * T(0.044715) * x_sq);
+    return T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * inner_derivative;
+  }
+  if constexpr (A == Act::SiLU) {
+    const T s = T(1) / (T(1) + exp(-x));
+    return s * (T(1) + x * (T(1) - s));
+  }
+  if constexpr (A == Act::Softplus) {
+    const T z = exp(x * T(p.a));
+    return x * T(p.a) > T(p.b) ? T(1) : z / (z + T(1));
+  }
   return T(1);
 }
 
@@ -46,6 +112,12 @@ inline void with_act(Act act, F&& f) {
     case Act::Sigmoid: return f(std::integral_constant<Act, Act::Sigmoid>{});
     case Act::ReLU: return f(std::integral_constant<Act, Act::ReLU>{});
     case Act::Tanh: return f(std::integral_constant<Act, Act::Tanh>{});
+    case Act::LeakyReLU: return f(std::integral_constant<Act, Act::LeakyReLU>{});
+    case Act::ELU: return f(std::integral_constant<Act, Act::ELU>{});
+    case Act::GELU: return f(std::integral_constant<Act, Act::GELU>{});
+    case Act::GELUTanh: return f(std::integral_constant<Act, Act::GELUTanh>{});
+    case Act::SiLU: return f(std::integral_constant<Act, Act::SiLU>{});
+    case Act::Softplus: return f(std::integral_constant<Act, Act::Softplus>{});
   }
 }
 

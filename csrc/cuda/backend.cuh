@@ -147,19 +147,19 @@ class Backend {
     cuda::gemm<T>(ta, tb, m, n, k, a, lda, b, ldb, c, ldc, stream_);
   }
   void bias_activation(T* z, const T* b, int64_t m, int64_t n, kernels::Act act,
-                       kernels::ActParams, T*) {
-    cuda::bias_activation(z, b, m, n, act, stream_);
+                       kernels::ActParams p, T* y) {
+    cuda::bias_activation(z, b, m, n, act, p, y, stream_);
   }
-  void activation_grad_bias_grad(kernels::Act act, kernels::ActParams, const T*, const T* y,
-                                 T* g, int64_t m, int64_t n, T* db) {
-    cuda::act_backward_bias_grad(act, y, g, m, n, db, stream_);
+  void activation_grad_bias_grad(kernels::Act act, kernels::ActParams p, const T* x,
+                                 const T* y, T* g, int64_t m, int64_t n, T* db) {
+    cuda::act_backward_bias_grad(act, p, x, y, g, m, n, db, stream_);
   }
-  void act_forward(kernels::Act act, kernels::ActParams, const T* x, T* y, int64_t n) {
-    cuda::act_forward(act, x, y, n, stream_);
+  void act_forward(kernels::Act act, kernels::ActParams p, const T* x, T* y, int64_t n) {
+    cuda::act_forward(act, p, x, y, n, stream_);
   }
-  void act_backward(kernels::Act act, kernels::ActParams, const T*, const T* y, T* g,
+  void act_backward(kernels::Act act, kernels::ActParams p, const T* x, const T* y, T* g,
                     int64_t n) {
-    cuda::act_backward(act, y, g, n, stream_);
+    cuda::act_backward(act, p, x, y, g, n, stream_);
   }
   void copy(const T* x, T* y, int64_t n) {
     check(cudaMemcpyAsync(y, x, n * sizeof(T), cudaMemcpyDeviceToDevice, stream_), "copy");

@@ -12,28 +12,33 @@
 namespace fastbp::cuda {
 
 using kernels::Act;
+using kernels::ActParams;
 
 // c (m x n) = op(a) @ op(b), row-major, op(x) = x^T when the flag is set.
 template <typename T>
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const T* a,
           int64_t lda, const T* b, int64_t ldb, T* c, int64_t ldc, cudaStream_t stream);
 
-// z[i, :] = f(z[i, :] + bias) over the m x n row-major z.
+// z[i, :] += bias (z becomes the pre-activation) and y = f(z) over the m x n row-major
+// z; y may equal z, which then holds f(z) (what the network passes when
+// !act_uses_input(act)).
 template <typename T>
-void bias_activation(T* z, const T* bias, int64_t m, int64_t n, Act act, cudaStream_t stream);
+void bias_activation(T* z, const T* bias, int64_t m, int64_t n, Act act, ActParams p, T* y,
+                     cudaStream_t stream);
 
 // y = f(x) elementwise; y may alias x.
 template <typename T>
-void act_forward(Act act, const T* x, T* y, int64_t n, cudaStream_t stream);
+void act_forward(Act act, ActParams p, const T* x, T* y, int64_t n, cudaStream_t stream);
 
-// g = g * f'(z) in place, through y = f(z).
+// g = g * f'(x) in place, with y = f(x); x may be null when !act_uses_input(act).
 template <typename T>
-void act_backward(Act act, const T* y, T* g, int64_t n, cudaStream_t stream);
+void act_backward(Act act, ActParams p, const T* x, const T* y, T* g, int64_t n,
+                  cudaStream_t stream);
 
-// g = g * f'(z) through y = f(z) over m x n, and db = column sums of the new g.
+// g = g * f'(x) over m x n as act_backward, and db = column sums of the new g.
 template <typename T>
-void act_backward_bias_grad(Act act, const T* y, T* g, int64_t m, int64_t n, T* db,
-                            cudaStream_t stream);
+void act_backward_bias_grad(Act act, ActParams p, const T* x, const T* y, T* g, int64_t m,
+                            int64_t n, T* db, cudaStream_t stream);
 
 // Floats of scratch space loss() needs for m rows.
 int64_t loss_scratch_size(int64_t m);

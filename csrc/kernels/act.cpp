@@ -1,34 +1,41 @@
 #include "act.hpp"
 
-#include "common/act_math.hpp"
 #include "threads.hpp"
 
 namespace fastbp::kernels {
 
 template <typename T>
-void act_forward(Act act, const T* x, T* y, int64_t n) {
+void act_forward(Act act, ActParams p, const T* x, T* y, int64_t n) {
   if (act == Act::Identity && x == y) return;
   common::with_act(act, [&](auto kind) {
     parallel_for(n, pick_threads(n * 8), [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i) y[i] = common::act_one<decltype(kind)::value>(x[i]);
+      for (int64_t i = begin; i < end; ++i) y[i] = common::act_one<decltype(kind)::value>(x[i], p);
     });
   });
 }
 
 template <typename T>
-void act_backward(Act act, const T* y, const T* grad, T* out, int64_t n) {
+void act_backward(Act act, ActParams p, const T* x, const T* y, const T* grad, T* out,
+                  int64_t n) {
   if (act == Act::Identity && grad == out) return;
   common::with_act(act, [&](auto kind) {
-    parallel_for(n, pick_threads(n), [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i)
-        out[i] = grad[i] * common::act_derivative<decltype(kind)::value>(y[i]);
+    constexpr Act A = decltype(kind)::value;
+    parallel_for(n, pick_threads(n * (act_uses_input(A) ? 8 : 1)),
+                 [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        // Only kinds that use x read it, so x may be null for the others.
+        const T xi = act_uses_input(A) ? x[i] : T(0);
+        out[i] = grad[i] * common::act_derivative<A>(xi, y[i], p);
+      }
     });
   });
 }
 
-template void act_forward<float>(Act, const float*, float*, int64_t);
-template void act_forward<double>(Act, const double*, double*, int64_t);
-template void act_backward<float>(Act, const float*, const float*, float*, int64_t);
-template void act_backward<double>(Act, const double*, const double*, double*, int64_t);
+template void act_forward<float>(Act, ActParams, const float*, float*, int64_t);
+template void act_forward<double>(Act, ActParams, const double*, double*, int64_t);
+template void act_backward<float>(Act, ActParams, const float*, const float*, const float*,
+                                  float*, int64_t);
+template void act_backward<double>(Act, ActParams, const double*, const double*,
+                                   const double*, double*, int64_t);
 
 }  // namespace fastbp::kernels

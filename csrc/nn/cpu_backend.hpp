@@ -93,19 +93,19 @@ class CpuBackend {
     kernels::gemm<T>(ta, tb, m, n, k, T(1), a, lda, b, ldb, T(0), c, ldc);
   }
   void bias_activation(T* z, const T* b, int64_t m, int64_t n, kernels::Act act,
-                       kernels::ActParams, T*) {
-    kernels::bias_activation_rows(z, b, m, n, act);
+                       kernels::ActParams p, T* y) {
+    kernels::bias_activation_rows(z, b, m, n, act, p, y);
   }
-  void activation_grad_bias_grad(kernels::Act act, kernels::ActParams, const T*, const T* y,
-                                 T* g, int64_t m, int64_t n, T* db) {
-    kernels::activation_grad_bias_grad(y, g, m, n, act, db);
+  void activation_grad_bias_grad(kernels::Act act, kernels::ActParams p, const T* x,
+                                 const T* y, T* g, int64_t m, int64_t n, T* db) {
+    kernels::activation_grad_bias_grad(x, y, g, m, n, act, p, db);
   }
-  void act_forward(kernels::Act act, kernels::ActParams, const T* x, T* y, int64_t n) {
-    kernels::act_forward(act, x, y, n);
+  void act_forward(kernels::Act act, kernels::ActParams p, const T* x, T* y, int64_t n) {
+    kernels::act_forward(act, p, x, y, n);
   }
-  void act_backward(kernels::Act act, kernels::ActParams, const T*, const T* y, T* g,
+  void act_backward(kernels::Act act, kernels::ActParams p, const T* x, const T* y, T* g,
                     int64_t n) {
-    kernels::act_backward(act, y, g, g, n);
+    kernels::act_backward(act, p, x, y, g, g, n);
   }
   void copy(const T* x, T* y, int64_t n) { std::copy(x, x + n, y); }
   void dropout_forward(const T* x, T* y, int64_t n, double p, uint64_t key) {

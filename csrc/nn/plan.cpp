@@ -31,7 +31,11 @@ void check_settings(const LayerSpec& l, const std::string& who) {
   auto finite = [](double v) { return std::isfinite(v); };
   switch (l.kind) {
     case LayerKind::Dense:
+      return;
     case LayerKind::Activation:
+      if (!(finite(l.act_a) && finite(l.act_b)))
+        throw std::invalid_argument(who + ": the activation's settings must be finite, got " +
+                                    std::to_string(l.act_a) + ", " + std::to_string(l.act_b));
       return;
     case LayerKind::Dropout:
       if (!(finite(l.p) && l.p >= 0.0 && l.p < 1.0))

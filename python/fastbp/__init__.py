@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import warnings
 
-from . import _core, callbacks, distributed, ops, reference, schedules
+from . import _core, activations, callbacks, distributed, ops, reference, schedules
 from .gradcheck import gradcheck
-from .layers import BatchNorm, Dense, Dropout, Identity, Layer, LayerNorm, ReLU, Sigmoid, Tanh
+from .activations import *  # noqa: F403  (the classes in activations.__all__)
+from .layers import BatchNorm, Dense, Dropout, Layer, LayerNorm
 from .history import History
 from .losses import BCEWithLogitsLoss, Loss, MSELoss, SoftmaxCrossEntropyLoss
 from .network import Network, from_torch
@@ -19,7 +20,7 @@ from .optim import SGD, Adam, AdamW, Optimizer
 __version__ = _core.__version__
 
 __all__ = [
-    "BatchNorm", "Dense", "Dropout", "Identity", "Layer", "LayerNorm", "ReLU", "Sigmoid", "Tanh",
+    "BatchNorm", "Dense", "Dropout", "Layer", "LayerNorm", *activations.CLASSES,
     "BCEWithLogitsLoss", "Loss", "MSELoss", "SoftmaxCrossEntropyLoss",
     "History", "Network", "Optimizer", "SGD", "Adam", "AdamW",
     "callbacks", "distributed", "from_torch", "gradcheck", "ops", "reference",

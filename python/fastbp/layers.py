@@ -1,31 +1,30 @@
-"""Layers: ``Dense``, the activations, ``Dropout``, ``LayerNorm`` and ``BatchNorm``. A
-layer is a description plus its parameters (and state); the network runs them in C++
-(or NumPy for ``backend="numpy"``, through each layer's ``forward_numpy`` /
-``backward_numpy``, whose formulas live in :mod:`fastbp._layer_math`)."""
+"""Layers: the ``Layer`` base, ``Dense``, ``Dropout``, ``LayerNorm`` and ``BatchNorm`` (the
+activations are in :mod:`fastbp.activations`). A layer is a description plus its
+parameters (and state); the network runs them in C++ (or NumPy for ``backend="numpy"``,
+through each layer's ``forward_numpy`` / ``backward_numpy``, whose normalisation and
+dropout formulas live in :mod:`fastbp._layer_math`)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from . import _core, _layer_math, _names, _validate
+from . import _core, _layer_math, _validate
 
-__all__ = ["Layer", "Dense", "Sigmoid", "ReLU", "Tanh", "Identity", "Dropout", "LayerNorm",
-           "BatchNorm", "INITS", "LAYER_TYPES", "ACTIVATIONS"]
+__all__ = ["Layer", "Dense", "Dropout", "LayerNorm", "BatchNorm", "INITS", "LAYER_TYPES"]
 
 INITS = ("xavier", "he", "zeros")
 
 #: fastbp's layer classes by class name (what a saved network names them by), each
-#: entered as it is defined.
+#: entered as it is defined (the activations when fastbp.activations is imported).
 LAYER_TYPES: dict[str, type] = {}
-#: fastbp's activation classes by ``name`` (``"relu"`` -> ``ReLU``).
-ACTIVATIONS: dict[str, type] = {}
 
 
 class Layer:
     """Base class of every layer; a layer belongs to at most one network.
 
-    A layer describes itself to the network: the C++ unit it runs as (``kind`` and
-    :meth:`core_spec`), how it changes the width of the rows (:meth:`out_width`), its
+    A layer describes itself to the network: the C++ unit it runs as (:meth:`core_spec`;
+    ``kind`` is its member of the core enum that computes it, ``_core.LayerKind`` here,
+    ``_core.Act`` for an activation), how it changes the width of the rows (:meth:`out_width`), its
     trainable tensors (:meth:`param_shapes`, laid out in the network's flat buffers in
     that order, :meth:`initial_param`), its non-trainable state (:meth:`state_init`), and
     its NumPy maths (:meth:`forward_numpy`, :meth:`backward_numpy`), which the
@@ -33,12 +32,12 @@ class Layer:
     """
 
     _owner = None
-    kind: _core.LayerKind
+    kind: _core.LayerKind | _core.Act
 
     def __init_subclass__(cls, abstract: bool = False, **kwargs):
         # Only fastbp's own concrete layers: a user's subclass must not replace them.
         super().__init_subclass__(**kwargs)
-        if not abstract and cls.__module__ == __name__:
+        if not abstract and cls.__module__.startswith(__package__ + "."):
             LAYER_TYPES[cls.__name__] = cls
 
     @property
@@ -95,87 +94,6 @@ class Layer:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
-
-
-class Activation(Layer, abstract=True):
-    """An elementwise activation ``A = f(Z)``: ``kind`` is its member of ``_core.Act``,
-    and ``name``, derived from it (``"relu"``), keys the ops and the NumPy reference."""
-
-    act: _core.Act
-    kind = _core.LayerKind.Activation
-    name = ""
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        if hasattr(cls, "act"):
-            cls.name = _names.snake_case(cls.act.name)
-            if cls.__module__ == __name__:
-                ACTIVATIONS[cls.name] = cls
-
-    @property
-    def act_args(self) -> tuple:
-        """The activation's settings as the C++ kernels take them."""
-        return (0.0, 0.0)
-
-    def core_spec(self, width: int) -> _core.LayerSpec:
-        a, b = self.act_args
-        return _core.LayerSpec(self.kind, width, width, self.act, a, b)
-
-    def forward_numpy(self, x, params, state, training, key):
-        y = self._numpy_forward(x)
-        return y, (x, y)
-
-    def backward_numpy(self, grad, cache, params):
-        x, y = cache
-        return self._numpy_backward(x, y, grad), {}
-
-
-class Sigmoid(Activation):
-    """Logistic sigmoid ``1 / (1 + exp(-z))``, computed without overflow."""
-
-    act = _core.Act.Sigmoid
-
-    def _numpy_forward(self, x):
-        return np.where(x >= 0, 1 / (1 + np.exp(-np.abs(x))), np.exp(-np.abs(x)) / (1 + np.exp(-np.abs(x)))).astype(x.dtype, copy=False)
-
-    def _numpy_backward(self, x, y, grad):
-        return grad * y * (1 - y)
-
-
-class ReLU(Activation):
-    """``max(z, 0)``."""
-
-    act = _core.Act.ReLU
-
-    def _numpy_forward(self, x):
-        return np.maximum(x, 0)
-
-    def _numpy_backward(self, x, y, grad):
-        return grad * (y > 0)
-
-
-class Tanh(Activation):
-    """Hyperbolic tangent."""
-
-    act = _core.Act.Tanh
-
-    def _numpy_forward(self, x):
-        return np.tanh(x)
-
-    def _numpy_backward(self, x, y, grad):
-        return grad * (1 - y * y)
-
-
-class Identity(Activation):
-    """``f(z) = z``: a linear output."""
-
-    act = _core.Act.Identity
-
-    def _numpy_forward(self, x):
-        return x.copy()
-
-    def _numpy_backward(self, x, y, grad):
-        return grad.copy()
 
 
 class _Param:
@@ -285,6 +203,34 @@ class Dense(Layer):
     def config(self) -> dict:
         return {"type": "Dense", "in_features": self.in_features,
                 "out_features": self.out_features, "init": self.init}
+
+    # PyTorch's Linear computes x @ weight.T + bias with weight (out, in): W = weight.T.
+    torch_type = "Linear"
+
+    def to_torch(self, torch, dtype):
+        """A ``torch.nn.Linear`` with copies of ``W`` and ``b``."""
+        linear = torch.nn.Linear(self.in_features, self.out_features, dtype=dtype)
+        with torch.no_grad():
+            linear.weight.copy_(torch.from_numpy(np.ascontiguousarray(self.W.T)))
+            linear.bias.copy_(torch.from_numpy(self.b.copy()))
+        return linear
+
+    @classmethod
+    def from_torch(cls, module) -> Dense:
+        """A Dense with copies of a ``torch.nn.Linear``'s weight (transposed) and bias."""
+        if module.bias is None:
+            raise ValueError("a Linear without bias cannot become a Dense, which has one")
+        dense = cls(module.in_features, module.out_features)
+        dense.W = module.weight.detach().cpu().numpy().T
+        dense.b = module.bias.detach().cpu().numpy()
+        return dense
+
+    def onnx_nodes(self, onnx, name: str, x: str, opset: int, dtype) -> tuple[list, list]:
+        """ONNX's ``Gemm(x, W, b)`` without transposes, the weights in their dtype."""
+        weights = [onnx.numpy_helper.from_array(np.ascontiguousarray(self.W), name + ".W"),
+                   onnx.numpy_helper.from_array(np.ascontiguousarray(self.b), name + ".b")]
+        return [onnx.helper.make_node("Gemm", [x, name + ".W", name + ".b"], [name],
+                                      name=name)], weights
 
     def __repr__(self) -> str:
         return f"Dense({self.in_features}, {self.out_features}, init={self.init!r})"

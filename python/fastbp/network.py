@@ -14,7 +14,8 @@ import numpy as np
 
 from . import _core, _names, _validate, interop, io, onnx_export, ops, reference
 from .history import History
-from .layers import Activation, Dense, Identity, Layer, Sigmoid
+from .activations import Sigmoid
+from .layers import Layer
 from .losses import LOSS_TYPES, BCEWithLogitsLoss, Loss, SoftmaxCrossEntropyLoss
 from .optim import SGD, Optimizer
 from .schedules import Schedule

@@ -1,8 +1,6 @@
-"""ONNX export: a network as an ONNX graph of ``Gemm`` and activation nodes, with a
-dynamic batch dimension (needs the ``onnx`` package, imported only when called).
-
-fastbp's ``Dense`` computes ``x @ W + b`` with ``W`` (in, out), which is ONNX's
-``Gemm(x, W, b)`` without transposes; the weights are stored in the network's dtype.
+"""ONNX export: a network as an ONNX graph, each layer's nodes written by the layer
+itself (``onnx_nodes``), with a dynamic batch dimension (needs the ``onnx`` package,
+imported only when called). Weights and constants are stored in the network's dtype.
 """
 
 from __future__ import annotations
@@ -16,7 +14,6 @@ import numpy as np
 
 from . import _core
 from .io import atomic_write
-from .layers import Activation, Dense
 
 if TYPE_CHECKING:
     from .network import Network
@@ -26,7 +23,6 @@ __all__ = ["to_onnx", "MIN_OPSET", "HEADS"]
 #: The ops used here have their current meaning from opset 7 (Gemm's bias broadcast), but
 #: opsets 7 and 8 come with IR version 3, which wants every weight listed as a graph input.
 MIN_OPSET = 9
-_ACTIVATION_OPS = {"sigmoid": "Sigmoid", "relu": "Relu", "tanh": "Tanh", "identity": "Identity"}
 #: What may follow the network's output: nothing, a row-wise softmax (class
 #: probabilities), or flattening a single output column to shape (N,).
 HEADS = (None, "softmax", "ravel")
@@ -54,25 +50,18 @@ def _check_opset(opset: object, onnx: ModuleType) -> int:
     return int(opset)
 
 
-def _layer_nodes(onnx: ModuleType, net: Network, x: str) -> tuple[list, list, str]:
+def _layer_nodes(onnx: ModuleType, net: Network, x: str, opset: int) -> tuple[list, list, str]:
     """The nodes and initializers computing ``net``'s layers from the tensor named ``x``,
     and the name of their output; TypeError for a layer without an ONNX mapping."""
-    helper, nodes, weights = onnx.helper, [], []
+    nodes, weights = [], []
     for i, layer in enumerate(net.layers):
+        if not callable(getattr(layer, "onnx_nodes", None)):
+            raise TypeError(f"layers[{i}] is a {type(layer).__name__}, which ONNX export does "
+                            "not support: it has no onnx_nodes")
         # Named as net.summary() names the layers.
         name = f"{type(layer).__name__.lower()}_{i}"
-        if isinstance(layer, Dense):
-            weights += [onnx.numpy_helper.from_array(np.ascontiguousarray(layer.W), name + ".W"),
-                        onnx.numpy_helper.from_array(np.ascontiguousarray(layer.b), name + ".b")]
-            nodes.append(helper.make_node("Gemm", [x, name + ".W", name + ".b"], [name],
-                                          name=name))
-        elif isinstance(layer, Activation) and layer.name in _ACTIVATION_OPS:
-            nodes.append(helper.make_node(_ACTIVATION_OPS[layer.name], [x], [name], name=name))
-        else:
-            raise TypeError(f"layers[{i}] is a {type(layer).__name__}, which ONNX export does "
-                            "not support; it supports Dense and the activations "
-                            f"{', '.join(_ACTIVATION_OPS)}")
-        x = name
+        layer_nodes, layer_weights = layer.onnx_nodes(onnx, name, x, opset, net.dtype)
+        nodes, weights, x = nodes + layer_nodes, weights + layer_weights, name
     return nodes, weights, x
 
 
@@ -121,7 +110,7 @@ def to_onnx(net: Network, path: str | os.PathLike, opset: int = 17, *, head: str
         raise ValueError(f"head must be one of {HEADS}, got {head!r}")
     helper = onnx.helper
     elem = helper.np_dtype_to_tensor_dtype(net.dtype)
-    nodes, weights, x = _layer_nodes(onnx, net, "input")
+    nodes, weights, x = _layer_nodes(onnx, net, "input", opset)
     if head is None:
         nodes[-1].output[0] = output
     else:

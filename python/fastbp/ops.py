@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _core, _names, _validate
+from . import _core, _names, _validate, activations
 
 # One forward and one backward function per activation of the core (see below).
 __all__ = [
@@ -44,26 +44,44 @@ def linear(x, w, b) -> np.ndarray:
 
 
 def _activation(name):
-    act = _names.ACTIVATIONS[name]
+    proto = activations.for_name(name)
+    # f' of the first activations reads y = f(x); the others' reads x.
+    uses_input = _core.act_uses_input(proto.kind)
+    first = "x" if uses_input else "y"
+    forward_sig = activations.op_signature(proto, ("x",))
+    backward_sig = activations.op_signature(proto, (first, "grad"))
 
-    def forward(x) -> np.ndarray:
+    def forward(*args, **kwargs) -> np.ndarray:
+        bound = forward_sig.bind(*args, **kwargs)
+        bound.apply_defaults()
+        x, *settings = bound.arguments.values()
+        layer = proto.with_act_settings(**dict(zip(proto.act_settings, settings)))
         (x,) = _validate.common_float(x=x)
-        return _core.activation(act, x)
+        return _core.activation(layer.kind, x, *layer.act_args)
 
-    def backward(y, grad) -> np.ndarray:
-        _validate.same_shape(y=y, grad=grad)
-        y, grad = _validate.common_float(y=y, grad=grad)
-        return _core.activation_backward(act, y, grad)
+    def backward(*args, **kwargs) -> np.ndarray:
+        bound = backward_sig.bind(*args, **kwargs)
+        bound.apply_defaults()
+        first_arg, grad, *settings = bound.arguments.values()
+        layer = proto.with_act_settings(**dict(zip(proto.act_settings, settings)))
+        _validate.same_shape(**{first: first_arg, "grad": grad})
+        first_arg, grad = _validate.common_float(**{first: first_arg, "grad": grad})
+        if uses_input:  # its f' reads only x, which then stands in for y as well
+            return _core.activation_backward(layer.kind, first_arg, grad, first_arg,
+                                             *layer.act_args)
+        return _core.activation_backward(layer.kind, first_arg, grad, None, *layer.act_args)
 
     forward.__name__, backward.__name__ = name, name + "_backward"
-    forward.__doc__ = f"Elementwise {name}."
-    backward.__doc__ = (f"``grad * f'(z)`` for {name}, given its forward output ``y = f(z)`` "
-                        "(as PyTorch's sigmoid_backward takes the output).")
+    forward.__signature__, backward.__signature__ = forward_sig, backward_sig
+    forward.__doc__ = f"Elementwise {name} (``fastbp.{type(proto).__name__}``)."
+    backward.__doc__ = (f"``grad * f'(x)`` for {name}, given its input ``x``." if uses_input
+                        else f"``grad * f'(x)`` for {name}, given its forward output "
+                             "``y = f(x)`` (as PyTorch's sigmoid_backward takes the output).")
     return forward, backward
 
 
-# sigmoid, sigmoid_backward, relu, ...: made from the core's list of activations, so a
-# new one needs no change here.
+# sigmoid, sigmoid_backward, relu, ...: made from the core's list of activations and the
+# classes' settings, so a new one needs no change here.
 for _name in _names.ACTIVATIONS:
     globals()[_name], globals()[_name + "_backward"] = _activation(_name)
 del _name

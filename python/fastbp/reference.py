@@ -11,11 +11,11 @@ import functools
 
 import numpy as np
 
-from . import _core, _layer_math, _names, _validate
+from . import _core, _layer_math, _names, _validate, activations
 
 __all__ = [
-    "matmul", "linear", "sigmoid", "relu", "tanh", "identity",
-    "sigmoid_backward", "relu_backward", "tanh_backward", "identity_backward",
+    "matmul", "linear",
+    *_names.ACTIVATIONS, *(name + "_backward" for name in _names.ACTIVATIONS),
     "softmax", "mse", "mse_backward", "softmax_cross_entropy",
     "softmax_cross_entropy_backward", "bce_with_logits", "bce_with_logits_backward",
     "sgd_step", "adam_step",
@@ -67,47 +67,41 @@ def linear(x, w, b):
     return x @ w + b
 
 
-@_floats
-def sigmoid(x):
-    """Logistic function, evaluated through ``exp(-|x|)`` so it never overflows."""
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+def _activation(name):
+    """The NumPy twins of fastbp.ops's ``name`` and ``name_backward``, made from the
+    activation class's NumPy maths, with the ops' signatures and conversions."""
+    proto = activations.for_name(name)
+    uses_input = _core.act_uses_input(proto.kind)
+    first = "x" if uses_input else "y"
+    forward_sig = activations.op_signature(proto, ("x",))
+    backward_sig = activations.op_signature(proto, (first, "grad"))
+
+    def forward(*args, **kwargs):
+        bound = forward_sig.bind(*args, **kwargs)
+        bound.apply_defaults()
+        x, *settings = bound.arguments.values()
+        layer = proto.with_act_settings(**dict(zip(proto.act_settings, settings)))
+        (x,) = _validate.common_float(x=x)
+        return layer._numpy_forward(x)
+
+    def backward(*args, **kwargs):
+        bound = backward_sig.bind(*args, **kwargs)
+        bound.apply_defaults()
+        first_arg, grad, *settings = bound.arguments.values()
+        layer = proto.with_act_settings(**dict(zip(proto.act_settings, settings)))
+        _validate.same_shape(**{first: first_arg, "grad": grad})
+        first_arg, grad = _validate.common_float(**{first: first_arg, "grad": grad})
+        x, y = (first_arg, None) if uses_input else (None, first_arg)
+        return layer._numpy_backward(x, y, grad)
+
+    forward.__name__, backward.__name__ = name, name + "_backward"
+    forward.__signature__, backward.__signature__ = forward_sig, backward_sig
+    return forward, backward
 
 
-@_floats
-def relu(x):
-    return np.maximum(x, 0)
-
-
-@_floats
-def tanh(x):
-    return np.tanh(x)
-
-
-@_floats
-def identity(x):
-    return x.copy()
-
-
-@_floats(same_shape=True)
-def sigmoid_backward(y, grad):
-    """``grad * f'(z)`` for the sigmoid, written through its output ``y = f(z)``."""
-    return grad * y * (1 - y)
-
-
-@_floats(same_shape=True)
-def relu_backward(y, grad):
-    return grad * (y > 0)
-
-
-@_floats(same_shape=True)
-def tanh_backward(y, grad):
-    return grad * (1 - y * y)
-
-
-@_floats(same_shape=True)
-def identity_backward(y, grad):
-    return grad.copy()
+for _name in _names.ACTIVATIONS:
+    globals()[_name], globals()[_name + "_backward"] = _activation(_name)
+del _name
 
 
 @_floats

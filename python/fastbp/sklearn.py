@@ -39,7 +39,8 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 from threadpoolctl import threadpool_limits
 
-from .layers import ACTIVATIONS, Dense
+from .activations import ACTIVATIONS
+from .layers import Dense
 from .losses import MSELoss, SoftmaxCrossEntropyLoss
 from .network import Network
 from .onnx_export import to_onnx
@@ -47,8 +48,9 @@ from .optim import SGD, Adam
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
-# scikit-learn's names: fastbp's, except that its sigmoid is "logistic".
-_ACTIVATIONS = {{"sigmoid": "logistic"}.get(name, name): cls for name, cls in ACTIVATIONS.items()}
+# scikit-learn's activations, under its names: fastbp's, except that its sigmoid is "logistic".
+_ACTIVATIONS = {{"sigmoid": "logistic"}.get(name, name): ACTIVATIONS[name]
+                for name in ("identity", "sigmoid", "tanh", "relu")}
 
 
 _SOLVERS = ("lbfgs", "sgd", "adam")

@@ -1,0 +1,161 @@
+"""Every activation against PyTorch (values, gradients through a network, SGD steps),
+gradcheck, its ops against fastbp.reference (hypothesis, extremes included), settings
+validation, save/load, and torch round trips."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import fastbp as fb
+from fastbp import _core, _names, activations
+
+torch = pytest.importorskip("torch")
+
+#: Every core kind with default settings, plus non-default settings of each class.
+CASES = {name: (lambda name=name: activations.for_name(name)) for name in _names.ACTIVATIONS}
+CASES.update({
+    "leaky_relu_0.2": lambda: fb.LeakyReLU(negative_slope=0.2),
+    "elu_0.5": lambda: fb.ELU(alpha=0.5),
+})
+if hasattr(fb, "Softplus"):
+    CASES.update({"softplus_2_3": lambda: fb.Softplus(beta=2.0, threshold=3.0)})
+
+TOL = {"float32": dict(rtol=1e-4, atol=1e-5), "float64": dict(rtol=1e-9, atol=1e-12)}
+SIZES = (1, 7, 33)
+
+
+def torch_dtype(dtype):
+    return {"float32": torch.float32, "float64": torch.float64}[dtype]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("case", CASES)
+def test_forward_and_backward_ops_match_torch(case, dtype, rng):
+    act = CASES[case]()
+    x = (4 * rng.standard_normal(37)).astype(dtype)
+    tx = torch.tensor(x, requires_grad=True)
+    ty = act.to_torch(torch, torch_dtype(dtype))(tx)
+    g = rng.standard_normal(37).astype(dtype)
+    ty.backward(torch.tensor(g))
+    settings_ = dict(zip(act.act_settings, act.act_args))
+    y = getattr(fb.ops, act.name)(x, **settings_)
+    np.testing.assert_allclose(y, ty.detach().numpy(), **TOL[dtype])
+    first = x if _core.act_uses_input(act.kind) else y
+    dx = getattr(fb.ops, act.name + "_backward")(first, g, **settings_)
+    np.testing.assert_allclose(dx, tx.grad.numpy(), **TOL[dtype])
+
+
+def _nets(act_factory, dtype, backend, n_in, seed=0):
+    layers = [fb.Dense(n_in, 17), act_factory(), fb.Dense(17, 3), act_factory(), fb.Dense(3, 2)]
+    net = fb.Network(layers, fb.MSELoss(), dtype=dtype, backend=backend, seed=seed)
+    return net, net.to_torch()
+
+
+@pytest.mark.parametrize("backend", ["cpu", "numpy"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("case", CASES)
+def test_network_gradients_and_sgd_steps_match_torch(case, dtype, backend, rng):
+    for n_in, m in ((1, 1), (7, 33)):
+        net, tnet = _nets(CASES[case], dtype, backend, n_in)
+        X = rng.standard_normal((m, n_in)).astype(dtype)
+        T = rng.standard_normal((m, 2)).astype(dtype)
+        net.backward(X, T)
+        loss = torch.nn.functional.mse_loss(tnet(torch.tensor(X)), torch.tensor(T))
+        loss.backward()
+        dense = [layer for layer in net.layers if isinstance(layer, fb.Dense)]
+        linears = [mod for mod in tnet if isinstance(mod, torch.nn.Linear)]
+        for layer, lin in zip(dense, linears):
+            np.testing.assert_allclose(layer.dW, lin.weight.grad.numpy().T, **TOL[dtype])
+            np.testing.assert_allclose(layer.db, lin.bias.grad.numpy(), **TOL[dtype])
+        opt, topt = fb.SGD(lr=0.05), torch.optim.SGD(tnet.parameters(), lr=0.05)
+        for _ in range(10):
+            net.train_step(X, T, opt)
+            topt.zero_grad()
+            torch.nn.functional.mse_loss(tnet(torch.tensor(X)), torch.tensor(T)).backward()
+            topt.step()
+        for layer, lin in zip(dense, linears):
+            np.testing.assert_allclose(layer.W, lin.weight.detach().numpy().T, **TOL[dtype])
+            np.testing.assert_allclose(layer.b, lin.bias.detach().numpy(), **TOL[dtype])
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_gradcheck(case, rng):
+    net = fb.Network([fb.Dense(3, 7), CASES[case](), fb.Dense(7, 2)], fb.MSELoss(),
+                     dtype="float64", seed=1)
+    X, T = rng.standard_normal((5, 3)), rng.standard_normal((5, 2))
+    assert fb.gradcheck(net, X, T) < 1e-6
+
+
+EXTREMES = [0.0, -0.0, 1e-30, -1e-30, 1e30, -1e30, 1.0, -1.0, 19.9, 20.0, 20.1, 10.0,
+            1.5, 1.49, 1.51, np.inf, -np.inf]
+
+
+@pytest.mark.parametrize("case", CASES)
+@settings(max_examples=40, deadline=None)
+@given(data=st.data(), dtype=st.sampled_from(["float32", "float64"]))
+def test_ops_match_reference_including_extremes(case, data, dtype):
+    act = CASES[case]()
+    elements = st.one_of(st.sampled_from(EXTREMES),
+                         st.floats(-50, 50, width=32 if dtype == "float32" else 64))
+    x = data.draw(hnp.arrays(dtype, st.integers(1, 40), elements=elements))
+    g = data.draw(hnp.arrays(dtype, x.shape, elements=st.floats(-10, 10, width=32)))
+    settings_ = dict(zip(act.act_settings, act.act_args))
+    with np.errstate(all="ignore"):
+        ref_y = getattr(fb.reference, act.name)(x, **settings_)
+        y = getattr(fb.ops, act.name)(x, **settings_)
+        first = x if _core.act_uses_input(act.kind) else ref_y
+        ref_dx = getattr(fb.reference, act.name + "_backward")(first, g, **settings_)
+        dx = getattr(fb.ops, act.name + "_backward")(first, g, **settings_)
+    tol = dict(rtol=1e-5, atol=1e-30) if dtype == "float32" else dict(rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(y, ref_y, **tol)
+    np.testing.assert_allclose(dx, ref_dx, **tol)
+
+
+@pytest.mark.parametrize("make,exc", [
+    (lambda: fb.LeakyReLU("0.1"), TypeError), (lambda: fb.LeakyReLU(np.nan), ValueError),
+    (lambda: fb.LeakyReLU(True), TypeError), (lambda: fb.ELU(alpha=np.inf), ValueError),
+    (lambda: fb.ELU(alpha=None), TypeError), (lambda: fb.GELU(approximate="erf"), ValueError),
+    (lambda: fb.GELU(approximate=1), TypeError),
+    (lambda: fb.ops.leaky_relu(np.ones(2), negative_slope="x"), TypeError),
+    (lambda: fb.ops.elu(np.ones(2), beta=1.0), TypeError),
+])
+def test_bad_settings_are_refused(make, exc):
+    with pytest.raises(exc):
+        make()
+
+
+def test_core_refuses_non_finite_settings_and_missing_input():
+    with pytest.raises(ValueError, match="finite"):
+        _core.activation(_core.Act.LeakyReLU, np.ones(3), np.nan, 0.0)
+    with pytest.raises(ValueError, match="needs its input"):
+        _core.activation_backward(_core.Act.GELU, np.ones(3), np.ones(3))
+    with pytest.raises(ValueError, match="finite"):
+        _core.Network64([_core.LayerSpec(_core.LayerKind.Dense, 2, 2),
+                         _core.LayerSpec(_core.LayerKind.Activation, 2, 2, _core.Act.ELU, np.inf)],
+                        _core.Loss.MSE, _core.Reduction.Mean)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_save_load_keeps_settings(case, tmp_path, rng):
+    net = fb.Network([fb.Dense(3, 5), CASES[case](), fb.Dense(5, 2)], fb.MSELoss(),
+                     dtype="float64", seed=3)
+    net.save(tmp_path / "net.fb")
+    loaded = fb.Network.load(tmp_path / "net.fb")
+    assert loaded.layers[1].config() == net.layers[1].config()
+    assert loaded.layers[1].kind == net.layers[1].kind
+    X = rng.standard_normal((4, 3))
+    np.testing.assert_array_equal(loaded.predict(X), net.predict(X))
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_torch_round_trip_keeps_settings(case, rng):
+    net = fb.Network([fb.Dense(3, 5), CASES[case](), fb.Dense(5, 2)], fb.MSELoss(),
+                     dtype="float64", seed=4)
+    back = fb.from_torch(net.to_torch(), fb.MSELoss())
+    assert [layer.config() for layer in back.layers[1:2]] == [net.layers[1].config()]
+    X = rng.standard_normal((6, 3))
+    np.testing.assert_allclose(back.predict(X), net.predict(X), rtol=1e-12)
