@@ -13,6 +13,7 @@
 
 #include "bindings/arrays.hpp"
 #include "bindings/batch.hpp"
+#include "bindings/optim_args.hpp"
 #include "cuda/network.hpp"
 
 namespace fastbp::bindings {
@@ -31,32 +32,38 @@ struct CudaNet {
 
 template <typename T>
 std::unique_ptr<CudaNet<T>> make_network(const std::vector<SpecTuple>& specs, kernels::Loss loss,
-                                         kernels::Reduction red) {
+                                         kernels::Reduction red, double loss_param) {
   std::vector<nn::LayerSpec> layers;
   for (const auto& [dense, in, out, act] : specs) layers.push_back({dense, in, out, act});
   auto wrapper = std::make_unique<CudaNet<T>>();
   try {
-    wrapper->net = std::make_unique<cuda::Network<T>>(layers, loss, red);
+    kernels::check_loss_param(loss, loss_param);
+    wrapper->net = std::make_unique<cuda::Network<T>>(layers, loss, red, loss_param);
   } catch (const std::invalid_argument& e) {
     throw py::value_error(e.what());
   }
   return wrapper;
 }
 
-// Checks the velocity array and, when momentum uses it, binds it (after every other
-// check, so a rejected call changes nothing).
+// Checks an update as the CPU network's make_update does and, when momentum uses the
+// momentum buffer, binds it (after every other check, so a rejected call changes
+// nothing). The GPU network trains with SGD only (fastbp.Network says so first).
 template <typename T>
-kernels::SgdConfig bind_sgd(CudaNet<T>& w, py::array& velocity, double lr, double momentum,
-                            double dampening, bool nesterov, double weight_decay,
-                            bool first_step) {
-  const kernels::SgdConfig cfg{lr, momentum, dampening, weight_decay, nesterov};
-  kernels::check_config(cfg);
-  T* pv = out_ptr<T>(velocity, "velocity", {w.net->n_params()});
-  if (momentum != 0.0) {
-    w.net->bind_velocity(pv, first_step);
-    w.velocity = velocity;
+kernels::OptimizerArgs bind_update(CudaNet<T>& w, common::Optimizer kind,
+                                   const std::vector<double>& hyper,
+                                   std::vector<py::array>& states, int64_t steps,
+                                   double max_grad_norm) {
+  if (kind != common::Optimizer::SGD)
+    throw py::value_error("the CUDA network trains with SGD only");
+  if (steps < 0) throw py::value_error("steps must be >= 0, got " + std::to_string(steps));
+  const kernels::OptimizerArgs args = optimizer_args(kind, hyper, steps + 1);
+  checked_max_grad_norm(max_grad_norm);
+  T* pv = state_ptrs<T>(kind, states, {w.net->n_params()})[0];
+  if (args.hyper[1] != 0.0) {
+    w.net->bind_velocity(pv, steps == 0);
+    w.velocity = states[0];
   }
-  return cfg;
+  return args;
 }
 
 template <typename T>
@@ -70,7 +77,8 @@ void bind_cuda_network_class(py::module_& m, const char* name) {
     return py::array_t<T>({net.n_params()}, {static_cast<py::ssize_t>(sizeof(T))}, data, self);
   };
   py::class_<W>(m, name)
-      .def(py::init(&make_network<T>), py::arg("layers"), py::arg("loss"), py::arg("reduction"))
+      .def(py::init(&make_network<T>), py::arg("layers"), py::arg("loss"), py::arg("reduction"),
+           py::arg("loss_param") = 0.0)
       .def_property_readonly("n_params", [](const W& w) { return w.net->n_params(); })
       .def_property_readonly("in_features", [](const W& w) { return w.net->in_features(); })
       .def_property_readonly("out_features", [](const W& w) { return w.net->out_features(); })
@@ -107,43 +115,41 @@ void bind_cuda_network_class(py::module_& m, const char* name) {
         py::gil_scoped_release nogil;
         return w.net->backward(b.x, b.t, b.rows);
       }, py::arg("X"), py::arg("T"))
-      .def("train_step", [](W& w, const py::array& x, const py::array& t, py::array& velocity,
-                            double lr, double momentum, double dampening, bool nesterov,
-                            double weight_decay, bool first_step) {
+      .def("train_step", [](W& w, const py::array& x, const py::array& t, common::Optimizer kind,
+                            const std::vector<double>& hyper, std::vector<py::array>& states,
+                            int64_t steps, double max_grad_norm) {
         const Batch<T> b(*w.net, x, t);
-        const kernels::SgdConfig cfg = bind_sgd(w, velocity, lr, momentum, dampening, nesterov,
-                                                weight_decay, first_step);
+        const kernels::OptimizerArgs args = bind_update(w, kind, hyper, states, steps,
+                                                        max_grad_norm);
         py::gil_scoped_release nogil;
-        return w.net->train_step(b.x, b.t, b.rows, cfg, first_step);
-      }, py::arg("X"), py::arg("T"), py::arg("velocity"), py::arg("lr"), py::arg("momentum"),
-         py::arg("dampening"), py::arg("nesterov"), py::arg("weight_decay"),
-         py::arg("first_step"))
+        return w.net->train_step(b.x, b.t, b.rows, args, max_grad_norm);
+      }, py::arg("X"), py::arg("T"), py::arg("kind"), py::arg("hyper"), py::arg("states"),
+         py::arg("steps"), py::arg("max_grad_norm"))
       .def("train_epoch", [](W& w, const py::array& x, const py::array& t,
-                             const py::array& order, int64_t batch_size, py::array& velocity,
-                             double lr, double momentum, double dampening, bool nesterov,
-                             double weight_decay, bool first_step, double loss_sum,
+                             const py::array& order, int64_t batch_size, common::Optimizer kind,
+                             const std::vector<double>& hyper, std::vector<py::array>& states,
+                             int64_t steps, double max_grad_norm, double loss_sum,
                              int64_t interrupt_mark) {
         const Batch<T> b(*w.net, x, t);
         std::vector<int64_t> order_copy;
         const int64_t* po = checked_order(order, b.rows, batch_size, order_copy);
-        const kernels::SgdConfig cfg = bind_sgd(w, velocity, lr, momentum, dampening, nesterov,
-                                                weight_decay, first_step);
+        const kernels::OptimizerArgs args = bind_update(w, kind, hyper, states, steps,
+                                                        max_grad_norm);
         py::gil_scoped_release nogil;
-        return w.net->train_epoch(b.x, b.t, b.rows, po, batch_size, cfg, first_step, loss_sum,
-                                  interrupt_mark);
-      }, py::arg("X"), py::arg("T"), py::arg("order"), py::arg("batch_size"),
-         py::arg("velocity"), py::arg("lr"), py::arg("momentum"), py::arg("dampening"),
-         py::arg("nesterov"), py::arg("weight_decay"), py::arg("first_step"),
+        return w.net->train_epoch(b.x, b.t, b.rows, po, batch_size, args, max_grad_norm,
+                                  loss_sum, interrupt_mark);
+      }, py::arg("X"), py::arg("T"), py::arg("order"), py::arg("batch_size"), py::arg("kind"),
+         py::arg("hyper"), py::arg("states"), py::arg("steps"), py::arg("max_grad_norm"),
          py::arg("loss_sum") = 0.0, py::arg("interrupt_mark") = -1)
-      .def("step", [](W& w, py::array& velocity, double lr, double momentum,
-                      double dampening, bool nesterov, double weight_decay, bool first_step) {
-        const kernels::SgdConfig cfg = bind_sgd(w, velocity, lr, momentum, dampening, nesterov,
-                                                weight_decay, first_step);
+      .def("step", [](W& w, common::Optimizer kind, const std::vector<double>& hyper,
+                      std::vector<py::array>& states, int64_t steps, double max_grad_norm) {
+        const kernels::OptimizerArgs args = bind_update(w, kind, hyper, states, steps,
+                                                        max_grad_norm);
         py::gil_scoped_release nogil;
-        w.net->sgd_step(cfg, first_step);
-      }, py::arg("velocity"), py::arg("lr"), py::arg("momentum"), py::arg("dampening"),
-         py::arg("nesterov"), py::arg("weight_decay"), py::arg("first_step"),
-         "One SGD update from the current gradients (fastbp.SGD.step after backward).");
+        w.net->sgd_step(args, max_grad_norm);
+      }, py::arg("kind"), py::arg("hyper"), py::arg("states"), py::arg("steps"),
+         py::arg("max_grad_norm"),
+         "One SGD update from the current gradients (optimizer.step after backward).");
 }
 
 }  // namespace

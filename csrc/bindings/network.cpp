@@ -7,6 +7,7 @@
 
 #include "bindings/arrays.hpp"
 #include "bindings/batch.hpp"
+#include "bindings/optim_args.hpp"
 #include "nn/interrupt.hpp"
 #include "nn/network.hpp"
 
@@ -21,40 +22,30 @@ using SpecTuple = std::tuple<bool, int64_t, int64_t, kernels::Act>;
 
 template <typename T>
 std::unique_ptr<Network<T>> make_network(const std::vector<SpecTuple>& specs,
-                                         kernels::Loss loss, kernels::Reduction red) {
+                                         kernels::Loss loss, kernels::Reduction red,
+                                         double loss_param) {
   std::vector<LayerSpec> layers;
   for (const auto& [dense, in, out, act] : specs) layers.push_back({dense, in, out, act});
   try {
-    return std::make_unique<Network<T>>(layers, loss, red);
+    kernels::check_loss_param(loss, loss_param);
+    return std::make_unique<Network<T>>(layers, loss, red, loss_param);
   } catch (const std::invalid_argument& e) {
     throw py::value_error(e.what());
   }
 }
 
+// The update Python's optimizer.core_args(state) describes; steps: updates before it.
 template <typename T>
-kernels::Update<T> sgd_update(Network<T>& net, py::array& velocity, double lr, double momentum,
-                              double dampening, bool nesterov, double weight_decay,
-                              bool first_step) {
-  kernels::Update<T> update;
-  update.sgd = {lr, momentum, dampening, weight_decay, nesterov};
-  kernels::check_config(update.sgd);
-  update.state1 = out_ptr<T>(velocity, "velocity", {net.n_params()});
-  update.steps = first_step ? 0 : 1;
-  return update;
-}
-
-template <typename T>
-kernels::Update<T> adam_update(Network<T>& net, py::array& exp_avg, py::array& exp_avg_sq,
-                               double lr, double beta1, double beta2, double eps,
-                               double weight_decay, bool decoupled, int64_t steps) {
+kernels::Update<T> make_update(Network<T>& net, common::Optimizer kind,
+                               const std::vector<double>& hyper, std::vector<py::array>& states,
+                               int64_t steps, double max_grad_norm) {
   if (steps < 0) throw py::value_error("steps must be >= 0, got " + std::to_string(steps));
   kernels::Update<T> update;
-  update.kind = kernels::Optimizer::Adam;
-  update.adam = {lr, beta1, beta2, eps, weight_decay, decoupled};
-  kernels::check_config(update.adam);
-  update.state1 = out_ptr<T>(exp_avg, "exp_avg", {net.n_params()});
-  update.state2 = out_ptr<T>(exp_avg_sq, "exp_avg_sq", {net.n_params()});
+  update.args = optimizer_args(kind, hyper, steps + 1);
+  const std::vector<T*> ptrs = state_ptrs<T>(kind, states, {net.n_params()});
+  std::copy(ptrs.begin(), ptrs.end(), update.states);
   update.steps = steps;
+  update.max_grad_norm = checked_max_grad_norm(max_grad_norm);
   return update;
 }
 
@@ -88,7 +79,8 @@ void bind_network_class(py::module_& m, const char* name) {
     return py::array_t<T>({n}, {static_cast<py::ssize_t>(sizeof(T))}, data, self);
   };
   py::class_<Net>(m, name)
-      .def(py::init(&make_network<T>), py::arg("layers"), py::arg("loss"), py::arg("reduction"))
+      .def(py::init(&make_network<T>), py::arg("layers"), py::arg("loss"), py::arg("reduction"),
+           py::arg("loss_param") = 0.0)
       .def_property_readonly("n_params", &Net::n_params)
       .def_property_readonly("in_features", &Net::in_features)
       .def_property_readonly("out_features", &Net::out_features)
@@ -129,85 +121,45 @@ void bind_network_class(py::module_& m, const char* name) {
         py::gil_scoped_release nogil;
         return net.backward(b.x, b.t, b.rows);
       }, py::arg("X"), py::arg("T"))
-      .def("step", [](Net& net, py::array& velocity, double lr, double momentum,
-                      double dampening, bool nesterov, double weight_decay, bool first_step) {
-        kernels::Update<T> update = sgd_update<T>(net, velocity, lr, momentum, dampening,
-                                                  nesterov, weight_decay, first_step);
+      .def("step", [](Net& net, common::Optimizer kind, const std::vector<double>& hyper,
+                      std::vector<py::array>& states, int64_t steps, double max_grad_norm) {
+        kernels::Update<T> update = make_update<T>(net, kind, hyper, states, steps,
+                                                   max_grad_norm);
         py::gil_scoped_release nogil;
         net.step(update);
-      }, py::arg("velocity"), py::arg("lr"), py::arg("momentum"), py::arg("dampening"),
-         py::arg("nesterov"), py::arg("weight_decay"), py::arg("first_step"),
-         "One SGD update from the current gradients (fastbp.SGD.step after backward).")
-      .def("step_adam", [](Net& net, py::array& exp_avg, py::array& exp_avg_sq, double lr,
-                           double beta1, double beta2, double eps, double weight_decay,
-                           bool decoupled_weight_decay, int64_t steps) {
-        kernels::Update<T> update = adam_update<T>(net, exp_avg, exp_avg_sq, lr, beta1, beta2,
-                                                   eps, weight_decay, decoupled_weight_decay,
-                                                   steps);
-        py::gil_scoped_release nogil;
-        net.step(update);
-      }, py::arg("exp_avg"), py::arg("exp_avg_sq"), py::arg("lr"), py::arg("beta1"),
-         py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"),
-         py::arg("decoupled_weight_decay"), py::arg("steps"),
-         "One Adam update from the current gradients; steps: the updates taken before it.")
-      .def("train_step", [](Net& net, const py::array& x, const py::array& t, py::array& velocity,
-                            double lr, double momentum, double dampening, bool nesterov,
-                            double weight_decay, bool first_step) {
-        kernels::Update<T> update = sgd_update<T>(net, velocity, lr, momentum, dampening,
-                                                  nesterov, weight_decay, first_step);
+      }, py::arg("kind"), py::arg("hyper"), py::arg("states"), py::arg("steps"),
+         py::arg("max_grad_norm"),
+         "One optimizer update from the current gradients (optimizer.step after backward); "
+         "steps: the updates taken before it; max_grad_norm: 0 for no clipping.")
+      .def("train_step", [](Net& net, const py::array& x, const py::array& t,
+                            common::Optimizer kind, const std::vector<double>& hyper,
+                            std::vector<py::array>& states, int64_t steps,
+                            double max_grad_norm) {
+        kernels::Update<T> update = make_update<T>(net, kind, hyper, states, steps,
+                                                   max_grad_norm);
         return train_step(net, x, t, update);
-      }, py::arg("X"), py::arg("T"), py::arg("velocity"), py::arg("lr"), py::arg("momentum"),
-         py::arg("dampening"), py::arg("nesterov"), py::arg("weight_decay"),
-         py::arg("first_step"))
+      }, py::arg("X"), py::arg("T"), py::arg("kind"), py::arg("hyper"), py::arg("states"),
+         py::arg("steps"), py::arg("max_grad_norm"),
+         "Backward pass then one update, as step; returns the loss.")
       .def("train_epoch", [](Net& net, const py::array& x, const py::array& t,
-                             const py::array& order, int64_t batch_size, py::array& velocity,
-                             double lr, double momentum, double dampening, bool nesterov,
-                             double weight_decay, bool first_step, double loss_sum,
+                             const py::array& order, int64_t batch_size, common::Optimizer kind,
+                             const std::vector<double>& hyper, std::vector<py::array>& states,
+                             int64_t steps, double max_grad_norm, double loss_sum,
                              const std::optional<py::array>& sample_weight,
                              int64_t interrupt_mark) {
-        kernels::Update<T> update = sgd_update<T>(net, velocity, lr, momentum, dampening,
-                                                  nesterov, weight_decay, first_step);
+        kernels::Update<T> update = make_update<T>(net, kind, hyper, states, steps,
+                                                   max_grad_norm);
         return train_epoch(net, x, t, order, batch_size, update, loss_sum, sample_weight,
                            interrupt_mark);
-      }, py::arg("X"), py::arg("T"), py::arg("order"), py::arg("batch_size"),
-         py::arg("velocity"), py::arg("lr"), py::arg("momentum"), py::arg("dampening"),
-         py::arg("nesterov"), py::arg("weight_decay"), py::arg("first_step"),
+      }, py::arg("X"), py::arg("T"), py::arg("order"), py::arg("batch_size"), py::arg("kind"),
+         py::arg("hyper"), py::arg("states"), py::arg("steps"), py::arg("max_grad_norm"),
          py::arg("loss_sum") = 0.0, py::arg("sample_weight") = py::none(),
          py::arg("interrupt_mark") = -1,
          "One pass over the rows in order; returns loss_sum plus each batch's rows times its "
-         "loss (divide by the rows for the mean). sample_weight: one weight per row of X. "
+         "loss (divide by the rows for the mean). steps: the updates taken before this call. "
+         "sample_weight: one weight per row of X. "
          "interrupt_mark: sigint_count() before the call, to stop before the next batch "
-         "once a SIGINT came (KeyboardInterrupt with `step`, the steps applied); -1: never.")
-      .def("train_step_adam", [](Net& net, const py::array& x, const py::array& t,
-                                 py::array& exp_avg, py::array& exp_avg_sq, double lr,
-                                 double beta1, double beta2, double eps, double weight_decay,
-                                 bool decoupled_weight_decay, int64_t steps) {
-        kernels::Update<T> update = adam_update<T>(net, exp_avg, exp_avg_sq, lr, beta1, beta2,
-                                                   eps, weight_decay, decoupled_weight_decay,
-                                                   steps);
-        return train_step(net, x, t, update);
-      }, py::arg("X"), py::arg("T"), py::arg("exp_avg"), py::arg("exp_avg_sq"), py::arg("lr"),
-         py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"),
-         py::arg("decoupled_weight_decay"), py::arg("steps"),
-         "train_step with an Adam update; steps: the updates taken before this one.")
-      .def("train_epoch_adam", [](Net& net, const py::array& x, const py::array& t,
-                                  const py::array& order, int64_t batch_size,
-                                  py::array& exp_avg, py::array& exp_avg_sq, double lr,
-                                  double beta1, double beta2, double eps, double weight_decay,
-                                  bool decoupled_weight_decay, int64_t steps, double loss_sum,
-                                  const std::optional<py::array>& sample_weight,
-                                  int64_t interrupt_mark) {
-        kernels::Update<T> update = adam_update<T>(net, exp_avg, exp_avg_sq, lr, beta1, beta2,
-                                                   eps, weight_decay, decoupled_weight_decay,
-                                                   steps);
-        return train_epoch(net, x, t, order, batch_size, update, loss_sum, sample_weight,
-                           interrupt_mark);
-      }, py::arg("X"), py::arg("T"), py::arg("order"), py::arg("batch_size"),
-         py::arg("exp_avg"), py::arg("exp_avg_sq"), py::arg("lr"), py::arg("beta1"),
-         py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"),
-         py::arg("decoupled_weight_decay"), py::arg("steps"), py::arg("loss_sum") = 0.0,
-         py::arg("sample_weight") = py::none(), py::arg("interrupt_mark") = -1,
-         "train_epoch with Adam updates; steps: the updates taken before this call.");
+         "once a SIGINT came (KeyboardInterrupt with `step`, the steps applied); -1: never.");
 }
 
 }  // namespace

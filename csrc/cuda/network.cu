@@ -95,8 +95,8 @@ const T* run_forward(const nn::Plan& plan, const T* params, Buffer<T>* acts, con
 
 template <typename T>
 Network<T>::Network(const std::vector<nn::LayerSpec>& layers, kernels::Loss loss,
-                    kernels::Reduction red)
-    : plan_(nn::make_plan(layers)), loss_(loss), red_(red) {
+                    kernels::Reduction red, double loss_param)
+    : plan_(nn::make_plan(layers)), loss_(loss), red_(red), loss_param_(loss_param) {
   const DeviceStatus status = device_status();
   if (!status.available) throw std::runtime_error("backend 'cuda': " + status.message);
   host_params_.assign(plan_.n_params, T(0));
@@ -125,7 +125,7 @@ void Network<T>::prepare(int64_t rows) {
     for (size_t s = 0; s < plan_.steps.size(); ++s) d.acts[s].reserve(rows * plan_.steps[s].out);
     d.grad_a.reserve(rows * plan_.max_width);
     d.grad_b.reserve(rows * plan_.max_width);
-    d.scratch.reserve(loss_scratch_size(rows));
+    d.scratch.reserve(std::max(loss_scratch_size(rows), clip_scratch_size()));
     for (int s = 0; s < 2; ++s) {
       d.x[s].reserve(rows * in_features());
       d.t[s].reserve(rows * out_features());
@@ -134,6 +134,8 @@ void Network<T>::prepare(int64_t rows) {
     d.rows = rows;
   }
   d.report.reserve(Device::kStatus + 1);
+  // A step before any batch still clips: scratch must exist (nothing can be using it).
+  if (!d.scratch.data()) d.scratch.reserve(clip_scratch_size());
   if (params_ == Fresh::Host) d.upload(d.params.data(), host_params_.data(), n_params() * sizeof(T));
 }
 
@@ -143,35 +145,42 @@ void Network<T>::use_grads() {
 }
 
 template <typename T>
-void Network<T>::check_velocity(const kernels::SgdConfig& cfg) const {
-  if (cfg.momentum != 0.0 && !velocity_host_)
+void Network<T>::check_velocity(const kernels::OptimizerArgs& args) const {
+  if (args.hyper[1] != 0.0 && !velocity_host_)
     throw std::logic_error("momentum needs a velocity buffer: call bind_velocity first");
 }
 
 template <typename T>
-void Network<T>::enqueue_update(const double* value, int64_t step, const kernels::SgdConfig& cfg,
-                                bool first_step) {
+void Network<T>::enqueue_update(const double* value, int64_t step,
+                                const kernels::OptimizerArgs& args, double max_grad_norm) {
   Device& d = *dev_;
   check_step(value, d.grads.data(), n_params(), step, d.status(), d.stream);
-  cuda::sgd_step(d.params.data(), d.grads.data(), d.velocity.data(), n_params(), cfg, first_step,
-                 d.status(), d.stream);
+  if (max_grad_norm > 0.0)
+    clip_grad_norm(d.grads.data(), n_params(), max_grad_norm, d.scratch.data(), step,
+                   d.status(), d.stream);
+  T* states[] = {d.velocity.data()};
+  cuda::optimizer_step(args, d.params.data(), d.grads.data(), states, n_params(), d.status(),
+                       d.stream);
 }
 
 template <typename T>
 void Network<T>::conclude(const double* status, const double* losses,
-                          const kernels::SgdConfig& cfg, int64_t steps) {
+                          const kernels::OptimizerArgs& args, int64_t steps) {
   unsigned long long words[Device::kStatus];
   std::memcpy(words, status, sizeof words);
   // Steps before the diverged one were applied; with none applied, the device's
   // velocity may be a first step's uninitialised buffer, which must not come down.
   if (words[0] != 0) {
     params_ = Fresh::Device;
-    if (cfg.momentum != 0.0) velocity_on_device_newer_ = true;
+    if (args.hyper[1] != 0.0) velocity_on_device_newer_ = true;
   }
   updates_ += words[0] == kNotDiverged ? steps : static_cast<int64_t>(words[0]);
   if (words[0] == kNotDiverged) return;
   const int64_t step = static_cast<int64_t>(words[0]);
   const int64_t bad = words[1] == kNotDiverged ? -1 : static_cast<int64_t>(words[1]);
+  // Finite loss and gradients: the clipping found their norm not finite.
+  if (bad < 0 && std::isfinite(losses[step]))
+    throw nn::Divergence(step, "the gradient norm is inf");
   throw nn::Divergence(step, nn::divergence_reason(losses[step], bad, plan_.slots));
 }
 
@@ -221,7 +230,7 @@ double Network<T>::loss(const T* x, Target<T> t, int64_t m) {
   const Target<T> dt = d.upload_target(t, m, out_features(), 0);
   const T* y = run_forward(plan_, d.params.data(), d.acts.get(), d.x[0].data(), m, d.stream);
   cuda::loss(loss_, red_, y, dt, m, out_features(), static_cast<T*>(nullptr), d.scratch.data(),
-             d.loss_at(0), d.stream);
+             d.loss_at(0), d.stream, loss_param_);
   double value = 0.0;
   d.download(&value, d.loss_at(0), sizeof value);
   return value;
@@ -235,7 +244,8 @@ void Network<T>::run_backward(const T* x, Target<T> t, int64_t m, double* value)
   const T* y = run_forward(plan_, params, d.acts.get(), x, m, d.stream);
   T* g = d.grad_a.data();
   T* g_next = d.grad_b.data();
-  cuda::loss(loss_, red_, y, t, m, out_features(), g, d.scratch.data(), value, d.stream);
+  cuda::loss(loss_, red_, y, t, m, out_features(), g, d.scratch.data(), value, d.stream,
+             loss_param_);
   for (size_t s = plan_.steps.size(); s-- > 0;) {
     const nn::Step& st = plan_.steps[s];
     const T* out = d.acts[s].data();
@@ -267,29 +277,29 @@ double Network<T>::backward(const T* x, Target<T> t, int64_t m) {
 }
 
 template <typename T>
-double Network<T>::train_step(const T* x, Target<T> t, int64_t m, const kernels::SgdConfig& cfg,
-                              bool first_step) {
+double Network<T>::train_step(const T* x, Target<T> t, int64_t m,
+                              const kernels::OptimizerArgs& args, double max_grad_norm) {
   std::lock_guard<std::mutex> lock(mutex_);
-  check_velocity(cfg);
+  check_velocity(args);
   prepare(m);
   Device& d = *dev_;
   d.upload(d.x[0].data(), x, m * in_features() * sizeof(T));
   d.reset_status();
   run_backward(d.x[0].data(), d.upload_target(t, m, out_features(), 0), m, d.loss_at(0));
-  enqueue_update(d.loss_at(0), 0, cfg, first_step);
+  enqueue_update(d.loss_at(0), 0, args, max_grad_norm);
   double report[Device::kStatus + 1];
   d.download(report, d.report.data(), sizeof report);
   last_loss_ = report[Device::kStatus];
-  conclude(report, report + Device::kStatus, cfg, 1);
+  conclude(report, report + Device::kStatus, args, 1);
   return last_loss_;
 }
 
 template <typename T>
 double Network<T>::train_epoch(const T* x, Target<T> t, int64_t rows, const int64_t* order,
-                               int64_t batch, const kernels::SgdConfig& cfg, bool first_step,
-                               double loss_sum, int64_t interrupt_mark) {
+                               int64_t batch, const kernels::OptimizerArgs& args,
+                               double max_grad_norm, double loss_sum, int64_t interrupt_mark) {
   std::lock_guard<std::mutex> lock(mutex_);
-  check_velocity(cfg);
+  check_velocity(args);
   const int64_t in = in_features(), out = out_features();
   const int64_t cap = std::min(batch, rows), batches = (rows + batch - 1) / batch;
   prepare(cap);
@@ -318,7 +328,9 @@ double Network<T>::train_epoch(const T* x, Target<T> t, int64_t rows, const int6
     if (t.labels) staged.labels = d.stage_labels[s].data(); else staged.dense = d.stage_t[s].data();
     d.upload(d.x[s].data(), sx, m * in * sizeof(T));
     run_backward(d.x[s].data(), d.upload_target(staged, m, out, s), m, d.loss_at(b));
-    enqueue_update(d.loss_at(b), b, cfg, first_step && b == 0);
+    kernels::OptimizerArgs batch_args = args;
+    batch_args.step = args.step + b;
+    enqueue_update(d.loss_at(b), b, batch_args, max_grad_norm);
     check(cudaEventRecord(d.done[s], d.stream), "cudaEventRecord");
   }
   // Interrupted before its first batch, the call changed nothing (the device's velocity
@@ -328,7 +340,7 @@ double Network<T>::train_epoch(const T* x, Target<T> t, int64_t rows, const int6
   d.download(report.data(), d.report.data(), report.size() * sizeof(double));
   const double* losses = report.data() + Device::kStatus;
   last_loss_ = losses[enqueued - 1];
-  conclude(report.data(), losses, cfg, enqueued);
+  conclude(report.data(), losses, args, enqueued);
   if (enqueued < batches) throw nn::Interrupted(enqueued);
   for (int64_t b = 0; b < batches; ++b)
     loss_sum += double(std::min(batch, rows - b * batch)) * losses[b];
@@ -336,9 +348,9 @@ double Network<T>::train_epoch(const T* x, Target<T> t, int64_t rows, const int6
 }
 
 template <typename T>
-void Network<T>::sgd_step(const kernels::SgdConfig& cfg, bool first_step) {
+void Network<T>::sgd_step(const kernels::OptimizerArgs& args, double max_grad_norm) {
   std::lock_guard<std::mutex> lock(mutex_);
-  check_velocity(cfg);
+  check_velocity(args);
   // The loss came down with the backward pass: it is checked here, the gradients
   // (which Python may since have written) on the device.
   if (!std::isfinite(last_loss_))
@@ -347,10 +359,10 @@ void Network<T>::sgd_step(const kernels::SgdConfig& cfg, bool first_step) {
   use_grads();
   Device& d = *dev_;
   d.reset_status();
-  enqueue_update(nullptr, 0, cfg, first_step);
+  enqueue_update(nullptr, 0, args, max_grad_norm);
   double status[Device::kStatus];
   d.download(status, d.report.data(), sizeof status);
-  conclude(status, &last_loss_, cfg, 1);
+  conclude(status, &last_loss_, args, 1);
 }
 
 template class Network<float>;

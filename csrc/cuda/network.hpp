@@ -19,7 +19,8 @@ template <typename T>
 class Network {
  public:
   // Throws std::runtime_error when no usable CUDA device is present.
-  Network(const std::vector<nn::LayerSpec>& layers, kernels::Loss loss, kernels::Reduction red);
+  Network(const std::vector<nn::LayerSpec>& layers, kernels::Loss loss, kernels::Reduction red,
+          double loss_param = 0.0);
   ~Network();
 
   int64_t n_params() const { return plan_.n_params; }
@@ -51,17 +52,19 @@ class Network {
   void forward(const T* x, int64_t m, T* out);
   double loss(const T* x, kernels::Target<T> t, int64_t m);
   double backward(const T* x, kernels::Target<T> t, int64_t m);
-  double train_step(const T* x, kernels::Target<T> t, int64_t m, const kernels::SgdConfig& cfg,
-                    bool first_step);
+  // args: an SGD update (args.step, the call's first update's number); max_grad_norm: 0
+  // or the clipping norm.
+  double train_step(const T* x, kernels::Target<T> t, int64_t m,
+                    const kernels::OptimizerArgs& args, double max_grad_norm);
   // Returns loss_sum plus each batch's rows times its loss, and stops on a SIGINT, as
   // nn::Network's does: before enqueuing each batch it checks interrupt_mark, and on an
   // interrupt waits for the batches enqueued, then throws nn::Interrupted with their count
   // (or nn::Divergence, should one of them have diverged).
   double train_epoch(const T* x, kernels::Target<T> t, int64_t rows, const int64_t* order,
-                     int64_t batch, const kernels::SgdConfig& cfg, bool first_step,
+                     int64_t batch, const kernels::OptimizerArgs& args, double max_grad_norm,
                      double loss_sum, int64_t interrupt_mark);
   // One update from the current gradients (fastbp.SGD.step after backward).
-  void sgd_step(const kernels::SgdConfig& cfg, bool first_step);
+  void sgd_step(const kernels::OptimizerArgs& args, double max_grad_norm);
 
  private:
   struct Device;
@@ -74,20 +77,21 @@ class Network {
   // already on the device.
   void run_backward(const T* x, kernels::Target<T> t, int64_t m, double* value);
   void use_grads();
-  void check_velocity(const kernels::SgdConfig& cfg) const;
+  void check_velocity(const kernels::OptimizerArgs& args) const;
   // Enqueues the divergence check of step `step` of a call (loss at the device double
-  // *value, or none) and the SGD update it gates.
-  void enqueue_update(const double* value, int64_t step, const kernels::SgdConfig& cfg,
-                      bool first_step);
+  // *value, or none), the clipping and the SGD update (number args.step) it gates.
+  void enqueue_update(const double* value, int64_t step, const kernels::OptimizerArgs& args,
+                      double max_grad_norm);
   // With the status words and losses of a call that enqueued `steps` steps on the host:
   // records what the applied updates changed and counts them, then throws
   // nn::Divergence if a step diverged.
-  void conclude(const double* status, const double* losses, const kernels::SgdConfig& cfg,
+  void conclude(const double* status, const double* losses, const kernels::OptimizerArgs& args,
                 int64_t steps);
 
   nn::Plan plan_;
   kernels::Loss loss_;
   kernels::Reduction red_;
+  double loss_param_;
   std::vector<T> host_params_, host_grads_;
   Fresh params_ = Fresh::Host, grads_ = Fresh::Host;
   T* velocity_host_ = nullptr;

@@ -66,8 +66,8 @@ std::string divergence_reason(double loss, int64_t bad, const std::vector<ParamS
 
 template <typename T>
 Network<T>::Network(const std::vector<LayerSpec>& layers, kernels::Loss loss,
-                    kernels::Reduction red)
-    : loss_(loss), red_(red) {
+                    kernels::Reduction red, double loss_param)
+    : loss_(loss), red_(red), loss_param_(loss_param) {
   Plan plan = make_plan(layers);
   steps_ = std::move(plan.steps);
   slots_ = std::move(plan.slots);
@@ -113,7 +113,8 @@ double Network<T>::run_backward(const T* x, kernels::Target<T> t, int64_t m) {
   const T* y = run_forward(x, m);
   T* g = grad_a_.data();
   T* g_next = grad_b_.data();
-  const double value = kernels::loss_forward(loss_, red_, y, t, m, out_features(), g);
+  const double value = kernels::loss_forward(loss_, red_, y, t, m, out_features(), g,
+                                            loss_param_);
   for (size_t s = steps_.size(); s-- > 0;) {
     const Step& st = steps_[s];
     // dZ = dA * f'(Z), in place: g becomes the gradient at the step's pre-activation.
@@ -145,7 +146,8 @@ void Network<T>::forward(const T* x, int64_t m, T* out) {
 template <typename T>
 double Network<T>::loss(const T* x, kernels::Target<T> t, int64_t m) {
   std::lock_guard<std::mutex> lock(mutex_);
-  return kernels::loss_forward<T>(loss_, red_, run_forward(x, m), t, m, out_features(), nullptr);
+  return kernels::loss_forward<T>(loss_, red_, run_forward(x, m), t, m, out_features(), nullptr,
+                                   loss_param_);
 }
 
 template <typename T>
@@ -163,22 +165,30 @@ void Network<T>::check_finite(int64_t step) const {
 }
 
 template <typename T>
+void Network<T>::apply_update(kernels::Update<T>& update, int64_t step) {
+  // Checked before the update, so a diverged step changes no parameter and no optimizer
+  // state (inputs were checked finite, so this is the network's own overflow).
+  check_finite(step);
+  const double norm = update.apply(params_.data(), grads_.data(), n_params());
+  if (!std::isfinite(norm)) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%g", norm);
+    throw Divergence(step, std::string("the gradient norm is ") + text);
+  }
+  ++updates_;
+}
+
+template <typename T>
 void Network<T>::step(kernels::Update<T>& update) {
   std::lock_guard<std::mutex> lock(mutex_);
-  check_finite(0);
-  update.apply(params_.data(), grads_.data(), n_params());
-  ++updates_;
+  apply_update(update, 0);
 }
 
 template <typename T>
 double Network<T>::run_step(const T* x, kernels::Target<T> t, int64_t m,
                             kernels::Update<T>& update, int64_t step) {
   const double value = run_backward(x, t, m);
-  // Checked before the update, so a diverged step changes no parameter and no optimizer
-  // state (inputs were checked finite, so this is the network's own overflow).
-  check_finite(step);
-  update.apply(params_.data(), grads_.data(), n_params());
-  ++updates_;
+  apply_update(update, step);
   return value;
 }
 

@@ -68,7 +68,9 @@ Plan make_plan(const std::vector<LayerSpec>& layers);
 template <typename T>
 class Network {
  public:
-  Network(const std::vector<LayerSpec>& layers, kernels::Loss loss, kernels::Reduction red);
+  // loss_param: the loss's parameter (kernels::loss_forward's param).
+  Network(const std::vector<LayerSpec>& layers, kernels::Loss loss, kernels::Reduction red,
+          double loss_param = 0.0);
 
   int64_t n_params() const { return static_cast<int64_t>(params_.size()); }
   int64_t in_features() const { return steps_.front().in; }
@@ -108,6 +110,9 @@ class Network {
   double run_backward(const T* x, kernels::Target<T> t, int64_t m);
   // Divergence, naming `step` of this call, when last_loss_ or a gradient is not finite.
   void check_finite(int64_t step) const;
+  // The optimizer update (clipping first, when set) unless the loss, a gradient or the
+  // gradient norm is not finite: then Divergence naming `step`, changing nothing.
+  void apply_update(kernels::Update<T>& update, int64_t step);
   // run_backward, then the optimizer update unless the loss or a gradient is not finite.
   double run_step(const T* x, kernels::Target<T> t, int64_t m, kernels::Update<T>& update,
                   int64_t step);
@@ -117,6 +122,7 @@ class Network {
   std::vector<ParamSlot> slots_;
   kernels::Loss loss_;
   kernels::Reduction red_;
+  double loss_param_;
   std::vector<T> params_, grads_;
   int64_t max_width_ = 0, reserved_rows_ = 0;
   double last_loss_ = 0.0;            // of the pass that filled grads_

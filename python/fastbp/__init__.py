@@ -12,16 +12,18 @@ from . import _core, callbacks, distributed, ops, reference, schedules
 from .gradcheck import gradcheck
 from .layers import Dense, Identity, Layer, ReLU, Sigmoid, Tanh
 from .history import History
-from .losses import BCEWithLogitsLoss, Loss, MSELoss, SoftmaxCrossEntropyLoss
+from .losses import (BCEWithLogitsLoss, HuberLoss, L1Loss, Loss, MSELoss,
+                     SoftmaxCrossEntropyLoss)
 from .network import Network, from_torch
-from .optim import SGD, Adam, AdamW, Optimizer
+from . import optim
+from .optim import *  # noqa: F403 (every optimizer, as optim.__all__ lists them)
 
 __version__ = _core.__version__
 
 __all__ = [
     "Dense", "Identity", "Layer", "ReLU", "Sigmoid", "Tanh",
-    "BCEWithLogitsLoss", "Loss", "MSELoss", "SoftmaxCrossEntropyLoss",
-    "History", "Network", "Optimizer", "SGD", "Adam", "AdamW",
+    "BCEWithLogitsLoss", "HuberLoss", "L1Loss", "Loss", "MSELoss", "SoftmaxCrossEntropyLoss",
+    "History", "Network", *optim.__all__,
     "callbacks", "distributed", "from_torch", "gradcheck", "ops", "reference",
     "schedules",
     "build_info", "cuda_available", "get_num_threads", "set_num_threads",

@@ -15,10 +15,17 @@ class Loss(Enum):
     MSE = 0
     SoftmaxCrossEntropy = 1
     BCEWithLogits = 2
+    L1 = 3
+    Huber = 4
 
 class Reduction(Enum):
     Mean = 0
     Sum = 1
+
+class Optimizer(Enum):
+    SGD = 0
+    Adam = 1
+    RMSprop = 2
 
 def set_num_threads(n: int) -> int: ...
 def max_threads() -> int: ...
@@ -30,13 +37,10 @@ def activation(act: Act, x: NDArray) -> NDArray: ...
 def activation_backward(act: Act, y: NDArray, grad: NDArray) -> NDArray: ...
 def softmax(x: NDArray) -> NDArray: ...
 def loss(kind: Loss, reduction: Reduction, y: NDArray, target: NDArray,
-         with_grad: bool) -> tuple[float, NDArray | None]: ...
-def sgd_step(param: NDArray, grad: NDArray, velocity: NDArray, lr: float, momentum: float,
-             dampening: float, nesterov: bool, weight_decay: float,
-             first_step: bool) -> None: ...
-def adam_step(param: NDArray, grad: NDArray, exp_avg: NDArray, exp_avg_sq: NDArray, lr: float,
-              beta1: float, beta2: float, eps: float, weight_decay: float,
-              decoupled_weight_decay: bool, step: int) -> None: ...
+         with_grad: bool, param: float = ...) -> tuple[float, NDArray | None]: ...
+def optimizer_step(kind: Optimizer, hyper: list[float], param: NDArray, grad: NDArray,
+                   states: list[NDArray], step: int) -> None: ...
+def clip_grad_norm(grad: NDArray, max_norm: float) -> float: ...
 def all_finite(x: NDArray) -> bool: ...
 def sigint_count() -> int: ...
 def watch_sigint(on: bool) -> None: ...
@@ -47,7 +51,7 @@ class _Network:
     gradients and workspaces, with one call per forward, backward, step or epoch."""
 
     def __init__(self, layers: list[tuple[bool, int, int, Act]], loss: Loss,
-                 reduction: Reduction) -> None: ...
+                 reduction: Reduction, loss_param: float = 0.0) -> None: ...
     @property
     def n_params(self) -> int: ...
     @property
@@ -67,15 +71,16 @@ class _Network:
     def forward(self, X: NDArray) -> NDArray: ...
     def loss(self, X: NDArray, T: NDArray) -> float: ...
     def backward(self, X: NDArray, T: NDArray) -> float: ...
-    def step(self, velocity: NDArray, lr: float, momentum: float, dampening: float,
-             nesterov: bool, weight_decay: float, first_step: bool) -> None: ...
-    def train_step(self, X: NDArray, T: NDArray, velocity: NDArray, lr: float,
-                   momentum: float, dampening: float, nesterov: bool, weight_decay: float,
-                   first_step: bool) -> float: ...
+    def step(self, kind: Optimizer, hyper: list[float], states: list[NDArray], steps: int,
+             max_grad_norm: float) -> None:
+        """One update from the current gradients; ``steps``: the updates before it;
+        ``max_grad_norm``: 0.0 for no clipping."""
+    def train_step(self, X: NDArray, T: NDArray, kind: Optimizer, hyper: list[float],
+                   states: list[NDArray], steps: int, max_grad_norm: float) -> float: ...
     def train_epoch(self, X: NDArray, T: NDArray, order: NDArray[np.int64], batch_size: int,
-                    velocity: NDArray, lr: float, momentum: float, dampening: float,
-                    nesterov: bool, weight_decay: float, first_step: bool,
-                    loss_sum: float = 0.0, interrupt_mark: int = -1) -> float:
+                    kind: Optimizer, hyper: list[float], states: list[NDArray], steps: int,
+                    max_grad_norm: float, loss_sum: float = 0.0,
+                    interrupt_mark: int = -1) -> float:
         """One pass over the rows in ``order``; returns ``loss_sum`` plus each batch's rows
         times its loss, added in batch order (divide by the rows for the mean). With
         ``interrupt_mark`` (``sigint_count()`` before the call, while watched), a SIGINT
@@ -83,28 +88,13 @@ class _Network:
         steps applied."""
 
 class _CpuNetwork(_Network):
-    """The CPU networks also train with Adam (steps: the updates taken before the call),
-    and their epochs take row weights (``sample_weight``, one per row of X)."""
+    """The CPU networks train with every optimizer, and their epochs take row weights
+    (``sample_weight``, one per row of X)."""
 
     def train_epoch(self, X: NDArray, T: NDArray, order: NDArray[np.int64], batch_size: int,
-                    velocity: NDArray, lr: float, momentum: float, dampening: float,
-                    nesterov: bool, weight_decay: float, first_step: bool,
-                    loss_sum: float = 0.0, sample_weight: NDArray | None = None,
-                    interrupt_mark: int = -1) -> float: ...
-
-    def step_adam(self, exp_avg: NDArray, exp_avg_sq: NDArray, lr: float, beta1: float,
-                  beta2: float, eps: float, weight_decay: float, decoupled_weight_decay: bool,
-                  steps: int) -> None: ...
-    def train_step_adam(self, X: NDArray, T: NDArray, exp_avg: NDArray, exp_avg_sq: NDArray,
-                        lr: float, beta1: float, beta2: float, eps: float,
-                        weight_decay: float, decoupled_weight_decay: bool,
-                        steps: int) -> float: ...
-    def train_epoch_adam(self, X: NDArray, T: NDArray, order: NDArray[np.int64],
-                         batch_size: int, exp_avg: NDArray, exp_avg_sq: NDArray, lr: float,
-                         beta1: float, beta2: float, eps: float, weight_decay: float,
-                         decoupled_weight_decay: bool, steps: int,
-                         loss_sum: float = 0.0, sample_weight: NDArray | None = None,
-                         interrupt_mark: int = -1) -> float: ...
+                    kind: Optimizer, hyper: list[float], states: list[NDArray], steps: int,
+                    max_grad_norm: float, loss_sum: float = 0.0,
+                    sample_weight: NDArray | None = None, interrupt_mark: int = -1) -> float: ...
 
 class Network32(_CpuNetwork): ...
 class Network64(_CpuNetwork): ...
