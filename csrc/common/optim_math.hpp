@@ -15,10 +15,13 @@
 namespace fastbp::common {
 
 // Values are part of the Python binding (fastbp._core.Optimizer); keep them stable.
-enum class Optimizer : int { SGD = 0, Adam = 1, RMSprop = 2 };
+enum class Optimizer : int { SGD = 0, Adam = 1, RMSprop = 2, Adagrad = 3 };
 
 inline constexpr std::pair<Optimizer, const char*> kOptimizerNames[] = {
-    {Optimizer::SGD, "SGD"}, {Optimizer::Adam, "Adam"}, {Optimizer::RMSprop, "RMSprop"}};
+    {Optimizer::SGD, "SGD"},
+    {Optimizer::Adam, "Adam"},
+    {Optimizer::RMSprop, "RMSprop"},
+    {Optimizer::Adagrad, "Adagrad"}};
 
 constexpr int kMaxHyper = 8, kMaxStates = 3;
 
@@ -199,6 +202,37 @@ struct Rule<Optimizer::RMSprop> {
   }
 };
 
+// torch.optim.Adagrad. hyper: lr, lr_decay, weight_decay, eps. State: sum (filled with
+// initial_accumulator_value before the first step). clr = lr / (1 + (step - 1) lr_decay).
+template <>
+struct Rule<Optimizer::Adagrad> {
+  static constexpr int n_states = 1;
+  static void check(const double* h) {
+    check_real("lr", h[0], true);
+    check_real("lr_decay", h[1], false);
+    check_real("weight_decay", h[2], false);
+    check_real("eps", h[3], true);
+  }
+  template <typename T>
+  struct Coef {
+    T clr, wd, eps;
+  };
+  template <typename T>
+  static Coef<T> coefficients(const OptimizerArgs& a) {
+    const double* h = a.hyper;
+    return {T(h[0] / (1.0 + double(a.step - 1) * h[1])), T(h[2]), T(h[3])};
+  }
+  template <typename T>
+  FASTBP_HD static void apply(const Coef<T>& c, int64_t i, T* __restrict p,
+                              const T* __restrict g, StatePtrs<T> s) {
+    using std::sqrt;
+    const T gi = g[i] + c.wd * p[i];
+    const T sum = s.s[0][i] + gi * gi;
+    s.s[0][i] = sum;
+    p[i] -= c.clr * (gi / (sqrt(sum) + c.eps));
+  }
+};
+
 // The one switch from an Optimizer to its Rule: f(Rule<K>{}).
 template <typename F>
 decltype(auto) with_optimizer(Optimizer kind, F&& f) {
@@ -206,6 +240,7 @@ decltype(auto) with_optimizer(Optimizer kind, F&& f) {
     case Optimizer::SGD: return f(Rule<Optimizer::SGD>{});
     case Optimizer::Adam: return f(Rule<Optimizer::Adam>{});
     case Optimizer::RMSprop: return f(Rule<Optimizer::RMSprop>{});
+    case Optimizer::Adagrad: return f(Rule<Optimizer::Adagrad>{});
   }
   throw std::invalid_argument("unknown optimizer kind " + std::to_string(int(kind)));
 }

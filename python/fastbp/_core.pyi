@@ -26,6 +26,7 @@ class Optimizer(Enum):
     SGD = 0
     Adam = 1
     RMSprop = 2
+    Adagrad = 3
 
 def set_num_threads(n: int) -> int: ...
 def max_threads() -> int: ...

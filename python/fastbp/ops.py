@@ -20,7 +20,7 @@ __all__ = [
     "softmax", "mse", "mse_backward", "softmax_cross_entropy",
     "softmax_cross_entropy_backward", "bce_with_logits", "bce_with_logits_backward",
     "l1", "l1_backward", "huber", "huber_backward",
-    "sgd_step", "adam_step", "rmsprop_step", "clip_grad_norm",
+    "sgd_step", "adam_step", "rmsprop_step", "adagrad_step", "clip_grad_norm",
 ]
 
 
@@ -172,6 +172,18 @@ def rmsprop_step(param, grad, square_avg, momentum_buffer, grad_avg, *, lr: floa
     _optimizer_step(optim.RMSprop(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
                                   momentum=momentum, centered=centered),
                     param, grad, (square_avg, momentum_buffer, grad_avg), step)
+
+
+def adagrad_step(param, grad, state_sum, *, lr: float = 0.01, lr_decay: float = 0.0,
+                 weight_decay: float = 0.0, eps: float = 1e-10, step: int = 1) -> None:
+    """One ``torch.optim.Adagrad`` update, in place on ``param`` and ``state_sum`` (the
+    accumulated squared gradients); ``step`` counts from 1.
+
+    ``param`` and ``state_sum`` must be writeable C-contiguous float32/float64 arrays of
+    one shape and dtype; ``grad`` is converted to match.
+    """
+    _optimizer_step(optim.Adagrad(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay, eps=eps),
+                    param, grad, (state_sum,), step)
 
 
 def clip_grad_norm(grad, max_norm: float) -> float:

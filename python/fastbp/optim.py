@@ -9,7 +9,7 @@ import numpy as np
 
 from . import _core, _validate
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad"]
 
 #: ``_core.Optimizer`` member -> its state class (the names of its arrays), each entered
 #: as its optimizer is defined.
@@ -47,6 +47,11 @@ class AdamState(OptimizerState):
 class RMSpropState(OptimizerState):
     __slots__ = ()
     names = ("square_avg", "momentum_buffer", "grad_avg")
+
+
+class AdagradState(OptimizerState):
+    __slots__ = ()
+    names = ("sum",)
 
 
 def _max_grad_norm(value):
@@ -341,3 +346,45 @@ class RMSprop(Optimizer):
 
     def _kernel_order(self, checked: dict) -> tuple:
         return tuple(checked[name] for name in self._HYPER[:-1])
+
+
+class Adagrad(Optimizer):
+    """Adagrad with ``torch.optim.Adagrad``'s definitions.
+
+    At step ``t`` (from 1): ``g = grad + weight_decay * p``, ``s += g**2`` and
+    ``p -= lr / (1 + (t - 1) * lr_decay) * g / (sqrt(s) + eps)``; ``s`` starts at
+    ``initial_accumulator_value`` (taken when the optimizer first meets a network).
+
+    Parameters
+    ----------
+    lr : float
+        Learning rate, > 0.
+    lr_decay, weight_decay, initial_accumulator_value : float
+        >= 0.
+    eps : float
+        > 0, added to the denominator.
+    max_grad_norm : float or None
+        As for :class:`SGD`.
+    """
+
+    kind = _core.Optimizer.Adagrad
+    _HYPER = ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps",
+              "max_grad_norm")
+    _STATE = AdagradState
+
+    def __init__(self, lr: float = 0.01, lr_decay: float = 0.0, weight_decay: float = 0.0,
+                 initial_accumulator_value: float = 0.0, eps: float = 1e-10,
+                 max_grad_norm: float | None = None):
+        super().__init__(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                         initial_accumulator_value=initial_accumulator_value, eps=eps,
+                         max_grad_norm=max_grad_norm)
+
+    def _check(self, new: dict) -> dict:
+        return {name: _validate.real(name, new[name], strict=name in ("lr", "eps"))
+                for name in self._HYPER[:-1]}
+
+    def _kernel_order(self, checked: dict) -> tuple:
+        return tuple(checked[name] for name in ("lr", "lr_decay", "weight_decay", "eps"))
+
+    def _new_state(self, n_params: int, dtype) -> AdagradState:
+        return AdagradState(n_params, dtype, fill=self.initial_accumulator_value)

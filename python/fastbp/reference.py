@@ -19,7 +19,7 @@ __all__ = [
     "softmax", "mse", "mse_backward", "softmax_cross_entropy",
     "softmax_cross_entropy_backward", "bce_with_logits", "bce_with_logits_backward",
     "l1", "l1_backward", "huber", "huber_backward",
-    "sgd_step", "adam_step", "rmsprop_step", "clip_grad_norm", "OPTIMIZER_STEPS",
+    "sgd_step", "adam_step", "rmsprop_step", "adagrad_step", "clip_grad_norm", "OPTIMIZER_STEPS",
     "ReferenceNetwork",
 ]
 
@@ -287,6 +287,18 @@ def rmsprop_step(param, grad, square_avg, momentum_buffer, grad_avg, *, lr=0.01,
         param -= lr * (grad / avg)
 
 
+def adagrad_step(param, grad, state_sum, *, lr=0.01, lr_decay=0.0, weight_decay=0.0,
+                 eps=1e-10, step=1):
+    """One torch.optim.Adagrad update of ``param`` and ``state_sum`` in place; ``step``
+    counts from 1."""
+    optim.Adagrad(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay, eps=eps)
+    grad = _validate.update_buffers(param, grad, {"sum": state_sum})
+    step = _validate.positive_int("step", step)
+    grad = grad + weight_decay * param
+    state_sum += grad * grad
+    param -= lr / (1 + (step - 1) * lr_decay) * (grad / (np.sqrt(state_sum) + eps))
+
+
 def clip_grad_norm(grad, max_norm):
     """torch.nn.utils.clip_grad_norm_ of one array in place; returns the norm before. A
     norm that is not finite is returned and ``grad`` left as it is."""
@@ -318,6 +330,12 @@ def _rmsprop(param, grad, states, hyper, step):
     lr, alpha, eps, weight_decay, momentum, centered = hyper
     rmsprop_step(param, grad, *states, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
                  momentum=momentum, centered=bool(centered), step=step)
+
+
+def _adagrad(param, grad, states, hyper, step):
+    lr, lr_decay, weight_decay, eps = hyper
+    adagrad_step(param, grad, *states, lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                 eps=eps, step=step)
 
 
 #: ``_core.Optimizer`` member -> ``step(param, grad, states, hyper, step)``, the core's
