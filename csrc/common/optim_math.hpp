@@ -174,7 +174,8 @@ struct Rule<Optimizer::RMSprop> {
   template <typename T>
   static Coef<T> coefficients(const OptimizerArgs& a) {
     const double* h = a.hyper;
-    return {T(h[0]), T(h[1]), T(1) - T(h[1]), T(h[2]), T(h[3]), T(h[4]), h[4] > 0.0,
+    // 1 - alpha in double, as torch passes it to addcmul_ and lerp_
+    return {T(h[0]), T(h[1]), T(1.0 - h[1]), T(h[2]), T(h[3]), T(h[4]), h[4] > 0.0,
             h[5] != 0.0};
   }
   template <typename T>
