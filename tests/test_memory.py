@@ -89,7 +89,8 @@ def test_no_leak_when_cpp_raises_again_and_again():
     calls = [
         swallow(TypeError, lambda: core.forward(X.astype(np.float32))),
         swallow(ValueError, lambda: core.forward(nan_x)),
-        swallow(ValueError, lambda: core.train_step(X, bad_labels, *sgd_core_args(velocity, *hyper))),
+        swallow(ValueError,
+                lambda: core.train_step(X, bad_labels, *sgd_core_args(velocity, *hyper))),
         swallow(ValueError, lambda: fb._core.matmul(X, X, False, False)),
         swallow(FloatingPointError,
                 lambda: mse.train_step(np.array([[big, -big]]), np.zeros((1, 1)),

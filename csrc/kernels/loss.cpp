@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <stdexcept>
 #include <string>
 
@@ -147,12 +148,13 @@ double loss_forward(Loss loss, Reduction red, const T* y, Target<T> t, int64_t m
 }
 
 void check_loss_param(Loss loss, double param) {
-  if (loss == Loss::Huber) {
-    if (std::isfinite(param) && param > 0.0) return;
-    throw std::invalid_argument("delta must be a finite number > 0.0, got " + std::to_string(param));
-  }
-  if (param != 0.0)
-    throw std::invalid_argument("this loss takes no parameter, got " + std::to_string(param));
+  const bool huber = loss == Loss::Huber;
+  if (huber ? std::isfinite(param) && param > 0.0 : param == 0.0) return;
+  char text[32];
+  std::snprintf(text, sizeof text, "%g", param);  // as python/fastbp/_validate.real words it
+  throw std::invalid_argument(std::string(huber ? "delta must be a finite number > 0.0"
+                                                : "this loss takes no parameter (0.0)") +
+                              ", got " + text);
 }
 
 template <typename T>

@@ -113,13 +113,15 @@ def huber(y, target, delta: float = 1.0, reduction: str = "mean") -> float:
     """``torch.nn.HuberLoss``: ``0.5 * d**2`` where ``|d| < delta``, else
     ``delta * (|d| - 0.5 * delta)``, with ``d = y - t``; ``mean`` averages over all
     elements. ``delta``: finite, > 0."""
-    return _loss_call("huber", y, target, reduction, False, _validate.real("delta", delta, strict=True))
+    delta = _validate.real("delta", delta, strict=True)
+    return _loss_call("huber", y, target, reduction, False, delta)
 
 
 def huber_backward(y, target, delta: float = 1.0, reduction: str = "mean") -> np.ndarray:
     """Gradient of huber with respect to its first argument: ``d`` clamped to
     ``[-delta, delta]``."""
-    return _loss_call("huber", y, target, reduction, True, _validate.real("delta", delta, strict=True))
+    delta = _validate.real("delta", delta, strict=True)
+    return _loss_call("huber", y, target, reduction, True, delta)
 
 
 def _optimizer_step(optimizer, param, grad, states: tuple, step: int) -> None:
