@@ -142,8 +142,7 @@ class TrainingState:
         state = opt.state_for(net)
         # the parameters first: on the cuda backend reading them syncs the velocity too
         self.params = [(layer.W.copy(), layer.b.copy()) for layer in dense_layers(net)]
-        self.buffers = {name: getattr(state, name).copy()
-                        for name in type(state).__slots__ if name != "steps"}
+        self.buffers = {name: array.copy() for name, array in zip(state.names, state.arrays)}
         self.steps = state.steps
 
     def assert_equal(self, other: TrainingState):
@@ -243,6 +242,14 @@ def np_loss(loss, y, t):
     raise KeyError(loss)
 
 
+def sgd_core_args(velocity, lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0,
+                  first_step=True) -> tuple:
+    """The network core's optimizer arguments (kind, hyper, states, steps, max_grad_norm)
+    of an SGD update with the momentum buffer ``velocity``."""
+    return (fb._core.Optimizer.SGD, [lr, momentum, dampening, weight_decay, float(nesterov)],
+            [velocity], 0 if first_step else 1, 0.0)
+
+
 def core_divergence(call: str, dtype, backend: str = "cpu") -> FloatingPointError:
     """The FloatingPointError of a direct ``_core`` call (``train_step``, ``train_epoch``
     or ``backward`` then ``step``) on three rows whose last one overflows the weight
@@ -258,12 +265,12 @@ def core_divergence(call: str, dtype, backend: str = "cpu") -> FloatingPointErro
     hyper = (1e-30, 0.0, 0.0, False, 0.0, True)
     try:
         if call == "train_step":
-            core.train_step(X, T, velocity, *hyper)
+            core.train_step(X, T, *sgd_core_args(velocity, *hyper))
         elif call == "train_epoch":
-            core.train_epoch(X, T, np.arange(3), 1, velocity, *hyper)
+            core.train_epoch(X, T, np.arange(3), 1, *sgd_core_args(velocity, *hyper))
         else:
             assert core.backward(X, T) > 0  # returns, the gradients overflowed
-            core.step(velocity, *hyper)
+            core.step(*sgd_core_args(velocity, *hyper))
     except FloatingPointError as e:
         return e
     raise AssertionError(f"{call} on an overflowing batch did not raise FloatingPointError")

@@ -406,3 +406,88 @@ def test_every_activation_matches_cpu_through_a_network(name, dtype, rng):
     np.testing.assert_allclose(gpu.backward(X, T), cpu.backward(X, T), **tol)
     np.testing.assert_allclose(gpu.grads, cpu.grads, **tol)
     np.testing.assert_allclose(gpu.predict(X), cpu.predict(X), **tol)
+
+
+# ---- L1 and Huber losses, clipping and the other optimizers on the GPU --------------
+
+@needs_gpu
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("loss", [fb.L1Loss(), fb.L1Loss(reduction="sum"), fb.HuberLoss(),
+                                  fb.HuberLoss(delta=0.3, reduction="sum")], ids=repr)
+def test_l1_and_huber_match_cpu(loss, dtype, rng):
+    widths = (5, 300, 129, 3)
+    nets = [fb.Network([fb.Dense(5, 300), fb.Tanh(), fb.Dense(300, 129), fb.ReLU(),
+                        fb.Dense(129, 3)], type(loss)(**{k: v for k, v in loss.config().items()
+                                                       if k != "type"}),
+                       dtype=dtype, backend=backend, seed=0) for backend in ("cpu", "cuda")]
+    X, T = make_data(widths, "mse_mean", 131, rng, dtype)
+    rtol = 1e-4 if dtype == "float32" else 1e-9
+    assert nets[1].loss(X, T) == pytest.approx(nets[0].loss(X, T), rel=rtol)
+    assert nets[1].backward(X, T) == pytest.approx(nets[0].backward(X, T), rel=rtol)
+    assert_same_params(*nets, rtol, what="grads")
+    opts = [fb.SGD(lr=0.05, momentum=0.9), fb.SGD(lr=0.05, momentum=0.9)]
+    for net, opt in zip(nets, opts):
+        net.fit(X, T, epochs=2, batch_size=32, optimizer=opt, shuffle=False, progress=False)
+    assert_same_params(*nets, 1e-3 if dtype == "float32" else 1e-9)
+
+
+@needs_gpu
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("max_norm", [0.01, 1e6])
+def test_clipped_sgd_matches_cpu(max_norm, dtype, rng):
+    widths = (5, 300, 129, 3)
+    cpu, gpu = pair(widths, "tanh", "mse_mean", dtype)
+    opts = [fb.SGD(lr=0.1, momentum=0.9, max_grad_norm=max_norm) for _ in range(2)]
+    rtol = 1e-3 if dtype == "float32" else 1e-9
+    for step in range(4):
+        X, T = make_data(widths, "mse_mean", 64, rng, dtype)
+        if step % 2:
+            gpu.backward(X, T), cpu.backward(X, T)
+            for net, opt in zip((cpu, gpu), opts):
+                opt.step(net)
+        else:
+            for net, opt in zip((cpu, gpu), opts):
+                net.train_step(X, T, opt)
+    assert_same_params(cpu, gpu, rtol)
+
+
+@needs_gpu
+def test_an_infinite_gradient_norm_diverges_on_gpu(snapshot):
+    cpu, gpu = pair((2, 3, 1), "identity", "mse_mean", "float64")
+    for net in (cpu, gpu):
+        opt = fb.SGD(lr=0.1, max_grad_norm=1.0)
+        net.backward(np.ones((2, 2)), np.zeros((2, 1)))
+        net.grads[:2] = 1e300
+        snap = snapshot(net)
+        with pytest.raises(FloatingPointError, match="gradient norm is inf"):
+            opt.step(net)
+        snap.assert_unchanged()
+
+
+@needs_gpu
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("make_opt", [
+    lambda: fb.Adam(lr=0.01, weight_decay=0.1), lambda: fb.AdamW(lr=0.01),
+    lambda: fb.RMSprop(lr=0.01, momentum=0.9, centered=True, weight_decay=0.01),
+    lambda: fb.Adagrad(lr=0.1, lr_decay=0.01, initial_accumulator_value=0.1),
+    lambda: fb.Adam(lr=0.01, max_grad_norm=0.05)], ids=["adam", "adamw", "rmsprop", "adagrad",
+                                                        "adam_clipped"])
+def test_every_optimizer_matches_cpu(make_opt, dtype, rng):
+    widths = (5, 300, 129, 3)
+    cpu, gpu = pair(widths, "tanh", "mse_mean", dtype)
+    opts = [make_opt(), make_opt()]
+    for step in range(4):
+        X, T = make_data(widths, "mse_mean", 64, rng, dtype)
+        for net, opt in zip((cpu, gpu), opts):
+            if step % 2:
+                net.backward(X, T)
+                opt.step(net)
+            else:
+                net.train_step(X, T, opt)
+    X, T = make_data(widths, "mse_mean", 100, rng, dtype)
+    for net, opt in zip((cpu, gpu), opts):
+        net.fit(X, T, epochs=2, batch_size=32, optimizer=opt, shuffle=False, progress=False)
+    assert_same_params(cpu, gpu, 1e-3 if dtype == "float32" else 1e-9)
+    for a, b in zip(opts[0].state_for(cpu).arrays, opts[1].state_for(gpu).arrays):
+        np.testing.assert_allclose(b, a, rtol=1e-3 if dtype == "float32" else 1e-9,
+                                   atol=1e-6 if dtype == "float32" else 1e-12)

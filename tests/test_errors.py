@@ -636,12 +636,15 @@ def test_core_sgd_calls_check_their_hyper_parameters(name, value, token):
     settings = {**SGD_DEFAULTS, name: value}
     p, g, v = np.ones(5), np.ones(5), np.zeros(5)
     velocity = np.zeros(net.n_params)
+    sgd = fb._core.Optimizer.SGD
+    hyper = [settings[k] for k in ("lr", "momentum", "dampening", "weight_decay")] + \
+        [float(settings["nesterov"])]
     calls = {
-        "sgd_step": lambda: fb._core.sgd_step(p, g, v, **settings, first_step=True),
-        "step": lambda: core.step(velocity, **settings, first_step=True),
-        "train_step": lambda: core.train_step(X, T, velocity, **settings, first_step=True),
+        "optimizer_step": lambda: fb._core.optimizer_step(sgd, hyper, p, g, [v], 1),
+        "step": lambda: core.step(sgd, hyper, [velocity], 0, 0.0),
+        "train_step": lambda: core.train_step(X, T, sgd, hyper, [velocity], 0, 0.0),
         "train_epoch": lambda: core.train_epoch(X, T, np.arange(N, dtype=np.int64), 2,
-                                                velocity, **settings, first_step=True),
+                                                sgd, hyper, [velocity], 0, 0.0),
     }
     for fn in calls.values():
         with pytest.raises(ValueError, match=re.escape(token)):
@@ -660,13 +663,14 @@ def test_core_adam_calls_check_their_hyper_parameters(name, value, token):
     settings = {**ADAM_DEFAULTS, name: value}
     p, g, m, v = np.ones(5), np.ones(5), np.zeros(5), np.zeros(5)
     m_net, v_net = np.zeros(net.n_params), np.zeros(net.n_params)
+    adam = fb._core.Optimizer.Adam
+    hyper = [float(settings[k]) for k in ADAM_DEFAULTS]
     calls = {
-        "adam_step": lambda: fb._core.adam_step(p, g, m, v, **settings, step=1),
-        "step_adam": lambda: core.step_adam(m_net, v_net, **settings, steps=0),
-        "train_step_adam": lambda: core.train_step_adam(X, T, m_net, v_net, **settings,
-                                                        steps=0),
-        "train_epoch_adam": lambda: core.train_epoch_adam(
-            X, T, np.arange(N, dtype=np.int64), 2, m_net, v_net, **settings, steps=0),
+        "optimizer_step": lambda: fb._core.optimizer_step(adam, hyper, p, g, [m, v], 1),
+        "step": lambda: core.step(adam, hyper, [m_net, v_net], 0, 0.0),
+        "train_step": lambda: core.train_step(X, T, adam, hyper, [m_net, v_net], 0, 0.0),
+        "train_epoch": lambda: core.train_epoch(
+            X, T, np.arange(N, dtype=np.int64), 2, adam, hyper, [m_net, v_net], 0, 0.0),
     }
     for fn in calls.values():
         with pytest.raises(ValueError, match=re.escape(token)):

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fastbp import _core
+from fbhelpers import sgd_core_args
 
 EXAMPLES = int(os.environ.get("FASTBP_FUZZ_EXAMPLES", "60"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None)
@@ -101,7 +102,8 @@ def test_fuzz_kernels(abc, flags, act, loss, reduction, hyper):
     call(_core.loss, loss, reduction, a, b, flags[0])
     call(_core.all_finite, a)
     lr, momentum = hyper
-    call(_core.sgd_step, a, b, c, lr, momentum, 0.0, flags[1], 0.0, flags[0])
+    call(_core.optimizer_step, _core.Optimizer.SGD, [lr, momentum, 0.0, 0.0, float(flags[1])],
+         a, b, [c], 1 if flags[0] else 2)
 
 
 # Sizes are tiny, or so large that the parameter count overflows int64 or exceeds what a
@@ -171,6 +173,6 @@ def test_fuzz_network_methods(data, batch, dtype, loss, first, lr):
     call(net.check, x, t)
     call(net.loss, x, t)
     call(net.backward, x, t)
-    call(net.step, v, *hyper)
-    call(net.train_step, x, t, v, *hyper)
-    call(net.train_epoch, x, t, order, batch, v, *hyper)
+    call(net.step, *sgd_core_args(v, *hyper))
+    call(net.train_step, x, t, *sgd_core_args(v, *hyper))
+    call(net.train_epoch, x, t, order, batch, *sgd_core_args(v, *hyper))

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import fastbp as fb
-from fbhelpers import make_net
+from fbhelpers import make_net, sgd_core_args
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
                                 reason="reads the resident set size from /proc/self/statm")
@@ -89,11 +89,12 @@ def test_no_leak_when_cpp_raises_again_and_again():
     calls = [
         swallow(TypeError, lambda: core.forward(X.astype(np.float32))),
         swallow(ValueError, lambda: core.forward(nan_x)),
-        swallow(ValueError, lambda: core.train_step(X, bad_labels, velocity, *hyper)),
+        swallow(ValueError,
+                lambda: core.train_step(X, bad_labels, *sgd_core_args(velocity, *hyper))),
         swallow(ValueError, lambda: fb._core.matmul(X, X, False, False)),
         swallow(FloatingPointError,
                 lambda: mse.train_step(np.array([[big, -big]]), np.zeros((1, 1)),
-                                       np.zeros(3), *hyper)),
+                                       *sgd_core_args(np.zeros(3), *hyper))),
     ]
 
     def call():

@@ -86,12 +86,11 @@ def test_stub_lists_the_core_enum_members():
 
 
 @pytest.mark.parametrize("backend", ["cpu", "numpy"])
-@pytest.mark.parametrize("opt,names", [
-    (fb.SGD(lr=0.1), ("step", "train_step", "train_epoch")),
-    (fb.Adam(), ("step_adam", "train_step_adam", "train_epoch_adam")),
-])
-def test_optimizer_supplies_its_core_calls(opt, names, backend):
+@pytest.mark.parametrize("opt", [fb.SGD(lr=0.1), fb.Adam(), fb.RMSprop()])
+def test_optimizer_supplies_its_core_args(opt, backend):
     net = fb.Network([fb.Dense(2, 3), fb.Tanh(), fb.Dense(3, 1)], fb.MSELoss(), backend=backend)
-    calls = opt.core_calls(net._core)
-    assert isinstance(calls, optim.CoreCalls)
-    assert calls == tuple(getattr(net._core, name) for name in names)
+    state, core = net._bind_optimizer(opt)
+    kind, hyper, states, steps, max_norm = opt.core_args(state)
+    assert core is net._core and kind is opt.kind and states is state.arrays
+    assert len(states) == len(optim.STATE_TYPES[kind].names) and steps == 0 and max_norm == 0.0
+    assert all(type(h) is float for h in hyper)

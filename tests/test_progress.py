@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import fastbp as fb
-from fbhelpers import BACKENDS, DTYPES, make_data, make_net
+from fbhelpers import BACKENDS, DTYPES, make_data, make_net, sgd_core_args
 
 WIDTHS = (5, 16, 3)
 ROWS, BATCH = 203, 4  # 51 batches per epoch, the last one of 3 rows
@@ -137,14 +137,14 @@ def test_core_epoch_calls_continue_the_loss_sum(backend, dtype):
         return np.zeros(net.n_params, dtype=dtype)
 
     one, two, offset = net_for(dtype, backend), net_for(dtype, backend), net_for(dtype, backend)
-    whole = one._core.train_epoch(X, T, order, BATCH, velocity(one), *hyper)
+    whole = one._core.train_epoch(X, T, order, BATCH, *sgd_core_args(velocity(one), *hyper))
     total, cut = 0.0, 5 * BATCH
     for part in (order[:cut], order[cut:]):
         total = two._core.train_epoch(X[part], T[part], np.arange(len(part)), BATCH,
-                                      velocity(two), *hyper, loss_sum=total)
+                                      *sgd_core_args(velocity(two), *hyper), loss_sum=total)
     assert total == whole
     np.testing.assert_array_equal(two._core.params, one._core.params)
-    started = offset._core.train_epoch(X, T, order, BATCH, velocity(offset), *hyper,
+    started = offset._core.train_epoch(X, T, order, BATCH, *sgd_core_args(velocity(offset), *hyper),
                                        loss_sum=1000.0)
     assert started == pytest.approx(1000.0 + whole, rel=1e-12)
     assert 0 < whole / ROWS < 3  # a mean cross-entropy of 3 classes near log(3)

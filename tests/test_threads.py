@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import fastbp as fb
-from fbhelpers import BACKENDS, make_data, make_net, needs_address_space_limits
+from fbhelpers import BACKENDS, make_data, make_net, needs_address_space_limits, sgd_core_args
 
 WIDTHS = (48, 96, 10)
 
@@ -167,11 +167,11 @@ def test_direct_core_calls_on_one_network_are_serialised():
     for order in (batches, batches[::-1]):
         core, velocity = fresh()
         for x, t in order:
-            core.train_step(x, t, velocity, *hyper)
+            core.train_step(x, t, *sgd_core_args(velocity, *hyper))
         serial.append(core.params.copy())
     for _ in range(20):
         core, velocity = fresh()
-        run_in_threads(*(lambda x=x, t=t: core.train_step(x, t, velocity, *hyper)
+        run_in_threads(*(lambda x=x, t=t: core.train_step(x, t, *sgd_core_args(velocity, *hyper))
                          for x, t in batches))
         assert any(np.array_equal(core.params, s) for s in serial)
 

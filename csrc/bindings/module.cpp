@@ -5,6 +5,7 @@
 #include "kernels/act.hpp"
 #include "kernels/dispatch.hpp"
 #include "kernels/gemm.hpp"
+#include "common/optim_math.hpp"
 #include "kernels/loss.hpp"
 #include "kernels/threads.hpp"
 #include "nn/plan.hpp"
@@ -45,6 +46,7 @@ PYBIND11_MODULE(_core, m) {
   bindings::bind_enum(m, "Loss", kernels::kLossNames);
   bindings::bind_enum(m, "Reduction", kernels::kReductionNames);
   bindings::bind_enum(m, "LayerKind", nn::kLayerKindNames);
+  bindings::bind_enum(m, "Optimizer", common::kOptimizerNames);
 
   m.def("set_num_threads", &kernels::set_num_threads, py::arg("n"),
         "Set the kernels' thread count; returns the count set (fewer than n when the OS "

@@ -10,6 +10,7 @@
 
 #include "bindings/arrays.hpp"
 #include "bindings/batch.hpp"
+#include "bindings/optim_args.hpp"
 #include "nn/interrupt.hpp"
 #include "nn/trainer.hpp"
 
@@ -27,7 +28,7 @@ using nn::Trainer;
 template <typename T>
 struct Handle {
   std::unique_ptr<Trainer<T>> net;
-  py::object state1, state2;
+  py::object states;
 };
 
 template <typename T>
@@ -38,6 +39,7 @@ std::unique_ptr<Handle<T>> make_handle(const std::vector<nn::LayerSpec>& layers,
   const nn::LossSpec spec{loss, red, loss_param};
   auto handle = std::make_unique<Handle<T>>();
   try {
+    kernels::check_loss_param(loss, loss_param);
     if (backend == "cpu") {
       handle->net = nn::make_cpu_network<T>(layers, spec, seed);
     } else if (backend == "cuda") {
@@ -55,34 +57,20 @@ std::unique_ptr<Handle<T>> make_handle(const std::vector<nn::LayerSpec>& layers,
   return handle;
 }
 
-// The update of an optimizer call, its state arrays kept alive by the handle.
+// The update Python's optimizer.core_args(state) describes (steps: updates before it),
+// its state arrays kept alive by the handle while a GPU network mirrors them.
 template <typename T>
-kernels::Update<T> sgd_update(Handle<T>& h, py::array& velocity, double lr, double momentum,
-                              double dampening, bool nesterov, double weight_decay,
-                              bool first_step) {
-  kernels::Update<T> update;
-  update.sgd = {lr, momentum, dampening, weight_decay, nesterov};
-  kernels::check_config(update.sgd);
-  update.state1 = out_ptr<T>(velocity, "velocity", {h.net->n_params()});
-  update.steps = first_step ? 0 : 1;
-  h.state1 = velocity;
-  return update;
-}
-
-template <typename T>
-kernels::Update<T> adam_update(Handle<T>& h, py::array& exp_avg, py::array& exp_avg_sq,
-                               double lr, double beta1, double beta2, double eps,
-                               double weight_decay, bool decoupled, int64_t steps) {
+kernels::Update<T> make_update(Handle<T>& h, common::Optimizer kind,
+                               const std::vector<double>& hyper, std::vector<py::array>& states,
+                               int64_t steps, double max_grad_norm) {
   if (steps < 0) throw py::value_error("steps must be >= 0, got " + std::to_string(steps));
   kernels::Update<T> update;
-  update.kind = kernels::Optimizer::Adam;
-  update.adam = {lr, beta1, beta2, eps, weight_decay, decoupled};
-  kernels::check_config(update.adam);
-  update.state1 = out_ptr<T>(exp_avg, "exp_avg", {h.net->n_params()});
-  update.state2 = out_ptr<T>(exp_avg_sq, "exp_avg_sq", {h.net->n_params()});
+  update.args = optimizer_args(kind, hyper, steps + 1);
+  const std::vector<T*> ptrs = state_ptrs<T>(kind, states, {h.net->n_params()});
+  std::copy(ptrs.begin(), ptrs.end(), update.states);
   update.steps = steps;
-  h.state1 = exp_avg;
-  h.state2 = exp_avg_sq;
+  update.max_grad_norm = checked_max_grad_norm(max_grad_norm);
+  h.states = py::cast(states);
   return update;
 }
 
@@ -181,85 +169,42 @@ void bind_network_class(py::module_& m, const char* name) {
         py::gil_scoped_release nogil;
         return h.net->backward(b.x, b.t, b.rows);
       }, py::arg("X"), py::arg("T"))
-      .def("step", [](H& h, py::array& velocity, double lr, double momentum,
-                      double dampening, bool nesterov, double weight_decay, bool first_step) {
-        kernels::Update<T> update = sgd_update<T>(h, velocity, lr, momentum, dampening,
-                                                  nesterov, weight_decay, first_step);
+      .def("step", [](H& h, common::Optimizer kind, const std::vector<double>& hyper,
+                      std::vector<py::array>& states, int64_t steps, double max_grad_norm) {
+        kernels::Update<T> update = make_update<T>(h, kind, hyper, states, steps, max_grad_norm);
         py::gil_scoped_release nogil;
         h.net->step(update);
-      }, py::arg("velocity"), py::arg("lr"), py::arg("momentum"), py::arg("dampening"),
-         py::arg("nesterov"), py::arg("weight_decay"), py::arg("first_step"),
-         "One SGD update from the current gradients (fastbp.SGD.step after backward).")
-      .def("step_adam", [](H& h, py::array& exp_avg, py::array& exp_avg_sq, double lr,
-                           double beta1, double beta2, double eps, double weight_decay,
-                           bool decoupled_weight_decay, int64_t steps) {
-        kernels::Update<T> update = adam_update<T>(h, exp_avg, exp_avg_sq, lr, beta1, beta2,
-                                                   eps, weight_decay, decoupled_weight_decay,
-                                                   steps);
-        py::gil_scoped_release nogil;
-        h.net->step(update);
-      }, py::arg("exp_avg"), py::arg("exp_avg_sq"), py::arg("lr"), py::arg("beta1"),
-         py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"),
-         py::arg("decoupled_weight_decay"), py::arg("steps"),
-         "One Adam update from the current gradients; steps: the updates taken before it.")
-      .def("train_step", [](H& h, const py::array& x, const py::array& t, py::array& velocity,
-                            double lr, double momentum, double dampening, bool nesterov,
-                            double weight_decay, bool first_step) {
-        kernels::Update<T> update = sgd_update<T>(h, velocity, lr, momentum, dampening,
-                                                  nesterov, weight_decay, first_step);
+      }, py::arg("kind"), py::arg("hyper"), py::arg("states"), py::arg("steps"),
+         py::arg("max_grad_norm"),
+         "One optimizer update from the current gradients (optimizer.step after backward); "
+         "steps: the updates taken before it; max_grad_norm: 0 for no clipping.")
+      .def("train_step", [](H& h, const py::array& x, const py::array& t,
+                            common::Optimizer kind, const std::vector<double>& hyper,
+                            std::vector<py::array>& states, int64_t steps,
+                            double max_grad_norm) {
+        kernels::Update<T> update = make_update<T>(h, kind, hyper, states, steps, max_grad_norm);
         return train_step(h, x, t, update);
-      }, py::arg("X"), py::arg("T"), py::arg("velocity"), py::arg("lr"), py::arg("momentum"),
-         py::arg("dampening"), py::arg("nesterov"), py::arg("weight_decay"),
-         py::arg("first_step"))
+      }, py::arg("X"), py::arg("T"), py::arg("kind"), py::arg("hyper"), py::arg("states"),
+         py::arg("steps"), py::arg("max_grad_norm"),
+         "Backward pass then one update, as step; returns the loss.")
       .def("train_epoch", [](H& h, const py::array& x, const py::array& t,
-                             const py::array& order, int64_t batch_size, py::array& velocity,
-                             double lr, double momentum, double dampening, bool nesterov,
-                             double weight_decay, bool first_step, double loss_sum,
+                             const py::array& order, int64_t batch_size, common::Optimizer kind,
+                             const std::vector<double>& hyper, std::vector<py::array>& states,
+                             int64_t steps, double max_grad_norm, double loss_sum,
                              const std::optional<py::array>& sample_weight,
                              int64_t interrupt_mark) {
-        kernels::Update<T> update = sgd_update<T>(h, velocity, lr, momentum, dampening,
-                                                  nesterov, weight_decay, first_step);
+        kernels::Update<T> update = make_update<T>(h, kind, hyper, states, steps, max_grad_norm);
         return train_epoch(h, x, t, order, batch_size, update, loss_sum, sample_weight,
                            interrupt_mark);
-      }, py::arg("X"), py::arg("T"), py::arg("order"), py::arg("batch_size"),
-         py::arg("velocity"), py::arg("lr"), py::arg("momentum"), py::arg("dampening"),
-         py::arg("nesterov"), py::arg("weight_decay"), py::arg("first_step"),
+      }, py::arg("X"), py::arg("T"), py::arg("order"), py::arg("batch_size"), py::arg("kind"),
+         py::arg("hyper"), py::arg("states"), py::arg("steps"), py::arg("max_grad_norm"),
          py::arg("loss_sum") = 0.0, py::arg("sample_weight") = py::none(),
          py::arg("interrupt_mark") = -1,
          "One pass over the rows in order; returns loss_sum plus each batch's rows times its "
-         "loss (divide by the rows for the mean). sample_weight: one weight per row of X. "
+         "loss (divide by the rows for the mean). steps: the updates taken before this call. "
+         "sample_weight: one weight per row of X. "
          "interrupt_mark: sigint_count() before the call, to stop before the next batch "
-         "once a SIGINT came (KeyboardInterrupt with `step`, the steps applied); -1: never.")
-      .def("train_step_adam", [](H& h, const py::array& x, const py::array& t,
-                                 py::array& exp_avg, py::array& exp_avg_sq, double lr,
-                                 double beta1, double beta2, double eps, double weight_decay,
-                                 bool decoupled_weight_decay, int64_t steps) {
-        kernels::Update<T> update = adam_update<T>(h, exp_avg, exp_avg_sq, lr, beta1, beta2,
-                                                   eps, weight_decay, decoupled_weight_decay,
-                                                   steps);
-        return train_step(h, x, t, update);
-      }, py::arg("X"), py::arg("T"), py::arg("exp_avg"), py::arg("exp_avg_sq"), py::arg("lr"),
-         py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"),
-         py::arg("decoupled_weight_decay"), py::arg("steps"),
-         "train_step with an Adam update; steps: the updates taken before this one.")
-      .def("train_epoch_adam", [](H& h, const py::array& x, const py::array& t,
-                                  const py::array& order, int64_t batch_size,
-                                  py::array& exp_avg, py::array& exp_avg_sq, double lr,
-                                  double beta1, double beta2, double eps, double weight_decay,
-                                  bool decoupled_weight_decay, int64_t steps, double loss_sum,
-                                  const std::optional<py::array>& sample_weight,
-                                  int64_t interrupt_mark) {
-        kernels::Update<T> update = adam_update<T>(h, exp_avg, exp_avg_sq, lr, beta1, beta2,
-                                                   eps, weight_decay, decoupled_weight_decay,
-                                                   steps);
-        return train_epoch(h, x, t, order, batch_size, update, loss_sum, sample_weight,
-                           interrupt_mark);
-      }, py::arg("X"), py::arg("T"), py::arg("order"), py::arg("batch_size"),
-         py::arg("exp_avg"), py::arg("exp_avg_sq"), py::arg("lr"), py::arg("beta1"),
-         py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"),
-         py::arg("decoupled_weight_decay"), py::arg("steps"), py::arg("loss_sum") = 0.0,
-         py::arg("sample_weight") = py::none(), py::arg("interrupt_mark") = -1,
-         "train_epoch with Adam updates; steps: the updates taken before this call.");
+         "once a SIGINT came (KeyboardInterrupt with `step`, the steps applied); -1: never.");
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 
 #include "bindings/arrays.hpp"
 #include "bindings/dispatch.hpp"
+#include "bindings/optim_args.hpp"
 #include "kernels/act.hpp"
 #include "kernels/check.hpp"
 #include "kernels/dropout.hpp"
@@ -119,7 +120,13 @@ py::object softmax(const py::array& x) {
 }
 
 // (loss, dL/dy) or (loss, None) when with_grad is false.
-py::object loss(Loss kind, Reduction red, const py::array& y, const py::array& t, bool with_grad) {
+py::object loss(Loss kind, Reduction red, const py::array& y, const py::array& t, bool with_grad,
+                double param) {
+  try {
+    kernels::check_loss_param(kind, param);
+  } catch (const std::invalid_argument& e) {
+    throw py::value_error(e.what());
+  }
   return by_dtype(y, "y", [&](auto tag) -> py::object {
     using T = decltype(tag);
     const T* py_ = in_ptr<T>(y, "y", {-1, -1});
@@ -137,48 +144,45 @@ py::object loss(Loss kind, Reduction red, const py::array& y, const py::array& t
     double value;
     {
       py::gil_scoped_release nogil;
-      value = kernels::loss_forward(kind, red, py_, target, m, n, pg);
+      value = kernels::loss_forward(kind, red, py_, target, m, n, pg, param);
     }
     return py::make_tuple(value, grad);
   });
 }
 
-void sgd_step(py::array& param, const py::array& grad, py::array& velocity, double lr,
-              double momentum, double dampening, bool nesterov, double weight_decay,
-              bool first_step) {
+void optimizer_step(common::Optimizer kind, const std::vector<double>& hyper, py::array& param,
+                    const py::array& grad, std::vector<py::array>& states, int64_t step) {
+  const common::OptimizerArgs args = optimizer_args(kind, hyper, step);
   by_dtype(param, "param", [&](auto tag) -> py::object {
     using T = decltype(tag);
     std::vector<int64_t> shape(param.shape(), param.shape() + param.ndim());
     T* pp = out_ptr<T>(param, "param", shape);
     const T* pg = in_ptr<T>(grad, "grad", shape);
-    T* pv = out_ptr<T>(velocity, "velocity", shape);
-    const kernels::SgdConfig cfg{lr, momentum, dampening, weight_decay, nesterov};
-    kernels::check_config(cfg);
+    const std::vector<T*> ps = state_ptrs<T>(kind, states, shape);
     const int64_t n = param.size();
     py::gil_scoped_release nogil;
-    kernels::sgd_step(pp, pg, pv, n, cfg, first_step);
+    kernels::optimizer_step(args, pp, pg, ps.data(), n);
     return py::none();
   });
 }
 
-void adam_step(py::array& param, const py::array& grad, py::array& exp_avg,
-               py::array& exp_avg_sq, double lr, double beta1, double beta2, double eps,
-               double weight_decay, bool decoupled_weight_decay, int64_t step) {
-  if (step < 1) throw py::value_error("step must be >= 1, got " + std::to_string(step));
-  by_dtype(param, "param", [&](auto tag) -> py::object {
+double clip_grad_norm(py::array& grad, double max_norm) {
+  try {
+    common::check_real("max_norm", max_norm, true);
+  } catch (const std::invalid_argument& e) {
+    throw py::value_error(e.what());
+  }
+  return by_dtype(grad, "grad", [&](auto tag) -> py::object {
     using T = decltype(tag);
-    std::vector<int64_t> shape(param.shape(), param.shape() + param.ndim());
-    T* pp = out_ptr<T>(param, "param", shape);
-    const T* pg = in_ptr<T>(grad, "grad", shape);
-    T* pm = out_ptr<T>(exp_avg, "exp_avg", shape);
-    T* pv = out_ptr<T>(exp_avg_sq, "exp_avg_sq", shape);
-    const kernels::AdamConfig cfg{lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay};
-    kernels::check_config(cfg);
-    const int64_t n = param.size();
-    py::gil_scoped_release nogil;
-    kernels::adam_step(pp, pg, pm, pv, n, cfg, step);
-    return py::none();
-  });
+    T* pg = out_ptr<T>(grad, "grad", std::vector<int64_t>(grad.ndim(), -1));
+    const int64_t n = grad.size();
+    double total;
+    {
+      py::gil_scoped_release nogil;
+      total = kernels::clip_grad_norm(pg, n, max_norm);
+    }
+    return py::float_(total);
+  }).cast<double>();
 }
 
 bool all_finite(const py::array& x) {
@@ -339,13 +343,13 @@ void bind_ops(py::module_& m) {
         "Whether the activation's derivative reads its input x (else its output y).");
   m.def("softmax", &softmax, py::arg("x"));
   m.def("loss", &loss, py::arg("kind"), py::arg("reduction"), py::arg("y"), py::arg("target"),
-        py::arg("with_grad"));
-  m.def("sgd_step", &sgd_step, py::arg("param"), py::arg("grad"), py::arg("velocity"),
-        py::arg("lr"), py::arg("momentum"), py::arg("dampening"), py::arg("nesterov"),
-        py::arg("weight_decay"), py::arg("first_step"));
-  m.def("adam_step", &adam_step, py::arg("param"), py::arg("grad"), py::arg("exp_avg"),
-        py::arg("exp_avg_sq"), py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"),
-        py::arg("weight_decay"), py::arg("decoupled_weight_decay"), py::arg("step"));
+        py::arg("with_grad"), py::arg("param") = 0.0);
+  m.def("optimizer_step", &optimizer_step, py::arg("kind"), py::arg("hyper"), py::arg("param"),
+        py::arg("grad"), py::arg("states"), py::arg("step"),
+        "One update of param in place (and of its state arrays) by the optimizer kind; "
+        "step: this update's 1-based number.");
+  m.def("clip_grad_norm", &clip_grad_norm, py::arg("grad"), py::arg("max_norm"),
+        "torch.nn.utils.clip_grad_norm_ of one array in place; returns the norm before.");
   m.def("all_finite", &all_finite, py::arg("x"));
   m.def("layer_norm", &layer_norm, py::arg("x"), py::arg("weight"), py::arg("bias"),
         py::arg("eps"));

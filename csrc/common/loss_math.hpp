@@ -21,6 +21,35 @@ FASTBP_HD inline T mse_grad(T y, T t, T scale) {
   return T(2) * scale * (y - t);
 }
 
+// |y - t| of one element, in double.
+template <typename T>
+FASTBP_HD inline double l1_term(T y, T t) {
+  const T d = y - t;
+  return double(d < T(0) ? -d : d);
+}
+
+// sign(y - t) * scale, 0 where y == t (torch's sign). A NaN difference gives NaN.
+template <typename T>
+FASTBP_HD inline T l1_grad(T y, T t, T scale) {
+  const T d = y - t;
+  return d > T(0) ? scale : d < T(0) ? -scale : d * scale;
+}
+
+// torch.nn.HuberLoss of one element: 0.5 d^2 where |d| < delta, else delta (|d| - 0.5 delta).
+template <typename T>
+FASTBP_HD inline double huber_term(T y, T t, double delta) {
+  const double d = double(y - t);
+  const double a = d < 0.0 ? -d : d;
+  return a < delta ? 0.5 * d * d : delta * (a - 0.5 * delta);
+}
+
+// Its gradient, as torch's huber_loss_backward: d where |d| <= delta, else delta * sign(d).
+template <typename T>
+FASTBP_HD inline T huber_grad(T y, T t, T scale, T delta) {
+  const T d = y - t;
+  return scale * (d < -delta ? -delta : d > delta ? delta : d);
+}
+
 // log(1 + exp(x)) - x*t written so no exp argument is positive.
 template <typename T>
 FASTBP_HD inline double bce_with_logits_term(T x, T t) {

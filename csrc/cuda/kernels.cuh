@@ -44,10 +44,11 @@ void act_backward_bias_grad(Act act, ActParams p, const T* x, const T* y, T* g, 
 int64_t loss_scratch_size(int64_t m);
 
 // Writes the loss of y (m x n) against t to *value (torch.nn's reductions, as
-// kernels::loss_forward) and, when grad is not null, dL/dy to grad.
+// kernels::loss_forward) and, when grad is not null, dL/dy to grad. param: Huber's delta.
 template <typename T>
 void loss(kernels::Loss kind, kernels::Reduction red, const T* y, kernels::Target<T> t,
-          int64_t m, int64_t n, T* grad, double* scratch, double* value, cudaStream_t stream);
+          int64_t m, int64_t n, T* grad, double* scratch, double* value, cudaStream_t stream,
+          double param = 0.0);
 
 // A call's divergence status is two words in device memory, both set to kNotDiverged
 // before its first step: status[0], the first step of the call that diverged;
@@ -61,11 +62,23 @@ template <typename T>
 void check_step(const double* value, const T* grad, int64_t n, int64_t step,
                 unsigned long long* status, cudaStream_t stream);
 
-// One torch.optim.SGD update of n parameters, as kernels::sgd_step; a no-op once status
-// records a diverged step, so neither that step nor a later one of the call updates.
+// One optimizer update of n parameters, as kernels::optimizer_step (states: a host
+// array of n_states device pointers); a no-op once status records a diverged step, so
+// neither that step nor a later one of the call updates.
 template <typename T>
-void sgd_step(T* param, const T* grad, T* velocity, int64_t n, const kernels::SgdConfig& cfg,
-              bool first_step, const unsigned long long* status, cudaStream_t stream);
+void optimizer_step(const kernels::OptimizerArgs& args, T* param, const T* grad,
+                    T* const* states, int64_t n, const unsigned long long* status,
+                    cudaStream_t stream);
+
+// Doubles of scratch space clip_grad_norm needs.
+int64_t clip_scratch_size();
+
+// kernels::clip_grad_norm on the device, the norm summed there in a fixed order: a no-op
+// once status records a diverged step; a non-finite norm records `step` as diverged
+// (status[1] unset) and scales nothing.
+template <typename T>
+void clip_grad_norm(T* g, int64_t n, double max_norm, double* scratch, int64_t step,
+                    unsigned long long* status, cudaStream_t stream);
 
 // Layer norm over rows and batch norm over columns of an m x n x, as kernels/norm.hpp
 // (same arguments; mean and rstd hold m values for layer norm, n for batch norm). No

@@ -3,6 +3,7 @@
 #include "common/loss_math.hpp"
 #include "cuda/common.cuh"
 #include "cuda/kernels.cuh"
+#include "cuda/reduce.cuh"
 
 namespace fastbp::cuda {
 namespace {
@@ -11,37 +12,26 @@ using kernels::Loss;
 using kernels::Reduction;
 using kernels::Target;
 
-constexpr int kWarp = 32;
-constexpr unsigned kAllLanes = 0xffffffffu;
 // Blocks of the elementwise losses: their partial sums are reduced by one block.
 constexpr int kLossBlocks = kBlock;
 
-template <typename V>
-__device__ __forceinline__ V warp_sum(V v) {
-  for (int offset = kWarp / 2; offset > 0; offset /= 2) v += __shfl_xor_sync(kAllLanes, v, offset);
-  return v;
-}
-
-// Sum over a block of kBlock threads; the result is valid in thread 0.
-__device__ double block_sum(double v) {
-  __shared__ double warps[kBlock / kWarp];
-  v = warp_sum(v);
-  if (threadIdx.x % kWarp == 0) warps[threadIdx.x / kWarp] = v;
-  __syncthreads();
-  v = threadIdx.x < kBlock / kWarp ? warps[threadIdx.x] : 0.0;
-  return threadIdx.x < kWarp ? warp_sum(v) : v;
-}
-
-// MSE (bce = false) or BCE with logits over count elements; each block writes its sum.
-template <bool Bce, typename T>
+// An elementwise loss (MSE, BCE with logits, L1, Huber) over count elements; each block
+// writes its sum. param: Huber's delta.
+template <Loss K, typename T>
 __global__ void elementwise_loss_kernel(const T* y, const T* t, int64_t count, T scale, T* grad,
-                                        double* partial) {
+                                        double param, double* partial) {
   double total = 0.0;
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < count; i += stride) {
-    if constexpr (Bce) {
+    if constexpr (K == Loss::BCEWithLogits) {
       total += common::bce_with_logits_term(y[i], t[i]);
       if (grad) grad[i] = common::bce_with_logits_grad(y[i], t[i], scale);
+    } else if constexpr (K == Loss::L1) {
+      total += common::l1_term(y[i], t[i]);
+      if (grad) grad[i] = common::l1_grad(y[i], t[i], scale);
+    } else if constexpr (K == Loss::Huber) {
+      total += common::huber_term(y[i], t[i], param);
+      if (grad) grad[i] = common::huber_grad(y[i], t[i], scale, T(param));
     } else {
       total += common::mse_term(y[i], t[i]);
       if (grad) grad[i] = common::mse_grad(y[i], t[i], scale);
@@ -105,19 +95,27 @@ int64_t loss_scratch_size(int64_t m) { return std::max<int64_t>(m, kLossBlocks);
 
 template <typename T>
 void loss(Loss kind, Reduction red, const T* y, Target<T> t, int64_t m, int64_t n, T* grad,
-          double* scratch, double* value, cudaStream_t stream) {
+          double* scratch, double* value, cudaStream_t stream, double param) {
   const int64_t count = m * n;
   const int64_t divisor = red == Reduction::Sum ? 1 : (kind == Loss::SoftmaxCrossEntropy ? m : count);
   const T scale = T(1) / T(divisor);
   int64_t partials = kLossBlocks;
   switch (kind) {
     case Loss::MSE:
-      elementwise_loss_kernel<false, T>
-          <<<kLossBlocks, kBlock, 0, stream>>>(y, t.dense, count, scale, grad, scratch);
+      elementwise_loss_kernel<Loss::MSE, T>
+          <<<kLossBlocks, kBlock, 0, stream>>>(y, t.dense, count, scale, grad, param, scratch);
       break;
     case Loss::BCEWithLogits:
-      elementwise_loss_kernel<true, T>
-          <<<kLossBlocks, kBlock, 0, stream>>>(y, t.dense, count, scale, grad, scratch);
+      elementwise_loss_kernel<Loss::BCEWithLogits, T>
+          <<<kLossBlocks, kBlock, 0, stream>>>(y, t.dense, count, scale, grad, param, scratch);
+      break;
+    case Loss::L1:
+      elementwise_loss_kernel<Loss::L1, T>
+          <<<kLossBlocks, kBlock, 0, stream>>>(y, t.dense, count, scale, grad, param, scratch);
+      break;
+    case Loss::Huber:
+      elementwise_loss_kernel<Loss::Huber, T>
+          <<<kLossBlocks, kBlock, 0, stream>>>(y, t.dense, count, scale, grad, param, scratch);
       break;
     case Loss::SoftmaxCrossEntropy: {
       const int64_t rows_per_block = kBlock / kWarp;
@@ -133,8 +131,8 @@ void loss(Loss kind, Reduction red, const T* y, Target<T> t, int64_t m, int64_t 
 }
 
 template void loss<float>(Loss, Reduction, const float*, Target<float>, int64_t, int64_t, float*,
-                          double*, double*, cudaStream_t);
+                          double*, double*, cudaStream_t, double);
 template void loss<double>(Loss, Reduction, const double*, Target<double>, int64_t, int64_t,
-                           double*, double*, double*, cudaStream_t);
+                           double*, double*, double*, cudaStream_t, double);
 
 }  // namespace fastbp::cuda

@@ -1,51 +1,99 @@
-// torch.optim.SGD on the GPU, with the definitions of kernels/optim.cpp.
+// The optimizers and gradient clipping on the GPU: the per-element rules of
+// common/optim_math.hpp, as kernels/optim.cpp runs them on the CPU.
 #include "cuda/common.cuh"
 #include "cuda/kernels.cuh"
+#include "cuda/reduce.cuh"
 
 namespace fastbp::cuda {
 namespace {
 
-template <bool Momentum, typename T>
-__global__ void sgd_kernel(T* param, const T* grad, T* velocity, int64_t n, T lr, T wd, T mu,
-                           T keep, bool nesterov, bool first_step,
-                           const unsigned long long* status) {
+// Blocks of the norm's partial sums, reduced by one block.
+constexpr int kNormBlocks = kBlock;
+
+template <typename Rule, typename C, typename T>
+__global__ void optimizer_kernel(const C c, T* param, const T* grad, common::StatePtrs<T> s,
+                                 int64_t n, const unsigned long long* status) {
   // Decided on the device, so the host need not wait for the check before enqueueing.
   if (status[0] != kNotDiverged) return;
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
-    const T d = grad[i] + wd * param[i];
-    if constexpr (!Momentum) {
-      param[i] -= lr * d;
-    } else {
-      const T v = first_step ? d : mu * velocity[i] + keep * d;
-      velocity[i] = v;
-      param[i] -= lr * (nesterov ? d + mu * v : v);
-    }
-  }
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)
+    Rule::apply(c, i, param, grad, s);
+}
+
+template <typename T>
+__global__ void square_sum_kernel(const T* g, int64_t n, double* partial,
+                                  const unsigned long long* status) {
+  if (status[0] != kNotDiverged) return;
+  double total = 0.0;
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)
+    total += double(g[i]) * double(g[i]);
+  total = block_sum(total);
+  if (threadIdx.x == 0) partial[blockIdx.x] = total;
+}
+
+// scratch[kNormBlocks] = the norm, from the partial sums; a non-finite norm marks `step`
+// as diverged (status[1], the bad gradient, stays unset: no gradient is NaN or inf).
+__global__ void norm_kernel(double* scratch, unsigned long long step,
+                            unsigned long long* status) {
+  if (status[0] != kNotDiverged) return;
+  double total = 0.0;
+  for (int64_t i = threadIdx.x; i < kNormBlocks; i += kBlock) total += scratch[i];
+  total = block_sum(total);
+  if (threadIdx.x != 0) return;
+  scratch[kNormBlocks] = sqrt(total);
+  if (!isfinite(scratch[kNormBlocks])) atomicCAS(status, kNotDiverged, step);
+}
+
+template <typename T>
+__global__ void clip_kernel(T* g, int64_t n, double max_norm, const double* norm,
+                            const unsigned long long* status) {
+  if (status[0] != kNotDiverged) return;
+  const double coef = max_norm / (*norm + 1e-6);
+  if (coef >= 1.0) return;
+  const T scale = T(coef);
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)
+    g[i] *= scale;
 }
 
 }  // namespace
 
+int64_t clip_scratch_size() { return kNormBlocks + 1; }
+
 template <typename T>
-void sgd_step(T* param, const T* grad, T* velocity, int64_t n, const kernels::SgdConfig& cfg,
-              bool first_step, const unsigned long long* status, cudaStream_t stream) {
-  const T lr = T(cfg.lr), wd = T(cfg.weight_decay), mu = T(cfg.momentum);
-  const T keep = T(1) - T(cfg.dampening);
-  if (cfg.momentum != 0.0)
-    sgd_kernel<true, T><<<grid_for(n), kBlock, 0, stream>>>(param, grad, velocity, n, lr, wd, mu,
-                                                            keep, cfg.nesterov, first_step,
-                                                            status);
-  else
-    sgd_kernel<false, T><<<grid_for(n), kBlock, 0, stream>>>(param, grad, velocity, n, lr, wd, mu,
-                                                             keep, cfg.nesterov, first_step,
-                                                             status);
-  check_launch("sgd_step");
+void optimizer_step(const kernels::OptimizerArgs& args, T* param, const T* grad,
+                    T* const* states, int64_t n, const unsigned long long* status,
+                    cudaStream_t stream) {
+  common::with_optimizer(args.kind, [&](auto rule) {
+    using Rule = decltype(rule);
+    const auto c = Rule::template coefficients<T>(args);
+    common::StatePtrs<T> s{};
+    for (int k = 0; k < Rule::n_states; ++k) s.s[k] = states[k];
+    optimizer_kernel<Rule><<<grid_for(n), kBlock, 0, stream>>>(c, param, grad, s, n, status);
+  });
+  check_launch("optimizer_step");
 }
 
-template void sgd_step<float>(float*, const float*, float*, int64_t, const kernels::SgdConfig&,
-                              bool, const unsigned long long*, cudaStream_t);
-template void sgd_step<double>(double*, const double*, double*, int64_t,
-                               const kernels::SgdConfig&, bool, const unsigned long long*,
-                               cudaStream_t);
+template <typename T>
+void clip_grad_norm(T* g, int64_t n, double max_norm, double* scratch, int64_t step,
+                    unsigned long long* status, cudaStream_t stream) {
+  square_sum_kernel<T><<<kNormBlocks, kBlock, 0, stream>>>(g, n, scratch, status);
+  norm_kernel<<<1, kBlock, 0, stream>>>(scratch, static_cast<unsigned long long>(step), status);
+  clip_kernel<T><<<grid_for(n), kBlock, 0, stream>>>(g, n, max_norm, scratch + kNormBlocks,
+                                                     status);
+  check_launch("clip_grad_norm");
+}
+
+template void optimizer_step<float>(const kernels::OptimizerArgs&, float*, const float*,
+                                    float* const*, int64_t, const unsigned long long*,
+                                    cudaStream_t);
+template void optimizer_step<double>(const kernels::OptimizerArgs&, double*, const double*,
+                                     double* const*, int64_t, const unsigned long long*,
+                                     cudaStream_t);
+template void clip_grad_norm<float>(float*, int64_t, double, double*, int64_t,
+                                    unsigned long long*, cudaStream_t);
+template void clip_grad_norm<double>(double*, int64_t, double, double*, int64_t,
+                                     unsigned long long*, cudaStream_t);
 
 }  // namespace fastbp::cuda

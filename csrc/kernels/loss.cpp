@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <stdexcept>
+#include <string>
 
 #include "common/loss_math.hpp"
 #include "threads.hpp"
@@ -52,6 +55,22 @@ double bce(const T* x, const T* t, const T* w, int64_t m, int64_t n, T scale, T*
   return elementwise(x, t, w, m, n, scale, grad, m * n * 8,
                      [](T a, T b) { return common::bce_with_logits_term(a, b); },
                      [](T a, T b, T s) { return common::bce_with_logits_grad(a, b, s); });
+}
+
+template <typename T>
+double l1(const T* y, const T* t, const T* w, int64_t m, int64_t n, T scale, T* grad) {
+  return elementwise(y, t, w, m, n, scale, grad, m * n,
+                     [](T a, T b) { return common::l1_term(a, b); },
+                     [](T a, T b, T s) { return common::l1_grad(a, b, s); });
+}
+
+template <typename T>
+double huber(const T* y, const T* t, const T* w, int64_t m, int64_t n, T scale, T* grad,
+             double delta) {
+  const T d = T(delta);
+  return elementwise(y, t, w, m, n, scale, grad, m * n,
+                     [delta](T a, T b) { return common::huber_term(a, b, delta); },
+                     [d](T a, T b, T s) { return common::huber_grad(a, b, s, d); });
 }
 
 // One row, with t a one-hot row for labels (formulas in common/loss_math.hpp). exp runs
@@ -113,7 +132,7 @@ double softmax_ce(const T* x, Target<T> t, int64_t m, int64_t n, T scale, T* gra
 
 template <typename T>
 double loss_forward(Loss loss, Reduction red, const T* y, Target<T> t, int64_t m, int64_t n,
-                    T* grad) {
+                    T* grad, double param) {
   const int64_t count = m * n;
   const int64_t divisor = red == Reduction::Sum ? 1 : (loss == Loss::SoftmaxCrossEntropy ? m : count);
   const T scale = T(1) / T(divisor);
@@ -122,8 +141,20 @@ double loss_forward(Loss loss, Reduction red, const T* y, Target<T> t, int64_t m
     case Loss::MSE: total = mse(y, t.dense, t.weights, m, n, scale, grad); break;
     case Loss::BCEWithLogits: total = bce(y, t.dense, t.weights, m, n, scale, grad); break;
     case Loss::SoftmaxCrossEntropy: total = softmax_ce(y, t, m, n, scale, grad); break;
+    case Loss::L1: total = l1(y, t.dense, t.weights, m, n, scale, grad); break;
+    case Loss::Huber: total = huber(y, t.dense, t.weights, m, n, scale, grad, param); break;
   }
   return total / double(divisor);
+}
+
+void check_loss_param(Loss loss, double param) {
+  const bool huber = loss == Loss::Huber;
+  if (huber ? std::isfinite(param) && param > 0.0 : param == 0.0) return;
+  char text[32];
+  std::snprintf(text, sizeof text, "%g", param);  // as python/fastbp/_validate.real words it
+  throw std::invalid_argument(std::string(huber ? "delta must be a finite number > 0.0"
+                                                : "this loss takes no parameter (0.0)") +
+                              ", got " + text);
 }
 
 template <typename T>
@@ -145,9 +176,9 @@ void softmax_rows(const T* x, T* y, int64_t m, int64_t n) {
 }
 
 template double loss_forward<float>(Loss, Reduction, const float*, Target<float>, int64_t,
-                                    int64_t, float*);
+                                    int64_t, float*, double);
 template double loss_forward<double>(Loss, Reduction, const double*, Target<double>, int64_t,
-                                     int64_t, double*);
+                                     int64_t, double*, double);
 template void softmax_rows<float>(const float*, float*, int64_t, int64_t);
 template void softmax_rows<double>(const double*, double*, int64_t, int64_t);
 

@@ -1,67 +1,53 @@
 #pragma once
+#include <cmath>
 #include <cstdint>
-#include <string>
+
+#include "common/optim_math.hpp"
 
 namespace fastbp::kernels {
 
-// torch.optim.SGD's hyper-parameters, with its definitions.
-struct SgdConfig {
-  double lr = 0.01;
-  double momentum = 0.0;
-  double dampening = 0.0;
-  double weight_decay = 0.0;
-  bool nesterov = false;
-};
+using common::Optimizer;
+using common::OptimizerArgs;
 
-// torch.optim.Adam's hyper-parameters; decoupled_weight_decay gives AdamW.
-struct AdamConfig {
-  double lr = 1e-3;
-  double beta1 = 0.9;
-  double beta2 = 0.999;
-  double eps = 1e-8;
-  double weight_decay = 0.0;
-  bool decoupled_weight_decay = false;
-};
-
-// Throw std::invalid_argument (ValueError in Python) for hyper-parameters the public
-// optimizers refuse: lr and eps finite and > 0, the others finite and >= 0, betas in
-// [0, 1), nesterov only with momentum > 0 and dampening == 0. Every binding that builds a
-// config calls these, so a direct call into fastbp._core is held to the same rules.
-void check_config(const SgdConfig& cfg);
-void check_config(const AdamConfig& cfg);
-
-// One SGD update of n parameters in place. velocity is read and written only when
-// momentum != 0; first_step initialises it to the gradient, as PyTorch does.
+// One update of n parameters in place from grad, by args.kind's rule in
+// common/optim_math.hpp; states holds that kind's n_states buffers of n (a buffer the
+// hyper-parameters leave unused may be null). args must have passed common::check.
 template <typename T>
-void sgd_step(T* param, const T* grad, T* velocity, int64_t n, const SgdConfig& cfg,
-              bool first_step);
+void optimizer_step(const OptimizerArgs& args, T* param, const T* grad, T* const* states,
+                    int64_t n);
 
-// One Adam update of n parameters in place, with the moment estimates exp_avg and
-// exp_avg_sq (zero before the first step); step is this update's 1-based number,
-// which sets the bias corrections.
+// The L2 norm of the n gradients, summed in double.
 template <typename T>
-void adam_step(T* param, const T* grad, T* exp_avg, T* exp_avg_sq, int64_t n,
-               const AdamConfig& cfg, int64_t step);
+double grad_norm(const T* g, int64_t n);
 
-enum class Optimizer { Sgd, Adam };
+// torch.nn.utils.clip_grad_norm_ over one flat buffer: total = grad_norm(g, n), then
+// g *= min(1, max_norm / (total + 1e-6)); returns total. max_norm > 0. When total is not
+// finite, g is left as it is (the network refuses such a step as diverged).
+template <typename T>
+double clip_grad_norm(T* g, int64_t n, double max_norm);
 
-// The update a training call applies after each backward pass: the optimizer, its
-// hyper-parameters and its state buffers (n parameters each).
+// The update a training call applies after each backward pass: the optimizer kind and
+// hyper-parameters (args.step is set per update), its state buffers (n parameters
+// each) and the clipping norm (0: none).
 template <typename T>
 struct Update {
-  Optimizer kind = Optimizer::Sgd;
-  SgdConfig sgd;
-  AdamConfig adam;
-  T* state1 = nullptr;  // SGD's velocity, Adam's exp_avg
-  T* state2 = nullptr;  // Adam's exp_avg_sq
-  int64_t steps = 0;    // updates taken so far; apply() adds one
+  OptimizerArgs args{};
+  T* states[common::kMaxStates] = {};
+  int64_t steps = 0;  // updates taken so far; apply() adds one
+  double max_grad_norm = 0.0;
 
-  void apply(T* param, const T* grad, int64_t n) {
-    if (kind == Optimizer::Adam) {
-      adam_step(param, grad, state1, state2, n, adam, ++steps);
-    } else {
-      sgd_step(param, grad, state1, n, sgd, steps++ == 0);
+  // Clips grad (when max_grad_norm is set), then updates param and counts the step.
+  // Returns the gradient norm before clipping (0 when not clipping); when it is not
+  // finite, changes nothing and returns it.
+  double apply(T* param, T* grad, int64_t n) {
+    double norm = 0.0;
+    if (max_grad_norm > 0.0) {
+      norm = clip_grad_norm(grad, n, max_grad_norm);
+      if (!std::isfinite(norm)) return norm;
     }
+    args.step = ++steps;
+    optimizer_step(args, param, grad, states, n);
+    return norm;
   }
 };
 

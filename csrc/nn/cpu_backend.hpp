@@ -126,12 +126,13 @@ class CpuBackend {
   void batch_norm_backward(A... a) { kernels::batch_norm_backward<T>(a...); }
   void loss(const LossSpec& spec, const T* y, Target t, int64_t m, int64_t n, T* grad,
             double* value) {
-    *value = kernels::loss_forward(spec.kind, spec.reduction, y, t, m, n, grad);
+    *value = kernels::loss_forward(spec.kind, spec.reduction, y, t, m, n, grad, spec.param);
   }
 
   // ---- the step report -------------------------------------------------------------
   // A call of `steps` steps: begin_report, then per step its loss in loss_slot(step),
-  // check (true: that step diverged, and the caller runs no more steps), and update;
+  // check_finite and update (each true: that step diverged, and the caller runs no more
+  // steps);
   // end_report hands back the first diverged step and the first non-finite gradient's
   // index (-1: none) and the steps' losses.
   void begin_report(int64_t steps) {
@@ -146,8 +147,10 @@ class CpuBackend {
     status_[1] = loss_ok ? kernels::first_nonfinite(grads, n) : -1;
     return true;
   }
-  void update(kernels::Update<T>& update, T* params, T* grads, int64_t n) {
-    update.apply(params, grads, n);
+  bool update(kernels::Update<T>& update, T* params, T* grads, int64_t n, int64_t step) {
+    if (std::isfinite(update.apply(params, grads, n))) return false;
+    status_[0] = step, status_[1] = -1;  // the norm of finite gradients overflowed
+    return true;
   }
   void end_report(int64_t steps, int64_t* status, double* losses) {
     if (status) status[0] = status_[0], status[1] = status_[1];

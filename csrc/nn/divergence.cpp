@@ -11,6 +11,8 @@ std::string divergence_reason(double loss, int64_t bad, const Plan& plan) {
   char text[32];
   std::snprintf(text, sizeof text, "%g", std::isnan(loss) ? std::fabs(loss) : loss);
   if (!std::isfinite(loss)) return std::string("the loss is ") + text;
+  // Finite loss and gradients: clipping found the gradients' norm beyond double.
+  if (bad < 0) return "the gradient norm is inf";
   const std::string where = gradient_name(plan, bad);
   if (where.empty())
     throw std::logic_error("divergence_reason: index " + std::to_string(bad) +

@@ -95,7 +95,7 @@ class Network final : public Trainer<typename B::Scalar> {
     prepare(0);
     be_.begin_report(1);
     T* grads = grads_.device();
-    if (!be_.check_finite(nullptr, grads, this->n_params(), 0)) apply(update, grads);
+    if (!be_.check_finite(nullptr, grads, this->n_params(), 0)) apply(update, grads, 0);
     double loss = last_loss_;
     conclude(update, 1, &loss, &last_loss_);
   }
@@ -108,7 +108,7 @@ class Network final : public Trainer<typename B::Scalar> {
     run_backward(be_.input(x, m * this->in_features(), 0),
                  be_.target(t, m, this->out_features(), 0), m, be_.loss_slot(0));
     if (!be_.check_finite(be_.loss_slot(0), grads_.device(), this->n_params(), 0))
-      apply(update, grads_.device());
+      apply(update, grads_.device(), 0);
     double value = 0.0;
     conclude(update, 1, &value);
     last_loss_ = value;
@@ -132,13 +132,13 @@ class Network final : public Trainer<typename B::Scalar> {
                                 this->out_features(), slot);
       run_backward(b.x, b.t, m, be_.loss_slot(enqueued));
       const bool diverged = be_.check_finite(be_.loss_slot(enqueued), grads_.device(),
-                                      this->n_params(), enqueued);
+                                             this->n_params(), enqueued) ||
+                            apply(update, grads_.device(), enqueued);
       be_.batch_enqueued(slot);
       if (diverged) {  // known at once on this backend: no later batch runs
         ++enqueued;
         break;
       }
-      apply(update, grads_.device());
     }
     // Interrupted before its first batch, the call changed nothing.
     if (enqueued == 0) throw Interrupted(0);
@@ -222,8 +222,10 @@ class Network final : public Trainer<typename B::Scalar> {
     grads_.device_wrote();
   }
 
-  void apply(Update& update, T* grads) {
-    be_.update(update, params_.device(), grads, this->n_params());
+  // The update of step `step`, clipping first when set; true when the backend found the
+  // step diverged there (a non-finite gradient norm) and changed nothing.
+  bool apply(Update& update, T* grads, int64_t step) {
+    return be_.update(update, params_.device(), grads, this->n_params(), step);
   }
 
   // With the report of a call that ran `steps` steps: counts the updates applied and

@@ -27,7 +27,8 @@ struct Divergence : std::runtime_error {
 };
 
 // The reason a Divergence gives for a loss `loss` and first non-finite gradient at flat
-// index `bad` (-1: none): the loss when it is not finite, else the tensor holding `bad`.
+// index `bad`: the loss when it is not finite, else the tensor holding `bad`, else (bad
+// -1 with a finite loss) the gradient norm, which clipping found not finite.
 std::string divergence_reason(double loss, int64_t bad, const Plan& plan);
 
 // The loss of a network: its kind, reduction and parameter (Huber's delta).

@@ -8,21 +8,22 @@ from __future__ import annotations
 
 import warnings
 
-from . import _core, activations, callbacks, distributed, ops, reference, schedules
+from . import _core, activations, callbacks, distributed, ops, optim, reference, schedules
 from .gradcheck import gradcheck
 from .activations import *  # noqa: F403  (the classes in activations.__all__)
 from .layers import BatchNorm, Dense, Dropout, Layer, LayerNorm
 from .history import History
-from .losses import BCEWithLogitsLoss, Loss, MSELoss, SoftmaxCrossEntropyLoss
+from .losses import (BCEWithLogitsLoss, HuberLoss, L1Loss, Loss, MSELoss,
+                     SoftmaxCrossEntropyLoss)
 from .network import Network, from_torch
-from .optim import SGD, Adam, AdamW, Optimizer
+from .optim import *  # noqa: F403 (every optimizer, as optim.__all__ lists them)
 
 __version__ = _core.__version__
 
 __all__ = [
     "BatchNorm", "Dense", "Dropout", "Layer", "LayerNorm", *activations.CLASSES,
-    "BCEWithLogitsLoss", "Loss", "MSELoss", "SoftmaxCrossEntropyLoss",
-    "History", "Network", "Optimizer", "SGD", "Adam", "AdamW",
+    "BCEWithLogitsLoss", "HuberLoss", "L1Loss", "Loss", "MSELoss", "SoftmaxCrossEntropyLoss",
+    "History", "Network", *optim.__all__,
     "callbacks", "distributed", "from_torch", "gradcheck", "ops", "reference",
     "schedules",
     "build_info", "cuda_available", "get_num_threads", "set_num_threads",

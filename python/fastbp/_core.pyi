@@ -21,10 +21,18 @@ class Loss(Enum):
     MSE = 0
     SoftmaxCrossEntropy = 1
     BCEWithLogits = 2
+    L1 = 3
+    Huber = 4
 
 class Reduction(Enum):
     Mean = 0
     Sum = 1
+
+class Optimizer(Enum):
+    SGD = 0
+    Adam = 1
+    RMSprop = 2
+    Adagrad = 3
 
 def set_num_threads(n: int) -> int: ...
 def max_threads() -> int: ...
@@ -38,13 +46,10 @@ def activation_backward(act: Act, y: NDArray, grad: NDArray, x: NDArray | None =
 def act_uses_input(act: Act) -> bool: ...
 def softmax(x: NDArray) -> NDArray: ...
 def loss(kind: Loss, reduction: Reduction, y: NDArray, target: NDArray,
-         with_grad: bool) -> tuple[float, NDArray | None]: ...
-def sgd_step(param: NDArray, grad: NDArray, velocity: NDArray, lr: float, momentum: float,
-             dampening: float, nesterov: bool, weight_decay: float,
-             first_step: bool) -> None: ...
-def adam_step(param: NDArray, grad: NDArray, exp_avg: NDArray, exp_avg_sq: NDArray, lr: float,
-              beta1: float, beta2: float, eps: float, weight_decay: float,
-              decoupled_weight_decay: bool, step: int) -> None: ...
+         with_grad: bool, param: float = ...) -> tuple[float, NDArray | None]: ...
+def optimizer_step(kind: Optimizer, hyper: list[float], param: NDArray, grad: NDArray,
+                   states: list[NDArray], step: int) -> None: ...
+def clip_grad_norm(grad: NDArray, max_norm: float) -> float: ...
 def all_finite(x: NDArray) -> bool: ...
 def layer_norm(x: NDArray, weight: NDArray, bias: NDArray, eps: float) -> NDArray: ...
 def layer_norm_backward(x: NDArray, weight: NDArray, grad: NDArray,
@@ -60,14 +65,38 @@ def sigint_count() -> int: ...
 def watch_sigint(on: bool) -> None: ...
 def hold_sigint(on: bool) -> None: ...
 
-class _Network:
-    """Network32 (float32) and Network64 (float64): a network's flat parameters,
-    gradients and workspaces, with one call per forward, backward, step or epoch."""
+class LayerKind(Enum):
+    Dense = 0
+    Activation = 1
+    Dropout = 2
+    LayerNorm = 3
+    BatchNorm = 4
 
-    def __init__(self, layers: list[tuple[bool, int, int, Act, float, float]], loss: Loss,
-                 reduction: Reduction) -> None: ...
+class LayerSpec:
+    """One layer as the network's plan takes it."""
+
+    def __init__(self, kind: LayerKind, inputs: int, outputs: int, act: Act = ...,
+                 act_a: float = ..., act_b: float = ..., p: float = ..., eps: float = ...,
+                 momentum: float = ...) -> None: ...
+    kind: LayerKind
+    inputs: int
+    outputs: int
+    act: Act
+
+Slices = list[tuple[str, int, tuple[int, ...]]]
+
+class _Network:
+    """Network32 (float32) and Network64 (float64): a network on backend "cpu" or "cuda"
+    (built with FASTBP_CUDA), its flat parameter, gradient and state buffers, with one
+    call per forward, backward, step or epoch. On "cuda" the buffers live on the GPU and
+    the arrays below are host copies, synced on access."""
+
+    def __init__(self, layers: list[LayerSpec], loss: Loss, reduction: Reduction,
+                 loss_param: float = 0.0, seed: int = 0, backend: str = "cpu") -> None: ...
     @property
     def n_params(self) -> int: ...
+    @property
+    def n_state(self) -> int: ...
     @property
     def in_features(self) -> int: ...
     @property
@@ -75,63 +104,37 @@ class _Network:
     @property
     def updates(self) -> int:
         """Optimizer updates applied since construction, by any call."""
+    passes: int
     @property
-    def slots(self) -> list[tuple[int, int, int, int]]: ...
+    def layout(self) -> list[tuple[Slices, Slices]]:
+        """Per layer, its parameters' and its state's (name, offset, shape)."""
     @property
     def params(self) -> NDArray: ...
     @property
     def grads(self) -> NDArray: ...
+    @property
+    def state(self) -> NDArray: ...
+    def sync_host(self) -> None: ...
+    def divergence_reason(self, loss: float, bad: int) -> str: ...
     def check(self, X: NDArray, T: NDArray) -> None: ...
     def forward(self, X: NDArray) -> NDArray: ...
-    def loss(self, X: NDArray, T: NDArray) -> float: ...
+    def loss(self, X: NDArray, T: NDArray, training: bool = False) -> float: ...
     def backward(self, X: NDArray, T: NDArray) -> float: ...
-    def step(self, velocity: NDArray, lr: float, momentum: float, dampening: float,
-             nesterov: bool, weight_decay: float, first_step: bool) -> None: ...
-    def train_step(self, X: NDArray, T: NDArray, velocity: NDArray, lr: float,
-                   momentum: float, dampening: float, nesterov: bool, weight_decay: float,
-                   first_step: bool) -> float: ...
+    def step(self, kind: Optimizer, hyper: list[float], states: list[NDArray], steps: int,
+             max_grad_norm: float) -> None:
+        """One update from the current gradients; ``steps``: the updates before it;
+        ``max_grad_norm``: 0.0 for no clipping."""
+    def train_step(self, X: NDArray, T: NDArray, kind: Optimizer, hyper: list[float],
+                   states: list[NDArray], steps: int, max_grad_norm: float) -> float: ...
     def train_epoch(self, X: NDArray, T: NDArray, order: NDArray[np.int64], batch_size: int,
-                    velocity: NDArray, lr: float, momentum: float, dampening: float,
-                    nesterov: bool, weight_decay: float, first_step: bool,
-                    loss_sum: float = 0.0, interrupt_mark: int = -1) -> float:
+                    kind: Optimizer, hyper: list[float], states: list[NDArray], steps: int,
+                    max_grad_norm: float, loss_sum: float = 0.0,
+                    sample_weight: NDArray | None = None, interrupt_mark: int = -1) -> float:
         """One pass over the rows in ``order``; returns ``loss_sum`` plus each batch's rows
         times its loss, added in batch order (divide by the rows for the mean). With
         ``interrupt_mark`` (``sigint_count()`` before the call, while watched), a SIGINT
         stops it before the next batch: KeyboardInterrupt whose ``step`` counts the
-        steps applied."""
+        steps applied. ``sample_weight``: one weight per row of X (backend "cpu" only)."""
 
-class _CpuNetwork(_Network):
-    """The CPU networks also train with Adam (steps: the updates taken before the call),
-    and their epochs take row weights (``sample_weight``, one per row of X)."""
-
-    def train_epoch(self, X: NDArray, T: NDArray, order: NDArray[np.int64], batch_size: int,
-                    velocity: NDArray, lr: float, momentum: float, dampening: float,
-                    nesterov: bool, weight_decay: float, first_step: bool,
-                    loss_sum: float = 0.0, sample_weight: NDArray | None = None,
-                    interrupt_mark: int = -1) -> float: ...
-
-    def step_adam(self, exp_avg: NDArray, exp_avg_sq: NDArray, lr: float, beta1: float,
-                  beta2: float, eps: float, weight_decay: float, decoupled_weight_decay: bool,
-                  steps: int) -> None: ...
-    def train_step_adam(self, X: NDArray, T: NDArray, exp_avg: NDArray, exp_avg_sq: NDArray,
-                        lr: float, beta1: float, beta2: float, eps: float,
-                        weight_decay: float, decoupled_weight_decay: bool,
-                        steps: int) -> float: ...
-    def train_epoch_adam(self, X: NDArray, T: NDArray, order: NDArray[np.int64],
-                         batch_size: int, exp_avg: NDArray, exp_avg_sq: NDArray, lr: float,
-                         beta1: float, beta2: float, eps: float, weight_decay: float,
-                         decoupled_weight_decay: bool, steps: int,
-                         loss_sum: float = 0.0, sample_weight: NDArray | None = None,
-                         interrupt_mark: int = -1) -> float: ...
-
-class Network32(_CpuNetwork): ...
-class Network64(_CpuNetwork): ...
-
-class _CudaNetwork(_Network):
-    """CudaNetwork32 / CudaNetwork64 (built with FASTBP_CUDA): the same interface, with
-    parameters and workspaces on the GPU and host copies synced on access."""
-
-    def sync_host(self) -> None: ...
-
-class CudaNetwork32(_CudaNetwork): ...
-class CudaNetwork64(_CudaNetwork): ...
+class Network32(_Network): ...
+class Network64(_Network): ...

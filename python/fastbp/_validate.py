@@ -200,6 +200,21 @@ def adam_inputs(param, grad, exp_avg, exp_avg_sq, lr, betas, eps, weight_decay,
             positive_int("step", step))
 
 
+def update_buffers(param, grad, states: dict) -> np.ndarray:
+    """Checked buffers of an in-place optimizer update: ``param`` and the named ``states``
+    NumPy arrays of one float dtype and shape; returns ``grad`` converted to match."""
+    for name, arr in (("param", param), *states.items()):
+        if not isinstance(arr, np.ndarray):
+            raise TypeError(f"{name} must be a NumPy array (updated in place), "
+                            f"got {type(arr).__name__}")
+    dtypes = {arr.dtype for arr in (param, *states.values())}
+    if len(dtypes) != 1 or param.dtype not in (np.float32, np.float64):
+        raise TypeError(f"param and {', '.join(states) or 'its states'} must share dtype "
+                        f"float32 or float64, got {', '.join(str(d) for d in dtypes)}")
+    same_shape(param=param, grad=grad, **states)
+    return float_array("grad", grad, param.dtype)
+
+
 def callables(name: str, values) -> list:
     """A list or tuple of callables, as a list."""
     if not isinstance(values, (list, tuple)):

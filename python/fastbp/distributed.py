@@ -59,8 +59,8 @@ def broadcast_parameters(net, comm: MPI.Intracomm, root: int = 0,
     root : int
         The rank whose values the others receive, in ``[0, comm.size)``.
     optimizer : Optimizer, optional
-        Also broadcast its state for ``net``: the momentum buffer or Adam's moment
-        estimates, and the step count.
+        Also broadcast its state for ``net``: every state array (momentum buffer,
+        moment estimates, ...) and the step count.
     """
     _mpi(comm)
     if isinstance(root, bool) or not isinstance(root, (int, np.integer)):
@@ -68,17 +68,14 @@ def broadcast_parameters(net, comm: MPI.Intracomm, root: int = 0,
     if not 0 <= root < comm.Get_size():
         raise ValueError(f"root must be a rank in [0, {comm.Get_size()}), got {root}")
     if optimizer is not None and not isinstance(optimizer, Optimizer):
-        raise TypeError("optimizer must be a fastbp optimizer (SGD, Adam, AdamW) or None, "
+        raise TypeError("optimizer must be a fastbp optimizer (SGD, Adam, ...) or None, "
                         f"got {type(optimizer).__name__}")
     comm.Bcast(net.params, root=root)
     if optimizer is not None:
         state = optimizer.state_for(net)
-        for name in type(state).__slots__:
-            value = getattr(state, name)
-            if isinstance(value, np.ndarray):
-                comm.Bcast(value, root=root)
-            else:
-                setattr(state, name, comm.bcast(value, root=root))
+        for array in state.arrays:
+            comm.Bcast(array, root=root)
+        state.steps = comm.bcast(state.steps, root=root)
 
 
 def allreduce_gradients(net, comm: MPI.Intracomm, weight: float | None = None) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from . import _core, _names, _validate
 
-__all__ = ["Loss", "MSELoss", "SoftmaxCrossEntropyLoss", "BCEWithLogitsLoss", "LOSS_TYPES"]
+__all__ = ["Loss", "MSELoss", "SoftmaxCrossEntropyLoss", "BCEWithLogitsLoss", "L1Loss",
+           "HuberLoss", "LOSS_TYPES"]
 
 #: fastbp's loss classes by class name (what a saved network names them by), each entered
 #: as it is defined.
@@ -17,6 +18,8 @@ class Loss:
 
     kind: _core.Loss
     name = ""
+    #: the float the core takes with the loss kind (HuberLoss's delta, else 0.0)
+    core_param = 0.0
 
     def __init_subclass__(cls, **kwargs):
         # Only fastbp's own losses: a user's subclass must not replace them.
@@ -57,3 +60,39 @@ class BCEWithLogitsLoss(Loss):
     """Binary cross-entropy of ``sigmoid(logits)``; ``"mean"`` divides by all elements."""
 
     kind = _core.Loss.BCEWithLogits
+
+
+class L1Loss(Loss):
+    """Absolute error ``sum(|y - t|)`` (``torch.nn.L1Loss``); ``"mean"`` divides by the
+    number of elements. Its gradient is ``sign(y - t)``, 0 where ``y == t``."""
+
+    kind = _core.Loss.L1
+
+
+class HuberLoss(Loss):
+    """``torch.nn.HuberLoss``: per element ``0.5 * d**2`` where ``|d| < delta``, else
+    ``delta * (|d| - 0.5 * delta)``, with ``d = y - t``; ``"mean"`` divides by the number
+    of elements.
+
+    Parameters
+    ----------
+    delta : float
+        Where the loss turns from quadratic to linear; finite, > 0.
+    reduction : {"mean", "sum"}
+    """
+
+    kind = _core.Loss.Huber
+
+    def __init__(self, delta: float = 1.0, reduction: str = "mean"):
+        self.delta = _validate.real("delta", delta, strict=True)
+        super().__init__(reduction)
+
+    @property
+    def core_param(self) -> float:
+        return self.delta
+
+    def config(self) -> dict:
+        return {**super().config(), "delta": self.delta}
+
+    def __repr__(self) -> str:
+        return f"HuberLoss(delta={self.delta!r}, reduction={self.reduction!r})"

@@ -147,7 +147,7 @@ class Network:
             _check_cuda()
         return _CORE_NETWORKS[self.dtype.type](
             specs, self.loss_fn.kind, _names.REDUCTIONS[self.loss_fn.reduction],
-            getattr(self.loss_fn, "core_param", 0.0), seed, self.backend)
+            self.loss_fn.core_param, seed, self.backend)
 
     def _host_parameters(self) -> None:
         """Called before Python reads or writes a layer's W, b, dW or db. The CUDA
@@ -244,19 +244,16 @@ class Network:
         return self._inputs(X), self._targets(T)
 
     def _bind_optimizer(self, optimizer) -> tuple:
-        """``(state, calls)``: the optimizer's state for this network and the core calls
-        that apply it (:meth:`Optimizer.core_calls`); the last pair is cached, since a
-        training loop passes the same optimizer every step."""
+        """``(state, core)``: the optimizer's state for this network and the core whose
+        ``step`` / ``train_step`` / ``train_epoch`` take :meth:`Optimizer.core_args`; the
+        last pair is cached, since a training loop passes the same optimizer every step."""
         if optimizer is self._last_optimizer:
             return self._last_binding
         if not isinstance(optimizer, Optimizer):
-            raise TypeError("optimizer must be a fastbp optimizer (SGD, Adam, AdamW), got "
-                            f"{type(optimizer).__name__}")
-        if self.backend == "cuda" and not isinstance(optimizer, SGD):
-            raise NotImplementedError(f"backend='cuda' trains with SGD only, got "
-                                      f"{type(optimizer).__name__}")
+            raise TypeError("optimizer must be a fastbp optimizer (SGD, Adam, AdamW, RMSprop, "
+                            f"...), got {type(optimizer).__name__}")
         state = optimizer.state_for(self)
-        self._last_binding = state, optimizer.core_calls(self._core)
+        self._last_binding = state, self._core
         self._last_optimizer = optimizer
         # The core's updates not counted in state.steps: constant while this binding
         # trains, since every training call binds first (see _recount).

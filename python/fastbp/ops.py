@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _core, _names, _validate, activations
+from . import _core, _names, _validate, activations, optim
 
 # One forward and one backward function per activation of the core (see below).
 __all__ = [
@@ -19,7 +19,8 @@ __all__ = [
     *_names.ACTIVATIONS, *(name + "_backward" for name in _names.ACTIVATIONS),
     "softmax", "mse", "mse_backward", "softmax_cross_entropy",
     "softmax_cross_entropy_backward", "bce_with_logits", "bce_with_logits_backward",
-    "sgd_step", "adam_step",
+    "l1", "l1_backward", "huber", "huber_backward",
+    "sgd_step", "adam_step", "rmsprop_step", "adagrad_step", "clip_grad_norm",
     "layer_norm", "layer_norm_backward", "batch_norm", "batch_norm_backward",
     "dropout", "dropout_backward", "dropout_key",
 ]
@@ -95,10 +96,10 @@ def softmax(x) -> np.ndarray:
     return _core.softmax(x)
 
 
-def _loss_call(name, y, t, reduction, with_grad):
+def _loss_call(name, y, t, reduction, with_grad, param=0.0):
     y, t = _validate.loss_inputs(y, t, reduction, name == "softmax_cross_entropy")
     value, grad = _core.loss(_names.LOSSES[name], _names.REDUCTIONS[reduction], y, t,
-                             with_grad)
+                             with_grad, param)
     return grad if with_grad else value
 
 
@@ -124,6 +125,34 @@ bce_with_logits, bce_with_logits_backward = _loss(
     "bce_with_logits", "Binary cross-entropy of sigmoid(logits); ``mean`` averages over all elements.")
 
 
+l1, l1_backward = _loss("l1", "Absolute error ``sum(|y - t|)``; ``mean`` averages over all "
+                               "elements. Its gradient is ``sign(y - t)``, 0 where y == t.")
+
+
+def huber(y, target, delta: float = 1.0, reduction: str = "mean") -> float:
+    """``torch.nn.HuberLoss``: ``0.5 * d**2`` where ``|d| < delta``, else
+    ``delta * (|d| - 0.5 * delta)``, with ``d = y - t``; ``mean`` averages over all
+    elements. ``delta``: finite, > 0."""
+    delta = _validate.real("delta", delta, strict=True)
+    return _loss_call("huber", y, target, reduction, False, delta)
+
+
+def huber_backward(y, target, delta: float = 1.0, reduction: str = "mean") -> np.ndarray:
+    """Gradient of huber with respect to its first argument: ``d`` clamped to
+    ``[-delta, delta]``."""
+    delta = _validate.real("delta", delta, strict=True)
+    return _loss_call("huber", y, target, reduction, True, delta)
+
+
+def _optimizer_step(optimizer, param, grad, states: tuple, step: int) -> None:
+    """One update by ``optimizer`` (an Optimizer, which validated its hyper-parameters) of
+    ``param`` and its ``states`` in place; ``step`` counts from 1."""
+    grad = _validate.update_buffers(param, grad, dict(zip(optimizer._STATE.names, states)))
+    hyper = optimizer._core_values[0]
+    _core.optimizer_step(optimizer.kind, hyper, param, grad, list(states),
+                         _validate.positive_int("step", step))
+
+
 def sgd_step(param, grad, velocity, *, lr: float, momentum: float = 0.0,
              dampening: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0,
              first_step: bool = True) -> None:
@@ -132,9 +161,10 @@ def sgd_step(param, grad, velocity, *, lr: float, momentum: float = 0.0,
     ``param`` and ``velocity`` must be writeable C-contiguous float32/float64 arrays
     of one shape and dtype; ``grad`` is converted to match.
     """
-    grad, *hyper = _validate.sgd_inputs(param, grad, velocity, lr, momentum, dampening,
-                                        nesterov, weight_decay)
-    _core.sgd_step(param, grad, velocity, *hyper, bool(first_step))
+    grad, lr, momentum, dampening, nesterov, weight_decay = _validate.sgd_inputs(
+        param, grad, velocity, lr, momentum, dampening, nesterov, weight_decay)
+    _core.optimizer_step(_core.Optimizer.SGD, [lr, momentum, dampening, weight_decay, nesterov],
+                         param, grad, [velocity], 1 if first_step else 2)
 
 
 def adam_step(param, grad, exp_avg, exp_avg_sq, *, lr: float, betas=(0.9, 0.999),
@@ -146,9 +176,45 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, *, lr: float, betas=(0.9, 0.999)
     ``param`` and the moments must be writeable C-contiguous float32/float64 arrays of
     one shape and dtype; ``grad`` is converted to match.
     """
-    grad, *hyper = _validate.adam_inputs(param, grad, exp_avg, exp_avg_sq, lr, betas, eps,
-                                         weight_decay, decoupled_weight_decay, step)
-    _core.adam_step(param, grad, exp_avg, exp_avg_sq, *hyper)
+    grad, *hyper, step = _validate.adam_inputs(param, grad, exp_avg, exp_avg_sq, lr, betas, eps,
+                                               weight_decay, decoupled_weight_decay, step)
+    _core.optimizer_step(_core.Optimizer.Adam, hyper, param, grad, [exp_avg, exp_avg_sq], step)
+
+
+def rmsprop_step(param, grad, square_avg, momentum_buffer, grad_avg, *, lr: float = 0.01,
+                 alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0.0,
+                 momentum: float = 0.0, centered: bool = False, step: int = 1) -> None:
+    """One ``torch.optim.RMSprop`` update, in place on ``param`` and its three state
+    arrays (``momentum_buffer`` is used only with momentum, ``grad_avg`` only when
+    centered); ``step`` counts from 1.
+
+    ``param`` and the states must be writeable C-contiguous float32/float64 arrays of
+    one shape and dtype; ``grad`` is converted to match.
+    """
+    _optimizer_step(optim.RMSprop(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+                                  momentum=momentum, centered=centered),
+                    param, grad, (square_avg, momentum_buffer, grad_avg), step)
+
+
+def adagrad_step(param, grad, state_sum, *, lr: float = 0.01, lr_decay: float = 0.0,
+                 weight_decay: float = 0.0, eps: float = 1e-10, step: int = 1) -> None:
+    """One ``torch.optim.Adagrad`` update, in place on ``param`` and ``state_sum`` (the
+    accumulated squared gradients); ``step`` counts from 1.
+
+    ``param`` and ``state_sum`` must be writeable C-contiguous float32/float64 arrays of
+    one shape and dtype; ``grad`` is converted to match.
+    """
+    _optimizer_step(optim.Adagrad(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay, eps=eps),
+                    param, grad, (state_sum,), step)
+
+
+def clip_grad_norm(grad, max_norm: float) -> float:
+    """``torch.nn.utils.clip_grad_norm_`` of one array in place: with ``total`` its L2
+    norm, ``grad *= min(1, max_norm / (total + 1e-6))``; returns ``total``. ``grad``
+    must be a writeable C-contiguous float32/float64 array; ``max_norm`` > 0. A norm
+    that is not finite is returned and ``grad`` left as it is."""
+    grad = _validate.update_buffers(grad, grad, {})
+    return float(_core.clip_grad_norm(grad, _validate.real("max_norm", max_norm, strict=True)))
 
 
 def layer_norm(x, weight, bias, eps: float = 1e-5) -> np.ndarray:

@@ -1,58 +1,85 @@
-"""Optimizers. Their state (momentum buffers, moment estimates) is kept per network."""
+"""Optimizers. Their state (momentum buffers, moment estimates) is kept per network; the
+update rules themselves live in the core (csrc/common/optim_math.hpp)."""
 
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable
-from typing import NamedTuple
 
 import numpy as np
 
-from . import _validate
+from . import _core, _validate
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "CoreCalls"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad"]
 
-
-class CoreCalls(NamedTuple):
-    """A network core's calls that train with one optimizer, bound to that core; each
-    takes the optimizer's :meth:`Optimizer.core_args` after its batch (and row order)."""
-
-    step: Callable[..., None]
-    train_step: Callable[..., float]
-    train_epoch: Callable[..., float]
+#: ``_core.Optimizer`` member -> its state class (the names of its arrays), each entered
+#: as its optimizer is defined.
+STATE_TYPES: dict = {}
 
 
 class OptimizerState:
-    """SGD's state for one network: the momentum buffer and the steps taken."""
+    """An optimizer's state for one network: its buffers (``arrays``, n_params each, in
+    the order the core takes them, also readable by ``names``) and the steps taken."""
 
-    __slots__ = ("velocity", "steps")
+    __slots__ = ("arrays", "steps")
+    names: tuple = ()
 
-    def __init__(self, n_params: int, dtype):
-        self.velocity = np.zeros(n_params, dtype=dtype)
+    def __init__(self, n_params: int, dtype, fill: float = 0.0):
+        self.arrays = [np.full(n_params, fill, dtype=dtype) for _ in self.names]
         self.steps = 0
 
+    def __getattr__(self, name):
+        names = type(self).names
+        if name in names:
+            return self.arrays[names.index(name)]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
-class AdamState:
-    """Adam's state for one network: the moment estimates and the steps taken."""
 
-    __slots__ = ("exp_avg", "exp_avg_sq", "steps")
+class SGDState(OptimizerState):
+    __slots__ = ()
+    names = ("velocity",)
 
-    def __init__(self, n_params: int, dtype):
-        self.exp_avg = np.zeros(n_params, dtype=dtype)
-        self.exp_avg_sq = np.zeros(n_params, dtype=dtype)
-        self.steps = 0
+
+class AdamState(OptimizerState):
+    __slots__ = ()
+    names = ("exp_avg", "exp_avg_sq")
+
+
+class RMSpropState(OptimizerState):
+    __slots__ = ()
+    names = ("square_avg", "momentum_buffer", "grad_avg")
+
+
+class AdagradState(OptimizerState):
+    __slots__ = ()
+    names = ("sum",)
+
+
+def _max_grad_norm(value):
+    """None, or a finite max_grad_norm > 0 as a float."""
+    return None if value is None else _validate.real("max_grad_norm", value, strict=True)
 
 
 class Optimizer:
     """Base of fastbp's optimizers: validated hyper-parameters as attributes, and a state
     per network.
 
-    The hyper-parameters (``_HYPER``) may be changed between steps (``opt.lr = 0.01``);
-    every change is validated, and a refused one changes nothing.
+    The hyper-parameters (``_HYPER``, ``max_grad_norm`` last) may be changed between
+    steps (``opt.lr = 0.01``); every change is validated, and a refused one changes
+    nothing. ``max_grad_norm``, when not None, clips the gradients before each update as
+    ``torch.nn.utils.clip_grad_norm_(params, max_grad_norm)`` does: one L2 norm over all
+    of them, scaled in place by ``min(1, max_grad_norm / (norm + 1e-6))``, in the same
+    core call. The divergence check sees the gradients before clipping, and a norm that
+    is not finite is a divergence too.
     """
 
+    kind: _core.Optimizer
     _HYPER: tuple = ()
     _STATE: type = OptimizerState
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "kind" in cls.__dict__:
+            STATE_TYPES[cls.kind] = cls._STATE
 
     def __init__(self, **hyper):
         self._set(**hyper)
@@ -63,18 +90,28 @@ class Optimizer:
         raise NotImplementedError
 
     def _kernel_order(self, checked: dict) -> tuple:
-        """The hyper-parameters in the order the kernels take them."""
+        """The hyper-parameters in the order the core takes them (common/optim_math.hpp),
+        flags as bools: ``hyper_parameters``."""
         raise NotImplementedError
+
+    def _core_hyper(self, checked: dict) -> tuple:
+        """The core's ``hyper`` floats; the same order as ``hyper_parameters`` unless a
+        subclass keeps an older public order."""
+        return tuple(map(float, self._kernel_order(checked)))
 
     def _set(self, **values) -> None:
         """Validate and apply hyper-parameters together, all or none."""
         new = {name: getattr(self, "_" + name, None) for name in self._HYPER}
         new.update(values)
+        max_norm = _max_grad_norm(new.pop("max_grad_norm"))
         checked = self._check(new)
+        checked["max_grad_norm"] = max_norm
         for name in self._HYPER:
             object.__setattr__(self, "_" + name, checked[name])
-        # The kernels' argument order, built once per change rather than per step.
+        # The core's arguments, built once per change rather than per step.
         object.__setattr__(self, "hyper_parameters", self._kernel_order(checked))
+        object.__setattr__(self, "_core_values", (self._core_hyper(checked),
+                                           0.0 if max_norm is None else max_norm))
 
     def __getattr__(self, name):
         if name in type(self)._HYPER:
@@ -98,17 +135,18 @@ class Optimizer:
         """This optimizer's state for ``net``, created on first use."""
         state = self._state.get(net)
         if state is None:
-            state = self._state[net] = self._STATE(net.n_params, net.dtype)
+            state = self._state[net] = self._new_state(net.n_params, net.dtype)
         return state
 
-    def core_args(self, state) -> tuple:
-        """The arguments after the batch (and order) of the network core's training calls."""
-        raise NotImplementedError
+    def _new_state(self, n_params: int, dtype) -> OptimizerState:
+        return self._STATE(n_params, dtype)
 
-    def core_calls(self, core) -> CoreCalls:
-        """The training calls of the network core ``core`` (``fastbp._core.Network32``
-        and its kin, or the NumPy reference network) that apply this optimizer."""
-        raise NotImplementedError
+    def core_args(self, state: OptimizerState) -> tuple:
+        """``(kind, hyper, states, steps, max_grad_norm)``: the arguments after the batch
+        (and order) of the network core's ``step``, ``train_step`` and ``train_epoch``
+        (``max_grad_norm`` 0.0 for none; ``steps``: the updates before the call)."""
+        hyper, max_norm = self._core_values
+        return self.kind, hyper, state.arrays, state.steps, max_norm
 
     def step(self, net) -> None:
         """Apply one update to ``net`` from the gradients of its last backward pass.
@@ -124,9 +162,9 @@ class Optimizer:
         FloatingPointError
             When the loss of ``net``'s last backward pass or a gradient is NaN or inf,
             naming the optimizer step that would have been applied and what was not
-            finite (the loss, or the Dense layer's ``dW`` or ``db``). Nothing changes:
-            parameters, momentum buffer or moment estimates, and the step count are as
-            before the call.
+            finite (the loss, the Dense layer's ``dW`` or ``db``, or the gradient norm
+            when clipping). Nothing changes: parameters, gradients, optimizer state and
+            the step count are as before the call.
         """
         net._apply_update(self)
 
@@ -151,14 +189,20 @@ class SGD(Optimizer):
         >= 0.
     nesterov : bool
         Nesterov momentum; requires ``momentum > 0`` and ``dampening == 0``.
+    max_grad_norm : float or None
+        Clip the gradients to this global L2 norm before each update (see
+        :class:`Optimizer`); None: no clipping.
     """
 
-    _HYPER = ("lr", "momentum", "dampening", "nesterov", "weight_decay")
+    kind = _core.Optimizer.SGD
+    _HYPER = ("lr", "momentum", "dampening", "nesterov", "weight_decay", "max_grad_norm")
+    _STATE = SGDState
 
     def __init__(self, lr: float = 0.01, momentum: float = 0.0, dampening: float = 0.0,
-                 nesterov: bool = False, weight_decay: float = 0.0):
+                 nesterov: bool = False, weight_decay: float = 0.0,
+                 max_grad_norm: float | None = None):
         super().__init__(lr=lr, momentum=momentum, dampening=dampening, nesterov=nesterov,
-                         weight_decay=weight_decay)
+                         weight_decay=weight_decay, max_grad_norm=max_grad_norm)
 
     def _check(self, new: dict) -> dict:
         checked = {name: _validate.real(name, new[name], strict=name == "lr")
@@ -173,14 +217,11 @@ class SGD(Optimizer):
         return checked
 
     def _kernel_order(self, checked: dict) -> tuple:
-        return tuple(checked[name] for name in self._HYPER)
+        return tuple(checked[name] for name in self._HYPER[:-1])
 
-    def core_args(self, state: OptimizerState) -> tuple:
-        return (state.velocity, *self.hyper_parameters, state.steps == 0)
-
-    def core_calls(self, core) -> CoreCalls:
-        return CoreCalls(core.step, core.train_step, core.train_epoch)
-
+    def _core_hyper(self, checked: dict) -> tuple:
+        return tuple(float(checked[name]) for name in
+                     ("lr", "momentum", "dampening", "weight_decay", "nesterov"))
 
 
 class Adam(Optimizer):
@@ -204,15 +245,20 @@ class Adam(Optimizer):
         >= 0.
     decoupled_weight_decay : bool
         Decay the weights directly (AdamW) rather than through the gradient.
+    max_grad_norm : float or None
+        As for :class:`SGD`.
     """
 
-    _HYPER = ("lr", "betas", "eps", "weight_decay", "decoupled_weight_decay")
+    kind = _core.Optimizer.Adam
+    _HYPER = ("lr", "betas", "eps", "weight_decay", "decoupled_weight_decay", "max_grad_norm")
     _STATE = AdamState
 
     def __init__(self, lr: float = 1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0, decoupled_weight_decay: bool = False):
+                 weight_decay: float = 0.0, decoupled_weight_decay: bool = False,
+                 max_grad_norm: float | None = None):
         super().__init__(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                         decoupled_weight_decay=decoupled_weight_decay)
+                         decoupled_weight_decay=decoupled_weight_decay,
+                         max_grad_norm=max_grad_norm)
 
     def _check(self, new: dict) -> dict:
         betas = new["betas"]
@@ -233,12 +279,6 @@ class Adam(Optimizer):
         return (checked["lr"], *checked["betas"], checked["eps"], checked["weight_decay"],
                 checked["decoupled_weight_decay"])
 
-    def core_args(self, state: AdamState) -> tuple:
-        return (state.exp_avg, state.exp_avg_sq, *self.hyper_parameters, state.steps)
-
-    def core_calls(self, core) -> CoreCalls:
-        return CoreCalls(core.step_adam, core.train_step_adam, core.train_epoch_adam)
-
 
 class AdamW(Adam):
     """:class:`Adam` with decoupled weight decay, as ``torch.optim.AdamW`` (whose default
@@ -246,11 +286,105 @@ class AdamW(Adam):
 
     Parameters
     ----------
-    lr, betas, eps, weight_decay
+    lr, betas, eps, weight_decay, max_grad_norm
         As for :class:`Adam`.
     """
 
     def __init__(self, lr: float = 1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 1e-2):
+                 weight_decay: float = 1e-2, max_grad_norm: float | None = None):
         super().__init__(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                         decoupled_weight_decay=True)
+                         decoupled_weight_decay=True, max_grad_norm=max_grad_norm)
+
+
+def _flag(name: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+    return value
+
+
+class RMSprop(Optimizer):
+    """RMSprop with ``torch.optim.RMSprop``'s definitions.
+
+    ``g = grad + weight_decay * p``; ``s = alpha * s + (1 - alpha) * g**2``; centered:
+    ``a = lerp(a, g, 1 - alpha)`` and ``d = sqrt(s - a**2) + eps``, else
+    ``d = sqrt(s) + eps``; with momentum ``b = momentum * b + g / d`` and ``p -= lr * b``,
+    else ``p -= lr * g / d``.
+
+    Parameters
+    ----------
+    lr : float
+        Learning rate, > 0.
+    alpha : float
+        Smoothing constant, >= 0.
+    eps : float
+        > 0, added to the denominator.
+    weight_decay, momentum : float
+        >= 0.
+    centered : bool
+        Normalise by the estimated variance of the gradient rather than its second moment.
+    max_grad_norm : float or None
+        As for :class:`SGD`.
+    """
+
+    kind = _core.Optimizer.RMSprop
+    _HYPER = ("lr", "alpha", "eps", "weight_decay", "momentum", "centered", "max_grad_norm")
+    _STATE = RMSpropState
+
+    def __init__(self, lr: float = 0.01, alpha: float = 0.99, eps: float = 1e-8,
+                 weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False,
+                 max_grad_norm: float | None = None):
+        super().__init__(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+                         momentum=momentum, centered=centered, max_grad_norm=max_grad_norm)
+
+    def _check(self, new: dict) -> dict:
+        return {"lr": _validate.real("lr", new["lr"], strict=True),
+                "alpha": _validate.real("alpha", new["alpha"]),
+                "eps": _validate.real("eps", new["eps"], strict=True),
+                "weight_decay": _validate.real("weight_decay", new["weight_decay"]),
+                "momentum": _validate.real("momentum", new["momentum"]),
+                "centered": _flag("centered", new["centered"])}
+
+    def _kernel_order(self, checked: dict) -> tuple:
+        return tuple(checked[name] for name in self._HYPER[:-1])
+
+
+class Adagrad(Optimizer):
+    """Adagrad with ``torch.optim.Adagrad``'s definitions.
+
+    At step ``t`` (from 1): ``g = grad + weight_decay * p``, ``s += g**2`` and
+    ``p -= lr / (1 + (t - 1) * lr_decay) * g / (sqrt(s) + eps)``; ``s`` starts at
+    ``initial_accumulator_value`` (taken when the optimizer first meets a network).
+
+    Parameters
+    ----------
+    lr : float
+        Learning rate, > 0.
+    lr_decay, weight_decay, initial_accumulator_value : float
+        >= 0.
+    eps : float
+        > 0, added to the denominator.
+    max_grad_norm : float or None
+        As for :class:`SGD`.
+    """
+
+    kind = _core.Optimizer.Adagrad
+    _HYPER = ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps",
+              "max_grad_norm")
+    _STATE = AdagradState
+
+    def __init__(self, lr: float = 0.01, lr_decay: float = 0.0, weight_decay: float = 0.0,
+                 initial_accumulator_value: float = 0.0, eps: float = 1e-10,
+                 max_grad_norm: float | None = None):
+        super().__init__(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                         initial_accumulator_value=initial_accumulator_value, eps=eps,
+                         max_grad_norm=max_grad_norm)
+
+    def _check(self, new: dict) -> dict:
+        return {name: _validate.real(name, new[name], strict=name in ("lr", "eps"))
+                for name in self._HYPER[:-1]}
+
+    def _kernel_order(self, checked: dict) -> tuple:
+        return tuple(checked[name] for name in ("lr", "lr_decay", "weight_decay", "eps"))
+
+    def _new_state(self, n_params: int, dtype) -> AdagradState:
+        return AdagradState(n_params, dtype, fill=self.initial_accumulator_value)

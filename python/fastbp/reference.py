@@ -11,14 +11,15 @@ import functools
 
 import numpy as np
 
-from . import _core, _layer_math, _names, _validate, activations
+from . import _core, _layer_math, _names, _validate, activations, optim
 
 __all__ = [
     "matmul", "linear",
     *_names.ACTIVATIONS, *(name + "_backward" for name in _names.ACTIVATIONS),
     "softmax", "mse", "mse_backward", "softmax_cross_entropy",
     "softmax_cross_entropy_backward", "bce_with_logits", "bce_with_logits_backward",
-    "sgd_step", "adam_step",
+    "l1", "l1_backward", "huber", "huber_backward",
+    "sgd_step", "adam_step", "rmsprop_step", "adagrad_step", "clip_grad_norm", "OPTIMIZER_STEPS",
     "layer_norm", "layer_norm_backward", "batch_norm", "batch_norm_backward",
     "dropout", "dropout_backward", "dropout_key", "ReferenceNetwork",
 ]
@@ -182,6 +183,50 @@ def bce_with_logits_backward(logits, target, reduction="mean"):
     return (sigmoid(logits) - target) / (logits.size if reduction == "mean" else 1)
 
 
+def _l1_terms(y, t):
+    return np.abs((y - t).astype(np.float64))
+
+
+@_loss_args(labels_allowed=False)
+def l1(y, t, reduction="mean"):
+    """``sum(|y - t|)``, divided by the number of elements for ``"mean"``."""
+    return _reduce(np.sum(_l1_terms(y, t)), y.size, reduction)
+
+
+@_loss_args(labels_allowed=False)
+def l1_backward(y, t, reduction="mean"):
+    return np.sign(y - t) / (y.size if reduction == "mean" else 1)
+
+
+def _huber_terms(y, t, delta=1.0):
+    d = (y - t).astype(np.float64)
+    a = np.abs(d)
+    return np.where(a < delta, 0.5 * d * d, delta * (a - 0.5 * delta))
+
+
+def _huber_args(fn):
+    """Check (y, target, delta, reduction) as fastbp.ops.huber does."""
+    @functools.wraps(fn)
+    def checked(y, target, delta=1.0, reduction="mean"):
+        delta = _validate.real("delta", delta, strict=True)
+        return fn(*_validate.loss_inputs(y, target, reduction, False), delta, reduction)
+
+    return checked
+
+
+@_huber_args
+def huber(y, t, delta=1.0, reduction="mean"):
+    """``0.5 d**2`` where ``|d| < delta``, else ``delta (|d| - 0.5 delta)``, ``d = y - t``,
+    divided by the number of elements for ``"mean"``."""
+    return _reduce(np.sum(_huber_terms(y, t, delta)), y.size, reduction)
+
+
+@_huber_args
+def huber_backward(y, t, delta=1.0, reduction="mean"):
+    d = y - t
+    return np.clip(d, -delta, delta).astype(y.dtype) / (y.size if reduction == "mean" else 1)
+
+
 def sgd_step(param, grad, velocity, *, lr, momentum=0.0, dampening=0.0, nesterov=False,
              weight_decay=0.0, first_step=True):
     """One torch.optim.SGD update of ``param`` (and ``velocity``) in place."""
@@ -212,6 +257,88 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, *, lr, betas=(0.9, 0.999), eps=1
     param -= lr / (1 - beta1 ** step) * exp_avg / denom
 
 
+def rmsprop_step(param, grad, square_avg, momentum_buffer, grad_avg, *, lr=0.01, alpha=0.99,
+                 eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False, step=1):
+    """One torch.optim.RMSprop update of ``param`` and its states in place."""
+    optim.RMSprop(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
+            centered=centered)
+    grad = _validate.update_buffers(param, grad, {"square_avg": square_avg,
+                                                  "momentum_buffer": momentum_buffer,
+                                                  "grad_avg": grad_avg})
+    _validate.positive_int("step", step)
+    grad = grad + weight_decay * param
+    square_avg[...] = alpha * square_avg + (1 - alpha) * grad * grad
+    if centered:
+        w = 1 - alpha  # torch.lerp's two-sided formula
+        grad_avg[...] = (grad_avg + w * (grad - grad_avg) if w < 0.5
+                         else grad - (grad - grad_avg) * (1 - w))
+        avg = np.sqrt(square_avg - grad_avg * grad_avg) + eps
+    else:
+        avg = np.sqrt(square_avg) + eps
+    if momentum > 0:
+        momentum_buffer[...] = momentum * momentum_buffer + grad / avg
+        param -= lr * momentum_buffer
+    else:
+        param -= lr * (grad / avg)
+
+
+def adagrad_step(param, grad, state_sum, *, lr=0.01, lr_decay=0.0, weight_decay=0.0,
+                 eps=1e-10, step=1):
+    """One torch.optim.Adagrad update of ``param`` and ``state_sum`` in place; ``step``
+    counts from 1."""
+    optim.Adagrad(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay, eps=eps)
+    grad = _validate.update_buffers(param, grad, {"sum": state_sum})
+    step = _validate.positive_int("step", step)
+    grad = grad + weight_decay * param
+    state_sum += grad * grad
+    param -= lr / (1 + (step - 1) * lr_decay) * (grad / (np.sqrt(state_sum) + eps))
+
+
+def clip_grad_norm(grad, max_norm):
+    """torch.nn.utils.clip_grad_norm_ of one array in place; returns the norm before. A
+    norm that is not finite is returned and ``grad`` left as it is."""
+    grad = _validate.update_buffers(grad, grad, {})
+    max_norm = _validate.real("max_norm", max_norm, strict=True)
+    with np.errstate(over="ignore"):
+        total = float(np.sqrt(np.sum(grad.astype(np.float64) ** 2)))
+    coef = max_norm / (total + 1e-6)
+    if np.isfinite(total) and coef < 1:
+        grad *= grad.dtype.type(coef)
+    return total
+
+
+def _sgd(param, grad, states, hyper, step):
+    lr, momentum, dampening, weight_decay, nesterov = hyper
+    if nesterov and (momentum <= 0 or dampening != 0):
+        raise ValueError("nesterov momentum requires momentum > 0 and dampening == 0")
+    sgd_step(param, grad, states[0], lr=lr, momentum=momentum, dampening=dampening,
+             nesterov=bool(nesterov), weight_decay=weight_decay, first_step=step == 1)
+
+
+def _adam(param, grad, states, hyper, step):
+    lr, beta1, beta2, eps, weight_decay, decoupled = hyper
+    adam_step(param, grad, *states, lr=lr, betas=(beta1, beta2), eps=eps,
+              weight_decay=weight_decay, decoupled_weight_decay=bool(decoupled), step=step)
+
+
+def _rmsprop(param, grad, states, hyper, step):
+    lr, alpha, eps, weight_decay, momentum, centered = hyper
+    rmsprop_step(param, grad, *states, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+                 momentum=momentum, centered=bool(centered), step=step)
+
+
+def _adagrad(param, grad, states, hyper, step):
+    lr, lr_decay, weight_decay, eps = hyper
+    adagrad_step(param, grad, *states, lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                 eps=eps, step=step)
+
+
+#: ``_core.Optimizer`` member -> ``step(param, grad, states, hyper, step)``, the core's
+#: ``hyper`` order (common/optim_math.hpp); a missing optimizer fails the import.
+OPTIMIZER_STEPS = {kind: globals()["_" + name.lower()]
+                   for name, kind in _core.Optimizer.__members__.items()}
+
+
 # name -> (forward, backward) for every activation and loss the core has: a missing twin
 # fails the import.
 ACTIVATIONS = {name: (globals()[name], globals()[name + "_backward"])
@@ -221,14 +348,28 @@ LOSSES = {name: (globals()[name], globals()[name + "_backward"]) for name in _na
 LOSS_TERMS = {name: globals()[f"_{name}_terms"] for name in _names.LOSSES}
 
 
-def weighted_loss(name, y, t, weights, reduction):
-    """``(loss, dL/dy)`` of the loss ``name`` with one weight per row, as the kernels
-    define it: each row's terms and gradient times its weight, over the unweighted
-    divisor (Keras's ``sum(w * loss) / N``); a row of weight 0 adds exactly 0 to both."""
+def loss_with_param(name, param):
+    """``(value, backward, terms)`` of the loss ``name``, the first two called as
+    ``f(y, t, reduction)`` and terms as ``f(y, t)``, with the loss's parameter (Huber's
+    delta; ignored by the others) bound."""
+    value, backward = LOSSES[name]
+    terms = LOSS_TERMS[name]
+    if name != "huber":
+        return value, backward, terms
+    return (lambda y, t, r: value(y, t, param, r), lambda y, t, r: backward(y, t, param, r),
+            lambda y, t: terms(y, t, param))
+
+
+def weighted_loss(name, y, t, weights, reduction, param=0.0):
+    """``(loss, dL/dy)`` of the loss ``name`` (with its parameter ``param``) with one
+    weight per row, as the kernels define it: each row's terms and gradient times its
+    weight, over the unweighted divisor (Keras's ``sum(w * loss) / N``); a row of weight
+    0 adds exactly 0 to both."""
+    _, backward, row_terms = loss_with_param(name, param)
     w = weights.reshape(-1, 1)
     with np.errstate(invalid="ignore"):
-        terms = np.where(w != 0, w * LOSS_TERMS[name](y, t), 0.0)
-        grad = np.where(w != 0, w * LOSSES[name][1](y, t, reduction), 0).astype(y.dtype)
+        terms = np.where(w != 0, w * row_terms(y, t), 0.0)
+        grad = np.where(w != 0, w * backward(y, t, reduction), 0).astype(y.dtype)
     divisor = y.shape[0] if name == "softmax_cross_entropy" else y.size
     return _reduce(np.sum(terms), divisor, reduction), grad
 
@@ -316,8 +457,9 @@ class ReferenceNetwork:
         self.state = np.zeros(n_state, dtype=dtype)
         self.n_params, self.n_state = n_params, n_state
         self.in_features, self.out_features = specs[0].inputs, specs[-1].outputs
-        self._loss_name = loss.name
-        self._loss, self._loss_grad = LOSSES[loss.name]
+        self._loss_name, self._loss_param = loss.name, loss.core_param
+        self._loss = LOSSES[loss.name][0]
+        self._loss_value, self._loss_grad, _ = loss_with_param(loss.name, loss.core_param)
         self._reduction = loss.reduction
         self._seed = seed
         self.passes = 0  # training forward passes, as the C++ network counts them
@@ -389,7 +531,7 @@ class ReferenceNetwork:
         self.check(x, t)
         if training:
             self._check_training_rows(x.shape[0])
-        return self._loss(self._forward(x, training)[0], t, self._reduction)
+        return self._loss_value(self._forward(x, training)[0], t, self._reduction)
 
     def backward(self, x, t):
         """Fills the gradients and returns the loss, finite or not, as the C++ network:
@@ -403,10 +545,11 @@ class ReferenceNetwork:
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             y, caches = self._forward(x, True)
             if weights is None:
-                value = self._loss(y, t, self._reduction)
+                value = self._loss_value(y, t, self._reduction)
                 delta = self._loss_grad(y, t, self._reduction)
             else:
-                value, delta = weighted_loss(self._loss_name, y, t, weights, self._reduction)
+                value, delta = weighted_loss(self._loss_name, y, t, weights, self._reduction,
+                                             self._loss_param)
             for i in range(len(self._layers) - 1, -1, -1):
                 params = self._views(self.params, self.layout[i][0])
                 delta, grads = self._layers[i].backward_numpy(delta, caches[i], params)
@@ -439,12 +582,16 @@ class ReferenceNetwork:
 
     def _update(self, update, step):
         """``update()`` unless the last backward pass diverged: then, like the C++
-        network, FloatingPointError with ``step`` (of this call) and ``reason``."""
+        network, FloatingPointError with ``step`` (of this call) and ``reason``. update
+        returns the gradient norm it clipped by (0.0: none), not finite when it changed
+        nothing."""
         reason = self._divergence_reason()
         if reason is None:
-            update()
-            self.updates += 1
-            return
+            norm = update()
+            if np.isfinite(norm):
+                self.updates += 1
+                return
+            reason = f"the gradient norm is {norm:g}"
         error = FloatingPointError(f"{reason} at step {step + 1} of this call")
         error.step, error.reason = step, reason
         raise error
@@ -487,51 +634,49 @@ class ReferenceNetwork:
                             f"{getattr(weights, 'dtype', type(weights).__name__)}")
         return _validate.row_weights(weights, rows)
 
-    def _sgd(self, velocity, hyper, first_step):
-        lr, momentum, dampening, nesterov, weight_decay = hyper
-        return lambda: sgd_step(self.params, self.grads, velocity, lr=lr, momentum=momentum,
-                                dampening=dampening, nesterov=nesterov,
-                                weight_decay=weight_decay, first_step=first_step)
+    def _optimizer(self, kind, hyper, states, step, max_grad_norm):
+        """The update number ``step`` (from 1) of optimizer ``kind``, clipping first when
+        ``max_grad_norm`` (as the core's calls take it) is not 0; checked as the core
+        checks it, before anything changes."""
+        hyper = tuple(float(h) for h in hyper)
+        if max_grad_norm != 0:
+            _validate.real("max_grad_norm", max_grad_norm, strict=True)
+        names = optim.STATE_TYPES[kind].names
+        if len(states) != len(names):
+            raise ValueError(f"this optimizer takes {len(names)} state arrays, "
+                             f"got {len(states)}")
+        for name, array in zip(names, states):
+            if not isinstance(array, np.ndarray) or array.dtype != self.params.dtype or \
+                    array.shape != (self.n_params,):
+                raise ValueError(f"{name} must be a {self.params.dtype} array of shape "
+                                 f"({self.n_params},)")
+        # the hyper-parameters' checks, on throw-away buffers
+        OPTIMIZER_STEPS[kind](np.zeros(1), np.zeros(1), [np.zeros(1) for _ in states], hyper,
+                              step)
 
-    def _adam(self, exp_avg, exp_avg_sq, hyper, step):
-        lr, beta1, beta2, eps, weight_decay, decoupled = hyper
-        return lambda: adam_step(self.params, self.grads, exp_avg, exp_avg_sq, lr=lr,
-                                 betas=(beta1, beta2), eps=eps, weight_decay=weight_decay,
-                                 decoupled_weight_decay=decoupled, step=step)
+        def update():
+            norm = 0.0
+            if max_grad_norm != 0:
+                norm = clip_grad_norm(self.grads, max_grad_norm)
+                if not np.isfinite(norm):
+                    return norm
+            OPTIMIZER_STEPS[kind](self.params, self.grads, states, hyper, step)
+            return norm
 
-    def step(self, velocity, lr, momentum, dampening, nesterov, weight_decay, first_step):
-        hyper = (lr, momentum, dampening, nesterov, weight_decay)
-        self._update(self._sgd(velocity, hyper, first_step), 0)
+        return update
 
-    def step_adam(self, exp_avg, exp_avg_sq, lr, beta1, beta2, eps, weight_decay,
-                  decoupled_weight_decay, steps):
-        hyper = (lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay)
-        self._update(self._adam(exp_avg, exp_avg_sq, hyper, steps + 1), 0)
+    def step(self, kind, hyper, states, steps, max_grad_norm):
+        self._update(self._optimizer(kind, hyper, states, steps + 1, max_grad_norm), 0)
 
-    def train_step(self, x, t, velocity, lr, momentum, dampening, nesterov, weight_decay,
-                   first_step):
+    def train_step(self, x, t, kind, hyper, states, steps, max_grad_norm):
         self.check(x, t)
-        hyper = (lr, momentum, dampening, nesterov, weight_decay)
-        return self._step(x, t, self._sgd(velocity, hyper, first_step), 0)
+        return self._step(x, t, self._optimizer(kind, hyper, states, steps + 1, max_grad_norm),
+                          0)
 
-    def train_epoch(self, x, t, order, batch_size, velocity, lr, momentum, dampening,
-                    nesterov, weight_decay, first_step, loss_sum=0.0, sample_weight=None,
-                    interrupt_mark=-1):
-        hyper = (lr, momentum, dampening, nesterov, weight_decay)
+    def train_epoch(self, x, t, order, batch_size, kind, hyper, states, steps, max_grad_norm,
+                    loss_sum=0.0, sample_weight=None, interrupt_mark=-1):
+        self._optimizer(kind, hyper, states, steps + 1, max_grad_norm)  # its checks first
         return self._epoch(x, t, order, batch_size,
-                           lambda i: self._sgd(velocity, hyper, first_step and i == 0),
-                           loss_sum, sample_weight, interrupt_mark)
-
-    def train_step_adam(self, x, t, exp_avg, exp_avg_sq, lr, beta1, beta2, eps,
-                        weight_decay, decoupled_weight_decay, steps):
-        self.check(x, t)
-        hyper = (lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay)
-        return self._step(x, t, self._adam(exp_avg, exp_avg_sq, hyper, steps + 1), 0)
-
-    def train_epoch_adam(self, x, t, order, batch_size, exp_avg, exp_avg_sq, lr, beta1, beta2,
-                         eps, weight_decay, decoupled_weight_decay, steps, loss_sum=0.0,
-                         sample_weight=None, interrupt_mark=-1):
-        hyper = (lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay)
-        return self._epoch(x, t, order, batch_size,
-                           lambda i: self._adam(exp_avg, exp_avg_sq, hyper, steps + i + 1),
+                           lambda i: self._optimizer(kind, hyper, states, steps + i + 1,
+                                                     max_grad_norm),
                            loss_sum, sample_weight, interrupt_mark)
