@@ -77,11 +77,7 @@ class Network final : public Trainer<typename B::Scalar> {
 
   double backward(const T* x, Target t, int64_t m) override {
     std::lock_guard<std::mutex> lock(mutex_);
-    check_training_rows(m);
-    prepare(m);
-    be_.begin_report(1);
-    run_backward(be_.input(x, m * this->in_features(), 0),
-                 be_.target(t, m, this->out_features(), 0), m, be_.loss_slot(0));
+    backward_batch(x, t, m);
     be_.end_report(1, nullptr, &last_loss_);
     return last_loss_;
   }
@@ -102,11 +98,7 @@ class Network final : public Trainer<typename B::Scalar> {
 
   double train_step(const T* x, Target t, int64_t m, Update& update) override {
     std::lock_guard<std::mutex> lock(mutex_);
-    check_training_rows(m);
-    prepare(m);
-    be_.begin_report(1);
-    run_backward(be_.input(x, m * this->in_features(), 0),
-                 be_.target(t, m, this->out_features(), 0), m, be_.loss_slot(0));
+    backward_batch(x, t, m);
     if (!be_.check_finite(be_.loss_slot(0), grads_.device(), this->n_params(), 0))
       apply(update, grads_.device(), 0);
     double value = 0.0;
@@ -205,6 +197,15 @@ class Network final : public Trainer<typename B::Scalar> {
       if (plan_.n_state) state_.device_wrote();
     }
     return in;
+  }
+
+  // A one-step call's backward pass on the host batch (x, t): its loss in loss_slot(0).
+  void backward_batch(const T* x, Target t, int64_t m) {
+    check_training_rows(m);
+    prepare(m);
+    be_.begin_report(1);
+    run_backward(be_.input(x, m * this->in_features(), 0),
+                 be_.target(t, m, this->out_features(), 0), m, be_.loss_slot(0));
   }
 
   // Forward in training mode, the loss into *value, and the gradients.

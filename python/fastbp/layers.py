@@ -127,6 +127,25 @@ class _Param:
             current[...] = arr
 
 
+class _Grad:
+    """A gradient attribute (``layer.dW``): the network's array, filled by the backward
+    pass; None before the layer joins a network. Read-only (write through the array)."""
+
+    def __set_name__(self, owner, name):
+        self.slot = "_" + name
+
+    def __get__(self, layer, owner=None):
+        if layer is None:
+            return self
+        if layer._owner is not None:
+            layer._owner._host_parameters()
+        return getattr(layer, self.slot)
+
+    def __set__(self, layer, value):
+        raise AttributeError(f"{self.slot[1:]} is read-only: write into it "
+                             f"({self.slot[1:]}[...] = value) instead")
+
+
 class Dense(Layer):
     """Fully connected layer ``Z = X @ W + b`` with samples as rows.
 
@@ -158,17 +177,8 @@ class Dense(Layer):
         self.init = init
         self._W = self._b = self._dW = self._db = None
 
-    @property
-    def dW(self):
-        if self._owner is not None:
-            self._owner._host_parameters()
-        return self._dW
-
-    @property
-    def db(self):
-        if self._owner is not None:
-            self._owner._host_parameters()
-        return self._db
+    dW = _Grad()
+    db = _Grad()
 
     def out_width(self, width: int | None) -> int:
         if width is not None and width != self.in_features:
@@ -323,17 +333,8 @@ class _Normalization(Layer, abstract=True):
         # layer of any claimed size, as loading a file does, allocates nothing.
         self._W = self._b = self._dW = self._db = None
 
-    @property
-    def dW(self):
-        if self._owner is not None:
-            self._owner._host_parameters()
-        return self._dW
-
-    @property
-    def db(self):
-        if self._owner is not None:
-            self._owner._host_parameters()
-        return self._db
+    dW = _Grad()
+    db = _Grad()
 
     @property
     def n_params(self) -> int:
