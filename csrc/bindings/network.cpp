@@ -60,17 +60,15 @@ std::unique_ptr<Handle<T>> make_handle(const std::vector<nn::LayerSpec>& layers,
 // The update Python's optimizer.core_args(state) describes (steps: updates before it),
 // its state arrays kept alive by the handle while a GPU network mirrors them.
 template <typename T>
-kernels::Update<T> make_update(Handle<T>& h, common::Optimizer kind,
-                               const std::vector<double>& hyper, std::vector<py::array>& states,
-                               int64_t steps, double max_grad_norm) {
+kernels::Update<T> make_update(Handle<T>& h, common::Optimizer kind, const py::sequence& hyper,
+                               const py::sequence& states, int64_t steps, double max_grad_norm) {
   if (steps < 0) throw py::value_error("steps must be >= 0, got " + std::to_string(steps));
   kernels::Update<T> update;
   update.args = optimizer_args(kind, hyper, steps + 1);
-  const std::vector<T*> ptrs = state_ptrs<T>(kind, states, {h.net->n_params()});
-  std::copy(ptrs.begin(), ptrs.end(), update.states);
+  state_ptrs<T>(kind, states, {h.net->n_params()}, update.states);
   update.steps = steps;
   update.max_grad_norm = checked_max_grad_norm(max_grad_norm);
-  h.states = py::cast(states);
+  h.states = states;
   return update;
 }
 
@@ -169,8 +167,8 @@ void bind_network_class(py::module_& m, const char* name) {
         py::gil_scoped_release nogil;
         return h.net->backward(b.x, b.t, b.rows);
       }, py::arg("X"), py::arg("T"))
-      .def("step", [](H& h, common::Optimizer kind, const std::vector<double>& hyper,
-                      std::vector<py::array>& states, int64_t steps, double max_grad_norm) {
+      .def("step", [](H& h, common::Optimizer kind, const py::sequence& hyper,
+                      const py::sequence& states, int64_t steps, double max_grad_norm) {
         kernels::Update<T> update = make_update<T>(h, kind, hyper, states, steps, max_grad_norm);
         py::gil_scoped_release nogil;
         h.net->step(update);
@@ -179,8 +177,8 @@ void bind_network_class(py::module_& m, const char* name) {
          "One optimizer update from the current gradients (optimizer.step after backward); "
          "steps: the updates taken before it; max_grad_norm: 0 for no clipping.")
       .def("train_step", [](H& h, const py::array& x, const py::array& t,
-                            common::Optimizer kind, const std::vector<double>& hyper,
-                            std::vector<py::array>& states, int64_t steps,
+                            common::Optimizer kind, const py::sequence& hyper,
+                            const py::sequence& states, int64_t steps,
                             double max_grad_norm) {
         kernels::Update<T> update = make_update<T>(h, kind, hyper, states, steps, max_grad_norm);
         return train_step(h, x, t, update);
@@ -189,7 +187,7 @@ void bind_network_class(py::module_& m, const char* name) {
          "Backward pass then one update, as step; returns the loss.")
       .def("train_epoch", [](H& h, const py::array& x, const py::array& t,
                              const py::array& order, int64_t batch_size, common::Optimizer kind,
-                             const std::vector<double>& hyper, std::vector<py::array>& states,
+                             const py::sequence& hyper, const py::sequence& states,
                              int64_t steps, double max_grad_norm, double loss_sum,
                              const std::optional<py::array>& sample_weight,
                              int64_t interrupt_mark) {

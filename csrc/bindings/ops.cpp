@@ -150,18 +150,19 @@ py::object loss(Loss kind, Reduction red, const py::array& y, const py::array& t
   });
 }
 
-void optimizer_step(common::Optimizer kind, const std::vector<double>& hyper, py::array& param,
-                    const py::array& grad, std::vector<py::array>& states, int64_t step) {
+void optimizer_step(common::Optimizer kind, const py::sequence& hyper, py::array& param,
+                    const py::array& grad, const py::sequence& states, int64_t step) {
   const common::OptimizerArgs args = optimizer_args(kind, hyper, step);
   by_dtype(param, "param", [&](auto tag) -> py::object {
     using T = decltype(tag);
     std::vector<int64_t> shape(param.shape(), param.shape() + param.ndim());
     T* pp = out_ptr<T>(param, "param", shape);
     const T* pg = in_ptr<T>(grad, "grad", shape);
-    const std::vector<T*> ps = state_ptrs<T>(kind, states, shape);
+    T* ps[common::kMaxStates] = {};
+    state_ptrs<T>(kind, states, shape, ps);
     const int64_t n = param.size();
     py::gil_scoped_release nogil;
-    kernels::optimizer_step(args, pp, pg, ps.data(), n);
+    kernels::optimizer_step(args, pp, pg, ps, n);
     return py::none();
   });
 }

@@ -1,7 +1,6 @@
 #pragma once
 // An optimizer update as Python hands it to fastbp._core: (kind, hyper, states, step,
 // max_grad_norm), checked here so every binding refuses the same things alike.
-#include <pybind11/stl.h>
 
 #include <string>
 #include <vector>
@@ -11,15 +10,17 @@
 
 namespace fastbp::bindings {
 
-// kind and hyper (at most kMaxHyper numbers) for update number `step` (1-based), checked
-// by common::check (ValueError naming the bad hyper-parameter).
-inline common::OptimizerArgs optimizer_args(common::Optimizer kind,
-                                            const std::vector<double>& hyper, int64_t step) {
+// kind and hyper (a sequence of at most kMaxHyper numbers) for update number `step`
+// (1-based), checked by common::check (ValueError naming the bad hyper-parameter). Read
+// straight from the Python sequence: this runs on every training call.
+inline common::OptimizerArgs optimizer_args(common::Optimizer kind, const py::sequence& hyper,
+                                            int64_t step) {
   common::OptimizerArgs args{kind, {}, step};
-  if (hyper.size() > size_t(common::kMaxHyper))
+  const size_t count = hyper.size();
+  if (count > size_t(common::kMaxHyper))
     throw py::value_error("hyper holds at most " + std::to_string(common::kMaxHyper) +
-                          " numbers, got " + std::to_string(hyper.size()));
-  for (size_t i = 0; i < hyper.size(); ++i) args.hyper[i] = hyper[i];
+                          " numbers, got " + std::to_string(count));
+  for (size_t i = 0; i < count; ++i) args.hyper[i] = py::cast<double>(hyper[i]);
   try {
     common::check(args);
   } catch (const std::invalid_argument& e) {
@@ -28,20 +29,25 @@ inline common::OptimizerArgs optimizer_args(common::Optimizer kind,
   return args;
 }
 
-// The kind's state buffers, each a writeable C-contiguous array of T and `shape`.
+// The kind's state buffers (a sequence of arrays), each a writeable C-contiguous array
+// of T and `shape`, into ptrs[0 .. n_states(kind)).
 template <typename T>
-std::vector<T*> state_ptrs(common::Optimizer kind, std::vector<py::array>& states,
-                           const std::vector<int64_t>& shape) {
-  const int want = common::n_states(kind);
-  if (states.size() != size_t(want))
+void state_ptrs(common::Optimizer kind, const py::sequence& states,
+                const std::vector<int64_t>& shape, T** ptrs) {
+  const size_t want = size_t(common::n_states(kind));
+  if (states.size() != want)
     throw py::value_error("this optimizer takes " + std::to_string(want) +
                           " state arrays, got " + std::to_string(states.size()));
-  std::vector<T*> ptrs;
-  for (size_t k = 0; k < states.size(); ++k) {
-    const std::string name = "states[" + std::to_string(k) + "]";
-    ptrs.push_back(out_ptr<T>(states[k], name.c_str(), shape));
+  static const char* const names[] = {"states[0]", "states[1]", "states[2]"};
+  static_assert(sizeof names / sizeof names[0] == common::kMaxStates, "a name per state");
+  for (size_t k = 0; k < want; ++k) {
+    py::object item = states[k];
+    if (!py::isinstance<py::array>(item))
+      throw py::type_error(std::string(names[k]) + " must be a NumPy array, got " +
+                           std::string(py::str(py::type::of(item).attr("__name__"))));
+    py::array a = py::reinterpret_borrow<py::array>(item);
+    ptrs[k] = out_ptr<T>(a, names[k], shape);
   }
-  return ptrs;
 }
 
 // max_grad_norm: 0 for no clipping, else finite > 0.
