@@ -21,8 +21,12 @@ RTOL = {"float32": 1e-4, "float64": 1e-9}
 TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 IN, OUT = 5, 3  # widths that are multiples of no vector width, as the hidden one (7)
 
-#: Norm stacks compared with torch (no dropout: its masks are not torch's).
+#: Norm stacks compared with torch (no dropout: its masks are not torch's). In "both" a
+#: Dense feeds a BatchNorm, so that Dense's bias has a true gradient of 0.
 STACKS = ("layernorm", "batchnorm", "both")
+#: Those without such a bias, for Adam: it turns a gradient of rounding noise into steps
+#: of about lr in directions no two implementations share.
+LIVE_STACKS = ("layernorm", "batchnorm")
 
 
 def stack_layers(kind: str, rng=None) -> list:
@@ -32,7 +36,7 @@ def stack_layers(kind: str, rng=None) -> list:
     rng = np.random.default_rng(11) if rng is None else rng
     layers = {
         "layernorm": [fb.Dense(IN, 7), fb.LayerNorm(7), fb.Tanh(), fb.Dense(7, OUT)],
-        "batchnorm": [fb.Dense(IN, 7), fb.BatchNorm(7), fb.Tanh(), fb.Dense(7, OUT)],
+        "batchnorm": [fb.Dense(IN, 7), fb.Tanh(), fb.BatchNorm(7), fb.Dense(7, OUT)],
         "both": [fb.Dense(IN, 7), fb.BatchNorm(7, momentum=0.3), fb.Tanh(),
                  fb.Dense(7, OUT), fb.LayerNorm(OUT, eps=1e-3)],
         "dropout": [fb.Dense(IN, 7), fb.Tanh(), fb.Dropout(0.4), fb.Dense(7, OUT)],
@@ -232,21 +236,17 @@ def test_backward_gradients_and_running_stats_match_torch_in_train_mode(kind, bu
     assert_params_match_torch(net, model, RTOL[dtype], grads=True)
 
 
-#: Adam with eps 1e-6: a Dense bias before a BatchNorm has a true gradient of 0, so its
-#: computed one is rounding noise (~1e-9 in float32), which Adam's default eps of 1e-8
-#: would turn into steps of a tenth of lr in directions no two implementations share.
 OPTIMIZERS = {
     "sgd_momentum": (lambda: fb.SGD(lr=0.1, momentum=0.9),
                      lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9)),
-    "adam": (lambda: fb.Adam(lr=0.01, eps=1e-6),
-             lambda p: torch.optim.Adam(p, lr=0.01, eps=1e-6)),
+    "adam": (lambda: fb.Adam(lr=0.01), lambda p: torch.optim.Adam(p, lr=0.01)),
 }
 
 
 @backends
 @dtypes
-@pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
-@pytest.mark.parametrize("kind", STACKS)
+@pytest.mark.parametrize("kind,optimizer", [(kind, "sgd_momentum") for kind in STACKS] +
+                         [(kind, "adam") for kind in LIVE_STACKS])
 def test_ten_optimizer_steps_match_torch(kind, optimizer, dtype, backend, rng):
     net = stack_net(kind, dtype, backend)
     model = torch_by_hand(net)
@@ -406,7 +406,7 @@ def trajectory(backend, dtype, seed, rng_seed=3, steps=4, epochs=2):
     ``epochs`` shuffled epochs of fit, all from ``seed``."""
     net = stack_net("all", dtype, backend, seed=seed)
     rng = np.random.default_rng(rng_seed)
-    opt = fb.Adam(lr=0.01)
+    opt = fb.SGD(lr=0.05, momentum=0.9)  # not Adam: see LIVE_STACKS
     X, T = data(rng, 20, dtype)  # batches of 6, 6, 6 and 2 rows
     losses = [net.train_step(X[i:i + 5], T[i:i + 5], opt) for i in range(steps)]
     losses += net.fit(X, T, epochs=epochs, batch_size=6, optimizer=opt).loss
