@@ -1,7 +1,8 @@
 """The CUDA backend: what the build reports, the clear error without a GPU, and, on a
 machine with one, every op of backend "cuda" against backend "cpu" through whole
 networks (forward, loss, gradients, SGD variants, fit with and without a progress bar,
-parameter access, save/load, divergence)."""
+parameter access, save/load, divergence), and networks with Dropout, LayerNorm
+and BatchNorm (gradients, running statistics, train_step, fit, predict)."""
 
 from __future__ import annotations
 
@@ -491,3 +492,102 @@ def test_every_optimizer_matches_cpu(make_opt, dtype, rng):
     for a, b in zip(opts[0].state_for(cpu).arrays, opts[1].state_for(gpu).arrays):
         np.testing.assert_allclose(b, a, rtol=1e-3 if dtype == "float32" else 1e-9,
                                    atol=1e-6 if dtype == "float32" else 1e-12)
+
+
+# ---- Dropout, LayerNorm and BatchNorm on the GPU ------------------------------------
+
+#: Widths of the norm networks: small ones, and ones crossing the GEMM's 128-wide tiles.
+NORM_WIDTHS = ((5, 7, 3), (33, 257, 9))
+
+
+def norm_layers(widths):
+    """Dense, BatchNorm, Tanh, Dropout, Dense, LayerNorm, with random norm scales and
+    shifts and running statistics (the same every call)."""
+    n_in, hidden, n_out = widths
+    rng = np.random.default_rng(3)
+    layers = [fb.Dense(n_in, hidden), fb.BatchNorm(hidden, momentum=0.2), fb.Tanh(),
+              fb.Dropout(0.3), fb.Dense(hidden, n_out), fb.LayerNorm(n_out)]
+    for layer in (layers[1], layers[5]):
+        layer.W, layer.b = rng.uniform(0.5, 1.5, layer.n), rng.standard_normal(layer.n)
+    layers[1].running_mean = rng.standard_normal(hidden)
+    layers[1].running_var = rng.uniform(0.5, 2, hidden)
+    return layers
+
+
+def norm_pair(widths, dtype, seed=0):
+    """The norm network on backends cpu and cuda from the same seed: the same weights and,
+    the masks being counter-based, the same dropout masks."""
+    return tuple(fb.Network(norm_layers(widths), fb.MSELoss(), dtype=dtype, backend=backend,
+                            seed=seed) for backend in ("cpu", "cuda"))
+
+
+def norm_data(widths, rows, rng, dtype):
+    return (rng.standard_normal((rows, widths[0])).astype(dtype),
+            rng.standard_normal((rows, widths[-1])).astype(dtype))
+
+
+def assert_same_norm_state(cpu, gpu, rtol, grads=False):
+    """Parameters (or gradients) and running statistics of the two, each flat buffer to
+    ``rtol`` of its largest value (a Dense bias before a BatchNorm has a gradient of 0)."""
+    assert_close_scaled(gpu.grads if grads else gpu.params, cpu.grads if grads else cpu.params,
+                        rtol)
+    for a, b in zip(cpu.layers, gpu.layers):
+        if isinstance(a, fb.BatchNorm):
+            assert_close_scaled(b.running_mean, a.running_mean, rtol)
+            assert_close_scaled(b.running_var, a.running_var, rtol)
+
+
+@needs_gpu
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("widths", NORM_WIDTHS)
+def test_norm_and_dropout_backward_matches_cpu(widths, dtype, rng):
+    cpu, gpu = norm_pair(widths, dtype)
+    rtol = backend_rtol(dtype)
+    for rows in (2, 37, 131):
+        X, T = norm_data(widths, rows, rng, dtype)
+        assert gpu.backward(X, T) == pytest.approx(cpu.backward(X, T), rel=rtol)
+        assert_same_norm_state(cpu, gpu, rtol, grads=True)
+        assert_same_norm_state(cpu, gpu, rtol)
+        assert_close_scaled(gpu.predict(X), cpu.predict(X), rtol)
+        assert gpu.loss(X, T) == pytest.approx(cpu.loss(X, T), rel=rtol)
+    assert gpu._core.passes == cpu._core.passes == 3
+
+
+@needs_gpu
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("widths", NORM_WIDTHS)
+def test_norm_and_dropout_train_step_and_fit_match_cpu(widths, dtype, rng):
+    cpu, gpu = norm_pair(widths, dtype, seed=2)
+    rtol = 1e-3 if dtype == "float32" else 1e-9
+    opts = [fb.SGD(lr=0.05, momentum=0.9), fb.SGD(lr=0.05, momentum=0.9)]
+    for _ in range(3):
+        X, T = norm_data(widths, 33, rng, dtype)
+        got, want = (net.train_step(X, T, opt) for net, opt in zip((gpu, cpu), opts))
+        assert got == pytest.approx(want, rel=rtol)
+    assert_same_norm_state(cpu, gpu, rtol)
+    X, T = norm_data(widths, 101, rng, dtype)  # batches of 16, the last of 5
+    Xv, Tv = norm_data(widths, 20, rng, dtype)
+    histories = [net.fit(X, T, epochs=2, batch_size=16, optimizer=opt,
+                         validation_data=(Xv, Tv), progress=False)
+                 for net, opt in zip((cpu, gpu), opts)]
+    np.testing.assert_allclose(histories[1].loss, histories[0].loss, rtol=rtol)
+    np.testing.assert_allclose(histories[1].val_loss, histories[0].val_loss, rtol=rtol)
+    assert_same_norm_state(cpu, gpu, rtol)
+    assert_close_scaled(gpu.predict(Xv), cpu.predict(Xv), rtol)
+
+
+@needs_gpu
+def test_batchnorm_refuses_a_one_row_training_batch_on_gpu(rng):
+    _, gpu = norm_pair((5, 7, 3), "float64")
+    X, T = norm_data((5, 7, 3), 8, rng, "float64")
+    opt = fb.SGD(lr=0.1, momentum=0.9)
+    gpu.train_step(X, T, opt)
+    before = (gpu.params.copy(), gpu._core.state.copy(), opt.state_for(gpu).velocity.copy())
+    for call in (lambda: gpu.backward(X[:1], T[:1]), lambda: gpu.train_step(X[:1], T[:1], opt),
+                 lambda: gpu.fit(X, T, epochs=1, batch_size=7, optimizer=opt, progress=False)):
+        with pytest.raises(ValueError, match="BatchNorm"):
+            call()
+        np.testing.assert_array_equal(gpu.params, before[0])
+        np.testing.assert_array_equal(gpu._core.state, before[1])
+        np.testing.assert_array_equal(opt.state_for(gpu).velocity, before[2])
+    assert_close_scaled(gpu.predict(X[:1]), gpu.predict(X)[:1], 1e-12)

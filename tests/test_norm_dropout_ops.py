@@ -526,7 +526,7 @@ def _run_onnx(layer, x, opset):
     import onnx.helper
     import onnx.numpy_helper
 
-    nodes, inits = layer.onnx_nodes(onnx, "out", "x", opset)
+    nodes, inits = layer.onnx_nodes(onnx, "out", "x", opset, x.dtype)
     elem = onnx.helper.np_dtype_to_tensor_dtype(x.dtype)
     graph = onnx.helper.make_graph(
         nodes, "g", [onnx.helper.make_tensor_value_info("x", elem, ["batch", x.shape[1]])],

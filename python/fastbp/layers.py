@@ -310,7 +310,7 @@ class Dropout(Layer):
         _torch_module_of(module, cls)
         return cls(module.p)
 
-    def onnx_nodes(self, onnx, name: str, x: str, opset: int) -> tuple[list, list]:
+    def onnx_nodes(self, onnx, name: str, x: str, opset: int, dtype) -> tuple[list, list]:
         """Inference: an ``Identity``."""
         return [onnx.helper.make_node("Identity", [x], [name], name=name)], []
 
@@ -352,10 +352,9 @@ class _Normalization(Layer, abstract=True):
         """Scale ones, shift zeros."""
         return np.ones(self.n) if name == "W" else np.zeros(self.n)
 
-    def _onnx_weights(self, onnx, name: str, **arrays) -> tuple[list, list]:
+    def _onnx_weights(self, onnx, name: str, dtype, **arrays) -> tuple[list, list]:
         """Initializers ``name.W``, ``name.b`` and ``name.<key>`` of ``arrays``, all in
-        W's dtype (the network's), and their names."""
-        dtype = np.asarray(self.W).dtype
+        ``dtype`` (the network's), and their names."""
         named = {"W": self.W, "b": self.b, **arrays}
         inits = [onnx.numpy_helper.from_array(np.array(v, dtype=dtype), f"{name}.{k}")
                  for k, v in named.items()]
@@ -421,15 +420,15 @@ class LayerNorm(_Normalization):
         layer.b = module.bias.detach().cpu().numpy()
         return layer
 
-    def onnx_nodes(self, onnx, name: str, x: str, opset: int) -> tuple[list, list]:
+    def onnx_nodes(self, onnx, name: str, x: str, opset: int, dtype) -> tuple[list, list]:
         """``LayerNormalization`` from opset 17; before it, the same from ``ReduceMean``,
         ``Sub``, ``Mul``, ``Add``, ``Sqrt`` and ``Div``."""
         make = onnx.helper.make_node
         if opset >= 17:
-            inits, (w, b) = self._onnx_weights(onnx, name)
+            inits, (w, b) = self._onnx_weights(onnx, name, dtype)
             return [make("LayerNormalization", [x, w, b], [name], name=name, axis=-1,
                          epsilon=self.eps)], inits
-        inits, (w, b, eps) = self._onnx_weights(onnx, name, eps=self.eps)
+        inits, (w, b, eps) = self._onnx_weights(onnx, name, dtype, eps=self.eps)
         p = name + "."  # the intermediate tensors' names
         nodes = [make("ReduceMean", [x], [p + "mean"], axes=[-1], keepdims=1),
                  make("Sub", [x, p + "mean"], [p + "centred"]),
@@ -540,9 +539,9 @@ class BatchNorm(_Normalization):
         layer.running_var = module.running_var.detach().cpu().numpy()
         return layer
 
-    def onnx_nodes(self, onnx, name: str, x: str, opset: int) -> tuple[list, list]:
+    def onnx_nodes(self, onnx, name: str, x: str, opset: int, dtype) -> tuple[list, list]:
         """Inference: a ``BatchNormalization`` with the running statistics."""
-        inits, names = self._onnx_weights(onnx, name, running_mean=self.running_mean,
+        inits, names = self._onnx_weights(onnx, name, dtype, running_mean=self.running_mean,
                                           running_var=self.running_var)
         return [onnx.helper.make_node("BatchNormalization", [x, *names], [name], name=name,
                                       epsilon=self.eps)], inits
