@@ -244,10 +244,11 @@ def np_loss(loss, y, t):
 
 def sgd_core_args(velocity, lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0,
                   first_step=True) -> tuple:
-    """The network core's optimizer arguments (kind, hyper, states, steps, max_grad_norm)
-    of an SGD update with the momentum buffer ``velocity``."""
-    return (fb._core.Optimizer.SGD, [lr, momentum, dampening, weight_decay, float(nesterov)],
-            [velocity], 0 if first_step else 1, 0.0)
+    """The network core's optimizer arguments (spec, states, steps) of an SGD update with
+    the momentum buffer ``velocity``."""
+    spec = fb._core.UpdateSpec(fb._core.Optimizer.SGD,
+                               [lr, momentum, dampening, weight_decay, float(nesterov)])
+    return spec, [velocity], 0 if first_step else 1
 
 
 def core_divergence(call: str, dtype, backend: str = "cpu") -> FloatingPointError:

@@ -641,10 +641,10 @@ def test_core_sgd_calls_check_their_hyper_parameters(name, value, token):
         [float(settings["nesterov"])]
     calls = {
         "optimizer_step": lambda: fb._core.optimizer_step(sgd, hyper, p, g, [v], 1),
-        "step": lambda: core.step(sgd, hyper, [velocity], 0, 0.0),
-        "train_step": lambda: core.train_step(X, T, sgd, hyper, [velocity], 0, 0.0),
+        "step": lambda: core.step(fb._core.UpdateSpec(sgd, hyper), [velocity], 0),
+        "train_step": lambda: core.train_step(X, T, fb._core.UpdateSpec(sgd, hyper), [velocity], 0),
         "train_epoch": lambda: core.train_epoch(X, T, np.arange(N, dtype=np.int64), 2,
-                                                sgd, hyper, [velocity], 0, 0.0),
+                                                fb._core.UpdateSpec(sgd, hyper), [velocity], 0),
     }
     for fn in calls.values():
         with pytest.raises(ValueError, match=re.escape(token)):
@@ -667,10 +667,11 @@ def test_core_adam_calls_check_their_hyper_parameters(name, value, token):
     hyper = [float(settings[k]) for k in ADAM_DEFAULTS]
     calls = {
         "optimizer_step": lambda: fb._core.optimizer_step(adam, hyper, p, g, [m, v], 1),
-        "step": lambda: core.step(adam, hyper, [m_net, v_net], 0, 0.0),
-        "train_step": lambda: core.train_step(X, T, adam, hyper, [m_net, v_net], 0, 0.0),
+        "step": lambda: core.step(fb._core.UpdateSpec(adam, hyper), [m_net, v_net], 0),
+        "train_step": lambda: core.train_step(X, T, fb._core.UpdateSpec(adam, hyper), [m_net, v_net], 0),
         "train_epoch": lambda: core.train_epoch(
-            X, T, np.arange(N, dtype=np.int64), 2, adam, hyper, [m_net, v_net], 0, 0.0),
+            X, T, np.arange(N, dtype=np.int64), 2, fb._core.UpdateSpec(adam, hyper),
+            [m_net, v_net], 0),
     }
     for fn in calls.values():
         with pytest.raises(ValueError, match=re.escape(token)):

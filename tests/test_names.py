@@ -90,7 +90,7 @@ def test_stub_lists_the_core_enum_members():
 def test_optimizer_supplies_its_core_args(opt, backend):
     net = fb.Network([fb.Dense(2, 3), fb.Tanh(), fb.Dense(3, 1)], fb.MSELoss(), backend=backend)
     state, core = net._bind_optimizer(opt)
-    kind, hyper, states, steps, max_norm = opt.core_args(state)
-    assert core is net._core and kind is opt.kind and states is state.arrays
-    assert len(states) == len(optim.STATE_TYPES[kind].names) and steps == 0 and max_norm == 0.0
-    assert all(type(h) is float for h in hyper)
+    spec, states, steps = opt.core_args(state)
+    assert core is net._core and spec.kind == opt.kind and states is state.arrays
+    assert len(states) == len(optim.STATE_TYPES[spec.kind].names) and steps == 0
+    assert spec.max_grad_norm == 0.0 and all(type(h) is float for h in spec.hyper)

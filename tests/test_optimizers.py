@@ -218,18 +218,19 @@ def test_core_checks_the_hyper_parameters(kind, hyper, name):
     core, before = net._core, net.params.copy()
     k = getattr(fb._core.Optimizer, kind)
     states = [np.zeros(net.n_params) for _ in fb.optim.STATE_TYPES[k].names]
-    for call in (lambda: core.train_step(X, T, k, hyper, states, 0, 0.0),
-                 lambda: core.step(k, hyper, states, 0, 0.0),
-                 lambda: core.train_epoch(X, T, np.arange(ROWS), 3, k, hyper, states, 0, 0.0),
+    spec = fb._core.UpdateSpec
+    for call in (lambda: core.train_step(X, T, spec(k, hyper), states, 0),
+                 lambda: core.step(spec(k, hyper), states, 0),
+                 lambda: core.train_epoch(X, T, np.arange(ROWS), 3, spec(k, hyper), states, 0),
                  lambda: fb._core.optimizer_step(k, hyper, np.ones(3), np.ones(3),
                                                  [np.zeros(3) for _ in states], 1)):
         with pytest.raises(ValueError, match=name):
             call()
     good = {"RMSprop": [0.01, 0.99, 1e-8, 0.0, 0.0, 0.0], "Adagrad": [0.01, 0.0, 0.0, 1e-10]}[kind]
     with pytest.raises(ValueError, match="max_grad_norm"):
-        core.train_step(X, T, k, good, states, 0, -1.0)
+        core.train_step(X, T, spec(k, good, -1.0), states, 0)
     with pytest.raises(ValueError, match="state arrays"):
-        core.step(k, good, states[:-1] if len(states) > 1 else [], 0, 0.0)
+        core.step(spec(k, good), states[:-1] if len(states) > 1 else [], 0)
     np.testing.assert_array_equal(net.params, before)
     assert not any(s.any() for s in states)
 
@@ -280,9 +281,10 @@ def test_adagrad_state_starts_at_the_initial_accumulator_value():
 def test_core_args_name_the_kind_and_clipping():
     opt = fb.RMSprop(lr=0.1, centered=True, max_grad_norm=2.0)
     state = opt.state_for(network("float64", "cpu"))
-    kind, hyper, states, steps, max_norm = opt.core_args(state)
-    assert kind is fb._core.Optimizer.RMSprop and max_norm == 2.0 and steps == 0
-    assert hyper == (0.1, 0.99, 1e-8, 0.0, 0.0, 1.0) and states is state.arrays
+    spec, states, steps = opt.core_args(state)
+    assert spec.kind == fb._core.Optimizer.RMSprop and spec.max_grad_norm == 2.0
+    assert steps == 0
+    assert spec.hyper == (0.1, 0.99, 1e-8, 0.0, 0.0, 1.0) and states is state.arrays
     assert len(states) == 3
     opt.max_grad_norm = None
-    assert opt.core_args(state)[4] == 0.0
+    assert opt.core_args(state)[0].max_grad_norm == 0.0

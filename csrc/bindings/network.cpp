@@ -57,17 +57,18 @@ std::unique_ptr<Handle<T>> make_handle(const std::vector<nn::LayerSpec>& layers,
   return handle;
 }
 
-// The update Python's optimizer.core_args(state) describes (steps: updates before it),
-// its state arrays kept alive by the handle while a GPU network mirrors them.
+// The update an UpdateSpec and its state arrays describe (steps: updates before it), the
+// arrays kept alive by the handle while a GPU network mirrors them.
 template <typename T>
-kernels::Update<T> make_update(Handle<T>& h, common::Optimizer kind, const py::sequence& hyper,
-                               const py::sequence& states, int64_t steps, double max_grad_norm) {
+kernels::Update<T> make_update(Handle<T>& h, const UpdateSpec& spec, const py::sequence& states,
+                               int64_t steps) {
   if (steps < 0) throw py::value_error("steps must be >= 0, got " + std::to_string(steps));
   kernels::Update<T> update;
-  update.args = optimizer_args(kind, hyper, steps + 1);
-  state_ptrs<T>(kind, states, {h.net->n_params()}, update.states);
+  update.args = spec.args;
+  update.args.step = steps + 1;
+  state_ptrs<T>(spec.args.kind, states, {h.net->n_params()}, update.states);
   update.steps = steps;
-  update.max_grad_norm = checked_max_grad_norm(max_grad_norm);
+  update.max_grad_norm = spec.max_grad_norm;
   h.states = states;
   return update;
 }
@@ -167,36 +168,29 @@ void bind_network_class(py::module_& m, const char* name) {
         py::gil_scoped_release nogil;
         return h.net->backward(b.x, b.t, b.rows);
       }, py::arg("X"), py::arg("T"))
-      .def("step", [](H& h, common::Optimizer kind, const py::sequence& hyper,
-                      const py::sequence& states, int64_t steps, double max_grad_norm) {
-        kernels::Update<T> update = make_update<T>(h, kind, hyper, states, steps, max_grad_norm);
+      .def("step", [](H& h, const UpdateSpec& spec, const py::sequence& states, int64_t steps) {
+        kernels::Update<T> update = make_update<T>(h, spec, states, steps);
         py::gil_scoped_release nogil;
         h.net->step(update);
-      }, py::arg("kind"), py::arg("hyper"), py::arg("states"), py::arg("steps"),
-         py::arg("max_grad_norm"),
+      }, py::arg("spec"), py::arg("states"), py::arg("steps"),
          "One optimizer update from the current gradients (optimizer.step after backward); "
-         "steps: the updates taken before it; max_grad_norm: 0 for no clipping.")
+         "steps: the updates taken before it.")
       .def("train_step", [](H& h, const py::array& x, const py::array& t,
-                            common::Optimizer kind, const py::sequence& hyper,
-                            const py::sequence& states, int64_t steps,
-                            double max_grad_norm) {
-        kernels::Update<T> update = make_update<T>(h, kind, hyper, states, steps, max_grad_norm);
+                            const UpdateSpec& spec, const py::sequence& states, int64_t steps) {
+        kernels::Update<T> update = make_update<T>(h, spec, states, steps);
         return train_step(h, x, t, update);
-      }, py::arg("X"), py::arg("T"), py::arg("kind"), py::arg("hyper"), py::arg("states"),
-         py::arg("steps"), py::arg("max_grad_norm"),
+      }, py::arg("X"), py::arg("T"), py::arg("spec"), py::arg("states"), py::arg("steps"),
          "Backward pass then one update, as step; returns the loss.")
       .def("train_epoch", [](H& h, const py::array& x, const py::array& t,
-                             const py::array& order, int64_t batch_size, common::Optimizer kind,
-                             const py::sequence& hyper, const py::sequence& states,
-                             int64_t steps, double max_grad_norm, double loss_sum,
+                             const py::array& order, int64_t batch_size, const UpdateSpec& spec,
+                             const py::sequence& states, int64_t steps, double loss_sum,
                              const std::optional<py::array>& sample_weight,
                              int64_t interrupt_mark) {
-        kernels::Update<T> update = make_update<T>(h, kind, hyper, states, steps, max_grad_norm);
+        kernels::Update<T> update = make_update<T>(h, spec, states, steps);
         return train_epoch(h, x, t, order, batch_size, update, loss_sum, sample_weight,
                            interrupt_mark);
-      }, py::arg("X"), py::arg("T"), py::arg("order"), py::arg("batch_size"), py::arg("kind"),
-         py::arg("hyper"), py::arg("states"), py::arg("steps"), py::arg("max_grad_norm"),
-         py::arg("loss_sum") = 0.0, py::arg("sample_weight") = py::none(),
+      }, py::arg("X"), py::arg("T"), py::arg("order"), py::arg("batch_size"), py::arg("spec"),
+         py::arg("states"), py::arg("steps"), py::arg("loss_sum") = 0.0, py::arg("sample_weight") = py::none(),
          py::arg("interrupt_mark") = -1,
          "One pass over the rows in order; returns loss_sum plus each batch's rows times its "
          "loss (divide by the rows for the mean). steps: the updates taken before this call. "
@@ -234,6 +228,18 @@ void bind_network(py::module_& m) {
   m.def("hold_sigint", &nn::hold_sigint, py::arg("on"),
         "While held, a watched SIGINT is counted but not passed on to Python's handler.");
 
+  py::class_<UpdateSpec>(m, "UpdateSpec",
+                         "An optimizer's kind, hyper-parameters (checked here) and clipping "
+                         "norm (0: none), as the network's training calls take them.")
+      .def(py::init([](common::Optimizer kind, const py::sequence& hyper, double max_grad_norm) {
+             return UpdateSpec{optimizer_args(kind, hyper, 1), static_cast<int>(hyper.size()),
+                               checked_max_grad_norm(max_grad_norm)};
+           }), py::arg("kind"), py::arg("hyper"), py::arg("max_grad_norm") = 0.0)
+      .def_property_readonly("kind", [](const UpdateSpec& u) { return u.args.kind; })
+      .def_property_readonly("hyper", [](const UpdateSpec& u) {
+        return py::tuple(py::cast(std::vector<double>(u.args.hyper, u.args.hyper + u.n_hyper)));
+      })
+      .def_readonly("max_grad_norm", &UpdateSpec::max_grad_norm);
   py::class_<nn::LayerSpec>(m, "LayerSpec", "One layer as the network's plan takes it.")
       .def(py::init([](nn::LayerKind kind, int64_t in, int64_t out, kernels::Act act,
                        double act_a, double act_b, double p, double eps, double momentum) {

@@ -50,6 +50,15 @@ void state_ptrs(common::Optimizer kind, const py::sequence& states,
   }
 }
 
+// An optimizer's update as Python builds it once per change of its hyper-parameters
+// (fastbp._core.UpdateSpec): the kind, the checked hyper-parameters and the clipping norm,
+// so a training call takes one object instead of converting and checking them again.
+struct UpdateSpec {
+  common::OptimizerArgs args;
+  int n_hyper;  // of args.hyper, as given
+  double max_grad_norm;
+};
+
 // max_grad_norm: 0 for no clipping, else finite > 0.
 inline double checked_max_grad_norm(double value) {
   if (value == 0.0) return value;

@@ -53,16 +53,19 @@ FASTBP_HD constexpr T kGeluErfBeta() { return T(1.1283791670955126 * 0.707106781
 
 template <Act A, typename T>
 FASTBP_HD inline T act_one(T x, ActParams p) {
-  using std::erf, std::exp, std::expm1, std::log1p, std::tanh;
+  using std::erfc, std::exp, std::expm1, std::log1p, std::tanh;
   if constexpr (A == Act::Sigmoid) return stable_sigmoid(x);
   if constexpr (A == Act::ReLU) return x > T(0) ? x : T(0);
   if constexpr (A == Act::Tanh) return tanh(x);
   if constexpr (A == Act::LeakyReLU) return x > T(0) ? x : x * T(p.a);
   if constexpr (A == Act::ELU) return x <= T(0) ? expm1(x) * T(p.a) : x;
-  if constexpr (A == Act::GELU) return x * T(0.5) * (T(1) + erf(x * T(0.7071067811865476)));
+  // torch's 1 + erf(x / sqrt 2) and 1 + tanh(u) cancel for negative x, losing float32's
+  // digits where y is small: the same values as erfc(-x / sqrt 2) and 2 sigmoid(2u),
+  // which keep them.
+  if constexpr (A == Act::GELU) return x * T(0.5) * erfc(-x * T(0.7071067811865476));
   if constexpr (A == Act::GELUTanh) {
     const T inner = kGeluTanhBeta<T>() * (x + T(0.044715) * (x * x * x));
-    return T(0.5) * x * (T(1) + tanh(inner));
+    return x * stable_sigmoid(T(2) * inner);
   }
   if constexpr (A == Act::SiLU) return x / (T(1) + exp(-x));
   if constexpr (A == Act::Softplus) {  // linear where beta * x > threshold, as torch
@@ -75,23 +78,24 @@ FASTBP_HD inline T act_one(T x, ActParams p) {
 // f'(x) given y = f(x); the first four read only y (x may be anything there).
 template <Act A, typename T>
 FASTBP_HD inline T act_derivative(T x, T y, ActParams p) {
-  using std::erf, std::exp, std::tanh;
+  using std::erfc, std::exp;
   if constexpr (A == Act::Sigmoid) return y * (T(1) - y);
   if constexpr (A == Act::ReLU) return y > T(0) ? T(1) : T(0);
   if constexpr (A == Act::Tanh) return T(1) - y * y;
   if constexpr (A == Act::LeakyReLU) return x > T(0) ? T(1) : T(p.a);
   if constexpr (A == Act::ELU) return x <= T(0) ? T(p.a) * exp(x) : T(1);
   if constexpr (A == Act::GELU) {
-    const T cdf = T(0.5) * (T(1) + erf(x * T(0.7071067811865476)));
+    const T cdf = T(0.5) * erfc(-x * T(0.7071067811865476));
     const T pdf = exp(T(-0.5) * x * x) * kGeluErfBeta<T>();
     return cdf + x * pdf;
   }
   if constexpr (A == Act::GELUTanh) {
     const T x_sq = x * x;
     const T inner = kGeluTanhBeta<T>() * (x + T(0.044715) * x_sq * x);
-    const T t = tanh(inner);
+    // With t = tanh(u): (1 + t) / 2 = sigmoid(2u), (1 - t * t) / 2 = 2 sigmoid(2u) sigmoid(-2u).
+    const T up = stable_sigmoid(T(2) * inner), down = stable_sigmoid(T(-2) * inner);
     const T inner_derivative = kGeluTanhBeta<T>() * (T(1) + T(3) * T(0.044715) * x_sq);
-    return T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * inner_derivative;
+    return up + T(2) * x * up * down * inner_derivative;
   }
   if constexpr (A == Act::SiLU) {
     const T s = T(1) / (T(1) + exp(-x));

@@ -83,6 +83,18 @@ class LayerSpec:
     outputs: int
     act: Act
 
+class UpdateSpec:
+    """An optimizer's kind, hyper-parameters (checked on construction) and clipping norm
+    (0.0: none), as the network's training calls take them."""
+
+    def __init__(self, kind: Optimizer, hyper: list[float], max_grad_norm: float = 0.0) -> None: ...
+    @property
+    def kind(self) -> Optimizer: ...
+    @property
+    def hyper(self) -> tuple[float, ...]: ...
+    @property
+    def max_grad_norm(self) -> float: ...
+
 Slices = list[tuple[str, int, tuple[int, ...]]]
 
 class _Network:
@@ -120,15 +132,12 @@ class _Network:
     def forward(self, X: NDArray) -> NDArray: ...
     def loss(self, X: NDArray, T: NDArray, training: bool = False) -> float: ...
     def backward(self, X: NDArray, T: NDArray) -> float: ...
-    def step(self, kind: Optimizer, hyper: list[float], states: list[NDArray], steps: int,
-             max_grad_norm: float) -> None:
-        """One update from the current gradients; ``steps``: the updates before it;
-        ``max_grad_norm``: 0.0 for no clipping."""
-    def train_step(self, X: NDArray, T: NDArray, kind: Optimizer, hyper: list[float],
-                   states: list[NDArray], steps: int, max_grad_norm: float) -> float: ...
+    def step(self, spec: UpdateSpec, states: list[NDArray], steps: int) -> None:
+        """One update from the current gradients; ``steps``: the updates before it."""
+    def train_step(self, X: NDArray, T: NDArray, spec: UpdateSpec, states: list[NDArray],
+                   steps: int) -> float: ...
     def train_epoch(self, X: NDArray, T: NDArray, order: NDArray[np.int64], batch_size: int,
-                    kind: Optimizer, hyper: list[float], states: list[NDArray], steps: int,
-                    max_grad_norm: float, loss_sum: float = 0.0,
+                    spec: UpdateSpec, states: list[NDArray], steps: int, loss_sum: float = 0.0,
                     sample_weight: NDArray | None = None, interrupt_mark: int = -1) -> float:
         """One pass over the rows in ``order``; returns ``loss_sum`` plus each batch's rows
         times its loss, added in batch order (divide by the rows for the mean). With

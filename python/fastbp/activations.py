@@ -25,14 +25,20 @@ __all__ = [*CLASSES, "ACTIVATIONS", "for_name", "op_signature"]
 ACTIVATIONS: dict[str, type] = {}
 
 
-def _erf(x: np.ndarray) -> np.ndarray:
-    """The error function elementwise in x's dtype: NumPy has none, so GELU's NumPy
-    maths (backend="numpy", fastbp.reference) borrow SciPy's."""
+def _erfc(x: np.ndarray) -> np.ndarray:
+    """The complementary error function elementwise in x's dtype: NumPy has none, so
+    GELU's NumPy maths (backend="numpy", fastbp.reference) borrow SciPy's."""
     try:
         from scipy import special
     except ImportError as e:
-        raise ImportError("GELU's NumPy maths need SciPy's erf: pip install scipy") from e
-    return special.erf(x)
+        raise ImportError("GELU's NumPy maths need SciPy's erfc: pip install scipy") from e
+    return special.erfc(x)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    """The logistic function through exp(-|x|), in x's dtype, without overflow."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
 
 
 def _real(name, value):
@@ -311,19 +317,22 @@ class GELU(Activation):
 
     def _numpy_forward(self, x):
         c = x.dtype.type
+        # The cancellation-free forms C++ computes (common/act_math.hpp):
+        # 1 + erf(x / sqrt 2) = erfc(-x / sqrt 2), (1 + tanh(u)) / 2 = sigmoid(2u).
         if self.approximate == "tanh":
             inner = c(_GELU_TANH_BETA) * (x + c(_GELU_KAPPA) * (x * x * x))
-            return c(0.5) * x * (1 + np.tanh(inner))
-        return x * c(0.5) * (1 + _erf(x * c(_SQRT1_2)))
+            return x * _sigmoid(c(2) * inner)
+        return x * c(0.5) * _erfc(-x * c(_SQRT1_2))
 
     def _numpy_backward(self, x, y, grad):
         c = x.dtype.type
         if self.approximate == "tanh":
             x_sq = x * x
-            t = np.tanh(c(_GELU_TANH_BETA) * (x + c(_GELU_KAPPA) * x_sq * x))
+            inner = c(_GELU_TANH_BETA) * (x + c(_GELU_KAPPA) * x_sq * x)
+            up, down = _sigmoid(c(2) * inner), _sigmoid(c(-2) * inner)
             inner_derivative = c(_GELU_TANH_BETA) * (1 + c(3 * _GELU_KAPPA) * x_sq)
-            return grad * (c(0.5) * (1 + t) + c(0.5) * x * (1 - t * t) * inner_derivative)
-        cdf = c(0.5) * (1 + _erf(x * c(_SQRT1_2)))
+            return grad * (up + c(2) * x * up * down * inner_derivative)
+        cdf = c(0.5) * _erfc(-x * c(_SQRT1_2))
         pdf = np.exp(c(-0.5) * x * x) * c(_GELU_ERF_BETA)
         return grad * (cdf + x * pdf)
 

@@ -148,8 +148,7 @@ def _optimizer_step(optimizer, param, grad, states: tuple, step: int) -> None:
     """One update by ``optimizer`` (an Optimizer, which validated its hyper-parameters) of
     ``param`` and its ``states`` in place; ``step`` counts from 1."""
     grad = _validate.update_buffers(param, grad, dict(zip(optimizer._STATE.names, states)))
-    hyper = optimizer._core_values[0]
-    _core.optimizer_step(optimizer.kind, hyper, param, grad, list(states),
+    _core.optimizer_step(optimizer.kind, optimizer._core_spec.hyper, param, grad, list(states),
                          _validate.positive_int("step", step))
 
 

@@ -106,12 +106,18 @@ class Optimizer:
         max_norm = _max_grad_norm(new.pop("max_grad_norm"))
         checked = self._check(new)
         checked["max_grad_norm"] = max_norm
+        spec = self._spec(checked)  # before anything changes: the core checks it too
         for name in self._HYPER:
             object.__setattr__(self, "_" + name, checked[name])
-        # The core's arguments, built once per change rather than per step.
         object.__setattr__(self, "hyper_parameters", self._kernel_order(checked))
-        object.__setattr__(self, "_core_values", (self._core_hyper(checked),
-                                           0.0 if max_norm is None else max_norm))
+        object.__setattr__(self, "_core_spec", spec)
+
+    def _spec(self, checked: dict):
+        """The core's UpdateSpec of the hyper-parameters ``checked``: the arguments of the
+        training calls, built once per change rather than per step."""
+        max_norm = checked["max_grad_norm"]
+        return _core.UpdateSpec(self.kind, self._core_hyper(checked),
+                                0.0 if max_norm is None else max_norm)
 
     def __getattr__(self, name):
         if name in type(self)._HYPER:
@@ -126,10 +132,12 @@ class Optimizer:
 
     def __getstate__(self) -> dict:
         """Pickled without the per-network states, which live as long as their networks."""
-        return {k: v for k, v in self.__dict__.items() if k != "_state"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("_state", "_core_spec")}
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state, _state=weakref.WeakKeyDictionary())
+        self.__dict__["_core_spec"] = self._spec(
+            {name: getattr(self, "_" + name) for name in self._HYPER})
 
     def state_for(self, net):
         """This optimizer's state for ``net``, created on first use."""
@@ -142,11 +150,11 @@ class Optimizer:
         return self._STATE(n_params, dtype)
 
     def core_args(self, state: OptimizerState) -> tuple:
-        """``(kind, hyper, states, steps, max_grad_norm)``: the arguments after the batch
-        (and order) of the network core's ``step``, ``train_step`` and ``train_epoch``
-        (``max_grad_norm`` 0.0 for none; ``steps``: the updates before the call)."""
-        hyper, max_norm = self._core_values
-        return self.kind, hyper, state.arrays, state.steps, max_norm
+        """``(spec, states, steps)``: the arguments after the batch (and order) of the
+        network core's ``step``, ``train_step`` and ``train_epoch``; ``spec`` is a
+        ``_core.UpdateSpec`` (kind, hyper-parameters, clipping norm, 0.0 for none), built
+        once per change of the hyper-parameters; ``steps``: the updates before the call."""
+        return self._core_spec, state.arrays, state.steps
 
     def step(self, net) -> None:
         """Apply one update to ``net`` from the gradients of its last backward pass.

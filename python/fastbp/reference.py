@@ -634,13 +634,12 @@ class ReferenceNetwork:
                             f"{getattr(weights, 'dtype', type(weights).__name__)}")
         return _validate.row_weights(weights, rows)
 
-    def _optimizer(self, kind, hyper, states, step, max_grad_norm):
-        """The update number ``step`` (from 1) of optimizer ``kind``, clipping first when
-        ``max_grad_norm`` (as the core's calls take it) is not 0; checked as the core
-        checks it, before anything changes."""
-        hyper = tuple(float(h) for h in hyper)
-        if max_grad_norm != 0:
-            _validate.real("max_grad_norm", max_grad_norm, strict=True)
+    def _optimizer(self, spec, states, step):
+        """The update number ``step`` (from 1) that ``spec`` (a ``_core.UpdateSpec``, whose
+        hyper-parameters the core checked) describes, clipping first when its
+        ``max_grad_norm`` is not 0; the states checked as the core checks them, before
+        anything changes."""
+        kind, hyper, max_grad_norm = spec.kind, spec.hyper, spec.max_grad_norm
         names = optim.STATE_TYPES[kind].names
         if len(states) != len(names):
             raise ValueError(f"this optimizer takes {len(names)} state arrays, "
@@ -665,18 +664,16 @@ class ReferenceNetwork:
 
         return update
 
-    def step(self, kind, hyper, states, steps, max_grad_norm):
-        self._update(self._optimizer(kind, hyper, states, steps + 1, max_grad_norm), 0)
+    def step(self, spec, states, steps):
+        self._update(self._optimizer(spec, states, steps + 1), 0)
 
-    def train_step(self, x, t, kind, hyper, states, steps, max_grad_norm):
+    def train_step(self, x, t, spec, states, steps):
         self.check(x, t)
-        return self._step(x, t, self._optimizer(kind, hyper, states, steps + 1, max_grad_norm),
-                          0)
+        return self._step(x, t, self._optimizer(spec, states, steps + 1), 0)
 
-    def train_epoch(self, x, t, order, batch_size, kind, hyper, states, steps, max_grad_norm,
-                    loss_sum=0.0, sample_weight=None, interrupt_mark=-1):
-        self._optimizer(kind, hyper, states, steps + 1, max_grad_norm)  # its checks first
+    def train_epoch(self, x, t, order, batch_size, spec, states, steps, loss_sum=0.0,
+                    sample_weight=None, interrupt_mark=-1):
+        self._optimizer(spec, states, steps + 1)  # its checks first
         return self._epoch(x, t, order, batch_size,
-                           lambda i: self._optimizer(kind, hyper, states, steps + i + 1,
-                                                     max_grad_norm),
+                           lambda i: self._optimizer(spec, states, steps + i + 1),
                            loss_sum, sample_weight, interrupt_mark)
