@@ -93,7 +93,7 @@ class Network final : public Trainer<typename B::Scalar> {
     T* grads = grads_.device();
     if (!be_.check_finite(nullptr, grads, this->n_params(), 0)) apply(update, grads, 0);
     double loss = last_loss_;
-    conclude(update, 1, &loss, &last_loss_);
+    conclude(1, &loss, &last_loss_);
   }
 
   double train_step(const T* x, Target t, int64_t m, Update& update) override {
@@ -102,7 +102,7 @@ class Network final : public Trainer<typename B::Scalar> {
     if (!be_.check_finite(be_.loss_slot(0), grads_.device(), this->n_params(), 0))
       apply(update, grads_.device(), 0);
     double value = 0.0;
-    conclude(update, 1, &value);
+    conclude(1, &value);
     last_loss_ = value;
     return value;
   }
@@ -135,7 +135,7 @@ class Network final : public Trainer<typename B::Scalar> {
     // Interrupted before its first batch, the call changed nothing.
     if (enqueued == 0) throw Interrupted(0);
     std::vector<double> losses(enqueued);
-    conclude(update, enqueued, losses.data());
+    conclude(enqueued, losses.data());
     last_loss_ = losses[enqueued - 1];
     if (enqueued < batches) throw Interrupted(enqueued);
     for (int64_t k = 0; k < batches; ++k)
@@ -233,7 +233,7 @@ class Network final : public Trainer<typename B::Scalar> {
   // records that the device changed the parameters, then throws Divergence if a step
   // diverged. losses receives the steps' losses, or for an update without a backward
   // pass (step), the `known` loss.
-  void conclude(Update&, int64_t steps, double* losses, const double* known = nullptr) {
+  void conclude(int64_t steps, double* losses, const double* known = nullptr) {
     int64_t status[2];
     be_.end_report(steps, status, losses);
     if (known) losses[0] = *known;

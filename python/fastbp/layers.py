@@ -127,19 +127,10 @@ class _Param:
             current[...] = arr
 
 
-class _Grad:
+class _Grad(_Param):
     """A gradient attribute (``layer.dW``): the network's array, filled by the backward
-    pass; None before the layer joins a network. Read-only (write through the array)."""
-
-    def __set_name__(self, owner, name):
-        self.slot = "_" + name
-
-    def __get__(self, layer, owner=None):
-        if layer is None:
-            return self
-        if layer._owner is not None:
-            layer._owner._host_parameters()
-        return getattr(layer, self.slot)
+    pass; None before the layer joins a network. Read as a parameter is; read-only (write
+    through the array)."""
 
     def __set__(self, layer, value):
         raise AttributeError(f"{self.slot[1:]} is read-only: write into it "
