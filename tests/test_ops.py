@@ -443,7 +443,7 @@ def test_sgd_step_matches_pytorch_rule(rng, mod, hyper, shape, dtype):
     p = param.copy()
     velocity = np.zeros_like(p)
     for i, g in enumerate(grads):
-        mod.sgd_step(p, g, velocity, lr=lr, first_step=(i == 0), **hyper)
+        mod.sgd_step(p, g, velocity, lr=lr, step=i + 1, **hyper)
     assert p.dtype == np.dtype(dtype)
     t = tol(dtype)
     np.testing.assert_allclose(p, expected_p, rtol=10 * t["rtol"], atol=10 * t["atol"])
@@ -453,18 +453,18 @@ def test_sgd_step_matches_pytorch_rule(rng, mod, hyper, shape, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_sgd_step_first_step_flag(rng, dtype):
-    # first_step=False with a zero buffer: buf = (1 - dampening) * g, unlike the first step
+def test_sgd_step_after_the_first(rng, dtype):
+    # step 2 with a zero buffer: buf = (1 - dampening) * g, unlike the first step
     p = rng.standard_normal(17).astype(dtype)
     g = rng.standard_normal(17).astype(dtype)
     v = np.zeros_like(p)
     p1 = p.copy()
-    fb.ops.sgd_step(p1, g, v, lr=0.5, momentum=0.9, dampening=0.5, first_step=False)
+    fb.ops.sgd_step(p1, g, v, lr=0.5, momentum=0.9, dampening=0.5, step=2)
     np.testing.assert_allclose(v, 0.5 * g.astype(np.float64), **tol(dtype))
     np.testing.assert_allclose(p1, p.astype(np.float64) - 0.25 * g, **tol(dtype))
     v2 = np.zeros_like(p)
     p2 = p.copy()
-    fb.ops.sgd_step(p2, g, v2, lr=0.5, momentum=0.9, dampening=0.5, first_step=True)
+    fb.ops.sgd_step(p2, g, v2, lr=0.5, momentum=0.9, dampening=0.5, step=1)
     np.testing.assert_allclose(v2, g, **tol(dtype))
     np.testing.assert_allclose(p2, p.astype(np.float64) - 0.5 * g, **tol(dtype))
 
@@ -478,7 +478,7 @@ def test_sgd_step_ops_matches_reference(rng, dtype):
     v_ref = np.zeros_like(p_ref)
     for i in range(4):
         g = rng.standard_normal(shape).astype(dtype)
-        kw = dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01, first_step=i == 0)
+        kw = dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01, step=i + 1)
         fb.ops.sgd_step(p_ops, g, v_ops, **kw)
         fb.reference.sgd_step(p_ref, g, v_ref, **kw)
     t = tol(dtype)

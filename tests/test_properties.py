@@ -205,9 +205,8 @@ def test_softmax_cross_entropy(dtype, target, reduction, data, m, n):
 @given(data=st.data(), n=st.integers(1, 200),
        lr=st.sampled_from([1e-3, 0.1, 1.0]), momentum=st.sampled_from([0.0, 0.9]),
        dampening=st.sampled_from([0.0, 0.5]), nesterov=st.booleans(),
-       weight_decay=st.sampled_from([0.0, 1e-4]), first_step=st.booleans())
-def test_sgd_step(dtype, data, n, lr, momentum, dampening, nesterov, weight_decay,
-                  first_step):
+       weight_decay=st.sampled_from([0.0, 1e-4]), step=st.sampled_from([1, 2]))
+def test_sgd_step(dtype, data, n, lr, momentum, dampening, nesterov, weight_decay, step):
     if nesterov and (momentum == 0 or dampening != 0):
         nesterov = False  # not a valid setting; both sides refuse it
     param = data.draw(array(dtype, (n,)))
@@ -215,7 +214,7 @@ def test_sgd_step(dtype, data, n, lr, momentum, dampening, nesterov, weight_deca
     velocity = data.draw(array(dtype, (n,)))
     p_ref, v_ref = param.copy(), velocity.copy()
     hyper = dict(lr=lr, momentum=momentum, dampening=dampening, nesterov=nesterov,
-                 weight_decay=weight_decay, first_step=first_step)
+                 weight_decay=weight_decay, step=step)
     with np.errstate(all="ignore"):
         fb.ops.sgd_step(param, grad, velocity, **hyper)
         fb.reference.sgd_step(p_ref, grad, v_ref, **hyper)

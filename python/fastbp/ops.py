@@ -20,7 +20,7 @@ __all__ = [
     "softmax", "mse", "mse_backward", "softmax_cross_entropy",
     "softmax_cross_entropy_backward", "bce_with_logits", "bce_with_logits_backward",
     "l1", "l1_backward", "huber", "huber_backward",
-    "sgd_step", "adam_step", "rmsprop_step", "adagrad_step", "clip_grad_norm",
+    *(name.lower() + "_step" for name in optim.CLASSES), "clip_grad_norm",
     "layer_norm", "layer_norm_backward", "batch_norm", "batch_norm_backward",
     "dropout", "dropout_backward", "dropout_key",
 ]
@@ -144,67 +144,11 @@ def huber_backward(y, target, delta: float = 1.0, reduction: str = "mean") -> np
     return _loss_call("huber", y, target, reduction, True, delta)
 
 
-def _optimizer_step(optimizer, param, grad, states: tuple, step: int) -> None:
-    """One update by ``optimizer`` (an Optimizer, which validated its hyper-parameters) of
-    ``param`` and its ``states`` in place; ``step`` counts from 1."""
-    grad = _validate.update_buffers(param, grad, dict(zip(optimizer._STATE.names, states)))
-    _core.optimizer_step(optimizer.kind, optimizer._core_spec.hyper, param, grad, list(states),
-                         _validate.positive_int("step", step))
-
-
-def sgd_step(param, grad, velocity, *, lr: float, momentum: float = 0.0,
-             dampening: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0,
-             first_step: bool = True) -> None:
-    """One ``torch.optim.SGD`` update, in place on ``param`` and ``velocity``.
-
-    ``param`` and ``velocity`` must be writeable C-contiguous float32/float64 arrays
-    of one shape and dtype; ``grad`` is converted to match.
-    """
-    grad, lr, momentum, dampening, nesterov, weight_decay = _validate.sgd_inputs(
-        param, grad, velocity, lr, momentum, dampening, nesterov, weight_decay)
-    _core.optimizer_step(_core.Optimizer.SGD, [lr, momentum, dampening, weight_decay, nesterov],
-                         param, grad, [velocity], 1 if first_step else 2)
-
-
-def adam_step(param, grad, exp_avg, exp_avg_sq, *, lr: float, betas=(0.9, 0.999),
-              eps: float = 1e-8, weight_decay: float = 0.0,
-              decoupled_weight_decay: bool = False, step: int) -> None:
-    """One ``torch.optim.Adam`` update (AdamW's with ``decoupled_weight_decay``), in
-    place on ``param``, ``exp_avg`` and ``exp_avg_sq``; ``step`` counts from 1.
-
-    ``param`` and the moments must be writeable C-contiguous float32/float64 arrays of
-    one shape and dtype; ``grad`` is converted to match.
-    """
-    grad, *hyper, step = _validate.adam_inputs(param, grad, exp_avg, exp_avg_sq, lr, betas, eps,
-                                               weight_decay, decoupled_weight_decay, step)
-    _core.optimizer_step(_core.Optimizer.Adam, hyper, param, grad, [exp_avg, exp_avg_sq], step)
-
-
-def rmsprop_step(param, grad, square_avg, momentum_buffer, grad_avg, *, lr: float = 0.01,
-                 alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0.0,
-                 momentum: float = 0.0, centered: bool = False, step: int = 1) -> None:
-    """One ``torch.optim.RMSprop`` update, in place on ``param`` and its three state
-    arrays (``momentum_buffer`` is used only with momentum, ``grad_avg`` only when
-    centered); ``step`` counts from 1.
-
-    ``param`` and the states must be writeable C-contiguous float32/float64 arrays of
-    one shape and dtype; ``grad`` is converted to match.
-    """
-    _optimizer_step(optim.RMSprop(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
-                                  momentum=momentum, centered=centered),
-                    param, grad, (square_avg, momentum_buffer, grad_avg), step)
-
-
-def adagrad_step(param, grad, state_sum, *, lr: float = 0.01, lr_decay: float = 0.0,
-                 weight_decay: float = 0.0, eps: float = 1e-10, step: int = 1) -> None:
-    """One ``torch.optim.Adagrad`` update, in place on ``param`` and ``state_sum`` (the
-    accumulated squared gradients); ``step`` counts from 1.
-
-    ``param`` and ``state_sum`` must be writeable C-contiguous float32/float64 arrays of
-    one shape and dtype; ``grad`` is converted to match.
-    """
-    _optimizer_step(optim.Adagrad(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay, eps=eps),
-                    param, grad, (state_sum,), step)
+# One <name>_step function per optimizer class (sgd_step, adam_step, ...).
+for _name in optim.CLASSES:
+    _fn = optim.step_function(getattr(optim, _name), _core.optimizer_step, "The core's")
+    globals()[_fn.__name__] = _fn
+del _name, _fn
 
 
 def clip_grad_norm(grad, max_norm: float) -> float:

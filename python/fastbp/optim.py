@@ -3,6 +3,7 @@ update rules themselves live in the core (csrc/common/optim_math.hpp)."""
 
 from __future__ import annotations
 
+import inspect
 import weakref
 
 import numpy as np
@@ -10,6 +11,9 @@ import numpy as np
 from . import _core, _validate
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad"]
+
+#: Every optimizer class, by name (``__all__`` without the base class).
+CLASSES = __all__[1:]
 
 #: ``_core.Optimizer`` member -> its state class (the names of its arrays), each entered
 #: as its optimizer is defined.
@@ -75,6 +79,7 @@ class Optimizer:
     kind: _core.Optimizer
     _HYPER: tuple = ()
     _STATE: type = OptimizerState
+    _INIT_ONLY: tuple = ()  # hyper-parameters that set the initial state, not a step
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -379,6 +384,7 @@ class Adagrad(Optimizer):
     _HYPER = ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps",
               "max_grad_norm")
     _STATE = AdagradState
+    _INIT_ONLY = ("initial_accumulator_value",)
 
     def __init__(self, lr: float = 0.01, lr_decay: float = 0.0, weight_decay: float = 0.0,
                  initial_accumulator_value: float = 0.0, eps: float = 1e-10,
@@ -396,3 +402,40 @@ class Adagrad(Optimizer):
 
     def _new_state(self, n_params: int, dtype) -> AdagradState:
         return AdagradState(n_params, dtype, fill=self.initial_accumulator_value)
+
+
+def step_function(cls: type, apply, doc: str):
+    """``<name>_step(param, grad, *states, *, <cls's hyper-parameters>, step=1)``: one
+    update by optimizer class ``cls`` of ``param`` and its state arrays in place, as
+    ``apply(kind, hyper, param, grad, states, step)`` computes it (``hyper`` in the core's
+    order, checked by ``cls``). ``doc`` opens its docstring."""
+    states = cls._STATE.names
+    public = inspect.signature(cls.__init__).parameters
+    hyper_names = [n for n in list(public)[1:] if n != "max_grad_norm" and n not in cls._INIT_ONLY]
+    positional = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    signature = inspect.Signature(
+        [inspect.Parameter(n, positional) for n in ("param", "grad", *states)] +
+        [public[n].replace(kind=keyword) for n in hyper_names] +
+        [inspect.Parameter("step", keyword, default=1, annotation="int")])
+
+    def step_fn(*args, **kwargs) -> None:
+        arguments = signature.bind(*args, **kwargs)
+        arguments.apply_defaults()
+        values = arguments.arguments
+        optimizer = cls(**{n: values[n] for n in hyper_names})
+        arrays = [values[n] for n in states]
+        grad = _validate.update_buffers(values["param"], values["grad"], dict(zip(states, arrays)))
+        apply(optimizer.kind, optimizer._core_spec.hyper, values["param"], grad, arrays,
+              _validate.positive_int("step", values["step"]))
+
+    step_fn.__name__ = step_fn.__qualname__ = cls.__name__.lower() + "_step"
+    step_fn.__signature__ = signature
+    step_fn.__doc__ = (
+        f"{doc} one ``torch.optim.{cls.__name__}`` update, in place on ``param`` and its "
+        f"state arrays ({', '.join(f'``{n}``' for n in states)}); the hyper-parameters are "
+        f":class:`fastbp.{cls.__name__}`'s and checked as it checks them, ``step`` (from 1) "
+        "is the number of this update.\n\n``param`` and the states must be writeable "
+        "C-contiguous float32/float64 arrays of one shape and dtype; ``grad`` is converted "
+        "to match.")
+    return step_fn

@@ -19,7 +19,7 @@ __all__ = [
     "softmax", "mse", "mse_backward", "softmax_cross_entropy",
     "softmax_cross_entropy_backward", "bce_with_logits", "bce_with_logits_backward",
     "l1", "l1_backward", "huber", "huber_backward",
-    "sgd_step", "adam_step", "rmsprop_step", "adagrad_step", "clip_grad_norm", "OPTIMIZER_STEPS",
+    *(name.lower() + "_step" for name in optim.CLASSES), "clip_grad_norm", "OPTIMIZER_STEPS",
     "layer_norm", "layer_norm_backward", "batch_norm", "batch_norm_backward",
     "dropout", "dropout_backward", "dropout_key", "ReferenceNetwork",
 ]
@@ -227,26 +227,23 @@ def huber_backward(y, t, delta=1.0, reduction="mean"):
     return np.clip(d, -delta, delta).astype(y.dtype) / (y.size if reduction == "mean" else 1)
 
 
-def sgd_step(param, grad, velocity, *, lr, momentum=0.0, dampening=0.0, nesterov=False,
-             weight_decay=0.0, first_step=True):
-    """One torch.optim.SGD update of ``param`` (and ``velocity``) in place."""
-    grad, lr, momentum, dampening, nesterov, weight_decay = _validate.sgd_inputs(
-        param, grad, velocity, lr, momentum, dampening, nesterov, weight_decay)
+# The optimizers' NumPy twins: step(param, grad, states, hyper, step), ``hyper`` in the
+# core's order (common/optim_math.hpp), already checked by the optimizer's class.
+
+def _sgd(param, grad, states, hyper, step):
+    lr, momentum, dampening, weight_decay, nesterov = hyper
+    (velocity,) = states
     d = grad + weight_decay * param
     if momentum != 0:
-        v = d if first_step else momentum * velocity + (1 - dampening) * d
+        v = d if step == 1 else momentum * velocity + (1 - dampening) * d
         velocity[...] = v
         d = d + momentum * v if nesterov else v
     param -= lr * d
 
 
-def adam_step(param, grad, exp_avg, exp_avg_sq, *, lr, betas=(0.9, 0.999), eps=1e-8,
-              weight_decay=0.0, decoupled_weight_decay=False, step):
-    """One torch.optim.Adam update (AdamW's when decoupled) of ``param`` and the moment
-    estimates in place; ``step`` counts from 1."""
-    grad, lr, beta1, beta2, eps, weight_decay, decoupled, step = _validate.adam_inputs(
-        param, grad, exp_avg, exp_avg_sq, lr, betas, eps, weight_decay,
-        decoupled_weight_decay, step)
+def _adam(param, grad, states, hyper, step):
+    lr, beta1, beta2, eps, weight_decay, decoupled = hyper
+    exp_avg, exp_avg_sq = states
     if decoupled:
         param *= 1 - lr * weight_decay
     else:
@@ -257,15 +254,9 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, *, lr, betas=(0.9, 0.999), eps=1
     param -= lr / (1 - beta1 ** step) * exp_avg / denom
 
 
-def rmsprop_step(param, grad, square_avg, momentum_buffer, grad_avg, *, lr=0.01, alpha=0.99,
-                 eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False, step=1):
-    """One torch.optim.RMSprop update of ``param`` and its states in place."""
-    optim.RMSprop(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
-            centered=centered)
-    grad = _validate.update_buffers(param, grad, {"square_avg": square_avg,
-                                                  "momentum_buffer": momentum_buffer,
-                                                  "grad_avg": grad_avg})
-    _validate.positive_int("step", step)
+def _rmsprop(param, grad, states, hyper, step):
+    lr, alpha, eps, weight_decay, momentum, centered = hyper
+    square_avg, momentum_buffer, grad_avg = states
     grad = grad + weight_decay * param
     square_avg[...] = alpha * square_avg + (1 - alpha) * grad * grad
     if centered:
@@ -282,16 +273,28 @@ def rmsprop_step(param, grad, square_avg, momentum_buffer, grad_avg, *, lr=0.01,
         param -= lr * (grad / avg)
 
 
-def adagrad_step(param, grad, state_sum, *, lr=0.01, lr_decay=0.0, weight_decay=0.0,
-                 eps=1e-10, step=1):
-    """One torch.optim.Adagrad update of ``param`` and ``state_sum`` in place; ``step``
-    counts from 1."""
-    optim.Adagrad(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay, eps=eps)
-    grad = _validate.update_buffers(param, grad, {"sum": state_sum})
-    step = _validate.positive_int("step", step)
+def _adagrad(param, grad, states, hyper, step):
+    lr, lr_decay, weight_decay, eps = hyper
+    (state_sum,) = states
     grad = grad + weight_decay * param
     state_sum += grad * grad
     param -= lr / (1 + (step - 1) * lr_decay) * (grad / (np.sqrt(state_sum) + eps))
+
+
+#: ``_core.Optimizer`` member -> its twin; a missing optimizer fails the import.
+OPTIMIZER_STEPS = {kind: globals()["_" + name.lower()]
+                   for name, kind in _core.Optimizer.__members__.items()}
+
+
+def _optimizer_twin(kind, hyper, param, grad, states, step):
+    OPTIMIZER_STEPS[kind](param, grad, states, hyper, step)
+
+
+# One <name>_step function per optimizer class, as fastbp.ops has them.
+for _name in optim.CLASSES:
+    _fn = optim.step_function(getattr(optim, _name), _optimizer_twin, "The NumPy twin of")
+    globals()[_fn.__name__] = _fn
+del _name, _fn
 
 
 def clip_grad_norm(grad, max_norm):
@@ -305,38 +308,6 @@ def clip_grad_norm(grad, max_norm):
     if np.isfinite(total) and coef < 1:
         grad *= grad.dtype.type(coef)
     return total
-
-
-def _sgd(param, grad, states, hyper, step):
-    lr, momentum, dampening, weight_decay, nesterov = hyper
-    if nesterov and (momentum <= 0 or dampening != 0):
-        raise ValueError("nesterov momentum requires momentum > 0 and dampening == 0")
-    sgd_step(param, grad, states[0], lr=lr, momentum=momentum, dampening=dampening,
-             nesterov=bool(nesterov), weight_decay=weight_decay, first_step=step == 1)
-
-
-def _adam(param, grad, states, hyper, step):
-    lr, beta1, beta2, eps, weight_decay, decoupled = hyper
-    adam_step(param, grad, *states, lr=lr, betas=(beta1, beta2), eps=eps,
-              weight_decay=weight_decay, decoupled_weight_decay=bool(decoupled), step=step)
-
-
-def _rmsprop(param, grad, states, hyper, step):
-    lr, alpha, eps, weight_decay, momentum, centered = hyper
-    rmsprop_step(param, grad, *states, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
-                 momentum=momentum, centered=bool(centered), step=step)
-
-
-def _adagrad(param, grad, states, hyper, step):
-    lr, lr_decay, weight_decay, eps = hyper
-    adagrad_step(param, grad, *states, lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
-                 eps=eps, step=step)
-
-
-#: ``_core.Optimizer`` member -> ``step(param, grad, states, hyper, step)``, the core's
-#: ``hyper`` order (common/optim_math.hpp); a missing optimizer fails the import.
-OPTIMIZER_STEPS = {kind: globals()["_" + name.lower()]
-                   for name, kind in _core.Optimizer.__members__.items()}
 
 
 # name -> (forward, backward) for every activation and loss the core has: a missing twin
@@ -649,10 +620,6 @@ class ReferenceNetwork:
                     array.shape != (self.n_params,):
                 raise ValueError(f"{name} must be a {self.params.dtype} array of shape "
                                  f"({self.n_params},)")
-        # the hyper-parameters' checks, on throw-away buffers
-        OPTIMIZER_STEPS[kind](np.zeros(1), np.zeros(1), [np.zeros(1) for _ in states], hyper,
-                              step)
-
         def update():
             norm = 0.0
             if max_grad_norm != 0:
