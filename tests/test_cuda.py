@@ -471,8 +471,9 @@ def test_an_infinite_gradient_norm_diverges_on_gpu(snapshot):
     lambda: fb.Adam(lr=0.01, weight_decay=0.1), lambda: fb.AdamW(lr=0.01),
     lambda: fb.RMSprop(lr=0.01, momentum=0.9, centered=True, weight_decay=0.01),
     lambda: fb.Adagrad(lr=0.1, lr_decay=0.01, initial_accumulator_value=0.1),
+    lambda: fb.Adadelta(lr=0.5, rho=0.8, weight_decay=0.01),
     lambda: fb.Adam(lr=0.01, max_grad_norm=0.05)], ids=["adam", "adamw", "rmsprop", "adagrad",
-                                                        "adam_clipped"])
+                                                        "adadelta", "adam_clipped"])
 def test_every_optimizer_matches_cpu(make_opt, dtype, rng):
     widths = (5, 300, 129, 3)
     cpu, gpu = pair(widths, "tanh", "mse_mean", dtype)

@@ -35,6 +35,9 @@ CASES = {
     "adagrad": (fb.Adagrad, "Adagrad", dict(lr=0.05)),
     "adagrad-all": (fb.Adagrad, "Adagrad", dict(lr=0.05, lr_decay=0.1, weight_decay=0.01,
                                                 initial_accumulator_value=0.3, eps=1e-6)),
+    "adadelta": (fb.Adadelta, "Adadelta", dict()),
+    "adadelta-all": (fb.Adadelta, "Adadelta", dict(lr=0.5, rho=0.6, eps=1e-4,
+                                                  weight_decay=0.02)),
 }
 # clip bites (a norm far below the gradients') or does not
 CLIPS = [None, 0.05, 1e6]
@@ -152,7 +155,7 @@ ARRAYS = st.lists(st.one_of(st.floats(-1e6, 1e6, width=32),
 
 @settings(max_examples=60, deadline=None)
 @given(values=ARRAYS, dtype=st.sampled_from(DTYPES),
-       kind=st.sampled_from(["rmsprop", "adagrad", "clip"]), step=st.integers(1, 5),
+       kind=st.sampled_from(["rmsprop", "adagrad", "adadelta", "clip"]), step=st.integers(1, 5),
        flags=st.tuples(st.booleans(), st.booleans()))
 def test_ops_match_reference(values, dtype, kind, step, flags):
     """The kernels and their NumPy twins agree on arbitrary values, extremes included."""
@@ -169,6 +172,9 @@ def test_ops_match_reference(values, dtype, kind, step, flags):
             elif kind == "adagrad":
                 mod.adagrad_step(param, grad, states[0], lr=0.1, lr_decay=0.5 if flags[0] else 0,
                                  weight_decay=0.1 if flags[1] else 0, step=step)
+            elif kind == "adadelta":
+                mod.adadelta_step(param, grad, *states[:2], lr=0.5, rho=0.3 if flags[0] else 0.9,
+                                  weight_decay=0.1 if flags[1] else 0, step=step)
             else:
                 g = grad.copy()
                 outs.append(mod.clip_grad_norm(g, 0.5))
@@ -192,6 +198,9 @@ def test_ops_match_reference(values, dtype, kind, step, flags):
     (fb.Adagrad, "lr", -1.0, ValueError), (fb.Adagrad, "lr_decay", -0.1, ValueError),
     (fb.Adagrad, "eps", 0.0, ValueError), (fb.Adagrad, "weight_decay", np.nan, ValueError),
     (fb.Adagrad, "initial_accumulator_value", -1.0, ValueError),
+    (fb.Adadelta, "lr", 0.0, ValueError), (fb.Adadelta, "rho", 1.5, ValueError),
+    (fb.Adadelta, "rho", -0.1, ValueError), (fb.Adadelta, "eps", 0.0, ValueError),
+    (fb.Adadelta, "weight_decay", np.inf, ValueError),
     (fb.SGD, "max_grad_norm", 0.0, ValueError), (fb.Adam, "max_grad_norm", -1.0, ValueError),
     (fb.AdamW, "max_grad_norm", np.inf, ValueError), (fb.RMSprop, "max_grad_norm", "1", TypeError),
     (fb.Adagrad, "max_grad_norm", np.nan, ValueError),
@@ -211,6 +220,8 @@ def test_bad_hyper_parameters_are_refused_and_change_nothing(cls, name, value, e
     ("RMSprop", [0.01, 0.99, 1e-8, 0.0, 0.0, 2.0], "centered"),
     ("Adagrad", [0.01, -1.0, 0.0, 1e-10], "lr_decay"),
     ("Adagrad", [np.nan, 0.0, 0.0, 1e-10], "lr"),
+    ("Adadelta", [1.0, 1.5, 1e-6, 0.0], "rho"),
+    ("Adadelta", [1.0, 0.9, 1e-6, -1.0], "weight_decay"),
 ])
 def test_core_checks_the_hyper_parameters(kind, hyper, name):
     net = network("float64", "cpu")
@@ -226,7 +237,8 @@ def test_core_checks_the_hyper_parameters(kind, hyper, name):
                                                  [np.zeros(3) for _ in states], 1)):
         with pytest.raises(ValueError, match=name):
             call()
-    good = {"RMSprop": [0.01, 0.99, 1e-8, 0.0, 0.0, 0.0], "Adagrad": [0.01, 0.0, 0.0, 1e-10]}[kind]
+    good = {"RMSprop": [0.01, 0.99, 1e-8, 0.0, 0.0, 0.0], "Adagrad": [0.01, 0.0, 0.0, 1e-10],
+            "Adadelta": [1.0, 0.9, 1e-6, 0.0]}[kind]
     with pytest.raises(ValueError, match="max_grad_norm"):
         core.train_step(X, T, spec(k, good, -1.0), states, 0)
     with pytest.raises(ValueError, match="state arrays"):
@@ -236,7 +248,8 @@ def test_core_checks_the_hyper_parameters(kind, hyper, name):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("case", ["sgd-momentum", "adam", "rmsprop-all", "adagrad-all"])
+@pytest.mark.parametrize("case", ["sgd-momentum", "adam", "rmsprop-all", "adagrad-all",
+                                  "adadelta-all"])
 def test_a_diverged_step_with_clipping_changes_nothing(backend, case):
     """The divergence check sees the unclipped gradients: a NaN gradient is refused even
     though clipping would scale it, and nothing changes."""

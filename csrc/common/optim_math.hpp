@@ -15,13 +15,14 @@
 namespace fastbp::common {
 
 // Values are part of the Python binding (fastbp._core.Optimizer); keep them stable.
-enum class Optimizer : int { SGD = 0, Adam = 1, RMSprop = 2, Adagrad = 3 };
+enum class Optimizer : int { SGD = 0, Adam = 1, RMSprop = 2, Adagrad = 3, Adadelta = 4 };
 
 inline constexpr std::pair<Optimizer, const char*> kOptimizerNames[] = {
     {Optimizer::SGD, "SGD"},
     {Optimizer::Adam, "Adam"},
     {Optimizer::RMSprop, "RMSprop"},
-    {Optimizer::Adagrad, "Adagrad"}};
+    {Optimizer::Adagrad, "Adagrad"},
+    {Optimizer::Adadelta, "Adadelta"}};
 
 constexpr int kMaxHyper = 8, kMaxStates = 3;
 
@@ -234,6 +235,44 @@ struct Rule<Optimizer::Adagrad> {
   }
 };
 
+// torch.optim.Adadelta. hyper: lr, rho, eps, weight_decay. State: square_avg, acc_delta.
+// delta = sqrt(acc_delta + eps) / sqrt(square_avg + eps) * g, then p -= lr * delta.
+template <>
+struct Rule<Optimizer::Adadelta> {
+  static constexpr int n_states = 2;
+  static void check(const double* h) {
+    check_real("lr", h[0], true);
+    check_real("rho", h[1], false);
+    if (h[1] > 1.0) {
+      char text[32];
+      std::snprintf(text, sizeof text, "%g", h[1]);
+      throw std::invalid_argument(std::string("rho must be in [0, 1], got ") + text);
+    }
+    check_real("eps", h[2], true);
+    check_real("weight_decay", h[3], false);
+  }
+  template <typename T>
+  struct Coef {
+    T lr, rho, one_minus_rho, eps, wd;
+  };
+  template <typename T>
+  static Coef<T> coefficients(const OptimizerArgs& a) {
+    const double* h = a.hyper;
+    return {T(h[0]), T(h[1]), T(1.0 - h[1]), T(h[2]), T(h[3])};
+  }
+  template <typename T>
+  FASTBP_HD static void apply(const Coef<T>& c, int64_t i, T* __restrict p,
+                              const T* __restrict g, StatePtrs<T> s) {
+    using std::sqrt;
+    const T gi = g[i] + c.wd * p[i];
+    const T sq = c.rho * s.s[0][i] + c.one_minus_rho * gi * gi;
+    s.s[0][i] = sq;
+    const T delta = sqrt(s.s[1][i] + c.eps) / sqrt(sq + c.eps) * gi;
+    s.s[1][i] = c.rho * s.s[1][i] + c.one_minus_rho * delta * delta;
+    p[i] -= c.lr * delta;
+  }
+};
+
 // The one switch from an Optimizer to its Rule: f(Rule<K>{}).
 template <typename F>
 decltype(auto) with_optimizer(Optimizer kind, F&& f) {
@@ -242,6 +281,7 @@ decltype(auto) with_optimizer(Optimizer kind, F&& f) {
     case Optimizer::Adam: return f(Rule<Optimizer::Adam>{});
     case Optimizer::RMSprop: return f(Rule<Optimizer::RMSprop>{});
     case Optimizer::Adagrad: return f(Rule<Optimizer::Adagrad>{});
+    case Optimizer::Adadelta: return f(Rule<Optimizer::Adadelta>{});
   }
   throw std::invalid_argument("unknown optimizer kind " + std::to_string(int(kind)));
 }

@@ -33,6 +33,7 @@ class Optimizer(Enum):
     Adam = 1
     RMSprop = 2
     Adagrad = 3
+    Adadelta = 4
 
 def set_num_threads(n: int) -> int: ...
 def max_threads() -> int: ...

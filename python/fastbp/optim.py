@@ -10,7 +10,7 @@ import numpy as np
 
 from . import _core, _validate
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta"]
 
 #: Every optimizer class, by name (``__all__`` without the base class).
 CLASSES = __all__[1:]
@@ -402,6 +402,52 @@ class Adagrad(Optimizer):
 
     def _new_state(self, n_params: int, dtype) -> AdagradState:
         return AdagradState(n_params, dtype, fill=self.initial_accumulator_value)
+
+
+class AdadeltaState(OptimizerState):
+    __slots__ = ()
+    names = ("square_avg", "acc_delta")
+
+
+class Adadelta(Optimizer):
+    """Adadelta with ``torch.optim.Adadelta``'s definitions.
+
+    ``g = grad + weight_decay * p``; ``s = rho * s + (1 - rho) * g**2``;
+    ``delta = sqrt(u + eps) / sqrt(s + eps) * g``; ``u = rho * u + (1 - rho) * delta**2``;
+    ``p -= lr * delta``.
+
+    Parameters
+    ----------
+    lr : float
+        Scale of the update, > 0.
+    rho : float
+        Smoothing constant of both running averages, in [0, 1].
+    eps : float
+        > 0, added inside both square roots.
+    weight_decay : float
+        >= 0.
+    max_grad_norm : float or None
+        As for :class:`SGD`.
+    """
+
+    kind = _core.Optimizer.Adadelta
+    _HYPER = ("lr", "rho", "eps", "weight_decay", "max_grad_norm")
+    _STATE = AdadeltaState
+
+    def __init__(self, lr: float = 1.0, rho: float = 0.9, eps: float = 1e-6,
+                 weight_decay: float = 0.0, max_grad_norm: float | None = None):
+        super().__init__(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay,
+                         max_grad_norm=max_grad_norm)
+
+    def _check(self, new: dict) -> dict:
+        checked = {name: _validate.real(name, new[name], strict=name in ("lr", "eps"))
+                   for name in self._HYPER[:-1]}
+        if checked["rho"] > 1:
+            raise ValueError(f"rho must be in [0, 1], got {checked['rho']}")
+        return checked
+
+    def _kernel_order(self, checked: dict) -> tuple:
+        return tuple(checked[name] for name in self._HYPER[:-1])
 
 
 def step_function(cls: type, apply, doc: str):

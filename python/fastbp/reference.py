@@ -281,6 +281,16 @@ def _adagrad(param, grad, states, hyper, step):
     param -= lr / (1 + (step - 1) * lr_decay) * (grad / (np.sqrt(state_sum) + eps))
 
 
+def _adadelta(param, grad, states, hyper, step):
+    lr, rho, eps, weight_decay = hyper
+    square_avg, acc_delta = states
+    grad = grad + weight_decay * param
+    square_avg[...] = rho * square_avg + (1 - rho) * grad * grad
+    delta = np.sqrt(acc_delta + eps) / np.sqrt(square_avg + eps) * grad
+    acc_delta[...] = rho * acc_delta + (1 - rho) * delta * delta
+    param -= lr * delta
+
+
 #: ``_core.Optimizer`` member -> its twin; a missing optimizer fails the import.
 OPTIMIZER_STEPS = {kind: globals()["_" + name.lower()]
                    for name, kind in _core.Optimizer.__members__.items()}
