@@ -97,11 +97,11 @@ def global_batches(data, batch_size):
                np.concatenate([data[f"T{r}"][part] for r in range(RANKS)]))
 
 
-def twin(params, reduction="mean", loss=fb.MSELoss, widths=(5, 7, 3)):
+def twin(params, reduction="mean", loss=fb.MSELoss, widths=(5, 7, 3), seed=None):
     """One process's network as the ranks build it, holding ``params``."""
     net = fb.Network([fb.Dense(widths[0], widths[1]), fb.Tanh(),
                       fb.Dense(widths[1], widths[2])], loss(reduction=reduction),
-                     dtype="float64")
+                     dtype="float64", seed=seed)
     net.params[...] = params
     return net
 
@@ -217,8 +217,14 @@ def test_validation_metrics_and_early_stopping_are_the_same_on_every_rank(tmp_pa
     assert got[0]["callback_stop"] == got[1]["callback_stop"] == 3
     assert got[0]["bars"].tolist() == [-(-30 // 6)] and got[1]["bars"].tolist() == []
 
-    # each rank validates on its last quarter of rows: the union is what one process sees
-    val = [(data[f"X{r}"][cut:], data[f"T{r}"][cut:]) for r, cut in ((0, 30), (1, 21))]
+    # each rank validates on a quarter of its rows, drawn (stratified) from its network's
+    # generator: the union is what one process sees
+    val = []
+    for r, n_val in ((0, 10), (1, 7)):
+        drawn = twin(got[0]["params"], loss=fb.SoftmaxCrossEntropyLoss, widths=(5, 32, 4),
+                     seed=r)
+        held = fb.training._held_out_rows(drawn, data[f"T{r}"], n_val)
+        val.append((data[f"X{r}"][held], data[f"T{r}"][held]))
     X_val, y_val = np.concatenate([v[0] for v in val]), np.concatenate([v[1] for v in val])
     one = twin(got[0]["params"], loss=fb.SoftmaxCrossEntropyLoss, widths=(5, 32, 4))
     best = int(got[0]["best_epoch"])

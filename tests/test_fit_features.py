@@ -21,15 +21,56 @@ def net_for(backend="cpu", seed=0):
     return make_net(WIDTHS, "relu", "ce_labels", "float64", backend, seed=seed)
 
 
+def held_out(net, T, split):
+    """The rows fit(validation_split=split) holds out, drawn from ``net``'s generator as
+    fit draws them (so ``net`` then shuffles as a network that fit with the split)."""
+    return fb.training._held_out_rows(net, np.asarray(T), int(round(split * len(T))))
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_validation_split_holds_out_the_last_rows(data, backend):
+def test_validation_split_validates_on_the_drawn_rows_and_trains_on_the_rest(data, backend):
     X, T = data
     a, b = net_for(backend), net_for(backend)
     ha = a.fit(X, T, epochs=3, batch_size=8, optimizer=fb.SGD(lr=0.1), validation_split=0.2)
-    hb = b.fit(X[:40], T[:40], epochs=3, batch_size=8, optimizer=fb.SGD(lr=0.1),
-               validation_data=(X[40:], T[40:]))
+    held = held_out(b, T, 0.2)
+    keep = np.setdiff1d(np.arange(len(X)), held)
+    hb = b.fit(X[keep], T[keep], epochs=3, batch_size=8, optimizer=fb.SGD(lr=0.1),
+               validation_data=(X[held], T[held]))
+    assert len(held) == 10 and not np.array_equal(held, np.arange(40, 50))
     assert ha.loss == hb.loss and ha.val_loss == hb.val_loss
-    assert len(ha.val_loss) == 3
+    np.testing.assert_array_equal(a.params, b.params)
+
+
+@pytest.mark.parametrize("loss", ["ce_labels", "ce_probs", "bce"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_validation_split_of_sorted_classes_takes_each_class_s_share(rng, loss, seed):
+    counts = (30, 20, 10) if loss != "bce" else (35, 25)
+    labels = np.repeat(np.arange(len(counts)), counts)
+    widths = (4, 8, len(counts) if loss != "bce" else 1)
+    T = {"ce_labels": labels, "ce_probs": np.eye(3)[labels],
+         "bce": labels[:, None].astype(np.float64)}[loss]
+    net = make_net(widths, "relu", loss, "float64", "cpu", seed=seed)
+    held = held_out(net, T, 0.2)
+    assert np.bincount(labels[held]).tolist() == [c // 5 for c in counts]
+    again = held_out(make_net(widths, "relu", loss, "float64", "cpu", seed=seed), T, 0.2)
+    np.testing.assert_array_equal(held, again)
+
+
+def test_validation_split_of_a_regression_is_drawn_with_the_seed(rng):
+    T = rng.standard_normal((50, 3))
+    draws = [held_out(make_net(WIDTHS, "relu", "mse_mean", "float64", "cpu", seed=s), T, 0.3)
+             for s in (0, 0, 1)]
+    np.testing.assert_array_equal(draws[0], draws[1])
+    assert not np.array_equal(draws[0], draws[2])
+    assert len(draws[0]) == 15 and len(set(draws[0])) == 15
+    assert not np.array_equal(draws[0], np.arange(35, 50))
+
+
+def test_a_share_that_does_not_divide_goes_to_the_largest_remainders():
+    labels = np.repeat([0, 1, 2], [7, 7, 6])  # 0.25 of 20 = 5: shares 1.75, 1.75, 1.5
+    net = net_for()
+    held = held_out(net, labels, 0.25)
+    assert np.bincount(labels[held]).tolist() == [2, 2, 1]
 
 
 @pytest.mark.parametrize("kwargs, exc, word", [
@@ -52,11 +93,21 @@ def test_bad_arguments_are_refused_before_training(data, snapshot, kwargs, exc, 
     snap.assert_unchanged()
 
 
-def test_accuracy_needs_a_classification_loss(rng):
+@pytest.mark.parametrize("loss", [fb.MSELoss(), fb.L1Loss(), fb.HuberLoss()], ids=repr)
+def test_accuracy_needs_a_classification_loss(rng, loss):
     X, T = make_data((3, 2), "mse_mean", 10, rng)
+    net = fb.Network([fb.Dense(3, 2)], loss, seed=0)
     with pytest.raises(ValueError, match="classification"):
-        make_net((3, 2)).fit(X, T, epochs=1, batch_size=5, optimizer=fb.SGD(lr=0.1),
-                             metrics=["accuracy"])
+        net.fit(X, T, epochs=1, batch_size=5, optimizer=fb.SGD(lr=0.1), metrics=["accuracy"])
+
+
+def test_a_refused_fit_draws_no_validation_split(data):
+    X, T = data
+    net, twin = net_for(), net_for()
+    with pytest.raises(TypeError, match="callbacks"):
+        net.fit(X, T, epochs=1, batch_size=8, optimizer=fb.SGD(lr=0.1), validation_split=0.2,
+                callbacks=[3])
+    assert held_out(net, T, 0.2).tolist() == held_out(twin, T, 0.2).tolist()
 
 
 @pytest.mark.parametrize("loss", ["ce_labels", "ce_probs", "bce"])

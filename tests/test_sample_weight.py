@@ -133,8 +133,12 @@ def test_validation_split_leaves_the_held_out_rows_unweighted(rng, backend):
     X, T = data("ce_labels", rng)
     w = rng.uniform(0, 2, ROWS)
     a, h_a = train(X, T, backend, sample_weight=w, validation_split=0.2)
-    b, h_b = train(X[:24], T[:24], backend, sample_weight=w[:24],
-                   validation_data=(X[24:], T[24:]))
+    b = make_net(WIDTHS, "tanh", "ce_labels", "float64", backend, seed=0)
+    held = fb.training._held_out_rows(b, T, 6)  # as fit draws them, from b's generator
+    keep = np.setdiff1d(np.arange(ROWS), held)
+    h_b = b.fit(X[keep], T[keep], epochs=3, batch_size=8,
+                optimizer=fb.SGD(lr=0.2, momentum=0.9), sample_weight=w[keep],
+                validation_data=(X[held], T[held]))
     np.testing.assert_array_equal(a.params, b.params)
     assert h_a.val_loss == h_b.val_loss and h_a.loss == h_b.loss
 
@@ -171,11 +175,40 @@ def test_bad_weights_are_refused_before_training(rng, snapshot, kwargs, exc, wor
     snap.assert_unchanged()
 
 
-def test_class_weight_needs_a_classification_loss(rng):
+@pytest.mark.parametrize("loss", [fb.MSELoss(), fb.L1Loss(), fb.HuberLoss()], ids=repr)
+def test_class_weight_needs_a_classification_loss(rng, loss):
     X, T = data("mse_mean", rng)
+    net = fb.Network([fb.Dense(4, 7), fb.Tanh(), fb.Dense(7, 3)], loss, seed=0)
     with pytest.raises(ValueError, match="classification"):
-        make_net(WIDTHS).fit(X, T, epochs=1, batch_size=8, optimizer=fb.SGD(lr=0.1),
-                             class_weight={0: 1.0})
+        net.fit(X, T, epochs=1, batch_size=8, optimizer=fb.SGD(lr=0.1), class_weight={0: 1.0})
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("loss", LOSSES)
+def test_backward_weighs_rows_as_one_full_batch_of_fit_does(rng, backend, loss):
+    X, T = data(loss, rng)
+    w = rng.uniform(0, 3, ROWS)
+    a = make_net(WIDTHS, "tanh", loss, "float64", backend, seed=0)
+    b = make_net(WIDTHS, "tanh", loss, "float64", backend, seed=0)
+    before = a.params.copy()
+    value = a.backward(X, T, sample_weight=w)
+    history = b.fit(X, T, epochs=1, batch_size=ROWS, optimizer=fb.SGD(lr=1.0),
+                    shuffle=False, sample_weight=w)
+    assert value == pytest.approx(history.loss[0], rel=1e-13)  # fit sums the batch losses
+    np.testing.assert_allclose(a.grads, before - b.params, rtol=1e-10, atol=1e-12)
+    assert a.backward(X, T, sample_weight=np.ones(ROWS)) == a.backward(X, T)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_backward_refuses_bad_weights_and_leaves_the_gradients(rng, backend):
+    X, T = data("ce_labels", rng)
+    net = make_net(WIDTHS, "tanh", "ce_labels", "float64", backend, seed=0)
+    net.backward(X, T)
+    grads = net.grads.copy()
+    for bad, word in ((-np.ones(ROWS), ">= 0"), (np.ones(3), r"\(30,\)")):
+        with pytest.raises(ValueError, match=word):
+            net.backward(X, T, sample_weight=bad)
+    np.testing.assert_array_equal(net.grads, grads)
 
 
 def test_class_weight_needs_one_binary_output(rng):

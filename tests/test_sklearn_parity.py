@@ -66,7 +66,7 @@ def _script_fastbp(monkeypatch, est, X, y, losses, scores=None):
     monkeypatch.setattr(Network, "fit", fake_fit)
     if scores is not None:
         scores = iter(scores)
-        monkeypatch.setattr(est, "_validation_score", lambda X, T: next(scores))
+        monkeypatch.setattr(est, "_validation_score", lambda X, T, w: next(scores))
     est.fit(X, y)
     return rates
 

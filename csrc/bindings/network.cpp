@@ -163,11 +163,15 @@ void bind_network_class(py::module_& m, const char* name) {
         py::gil_scoped_release nogil;
         return h.net->loss(b.x, b.t, b.rows, training);
       }, py::arg("X"), py::arg("T"), py::arg("training") = false)
-      .def("backward", [](H& h, const py::array& x, const py::array& t) {
+      .def("backward", [](H& h, const py::array& x, const py::array& t,
+                          const std::optional<py::array>& sample_weight) {
         const Batch<T> b(*h.net, x, t);
+        kernels::Target<T> target = b.t;
+        target.weights = row_weights<T>(sample_weight, b.rows);
         py::gil_scoped_release nogil;
-        return h.net->backward(b.x, b.t, b.rows);
-      }, py::arg("X"), py::arg("T"))
+        return h.net->backward(b.x, target, b.rows);
+      }, py::arg("X"), py::arg("T"), py::arg("sample_weight") = py::none(),
+         "sample_weight: one weight per row of X, as train_epoch takes it.")
       .def("step", [](H& h, const UpdateSpec& spec, const py::sequence& states, int64_t steps) {
         kernels::Update<T> update = make_update<T>(h, spec, states, steps);
         py::gil_scoped_release nogil;

@@ -20,6 +20,9 @@ class Loss:
     name = ""
     #: the float the core takes with the loss kind (HuberLoss's delta, else 0.0)
     core_param = 0.0
+    #: whether its targets are classes (labels, probability rows, binary targets), which
+    #: accuracy, class weights and a stratified validation split need
+    classifies = False
 
     def __init_subclass__(cls, **kwargs):
         # Only fastbp's own losses: a user's subclass must not replace them.
@@ -54,12 +57,14 @@ class SoftmaxCrossEntropyLoss(Loss):
     """
 
     kind = _core.Loss.SoftmaxCrossEntropy
+    classifies = True
 
 
 class BCEWithLogitsLoss(Loss):
     """Binary cross-entropy of ``sigmoid(logits)``; ``"mean"`` divides by all elements."""
 
     kind = _core.Loss.BCEWithLogits
+    classifies = True
 
 
 class L1Loss(Loss):

@@ -19,7 +19,7 @@ from .layers import Layer
 from .losses import LOSS_TYPES, BCEWithLogitsLoss, Loss, SoftmaxCrossEntropyLoss
 from .optim import SGD, Optimizer
 from .schedules import Schedule
-from .training import checked_metrics, diverged
+from .training import checked_metrics, diverged, sample_weights
 from .training import evaluate as _evaluate
 from .training import fit as _fit
 
@@ -319,15 +319,19 @@ class Network:
         """The loss of the network's output for ``X`` against targets ``T``."""
         return float(self._core.loss(*self._batch(X, T)))
 
-    def backward(self, X, T) -> float:
+    def backward(self, X, T, sample_weight=None) -> float:
         """Forward pass, loss and backpropagation; fills every ``dW``/``db``.
 
         Returns the loss. A loss or gradient that is NaN or inf is returned and kept as it
         is, for inspection, without raising: ``backward`` changes no parameter. The next
         ``optimizer.step(net)`` refuses to apply it (FloatingPointError), as
-        :meth:`train_step` would.
+        :meth:`train_step` would. ``sample_weight`` weights each row's loss as in
+        :meth:`fit` (not on ``backend="cuda"``).
         """
-        return float(self._core.backward(*self._batch(X, T)))
+        x, t = self._batch(X, T)
+        if sample_weight is None:
+            return float(self._core.backward(x, t))
+        return float(self._core.backward(x, t, sample_weights(self, t, sample_weight)))
 
     def train_step(self, X, T, optimizer: Optimizer) -> float:
         """One forward/backward/update in a single call; returns the loss before it.
@@ -396,14 +400,19 @@ class Network:
         epochs, batch_size : int
             >= 1; the last batch of an epoch may be smaller.
         optimizer : Optimizer
-            ``SGD``, ``Adam`` or ``AdamW``; its state carries over between calls.
+            Any fastbp optimizer; its state carries over between calls.
         shuffle : bool
             Visit the rows in a new random order each epoch.
         validation_data : tuple, optional
             ``(X_val, T_val)``, evaluated after each epoch.
         validation_split : float
-            Instead of ``validation_data``: the fraction in (0, 1) of the rows, taken from
-            the end of (X, T) before shuffling, held out for validation.
+            Instead of ``validation_data``: the fraction in (0, 1) of the rows held out
+            for validation, ``round(validation_split * N)`` of them, drawn at random from
+            the network's generator (its ``seed``), as scikit-learn's ``early_stopping``
+            splits: stratified for a classification loss (each class, the label or the
+            arg-max of a probability row or the rounded binary target, gives its share of
+            the rows), so sorted data still validates on every class. The training rows
+            keep their order.
         metrics : sequence of str
             ``["accuracy"]`` records ``accuracy`` (and ``val_accuracy``); classification
             losses only.

@@ -514,12 +514,13 @@ class ReferenceNetwork:
             self._check_training_rows(x.shape[0])
         return self._loss_value(self._forward(x, training)[0], t, self._reduction)
 
-    def backward(self, x, t):
+    def backward(self, x, t, sample_weight=None):
         """Fills the gradients and returns the loss, finite or not, as the C++ network:
         overflow shows in the values (and is refused by an update), not as warnings."""
         self.check(x, t)
+        weights = self._row_weights(sample_weight, x.shape[0])
         self._check_training_rows(x.shape[0])
-        return self._backward(x, t)
+        return self._backward(x, t, weights)
 
     def _backward(self, x, t, weights=None):
         """:meth:`backward` of a checked batch, its rows weighted by ``weights`` if given."""

@@ -18,14 +18,21 @@ only, and ``loss_`` includes it); SGD's momentum holds gradients (PyTorch's form
 steps scaled by the learning rate, so a change of the rate also scales the momentum
 carried over; the weights start from fastbp's initialisation; ``loss_`` of the regressor
 is the mean squared error (scikit-learn reports half of it); the classifier always has one
-softmax output per class; no ``sample_weight``; no ``ConvergenceWarning``.
+softmax output per class; no ``ConvergenceWarning``.
+
+``sample_weight`` (``fit``, ``partial_fit``) and the classifier's ``class_weight`` weight
+each sample's loss. "lbfgs" minimises scikit-learn's weighted objective exactly (the
+weighted mean loss plus ``alpha / (2 sum(w)) ||W||²``); "sgd" and "adam" scale the weights
+of a call to mean 1 and divide each batch's weighted loss by its rows, where scikit-learn
+divides by the batch's weight sum, so batches of heavier rows take larger steps (the two
+agree for weights of one value and on average over batches).
 """
 
 from __future__ import annotations
 
+import inspect
 import numbers
 import os
-import types
 
 import numpy as np
 from scipy.optimize import minimize
@@ -34,6 +41,7 @@ from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state
+from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
@@ -117,16 +125,33 @@ class _BaseMLP(BaseEstimator):
         self.n_iter_no_change = n_iter_no_change
         self.max_fun = max_fun
 
+    #: parameters a subclass adds to the shared ones, with their defaults
+    _EXTRA_PARAMS: dict = {}
+
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        # Python names a function's __qualname__ in its argument errors ("got an unexpected
-        # keyword argument"): each estimator gets its own copy, so those name it.
-        base = _BaseMLP.__init__
-        init = types.FunctionType(base.__code__, base.__globals__, "__init__",
-                                  base.__defaults__, base.__closure__)
-        init.__kwdefaults__, init.__doc__ = base.__kwdefaults__, base.__doc__
-        init.__qualname__ = f"{cls.__qualname__}.__init__"
-        cls.__init__ = init
+        # Each estimator gets its own __init__: the shared parameters and its own extra
+        # ones in one signature (what scikit-learn's get_params reads), and argument
+        # errors that name the estimator.
+        shared = inspect.signature(_BaseMLP.__init__)
+        signature = shared.replace(parameters=[
+            *shared.parameters.values(),
+            *(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
+              for name, default in cls._EXTRA_PARAMS.items())])
+        qualname = f"{cls.__qualname__}.__init__"
+
+        def __init__(self, *args, **params):
+            try:
+                bound = signature.bind(self, *args, **params)
+            except TypeError as e:
+                raise TypeError(f"{qualname}() {e}") from None
+            bound.apply_defaults()
+            for name, value in list(bound.arguments.items())[1:]:
+                setattr(self, name, value)
+
+        __init__.__signature__, __init__.__qualname__ = signature, qualname
+        __init__.__doc__ = _BaseMLP.__init__.__doc__
+        cls.__init__ = __init__
 
     # ---- checks and construction ------------------------------------------------------
 
@@ -174,8 +199,7 @@ class _BaseMLP(BaseEstimator):
     def _batch_size(self, n_samples: int) -> int:
         return min(200 if self.batch_size == "auto" else self.batch_size, n_samples)
 
-    def _optimizer(self, batch_size: int):
-        decay = self.alpha / batch_size
+    def _optimizer(self, decay: float):
         if self.solver == "sgd":
             return SGD(lr=self.learning_rate_init, momentum=self.momentum,
                        nesterov=self.nesterovs_momentum and self.momentum > 0,
@@ -196,9 +220,31 @@ class _BaseMLP(BaseEstimator):
 
     # ---- training -----------------------------------------------------------------------
 
-    def _train(self, X, T, n_out: int, *, incremental: bool):
+    def _sample_weight(self, sample_weight, n: int):
+        """``sample_weight`` checked: None, or n finite weights >= 0 with a positive sum,
+        as float64 (a copy: the caller's array is never changed)."""
+        if sample_weight is None:
+            return None
+        try:
+            w = np.array(sample_weight, dtype=np.float64)
+        except (TypeError, ValueError):
+            self._fail("sample_weight", f"{n} real numbers", sample_weight)
+        if w.ndim == 0:
+            w = np.full(n, float(w))
+        if w.shape != (n,):
+            raise ValueError(f"{type(self).__name__}: sample_weight must have shape ({n},), "
+                             f"got {w.shape}")
+        if not np.isfinite(w).all() or (w < 0).any():
+            raise ValueError(f"{type(self).__name__}: sample_weight must be finite and >= 0")
+        if not w.sum() > 0:
+            raise ValueError(f"{type(self).__name__}: sample_weight is zero for every "
+                             "sample: there is nothing to train on")
+        return w
+
+    def _train(self, X, T, n_out: int, w, *, incremental: bool):
         """Build the network unless continuing, then train: one epoch when incremental,
-        else up to max_iter epochs (or L-BFGS iterations) with scikit-learn's rules."""
+        else up to max_iter epochs (or L-BFGS iterations) with scikit-learn's rules;
+        ``w``: each row's weight (checked), or None."""
         if incremental and self.early_stopping:
             raise ValueError(f"{type(self).__name__}: partial_fit does not support "
                              "early_stopping=True")
@@ -207,21 +253,25 @@ class _BaseMLP(BaseEstimator):
             X = X.astype(self.network_.dtype)
         val = None
         if self.solver != "lbfgs" and self.early_stopping:
-            X, T, val = self._split(X, T)
+            X, T, w, val = self._split(X, T, w)
         if fresh:
             self.network_ = self._build(X.shape[1], n_out, X.dtype)
             self.n_iter_, self.t_ = 0, 0
             for name in _STOCHASTIC_ATTRIBUTES:
                 self.__dict__.pop(name, None)
         if self.solver == "lbfgs":
-            self._fit_lbfgs(X, T)
+            self._fit_lbfgs(X, T, w)
         else:
-            self._fit_stochastic(X, T, val, incremental)
+            self._fit_stochastic(X, T, w, val, incremental)
         return self
 
-    def _fit_stochastic(self, X, T, val, incremental: bool) -> None:
-        """scikit-learn's epoch loop for "sgd" and "adam", each epoch one fastbp call."""
+    def _fit_stochastic(self, X, T, w, val, incremental: bool) -> None:
+        """scikit-learn's epoch loop for "sgd" and "adam", each epoch one fastbp call.
+        Weights ``w`` are scaled to mean 1 over the rows, and the weight decay divided by
+        their mean, so the objective's scale is scikit-learn's."""
         net, n = self.network_, X.shape[0]
+        mean_w = 1.0 if w is None else float(w.mean())
+        row_weights = None if w is None else (w / mean_w).astype(net.dtype)
         if not hasattr(self, "loss_curve_"):
             self.loss_curve_, self._no_improvement_count = [], 0
             self.validation_scores_ = self.best_validation_score_ = self.best_loss_ = None
@@ -234,17 +284,18 @@ class _BaseMLP(BaseEstimator):
             self.validation_scores_ = self.best_validation_score_ = None
             self.best_loss_ = np.inf
         batch = self._batch_size(n)
+        decay = self.alpha / (batch * mean_w)
         # A new optimizer (momentum and learning rate) per fit, kept over partial_fit
         # calls, as scikit-learn does; the weight decay follows the batch size.
         if not incremental or getattr(self, "_solver", None) != self.solver:
-            self._solver, self._optimizer_ = self.solver, self._optimizer(batch)
+            self._solver, self._optimizer_ = self.solver, self._optimizer(decay)
         else:
-            self._optimizer_.weight_decay = self.alpha / batch
+            self._optimizer_.weight_decay = decay
         opt = self._optimizer_
         self.n_iter_ = 0
         for _ in range(1 if incremental else self.max_iter):
             history = net.fit(X, T, epochs=1, batch_size=batch, optimizer=opt,
-                              shuffle=self.shuffle, progress=False)
+                              shuffle=self.shuffle, progress=False, sample_weight=row_weights)
             self.n_iter_ += 1
             self.loss_ = history.loss[0]
             self.t_ += n
@@ -307,24 +358,29 @@ class _BaseMLP(BaseEstimator):
             print(msg)
         return True
 
-    def _validation_score(self, X, T) -> float:
-        """scikit-learn's score on the held-out rows (NaN for non-finite outputs)."""
+    def _validation_score(self, X, T, w) -> float:
+        """scikit-learn's score on the held-out rows, weighted by ``w`` if not None (NaN
+        for non-finite outputs)."""
         out = self.network_.predict(X)
-        return self._score_outputs(out, T) if np.isfinite(out).all() else np.nan
+        return self._score_outputs(out, T, w) if np.isfinite(out).all() else np.nan
 
-    def _fit_lbfgs(self, X, T) -> None:
-        """Full-batch L-BFGS-B (SciPy) on scikit-learn's objective: its loss plus
-        ``alpha / (2 n) ||W||²`` over the weights (not the biases) of the n rows, with
-        scikit-learn's options; fastbp's backward pass gives the loss and gradient."""
-        net, scale = self.network_, self._loss_scale
-        decay = np.concatenate([np.full(layer.W.size, self.alpha / X.shape[0])
+    def _fit_lbfgs(self, X, T, w) -> None:
+        """Full-batch L-BFGS-B (SciPy) on scikit-learn's objective: its loss (the
+        ``w``-weighted mean) plus ``alpha / (2 sum(w)) ||W||²`` over the weights (not the
+        biases), ``sum(w)`` being the number of rows without weights, with scikit-learn's
+        options; fastbp's backward pass gives the loss and gradient."""
+        net, scale, n = self.network_, self._loss_scale, X.shape[0]
+        total = n if w is None else float(w.sum())
+        row_weights = None if w is None else (w * (n / total)).astype(net.dtype)
+        decay = np.concatenate([np.full(layer.W.size, self.alpha / total)
                                 if part == "W" else np.zeros(layer.b.size)
                                 for layer in net.layers if isinstance(layer, Dense)
                                 for part in "Wb"])
 
         def objective(theta):
             net.params[...] = theta
-            loss = scale * net.backward(X, T) + 0.5 * np.dot(decay * theta, theta)
+            loss = (scale * net.backward(X, T, sample_weight=row_weights)
+                    + 0.5 * np.dot(decay * theta, theta))
             return loss, scale * net.grads + decay * theta
 
         # L-BFGS-B's BLAS calls work on vectors of n_params: BLAS threads would only
@@ -344,17 +400,20 @@ class _BaseMLP(BaseEstimator):
                                  f"'adam', got {self.solver!r}")
         return True
 
-    def _split(self, X, T):
-        """Hold out validation_fraction of the rows (stratified for a classifier)."""
+    def _split(self, X, T, w):
+        """Hold out validation_fraction of the rows and their weights (stratified for a
+        classifier): ``(X, T, w, (Xv, Tv, wv))``."""
         stratify = T if isinstance(self, ClassifierMixin) else None
-        X, Xv, T, Tv = train_test_split(X, T, test_size=self.validation_fraction,
-                                        random_state=check_random_state(self.random_state),
-                                        stratify=stratify)
+        arrays = (X, T) if w is None else (X, T, w)
+        X, Xv, T, Tv, *weights = train_test_split(
+            *arrays, test_size=self.validation_fraction,
+            random_state=check_random_state(self.random_state), stratify=stratify)
+        w, wv = weights or (None, None)
         if Xv.shape[0] < 2:
             raise ValueError(f"{type(self).__name__}: the validation set is too small "
                              f"({Xv.shape[0]} rows): increase validation_fraction or the "
                              "data set")
-        return X, T, (Xv, Tv)
+        return X, T, w, (Xv, Tv, wv)
 
     def _outputs(self, X) -> np.ndarray:
         check_is_fitted(self)
@@ -445,6 +504,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Adam's hyper-parameters.
     max_fun : int
         Maximum number of loss evaluations of "lbfgs".
+    class_weight : dict, "balanced" or None
+        Weights of the classes (``{label: weight}``, 1 for labels not named), multiplied
+        into ``sample_weight``; ``"balanced"`` weighs each class by ``n_samples /
+        (n_classes * its count)`` (``fit`` only), as scikit-learn's other classifiers do.
 
     Attributes
     ----------
@@ -472,18 +535,29 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     out_activation_ : str
     """
 
-    def fit(self, X, y) -> "MLPClassifier":
-        """Train on ``X`` (n_samples, n_features) and labels ``y``; returns self."""
+    _EXTRA_PARAMS = {"class_weight": None}
+
+    def fit(self, X, y, sample_weight=None) -> "MLPClassifier":
+        """Train on ``X`` (n_samples, n_features) and labels ``y``, each sample's loss
+        weighted by ``sample_weight`` times its class's ``class_weight``; returns self."""
         X, y = self._data(X, y, reset=True)
         self.classes_, codes = np.unique(y, return_inverse=True)
-        return self._fit_codes(X, codes, incremental=False)
+        w = self._weights(sample_weight, y)
+        return self._fit_codes(X, codes, w, incremental=False)
 
     @available_if(_BaseMLP._stochastic)
-    def partial_fit(self, X, y, classes=None) -> "MLPClassifier":
-        """One epoch over (X, y); ``classes`` lists every label on the first call."""
+    def partial_fit(self, X, y, sample_weight=None, classes=None) -> "MLPClassifier":
+        """One epoch over (X, y), weighted as by :meth:`fit` (``class_weight="balanced"``
+        is refused: one call's labels do not tell the classes' frequencies); ``classes``
+        lists every label on the first call."""
         first = not hasattr(self, "classes_")
         if first and classes is None:
             raise ValueError("classes must be passed on the first call to partial_fit")
+        if isinstance(self.class_weight, str) and self.class_weight == "balanced":
+            raise ValueError(f"{type(self).__name__}: class_weight='balanced' is not "
+                             "supported by partial_fit: pass the weights as a dict, e.g. "
+                             "from sklearn.utils.class_weight.compute_class_weight on a "
+                             "large enough sample of the labels")
         X, y = self._data(X, y, reset=first)
         if first:
             self.classes_ = np.unique(column_or_1d(classes))
@@ -491,7 +565,19 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         if unknown.size:
             raise ValueError(f"y holds labels not in classes: {unknown[:5].tolist()}")
         codes = LabelEncoder().fit(self.classes_).transform(y)
-        return self._fit_codes(X, codes, incremental=True)
+        return self._fit_codes(X, codes, self._weights(sample_weight, y), incremental=True)
+
+    def _weights(self, sample_weight, y):
+        """Each sample's weight: ``sample_weight`` times its class's weight, or None when
+        neither is given."""
+        w = self._sample_weight(sample_weight, len(y))
+        if self.class_weight is None:
+            return w
+        if not (isinstance(self.class_weight, dict) or self.class_weight == "balanced"):
+            self._fail("class_weight", "None, 'balanced' or a dict label -> weight",
+                       self.class_weight)
+        by_class = compute_sample_weight(self.class_weight, y)
+        return self._sample_weight(by_class if w is None else w * by_class, len(y))
 
     def _data(self, X, y, reset: bool):
         self._check_params()
@@ -499,9 +585,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         check_classification_targets(y)
         return X, column_or_1d(y, warn=True)
 
-    def _fit_codes(self, X, codes, incremental: bool) -> "MLPClassifier":
+    def _fit_codes(self, X, codes, w, incremental: bool) -> "MLPClassifier":
         self.n_outputs_, self.out_activation_ = len(self.classes_), "softmax"
-        return self._train(X, codes.astype(np.int64), len(self.classes_),
+        return self._train(X, codes.astype(np.int64), len(self.classes_), w,
                            incremental=incremental)
 
     def _loss(self):
@@ -510,8 +596,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     # scikit-learn's log-loss is fastbp's softmax cross-entropy.
     _loss_scale = 1.0
 
-    def _score_outputs(self, out: np.ndarray, codes: np.ndarray) -> float:
-        return accuracy_score(codes, out.argmax(axis=1))
+    def _score_outputs(self, out: np.ndarray, codes: np.ndarray, w) -> float:
+        return accuracy_score(codes, out.argmax(axis=1), sample_weight=w)
 
     def _onnx_head(self) -> dict:
         """predict_proba's softmax, in the exported graph."""
@@ -543,16 +629,19 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     (n_samples, n_outputs); predictions have the same shape.
     """
 
-    def fit(self, X, y) -> "MLPRegressor":
-        """Train on ``X`` (n_samples, n_features) and targets ``y``; returns self."""
-        return self._fit(X, y, reset=True, incremental=False)
+    def fit(self, X, y, sample_weight=None) -> "MLPRegressor":
+        """Train on ``X`` (n_samples, n_features) and targets ``y``, each sample's loss
+        weighted by ``sample_weight``; returns self."""
+        return self._fit(X, y, sample_weight, reset=True, incremental=False)
 
     @available_if(_BaseMLP._stochastic)
-    def partial_fit(self, X, y) -> "MLPRegressor":
-        """One epoch over (X, y), continuing from the current weights once fitted."""
-        return self._fit(X, y, reset=not hasattr(self, "network_"), incremental=True)
+    def partial_fit(self, X, y, sample_weight=None) -> "MLPRegressor":
+        """One epoch over (X, y), weighted as by :meth:`fit`, continuing from the current
+        weights once fitted."""
+        return self._fit(X, y, sample_weight, reset=not hasattr(self, "network_"),
+                         incremental=True)
 
-    def _fit(self, X, y, reset: bool, incremental: bool) -> "MLPRegressor":
+    def _fit(self, X, y, sample_weight, reset: bool, incremental: bool) -> "MLPRegressor":
         self._check_params()
         X, y = validate_data(self, X, y, reset=reset, multi_output=True, y_numeric=True,
                              dtype=(np.float64, np.float32))
@@ -560,7 +649,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         if not reset and T.shape[1] != self.n_outputs_:
             raise ValueError(f"y has {T.shape[1]} outputs, the network {self.n_outputs_}")
         self.n_outputs_, self.out_activation_ = T.shape[1], "identity"
-        return self._train(X, T, T.shape[1], incremental=incremental)
+        return self._train(X, T, T.shape[1], self._sample_weight(sample_weight, len(T)),
+                           incremental=incremental)
 
     def _loss(self):
         return MSELoss()
@@ -568,8 +658,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     # scikit-learn's squared error is half of fastbp's MSELoss.
     _loss_scale = 0.5
 
-    def _score_outputs(self, out: np.ndarray, T: np.ndarray) -> float:
-        return r2_score(T, out)
+    def _score_outputs(self, out: np.ndarray, T: np.ndarray, w) -> float:
+        return r2_score(T, out, sample_weight=w)
 
     def _onnx_head(self) -> dict:
         """predict's flattening of a single output, in the exported graph."""

@@ -16,7 +16,7 @@ from . import _sigint, _validate, distributed, io
 from .callbacks import (BAR_UPDATES_PER_EPOCH, Callback, EarlyStopping, ProgressBar,
                         load_tqdm, progress_default)
 from .history import History
-from .losses import BCEWithLogitsLoss, MSELoss
+from .losses import BCEWithLogitsLoss
 from .metrics import METRICS
 from .optim import Optimizer
 from .schedules import Schedule
@@ -147,11 +147,12 @@ def _checked(net, X, T, epochs, batch_size, optimizer, validation_data, validati
     # Checked whole here: with a progress bar the core sees slices (and would name rows
     # of a slice), and without rows no epoch reaches the core at all.
     net._core.check(x, t)
-    w = _sample_weights(net, t, sample_weight, class_weight)
-    x, t, w, val = _validation(net, x, t, w, validation_data, validation_split)
+    w = sample_weights(net, t, sample_weight, class_weight)
     scored = checked_metrics(net, metrics)
     lrs = _learning_rates(lr_schedule, epochs, optimizer.lr)
     callbacks = _validate.callables("callbacks", callbacks)
+    # Last of the checks: a validation split draws from the network's generator.
+    x, t, w, val = _validation(net, x, t, w, validation_data, validation_split)
     if early_stopping and val is None:
         raise ValueError("early_stopping needs validation_data or validation_split")
     stopper = EarlyStopping(net, patience) if early_stopping else None
@@ -220,7 +221,7 @@ def _run_epoch(net, optimizer: Optimizer, x, t, w, order, batch_size: int, epoch
     return float(loss_sum) / len(order)
 
 
-def _sample_weights(net, t, sample_weight, class_weight):
+def sample_weights(net, t, sample_weight, class_weight=None):
     """One weight per row of ``t``, from ``sample_weight`` or ``class_weight`` (Keras's
     definitions), as an array of the network's dtype; None when both are None."""
     if sample_weight is not None and class_weight is not None:
@@ -237,20 +238,14 @@ def _sample_weights(net, t, sample_weight, class_weight):
 
 
 def _class_weights(net, t, class_weight: dict):
-    """Each row's weight ``class_weight.get(class, 1.0)``, its class being its label, the
-    arg-max of its probability row, or its rounded binary target."""
+    """Each row's weight ``class_weight.get(class, 1.0)``, its class as
+    :func:`_row_classes` reads it."""
     if not isinstance(class_weight, dict):
         raise TypeError(f"class_weight must be a dict class -> weight, got "
                         f"{type(class_weight).__name__}")
-    if isinstance(net.loss_fn, MSELoss):
+    if not net.loss_fn.classifies:
         raise ValueError(f"class_weight needs a classification loss, got {net.loss_fn!r}")
-    if isinstance(net.loss_fn, BCEWithLogitsLoss):
-        if net.out_features != 1:
-            raise ValueError("class_weight with BCEWithLogitsLoss needs one output (binary "
-                             f"targets), got {net.out_features}")
-        classes, labels = 2, np.round(t[:, 0]).astype(np.int64)
-    else:
-        classes, labels = net.out_features, t if t.ndim == 1 else t.argmax(axis=1)
+    classes, labels = _row_classes(net, t)
     table = np.ones(classes, dtype=net.dtype)
     for label, weight in class_weight.items():
         if isinstance(label, bool) or not isinstance(label, (int, np.integer)) or \
@@ -259,6 +254,18 @@ def _class_weights(net, t, class_weight: dict):
                              f"got {label!r}")
         table[label] = _validate.real(f"class_weight[{label}]", weight)
     return table[labels]
+
+
+def _row_classes(net, t):
+    """``(classes, labels)`` of a classification loss's checked targets: each row's class
+    is its label, the arg-max of its probability row, or its rounded binary target (one
+    BCE output)."""
+    if isinstance(net.loss_fn, BCEWithLogitsLoss):
+        if net.out_features != 1:
+            raise ValueError("class_weight with BCEWithLogitsLoss needs one output (binary "
+                             f"targets), got {net.out_features}")
+        return 2, np.round(t[:, 0]).astype(np.int64)
+    return net.out_features, t if t.ndim == 1 else t.argmax(axis=1)
 
 
 def _validation(net, x, t, w, validation_data, validation_split):
@@ -275,12 +282,34 @@ def _validation(net, x, t, w, validation_data, validation_split):
         return x, t, w, val
     if not split:
         return x, t, w, None
-    n_val = int(round(split * x.shape[0]))
-    if split >= 1 or not 0 < n_val < x.shape[0]:
+    n = x.shape[0]
+    n_val = int(round(split * n))
+    if split >= 1 or not 0 < n_val < n:
         raise ValueError(f"validation_split={split} leaves no rows to train or to validate "
-                         f"on, of {x.shape[0]}")
-    cut = x.shape[0] - n_val
-    return x[:cut], t[:cut], None if w is None else w[:cut], (x[cut:], t[cut:])
+                         f"on, of {n}")
+    held = _held_out_rows(net, t, n_val)
+    keep = np.setdiff1d(np.arange(n), held, assume_unique=True)
+    return x[keep], t[keep], None if w is None else w[keep], (x[held], t[held])
+
+
+def _held_out_rows(net, t, n_val: int) -> np.ndarray:
+    """``n_val`` row indices (ascending) drawn from the network's generator: at random,
+    or, for a classification loss with binary or single-class-per-row targets, from each
+    class in proportion to its rows (largest remainders), as a stratified split does."""
+    n = t.shape[0]
+    rng = net._rng
+    stratify = net.loss_fn.classifies and not (
+        isinstance(net.loss_fn, BCEWithLogitsLoss) and net.out_features != 1)
+    if not stratify:
+        return np.sort(rng.permutation(n)[:n_val])
+    _, labels = _row_classes(net, t)
+    classes, counts = np.unique(labels, return_counts=True)
+    share = n_val * counts / n
+    take = np.floor(share).astype(np.int64)
+    order = np.argsort(-(share - take), kind="stable")
+    take[order[:n_val - take.sum()]] += 1
+    held = [rng.permutation(np.flatnonzero(labels == c))[:k] for c, k in zip(classes, take)]
+    return np.sort(np.concatenate(held))
 
 
 def checked_metrics(net, metrics) -> list:
@@ -289,7 +318,7 @@ def checked_metrics(net, metrics) -> list:
         raise TypeError(f"metrics must be a list of names, got {metrics!r}")
     for name in metrics:
         _validate.choice("metric", name, METRICS)
-        if isinstance(net.loss_fn, MSELoss):
+        if not net.loss_fn.classifies:
             raise ValueError(f"metric {name!r} needs a classification loss, got "
                              f"{net.loss_fn!r}")
     return list(metrics)
