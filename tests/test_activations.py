@@ -143,8 +143,7 @@ def test_core_refuses_non_finite_settings_and_missing_input():
 def test_save_load_keeps_settings(case, tmp_path, rng):
     net = fb.Network([fb.Dense(3, 5), CASES[case](), fb.Dense(5, 2)], fb.MSELoss(),
                      dtype="float64", seed=3)
-    net.save(tmp_path / "net.fb")
-    loaded = fb.Network.load(tmp_path / "net.fb")
+    loaded = fb.Network.load(net.save(tmp_path / "net"))
     assert loaded.layers[1].config() == net.layers[1].config()
     assert loaded.layers[1].kind == net.layers[1].kind
     X = rng.standard_normal((4, 3))

@@ -1,5 +1,6 @@
-"""Saving is atomic: a save that fails, or a process killed in the middle of
-one, leaves the previous model file loadable and unchanged."""
+"""Saving: the file's name (numpy.savez's rule: ".npz" appended when missing), and
+atomicity (a save that fails, or a process killed in the middle of one, leaves the
+previous model file loadable and unchanged)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,39 @@ def saved_pair(tmp_path):
 def assert_holds(path, net):
     loaded = fb.Network.load(path)
     np.testing.assert_array_equal(loaded._core.params, net._core.params)
+
+
+@pytest.mark.parametrize("name, written", [("m1", "m1.npz"), ("m1.npz", "m1.npz"),
+                                           ("m1.fb", "m1.fb.npz"), ("m1.NPZ", "m1.NPZ.npz")])
+@pytest.mark.parametrize("as_path", [True, False], ids=["Path", "str"])
+def test_save_names_the_file_as_numpy_savez_does(tmp_path, name, written, as_path):
+    net = make_net((4, 9, 2), seed=0)
+    target = tmp_path / name
+    returned = net.save(target if as_path else str(target))
+    assert returned == str(tmp_path / written)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [written]
+    np.testing.assert_array_equal(fb.Network.load(tmp_path / written).params, net.params)
+    np.savez(tmp_path / "numpy_too", a=np.zeros(1))  # numpy's rule, for comparison
+    assert (tmp_path / "numpy_too.npz").is_file()
+
+
+def test_loading_the_name_without_its_suffix_says_which_file_exists(tmp_path):
+    make_net((4, 9, 2), seed=0).save(tmp_path / "m1")
+    with pytest.raises(FileNotFoundError, match=r"save appends \.npz: is it '.*m1\.npz'"):
+        fb.Network.load(tmp_path / "m1")
+    with pytest.raises(FileNotFoundError) as caught:
+        fb.Network.load(tmp_path / "other")
+    assert "appends" not in str(caught.value)
+
+
+def test_a_checkpoint_is_named_as_save_names_it(tmp_path, rng):
+    cb = fb.callbacks.ModelCheckpoint(tmp_path / "best", save_best_only=False,
+                                      monitor="loss")
+    assert cb.path == str(tmp_path / "best.npz")
+    net = make_net((4, 9, 2), seed=0)
+    net.fit(rng.standard_normal((8, 4)), rng.standard_normal((8, 2)), epochs=1, batch_size=4,
+            optimizer=fb.SGD(lr=0.1), callbacks=[cb], progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.npz"]
 
 
 def test_failed_save_keeps_the_old_file_and_leaves_no_temporary(tmp_path, monkeypatch):

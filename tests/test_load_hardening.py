@@ -396,7 +396,7 @@ def assert_refused_untouched(net, target, exc, kind):
 
 
 def test_save_onto_a_fifo_is_refused(tmp_path, net):
-    fifo = tmp_path / "pipe"
+    fifo = tmp_path / "pipe.npz"
     os.mkfifo(fifo)
     assert_refused_untouched(net, fifo, OSError, "onto a FIFO")
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)
@@ -414,21 +414,23 @@ def test_atomic_write_of_other_models_refuses_a_fifo_as_save_does(tmp_path):
 
 
 def test_save_onto_a_directory_is_refused(tmp_path, net):
-    folder = tmp_path / "models"
+    folder = tmp_path / "models.npz"
     folder.mkdir()
     assert_refused_untouched(net, folder, IsADirectoryError, "onto a directory")
     assert list(folder.iterdir()) == []
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")
-def test_save_onto_a_device_is_refused_and_the_device_stays(net, monkeypatch):
+def test_save_onto_a_device_is_refused_and_the_device_stays(net, monkeypatch, tmp_path):
     def never_replace(src, dst):
         raise AssertionError(f"save tried to replace {dst}")
 
     # A guard in case the check fails: without it, this test (as root) would turn the
     # machine's /dev/full into a regular file.
     monkeypatch.setattr(os, "replace", never_replace)
-    assert_refused_untouched(net, "/dev/full", OSError, "onto a character device")
+    device = tmp_path / "full.npz"  # a name save keeps as it is, pointing at the device
+    device.symlink_to("/dev/full")
+    assert_refused_untouched(net, device, OSError, "onto a character device")
     assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
 
 

@@ -17,7 +17,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from . import _validate
+from . import _validate, io
 from .metrics import METRICS
 
 __all__ = ["Callback", "ModelCheckpoint", "CSVLogger", "ReduceLROnPlateau", "EarlyStopping",
@@ -83,7 +83,9 @@ class ModelCheckpoint(_Monitor):
     Parameters
     ----------
     path : str or os.PathLike
-        The ``.npz`` file written, each checkpoint replacing the last.
+        The ``.npz`` file written, each checkpoint replacing the last (``.npz`` appended
+        when missing, as :meth:`fastbp.Network.save` does; ``self.path`` is the name
+        written).
     monitor : str
         The logs key compared.
     save_best_only : bool
@@ -102,7 +104,7 @@ class ModelCheckpoint(_Monitor):
 
     def __init__(self, path: str | os.PathLike, monitor: str = "val_loss",
                  save_best_only: bool = True, mode: str = "auto"):
-        self.path = os.fspath(path)
+        self.path = io.npz_path(path)
         if not isinstance(save_best_only, bool):
             raise TypeError(f"save_best_only must be a bool, got {type(save_best_only).__name__}")
         super().__init__(monitor, mode, 0.0)

@@ -140,10 +140,20 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -
         raise
 
 
-def save(net, path) -> None:
-    """Write ``net`` to ``path`` atomically (see :func:`atomic_write`)."""
+def npz_path(path) -> str:
+    """``path`` with ``.npz`` appended unless it ends in it, as :func:`numpy.savez` names
+    its files."""
+    path = os.fsdecode(os.fspath(path))
+    return path if path.endswith(".npz") else path + ".npz"
+
+
+def save(net, path) -> str:
+    """Write ``net`` atomically (see :func:`atomic_write`) to :func:`npz_path` of
+    ``path``; returns that path."""
+    path = npz_path(path)
     header = np.array(json.dumps(network_config(net)))
     atomic_write(path, lambda f: np.savez(f, header=header, params=values(net)))
+    return path
 
 
 def _check_target(path: str) -> None:
@@ -189,7 +199,9 @@ def load(path, network_cls: type, backend: str | None = None):
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"no fastbp network file at {path!r}")
+        hint = (f" (save appends .npz: is it {npz_path(path)!r}?)"
+                if os.path.isfile(npz_path(path)) else "")
+        raise FileNotFoundError(f"no fastbp network file at {path!r}{hint}")
     with open(path, "rb") as file:
         try:
             with _archive.open_archive(file) as archive:

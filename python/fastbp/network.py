@@ -541,10 +541,12 @@ class Network:
 
     # ---- persistence --------------------------------------------------------------
 
-    def save(self, path: str | os.PathLike) -> None:
-        """Write the network (layers, loss, dtype, parameters) to exactly ``path`` (an
-        .npz archive; unlike :func:`numpy.savez`, no suffix is appended)."""
-        io.save(self, path)
+    def save(self, path: str | os.PathLike) -> str:
+        """Write the network (layers, loss, dtype, parameters, running statistics) as an
+        .npz archive to ``path``, with ``.npz`` appended when ``path`` does not end in
+        it, as :func:`numpy.savez` does (``save("model")`` writes ``model.npz``);
+        returns the path written."""
+        return io.save(self, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike, backend: str | None = None) -> "Network":
