@@ -454,7 +454,7 @@ def test_fit_bad_validation_data_is_caught_before_training(net, snapshot, bad):
         Tv[2, 0] = np.nan
     validation = (Xv,) if bad == "not-a-pair" else (Xv, Tv)
     snap = snapshot(net)
-    with pytest.raises((ValueError, TypeError)):
+    with pytest.raises((ValueError, TypeError), match="validation_data"):
         net.fit(X, T, epochs=2, batch_size=2, optimizer=fb.SGD(lr=0.1),
                 validation_data=validation)
     snap.assert_unchanged()

@@ -277,8 +277,11 @@ def _validation(net, x, t, w, validation_data, validation_split):
             raise ValueError("give validation_data or validation_split, not both")
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
             raise TypeError("validation_data must be a pair (X_val, T_val)")
-        val = net._batch(*validation_data)
-        net._core.check(*val)
+        try:
+            val = net._batch(*validation_data)
+            net._core.check(*val)
+        except (TypeError, ValueError) as e:  # say which data the error is about
+            raise type(e)(f"validation_data: {e}") from e
         return x, t, w, val
     if not split:
         return x, t, w, None
