@@ -1,0 +1,109 @@
+"""Compare bench_train's training step between two fastbp builds, block by block.
+
+    python benchmarks/bench_pair.py --a /tmp/old-build --b python
+    python benchmarks/bench_pair.py --a /tmp/old-build --b python --cases S1,S2 --blocks 41
+
+``--a`` and ``--b`` are folders that hold a ``fastbp`` package (an installed copy, or
+``python`` in a source tree with its ``_core`` built in place). Each gets a worker
+process that imports fastbp from there and builds bench_train's networks; the workers
+then take turns, one timed block of steps (about ``--block-seconds``) each, in an order
+that alternates from pair to pair, so that whatever else runs on the machine falls on
+both alike. The table gives each build's
+median time per step over the blocks and the median of the per-pair ratios b / a (<1:
+b is faster), with its spread (the 25th and 75th percentiles).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def worker(block_seconds: float) -> None:
+    """Answer ``case`` lines on stdin with one block's seconds per step of that case."""
+    import fastbp as fb
+    from bench_train import CASES, fastbp_step
+
+    steps, per_block = {}, {}
+    rng = np.random.default_rng(0)
+    print(json.dumps({"version": fb.__version__, "file": fb.__file__,
+                      "simd": fb.build_info()["simd"]}), flush=True)
+    for line in sys.stdin:
+        case = line.strip()
+        if case not in steps:
+            sizes, batch = CASES[case]
+            X = rng.standard_normal((batch, sizes[0]), dtype=np.float32)
+            T = rng.standard_normal((batch, sizes[-1]), dtype=np.float32)
+            step = steps[case] = fastbp_step(sizes, X, T, "cpu")
+            step()
+            t0 = time.perf_counter()
+            step()
+            per_block[case] = max(1, int(block_seconds / max(time.perf_counter() - t0, 1e-7)))
+        step, n = steps[case], per_block[case]
+        t0 = time.perf_counter()
+        for _ in range(n):
+            step()
+        print((time.perf_counter() - t0) / n, flush=True)
+
+
+def start(path: str, block_seconds: float) -> tuple[subprocess.Popen, dict]:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.abspath(path), HERE]))
+    proc = subprocess.Popen([sys.executable, __file__, "--worker",
+                             "--block-seconds", str(block_seconds)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+    return proc, json.loads(proc.stdout.readline())
+
+
+def block(proc: subprocess.Popen, case: str) -> float:
+    proc.stdin.write(case + "\n")
+    proc.stdin.flush()
+    return float(proc.stdout.readline())
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--a", help="folder holding build a's fastbp")
+    parser.add_argument("--b", help="folder holding build b's fastbp")
+    parser.add_argument("--cases", default="S1,S2,S3,S4,S5")
+    parser.add_argument("--blocks", type=int, default=21, help="timed blocks per build")
+    parser.add_argument("--block-seconds", type=float, default=0.2)
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        worker(args.block_seconds)
+        return
+    if not (args.a and args.b):
+        parser.error("--a and --b are both needed")
+    (a, info_a), (b, info_b) = start(args.a, args.block_seconds), start(args.b, args.block_seconds)
+    print(f"# a: {info_a['file']} (simd={info_a['simd']})\n# b: {info_b['file']} "
+          f"(simd={info_b['simd']}); {args.blocks} alternating blocks per case")
+    header = f"{'case':4} {'a us':>12} {'b us':>12} {'b / a':>7} {'25%-75%':>13}"
+    print(header + "\n" + "-" * len(header))
+    try:
+        for case in args.cases.split(","):
+            block(a, case), block(b, case)  # warm-up blocks, not counted
+            # each pair's order alternates, so neither build always runs second
+            times = np.array([(block(a, case), block(b, case)) if i % 2 == 0 else
+                              tuple(reversed((block(b, case), block(a, case))))
+                              for i in range(args.blocks)])
+            ratio = times[:, 1] / times[:, 0]
+            lo, hi = np.percentile(ratio, [25, 75])
+            med_a, med_b = np.median(times, axis=0) * 1e6
+            print(f"{case:4} {med_a:>12.1f} {med_b:>12.1f} {np.median(ratio):>7.3f} "
+                  f"{lo:>6.3f}-{hi:.3f}", flush=True)
+    finally:
+        for proc in (a, b):
+            proc.stdin.close()
+            proc.wait()
+
+
+if __name__ == "__main__":
+    main()
