@@ -160,46 +160,6 @@ def loss_inputs(y, target, reduction: str, labels_allowed: bool):
     return y, t
 
 
-def sgd_inputs(param, grad, velocity, lr, momentum, dampening, nesterov, weight_decay):
-    """Checked arguments of an in-place SGD update: ``grad`` converted to ``param``'s
-    dtype, then ``lr, momentum, dampening, nesterov, weight_decay``."""
-    for name, arr in (("param", param), ("velocity", velocity)):
-        if not isinstance(arr, np.ndarray):
-            raise TypeError(f"{name} must be a NumPy array (updated in place), "
-                            f"got {type(arr).__name__}")
-    if param.dtype != velocity.dtype or param.dtype not in (np.float32, np.float64):
-        raise TypeError(f"param and velocity must share dtype float32 or float64, got "
-                        f"{param.dtype} and {velocity.dtype}")
-    same_shape(param=param, grad=grad, velocity=velocity)
-    grad = float_array("grad", grad, param.dtype)
-    return (grad, real("lr", lr, strict=True), real("momentum", momentum),
-            real("dampening", dampening), bool(nesterov), real("weight_decay", weight_decay))
-
-
-def adam_inputs(param, grad, exp_avg, exp_avg_sq, lr, betas, eps, weight_decay,
-                decoupled_weight_decay, step):
-    """Checked arguments of an in-place Adam update: ``grad`` converted to ``param``'s
-    dtype, then ``lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay, step``."""
-    for name, arr in (("param", param), ("exp_avg", exp_avg), ("exp_avg_sq", exp_avg_sq)):
-        if not isinstance(arr, np.ndarray):
-            raise TypeError(f"{name} must be a NumPy array (updated in place), "
-                            f"got {type(arr).__name__}")
-    if param.dtype not in (np.float32, np.float64) or \
-            not param.dtype == exp_avg.dtype == exp_avg_sq.dtype:
-        raise TypeError(f"param, exp_avg and exp_avg_sq must share dtype float32 or float64, "
-                        f"got {param.dtype}, {exp_avg.dtype} and {exp_avg_sq.dtype}")
-    same_shape(param=param, grad=grad, exp_avg=exp_avg, exp_avg_sq=exp_avg_sq)
-    grad = float_array("grad", grad, param.dtype)
-    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-        raise TypeError(f"betas must be a pair (beta1, beta2), got {betas!r}")
-    beta1, beta2 = (real(f"betas[{i}]", b) for i, b in enumerate(betas))
-    if max(beta1, beta2) >= 1:
-        raise ValueError(f"betas must be in [0, 1), got {(beta1, beta2)}")
-    return (grad, real("lr", lr, strict=True), beta1, beta2, real("eps", eps, strict=True),
-            real("weight_decay", weight_decay), bool(decoupled_weight_decay),
-            positive_int("step", step))
-
-
 def update_buffers(param, grad, states: dict) -> np.ndarray:
     """Checked buffers of an in-place optimizer update: ``param`` and the named ``states``
     NumPy arrays of one float dtype and shape; returns ``grad`` converted to match."""

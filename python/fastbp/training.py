@@ -245,7 +245,11 @@ def _class_weights(net, t, class_weight: dict):
                         f"{type(class_weight).__name__}")
     if not net.loss_fn.classifies:
         raise ValueError(f"class_weight needs a classification loss, got {net.loss_fn!r}")
-    classes, labels = _row_classes(net, t)
+    rows = _row_classes(net, t)
+    if rows is None:
+        raise ValueError("class_weight with BCEWithLogitsLoss needs one output (binary "
+                         f"targets), got {net.out_features}")
+    classes, labels = rows
     table = np.ones(classes, dtype=net.dtype)
     for label, weight in class_weight.items():
         if isinstance(label, bool) or not isinstance(label, (int, np.integer)) or \
@@ -257,13 +261,14 @@ def _class_weights(net, t, class_weight: dict):
 
 
 def _row_classes(net, t):
-    """``(classes, labels)`` of a classification loss's checked targets: each row's class
-    is its label, the arg-max of its probability row, or its rounded binary target (one
-    BCE output)."""
+    """``(classes, labels)`` of checked targets: each row's class is its label, the
+    arg-max of its probability row, or its rounded binary target (one BCE output); None
+    when rows have no single class (a regression loss, BCE over several outputs)."""
+    if not net.loss_fn.classifies:
+        return None
     if isinstance(net.loss_fn, BCEWithLogitsLoss):
         if net.out_features != 1:
-            raise ValueError("class_weight with BCEWithLogitsLoss needs one output (binary "
-                             f"targets), got {net.out_features}")
+            return None
         return 2, np.round(t[:, 0]).astype(np.int64)
     return net.out_features, t if t.ndim == 1 else t.argmax(axis=1)
 
@@ -299,13 +304,10 @@ def _held_out_rows(net, t, n_val: int) -> np.ndarray:
     """``n_val`` row indices (ascending) drawn from the network's generator: at random,
     or, for a classification loss with binary or single-class-per-row targets, from each
     class in proportion to its rows (largest remainders), as a stratified split does."""
-    n = t.shape[0]
-    rng = net._rng
-    stratify = net.loss_fn.classifies and not (
-        isinstance(net.loss_fn, BCEWithLogitsLoss) and net.out_features != 1)
-    if not stratify:
+    n, rng, rows = t.shape[0], net._rng, _row_classes(net, t)
+    if rows is None:
         return np.sort(rng.permutation(n)[:n_val])
-    _, labels = _row_classes(net, t)
+    _, labels = rows
     classes, counts = np.unique(labels, return_counts=True)
     share = n_val * counts / n
     take = np.floor(share).astype(np.int64)
