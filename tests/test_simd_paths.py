@@ -54,7 +54,7 @@ CHECK = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("path", ["ref", "avx2", "avx512"])
+@pytest.mark.parametrize("path", ["ref", "avx2", "avx512", "avx512_bf16", "amx"])
 def test_simd_path_matches_numpy(path):
     if path not in fb.build_info()["simd_available"]:
         pytest.skip(f"the {path} path is not compiled in or this CPU cannot run it")

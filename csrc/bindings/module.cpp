@@ -46,6 +46,7 @@ PYBIND11_MODULE(_core, m) {
   bindings::bind_enum(m, "Loss", kernels::kLossNames);
   bindings::bind_enum(m, "Reduction", kernels::kReductionNames);
   bindings::bind_enum(m, "LayerKind", nn::kLayerKindNames);
+  bindings::bind_enum(m, "Compute", kernels::kComputeNames);
   bindings::bind_enum(m, "Optimizer", common::kOptimizerNames);
 
   m.def("set_num_threads", &kernels::set_num_threads, py::arg("n"),
@@ -61,10 +62,11 @@ PYBIND11_MODULE(_core, m) {
     info["threads"] = kernels::num_threads();
     info["simd_compiled"] = kernels::compiled_isas();
     std::vector<std::string> runnable;
-    for (kernels::Isa isa : {kernels::Isa::Ref, kernels::Isa::Avx2, kernels::Isa::Avx512})
+    for (kernels::Isa isa : kernels::kIsas)
       if (kernels::isa_supported(isa)) runnable.emplace_back(kernels::isa_name(isa));
     info["simd_available"] = runnable;
     info["simd"] = kernels::isa_name(kernels::active_isa());
+    info["bf16_gemm"] = kernels::bf16_gemm_name();
 #ifdef FASTBP_HAVE_CUDA
     const cuda::DeviceStatus cuda_status = cuda::device_status();
     info["cuda_compiled"] = true;

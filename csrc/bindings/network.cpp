@@ -35,14 +35,17 @@ template <typename T>
 std::unique_ptr<Handle<T>> make_handle(const std::vector<nn::LayerSpec>& layers,
                                        kernels::Loss loss, kernels::Reduction red,
                                        double loss_param, uint64_t seed,
-                                       const std::string& backend) {
+                                       const std::string& backend, kernels::Compute compute) {
   const nn::LossSpec spec{loss, red, loss_param};
   auto handle = std::make_unique<Handle<T>>();
   try {
     kernels::check_loss_param(loss, loss_param);
     if (backend == "cpu") {
-      handle->net = nn::make_cpu_network<T>(layers, spec, seed);
+      handle->net = nn::make_cpu_network<T>(layers, spec, seed, compute);
     } else if (backend == "cuda") {
+      if (compute != kernels::Compute::Storage)
+        throw py::value_error("the CUDA backend computes in the parameters' dtype only: "
+                              "bfloat16 compute runs on backend 'cpu'");
 #ifdef FASTBP_HAVE_CUDA
       handle->net = cuda::make_network<T>(layers, spec, seed);
 #else
@@ -113,7 +116,9 @@ void bind_network_class(py::module_& m, const char* name) {
   };
   py::class_<H>(m, name)
       .def(py::init(&make_handle<T>), py::arg("layers"), py::arg("loss"), py::arg("reduction"),
-           py::arg("loss_param") = 0.0, py::arg("seed") = 0, py::arg("backend") = "cpu")
+           py::arg("loss_param") = 0.0, py::arg("seed") = 0, py::arg("backend") = "cpu",
+           py::arg("compute") = kernels::Compute::Storage)
+      .def_property_readonly("compute", [](const H& h) { return h.net->plan().compute; })
       .def_property_readonly("n_params", [](const H& h) { return h.net->n_params(); })
       .def_property_readonly("n_state", [](const H& h) { return h.net->n_state(); })
       .def_property_readonly("in_features", [](const H& h) { return h.net->in_features(); })

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "bindings/arrays.hpp"
@@ -31,9 +32,13 @@ const char* act_name(Act act) {
 using kernels::Loss;
 using kernels::Reduction;
 
-py::object matmul(const py::array& a, const py::array& b, bool trans_a, bool trans_b) {
+py::object matmul(const py::array& a, const py::array& b, bool trans_a, bool trans_b,
+                  kernels::Compute compute) {
   return by_dtype(a, "a", [&](auto tag) -> py::object {
     using T = decltype(tag);
+    const bool bf16 = compute == kernels::Compute::Bfloat16;
+    if (bf16 && !std::is_same_v<T, float>)
+      throw py::type_error("matmul: bfloat16 compute takes float32 arrays, got float64");
     check_array<T>(a, "a", {-1, -1});
     check_array<T>(b, "b", {-1, -1});
     const int64_t m = dim(a, trans_a ? 1 : 0), k = dim(a, trans_a ? 0 : 1);
@@ -45,6 +50,13 @@ py::object matmul(const py::array& a, const py::array& b, bool trans_a, bool tra
     const T *pa = static_cast<const T*>(a.data()), *pb = static_cast<const T*>(b.data());
     T* pc = c.mutable_data();
     py::gil_scoped_release nogil;
+    if constexpr (std::is_same_v<T, float>) {
+      if (bf16) {
+        kernels::gemm_bf16(trans_a, trans_b, m, n, k, 1.0f, pa, dim(a, 1), pb, dim(b, 1), 0.0f,
+                           pc, n);
+        return std::move(c);
+      }
+    }
     kernels::gemm<T>(trans_a, trans_b, m, n, k, T(1), pa, dim(a, 1), pb, dim(b, 1), T(0), pc, n);
     return std::move(c);
   });
@@ -334,7 +346,7 @@ py::object dropout(const py::array& x, double p, uint64_t key, bool backward) {
 
 void bind_ops(py::module_& m) {
   m.def("matmul", &matmul, py::arg("a"), py::arg("b"), py::arg("trans_a") = false,
-        py::arg("trans_b") = false);
+        py::arg("trans_b") = false, py::arg("compute") = kernels::Compute::Storage);
   m.def("linear", &linear, py::arg("x"), py::arg("w"), py::arg("b"));
   m.def("activation", &activation, py::arg("act"), py::arg("x"), py::arg("a") = 0.0,
         py::arg("b") = 0.0);

@@ -144,8 +144,9 @@ class Backend {
   }
 
   // ---- kernels -------------------------------------------------------------------
-  void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda,
-            const T* b, int64_t ldb, T* c, int64_t ldc) {
+  // Storage compute only: cuda::make_network makes no other plan.
+  void gemm(kernels::Compute, bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T* a,
+            int64_t lda, const T* b, int64_t ldb, T* c, int64_t ldc) {
     cuda::gemm<T>(ta, tb, m, n, k, a, lda, b, ldb, c, ldc, stream_);
   }
   void bias_activation(T* z, const T* b, int64_t m, int64_t n, kernels::Act act,

@@ -13,6 +13,10 @@
 #include <cpuid.h>
 #endif
 #endif
+#if defined(__linux__) && defined(FASTBP_X86)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 namespace fastbp::kernels {
 
@@ -62,6 +66,18 @@ unsigned long long xcr0() {
 #endif
 }
 
+// Linux hands out AMX's 8 KiB of tile state only to a process that asks for it
+// (arch_prctl ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA, kernel 5.16 and later); a tile
+// instruction without it kills the process. Refused or unknown: no AMX.
+bool os_grants_tiles() {
+#if defined(__linux__) && defined(SYS_arch_prctl)
+  constexpr int kReqXcompPerm = 0x1023, kXtiledata = 18;
+  return syscall(SYS_arch_prctl, kReqXcompPerm, kXtiledata) == 0;
+#else
+  return false;
+#endif
+}
+
 Isa detect_hardware() {
   const CpuidRegs l1 = cpuid(1, 0);
   const bool osxsave = (l1.ecx >> 27) & 1;
@@ -75,7 +91,14 @@ Isa detect_hardware() {
   const bool avx2 = (l7.ebx >> 5) & 1;
   const bool avx512f = (l7.ebx >> 16) & 1;
   const bool avx512dq = (l7.ebx >> 17) & 1;
-  if (ymm_state && zmm_state && avx512f && avx512dq && avx2 && fma) return Isa::Avx512;
+  if (ymm_state && zmm_state && avx512f && avx512dq && avx2 && fma) {
+    const bool avx512_bf16 = (cpuid(7, 1).eax >> 5) & 1;
+    const bool amx_bf16 = (l7.edx >> 22) & 1, amx_tile = (l7.edx >> 24) & 1;
+    const bool tile_state = (xcr & 0x60000) == 0x60000;  // XTILECFG + XTILEDATA
+    if (!avx512_bf16) return Isa::Avx512;
+    if (amx_bf16 && amx_tile && tile_state && os_grants_tiles()) return Isa::Amx;
+    return Isa::Avx512Bf16;
+  }
   if (ymm_state && avx2 && fma) return Isa::Avx2;
   return Isa::Ref;
 }
@@ -92,6 +115,12 @@ bool compiled(Isa isa) {
 #ifdef FASTBP_HAVE_AVX512
     case Isa::Avx512: return true;
 #endif
+#ifdef FASTBP_HAVE_AVX512_BF16
+    case Isa::Avx512Bf16: return true;
+#endif
+#ifdef FASTBP_HAVE_AMX
+    case Isa::Amx: return true;
+#endif
     default: return false;
   }
 }
@@ -102,9 +131,11 @@ Isa parse_env(const char* s) {
   const std::string v(s);
   if (v == "ref") return Isa::Ref;
   if (v == "avx2") return Isa::Avx2;
-  if (v == "avx512") return Isa::Avx512;
+  for (Isa isa : kIsas)
+    if (v == isa_name(isa)) return isa;
   throw std::invalid_argument("FASTBP_SIMD='" + printable(v) +
-                              "' is not a known SIMD path; use one of ref, avx2, avx512");
+                              "' is not a known SIMD path; use one of ref, avx2, avx512, "
+                              "avx512_bf16, amx");
 }
 
 }  // namespace
@@ -135,13 +166,15 @@ const char* isa_name(Isa isa) {
     case Isa::Ref: return "ref";
     case Isa::Avx2: return "avx2";
     case Isa::Avx512: return "avx512";
+    case Isa::Avx512Bf16: return "avx512_bf16";
+    case Isa::Amx: return "amx";
   }
   return "unknown";
 }
 
 std::vector<std::string> compiled_isas() {
   std::vector<std::string> out;
-  for (Isa isa : {Isa::Ref, Isa::Avx2, Isa::Avx512})
+  for (Isa isa : kIsas)
     if (compiled(isa)) out.emplace_back(isa_name(isa));
   return out;
 }

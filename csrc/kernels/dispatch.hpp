@@ -1,13 +1,18 @@
 #pragma once
 // Which instruction-set path the kernels run on. Chosen once per process from the
 // CPU (CPUID) and the OS (XGETBV: the vector state must be saved on context switch),
-// and lowered, never raised, by FASTBP_SIMD=ref|avx2|avx512.
+// and lowered, never raised, by FASTBP_SIMD=ref|avx2|avx512|avx512_bf16|amx. The last two
+// differ from avx512 only in the bfloat16 GEMM (float32 and float64 run the AVX-512
+// kernels on them); amx also needs the OS to grant the process the tile state.
 #include <string>
 #include <vector>
 
 namespace fastbp::kernels {
 
-enum class Isa { Ref, Avx2, Avx512 };
+enum class Isa { Ref, Avx2, Avx512, Avx512Bf16, Amx };
+
+// Every path, lowest first.
+inline constexpr Isa kIsas[] = {Isa::Ref, Isa::Avx2, Isa::Avx512, Isa::Avx512Bf16, Isa::Amx};
 
 // The path in use. Throws std::invalid_argument when FASTBP_SIMD holds an unknown name.
 Isa active_isa();

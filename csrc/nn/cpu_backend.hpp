@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/act.hpp"
@@ -88,8 +89,13 @@ class CpuBackend {
   void batch_enqueued(int) {}
 
   // ---- kernels -------------------------------------------------------------------
-  void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda,
-            const T* b, int64_t ldb, T* c, int64_t ldc) {
+  // A float32 plan may compute its products in bfloat16 (make_cpu_network checks).
+  void gemm(kernels::Compute compute, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
+            const T* a, int64_t lda, const T* b, int64_t ldb, T* c, int64_t ldc) {
+    if constexpr (std::is_same_v<T, float>) {
+      if (compute == kernels::Compute::Bfloat16)
+        return kernels::gemm_bf16(ta, tb, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
+    }
     kernels::gemm<T>(ta, tb, m, n, k, T(1), a, lda, b, ldb, T(0), c, ldc);
   }
   void bias_activation(T* z, const T* b, int64_t m, int64_t n, kernels::Act act,

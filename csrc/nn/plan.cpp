@@ -68,10 +68,11 @@ int64_t Slice::size() const {
   return n;
 }
 
-Plan make_plan(const std::vector<LayerSpec>& layers) {
+Plan make_plan(const std::vector<LayerSpec>& layers, kernels::Compute compute) {
   if (layers.empty()) throw std::invalid_argument("a network needs at least one layer");
   Plan plan;
   plan.layers = layers;
+  plan.compute = compute;
   plan.layout.resize(layers.size());
   for (size_t i = 0; i < layers.size(); ++i) {
     const LayerSpec& l = layers[i];

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "kernels/act.hpp"
+#include "kernels/gemm.hpp"
 
 namespace fastbp::nn {
 
@@ -57,13 +58,16 @@ struct Plan {
   std::vector<LayerLayout> layout;  // one per layer
   std::vector<Unit> units;
   int64_t n_params = 0, n_state = 0, max_width = 0;
+  kernels::Compute compute = kernels::Compute::Storage;  // of the Dense products
   int64_t in_features() const { return layers.front().in; }
   int64_t out_features() const { return layers.back().out; }
 };
 
 // Checks the widths chain and the settings are in range (std::invalid_argument saying
-// which layer and why), lays out the buffers and fuses Dense + activation.
-Plan make_plan(const std::vector<LayerSpec>& layers);
+// which layer and why), lays out the buffers and fuses Dense + activation; the Dense
+// layers' products (forward and both backward) compute as `compute` says.
+Plan make_plan(const std::vector<LayerSpec>& layers,
+               kernels::Compute compute = kernels::Compute::Storage);
 
 // The buffer layout's name of flat parameter index `index`: e.g. "dW of Dense layer 2
 // of 3" (layers counted within their kind); "" when no slice holds it.

@@ -90,9 +90,11 @@ class Trainer {
                              double loss_sum, int64_t interrupt_mark) = 0;
 };
 
-// The CPU network; std::invalid_argument when the layers do not make a network.
+// The CPU network; std::invalid_argument when the layers do not make a network, or for
+// bfloat16 compute on float64 parameters.
 template <typename T>
 std::unique_ptr<Trainer<T>> make_cpu_network(const std::vector<LayerSpec>& layers,
-                                             const LossSpec& loss, uint64_t seed);
+                                             const LossSpec& loss, uint64_t seed,
+                                             kernels::Compute compute);
 
 }  // namespace fastbp::nn

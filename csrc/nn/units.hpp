@@ -17,9 +17,10 @@ template <class B>
 class DenseUnit final : public Layer<B> {
  public:
   using T = typename B::Scalar;
-  DenseUnit(const LayerSpec& dense, const LayerLayout& layout, const LayerSpec* act)
+  DenseUnit(const LayerSpec& dense, const LayerLayout& layout, const LayerSpec* act,
+            kernels::Compute compute)
       : in_(dense.in), out_(dense.out), w_(layout.params[0].offset), b_(layout.params[1].offset),
-        act_(act ? act->act : kernels::Act::Identity),
+        compute_(compute), act_(act ? act->act : kernels::Act::Identity),
         params_(act ? kernels::ActParams{act->act_a, act->act_b} : kernels::ActParams{}) {}
 
   void reserve(int64_t m) override {
@@ -28,20 +29,21 @@ class DenseUnit final : public Layer<B> {
   void forward(const Context<B>& c, const T* x, T* y, int64_t m) override {
     // An activation written through its input keeps the pre-activation Z apart from y.
     T* z = kernels::act_uses_input(act_) ? z_.data() : y;
-    c.be.gemm(false, false, m, out_, in_, x, in_, c.params + w_, out_, z, out_);
+    c.be.gemm(compute_, false, false, m, out_, in_, x, in_, c.params + w_, out_, z, out_);
     c.be.bias_activation(z, c.params + b_, m, out_, act_, params_, y);
   }
   T* backward(const Context<B>& c, const T* x, const T* y, T* g, T* gx, int64_t m) override {
     const T* z = kernels::act_uses_input(act_) ? z_.data() : nullptr;
     c.be.activation_grad_bias_grad(act_, params_, z, y, g, m, out_, c.grads + b_);
-    c.be.gemm(true, false, in_, out_, m, x, in_, g, out_, c.grads + w_, out_);
+    c.be.gemm(compute_, true, false, in_, out_, m, x, in_, g, out_, c.grads + w_, out_);
     if (!gx) return nullptr;
-    c.be.gemm(false, true, m, in_, out_, g, out_, c.params + w_, out_, gx, in_);
+    c.be.gemm(compute_, false, true, m, in_, out_, g, out_, c.params + w_, out_, gx, in_);
     return gx;
   }
 
  private:
   int64_t in_, out_, w_, b_;
+  kernels::Compute compute_;
   kernels::Act act_;
   kernels::ActParams params_;
   typename B::template Buffer<T> z_;
@@ -153,7 +155,7 @@ std::vector<std::unique_ptr<Layer<B>>> make_units(const Plan& plan) {
     switch (l.kind) {
       case LayerKind::Dense:
         units.push_back(std::make_unique<DenseUnit<B>>(
-            l, layout, u.count > 1 ? &plan.layers[u.first + 1] : nullptr));
+            l, layout, u.count > 1 ? &plan.layers[u.first + 1] : nullptr, plan.compute));
         break;
       case LayerKind::Activation:
         units.push_back(std::make_unique<ActivationUnit<B>>(l));

@@ -41,10 +41,18 @@ struct GemmConfig {
   PackB<T> pack_b;
   int mr, nr;          // register block
   int64_t mc, kc, nc;  // cache blocks: MC x KC of A in L2, KC x NC of B in L3
+  // A packed element ("slot") holds k_per_slot K values (2 for bfloat16 pairs), and a
+  // panel's K is padded to a multiple of k_align. `converts`: packing rounds the
+  // operands, so they are always packed, never read in place.
+  int k_align = 1, k_per_slot = 1;
+  bool converts = false;
+
+  // Slots per lane of a panel kc deep.
+  int64_t slots(int64_t kc_) const { return (kc_ + k_align - 1) / k_align * k_align / k_per_slot; }
 };
 
 // Largest MR * NR in the table, for the edge-tile scratch in the driver.
-inline constexpr int kMaxTile = 12 * 32;
+inline constexpr int kMaxTile = 32 * 32;
 
 // An ISA's kernels: `wide` for products of at least `wide_from` columns, `narrow` for
 // the rest (the same entry where the ISA has one kernel). A wide tile needs fewer loads
@@ -62,6 +70,11 @@ struct GemmPath {
 // sizes of FASTBP_GEMM_BLOCKS where it is set.
 template <typename T>
 const GemmPath<T>& gemm_path(Isa isa);
+
+// The bfloat16 GEMM's kernels on `isa`: the float32 kernels of Ref, Avx2 and Avx512 on
+// operands rounded while packed (the portable path), vdpbf16ps on Avx512Bf16, AMX tiles
+// on Amx (with vdpbf16ps for narrow products).
+const GemmPath<float>& bf16_gemm_path(Isa isa);
 
 // FASTBP_GEMM_BLOCKS="MC,KC,NC" overrides every kernel's cache blocks (for tuning; MC
 // and NC are rounded up to whole tiles). Throws std::invalid_argument for a value that
@@ -112,5 +125,38 @@ void dgemm_avx512_12x16(int64_t kc, double alpha, const double* a, int64_t rs_a,
 void dgemm_avx512_12x16_edge(int64_t kc, double alpha, const double* a, int64_t rs_a,
                              int64_t cs_a, const double* b, int64_t rs_b, double beta,
                              double* c, int64_t ldc, int rows, int cols);
+
+// bfloat16 kernels and their packers (pack_bf16.hpp), compiled with their ISA's flags.
+// The packed operands are bfloat16 pairs in float-sized slots; see GemmConfig.
+void bf16gemm_avx512bf16_12x32(int64_t kc, float alpha, const float* a, int64_t rs_a,
+                               int64_t cs_a, const float* b, int64_t rs_b, float beta,
+                               float* c, int64_t ldc);
+void bf16gemm_avx512bf16_12x32_edge(int64_t kc, float alpha, const float* a, int64_t rs_a,
+                                    int64_t cs_a, const float* b, int64_t rs_b, float beta,
+                                    float* c, int64_t ldc, int rows, int cols);
+void bf16gemm_avx512bf16_6x64(int64_t kc, float alpha, const float* a, int64_t rs_a,
+                              int64_t cs_a, const float* b, int64_t rs_b, float beta, float* c,
+                              int64_t ldc);
+void bf16gemm_avx512bf16_6x64_edge(int64_t kc, float alpha, const float* a, int64_t rs_a,
+                                   int64_t cs_a, const float* b, int64_t rs_b, float beta,
+                                   float* c, int64_t ldc, int rows, int cols);
+void bf16_pack_a_pairs12(bool trans, const float* a, int64_t lda, int64_t i0, int64_t rows,
+                         int64_t p0, int64_t kc, float* dst);
+void bf16_pack_a_pairs6(bool trans, const float* a, int64_t lda, int64_t i0, int64_t rows,
+                        int64_t p0, int64_t kc, float* dst);
+void bf16_pack_b_pairs32(bool trans, const float* b, int64_t ldb, int64_t j0, int64_t cols,
+                         int64_t p0, int64_t kc, float* dst);
+void bf16_pack_b_pairs64(bool trans, const float* b, int64_t ldb, int64_t j0, int64_t cols,
+                         int64_t p0, int64_t kc, float* dst);
+
+void bf16gemm_amx_32x32(int64_t kc, float alpha, const float* a, int64_t rs_a, int64_t cs_a,
+                        const float* b, int64_t rs_b, float beta, float* c, int64_t ldc);
+void bf16gemm_amx_32x32_edge(int64_t kc, float alpha, const float* a, int64_t rs_a,
+                             int64_t cs_a, const float* b, int64_t rs_b, float beta, float* c,
+                             int64_t ldc, int rows, int cols);
+void bf16_pack_a_amx32(bool trans, const float* a, int64_t lda, int64_t i0, int64_t rows,
+                       int64_t p0, int64_t kc, float* dst);
+void bf16_pack_b_amx32(bool trans, const float* b, int64_t ldb, int64_t j0, int64_t cols,
+                       int64_t p0, int64_t kc, float* dst);
 
 }  // namespace fastbp::kernels::gemm_detail

@@ -79,12 +79,12 @@ void gemm_tiled(const GemmConfig<T>& cfg, bool ta, bool tb, int64_t m, int64_t n
   const int64_t nc_step = round_up(ceil_div(n, ceil_div(n, cfg.nc)), nr);
   const int64_t m_panels = ceil_div(m, mr);
   const int64_t n_panels_max = ceil_div(std::min(n, nc_step), nr);
-  const bool direct_b = !tb && m_panels < kMinPackReuse;
+  const bool direct_b = !cfg.converts && !tb && m_panels < kMinPackReuse;
   // Even block sizes: k = 257 runs as 129 + 128, not 256 + 1.
   const int64_t kc_step = ceil_div(k, ceil_div(k, cfg.kc));
   // A^T in place would read a few elements from each of kc rows lda apart (4K aliasing,
   // a TLB entry per row); packing it is a contiguous copy, so it is always packed.
-  const bool direct_a = !ta && n_panels_max < kMinPackReuse;
+  const bool direct_a = !cfg.converts && !ta && n_panels_max < kMinPackReuse;
   const int64_t rs_a = ta ? 1 : lda, cs_a = ta ? lda : 1;
   const int threads = pick_threads(m * n * k);
   const int tm = pick_m_threads(threads, m_panels, n_panels_max, mr, nr);
@@ -94,8 +94,9 @@ void gemm_tiled(const GemmConfig<T>& cfg, bool ta, bool tb, int64_t m, int64_t n
   const int64_t m_blocks = std::max<int64_t>(tm, ceil_div(m, cfg.mc));
   const int64_t mc_step = round_up(ceil_div(m, m_blocks), mr);
   const int64_t units = ceil_div(m, mc_step) * tn;
+  const int64_t slots_max = cfg.slots(kc_step);  // a packed panel's depth, see GemmConfig
   T* const bbuf = static_cast<T*>(thread_scratch(
-      Scratch::PackB, sizeof(T) * static_cast<size_t>(kc_step * (direct_b ? nr : nc_step))));
+      Scratch::PackB, sizeof(T) * static_cast<size_t>(slots_max * (direct_b ? nr : nc_step))));
 
   for (int64_t jc = 0; jc < n; jc += nc_step) {
     const int64_t ncur = std::min(nc_step, n - jc);
@@ -105,6 +106,7 @@ void gemm_tiled(const GemmConfig<T>& cfg, bool ta, bool tb, int64_t m, int64_t n
     for (int64_t pc = 0; pc < k; pc += kc_step) {
       const int64_t kcur = std::min(kc_step, k - pc);
       const T beta_k = pc == 0 ? beta : T(1);
+      const int64_t kslots = cfg.slots(kcur);
       // Phase 1: the B block, shared by every unit of phase 2.
       const int64_t pack_parts = direct_b ? 1 : std::min<int64_t>(threads, n_panels);
       parallel_units(pack_parts, threads, [&](int64_t part) {
@@ -113,7 +115,7 @@ void gemm_tiled(const GemmConfig<T>& cfg, bool ta, bool tb, int64_t m, int64_t n
         if (panels.end <= panels.begin) return;
         const int64_t j0 = panels.begin * nr;
         const int64_t cols = std::min(ncur, panels.end * nr) - j0;
-        cfg.pack_b(tb, b, ldb, jc + j0, cols, pc, kcur, direct_b ? bbuf : bbuf + j0 * kcur);
+        cfg.pack_b(tb, b, ldb, jc + j0, cols, pc, kcur, direct_b ? bbuf : bbuf + j0 * kslots);
       });
       // Phase 2: the C tiles, an M block by a column group per unit.
       parallel_units(units, threads, [&](int64_t unit) {
@@ -124,18 +126,18 @@ void gemm_tiled(const GemmConfig<T>& cfg, bool ta, bool tb, int64_t m, int64_t n
         T* const abuf = direct_a ? nullptr
                                  : static_cast<T*>(thread_scratch(
                                        Scratch::PackA,
-                                       sizeof(T) * static_cast<size_t>(mc_step * kc_step)));
+                                       sizeof(T) * static_cast<size_t>(mc_step * slots_max)));
         if (!direct_a) cfg.pack_a(ta, a, lda, ic, mcur, pc, kcur, abuf);
         alignas(64) T edge[kMaxTile];
         for (int64_t jp = my_cols.begin; jp < my_cols.end; ++jp) {
           const int64_t j = jc + jp * nr;
           const int64_t cols = std::min<int64_t>(nr, jc + ncur - j);
           const bool b_in_place = direct_b && jp < b_tail;
-          const T* bp = b_in_place ? b + pc * ldb + j : bbuf + (direct_b ? 0 : jp * nr * kcur);
+          const T* bp = b_in_place ? b + pc * ldb + j : bbuf + (direct_b ? 0 : jp * nr * kslots);
           const int64_t rs_b = b_in_place ? ldb : nr;
           for (int64_t ip = 0; ip < mcur; ip += mr) {
             const int rows = static_cast<int>(std::min<int64_t>(mr, mcur - ip));
-            const T* ap = direct_a ? a + (ic + ip) * rs_a + pc * cs_a : abuf + ip * kcur;
+            const T* ap = direct_a ? a + (ic + ip) * rs_a + pc * cs_a : abuf + ip * kslots;
             const int64_t ars = direct_a ? rs_a : 1, acs = direct_a ? cs_a : mr;
             const bool full = rows == mr && cols == nr;
             if (c_trans) {  // the tile goes through `edge`, transposed on the way to C
@@ -168,12 +170,17 @@ const GemmPath<T>& active_path() {
   return path;
 }
 
+const GemmPath<float>& active_bf16_path() {
+  static const GemmPath<float>& path = bf16_gemm_path(active_isa());
+  return path;
+}
+
 template <typename T>
 void run(const GemmPath<T>& path, bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha,
          const T* a, int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
   if (m <= 0 || n <= 0) return;
   if (k <= 0 || alpha == T(0)) return scale_c(m, n, beta, c, ldc);
-  if (m * n * k <= kDirectWork)
+  if (m * n * k <= kDirectWork && !path.narrow->converts)
     return gemm_direct(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   // A narrow C (the output layer's few columns) would leave most of each NR-wide tile
   // empty; as C^T those columns fill the MR side, and the tiles are transposed on store.
@@ -195,6 +202,15 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, 
   gemm_detail::run(gemm_detail::active_path<T>(), trans_a, trans_b, m, n, k, alpha, a, lda,
                    b, ldb, beta, c, ldc);
 }
+
+void gemm_bf16(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+               const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
+               int64_t ldc) {
+  gemm_detail::run(gemm_detail::active_bf16_path(), trans_a, trans_b, m, n, k, alpha, a, lda,
+                   b, ldb, beta, c, ldc);
+}
+
+const char* bf16_gemm_name() { return gemm_detail::active_bf16_path().wide->name; }
 
 template void gemm<float>(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t,
                           const float*, int64_t, float, float*, int64_t);

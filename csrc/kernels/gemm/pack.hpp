@@ -2,16 +2,20 @@
 // Packing op(A) and op(B) into the micro-panel layouts the micro-kernels stream
 // through: contiguous, in the order they are read, padded with zeros to MR / NR so the
 // kernels never see a ragged edge. The transposes of op() happen here, on the way into
-// the panels, so no transposed copy of an operand is ever made.
+// the panels, so no transposed copy of an operand is ever made. A conversion C
+// (bf16.hpp: Copy, or RoundBf16 for the bfloat16 GEMM) is applied to each element as it
+// is copied, so rounding the operands costs no pass of its own.
 #include <algorithm>
 #include <cstdint>
+
+#include "bf16.hpp"
 
 namespace fastbp::kernels::gemm_detail {
 
 // Element (p, lane) of a micro-panel read straight from the matrix: either the lane
 // runs along the stored rows (`lane_contig`: a copy) or across them (a transpose).
 // The transpose reads a few lanes' rows in 8-long runs so each run is one cache line.
-template <typename T, int R>
+template <typename T, int R, class C = Copy>
 inline void pack_panel(const T* src, int64_t ld, bool lane_contig, int64_t lanes, int64_t kc,
                        T* __restrict dst) {
   if (lane_contig) {
@@ -20,11 +24,11 @@ inline void pack_panel(const T* src, int64_t ld, bool lane_contig, int64_t lanes
     if (lanes == R) {
       for (int64_t p = 0; p < kc; ++p) {
 #pragma GCC unroll 16
-        for (int l = 0; l < R; ++l) dst[p * R + l] = src[p * ld + l];
+        for (int l = 0; l < R; ++l) dst[p * R + l] = C::apply(src[p * ld + l]);
       }
     } else {
       for (int64_t p = 0; p < kc; ++p) {
-        for (int64_t l = 0; l < lanes; ++l) dst[p * R + l] = src[p * ld + l];
+        for (int64_t l = 0; l < lanes; ++l) dst[p * R + l] = C::apply(src[p * ld + l]);
         for (int64_t l = lanes; l < R; ++l) dst[p * R + l] = T(0);
       }
     }
@@ -38,39 +42,39 @@ inline void pack_panel(const T* src, int64_t ld, bool lane_contig, int64_t lanes
       for (int l = 0; l < R; ++l) {
         const T* s = src + l * ld + p;
 #pragma GCC unroll 8
-        for (int q = 0; q < kRun; ++q) dst[(p + q) * R + l] = s[q];
+        for (int q = 0; q < kRun; ++q) dst[(p + q) * R + l] = C::apply(s[q]);
       }
     }
   }
   for (; p < kc; ++p) {
-    for (int64_t l = 0; l < lanes; ++l) dst[p * R + l] = src[l * ld + p];
+    for (int64_t l = 0; l < lanes; ++l) dst[p * R + l] = C::apply(src[l * ld + p]);
     for (int64_t l = lanes; l < R; ++l) dst[p * R + l] = T(0);
   }
 }
 
 // Rows [i0, i0 + rows) x columns [p0, p0 + kc) of op(A) as MR-row micro-panels, each
 // kc x MR (column p of the panel holds its MR rows contiguously).
-template <typename T, int MR>
+template <typename T, int MR, class C = Copy>
 void pack_a(bool trans, const T* a, int64_t lda, int64_t i0, int64_t rows, int64_t p0,
             int64_t kc, T* dst) {
   for (int64_t ip = 0; ip < rows; ip += MR) {
     const int64_t lanes = std::min<int64_t>(MR, rows - ip);
     const int64_t i = i0 + ip;
     const T* src = trans ? a + p0 * lda + i : a + i * lda + p0;
-    pack_panel<T, MR>(src, lda, trans, lanes, kc, dst + ip * kc);
+    pack_panel<T, MR, C>(src, lda, trans, lanes, kc, dst + ip * kc);
   }
 }
 
 // Columns [j0, j0 + cols) x rows [p0, p0 + kc) of op(B) as NR-column micro-panels, each
 // kc x NR (row p of the panel holds its NR columns contiguously).
-template <typename T, int NR>
+template <typename T, int NR, class C = Copy>
 void pack_b(bool trans, const T* b, int64_t ldb, int64_t j0, int64_t cols, int64_t p0,
             int64_t kc, T* dst) {
   for (int64_t jp = 0; jp < cols; jp += NR) {
     const int64_t lanes = std::min<int64_t>(NR, cols - jp);
     const int64_t j = j0 + jp;
     const T* src = trans ? b + j * ldb + p0 : b + p0 * ldb + j;
-    pack_panel<T, NR>(src, ldb, !trans, lanes, kc, dst + jp * kc);
+    pack_panel<T, NR, C>(src, ldb, !trans, lanes, kc, dst + jp * kc);
   }
 }
 

@@ -19,6 +19,8 @@ struct Avx2F32 {
   static V set1(float x) { return _mm256_set1_ps(x); }
   static V zero() { return _mm256_setzero_ps(); }
   static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+  static constexpr int kDepth = 1;
+  static V dot(V a, V b, V c) { return fma(a, b, c); }
   static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
   static __m256i mask(int n) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
@@ -36,6 +38,8 @@ struct Avx2F64 {
   static V set1(double x) { return _mm256_set1_pd(x); }
   static V zero() { return _mm256_setzero_pd(); }
   static V fma(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
+  static constexpr int kDepth = 1;
+  static V dot(V a, V b, V c) { return fma(a, b, c); }
   static V mul(V a, V b) { return _mm256_mul_pd(a, b); }
   static __m256i mask(int n) {
     return _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3));

@@ -21,6 +21,8 @@ struct Avx512F32 {
   static V set1(float x) { return _mm512_set1_ps(x); }
   static V zero() { return _mm512_setzero_ps(); }
   static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+  static constexpr int kDepth = 1;
+  static V dot(V a, V b, V c) { return fma(a, b, c); }
   static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
   static __mmask16 mask(int n) { return static_cast<__mmask16>((1u << n) - 1); }
   static V load_n(const float* p, int n) { return _mm512_maskz_loadu_ps(mask(n), p); }
@@ -36,6 +38,8 @@ struct Avx512F64 {
   static V set1(double x) { return _mm512_set1_pd(x); }
   static V zero() { return _mm512_setzero_pd(); }
   static V fma(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
+  static constexpr int kDepth = 1;
+  static V dot(V a, V b, V c) { return fma(a, b, c); }
   static V mul(V a, V b) { return _mm512_mul_pd(a, b); }
   static __mmask8 mask(int n) { return static_cast<__mmask8>((1u << n) - 1); }
   static V load_n(const double* p, int n) { return _mm512_maskz_loadu_pd(mask(n), p); }

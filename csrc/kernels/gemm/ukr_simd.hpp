@@ -1,6 +1,8 @@
 #pragma once
 // The register-blocked micro-kernel shared by the SIMD paths, written once over a
-// vector-ops struct `O` (load, store, bcast, set1, zero, fma, mul; kWidth lanes).
+// vector-ops struct `O` (load, store, bcast, set1, zero, fma, mul; kWidth lanes; and the
+// accumulate step dot(a, b, acc) consuming kDepth K values: an FMA of one for float
+// kernels, vdpbf16ps of a bfloat16 pair for the bfloat16 ones).
 // Include only from an ISA's own translation unit, with `O` defined in an anonymous
 // namespace there: each instantiation then has internal linkage, so code compiled with
 // one ISA's flags can never be merged into another path by the linker.
@@ -10,9 +12,9 @@
 
 namespace fastbp::kernels::gemm_detail {
 
-// acc = A @ B over kc steps: per step, NV vector loads of a B row and MR broadcasts from
-// an A column feed MR * NV independent FMAs. A(i, p) is at a[i * rs_a + p * cs_a] and
-// B(p, :) at b + p * rs_b.
+// acc = A @ B over kc K values: per step, NV vector loads of a B row and MR broadcasts
+// from an A column feed MR * NV independent FMAs. A(i, p) is at a[i * rs_a + p * cs_a]
+// and B(p, :) at b + p * rs_b, p counting steps of kDepth K values.
 template <typename O, typename T, int MR, int NV>
 inline __attribute__((always_inline)) void ukr_accumulate(
     int64_t kc, const T* __restrict a, int64_t rs_a, int64_t cs_a, const T* __restrict b,
@@ -23,8 +25,9 @@ inline __attribute__((always_inline)) void ukr_accumulate(
   for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) acc[i][v] = O::zero();
+  const int64_t steps = (kc + O::kDepth - 1) / O::kDepth;
 #pragma GCC unroll 4
-  for (int64_t p = 0; p < kc; ++p) {
+  for (int64_t p = 0; p < steps; ++p) {
     V bv[NV];
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) bv[v] = O::load(b + v * W);
@@ -32,7 +35,7 @@ inline __attribute__((always_inline)) void ukr_accumulate(
     for (int i = 0; i < MR; ++i) {
       const V ai = O::bcast(a + i * rs_a);
 #pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) acc[i][v] = O::fma(ai, bv[v], acc[i][v]);
+      for (int v = 0; v < NV; ++v) acc[i][v] = O::dot(ai, bv[v], acc[i][v]);
     }
     a += cs_a;
     b += rs_b;

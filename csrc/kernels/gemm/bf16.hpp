@@ -1,0 +1,37 @@
+#pragma once
+// bfloat16: the upper 16 bits of a float32 (8 exponent bits, 7 mantissa bits). The
+// compute type of the bfloat16 GEMM, whose operands are rounded from float32 while they
+// are packed (pack_bf16.hpp, pack.hpp).
+#include <cstdint>
+#include <cstring>
+
+namespace fastbp::kernels::gemm_detail {
+
+// float32 -> bfloat16 by round to nearest, ties to even, as PyTorch and the hardware
+// conversions round; a NaN stays a (quiet) NaN instead of rounding into infinity.
+inline uint16_t bf16_bits(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, sizeof u);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return static_cast<uint16_t>(u >> 16);
+}
+
+// x rounded to the nearest bfloat16, as a float32 (its low 16 bits zero).
+inline float bf16_round(float x) {
+  const uint32_t u = static_cast<uint32_t>(bf16_bits(x)) << 16;
+  float y;
+  std::memcpy(&y, &u, sizeof y);
+  return y;
+}
+
+// The element conversions the packers apply on the way into a panel.
+struct Copy {
+  template <typename T>
+  static T apply(T x) { return x; }
+};
+struct RoundBf16 {
+  static float apply(float x) { return bf16_round(x); }
+};
+
+}  // namespace fastbp::kernels::gemm_detail
