@@ -20,7 +20,7 @@ import platform
 import numpy as np
 
 import fastbp as fb
-from timing import median_seconds
+from timing import median_seconds, torch_with_threads
 
 CASES = {  # name: (layer sizes, batch)
     "S1": ((2, 3, 1), 1),
@@ -39,18 +39,23 @@ def step_flops(sizes, batch):
     return total
 
 
-def fastbp_step(sizes, X, T, backend):
+def fastbp_step(sizes, X, T, backend, compute_dtype=None):
     layers = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         layers.append(fb.Dense(n_in, n_out, init="he"))
         if i < len(sizes) - 2:
             layers.append(fb.ReLU())
-    net = fb.Network(layers, fb.MSELoss(), dtype="float32", backend=backend, seed=0)
+    net = fb.Network(layers, fb.MSELoss(), dtype="float32", backend=backend, seed=0,
+                     compute_dtype=compute_dtype)
     opt = fb.SGD(lr=1e-3)
     return lambda: net.train_step(X, T, opt)
 
 
-def torch_step(sizes, X, T):
+def torch_step(sizes, X, T, autocast=False):
+    """PyTorch's step; ``autocast``: under ``torch.autocast("cpu", dtype=torch.bfloat16)``
+    (bfloat16 products, float32 weights and update), as its users train in mixed precision."""
+    import contextlib
+
     import torch
 
     mods = []
@@ -65,7 +70,9 @@ def torch_step(sizes, X, T):
 
     def step():
         opt.zero_grad(set_to_none=True)
-        loss = loss_fn(model(x), t)
+        with (torch.autocast("cpu", dtype=torch.bfloat16) if autocast
+              else contextlib.nullcontext()):
+            loss = loss_fn(model(x).float(), t)
         loss.backward()
         opt.step()
         return loss.item()
@@ -85,14 +92,7 @@ def main(argv=None):
                              "report the resident memory before and after")
     args = parser.parse_args(argv)
 
-    try:
-        import torch
-    except ImportError:
-        torch = None
-    threads = args.threads or fb.get_num_threads()
-    fb.set_num_threads(threads)
-    if torch is not None:
-        torch.set_num_threads(threads)
+    torch, threads = torch_with_threads(fb, args.threads)
     info = fb.build_info()
     cuda = info["cuda_available"]
     print(f"# machine: {platform.processor() or platform.machine()}, {threads} threads; "

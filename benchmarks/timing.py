@@ -6,6 +6,20 @@ import statistics
 import time
 
 
+def torch_with_threads(fb, threads):
+    """``(torch or None, threads)``: PyTorch if installed, with fastbp and it set to
+    ``threads`` (None: fastbp's current count), so both libraries get the same cores."""
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    threads = threads or fb.get_num_threads()
+    fb.set_num_threads(threads)
+    if torch is not None:
+        torch.set_num_threads(threads)
+    return torch, threads
+
+
 def median_seconds(fn, repeats: int, block_seconds: float = 0.2) -> float:
     """Median seconds per call of ``fn`` over ``repeats`` blocks of ~``block_seconds``.
 

@@ -286,6 +286,18 @@ def test_header_that_is_not_a_text_is_refused_without_unpickling(tmp_path, net, 
     assert not marker.exists()
 
 
+@pytest.mark.parametrize("compute,dtype", [("float16", "float32"), ("bfloat16", "float64"),
+                                           ([1], "float32")])
+def test_header_with_a_bad_compute_dtype_is_refused(tmp_path, compute, dtype):
+    net = make_net((4, 9, 2), dtype=dtype, seed=0)
+    header = header_of(net)
+    header["compute_dtype"] = compute
+    path = tmp_path / "m.npz"
+    write_model(path, header, fbio.values(net))
+    with pytest.raises(ValueError, match="compute dtype"):
+        fb.Network.load(path)
+
+
 def test_header_longer_than_the_limit_is_refused(tmp_path, net):
     header = header_of(net)
     header["note"] = "x" * _archive.MAX_HEADER_CHARS

@@ -1,4 +1,5 @@
-"""NumPy maths of dropout, layer norm and batch norm: the one copy of each formula, which
+"""NumPy maths of dropout, layer norm, batch norm and the bfloat16 products: the one copy
+of each formula, which
 both the layer classes (:mod:`fastbp.layers`) and the reference ops
 (:mod:`fastbp.reference`) call. A leaf module: it imports nothing from fastbp.
 
@@ -11,6 +12,27 @@ from __future__ import annotations
 import numpy as np
 
 _U64 = np.uint64
+
+
+def round_to_bfloat16(x: np.ndarray) -> np.ndarray:
+    """float32 ``x`` rounded to the nearest bfloat16 (ties to even) and back to float32,
+    as fastbp's bfloat16 GEMM rounds its operands (csrc/kernels/gemm/bf16.hpp): the
+    upper 16 bits of each float32, rounded; infinities stay, a NaN stays a NaN, and a
+    finite value past bfloat16's largest (about 3.39e38) becomes an infinity."""
+    x = np.asarray(x, dtype=np.float32)
+    bits = x.view(np.uint32).astype(np.uint64)
+    rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
+    return np.where(np.isnan(x), x, rounded.astype(np.uint32).view(np.float32))
+
+
+def product(a: np.ndarray, b: np.ndarray, compute: str | None) -> np.ndarray:
+    """``a @ b`` as a Dense layer computes it: in the arrays' dtype, or, for compute
+    ``"bfloat16"``, on the float32 operands rounded to bfloat16 with float32 sums (each
+    product of two bfloat16 is exact in float32, so only the summation order differs
+    from the C++ kernels)."""
+    if compute == "bfloat16":
+        return round_to_bfloat16(a) @ round_to_bfloat16(b)
+    return a @ b
 
 
 def splitmix64(x: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ import re
 
 from . import _core
 
-__all__ = ["snake_case", "ACTIVATIONS", "LOSSES", "REDUCTIONS"]
+__all__ = ["snake_case", "ACTIVATIONS", "LOSSES", "REDUCTIONS", "COMPUTE"]
 
 # A word starts at an upper-case letter followed by a lower-case one, after a lower-case
 # letter or a capital: BCEWithLogits -> BCE_With_Logits, while ReLU stays one word.
@@ -45,3 +45,6 @@ ACTIVATIONS: dict = _by_snake_name(_core.Act)
 LOSSES: dict = _by_snake_name(_core.Loss)
 #: ``"mean"`` -> ``_core.Reduction.Mean``.
 REDUCTIONS: dict = _by_snake_name(_core.Reduction)
+#: A compute dtype (None: the storage dtype's; ``"bfloat16"``) -> ``_core.Compute``.
+COMPUTE: dict = {None if name == "storage" else name: member
+                 for name, member in _by_snake_name(_core.Compute).items()}

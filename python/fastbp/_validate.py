@@ -37,6 +37,24 @@ def dtype_name(value) -> str:
     return name
 
 
+#: The compute dtypes a float32 network or product may use besides its own.
+COMPUTE_DTYPES = ("bfloat16",)
+
+
+def compute_dtype(value, dtype) -> str | None:
+    """``value`` checked as a compute dtype (None: compute in ``dtype``, the storage
+    dtype): ``"bfloat16"`` needs float32 storage."""
+    if value is None:
+        return None
+    if value not in COMPUTE_DTYPES:
+        raise ValueError(f"compute_dtype must be None or one of {list(COMPUTE_DTYPES)}, "
+                         f"got {value!r}")
+    if np.dtype(dtype) != np.float32:
+        raise ValueError(f"compute_dtype={value!r} needs float32 parameters and operands "
+                         f"(float32 master weights), got {np.dtype(dtype)}")
+    return value
+
+
 def positive_int(name: str, value) -> int:
     """An int in [1, 2**63 - 1]: every count fastbp takes reaches C++ as an int64."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):

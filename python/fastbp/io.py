@@ -19,7 +19,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from . import _archive
+from . import _archive, _validate
 from .layers import LAYER_TYPES
 from .losses import LOSS_TYPES, Loss
 
@@ -40,7 +40,7 @@ _FILE_KINDS = ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block dev
 def network_config(net) -> dict:
     """Everything but the parameters needed to rebuild ``net``."""
     return {"format": FORMAT, "version": VERSION, "dtype": str(net.dtype),
-            "backend": net.backend, "layers": [layer.config() for layer in net.layers],
+            "compute_dtype": net.compute_dtype, "backend": net.backend, "layers": [layer.config() for layer in net.layers],
             "loss": net.loss_fn.config()}
 
 
@@ -58,7 +58,7 @@ def from_config(network_cls: type, config: dict, params: np.ndarray,
 
     Raises ValueError, before the network is built, when ``config`` names an unknown layer
     or loss or a setting they refuse, or when ``params`` is not the flat array the layers
-    need.
+    need. A ``dtype`` given overrides the file's and computes in it (no compute dtype).
     """
     layers, loss = _parts(config)
     count = sum(layer.n_params + layer.n_state for layer in layers)
@@ -66,7 +66,8 @@ def from_config(network_cls: type, config: dict, params: np.ndarray,
         raise ValueError(f"got {params.size} parameters of shape {params.shape}; the "
                          f"layers need a flat array of {count} parameters and state")
     net = network_cls(layers, loss, dtype=dtype or config["dtype"],
-                      backend=backend or config["backend"])
+                      backend=backend or config["backend"],
+                      compute_dtype=None if dtype else config.get("compute_dtype"))
     net._host_parameters()
     net._core.params[...] = params[:net.n_params]
     net._core.state[...] = params[net.n_params:]
@@ -237,6 +238,13 @@ def _checked_header(text: str) -> dict:
     if header["dtype"] not in ("float32", "float64"):
         raise ValueError(f"it has parameter dtype {reprlib.repr(header['dtype'])}; fastbp "
                          "networks are float32 or float64")
+    # Absent in files written before compute dtypes existed: those computed in their dtype.
+    compute = header.get("compute_dtype")
+    if compute is not None and (compute not in _validate.COMPUTE_DTYPES
+                                or header["dtype"] != "float32"):
+        raise ValueError(f"it has compute dtype {reprlib.repr(compute)} for "
+                         f"{header['dtype']} parameters; fastbp computes float32 networks "
+                         f"in one of {list(_validate.COMPUTE_DTYPES)} or in float32 (null)")
     if not header["layers"]:
         raise ValueError("malformed header: field 'layers' is an empty list")
     for i, spec in enumerate(header["layers"]):

@@ -195,11 +195,14 @@ class Dense(Layer):
     def core_spec(self, width: int) -> _core.LayerSpec:
         return _core.LayerSpec(self.kind, self.in_features, self.out_features)
 
-    def forward_numpy(self, x, params, state, training, key):
-        return x @ params["W"] + params["b"], x
+    # ``compute``: the network's compute dtype (None, or "bfloat16" for products on
+    # rounded operands); only Dense layers take it, the other layers compute no products.
+    def forward_numpy(self, x, params, state, training, key, compute=None):
+        return _layer_math.product(x, params["W"], compute) + params["b"], x
 
-    def backward_numpy(self, grad, x, params):
-        return grad @ params["W"].T, {"W": x.T @ grad, "b": grad.sum(axis=0)}
+    def backward_numpy(self, grad, x, params, compute=None):
+        return (_layer_math.product(grad, params["W"].T, compute),
+                {"W": _layer_math.product(x.T, grad, compute), "b": grad.sum(axis=0)})
 
     def config(self) -> dict:
         return {"type": "Dense", "in_features": self.in_features,

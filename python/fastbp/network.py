@@ -105,10 +105,19 @@ class Network:
         ``"numpy"`` the pure-NumPy reference.
     seed : int or None
         Seeds the weight initialisation and the shuffling of :meth:`fit`.
+    compute_dtype : {None, "bfloat16"}
+        The arithmetic of the Dense layers' three products (forward, and both backward).
+        None: the parameters' dtype. ``"bfloat16"`` (float32 networks, backends ``"cpu"``
+        and ``"numpy"``): mixed precision as ``torch.autocast`` does it on the CPU. Each
+        product's operands (the layer input, ``W``, the output gradient) are rounded to
+        bfloat16 (to nearest, ties to even) as they are packed, and the products summed
+        in float32. Everything else stays float32: the parameters (the master weights),
+        gradients, optimizer state, bias, activations, losses, normalisation statistics
+        and updates; so do the activations kept for the backward pass.
     """
 
     def __init__(self, layers, loss, dtype: str = "float32", backend: str = "cpu",
-                 seed: int | None = None):
+                 seed: int | None = None, compute_dtype: str | None = None):
         specs = _describe(layers)
         if not isinstance(loss, Loss):
             raise TypeError(f"loss must be a fastbp Loss, got {type(loss).__name__}")
@@ -117,6 +126,10 @@ class Network:
                             f"a loss must be one of {', '.join(sorted(LOSS_TYPES))}")
         dtype = _validate.dtype_name(dtype)
         _validate.choice("backend", backend, BACKENDS)
+        compute_dtype = _validate.compute_dtype(compute_dtype, dtype)
+        if compute_dtype is not None and backend == "cuda":
+            raise ValueError(f"compute_dtype={compute_dtype!r} runs on backends 'cpu' and "
+                             "'numpy'; the CUDA backend computes in the parameters' dtype")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
             raise TypeError(f"seed must be an int or None, got {type(seed).__name__}")
         self.layers = list(layers)
@@ -124,6 +137,7 @@ class Network:
         _warn_on_squashed_logits(self.layers, loss)
         self.dtype = np.dtype(dtype)
         self.backend = backend
+        self.compute_dtype = compute_dtype
         self.seed = seed
         self._rng = np.random.default_rng(seed)
         self._core = self._make_core(specs)
@@ -142,12 +156,12 @@ class Network:
             s.kind == _core.LayerKind.Dropout for s in specs) else 0
         if self.backend == "numpy":
             return reference.ReferenceNetwork(self.layers, specs, self.loss_fn,
-                                              self.dtype, seed)
+                                              self.dtype, seed, self.compute_dtype)
         if self.backend == "cuda":
             _check_cuda()
         return _CORE_NETWORKS[self.dtype.type](
             specs, self.loss_fn.kind, _names.REDUCTIONS[self.loss_fn.reduction],
-            self.loss_fn.core_param, seed, self.backend)
+            self.loss_fn.core_param, seed, self.backend, _names.COMPUTE[self.compute_dtype])
 
     def _host_parameters(self) -> None:
         """Called before Python reads or writes a layer's W, b, dW or db. The CUDA
@@ -522,7 +536,9 @@ class Network:
             return "".join(f"{v:<{w}}" for v, w in zip(row, cols)).rstrip()
 
         rule = "=" * sum(cols)
-        print_fn(f"Network: {self.loss_fn!r}, {self.dtype}, backend {self.backend!r}")
+        compute = "" if self.compute_dtype is None else f" ({self.compute_dtype} compute)"
+        print_fn(f"Network: {self.loss_fn!r}, {self.dtype}{compute}, "
+                 f"backend {self.backend!r}")
         for text in (rule, line(head), rule, *map(line, rows), rule):
             print_fn(text)
         print_fn(f"Total params: {self.n_params:,} "
@@ -560,14 +576,17 @@ class Network:
                                 self.backend)
 
     def _float64_copy(self) -> "Network":
-        """An independent float64 network with this one's layers and parameters."""
+        """An independent float64 network with this one's layers and parameters, computing
+        in float64 whatever this one's compute dtype."""
         return io.from_config(type(self), io.network_config(self),
                               io.values(self).astype(np.float64), dtype="float64")
 
     def __repr__(self) -> str:
         inner = ", ".join(map(repr, self.layers))
+        compute = "" if self.compute_dtype is None else \
+            f", compute_dtype={self.compute_dtype!r}"
         return (f"Network([{inner}], loss={self.loss_fn!r}, dtype={str(self.dtype)!r}, "
-                f"backend={self.backend!r})")
+                f"backend={self.backend!r}{compute})")
 
 
 def from_torch(module, loss: Loss, backend: str = "cpu", seed: int | None = None) -> Network:

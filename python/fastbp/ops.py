@@ -26,13 +26,18 @@ __all__ = [
 ]
 
 
-def matmul(a, b, trans_a: bool = False, trans_b: bool = False) -> np.ndarray:
+def matmul(a, b, trans_a: bool = False, trans_b: bool = False,
+           compute_dtype: str | None = None) -> np.ndarray:
     """``op(a) @ op(b)`` for 2-D arrays, ``op(x) = x.T`` when its flag is set; the
-    transposes are read in place, never materialised."""
+    transposes are read in place, never materialised. ``compute_dtype="bfloat16"``
+    (float32 arrays only) rounds the operands to bfloat16 (to nearest, ties to even) as
+    it packs them and sums the products in float32, on the bfloat16 path of
+    ``fastbp.build_info()["bf16_gemm"]``; the result is float32."""
     a, b = _validate.common_float(a=a, b=b)
     if a.ndim != 2 or b.ndim != 2:
         raise ValueError(f"matmul takes 2-D arrays, got shapes {a.shape} and {b.shape}")
-    return _core.matmul(a, b, bool(trans_a), bool(trans_b))
+    compute = _validate.compute_dtype(compute_dtype, a.dtype)
+    return _core.matmul(a, b, bool(trans_a), bool(trans_b), _names.COMPUTE[compute])
 
 
 def linear(x, w, b) -> np.ndarray:

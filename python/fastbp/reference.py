@@ -14,7 +14,7 @@ import numpy as np
 from . import _core, _layer_math, _names, _validate, activations, optim
 
 __all__ = [
-    "matmul", "linear",
+    "matmul", "round_to_bfloat16", "linear",
     *_names.ACTIVATIONS, *(name + "_backward" for name in _names.ACTIVATIONS),
     "softmax", "mse", "mse_backward", "softmax_cross_entropy",
     "softmax_cross_entropy_backward", "bce_with_logits", "bce_with_logits_backward",
@@ -54,12 +54,22 @@ def _loss_args(labels_allowed):
     return wrap
 
 
-def matmul(a, b, trans_a=False, trans_b=False):
-    """``op(a) @ op(b)`` with ``op(x) = x.T`` when the flag is set."""
+def matmul(a, b, trans_a=False, trans_b=False, compute_dtype=None):
+    """``op(a) @ op(b)`` with ``op(x) = x.T`` when the flag is set; with
+    ``compute_dtype="bfloat16"`` on float32 operands rounded to bfloat16
+    (:func:`round_to_bfloat16`)."""
     a, b = _validate.common_float(a=a, b=b)
     if a.ndim != 2 or b.ndim != 2:
         raise ValueError(f"matmul takes 2-D arrays, got shapes {a.shape} and {b.shape}")
-    return (a.T if trans_a else a) @ (b.T if trans_b else b)
+    compute = _validate.compute_dtype(compute_dtype, a.dtype)
+    return _layer_math.product(a.T if trans_a else a, b.T if trans_b else b, compute)
+
+
+def round_to_bfloat16(x):
+    """float32 ``x`` rounded to the nearest bfloat16 (ties to even), as float32: how
+    fastbp's bfloat16 products round their operands. NaN stays NaN; values past
+    bfloat16's range become infinities."""
+    return _layer_math.round_to_bfloat16(x)
 
 
 @_floats
@@ -421,8 +431,9 @@ class ReferenceNetwork:
     each layer's tensors in order, every ``param_shapes()`` entry in order.
     """
 
-    def __init__(self, layers, specs, loss, dtype, seed=0):
+    def __init__(self, layers, specs, loss, dtype, seed=0, compute=None):
         self._layers = list(layers)
+        self.compute = compute  # None, or "bfloat16": the Dense products' arithmetic
         self.layout, n_params, n_state = [], 0, 0
         for layer in self._layers:
             params, state = [], []
@@ -447,6 +458,10 @@ class ReferenceNetwork:
         self._last_loss = 0.0  # of the pass that filled grads, checked before an update
         self.updates = 0  # optimizer updates applied, as the C++ network's tally
 
+    def _compute_of(self, layer) -> dict:
+        """The compute-dtype argument of ``layer``'s NumPy maths: Dense layers take it."""
+        return {"compute": self.compute} if layer.kind == _core.LayerKind.Dense else {}
+
     def sync_host(self):
         """Nothing to do: the arrays are the network (the GPU network's interface)."""
 
@@ -460,7 +475,8 @@ class ReferenceNetwork:
         for i, (layer, (params, state)) in enumerate(zip(self._layers, self.layout)):
             x, cache = layer.forward_numpy(x, self._views(self.params, params),
                                            self._views(self.state, state), training,
-                                           dropout_key(self._seed, i, self.passes))
+                                           dropout_key(self._seed, i, self.passes),
+                                           **self._compute_of(layer))
             caches.append(cache)
         if training:
             self.passes += 1
@@ -534,7 +550,8 @@ class ReferenceNetwork:
                                              self._loss_param)
             for i in range(len(self._layers) - 1, -1, -1):
                 params = self._views(self.params, self.layout[i][0])
-                delta, grads = self._layers[i].backward_numpy(delta, caches[i], params)
+                delta, grads = self._layers[i].backward_numpy(delta, caches[i], params,
+                                                              **self._compute_of(self._layers[i]))
                 for name, view in self._views(self.grads, self.layout[i][0]).items():
                     view[...] = grads[name]
         self._last_loss = value

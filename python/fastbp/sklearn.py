@@ -47,6 +47,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 from threadpoolctl import threadpool_limits
 
+from . import _validate
 from .activations import ACTIVATIONS
 from .layers import Dense
 from .losses import MSELoss, SoftmaxCrossEntropyLoss
@@ -100,7 +101,8 @@ class _BaseMLP(BaseEstimator):
                  learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
-                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000):
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 compute_dtype=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -124,6 +126,7 @@ class _BaseMLP(BaseEstimator):
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
         self.max_fun = max_fun
+        self.compute_dtype = compute_dtype
 
     #: parameters a subclass adds to the shared ones, with their defaults
     _EXTRA_PARAMS: dict = {}
@@ -195,6 +198,9 @@ class _BaseMLP(BaseEstimator):
         if not (isinstance(self.verbose, (bool, np.bool_)) or
                 (_is_int(self.verbose) and self.verbose >= 0)):
             self._fail("verbose", "a bool or an int >= 0", self.verbose)
+        if self.compute_dtype not in (None, *_validate.COMPUTE_DTYPES):
+            self._fail("compute_dtype", "None or one of " +
+                       ", ".join(map(repr, _validate.COMPUTE_DTYPES)), self.compute_dtype)
 
     def _batch_size(self, n_samples: int) -> int:
         return min(200 if self.batch_size == "auto" else self.batch_size, n_samples)
@@ -216,7 +222,8 @@ class _BaseMLP(BaseEstimator):
             if i < len(widths) - 2:
                 layers.append(act())
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        return Network(layers, self._loss(), dtype=np.dtype(dtype).name, seed=seed)
+        return Network(layers, self._loss(), dtype=np.dtype(dtype).name, seed=seed,
+                       compute_dtype=self.compute_dtype)
 
     # ---- training -----------------------------------------------------------------------
 
@@ -251,6 +258,8 @@ class _BaseMLP(BaseEstimator):
         fresh = not (incremental or self.warm_start) or not hasattr(self, "network_")
         if not fresh and X.dtype != self.network_.dtype:
             X = X.astype(self.network_.dtype)
+        elif fresh and self.compute_dtype is not None:
+            X = X.astype(np.float32, copy=False)  # a compute dtype needs float32 weights
         val = None
         if self.solver != "lbfgs" and self.early_stopping:
             X, T, w, val = self._split(X, T, w)
@@ -504,6 +513,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Adam's hyper-parameters.
     max_fun : int
         Maximum number of loss evaluations of "lbfgs".
+    compute_dtype : None or "bfloat16"
+        The network's ``compute_dtype`` (:class:`fastbp.Network`): ``"bfloat16"`` trains a
+        float32 network with bfloat16 products (the data is converted to float32).
     class_weight : dict, "balanced" or None
         Weights of the classes (``{label: weight}``, 1 for labels not named), multiplied
         into ``sample_weight``; ``"balanced"`` weighs each class by ``n_samples /
