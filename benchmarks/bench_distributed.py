@@ -11,7 +11,7 @@ the table shows the median seconds per epoch (for the ranks, the slower rank's, 
 ``History.epoch_time`` records it), the ranks' throughput relative to the single
 process (>1: the ranks are faster) and the seconds per epoch the ranks spent inside
 ``Allreduce`` (the mean over ranks, including any wait for the other rank). The
-allreduce does not overlap the backward pass: it runs after it.
+allreduce runs after the backward pass (bench_mpi_overlap.py measures why).
 
 The script launches the ranks itself (``mpiexec -n RANKS python -m mpi4py`` on this
 script with ``--worker``); needs ``pip install "fastbp[mpi]"``.
@@ -101,19 +101,24 @@ def worker(out: str, names: list, epochs: int) -> None:
         Path(out).write_text(json.dumps(results))
 
 
-def ranks(names: list, epochs: int) -> dict:
-    """Launch RANKS ranks of this script with one thread each; their results."""
+def launch_ranks(script: str, args: list, env: dict | None = None) -> dict:
+    """Run RANKS ranks of ``script --worker OUT *args`` with one thread each (and the
+    environment variables ``env``); the results rank 0 wrote to OUT, as JSON."""
     mpiexec = shutil.which("mpiexec", path=os.pathsep.join(
         [str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
     if mpiexec is None:
         sys.exit("no mpiexec found: pip install 'fastbp[mpi]'")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "ranks.json"
-        env = {**os.environ, "FASTBP_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
-        subprocess.run([mpiexec, "-n", str(RANKS), sys.executable, "-m", "mpi4py", __file__,
-                        "--worker", str(out), "--cases", ",".join(names),
-                        "--epochs", str(epochs)], env=env, check=True)
+        env = {**os.environ, "FASTBP_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", **(env or {})}
+        subprocess.run([mpiexec, "-n", str(RANKS), sys.executable, "-m", "mpi4py", script,
+                        "--worker", str(out), *args], env=env, check=True)
         return json.loads(out.read_text())
+
+
+def ranks(names: list, epochs: int) -> dict:
+    """This script's runs on RANKS ranks of one thread each; their results."""
+    return launch_ranks(__file__, ["--cases", ",".join(names), "--epochs", str(epochs)])
 
 
 def cpu_model() -> str:

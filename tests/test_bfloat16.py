@@ -187,6 +187,7 @@ def test_master_weights_gradients_and_state_stay_float32():
     for _ in range(3):
         net.train_step(X, T, optimizer)
     assert net.compute_dtype == "bfloat16"
+    assert net._core.compute == fb._core.Compute.Bfloat16
     for array in (net.params, net.grads, *optimizer.state_for(net).arrays):
         assert array.dtype == np.float32
     # float32 updates of float32 weights: almost none is a bfloat16 value any more

@@ -65,11 +65,7 @@ def matmul(a, b, trans_a=False, trans_b=False, compute_dtype=None):
     return _layer_math.product(a.T if trans_a else a, b.T if trans_b else b, compute)
 
 
-def round_to_bfloat16(x):
-    """float32 ``x`` rounded to the nearest bfloat16 (ties to even), as float32: how
-    fastbp's bfloat16 products round their operands. NaN stays NaN; values past
-    bfloat16's range become infinities."""
-    return _layer_math.round_to_bfloat16(x)
+round_to_bfloat16 = _layer_math.round_to_bfloat16
 
 
 @_floats
