@@ -198,9 +198,10 @@ TRAIN = textwrap.dedent("""
     rng = np.random.default_rng(0)
     X, T = rng.standard_normal((300, 33)), rng.integers(0, 7, 300)
     digest = hashlib.sha256()
-    for dtype in ("float32", "float64"):
+    for dtype, compute in (("float32", None), ("float64", None), ("float32", "bfloat16")):
         net = fb.Network([fb.Dense(33, 65), fb.ReLU(), fb.Dense(65, 7)],
-                         fb.SoftmaxCrossEntropyLoss(), dtype=dtype, seed=4)
+                         fb.SoftmaxCrossEntropyLoss(), dtype=dtype, seed=4,
+                         compute_dtype=compute)
         net.fit(X, T, epochs=3, batch_size=20, optimizer=fb.SGD(lr=0.1, momentum=0.9))
         for layer in net.layers[::2]:
             digest.update(layer.W.tobytes() + layer.b.tobytes())
@@ -208,7 +209,7 @@ TRAIN = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("path", ["ref", "avx2", "avx512"])
+@pytest.mark.parametrize("path", ["ref", "avx2", "avx512", "avx512_bf16", "amx"])
 def test_each_simd_path_is_bitwise_reproducible_across_processes(path):
     if path not in fb.build_info()["simd_available"]:
         pytest.skip(f"the {path} path is not compiled in or this CPU cannot run it")
