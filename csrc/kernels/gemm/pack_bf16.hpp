@@ -42,13 +42,20 @@ template <int R>
 inline void pack_panel_rows32(const float* src, int64_t ld, bool lane_contig, int64_t lanes,
                               int64_t kc, uint16_t* __restrict dst) {
   constexpr int64_t kBlock = 32;
-  const int64_t kp = padded_k(kc, kBlock);
+  const int64_t blocks = padded_k(kc, kBlock) / kBlock;
   for (int64_t l = 0; l < R; ++l) {
-    for (int64_t p = 0; p < kp; ++p) {
-      const float x = l >= lanes || p >= kc ? 0.0f
-                      : lane_contig       ? src[p * ld + l]
-                                          : src[l * ld + p];
-      dst[(p / kBlock) * R * kBlock + l * kBlock + p % kBlock] = bf16_bits(x);
+    for (int64_t q = 0; q < blocks; ++q) {
+      uint16_t* d = dst + (q * R + l) * kBlock;
+      const int64_t p0 = q * kBlock;
+      const int64_t n = l < lanes ? std::min(kBlock, kc - p0) : 0;
+      int64_t t = 0;
+      if (lane_contig) {
+        for (; t < n; ++t) d[t] = bf16_bits(src[(p0 + t) * ld + l]);
+      } else {
+        const float* s = src + l * ld + p0;  // a row of op(X): one contiguous run
+        for (; t < n; ++t) d[t] = bf16_bits(s[t]);
+      }
+      for (; t < kBlock; ++t) d[t] = 0;
     }
   }
 }
