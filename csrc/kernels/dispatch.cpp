@@ -129,8 +129,6 @@ Isa lower(Isa a, Isa b) { return static_cast<int>(a) < static_cast<int>(b) ? a :
 
 Isa parse_env(const char* s) {
   const std::string v(s);
-  if (v == "ref") return Isa::Ref;
-  if (v == "avx2") return Isa::Avx2;
   for (Isa isa : kIsas)
     if (v == isa_name(isa)) return isa;
   throw std::invalid_argument("FASTBP_SIMD='" + printable(v) +

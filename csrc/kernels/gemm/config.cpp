@@ -228,14 +228,13 @@ const GemmPath<float>& bf16_gemm_path(Isa isa) {
 #endif
 #ifdef FASTBP_HAVE_AMX
     case Isa::Amx: {
-      // A C narrower than a tile runs on vdpbf16ps, whose 12 x 32 tile wastes fewer lanes.
-      static const GemmConfig<float> narrow = make_bf16<kAvx512Bf16>(
-          "bf16gemm_avx512bf16_12x32", bf16gemm_avx512bf16_12x32,
-          bf16gemm_avx512bf16_12x32_edge, bf16_pack_a_pairs12, bf16_pack_b_pairs32, 2);
+      // A C narrower than a tile runs on vdpbf16ps, whose 12 x 32 tile wastes fewer lanes
+      // (AMX builds always have that path: CMake adds AMX only beside it).
       static const GemmConfig<float> wide = make_bf16<kAmxBf16>(
           "bf16gemm_amx_32x32", bf16gemm_amx_32x32, bf16gemm_amx_32x32_edge,
           bf16_pack_a_amx32, bf16_pack_b_amx32, 32);
-      static const GemmPath<float> path{&narrow, &wide, kAmxBf16.nr};
+      static const GemmPath<float> path{bf16_gemm_path(Isa::Avx512Bf16).narrow, &wide,
+                                        kAmxBf16.nr};
       return path;
     }
 #endif
