@@ -178,6 +178,22 @@ def test_shuffled_ranks_stay_bitwise_identical(tmp_path):
 
 
 @needs_mpi
+def test_bfloat16_ranks_stay_bitwise_identical(tmp_path):
+    data = {k: v.astype(np.float32) for k, v in shards((24, 40)).items()}
+    got = run_ranks(tmp_path, """
+        net = fb.Network([fb.Dense(5, 7), fb.Tanh(), fb.Dense(7, 3)], fb.MSELoss(),
+                         seed=rank, compute_dtype="bfloat16")
+        after = []
+        net.fit(data[f"X{rank}"], data[f"T{rank}"], epochs=3, batch_size=8,
+                optimizer=fb.SGD(lr=0.05), progress=False, comm=comm,
+                callbacks=[lambda epoch, logs: after.append(net.params.copy())])
+        save(params=np.array(after), compute=np.array(net.compute_dtype))
+    """, **data)
+    assert str(got[0]["compute"]) == "bfloat16"
+    np.testing.assert_array_equal(got[0]["params"], got[1]["params"])
+
+
+@needs_mpi
 def test_validation_metrics_and_early_stopping_are_the_same_on_every_rank(tmp_path):
     """Validation loss and accuracy are those of all ranks' validation rows together,
     early stopping ends every rank at the same epoch with the same best weights, a
