@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -18,6 +20,20 @@ needs_address_space_limits = pytest.mark.skipif(
     "libasan" in os.environ.get("LD_PRELOAD", ""),
     reason="AddressSanitizer maps terabytes of shadow memory: an address-space limit "
            "cannot apply under it")
+
+#: Every SIMD path a build may have (fb.build_info()["simd_compiled"]), lowest first.
+SIMD_PATHS = ("ref", "avx2", "avx512", "avx512_bf16", "amx")
+
+
+def run_on_path(path: str, script: str, *args: str, timeout: float = 600):
+    """``script`` (Python source) run with ``args`` in a fresh process forced onto SIMD
+    path ``path`` (FASTBP_SIMD); skips the test when this build or CPU cannot run it."""
+    if path not in fb.build_info()["simd_available"]:
+        pytest.skip(f"the {path} path is not compiled in or this CPU cannot run it")
+    return subprocess.run([sys.executable, "-c", script, *args],
+                          env=dict(os.environ, FASTBP_SIMD=path), capture_output=True,
+                          text=True, timeout=timeout)
+
 
 #: Sizes that are not multiples of any vector width.
 SIZES = (1, 3, 7, 17, 33, 127)

@@ -9,13 +9,13 @@ import pathlib
 import pickle
 import shutil
 import subprocess
-import sys
 import textwrap
 
 import numpy as np
 import pytest
 
 import fastbp as fb
+from fbhelpers import SIMD_PATHS, run_on_path
 
 # 257 columns reach the wide kernels; depths span several KC blocks and the 32-deep AMX
 # blocks with and without a remainder, and odd depths pad the last bfloat16 pair.
@@ -93,13 +93,9 @@ KERNELS = {"ref": "bf16gemm_ref_", "avx2": "bf16gemm_avx2_", "avx512": "bf16gemm
            "avx512_bf16": "bf16gemm_avx512bf16_", "amx": "bf16gemm_amx_"}
 
 
-@pytest.mark.parametrize("path", list(KERNELS))
+@pytest.mark.parametrize("path", SIMD_PATHS)
 def test_bfloat16_path_matches_the_reference_emulation(path):
-    if path not in fb.build_info()["simd_available"]:
-        pytest.skip(f"the {path} path is not compiled in or this CPU cannot run it")
-    env = dict(os.environ, FASTBP_SIMD=path)
-    result = subprocess.run([sys.executable, "-c", CHECK, path, repr(TAILS), repr(DEPTHS)],
-                            env=env, capture_output=True, text=True, timeout=900)
+    result = run_on_path(path, CHECK, path, repr(TAILS), repr(DEPTHS), timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.startswith(KERNELS[path]), result.stdout
 

@@ -12,6 +12,7 @@ import textwrap
 import pytest
 
 import fastbp as fb
+from fbhelpers import SIMD_PATHS, run_on_path
 
 # 257 columns reach the AVX-512 path's wide kernel (from 256); 600 rows of depth span
 # more than one KC block of every kernel.
@@ -54,13 +55,9 @@ CHECK = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("path", ["ref", "avx2", "avx512", "avx512_bf16", "amx"])
+@pytest.mark.parametrize("path", SIMD_PATHS)
 def test_simd_path_matches_numpy(path):
-    if path not in fb.build_info()["simd_available"]:
-        pytest.skip(f"the {path} path is not compiled in or this CPU cannot run it")
-    env = dict(os.environ, FASTBP_SIMD=path)
-    result = subprocess.run([sys.executable, "-c", CHECK, path, repr(TAILS), repr(DEPTHS)],
-                            env=env, capture_output=True, text=True, timeout=600)
+    result = run_on_path(path, CHECK, path, repr(TAILS), repr(DEPTHS))
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 import fastbp as fb
-from fbhelpers import BACKENDS, make_data, make_net, needs_address_space_limits, sgd_core_args
+from fbhelpers import (BACKENDS, SIMD_PATHS, make_data, make_net, needs_address_space_limits,
+                       run_on_path, sgd_core_args)
 
 WIDTHS = (48, 96, 10)
 
@@ -209,13 +210,9 @@ TRAIN = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("path", ["ref", "avx2", "avx512", "avx512_bf16", "amx"])
+@pytest.mark.parametrize("path", SIMD_PATHS)
 def test_each_simd_path_is_bitwise_reproducible_across_processes(path):
-    if path not in fb.build_info()["simd_available"]:
-        pytest.skip(f"the {path} path is not compiled in or this CPU cannot run it")
-    env = dict(os.environ, FASTBP_SIMD=path)
-    outs = [subprocess.run([sys.executable, "-c", TRAIN, "2"], env=env, capture_output=True,
-                           text=True, timeout=120) for _ in range(2)]
+    outs = [run_on_path(path, TRAIN, "2", timeout=120) for _ in range(2)]
     for out in outs:
         assert out.returncode == 0, out.stderr
     assert outs[0].stdout.split()[0] == path

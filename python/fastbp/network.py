@@ -17,7 +17,7 @@ from .history import History
 from .activations import Sigmoid
 from .layers import Layer
 from .losses import LOSS_TYPES, BCEWithLogitsLoss, Loss, SoftmaxCrossEntropyLoss
-from .optim import SGD, Optimizer
+from .optim import Optimizer
 from .schedules import Schedule
 from .training import checked_metrics, diverged, sample_weights
 from .training import evaluate as _evaluate
