@@ -40,8 +40,8 @@ _FILE_KINDS = ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block dev
 def network_config(net) -> dict:
     """Everything but the parameters needed to rebuild ``net``."""
     return {"format": FORMAT, "version": VERSION, "dtype": str(net.dtype),
-            "compute_dtype": net.compute_dtype, "backend": net.backend, "layers": [layer.config() for layer in net.layers],
-            "loss": net.loss_fn.config()}
+            "compute_dtype": net.compute_dtype, "backend": net.backend,
+            "layers": [layer.config() for layer in net.layers], "loss": net.loss_fn.config()}
 
 
 def values(net) -> np.ndarray:
@@ -240,11 +240,13 @@ def _checked_header(text: str) -> dict:
                          "networks are float32 or float64")
     # Absent in files written before compute dtypes existed: those computed in their dtype.
     compute = header.get("compute_dtype")
-    if compute is not None and (compute not in _validate.COMPUTE_DTYPES
-                                or header["dtype"] != "float32"):
-        raise ValueError(f"it has compute dtype {reprlib.repr(compute)} for "
-                         f"{header['dtype']} parameters; fastbp computes float32 networks "
-                         f"in one of {list(_validate.COMPUTE_DTYPES)} or in float32 (null)")
+    try:
+        _validate.compute_dtype(compute, header["dtype"])
+    except ValueError:
+        raise ValueError(
+            f"it has compute dtype {reprlib.repr(compute)} for {header['dtype']} "
+            f"parameters; fastbp computes float32 networks in one of "
+            f"{list(_validate.COMPUTE_DTYPES)} or in float32 (null)") from None
     if not header["layers"]:
         raise ValueError("malformed header: field 'layers' is an empty list")
     for i, spec in enumerate(header["layers"]):
