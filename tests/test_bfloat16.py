@@ -51,15 +51,17 @@ def test_rounding_matches_torch_bfloat16():
 
 
 def test_core_rounds_its_operands_as_the_reference_does():
-    """A 1-deep product by 1 is the rounded operand itself: C++'s rounding, bit for bit
-    (-0.0 aside: the float32 sum starts at +0)."""
+    """A 1-deep product by 1 is the rounded operand itself: C++'s rounding, bit for bit,
+    under this path's rule for subnormal operands (-0.0 aside: the float32 sum starts at
+    +0)."""
     rng = np.random.default_rng(1)
     finite = SPECIALS[np.isfinite(SPECIALS) & (np.abs(SPECIALS) < 3e38) & (SPECIALS != 0)]
     x = np.concatenate([finite, TIES,
                         rng.standard_normal(300).astype(np.float32)])
     col = x[:, None]
     got = fb.ops.matmul(col, np.ones((1, 1), np.float32), compute_dtype="bfloat16")[:, 0]
-    np.testing.assert_array_equal(_bits(got), _bits(fb.reference.round_to_bfloat16(x)))
+    rule = fb.build_info()["bf16_subnormals"]
+    np.testing.assert_array_equal(_bits(got), _bits(fb.reference.round_to_bfloat16(x, rule)))
 
 
 CHECK = textwrap.dedent("""
@@ -98,6 +100,119 @@ def test_bfloat16_path_matches_the_reference_emulation(path):
     result = run_on_path(path, CHECK, path, repr(TAILS), repr(DEPTHS), timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.startswith(KERNELS[path]), result.stdout
+
+
+# The rule each path's kernels follow below 2**-126: the bfloat16 instructions flush.
+SUBNORMAL_RULES = {"ref": "kept", "avx2": "kept", "avx512": "kept",
+                   "avx512_bf16": "flushed", "amx": "flushed"}
+
+SUBNORMAL_CHECK = textwrap.dedent("""
+    import itertools, sys
+    import numpy as np
+    import fastbp as fb
+
+    path, expected_rule = sys.argv[1], sys.argv[2]
+    info = fb.build_info()
+    assert info["simd"] == path, info
+    rule = info["bf16_subnormals"]
+    assert rule == expected_rule, (path, rule)
+    tiny = float(np.finfo(np.float32).tiny)
+    rng = np.random.default_rng(3)
+    failures = []
+
+    def product(a, b, ta, tb):
+        return fb.ops.matmul(a.T.copy() if ta else a, b.T.copy() if tb else b, ta, tb,
+                             compute_dtype="bfloat16")
+
+    # Subnormal operands times 1: the rounded operand on a path that keeps them, zero on
+    # one that flushes them; either way the emulation under the same rule, bit for bit.
+    x = np.array([[1e-38], [-1e-39], [5e-40], [1.2e-45], [1.0]], np.float32)
+    one = np.ones((1, 1), np.float32)
+    emulated = fb.reference.matmul(x, one, compute_dtype="bfloat16", subnormals=rule)
+    if not np.array_equal(product(x, one, False, False), emulated):
+        failures.append(("subnormal operands", product(x, one, False, False).ravel()))
+
+    # Normal operands whose products and every partial sum lie below 2**-126: zero on a
+    # flushing path whatever the order of the sums; on a keeping path the float32 sum of
+    # subnormals, each step rounded to 2**-149.
+    for m, n, k in itertools.product((1, 17, 33, 65), (1, 17, 33, 65), (1, 2, 3, 33, 64)):
+        a = (rng.uniform(0.5, 1.0, (m, k)) * 1e-20).astype(np.float32)
+        b = (rng.uniform(0.5, 1.0, (k, n)) * 1e-20).astype(np.float32)
+        ref = fb.reference.matmul(a, b, compute_dtype="bfloat16", subnormals=rule)
+        for ta, tb in itertools.product((False, True), repeat=2):
+            c = product(a, b, ta, tb)
+            if not (np.abs(c.astype(np.float64) - ref) <= k * 2.0**-149).all():
+                failures.append(("subnormal sums", m, n, k, ta, tb))
+    if rule == "flushed" and failures == []:
+        assert not fb.ops.matmul(a, b, compute_dtype="bfloat16").any()
+
+    # Operands near 1e-19, products near 2**-126: within the rule's bound of the exact
+    # product of the rounded operands (a flushed partial sum loses less than 2**-126).
+    a = (rng.uniform(0.5, 1.5, (64, 300)) * 1e-19).astype(np.float32)
+    b = (rng.uniform(0.5, 1.5, (300, 70)) * 1e-19).astype(np.float32)
+    exact = (fb.reference.round_to_bfloat16(a).astype(np.float64)
+             @ fb.reference.round_to_bfloat16(b).astype(np.float64))
+    per_step = tiny if rule == "flushed" else 2.0**-149
+    bound = 2 * 300 * 2.0**-23 * exact + 300 * per_step
+    err = np.abs(product(a, b, False, False) - exact)
+    if not (err <= bound).all():
+        failures.append(("near 2**-126", float((err / bound).max())))
+    print(rule, "relative error near 2**-126:", float((err / exact).max()))
+    print("failures:", failures[:20], len(failures))
+    sys.exit(1 if failures else 0)
+""")
+
+
+@pytest.mark.parametrize("path", SIMD_PATHS)
+def test_bfloat16_path_follows_its_subnormal_rule(path):
+    result = run_on_path(path, SUBNORMAL_CHECK, path, SUBNORMAL_RULES[path], timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_build_info_names_the_subnormal_rule_of_the_kernel_in_use():
+    info = fb.build_info()
+    assert info["bf16_subnormals"] == SUBNORMAL_RULES[info["simd"]], info
+
+
+def test_flushing_emulation_reads_subnormal_operands_as_signed_zeros():
+    x = np.array([1e-38, -1e-39, 1e-40, -1e-40, 2e-38, np.nan, -np.inf], np.float32)
+    flushed = fb.reference.round_to_bfloat16(x, subnormals="flushed")
+    kept = fb.reference.round_to_bfloat16(x)
+    assert (kept[:4] != 0).all()
+    np.testing.assert_array_equal(_bits(flushed[:4]), _bits(np.float32([0, -0.0, 0, -0.0])))
+    np.testing.assert_array_equal(flushed[4:], kept[4:])
+
+
+def test_flushing_emulation_flushes_partial_sums_not_small_terms():
+    """A term below 2**-126 still counts where the running sum is normal: the fused
+    multiply-add rounds once, and only a subnormal sum is flushed."""
+    tiny = np.finfo(np.float32).tiny
+    a = np.array([[1e-20, 1.0, 1e-20]], np.float32)
+    b = np.array([[1e-20], [4 * tiny], [1e-20]], np.float32)
+    flushed = fb.reference.matmul(a, b, compute_dtype="bfloat16", subnormals="flushed")
+    kept = fb.reference.matmul(a, b, compute_dtype="bfloat16")
+    # The first term alone is flushed; the third is added to a normal sum and kept.
+    third = float(fb.reference.round_to_bfloat16(np.float32(1e-20))) ** 2
+    assert flushed[0, 0] == np.float32(np.float64(4 * tiny) + third)
+    assert flushed[0, 0] < kept[0, 0]
+
+
+def test_flushing_emulation_agrees_with_keeping_one_on_normal_products():
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal((17, 40)).astype(np.float32)
+    b = rng.standard_normal((40, 9)).astype(np.float32)
+    kept = fb.reference.matmul(a, b, compute_dtype="bfloat16")
+    flushed = fb.reference.matmul(a, b, compute_dtype="bfloat16", subnormals="flushed")
+    np.testing.assert_allclose(flushed, kept, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("call", [
+    lambda: fb.reference.round_to_bfloat16(np.ones(2, np.float32), subnormals="daz"),
+    lambda: fb.reference.matmul(np.ones((2, 2), np.float32), np.ones((2, 2), np.float32),
+                                compute_dtype="bfloat16", subnormals=None)])
+def test_unknown_subnormal_rules_are_refused(call):
+    with pytest.raises(ValueError, match=r"subnormals must be one of \['kept', 'flushed'\]"):
+        call()
 
 
 def test_packed_bfloat16_layouts_match_emulated_instructions(tmp_path):

@@ -67,6 +67,7 @@ PYBIND11_MODULE(_core, m) {
     info["simd_available"] = runnable;
     info["simd"] = kernels::isa_name(kernels::active_isa());
     info["bf16_gemm"] = kernels::bf16_gemm_name();
+    info["bf16_subnormals"] = kernels::bf16_flushes_subnormals() ? "flushed" : "kept";
 #ifdef FASTBP_HAVE_CUDA
     const cuda::DeviceStatus cuda_status = cuda::device_status();
     info["cuda_compiled"] = true;

@@ -22,15 +22,20 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha,
 
 // The same product with op(A) and op(B) rounded to bfloat16 (round to nearest even) as
 // they are packed, and the products accumulated in float32: on AMX tiles, AVX512-BF16
-// dot products, or the float32 kernels on the rounded operands (every other machine),
-// which agree up to the order of the float32 sums (the bfloat16 instructions also count
-// subnormal bfloat16 inputs as zero).
+// dot products, or the float32 kernels on the rounded operands (every other machine).
+// They agree up to the order of the float32 sums, except below float32's smallest normal
+// (2^-126): the bfloat16 instructions read subnormal operands as zero and flush every
+// subnormal partial sum (bf16_flushes_subnormals), the float32 kernels keep both.
 void gemm_bf16(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
                int64_t ldc);
 
 // The kernel gemm_bf16 runs on wide products, e.g. "bf16gemm_amx_32x32".
 const char* bf16_gemm_name();
+
+// Whether gemm_bf16 flushes subnormal operands and partial sums to zero on this machine's
+// path (the AMX and AVX512-BF16 kernels) rather than keeping them (the float32 kernels).
+bool bf16_flushes_subnormals();
 
 // Reads FASTBP_GEMM_BLOCKS="MC,KC,NC" (every kernel's cache blocks, for tuning);
 // throws std::invalid_argument when it is set to anything but three positive integers.

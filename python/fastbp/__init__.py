@@ -32,8 +32,10 @@ __all__ = [
 
 def build_info() -> dict:
     """How this fastbp was built and what it uses here: version, compiler, SIMD paths
-    compiled and in use, the thread count, CUDA compiled and available (``cuda_device``: the GPU's
-    name, ``cuda_status``: the device or why none is usable)."""
+    compiled and in use, the bfloat16 GEMM's kernel (``bf16_gemm``) and its rule for
+    subnormals (``bf16_subnormals``: ``"kept"`` or ``"flushed"``), the thread count, CUDA
+    compiled and available (``cuda_device``: the GPU's name, ``cuda_status``: the device or
+    why none is usable)."""
     return _core.build_info()
 
 

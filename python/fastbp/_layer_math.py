@@ -14,25 +14,48 @@ import numpy as np
 _U64 = np.uint64
 
 
-def round_to_bfloat16(x: np.ndarray) -> np.ndarray:
+def round_to_bfloat16(x: np.ndarray, subnormals: str = "kept") -> np.ndarray:
     """float32 ``x`` rounded to the nearest bfloat16 (ties to even) and back to float32,
     as fastbp's bfloat16 GEMM rounds its operands (csrc/kernels/gemm/bf16.hpp): the
     upper 16 bits of each float32, rounded; infinities stay, a NaN stays a NaN, and a
-    finite value past bfloat16's largest (about 3.39e38) becomes an infinity."""
+    finite value past bfloat16's largest (about 3.39e38) becomes an infinity.
+    ``subnormals="flushed"`` then reads a subnormal result (below 2**-126) as a zero of
+    its sign, as the bfloat16 instructions read their operands."""
     x = np.asarray(x, dtype=np.float32)
     bits = x.view(np.uint32).astype(np.uint64)
     rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
-    return np.where(np.isnan(x), x, rounded.astype(np.uint32).view(np.float32))
+    result = np.where(np.isnan(x), x, rounded.astype(np.uint32).view(np.float32))
+    return _flush(result) if subnormals == "flushed" else result
 
 
-def product(a: np.ndarray, b: np.ndarray, compute: str | None) -> np.ndarray:
+def _flush(x: np.ndarray) -> np.ndarray:
+    """float32 ``x`` with every subnormal replaced by a zero of its sign."""
+    tiny = np.abs(x) < np.finfo(np.float32).tiny
+    return np.where(tiny, np.copysign(np.float32(0), x), x)
+
+
+def product(a: np.ndarray, b: np.ndarray, compute: str | None,
+            subnormals: str = "kept") -> np.ndarray:
     """``a @ b`` as a Dense layer computes it: in the arrays' dtype, or, for compute
     ``"bfloat16"``, on the float32 operands rounded to bfloat16 with float32 sums (each
     product of two bfloat16 is exact in float32, so only the summation order differs
-    from the C++ kernels)."""
-    if compute == "bfloat16":
+    from the C++ kernels). ``subnormals="flushed"`` models the bfloat16 instructions:
+    subnormal operands read as zero, and the float32 sum, taken in order of k, flushed
+    to zero wherever it falls below 2**-126 (the instructions sum in another order, so
+    where partial sums are that small the results agree only to about k * 2**-126)."""
+    if compute != "bfloat16":
+        return a @ b
+    if subnormals != "flushed":
         return round_to_bfloat16(a) @ round_to_bfloat16(b)
-    return a @ b
+    a64 = round_to_bfloat16(a, "flushed").astype(np.float64)
+    b64 = round_to_bfloat16(b, "flushed").astype(np.float64)
+    total = np.zeros((a.shape[0], b.shape[1]), dtype=np.float32)
+    # Each bfloat16 product is exact in float64; casting the sum to float32 is the
+    # fused multiply-add's one rounding.
+    with np.errstate(over="ignore", invalid="ignore"):
+        for p in range(a.shape[1]):
+            total = _flush((total + np.outer(a64[:, p], b64[p])).astype(np.float32))
+    return total
 
 
 def splitmix64(x: np.ndarray) -> np.ndarray:

@@ -39,6 +39,8 @@ def dtype_name(value) -> str:
 
 #: The compute dtypes a float32 network or product may use besides its own.
 COMPUTE_DTYPES = ("bfloat16",)
+#: What a bfloat16 GEMM path does with values below 2**-126 (build_info()["bf16_subnormals"]).
+SUBNORMAL_RULES = ("kept", "flushed")
 
 
 def compute_dtype(value, dtype) -> str | None:
@@ -52,6 +54,13 @@ def compute_dtype(value, dtype) -> str | None:
     if np.dtype(dtype) != np.float32:
         raise ValueError(f"compute_dtype={value!r} needs float32 parameters and operands "
                          f"(float32 master weights), got {np.dtype(dtype)}")
+    return value
+
+
+def subnormals(value) -> str:
+    """``value`` checked as a bfloat16 path's rule for subnormals: "kept" or "flushed"."""
+    if value not in SUBNORMAL_RULES:
+        raise ValueError(f"subnormals must be one of {list(SUBNORMAL_RULES)}, got {value!r}")
     return value
 
 

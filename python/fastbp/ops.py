@@ -32,7 +32,9 @@ def matmul(a, b, trans_a: bool = False, trans_b: bool = False,
     transposes are read in place, never materialised. ``compute_dtype="bfloat16"``
     (float32 arrays only) rounds the operands to bfloat16 (to nearest, ties to even) as
     it packs them and sums the products in float32, on the bfloat16 path of
-    ``fastbp.build_info()["bf16_gemm"]``; the result is float32."""
+    ``fastbp.build_info()["bf16_gemm"]``; the result is float32. Below 2**-126 that
+    path keeps subnormals or flushes them to zero, as
+    ``fastbp.build_info()["bf16_subnormals"]`` says (``"kept"`` or ``"flushed"``)."""
     a, b = _validate.common_float(a=a, b=b)
     if a.ndim != 2 or b.ndim != 2:
         raise ValueError(f"matmul takes 2-D arrays, got shapes {a.shape} and {b.shape}")

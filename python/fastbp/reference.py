@@ -54,18 +54,27 @@ def _loss_args(labels_allowed):
     return wrap
 
 
-def matmul(a, b, trans_a=False, trans_b=False, compute_dtype=None):
+def matmul(a, b, trans_a=False, trans_b=False, compute_dtype=None, subnormals="kept"):
     """``op(a) @ op(b)`` with ``op(x) = x.T`` when the flag is set; with
     ``compute_dtype="bfloat16"`` on float32 operands rounded to bfloat16
-    (:func:`round_to_bfloat16`)."""
+    (:func:`round_to_bfloat16`). ``subnormals`` is the bfloat16 GEMM path's rule for
+    values below 2**-126 (``fastbp.build_info()["bf16_subnormals"]``): ``"kept"`` as the
+    float32 kernels do, or ``"flushed"`` to zero, operands and partial sums, as the AMX
+    and AVX512-BF16 instructions do."""
     a, b = _validate.common_float(a=a, b=b)
     if a.ndim != 2 or b.ndim != 2:
         raise ValueError(f"matmul takes 2-D arrays, got shapes {a.shape} and {b.shape}")
     compute = _validate.compute_dtype(compute_dtype, a.dtype)
-    return _layer_math.product(a.T if trans_a else a, b.T if trans_b else b, compute)
+    return _layer_math.product(a.T if trans_a else a, b.T if trans_b else b, compute,
+                               _validate.subnormals(subnormals))
 
 
-round_to_bfloat16 = _layer_math.round_to_bfloat16
+def round_to_bfloat16(x, subnormals="kept"):
+    """float32 ``x`` rounded to the nearest bfloat16 (ties to even; NaN kept, values past
+    bfloat16's range become infinities) and back to float32, as the bfloat16 GEMM rounds
+    its operands; ``subnormals="flushed"`` also reads subnormal results as zero, as the
+    AMX and AVX512-BF16 instructions read their operands."""
+    return _layer_math.round_to_bfloat16(x, _validate.subnormals(subnormals))
 
 
 @_floats

@@ -10,8 +10,7 @@
 // (KC 512, whose 128 KiB B micro-panel lives in L2, not L1; MC 240; NC 4096) were the
 // fastest of a hand sweep on a Sapphire Rapids VM, float32 only: the float64 ones are
 // scaled from them and untuned. The bfloat16 kernels' sizes are scaled from the float32
-// ones (a bfloat16 element is half as big, so KC doubles for the same bytes) and untuned:
-// no machine with AVX512-BF16 or AMX has run them yet.
+// ones (a bfloat16 element is half as big, so KC doubles for the same bytes) and untuned.
 #include "config.hpp"
 
 #include <cstdlib>
@@ -77,7 +76,7 @@ GemmConfig<float> make_bf16(const char* name, MicroKernel<float> ukr,
                             PackB<float> pack_b_, int k_align) {
   static_assert(B.mc % B.mr == 0 && B.nc % B.nr == 0, "cache blocks must hold whole tiles");
   return with_override(GemmConfig<float>{name, ukr, ukr_edge, pack_a_, pack_b_, B.mr, B.nr,
-                                         B.mc, B.kc, B.nc, k_align, 2, true});
+                                         B.mc, B.kc, B.nc, k_align, 2, true, true});
 }
 
 // A path of one kernel, or of a narrow and a wide one split at `wide_from` columns.

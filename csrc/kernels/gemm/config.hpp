@@ -46,6 +46,9 @@ struct GemmConfig {
   // operands, so they are always packed, never read in place.
   int k_align = 1, k_per_slot = 1;
   bool converts = false;
+  // The bfloat16 instructions (vdpbf16ps, tdpbf16ps) read subnormal inputs as zero and
+  // flush subnormal results, whatever MXCSR says; the float32 kernels keep both.
+  bool flushes_subnormals = false;
 
   // Slots per lane of a panel kc deep.
   int64_t slots(int64_t kc_) const { return (kc_ + k_align - 1) / k_align * k_align / k_per_slot; }

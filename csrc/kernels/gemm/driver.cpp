@@ -212,6 +212,11 @@ void gemm_bf16(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, floa
 
 const char* bf16_gemm_name() { return gemm_detail::active_bf16_path().wide->name; }
 
+// A path's narrow and wide kernels are both bfloat16 instructions or both float32 kernels.
+bool bf16_flushes_subnormals() {
+  return gemm_detail::active_bf16_path().wide->flushes_subnormals;
+}
+
 template void gemm<float>(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t,
                           const float*, int64_t, float, float*, int64_t);
 template void gemm<double>(bool, bool, int64_t, int64_t, int64_t, double, const double*,
