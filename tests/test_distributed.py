@@ -5,6 +5,7 @@ compared with one process training on the equivalent global batches."""
 
 from __future__ import annotations
 
+import errno
 import importlib.util
 import os
 import shutil
@@ -52,14 +53,14 @@ PRELUDE = textwrap.dedent("""
 """)
 
 
-def run_ranks(tmp_path: Path, body: str, **data) -> list:
-    """Run ``body`` (after PRELUDE) on RANKS ranks, with ``data`` in ``data.npz``;
+def run_ranks(tmp_path: Path, body: str, ranks: int = RANKS, **data) -> list:
+    """Run ``body`` (after PRELUDE) on ``ranks`` ranks, with ``data`` in ``data.npz``;
     returns what each rank saved."""
     np.savez(tmp_path / "data.npz", **data)
     script = tmp_path / "ranks.py"
     script.write_text(PRELUDE + textwrap.dedent(body))
     env = {**os.environ, "FASTBP_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([MPIEXEC, "-n", str(RANKS), sys.executable, "-m", "mpi4py",
+    proc = subprocess.Popen([MPIEXEC, "-n", str(ranks), sys.executable, "-m", "mpi4py",
                              str(script), str(tmp_path)], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, env=env)
     try:
@@ -73,7 +74,7 @@ def run_ranks(tmp_path: Path, body: str, **data) -> list:
             out, _ = proc.communicate()
         pytest.fail(f"the ranks were still running after {TIMEOUT} s (a hang):\n{out}")
     assert proc.returncode == 0, f"mpiexec ended with {proc.returncode}:\n{out}"
-    return [dict(np.load(tmp_path / f"rank{r}.npz")) for r in range(RANKS)]
+    return [dict(np.load(tmp_path / f"rank{r}.npz")) for r in range(ranks)]
 
 
 def shards(rows, width=5, outputs=3, labels=False, seed=0):
@@ -190,6 +191,81 @@ def test_bfloat16_ranks_stay_bitwise_identical(tmp_path):
         save(params=np.array(after), compute=np.array(net.compute_dtype))
     """, **data)
     assert str(got[0]["compute"]) == "bfloat16"
+    np.testing.assert_array_equal(got[0]["params"], got[1]["params"])
+
+
+@needs_mpi
+def test_batchnorm_running_statistics_are_averaged_over_the_ranks(tmp_path):
+    """Three ranks, 200 rows, each starting from running statistics of its own: rank 0's
+    are broadcast, each epoch's are averaged over the ranks, so every rank predicts
+    bitwise alike, validation scores the agreed model, and rank 0's saved file holds it."""
+    data = shards((67, 67, 66), seed=5)
+    rng = np.random.default_rng(6)
+    for r, n in enumerate((12, 9, 10)):
+        data[f"Xv{r}"], data[f"Tv{r}"] = rng.standard_normal((n, 5)), \
+            rng.standard_normal((n, 3))
+    data["X_all"] = rng.standard_normal((40, 5)) * 3
+    got = run_ranks(tmp_path, """
+        # BatchNorm on the input (its statistics are the data's, whatever the
+        # parameters) and between the hidden layers
+        net = fb.Network([fb.BatchNorm(5), fb.Dense(5, 16), fb.BatchNorm(16), fb.Tanh(),
+                          fb.Dense(16, 3)], fb.MSELoss(), dtype="float64", seed=rank)
+        first = net.layers[0]
+        first.running_mean, first.running_var = np.full(5, rank - 1.0), np.full(5, rank + 1.0)
+        initial = first.running_mean.copy(), first.running_var.copy()
+        history = net.fit(data[f"X{rank}"], data[f"T{rank}"], epochs=3, batch_size=10,
+                          optimizer=fb.SGD(lr=0.05), shuffle=False, progress=False,
+                          validation_data=(data[f"Xv{rank}"], data[f"Tv{rank}"]),
+                          comm=comm)
+        if rank == 0:
+            net.save(f"{OUT}/model.npz")
+        save(predictions=net.predict(data["X_all"]), params=net.params,
+             val_loss=history.val_loss, mean=first.running_mean, var=first.running_var,
+             initial_mean=initial[0], initial_var=initial[1])
+    """, ranks=3, **data)
+    for other in got[1:]:
+        for key in ("predictions", "params", "val_loss", "mean", "var"):
+            np.testing.assert_array_equal(other[key], got[0][key], err_msg=key)
+
+    # the input's statistics: each rank's moving average over its batches, from rank 0's
+    # start, averaged over the ranks after each epoch
+    mean, var = got[0]["initial_mean"], got[0]["initial_var"]
+    for _ in range(3):
+        ranks = []
+        for r in range(3):
+            m, v = mean.copy(), var.copy()
+            for start in range(0, len(data[f"X{r}"]), 10):
+                fb._layer_math.update_running_stats(data[f"X{r}"][start:start + 10], m, v, 0.1)
+            ranks.append((m, v))
+        mean, var = np.mean([m for m, _ in ranks], axis=0), np.mean([v for _, v in ranks], axis=0)
+    np.testing.assert_allclose(got[0]["mean"], mean, rtol=1e-12)
+    np.testing.assert_allclose(got[0]["var"], var, rtol=1e-12)
+
+    saved = fb.Network.load(tmp_path / "model.npz")
+    np.testing.assert_array_equal(saved.predict(data["X_all"]), got[0]["predictions"])
+    X_val = np.concatenate([data[f"Xv{r}"] for r in range(3)])
+    T_val = np.concatenate([data[f"Tv{r}"] for r in range(3)])
+    assert got[0]["val_loss"][-1] == pytest.approx(saved.loss(X_val, T_val), rel=1e-12)
+
+
+@needs_mpi
+@pytest.mark.parametrize("changing_rank", [0, 1], ids=["changed-on-rank-0", "changed-on-rank-1"])
+def test_the_learning_rate_is_rank_0s_on_every_rank(tmp_path, changing_rank):
+    """A ReduceLROnPlateau on one rank alone: on rank 0 it sets the rate of every rank,
+    on another rank it is overridden by rank 0's; History and parameters agree."""
+    data = shards((20, 20))
+    got = run_ranks(tmp_path, f"""
+        net = network(seed=rank)
+        never_better = fb.callbacks.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=1,
+                                                      min_delta=1e9)
+        history = net.fit(data[f"X{{rank}}"], data[f"T{{rank}}"], epochs=4, batch_size=5,
+                          optimizer=fb.SGD(lr=0.1), progress=False, comm=comm,
+                          callbacks=[never_better] if rank == {changing_rank} else [])
+        save(lr=history.lr, params=net.params)
+    """, **data)
+    expected = [0.1, 0.1, 0.05, 0.025] if changing_rank == 0 else [0.1] * 4
+    for g in got:
+        assert g["lr"].tolist() == expected
     np.testing.assert_array_equal(got[0]["params"], got[1]["params"])
 
 
@@ -348,6 +424,68 @@ def test_bad_input_on_one_rank_raises_on_every_rank_before_training(tmp_path):
         assert str(got[0][name]).startswith(start), got[0][name]
         assert got[0][name + " unchanged"], name
     np.testing.assert_array_equal(got[0]["after"], got[1]["after"])
+
+
+@needs_mpi
+def test_agree_carries_any_exception_to_every_rank(tmp_path):
+    """Raised by rank 1's checks alone: an exception that pickles arrives as itself
+    (type, message, attributes; the rank in its message or a note), one that cannot be
+    rebuilt as a RuntimeError naming its type and message, on both ranks, without a
+    hang; on rank 1 chained to the original."""
+    got = run_ranks(tmp_path, """
+        import errno
+        from fastbp.distributed import agree
+
+        class TwoParts(Exception):  # pickle rebuilds it from its message alone: fails
+            def __init__(self, what, why):
+                super().__init__(f"{what}: {why}")
+
+        def local_error():
+            class Local(Exception):
+                pass
+            return Local("made inside a function")
+
+        cases = {
+            "value": ValueError("a plain message"),
+            "decode": UnicodeDecodeError("utf-8", bytes([97, 98, 255]), 2, 3,
+                                         "invalid start byte"),
+            "os": OSError(errno.ENOENT, "No such file or directory", "model.npz"),
+            "local": local_error(),
+            "two parts": TwoParts("shape", "wrong"),
+        }
+        results = {}
+        for name, error in cases.items():
+            def checks():
+                if rank == 1:
+                    raise error
+                return "fine"
+            try:
+                results[name] = agree(comm, checks)
+            except Exception as e:
+                results[name] = f"{type(e).__name__}: {e}"
+                results[name + " notes"] = "|".join(getattr(e, "__notes__", []))
+                results[name + " chained"] = e.__cause__ is error
+                if isinstance(e, UnicodeDecodeError):
+                    results[name + " fields"] = [e.encoding, e.object.hex(), e.start, e.end]
+                if isinstance(e, OSError):
+                    results[name + " fields"] = [e.errno, e.filename]
+        save(**results)
+    """)
+    for key in got[0]:
+        if not key.endswith("chained"):
+            np.testing.assert_array_equal(got[0][key], got[1][key], err_msg=key)
+    assert got[1]["value chained"] and not got[0]["value chained"]
+    assert str(got[0]["value"]) == "ValueError: rank 1 of 2: a plain message"
+    assert str(got[0]["decode"]) == ("UnicodeDecodeError: 'utf-8' codec can't decode byte "
+                                     "0xff in position 2: invalid start byte")
+    assert str(got[0]["decode notes"]) == "raised on rank 1 of 2"
+    assert got[0]["decode fields"].tolist() == ["utf-8", "6162ff", "2", "3"]
+    assert str(got[0]["os"]) == "FileNotFoundError: [Errno 2] No such file or directory: " \
+                                "'model.npz'"
+    assert got[0]["os fields"].tolist() == [str(errno.ENOENT), "model.npz"]
+    assert str(got[0]["local"]) == ("RuntimeError: rank 1 of 2: "
+                                    "__main__.local_error.<locals>.Local: made inside a function")
+    assert str(got[0]["two parts"]) == "RuntimeError: rank 1 of 2: __main__.TwoParts: shape: wrong"
 
 
 @needs_mpi

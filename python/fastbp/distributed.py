@@ -1,15 +1,17 @@
 """Data-parallel training on MPI through mpi4py.
 
-:func:`broadcast_parameters` and :func:`allreduce_gradients` serve a custom loop of
-``net.backward`` and ``optimizer.step``; :func:`agree` and :class:`DataParallel` are what
+:func:`broadcast_parameters`, :func:`allreduce_gradients` and
+:func:`average_running_statistics` serve a custom loop of ``net.backward`` and
+``optimizer.step``; :func:`agree` and :class:`DataParallel` are what
 :meth:`fastbp.Network.fit` runs with ``comm=``. Every function here but :func:`rank` is
-collective: each rank of the communicator calls it, in the same order. mpi4py is imported only when a
-communicator is used, so ``import fastbp`` never loads MPI.
+collective: each rank of the communicator calls it, in the same order. mpi4py is imported
+only when a communicator is used, so ``import fastbp`` never loads MPI.
 """
 
 from __future__ import annotations
 
 import math
+import pickle
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
@@ -22,7 +24,8 @@ from .optim import Optimizer
 if TYPE_CHECKING:
     from mpi4py import MPI
 
-__all__ = ["allreduce_gradients", "broadcast_parameters", "agree", "rank", "DataParallel"]
+__all__ = ["allreduce_gradients", "average_running_statistics", "broadcast_parameters",
+           "agree", "rank", "DataParallel"]
 
 Result = TypeVar("Result")
 
@@ -48,12 +51,14 @@ def rank(comm: MPI.Intracomm) -> int:
 
 def broadcast_parameters(net, comm: MPI.Intracomm, root: int = 0,
                          optimizer: Optimizer | None = None) -> None:
-    """Give every rank the parameters (and optimizer state) of rank ``root``.
+    """Give every rank the parameters, running statistics (BatchNorm's) and optimizer
+    state of rank ``root``.
 
     Parameters
     ----------
     net : Network
-        The same layers and dtype on every rank; ``net.params`` is overwritten in place.
+        The same layers and dtype on every rank; ``net.params`` and the running
+        statistics are overwritten in place.
     comm : mpi4py.MPI.Intracomm
         E.g. ``MPI.COMM_WORLD``; every rank calls this with the same ``root``.
     root : int
@@ -70,7 +75,9 @@ def broadcast_parameters(net, comm: MPI.Intracomm, root: int = 0,
     if optimizer is not None and not isinstance(optimizer, Optimizer):
         raise TypeError("optimizer must be a fastbp optimizer (SGD, Adam, ...) or None, "
                         f"got {type(optimizer).__name__}")
-    comm.Bcast(net.params, root=root)
+    comm.Bcast(net.params, root=root)  # read first: it brings a GPU's state to the host too
+    if net._core.n_state:
+        comm.Bcast(net._core.state, root=root)
     if optimizer is not None:
         state = optimizer.state_for(net)
         for array in state.arrays:
@@ -112,24 +119,85 @@ def allreduce_gradients(net, comm: MPI.Intracomm, weight: float | None = None) -
     comm.Allreduce(MPI.IN_PLACE, grads, op=MPI.SUM)
 
 
+def average_running_statistics(net, comm: MPI.Intracomm) -> None:
+    """Replace every rank's running statistics (BatchNorm's ``running_mean`` and
+    ``running_var``, every layer's at once) by their mean over the ranks, in place.
+
+    Training normalises with each batch's own statistics, so the ranks' running
+    statistics drift apart while their parameters stay equal; this makes them agree
+    before inference reads them. Nothing to do, and no message sent, for a network
+    without them (the same on every rank: its layers are).
+    """
+    MPI = _mpi(comm)
+    if not net._core.n_state:
+        return
+    net._host_parameters()
+    state = net._core.state
+    comm.Allreduce(MPI.IN_PLACE, state, op=MPI.SUM)
+    state /= comm.Get_size()
+
+
 def agree(comm: MPI.Intracomm, checks: Callable[[], Result]) -> Result:
     """Run ``checks`` on every rank and return its result once no rank has failed.
 
-    When it raises on any rank, every rank raises the same exception type, naming the
-    lowest rank that failed and its message (on that rank chained to the original), so
-    no rank is left waiting in a collective the failed one will never reach.
+    When it raises on any rank, every rank raises the exception of the lowest rank that
+    failed (on that rank chained to the original), so no rank is left waiting in a
+    collective the failed one will never reach. The exception keeps its type, message and
+    attributes where a pickle round trip, tried on the failing rank, rebuilds it; the
+    message then starts with ``"rank 1 of 2: "`` when the message is its one argument,
+    else a note names the rank. One that cannot be rebuilt (a class defined inside a
+    function, a constructor pickle cannot call) arrives as a ``RuntimeError`` naming the
+    rank, the original type and its message.
     """
     _mpi(comm)
     try:
         result, failure = checks(), None
     except Exception as e:  # noqa: BLE001 - every kind must reach the other ranks
         result, failure = None, e
-    reports = comm.allgather(None if failure is None else (type(failure), str(failure)))
+    reports = comm.allgather(None if failure is None else _report(failure))
     for failed, report in enumerate(reports):
         if report is not None:
-            kind, message = report
-            raise kind(f"rank {failed} of {len(reports)}: {message}") from failure
+            raise _rebuilt(report, f"rank {failed} of {len(reports)}") from failure
     return result
+
+
+def _message(exc: BaseException) -> str:
+    """``str(exc)``, or a placeholder when its ``__str__`` itself fails."""
+    try:
+        return str(exc)
+    except Exception:  # noqa: BLE001 - the report must always be sent
+        return f"<{type(exc).__name__} whose message cannot be read>"
+
+
+def _report(exc: Exception) -> tuple[bytes | None, str, str]:
+    """What another rank needs to raise ``exc``: its pickle, when the round trip gives
+    the same type and message here (else None), and always its type's name and message,
+    so that a rank that cannot load the pickle still has both."""
+    kind, message = type(exc), _message(exc)
+    try:
+        data = pickle.dumps(exc)
+        copy = pickle.loads(data)
+        if type(copy) is not kind or _message(copy) != message:
+            data = None
+    except Exception:  # noqa: BLE001 - whatever pickling raises, fall back to the text
+        data = None
+    return data, f"{kind.__module__}.{kind.__qualname__}", message
+
+
+def _rebuilt(report: tuple[bytes | None, str, str], where: str) -> Exception:
+    """The exception a :func:`_report` describes, naming ``where`` it was raised."""
+    data, name, message = report
+    try:
+        exc = pickle.loads(data) if data is not None else None
+    except Exception:  # noqa: BLE001 - a class this rank cannot import, say
+        exc = None
+    if exc is None:
+        return RuntimeError(f"{where}: {name}: {message}")
+    if len(exc.args) == 1 and isinstance(exc.args[0], str) and exc.args[0] == message:
+        exc.args = (f"{where}: {message}",)
+    else:  # the message is not its one argument (OSError's): Python 3.11+ prints notes
+        exc.__notes__ = [*getattr(exc, "__notes__", ()), f"raised on {where}"]
+    return exc
 
 
 def _divergence(step: int, reason: str) -> FloatingPointError:
@@ -209,7 +277,8 @@ class DataParallel:
         Each step: backward on this rank's batch (none once its rows are used up), one
         in-place allreduce of the weighted gradients and one of the weighted loss, the
         divergence verdict on those sums (so every rank reaches the same), then
-        ``step(*optimizer.core_args(state))``, the network core's update.
+        ``step(*optimizer.core_args(state))``, the network core's update. After the last
+        step (or the diverged one), the running statistics are averaged over the ranks.
 
         Returns
         -------
@@ -223,6 +292,21 @@ class DataParallel:
             rank alike, when the global batch's loss or gradient is NaN or inf; that step
             is not applied.
         """
+        try:
+            mean = self._steps(x, t, optimizer, state, step, epoch, bar)
+        except FloatingPointError:  # raised at the same step on every rank
+            average_running_statistics(self.net, self.comm)
+            raise
+        # Once per epoch, not per step: no step reads the running statistics (training
+        # normalises with the batch's own), and their update is linear in each batch's
+        # statistics, so while every rank has a batch at every step this mean is, up to
+        # rounding, the one averaging after every step would give.
+        average_running_statistics(self.net, self.comm)
+        return mean
+
+    def _steps(self, x, t, optimizer: Optimizer, state, step: Callable[..., None],
+               epoch: int, bar) -> float:
+        """:meth:`train_epoch`'s steps, without the running statistics' agreement."""
         MPI, core, net = self._MPI, self.net._core, self.net
         order = self._rng.permutation(self.rows) if self.shuffle else None
         per_bar = -(-self.steps // BAR_UPDATES_PER_EPOCH)
@@ -261,6 +345,14 @@ class DataParallel:
         totals = np.array([w * v for w, v in zip(weights, logs.values())])
         self.comm.Allreduce(self._MPI.IN_PLACE, totals, op=self._MPI.SUM)
         return dict(zip(logs, map(float, totals)))
+
+    def lead_rate(self, optimizer: Optimizer) -> None:
+        """Give ``optimizer`` rank 0's learning rate on every rank: a callback that
+        changed it on rank 0 alone sets it everywhere, one that changed it on another
+        rank alone is overridden."""
+        lr = self.comm.bcast(optimizer.lr, root=0)
+        if optimizer.lr != lr:
+            optimizer.lr = lr
 
     def slowest(self, seconds: float) -> float:
         """The longest of the ranks' ``seconds``, the same on every rank."""

@@ -89,6 +89,8 @@ def fit(net, X, T, *, epochs: int, batch_size: int, optimizer: Optimizer,
             start = time.perf_counter()
             if run.lrs is not None and optimizer.lr != run.lrs[epoch] * scale:
                 optimizer.lr = run.lrs[epoch] * scale  # the setter validates: skip it when idle
+            if group is not None:  # a callback may have changed it on one rank alone
+                group.lead_rate(optimizer)
             lr = optimizer.lr
             if group is None:
                 order = net._rng.permutation(run.x.shape[0]) if shuffle else \
