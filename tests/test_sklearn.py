@@ -99,7 +99,7 @@ def test_partial_fit_trains_one_epoch_at_a_time(iris):
     before = clf.coefs_[0].copy()
     clf.partial_fit(X[100:], y[100:])
     assert clf.n_iter_ == 1 and clf.t_ == 150 and not np.array_equal(before, clf.coefs_[0])
-    with pytest.raises(ValueError, match="labels not in classes"):
+    with pytest.raises(ValueError, match="`y` has classes not in `self.classes_`"):
         clf.partial_fit(X[:3], [0, 1, 7])
 
 
@@ -111,6 +111,106 @@ def test_warm_start_continues_and_fit_restarts(iris):
     cold.fit(X, y).fit(X, y)
     assert warm.n_iter_ == cold.n_iter_ == 5  # epochs of the last fit, as scikit-learn
     assert len(warm.loss_curve_) == 10 and warm.t_ == 1500 and cold.t_ == 750
+
+
+# Every constructor parameter, with a value other than the one _warm_fitted builds with:
+# those that shape the network, and the training settings, which each fit reads afresh.
+# (warm_start=False is neither: it builds a new network, its meaning.)
+SHAPING = [("hidden_layer_sizes", (7,)), ("hidden_layer_sizes", (5, 5)),
+           ("activation", "tanh"), ("compute_dtype", "bfloat16")]
+TRAINING = [("solver", "sgd"), ("solver", "lbfgs"), ("alpha", 0.01), ("batch_size", 16),
+            ("learning_rate", "adaptive"), ("learning_rate_init", 0.01), ("power_t", 0.25),
+            ("max_iter", 2), ("shuffle", False), ("random_state", 1), ("tol", 0.1),
+            ("verbose", True), ("momentum", 0.5), ("nesterovs_momentum", False),
+            ("early_stopping", True), ("validation_fraction", 0.2), ("beta_1", 0.8),
+            ("beta_2", 0.99), ("epsilon", 1e-6), ("n_iter_no_change", 2), ("max_fun", 100),
+            ("class_weight", "balanced")]
+
+
+def _warm_fitted(cls, iris):
+    """A warm-starting estimator fitted once on iris (targets: a column for the regressor),
+    and its data."""
+    X, y = iris
+    y = y if cls is MLPClassifier else X[:, 0]
+    return cls((5,), max_iter=3, warm_start=True, random_state=0).fit(X, y), X, y
+
+
+def _training(cls) -> list:
+    """TRAINING's settings that ``cls`` has (the regressor has no class_weight)."""
+    return [(name, value) for name, value in TRAINING if name in cls().get_params()]
+
+
+@pytest.mark.parametrize("cls", [MLPClassifier, MLPRegressor])
+def test_every_parameter_either_shapes_the_network_or_is_a_training_setting(cls):
+    classified = {name for name, _ in SHAPING + _training(cls)} | {"warm_start"}
+    assert set(cls().get_params()) == classified
+
+
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+@pytest.mark.parametrize("name, value", SHAPING)
+@pytest.mark.parametrize("cls", [MLPClassifier, MLPRegressor])
+def test_a_warm_start_refuses_a_change_of_what_shapes_the_network(iris, cls, name, value,
+                                                                  method):
+    est, X, y = _warm_fitted(cls, iris)
+    before, built = est.network_.params.copy(), est.get_params()[name]
+    net, t, curve, n_layers = est.network_, est.t_, len(est.loss_curve_), est.n_layers_
+    est.set_params(**{name: value})
+    with pytest.raises(ValueError, match=f"{name} shapes the network") as error:
+        getattr(est, method)(X, y)
+    assert f"built with {name}={built!r}, got {value!r}" in str(error.value)
+    assert est.network_ is net and np.array_equal(est.network_.params, before)
+    assert est.t_ == t and len(est.loss_curve_) == curve and est.n_layers_ == n_layers
+    est.set_params(warm_start=False).fit(X, y)  # a new network, as asked
+    assert est.network_ is not net
+
+
+@pytest.mark.parametrize("sizes", [5, [5]])
+def test_a_warm_start_takes_the_same_sizes_spelled_otherwise(iris, sizes):
+    est, X, y = _warm_fitted(MLPClassifier, iris)
+    net = est.network_
+    assert est.set_params(hidden_layer_sizes=sizes).fit(X, y).network_ is net
+
+
+@pytest.mark.parametrize("cls, name, value", [
+    (cls, *setting) for cls in (MLPClassifier, MLPRegressor) for setting in _training(cls)])
+def test_training_settings_may_change_between_warm_fits(iris, cls, name, value):
+    est, X, y = _warm_fitted(cls, iris)
+    net, before = est.network_, est.network_.params.copy()
+    est.set_params(**{name: value}).fit(X, y)
+    assert est.network_ is net and not np.array_equal(net.params, before)
+
+
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+@pytest.mark.parametrize("cls", [MLPClassifier, MLPRegressor])
+def test_a_warm_start_refuses_other_features_before_anything_changes(iris, cls, method):
+    est, X, y = _warm_fitted(cls, iris)
+    before = est.network_.params.copy()
+    with pytest.raises(ValueError, match=f"X has 3 features, but {cls.__name__} is "
+                                         "expecting 4 features as input"):
+        getattr(est, method)(X[:, :3], y)
+    assert est.n_features_in_ == 4 and np.array_equal(est.network_.params, before)
+
+
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+def test_a_warm_start_of_the_regressor_refuses_other_outputs(iris, method):
+    est, X, _ = _warm_fitted(MLPRegressor, iris)
+    before = est.network_.params.copy()
+    with pytest.raises(ValueError, match="MLPRegressor: y has 2 outputs, the network 1"):
+        getattr(est, method)(X, X[:, :2])
+    assert est.n_outputs_ == 1 and np.array_equal(est.network_.params, before)
+    assert est.predict(X).shape == (len(X),)
+
+
+def test_partial_fit_takes_some_of_the_classes_also_with_warm_start(iris):
+    est, X, y = _warm_fitted(MLPClassifier, iris)
+    est.partial_fit(X[y > 0], y[y > 0])  # scikit-learn would want every class here
+    assert est.n_iter_ == 1 and list(est.classes_) == [0, 1, 2]
+
+
+def test_n_layers_counts_the_fitted_network(iris):
+    est = _warm_fitted(MLPClassifier, iris)[0]
+    assert est.set_params(hidden_layer_sizes=(5, 5)).n_layers_ == 3  # not refitted
+    assert not hasattr(MLPClassifier(), "n_layers_")
 
 
 def test_pickle_round_trip_predicts_the_same(iris):

@@ -245,6 +245,61 @@ def test_partial_fit_refuses_early_stopping(digits):
     assert not hasattr(clf, "network_")
 
 
+# ---- a warm start's labels: scikit-learn's rules and messages ----------------------------
+
+def _refusal(call, est, X, y) -> str:
+    """The message of the ValueError that ``call(est, X, y)`` raises."""
+    with pytest.raises(ValueError) as error:
+        call(est, X, y)
+    return str(error.value)
+
+
+def _with_a_new_class(y):
+    y = y.copy()
+    y[0] = 10
+    return y
+
+
+@pytest.mark.parametrize("relabel", [lambda y: y + 1, lambda y: y.astype(str),
+                                     lambda y: y % 2, _with_a_new_class],
+                         ids=["shifted", "strings", "fewer", "one_more"])
+def test_a_warm_fit_on_other_classes_is_refused_as_scikit_learn_refuses_it(digits, relabel):
+    X, _, y, _ = digits
+    params = dict(hidden_layer_sizes=(8,), max_iter=2, warm_start=True, random_state=0)
+    ours = fbs.MLPClassifier(**params).fit(X, y)
+    theirs = _sklearn_fit(sk.MLPClassifier(**params), X, y)
+    proba = ours.predict_proba(X)
+
+    def fit(est, X, y):
+        return est.fit(X, relabel(y))
+    assert _refusal(fit, ours, X, y) == _refusal(fit, theirs, X, y)
+    assert np.array_equal(ours.classes_, np.arange(10)) and ours.t_ == 2 * len(X)
+    np.testing.assert_array_equal(ours.predict_proba(X), proba)
+
+
+@pytest.mark.parametrize("call", [
+    lambda est, X, y: est.partial_fit(X, y + 1),
+    lambda est, X, y: est.partial_fit(X, y.astype(str)),
+    lambda est, X, y: est.partial_fit(X, y % 2, classes=[0, 1]),
+], ids=["unknown", "strings", "other_classes_argument"])
+@pytest.mark.parametrize("start", ["fit", "partial_fit"])
+def test_partial_fit_outside_the_classes_is_refused_as_scikit_learn_refuses_it(digits, call,
+                                                                              start):
+    X, _, y, _ = digits
+    ours, theirs = (cls((8,), max_iter=2, random_state=0)
+                    for cls in (fbs.MLPClassifier, sk.MLPClassifier))
+    if start == "fit":
+        ours.fit(X, y)
+        _sklearn_fit(theirs, X, y)
+    else:
+        ours.partial_fit(X, y, classes=np.arange(10))
+        theirs.partial_fit(X, y, classes=np.arange(10))
+    before, t = ours.network_.params.copy(), ours.t_
+    assert _refusal(call, ours, X, y) == _refusal(call, theirs, X, y)
+    assert np.array_equal(ours.classes_, np.arange(10)) and ours.t_ == t
+    assert np.array_equal(ours.network_.params, before)
+
+
 @pytest.mark.parametrize("params, expected", [
     (dict(learning_rate="optimal"), r"learning_rate must be one of 'constant', 'invscaling', "
                                     r"'adaptive', got 'optimal'"),

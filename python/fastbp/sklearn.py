@@ -18,7 +18,11 @@ only, and ``loss_`` includes it); SGD's momentum holds gradients (PyTorch's form
 steps scaled by the learning rate, so a change of the rate also scales the momentum
 carried over; the weights start from fastbp's initialisation; ``loss_`` of the regressor
 is the mean squared error (scikit-learn reports half of it); the classifier always has one
-softmax output per class; no ``ConvergenceWarning``.
+softmax output per class; no ``ConvergenceWarning``; a warm start refuses a change of the
+parameters that shape the network (see ``warm_start``), where scikit-learn applies a new
+``activation`` to the weights it has and ignores, or fails on, new ``hidden_layer_sizes``;
+``partial_fit`` takes labels among ``classes_`` also with ``warm_start=True`` (scikit-learn
+then wants every class in each call).
 
 ``sample_weight`` (``fit``, ``partial_fit``) and the classifier's ``class_weight`` weight
 each sample's loss. "lbfgs" minimises scikit-learn's weighted objective exactly (the
@@ -202,6 +206,32 @@ class _BaseMLP(BaseEstimator):
             self._fail("compute_dtype", "None or one of " +
                        ", ".join(map(repr, _validate.COMPUTE_DTYPES)), self.compute_dtype)
 
+    def _network_params(self) -> dict:
+        """The parameters that shape the network, with the values that would build it now
+        (``hidden_layer_sizes`` as a tuple). A warm start keeps the network, so they
+        cannot change between its fits; every other parameter is a training setting."""
+        return {"hidden_layer_sizes": tuple(self._hidden_sizes()),
+                "activation": self.activation, "compute_dtype": self.compute_dtype}
+
+    def _start(self, incremental: bool) -> bool:
+        """Check the parameters of a fit (partial_fit when ``incremental``) and return
+        whether it continues training the current network (partial_fit, or fit with
+        warm_start), whose shaping parameters must then be those it was built with."""
+        self._check_params()
+        if incremental and self.early_stopping:
+            raise ValueError(f"{type(self).__name__}: partial_fit does not support "
+                             "early_stopping=True")
+        if not ((incremental or self.warm_start) and hasattr(self, "network_")):
+            return False
+        for name, value in self._network_params().items():
+            if value != self._built_params[name]:
+                raise ValueError(
+                    f"{type(self).__name__}: {name} shapes the network, which a warm start "
+                    f"keeps: it was built with {name}={self._built_params[name]!r}, got "
+                    f"{getattr(self, name)!r}; fit with warm_start=False to build a new "
+                    "network")
+        return True
+
     def _batch_size(self, n_samples: int) -> int:
         return min(200 if self.batch_size == "auto" else self.batch_size, n_samples)
 
@@ -248,23 +278,21 @@ class _BaseMLP(BaseEstimator):
                              "sample: there is nothing to train on")
         return w
 
-    def _train(self, X, T, n_out: int, w, *, incremental: bool):
-        """Build the network unless continuing, then train: one epoch when incremental,
-        else up to max_iter epochs (or L-BFGS iterations) with scikit-learn's rules;
-        ``w``: each row's weight (checked), or None."""
-        if incremental and self.early_stopping:
-            raise ValueError(f"{type(self).__name__}: partial_fit does not support "
-                             "early_stopping=True")
-        fresh = not (incremental or self.warm_start) or not hasattr(self, "network_")
-        if not fresh and X.dtype != self.network_.dtype:
+    def _train(self, X, T, n_out: int, w, *, incremental: bool, warm: bool):
+        """Build the network unless ``warm`` (continuing, see :meth:`_start`), then
+        train: one epoch when incremental, else up to max_iter epochs (or L-BFGS
+        iterations) with scikit-learn's rules; ``w``: each row's weight (checked), or
+        None."""
+        if warm and X.dtype != self.network_.dtype:
             X = X.astype(self.network_.dtype)
-        elif fresh and self.compute_dtype is not None:
+        elif not warm and self.compute_dtype is not None:
             X = X.astype(np.float32, copy=False)  # a compute dtype needs float32 weights
         val = None
         if self.solver != "lbfgs" and self.early_stopping:
             X, T, w, val = self._split(X, T, w)
-        if fresh:
+        if not warm:
             self.network_ = self._build(X.shape[1], n_out, X.dtype)
+            self._built_params = self._network_params()
             self.n_iter_, self.t_ = 0, 0
             for name in _STOCHASTIC_ATTRIBUTES:
                 self.__dict__.pop(name, None)
@@ -455,8 +483,10 @@ class _BaseMLP(BaseEstimator):
 
     @property
     def n_layers_(self) -> int:
-        """Layers counted as scikit-learn does: input, hidden and output."""
-        return len(self._hidden_sizes()) + 2
+        """The fitted network's layers counted as scikit-learn does: input, hidden and
+        output."""
+        check_is_fitted(self)
+        return 1 + sum(isinstance(layer, Dense) for layer in self.network_.layers)
 
 
 class MLPClassifier(ClassifierMixin, _BaseMLP):
@@ -501,7 +531,15 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Print ``Iteration k, loss = ...`` after each epoch (and ``Validation score: ...``
         with ``early_stopping``), as scikit-learn; "lbfgs" prints nothing. No progress bar.
     warm_start : bool
-        ``fit`` continues from the current weights.
+        ``fit`` continues from the current weights. As in scikit-learn, ``y`` must then
+        hold the classes of the previous fit, no more and no fewer, and ``X`` the same
+        number of features (``partial_fit``: labels among ``classes_``), else ValueError.
+        ``hidden_layer_sizes``, ``activation`` and ``compute_dtype`` shape the network,
+        so they cannot change between warm fits (``fit`` with ``warm_start``,
+        ``partial_fit``): a change raises ValueError naming the parameter, the value the
+        network was built with and the new one, before anything changes; ``fit`` with
+        ``warm_start=False`` builds a new network. Every other parameter is a training
+        setting that each fit reads afresh.
     momentum, nesterovs_momentum :
         SGD's momentum.
     early_stopping : bool
@@ -552,32 +590,61 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def fit(self, X, y, sample_weight=None) -> "MLPClassifier":
         """Train on ``X`` (n_samples, n_features) and labels ``y``, each sample's loss
         weighted by ``sample_weight`` times its class's ``class_weight``; returns self."""
-        X, y = self._data(X, y, reset=True)
-        self.classes_, codes = np.unique(y, return_inverse=True)
+        warm = self._start(incremental=False)
+        X, y = self._data(X, y, reset=not warm)
+        if warm:
+            classes, codes = self.classes_, self._codes(y, self.classes_, warm_start=True)
+        else:
+            classes, codes = np.unique(y, return_inverse=True)
         w = self._weights(sample_weight, y)
-        return self._fit_codes(X, codes, w, incremental=False)
+        self.classes_ = classes
+        return self._fit_codes(X, codes, w, incremental=False, warm=warm)
 
     @available_if(_BaseMLP._stochastic)
     def partial_fit(self, X, y, sample_weight=None, classes=None) -> "MLPClassifier":
         """One epoch over (X, y), weighted as by :meth:`fit` (``class_weight="balanced"``
         is refused: one call's labels do not tell the classes' frequencies); ``classes``
         lists every label on the first call."""
-        first = not hasattr(self, "classes_")
-        if first and classes is None:
-            raise ValueError("classes must be passed on the first call to partial_fit")
+        classes = self._partial_fit_classes(classes)
         if isinstance(self.class_weight, str) and self.class_weight == "balanced":
             raise ValueError(f"{type(self).__name__}: class_weight='balanced' is not "
                              "supported by partial_fit: pass the weights as a dict, e.g. "
                              "from sklearn.utils.class_weight.compute_class_weight on a "
                              "large enough sample of the labels")
-        X, y = self._data(X, y, reset=first)
-        if first:
-            self.classes_ = np.unique(column_or_1d(classes))
-        unknown = np.setdiff1d(y, self.classes_)
-        if unknown.size:
-            raise ValueError(f"y holds labels not in classes: {unknown[:5].tolist()}")
-        codes = LabelEncoder().fit(self.classes_).transform(y)
-        return self._fit_codes(X, codes, self._weights(sample_weight, y), incremental=True)
+        warm = self._start(incremental=True)
+        X, y = self._data(X, y, reset=not warm)
+        codes = self._codes(y, classes, warm_start=False)
+        w = self._weights(sample_weight, y)
+        self.classes_ = classes
+        return self._fit_codes(X, codes, w, incremental=True, warm=warm)
+
+    def _partial_fit_classes(self, classes) -> np.ndarray:
+        """The classes of a partial_fit: ``classes`` on the first call; a later call may
+        repeat them, not change them (scikit-learn's rule and message)."""
+        if not hasattr(self, "classes_"):
+            if classes is None:
+                raise ValueError("classes must be passed on the first call to partial_fit")
+            return np.unique(column_or_1d(classes))
+        if classes is not None and not np.array_equal(self.classes_,
+                                                      np.unique(column_or_1d(classes))):
+            raise ValueError(f"`classes={classes!r}` is not the same as on last call to "
+                             f"partial_fit, was: {self.classes_!r}")
+        return self.classes_
+
+    @staticmethod
+    def _codes(y, classes: np.ndarray, *, warm_start: bool) -> np.ndarray:
+        """Each label's index in ``classes``, the labels checked with scikit-learn's rules
+        and messages: a warm start's must be ``classes`` exactly, partial_fit's among
+        them."""
+        labels, known = np.unique(y), set(classes)
+        if warm_start and set(labels) != known:
+            raise ValueError("warm_start can only be used where `y` has the same classes as "
+                             f"in the previous call to fit. Previously got {classes}, `y` has "
+                             f"{labels}")
+        if not known.issuperset(labels):
+            raise ValueError("`y` has classes not in `self.classes_`. `self.classes_` has "
+                             f"{classes}. 'y' has {labels}.")
+        return LabelEncoder().fit(classes).transform(y)
 
     def _weights(self, sample_weight, y):
         """Each sample's weight: ``sample_weight`` times its class's weight, or None when
@@ -592,15 +659,14 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return self._sample_weight(by_class if w is None else w * by_class, len(y))
 
     def _data(self, X, y, reset: bool):
-        self._check_params()
         X, y = validate_data(self, X, y, reset=reset, dtype=(np.float64, np.float32))
         check_classification_targets(y)
         return X, column_or_1d(y, warn=True)
 
-    def _fit_codes(self, X, codes, w, incremental: bool) -> "MLPClassifier":
+    def _fit_codes(self, X, codes, w, incremental: bool, warm: bool) -> "MLPClassifier":
         self.n_outputs_, self.out_activation_ = len(self.classes_), "softmax"
         return self._train(X, codes.astype(np.int64), len(self.classes_), w,
-                           incremental=incremental)
+                           incremental=incremental, warm=warm)
 
     def _loss(self):
         return SoftmaxCrossEntropyLoss()
@@ -637,32 +703,34 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     """Multi-layer perceptron regressor trained by fastbp (mean squared error).
 
     Parameters and attributes as for :class:`MLPClassifier` (without ``classes_``; the
-    early-stopping score is R²); ``out_activation_`` is ``"identity"``. ``y`` may be (n_samples,) or
-    (n_samples, n_outputs); predictions have the same shape.
+    early-stopping score is R²); ``out_activation_`` is ``"identity"``. ``y`` may be
+    (n_samples,) or (n_samples, n_outputs); predictions have the same shape. A warm start's
+    ``y`` (``fit`` with ``warm_start``, ``partial_fit``) must have the network's number of
+    outputs.
     """
 
     def fit(self, X, y, sample_weight=None) -> "MLPRegressor":
         """Train on ``X`` (n_samples, n_features) and targets ``y``, each sample's loss
         weighted by ``sample_weight``; returns self."""
-        return self._fit(X, y, sample_weight, reset=True, incremental=False)
+        return self._fit(X, y, sample_weight, incremental=False)
 
     @available_if(_BaseMLP._stochastic)
     def partial_fit(self, X, y, sample_weight=None) -> "MLPRegressor":
         """One epoch over (X, y), weighted as by :meth:`fit`, continuing from the current
         weights once fitted."""
-        return self._fit(X, y, sample_weight, reset=not hasattr(self, "network_"),
-                         incremental=True)
+        return self._fit(X, y, sample_weight, incremental=True)
 
-    def _fit(self, X, y, sample_weight, reset: bool, incremental: bool) -> "MLPRegressor":
-        self._check_params()
-        X, y = validate_data(self, X, y, reset=reset, multi_output=True, y_numeric=True,
+    def _fit(self, X, y, sample_weight, incremental: bool) -> "MLPRegressor":
+        warm = self._start(incremental)
+        X, y = validate_data(self, X, y, reset=not warm, multi_output=True, y_numeric=True,
                              dtype=(np.float64, np.float32))
         T = y.reshape(len(y), -1).astype(X.dtype)
-        if not reset and T.shape[1] != self.n_outputs_:
-            raise ValueError(f"y has {T.shape[1]} outputs, the network {self.n_outputs_}")
+        if warm and T.shape[1] != self.n_outputs_:
+            raise ValueError(f"{type(self).__name__}: y has {T.shape[1]} outputs, the "
+                             f"network {self.n_outputs_}")
+        w = self._sample_weight(sample_weight, len(T))
         self.n_outputs_, self.out_activation_ = T.shape[1], "identity"
-        return self._train(X, T, T.shape[1], self._sample_weight(sample_weight, len(T)),
-                           incremental=incremental)
+        return self._train(X, T, T.shape[1], w, incremental=incremental, warm=warm)
 
     def _loss(self):
         return MSELoss()
