@@ -110,9 +110,15 @@ def test_ops_match_reference_including_extremes(case, data, dtype):
         first = x if _core.act_uses_input(act.kind) else ref_y
         ref_dx = getattr(fb.reference, act.name + "_backward")(first, g, **settings_)
         dx = getattr(fb.ops, act.name + "_backward")(first, g, **settings_)
-    tol = dict(rtol=1e-5, atol=1e-30) if dtype == "float32" else dict(rtol=1e-12, atol=1e-300)
-    np.testing.assert_allclose(y, ref_y, **tol)
-    np.testing.assert_allclose(dx, ref_dx, **tol)
+    rtol, atol = (1e-5, 1e-30) if dtype == "float32" else (1e-12, 1e-300)
+    np.testing.assert_allclose(y, ref_y, rtol=rtol, atol=atol)
+    # A derivative that is a sum of terms of either sign (GELU's Phi(x) + x phi(x) is zero
+    # near x = -0.75) is only as accurate as those terms, which are O(|g|): near its root
+    # the relative error is unbounded, the absolute one a few ulps of |g|.
+    finite = np.isfinite(ref_dx)
+    np.testing.assert_array_equal(dx[~finite], ref_dx[~finite])
+    bound = rtol * np.abs(ref_dx) + 8 * np.finfo(dtype).eps * np.abs(g) + atol
+    assert (np.abs(dx - ref_dx)[finite] <= bound[finite]).all(), (x, g, dx, ref_dx)
 
 
 @pytest.mark.parametrize("make,exc", [
