@@ -1,7 +1,8 @@
 """Ctrl-C: a SIGINT during fit stops the epoch between batches, soon, and leaves the
 network and its optimizer exactly as after the last whole step (checked by replaying
 that many steps from the same start, bitwise), ready to train on; a SIGINT during a loop
-of train_step calls leaves the step count in line with the updates applied."""
+of train_step calls leaves the step count in line with the updates applied; fit puts
+back the SIGINT handler it found unless one was set since."""
 
 from __future__ import annotations
 
@@ -163,6 +164,28 @@ def test_the_core_counts_the_updates_it_applies(rng, backend):
     net.backward(X, T)
     opt.step(net)
     assert net._core.updates == opt.state_for(net).steps == 2 * 3 + 2
+
+
+TAKE_OVER_SIGINT = textwrap.dedent('''
+    import os, signal, time
+    import numpy as np
+    import fastbp as fb
+
+    def take_over(epoch, logs):  # a callback that sets its own SIGINT handling
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+    net = fb.Network([fb.Dense(3, 5), fb.ReLU(), fb.Dense(5, 2)], fb.MSELoss(), seed=0)
+    X, T = np.ones((10, 3), np.float32), np.zeros((10, 2), np.float32)
+    net.fit(X, T, epochs=2, batch_size=4, optimizer=fb.SGD(lr=0.1), callbacks=[take_over])
+    os.kill(os.getpid(), signal.SIGINT)  # SIG_DFL: the process dies of it
+    time.sleep(10)
+''')
+
+
+def test_fit_keeps_a_sigint_handler_that_a_callback_set_during_training():
+    result = subprocess.run([sys.executable, "-c", TAKE_OVER_SIGINT], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == -signal.SIGINT, result.stderr
 
 
 def test_fit_leaves_the_sigint_handler_as_it_found_it(rng):

@@ -1,6 +1,7 @@
 """Threads: the GIL is released during compute; two networks trained in two
 threads at once give bitwise the results they give one after the other; two threads on
 one network are serialised (the outcome is one of the two sequential orders, bitwise);
+an optimizer drives one fit at a time;
 results are bitwise reproducible for a seed, thread count and SIMD path."""
 
 from __future__ import annotations
@@ -151,6 +152,51 @@ def test_two_threads_on_one_network_are_serialised(backend):
         assert opt.state_for(net).steps == 4
         got = state(net, opt)
         assert any(same(got, s) for s in serial.values()), "state matches no serial order"
+
+
+def test_an_optimizer_drives_one_fit_at_a_time():
+    """A fit sets its optimizer's learning rate (a schedule's, then back): a second fit
+    with it, or a step with it from another thread, is refused while the fit runs; the
+    fit's own thread (a callback) may step with it."""
+    X, T = make_data(WIDTHS, "ce_labels", 64, np.random.default_rng(0))
+    opt = fb.SGD(lr=0.1)
+    first, second = (make_net(WIDTHS, "relu", "ce_labels", "float64", "cpu", seed=s)
+                     for s in (0, 1))
+    training, finish, errors = threading.Event(), threading.Event(), []
+
+    def wait_in_epoch(epoch, logs):
+        second.train_step(X, T, opt)  # the fit's own thread
+        training.set()
+        assert finish.wait(60)
+
+    def run():
+        try:
+            first.fit(X, T, epochs=2, batch_size=16, optimizer=opt,
+                      lr_schedule=lambda epoch: 0.01, callbacks=[wait_in_epoch])
+        except BaseException as e:  # reported in the main thread
+            errors.append(e)
+
+    thread = threading.Thread(target=run, name="first fit")
+    thread.start()
+    try:
+        assert training.wait(60)
+        before = second.params.copy()
+        with pytest.raises(RuntimeError, match="already drives a fit .*'first fit'"):
+            second.fit(X, T, epochs=1, batch_size=16, optimizer=opt)
+        with pytest.raises(RuntimeError, match="drives a fit on thread 'first fit'"):
+            second.train_step(X, T, opt)
+        second.backward(X, T)
+        with pytest.raises(RuntimeError, match="drives a fit on thread 'first fit'"):
+            opt.step(second)
+        np.testing.assert_array_equal(second.params, before)
+        assert opt.lr == 0.01  # the first fit's scheduled rate, untouched
+    finally:
+        finish.set()
+        thread.join(60)
+    assert not thread.is_alive() and not errors, errors
+    assert opt.lr == 0.1  # set back by the first fit
+    second.fit(X, T, epochs=1, batch_size=16, optimizer=opt)  # free again
+    assert opt.lr == 0.1
 
 
 def test_direct_core_calls_on_one_network_are_serialised():

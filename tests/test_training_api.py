@@ -1,9 +1,11 @@
 """Network.evaluate and predict_proba, the callbacks of fastbp.callbacks (ModelCheckpoint,
-CSVLogger, ReduceLROnPlateau) and how learning-rate schedules and callbacks compose."""
+CSVLogger, ReduceLROnPlateau), how learning-rate schedules and callbacks compose, and a
+refused fit starting no callback."""
 
 from __future__ import annotations
 
 import csv
+import sys
 
 import numpy as np
 import pytest
@@ -294,10 +296,79 @@ def test_csv_logger_appends_without_a_second_header(data, tmp_path):
     net.fit(X, T, epochs=2, batch_size=8, optimizer=opt,
             callbacks=[fb.callbacks.CSVLogger(path)])
     net.fit(X, T, epochs=1, batch_size=8, optimizer=opt,
-            callbacks=[fb.callbacks.CSVLogger(path, separator=";", append=True)])
+            callbacks=[fb.callbacks.CSVLogger(path, append=True)])
     lines = path.read_text().splitlines()
     assert len(lines) == 4 and lines[0].startswith("epoch,loss")
-    assert lines[3].startswith("0;")
+    assert lines[3].startswith("0,")
+
+
+@pytest.mark.parametrize("first_metrics, first_separator, metrics", [
+    ([], ",", ["accuracy"]),  # more columns
+    (["accuracy"], ",", []),  # fewer columns
+    ([], ";", [])])           # another separator: the header reads as one field
+def test_csv_logger_refuses_to_append_under_another_header(data, tmp_path, first_metrics,
+                                                           first_separator, metrics):
+    X, T = data
+    path = tmp_path / "log.csv"
+    net, opt = classifier(), fb.SGD(lr=0.1)
+    net.fit(X, T, epochs=2, batch_size=8, optimizer=opt, metrics=first_metrics,
+            callbacks=[fb.callbacks.CSVLogger(path, separator=first_separator)])
+    before, params = path.read_bytes(), net.params.copy()
+    with pytest.raises(ValueError) as caught:
+        net.fit(X, T, epochs=1, batch_size=8, optimizer=opt, metrics=metrics,
+                callbacks=[fb.callbacks.CSVLogger(path, append=True)])
+    found = next(csv.reader(path.read_text().splitlines()))  # as a "," logger reads it
+    assert str(found) in str(caught.value)
+    assert str(["epoch", "loss", *metrics, "lr", "epoch_time"]) in str(caught.value)
+    assert path.read_bytes() == before
+    np.testing.assert_array_equal(net.params, params)  # refused before training
+
+
+def test_csv_logger_appends_to_an_empty_file_with_a_header(data, tmp_path):
+    path = tmp_path / "log.csv"
+    path.touch()
+    classifier().fit(*data, epochs=1, batch_size=8, optimizer=fb.SGD(lr=0.1),
+                     callbacks=[fb.callbacks.CSVLogger(path, append=True)])
+    assert read_rows(path)[0] == ["epoch", "loss", "lr", "epoch_time"]
+
+
+def refusal(reason, tmp_path, monkeypatch, opt):
+    """The fit arguments (besides the data, batch size and a CSVLogger) that refuse a fit
+    for ``reason``."""
+    if reason == "tqdm missing":
+        monkeypatch.setitem(sys.modules, "tqdm", None)  # import tqdm raises ImportError
+        monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+        return dict(progress=True)
+    if reason == "optimizer in another fit":
+        fb.optim.FitClaim(opt).take()
+        return {}
+    if reason == "a later callback's monitor":
+        return dict(callbacks=[fb.callbacks.ModelCheckpoint(tmp_path / "m.npz")])
+    if reason == "a later log's header":
+        (tmp_path / "other.csv").write_text("epoch,val_loss\n0,1.0\n")
+        return dict(callbacks=[fb.callbacks.CSVLogger(tmp_path / "other.csv", append=True)])
+    return {"epochs": dict(epochs=0), "early stopping": dict(early_stopping=True),
+            "schedule": dict(lr_schedule=lambda epoch: -1.0),
+            "metric": dict(metrics=["top5"])}[reason]
+
+
+@pytest.mark.parametrize("reason, error", [
+    ("tqdm missing", ImportError), ("optimizer in another fit", RuntimeError),
+    ("a later callback's monitor", ValueError), ("a later log's header", ValueError),
+    ("epochs", ValueError), ("early stopping", ValueError), ("schedule", ValueError),
+    ("metric", ValueError)])
+def test_a_refused_fit_leaves_an_existing_csv_log_untouched(data, tmp_path, monkeypatch,
+                                                            reason, error):
+    path = tmp_path / "log.csv"
+    path.write_text("epoch,loss,lr,epoch_time\n0,1.5,0.1,0.01\n")
+    net, opt = classifier(), fb.SGD(lr=0.1)
+    kwargs = dict(epochs=1, batch_size=8, optimizer=opt, progress=False)
+    kwargs.update(refusal(reason, tmp_path, monkeypatch, opt))
+    callbacks = [fb.callbacks.CSVLogger(path), *kwargs.pop("callbacks", ())]
+    with pytest.raises(error):
+        net.fit(*data, callbacks=callbacks, **kwargs)
+    assert path.read_text() == "epoch,loss,lr,epoch_time\n0,1.5,0.1,0.01\n"
+    assert callbacks[0]._file is None
 
 
 def test_csv_logger_closes_its_file_when_fit_fails(data, tmp_path):

@@ -236,6 +236,21 @@ void bind_network(py::module_& m) {
         "interrupt_mark, or (False) put the replaced handler back; nests; main thread only.");
   m.def("hold_sigint", &nn::hold_sigint, py::arg("on"),
         "While held, a watched SIGINT is counted but not passed on to Python's handler.");
+  m.def(
+      "defer_sigint",
+      [] {
+        nn::defer_sigint();
+        // A SIGINT from before the hold may wait in Python: its handler runs now, so that
+        // none raises once the caller's block has begun.
+        if (PyErr_CheckSignals() != 0) {
+          nn::resume_sigint();
+          throw py::error_already_set();
+        }
+      },
+      "Hold SIGINTs until resume_sigint (nests; main thread only); raises, deferring "
+      "nothing, for one that came before.");
+  m.def("resume_sigint", &nn::resume_sigint,
+        "End defer_sigint; at the outermost, whether a SIGINT came while deferred.");
 
   py::class_<UpdateSpec>(m, "UpdateSpec",
                          "An optimizer's kind, hyper-parameters (checked here) and clipping "

@@ -57,12 +57,43 @@ void watch_sigint(bool on) {
     sigemptyset(&counting.sa_mask);
     sigaction(SIGINT, &counting, nullptr);
   } else if (!on && g_depth > 0 && --g_depth == 0) {
-    sigaction(SIGINT, &g_replaced, nullptr);
+    // A handler set since ours (a callback's signal.signal) keeps its place.
+    struct sigaction current {};
+    sigaction(SIGINT, nullptr, &current);
+    if ((current.sa_flags & SA_SIGINFO) && current.sa_sigaction == count_sigint) {
+      sigaction(SIGINT, &g_replaced, nullptr);
+    }
     hold_sigint(false);
   }
 #else
   (void)on;  // elsewhere a Ctrl-C waits for the call to end, as Python's handler does
 #endif
+}
+
+namespace {
+int g_deferred = 0;         // nested defer_sigint calls, changed only with the GIL held
+int64_t g_deferred_at = 0;  // sigint_count() when the outermost began
+}  // namespace
+
+void defer_sigint() {
+  watch_sigint(true);
+  if (g_deferred++ == 0) {
+    g_deferred_at = sigint_count();
+    hold_sigint(true);
+  }
+}
+
+bool resume_sigint() {
+  if (g_deferred == 0) {
+    return false;
+  }
+  bool came = false;
+  if (--g_deferred == 0) {
+    hold_sigint(false);
+    came = sigint_count() != g_deferred_at;
+  }
+  watch_sigint(false);
+  return came;
 }
 
 }  // namespace fastbp::nn

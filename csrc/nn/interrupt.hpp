@@ -14,14 +14,20 @@ namespace fastbp::nn {
 int64_t sigint_count();
 
 // true: put the counting handler in front of the current one; false: put that one back
-// (calls nest: the outermost false restores it, and releases a hold). Called with the
-// GIL held, from Python's main thread.
+// (calls nest: the outermost false restores it, unless another handler has replaced ours
+// since, and releases a hold). Called with the GIL held, from Python's main thread.
 void watch_sigint(bool on);
 
 // While held, a SIGINT is counted but not passed on, so Python raises no
 // KeyboardInterrupt between a training call and its bookkeeping; the caller compares
 // the count after releasing the hold.
 void hold_sigint(bool on);
+
+// Watch and hold from the outermost defer_sigint to its resume_sigint (calls nest), for
+// a block that must not be cut short; resume_sigint returns, at the outermost, whether a
+// SIGINT came meanwhile, for the caller to deliver again. Same thread rules as above.
+void defer_sigint();
+bool resume_sigint();
 
 // The loops' test, one relaxed atomic load: `mark` is sigint_count() from before the
 // call, or -1 for a call that never stops.

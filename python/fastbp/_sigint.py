@@ -6,7 +6,8 @@ handler counts SIGINTs (see ``csrc/nn/interrupt.hpp``), and an epoch given the c
 before (the *mark*) stops before its next batch once the count has moved. Around each
 core call and the counting of its steps, :class:`Held` keeps Python's handler from
 raising, then raises the KeyboardInterrupt itself, so no interrupt falls between a call
-and its bookkeeping.
+and its bookkeeping. :class:`Deferred` holds SIGINT across a block that must run whole
+(writing a file and cleaning up after it) and delivers it again as the block ends.
 """
 
 from __future__ import annotations
@@ -56,3 +57,21 @@ class Held:
             _core.hold_sigint(False)
             if kind is None and _core.sigint_count() != self.mark:
                 raise KeyboardInterrupt
+
+
+class Deferred:
+    """A block that a SIGINT cannot cut short: on Python's main thread (the only one that
+    runs signal handlers) a SIGINT during it is held, then delivered again to whatever
+    handler is installed as the block ends, however it ends; so with Python's default
+    handler a KeyboardInterrupt then replaces any exception of the block. Elsewhere
+    nothing is deferred, since nothing raises there. The hold is the counting handler's:
+    a handler set in front of it during a fit (see :func:`watch`) is not held."""
+
+    def __enter__(self) -> None:
+        self._deferring = threading.current_thread() is threading.main_thread()
+        if self._deferring:
+            _core.defer_sigint()  # raises, deferring nothing, for a SIGINT from before
+
+    def __exit__(self, kind, error, traceback) -> None:
+        if self._deferring and _core.resume_sigint():
+            signal.raise_signal(signal.SIGINT)

@@ -5,8 +5,9 @@ weights kept (after each epoch), and a progress bar (also within an epoch).
 A callback is any callable ``callback(epoch, logs)``; ``epoch`` counts from 0 and
 ``logs`` holds that epoch's values (``loss``, ``val_loss``, ``accuracy``, ``lr``,
 ``epoch_time``, ...). Returning ``False`` stops training after that epoch. A
-:class:`Callback` is also told when fit starts (with the network, the optimizer and the
-keys the logs will have) and when it ends.
+:class:`Callback` is also asked whether it can work with a fit (with the network, the
+optimizer and the keys the logs will have) among fit's own checks, then told when fit
+starts and when it ends.
 """
 
 from __future__ import annotations
@@ -33,13 +34,19 @@ MODES = ("auto", "min", "max")
 
 class Callback:
     """Base of the callbacks that need more than ``(epoch, logs)``. ``fit`` calls
-    :meth:`on_fit_start` before the first epoch, the callback itself after each epoch, and
-    :meth:`on_fit_end` when it ends, however it ends (the last epoch, a stop, an error or
-    a KeyboardInterrupt)."""
+    :meth:`check` with its own checks of its arguments, :meth:`on_fit_start` once every
+    check has passed, the callback itself after each epoch, and :meth:`on_fit_end` when
+    it ends, however it ends (the last epoch, a stop, an error or a KeyboardInterrupt)."""
+
+    def check(self, net, optimizer, keys: Sequence[str]) -> None:
+        """``net`` and ``optimizer`` are fit's; ``keys`` are those of every epoch's logs.
+        Raises when the callback cannot work with them; changes nothing, since the fit
+        may yet be refused: a refusal here comes before any callback has started (so a
+        :class:`CSVLogger`'s file is still untouched)."""
 
     def on_fit_start(self, net, optimizer, keys: Sequence[str]) -> None:
         """``net`` and ``optimizer`` are fit's; ``keys`` are those of every epoch's logs.
-        Raises, before any training, when the callback cannot work with them."""
+        Called once every check of the fit has passed, just before the first epoch."""
 
     def __call__(self, epoch: int, logs: dict) -> bool | None:
         raise NotImplementedError
@@ -63,7 +70,7 @@ class _Monitor(Callback):
         self._higher = mode == "max" or (mode == "auto" and name in METRICS)
         self.best = -math.inf if self._higher else math.inf
 
-    def on_fit_start(self, net, optimizer, keys: Sequence[str]) -> None:
+    def check(self, net, optimizer, keys: Sequence[str]) -> None:
         if self.monitor not in keys:
             raise ValueError(f"{type(self).__name__} monitors {self.monitor!r}, which fit "
                              f"does not log here; it logs {list(keys)}")
@@ -85,7 +92,7 @@ class ModelCheckpoint(_Monitor):
     path : str or os.PathLike
         The ``.npz`` file written, each checkpoint replacing the last (``.npz`` appended
         when missing, as :meth:`fastbp.Network.save` does; ``self.path`` is the name
-        written).
+        written). A symbolic link there stays: the file it points to is replaced.
     monitor : str
         The logs key compared.
     save_best_only : bool
@@ -112,9 +119,11 @@ class ModelCheckpoint(_Monitor):
         self.best_epoch = None
         self._net = None
 
-    def on_fit_start(self, net, optimizer, keys: Sequence[str]) -> None:
+    def check(self, net, optimizer, keys: Sequence[str]) -> None:
         if self.save_best_only:
-            super().on_fit_start(net, optimizer, keys)
+            super().check(net, optimizer, keys)
+
+    def on_fit_start(self, net, optimizer, keys: Sequence[str]) -> None:
         self._net = net
 
     def __call__(self, epoch: int, logs: dict) -> None:
@@ -142,7 +151,9 @@ class CSVLogger(Callback):
         One character between the fields.
     append : bool
         Add to an existing file (without a second header when it is not empty) instead of
-        replacing it.
+        replacing it. A file whose header (read with ``separator``) is not the one this
+        fit would write is refused (ValueError) before training starts: its rows would
+        fall under the wrong columns.
     """
 
     def __init__(self, path: str | os.PathLike, separator: str = ",", append: bool = False):
@@ -153,6 +164,27 @@ class CSVLogger(Callback):
             raise TypeError(f"append must be a bool, got {type(append).__name__}")
         self.separator, self.append = separator, append
         self._file = self._writer = None
+
+    def check(self, net, optimizer, keys: Sequence[str]) -> None:
+        if not self.append:
+            return
+        expected, found = ["epoch", *keys], self._header()
+        if found is not None and found != expected:
+            raise ValueError(f"CSVLogger(append=True) cannot add to {self.path!r}: its header "
+                             f"is {found} (read with separator {self.separator!r}), while "
+                             f"this fit logs {expected}")
+
+    def _header(self) -> list | None:
+        """The fields of the file's first line, or None when there is no file or it is
+        empty."""
+        try:
+            with open(self.path, newline="", encoding="utf-8") as f:
+                return next(csv.reader(f, delimiter=self.separator), None)
+        except FileNotFoundError:
+            return None
+        except (UnicodeDecodeError, csv.Error) as e:
+            raise ValueError(f"CSVLogger(append=True) cannot read the header of "
+                             f"{self.path!r}: {e}") from None
 
     def on_fit_start(self, net, optimizer, keys: Sequence[str]) -> None:
         header = not (self.append and os.path.isfile(self.path) and
@@ -226,7 +258,6 @@ class ReduceLROnPlateau(_Monitor):
         self._wait = self._cooling = 0
 
     def on_fit_start(self, net, optimizer, keys: Sequence[str]) -> None:
-        super().on_fit_start(net, optimizer, keys)
         self._optimizer = optimizer
         self._wait = self._cooling = 0
 

@@ -19,7 +19,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from . import _archive, _validate
+from . import _archive, _sigint, _validate
 from .layers import LAYER_TYPES
 from .losses import LOSS_TYPES, Loss
 
@@ -104,8 +104,18 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -
     folder, which is flushed to disk and renamed, so an interrupted write leaves any old
     file intact.
 
+    A symbolic link at ``path`` stays a link: the file it points to (through a chain of
+    links, to the end) is the one replaced, its temporary file made in that file's
+    folder, as ``open(path, "w")`` would write through the link; a dangling link's
+    target is created.
+
     The file gets the permissions ``open()`` would give a new file (0o666 less the
     umask), not those of a private temporary file.
+
+    A Ctrl-C (SIGINT) on Python's main thread takes effect as the write ends: the file
+    is then whole (written, or the old one if writing failed), no temporary file or file
+    descriptor is left, and Python's handler raises KeyboardInterrupt (see
+    :class:`fastbp._sigint.Deferred`).
 
     Raises
     ------
@@ -113,32 +123,36 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -
         When ``path`` is a directory.
     OSError
         When ``path`` exists but is not a regular file (a device, a FIFO, a socket):
-        replacing it would not write to it. Also when writing fails (a full disk, a
-        read-only folder). The message names ``path``; nothing is left behind and an old
-        file at ``path`` is unchanged.
+        replacing it would not write to it; or is a loop of links. Also when writing
+        fails (a full disk, a read-only folder). The message names ``path``; nothing is
+        left behind and an old file at ``path`` is unchanged.
     """
     path = os.fspath(path)
     _check_target(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(folder, f".fastbp-{secrets.token_hex(8)}.tmp")
-    try:
-        # Mode 0o666: the kernel applies the umask (and a default ACL) as for open().
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
-                     0o666)
-    except OSError as e:
-        raise _naming(e, path) from e
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        if isinstance(e, OSError):
+    target = os.path.realpath(path)  # where a link leads: replacing the link would cut it
+    tmp = os.path.join(os.path.dirname(target), f".fastbp-{secrets.token_hex(8)}.tmp")
+    # A Ctrl-C waits for the end: raised between creating the temporary file and renaming
+    # or removing it, it would leave the file or its descriptor behind, or surface inside
+    # np.savez as zipfile's ValueError.
+    with _sigint.Deferred():
+        try:
+            # Mode 0o666: the kernel applies the umask (and a default ACL) as for open().
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL |
+                         getattr(os, "O_BINARY", 0), 0o666)
+        except OSError as e:
             raise _naming(e, path) from e
-        raise
+        try:
+            with os.fdopen(fd, "wb") as f:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+        except BaseException as e:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            if isinstance(e, OSError):
+                raise _naming(e, path) from e
+            raise
 
 
 def npz_path(path) -> str:
@@ -162,8 +176,10 @@ def _check_target(path: str) -> None:
     device, FIFO or socket for a regular file rather than write to it."""
     try:
         mode = os.stat(path).st_mode
-    except FileNotFoundError:
+    except FileNotFoundError:  # no file, or a dangling link: the write creates it
         return
+    except OSError as e:  # a loop of links, a folder that cannot be searched
+        raise _naming(e, path) from e
     if stat.S_ISDIR(mode):
         raise IsADirectoryError(errno.EISDIR, "cannot write a model onto a directory", path)
     if not stat.S_ISREG(mode):

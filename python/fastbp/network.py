@@ -352,13 +352,16 @@ class Network:
 
         Raises FloatingPointError, naming the optimizer's step count, when the loss or a
         gradient is NaN or inf; the update is then skipped (parameters and optimizer state
-        unchanged)."""
+        unchanged). Raises RuntimeError, before anything changes, when a :meth:`fit` on
+        another thread is driving ``optimizer`` (it sets the learning rate)."""
         # The lock by hand rather than @_serialised or `with`: this is the hot path, and
         # acquire/release cost a third of a `with` block.
         lock = self._training
         lock.acquire()
         try:
             state, calls = self._bind_optimizer(optimizer)
+            if optimizer._fit is not None:  # one attribute read when no fit drives it
+                optimizer._refuse_other_thread()
             args = optimizer.core_args(state)
             train_step = calls.train_step
             try:
@@ -381,6 +384,7 @@ class Network:
         """``opt.step(self)``: one update in the backend, which checks the last backward
         pass's loss and the gradients first (see :meth:`Optimizer.step`)."""
         state, calls = self._bind_optimizer(opt)
+        opt._refuse_other_thread()
         try:
             calls.step(*opt.core_args(state))
         except FloatingPointError as e:

@@ -4,6 +4,7 @@ update rules themselves live in the core (csrc/common/optim_math.hpp)."""
 from __future__ import annotations
 
 import inspect
+import threading
 import weakref
 
 import numpy as np
@@ -14,6 +15,9 @@ __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta"
 
 #: Every optimizer class, by name (``__all__`` without the base class).
 CLASSES = __all__[1:]
+
+#: Makes a fit's test and claim of its optimizer (:meth:`FitClaim.take`) one step.
+_CLAIMING = threading.Lock()
 
 #: ``_core.Optimizer`` member -> its state class (the names of its arrays), each entered
 #: as its optimizer is defined.
@@ -77,6 +81,8 @@ class Optimizer:
     """
 
     kind: _core.Optimizer
+    #: The claim of the fit this optimizer drives now, if any (see :class:`FitClaim`).
+    _fit: FitClaim | None = None
     _HYPER: tuple = ()
     _STATE: type = OptimizerState
     _INIT_ONLY: tuple = ()  # hyper-parameters that set the initial state, not a step
@@ -136,8 +142,10 @@ class Optimizer:
             object.__setattr__(self, name, value)
 
     def __getstate__(self) -> dict:
-        """Pickled without the per-network states, which live as long as their networks."""
-        return {k: v for k, v in self.__dict__.items() if k not in ("_state", "_core_spec")}
+        """Pickled without the per-network states, which live as long as their networks,
+        and without the claim of a running fit."""
+        return {k: v for k, v in self.__dict__.items()
+                if k not in ("_state", "_core_spec", "_fit")}
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state, _state=weakref.WeakKeyDictionary())
@@ -153,6 +161,16 @@ class Optimizer:
 
     def _new_state(self, n_params: int, dtype) -> OptimizerState:
         return self._STATE(n_params, dtype)
+
+    def _refuse_other_thread(self) -> None:
+        """Raise RuntimeError when a fit on another thread drives this optimizer (see
+        :class:`FitClaim`); its own thread (a callback) may step with it."""
+        fit, here = self._fit, threading.current_thread()
+        if fit is not None and fit.thread is not here:
+            raise RuntimeError(f"{self!r} drives a fit on thread {fit.thread.name!r}; a step "
+                               f"with it from thread {here.name!r} would train at that fit's "
+                               "learning rates, which it sets back when it ends: give each "
+                               "thread its own optimizer")
 
     def core_args(self, state: OptimizerState) -> tuple:
         """``(spec, states, steps)``: the arguments after the batch (and order) of the
@@ -178,12 +196,44 @@ class Optimizer:
             finite (the loss, the Dense layer's ``dW`` or ``db``, or the gradient norm
             when clipping). Nothing changes: parameters, gradients, optimizer state and
             the step count are as before the call.
+        RuntimeError
+            When a fit on another thread is driving this optimizer (see
+            :class:`FitClaim`); nothing changes.
         """
         net._apply_update(self)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={getattr(self, k)!r}" for k in self._HYPER)
         return f"{type(self).__name__}({args})"
+
+
+class FitClaim:
+    """``optimizer`` marked as driving one :meth:`fastbp.Network.fit`, run on the thread
+    that makes the claim, from :meth:`take` to :meth:`release`. A fit sets the
+    optimizer's ``lr`` (a schedule's rates) and sets it back when it ends, so a second
+    fit with the same optimizer meanwhile, or a step with it from another thread, would
+    train at the other fit's rates and could leave ``lr`` as that fit found it: both are
+    refused."""
+
+    def __init__(self, optimizer):
+        self.optimizer, self.thread = optimizer, threading.current_thread()
+
+    def take(self) -> None:
+        """Claim the optimizer; raises RuntimeError, changing nothing, when a fit (on any
+        thread) drives it already."""
+        with _CLAIMING:
+            other = self.optimizer._fit
+            if other is not None:
+                raise RuntimeError(
+                    f"{self.optimizer!r} already drives a fit (on thread "
+                    f"{other.thread.name!r}): an optimizer drives one fit at a time, since "
+                    "fit sets its learning rate; give each concurrent fit its own optimizer")
+            self.optimizer._fit = self
+
+    def release(self) -> None:
+        """End the claim if :meth:`take` made it; otherwise do nothing."""
+        if getattr(self.optimizer, "_fit", None) is self:
+            self.optimizer._fit = None
 
 
 class SGD(Optimizer):

@@ -18,7 +18,7 @@ from .callbacks import (BAR_UPDATES_PER_EPOCH, Callback, EarlyStopping, Progress
 from .history import History
 from .losses import BCEWithLogitsLoss
 from .metrics import METRICS
-from .optim import Optimizer
+from .optim import FitClaim, Optimizer
 from .schedules import Schedule
 
 if TYPE_CHECKING:
@@ -47,13 +47,26 @@ class _Run(NamedTuple):
     show_bar: bool
 
 
-def fit(net, X, T, *, epochs: int, batch_size: int, optimizer: Optimizer,
-        shuffle: bool = True, validation_data=None, validation_split: float = 0.0,
-        metrics: Sequence[str] = (), lr_schedule: Schedule | Callable | None = None,
-        callbacks: Sequence[Callable] = (), early_stopping: bool = False, patience: int = 10,
-        progress: bool | None = None, sample_weight=None, class_weight=None,
-        comm: MPI.Intracomm | None = None) -> History:
-    """:meth:`fastbp.Network.fit` (documented there), on ``net``, under its lock."""
+def fit(net, X, T, *, optimizer: Optimizer, **options) -> History:
+    """:meth:`fastbp.Network.fit` (documented there), on ``net``, under its lock, with
+    ``optimizer`` claimed for this fit alone (see :class:`fastbp.optim.FitClaim`) from
+    the last of its checks to its end."""
+    claim = FitClaim(optimizer)
+    try:
+        return _train(net, X, T, optimizer=optimizer, claim=claim, **options)
+    finally:
+        claim.release()
+
+
+def _train(net, X, T, *, epochs: int, batch_size: int, optimizer: Optimizer,
+           claim: FitClaim, shuffle: bool = True, validation_data=None,
+           validation_split: float = 0.0, metrics: Sequence[str] = (),
+           lr_schedule: Schedule | Callable | None = None, callbacks: Sequence[Callable] = (),
+           early_stopping: bool = False, patience: int = 10, progress: bool | None = None,
+           sample_weight=None, class_weight=None,
+           comm: MPI.Intracomm | None = None) -> History:
+    """:func:`fit`'s work. Every check that may refuse the fit, the callbacks' included,
+    runs before any callback starts, so a refused fit changes nothing."""
     def checks() -> _Run:
         if comm is not None and net.backend == "cuda":
             raise NotImplementedError("fit(comm=...) trains on the cpu and numpy backends, "
@@ -64,8 +77,12 @@ def fit(net, X, T, *, epochs: int, batch_size: int, optimizer: Optimizer,
         run = _checked(net, X, T, epochs, batch_size, optimizer, validation_data,
                        validation_split, metrics, lr_schedule, callbacks, early_stopping,
                        patience, progress if lead else False, sample_weight, class_weight)
-        if comm is not None and run.show_bar:
-            load_tqdm()  # refused before training, as a bad argument, not on rank 0 alone
+        for callback in run.callbacks:  # each may refuse its settings (a monitor not logged)
+            if isinstance(callback, Callback):
+                callback.check(net, optimizer, _log_keys(run.val, run.metrics))
+        if run.show_bar:
+            load_tqdm()  # refused as a bad argument is, and with comm not on rank 0 alone
+        claim.take()  # last: the one check that changes something (released by fit)
         return run
 
     # Data-parallel: the checks' verdict is agreed by all ranks, and the bar is rank 0's.
@@ -76,7 +93,7 @@ def fit(net, X, T, *, epochs: int, batch_size: int, optimizer: Optimizer,
     history, base_lr = History(), optimizer.lr
     started, bar, mark = [], None, _sigint.UNWATCHED
     try:
-        for callback in run.callbacks:  # each may refuse its settings (a monitor not logged)
+        for callback in run.callbacks:
             if isinstance(callback, Callback):
                 callback.on_fit_start(net, optimizer, _log_keys(run.val, run.metrics))
                 started.append(callback)
