@@ -1,8 +1,10 @@
 """Every activation against PyTorch (values, gradients through a network, SGD steps),
-gradcheck, its ops against fastbp.reference (hypothesis, extremes included), settings
-validation, save/load, and torch round trips."""
+gradcheck, its ops against fastbp.reference (hypothesis, extremes included), NaN, inf and
+signed zeros on every SIMD path, settings validation, save/load, and torch round trips."""
 
 from __future__ import annotations
+
+import textwrap
 
 import numpy as np
 import pytest
@@ -12,6 +14,7 @@ from hypothesis.extra import numpy as hnp
 
 import fastbp as fb
 from fastbp import _core, _names, activations
+from fbhelpers import SIMD_PATHS, run_on_path
 
 torch = pytest.importorskip("torch")
 
@@ -119,6 +122,119 @@ def test_ops_match_reference_including_extremes(case, data, dtype):
     np.testing.assert_array_equal(dx[~finite], ref_dx[~finite])
     bound = rtol * np.abs(ref_dx) + 8 * np.finfo(dtype).eps * np.abs(g) + atol
     assert (np.abs(dx - ref_dx)[finite] <= bound[finite]).all(), (x, g, dx, ref_dx)
+
+
+SPECIALS = [np.nan, np.inf, -np.inf, 0.0, -0.0, 1.5, -2.5, 25.0, -25.0]
+#: Lengths that are not multiples of any vector width, and one that is.
+SPECIAL_LENGTHS = (1, 7, 17, 33, 127, 64)
+
+SPECIALS_ON_PATH = textwrap.dedent("""
+    import sys
+    import numpy as np
+    import fastbp as fb
+
+    path, cases, lengths, out = sys.argv[1], eval(sys.argv[2]), eval(sys.argv[3]), sys.argv[4]
+    assert fb.build_info()["simd"] == path, fb.build_info()
+    inputs, results = np.load(out + ".inputs.npz"), {}
+    for key, (name, cls, settings, op_settings, uses_input) in cases.items():
+        for dtype in ("float32", "float64"):
+            for n in lengths:
+                x, g = inputs[f"x/{dtype}/{n}"], inputs[f"g/{dtype}/{n}"]
+                y = getattr(fb.ops, name)(x, **op_settings)
+                dx = getattr(fb.ops, name + "_backward")(x if uses_input else y, g, **op_settings)
+                # Dense(1, n) with W = x and b = 0 on rows of ones: the fused bias and
+                # activation pass sees x in its columns.
+                net = fb.Network([fb.Dense(1, n), getattr(fb, cls)(**settings)], fb.MSELoss(),
+                                 dtype=dtype)
+                net.layers[0].W[...] = x
+                net.layers[0].b[...] = 0
+                fused = net.predict(np.ones((3, 1), dtype))
+                for part, value in (("y", y), ("dx", dx), ("fused", fused)):
+                    results[f"{key}/{dtype}/{n}/{part}"] = value
+    np.savez(out, **results)
+""")
+
+
+def _special_inputs(dtype, n, rng):
+    """``SPECIALS`` in a random order, repeated to length ``n``, and finite gradients."""
+    x = rng.permutation(np.resize(np.array(SPECIALS), max(n, len(SPECIALS))))[:n]
+    if n < len(SPECIALS):
+        x[0] = np.nan
+    return x.astype(dtype), rng.standard_normal(n).astype(dtype)
+
+
+def _assert_same_specials(actual, desired, tol, zero_signs, err_msg):
+    """NaN where ``desired`` is NaN, the same infinities, values within ``tol`` and, when
+    ``zero_signs``, zeros of the same sign."""
+    np.testing.assert_array_equal(np.isnan(actual), np.isnan(desired), err_msg=err_msg)
+    np.testing.assert_allclose(actual, desired, **tol, err_msg=err_msg)
+    if zero_signs:
+        zeros = desired == 0
+        np.testing.assert_array_equal(np.signbit(actual[zeros]), np.signbit(desired[zeros]),
+                                      err_msg=err_msg + " (sign of zero)")
+
+
+def _torch_where_self_consistent(act, x, g):
+    """torch's forward and backward of ``x`` (gradient ``g``), and a mask of where they
+    agree with torch's results for each element alone: its vectorised and scalar loops
+    differ at some specials (GELU and SiLU at infinities, ELU's gradient at NaN)."""
+    def run(x, g):
+        tx = torch.tensor(x, requires_grad=True)
+        ty = act.to_torch(torch, tx.dtype)(tx)
+        ty.backward(torch.tensor(g))
+        return ty.detach().numpy(), tx.grad.numpy()
+
+    y, dx = run(x, g)
+    alone = [run(x[i:i + 1], g[i:i + 1]) for i in range(x.size)]
+    agree = np.ones(x.size, bool)
+    for whole, single in ((y, np.concatenate([a[0] for a in alone])),
+                          (dx, np.concatenate([a[1] for a in alone]))):
+        agree &= (whole == single) | (np.isnan(whole) & np.isnan(single))
+    return y, dx, agree
+
+
+@pytest.mark.parametrize("path", SIMD_PATHS)
+def test_nan_inf_and_signed_zeros_match_torch_and_the_reference_on_every_path(path, tmp_path,
+                                                                              rng):
+    """Forward and backward ops and the fused bias and activation pass of a network keep
+    NaN as NaN, and give the reference's values on NaN, infinities and signed zeros, and
+    torch's wherever torch gives one answer."""
+    cases, inputs = {}, {}
+    for key, make in CASES.items():
+        act = make()
+        cases[key] = (act.name, type(act).__name__, {s: getattr(act, s) for s in act.settings},
+                      dict(zip(act.act_settings, act.act_args)),
+                      bool(_core.act_uses_input(act.kind)))
+    for dtype in ("float32", "float64"):
+        for n in SPECIAL_LENGTHS:
+            inputs[f"x/{dtype}/{n}"], inputs[f"g/{dtype}/{n}"] = _special_inputs(dtype, n, rng)
+    out = str(tmp_path / "results.npz")
+    np.savez(out + ".inputs.npz", **inputs)
+    result = run_on_path(path, SPECIALS_ON_PATH, path, repr(cases), repr(SPECIAL_LENGTHS), out)
+    assert result.returncode == 0, result.stdout + result.stderr
+    got = np.load(out)
+    for key, make in CASES.items():
+        act = make()
+        name, op_settings = act.name, dict(zip(act.act_settings, act.act_args))
+        for dtype in ("float32", "float64"):
+            for n in SPECIAL_LENGTHS:
+                x, g = inputs[f"x/{dtype}/{n}"], inputs[f"g/{dtype}/{n}"]
+                at = f"{key}/{dtype}/{n}"
+                with np.errstate(all="ignore"):
+                    ref_y = getattr(fb.reference, name)(x, **op_settings)
+                    first = x if _core.act_uses_input(act.kind) else ref_y
+                    ref_dx = getattr(fb.reference, name + "_backward")(first, g, **op_settings)
+                    ref_fused = getattr(fb.reference, name)(
+                        np.broadcast_to(x + x.dtype.type(0), (3, n)), **op_settings)
+                torch_y, torch_dx, agree = _torch_where_self_consistent(act, x, g)
+                tol = TOL[dtype]
+                _assert_same_specials(got[f"{at}/y"], ref_y, tol, True, f"{at} forward")
+                _assert_same_specials(got[f"{at}/dx"], ref_dx, tol, False, f"{at} backward")
+                _assert_same_specials(got[f"{at}/fused"], ref_fused, tol, True, f"{at} fused")
+                _assert_same_specials(got[f"{at}/y"][agree], torch_y[agree], tol, True,
+                                      f"{at} forward vs torch")
+                _assert_same_specials(got[f"{at}/dx"][agree], torch_dx[agree], tol,
+                                      False, f"{at} backward vs torch")
 
 
 @pytest.mark.parametrize("make,exc", [

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import fastbp as fb
+from fastbp import _names, activations
 from fbhelpers import (BACKENDS, DTYPES, EXPLODING_ROWS, EXPLODING_WIDTHS, TrainingState,
                        core_divergence, dense_layers, exploding, make_net,
                        train_until_divergence)
@@ -116,6 +117,25 @@ def test_gradient_overflow_with_finite_loss_is_caught(backend, dtype, snapshot):
     snap.assert_unchanged()
     assert opt.state_for(net).steps == 0
     assert not opt.state_for(net).velocity.any()
+
+
+@pytest.mark.parametrize("activation", _names.ACTIVATIONS)
+def test_nan_weight_in_the_first_layer_raises_at_the_first_step(backend, dtype, activation):
+    """NaN in a weight reaches the loss through every activation (ReLU(NaN) is NaN), so
+    the first train_step raises and changes nothing, and predict gives NaN."""
+    rng = np.random.default_rng(0)
+    act = activations.for_name(activation)
+    net = fb.Network([fb.Dense(4, 9), act, fb.Dense(9, 3), type(act)()], fb.MSELoss(),
+                     dtype=dtype, backend=backend)
+    net.layers[0].W[1, 2] = np.nan
+    X = rng.standard_normal((5, 4)).astype(dtype)
+    T = rng.standard_normal((5, 3)).astype(dtype)
+    opt = fb.SGD(lr=0.1)
+    before = net.params.copy()
+    with pytest.raises(FloatingPointError, match=r"train_step 1\b.*loss is nan"):
+        net.train_step(X, T, opt)
+    np.testing.assert_array_equal(net.params, before)  # NaN where it was, nothing else
+    assert np.isnan(net.predict(X)).all()
 
 
 # ---- backward, then optimizer.step -------------------------------------------------

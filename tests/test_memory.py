@@ -4,8 +4,11 @@ after a warm-up, with margins far below what a per-call leak would add up to."""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -102,3 +105,55 @@ def test_no_leak_when_cpp_raises_again_and_again():
             c()
 
     assert growth(call, 20_000) < limit(20_000)
+
+
+INFERENCE_GROWTH = textwrap.dedent("""
+    import json, os, sys
+    import numpy as np
+    import fastbp as fb
+
+    call, rows, width, repeats = sys.argv[1], *map(int, sys.argv[2:])
+
+    def rss():
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    def block():
+        # Every kind of unit: Dense with an activation that keeps its input (GELU), and
+        # alone: an activation, LayerNorm, Dropout, BatchNorm.
+        return [fb.Dense(width, width), fb.GELU(), fb.ReLU(), fb.LayerNorm(width),
+                fb.Dropout(0.5), fb.BatchNorm(width), fb.Tanh()]
+
+    def net(repeats):
+        layers = [fb.Dense(8, width)] + sum((block() for _ in range(repeats)), [])
+        return fb.Network(layers + [fb.Dense(width, 1)], fb.MSELoss(), dtype="float32")
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((rows, 8)).astype(np.float32)
+    T = rng.standard_normal((rows, 1)).astype(np.float32)
+    calls = {"predict": lambda n: n.predict(X), "loss": lambda n: n.loss(X, T),
+             "evaluate": lambda n: n.evaluate(X, T)}
+    shallow, deep = net(1), net(repeats)
+    calls[call](shallow)  # the thread pool, GEMM scratch and NumPy's temporaries
+    deep.predict(X[:1])
+    before = rss()
+    calls[call](deep)
+    print(json.dumps(rss() - before))
+""")
+
+
+@pytest.mark.parametrize("call", ["predict", "loss", "evaluate"])
+def test_inference_keeps_two_layers_activations_however_deep_the_network(call):
+    """predict, loss and validation (evaluate) of a deep network hold at most two
+    layers' outputs at a time: the resident set grows by about two layers' activations
+    (plus allocator noise), not by one per layer (here 42 units' worth)."""
+    rows, width, repeats = 8192, 128, 6
+    activations = rows * width * np.dtype(np.float32).itemsize
+    result = subprocess.run([sys.executable, "-c", INFERENCE_GROWTH, call, str(rows),
+                             str(width), str(repeats)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    grown = json.loads(result.stdout)
+    assert grown < 2 * activations + (2 << 20), (
+        f"{call} grew the resident set by {grown / 2**20:.1f} MiB; two layers' "
+        f"activations are {2 * activations / 2**20:.1f} MiB")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -34,3 +35,43 @@ def test_optimizer_round_trip_keeps_hyper_parameters_not_states(rng, opt):
     again = pickle.loads(pickle.dumps(opt))
     assert again.hyper_parameters == opt.hyper_parameters and repr(again) == repr(opt)
     assert again.state_for(net).steps == 0 and opt.state_for(net).steps == 1
+
+
+class _Tampered:
+    """Pickles as a call of ``fn(*args)``: a network's pickle with its contents replaced."""
+
+    def __init__(self, fn, args):
+        self.fn, self.args = fn, args
+
+    def __reduce__(self):
+        return self.fn, self.args
+
+
+@pytest.mark.parametrize("config,values,token", [
+    (None, lambda v: np.where(np.arange(v.size) == 3, np.nan, v), "NaN or inf"),
+    (None, lambda v: np.where(np.arange(v.size) == 0, -np.inf, v), "NaN or inf"),
+    (lambda c: {**c, "dtype": "float32"}, lambda v: np.where(np.arange(v.size) == 2, 1e300, v),
+     "float64"),
+    (None, lambda v: v.astype(np.float32), "float32"),
+    (None, lambda v: v.reshape(1, -1), "shape"),
+    (None, lambda v: v.tolist(), "list"),
+    (lambda c: {**c, "version": 2}, None, "version 2"),
+    (lambda c: {**c, "format": "keras"}, None, "not a fastbp network"),
+    (lambda c: {**c, "dtype": "float16"}, None, "float16"),
+    (lambda c: {**c, "compute_dtype": "bfloat16"}, None, "compute dtype"),
+    (lambda c: {**c, "layers": []}, None, "empty"),
+], ids=["nan", "inf", "1e300-in-float32", "dtype-mismatch", "2-D", "list", "version",
+        "format", "float16", "bfloat16-float64", "no-layers"])
+def test_tampered_pickle_is_refused_as_load_refuses_a_tampered_file(config, values, token):
+    """Unpickling runs the checks load runs: finite values of the header's dtype and
+    size (float64 values too large for float32 are refused, not stored as inf), and a
+    header as this fastbp writes it."""
+    net = make_net((3, 4, 2), "tanh", "mse_mean", "float64", "cpu", seed=0)
+    fn, (cls, header, stored, backend) = net.__reduce__()
+    if config is not None:
+        header = config(header)
+    if values is not None:
+        stored = values(stored)
+    data = pickle.dumps(_Tampered(fn, (cls, header, stored, backend)))
+    with pytest.raises(ValueError, match=re.escape(token)):
+        pickle.loads(data)

@@ -55,7 +55,9 @@ template <Act A, typename T>
 FASTBP_HD inline T act_one(T x, ActParams p) {
   using std::erfc, std::exp, std::expm1, std::log1p, std::tanh;
   if constexpr (A == Act::Sigmoid) return stable_sigmoid(x);
-  if constexpr (A == Act::ReLU) return x > T(0) ? x : T(0);
+  // 0 only where x < 0, so NaN (and -0) pass through as in torch: one max instruction
+  // with 0 first, since x86's max returns its second operand when either is NaN.
+  if constexpr (A == Act::ReLU) return x < T(0) ? T(0) : x;
   if constexpr (A == Act::Tanh) return tanh(x);
   if constexpr (A == Act::LeakyReLU) return x > T(0) ? x : x * T(p.a);
   if constexpr (A == Act::ELU) return x <= T(0) ? expm1(x) * T(p.a) : x;
@@ -80,7 +82,8 @@ template <Act A, typename T>
 FASTBP_HD inline T act_derivative(T x, T y, ActParams p) {
   using std::erfc, std::exp;
   if constexpr (A == Act::Sigmoid) return y * (T(1) - y);
-  if constexpr (A == Act::ReLU) return y > T(0) ? T(1) : T(0);
+  // As torch's threshold_backward: the gradient passes where y is NaN.
+  if constexpr (A == Act::ReLU) return y <= T(0) ? T(0) : T(1);
   if constexpr (A == Act::Tanh) return T(1) - y * y;
   if constexpr (A == Act::LeakyReLU) return x > T(0) ? T(1) : T(p.a);
   if constexpr (A == Act::ELU) return x <= T(0) ? T(p.a) * exp(x) : T(1);

@@ -81,8 +81,9 @@ void clip_grad_norm(T* g, int64_t n, double max_norm, double* scratch, int64_t s
                     unsigned long long* status, cudaStream_t stream);
 
 // Layer norm over rows and batch norm over columns of an m x n x, as kernels/norm.hpp
-// (same arguments; mean and rstd hold m values for layer norm, n for batch norm). No
-// scratch: every sum is one warp's or one thread's, so results are deterministic.
+// (same arguments; mean and rstd hold m values for layer norm, whose forward may take
+// them null, and n for batch norm). No scratch: every sum is one warp's or one
+// thread's, so results are deterministic.
 template <typename T>
 void layer_norm_forward(const T* x, const T* gamma, const T* beta, int64_t m, int64_t n,
                         double eps, T* y, T* mean, T* rstd, cudaStream_t stream);

@@ -36,7 +36,7 @@ __global__ void layer_norm_forward_kernel(const T* x, const T* gamma, const T* b
   const double rs = 1.0 / sqrt(warp_sum(sq) / double(n) + eps);
   for (int64_t j = lane; j < n; j += kWarp)
     y[row * n + j] = T((double(xi[j]) - mu) * rs * double(gamma[j]) + double(beta[j]));
-  if (lane == 0) {
+  if (lane == 0 && mean) {
     mean[row] = T(mu);
     rstd[row] = T(rs);
   }

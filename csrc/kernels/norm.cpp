@@ -52,8 +52,10 @@ void layer_norm_forward(const T* x, const T* gamma, const T* beta, int64_t m, in
       const double rs = 1.0 / std::sqrt(sq / double(n) + eps);
       for (int64_t j = 0; j < n; ++j)
         y[i * n + j] = T((double(xi[j]) - mu) * rs * double(gamma[j]) + double(beta[j]));
-      mean[i] = T(mu);
-      rstd[i] = T(rs);
+      if (mean) {
+        mean[i] = T(mu);
+        rstd[i] = T(rs);
+      }
     }
   });
 }

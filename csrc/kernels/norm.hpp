@@ -7,7 +7,7 @@
 
 namespace fastbp::kernels {
 
-// mean and rstd: m values, one per row.
+// mean and rstd: m values, one per row, or both null (not stored).
 template <typename T>
 void layer_norm_forward(const T* x, const T* gamma, const T* beta, int64_t m, int64_t n,
                         double eps, T* y, T* mean, T* rstd);

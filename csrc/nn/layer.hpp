@@ -22,7 +22,8 @@ class Layer {
  public:
   using T = typename B::Scalar;
   virtual ~Layer() = default;
-  // Workspaces for batches of up to m rows.
+  // Workspaces for training passes of up to m rows (an inference pass, c.training false,
+  // uses none: the network reserves for it only the two buffers its units write).
   virtual void reserve(int64_t /*m*/) {}
   // y (m x out) from x (m x in).
   virtual void forward(const Context<B>& c, const T* x, T* y, int64_t m) = 0;

@@ -57,7 +57,7 @@ class Network final : public Trainer<typename B::Scalar> {
 
   void forward(const T* x, int64_t m, T* out) override {
     std::lock_guard<std::mutex> lock(mutex_);
-    prepare(m);
+    prepare(m, false);
     const T* y = run_forward(be_.input(x, m * this->in_features(), 0), m, false);
     be_.output(y, m * this->out_features(), out);
   }
@@ -65,7 +65,7 @@ class Network final : public Trainer<typename B::Scalar> {
   double loss(const T* x, Target t, int64_t m, bool training) override {
     std::lock_guard<std::mutex> lock(mutex_);
     if (training) check_training_rows(m);
-    prepare(m);
+    prepare(m, training);
     be_.begin_report(1);
     const T* y = run_forward(be_.input(x, m * this->in_features(), 0), m, training);
     be_.loss(loss_, y, be_.target(t, m, this->out_features(), 0), m, this->out_features(),
@@ -88,7 +88,7 @@ class Network final : public Trainer<typename B::Scalar> {
     // Python may since have written, where they are.
     if (!std::isfinite(last_loss_))
       throw Divergence(0, divergence_reason(last_loss_, -1, plan_));
-    prepare(0);
+    prepare(0, true);
     be_.begin_report(1);
     T* grads = grads_.device();
     if (!be_.check_finite(nullptr, grads, this->n_params(), 0)) apply(update, grads, 0);
@@ -113,7 +113,7 @@ class Network final : public Trainer<typename B::Scalar> {
     const int64_t cap = std::min(batch, rows), batches = (rows - 1) / batch + 1;
     check_training_rows(cap);
     check_training_rows(rows - (batches - 1) * batch);  // the last batch
-    prepare(cap);
+    prepare(cap, true);
     be_.begin_report(batches);
     be_.reserve_batches(cap, this->in_features(), this->out_features(), t);
     int64_t enqueued = 0;
@@ -155,27 +155,35 @@ class Network final : public Trainer<typename B::Scalar> {
                                     "got a batch of " + std::to_string(m));
   }
 
-  // Every call starts here: workspaces for m rows, and what Python may have written
-  // (parameters, state) made current where the kernels run.
-  void prepare(int64_t m) {
+  // Every call starts here: workspaces for a pass over m rows, and what Python may have
+  // written (parameters, state) made current where the kernels run. A training pass keeps
+  // every unit's output and workspaces for backward; an inference pass needs only two
+  // buffers, however deep the network.
+  void prepare(int64_t m, bool training) {
     be_.activate();
-    if (m > reserved_rows_) {
+    int64_t& reserved = training ? training_rows_ : inference_rows_;
+    if (m > reserved) {
       if (m > std::numeric_limits<int64_t>::max() / plan_.max_width)
         throw std::length_error("a batch of " + std::to_string(m) +
                                 " rows overflows the workspace size");
       be_.idle();  // old workspaces may still be in use by queued work
-      for (size_t u = 0; u < units_.size(); ++u) {
-        const LayerSpec& last = plan_.layers[plan_.units[u].first + plan_.units[u].count - 1];
-        acts_[u].reserve(m * last.out);
-        units_[u]->reserve(m);
-      }
-      grad_a_.reserve(m * plan_.max_width);
-      grad_b_.reserve(m * plan_.max_width);
+      if (training) reserve_training(m);
+      else for (Buf& b : inference_) b.reserve(m * plan_.max_width);
       be_.reserve_rows(m, this->in_features(), this->out_features());
-      reserved_rows_ = m;
+      reserved = m;
     }
     params_.device();
     state_.device();
+  }
+
+  void reserve_training(int64_t m) {
+    for (size_t u = 0; u < units_.size(); ++u) {
+      const LayerSpec& last = plan_.layers[plan_.units[u].first + plan_.units[u].count - 1];
+      acts_[u].reserve(m * last.out);
+      units_[u]->reserve(m);
+    }
+    grad_a_.reserve(m * plan_.max_width);
+    grad_b_.reserve(m * plan_.max_width);
   }
 
   Context<B> context(bool training) {
@@ -189,8 +197,9 @@ class Network final : public Trainer<typename B::Scalar> {
                                                false, seed_, passes_};
     const T* in = x;
     for (size_t u = 0; u < units_.size(); ++u) {
-      units_[u]->forward(c, in, acts_[u].data(), m);
-      in = acts_[u].data();
+      T* out = training ? acts_[u].data() : inference_[u % 2].data();
+      units_[u]->forward(c, in, out, m);
+      in = out;
     }
     if (training) {
       ++passes_;
@@ -202,7 +211,7 @@ class Network final : public Trainer<typename B::Scalar> {
   // A one-step call's backward pass on the host batch (x, t): its loss in loss_slot(0).
   void backward_batch(const T* x, Target t, int64_t m) {
     check_training_rows(m);
-    prepare(m);
+    prepare(m, true);
     be_.begin_report(1);
     run_backward(be_.input(x, m * this->in_features(), 0),
                  be_.target(t, m, this->out_features(), 0), m, be_.loss_slot(0));
@@ -253,9 +262,10 @@ class Network final : public Trainer<typename B::Scalar> {
   uint64_t seed_, passes_ = 0;
   typename B::Mirror params_, grads_, state_;
   std::vector<std::unique_ptr<Layer<B>>> units_;
-  std::unique_ptr<Buf[]> acts_;  // each unit's output
+  std::unique_ptr<Buf[]> acts_;  // each unit's output in a training pass
+  Buf inference_[2];             // ping-pong outputs of an inference pass
   Buf grad_a_, grad_b_;          // ping-pong buffers for dL/d(activations)
-  int64_t reserved_rows_ = 0, updates_ = 0;
+  int64_t training_rows_ = 0, inference_rows_ = 0, updates_ = 0;
   double last_loss_ = 0.0;  // of the pass that filled the gradients
   std::mutex mutex_;
 };

@@ -27,8 +27,9 @@ class DenseUnit final : public Layer<B> {
     if (kernels::act_uses_input(act_)) z_.reserve(m * out_);
   }
   void forward(const Context<B>& c, const T* x, T* y, int64_t m) override {
-    // An activation written through its input keeps the pre-activation Z apart from y.
-    T* z = kernels::act_uses_input(act_) ? z_.data() : y;
+    // An activation whose derivative reads its input keeps the pre-activation Z apart
+    // from y for backward; inference, which has no backward, activates Z in place.
+    T* z = kernels::act_uses_input(act_) && c.training ? z_.data() : y;
     c.be.gemm(compute_, false, false, m, out_, in_, x, in_, c.params + w_, out_, z, out_);
     c.be.bias_activation(z, c.params + b_, m, out_, act_, params_, y);
   }
@@ -118,7 +119,10 @@ class NormUnit final : public Layer<B> {
     const T* gamma = c.params + w_;
     const T* beta = c.params + b_;
     if constexpr (!Batch) {
-      c.be.layer_norm_forward(x, gamma, beta, m, n_, eps_, y, mean_.data(), rstd_.data());
+      // Only backward reads the row statistics: inference keeps none.
+      T* mean = c.training ? mean_.data() : nullptr;
+      T* rstd = c.training ? rstd_.data() : nullptr;
+      c.be.layer_norm_forward(x, gamma, beta, m, n_, eps_, y, mean, rstd);
     } else if (c.training) {
       c.be.batch_norm_forward_train(x, gamma, beta, m, n_, eps_, momentum_, y, mean_.data(),
                                     rstd_.data(), c.state + mean_at_, c.state + var_at_);

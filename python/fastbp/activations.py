@@ -177,16 +177,16 @@ class Sigmoid(Activation):
 
 
 class ReLU(Activation):
-    """``max(x, 0)``."""
+    """``max(x, 0)``, with NaN kept as NaN, as in torch."""
 
     kind = _core.Act.ReLU
     onnx_op = "Relu"
 
     def _numpy_forward(self, x):
-        return np.maximum(x, 0)
+        return np.where(x < 0, x.dtype.type(0), x)  # NaN and -0 pass through, as in torch
 
     def _numpy_backward(self, x, y, grad):
-        return grad * (y > 0)
+        return grad * ~(y <= 0)  # the gradient passes where y is NaN, as in torch
 
 
 class Tanh(Activation):

@@ -56,15 +56,17 @@ def from_config(network_cls: type, config: dict, params: np.ndarray,
     """A ``network_cls`` (:class:`fastbp.Network`) built from ``config`` with its flat
     parameters and state set from ``params`` (as :func:`values` gives them).
 
-    Raises ValueError, before the network is built, when ``config`` names an unknown layer
-    or loss or a setting they refuse, or when ``params`` is not the flat array the layers
-    need. A ``dtype`` given overrides the file's and computes in it (no compute dtype).
+    Unpickling a network calls it, and :func:`load` too, so a pickle passes every check a
+    file does. A ``dtype`` given overrides the file's and computes in it (no compute
+    dtype); ``params`` must then be of that dtype.
+
+    Raises ValueError, before the network is built, when ``config`` is not a header this
+    fastbp writes, or when ``params`` is not the flat, finite array of the dtype and size
+    the layers need.
     """
-    layers, loss = _parts(config)
+    layers, loss = _parts(_checked_config(config))
     count = sum(layer.n_params + layer.n_state for layer in layers)
-    if params.shape != (count,):
-        raise ValueError(f"got {params.size} parameters of shape {params.shape}; the "
-                         f"layers need a flat array of {count} parameters and state")
+    _check_values(params, count, np.dtype(dtype or config["dtype"]))
     net = network_cls(layers, loss, dtype=dtype or config["dtype"],
                       backend=backend or config["backend"],
                       compute_dtype=None if dtype else config.get("compute_dtype"))
@@ -72,6 +74,17 @@ def from_config(network_cls: type, config: dict, params: np.ndarray,
     net._core.params[...] = params[:net.n_params]
     net._core.state[...] = params[net.n_params:]
     return net
+
+
+def _check_values(params, count: int, dtype: np.dtype) -> None:
+    """Refuse ``params`` unless it is a flat ``dtype`` array of ``count`` finite values."""
+    if not isinstance(params, np.ndarray) or params.dtype != dtype or params.shape != (count,):
+        found = (f"a {params.dtype} array of shape {params.shape}"
+                 if isinstance(params, np.ndarray) else _described(params))
+        raise ValueError(f"the parameters are {found}; the layers need a flat {dtype} "
+                         f"array of {count} parameters and state")
+    if not np.isfinite(params).all():
+        raise ValueError("the parameters hold NaN or inf")
 
 
 def _parts(config: dict) -> tuple[list, Loss]:
@@ -225,18 +238,21 @@ def load(path, network_cls: type, backend: str | None = None):
                 header = _checked_header(_archive.read_header(archive))
                 count = sum(layer.n_params + layer.n_state for layer in _parts(header)[0])
                 params = _archive.read_params(archive, count, np.dtype(header["dtype"]))
-            if not np.isfinite(params).all():
-                raise ValueError("it holds NaN or inf parameters")
             return from_config(network_cls, header, params, backend=backend)
         except (ValueError, *_archive.READ_ERRORS) as e:
             raise ValueError(f"cannot load {path!r}: {e}") from None
 
 
 def _checked_header(text: str) -> dict:
-    """The header's JSON object, once its nesting depth, format, version and field types
-    are as this fastbp writes them."""
+    """The header's JSON object, once its nesting depth and its fields
+    (:func:`_checked_config`) are as this fastbp writes them."""
     _check_depth(text)
-    header = json.loads(text)
+    return _checked_config(json.loads(text))
+
+
+def _checked_config(header) -> dict:
+    """``header`` (a network's configuration, as :func:`network_config` gives it) once its
+    format, version and field types are as this fastbp writes them; ValueError if not."""
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         found = header.get("format") if isinstance(header, dict) else header
         raise ValueError(f"it is not a fastbp network file (its header's format is "
