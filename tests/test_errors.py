@@ -325,6 +325,50 @@ def test_loss_not_a_loss_object(loss):
         fb.Network([fb.Dense(2, 1)], loss=loss, seed=0)
 
 
+def _fit_with(**kwargs):
+    net = make_net(WIDTHS, "tanh", "mse_mean", "float64", "cpu", seed=0)
+    X, T = good_data()
+    return net.fit(X, T, **{"epochs": 1, "batch_size": 2, "optimizer": fb.SGD(lr=0.1),
+                            **kwargs})
+
+
+@pytest.mark.parametrize("make,name,meant", [
+    (lambda: fb.Network([fb.Dense(2, 3), fb.ReLU, fb.Dense(3, 1)], loss=fb.MSELoss()),
+     "layers[1]", "fb.ReLU()"),
+    (lambda: fb.Network([fb.Dense, fb.ReLU()], loss=fb.MSELoss()), "layers[0]",
+     "fb.Dense(...)"),
+    (lambda: fb.Network([fb.Dense(2, 1)], loss=fb.MSELoss), "loss", "fb.MSELoss()"),
+    (lambda: fb.Network([fb.Dense(2, 1)], loss=fb.HuberLoss), "loss", "fb.HuberLoss()"),
+    (lambda: make_net(WIDTHS, "tanh", "mse_mean", "float64", "cpu").train_step(
+        *good_data(), fb.SGD), "optimizer", "fb.SGD()"),
+    (lambda: _fit_with(optimizer=fb.Adam), "optimizer", "fb.Adam()"),
+    (lambda: _fit_with(callbacks=[fb.callbacks.CSVLogger]), "callbacks[0]",
+     "fb.callbacks.CSVLogger(...)"),
+    (lambda: _fit_with(callbacks=[print, fb.callbacks.ReduceLROnPlateau]), "callbacks[1]",
+     "fb.callbacks.ReduceLROnPlateau()"),
+    (lambda: _fit_with(callbacks=[fb.callbacks.EarlyStopping]), "callbacks[0]",
+     "fb.callbacks.EarlyStopping(...)"),
+    (lambda: _fit_with(lr_schedule=fb.schedules.StepLR), "lr_schedule",
+     "fb.schedules.StepLR(...)"),
+    (lambda: fb.gradcheck(fb.Network, *good_data()), "net", "fb.Network(...)"),
+], ids=["layer", "dense", "loss", "huber", "train_step-optimizer", "fit-optimizer",
+        "callback", "second-callback", "early-stopping", "schedule", "gradcheck"])
+def test_a_class_passed_for_its_instance_names_the_call_meant(make, name, meant):
+    with pytest.raises(TypeError, match=re.escape(f"{name} must be")) as caught:
+        make()
+    assert f"did you mean `{meant}`?" in str(caught.value)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: fb.Network([fb.Dense(2, 1)], loss=fb.ReLU),
+    lambda: _fit_with(callbacks=[fb.Dense]),
+], ids=["loss", "callback"])
+def test_a_class_of_another_kind_gets_no_suggestion(make):
+    with pytest.raises(TypeError, match="got the class") as caught:
+        make()
+    assert "did you mean" not in str(caught.value)
+
+
 def test_inconsistent_layer_sizes():
     with pytest.raises(ValueError, match=match_all(3, 4)):
         fb.Network([fb.Dense(2, 3), fb.ReLU(), fb.Dense(4, 1)], loss=fb.MSELoss(), seed=0)

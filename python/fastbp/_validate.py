@@ -4,7 +4,10 @@ state changes."""
 
 from __future__ import annotations
 
+import inspect
 import numbers
+import sys
+from collections.abc import Callable
 
 import numpy as np
 
@@ -193,13 +196,47 @@ def update_buffers(param, grad, states: dict) -> np.ndarray:
     return float_array("grad", grad, param.dtype)
 
 
+def instance(name: str, value, kind, expected: str) -> None:
+    """TypeError unless ``value`` is an instance of ``kind`` (a class, a tuple of them, or
+    :class:`collections.abc.Callable`), saying ``name`` must be ``expected``. A class is
+    never accepted (calling one builds an object instead of computing), and a subclass
+    of ``kind`` passed where its instance belongs (``fb.ReLU`` for ``fb.ReLU()``) is
+    answered with the call that was meant."""
+    if isinstance(value, kind) and not isinstance(value, type):
+        return
+    got = type(value).__name__
+    if isinstance(value, type):
+        got = f"the class {value.__qualname__}"
+        if issubclass(value, kind):
+            got += f" itself: did you mean `{_constructor_call(value)}`?"
+    raise TypeError(f"{name} must be {expected}, got {got}")
+
+
+def _constructor_call(cls: type) -> str:
+    """How a user builds ``cls``: ``fb.ReLU()``, ``fb.callbacks.CSVLogger(...)`` (with
+    ``...`` when an argument is required), by the public name fastbp exports it under."""
+    package = sys.modules.get("fastbp")
+    module = cls.__module__
+    if package is not None and getattr(package, cls.__name__, None) is cls:
+        spelled = f"fb.{cls.__name__}"
+    elif module.startswith("fastbp."):
+        spelled = f"fb.{module[len('fastbp.'):]}.{cls.__qualname__}"
+    else:
+        spelled = cls.__qualname__
+    try:
+        required = any(p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+                       for p in inspect.signature(cls).parameters.values())
+    except (TypeError, ValueError):  # no signature to read: do not guess
+        required = True
+    return spelled + ("(...)" if required else "()")
+
+
 def callables(name: str, values) -> list:
-    """A list or tuple of callables, as a list."""
+    """A list or tuple of callables (not classes), as a list."""
     if not isinstance(values, (list, tuple)):
         raise TypeError(f"{name} must be a list of callables, got {type(values).__name__}")
     for i, value in enumerate(values):
-        if not callable(value):
-            raise TypeError(f"{name}[{i}] must be callable, got {type(value).__name__}")
+        instance(f"{name}[{i}]", value, Callable, "a function or a callable object")
     return list(values)
 
 

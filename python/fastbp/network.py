@@ -63,8 +63,7 @@ def _describe(layers) -> list:
         raise TypeError(f"layers must be a non-empty list of fastbp layers, got {layers!r}")
     specs, width = [], None
     for i, layer in enumerate(layers):
-        if not isinstance(layer, Layer):
-            raise TypeError(f"layers[{i}] must be a fastbp Layer, got {type(layer).__name__}")
+        _validate.instance(f"layers[{i}]", layer, Layer, "a fastbp Layer")
         if layer._owner is not None:
             raise ValueError(f"layers[{i}] ({layer!r}) already belongs to a network")
         try:
@@ -119,8 +118,7 @@ class Network:
     def __init__(self, layers, loss, dtype: str = "float32", backend: str = "cpu",
                  seed: int | None = None, compute_dtype: str | None = None):
         specs = _describe(layers)
-        if not isinstance(loss, Loss):
-            raise TypeError(f"loss must be a fastbp Loss, got {type(loss).__name__}")
+        _validate.instance("loss", loss, Loss, "a fastbp Loss")
         if not isinstance(loss, tuple(LOSS_TYPES.values())):
             raise TypeError(f"{type(loss).__name__} is a Loss subclass fastbp cannot compute: "
                             f"a loss must be one of {', '.join(sorted(LOSS_TYPES))}")
@@ -263,9 +261,8 @@ class Network:
         last pair is cached, since a training loop passes the same optimizer every step."""
         if optimizer is self._last_optimizer:
             return self._last_binding
-        if not isinstance(optimizer, Optimizer):
-            raise TypeError("optimizer must be a fastbp optimizer (SGD, Adam, AdamW, RMSprop, "
-                            f"...), got {type(optimizer).__name__}")
+        _validate.instance("optimizer", optimizer, Optimizer,
+                           "a fastbp optimizer (SGD, Adam, AdamW, RMSprop, ...)")
         state = optimizer.state_for(self)
         self._last_binding = state, self._core
         self._last_optimizer = optimizer

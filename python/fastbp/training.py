@@ -335,9 +335,8 @@ def _learning_rates(schedule, epochs: int, base_lr: float) -> list | None:
     base_lr)``, any other callable as ``schedule(epoch)``."""
     if schedule is None:
         return None
-    if not callable(schedule):
-        raise TypeError("lr_schedule must be a fastbp.schedules.Schedule or a callable "
-                        f"epoch -> learning rate, got {type(schedule).__name__}")
+    _validate.instance("lr_schedule", schedule, Callable,
+                       "a fastbp.schedules.Schedule or a callable epoch -> learning rate")
     args = (base_lr,) if isinstance(schedule, Schedule) else ()
     return [_validate.real(f"{schedule!r} learning rate at epoch {epoch}",
                            schedule(epoch, *args), strict=True)
