@@ -141,6 +141,30 @@ def label_range(labels: np.ndarray, classes: int) -> None:
                          f"at index {bad[0]}")
 
 
+def class_labels(t: np.ndarray, classes: int) -> np.ndarray | None:
+    """The class labels a target ``t`` of a loss over ``classes`` outputs holds, as int64
+    (N,); None when ``t`` is to be read as probability rows (N, C) instead.
+
+    Labels have shape (N,), or (N, 1) when there is more than one output (one output
+    makes (N, 1) a probability row: the one-class softmax loss is 0 for either), and are
+    integers or floats of whole value (``1.0``), as Keras's sparse cross-entropy and
+    scikit-learn take them. A float that is not a whole number (NaN included) or not a
+    class is reported with its index before any conversion; integer labels are checked in
+    range by the caller."""
+    if t.ndim == 2 and t.shape[1] == 1 and classes != 1:
+        t = t[:, 0]
+    elif t.ndim != 1:
+        return None
+    if t.dtype.kind == "f":
+        fractional = np.flatnonzero(t != np.floor(t))
+        if fractional.size:
+            i = fractional[0]
+            raise ValueError(f"class labels must be whole numbers, got {t[i]} at index {i} "
+                             f"(a target of probabilities has shape (N, {classes}))")
+        label_range(t, classes)  # before the conversion, which would wrap a huge value
+    return np.ascontiguousarray(t, dtype=np.int64)
+
+
 def common_float(**named) -> list:
     """Each named input as a C-contiguous array of their common float dtype: NumPy's
     promotion with float32, so float32 stays float32 and integers become float64."""
@@ -162,23 +186,29 @@ def same_shape(**named) -> None:
 
 def loss_inputs(y, target, reduction: str, labels_allowed: bool):
     """Outputs (N, C) and a target for a loss: float rows of the same shape, or (when
-    ``labels_allowed``) integer class labels (N,) as int64, checked in range."""
+    ``labels_allowed``) class labels as :func:`class_labels` reads them, as int64 (N,),
+    checked in range."""
     choice("reduction", reduction, REDUCTIONS)
     t = numeric_array("target", target)
-    if labels_allowed and t.ndim == 1:
-        if t.dtype.kind not in "iu":
-            raise TypeError(f"class labels must be integers, got dtype {t.dtype}")
+    if labels_allowed and t.shape[1:] in ((), (1,)):
         (y,) = common_float(y=y)
-        if y.ndim != 2 or t.shape != (y.shape[0],):
-            raise ValueError(f"class labels must have shape (N,) for outputs (N, C), got "
-                             f"{t.shape} for {y.shape}")
-        label_range(t, y.shape[1])
-        return y, np.ascontiguousarray(t, dtype=np.int64)
+        _two_d_outputs(y)
+        labels = class_labels(t, y.shape[1])
+        if labels is not None:
+            if labels.shape != (y.shape[0],):
+                raise ValueError(f"class labels must have shape (N,) or (N, 1) for outputs "
+                                 f"(N, C), got {t.shape} for {y.shape}")
+            label_range(labels, y.shape[1])
+            return y, labels
     same_shape(y=y, target=t)
     y, t = common_float(y=y, target=t)
+    _two_d_outputs(y)
+    return y, t
+
+
+def _two_d_outputs(y: np.ndarray) -> None:
     if y.ndim != 2:
         raise ValueError(f"a loss takes 2-D outputs (N, C), got shape {y.shape}")
-    return y, t
 
 
 def update_buffers(param, grad, states: dict) -> np.ndarray:

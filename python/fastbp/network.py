@@ -234,20 +234,21 @@ class Network:
         return _validate.float_array("X", X, self.dtype)
 
     def _targets(self, T) -> np.ndarray:
-        """T converted like X; integer class labels (N,) become int64 for the softmax
-        cross-entropy, and (N,) becomes (N, 1) for a single output. _core checks shapes,
+        """T converted like X; class labels for the softmax cross-entropy (see
+        :func:`_validate.class_labels`: (N,) or (N, 1), integers or whole floats) become
+        int64 (N,), and (N,) becomes (N, 1) for a single output. _core checks shapes,
         label range and finiteness."""
         if type(T) is np.ndarray and T.dtype == self.dtype and T.flags.c_contiguous \
-                and T.ndim == 2:
+                and T.ndim == 2 and T.shape[1] == self.out_features:
             return T
         t = np.asarray(T)
         if t.dtype == np.bool_ and isinstance(self.loss_fn, BCEWithLogitsLoss):
             t = t.astype(self.dtype)  # binary targets as 0 and 1 (_core checks [0, 1])
         t = _validate.numeric_array("T", t)
-        if t.ndim == 1 and isinstance(self.loss_fn, SoftmaxCrossEntropyLoss):
-            if t.dtype.kind not in "iu":
-                raise TypeError(f"class labels must be integers, got dtype {t.dtype}")
-            return np.ascontiguousarray(t, dtype=np.int64)
+        if isinstance(self.loss_fn, SoftmaxCrossEntropyLoss):
+            labels = _validate.class_labels(t, self.out_features)
+            if labels is not None:
+                return labels
         if t.ndim == 1 and self.out_features == 1:
             t = t.reshape(-1, 1)
         return _validate.float_array("T", t, self.dtype)
@@ -361,7 +362,9 @@ class Network:
             try:
                 try:  # arrays already in the network's dtype and layout go straight to C++
                     value = train_step(X, T, *args)
-                except TypeError:  # _core takes exact dtypes only: convert, let it check
+                except (TypeError, ValueError):
+                    # _core takes exact dtypes and target shapes only (labels (N,), not
+                    # (N, 1)), and checks before it changes anything: convert, let it check
                     value = train_step(*self._batch(X, T), *args)
             except FloatingPointError as e:
                 raise diverged(f"train_step {state.steps + 1}", e) from None
