@@ -282,7 +282,8 @@ def test_divergence_on_one_rank_stops_every_rank_at_the_same_step(tmp_path):
     for kind in overflowing:
         errors = [str(g[kind + "_error"]) for g in got]
         assert errors[0] == errors[1]
-        assert errors[0].startswith("training diverged at epoch 1, step 3: ")
+        assert errors[0].startswith("training diverged at epoch 1 (History index 0), "
+                                    "step 3: ")
         assert ("the loss is inf" if kind == "loss" else
                 "a gradient is NaN or inf (dW of Dense layer 1 of 1; loss") in errors[0]
         np.testing.assert_array_equal(got[0][kind + "_params"], got[1][kind + "_params"])

@@ -1,15 +1,31 @@
-"""``History``: what :meth:`fastbp.Network.fit` observed, epoch by epoch."""
+"""``History``: what :meth:`fastbp.Network.fit` observed, epoch by epoch.
+
+How fastbp counts epochs: a message counts them from 1, as the progress bar does
+("epoch 3/10"); every epoch number handed to code counts from 0, as the index of that
+epoch's entries in History's lists (``history.loss[2]`` is the third epoch's loss):
+``History.best_epoch`` and ``stopped_epoch``, the ``epoch`` a callback or a schedule is
+called with, CSVLogger's ``epoch`` column, ``ModelCheckpoint.best_epoch`` and
+``ReduceLROnPlateau.reductions``. A message naming an epoch gives both, through
+:func:`epoch_name`.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
-__all__ = ["History"]
+__all__ = ["History", "epoch_name"]
+
+
+def epoch_name(index: int) -> str:
+    """How a message names the epoch at History index ``index`` (from 0):
+    ``"epoch 3 (History index 2)"``."""
+    return f"epoch {index + 1} (History index {index})"
 
 
 @dataclass
 class History:
-    """Per-epoch records of :meth:`fastbp.Network.fit`, one entry per epoch trained.
+    """Per-epoch records of :meth:`fastbp.Network.fit`, one entry per epoch trained: the
+    epoch at index ``i`` of each list is the one messages call epoch ``i + 1``.
 
     Attributes
     ----------
@@ -26,9 +42,11 @@ class History:
     epoch_time : list of float
         Wall-clock seconds of each epoch, evaluation included.
     stopped_epoch : int or None
-        The epoch (from 0) after which a callback or early stopping ended training.
+        The History index (from 0) of the epoch after which a callback or early stopping
+        ended training.
     best_epoch : int or None
-        With ``early_stopping``: the epoch whose weights the network holds at the end.
+        With ``early_stopping``: the History index (from 0) of the epoch whose weights
+        the network holds at the end.
     """
 
     loss: list = field(default_factory=list)

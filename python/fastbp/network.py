@@ -431,7 +431,7 @@ class Network:
             ``["accuracy"]`` records ``accuracy`` (and ``val_accuracy``); classification
             losses only.
         lr_schedule : fastbp.schedules.Schedule or callable, optional
-            The learning rate of each epoch (from 0): a ``Schedule``'s
+            The learning rate of each epoch (its History index, from 0): a ``Schedule``'s
             ``schedule(epoch, base_lr)``, ``base_lr`` being ``optimizer.lr`` when ``fit``
             starts, or any ``schedule(epoch)``; every epoch's rate is computed (and
             checked) before training starts. ``fit`` sets ``optimizer.lr`` at the start
@@ -442,7 +442,8 @@ class Network:
             change (``ReduceLROnPlateau``) holds. Either way ``optimizer.lr`` is set back
             to its value from before ``fit`` when ``fit`` ends.
         callbacks : sequence of callable
-            Each called as ``callback(epoch, logs)`` after every epoch; returning
+            Each called as ``callback(epoch, logs)`` after every epoch (``epoch`` its
+            History index, from 0; messages count epochs from 1); returning
             ``False`` stops training. A :class:`fastbp.callbacks.Callback` (such as
             ``ModelCheckpoint``, ``CSVLogger``, ``ReduceLROnPlateau``) is also told
             when ``fit`` starts and ends.
@@ -498,7 +499,8 @@ class Network:
         Raises
         ------
         FloatingPointError
-            When a step's loss or gradient is NaN or inf, naming the epoch and step; the
+            When a step's loss or gradient is NaN or inf, naming the epoch (``"epoch 3
+            (History index 2)"``) and step; the
             parameters and optimizer state are those from before that step.
         KeyboardInterrupt
             On Ctrl-C (SIGINT): when ``fit`` runs on Python's main thread with Python's
