@@ -234,6 +234,18 @@ def test_thread_counts_beyond_the_bound_are_refused(restore_threads):
         assert fb.get_num_threads() == most
 
 
+@pytest.mark.parametrize("n", [0, -2, 1000, 2**63, -2**63 - 1, 2**70, np.int64(0)],
+                         ids=["0", "-2", "1000", "2**63", "-2**63-1", "2**70", "np.int64-0"])
+def test_every_refused_thread_count_is_worded_alike(restore_threads, n):
+    """Too few, too many, or beyond int64: the same words and the same range."""
+    most = fb._core.max_threads()
+    with pytest.raises(ValueError) as caught:
+        fb.set_num_threads(n)
+    assert str(caught.value) == (f"number of threads must be in [1, {most}] (4 x the "
+                                 f"{most // 4} CPUs this process may use), got {n}")
+    assert fb.get_num_threads() == restore_threads
+
+
 def run_limited(script: str, *args: str) -> subprocess.CompletedProcess:
     result = subprocess.run([sys.executable, "-c", textwrap.dedent(script), *args],
                             capture_output=True, text=True, timeout=300)

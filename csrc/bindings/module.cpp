@@ -49,9 +49,17 @@ PYBIND11_MODULE(_core, m) {
   bindings::bind_enum(m, "Compute", kernels::kComputeNames);
   bindings::bind_enum(m, "Optimizer", common::kOptimizerNames);
 
-  m.def("set_num_threads", &kernels::set_num_threads, py::arg("n"),
-        "Set the kernels' thread count; returns the count set (fewer than n when the OS "
-        "cannot start n threads).");
+  m.def(
+      "set_num_threads",
+      [](const py::int_& n) {
+        int overflow = 0;  // any Python int: one beyond int64 is refused in the same words
+        const long long value = PyLong_AsLongLongAndOverflow(n.ptr(), &overflow);
+        if (overflow != 0) throw py::value_error(kernels::thread_count_error(py::str(n)));
+        return kernels::set_num_threads(value);
+      },
+      py::arg("n"),
+      "Set the kernels' thread count; returns the count set (fewer than n when the OS "
+      "cannot start n threads).");
   m.def("get_num_threads", &kernels::num_threads);
   m.def("max_threads", &kernels::max_threads);
 

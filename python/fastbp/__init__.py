@@ -56,10 +56,10 @@ def set_num_threads(n: int) -> None:
     else ``ValueError``. When the operating system cannot start ``n`` threads now (a
     memory or thread limit), fastbp uses as many as it could start and warns.
     """
-    from ._validate import positive_int
+    from ._validate import integer
 
-    n = positive_int("n", n)
-    got = _core.set_num_threads(n)
+    n = integer("n", n)
+    got = _core.set_num_threads(n)  # the core checks the range, in one wording
     if got < n:
         warnings.warn(f"the system could start only {got} of the {n} threads asked for; "
                       f"fastbp uses {got}", RuntimeWarning, stacklevel=2)

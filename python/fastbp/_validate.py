@@ -58,13 +58,19 @@ def compute_dtype(value, dtype) -> str | None:
     return value
 
 
-def positive_int(name: str, value) -> int:
-    """An int in [1, 2**63 - 1]: every count fastbp takes reaches C++ as an int64."""
+def integer(name: str, value) -> int:
+    """An int (a Python or NumPy integer, not a bool), as a Python int."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    return int(value)
+
+
+def positive_int(name: str, value) -> int:
+    """An int in [1, 2**63 - 1]: every count fastbp takes reaches C++ as an int64."""
+    value = integer(name, value)
     if not 1 <= value <= INT64_MAX:
         raise ValueError(f"{name} must be in [1, 2**63 - 1], got {value}")
-    return int(value)
+    return value
 
 
 def real(name: str, value, *, low: float = 0.0, strict: bool = False) -> float:
