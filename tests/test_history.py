@@ -75,3 +75,14 @@ def test_epoch_name_gives_the_count_from_1_and_the_history_index():
     from fastbp.history import epoch_name
     assert epoch_name(0) == "epoch 1 (History index 0)"
     assert epoch_name(2) == "epoch 3 (History index 2)"
+
+
+@pytest.mark.parametrize("label", ["val", "test"])
+def test_plot_names_the_validation_curves_by_validation_label(label):
+    pytest.importorskip("matplotlib", reason="matplotlib is not installed")
+    history = fb.History(loss=[1.0, 0.5], val_loss=[1.1, 0.7], accuracy=[0.5, 0.8],
+                         val_accuracy=[0.4, 0.7])
+    figure = history.plot(validation_label=label) if label != "val" else history.plot()
+    assert [[line.get_label() for line in ax.get_lines()] for ax in figure.axes] == [
+        ["loss", f"{label}_loss"], ["accuracy", f"{label}_accuracy"]]
+    assert [ax.get_ylabel() for ax in figure.axes] == ["loss", "accuracy"]

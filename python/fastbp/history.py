@@ -75,19 +75,26 @@ class History:
         out.update(stopped_epoch=self.stopped_epoch, best_epoch=self.best_epoch)
         return out
 
-    def plot(self, path=None):
-        """Draw the loss curves (and accuracy, when recorded) against the epoch.
+    def plot(self, path=None, validation_label: str = "val"):
+        """Draw the loss curves (and accuracy, when recorded) against the epoch (from 1).
 
         Parameters
         ----------
         path : str or os.PathLike, optional
             Where to save the figure (format from the extension, e.g. ``.png``).
+        validation_label : str
+            What the validation curves are called: ``"val"`` labels them ``val_loss``
+            and ``val_accuracy``; ``"test"``, for validation data that is a test set,
+            ``test_loss`` and ``test_accuracy``.
 
         Returns
         -------
         matplotlib.figure.Figure
             The figure; needs matplotlib (``pip install fastbp[plot]``).
         """
+        if not isinstance(validation_label, str):
+            raise TypeError(f"validation_label must be a str, got "
+                            f"{type(validation_label).__name__}")
         try:
             from matplotlib.figure import Figure
         except ImportError as e:
@@ -100,7 +107,8 @@ class History:
             for name in names:
                 values = getattr(self, name)
                 if values:
-                    ax.plot(range(1, len(values) + 1), values, label=name)
+                    curve = validation_label + name[3:] if name.startswith("val_") else name
+                    ax.plot(range(1, len(values) + 1), values, label=curve)
             if self.best_epoch is not None:
                 ax.axvline(self.best_epoch + 1, color="grey", linestyle=":", label="best")
             ax.set_xlabel("epoch")
