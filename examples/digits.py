@@ -75,7 +75,7 @@ def main(argv=None, seed: int = 0) -> float:
     print(f"{history.epochs} epochs of {len(y_train)} samples in {seconds:.2f} s; "
           f"final training loss {history.loss[-1]:.4f}")
     print(f"test accuracy {accuracy:.4f} ({correct} of {len(y_test)} test images)")
-    history.plot(args.plot)
+    history.plot(args.plot, validation_label="test")  # the validation data is the test set
     print(f"loss curves written to {args.plot}")
     return accuracy
 

@@ -6,7 +6,9 @@ and BatchNorm (gradients, running statistics, train_step, fit, predict)."""
 
 from __future__ import annotations
 
+import ctypes
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -36,6 +38,24 @@ def test_build_info_reports_cuda():
     assert fb.cuda_available() is INFO["cuda_available"]
 
 
+def nvidia_driver_installed() -> bool:
+    """Whether the NVIDIA driver's library (which the CUDA runtime loads) is here."""
+    try:
+        ctypes.CDLL("nvcuda.dll" if sys.platform == "win32" else "libcuda.so.1")
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not INFO["cuda_compiled"] or nvidia_driver_installed(),
+                    reason="needs the CUDA backend compiled and no NVIDIA driver installed")
+def test_without_a_driver_the_status_says_no_driver_was_found():
+    assert INFO["cuda_status"].startswith("no NVIDIA driver found (this build needs CUDA ")
+    assert "insufficient" not in INFO["cuda_status"]
+    with pytest.raises(RuntimeError, match="no NVIDIA driver found"):
+        make_net((2, 1), backend="cuda")
+
+
 @pytest.mark.skipif(INFO["cuda_available"], reason="a CUDA device is present")
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_cuda_backend_without_device_raises_with_reason(dtype):
@@ -47,8 +67,8 @@ def test_cuda_backend_without_device_raises_with_reason(dtype):
 
 @pytest.mark.skipif(INFO["cuda_available"], reason="a CUDA device is present")
 def test_core_cuda_network_without_device_raises():
-    why = "compiled but|no usable|device" if INFO["cuda_compiled"] else "built without"
-    with pytest.raises(RuntimeError, match=f"backend 'cuda'.*({why})"):
+    why = re.escape(INFO["cuda_status"]) if INFO["cuda_compiled"] else "built without"
+    with pytest.raises(RuntimeError, match=f"backend 'cuda'.*{why}"):
         _core.Network32([_core.LayerSpec(_core.LayerKind.Dense, 2, 3)], _core.Loss.MSE,
                         _core.Reduction.Mean, backend="cuda")
 

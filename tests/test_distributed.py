@@ -358,7 +358,8 @@ def test_divergence_on_one_rank_stops_every_rank_at_the_same_step(tmp_path):
     for kind in overflowing:
         errors = [str(g[kind + "_error"]) for g in got]
         assert errors[0] == errors[1]
-        assert errors[0].startswith("training diverged at epoch 1, step 3: ")
+        assert errors[0].startswith("training diverged at epoch 1 (History index 0), "
+                                    "step 3: ")
         assert ("the loss is inf" if kind == "loss" else
                 "a gradient is NaN or inf (dW of Dense layer 1 of 1; loss") in errors[0]
         np.testing.assert_array_equal(got[0][kind + "_params"], got[1][kind + "_params"])
@@ -516,7 +517,9 @@ def test_own_loop_with_the_helpers_trains_as_one_process(tmp_path):
         errors = {}
         for name, call in {"weight": lambda: allreduce_gradients(net, comm, weight=-1),
                            "root": lambda: broadcast_parameters(net, comm, root=2),
-                           "comm": lambda: allreduce_gradients(net, object())}.items():
+                           "comm": lambda: allreduce_gradients(net, object()),
+                           "optimizer": lambda: broadcast_parameters(net, comm,
+                                                                     optimizer=fb.Adam)}.items():
             try:
                 call()
                 errors[name] = "no error"
@@ -525,13 +528,16 @@ def test_own_loop_with_the_helpers_trains_as_one_process(tmp_path):
         save(initial=initial, moments=moments, steps=steps, params=net.params, mine=mine,
              reduced=net.grads, **errors)
     """, **data)
-    for key in ("initial", "moments", "steps", "params", "reduced", "weight", "root", "comm"):
+    for key in ("initial", "moments", "steps", "params", "reduced", "weight", "root", "comm",
+                "optimizer"):
         np.testing.assert_array_equal(got[0][key], got[1][key], err_msg=key)
     assert got[0]["steps"] == 0 and not got[0]["moments"].any()
     np.testing.assert_array_equal(got[0]["reduced"], got[0]["mine"])
     assert str(got[0]["weight"]).startswith("ValueError: weight must be a finite number >= 0")
     assert str(got[0]["root"]) == "ValueError: root must be a rank in [0, 2), got 2"
     assert str(got[0]["comm"]).startswith("TypeError: comm must be an mpi4py intracommunicator")
+    assert str(got[0]["optimizer"]).endswith("got the class Adam itself: did you mean "
+                                             "`fb.Adam()`?")
 
     one, opt = twin(got[0]["initial"]), fb.Adam(lr=0.01)
     for X, T in global_batches(data, 4):

@@ -59,9 +59,10 @@ def test_fit_divergence_names_epoch_and_step_and_keeps_earlier_batches(backend, 
     with pytest.raises(FloatingPointError) as info:
         net.fit(X, T, epochs=200, batch_size=batch, optimizer=opt, shuffle=False,
                 progress=progress)
-    found = re.search(r"epoch (\d+), step (\d+)", str(info.value))
+    found = re.search(r"epoch (\d+) \(History index (\d+)\), step (\d+)", str(info.value))
     assert found, str(info.value)
-    epoch, step = int(found[1]), int(found[2])
+    epoch, step = int(found[1]), int(found[3])
+    assert int(found[2]) == epoch - 1
     assert 1 <= step <= -(-rows // batch)
     # Replay on a twin network: the completed epochs, then the failing epoch's batches
     # before the failing step, one train_step each. The state must be exactly that.
@@ -90,7 +91,8 @@ def test_fit_divergence_inside_a_later_core_call_counts_the_calls_before(backend
     X[7] = big, -big  # cancels in the output, overflows in the weight gradient
     T = np.ones((45, 1), dtype=dtype)
     opt = fb.SGD(lr=1e-30, momentum=0.9)  # the other steps hardly move the weights
-    with pytest.raises(FloatingPointError, match=r"epoch 1, step 8\b.*gradient is NaN or inf"):
+    with pytest.raises(FloatingPointError,
+                       match=r"epoch 1 \(History index 0\), step 8\b.*gradient is NaN or inf"):
         net.fit(X, T, epochs=2, batch_size=1, optimizer=opt, shuffle=False, progress=progress)
     assert opt.state_for(net).steps == 7
     twin = fb.Network([fb.Dense(2, 1)], fb.MSELoss(), dtype=dtype, backend=backend)

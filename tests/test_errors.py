@@ -188,13 +188,14 @@ def test_label_out_of_range(ce_net, snapshot, method, bad):
 
 
 @pytest.mark.parametrize("method", XT_CALLS)
-def test_non_integer_labels(ce_net, snapshot, method):
+@pytest.mark.parametrize("shape", [(N,), (N, 1)], ids=["labels", "column"])
+@pytest.mark.parametrize("bad", [1.5, np.nan])
+def test_fractional_labels_are_refused_naming_the_first(ce_net, snapshot, method, shape, bad):
     X, _ = good_data()
-    labels = np.array([0, 1, 2, 0, 1, 1.5])
-    snap = snapshot(ce_net)
-    with pytest.raises((ValueError, TypeError)):
-        call(ce_net, method, X, labels)
-    snap.assert_unchanged()
+    labels = np.array([0, 1, 2, 0, bad, 1.5]).reshape(shape)
+    assert_raises_and_unchanged(ce_net, snapshot, ValueError,
+                                rf"whole numbers, got {bad} at index 4",
+                                lambda: call(ce_net, method, X, labels))
 
 
 @pytest.mark.parametrize("mod", [fb.ops, fb.reference], ids=["ops", "reference"])
@@ -323,6 +324,50 @@ def test_layers_not_layer_objects(layers):
 def test_loss_not_a_loss_object(loss):
     with pytest.raises(TypeError):
         fb.Network([fb.Dense(2, 1)], loss=loss, seed=0)
+
+
+def _fit_with(**kwargs):
+    net = make_net(WIDTHS, "tanh", "mse_mean", "float64", "cpu", seed=0)
+    X, T = good_data()
+    return net.fit(X, T, **{"epochs": 1, "batch_size": 2, "optimizer": fb.SGD(lr=0.1),
+                            **kwargs})
+
+
+@pytest.mark.parametrize("make,name,meant", [
+    (lambda: fb.Network([fb.Dense(2, 3), fb.ReLU, fb.Dense(3, 1)], loss=fb.MSELoss()),
+     "layers[1]", "fb.ReLU()"),
+    (lambda: fb.Network([fb.Dense, fb.ReLU()], loss=fb.MSELoss()), "layers[0]",
+     "fb.Dense(...)"),
+    (lambda: fb.Network([fb.Dense(2, 1)], loss=fb.MSELoss), "loss", "fb.MSELoss()"),
+    (lambda: fb.Network([fb.Dense(2, 1)], loss=fb.HuberLoss), "loss", "fb.HuberLoss()"),
+    (lambda: make_net(WIDTHS, "tanh", "mse_mean", "float64", "cpu").train_step(
+        *good_data(), fb.SGD), "optimizer", "fb.SGD()"),
+    (lambda: _fit_with(optimizer=fb.Adam), "optimizer", "fb.Adam()"),
+    (lambda: _fit_with(callbacks=[fb.callbacks.CSVLogger]), "callbacks[0]",
+     "fb.callbacks.CSVLogger(...)"),
+    (lambda: _fit_with(callbacks=[print, fb.callbacks.ReduceLROnPlateau]), "callbacks[1]",
+     "fb.callbacks.ReduceLROnPlateau()"),
+    (lambda: _fit_with(callbacks=[fb.callbacks.EarlyStopping]), "callbacks[0]",
+     "fb.callbacks.EarlyStopping(...)"),
+    (lambda: _fit_with(lr_schedule=fb.schedules.StepLR), "lr_schedule",
+     "fb.schedules.StepLR(...)"),
+    (lambda: fb.gradcheck(fb.Network, *good_data()), "net", "fb.Network(...)"),
+], ids=["layer", "dense", "loss", "huber", "train_step-optimizer", "fit-optimizer",
+        "callback", "second-callback", "early-stopping", "schedule", "gradcheck"])
+def test_a_class_passed_for_its_instance_names_the_call_meant(make, name, meant):
+    with pytest.raises(TypeError, match=re.escape(f"{name} must be")) as caught:
+        make()
+    assert f"did you mean `{meant}`?" in str(caught.value)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: fb.Network([fb.Dense(2, 1)], loss=fb.ReLU),
+    lambda: _fit_with(callbacks=[fb.Dense]),
+], ids=["loss", "callback"])
+def test_a_class_of_another_kind_gets_no_suggestion(make):
+    with pytest.raises(TypeError, match="got the class") as caught:
+        make()
+    assert "did you mean" not in str(caught.value)
 
 
 def test_inconsistent_layer_sizes():

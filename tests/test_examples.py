@@ -20,13 +20,22 @@ def load(name: str):
     return module
 
 
-def test_digits_reaches_97_percent_and_writes_the_plot(tmp_path, capsys):
+def test_digits_reaches_97_percent_and_writes_the_plot(tmp_path, capsys, monkeypatch):
     pytest.importorskip("sklearn", reason="scikit-learn is not installed")
     pytest.importorskip("matplotlib", reason="matplotlib is not installed")
+    import fastbp as fb
+
+    figures, plot = [], fb.History.plot
+    monkeypatch.setattr(fb.History, "plot",
+                        lambda self, *args, **kwargs: figures.append(plot(self, *args, **kwargs)))
     path = tmp_path / "digits_loss.png"
     accuracy = load("digits").main(["--plot", str(path)])
     assert accuracy >= 0.97
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # its validation data is the test set, and the curves say so
+    [figure] = figures
+    assert [[line.get_label() for line in ax.get_lines()] for ax in figure.axes] == [
+        ["loss", "test_loss"], ["accuracy", "test_accuracy"]]
     out = capsys.readouterr().out
     assert "Total params: 9,610" in out
     assert f"test accuracy {accuracy:.4f} ({round(accuracy * 450)} of 450 test images)" in out

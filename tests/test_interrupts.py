@@ -119,7 +119,8 @@ def test_sigint_stops_fit_between_batches_and_leaves_the_last_whole_step(mode, b
           f"in epoch {epoch + 1} after {step} of its {report['batches']} steps")
     assert latency < BOUND_S
     assert step > 0  # mid-epoch (an epoch here takes seconds)
-    assert f"epoch {epoch + 1} after step {step} of {report['batches']}" in report["message"]
+    assert f"epoch {epoch + 1} (History index {epoch}) after step {step} of " \
+        f"{report['batches']}" in report["message"]
     assert report["same"] and report["finite"]
     assert report["resumed"] == -(-512 // 64) and np.isfinite(report["resumed_loss"])
 

@@ -564,6 +564,46 @@ def test_label_targets_accept_lists_and_integer_dtypes(rng, backend):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("form", ["column-int", "float", "column-float", "column-net-dtype"])
+def test_column_and_whole_float_labels_train_as_integer_labels(rng, backend, dtype, form):
+    """Labels (N, 1), and floats of whole value (Keras's sparse cross-entropy and
+    scikit-learn take both), give the loss, gradients, steps and fits of int64 (N,)."""
+    widths = (3, 7, 4)
+    X = rng.standard_normal((10, 3))
+    labels = np.array([0, 3, 1, 2, 3, 0, 1, 1, 2, 3])
+    given = {"column-int": labels.reshape(-1, 1).astype(np.int32),
+             "float": labels.astype(np.float64),
+             "column-float": labels.reshape(-1, 1).astype(np.float32),
+             "column-net-dtype": labels.reshape(-1, 1).astype(dtype)}[form]
+    nets = [make_net(widths, "relu", "ce_labels", dtype, backend, seed=0) for _ in range(2)]
+    results = []
+    for net, T in zip(nets, (labels, given)):
+        opt = fb.SGD(lr=0.1, momentum=0.9)
+        loss, backward = net.loss(X, T), net.backward(X, T)
+        grads = net.grads.copy()
+        step = net.train_step(X, T, opt)
+        history = net.fit(X, T, epochs=2, batch_size=3, optimizer=opt,
+                          validation_data=(X, T), metrics=["accuracy"])
+        results.append((loss, backward, grads, step, history.to_dict(), net.params.copy()))
+    for name, want, got in zip(["loss", "backward", "grads", "train_step", "history", "params"],
+                               *results):
+        if isinstance(want, dict):
+            want.pop("epoch_time"), got.pop("epoch_time")
+        np.testing.assert_equal(got, want, err_msg=name)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_one_output_column_targets_are_probability_rows(rng, backend):
+    """With one output, (N, 1) is the shape of the outputs, so it reads as probability
+    rows (the one-class softmax's loss is 0 whatever the target), never as labels."""
+    net = make_net((3, 1), "relu", "ce_labels", "float64", backend, seed=0)
+    X = rng.standard_normal((5, 3))
+    assert net.loss(X, np.full((5, 1), 0.5)) == 0.0
+    assert net.loss(X, np.zeros(5, dtype=np.int64)) == 0.0
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_scalar_results_are_python_floats(rng, backend, dtype):
     widths = (3, 7, 2)
     net = make_net(widths, "tanh", "bce", dtype, backend, seed=0)

@@ -279,6 +279,27 @@ def test_softmax_cross_entropy_labels_equal_onehot_probabilities(rng, mod):
 
 
 @MODULES
+@pytest.mark.parametrize("label_dtype", [np.int32, np.float32, np.float64])
+def test_softmax_cross_entropy_takes_column_and_whole_float_labels(rng, mod, label_dtype):
+    z = rng.standard_normal((17, 7))
+    labels = rng.integers(0, 7, size=17)
+    loss, grad = _ce_expected(z, labels, "mean")
+    for lab in (labels.astype(label_dtype), labels.reshape(-1, 1).astype(label_dtype)):
+        check_scalar(mod.softmax_cross_entropy(z, lab), loss, np.float64)
+        check(mod.softmax_cross_entropy_backward(z, lab), grad, np.float64)
+
+
+@MODULES
+@pytest.mark.parametrize("shape", [(17,), (17, 1)])
+@pytest.mark.parametrize("bad", [2.5, np.nan])
+def test_softmax_cross_entropy_refuses_fractional_labels_naming_one(rng, mod, shape, bad):
+    labels = rng.integers(0, 7, size=17).astype(np.float64)
+    labels[11] = bad
+    with pytest.raises(ValueError, match=rf"whole numbers, got {bad} at index 11"):
+        mod.softmax_cross_entropy(rng.standard_normal((17, 7)), labels.reshape(shape))
+
+
+@MODULES
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("n,c", NC)

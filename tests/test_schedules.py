@@ -75,7 +75,7 @@ def test_fit_refuses_a_zero_rate_before_training(rng, snapshot):
     X, T = make_data(widths, "mse_mean", 8, rng)
     net = make_net(widths)
     snap = snapshot(net)
-    with pytest.raises(ValueError, match="epoch 4"):
+    with pytest.raises(ValueError, match=r"epoch 5 \(History index 4\)"):
         net.fit(X, T, epochs=6, batch_size=4, optimizer=fb.SGD(lr=0.1),
                 lr_schedule=fb.schedules.CosineAnnealingLR(T_max=4))
     snap.assert_unchanged()

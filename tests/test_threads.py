@@ -280,6 +280,18 @@ def test_thread_counts_beyond_the_bound_are_refused(restore_threads):
         assert fb.get_num_threads() == most
 
 
+@pytest.mark.parametrize("n", [0, -2, 1000, 2**63, -2**63 - 1, 2**70, np.int64(0)],
+                         ids=["0", "-2", "1000", "2**63", "-2**63-1", "2**70", "np.int64-0"])
+def test_every_refused_thread_count_is_worded_alike(restore_threads, n):
+    """Too few, too many, or beyond int64: the same words and the same range."""
+    most = fb._core.max_threads()
+    with pytest.raises(ValueError) as caught:
+        fb.set_num_threads(n)
+    assert str(caught.value) == (f"number of threads must be in [1, {most}] (4 x the "
+                                 f"{most // 4} CPUs this process may use), got {n}")
+    assert fb.get_num_threads() == restore_threads
+
+
 def run_limited(script: str, *args: str) -> subprocess.CompletedProcess:
     result = subprocess.run([sys.executable, "-c", textwrap.dedent(script), *args],
                             capture_output=True, text=True, timeout=300)
@@ -409,3 +421,66 @@ def test_default_thread_count_comes_from_the_environment(env, want):
     assert result.returncode == 0, result.stderr
     got, most = result.stdout.split()
     assert got == (most if want == "max" else want)
+
+
+# ---------------------------------------------------------------------------------------
+# threadpoolctl: lists fastbp's pool, and its limits reach it
+# ---------------------------------------------------------------------------------------
+
+def fastbp_pools(threadpoolctl) -> list:
+    return [info for info in threadpoolctl.threadpool_info() if info["internal_api"] == "fastbp"]
+
+
+def test_threadpool_info_lists_fastbp_s_pool(restore_threads):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    fb.set_num_threads(1)
+    [pool] = fastbp_pools(threadpoolctl)
+    assert pool["user_api"] == "fastbp" and pool["num_threads"] == 1
+    assert pool["version"] == fb.__version__
+    assert os.path.samefile(pool["filepath"], fb._core.__file__)
+
+
+@pytest.mark.parametrize("limits, user_api, want", [
+    (1, None, 1), (1, "fastbp", 1), ({"fastbp": 1}, None, 1), (10**6, None, "max"),
+    ({"blas": 1}, None, "unchanged"), (1, "blas", "unchanged"),
+], ids=["all", "by-api", "dict", "beyond-the-bound", "blas-dict", "blas-api"])
+def test_threadpool_limits_sets_fastbp_s_threads_and_restores_them(restore_threads, limits,
+                                                                   user_api, want):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    most = fb._core.max_threads()
+    before = 2 if most >= 2 else 1
+    fb.set_num_threads(before)
+    with threadpoolctl.threadpool_limits(limits=limits, user_api=user_api):
+        assert fb.get_num_threads() == {"max": most, "unchanged": before}.get(want, want)
+    assert fb.get_num_threads() == before
+
+
+@pytest.mark.parametrize("order", ["threadpoolctl-first", "fastbp-first"])
+def test_fastbp_is_listed_whichever_is_imported_first(order):
+    pytest.importorskip("threadpoolctl")
+    imports = ["import threadpoolctl", "threadpoolctl.threadpool_info()", "import fastbp"]
+    if order == "fastbp-first":
+        imports = imports[2:] + imports[:2]
+    script = "; ".join(imports + [
+        "print([i['internal_api'] for i in threadpoolctl.threadpool_info()].count('fastbp'))"])
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "1"
+
+
+def test_fastbp_imports_and_trains_without_threadpoolctl():
+    script = textwrap.dedent("""
+        import sys
+        sys.modules["threadpoolctl"] = None  # as if not installed: importing it fails
+        import numpy as np
+        import fastbp as fb
+        net = fb.Network([fb.Dense(2, 1)], fb.MSELoss(), seed=0)
+        net.fit(np.ones((4, 2)), np.ones((4, 1)), epochs=1, batch_size=2,
+                optimizer=fb.SGD())
+        print("trained")
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "trained"

@@ -107,9 +107,9 @@ def test_a_callable_schedule_sets_each_epoch_s_rate(data, backend):
 
 
 @pytest.mark.parametrize("schedule, exc, word", [
-    (lambda epoch: -1.0, ValueError, "epoch 0"),
-    (lambda epoch: "fast", TypeError, "epoch 0"),
-    (lambda epoch: 0.1 if epoch < 2 else 0.0, ValueError, "epoch 2"),
+    (lambda epoch: -1.0, ValueError, r"epoch 1 \(History index 0\)"),
+    (lambda epoch: "fast", TypeError, r"epoch 1 \(History index 0\)"),
+    (lambda epoch: 0.1 if epoch < 2 else 0.0, ValueError, r"epoch 3 \(History index 2\)"),
     (0.5, TypeError, "lr_schedule"),
 ])
 def test_bad_schedules_are_refused_before_training(data, snapshot, schedule, exc, word):

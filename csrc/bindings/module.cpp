@@ -36,6 +36,35 @@ void bind_network(py::module_& m);
 
 }  // namespace fastbp::bindings
 
+// The thread pool as threadpoolctl reaches it: python/fastbp/_threadpool.py finds these
+// two plain C symbols in this library and calls them through ctypes. Exported by name
+// (the module's other symbols stay hidden), and never throwing: an exception cannot
+// cross a C call.
+#if defined(_WIN32)
+#define FASTBP_C_API extern "C" __declspec(dllexport)
+#else
+#define FASTBP_C_API extern "C" __attribute__((visibility("default")))
+#endif
+
+FASTBP_C_API int fastbp_get_num_threads() noexcept {
+  try {
+    return fastbp::kernels::num_threads();
+  } catch (...) {
+    return -1;
+  }
+}
+
+// Sets the thread count to n, in [1, max_threads()]; returns the count set, or -1 (and
+// changes nothing) for an n outside that range.
+FASTBP_C_API int fastbp_set_num_threads(int n) noexcept {
+  if (n < 1 || n > fastbp::kernels::max_threads()) return -1;
+  try {
+    return fastbp::kernels::set_num_threads(n);
+  } catch (...) {
+    return -1;
+  }
+}
+
 PYBIND11_MODULE(_core, m) {
   using namespace fastbp;
   m.doc() = "fastbp's compiled kernels; use the fastbp package, not this module.";
@@ -49,9 +78,17 @@ PYBIND11_MODULE(_core, m) {
   bindings::bind_enum(m, "Compute", kernels::kComputeNames);
   bindings::bind_enum(m, "Optimizer", common::kOptimizerNames);
 
-  m.def("set_num_threads", &kernels::set_num_threads, py::arg("n"),
-        "Set the kernels' thread count; returns the count set (fewer than n when the OS "
-        "cannot start n threads).");
+  m.def(
+      "set_num_threads",
+      [](const py::int_& n) {
+        int overflow = 0;  // any Python int: one beyond int64 is refused in the same words
+        const long long value = PyLong_AsLongLongAndOverflow(n.ptr(), &overflow);
+        if (overflow != 0) throw py::value_error(kernels::thread_count_error(py::str(n)));
+        return kernels::set_num_threads(value);
+      },
+      py::arg("n"),
+      "Set the kernels' thread count; returns the count set (fewer than n when the OS "
+      "cannot start n threads).");
   m.def("get_num_threads", &kernels::num_threads);
   m.def("max_threads", &kernels::max_threads);
 

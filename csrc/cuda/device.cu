@@ -30,10 +30,13 @@ DeviceStatus device_status() {
     cudaGetLastError();  // leave no error behind for later calls to report
     int driver = 0;  // 0 when no NVIDIA driver is installed
     cudaDriverGetVersion(&driver);
-    status.message = std::string("no usable CUDA device: ") + cudaGetErrorString(err) +
-                     " (NVIDIA driver: " +
-                     (driver ? "CUDA " + version(driver) : std::string("none found")) +
-                     "; this build needs CUDA " + version(CUDART_VERSION) + ")";
+    const std::string needs = "this build needs CUDA " + version(CUDART_VERSION);
+    // Without a driver the runtime's own words ("driver version is insufficient") would
+    // send the reader looking for a driver update.
+    status.message = driver == 0 ? "no NVIDIA driver found (" + needs + " or newer)"
+                                 : std::string("no usable CUDA device: ") +
+                                       cudaGetErrorString(err) + " (NVIDIA driver: CUDA " +
+                                       version(driver) + "; " + needs + ")";
     return status;
   }
   status.available = true;

@@ -269,12 +269,14 @@ int num_threads() {
   return started;
 }
 
+std::string thread_count_error(const std::string& got) {
+  return "number of threads must be in [1, " + std::to_string(max_threads()) + "] (4 x the " +
+         std::to_string(cpus()) + " CPUs this process may use), got " + got;
+}
+
 int set_num_threads(int64_t n) {
-  const int most = max_threads();
-  if (n < 1 || n > most)
-    throw std::invalid_argument("number of threads must be in [1, " + std::to_string(most) +
-                                "] (4 x the " + std::to_string(cpus()) +
-                                " CPUs this process may use), got " + std::to_string(n));
+  if (n < 1 || n > max_threads())
+    throw std::invalid_argument(thread_count_error(std::to_string(n)));
   const int got = pool().resize(static_cast<int>(n));
   g_threads.store(got, std::memory_order_relaxed);
   return got;

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <string>
 
 namespace fastbp::kernels {
 
@@ -18,10 +19,14 @@ int num_threads();
 // The most threads set_num_threads accepts: 4 x the CPUs this process may run on.
 int max_threads();
 
-// Sets the thread count to n (1 <= n <= max_threads(), else std::invalid_argument),
-// starting or stopping workers, and returns the count set: fewer than n when the OS
-// would not start that many threads.
+// Sets the thread count to n (1 <= n <= max_threads(), else std::invalid_argument
+// worded by thread_count_error), starting or stopping workers, and returns the count
+// set: fewer than n when the OS would not start that many threads.
 int set_num_threads(int64_t n);
+
+// The one wording of a refused thread count `got` (as text, so the bindings can name a
+// Python int beyond int64 in the same words).
+std::string thread_count_error(const std::string& got);
 
 // Threads worth using for `work` multiply-adds: small problems stay serial, since
 // handing out units costs more than it saves.

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import warnings
 
-from . import _core, activations, callbacks, distributed, ops, optim, reference, schedules
+from . import (_core, _threadpool, activations, callbacks, distributed, ops, optim, reference,
+               schedules)
 from .gradcheck import gradcheck
 from .activations import *  # noqa: F403  (the classes in activations.__all__)
 from .layers import BatchNorm, Dense, Dropout, Layer, LayerNorm
@@ -19,6 +20,7 @@ from .network import Network, from_torch
 from .optim import *  # noqa: F403 (every optimizer, as optim.__all__ lists them)
 
 __version__ = _core.__version__
+_threadpool.register_with_threadpoolctl()
 
 __all__ = [
     "BatchNorm", "Dense", "Dropout", "Layer", "LayerNorm", *activations.CLASSES,
@@ -58,10 +60,10 @@ def set_num_threads(n: int) -> None:
     else ``ValueError``. When the operating system cannot start ``n`` threads now (a
     memory or thread limit), fastbp uses as many as it could start and warns.
     """
-    from ._validate import positive_int
+    from ._validate import integer
 
-    n = positive_int("n", n)
-    got = _core.set_num_threads(n)
+    n = integer("n", n)
+    got = _core.set_num_threads(n)  # the core checks the range, in one wording
     if got < n:
         warnings.warn(f"the system could start only {got} of the {n} threads asked for; "
                       f"fastbp uses {got}", RuntimeWarning, stacklevel=2)

@@ -4,7 +4,10 @@ state changes."""
 
 from __future__ import annotations
 
+import inspect
 import numbers
+import sys
+from collections.abc import Callable
 
 import numpy as np
 
@@ -64,13 +67,19 @@ def subnormals(value) -> str:
     return value
 
 
-def positive_int(name: str, value) -> int:
-    """An int in [1, 2**63 - 1]: every count fastbp takes reaches C++ as an int64."""
+def integer(name: str, value) -> int:
+    """An int (a Python or NumPy integer, not a bool), as a Python int."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    return int(value)
+
+
+def positive_int(name: str, value) -> int:
+    """An int in [1, 2**63 - 1]: every count fastbp takes reaches C++ as an int64."""
+    value = integer(name, value)
     if not 1 <= value <= INT64_MAX:
         raise ValueError(f"{name} must be in [1, 2**63 - 1], got {value}")
-    return int(value)
+    return value
 
 
 def real(name: str, value, *, low: float = 0.0, strict: bool = False) -> float:
@@ -147,6 +156,30 @@ def label_range(labels: np.ndarray, classes: int) -> None:
                          f"at index {bad[0]}")
 
 
+def class_labels(t: np.ndarray, classes: int) -> np.ndarray | None:
+    """The class labels a target ``t`` of a loss over ``classes`` outputs holds, as int64
+    (N,); None when ``t`` is to be read as probability rows (N, C) instead.
+
+    Labels have shape (N,), or (N, 1) when there is more than one output (one output
+    makes (N, 1) a probability row: the one-class softmax loss is 0 for either), and are
+    integers or floats of whole value (``1.0``), as Keras's sparse cross-entropy and
+    scikit-learn take them. A float that is not a whole number (NaN included) or not a
+    class is reported with its index before any conversion; integer labels are checked in
+    range by the caller."""
+    if t.ndim == 2 and t.shape[1] == 1 and classes != 1:
+        t = t[:, 0]
+    elif t.ndim != 1:
+        return None
+    if t.dtype.kind == "f":
+        fractional = np.flatnonzero(t != np.floor(t))
+        if fractional.size:
+            i = fractional[0]
+            raise ValueError(f"class labels must be whole numbers, got {t[i]} at index {i} "
+                             f"(a target of probabilities has shape (N, {classes}))")
+        label_range(t, classes)  # before the conversion, which would wrap a huge value
+    return np.ascontiguousarray(t, dtype=np.int64)
+
+
 def common_float(**named) -> list:
     """Each named input as a C-contiguous array of their common float dtype: NumPy's
     promotion with float32, so float32 stays float32 and integers become float64."""
@@ -168,23 +201,29 @@ def same_shape(**named) -> None:
 
 def loss_inputs(y, target, reduction: str, labels_allowed: bool):
     """Outputs (N, C) and a target for a loss: float rows of the same shape, or (when
-    ``labels_allowed``) integer class labels (N,) as int64, checked in range."""
+    ``labels_allowed``) class labels as :func:`class_labels` reads them, as int64 (N,),
+    checked in range."""
     choice("reduction", reduction, REDUCTIONS)
     t = numeric_array("target", target)
-    if labels_allowed and t.ndim == 1:
-        if t.dtype.kind not in "iu":
-            raise TypeError(f"class labels must be integers, got dtype {t.dtype}")
+    if labels_allowed and t.shape[1:] in ((), (1,)):
         (y,) = common_float(y=y)
-        if y.ndim != 2 or t.shape != (y.shape[0],):
-            raise ValueError(f"class labels must have shape (N,) for outputs (N, C), got "
-                             f"{t.shape} for {y.shape}")
-        label_range(t, y.shape[1])
-        return y, np.ascontiguousarray(t, dtype=np.int64)
+        _two_d_outputs(y)
+        labels = class_labels(t, y.shape[1])
+        if labels is not None:
+            if labels.shape != (y.shape[0],):
+                raise ValueError(f"class labels must have shape (N,) or (N, 1) for outputs "
+                                 f"(N, C), got {t.shape} for {y.shape}")
+            label_range(labels, y.shape[1])
+            return y, labels
     same_shape(y=y, target=t)
     y, t = common_float(y=y, target=t)
+    _two_d_outputs(y)
+    return y, t
+
+
+def _two_d_outputs(y: np.ndarray) -> None:
     if y.ndim != 2:
         raise ValueError(f"a loss takes 2-D outputs (N, C), got shape {y.shape}")
-    return y, t
 
 
 def update_buffers(param, grad, states: dict) -> np.ndarray:
@@ -202,13 +241,47 @@ def update_buffers(param, grad, states: dict) -> np.ndarray:
     return float_array("grad", grad, param.dtype)
 
 
+def instance(name: str, value, kind, expected: str) -> None:
+    """TypeError unless ``value`` is an instance of ``kind`` (a class, a tuple of them, or
+    :class:`collections.abc.Callable`), saying ``name`` must be ``expected``. A class is
+    never accepted (calling one builds an object instead of computing), and a subclass
+    of ``kind`` passed where its instance belongs (``fb.ReLU`` for ``fb.ReLU()``) is
+    answered with the call that was meant."""
+    if isinstance(value, kind) and not isinstance(value, type):
+        return
+    got = type(value).__name__
+    if isinstance(value, type):
+        got = f"the class {value.__qualname__}"
+        if issubclass(value, kind):
+            got += f" itself: did you mean `{_constructor_call(value)}`?"
+    raise TypeError(f"{name} must be {expected}, got {got}")
+
+
+def _constructor_call(cls: type) -> str:
+    """How a user builds ``cls``: ``fb.ReLU()``, ``fb.callbacks.CSVLogger(...)`` (with
+    ``...`` when an argument is required), by the public name fastbp exports it under."""
+    package = sys.modules.get("fastbp")
+    module = cls.__module__
+    if package is not None and getattr(package, cls.__name__, None) is cls:
+        spelled = f"fb.{cls.__name__}"
+    elif module.startswith("fastbp."):
+        spelled = f"fb.{module[len('fastbp.'):]}.{cls.__qualname__}"
+    else:
+        spelled = cls.__qualname__
+    try:
+        required = any(p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+                       for p in inspect.signature(cls).parameters.values())
+    except (TypeError, ValueError):  # no signature to read: do not guess
+        required = True
+    return spelled + ("(...)" if required else "()")
+
+
 def callables(name: str, values) -> list:
-    """A list or tuple of callables, as a list."""
+    """A list or tuple of callables (not classes), as a list."""
     if not isinstance(values, (list, tuple)):
         raise TypeError(f"{name} must be a list of callables, got {type(values).__name__}")
     for i, value in enumerate(values):
-        if not callable(value):
-            raise TypeError(f"{name}[{i}] must be callable, got {type(value).__name__}")
+        instance(f"{name}[{i}]", value, Callable, "a function or a callable object")
     return list(values)
 
 

@@ -2,12 +2,13 @@
 reduction on a plateau (Keras's), and what fit runs itself: early stopping with the best
 weights kept (after each epoch), and a progress bar (also within an epoch).
 
-A callback is any callable ``callback(epoch, logs)``; ``epoch`` counts from 0 and
-``logs`` holds that epoch's values (``loss``, ``val_loss``, ``accuracy``, ``lr``,
-``epoch_time``, ...). Returning ``False`` stops training after that epoch. A
-:class:`Callback` is also asked whether it can work with a fit (with the network, the
-optimizer and the keys the logs will have) among fit's own checks, then told when fit
-starts and when it ends.
+A callback is any callable ``callback(epoch, logs)``; ``epoch`` counts from 0, the
+epoch's index in :class:`fastbp.History`'s lists (messages and the progress bar count
+from 1: see :mod:`fastbp.history`), and ``logs`` holds that epoch's values (``loss``,
+``val_loss``, ``accuracy``, ``lr``, ``epoch_time``, ...). Returning ``False`` stops
+training after that epoch. A :class:`Callback` is also asked whether it can work with a
+fit (with the network, the optimizer and the keys the logs will have) among fit's own
+checks, then told when fit starts and when it ends.
 """
 
 from __future__ import annotations
@@ -106,7 +107,8 @@ class ModelCheckpoint(_Monitor):
     best : float
         The best value seen (it carries over to a later fit).
     best_epoch : int or None
-        The epoch (from 0, of the last fit that improved) that was saved last.
+        The History index (from 0) of the epoch saved last, in the last fit that
+        improved.
     """
 
     def __init__(self, path: str | os.PathLike, monitor: str = "val_loss",
@@ -140,9 +142,9 @@ class ModelCheckpoint(_Monitor):
 
 class CSVLogger(Callback):
     """Writes one row per epoch to a CSV file: the header (``epoch`` and the logs' keys)
-    when fit starts, then each epoch's ``epoch`` (from 0) and logs, flushed at once, so
-    the file is complete up to the last epoch even if training is interrupted. Keras's
-    ``CSVLogger``.
+    when fit starts, then each epoch's ``epoch`` (its History index, from 0, as Keras
+    writes it) and logs, flushed at once, so the file is complete up to the last epoch
+    even if training is interrupted. Keras's ``CSVLogger``.
 
     Parameters
     ----------
@@ -238,7 +240,7 @@ class ReduceLROnPlateau(_Monitor):
     Attributes
     ----------
     reductions : list of tuple
-        ``(epoch, new_lr)`` of each reduction (epochs from 0, of their fit).
+        ``(epoch, new_lr)`` of each reduction (History indices, from 0, of their fit).
     """
 
     def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10,

@@ -72,9 +72,9 @@ def broadcast_parameters(net, comm: MPI.Intracomm, root: int = 0,
         raise TypeError(f"root must be an int, got {type(root).__name__}")
     if not 0 <= root < comm.Get_size():
         raise ValueError(f"root must be a rank in [0, {comm.Get_size()}), got {root}")
-    if optimizer is not None and not isinstance(optimizer, Optimizer):
-        raise TypeError("optimizer must be a fastbp optimizer (SGD, Adam, ...) or None, "
-                        f"got {type(optimizer).__name__}")
+    if optimizer is not None:
+        _validate.instance("optimizer", optimizer, Optimizer,
+                           "a fastbp optimizer (SGD, Adam, ...) or None")
     comm.Bcast(net.params, root=root)  # read first: it brings a GPU's state to the host too
     if net._core.n_state:
         comm.Bcast(net._core.state, root=root)

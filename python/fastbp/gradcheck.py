@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _validate
 from .network import Network
 
 __all__ = ["gradcheck"]
@@ -22,8 +23,7 @@ def gradcheck(net, X, T, eps: float = 1e-6) -> float:
     fixed) and uses the batch's statistics for ``BatchNorm``, whose running statistics are
     put back after each evaluation.
     """
-    if not isinstance(net, Network):
-        raise TypeError(f"net must be a fastbp.Network, got {type(net).__name__}")
+    _validate.instance("net", net, Network, "a fastbp.Network")
     check = net._float64_copy()
     core = check._core
     x, t = check._batch(X, T)

@@ -1,15 +1,31 @@
-"""``History``: what :meth:`fastbp.Network.fit` observed, epoch by epoch."""
+"""``History``: what :meth:`fastbp.Network.fit` observed, epoch by epoch.
+
+How fastbp counts epochs: a message counts them from 1, as the progress bar does
+("epoch 3/10"); every epoch number handed to code counts from 0, as the index of that
+epoch's entries in History's lists (``history.loss[2]`` is the third epoch's loss):
+``History.best_epoch`` and ``stopped_epoch``, the ``epoch`` a callback or a schedule is
+called with, CSVLogger's ``epoch`` column, ``ModelCheckpoint.best_epoch`` and
+``ReduceLROnPlateau.reductions``. A message naming an epoch gives both, through
+:func:`epoch_name`.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
-__all__ = ["History"]
+__all__ = ["History", "epoch_name"]
+
+
+def epoch_name(index: int) -> str:
+    """How a message names the epoch at History index ``index`` (from 0):
+    ``"epoch 3 (History index 2)"``."""
+    return f"epoch {index + 1} (History index {index})"
 
 
 @dataclass
 class History:
-    """Per-epoch records of :meth:`fastbp.Network.fit`, one entry per epoch trained.
+    """Per-epoch records of :meth:`fastbp.Network.fit`, one entry per epoch trained: the
+    epoch at index ``i`` of each list is the one messages call epoch ``i + 1``.
 
     Attributes
     ----------
@@ -26,9 +42,11 @@ class History:
     epoch_time : list of float
         Wall-clock seconds of each epoch, evaluation included.
     stopped_epoch : int or None
-        The epoch (from 0) after which a callback or early stopping ended training.
+        The History index (from 0) of the epoch after which a callback or early stopping
+        ended training.
     best_epoch : int or None
-        With ``early_stopping``: the epoch whose weights the network holds at the end.
+        With ``early_stopping``: the History index (from 0) of the epoch whose weights
+        the network holds at the end.
     """
 
     loss: list = field(default_factory=list)
@@ -57,19 +75,26 @@ class History:
         out.update(stopped_epoch=self.stopped_epoch, best_epoch=self.best_epoch)
         return out
 
-    def plot(self, path=None):
-        """Draw the loss curves (and accuracy, when recorded) against the epoch.
+    def plot(self, path=None, validation_label: str = "val"):
+        """Draw the loss curves (and accuracy, when recorded) against the epoch (from 1).
 
         Parameters
         ----------
         path : str or os.PathLike, optional
             Where to save the figure (format from the extension, e.g. ``.png``).
+        validation_label : str
+            What the validation curves are called: ``"val"`` labels them ``val_loss``
+            and ``val_accuracy``; ``"test"``, for validation data that is a test set,
+            ``test_loss`` and ``test_accuracy``.
 
         Returns
         -------
         matplotlib.figure.Figure
             The figure; needs matplotlib (``pip install fastbp[plot]``).
         """
+        if not isinstance(validation_label, str):
+            raise TypeError(f"validation_label must be a str, got "
+                            f"{type(validation_label).__name__}")
         try:
             from matplotlib.figure import Figure
         except ImportError as e:
@@ -82,7 +107,8 @@ class History:
             for name in names:
                 values = getattr(self, name)
                 if values:
-                    ax.plot(range(1, len(values) + 1), values, label=name)
+                    curve = validation_label + name[3:] if name.startswith("val_") else name
+                    ax.plot(range(1, len(values) + 1), values, label=curve)
             if self.best_epoch is not None:
                 ax.axvline(self.best_epoch + 1, color="grey", linestyle=":", label="best")
             ax.set_xlabel("epoch")

@@ -52,8 +52,9 @@ class MSELoss(Loss):
 class SoftmaxCrossEntropyLoss(Loss):
     """Cross-entropy of ``softmax(logits)`` (``torch.nn.CrossEntropyLoss``).
 
-    Targets are integer class labels, shape (N,), or probability rows, shape (N, C);
-    ``"mean"`` divides by the number of samples N.
+    Targets are class labels, shape (N,) or (N, 1), integers or floats of whole value
+    (``1.0``), or probability rows, shape (N, C) (with one output C = 1, (N, 1) is a
+    probability row); ``"mean"`` divides by the number of samples N.
     """
 
     kind = _core.Loss.SoftmaxCrossEntropy

@@ -63,8 +63,7 @@ def _describe(layers) -> list:
         raise TypeError(f"layers must be a non-empty list of fastbp layers, got {layers!r}")
     specs, width = [], None
     for i, layer in enumerate(layers):
-        if not isinstance(layer, Layer):
-            raise TypeError(f"layers[{i}] must be a fastbp Layer, got {type(layer).__name__}")
+        _validate.instance(f"layers[{i}]", layer, Layer, "a fastbp Layer")
         if layer._owner is not None:
             raise ValueError(f"layers[{i}] ({layer!r}) already belongs to a network")
         try:
@@ -119,8 +118,7 @@ class Network:
     def __init__(self, layers, loss, dtype: str = "float32", backend: str = "cpu",
                  seed: int | None = None, compute_dtype: str | None = None):
         specs = _describe(layers)
-        if not isinstance(loss, Loss):
-            raise TypeError(f"loss must be a fastbp Loss, got {type(loss).__name__}")
+        _validate.instance("loss", loss, Loss, "a fastbp Loss")
         if not isinstance(loss, tuple(LOSS_TYPES.values())):
             raise TypeError(f"{type(loss).__name__} is a Loss subclass fastbp cannot compute: "
                             f"a loss must be one of {', '.join(sorted(LOSS_TYPES))}")
@@ -236,20 +234,21 @@ class Network:
         return _validate.float_array("X", X, self.dtype)
 
     def _targets(self, T) -> np.ndarray:
-        """T converted like X; integer class labels (N,) become int64 for the softmax
-        cross-entropy, and (N,) becomes (N, 1) for a single output. _core checks shapes,
+        """T converted like X; class labels for the softmax cross-entropy (see
+        :func:`_validate.class_labels`: (N,) or (N, 1), integers or whole floats) become
+        int64 (N,), and (N,) becomes (N, 1) for a single output. _core checks shapes,
         label range and finiteness."""
         if type(T) is np.ndarray and T.dtype == self.dtype and T.flags.c_contiguous \
-                and T.ndim == 2:
+                and T.ndim == 2 and T.shape[1] == self.out_features:
             return T
         t = np.asarray(T)
         if t.dtype == np.bool_ and isinstance(self.loss_fn, BCEWithLogitsLoss):
             t = t.astype(self.dtype)  # binary targets as 0 and 1 (_core checks [0, 1])
         t = _validate.numeric_array("T", t)
-        if t.ndim == 1 and isinstance(self.loss_fn, SoftmaxCrossEntropyLoss):
-            if t.dtype.kind not in "iu":
-                raise TypeError(f"class labels must be integers, got dtype {t.dtype}")
-            return np.ascontiguousarray(t, dtype=np.int64)
+        if isinstance(self.loss_fn, SoftmaxCrossEntropyLoss):
+            labels = _validate.class_labels(t, self.out_features)
+            if labels is not None:
+                return labels
         if t.ndim == 1 and self.out_features == 1:
             t = t.reshape(-1, 1)
         return _validate.float_array("T", t, self.dtype)
@@ -263,9 +262,8 @@ class Network:
         last pair is cached, since a training loop passes the same optimizer every step."""
         if optimizer is self._last_optimizer:
             return self._last_binding
-        if not isinstance(optimizer, Optimizer):
-            raise TypeError("optimizer must be a fastbp optimizer (SGD, Adam, AdamW, RMSprop, "
-                            f"...), got {type(optimizer).__name__}")
+        _validate.instance("optimizer", optimizer, Optimizer,
+                           "a fastbp optimizer (SGD, Adam, AdamW, RMSprop, ...)")
         state = optimizer.state_for(self)
         self._last_binding = state, self._core
         self._last_optimizer = optimizer
@@ -367,7 +365,9 @@ class Network:
             try:
                 try:  # arrays already in the network's dtype and layout go straight to C++
                     value = train_step(X, T, *args)
-                except TypeError:  # _core takes exact dtypes only: convert, let it check
+                except (TypeError, ValueError):
+                    # _core takes exact dtypes and target shapes only (labels (N,), not
+                    # (N, 1)), and checks before it changes anything: convert, let it check
                     value = train_step(*self._batch(X, T), *args)
             except FloatingPointError as e:
                 raise diverged(f"train_step {state.steps + 1}", e) from None
@@ -435,7 +435,7 @@ class Network:
             ``["accuracy"]`` records ``accuracy`` (and ``val_accuracy``); classification
             losses only.
         lr_schedule : fastbp.schedules.Schedule or callable, optional
-            The learning rate of each epoch (from 0): a ``Schedule``'s
+            The learning rate of each epoch (its History index, from 0): a ``Schedule``'s
             ``schedule(epoch, base_lr)``, ``base_lr`` being ``optimizer.lr`` when ``fit``
             starts, or any ``schedule(epoch)``; every epoch's rate is computed (and
             checked) before training starts. ``fit`` sets ``optimizer.lr`` at the start
@@ -446,7 +446,8 @@ class Network:
             change (``ReduceLROnPlateau``) holds. Either way ``optimizer.lr`` is set back
             to its value from before ``fit`` when ``fit`` ends.
         callbacks : sequence of callable
-            Each called as ``callback(epoch, logs)`` after every epoch; returning
+            Each called as ``callback(epoch, logs)`` after every epoch (``epoch`` its
+            History index, from 0; messages count epochs from 1); returning
             ``False`` stops training. A :class:`fastbp.callbacks.Callback` (such as
             ``ModelCheckpoint``, ``CSVLogger``, ``ReduceLROnPlateau``) is also told
             when ``fit`` starts and ends.
@@ -502,7 +503,8 @@ class Network:
         Raises
         ------
         FloatingPointError
-            When a step's loss or gradient is NaN or inf, naming the epoch and step; the
+            When a step's loss or gradient is NaN or inf, naming the epoch (``"epoch 3
+            (History index 2)"``) and step; the
             parameters and optimizer state are those from before that step.
         KeyboardInterrupt
             On Ctrl-C (SIGINT): when ``fit`` runs on Python's main thread with Python's

@@ -126,7 +126,8 @@ def _loss(name, doc):
 mse, mse_backward = _loss("mse", "Squared error; ``mean`` averages over all elements.")
 softmax_cross_entropy, softmax_cross_entropy_backward = _loss(
     "softmax_cross_entropy",
-    "Cross-entropy of softmax(logits) against labels (N,) or probability rows (N, C); "
+    "Cross-entropy of softmax(logits) against class labels (N,) or (N, 1) (integers or "
+    "floats of whole value) or probability rows (N, C); "
     "``mean`` averages over samples.")
 bce_with_logits, bce_with_logits_backward = _loss(
     "bce_with_logits", "Binary cross-entropy of sigmoid(logits); ``mean`` averages over all elements.")

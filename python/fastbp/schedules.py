@@ -15,7 +15,8 @@ __all__ = ["Schedule", "StepLR", "ExponentialLR", "CosineAnnealingLR"]
 
 
 class Schedule:
-    """Base class: ``schedule(epoch, base_lr)`` is the learning rate of ``epoch``."""
+    """Base class: ``schedule(epoch, base_lr)`` is the learning rate of ``epoch`` (its
+    History index, from 0)."""
 
     def __call__(self, epoch: int, base_lr: float) -> float:
         raise NotImplementedError

@@ -15,7 +15,7 @@ import numpy as np
 from . import _sigint, _validate, distributed, io
 from .callbacks import (BAR_UPDATES_PER_EPOCH, Callback, EarlyStopping, ProgressBar,
                         load_tqdm, progress_default)
-from .history import History
+from .history import History, epoch_name
 from .losses import BCEWithLogitsLoss
 from .metrics import METRICS
 from .optim import FitClaim, Optimizer
@@ -122,7 +122,7 @@ def _train(net, X, T, *, epochs: int, batch_size: int, optimizer: Optimizer,
                     mean = group.train_epoch(run.x, run.t, optimizer, state, calls.step,
                                              epoch, bar)
                 except FloatingPointError as e:
-                    raise diverged(f"epoch {epoch + 1}, step {e.step + 1}", e) from None
+                    raise diverged(f"{epoch_name(epoch)}, step {e.step + 1}", e) from None
                 logs = {"loss": mean,
                         **group.combine(_evaluate(net, run.x, run.t, run.val, run.metrics))}
             elapsed = time.perf_counter() - start
@@ -224,7 +224,8 @@ def _run_epoch(net, optimizer: Optimizer, x, t, w, order, batch_size: int, epoch
                                                  **weights)
                 except FloatingPointError as e:
                     state.steps += e.step  # the epoch's batches before it stay applied
-                    raise diverged(f"epoch {epoch + 1}, step {first + e.step + 1}", e) from None
+                    raise diverged(f"{epoch_name(epoch)}, step {first + e.step + 1}",
+                                   e) from None
                 except KeyboardInterrupt:
                     net._recount(state)  # the steps the core applied, whoever raised
                     raise
@@ -233,7 +234,7 @@ def _run_epoch(net, optimizer: Optimizer, x, t, w, order, batch_size: int, epoch
         except KeyboardInterrupt:
             done = state.steps - steps
             raise KeyboardInterrupt(
-                f"training interrupted in epoch {epoch + 1} after step {first + done} of "
+                f"training interrupted in {epoch_name(epoch)} after step {first + done} of "
                 f"{n_batches}: the parameters and optimizer state are those after it") from None
         if bar is not None:
             bar.advance(epoch, done, loss_sum / min(len(order), (first + done) * batch_size))
@@ -354,11 +355,10 @@ def _learning_rates(schedule, epochs: int, base_lr: float) -> list | None:
     base_lr)``, any other callable as ``schedule(epoch)``."""
     if schedule is None:
         return None
-    if not callable(schedule):
-        raise TypeError("lr_schedule must be a fastbp.schedules.Schedule or a callable "
-                        f"epoch -> learning rate, got {type(schedule).__name__}")
+    _validate.instance("lr_schedule", schedule, Callable,
+                       "a fastbp.schedules.Schedule or a callable epoch -> learning rate")
     args = (base_lr,) if isinstance(schedule, Schedule) else ()
-    return [_validate.real(f"{schedule!r} learning rate at epoch {epoch}",
+    return [_validate.real(f"{schedule!r} learning rate of {epoch_name(epoch)}",
                            schedule(epoch, *args), strict=True)
             for epoch in range(epochs)]
 
