@@ -1,12 +1,16 @@
 """Threads: the GIL is released during compute; two networks trained in two
 threads at once give bitwise the results they give one after the other; two threads on
 one network are serialised (the outcome is one of the two sequential orders, bitwise);
-results are bitwise reproducible for a seed, thread count and SIMD path."""
+snapshots (pickle, save) taken while another thread trains hold a whole epoch, and wait
+for it without the GIL; results are bitwise reproducible for a seed, thread count and
+SIMD path."""
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
+import pickle
 import subprocess
 import sys
 import textwrap
@@ -95,6 +99,101 @@ def test_gil_is_released_while_training(restore_threads):
             break
         rows *= 2
     assert pause < duration / 2, f"main thread paused {pause:.3f} s of a {duration:.3f} s call"
+
+
+#: The width of the network whose snapshots are checked, and its epochs on each backend.
+SNAPSHOT_WIDTH = 256
+SNAPSHOT_EPOCHS = {"cpu": 300, "numpy": 60}
+SNAPSHOTS = {
+    "pickle": lambda net, folder: pickle.loads(pickle.dumps(net)),
+    "save": lambda net, folder: fb.Network.load(net.save(folder / "snapshot")),
+}
+
+
+def fit_for_snapshots(net, callbacks=()):
+    """Train ``net`` (from :func:`snapshot_net`) deterministically for many short epochs."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((8, SNAPSHOT_WIDTH)).astype(np.float32)
+    T = rng.standard_normal((8, 4)).astype(np.float32)
+    net.fit(X, T, epochs=SNAPSHOT_EPOCHS[net.backend], batch_size=4,
+            optimizer=fb.SGD(lr=0.01), shuffle=False, progress=False, callbacks=callbacks)
+
+
+def snapshot_net(backend):
+    """A BatchNorm first, whose running statistics change at the start of each step, and
+    Dense layers whose weights change at its end: a copy across a step mixes the two."""
+    w = SNAPSHOT_WIDTH
+    return fb.Network([fb.BatchNorm(w), fb.Dense(w, w), fb.Tanh(), fb.Dense(w, w), fb.Tanh(),
+                       fb.Dense(w, 4)], fb.MSELoss(), backend=backend, seed=0)
+
+
+def digest(net) -> str:
+    """A digest of ``net``'s parameters and running statistics."""
+    return hashlib.sha256(fb.io.values(net).tobytes()).hexdigest()
+
+
+@pytest.mark.parametrize("take", SNAPSHOTS)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_snapshots_taken_while_fit_trains_hold_a_whole_epoch(restore_threads, tmp_path,
+                                                             backend, take):
+    """The main thread pickles or saves a network as fast as it can while another thread
+    fits it: every snapshot holds the parameters and running statistics that the same run,
+    recorded alone, had after one of its epochs (or before the first)."""
+    fb.set_num_threads(1)
+    net = snapshot_net(backend)
+    epochs = {digest(net)}
+    fit_for_snapshots(net, [lambda epoch, logs: epochs.add(digest(net))])
+    net = snapshot_net(backend)
+    snapshots = []
+    training = threading.Thread(target=fit_for_snapshots, args=(net,))
+    training.start()
+    while training.is_alive():
+        snapshots.append(digest(SNAPSHOTS[take](net, tmp_path)))
+    training.join()
+    assert digest(net) in epochs, "the threaded run did not train as the recorded one"
+    torn = sum(s not in epochs for s in snapshots)
+    assert torn == 0, f"{torn} of {len(snapshots)} snapshots match no epoch of the run"
+
+
+def test_save_waiting_for_a_running_epoch_lets_other_threads_run(restore_threads, tmp_path):
+    """A save from another thread waits for fit's running epoch to end (about half a
+    second), with the GIL released: a thread ticking meanwhile pauses for a small part of
+    that wait, not all of it."""
+    fb.set_num_threads(1)
+    widths = (64, 512, 512, 10)
+    net = make_net(widths, "relu", "ce_labels", "float64", "cpu", seed=0)
+    X, T = make_data(widths, "ce_labels", 8192, np.random.default_rng(0))
+    first_epoch_ended, epoch_ends, done = threading.Event(), [], threading.Event()
+
+    def ended(epoch, logs):
+        epoch_ends.append(time.perf_counter())
+        first_epoch_ended.set()
+
+    training = threading.Thread(target=lambda: net.fit(
+        X, T, epochs=2, batch_size=64, optimizer=fb.SGD(lr=0.01), progress=False,
+        callbacks=[ended]))
+    stamps = []
+
+    def tick():
+        while not done.is_set():
+            stamps.append(time.perf_counter())
+            time.sleep(0.001)
+
+    ticker = threading.Thread(target=tick)
+    training.start()
+    ticker.start()
+    first_epoch_ended.wait()
+    time.sleep(0.05)  # the second epoch is running
+    start = time.perf_counter()
+    net.save(tmp_path / "model")
+    done.set()
+    training.join()
+    ticker.join()
+    wait = epoch_ends[1] - start  # the save's copy came after the second epoch's end
+    points = [start, *(t for t in stamps if start <= t <= epoch_ends[1]), epoch_ends[1]]
+    pause = max(b - a for a, b in zip(points, points[1:]))
+    assert wait > 0.2, f"the save started {wait:.3f} s before the epoch's end: too late to tell"
+    assert pause < wait / 4, f"the ticking thread paused {pause:.3f} s of a {wait:.3f} s wait"
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -54,6 +54,13 @@ class Network final : public Trainer<typename B::Scalar> {
     state_.to_host();
     be_.states_to_host();
   }
+  void snapshot(T* out) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    params_.to_host();
+    state_.to_host();
+    std::copy_n(params_.host(), this->n_params(), out);
+    std::copy_n(state_.host(), this->n_state(), out + this->n_params());
+  }
 
   void forward(const T* x, int64_t m, T* out) override {
     std::lock_guard<std::mutex> lock(mutex_);

@@ -3,7 +3,6 @@ and :func:`from_torch`, which builds one from a PyTorch module."""
 
 from __future__ import annotations
 
-import functools
 import os
 import threading
 import warnings
@@ -12,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import _core, _names, _validate, interop, io, onnx_export, ops, reference
+from . import _core, _locks, _names, _validate, interop, io, onnx_export, ops, reference
 from .history import History
 from .activations import Sigmoid
 from .layers import Layer
@@ -76,17 +75,6 @@ def _describe(layers) -> list:
     if len({id(layer) for layer in layers}) != len(layers):
         raise ValueError("a layer object appears twice in layers")
     return specs
-
-
-def _serialised(method):
-    """Run a training method under the network's lock, so calls from several Python
-    threads update parameters, step count and optimizer state one at a time."""
-    @functools.wraps(method)
-    def locked(self, *args, **kwargs):
-        with self._training:
-            return method(self, *args, **kwargs)
-
-    return locked
 
 
 class Network:
@@ -353,8 +341,8 @@ class Network:
         Raises FloatingPointError, naming the optimizer's step count, when the loss or a
         gradient is NaN or inf; the update is then skipped (parameters and optimizer state
         unchanged)."""
-        # The lock by hand rather than @_serialised or `with`: this is the hot path, and
-        # acquire/release cost a third of a `with` block.
+        # The lock by hand rather than @_locks.serialised or `with`: this is the hot path,
+        # and acquire/release cost a third of a `with` block.
         lock = self._training
         lock.acquire()
         try:
@@ -376,7 +364,7 @@ class Network:
         finally:
             lock.release()
 
-    @_serialised
+    @_locks.serialised("_training")
     def _apply_update(self, opt: Optimizer) -> None:
         """``opt.step(self)``: one update in the backend, which checks the last backward
         pass's loss and the gradients first (see :meth:`Optimizer.step`)."""
@@ -390,7 +378,7 @@ class Network:
             raise
         state.steps += 1
 
-    @_serialised
+    @_locks.serialised("_training")
     def fit(self, X, T, *, epochs: int, batch_size: int, optimizer: Optimizer,
             shuffle: bool = True, validation_data=None, validation_split: float = 0.0,
             metrics: Sequence[str] = (),
@@ -570,8 +558,8 @@ class Network:
         return io.load(path, cls, backend=backend)
 
     def __reduce__(self):
-        """Pickled as its configuration and parameters (optimizer states stay behind)."""
-        self._host_parameters()
+        """Pickled as its configuration and parameters (optimizer states stay behind),
+        taken whole between two calls (see :func:`fastbp.io.values`)."""
         return io.from_config, (type(self), io.network_config(self), io.values(self),
                                 self.backend)
 
