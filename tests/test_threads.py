@@ -2,8 +2,8 @@
 threads at once give bitwise the results they give one after the other; two threads on
 one network are serialised (the outcome is one of the two sequential orders, bitwise);
 snapshots (pickle, save) taken while another thread trains hold a whole epoch, and wait
-for it without the GIL; results are bitwise reproducible for a seed, thread count and
-SIMD path."""
+for it without the GIL; a forked child can use a network another thread was training;
+results are bitwise reproducible for a seed, thread count and SIMD path."""
 
 from __future__ import annotations
 
@@ -444,6 +444,53 @@ def test_forked_child_runs_parallel_kernels():
         print(os.waitstatus_to_exitcode(status))
     """)
     assert out.stdout.strip() == "0", out.stdout
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_forked_child_uses_a_network_another_thread_was_training(backend):
+    """A thread is inside a long fit epoch (holding the network's locks) when the main
+    thread forks: the child's predict, pickle, save and training on that network return
+    (within 30 s; a child that hangs is killed and reported)."""
+    out = run_limited("""
+        import os, pickle, sys, tempfile, threading, time
+        # OpenBLAS's own fork handler deadlocks while another thread is in one of its
+        # products (the numpy backend's): without its pool the fork tests fastbp's alone.
+        os.environ["OPENBLAS_NUM_THREADS"] = "1"
+        import numpy as np
+        import fastbp as fb
+
+        fb.set_num_threads(1)
+        net = fb.Network([fb.Dense(64, 256), fb.Tanh(), fb.Dense(256, 4)], fb.MSELoss(),
+                         backend=sys.argv[1], seed=0)
+        rng = np.random.default_rng(0)
+        X = rng.standard_normal((65536, 64)).astype(np.float32)  # epochs of about 0.5 s
+        T = rng.standard_normal((65536, 4)).astype(np.float32)
+        between_epochs = threading.Event()
+        training = threading.Thread(target=lambda: net.fit(
+            X, T, epochs=2, batch_size=32, optimizer=fb.SGD(lr=1e-3), progress=False,
+            callbacks=[lambda epoch, logs: between_epochs.set()]), daemon=True)
+        training.start()
+        between_epochs.wait()
+        time.sleep(0.05)  # the second epoch is running
+        pid = os.fork()
+        if pid == 0:
+            y = net.predict(X[:5])
+            pickle.loads(pickle.dumps(net))
+            net.save(os.path.join(tempfile.mkdtemp(), "child"))
+            net.train_step(X[:32], T[:32], fb.SGD(lr=1e-3))
+            os._exit(0 if y.shape == (5, 4) and np.isfinite(y).all() else 1)
+        for _ in range(300):
+            ended, status = os.waitpid(pid, os.WNOHANG)
+            if ended:
+                print(os.waitstatus_to_exitcode(status))
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(pid, 9)
+            print("the child hung")
+        training.join()
+    """, backend)
+    assert out.stdout.strip() == "0", out.stdout + out.stderr
 
 
 @pytest.mark.parametrize("env,want", [

@@ -166,6 +166,8 @@ void bind_network_class(py::module_& m, const char* name) {
         return out;
       }, "A copy of the flat parameters then the flat state, taken under the lock every "
          "call holds (waited for with the GIL released): the values between two calls.")
+      .def("after_fork_in_child", [](H& h) { h.net->after_fork_in_child(); },
+           "Free the lock a thread of the parent held at the fork; in a forked child only.")
       .def("divergence_reason", [](const H& h, double loss, int64_t bad) {
         return nn::divergence_reason(loss, bad, h.net->plan());
       }, py::arg("loss"), py::arg("bad"),

@@ -1,8 +1,12 @@
-"""The locks that serialise the calls on one network, from every Python thread."""
+"""The locks that serialise the calls on one network, from every Python thread, and
+their release in a forked child."""
 
 from __future__ import annotations
 
 import functools
+import os
+import threading
+import weakref
 
 
 def serialised(lock: str):
@@ -17,3 +21,35 @@ def serialised(lock: str):
         return locked
 
     return decorate
+
+
+# ---- a forked child ---------------------------------------------------------------
+# A thread of the parent that was inside a call on a network at os.fork() left that
+# network's locks held, and it does not exist in the child to release them: the child
+# frees them (its kernel pool's workers are restarted by csrc/kernels/threads.cpp).
+
+_NETWORKS: weakref.WeakSet = weakref.WeakSet()
+
+
+def free_in_forked_children(net) -> None:
+    """Have ``net``'s ``_after_fork_in_child()`` called in every child of ``os.fork``."""
+    _NETWORKS.add(net)
+
+
+def free_in_child(lock):
+    """``lock`` (a :func:`threading.RLock`) if this thread may take it, else a new one:
+    in a forked child, a thread that is not there held it. The forking thread's own hold
+    is kept, so its later release still matches its acquire."""
+    if lock.acquire(blocking=False):
+        lock.release()
+        return lock
+    return threading.RLock()
+
+
+def _after_fork_in_child() -> None:
+    for net in list(_NETWORKS):
+        net._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -136,6 +136,7 @@ class Network:
         # (the C++ network serialises its own calls, but not this bookkeeping).
         # Re-entrant, so a fit callback may itself call train_step.
         self._training = threading.RLock()
+        _locks.free_in_forked_children(self)
 
     def _make_core(self, specs):
         # Only a network with dropout draws its mask seed, so adding that draw left every
@@ -150,6 +151,11 @@ class Network:
         return _CORE_NETWORKS[self.dtype.type](
             specs, self.loss_fn.kind, _names.REDUCTIONS[self.loss_fn.reduction],
             self.loss_fn.core_param, seed, self.backend, _names.COMPUTE[self.compute_dtype])
+
+    def _after_fork_in_child(self) -> None:
+        """Free the locks that a thread of the parent held at the fork."""
+        self._training = _locks.free_in_child(self._training)
+        self._core.after_fork_in_child()
 
     def _host_parameters(self) -> None:
         """Called before Python reads or writes a layer's W, b, dW or db. The CUDA

@@ -471,6 +471,10 @@ class ReferenceNetwork:
         """A copy of the flat parameters then the flat state, between two calls."""
         return np.concatenate([self.params, self.state])
 
+    def after_fork_in_child(self):
+        """Free the lock a thread of the parent held at the fork; in a forked child only."""
+        self._lock = _locks.free_in_child(self._lock)
+
     def _views(self, flat, slices):
         return {name: flat[offset:offset + int(np.prod(shape))].reshape(shape)
                 for name, offset, shape in slices}
