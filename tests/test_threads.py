@@ -2,12 +2,16 @@
 threads at once give bitwise the results they give one after the other; two threads on
 one network are serialised (the outcome is one of the two sequential orders, bitwise);
 an optimizer drives one fit at a time;
+snapshots (pickle, save) taken while another thread trains hold a whole epoch, and wait
+for it without the GIL; a forked child can use a network another thread was training;
 results are bitwise reproducible for a seed, thread count and SIMD path."""
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
+import pickle
 import subprocess
 import sys
 import textwrap
@@ -96,6 +100,101 @@ def test_gil_is_released_while_training(restore_threads):
             break
         rows *= 2
     assert pause < duration / 2, f"main thread paused {pause:.3f} s of a {duration:.3f} s call"
+
+
+#: The width of the network whose snapshots are checked, and its epochs on each backend.
+SNAPSHOT_WIDTH = 256
+SNAPSHOT_EPOCHS = {"cpu": 300, "numpy": 60}
+SNAPSHOTS = {
+    "pickle": lambda net, folder: pickle.loads(pickle.dumps(net)),
+    "save": lambda net, folder: fb.Network.load(net.save(folder / "snapshot")),
+}
+
+
+def fit_for_snapshots(net, callbacks=()):
+    """Train ``net`` (from :func:`snapshot_net`) deterministically for many short epochs."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((8, SNAPSHOT_WIDTH)).astype(np.float32)
+    T = rng.standard_normal((8, 4)).astype(np.float32)
+    net.fit(X, T, epochs=SNAPSHOT_EPOCHS[net.backend], batch_size=4,
+            optimizer=fb.SGD(lr=0.01), shuffle=False, progress=False, callbacks=callbacks)
+
+
+def snapshot_net(backend):
+    """A BatchNorm first, whose running statistics change at the start of each step, and
+    Dense layers whose weights change at its end: a copy across a step mixes the two."""
+    w = SNAPSHOT_WIDTH
+    return fb.Network([fb.BatchNorm(w), fb.Dense(w, w), fb.Tanh(), fb.Dense(w, w), fb.Tanh(),
+                       fb.Dense(w, 4)], fb.MSELoss(), backend=backend, seed=0)
+
+
+def digest(net) -> str:
+    """A digest of ``net``'s parameters and running statistics."""
+    return hashlib.sha256(fb.io.values(net).tobytes()).hexdigest()
+
+
+@pytest.mark.parametrize("take", SNAPSHOTS)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_snapshots_taken_while_fit_trains_hold_a_whole_epoch(restore_threads, tmp_path,
+                                                             backend, take):
+    """The main thread pickles or saves a network as fast as it can while another thread
+    fits it: every snapshot holds the parameters and running statistics that the same run,
+    recorded alone, had after one of its epochs (or before the first)."""
+    fb.set_num_threads(1)
+    net = snapshot_net(backend)
+    epochs = {digest(net)}
+    fit_for_snapshots(net, [lambda epoch, logs: epochs.add(digest(net))])
+    net = snapshot_net(backend)
+    snapshots = []
+    training = threading.Thread(target=fit_for_snapshots, args=(net,))
+    training.start()
+    while training.is_alive():
+        snapshots.append(digest(SNAPSHOTS[take](net, tmp_path)))
+    training.join()
+    assert digest(net) in epochs, "the threaded run did not train as the recorded one"
+    torn = sum(s not in epochs for s in snapshots)
+    assert torn == 0, f"{torn} of {len(snapshots)} snapshots match no epoch of the run"
+
+
+def test_save_waiting_for_a_running_epoch_lets_other_threads_run(restore_threads, tmp_path):
+    """A save from another thread waits for fit's running epoch to end (about half a
+    second), with the GIL released: a thread ticking meanwhile pauses for a small part of
+    that wait, not all of it."""
+    fb.set_num_threads(1)
+    widths = (64, 512, 512, 10)
+    net = make_net(widths, "relu", "ce_labels", "float64", "cpu", seed=0)
+    X, T = make_data(widths, "ce_labels", 8192, np.random.default_rng(0))
+    first_epoch_ended, epoch_ends, done = threading.Event(), [], threading.Event()
+
+    def ended(epoch, logs):
+        epoch_ends.append(time.perf_counter())
+        first_epoch_ended.set()
+
+    training = threading.Thread(target=lambda: net.fit(
+        X, T, epochs=2, batch_size=64, optimizer=fb.SGD(lr=0.01), progress=False,
+        callbacks=[ended]))
+    stamps = []
+
+    def tick():
+        while not done.is_set():
+            stamps.append(time.perf_counter())
+            time.sleep(0.001)
+
+    ticker = threading.Thread(target=tick)
+    training.start()
+    ticker.start()
+    first_epoch_ended.wait()
+    time.sleep(0.05)  # the second epoch is running
+    start = time.perf_counter()
+    net.save(tmp_path / "model")
+    done.set()
+    training.join()
+    ticker.join()
+    wait = epoch_ends[1] - start  # the save's copy came after the second epoch's end
+    points = [start, *(t for t in stamps if start <= t <= epoch_ends[1]), epoch_ends[1]]
+    pause = max(b - a for a, b in zip(points, points[1:]))
+    assert wait > 0.2, f"the save started {wait:.3f} s before the epoch's end: too late to tell"
+    assert pause < wait / 4, f"the ticking thread paused {pause:.3f} s of a {wait:.3f} s wait"
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -403,6 +502,53 @@ def test_forked_child_runs_parallel_kernels():
         print(os.waitstatus_to_exitcode(status))
     """)
     assert out.stdout.strip() == "0", out.stdout
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_forked_child_uses_a_network_another_thread_was_training(backend):
+    """A thread is inside a long fit epoch (holding the network's locks) when the main
+    thread forks: the child's predict, pickle, save and training on that network return
+    (within 30 s; a child that hangs is killed and reported)."""
+    out = run_limited("""
+        import os, pickle, sys, tempfile, threading, time
+        # OpenBLAS's own fork handler deadlocks while another thread is in one of its
+        # products (the numpy backend's): without its pool the fork tests fastbp's alone.
+        os.environ["OPENBLAS_NUM_THREADS"] = "1"
+        import numpy as np
+        import fastbp as fb
+
+        fb.set_num_threads(1)
+        net = fb.Network([fb.Dense(64, 256), fb.Tanh(), fb.Dense(256, 4)], fb.MSELoss(),
+                         backend=sys.argv[1], seed=0)
+        rng = np.random.default_rng(0)
+        X = rng.standard_normal((65536, 64)).astype(np.float32)  # epochs of about 0.5 s
+        T = rng.standard_normal((65536, 4)).astype(np.float32)
+        between_epochs = threading.Event()
+        training = threading.Thread(target=lambda: net.fit(
+            X, T, epochs=2, batch_size=32, optimizer=fb.SGD(lr=1e-3), progress=False,
+            callbacks=[lambda epoch, logs: between_epochs.set()]), daemon=True)
+        training.start()
+        between_epochs.wait()
+        time.sleep(0.05)  # the second epoch is running
+        pid = os.fork()
+        if pid == 0:
+            y = net.predict(X[:5])
+            pickle.loads(pickle.dumps(net))
+            net.save(os.path.join(tempfile.mkdtemp(), "child"))
+            net.train_step(X[:32], T[:32], fb.SGD(lr=1e-3))
+            os._exit(0 if y.shape == (5, 4) and np.isfinite(y).all() else 1)
+        for _ in range(300):
+            ended, status = os.waitpid(pid, os.WNOHANG)
+            if ended:
+                print(os.waitstatus_to_exitcode(status))
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(pid, 9)
+            print("the child hung")
+        training.join()
+    """, backend)
+    assert out.stdout.strip() == "0", out.stdout + out.stderr
 
 
 @pytest.mark.parametrize("env,want", [

@@ -98,6 +98,14 @@ double train_epoch(Handle<T>& h, const py::array& x, const py::array& t, const p
                             interrupt_mark);
 }
 
+// Waits for the network's lock, which another thread's call may hold for a whole epoch,
+// with the GIL released so that other Python threads run meanwhile.
+template <typename T>
+void sync_host_without_gil(Trainer<T>& net) {
+  py::gil_scoped_release nogil;
+  net.sync_host();
+}
+
 // [(name, offset, shape)] of a layer's slices.
 py::list slices(const std::vector<nn::Slice>& s) {
   py::list out;
@@ -111,7 +119,7 @@ void bind_network_class(py::module_& m, const char* name) {
   // Flat view of a host buffer, brought up to date first; the view keeps the network alive.
   auto view = [](py::object self, T* (Trainer<T>::*buffer)(), int64_t n) {
     Trainer<T>& net = *self.cast<H&>().net;
-    net.sync_host();
+    sync_host_without_gil(net);
     return py::array_t<T>({n}, {static_cast<py::ssize_t>(sizeof(T))}, (net.*buffer)(), self);
   };
   py::class_<H>(m, name)
@@ -126,7 +134,10 @@ void bind_network_class(py::module_& m, const char* name) {
       .def_property_readonly("updates", [](const H& h) { return h.net->updates(); },
                              "Optimizer updates applied since construction, by any call.")
       .def_property("passes", [](const H& h) { return h.net->passes(); },
-                    [](H& h, uint64_t p) { h.net->set_passes(p); },
+                    [](H& h, uint64_t p) {
+                      py::gil_scoped_release nogil;  // as sync_host: the lock may be busy
+                      h.net->set_passes(p);
+                    },
                     "Training forward passes so far; the next draws its dropout masks from "
                     "(seed, layer, passes).")
       .def_property_readonly("layout", [](const H& h) {
@@ -144,9 +155,19 @@ void bind_network_class(py::module_& m, const char* name) {
       .def_property_readonly("state", [view](py::object self) {
         return view(self, &Trainer<T>::state, self.cast<H&>().net->n_state());
       })
-      .def("sync_host", [](H& h) { h.net->sync_host(); },
+      .def("sync_host", [](H& h) { sync_host_without_gil(*h.net); },
            "Bring the host copies of params, grads, state and the optimizer state up to "
            "date (a GPU network); the next call uploads what Python may since have written.")
+      .def("snapshot", [](H& h) {
+        py::array_t<T> out(h.net->n_params() + h.net->n_state());
+        T* po = out.mutable_data();
+        py::gil_scoped_release nogil;  // the lock may be held by another thread's epoch
+        h.net->snapshot(po);
+        return out;
+      }, "A copy of the flat parameters then the flat state, taken under the lock every "
+         "call holds (waited for with the GIL released): the values between two calls.")
+      .def("after_fork_in_child", [](H& h) { h.net->after_fork_in_child(); },
+           "Free the lock a thread of the parent held at the fork; in a forked child only.")
       .def("divergence_reason", [](const H& h, double loss, int64_t bad) {
         return nn::divergence_reason(loss, bad, h.net->plan());
       }, py::arg("loss"), py::arg("bad"),

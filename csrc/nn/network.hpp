@@ -12,6 +12,7 @@
 #include <limits>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -54,6 +55,14 @@ class Network final : public Trainer<typename B::Scalar> {
     state_.to_host();
     be_.states_to_host();
   }
+  void snapshot(T* out) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    params_.to_host();
+    state_.to_host();
+    std::copy_n(params_.host(), this->n_params(), out);
+    std::copy_n(state_.host(), this->n_state(), out + this->n_params());
+  }
+  void after_fork_in_child() override { new (&mutex_) std::mutex(); }
 
   void forward(const T* x, int64_t m, T* out) override {
     std::lock_guard<std::mutex> lock(mutex_);

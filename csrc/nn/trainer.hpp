@@ -66,6 +66,12 @@ class Trainer {
   virtual T* grads() = 0;
   virtual T* state() = 0;
   virtual void sync_host() = 0;
+  // The flat parameters then the flat state (n_params() + n_state() values) copied into
+  // `out` under the lock every call holds: the values between two calls, never mid-step.
+  virtual void snapshot(T* out) = 0;
+  // In a forked child only: a thread of the parent that was inside a call at the fork
+  // left the lock held, and it does not exist in the child to release it.
+  virtual void after_fork_in_child() = 0;
 
   // Each runs the whole batch x (m x in_features) in one call. forward and loss run in
   // inference mode (unless `training`); backward, train_step and train_epoch in training

@@ -45,10 +45,11 @@ def network_config(net) -> dict:
 
 
 def values(net) -> np.ndarray:
-    """The flat parameters followed by the flat state (running statistics) of ``net``,
-    as a file stores them and :func:`from_config` takes them."""
-    net._host_parameters()
-    return np.concatenate([net._core.params, net._core.state])
+    """A copy of the flat parameters followed by the flat state (running statistics) of
+    ``net``, as a file stores them and :func:`from_config` takes them. Copied under the
+    network's lock, so while another thread trains it the copy holds the values between
+    two of its calls into the backend; the wait for the lock lets other threads run."""
+    return net._core.snapshot()
 
 
 def from_config(network_cls: type, config: dict, params: np.ndarray,

@@ -3,7 +3,6 @@ and :func:`from_torch`, which builds one from a PyTorch module."""
 
 from __future__ import annotations
 
-import functools
 import os
 import threading
 import warnings
@@ -12,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import _core, _names, _validate, interop, io, onnx_export, ops, reference
+from . import _core, _locks, _names, _validate, interop, io, onnx_export, ops, reference
 from .history import History
 from .activations import Sigmoid
 from .layers import Layer
@@ -77,17 +76,6 @@ def _describe(layers) -> list:
     return specs
 
 
-def _serialised(method):
-    """Run a training method under the network's lock, so calls from several Python
-    threads update parameters, step count and optimizer state one at a time."""
-    @functools.wraps(method)
-    def locked(self, *args, **kwargs):
-        with self._training:
-            return method(self, *args, **kwargs)
-
-    return locked
-
-
 class Network:
     """A multilayer perceptron trained by backpropagation.
 
@@ -146,6 +134,7 @@ class Network:
         # (the C++ network serialises its own calls, but not this bookkeeping).
         # Re-entrant, so a fit callback may itself call train_step.
         self._training = threading.RLock()
+        _locks.free_in_forked_children(self)
 
     def _make_core(self, specs):
         # Only a network with dropout draws its mask seed, so adding that draw left every
@@ -160,6 +149,11 @@ class Network:
         return _CORE_NETWORKS[self.dtype.type](
             specs, self.loss_fn.kind, _names.REDUCTIONS[self.loss_fn.reduction],
             self.loss_fn.core_param, seed, self.backend, _names.COMPUTE[self.compute_dtype])
+
+    def _after_fork_in_child(self) -> None:
+        """Free the locks that a thread of the parent held at the fork."""
+        self._training = _locks.free_in_child(self._training)
+        self._core.after_fork_in_child()
 
     def _host_parameters(self) -> None:
         """Called before Python reads or writes a layer's W, b, dW or db. The CUDA
@@ -352,8 +346,8 @@ class Network:
         gradient is NaN or inf; the update is then skipped (parameters and optimizer state
         unchanged). Raises RuntimeError, before anything changes, when a :meth:`fit` on
         another thread is driving ``optimizer`` (it sets the learning rate)."""
-        # The lock by hand rather than @_serialised or `with`: this is the hot path, and
-        # acquire/release cost a third of a `with` block.
+        # The lock by hand rather than @_locks.serialised or `with`: this is the hot path,
+        # and acquire/release cost a third of a `with` block.
         lock = self._training
         lock.acquire()
         try:
@@ -379,7 +373,7 @@ class Network:
         finally:
             lock.release()
 
-    @_serialised
+    @_locks.serialised("_training")
     def _apply_update(self, opt: Optimizer) -> None:
         """``opt.step(self)``: one update in the backend, which checks the last backward
         pass's loss and the gradients first (see :meth:`Optimizer.step`)."""
@@ -394,7 +388,7 @@ class Network:
             raise
         state.steps += 1
 
-    @_serialised
+    @_locks.serialised("_training")
     def fit(self, X, T, *, epochs: int, batch_size: int, optimizer: Optimizer,
             shuffle: bool = True, validation_data=None, validation_split: float = 0.0,
             metrics: Sequence[str] = (),
@@ -576,8 +570,8 @@ class Network:
         return io.load(path, cls, backend=backend)
 
     def __reduce__(self):
-        """Pickled as its configuration and parameters (optimizer states stay behind)."""
-        self._host_parameters()
+        """Pickled as its configuration and parameters (optimizer states stay behind),
+        taken whole between two calls (see :func:`fastbp.io.values`)."""
         return io.from_config, (type(self), io.network_config(self), io.values(self),
                                 self.backend)
 

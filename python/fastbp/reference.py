@@ -8,10 +8,11 @@ with the same signatures and semantics as :mod:`fastbp.ops`.
 from __future__ import annotations
 
 import functools
+import threading
 
 import numpy as np
 
-from . import _core, _layer_math, _names, _validate, activations, optim
+from . import _core, _layer_math, _locks, _names, _validate, activations, optim
 
 __all__ = [
     "matmul", "round_to_bfloat16", "linear",
@@ -433,7 +434,8 @@ class ReferenceNetwork:
     :meth:`~fastbp.layers.Layer.backward_numpy`, chained as the C++ loop chains its units.
 
     Parameters and state live in flat arrays laid out as the C++ network lays them out:
-    each layer's tensors in order, every ``param_shapes()`` entry in order.
+    each layer's tensors in order, every ``param_shapes()`` entry in order. Calls are
+    serialised by a lock, as the C++ network serialises them.
     """
 
     def __init__(self, layers, specs, loss, dtype, seed=0, compute=None):
@@ -462,6 +464,9 @@ class ReferenceNetwork:
         self.passes = 0  # training forward passes, as the C++ network counts them
         self._last_loss = 0.0  # of the pass that filled grads, checked before an update
         self.updates = 0  # optimizer updates applied, as the C++ network's tally
+        # Every call under it, as the C++ network's calls run under its mutex: a
+        # snapshot then never sees half a step.
+        self._lock = threading.RLock()
 
     def _compute_of(self, layer) -> dict:
         """The compute-dtype argument of ``layer``'s NumPy maths: Dense layers take it."""
@@ -469,6 +474,15 @@ class ReferenceNetwork:
 
     def sync_host(self):
         """Nothing to do: the arrays are the network (the GPU network's interface)."""
+
+    @_locks.serialised("_lock")
+    def snapshot(self):
+        """A copy of the flat parameters then the flat state, between two calls."""
+        return np.concatenate([self.params, self.state])
+
+    def after_fork_in_child(self):
+        """Free the lock a thread of the parent held at the fork; in a forked child only."""
+        self._lock = _locks.free_in_child(self._lock)
 
     def _views(self, flat, slices):
         return {name: flat[offset:offset + int(np.prod(shape))].reshape(shape)
@@ -518,6 +532,7 @@ class ReferenceNetwork:
         if self._loss is bce_with_logits:
             _validate.probabilities("BCEWithLogitsLoss targets", t)
 
+    @_locks.serialised("_lock")
     def forward(self, x):
         self.check(x)
         return self._forward(x, False)[0]
@@ -529,12 +544,14 @@ class ReferenceNetwork:
             raise ValueError("BatchNorm needs batches of at least 2 rows in training, got a "
                              f"batch of {m}")
 
+    @_locks.serialised("_lock")
     def loss(self, x, t, training=False):
         self.check(x, t)
         if training:
             self._check_training_rows(x.shape[0])
         return self._loss_value(self._forward(x, training)[0], t, self._reduction)
 
+    @_locks.serialised("_lock")
     def backward(self, x, t, sample_weight=None):
         """Fills the gradients and returns the loss, finite or not, as the C++ network:
         overflow shows in the values (and is refused by an update), not as warnings."""
@@ -664,13 +681,16 @@ class ReferenceNetwork:
 
         return update
 
+    @_locks.serialised("_lock")
     def step(self, spec, states, steps):
         self._update(self._optimizer(spec, states, steps + 1), 0)
 
+    @_locks.serialised("_lock")
     def train_step(self, x, t, spec, states, steps):
         self.check(x, t)
         return self._step(x, t, self._optimizer(spec, states, steps + 1), 0)
 
+    @_locks.serialised("_lock")
     def train_epoch(self, x, t, order, batch_size, spec, states, steps, loss_sum=0.0,
                     sample_weight=None, interrupt_mark=-1):
         self._optimizer(spec, states, steps + 1)  # its checks first
