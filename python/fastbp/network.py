@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import _core, _locks, _names, _validate, interop, io, onnx_export, ops, reference
+from . import _core, _locks, _names, _validate, interop, io, onnx_export, ops, optim, reference
 from .history import History
 from .activations import Sigmoid
 from .layers import Layer
@@ -253,18 +253,26 @@ class Network:
     def _bind_optimizer(self, optimizer) -> tuple:
         """``(state, core)``: the optimizer's state for this network and the core whose
         ``step`` / ``train_step`` / ``train_epoch`` take :meth:`Optimizer.core_args`; the
-        last pair is cached, since a training loop passes the same optimizer every step."""
+        last pair is cached, since a training loop passes the same optimizer every step.
+        Raises RuntimeError when a fit on another thread drives ``optimizer``: while a fit
+        drives it, nothing is cached, so that every call checks (see :meth:`_forget`)."""
         if optimizer is self._last_optimizer:
             return self._last_binding
-        _validate.instance("optimizer", optimizer, Optimizer,
-                           "a fastbp optimizer (SGD, Adam, AdamW, RMSprop, ...)")
+        optim.check(optimizer)
+        optimizer._refuse_other_thread()
         state = optimizer.state_for(self)
         self._last_binding = state, self._core
-        self._last_optimizer = optimizer
+        self._last_optimizer = optimizer if optimizer._fit is None else _NO_OPTIMIZER
         # The core's updates not counted in state.steps: constant while this binding
         # trains, since every training call binds first (see _recount).
         self._uncounted = self._core.updates - state.steps
         return self._last_binding
+
+    def _forget(self, optimizer) -> None:
+        """Drop the cached binding of ``optimizer``, which a fit has just claimed, so the
+        next call binds (and checks its thread) again."""
+        if self._last_optimizer is optimizer:
+            self._last_optimizer = _NO_OPTIMIZER
 
     def _recount(self, state) -> None:
         """Count in ``state`` (the bound optimizer's) every update the core applied: for
@@ -352,8 +360,6 @@ class Network:
         lock.acquire()
         try:
             state, calls = self._bind_optimizer(optimizer)
-            if optimizer._fit is not None:  # one attribute read when no fit drives it
-                optimizer._refuse_other_thread()
             args = optimizer.core_args(state)
             train_step = calls.train_step
             try:
@@ -378,7 +384,6 @@ class Network:
         """``opt.step(self)``: one update in the backend, which checks the last backward
         pass's loss and the gradients first (see :meth:`Optimizer.step`)."""
         state, calls = self._bind_optimizer(opt)
-        opt._refuse_other_thread()
         try:
             calls.step(*opt.core_args(state))
         except FloatingPointError as e:

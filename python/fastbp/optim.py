@@ -207,6 +207,13 @@ class Optimizer:
         return f"{type(self).__name__}({args})"
 
 
+def check(value) -> None:
+    """Raise TypeError unless ``value`` is a fastbp optimizer; a class passed for its
+    instance is told the call it meant."""
+    _validate.instance("optimizer", value, Optimizer,
+                       "a fastbp optimizer (SGD, Adam, AdamW, RMSprop, ...)")
+
+
 class FitClaim:
     """``optimizer`` marked as driving one :meth:`fastbp.Network.fit`, run on the thread
     that makes the claim, from :meth:`take` to :meth:`release`. A fit sets the
@@ -229,6 +236,8 @@ class FitClaim:
                     f"{other.thread.name!r}): an optimizer drives one fit at a time, since "
                     "fit sets its learning rate; give each concurrent fit its own optimizer")
             self.optimizer._fit = self
+        for net in list(self.optimizer._state):  # their cached bindings skip the check
+            net._forget(self.optimizer)
 
     def release(self) -> None:
         """End the claim if :meth:`take` made it; otherwise do nothing."""

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from . import _sigint, _validate, distributed, io
+from . import _sigint, _validate, distributed, io, optim
 from .callbacks import (BAR_UPDATES_PER_EPOCH, Callback, EarlyStopping, ProgressBar,
                         load_tqdm, progress_default)
 from .history import History, epoch_name
@@ -160,8 +160,7 @@ def _checked(net, X, T, epochs, batch_size, optimizer, validation_data, validati
     """Every argument of ``fit`` checked and converted, before anything changes."""
     epochs = _validate.positive_int("epochs", epochs)
     batch_size = _validate.positive_int("batch_size", batch_size)
-    # Refuses a bad optimizer before anything runs.
-    net._bind_optimizer(optimizer)
+    optim.check(optimizer)
     x, t = net._batch(X, T)
     # Checked whole here: with a progress bar the core sees slices (and would name rows
     # of a slice), and without rows no epoch reaches the core at all.
