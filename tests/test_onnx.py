@@ -210,6 +210,7 @@ def sklearn():
     return pytest.importorskip("fastbp.sklearn", reason="scikit-learn is not installed")
 
 
+@pytest.mark.filterwarnings("ignore:Stochastic Optimizer. Maximum iterations")  # 5 epochs
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("classes", [2, 4], ids=["binary", "multiclass"])
 def test_classifier_exports_predict_proba(tmp_path, rng, sklearn, classes, dtype):
@@ -226,6 +227,7 @@ def test_classifier_exports_predict_proba(tmp_path, rng, sklearn, classes, dtype
         np.testing.assert_allclose(got, clf.predict_proba(Xn), **tol(dtype))
 
 
+@pytest.mark.filterwarnings("ignore:Stochastic Optimizer. Maximum iterations")  # 5 epochs
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("targets", [1, 3], ids=["single", "multi"])
 def test_regressor_exports_predict_with_its_shape(tmp_path, rng, sklearn, targets, dtype):

@@ -8,6 +8,9 @@ import numpy as np
 import pytest
 
 pytest.importorskip("sklearn", reason="scikit-learn is not installed (pip install fastbp[test])")
+# Most fits here stop at a small max_iter on purpose; the tests of ConvergenceWarning
+# itself record warnings on their own.
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 from sklearn.datasets import load_iris, make_regression  # noqa: E402
 from sklearn.model_selection import cross_val_score  # noqa: E402

@@ -11,8 +11,12 @@ import numpy as np
 import pytest
 
 pytest.importorskip("sklearn", reason="scikit-learn is not installed (pip install fastbp[test])")
+# Most fits here stop at a small max_iter on purpose; the tests of ConvergenceWarning
+# itself record warnings on their own.
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 from sklearn import neural_network as sk  # noqa: E402
+from sklearn.base import ClassifierMixin  # noqa: E402
 from sklearn.datasets import load_digits, make_regression  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
@@ -243,6 +247,58 @@ def test_partial_fit_refuses_early_stopping(digits):
     with pytest.raises(ValueError, match="MLPClassifier: partial_fit does not support"):
         clf.partial_fit(X, y, classes=np.arange(10))
     assert not hasattr(clf, "network_")
+
+
+# ---- ConvergenceWarning: where scikit-learn warns, with its words -------------------------
+
+def _convergence_warnings(est, calls, X, y) -> list:
+    """The messages of the ConvergenceWarnings that ``est``'s ``calls`` (method names, each
+    given X and y, and partial_fit every class) emit, whatever the warning filters."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for call in calls:
+            classes = {"classes": np.unique(y)} if call == "partial_fit" and \
+                isinstance(est, ClassifierMixin) else {}
+            getattr(est, call)(X, y, **classes)
+    return [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
+
+
+# (parameters, calls): max_iter reached, by a fit and by each warm fit; a stop on tol (for
+# "lbfgs" a gradient within gtol at once); partial_fit, which never warns.
+_CONVERGENCE_CASES = {
+    "max_iter": (dict(max_iter=3, n_iter_no_change=np.inf), ["fit"]),
+    "warm_start": (dict(max_iter=3, n_iter_no_change=np.inf, warm_start=True),
+                   ["fit", "fit"]),
+    "tol": (dict(max_iter=50, tol=1e9, n_iter_no_change=1), ["fit"]),
+    "partial_fit": (dict(max_iter=3), ["partial_fit", "partial_fit"]),
+}
+
+
+@pytest.mark.parametrize("solver, case", [
+    (solver, case) for solver in ("sgd", "adam", "lbfgs") for case in _CONVERGENCE_CASES
+    if (solver, case) != ("lbfgs", "partial_fit")])
+@pytest.mark.parametrize("cls", ["MLPClassifier", "MLPRegressor"])
+def test_convergence_warnings_are_scikit_learns(digits, cls, solver, case):
+    X, _, y, _ = digits
+    X, y = X[:200], y[:200]
+    if cls == "MLPRegressor":
+        y = y / 10.0
+    params, calls = _CONVERGENCE_CASES[case]
+    params = dict(hidden_layer_sizes=(8,), solver=solver, random_state=0, **params)
+    ours = _convergence_warnings(getattr(fbs, cls)(**params), calls, X, y)
+    with threadpool_limits(1, user_api="blas"):
+        theirs = _convergence_warnings(getattr(sk, cls)(**params), calls, X, y)
+    assert ours == theirs
+    assert len(ours) == (len(calls) if case in ("max_iter", "warm_start") else 0)
+
+
+def test_lbfgs_warns_when_max_fun_stops_it(digits):
+    X, _, y, _ = digits
+    est = fbs.MLPClassifier((8,), solver="lbfgs", max_fun=5, random_state=0)
+    with pytest.warns(ConvergenceWarning, match=r"lbfgs failed to converge after \d+ "
+                                                r"iteration\(s\) \(status=1\)"):
+        est.fit(X, y)
+    assert est.n_iter_ <= 5
 
 
 # ---- a warm start's labels: scikit-learn's rules and messages ----------------------------

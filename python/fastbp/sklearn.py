@@ -7,8 +7,9 @@ scikit-learn >= 1.6 (``pip install fastbp[sklearn]``).
 The stopping rules, ``learning_rate`` (``"constant"``, ``"invscaling"``, ``"adaptive"``,
 for ``solver="sgd"`` only), early stopping on the validation score (accuracy, R²) with
 ``validation_scores_`` and ``best_validation_score_``, ``n_iter_`` (epochs of the last
-``fit`` call), ``verbose`` output and ``solver="lbfgs"`` (SciPy's L-BFGS-B on scikit-learn's
-objective) are scikit-learn's.
+``fit`` call), ``verbose`` output, ``solver="lbfgs"`` (SciPy's L-BFGS-B on scikit-learn's objective)
+and ``ConvergenceWarning`` (a fit that ends at ``max_iter``, or ``max_fun`` for "lbfgs",
+never ``partial_fit``) are scikit-learn's.
 
 Differences from scikit-learn: with ``"sgd"`` and ``"adam"``, ``alpha`` is applied as
 weight decay ``alpha / batch_size`` (on biases too), which is the gradient of
@@ -18,7 +19,7 @@ only, and ``loss_`` includes it); SGD's momentum holds gradients (PyTorch's form
 steps scaled by the learning rate, so a change of the rate also scales the momentum
 carried over; the weights start from fastbp's initialisation; ``loss_`` of the regressor
 is the mean squared error (scikit-learn reports half of it); the classifier always has one
-softmax output per class; no ``ConvergenceWarning``; a warm start refuses a change of the
+softmax output per class; a warm start refuses a change of the
 parameters that shape the network (see ``warm_start``), where scikit-learn applies a new
 ``activation`` to the weights it has and ignores, or fails on, new ``hidden_layer_sizes``;
 ``partial_fit`` takes labels among ``classes_`` also with ``warm_start=True`` (scikit-learn
@@ -37,10 +38,12 @@ from __future__ import annotations
 import inspect
 import numbers
 import os
+import warnings
 
 import numpy as np
 from scipy.optimize import minimize
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelEncoder
@@ -349,6 +352,11 @@ class _BaseMLP(BaseEstimator):
                 if self._plateau(val is not None):
                     break
                 self._no_improvement_count = 0
+        else:
+            if not incremental:  # scikit-learn's rule: partial_fit never warns
+                warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
+                              "reached and the optimization hasn't converged yet.",
+                              ConvergenceWarning)
         if val is not None:
             net.params[...] = self._best_params
 
@@ -429,6 +437,18 @@ class _BaseMLP(BaseEstimator):
         net.params[...] = result.x
         self.n_iter_ = min(result.nit, self.max_iter)
         self.loss_ = float(result.fun) / scale
+        if result.status != 0:  # stopped by max_iter or max_fun, or failed
+            warnings.warn(self._lbfgs_warning(result), ConvergenceWarning)
+
+    def _lbfgs_warning(self, result) -> str:
+        """scikit-learn's words for an L-BFGS-B run that did not converge."""
+        message = (f"lbfgs failed to converge after {self.n_iter_} iteration(s) "
+                   f"(status={result.status}):\n{result.message}\n")
+        if self.n_iter_ == self.max_iter:
+            message += ("\nIncrease the number of iterations to improve the convergence "
+                        f"(max_iter={self.max_iter}).")
+        return message + ("\nYou might also want to scale the data as shown in:\n"
+                          "    https://scikit-learn.org/stable/modules/preprocessing.html")
 
     def _stochastic(self) -> bool:
         """partial_fit exists for the stochastic solvers only, as in scikit-learn."""
