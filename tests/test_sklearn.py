@@ -12,7 +12,8 @@ pytest.importorskip("sklearn", reason="scikit-learn is not installed (pip instal
 # itself record warnings on their own.
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
-from sklearn.datasets import load_iris, make_regression  # noqa: E402
+from sklearn.datasets import (  # noqa: E402
+    load_iris, make_multilabel_classification, make_regression)
 from sklearn.model_selection import cross_val_score  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
@@ -246,3 +247,68 @@ def test_bad_parameters_are_refused_at_fit(iris, params, word, cls):
     with pytest.raises(ValueError, match=word):
         est.fit(X, y)
     assert vars(est) == vars(cls(**params))  # nothing was set
+
+
+# ---- multilabel classification: a sigmoid output per label -----------------------------
+
+@pytest.fixture(scope="module")
+def multilabel():
+    X, Y = make_multilabel_classification(n_samples=80, n_classes=4, random_state=0)
+    return StandardScaler().fit_transform(X), Y
+
+
+@pytest.mark.parametrize("solver", ["lbfgs", "adam", "sgd"])
+def test_multilabel_predicts_the_indicator_matrix_of_probabilities_above_one_half(multilabel,
+                                                                                  solver):
+    X, Y = multilabel
+    clf = MLPClassifier((16,), solver=solver, learning_rate_init=0.05, max_iter=200,
+                        random_state=0).fit(X, Y)
+    assert list(clf.classes_) == [0, 1, 2, 3] and clf.n_outputs_ == 4
+    assert clf.out_activation_ == "logistic" and clf.coefs_[-1].shape == (16, 4)
+    proba = clf.predict_proba(X)
+    np.testing.assert_allclose(proba, 1 / (1 + np.exp(-clf.network_.predict(X))))
+    assert not np.allclose(proba.sum(axis=1), 1.0)  # labels, not a distribution
+    np.testing.assert_array_equal(clf.predict(X), (proba > 0.5).astype(int))
+    np.testing.assert_allclose(np.exp(clf.predict_log_proba(X)), proba)
+    assert clf.score(X, Y) == np.mean((clf.predict(X) == Y).all(axis=1)) > 0.7
+
+
+def test_multilabel_partial_fit_takes_the_label_columns_as_classes(multilabel):
+    X, Y = multilabel
+    clf = MLPClassifier((8,), solver="sgd", random_state=0)
+    with pytest.raises(ValueError, match=r"y has 4 label columns, but classes has 5 labels"):
+        clf.partial_fit(X, Y, classes=np.arange(5))
+    assert not hasattr(clf, "network_")
+    clf.partial_fit(X, Y, classes=np.arange(4))
+    before = clf.network_.params.copy()
+    clf.partial_fit(X[:10], Y[:10])
+    assert clf.t_ == len(X) + 10 and not np.array_equal(clf.network_.params, before)
+
+
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+def test_a_warm_start_keeps_the_kind_of_labels(multilabel, method):
+    X, Y = multilabel
+    multi = MLPClassifier((8,), max_iter=3, warm_start=True, random_state=0).fit(X, Y)
+    single = MLPClassifier((8,), max_iter=3, warm_start=True, random_state=0).fit(X, Y[:, 0])
+    for est, y, message in [
+            (multi, Y[:, 0], "y is a vector of labels, but the network was fitted on a label "
+                             "indicator matrix"),
+            (single, Y[:, :2], "y is a label indicator matrix, but the network was fitted on "
+                               "a vector of labels")]:
+        before = est.network_.params.copy()
+        with pytest.raises(ValueError, match=f"MLPClassifier: {message}"):
+            getattr(est, method)(X, y)
+        assert np.array_equal(est.network_.params, before)
+
+
+def test_class_weight_is_refused_for_multilabel(multilabel):
+    X, Y = multilabel
+    with pytest.raises(ValueError, match="class_weight weighs the classes of single labels"):
+        MLPClassifier((4,), class_weight="balanced").fit(X, Y)
+
+
+def test_multilabel_early_stopping_splits_without_strata(multilabel):
+    X, Y = multilabel
+    clf = MLPClassifier((8,), early_stopping=True, max_iter=20, random_state=0).fit(X, Y)
+    assert len(clf.validation_scores_) == clf.n_iter_
+    assert clf.t_ == clf.n_iter_ * (len(X) - 8)  # 10% held out

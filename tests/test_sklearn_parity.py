@@ -162,15 +162,25 @@ def test_invscaling_rate_after_each_partial_fit_is_scikit_learns(digits):
     assert ours._optimizer_.lr == 0.2 / (len(X) + 1) ** 0.7
 
 
+def _flat(est) -> np.ndarray:
+    """scikit-learn's weights in fastbp's layout: each layer's W, then its b."""
+    return np.concatenate([p for c, b in zip(est.coefs_, est.intercepts_)
+                           for p in (c.ravel(), b)])
+
+
 def _same_start(ours, theirs, X, y):
     """Both estimators fitted for one L-BFGS iteration from scikit-learn's start, then
     holding the same weights, ready for a warm start."""
     _sklearn_fit(theirs.set_params(max_iter=1), X, y)
     ours.set_params(max_iter=1).fit(X, y)
-    flat = [p for c, b in zip(theirs.coefs_, theirs.intercepts_) for p in (c.ravel(), b)]
-    ours.network_.params[...] = np.concatenate(flat)
+    ours.network_.params[...] = _flat(theirs)
     ours.set_params(warm_start=True, max_iter=500)
     theirs.set_params(warm_start=True, max_iter=500)
+
+
+def _indicator(y) -> np.ndarray:
+    """Three labels of each digit, as a multilabel indicator matrix."""
+    return np.stack([y % 2, y > 4, y % 3 == 0], axis=1).astype(int)
 
 
 @pytest.mark.parametrize("cls, alpha", [("MLPClassifier", 0.01), ("MLPRegressor", 1.0)])
@@ -191,6 +201,42 @@ def test_lbfgs_minimises_scikit_learns_objective(digits, cls, alpha):
     assert ours.loss_ == pytest.approx(scale * theirs.loss_, rel=1e-4)
     assert abs(ours.n_iter_ - theirs.n_iter_) <= 2 and ours.n_iter_ < 500 and ours.t_ == 0
     assert not hasattr(ours, "loss_curve_") and not hasattr(ours, "validation_scores_")
+
+
+def test_lbfgs_takes_scikit_learns_steps_on_multilabel_targets(digits):
+    """scikit-learn's objective for an indicator matrix (the binary log-loss summed over
+    the labels, plus the penalty): from the same start, the same iterates."""
+    X, _, y, _ = digits
+    X, y = X[:300], _indicator(y[:300])
+    params = dict(hidden_layer_sizes=(8,), activation="tanh", solver="lbfgs", alpha=0.01,
+                  random_state=0)
+    ours, theirs = fbs.MLPClassifier(**params), sk.MLPClassifier(**params)
+    _same_start(ours, theirs, X, y)
+    ours.set_params(max_iter=30).fit(X, y)
+    _sklearn_fit(theirs.set_params(max_iter=30), X, y)
+    assert ours.loss_ == pytest.approx(theirs.loss_, rel=1e-9)
+    np.testing.assert_allclose(ours.network_.params, _flat(theirs), rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("labels", ["multiclass", "multilabel"])
+def test_an_sgd_step_from_the_same_weights_is_scikit_learns(digits, labels):
+    """The same loss and the same update: scikit-learn's log-loss (summed over the labels
+    of a multilabel target) and its gradient."""
+    X, _, y, _ = digits
+    X, y = X[:100], y[:100]
+    if labels == "multilabel":
+        y = _indicator(y)
+    classes = np.arange(3) if labels == "multilabel" else np.unique(y)
+    params = dict(hidden_layer_sizes=(8,), solver="sgd", learning_rate_init=0.5, momentum=0.0,
+                  alpha=0.0, batch_size=100, shuffle=False, random_state=0)
+    ours, theirs = fbs.MLPClassifier(**params), sk.MLPClassifier(**params)
+    theirs.partial_fit(X, y, classes=classes)
+    ours.partial_fit(X, y, classes=classes)
+    ours.network_.params[...] = _flat(theirs)
+    theirs.partial_fit(X, y)
+    ours.partial_fit(X, y)
+    assert ours.loss_ == pytest.approx(theirs.loss_, rel=1e-12)
+    np.testing.assert_allclose(ours.network_.params, _flat(theirs), rtol=1e-12, atol=1e-14)
 
 
 def test_lbfgs_stops_at_max_iter_and_max_fun(digits):

@@ -19,7 +19,8 @@ only, and ``loss_`` includes it); SGD's momentum holds gradients (PyTorch's form
 steps scaled by the learning rate, so a change of the rate also scales the momentum
 carried over; the weights start from fastbp's initialisation; ``loss_`` of the regressor
 is the mean squared error (scikit-learn reports half of it); the classifier always has one
-softmax output per class; a warm start refuses a change of the
+softmax output per class (for a multilabel indicator matrix, as scikit-learn, a sigmoid
+output per label); a warm start refuses a change of the
 parameters that shape the network (see ``warm_start``), where scikit-learn applies a new
 ``activation`` to the weights it has and ignores, or fails on, new ``hidden_layer_sizes``;
 ``partial_fit`` takes labels among ``classes_`` also with ``warm_start=True`` (scikit-learn
@@ -41,7 +42,9 @@ import os
 import warnings
 
 import numpy as np
+import scipy.sparse as sp
 from scipy.optimize import minimize
+from scipy.special import expit
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
@@ -50,14 +53,14 @@ from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 from threadpoolctl import threadpool_limits
 
 from . import _validate
 from .activations import ACTIVATIONS
 from .layers import Dense
-from .losses import MSELoss, SoftmaxCrossEntropyLoss
+from .losses import BCEWithLogitsLoss, MSELoss, SoftmaxCrossEntropyLoss
 from .network import Network
 from .onnx_export import to_onnx
 from .optim import SGD, Adam
@@ -246,17 +249,30 @@ class _BaseMLP(BaseEstimator):
         return Adam(lr=self.learning_rate_init, betas=(self.beta_1, self.beta_2),
                     eps=self.epsilon, weight_decay=decay)
 
-    def _build(self, n_in: int, n_out: int, dtype) -> Network:
-        widths = [n_in, *self._hidden_sizes(), n_out]
+    def _layers(self, widths: list) -> list:
+        """Dense layers of ``widths``, the hidden activation between them."""
         act = _ACTIVATIONS[self.activation]
         layers = []
         for i in range(len(widths) - 1):
             layers.append(Dense(widths[i], widths[i + 1]))
             if i < len(widths) - 2:
                 layers.append(act())
+        return layers
+
+    def _build(self, n_in: int, n_out: int, dtype) -> Network:
+        layers = self._layers([n_in, *self._hidden_sizes(), n_out])
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         return Network(layers, self._loss(), dtype=np.dtype(dtype).name, seed=seed,
                        compute_dtype=self.compute_dtype)
+
+    def _copy_network(self, coefs: list, intercepts: list, tail: list) -> Network:
+        """A network of the fitted one's dtype and activations holding ``coefs`` and
+        ``intercepts``, followed by the layers ``tail`` (for export only)."""
+        widths = [coefs[0].shape[0], *(W.shape[1] for W in coefs)]
+        layers = self._layers(widths)
+        for layer, W, b in zip(layers[::2], coefs, intercepts):
+            layer.W, layer.b = W, b
+        return Network(layers + tail, MSELoss(), dtype=self.network_.dtype.name)
 
     # ---- training -----------------------------------------------------------------------
 
@@ -311,7 +327,7 @@ class _BaseMLP(BaseEstimator):
         their mean, so the objective's scale is scikit-learn's."""
         net, n = self.network_, X.shape[0]
         mean_w = 1.0 if w is None else float(w.mean())
-        row_weights = None if w is None else (w / mean_w).astype(net.dtype)
+        row_weights = self._row_weights(w, n)
         if not hasattr(self, "loss_curve_"):
             self.loss_curve_, self._no_improvement_count = [], 0
             self.validation_scores_ = self.best_validation_score_ = self.best_loss_ = None
@@ -416,7 +432,7 @@ class _BaseMLP(BaseEstimator):
         options; fastbp's backward pass gives the loss and gradient."""
         net, scale, n = self.network_, self._loss_scale, X.shape[0]
         total = n if w is None else float(w.sum())
-        row_weights = None if w is None else (w * (n / total)).astype(net.dtype)
+        row_weights = self._row_weights(w, n)
         decay = np.concatenate([np.full(layer.W.size, self.alpha / total)
                                 if part == "W" else np.zeros(layer.b.size)
                                 for layer in net.layers if isinstance(layer, Dense)
@@ -450,6 +466,20 @@ class _BaseMLP(BaseEstimator):
         return message + ("\nYou might also want to scale the data as shown in:\n"
                           "    https://scikit-learn.org/stable/modules/preprocessing.html")
 
+    def _row_weights(self, w, n: int):
+        """What each of the ``n`` rows' loss is multiplied by in fastbp's mean: the weights
+        ``w`` scaled to mean 1 (None without weights), times :meth:`_loss_per_row`."""
+        per_row = self._loss_per_row()
+        if w is None and per_row == 1:
+            return None
+        w = np.ones(n) if w is None else w / w.mean()
+        return (per_row * w).astype(self.network_.dtype)
+
+    def _loss_per_row(self) -> int:
+        """The factor that turns fastbp's mean loss per element into scikit-learn's loss
+        per row, where the two differ by the number of outputs."""
+        return 1
+
     def _stochastic(self) -> bool:
         """partial_fit exists for the stochastic solvers only, as in scikit-learn."""
         if self.solver not in ("sgd", "adam"):
@@ -460,17 +490,20 @@ class _BaseMLP(BaseEstimator):
     def _split(self, X, T, w):
         """Hold out validation_fraction of the rows and their weights (stratified for a
         classifier): ``(X, T, w, (Xv, Tv, wv))``."""
-        stratify = T if isinstance(self, ClassifierMixin) else None
         arrays = (X, T) if w is None else (X, T, w)
         X, Xv, T, Tv, *weights = train_test_split(
             *arrays, test_size=self.validation_fraction,
-            random_state=check_random_state(self.random_state), stratify=stratify)
+            random_state=check_random_state(self.random_state), stratify=self._strata(T))
         w, wv = weights or (None, None)
         if Xv.shape[0] < 2:
             raise ValueError(f"{type(self).__name__}: the validation set is too small "
                              f"({Xv.shape[0]} rows): increase validation_fraction or the "
                              "data set")
         return X, T, w, (Xv, Tv, wv)
+
+    def _strata(self, T):
+        """What the validation split is stratified on: nothing (the classifier stratifies)."""
+        return None
 
     def _outputs(self, X) -> np.ndarray:
         check_is_fitted(self)
@@ -487,7 +520,8 @@ class _BaseMLP(BaseEstimator):
         (batch,) for a single target.
         """
         check_is_fitted(self)
-        to_onnx(self.network_, path, opset, **self._onnx_head())
+        network, head = self._onnx_graph()
+        to_onnx(network, path, opset, **head)
 
     @property
     def coefs_(self) -> list:
@@ -511,6 +545,13 @@ class _BaseMLP(BaseEstimator):
 
 class MLPClassifier(ClassifierMixin, _BaseMLP):
     """Multi-layer perceptron classifier trained by fastbp (softmax cross-entropy).
+
+    As scikit-learn's, it also takes a label indicator matrix ``y`` (n_samples, n_labels)
+    of 0 and 1 (multilabel classification): one sigmoid output per label, trained on
+    scikit-learn's loss (the binary cross-entropy summed over the labels);
+    ``classes_`` is ``0 .. n_labels - 1``, ``predict`` gives the indicator matrix of the
+    probabilities above 0.5 and ``predict_proba`` each label's probability. The
+    validation split of ``early_stopping`` is then not stratified.
 
     Parameters
     ----------
@@ -584,8 +625,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     classes_ : ndarray
     network_ : fastbp.Network
     loss_ : float
-        The last epoch's mean training loss; for "lbfgs", the final objective (penalty
-        included).
+        The last epoch's mean training loss (scikit-learn's log-loss); for "lbfgs", the
+        final objective (penalty included).
     best_loss_ : float or None
         The lowest ``loss_`` of the training; None with ``early_stopping``; not set by
         "lbfgs".
@@ -608,23 +649,24 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     _EXTRA_PARAMS = {"class_weight": None}
 
     def fit(self, X, y, sample_weight=None) -> "MLPClassifier":
-        """Train on ``X`` (n_samples, n_features) and labels ``y``, each sample's loss
-        weighted by ``sample_weight`` times its class's ``class_weight``; returns self."""
+        """Train on ``X`` (n_samples, n_features) and labels ``y`` (n_samples,), or a label
+        indicator matrix ``y`` (n_samples, n_labels) of 0 and 1 for multilabel
+        classification, each sample's loss weighted by ``sample_weight`` times its class's
+        ``class_weight``; returns self."""
         warm = self._start(incremental=False)
         X, y = self._data(X, y, reset=not warm)
-        if warm:
-            classes, codes = self.classes_, self._codes(y, self.classes_, warm_start=True)
-        else:
-            classes, codes = np.unique(y, return_inverse=True)
+        classes = self.classes_ if warm else self._labels(y)
+        self._check_labels(y, classes, warm=warm, exact=True)
         w = self._weights(sample_weight, y)
         self.classes_ = classes
-        return self._fit_codes(X, codes, w, incremental=False, warm=warm)
+        return self._fit_labels(X, y, w, incremental=False, warm=warm)
 
     @available_if(_BaseMLP._stochastic)
     def partial_fit(self, X, y, sample_weight=None, classes=None) -> "MLPClassifier":
         """One epoch over (X, y), weighted as by :meth:`fit` (``class_weight="balanced"``
         is refused: one call's labels do not tell the classes' frequencies); ``classes``
-        lists every label on the first call."""
+        lists every label on the first call (for an indicator matrix, ``0 .. n_labels -
+        1``)."""
         classes = self._partial_fit_classes(classes)
         if isinstance(self.class_weight, str) and self.class_weight == "balanced":
             raise ValueError(f"{type(self).__name__}: class_weight='balanced' is not "
@@ -633,10 +675,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                              "large enough sample of the labels")
         warm = self._start(incremental=True)
         X, y = self._data(X, y, reset=not warm)
-        codes = self._codes(y, classes, warm_start=False)
+        self._check_labels(y, classes, warm=warm, exact=False)
         w = self._weights(sample_weight, y)
         self.classes_ = classes
-        return self._fit_codes(X, codes, w, incremental=True, warm=warm)
+        return self._fit_labels(X, y, w, incremental=True, warm=warm)
 
     def _partial_fit_classes(self, classes) -> np.ndarray:
         """The classes of a partial_fit: ``classes`` on the first call; a later call may
@@ -652,19 +694,37 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return self.classes_
 
     @staticmethod
-    def _codes(y, classes: np.ndarray, *, warm_start: bool) -> np.ndarray:
-        """Each label's index in ``classes``, the labels checked with scikit-learn's rules
-        and messages: a warm start's must be ``classes`` exactly, partial_fit's among
-        them."""
-        labels, known = np.unique(y), set(classes)
-        if warm_start and set(labels) != known:
+    def _labels(y) -> np.ndarray:
+        """The labels in ``y``: its classes, or an indicator matrix's column numbers (as
+        scikit-learn's ``unique_labels`` gives them)."""
+        return np.arange(y.shape[1]) if y.ndim == 2 else np.unique(y)
+
+    def _multilabel(self) -> bool:
+        """Whether the fitted network has one sigmoid output per label of an indicator
+        matrix."""
+        return self.out_activation_ == "logistic" and self.n_outputs_ > 1
+
+    def _check_labels(self, y, classes: np.ndarray, *, warm: bool, exact: bool) -> None:
+        """``y``'s labels checked with scikit-learn's rules and messages: a warm network
+        takes the kind of ``y`` it was fitted on; ``exact`` (a warm ``fit``) wants the
+        ``classes`` exactly, partial_fit labels among them and an indicator matrix with a
+        column per class."""
+        name = type(self).__name__
+        if warm and (y.ndim == 2) != self._multilabel():
+            kinds = ("a vector of labels", "a label indicator matrix")
+            raise ValueError(f"{name}: y is {kinds[y.ndim - 1]}, but the network was fitted "
+                             f"on {kinds[int(self._multilabel())]}")
+        labels, known = self._labels(y), set(classes)
+        if exact and set(labels) != known:
             raise ValueError("warm_start can only be used where `y` has the same classes as "
                              f"in the previous call to fit. Previously got {classes}, `y` has "
                              f"{labels}")
         if not known.issuperset(labels):
             raise ValueError("`y` has classes not in `self.classes_`. `self.classes_` has "
                              f"{classes}. 'y' has {labels}.")
-        return LabelEncoder().fit(classes).transform(y)
+        if y.ndim == 2 and len(classes) != y.shape[1]:
+            raise ValueError(f"{name}: y has {y.shape[1]} label columns, but classes has "
+                             f"{len(classes)} labels: {classes}")
 
     def _weights(self, sample_weight, y):
         """Each sample's weight: ``sample_weight`` times its class's weight, or None when
@@ -675,48 +735,123 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         if not (isinstance(self.class_weight, dict) or self.class_weight == "balanced"):
             self._fail("class_weight", "None, 'balanced' or a dict label -> weight",
                        self.class_weight)
+        if y.ndim == 2:
+            raise ValueError(f"{type(self).__name__}: class_weight weighs the classes of "
+                             "single labels, and y is a label indicator matrix: weigh its "
+                             "rows with sample_weight")
         by_class = compute_sample_weight(self.class_weight, y)
         return self._sample_weight(by_class if w is None else w * by_class, len(y))
 
     def _data(self, X, y, reset: bool):
-        X, y = validate_data(self, X, y, reset=reset, dtype=(np.float64, np.float32))
+        """X and the labels checked: ``y`` (n_samples,), or a dense indicator matrix."""
+        X, y = validate_data(self, X, y, reset=reset, multi_output=True,
+                             dtype=(np.float64, np.float32))
         check_classification_targets(y)
+        if type_of_target(y) == "multilabel-indicator":
+            return X, y.toarray() if sp.issparse(y) else np.asarray(y)
         return X, column_or_1d(y, warn=True)
 
-    def _fit_codes(self, X, codes, w, incremental: bool, warm: bool) -> "MLPClassifier":
-        self.n_outputs_, self.out_activation_ = len(self.classes_), "softmax"
-        return self._train(X, codes.astype(np.int64), len(self.classes_), w,
-                           incremental=incremental, warm=warm)
+    def _fit_labels(self, X, y, w, incremental: bool, warm: bool) -> "MLPClassifier":
+        """Train on the checked labels ``y`` of ``classes_``: a new network gets
+        scikit-learn's output layer for them (a sigmoid per label of an indicator matrix,
+        else a softmax per class); a warm one keeps its own."""
+        if not warm:
+            self.out_activation_ = "logistic" if y.ndim == 2 else "softmax"
+            self.n_outputs_ = y.shape[1] if y.ndim == 2 else len(self.classes_)
+        T = self._targets(y)
+        return self._train(X, T, self.n_outputs_, w, incremental=incremental, warm=warm)
+
+    def _targets(self, y) -> np.ndarray:
+        """The network's targets for labels ``y``: class indices for a softmax output, else
+        0/1 per output."""
+        if y.ndim == 2:
+            return y.astype(np.float64)
+        codes = LabelEncoder().fit(self.classes_).transform(y)
+        if self.out_activation_ == "softmax":
+            return codes.astype(np.int64)
+        return (codes == 1).astype(np.float64)[:, None]
 
     def _loss(self):
+        if self.out_activation_ == "logistic":
+            return BCEWithLogitsLoss()
         return SoftmaxCrossEntropyLoss()
 
-    # scikit-learn's log-loss is fastbp's softmax cross-entropy.
+    # scikit-learn's log-loss is fastbp's softmax cross-entropy, and its binary log-loss
+    # fastbp's binary cross-entropy summed over the outputs (see _loss_per_row).
     _loss_scale = 1.0
 
-    def _score_outputs(self, out: np.ndarray, codes: np.ndarray, w) -> float:
-        return accuracy_score(codes, out.argmax(axis=1), sample_weight=w)
+    def _loss_per_row(self) -> int:
+        return self.n_outputs_ if self.out_activation_ == "logistic" else 1
 
-    def _onnx_head(self) -> dict:
-        """predict_proba's softmax, in the exported graph."""
-        return {"head": "softmax", "output": "probabilities"}
+    def _strata(self, T):
+        """The validation split is stratified on the classes (for a sigmoid output, on its
+        boolean target, as scikit-learn's split, which names the classes so); not for
+        multilabel, as in scikit-learn."""
+        if self._multilabel():
+            return None
+        return T.astype(bool) if T.ndim == 2 else T
+
+    def _score_outputs(self, out: np.ndarray, T: np.ndarray, w) -> float:
+        """Accuracy (of whole rows, for multilabel) of the outputs against targets T."""
+        truth = T if T.ndim == 1 else T.astype(int)
+        if truth.ndim == 2 and not self._multilabel():
+            truth = truth[:, 0]  # two classes: the one output's 0/1
+        return accuracy_score(truth, self._decisions(out), sample_weight=w)
+
+    def _decisions(self, out: np.ndarray) -> np.ndarray:
+        """The predicted class index of each row, or its 0/1 per label (multilabel)."""
+        if self.out_activation_ == "softmax":
+            return out.argmax(axis=1)
+        hits = (expit(out) > 0.5).astype(int)  # scikit-learn's threshold on probabilities
+        return hits if self._multilabel() else hits[:, 0]
+
+    def _onnx_graph(self) -> tuple:
+        """The network to export with predict_proba's head: a softmax; a sigmoid per label
+        for multilabel; for two classes a softmax of (0, z), which is (1 - sigmoid(z),
+        sigmoid(z))."""
+        probabilities = {"output": "probabilities"}
+        if self.out_activation_ == "softmax":
+            return self.network_, {"head": "softmax", **probabilities}
+        coefs, intercepts = list(self.coefs_), list(self.intercepts_)
+        if self._multilabel():
+            sigmoid = _ACTIVATIONS["logistic"]()
+            return self._copy_network(coefs, intercepts, [sigmoid]), probabilities
+        coefs[-1] = np.hstack([np.zeros_like(coefs[-1]), coefs[-1]])
+        intercepts[-1] = np.concatenate([np.zeros_like(intercepts[-1]), intercepts[-1]])
+        return self._copy_network(coefs, intercepts, []), {"head": "softmax", **probabilities}
 
     def predict_proba(self, X) -> np.ndarray:
-        """Class probabilities, (n_samples, n_classes), columns in ``classes_`` order."""
+        """Class probabilities, (n_samples, n_classes), columns in ``classes_`` order;
+        for multilabel, each label's probability."""
         z = self._outputs(X)
-        e = np.exp(z - z.max(axis=1, keepdims=True))
-        return e / e.sum(axis=1, keepdims=True)
+        if self.out_activation_ == "softmax":
+            e = np.exp(z - z.max(axis=1, keepdims=True))
+            return e / e.sum(axis=1, keepdims=True)
+        return expit(z) if self._multilabel() else np.hstack([expit(-z), expit(z)])
 
     def predict_log_proba(self, X) -> np.ndarray:
-        """Log of :meth:`predict_proba`."""
+        """Log of :meth:`predict_proba`: for a softmax output computed from the outputs
+        (finite where a probability underflows); for sigmoid outputs, as scikit-learn,
+        the log of the probabilities themselves (so the two rank labels alike where
+        several probabilities round to 1)."""
+        check_is_fitted(self)
+        if self.out_activation_ == "logistic":
+            with np.errstate(divide="ignore"):  # log(0) is -inf
+                return np.log(self.predict_proba(X))
         z = self._outputs(X)
         z = z - z.max(axis=1, keepdims=True)
         return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
 
     def predict(self, X) -> np.ndarray:
-        """The most probable class of each sample."""
-        best = self._outputs(X).argmax(axis=1)
-        return self.classes_[best]
+        """The most probable class of each sample; for multilabel, the indicator matrix of
+        the labels whose probability is above 0.5."""
+        decided = self._decisions(self._outputs(X))
+        return decided if self._multilabel() else self.classes_[decided]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
 
 
 class MLPRegressor(RegressorMixin, _BaseMLP):
@@ -761,9 +896,9 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     def _score_outputs(self, out: np.ndarray, T: np.ndarray, w) -> float:
         return r2_score(T, out, sample_weight=w)
 
-    def _onnx_head(self) -> dict:
-        """predict's flattening of a single output, in the exported graph."""
-        return {"head": "ravel" if self.n_outputs_ == 1 else None}
+    def _onnx_graph(self) -> tuple:
+        """The network to export, with predict's flattening of a single output."""
+        return self.network_, {"head": "ravel" if self.n_outputs_ == 1 else None}
 
     def predict(self, X) -> np.ndarray:
         """Predicted targets, (n_samples,) for a single output."""
