@@ -22,19 +22,9 @@ from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 from fastbp.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
 
 
-def _expected_failures(estimator) -> dict:
-    if isinstance(estimator, MLPClassifier) and estimator.solver == "lbfgs":
-        # L-BFGS fits the check's data until probabilities underflow to 0: the check wants
-        # predict_log_proba == log(predict_proba) = -inf there, fastbp's stays finite.
-        return {"check_classifiers_train": "predict_log_proba is finite where "
-                                           "predict_proba underflows to 0"}
-    return {}
-
-
 @parametrize_with_checks([MLPClassifier(random_state=0), MLPRegressor(random_state=0),
                           MLPClassifier((8,), solver="lbfgs", random_state=0),
-                          MLPRegressor((8,), solver="lbfgs", random_state=0)],
-                         expected_failed_checks=_expected_failures, xfail_strict=True)
+                          MLPRegressor((8,), solver="lbfgs", random_state=0)])
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
 
@@ -247,6 +237,23 @@ def test_bad_parameters_are_refused_at_fit(iris, params, word, cls):
     with pytest.raises(ValueError, match=word):
         est.fit(X, y)
     assert vars(est) == vars(cls(**params))  # nothing was set
+
+
+@pytest.mark.parametrize("solver", ["lbfgs", "adam"])
+def test_two_classes_have_one_sigmoid_output_as_in_scikit_learn(iris, solver):
+    X, y = iris
+    labels = np.array(["no", "yes"])[(y == 2).astype(int)]
+    clf = MLPClassifier((8,), solver=solver, learning_rate_init=0.05, max_iter=50,
+                        random_state=0).fit(X, labels)
+    assert clf.out_activation_ == "logistic" and clf.n_outputs_ == 1
+    assert [c.shape for c in clf.coefs_] == [(4, 8), (8, 1)]
+    z = clf.network_.predict(X)[:, 0]
+    p = 1 / (1 + np.exp(-z))  # the probability of classes_[1]
+    proba = clf.predict_proba(X)
+    np.testing.assert_allclose(proba, np.stack([1 / (1 + np.exp(z)), p], axis=1))
+    np.testing.assert_allclose(np.exp(clf.predict_log_proba(X)), proba)
+    np.testing.assert_array_equal(clf.predict(X), np.where(p > 0.5, "yes", "no"))
+    assert clf.score(X, labels) > 0.9
 
 
 # ---- multilabel classification: a sigmoid output per label -----------------------------

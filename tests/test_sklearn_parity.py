@@ -218,14 +218,17 @@ def test_lbfgs_takes_scikit_learns_steps_on_multilabel_targets(digits):
     np.testing.assert_allclose(ours.network_.params, _flat(theirs), rtol=1e-6, atol=1e-9)
 
 
-@pytest.mark.parametrize("labels", ["multiclass", "multilabel"])
+@pytest.mark.parametrize("labels", ["multiclass", "binary", "multilabel"])
 def test_an_sgd_step_from_the_same_weights_is_scikit_learns(digits, labels):
-    """The same loss and the same update: scikit-learn's log-loss (summed over the labels
-    of a multilabel target) and its gradient."""
+    """The same output layer, loss and update: scikit-learn's log-loss (for two classes,
+    of one sigmoid output; summed over the labels of a multilabel target) and its
+    gradient."""
     X, _, y, _ = digits
     X, y = X[:100], y[:100]
     if labels == "multilabel":
         y = _indicator(y)
+    elif labels == "binary":
+        y = np.where(y % 2, "odd", "even")
     classes = np.arange(3) if labels == "multilabel" else np.unique(y)
     params = dict(hidden_layer_sizes=(8,), solver="sgd", learning_rate_init=0.5, momentum=0.0,
                   alpha=0.0, batch_size=100, shuffle=False, random_state=0)
@@ -400,6 +403,12 @@ def test_partial_fit_outside_the_classes_is_refused_as_scikit_learn_refuses_it(d
     assert _refusal(call, ours, X, y) == _refusal(call, theirs, X, y)
     assert np.array_equal(ours.classes_, np.arange(10)) and ours.t_ == t
     assert np.array_equal(ours.network_.params, before)
+
+
+def test_classes_too_small_for_the_stratified_split_are_refused_as_scikit_learn_does():
+    X, y = [[1, 2], [2, 3], [3, 4], [4, 5]], [0, 0, 0, 1]
+    ours, theirs = (cls(early_stopping=True) for cls in (fbs.MLPClassifier, sk.MLPClassifier))
+    assert _refusal(type(ours).fit, ours, X, y) == _refusal(type(theirs).fit, theirs, X, y)
 
 
 @pytest.mark.parametrize("params, expected", [

@@ -18,13 +18,11 @@ leaves the penalty out (with ``"lbfgs"`` the penalty is scikit-learn's, on the w
 only, and ``loss_`` includes it); SGD's momentum holds gradients (PyTorch's form), not
 steps scaled by the learning rate, so a change of the rate also scales the momentum
 carried over; the weights start from fastbp's initialisation; ``loss_`` of the regressor
-is the mean squared error (scikit-learn reports half of it); the classifier always has one
-softmax output per class (for a multilabel indicator matrix, as scikit-learn, a sigmoid
-output per label); a warm start refuses a change of the
-parameters that shape the network (see ``warm_start``), where scikit-learn applies a new
-``activation`` to the weights it has and ignores, or fails on, new ``hidden_layer_sizes``;
-``partial_fit`` takes labels among ``classes_`` also with ``warm_start=True`` (scikit-learn
-then wants every class in each call).
+is the mean squared error (scikit-learn reports half of it); a warm start refuses a change
+of the parameters that shape the network (see ``warm_start``), where scikit-learn applies a
+new ``activation`` to the weights it has and ignores, or fails on, new
+``hidden_layer_sizes``; ``partial_fit`` takes labels among ``classes_`` also with
+``warm_start=True`` (scikit-learn then wants every class in each call).
 
 ``sample_weight`` (``fit``, ``partial_fit``) and the classifier's ``class_weight`` weight
 each sample's loss. "lbfgs" minimises scikit-learn's weighted objective exactly (the
@@ -544,9 +542,11 @@ class _BaseMLP(BaseEstimator):
 
 
 class MLPClassifier(ClassifierMixin, _BaseMLP):
-    """Multi-layer perceptron classifier trained by fastbp (softmax cross-entropy).
+    """Multi-layer perceptron classifier trained by fastbp.
 
-    As scikit-learn's, it also takes a label indicator matrix ``y`` (n_samples, n_labels)
+    Its output layer is scikit-learn's: a softmax output per class (softmax
+    cross-entropy), or for two classes one sigmoid output (binary cross-entropy), the
+    probability of ``classes_[1]``. As scikit-learn's, it also takes a label indicator matrix ``y`` (n_samples, n_labels)
     of 0 and 1 (multilabel classification): one sigmoid output per label, trained on
     scikit-learn's loss (the binary cross-entropy summed over the labels);
     ``classes_`` is ``0 .. n_labels - 1``, ``predict`` gives the indicator matrix of the
@@ -754,10 +754,12 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def _fit_labels(self, X, y, w, incremental: bool, warm: bool) -> "MLPClassifier":
         """Train on the checked labels ``y`` of ``classes_``: a new network gets
         scikit-learn's output layer for them (a sigmoid per label of an indicator matrix,
-        else a softmax per class); a warm one keeps its own."""
+        one sigmoid for two classes, else a softmax per class); a warm one keeps its
+        own."""
         if not warm:
-            self.out_activation_ = "logistic" if y.ndim == 2 else "softmax"
-            self.n_outputs_ = y.shape[1] if y.ndim == 2 else len(self.classes_)
+            sigmoids = y.shape[1] if y.ndim == 2 else int(len(self.classes_) == 2)
+            self.out_activation_ = "logistic" if sigmoids else "softmax"
+            self.n_outputs_ = sigmoids or len(self.classes_)
         T = self._targets(y)
         return self._train(X, T, self.n_outputs_, w, incremental=incremental, warm=warm)
 
