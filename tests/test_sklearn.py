@@ -319,3 +319,104 @@ def test_multilabel_early_stopping_splits_without_strata(multilabel):
     clf = MLPClassifier((8,), early_stopping=True, max_iter=20, random_state=0).fit(X, Y)
     assert len(clf.validation_scores_) == clf.n_iter_
     assert clf.t_ == clf.n_iter_ * (len(X) - 8)  # 10% held out
+
+
+# ---- coefs_ and intercepts_: views of the network, assignable ----------------------------
+
+def test_coefs_are_views_of_the_network_and_writes_reach_it(iris):
+    X, y = iris
+    clf = MLPClassifier((5,), max_iter=3, random_state=0).fit(X, y)
+    assert clf.coefs_ is clf.coefs_ and clf.coefs_[0].dtype == clf.network_.dtype
+    clf.coefs_[1][...] = 0.0
+    clf.intercepts_[1][...] = [0.0, 5.0, 0.0]
+    assert (clf.predict(X) == 1).all()
+
+
+@pytest.mark.parametrize("whole", [True, False], ids=["lists", "elements"])
+def test_assigned_coefs_and_intercepts_are_what_predict_uses(iris, whole):
+    X, y = iris
+    clf = MLPClassifier((5,), max_iter=3, random_state=0).fit(X, y)
+    W, b = np.zeros((5, 3)), np.array([0.0, 0.0, 5.0])
+    if whole:
+        clf.coefs_ = [clf.coefs_[0].copy(), W]
+        clf.intercepts_ = [clf.intercepts_[0].copy(), b]
+    else:
+        clf.coefs_[1], clf.intercepts_[1] = W, b
+    assert (clf.predict(X) == 2).all()
+    np.testing.assert_array_equal(clf.network_.layers[-1].W, W)
+    assert clf.coefs_[1] is clf.network_.layers[-1].W  # linked again
+
+
+@pytest.mark.parametrize("attr, value, message", [
+    ("coefs_", lambda est: [est.coefs_[0], np.zeros((5, 2))],
+     r"coefs_\[1\] must have shape \(5, 3\) \(layer 1 maps 5 to 3 units\), got \(5, 2\)"),
+    ("intercepts_", lambda est: [est.intercepts_[0]],
+     r"intercepts_ must be a list of 2 arrays, one per layer"),
+    ("coefs_", lambda est: [est.coefs_[0], np.full((5, 3), np.nan)],
+     r"coefs_\[1\] must be finite"),
+    ("intercepts_", lambda est: [est.intercepts_[0], "abc"],
+     r"intercepts_\[1\] must be an array of real numbers"),
+])
+@pytest.mark.parametrize("use", ["predict", "partial_fit"])
+def test_assigned_parameters_are_checked_before_anything_changes(iris, attr, value, message,
+                                                                 use):
+    X, y = iris
+    clf = MLPClassifier((5,), max_iter=3, random_state=0).fit(X, y)
+    before, t = clf.network_.params.copy(), clf.t_
+    setattr(clf, attr, value(clf))
+    with pytest.raises(ValueError, match=f"^MLPClassifier: {message}"):
+        getattr(clf, use)(*((X,) if use == "predict" else (X, y)))
+    assert np.array_equal(clf.network_.params, before) and clf.t_ == t
+
+
+def test_partial_fit_without_a_network_starts_from_assigned_parameters(iris):
+    X, y = iris
+    W = [np.full((4, 5), 0.1), np.full((5, 3), -0.2)]
+    b = [np.zeros(5), np.array([0.0, 1.0, 2.0])]
+    clf = MLPClassifier((5,), solver="sgd", learning_rate_init=1e-12, random_state=0)
+    clf.coefs_, clf.intercepts_ = W, b
+    assert clf.coefs_ is W and not hasattr(clf, "network_")
+    clf.partial_fit(X, y, classes=[0, 1, 2])
+    for got, want in zip(clf.coefs_ + clf.intercepts_, W + b):
+        np.testing.assert_allclose(got, want, atol=1e-9)  # one step of a rate of 1e-12
+    assert clf.n_layers_ == 3 and clf.t_ == len(X)
+
+
+def test_a_fresh_fit_ignores_assigned_parameters_as_scikit_learn_does(iris):
+    X, y = iris
+    clf = MLPClassifier((5,), max_iter=3, random_state=0)
+    clf.coefs_, clf.intercepts_ = [np.zeros((4, 5)), np.zeros((5, 3))], [np.zeros(5)] * 2
+    clf.fit(X, y)
+    np.testing.assert_array_equal(
+        clf.coefs_[0], MLPClassifier((5,), max_iter=3, random_state=0).fit(X, y).coefs_[0])
+
+
+def test_assigned_start_needs_both_lists_and_the_data_s_shapes(iris):
+    X, y = iris
+    clf = MLPClassifier((5,), solver="sgd", random_state=0)
+    clf.coefs_ = [np.zeros((4, 5)), np.zeros((5, 3))]
+    with pytest.raises(ValueError, match="set both coefs_ and intercepts_ to start from them, "
+                                         "got only coefs_"):
+        clf.partial_fit(X, y, classes=[0, 1, 2])
+    clf.intercepts_ = [np.zeros(5), np.zeros(3)]
+    with pytest.raises(ValueError, match=r"coefs_\[0\] must have shape \(3, 5\)"):
+        clf.partial_fit(X[:, :3], y, classes=[0, 1, 2])
+    assert not hasattr(clf, "network_")
+
+
+def test_unfitted_coefs_raise_not_fitted_error():
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        MLPRegressor().coefs_  # noqa: B018
+    assert not hasattr(MLPRegressor(), "intercepts_")
+
+
+def test_pickling_keeps_the_parameters_and_assigned_lists(iris):
+    X, y = iris
+    clf = MLPClassifier((5,), max_iter=3, random_state=0).fit(X, y)
+    again = pickle.loads(pickle.dumps(clf))
+    assert again.coefs_[0] is again.network_.layers[0].W
+    np.testing.assert_array_equal(again.coefs_[0], clf.coefs_[0])
+    clf.intercepts_[1] = np.array([0.0, 0.0, 5.0])
+    assert (pickle.loads(pickle.dumps(clf)).predict(X) == 2).all()

@@ -242,6 +242,28 @@ def test_an_sgd_step_from_the_same_weights_is_scikit_learns(digits, labels):
     np.testing.assert_allclose(ours.network_.params, _flat(theirs), rtol=1e-12, atol=1e-14)
 
 
+def test_partial_fit_from_assigned_weights_is_scikit_learns_worked_example():
+    """scikit-learn's worked example (its test_fit: weights assigned to a 3-2-1 logistic
+    network, then one SGD step), without its penalty, which fastbp applies to the biases
+    too."""
+    X, y = np.array([[0.6, 0.8, 0.7]]), np.array([0])
+    W = [np.array([[0.1, 0.2], [0.3, 0.1], [0.5, 0]]), np.array([[0.1], [0.2]])]
+    b = [np.array([0.1, 0.1]), np.array([1.0])]
+    params = dict(solver="sgd", learning_rate_init=0.1, alpha=0.0, activation="logistic",
+                  random_state=1, max_iter=1, hidden_layer_sizes=2, momentum=0)
+    ours = fbs.MLPClassifier(**params)
+    ours.coefs_, ours.intercepts_ = [w.copy() for w in W], [v.copy() for v in b]
+    ours.n_layers_ = 3  # scikit-learn's test sets this too
+    ours.partial_fit(X, y, classes=[0, 1])
+    theirs = sk.MLPClassifier(**params).partial_fit(X, y, classes=[0, 1])
+    for theirs_array, start in zip(theirs.coefs_ + theirs.intercepts_, W + b):
+        theirs_array[...] = start  # in place: its optimizer holds these arrays
+    theirs.partial_fit(X, y)
+    for got, want in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+    np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), rtol=1e-12)
+
+
 def test_lbfgs_stops_at_max_iter_and_max_fun(digits):
     X, _, y, _ = digits
     params = dict(hidden_layer_sizes=(8,), solver="lbfgs", random_state=0)

@@ -101,6 +101,14 @@ def _interval(low, high, low_ok, high_ok) -> str:
     return f"{'[' if low_ok else '('}{low}, {high}{']' if high_ok else ')'}"
 
 
+def _assign(dense_layers: list, coefs: list, intercepts: list) -> None:
+    """Set each Dense layer's W and b (every other layer of ``dense_layers`` when the
+    activations are between them)."""
+    dense = [layer for layer in dense_layers if isinstance(layer, Dense)]
+    for layer, W, b in zip(dense, coefs, intercepts):
+        layer.W, layer.b = W, b
+
+
 class _BaseMLP(BaseEstimator):
     """What the classifier and the regressor share: parameters, checks, the network."""
 
@@ -257,8 +265,13 @@ class _BaseMLP(BaseEstimator):
                 layers.append(act())
         return layers
 
-    def _build(self, n_in: int, n_out: int, dtype) -> Network:
-        layers = self._layers([n_in, *self._hidden_sizes(), n_out])
+    def _build(self, n_in: int, n_out: int, dtype, start=None) -> Network:
+        """A new network, with fastbp's initial weights or ``start``, assigned
+        ``(coefs_, intercepts_)`` checked first."""
+        widths = [n_in, *self._hidden_sizes(), n_out]
+        layers = self._layers(widths)
+        if start is not None:
+            _assign(layers, *self._checked_parameters(*start, widths))
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         return Network(layers, self._loss(), dtype=np.dtype(dtype).name, seed=seed,
                        compute_dtype=self.compute_dtype)
@@ -266,11 +279,129 @@ class _BaseMLP(BaseEstimator):
     def _copy_network(self, coefs: list, intercepts: list, tail: list) -> Network:
         """A network of the fitted one's dtype and activations holding ``coefs`` and
         ``intercepts``, followed by the layers ``tail`` (for export only)."""
-        widths = [coefs[0].shape[0], *(W.shape[1] for W in coefs)]
-        layers = self._layers(widths)
-        for layer, W, b in zip(layers[::2], coefs, intercepts):
-            layer.W, layer.b = W, b
+        layers = self._layers([coefs[0].shape[0], *(W.shape[1] for W in coefs)])
+        _assign(layers, coefs, intercepts)
         return Network(layers + tail, MSELoss(), dtype=self.network_.dtype.name)
+
+    # ---- coefs_ and intercepts_ -----------------------------------------------------------
+    # As scikit-learn's, they are lists of arrays that may be replaced, element by element
+    # or whole. After a fit they hold views of the network's parameters (so writing into
+    # them changes the network); a replaced list or element is checked and copied into
+    # the network before its next use (predict, partial_fit, a warm fit), and partial_fit
+    # or a warm fit of an estimator without a network starts from them.
+
+    @property
+    def coefs_(self) -> list:
+        """The weight matrix of each layer, (n_in, n_out), as scikit-learn lays them out:
+        views of the network's parameters; assignable (see above)."""
+        return self._parameter_list("_coefs")
+
+    @coefs_.setter
+    def coefs_(self, value) -> None:
+        self._keep_parameter_lists()
+        self._coefs = value
+
+    @property
+    def intercepts_(self) -> list:
+        """The bias vector of each layer: views of the network's parameters; assignable."""
+        return self._parameter_list("_intercepts")
+
+    @intercepts_.setter
+    def intercepts_(self, value) -> None:
+        self._keep_parameter_lists()
+        self._intercepts = value
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return "network_" in self.__dict__
+
+    def _dense_layers(self) -> list:
+        return [layer for layer in self.network_.layers if isinstance(layer, Dense)]
+
+    def _link_parameters(self) -> None:
+        """coefs_ and intercepts_ as views of the network's parameters, and n_layers_."""
+        dense = self._dense_layers()
+        self._coefs, self._intercepts = [d.W for d in dense], [d.b for d in dense]
+        self.n_layers_ = len(dense) + 1
+
+    def _linked(self) -> bool:
+        """Whether coefs_ and intercepts_ are still the network's own views."""
+        dense, coefs, intercepts = self._dense_layers(), self._coefs, self._intercepts
+        return isinstance(coefs, list) and isinstance(intercepts, list) and \
+            len(coefs) == len(intercepts) == len(dense) and \
+            all(W is d.W and b is d.b for d, W, b in zip(dense, coefs, intercepts))
+
+    def _keep_parameter_lists(self) -> None:
+        """Link coefs_ and intercepts_ to a network that has neither (after unpickling)."""
+        if "network_" in self.__dict__ and "_coefs" not in self.__dict__:
+            self._link_parameters()
+
+    def _parameter_list(self, attr: str) -> list:
+        """coefs_ (``attr="_coefs"``) or intercepts_; NotFittedError when neither a
+        network nor an assigned list has it."""
+        self._keep_parameter_lists()
+        if attr not in self.__dict__:
+            check_is_fitted(self)
+        return self.__dict__[attr]
+
+    def _assigned_start(self, incremental: bool):
+        """The assigned ``(coefs_, intercepts_)`` that partial_fit and a warm fit of an
+        estimator without a network start from, as scikit-learn's do; None if there are
+        none (or the fit builds a new network)."""
+        if not (incremental or self.warm_start):
+            return None
+        coefs, intercepts = self.__dict__.get("_coefs"), self.__dict__.get("_intercepts")
+        if coefs is None and intercepts is None:
+            return None
+        if coefs is None or intercepts is None:
+            raise ValueError(f"{type(self).__name__}: set both coefs_ and intercepts_ to "
+                             f"start from them, got only "
+                             f"{'coefs_' if intercepts is None else 'intercepts_'}")
+        return coefs, intercepts
+
+    def _use_assigned_parameters(self) -> None:
+        """Copy coefs_ and intercepts_ into the network where they were replaced, once
+        checked, and link them again."""
+        if "_coefs" not in self.__dict__ or self._linked():
+            return
+        dense = self._dense_layers()
+        widths = [dense[0].W.shape[0], *(d.W.shape[1] for d in dense)]
+        _assign(dense, *self._checked_parameters(self._coefs, self._intercepts, widths))
+        self._link_parameters()
+
+    def _checked_parameters(self, coefs, intercepts, widths: list) -> tuple:
+        """Assigned coefs_ and intercepts_ as float64 arrays, ValueError unless they are
+        lists of one finite array per layer of ``widths``, of its shapes."""
+        name, n_layers = type(self).__name__, len(widths) - 1
+        for attr, arrays in (("coefs_", coefs), ("intercepts_", intercepts)):
+            if not isinstance(arrays, (list, tuple)) or len(arrays) != n_layers:
+                raise ValueError(f"{name}: {attr} must be a list of {n_layers} arrays, one "
+                                 f"per layer, got {arrays!r:.80}")
+        checked = ([], [])
+        for i in range(n_layers):
+            shapes = ((widths[i], widths[i + 1]), (widths[i + 1],))
+            for attr, arrays, shape, out in zip(("coefs_", "intercepts_"), (coefs, intercepts),
+                                                shapes, checked):
+                try:
+                    array = np.asarray(arrays[i], dtype=np.float64)
+                except (TypeError, ValueError):
+                    raise ValueError(f"{name}: {attr}[{i}] must be an array of real numbers, "
+                                     f"got {arrays[i]!r:.80}") from None
+                if array.shape != shape:
+                    raise ValueError(f"{name}: {attr}[{i}] must have shape {shape} (layer "
+                                     f"{i} maps {widths[i]} to {widths[i + 1]} units), got "
+                                     f"{array.shape}")
+                if not np.isfinite(array).all():
+                    raise ValueError(f"{name}: {attr}[{i}] must be finite")
+                out.append(array)
+        return checked
+
+    def __getstate__(self) -> dict:
+        # Views of the network's parameters would come back as copies: drop them, the
+        # network has them. Assigned lists not yet used are kept.
+        state = dict(super().__getstate__())
+        if "network_" in state and state.get("_coefs") is not None and self._linked():
+            del state["_coefs"], state["_intercepts"]
+        return state
 
     # ---- training -----------------------------------------------------------------------
 
@@ -300,6 +431,8 @@ class _BaseMLP(BaseEstimator):
         train: one epoch when incremental, else up to max_iter epochs (or L-BFGS
         iterations) with scikit-learn's rules; ``w``: each row's weight (checked), or
         None."""
+        if warm:
+            self._use_assigned_parameters()
         if warm and X.dtype != self.network_.dtype:
             X = X.astype(self.network_.dtype)
         elif not warm and self.compute_dtype is not None:
@@ -308,8 +441,10 @@ class _BaseMLP(BaseEstimator):
         if self.solver != "lbfgs" and self.early_stopping:
             X, T, w, val = self._split(X, T, w)
         if not warm:
-            self.network_ = self._build(X.shape[1], n_out, X.dtype)
+            self.network_ = self._build(X.shape[1], n_out, X.dtype,
+                                        self._assigned_start(incremental))
             self._built_params = self._network_params()
+            self._link_parameters()
             self.n_iter_, self.t_ = 0, 0
             for name in _STOCHASTIC_ATTRIBUTES:
                 self.__dict__.pop(name, None)
@@ -506,6 +641,7 @@ class _BaseMLP(BaseEstimator):
     def _outputs(self, X) -> np.ndarray:
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
+        self._use_assigned_parameters()
         return self.network_.predict(X)
 
     def to_onnx(self, path: str | os.PathLike, opset: int = 17) -> None:
@@ -518,27 +654,9 @@ class _BaseMLP(BaseEstimator):
         (batch,) for a single target.
         """
         check_is_fitted(self)
+        self._use_assigned_parameters()
         network, head = self._onnx_graph()
         to_onnx(network, path, opset, **head)
-
-    @property
-    def coefs_(self) -> list:
-        """The weight matrix of each layer, (n_in, n_out), as scikit-learn lays them out."""
-        check_is_fitted(self)
-        return [layer.W.copy() for layer in self.network_.layers if isinstance(layer, Dense)]
-
-    @property
-    def intercepts_(self) -> list:
-        """The bias vector of each layer."""
-        check_is_fitted(self)
-        return [layer.b.copy() for layer in self.network_.layers if isinstance(layer, Dense)]
-
-    @property
-    def n_layers_(self) -> int:
-        """The fitted network's layers counted as scikit-learn does: input, hidden and
-        output."""
-        check_is_fitted(self)
-        return 1 + sum(isinstance(layer, Dense) for layer in self.network_.layers)
 
 
 class MLPClassifier(ClassifierMixin, _BaseMLP):
@@ -642,6 +760,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     t_ : int
         Training samples seen over all calls ("sgd", "adam").
     coefs_, intercepts_ : list of ndarray
+        Each layer's weights (n_in, n_out) and biases: views of the network's parameters.
+        As in scikit-learn they may be assigned, whole or element by element; the arrays
+        are checked (shapes, finite) and copied into the network before its next use, and
+        partial_fit or a warm fit of an estimator without a network starts from them.
     n_features_in_, n_outputs_, n_layers_ : int
     out_activation_ : str
     """
