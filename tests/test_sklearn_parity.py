@@ -372,6 +372,38 @@ def test_lbfgs_warns_when_max_fun_stops_it(digits):
     assert est.n_iter_ <= 5
 
 
+# ---- divergence: scikit-learn's outcomes -------------------------------------------------
+
+@pytest.mark.parametrize("call", ["fit", "partial_fit"])
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_divergence_raises_scikit_learns_error(solver, call):
+    rng = np.random.RandomState(0)
+    X = np.finfo(np.float64).max * rng.uniform(size=(10, 2))  # overflows the first step
+    y = rng.standard_normal(10)
+    messages = []
+    for est in (fbs.MLPRegressor(solver=solver), sk.MLPRegressor(solver=solver)):
+        with warnings.catch_warnings(), pytest.raises(ValueError) as error:
+            warnings.simplefilter("ignore", RuntimeWarning)  # scikit-learn's overflows
+            getattr(est, call)(X, y)
+        messages.append(str(error.value))
+    assert messages[0] == messages[1]
+
+
+def test_divergence_under_early_stopping_keeps_the_best_validation_weights(digits):
+    X, _, y, _ = digits
+    est = fbs.MLPRegressor((100,), activation="identity", solver="sgd", learning_rate_init=1,
+                           max_iter=20, early_stopping=True, random_state=0)
+    with pytest.warns(ConvergenceWarning, match="training diverged at epoch") as caught:
+        est.fit(X, y)
+    assert len(caught) == 1
+    scores = est.validation_scores_
+    assert len(scores) == est.n_iter_ and np.isnan(scores[-1]) and type(scores[-1]) is float
+    assert np.isnan(est.loss_) and est.best_validation_score_ == max(scores[:-1])
+    # the kept weights score the best validation score on the held-out rows
+    _, Xv, _, yv = train_test_split(X, y, test_size=0.1, random_state=0)
+    assert est.score(Xv, yv) == pytest.approx(est.best_validation_score_)
+
+
 # ---- a warm start's labels: scikit-learn's rules and messages ----------------------------
 
 def _refusal(call, est, X, y) -> str:

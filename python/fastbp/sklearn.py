@@ -22,7 +22,11 @@ is the mean squared error (scikit-learn reports half of it); a warm start refuse
 of the parameters that shape the network (see ``warm_start``), where scikit-learn applies a
 new ``activation`` to the weights it has and ignores, or fails on, new
 ``hidden_layer_sizes``; ``partial_fit`` takes labels among ``classes_`` also with
-``warm_start=True`` (scikit-learn then wants every class in each call).
+``warm_start=True`` (scikit-learn then wants every class in each call); a step whose loss
+or gradient is not finite is not applied: the fit raises scikit-learn's ValueError
+("Solver produced non-finite parameter weights"), or with ``early_stopping`` stops there
+with a ``ConvergenceWarning``, NaN as the epoch's loss and validation score and the best
+validation weights kept (scikit-learn trains on with NaN weights until ``max_iter``).
 
 ``sample_weight`` (``fit``, ``partial_fit``) and the classifier's ``class_weight`` weight
 each sample's loss. "lbfgs" minimises scikit-learn's weighted objective exactly (the
@@ -82,6 +86,9 @@ _INTERVALS = {
     "epsilon": (0, np.inf, False, False),
 }
 _BOOLEANS = ("shuffle", "warm_start", "nesterovs_momentum", "early_stopping")
+# scikit-learn's error where training diverges (without early stopping).
+_NON_FINITE = ("Solver produced non-finite parameter weights. The input data may contain "
+               "large values and need to be preprocessed.")
 # Set by the stochastic solvers only, as scikit-learn does; a fresh fit drops stale ones.
 _STOCHASTIC_ATTRIBUTES = ("loss_curve_", "best_loss_", "validation_scores_",
                           "best_validation_score_", "_no_improvement_count", "_best_params")
@@ -483,14 +490,15 @@ class _BaseMLP(BaseEstimator):
         opt = self._optimizer_
         self.n_iter_ = 0
         for _ in range(1 if incremental else self.max_iter):
-            history = net.fit(X, T, epochs=1, batch_size=batch, optimizer=opt,
-                              shuffle=self.shuffle, progress=False, sample_weight=row_weights)
+            self.loss_ = self._epoch(X, T, batch, row_weights, early_stopping=val is not None)
             self.n_iter_ += 1
-            self.loss_ = history.loss[0]
             self.t_ += n
             self.loss_curve_.append(self.loss_)
             if self.verbose:
                 print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+            if np.isnan(self.loss_):  # diverged: the best validation weights are restored
+                self._count_score(np.nan)
+                break
             if val is not None:
                 self._count_score(self._validation_score(*val))
             else:
@@ -508,6 +516,23 @@ class _BaseMLP(BaseEstimator):
                               ConvergenceWarning)
         if val is not None:
             net.params[...] = self._best_params
+
+    def _epoch(self, X, T, batch: int, row_weights, early_stopping: bool) -> float:
+        """One epoch of fastbp's loop; its mean loss. Where a step's loss or gradient is not
+        finite (the step is not applied): with early stopping, NaN and a
+        ConvergenceWarning, where scikit-learn trains on with NaN weights to max_iter and
+        keeps its best validation weights; else scikit-learn's ValueError."""
+        try:
+            history = self.network_.fit(X, T, epochs=1, batch_size=batch,
+                                        optimizer=self._optimizer_, shuffle=self.shuffle,
+                                        progress=False, sample_weight=row_weights)
+        except FloatingPointError as error:
+            if not early_stopping:
+                raise ValueError(_NON_FINITE) from error
+            warnings.warn(f"Stochastic Optimizer: {error}. Training stops; the weights of "
+                          "the best validation score are kept.", ConvergenceWarning)
+            return np.nan
+        return history.loss[0]
 
     def _count_loss(self, loss: float) -> None:
         """An epoch without a training-loss decrease of more than tol counts."""
@@ -583,6 +608,8 @@ class _BaseMLP(BaseEstimator):
             result = minimize(objective, net.params.astype(np.float64), method="L-BFGS-B",
                               jac=True, options={"maxfun": self.max_fun,
                                                  "maxiter": self.max_iter, "gtol": self.tol})
+        if not np.isfinite(result.x).all():
+            raise ValueError(_NON_FINITE)
         net.params[...] = result.x
         self.n_iter_ = min(result.nit, self.max_iter)
         self.loss_ = float(result.fun) / scale
