@@ -459,6 +459,19 @@ def test_partial_fit_outside_the_classes_is_refused_as_scikit_learn_refuses_it(d
     assert np.array_equal(ours.network_.params, before)
 
 
+def test_a_validation_set_too_small_is_refused_in_scikit_learns_words():
+    X, y = np.arange(10.0).reshape(5, 2), np.arange(5.0)
+    messages = []
+    for module in (fbs, sk):
+        with pytest.raises(ValueError) as error:
+            module.MLPRegressor(early_stopping=True, validation_fraction=0.2).fit(X, y)
+        messages.append(str(error.value))
+    ours, theirs = messages
+    assert ours.startswith("The validation set is too small: validation_fraction=0.2 of the "
+                           "5 rows holds out 1, and a score needs 2.")
+    assert ours.endswith(theirs.split(". ", 1)[1])  # "Increase 'validation_fraction' ..."
+
+
 def test_classes_too_small_for_the_stratified_split_are_refused_as_scikit_learn_does():
     X, y = [[1, 2], [2, 3], [3, 4], [4, 5]], [0, 0, 0, 1]
     ours, theirs = (cls(early_stopping=True) for cls in (fbs.MLPClassifier, sk.MLPClassifier))

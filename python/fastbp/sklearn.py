@@ -655,10 +655,11 @@ class _BaseMLP(BaseEstimator):
             *arrays, test_size=self.validation_fraction,
             random_state=check_random_state(self.random_state), stratify=self._strata(T))
         w, wv = weights or (None, None)
-        if Xv.shape[0] < 2:
-            raise ValueError(f"{type(self).__name__}: the validation set is too small "
-                             f"({Xv.shape[0]} rows): increase validation_fraction or the "
-                             "data set")
+        if Xv.shape[0] < 2:  # scikit-learn's words, and the numbers
+            raise ValueError(f"The validation set is too small: validation_fraction="
+                             f"{self.validation_fraction} of the {len(X) + len(Xv)} rows "
+                             f"holds out {Xv.shape[0]}, and a score needs 2. Increase "
+                             "'validation_fraction' or the size of your dataset.")
         return X, T, w, (Xv, Tv, wv)
 
     def _strata(self, T):
