@@ -381,6 +381,7 @@ def test_sklearn_estimators_take_a_compute_dtype():
     from sklearn.exceptions import ConvergenceWarning
 
     from fastbp.sklearn import MLPClassifier, MLPRegressor
+
     with warnings.catch_warnings():  # few iterations, on purpose
         warnings.simplefilter("ignore", ConvergenceWarning)
         clf = MLPClassifier((32,), compute_dtype="bfloat16", max_iter=20,

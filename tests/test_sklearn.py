@@ -12,8 +12,7 @@ pytest.importorskip("sklearn", reason="scikit-learn is not installed (pip instal
 # itself record warnings on their own.
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
-from sklearn.datasets import (  # noqa: E402
-    load_iris, make_multilabel_classification, make_regression)
+from sklearn.datasets import load_iris, make_multilabel_classification, make_regression  # noqa: E402
 from sklearn.model_selection import cross_val_score  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
@@ -298,10 +297,10 @@ def test_a_warm_start_keeps_the_kind_of_labels(multilabel, method):
     multi = MLPClassifier((8,), max_iter=3, warm_start=True, random_state=0).fit(X, Y)
     single = MLPClassifier((8,), max_iter=3, warm_start=True, random_state=0).fit(X, Y[:, 0])
     for est, y, message in [
-            (multi, Y[:, 0], "y is a vector of labels, but the network was fitted on a label "
-                             "indicator matrix"),
-            (single, Y[:, :2], "y is a label indicator matrix, but the network was fitted on "
-                               "a vector of labels")]:
+            (multi, Y[:, 0], ("y is a vector of labels, but the network was fitted on a "
+                              "label indicator matrix")),
+            (single, Y[:, :2], ("y is a label indicator matrix, but the network was fitted "
+                                "on a vector of labels"))]:
         before = est.network_.params.copy()
         with pytest.raises(ValueError, match=f"MLPClassifier: {message}"):
             getattr(est, method)(X, y)
@@ -408,7 +407,7 @@ def test_unfitted_coefs_raise_not_fitted_error():
     from sklearn.exceptions import NotFittedError
 
     with pytest.raises(NotFittedError):
-        MLPRegressor().coefs_  # noqa: B018
+        MLPRegressor().coefs_
     assert not hasattr(MLPRegressor(), "intercepts_")
 
 
@@ -420,3 +419,15 @@ def test_pickling_keeps_the_parameters_and_assigned_lists(iris):
     np.testing.assert_array_equal(again.coefs_[0], clf.coefs_[0])
     clf.intercepts_[1] = np.array([0.0, 0.0, 5.0])
     assert (pickle.loads(pickle.dumps(clf)).predict(X) == 2).all()
+
+
+# ---- tests/sklearn_suite.py: scikit-learn's own MLP tests, run on these estimators -------
+
+def test_the_suite_script_runs_scikit_learns_tests_on_fastbp_s_estimators(tmp_path):
+    import sklearn_suite
+
+    text = sklearn_suite.prepare(tmp_path).read_text()
+    assert sklearn_suite.FASTBP_IMPORT in text and sklearn_suite.SKLEARN_IMPORT not in text
+    for name in sklearn_suite.PRIVATE_API_TESTS:  # what it deselects is there to deselect
+        assert f"def {name}(" in text
+    assert sklearn_suite.main(["-k", "multilabel or partial_fit_errors"]) == 0

@@ -664,7 +664,6 @@ class _BaseMLP(BaseEstimator):
 
     def _strata(self, T):
         """What the validation split is stratified on: nothing (the classifier stratifies)."""
-        return None
 
     def _outputs(self, X) -> np.ndarray:
         check_is_fitted(self)
@@ -692,12 +691,12 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     Its output layer is scikit-learn's: a softmax output per class (softmax
     cross-entropy), or for two classes one sigmoid output (binary cross-entropy), the
-    probability of ``classes_[1]``. As scikit-learn's, it also takes a label indicator matrix ``y`` (n_samples, n_labels)
-    of 0 and 1 (multilabel classification): one sigmoid output per label, trained on
-    scikit-learn's loss (the binary cross-entropy summed over the labels);
-    ``classes_`` is ``0 .. n_labels - 1``, ``predict`` gives the indicator matrix of the
-    probabilities above 0.5 and ``predict_proba`` each label's probability. The
-    validation split of ``early_stopping`` is then not stratified.
+    probability of ``classes_[1]``. As scikit-learn's, it also takes a label indicator
+    matrix ``y`` (n_samples, n_labels) of 0 and 1 (multilabel classification): one
+    sigmoid output per label, trained on scikit-learn's loss (the binary cross-entropy
+    summed over the labels); ``classes_`` is ``0 .. n_labels - 1``, ``predict`` gives the
+    indicator matrix of the probabilities above 0.5 and ``predict_proba`` each label's
+    probability. The validation split of ``early_stopping`` is then not stratified.
 
     Parameters
     ----------
