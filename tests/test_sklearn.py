@@ -12,7 +12,11 @@ pytest.importorskip("sklearn", reason="scikit-learn is not installed (pip instal
 # itself record warnings on their own.
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
-from sklearn.datasets import load_iris, make_multilabel_classification, make_regression  # noqa: E402
+from sklearn.datasets import (  # noqa: E402
+    load_iris,
+    make_multilabel_classification,
+    make_regression,
+)
 from sklearn.model_selection import cross_val_score  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402

@@ -7,9 +7,9 @@ scikit-learn >= 1.6 (``pip install fastbp[sklearn]``).
 The stopping rules, ``learning_rate`` (``"constant"``, ``"invscaling"``, ``"adaptive"``,
 for ``solver="sgd"`` only), early stopping on the validation score (accuracy, R²) with
 ``validation_scores_`` and ``best_validation_score_``, ``n_iter_`` (epochs of the last
-``fit`` call), ``verbose`` output, ``solver="lbfgs"`` (SciPy's L-BFGS-B on scikit-learn's objective)
-and ``ConvergenceWarning`` (a fit that ends at ``max_iter``, or ``max_fun`` for "lbfgs",
-never ``partial_fit``) are scikit-learn's.
+``fit`` call), ``verbose`` output, ``solver="lbfgs"`` (SciPy's L-BFGS-B on
+scikit-learn's objective) and ``ConvergenceWarning`` (a fit that ends at ``max_iter``, or
+``max_fun`` for "lbfgs", never ``partial_fit``) are scikit-learn's.
 
 Differences from scikit-learn: with ``"sgd"`` and ``"adam"``, ``alpha`` is applied as
 weight decay ``alpha / batch_size`` (on biases too), which is the gradient of
@@ -108,10 +108,9 @@ def _interval(low, high, low_ok, high_ok) -> str:
     return f"{'[' if low_ok else '('}{low}, {high}{']' if high_ok else ')'}"
 
 
-def _assign(dense_layers: list, coefs: list, intercepts: list) -> None:
-    """Set each Dense layer's W and b (every other layer of ``dense_layers`` when the
-    activations are between them)."""
-    dense = [layer for layer in dense_layers if isinstance(layer, Dense)]
+def _assign(layers: list, coefs: list, intercepts: list) -> None:
+    """Set the W and b of each Dense layer among ``layers``, in order."""
+    dense = [layer for layer in layers if isinstance(layer, Dense)]
     for layer, W, b in zip(dense, coefs, intercepts):
         layer.W, layer.b = W, b
 
@@ -319,6 +318,7 @@ class _BaseMLP(BaseEstimator):
         self._intercepts = value
 
     def __sklearn_is_fitted__(self) -> bool:
+        # A network makes the estimator fitted; assigned coefs_ alone do not.
         return "network_" in self.__dict__
 
     def _dense_layers(self) -> list:
