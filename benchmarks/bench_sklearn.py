@@ -79,7 +79,7 @@ def main(argv=None) -> list:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             t_sk, sk = timed_fit(lambda: SkMLP(**params), Xtr, y_train, args.repeats)
-        t_fb, ours = timed_fit(lambda: FbMLP(**params), Xtr, y_train, args.repeats)
+            t_fb, ours = timed_fit(lambda: FbMLP(**params), Xtr, y_train, args.repeats)
         acc_sk, acc_fb = sk.score(Xte, y_test), ours.score(Xte, y_test)
         rows.append((hidden, batch, dtype, t_sk, t_fb, acc_sk, acc_fb))
         print(f"{str(hidden):>10} {batch:>5} {dtype:>7} | {t_sk:>9.3f} {t_fb:>9.3f} "

@@ -10,6 +10,7 @@ import pickle
 import shutil
 import subprocess
 import textwrap
+import warnings
 
 import numpy as np
 import pytest
@@ -377,15 +378,20 @@ def test_sklearn_estimators_take_a_compute_dtype():
     datasets = pytest.importorskip("sklearn.datasets")
     X, y = datasets.load_digits(return_X_y=True)
     X = X / 16  # float64: converted to float32 for a bfloat16 network
+    from sklearn.exceptions import ConvergenceWarning
+
     from fastbp.sklearn import MLPClassifier, MLPRegressor
-    clf = MLPClassifier((32,), compute_dtype="bfloat16", max_iter=20,
-                                   random_state=0).fit(X, y)
-    assert clf.network_.compute_dtype == "bfloat16" and clf.network_.dtype == np.float32
-    assert clf.get_params()["compute_dtype"] == "bfloat16"
-    plain = MLPClassifier((32,), max_iter=20, random_state=0).fit(X, y)
-    assert abs(clf.score(X, y) - plain.score(X, y)) < 0.02
-    reg = MLPRegressor((16,), compute_dtype="bfloat16", max_iter=5,
-                                  solver="lbfgs", random_state=0).fit(X, X[:, 10])
+
+    with warnings.catch_warnings():  # few iterations, on purpose
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf = MLPClassifier((32,), compute_dtype="bfloat16", max_iter=20,
+                            random_state=0).fit(X, y)
+        assert clf.network_.compute_dtype == "bfloat16" and clf.network_.dtype == np.float32
+        assert clf.get_params()["compute_dtype"] == "bfloat16"
+        plain = MLPClassifier((32,), max_iter=20, random_state=0).fit(X, y)
+        assert abs(clf.score(X, y) - plain.score(X, y)) < 0.02
+        reg = MLPRegressor((16,), compute_dtype="bfloat16", max_iter=5,
+                           solver="lbfgs", random_state=0).fit(X, X[:, 10])
     assert reg.network_.compute_dtype == "bfloat16"
     with pytest.raises(ValueError, match="compute_dtype must be None or one of"):
         MLPClassifier(compute_dtype="half").fit(X, y)

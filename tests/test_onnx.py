@@ -210,6 +210,7 @@ def sklearn():
     return pytest.importorskip("fastbp.sklearn", reason="scikit-learn is not installed")
 
 
+@pytest.mark.filterwarnings("ignore:Stochastic Optimizer. Maximum iterations")  # 5 epochs
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("classes", [2, 4], ids=["binary", "multiclass"])
 def test_classifier_exports_predict_proba(tmp_path, rng, sklearn, classes, dtype):
@@ -226,6 +227,22 @@ def test_classifier_exports_predict_proba(tmp_path, rng, sklearn, classes, dtype
         np.testing.assert_allclose(got, clf.predict_proba(Xn), **tol(dtype))
 
 
+@pytest.mark.filterwarnings("ignore:Stochastic Optimizer. Maximum iterations")  # 5 epochs
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_multilabel_classifier_exports_each_labels_probability(tmp_path, rng, sklearn, dtype):
+    X = rng.standard_normal((60, 5)).astype(dtype)
+    Y = (rng.random((60, 3)) < 0.5).astype(int)
+    clf = sklearn.MLPClassifier((7,), activation="tanh", max_iter=5, random_state=0).fit(X, Y)
+    clf.to_onnx(tmp_path / "clf.onnx")
+    model = checked(tmp_path / "clf.onnx")
+    assert [o.name for o in model.graph.output] == ["probabilities"]
+    for n in RUN_BATCHES:
+        Xn = (3 * rng.standard_normal((n, 5))).astype(dtype)
+        np.testing.assert_allclose(run(tmp_path / "clf.onnx", Xn), clf.predict_proba(Xn),
+                                   **tol(dtype))
+
+
+@pytest.mark.filterwarnings("ignore:Stochastic Optimizer. Maximum iterations")  # 5 epochs
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("targets", [1, 3], ids=["single", "multi"])
 def test_regressor_exports_predict_with_its_shape(tmp_path, rng, sklearn, targets, dtype):

@@ -11,8 +11,12 @@ import numpy as np
 import pytest
 
 pytest.importorskip("sklearn", reason="scikit-learn is not installed (pip install fastbp[test])")
+# Most fits here stop at a small max_iter on purpose; the tests of ConvergenceWarning
+# itself record warnings on their own.
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 from sklearn import neural_network as sk  # noqa: E402
+from sklearn.base import ClassifierMixin  # noqa: E402
 from sklearn.datasets import load_digits, make_regression  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
@@ -158,15 +162,25 @@ def test_invscaling_rate_after_each_partial_fit_is_scikit_learns(digits):
     assert ours._optimizer_.lr == 0.2 / (len(X) + 1) ** 0.7
 
 
+def _flat(est) -> np.ndarray:
+    """scikit-learn's weights in fastbp's layout: each layer's W, then its b."""
+    return np.concatenate([p for c, b in zip(est.coefs_, est.intercepts_)
+                           for p in (c.ravel(), b)])
+
+
 def _same_start(ours, theirs, X, y):
     """Both estimators fitted for one L-BFGS iteration from scikit-learn's start, then
     holding the same weights, ready for a warm start."""
     _sklearn_fit(theirs.set_params(max_iter=1), X, y)
     ours.set_params(max_iter=1).fit(X, y)
-    flat = [p for c, b in zip(theirs.coefs_, theirs.intercepts_) for p in (c.ravel(), b)]
-    ours.network_.params[...] = np.concatenate(flat)
+    ours.network_.params[...] = _flat(theirs)
     ours.set_params(warm_start=True, max_iter=500)
     theirs.set_params(warm_start=True, max_iter=500)
+
+
+def _indicator(y) -> np.ndarray:
+    """Three labels of each digit, as a multilabel indicator matrix."""
+    return np.stack([y % 2, y > 4, y % 3 == 0], axis=1).astype(int)
 
 
 @pytest.mark.parametrize("cls, alpha", [("MLPClassifier", 0.01), ("MLPRegressor", 1.0)])
@@ -187,6 +201,67 @@ def test_lbfgs_minimises_scikit_learns_objective(digits, cls, alpha):
     assert ours.loss_ == pytest.approx(scale * theirs.loss_, rel=1e-4)
     assert abs(ours.n_iter_ - theirs.n_iter_) <= 2 and ours.n_iter_ < 500 and ours.t_ == 0
     assert not hasattr(ours, "loss_curve_") and not hasattr(ours, "validation_scores_")
+
+
+def test_lbfgs_takes_scikit_learns_steps_on_multilabel_targets(digits):
+    """scikit-learn's objective for an indicator matrix (the binary log-loss summed over
+    the labels, plus the penalty): from the same start, the same iterates."""
+    X, _, y, _ = digits
+    X, y = X[:300], _indicator(y[:300])
+    params = dict(hidden_layer_sizes=(8,), activation="tanh", solver="lbfgs", alpha=0.01,
+                  random_state=0)
+    ours, theirs = fbs.MLPClassifier(**params), sk.MLPClassifier(**params)
+    _same_start(ours, theirs, X, y)
+    ours.set_params(max_iter=30).fit(X, y)
+    _sklearn_fit(theirs.set_params(max_iter=30), X, y)
+    assert ours.loss_ == pytest.approx(theirs.loss_, rel=1e-9)
+    np.testing.assert_allclose(ours.network_.params, _flat(theirs), rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("labels", ["multiclass", "binary", "multilabel"])
+def test_an_sgd_step_from_the_same_weights_is_scikit_learns(digits, labels):
+    """The same output layer, loss and update: scikit-learn's log-loss (for two classes,
+    of one sigmoid output; summed over the labels of a multilabel target) and its
+    gradient."""
+    X, _, y, _ = digits
+    X, y = X[:100], y[:100]
+    if labels == "multilabel":
+        y = _indicator(y)
+    elif labels == "binary":
+        y = np.where(y % 2, "odd", "even")
+    classes = np.arange(3) if labels == "multilabel" else np.unique(y)
+    params = dict(hidden_layer_sizes=(8,), solver="sgd", learning_rate_init=0.5, momentum=0.0,
+                  alpha=0.0, batch_size=100, shuffle=False, random_state=0)
+    ours, theirs = fbs.MLPClassifier(**params), sk.MLPClassifier(**params)
+    theirs.partial_fit(X, y, classes=classes)
+    ours.partial_fit(X, y, classes=classes)
+    ours.network_.params[...] = _flat(theirs)
+    theirs.partial_fit(X, y)
+    ours.partial_fit(X, y)
+    assert ours.loss_ == pytest.approx(theirs.loss_, rel=1e-12)
+    np.testing.assert_allclose(ours.network_.params, _flat(theirs), rtol=1e-12, atol=1e-14)
+
+
+def test_partial_fit_from_assigned_weights_is_scikit_learns_worked_example():
+    """scikit-learn's worked example (its test_fit: weights assigned to a 3-2-1 logistic
+    network, then one SGD step), without its penalty, which fastbp applies to the biases
+    too."""
+    X, y = np.array([[0.6, 0.8, 0.7]]), np.array([0])
+    W = [np.array([[0.1, 0.2], [0.3, 0.1], [0.5, 0]]), np.array([[0.1], [0.2]])]
+    b = [np.array([0.1, 0.1]), np.array([1.0])]
+    params = dict(solver="sgd", learning_rate_init=0.1, alpha=0.0, activation="logistic",
+                  random_state=1, max_iter=1, hidden_layer_sizes=2, momentum=0)
+    ours = fbs.MLPClassifier(**params)
+    ours.coefs_, ours.intercepts_ = [w.copy() for w in W], [v.copy() for v in b]
+    ours.n_layers_ = 3  # scikit-learn's test sets this too
+    ours.partial_fit(X, y, classes=[0, 1])
+    theirs = sk.MLPClassifier(**params).partial_fit(X, y, classes=[0, 1])
+    for theirs_array, start in zip(theirs.coefs_ + theirs.intercepts_, W + b):
+        theirs_array[...] = start  # in place: its optimizer holds these arrays
+    theirs.partial_fit(X, y)
+    for got, want in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+    np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), rtol=1e-12)
 
 
 def test_lbfgs_stops_at_max_iter_and_max_fun(digits):
@@ -245,6 +320,90 @@ def test_partial_fit_refuses_early_stopping(digits):
     assert not hasattr(clf, "network_")
 
 
+# ---- ConvergenceWarning: where scikit-learn warns, with its words -------------------------
+
+def _convergence_warnings(est, calls, X, y) -> list:
+    """The messages of the ConvergenceWarnings that ``est``'s ``calls`` (method names, each
+    given X and y, and partial_fit every class) emit, whatever the warning filters."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for call in calls:
+            classes = {"classes": np.unique(y)} if call == "partial_fit" and \
+                isinstance(est, ClassifierMixin) else {}
+            getattr(est, call)(X, y, **classes)
+    return [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
+
+
+# (parameters, calls): max_iter reached, by a fit and by each warm fit; a stop on tol (for
+# "lbfgs" a gradient within gtol at once); partial_fit, which never warns.
+_CONVERGENCE_CASES = {
+    "max_iter": (dict(max_iter=3, n_iter_no_change=np.inf), ["fit"]),
+    "warm_start": (dict(max_iter=3, n_iter_no_change=np.inf, warm_start=True),
+                   ["fit", "fit"]),
+    "tol": (dict(max_iter=50, tol=1e9, n_iter_no_change=1), ["fit"]),
+    "partial_fit": (dict(max_iter=3), ["partial_fit", "partial_fit"]),
+}
+
+
+@pytest.mark.parametrize("solver, case", [
+    (solver, case) for solver in ("sgd", "adam", "lbfgs") for case in _CONVERGENCE_CASES
+    if (solver, case) != ("lbfgs", "partial_fit")])
+@pytest.mark.parametrize("cls", ["MLPClassifier", "MLPRegressor"])
+def test_convergence_warnings_are_scikit_learns(digits, cls, solver, case):
+    X, _, y, _ = digits
+    X, y = X[:200], y[:200]
+    if cls == "MLPRegressor":
+        y = y / 10.0
+    params, calls = _CONVERGENCE_CASES[case]
+    params = dict(hidden_layer_sizes=(8,), solver=solver, random_state=0, **params)
+    ours = _convergence_warnings(getattr(fbs, cls)(**params), calls, X, y)
+    with threadpool_limits(1, user_api="blas"):
+        theirs = _convergence_warnings(getattr(sk, cls)(**params), calls, X, y)
+    assert ours == theirs
+    assert len(ours) == (len(calls) if case in ("max_iter", "warm_start") else 0)
+
+
+def test_lbfgs_warns_when_max_fun_stops_it(digits):
+    X, _, y, _ = digits
+    est = fbs.MLPClassifier((8,), solver="lbfgs", max_fun=5, random_state=0)
+    with pytest.warns(ConvergenceWarning, match=r"lbfgs failed to converge after \d+ "
+                                                r"iteration\(s\) \(status=1\)"):
+        est.fit(X, y)
+    assert est.n_iter_ <= 5
+
+
+# ---- divergence: scikit-learn's outcomes -------------------------------------------------
+
+@pytest.mark.parametrize("call", ["fit", "partial_fit"])
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_divergence_raises_scikit_learns_error(solver, call):
+    rng = np.random.RandomState(0)
+    X = np.finfo(np.float64).max * rng.uniform(size=(10, 2))  # overflows the first step
+    y = rng.standard_normal(10)
+    messages = []
+    for est in (fbs.MLPRegressor(solver=solver), sk.MLPRegressor(solver=solver)):
+        with warnings.catch_warnings(), pytest.raises(ValueError) as error:
+            warnings.simplefilter("ignore", RuntimeWarning)  # scikit-learn's overflows
+            getattr(est, call)(X, y)
+        messages.append(str(error.value))
+    assert messages[0] == messages[1]
+
+
+def test_divergence_under_early_stopping_keeps_the_best_validation_weights(digits):
+    X, _, y, _ = digits
+    est = fbs.MLPRegressor((100,), activation="identity", solver="sgd", learning_rate_init=1,
+                           max_iter=20, early_stopping=True, random_state=0)
+    with pytest.warns(ConvergenceWarning, match="training diverged at epoch") as caught:
+        est.fit(X, y)
+    assert len(caught) == 1
+    scores = est.validation_scores_
+    assert len(scores) == est.n_iter_ and np.isnan(scores[-1]) and type(scores[-1]) is float
+    assert np.isnan(est.loss_) and est.best_validation_score_ == max(scores[:-1])
+    # the kept weights score the best validation score on the held-out rows
+    _, Xv, _, yv = train_test_split(X, y, test_size=0.1, random_state=0)
+    assert est.score(Xv, yv) == pytest.approx(est.best_validation_score_)
+
+
 # ---- a warm start's labels: scikit-learn's rules and messages ----------------------------
 
 def _refusal(call, est, X, y) -> str:
@@ -298,6 +457,25 @@ def test_partial_fit_outside_the_classes_is_refused_as_scikit_learn_refuses_it(d
     assert _refusal(call, ours, X, y) == _refusal(call, theirs, X, y)
     assert np.array_equal(ours.classes_, np.arange(10)) and ours.t_ == t
     assert np.array_equal(ours.network_.params, before)
+
+
+def test_a_validation_set_too_small_is_refused_in_scikit_learns_words():
+    X, y = np.arange(10.0).reshape(5, 2), np.arange(5.0)
+    messages = []
+    for module in (fbs, sk):
+        with pytest.raises(ValueError) as error:
+            module.MLPRegressor(early_stopping=True, validation_fraction=0.2).fit(X, y)
+        messages.append(str(error.value))
+    ours, theirs = messages
+    assert ours.startswith("The validation set is too small: validation_fraction=0.2 of the "
+                           "5 rows holds out 1, and a score needs 2.")
+    assert ours.endswith(theirs.split(". ", 1)[1])  # "Increase 'validation_fraction' ..."
+
+
+def test_classes_too_small_for_the_stratified_split_are_refused_as_scikit_learn_does():
+    X, y = [[1, 2], [2, 3], [3, 4], [4, 5]], [0, 0, 0, 1]
+    ours, theirs = (cls(early_stopping=True) for cls in (fbs.MLPClassifier, sk.MLPClassifier))
+    assert _refusal(type(ours).fit, ours, X, y) == _refusal(type(theirs).fit, theirs, X, y)
 
 
 @pytest.mark.parametrize("params, expected", [

@@ -9,6 +9,9 @@ import numpy as np
 import pytest
 
 pytest.importorskip("sklearn")
+# Most fits here stop at a small max_iter on purpose; the tests of ConvergenceWarning
+# itself record warnings on their own.
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 from sklearn.datasets import make_classification, make_regression  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
 from sklearn.neural_network import MLPClassifier as SkMLPClassifier  # noqa: E402
@@ -108,7 +111,6 @@ def test_early_stopping_scores_the_held_out_rows_with_their_weights(classes):
     assert clf.best_validation_score_ != pytest.approx(np.mean(hits))
 
 
-@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 @pytest.mark.parametrize("solver", ["adam", "sgd", "lbfgs"])
 def test_weighted_accuracy_matches_scikit_learn_s_mlp(classes, solver):
     """Up-weighting the rare class: fastbp's and scikit-learn's MLP recall it alike."""

@@ -7,8 +7,9 @@ scikit-learn >= 1.6 (``pip install fastbp[sklearn]``).
 The stopping rules, ``learning_rate`` (``"constant"``, ``"invscaling"``, ``"adaptive"``,
 for ``solver="sgd"`` only), early stopping on the validation score (accuracy, R²) with
 ``validation_scores_`` and ``best_validation_score_``, ``n_iter_`` (epochs of the last
-``fit`` call), ``verbose`` output and ``solver="lbfgs"`` (SciPy's L-BFGS-B on scikit-learn's
-objective) are scikit-learn's.
+``fit`` call), ``verbose`` output, ``solver="lbfgs"`` (SciPy's L-BFGS-B on
+scikit-learn's objective) and ``ConvergenceWarning`` (a fit that ends at ``max_iter``, or
+``max_fun`` for "lbfgs", never ``partial_fit``) are scikit-learn's.
 
 Differences from scikit-learn: with ``"sgd"`` and ``"adam"``, ``alpha`` is applied as
 weight decay ``alpha / batch_size`` (on biases too), which is the gradient of
@@ -17,12 +18,15 @@ leaves the penalty out (with ``"lbfgs"`` the penalty is scikit-learn's, on the w
 only, and ``loss_`` includes it); SGD's momentum holds gradients (PyTorch's form), not
 steps scaled by the learning rate, so a change of the rate also scales the momentum
 carried over; the weights start from fastbp's initialisation; ``loss_`` of the regressor
-is the mean squared error (scikit-learn reports half of it); the classifier always has one
-softmax output per class; no ``ConvergenceWarning``; a warm start refuses a change of the
-parameters that shape the network (see ``warm_start``), where scikit-learn applies a new
-``activation`` to the weights it has and ignores, or fails on, new ``hidden_layer_sizes``;
-``partial_fit`` takes labels among ``classes_`` also with ``warm_start=True`` (scikit-learn
-then wants every class in each call).
+is the mean squared error (scikit-learn reports half of it); a warm start refuses a change
+of the parameters that shape the network (see ``warm_start``), where scikit-learn applies a
+new ``activation`` to the weights it has and ignores, or fails on, new
+``hidden_layer_sizes``; ``partial_fit`` takes labels among ``classes_`` also with
+``warm_start=True`` (scikit-learn then wants every class in each call); a step whose loss
+or gradient is not finite is not applied: the fit raises scikit-learn's ValueError
+("Solver produced non-finite parameter weights"), or with ``early_stopping`` stops there
+with a ``ConvergenceWarning``, NaN as the epoch's loss and validation score and the best
+validation weights kept (scikit-learn trains on with NaN weights until ``max_iter``).
 
 ``sample_weight`` (``fit``, ``partial_fit``) and the classifier's ``class_weight`` weight
 each sample's loss. "lbfgs" minimises scikit-learn's weighted objective exactly (the
@@ -37,24 +41,28 @@ from __future__ import annotations
 import inspect
 import numbers
 import os
+import warnings
 
 import numpy as np
+import scipy.sparse as sp
 from scipy.optimize import minimize
+from scipy.special import expit
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 from threadpoolctl import threadpool_limits
 
 from . import _validate
 from .activations import ACTIVATIONS
 from .layers import Dense
-from .losses import MSELoss, SoftmaxCrossEntropyLoss
+from .losses import BCEWithLogitsLoss, MSELoss, SoftmaxCrossEntropyLoss
 from .network import Network
 from .onnx_export import to_onnx
 from .optim import SGD, Adam
@@ -78,6 +86,9 @@ _INTERVALS = {
     "epsilon": (0, np.inf, False, False),
 }
 _BOOLEANS = ("shuffle", "warm_start", "nesterovs_momentum", "early_stopping")
+# scikit-learn's error where training diverges (without early stopping).
+_NON_FINITE = ("Solver produced non-finite parameter weights. The input data may contain "
+               "large values and need to be preprocessed.")
 # Set by the stochastic solvers only, as scikit-learn does; a fresh fit drops stale ones.
 _STOCHASTIC_ATTRIBUTES = ("loss_curve_", "best_loss_", "validation_scores_",
                           "best_validation_score_", "_no_improvement_count", "_best_params")
@@ -95,6 +106,13 @@ def _in_interval(value, low, high, low_ok, high_ok) -> bool:
 
 def _interval(low, high, low_ok, high_ok) -> str:
     return f"{'[' if low_ok else '('}{low}, {high}{']' if high_ok else ')'}"
+
+
+def _assign(layers: list, coefs: list, intercepts: list) -> None:
+    """Set the W and b of each Dense layer among ``layers``, in order."""
+    dense = [layer for layer in layers if isinstance(layer, Dense)]
+    for layer, W, b in zip(dense, coefs, intercepts):
+        layer.W, layer.b = W, b
 
 
 class _BaseMLP(BaseEstimator):
@@ -243,17 +261,154 @@ class _BaseMLP(BaseEstimator):
         return Adam(lr=self.learning_rate_init, betas=(self.beta_1, self.beta_2),
                     eps=self.epsilon, weight_decay=decay)
 
-    def _build(self, n_in: int, n_out: int, dtype) -> Network:
-        widths = [n_in, *self._hidden_sizes(), n_out]
+    def _layers(self, widths: list) -> list:
+        """Dense layers of ``widths``, the hidden activation between them."""
         act = _ACTIVATIONS[self.activation]
         layers = []
         for i in range(len(widths) - 1):
             layers.append(Dense(widths[i], widths[i + 1]))
             if i < len(widths) - 2:
                 layers.append(act())
+        return layers
+
+    def _build(self, n_in: int, n_out: int, dtype, start=None) -> Network:
+        """A new network, with fastbp's initial weights or ``start``, assigned
+        ``(coefs_, intercepts_)`` checked first."""
+        widths = [n_in, *self._hidden_sizes(), n_out]
+        layers = self._layers(widths)
+        if start is not None:
+            _assign(layers, *self._checked_parameters(*start, widths))
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         return Network(layers, self._loss(), dtype=np.dtype(dtype).name, seed=seed,
                        compute_dtype=self.compute_dtype)
+
+    def _copy_network(self, coefs: list, intercepts: list, tail: list) -> Network:
+        """A network of the fitted one's dtype and activations holding ``coefs`` and
+        ``intercepts``, followed by the layers ``tail`` (for export only)."""
+        layers = self._layers([coefs[0].shape[0], *(W.shape[1] for W in coefs)])
+        _assign(layers, coefs, intercepts)
+        return Network(layers + tail, MSELoss(), dtype=self.network_.dtype.name)
+
+    # ---- coefs_ and intercepts_ -----------------------------------------------------------
+    # As scikit-learn's, they are lists of arrays that may be replaced, element by element
+    # or whole. After a fit they hold views of the network's parameters (so writing into
+    # them changes the network); a replaced list or element is checked and copied into
+    # the network before its next use (predict, partial_fit, a warm fit), and partial_fit
+    # or a warm fit of an estimator without a network starts from them.
+
+    @property
+    def coefs_(self) -> list:
+        """The weight matrix of each layer, (n_in, n_out), as scikit-learn lays them out:
+        views of the network's parameters; assignable (see above)."""
+        return self._parameter_list("_coefs")
+
+    @coefs_.setter
+    def coefs_(self, value) -> None:
+        self._keep_parameter_lists()
+        self._coefs = value
+
+    @property
+    def intercepts_(self) -> list:
+        """The bias vector of each layer: views of the network's parameters; assignable."""
+        return self._parameter_list("_intercepts")
+
+    @intercepts_.setter
+    def intercepts_(self, value) -> None:
+        self._keep_parameter_lists()
+        self._intercepts = value
+
+    def __sklearn_is_fitted__(self) -> bool:
+        # A network makes the estimator fitted; assigned coefs_ alone do not.
+        return "network_" in self.__dict__
+
+    def _dense_layers(self) -> list:
+        return [layer for layer in self.network_.layers if isinstance(layer, Dense)]
+
+    def _link_parameters(self) -> None:
+        """coefs_ and intercepts_ as views of the network's parameters, and n_layers_."""
+        dense = self._dense_layers()
+        self._coefs, self._intercepts = [d.W for d in dense], [d.b for d in dense]
+        self.n_layers_ = len(dense) + 1
+
+    def _linked(self) -> bool:
+        """Whether coefs_ and intercepts_ are still the network's own views."""
+        dense, coefs, intercepts = self._dense_layers(), self._coefs, self._intercepts
+        return isinstance(coefs, list) and isinstance(intercepts, list) and \
+            len(coefs) == len(intercepts) == len(dense) and \
+            all(W is d.W and b is d.b for d, W, b in zip(dense, coefs, intercepts))
+
+    def _keep_parameter_lists(self) -> None:
+        """Link coefs_ and intercepts_ to a network that has neither (after unpickling)."""
+        if "network_" in self.__dict__ and "_coefs" not in self.__dict__:
+            self._link_parameters()
+
+    def _parameter_list(self, attr: str) -> list:
+        """coefs_ (``attr="_coefs"``) or intercepts_; NotFittedError when neither a
+        network nor an assigned list has it."""
+        self._keep_parameter_lists()
+        if attr not in self.__dict__:
+            check_is_fitted(self)
+        return self.__dict__[attr]
+
+    def _assigned_start(self, incremental: bool):
+        """The assigned ``(coefs_, intercepts_)`` that partial_fit and a warm fit of an
+        estimator without a network start from, as scikit-learn's do; None if there are
+        none (or the fit builds a new network)."""
+        if not (incremental or self.warm_start):
+            return None
+        coefs, intercepts = self.__dict__.get("_coefs"), self.__dict__.get("_intercepts")
+        if coefs is None and intercepts is None:
+            return None
+        if coefs is None or intercepts is None:
+            raise ValueError(f"{type(self).__name__}: set both coefs_ and intercepts_ to "
+                             f"start from them, got only "
+                             f"{'coefs_' if intercepts is None else 'intercepts_'}")
+        return coefs, intercepts
+
+    def _use_assigned_parameters(self) -> None:
+        """Copy coefs_ and intercepts_ into the network where they were replaced, once
+        checked, and link them again."""
+        if "_coefs" not in self.__dict__ or self._linked():
+            return
+        dense = self._dense_layers()
+        widths = [dense[0].W.shape[0], *(d.W.shape[1] for d in dense)]
+        _assign(dense, *self._checked_parameters(self._coefs, self._intercepts, widths))
+        self._link_parameters()
+
+    def _checked_parameters(self, coefs, intercepts, widths: list) -> tuple:
+        """Assigned coefs_ and intercepts_ as float64 arrays, ValueError unless they are
+        lists of one finite array per layer of ``widths``, of its shapes."""
+        name, n_layers = type(self).__name__, len(widths) - 1
+        for attr, arrays in (("coefs_", coefs), ("intercepts_", intercepts)):
+            if not isinstance(arrays, (list, tuple)) or len(arrays) != n_layers:
+                raise ValueError(f"{name}: {attr} must be a list of {n_layers} arrays, one "
+                                 f"per layer, got {arrays!r:.80}")
+        checked = ([], [])
+        for i in range(n_layers):
+            shapes = ((widths[i], widths[i + 1]), (widths[i + 1],))
+            for attr, arrays, shape, out in zip(("coefs_", "intercepts_"), (coefs, intercepts),
+                                                shapes, checked):
+                try:
+                    array = np.asarray(arrays[i], dtype=np.float64)
+                except (TypeError, ValueError):
+                    raise ValueError(f"{name}: {attr}[{i}] must be an array of real numbers, "
+                                     f"got {arrays[i]!r:.80}") from None
+                if array.shape != shape:
+                    raise ValueError(f"{name}: {attr}[{i}] must have shape {shape} (layer "
+                                     f"{i} maps {widths[i]} to {widths[i + 1]} units), got "
+                                     f"{array.shape}")
+                if not np.isfinite(array).all():
+                    raise ValueError(f"{name}: {attr}[{i}] must be finite")
+                out.append(array)
+        return checked
+
+    def __getstate__(self) -> dict:
+        # Views of the network's parameters would come back as copies: drop them, the
+        # network has them. Assigned lists not yet used are kept.
+        state = dict(super().__getstate__())
+        if "network_" in state and state.get("_coefs") is not None and self._linked():
+            del state["_coefs"], state["_intercepts"]
+        return state
 
     # ---- training -----------------------------------------------------------------------
 
@@ -283,6 +438,8 @@ class _BaseMLP(BaseEstimator):
         train: one epoch when incremental, else up to max_iter epochs (or L-BFGS
         iterations) with scikit-learn's rules; ``w``: each row's weight (checked), or
         None."""
+        if warm:
+            self._use_assigned_parameters()
         if warm and X.dtype != self.network_.dtype:
             X = X.astype(self.network_.dtype)
         elif not warm and self.compute_dtype is not None:
@@ -291,8 +448,10 @@ class _BaseMLP(BaseEstimator):
         if self.solver != "lbfgs" and self.early_stopping:
             X, T, w, val = self._split(X, T, w)
         if not warm:
-            self.network_ = self._build(X.shape[1], n_out, X.dtype)
+            self.network_ = self._build(X.shape[1], n_out, X.dtype,
+                                        self._assigned_start(incremental))
             self._built_params = self._network_params()
+            self._link_parameters()
             self.n_iter_, self.t_ = 0, 0
             for name in _STOCHASTIC_ATTRIBUTES:
                 self.__dict__.pop(name, None)
@@ -308,7 +467,7 @@ class _BaseMLP(BaseEstimator):
         their mean, so the objective's scale is scikit-learn's."""
         net, n = self.network_, X.shape[0]
         mean_w = 1.0 if w is None else float(w.mean())
-        row_weights = None if w is None else (w / mean_w).astype(net.dtype)
+        row_weights = self._row_weights(w, n)
         if not hasattr(self, "loss_curve_"):
             self.loss_curve_, self._no_improvement_count = [], 0
             self.validation_scores_ = self.best_validation_score_ = self.best_loss_ = None
@@ -331,14 +490,15 @@ class _BaseMLP(BaseEstimator):
         opt = self._optimizer_
         self.n_iter_ = 0
         for _ in range(1 if incremental else self.max_iter):
-            history = net.fit(X, T, epochs=1, batch_size=batch, optimizer=opt,
-                              shuffle=self.shuffle, progress=False, sample_weight=row_weights)
+            self.loss_ = self._epoch(X, T, batch, row_weights, early_stopping=val is not None)
             self.n_iter_ += 1
-            self.loss_ = history.loss[0]
             self.t_ += n
             self.loss_curve_.append(self.loss_)
             if self.verbose:
                 print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+            if np.isnan(self.loss_):  # diverged: the best validation weights are restored
+                self._count_score(np.nan)
+                break
             if val is not None:
                 self._count_score(self._validation_score(*val))
             else:
@@ -349,8 +509,30 @@ class _BaseMLP(BaseEstimator):
                 if self._plateau(val is not None):
                     break
                 self._no_improvement_count = 0
+        else:
+            if not incremental:  # scikit-learn's rule: partial_fit never warns
+                warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
+                              "reached and the optimization hasn't converged yet.",
+                              ConvergenceWarning)
         if val is not None:
             net.params[...] = self._best_params
+
+    def _epoch(self, X, T, batch: int, row_weights, early_stopping: bool) -> float:
+        """One epoch of fastbp's loop; its mean loss. Where a step's loss or gradient is not
+        finite (the step is not applied): with early stopping, NaN and a
+        ConvergenceWarning, where scikit-learn trains on with NaN weights to max_iter and
+        keeps its best validation weights; else scikit-learn's ValueError."""
+        try:
+            history = self.network_.fit(X, T, epochs=1, batch_size=batch,
+                                        optimizer=self._optimizer_, shuffle=self.shuffle,
+                                        progress=False, sample_weight=row_weights)
+        except FloatingPointError as error:
+            if not early_stopping:
+                raise ValueError(_NON_FINITE) from error
+            warnings.warn(f"Stochastic Optimizer: {error}. Training stops; the weights of "
+                          "the best validation score are kept.", ConvergenceWarning)
+            return np.nan
+        return history.loss[0]
 
     def _count_loss(self, loss: float) -> None:
         """An epoch without a training-loss decrease of more than tol counts."""
@@ -408,7 +590,7 @@ class _BaseMLP(BaseEstimator):
         options; fastbp's backward pass gives the loss and gradient."""
         net, scale, n = self.network_, self._loss_scale, X.shape[0]
         total = n if w is None else float(w.sum())
-        row_weights = None if w is None else (w * (n / total)).astype(net.dtype)
+        row_weights = self._row_weights(w, n)
         decay = np.concatenate([np.full(layer.W.size, self.alpha / total)
                                 if part == "W" else np.zeros(layer.b.size)
                                 for layer in net.layers if isinstance(layer, Dense)
@@ -426,9 +608,37 @@ class _BaseMLP(BaseEstimator):
             result = minimize(objective, net.params.astype(np.float64), method="L-BFGS-B",
                               jac=True, options={"maxfun": self.max_fun,
                                                  "maxiter": self.max_iter, "gtol": self.tol})
+        if not np.isfinite(result.x).all():
+            raise ValueError(_NON_FINITE)
         net.params[...] = result.x
         self.n_iter_ = min(result.nit, self.max_iter)
         self.loss_ = float(result.fun) / scale
+        if result.status != 0:  # stopped by max_iter or max_fun, or failed
+            warnings.warn(self._lbfgs_warning(result), ConvergenceWarning)
+
+    def _lbfgs_warning(self, result) -> str:
+        """scikit-learn's words for an L-BFGS-B run that did not converge."""
+        message = (f"lbfgs failed to converge after {self.n_iter_} iteration(s) "
+                   f"(status={result.status}):\n{result.message}\n")
+        if self.n_iter_ == self.max_iter:
+            message += ("\nIncrease the number of iterations to improve the convergence "
+                        f"(max_iter={self.max_iter}).")
+        return message + ("\nYou might also want to scale the data as shown in:\n"
+                          "    https://scikit-learn.org/stable/modules/preprocessing.html")
+
+    def _row_weights(self, w, n: int):
+        """What each of the ``n`` rows' loss is multiplied by in fastbp's mean: the weights
+        ``w`` scaled to mean 1 (None without weights), times :meth:`_loss_per_row`."""
+        per_row = self._loss_per_row()
+        if w is None and per_row == 1:
+            return None
+        w = np.ones(n) if w is None else w / w.mean()
+        return (per_row * w).astype(self.network_.dtype)
+
+    def _loss_per_row(self) -> int:
+        """The factor that turns fastbp's mean loss per element into scikit-learn's loss
+        per row, where the two differ by the number of outputs."""
+        return 1
 
     def _stochastic(self) -> bool:
         """partial_fit exists for the stochastic solvers only, as in scikit-learn."""
@@ -440,21 +650,25 @@ class _BaseMLP(BaseEstimator):
     def _split(self, X, T, w):
         """Hold out validation_fraction of the rows and their weights (stratified for a
         classifier): ``(X, T, w, (Xv, Tv, wv))``."""
-        stratify = T if isinstance(self, ClassifierMixin) else None
         arrays = (X, T) if w is None else (X, T, w)
         X, Xv, T, Tv, *weights = train_test_split(
             *arrays, test_size=self.validation_fraction,
-            random_state=check_random_state(self.random_state), stratify=stratify)
+            random_state=check_random_state(self.random_state), stratify=self._strata(T))
         w, wv = weights or (None, None)
-        if Xv.shape[0] < 2:
-            raise ValueError(f"{type(self).__name__}: the validation set is too small "
-                             f"({Xv.shape[0]} rows): increase validation_fraction or the "
-                             "data set")
+        if Xv.shape[0] < 2:  # scikit-learn's words, and the numbers
+            raise ValueError(f"The validation set is too small: validation_fraction="
+                             f"{self.validation_fraction} of the {len(X) + len(Xv)} rows "
+                             f"holds out {Xv.shape[0]}, and a score needs 2. Increase "
+                             "'validation_fraction' or the size of your dataset.")
         return X, T, w, (Xv, Tv, wv)
+
+    def _strata(self, T):
+        """What the validation split is stratified on: nothing (the classifier stratifies)."""
 
     def _outputs(self, X) -> np.ndarray:
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
+        self._use_assigned_parameters()
         return self.network_.predict(X)
 
     def to_onnx(self, path: str | os.PathLike, opset: int = 17) -> None:
@@ -467,30 +681,22 @@ class _BaseMLP(BaseEstimator):
         (batch,) for a single target.
         """
         check_is_fitted(self)
-        to_onnx(self.network_, path, opset, **self._onnx_head())
-
-    @property
-    def coefs_(self) -> list:
-        """The weight matrix of each layer, (n_in, n_out), as scikit-learn lays them out."""
-        check_is_fitted(self)
-        return [layer.W.copy() for layer in self.network_.layers if isinstance(layer, Dense)]
-
-    @property
-    def intercepts_(self) -> list:
-        """The bias vector of each layer."""
-        check_is_fitted(self)
-        return [layer.b.copy() for layer in self.network_.layers if isinstance(layer, Dense)]
-
-    @property
-    def n_layers_(self) -> int:
-        """The fitted network's layers counted as scikit-learn does: input, hidden and
-        output."""
-        check_is_fitted(self)
-        return 1 + sum(isinstance(layer, Dense) for layer in self.network_.layers)
+        self._use_assigned_parameters()
+        network, head = self._onnx_graph()
+        to_onnx(network, path, opset, **head)
 
 
 class MLPClassifier(ClassifierMixin, _BaseMLP):
-    """Multi-layer perceptron classifier trained by fastbp (softmax cross-entropy).
+    """Multi-layer perceptron classifier trained by fastbp.
+
+    Its output layer is scikit-learn's: a softmax output per class (softmax
+    cross-entropy), or for two classes one sigmoid output (binary cross-entropy), the
+    probability of ``classes_[1]``. As scikit-learn's, it also takes a label indicator
+    matrix ``y`` (n_samples, n_labels) of 0 and 1 (multilabel classification): one
+    sigmoid output per label, trained on scikit-learn's loss (the binary cross-entropy
+    summed over the labels); ``classes_`` is ``0 .. n_labels - 1``, ``predict`` gives the
+    indicator matrix of the probabilities above 0.5 and ``predict_proba`` each label's
+    probability. The validation split of ``early_stopping`` is then not stratified.
 
     Parameters
     ----------
@@ -564,8 +770,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     classes_ : ndarray
     network_ : fastbp.Network
     loss_ : float
-        The last epoch's mean training loss; for "lbfgs", the final objective (penalty
-        included).
+        The last epoch's mean training loss (scikit-learn's log-loss); for "lbfgs", the
+        final objective (penalty included).
     best_loss_ : float or None
         The lowest ``loss_`` of the training; None with ``early_stopping``; not set by
         "lbfgs".
@@ -581,6 +787,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     t_ : int
         Training samples seen over all calls ("sgd", "adam").
     coefs_, intercepts_ : list of ndarray
+        Each layer's weights (n_in, n_out) and biases: views of the network's parameters.
+        As in scikit-learn they may be assigned, whole or element by element; the arrays
+        are checked (shapes, finite) and copied into the network before its next use, and
+        partial_fit or a warm fit of an estimator without a network starts from them.
     n_features_in_, n_outputs_, n_layers_ : int
     out_activation_ : str
     """
@@ -588,23 +798,24 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     _EXTRA_PARAMS = {"class_weight": None}
 
     def fit(self, X, y, sample_weight=None) -> "MLPClassifier":
-        """Train on ``X`` (n_samples, n_features) and labels ``y``, each sample's loss
-        weighted by ``sample_weight`` times its class's ``class_weight``; returns self."""
+        """Train on ``X`` (n_samples, n_features) and labels ``y`` (n_samples,), or a label
+        indicator matrix ``y`` (n_samples, n_labels) of 0 and 1 for multilabel
+        classification, each sample's loss weighted by ``sample_weight`` times its class's
+        ``class_weight``; returns self."""
         warm = self._start(incremental=False)
         X, y = self._data(X, y, reset=not warm)
-        if warm:
-            classes, codes = self.classes_, self._codes(y, self.classes_, warm_start=True)
-        else:
-            classes, codes = np.unique(y, return_inverse=True)
+        classes = self.classes_ if warm else self._labels(y)
+        self._check_labels(y, classes, warm=warm, exact=True)
         w = self._weights(sample_weight, y)
         self.classes_ = classes
-        return self._fit_codes(X, codes, w, incremental=False, warm=warm)
+        return self._fit_labels(X, y, w, incremental=False, warm=warm)
 
     @available_if(_BaseMLP._stochastic)
     def partial_fit(self, X, y, sample_weight=None, classes=None) -> "MLPClassifier":
         """One epoch over (X, y), weighted as by :meth:`fit` (``class_weight="balanced"``
         is refused: one call's labels do not tell the classes' frequencies); ``classes``
-        lists every label on the first call."""
+        lists every label on the first call (for an indicator matrix, ``0 .. n_labels -
+        1``)."""
         classes = self._partial_fit_classes(classes)
         if isinstance(self.class_weight, str) and self.class_weight == "balanced":
             raise ValueError(f"{type(self).__name__}: class_weight='balanced' is not "
@@ -613,10 +824,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                              "large enough sample of the labels")
         warm = self._start(incremental=True)
         X, y = self._data(X, y, reset=not warm)
-        codes = self._codes(y, classes, warm_start=False)
+        self._check_labels(y, classes, warm=warm, exact=False)
         w = self._weights(sample_weight, y)
         self.classes_ = classes
-        return self._fit_codes(X, codes, w, incremental=True, warm=warm)
+        return self._fit_labels(X, y, w, incremental=True, warm=warm)
 
     def _partial_fit_classes(self, classes) -> np.ndarray:
         """The classes of a partial_fit: ``classes`` on the first call; a later call may
@@ -632,19 +843,37 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return self.classes_
 
     @staticmethod
-    def _codes(y, classes: np.ndarray, *, warm_start: bool) -> np.ndarray:
-        """Each label's index in ``classes``, the labels checked with scikit-learn's rules
-        and messages: a warm start's must be ``classes`` exactly, partial_fit's among
-        them."""
-        labels, known = np.unique(y), set(classes)
-        if warm_start and set(labels) != known:
+    def _labels(y) -> np.ndarray:
+        """The labels in ``y``: its classes, or an indicator matrix's column numbers (as
+        scikit-learn's ``unique_labels`` gives them)."""
+        return np.arange(y.shape[1]) if y.ndim == 2 else np.unique(y)
+
+    def _multilabel(self) -> bool:
+        """Whether the fitted network has one sigmoid output per label of an indicator
+        matrix."""
+        return self.out_activation_ == "logistic" and self.n_outputs_ > 1
+
+    def _check_labels(self, y, classes: np.ndarray, *, warm: bool, exact: bool) -> None:
+        """``y``'s labels checked with scikit-learn's rules and messages: a warm network
+        takes the kind of ``y`` it was fitted on; ``exact`` (a warm ``fit``) wants the
+        ``classes`` exactly, partial_fit labels among them and an indicator matrix with a
+        column per class."""
+        name = type(self).__name__
+        if warm and (y.ndim == 2) != self._multilabel():
+            kinds = ("a vector of labels", "a label indicator matrix")
+            raise ValueError(f"{name}: y is {kinds[y.ndim - 1]}, but the network was fitted "
+                             f"on {kinds[int(self._multilabel())]}")
+        labels, known = self._labels(y), set(classes)
+        if exact and set(labels) != known:
             raise ValueError("warm_start can only be used where `y` has the same classes as "
                              f"in the previous call to fit. Previously got {classes}, `y` has "
                              f"{labels}")
         if not known.issuperset(labels):
             raise ValueError("`y` has classes not in `self.classes_`. `self.classes_` has "
                              f"{classes}. 'y' has {labels}.")
-        return LabelEncoder().fit(classes).transform(y)
+        if y.ndim == 2 and len(classes) != y.shape[1]:
+            raise ValueError(f"{name}: y has {y.shape[1]} label columns, but classes has "
+                             f"{len(classes)} labels: {classes}")
 
     def _weights(self, sample_weight, y):
         """Each sample's weight: ``sample_weight`` times its class's weight, or None when
@@ -655,48 +884,125 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         if not (isinstance(self.class_weight, dict) or self.class_weight == "balanced"):
             self._fail("class_weight", "None, 'balanced' or a dict label -> weight",
                        self.class_weight)
+        if y.ndim == 2:
+            raise ValueError(f"{type(self).__name__}: class_weight weighs the classes of "
+                             "single labels, and y is a label indicator matrix: weigh its "
+                             "rows with sample_weight")
         by_class = compute_sample_weight(self.class_weight, y)
         return self._sample_weight(by_class if w is None else w * by_class, len(y))
 
     def _data(self, X, y, reset: bool):
-        X, y = validate_data(self, X, y, reset=reset, dtype=(np.float64, np.float32))
+        """X and the labels checked: ``y`` (n_samples,), or a dense indicator matrix."""
+        X, y = validate_data(self, X, y, reset=reset, multi_output=True,
+                             dtype=(np.float64, np.float32))
         check_classification_targets(y)
+        if type_of_target(y) == "multilabel-indicator":
+            return X, y.toarray() if sp.issparse(y) else np.asarray(y)
         return X, column_or_1d(y, warn=True)
 
-    def _fit_codes(self, X, codes, w, incremental: bool, warm: bool) -> "MLPClassifier":
-        self.n_outputs_, self.out_activation_ = len(self.classes_), "softmax"
-        return self._train(X, codes.astype(np.int64), len(self.classes_), w,
-                           incremental=incremental, warm=warm)
+    def _fit_labels(self, X, y, w, incremental: bool, warm: bool) -> "MLPClassifier":
+        """Train on the checked labels ``y`` of ``classes_``: a new network gets
+        scikit-learn's output layer for them (a sigmoid per label of an indicator matrix,
+        one sigmoid for two classes, else a softmax per class); a warm one keeps its
+        own."""
+        if not warm:
+            sigmoids = y.shape[1] if y.ndim == 2 else int(len(self.classes_) == 2)
+            self.out_activation_ = "logistic" if sigmoids else "softmax"
+            self.n_outputs_ = sigmoids or len(self.classes_)
+        T = self._targets(y)
+        return self._train(X, T, self.n_outputs_, w, incremental=incremental, warm=warm)
+
+    def _targets(self, y) -> np.ndarray:
+        """The network's targets for labels ``y``: class indices for a softmax output, else
+        0/1 per output."""
+        if y.ndim == 2:
+            return y.astype(np.float64)
+        codes = LabelEncoder().fit(self.classes_).transform(y)
+        if self.out_activation_ == "softmax":
+            return codes.astype(np.int64)
+        return (codes == 1).astype(np.float64)[:, None]
 
     def _loss(self):
+        if self.out_activation_ == "logistic":
+            return BCEWithLogitsLoss()
         return SoftmaxCrossEntropyLoss()
 
-    # scikit-learn's log-loss is fastbp's softmax cross-entropy.
+    # scikit-learn's log-loss is fastbp's softmax cross-entropy, and its binary log-loss
+    # fastbp's binary cross-entropy summed over the outputs (see _loss_per_row).
     _loss_scale = 1.0
 
-    def _score_outputs(self, out: np.ndarray, codes: np.ndarray, w) -> float:
-        return accuracy_score(codes, out.argmax(axis=1), sample_weight=w)
+    def _loss_per_row(self) -> int:
+        return self.n_outputs_ if self.out_activation_ == "logistic" else 1
 
-    def _onnx_head(self) -> dict:
-        """predict_proba's softmax, in the exported graph."""
-        return {"head": "softmax", "output": "probabilities"}
+    def _strata(self, T):
+        """The validation split is stratified on the classes (for a sigmoid output, on its
+        boolean target, as scikit-learn's split, which names the classes so); not for
+        multilabel, as in scikit-learn."""
+        if self._multilabel():
+            return None
+        return T.astype(bool) if T.ndim == 2 else T
+
+    def _score_outputs(self, out: np.ndarray, T: np.ndarray, w) -> float:
+        """Accuracy (of whole rows, for multilabel) of the outputs against targets T."""
+        truth = T if T.ndim == 1 else T.astype(int)
+        if truth.ndim == 2 and not self._multilabel():
+            truth = truth[:, 0]  # two classes: the one output's 0/1
+        return accuracy_score(truth, self._decisions(out), sample_weight=w)
+
+    def _decisions(self, out: np.ndarray) -> np.ndarray:
+        """The predicted class index of each row, or its 0/1 per label (multilabel)."""
+        if self.out_activation_ == "softmax":
+            return out.argmax(axis=1)
+        hits = (expit(out) > 0.5).astype(int)  # scikit-learn's threshold on probabilities
+        return hits if self._multilabel() else hits[:, 0]
+
+    def _onnx_graph(self) -> tuple:
+        """The network to export with predict_proba's head: a softmax; a sigmoid per label
+        for multilabel; for two classes a softmax of (0, z), which is (1 - sigmoid(z),
+        sigmoid(z))."""
+        probabilities = {"output": "probabilities"}
+        if self.out_activation_ == "softmax":
+            return self.network_, {"head": "softmax", **probabilities}
+        coefs, intercepts = list(self.coefs_), list(self.intercepts_)
+        if self._multilabel():
+            sigmoid = _ACTIVATIONS["logistic"]()
+            return self._copy_network(coefs, intercepts, [sigmoid]), probabilities
+        coefs[-1] = np.hstack([np.zeros_like(coefs[-1]), coefs[-1]])
+        intercepts[-1] = np.concatenate([np.zeros_like(intercepts[-1]), intercepts[-1]])
+        return self._copy_network(coefs, intercepts, []), {"head": "softmax", **probabilities}
 
     def predict_proba(self, X) -> np.ndarray:
-        """Class probabilities, (n_samples, n_classes), columns in ``classes_`` order."""
+        """Class probabilities, (n_samples, n_classes), columns in ``classes_`` order;
+        for multilabel, each label's probability."""
         z = self._outputs(X)
-        e = np.exp(z - z.max(axis=1, keepdims=True))
-        return e / e.sum(axis=1, keepdims=True)
+        if self.out_activation_ == "softmax":
+            e = np.exp(z - z.max(axis=1, keepdims=True))
+            return e / e.sum(axis=1, keepdims=True)
+        return expit(z) if self._multilabel() else np.hstack([expit(-z), expit(z)])
 
     def predict_log_proba(self, X) -> np.ndarray:
-        """Log of :meth:`predict_proba`."""
+        """Log of :meth:`predict_proba`: for a softmax output computed from the outputs
+        (finite where a probability underflows); for sigmoid outputs, as scikit-learn,
+        the log of the probabilities themselves (so the two rank labels alike where
+        several probabilities round to 1)."""
+        check_is_fitted(self)
+        if self.out_activation_ == "logistic":
+            with np.errstate(divide="ignore"):  # log(0) is -inf
+                return np.log(self.predict_proba(X))
         z = self._outputs(X)
         z = z - z.max(axis=1, keepdims=True)
         return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
 
     def predict(self, X) -> np.ndarray:
-        """The most probable class of each sample."""
-        best = self._outputs(X).argmax(axis=1)
-        return self.classes_[best]
+        """The most probable class of each sample; for multilabel, the indicator matrix of
+        the labels whose probability is above 0.5."""
+        decided = self._decisions(self._outputs(X))
+        return decided if self._multilabel() else self.classes_[decided]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
 
 
 class MLPRegressor(RegressorMixin, _BaseMLP):
@@ -741,9 +1047,9 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     def _score_outputs(self, out: np.ndarray, T: np.ndarray, w) -> float:
         return r2_score(T, out, sample_weight=w)
 
-    def _onnx_head(self) -> dict:
-        """predict's flattening of a single output, in the exported graph."""
-        return {"head": "ravel" if self.n_outputs_ == 1 else None}
+    def _onnx_graph(self) -> tuple:
+        """The network to export, with predict's flattening of a single output."""
+        return self.network_, {"head": "ravel" if self.n_outputs_ == 1 else None}
 
     def predict(self, X) -> np.ndarray:
         """Predicted targets, (n_samples,) for a single output."""
