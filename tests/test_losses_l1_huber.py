@@ -114,15 +114,19 @@ def test_huber_refuses_a_delta_of_the_wrong_type():
         fb.HuberLoss(delta="1")
 
 
-def test_core_refuses_a_bad_loss_param():
+def test_core_refuses_bad_loss_params():
     layers = [fb._core.LayerSpec(fb._core.LayerKind.Dense, 2, 1)]
     with pytest.raises(ValueError, match="delta"):
-        fb._core.Network64(layers, fb._core.Loss.Huber, fb._core.Reduction.Mean, 0.0)
+        fb._core.Network64(layers, fb._core.Loss.Huber, fb._core.Reduction.Mean, [0.0])
     with pytest.raises(ValueError, match="delta"):
         fb._core.loss(fb._core.Loss.Huber, fb._core.Reduction.Mean, np.ones((1, 1)),
-                      np.ones((1, 1)), False, -1.0)
-    with pytest.raises(ValueError, match="no parameter"):
-        fb._core.Network64(layers, fb._core.Loss.L1, fb._core.Reduction.Mean, 1.0)
+                      np.ones((1, 1)), False, [-1.0])
+    with pytest.raises(ValueError, match=r"takes 1 parameter \(delta\), got 0"):
+        fb._core.Network64(layers, fb._core.Loss.Huber, fb._core.Reduction.Mean)
+    with pytest.raises(ValueError, match="takes no parameters, got 1"):
+        fb._core.Network64(layers, fb._core.Loss.L1, fb._core.Reduction.Mean, [1.0])
+    with pytest.raises(TypeError, match="real numbers"):
+        fb._core.Network64(layers, fb._core.Loss.Huber, fb._core.Reduction.Mean, ["one"])
 
 
 LOSSES = {"l1": lambda r: fb.L1Loss(reduction=r), "huber": lambda r: fb.HuberLoss(0.4, r)}

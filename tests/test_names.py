@@ -18,6 +18,7 @@ from fastbp import _core, _names, activations, interop, layers, losses, optim, s
     ("Identity", "identity"), ("ReLU", "relu"), ("Tanh", "tanh"), ("MSE", "mse"),
     ("SoftmaxCrossEntropy", "softmax_cross_entropy"), ("BCEWithLogits", "bce_with_logits"),
     ("LeakyReLU", "leaky_relu"), ("GELU", "gelu"), ("SiLU", "silu"), ("Mean", "mean"),
+    ("PoissonNLL", "poisson_nll"),
 ])
 def test_snake_case(name, snake):
     assert _names.snake_case(name) == snake

@@ -20,13 +20,19 @@ const T* batch_ptr(const Net& net, const py::array& x) {
   return px;
 }
 
-// Raises ValueError unless every one of the n targets lies in [0, 1].
+// A network's targets must be ones its loss trains towards (fb.ops' kernels compute the
+// formulas for any target, as PyTorch's do): probabilities in [0, 1] for binary
+// cross-entropy, values >= 0 for the Poisson loss (counts or rates: below 0 its loss has
+// no minimum). ValueError naming the first that is not.
 template <typename T>
-void check_probabilities(const T* t, int64_t n) {
+void check_targets(kernels::Loss loss, const T* t, int64_t n) {
+  const bool bce = loss == kernels::Loss::BCEWithLogits;
+  if (!bce && loss != kernels::Loss::PoissonNLL) return;
   for (int64_t i = 0; i < n; ++i)
-    if (!(t[i] >= T(0) && t[i] <= T(1)))
-      throw py::value_error("BCEWithLogitsLoss targets must lie in [0, 1], got " +
-                            std::to_string(double(t[i])) + " at flat index " +
+    if (!(t[i] >= T(0) && (!bce || t[i] <= T(1))))
+      throw py::value_error(std::string(bce ? "BCEWithLogitsLoss targets must lie in [0, 1]"
+                                            : "PoissonNLLLoss targets must be >= 0") +
+                            ", got " + std::to_string(double(t[i])) + " at flat index " +
                             std::to_string(i));
 }
 
@@ -39,10 +45,7 @@ struct Batch {
       : x(batch_ptr<T>(net, x_)),
         rows(dim(x_, 0)),
         t(parse_target<T>(t_, net.loss_kind(), rows, net.out_features(), labels_)) {
-    // A network's binary cross-entropy trains towards probabilities: its targets must be
-    // ones (fb.ops' kernel computes the formula for any target, as PyTorch's does).
-    if (net.loss_kind() == kernels::Loss::BCEWithLogits)
-      check_probabilities(t.dense, rows * net.out_features());
+    check_targets(net.loss_kind(), t.dense, rows * net.out_features());
   }
   Batch(const Batch&) = delete;
   Batch& operator=(const Batch&) = delete;

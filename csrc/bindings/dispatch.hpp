@@ -28,6 +28,27 @@ inline kernels::ActParams act_params(double a, double b) {
   return {a, b};
 }
 
+// A loss's settings from Python: the sequence of numbers its kind takes (see
+// kernels::loss_params); ValueError naming what is wrong otherwise.
+inline kernels::LossParams loss_params(kernels::Loss kind, const py::sequence& values) {
+  constexpr size_t kMost = 3;  // PoissonNLL's
+  const size_t count = values.size();
+  double numbers[kMost] = {};
+  for (size_t i = 0; i < count && i < kMost; ++i) {
+    try {
+      numbers[i] = py::cast<double>(values[i]);
+    } catch (const py::cast_error&) {
+      throw py::type_error("loss parameters must be real numbers, got " +
+                           std::string(py::str(py::repr(values[i]))));
+    }
+  }
+  try {
+    return kernels::loss_params(kind, numbers, int64_t(count));
+  } catch (const std::invalid_argument& e) {
+    throw py::value_error(e.what());
+  }
+}
+
 // `a` (int64, shape (n,)) copied into `copy`, which the caller owns. Index arrays are
 // copied, and the copy is checked and used, because the caller then releases the GIL:
 // another Python thread could rewrite the original after a check made on it, and C++

@@ -34,12 +34,11 @@ struct Handle {
 template <typename T>
 std::unique_ptr<Handle<T>> make_handle(const std::vector<nn::LayerSpec>& layers,
                                        kernels::Loss loss, kernels::Reduction red,
-                                       double loss_param, uint64_t seed,
+                                       const py::sequence& params, uint64_t seed,
                                        const std::string& backend, kernels::Compute compute) {
-  const nn::LossSpec spec{loss, red, loss_param};
+  const nn::LossSpec spec{loss, red, loss_params(loss, params)};
   auto handle = std::make_unique<Handle<T>>();
   try {
-    kernels::check_loss_param(loss, loss_param);
     if (backend == "cpu") {
       handle->net = nn::make_cpu_network<T>(layers, spec, seed, compute);
     } else if (backend == "cuda") {
@@ -124,7 +123,7 @@ void bind_network_class(py::module_& m, const char* name) {
   };
   py::class_<H>(m, name)
       .def(py::init(&make_handle<T>), py::arg("layers"), py::arg("loss"), py::arg("reduction"),
-           py::arg("loss_param") = 0.0, py::arg("seed") = 0, py::arg("backend") = "cpu",
+           py::arg("loss_params") = py::tuple(), py::arg("seed") = 0, py::arg("backend") = "cpu",
            py::arg("compute") = kernels::Compute::Storage)
       .def_property_readonly("compute", [](const H& h) { return h.net->plan().compute; })
       .def_property_readonly("n_params", [](const H& h) { return h.net->n_params(); })

@@ -133,12 +133,8 @@ py::object softmax(const py::array& x) {
 
 // (loss, dL/dy) or (loss, None) when with_grad is false.
 py::object loss(Loss kind, Reduction red, const py::array& y, const py::array& t, bool with_grad,
-                double param) {
-  try {
-    kernels::check_loss_param(kind, param);
-  } catch (const std::invalid_argument& e) {
-    throw py::value_error(e.what());
-  }
+                const py::sequence& params) {
+  const kernels::LossParams p = loss_params(kind, params);
   return by_dtype(y, "y", [&](auto tag) -> py::object {
     using T = decltype(tag);
     const T* py_ = in_ptr<T>(y, "y", {-1, -1});
@@ -156,7 +152,7 @@ py::object loss(Loss kind, Reduction red, const py::array& y, const py::array& t
     double value;
     {
       py::gil_scoped_release nogil;
-      value = kernels::loss_forward(kind, red, py_, target, m, n, pg, param);
+      value = kernels::loss_forward(kind, red, py_, target, m, n, pg, p);
     }
     return py::make_tuple(value, grad);
   });
@@ -356,7 +352,7 @@ void bind_ops(py::module_& m) {
         "Whether the activation's derivative reads its input x (else its output y).");
   m.def("softmax", &softmax, py::arg("x"));
   m.def("loss", &loss, py::arg("kind"), py::arg("reduction"), py::arg("y"), py::arg("target"),
-        py::arg("with_grad"), py::arg("param") = 0.0);
+        py::arg("with_grad"), py::arg("params") = py::tuple());
   m.def("optimizer_step", &optimizer_step, py::arg("kind"), py::arg("hyper"), py::arg("param"),
         py::arg("grad"), py::arg("states"), py::arg("step"),
         "One update of param in place (and of its state arrays) by the optimizer kind; "

@@ -8,6 +8,12 @@
 
 namespace fastbp::common {
 
+// A loss's settings beyond its kind and reduction: Huber a = delta; PoissonNLL a =
+// log_input and b = full (each 0 or 1), c = eps; unused (0) for the others.
+struct LossParams {
+  double a = 0.0, b = 0.0, c = 0.0;
+};
+
 // Squared error of one element, summed in double.
 template <typename T>
 FASTBP_HD inline double mse_term(T y, T t) {
@@ -48,6 +54,26 @@ template <typename T>
 FASTBP_HD inline T huber_grad(T y, T t, T scale, T delta) {
   const T d = y - t;
   return scale * (d < -delta ? -delta : d > delta ? delta : d);
+}
+
+// torch.nn.PoissonNLLLoss of one element, in double: exp(y) - t y for a log-rate y
+// (log_input), else y - t log(y + eps); full adds Stirling's approximation of log(t!),
+// t log t - t + 0.5 log(2 pi t), where t > 1.
+template <typename T>
+FASTBP_HD inline double poisson_nll_term(T y, T t, bool log_input, bool full, double eps) {
+  using std::exp, std::log;
+  constexpr double two_pi = 6.283185307179586;
+  const double yd = double(y), td = double(t);
+  double term = log_input ? exp(yd) - td * yd : yd - td * log(yd + eps);
+  if (full && td > 1.0) term += td * log(td) - td + 0.5 * log(two_pi * td);
+  return term;
+}
+
+// Its gradient (the Stirling term does not depend on y): exp(y) - t, else 1 - t / (y + eps).
+template <typename T>
+FASTBP_HD inline T poisson_nll_grad(T y, T t, T scale, bool log_input, T eps) {
+  using std::exp;
+  return scale * (log_input ? exp(y) - t : T(1) - t / (y + eps));
 }
 
 // log(1 + exp(x)) - x*t written so no exp argument is positive.

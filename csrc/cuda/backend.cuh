@@ -186,7 +186,7 @@ class Backend {
   void loss(const nn::LossSpec& spec, const T* y, Target t, int64_t m, int64_t n, T* grad,
             double* value) {
     cuda::loss(spec.kind, spec.reduction, y, t, m, n, grad, scratch_.data(), value, stream_,
-               spec.param);
+               spec.params);
   }
 
   // ---- the step report (the contract of nn::CpuBackend's) ---------------------------

@@ -15,11 +15,11 @@ using kernels::Target;
 // Blocks of the elementwise losses: their partial sums are reduced by one block.
 constexpr int kLossBlocks = kBlock;
 
-// An elementwise loss (MSE, BCE with logits, L1, Huber) over count elements; each block
-// writes its sum. param: Huber's delta.
+// An elementwise loss (every loss but softmax cross-entropy) over count elements; each
+// block writes its sum. p: the loss's settings (kernels::loss_params).
 template <Loss K, typename T>
 __global__ void elementwise_loss_kernel(const T* y, const T* t, int64_t count, T scale, T* grad,
-                                        double param, double* partial) {
+                                        kernels::LossParams p, double* partial) {
   double total = 0.0;
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < count; i += stride) {
@@ -30,8 +30,12 @@ __global__ void elementwise_loss_kernel(const T* y, const T* t, int64_t count, T
       total += common::l1_term(y[i], t[i]);
       if (grad) grad[i] = common::l1_grad(y[i], t[i], scale);
     } else if constexpr (K == Loss::Huber) {
-      total += common::huber_term(y[i], t[i], param);
-      if (grad) grad[i] = common::huber_grad(y[i], t[i], scale, T(param));
+      total += common::huber_term(y[i], t[i], p.a);
+      if (grad) grad[i] = common::huber_grad(y[i], t[i], scale, T(p.a));
+    } else if constexpr (K == Loss::PoissonNLL) {
+      const bool log_input = p.a != 0.0;
+      total += common::poisson_nll_term(y[i], t[i], log_input, p.b != 0.0, p.c);
+      if (grad) grad[i] = common::poisson_nll_grad(y[i], t[i], scale, log_input, T(p.c));
     } else {
       total += common::mse_term(y[i], t[i]);
       if (grad) grad[i] = common::mse_grad(y[i], t[i], scale);
@@ -95,7 +99,7 @@ int64_t loss_scratch_size(int64_t m) { return std::max<int64_t>(m, kLossBlocks);
 
 template <typename T>
 void loss(Loss kind, Reduction red, const T* y, Target<T> t, int64_t m, int64_t n, T* grad,
-          double* scratch, double* value, cudaStream_t stream, double param) {
+          double* scratch, double* value, cudaStream_t stream, kernels::LossParams params) {
   const int64_t count = m * n;
   const int64_t divisor = red == Reduction::Sum ? 1 : (kind == Loss::SoftmaxCrossEntropy ? m : count);
   const T scale = T(1) / T(divisor);
@@ -103,19 +107,23 @@ void loss(Loss kind, Reduction red, const T* y, Target<T> t, int64_t m, int64_t 
   switch (kind) {
     case Loss::MSE:
       elementwise_loss_kernel<Loss::MSE, T>
-          <<<kLossBlocks, kBlock, 0, stream>>>(y, t.dense, count, scale, grad, param, scratch);
+          <<<kLossBlocks, kBlock, 0, stream>>>(y, t.dense, count, scale, grad, params, scratch);
       break;
     case Loss::BCEWithLogits:
       elementwise_loss_kernel<Loss::BCEWithLogits, T>
-          <<<kLossBlocks, kBlock, 0, stream>>>(y, t.dense, count, scale, grad, param, scratch);
+          <<<kLossBlocks, kBlock, 0, stream>>>(y, t.dense, count, scale, grad, params, scratch);
       break;
     case Loss::L1:
       elementwise_loss_kernel<Loss::L1, T>
-          <<<kLossBlocks, kBlock, 0, stream>>>(y, t.dense, count, scale, grad, param, scratch);
+          <<<kLossBlocks, kBlock, 0, stream>>>(y, t.dense, count, scale, grad, params, scratch);
       break;
     case Loss::Huber:
       elementwise_loss_kernel<Loss::Huber, T>
-          <<<kLossBlocks, kBlock, 0, stream>>>(y, t.dense, count, scale, grad, param, scratch);
+          <<<kLossBlocks, kBlock, 0, stream>>>(y, t.dense, count, scale, grad, params, scratch);
+      break;
+    case Loss::PoissonNLL:
+      elementwise_loss_kernel<Loss::PoissonNLL, T>
+          <<<kLossBlocks, kBlock, 0, stream>>>(y, t.dense, count, scale, grad, params, scratch);
       break;
     case Loss::SoftmaxCrossEntropy: {
       const int64_t rows_per_block = kBlock / kWarp;
@@ -131,8 +139,8 @@ void loss(Loss kind, Reduction red, const T* y, Target<T> t, int64_t m, int64_t 
 }
 
 template void loss<float>(Loss, Reduction, const float*, Target<float>, int64_t, int64_t, float*,
-                          double*, double*, cudaStream_t, double);
+                          double*, double*, cudaStream_t, kernels::LossParams);
 template void loss<double>(Loss, Reduction, const double*, Target<double>, int64_t, int64_t,
-                           double*, double*, double*, cudaStream_t, double);
+                           double*, double*, double*, cudaStream_t, kernels::LossParams);
 
 }  // namespace fastbp::cuda

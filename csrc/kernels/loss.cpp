@@ -73,6 +73,35 @@ double huber(const T* y, const T* t, const T* w, int64_t m, int64_t n, T scale, 
                      [d](T a, T b, T s) { return common::huber_grad(a, b, s, d); });
 }
 
+// log_input is a template argument, so each mode's loop has no branch on it.
+template <bool LogInput, typename T>
+double poisson_nll(const T* y, const T* t, const T* w, int64_t m, int64_t n, T scale, T* grad,
+                   bool full, double eps) {
+  const T eps_t = T(eps);
+  return elementwise(
+      y, t, w, m, n, scale, grad, m * n * 8,
+      [=](T a, T b) { return common::poisson_nll_term(a, b, LogInput, full, eps); },
+      [=](T a, T b, T s) { return common::poisson_nll_grad(a, b, s, LogInput, eps_t); });
+}
+
+// "name must be <what>, got value", the value as python/fastbp/_validate.real words it.
+[[noreturn]] void bad_param(const char* name, const char* what, double value) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%g", value);
+  throw std::invalid_argument(std::string(name) + " must be " + what + ", got " + text);
+}
+
+void check_flag(const char* name, double value) {
+  if (value != 0.0 && value != 1.0) bad_param(name, "0 or 1 (a bool)", value);
+}
+
+// How many numbers a loss takes, and what they are.
+std::pair<int64_t, const char*> expected_params(Loss loss) {
+  if (loss == Loss::Huber) return {1, "1 parameter (delta)"};
+  if (loss == Loss::PoissonNLL) return {3, "3 parameters (log_input, full, eps)"};
+  return {0, "no parameters"};
+}
+
 // One row, with t a one-hot row for labels (formulas in common/loss_math.hpp). exp runs
 // in T (its argument is <= 0, so it cannot overflow), once per element: with a
 // gradient, exp(x - max) is parked in it and scaled there.
@@ -132,7 +161,7 @@ double softmax_ce(const T* x, Target<T> t, int64_t m, int64_t n, T scale, T* gra
 
 template <typename T>
 double loss_forward(Loss loss, Reduction red, const T* y, Target<T> t, int64_t m, int64_t n,
-                    T* grad, double param) {
+                    T* grad, LossParams params) {
   const int64_t count = m * n;
   const int64_t divisor = red == Reduction::Sum ? 1 : (loss == Loss::SoftmaxCrossEntropy ? m : count);
   const T scale = T(1) / T(divisor);
@@ -142,19 +171,34 @@ double loss_forward(Loss loss, Reduction red, const T* y, Target<T> t, int64_t m
     case Loss::BCEWithLogits: total = bce(y, t.dense, t.weights, m, n, scale, grad); break;
     case Loss::SoftmaxCrossEntropy: total = softmax_ce(y, t, m, n, scale, grad); break;
     case Loss::L1: total = l1(y, t.dense, t.weights, m, n, scale, grad); break;
-    case Loss::Huber: total = huber(y, t.dense, t.weights, m, n, scale, grad, param); break;
+    case Loss::Huber: total = huber(y, t.dense, t.weights, m, n, scale, grad, params.a); break;
+    case Loss::PoissonNLL: {
+      const bool full = params.b != 0.0;
+      total = params.a != 0.0
+                  ? poisson_nll<true>(y, t.dense, t.weights, m, n, scale, grad, full, params.c)
+                  : poisson_nll<false>(y, t.dense, t.weights, m, n, scale, grad, full, params.c);
+      break;
+    }
   }
   return total / double(divisor);
 }
 
-void check_loss_param(Loss loss, double param) {
-  const bool huber = loss == Loss::Huber;
-  if (huber ? std::isfinite(param) && param > 0.0 : param == 0.0) return;
-  char text[32];
-  std::snprintf(text, sizeof text, "%g", param);  // as python/fastbp/_validate.real words it
-  throw std::invalid_argument(std::string(huber ? "delta must be a finite number > 0.0"
-                                                : "this loss takes no parameter (0.0)") +
-                              ", got " + text);
+LossParams loss_params(Loss loss, const double* values, int64_t count) {
+  const auto [want, what] = expected_params(loss);
+  if (count != want)
+    throw std::invalid_argument(std::string("this loss takes ") + what + ", got " +
+                                std::to_string(count));
+  LossParams p;
+  if (loss == Loss::Huber) {
+    p.a = values[0];
+    if (!(std::isfinite(p.a) && p.a > 0.0)) bad_param("delta", "a finite number > 0.0", p.a);
+  } else if (loss == Loss::PoissonNLL) {
+    p = {values[0], values[1], values[2]};
+    check_flag("log_input", p.a);
+    check_flag("full", p.b);
+    if (!(std::isfinite(p.c) && p.c >= 0.0)) bad_param("eps", "a finite number >= 0.0", p.c);
+  }
+  return p;
 }
 
 template <typename T>
@@ -176,9 +220,9 @@ void softmax_rows(const T* x, T* y, int64_t m, int64_t n) {
 }
 
 template double loss_forward<float>(Loss, Reduction, const float*, Target<float>, int64_t,
-                                    int64_t, float*, double);
+                                    int64_t, float*, LossParams);
 template double loss_forward<double>(Loss, Reduction, const double*, Target<double>, int64_t,
-                                     int64_t, double*, double);
+                                     int64_t, double*, LossParams);
 template void softmax_rows<float>(const float*, float*, int64_t, int64_t);
 template void softmax_rows<double>(const double*, double*, int64_t, int64_t);
 

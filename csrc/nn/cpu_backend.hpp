@@ -132,7 +132,7 @@ class CpuBackend {
   void batch_norm_backward(A... a) { kernels::batch_norm_backward<T>(a...); }
   void loss(const LossSpec& spec, const T* y, Target t, int64_t m, int64_t n, T* grad,
             double* value) {
-    *value = kernels::loss_forward(spec.kind, spec.reduction, y, t, m, n, grad, spec.param);
+    *value = kernels::loss_forward(spec.kind, spec.reduction, y, t, m, n, grad, spec.params);
   }
 
   // ---- the step report -------------------------------------------------------------

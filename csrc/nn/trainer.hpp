@@ -31,11 +31,11 @@ struct Divergence : std::runtime_error {
 // -1 with a finite loss) the gradient norm, which clipping found not finite.
 std::string divergence_reason(double loss, int64_t bad, const Plan& plan);
 
-// The loss of a network: its kind, reduction and parameter (Huber's delta).
+// The loss of a network: its kind, reduction and settings (kernels::loss_params).
 struct LossSpec {
   kernels::Loss kind = kernels::Loss::MSE;
   kernels::Reduction reduction = kernels::Reduction::Mean;
-  double param = 0.0;
+  kernels::LossParams params;
 };
 
 template <typename T>

@@ -14,7 +14,7 @@ from .gradcheck import gradcheck
 from .activations import *  # noqa: F403  (the classes in activations.__all__)
 from .layers import BatchNorm, Dense, Dropout, Layer, LayerNorm
 from .history import History
-from .losses import (BCEWithLogitsLoss, HuberLoss, L1Loss, Loss, MSELoss,
+from .losses import (BCEWithLogitsLoss, HuberLoss, L1Loss, Loss, MSELoss, PoissonNLLLoss,
                      SoftmaxCrossEntropyLoss)
 from .network import Network, from_torch
 from .optim import *  # noqa: F403 (every optimizer, as optim.__all__ lists them)
@@ -24,7 +24,8 @@ _threadpool.register_with_threadpoolctl()
 
 __all__ = [
     "BatchNorm", "Dense", "Dropout", "Layer", "LayerNorm", *activations.CLASSES,
-    "BCEWithLogitsLoss", "HuberLoss", "L1Loss", "Loss", "MSELoss", "SoftmaxCrossEntropyLoss",
+    "BCEWithLogitsLoss", "HuberLoss", "L1Loss", "Loss", "MSELoss", "PoissonNLLLoss",
+    "SoftmaxCrossEntropyLoss",
     "History", "Network", *optim.__all__,
     "callbacks", "distributed", "from_torch", "gradcheck", "ops", "reference",
     "schedules",

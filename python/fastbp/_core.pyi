@@ -1,5 +1,6 @@
 """Types of fastbp's compiled module. Use the fastbp package; this is its engine."""
 
+from collections.abc import Sequence
 from enum import Enum
 
 import numpy as np
@@ -23,6 +24,7 @@ class Loss(Enum):
     BCEWithLogits = 2
     L1 = 3
     Huber = 4
+    PoissonNLL = 5
 
 class Reduction(Enum):
     Mean = 0
@@ -48,7 +50,7 @@ def activation_backward(act: Act, y: NDArray, grad: NDArray, x: NDArray | None =
 def act_uses_input(act: Act) -> bool: ...
 def softmax(x: NDArray) -> NDArray: ...
 def loss(kind: Loss, reduction: Reduction, y: NDArray, target: NDArray,
-         with_grad: bool, param: float = ...) -> tuple[float, NDArray | None]: ...
+         with_grad: bool, params: Sequence[float] = ...) -> tuple[float, NDArray | None]: ...
 def optimizer_step(kind: Optimizer, hyper: list[float], param: NDArray, grad: NDArray,
                    states: list[NDArray], step: int) -> None: ...
 def clip_grad_norm(grad: NDArray, max_norm: float) -> float: ...
@@ -112,7 +114,7 @@ class _Network:
     the arrays below are host copies, synced on access."""
 
     def __init__(self, layers: list[LayerSpec], loss: Loss, reduction: Reduction,
-                 loss_param: float = 0.0, seed: int = 0, backend: str = "cpu",
+                 loss_params: Sequence[float] = (), seed: int = 0, backend: str = "cpu",
                  compute: Compute = ...) -> None: ...
     @property
     def compute(self) -> Compute: ...

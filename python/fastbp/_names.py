@@ -15,8 +15,10 @@ from . import _core
 __all__ = ["snake_case", "ACTIVATIONS", "LOSSES", "REDUCTIONS", "COMPUTE"]
 
 # A word starts at an upper-case letter followed by a lower-case one, after a lower-case
-# letter or a capital: BCEWithLogits -> BCE_With_Logits, while ReLU stays one word.
-_WORD_START = re.compile(r"(?<=[a-z])(?=[A-Z][a-z])|(?<=[A-Z])(?=[A-Z][a-z])")
+# letter or a capital: BCEWithLogits -> BCE_With_Logits, while ReLU stays one word; and at
+# three capitals or more after a lower-case letter: PoissonNLL -> Poisson_NLL.
+_WORD_START = re.compile(r"(?<=[a-z])(?=[A-Z][a-z])|(?<=[A-Z])(?=[A-Z][a-z])"
+                         r"|(?<=[a-z])(?=[A-Z]{3})")
 
 
 def snake_case(name: str) -> str:

@@ -93,6 +93,13 @@ def real(name: str, value, *, low: float = 0.0, strict: bool = False) -> float:
     return value
 
 
+def flag(name: str, value) -> bool:
+    """A bool (not a number standing for one)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+    return value
+
+
 def numeric_array(name: str, value) -> np.ndarray:
     """``value`` as an array of real numbers (bool, complex, object and strings refused).
     NumPy arrays, the buffer protocol, ``__array__`` and DLPack producers on the CPU are
@@ -133,6 +140,14 @@ def probabilities(name: str, t: np.ndarray) -> None:
     if bad.size:
         raise ValueError(f"{name} must lie in [0, 1], got {float(t.flat[bad[0]]):f} at "
                          f"flat index {bad[0]}")
+
+
+def nonnegative(name: str, t: np.ndarray) -> None:
+    """Every value of ``t`` >= 0; the first that is not is reported, as _core does."""
+    bad = np.flatnonzero(~(t >= 0))
+    if bad.size:
+        raise ValueError(f"{name} must be >= 0, got {float(t.flat[bad[0]]):f} at flat index "
+                         f"{bad[0]}")
 
 
 def row_weights(weights: np.ndarray, rows: int) -> np.ndarray:

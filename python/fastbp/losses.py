@@ -5,7 +5,7 @@ from __future__ import annotations
 from . import _core, _names, _validate
 
 __all__ = ["Loss", "MSELoss", "SoftmaxCrossEntropyLoss", "BCEWithLogitsLoss", "L1Loss",
-           "HuberLoss", "LOSS_TYPES"]
+           "HuberLoss", "PoissonNLLLoss", "LOSS_TYPES"]
 
 #: fastbp's loss classes by class name (what a saved network names them by), each entered
 #: as it is defined.
@@ -18,8 +18,9 @@ class Loss:
 
     kind: _core.Loss
     name = ""
-    #: the float the core takes with the loss kind (HuberLoss's delta, else 0.0)
-    core_param = 0.0
+    #: the numbers the core takes with the loss kind, in its order (HuberLoss's delta;
+    #: PoissonNLLLoss's log_input, full and eps; none for the others)
+    core_params: tuple = ()
     #: whether its targets are classes (labels, probability rows, binary targets), which
     #: accuracy, class weights and a stratified validation split need
     classifies = False
@@ -38,6 +39,12 @@ class Loss:
 
     def config(self) -> dict:
         return {"type": type(self).__name__, "reduction": self.reduction}
+
+    @property
+    def settings(self) -> dict:
+        """Its own settings (HuberLoss's delta, ...), by the keywords that the
+        ``fastbp.ops`` and ``fastbp.reference`` functions of its name take them by."""
+        return {k: v for k, v in self.config().items() if k not in ("type", "reduction")}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(reduction={self.reduction!r})"
@@ -94,11 +101,56 @@ class HuberLoss(Loss):
         super().__init__(reduction)
 
     @property
-    def core_param(self) -> float:
-        return self.delta
+    def core_params(self) -> tuple:
+        return (self.delta,)
 
     def config(self) -> dict:
         return {**super().config(), "delta": self.delta}
 
     def __repr__(self) -> str:
         return f"HuberLoss(delta={self.delta!r}, reduction={self.reduction!r})"
+
+
+class PoissonNLLLoss(Loss):
+    """``torch.nn.PoissonNLLLoss``, the negative log-likelihood of a Poisson target ``t``:
+    per element ``exp(y) - t * y`` when the outputs ``y`` are log-rates (``log_input``),
+    else ``y - t * log(y + eps)``; ``full`` adds Stirling's approximation of ``log(t!)``,
+    ``t * log(t) - t + 0.5 * log(2 * pi * t)``, where ``t > 1``. ``"mean"`` divides by
+    the number of elements.
+
+    A network's targets must be >= 0 (counts or rates); with ``log_input=False`` its
+    outputs must stay above ``-eps`` (end the network in ``Softplus`` or ``ReLU``), since
+    below that the loss is NaN, which training reports as a divergence.
+
+    Parameters
+    ----------
+    log_input : bool
+        Whether the outputs are log-rates (the rate is ``exp(y)``) or rates.
+    full : bool
+        Add the Stirling term, which does not depend on the outputs (nor, so, does the
+        gradient).
+    eps : float
+        Keeps ``log`` finite at a rate of 0 when ``log_input`` is False; finite, >= 0.
+    reduction : {"mean", "sum"}
+    """
+
+    kind = _core.Loss.PoissonNLL
+
+    def __init__(self, log_input: bool = True, full: bool = False, eps: float = 1e-8,
+                 reduction: str = "mean"):
+        self.log_input = _validate.flag("log_input", log_input)
+        self.full = _validate.flag("full", full)
+        self.eps = _validate.real("eps", eps)
+        super().__init__(reduction)
+
+    @property
+    def core_params(self) -> tuple:
+        return (float(self.log_input), float(self.full), self.eps)
+
+    def config(self) -> dict:
+        return {**super().config(), "log_input": self.log_input, "full": self.full,
+                "eps": self.eps}
+
+    def __repr__(self) -> str:
+        return (f"PoissonNLLLoss(log_input={self.log_input!r}, full={self.full!r}, "
+                f"eps={self.eps!r}, reduction={self.reduction!r})")

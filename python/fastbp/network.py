@@ -84,7 +84,8 @@ class Network:
     layers : list of Layer
         ``Dense`` layers and activations, input first; kept as ``net.layers``.
     loss : Loss
-        ``MSELoss``, ``SoftmaxCrossEntropyLoss`` or ``BCEWithLogitsLoss``.
+        One of fastbp's losses (``MSELoss``, ``SoftmaxCrossEntropyLoss``,
+        ``BCEWithLogitsLoss``, ``L1Loss``, ``HuberLoss``, ``PoissonNLLLoss``).
     dtype : {"float32", "float64"} or the NumPy dtype
     backend : {"cpu", "cuda", "numpy"}
         ``"cpu"`` runs fastbp's C++ kernels; ``"cuda"`` its CUDA kernels on an NVIDIA GPU
@@ -148,7 +149,7 @@ class Network:
             _check_cuda()
         return _CORE_NETWORKS[self.dtype.type](
             specs, self.loss_fn.kind, _names.REDUCTIONS[self.loss_fn.reduction],
-            self.loss_fn.core_param, seed, self.backend, _names.COMPUTE[self.compute_dtype])
+            self.loss_fn.core_params, seed, self.backend, _names.COMPUTE[self.compute_dtype])
 
     def _after_fork_in_child(self) -> None:
         """Free the locks that a thread of the parent held at the fork."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _core, _names, _validate, activations, optim
+from . import _core, _names, _validate, activations, losses, optim
 
 # One forward and one backward function per activation of the core (see below).
 __all__ = [
@@ -19,7 +19,7 @@ __all__ = [
     *_names.ACTIVATIONS, *(name + "_backward" for name in _names.ACTIVATIONS),
     "softmax", "mse", "mse_backward", "softmax_cross_entropy",
     "softmax_cross_entropy_backward", "bce_with_logits", "bce_with_logits_backward",
-    "l1", "l1_backward", "huber", "huber_backward",
+    "l1", "l1_backward", "huber", "huber_backward", "poisson_nll", "poisson_nll_backward",
     *(name.lower() + "_step" for name in optim.CLASSES), "clip_grad_norm",
     "layer_norm", "layer_norm_backward", "batch_norm", "batch_norm_backward",
     "dropout", "dropout_backward", "dropout_key",
@@ -103,10 +103,10 @@ def softmax(x) -> np.ndarray:
     return _core.softmax(x)
 
 
-def _loss_call(name, y, t, reduction, with_grad, param=0.0):
+def _loss_call(name, y, t, reduction, with_grad, params=()):
     y, t = _validate.loss_inputs(y, t, reduction, name == "softmax_cross_entropy")
     value, grad = _core.loss(_names.LOSSES[name], _names.REDUCTIONS[reduction], y, t,
-                             with_grad, param)
+                             with_grad, params)
     return grad if with_grad else value
 
 
@@ -142,14 +142,32 @@ def huber(y, target, delta: float = 1.0, reduction: str = "mean") -> float:
     ``delta * (|d| - 0.5 * delta)``, with ``d = y - t``; ``mean`` averages over all
     elements. ``delta``: finite, > 0."""
     delta = _validate.real("delta", delta, strict=True)
-    return _loss_call("huber", y, target, reduction, False, delta)
+    return _loss_call("huber", y, target, reduction, False, (delta,))
 
 
 def huber_backward(y, target, delta: float = 1.0, reduction: str = "mean") -> np.ndarray:
     """Gradient of huber with respect to its first argument: ``d`` clamped to
     ``[-delta, delta]``."""
     delta = _validate.real("delta", delta, strict=True)
-    return _loss_call("huber", y, target, reduction, True, delta)
+    return _loss_call("huber", y, target, reduction, True, (delta,))
+
+
+def poisson_nll(y, target, log_input: bool = True, full: bool = False, eps: float = 1e-8,
+                reduction: str = "mean") -> float:
+    """``torch.nn.PoissonNLLLoss``: ``exp(y) - t * y`` for log-rates ``y``
+    (``log_input``), else ``y - t * log(y + eps)``; ``full`` adds Stirling's
+    ``t * log(t) - t + 0.5 * log(2 * pi * t)`` where ``t > 1``; ``mean`` averages over all
+    elements. Any target is taken, as PyTorch's (a network's must be >= 0)."""
+    loss = losses.PoissonNLLLoss(log_input, full, eps, reduction)
+    return _loss_call("poisson_nll", y, target, reduction, False, loss.core_params)
+
+
+def poisson_nll_backward(y, target, log_input: bool = True, full: bool = False,
+                         eps: float = 1e-8, reduction: str = "mean") -> np.ndarray:
+    """Gradient of poisson_nll with respect to its first argument: ``exp(y) - t``, else
+    ``1 - t / (y + eps)``."""
+    loss = losses.PoissonNLLLoss(log_input, full, eps, reduction)
+    return _loss_call("poisson_nll", y, target, reduction, True, loss.core_params)
 
 
 # One <name>_step function per optimizer class (sgd_step, adam_step, ...).

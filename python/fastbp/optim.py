@@ -368,12 +368,6 @@ class AdamW(Adam):
                          decoupled_weight_decay=True, max_grad_norm=max_grad_norm)
 
 
-def _flag(name: str, value) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
-    return value
-
-
 class RMSprop(Optimizer):
     """RMSprop with ``torch.optim.RMSprop``'s definitions.
 
@@ -414,7 +408,7 @@ class RMSprop(Optimizer):
                 "eps": _validate.real("eps", new["eps"], strict=True),
                 "weight_decay": _validate.real("weight_decay", new["weight_decay"]),
                 "momentum": _validate.real("momentum", new["momentum"]),
-                "centered": _flag("centered", new["centered"])}
+                "centered": _validate.flag("centered", new["centered"])}
 
     def _kernel_order(self, checked: dict) -> tuple:
         return tuple(checked[name] for name in self._HYPER[:-1])

@@ -12,14 +12,14 @@ import threading
 
 import numpy as np
 
-from . import _core, _layer_math, _locks, _names, _validate, activations, optim
+from . import _core, _layer_math, _locks, _names, _validate, activations, losses, optim
 
 __all__ = [
     "matmul", "round_to_bfloat16", "linear",
     *_names.ACTIVATIONS, *(name + "_backward" for name in _names.ACTIVATIONS),
     "softmax", "mse", "mse_backward", "softmax_cross_entropy",
     "softmax_cross_entropy_backward", "bce_with_logits", "bce_with_logits_backward",
-    "l1", "l1_backward", "huber", "huber_backward",
+    "l1", "l1_backward", "huber", "huber_backward", "poisson_nll", "poisson_nll_backward",
     *(name.lower() + "_step" for name in optim.CLASSES), "clip_grad_norm", "OPTIMIZER_STEPS",
     "layer_norm", "layer_norm_backward", "batch_norm", "batch_norm_backward",
     "dropout", "dropout_backward", "dropout_key", "ReferenceNetwork",
@@ -243,6 +243,40 @@ def huber_backward(y, t, delta=1.0, reduction="mean"):
     return np.clip(d, -delta, delta).astype(y.dtype) / (y.size if reduction == "mean" else 1)
 
 
+def _poisson_nll_terms(y, t, log_input=True, full=False, eps=1e-8):
+    y, t = y.astype(np.float64), t.astype(np.float64)
+    terms = np.exp(y) - t * y if log_input else y - t * np.log(y + eps)
+    if full:  # Stirling's log(t!) where t > 1 (1 elsewhere keeps the unused logs finite)
+        big = np.where(t > 1, t, 1.0)
+        terms = terms + np.where(t > 1, big * np.log(big) - big + 0.5 * np.log(2 * np.pi * big), 0)
+    return terms
+
+
+def _poisson_nll_args(fn):
+    """Check (y, target, log_input, full, eps, reduction) as fastbp.ops.poisson_nll does."""
+    @functools.wraps(fn)
+    def checked(y, target, log_input=True, full=False, eps=1e-8, reduction="mean"):
+        loss = losses.PoissonNLLLoss(log_input, full, eps, reduction)
+        return fn(*_validate.loss_inputs(y, target, reduction, False), loss.log_input, loss.full,
+                  loss.eps, reduction)
+
+    return checked
+
+
+@_poisson_nll_args
+def poisson_nll(y, t, log_input=True, full=False, eps=1e-8, reduction="mean"):
+    """``exp(y) - t y`` (``log_input``), else ``y - t log(y + eps)``, plus Stirling's
+    ``t log t - t + 0.5 log(2 pi t)`` where ``t > 1`` when ``full``; divided by the number
+    of elements for ``"mean"``."""
+    return _reduce(np.sum(_poisson_nll_terms(y, t, log_input, full, eps)), y.size, reduction)
+
+
+@_poisson_nll_args
+def poisson_nll_backward(y, t, log_input=True, full=False, eps=1e-8, reduction="mean"):
+    grad = np.exp(y) - t if log_input else 1 - t / (y + y.dtype.type(eps))
+    return grad.astype(y.dtype) / (y.size if reduction == "mean" else 1)
+
+
 # The optimizers' NumPy twins: step(param, grad, states, hyper, step), ``hyper`` in the
 # core's order (common/optim_math.hpp), already checked by the optimizer's class.
 
@@ -345,24 +379,23 @@ LOSSES = {name: (globals()[name], globals()[name + "_backward"]) for name in _na
 LOSS_TERMS = {name: globals()[f"_{name}_terms"] for name in _names.LOSSES}
 
 
-def loss_with_param(name, param):
+def loss_with_settings(name, settings):
     """``(value, backward, terms)`` of the loss ``name``, the first two called as
-    ``f(y, t, reduction)`` and terms as ``f(y, t)``, with the loss's parameter (Huber's
-    delta; ignored by the others) bound."""
+    ``f(y, t, reduction)`` and terms as ``f(y, t)``, with the loss's ``settings`` (its
+    class's :attr:`~fastbp.Loss.settings`, such as Huber's delta) bound."""
     value, backward = LOSSES[name]
     terms = LOSS_TERMS[name]
-    if name != "huber":
-        return value, backward, terms
-    return (lambda y, t, r: value(y, t, param, r), lambda y, t, r: backward(y, t, param, r),
-            lambda y, t: terms(y, t, param))
+    return (lambda y, t, r: value(y, t, reduction=r, **settings),
+            lambda y, t, r: backward(y, t, reduction=r, **settings),
+            lambda y, t: terms(y, t, **settings))
 
 
-def weighted_loss(name, y, t, weights, reduction, param=0.0):
-    """``(loss, dL/dy)`` of the loss ``name`` (with its parameter ``param``) with one
-    weight per row, as the kernels define it: each row's terms and gradient times its
-    weight, over the unweighted divisor (Keras's ``sum(w * loss) / N``); a row of weight
-    0 adds exactly 0 to both."""
-    _, backward, row_terms = loss_with_param(name, param)
+def weighted_loss(name, y, t, weights, reduction, **settings):
+    """``(loss, dL/dy)`` of the loss ``name`` (with its ``settings``) with one weight per
+    row, as the kernels define it: each row's terms and gradient times its weight, over
+    the unweighted divisor (Keras's ``sum(w * loss) / N``); a row of weight 0 adds
+    exactly 0 to both."""
+    _, backward, row_terms = loss_with_settings(name, settings)
     w = weights.reshape(-1, 1)
     with np.errstate(invalid="ignore"):
         terms = np.where(w != 0, w * row_terms(y, t), 0.0)
@@ -456,9 +489,9 @@ class ReferenceNetwork:
         self.state = np.zeros(n_state, dtype=dtype)
         self.n_params, self.n_state = n_params, n_state
         self.in_features, self.out_features = specs[0].inputs, specs[-1].outputs
-        self._loss_name, self._loss_param = loss.name, loss.core_param
+        self._loss_name, self._loss_settings = loss.name, loss.settings
         self._loss = LOSSES[loss.name][0]
-        self._loss_value, self._loss_grad, _ = loss_with_param(loss.name, loss.core_param)
+        self._loss_value, self._loss_grad, _ = loss_with_settings(loss.name, loss.settings)
         self._reduction = loss.reduction
         self._seed = seed
         self.passes = 0  # training forward passes, as the C++ network counts them
@@ -531,6 +564,8 @@ class ReferenceNetwork:
         _validate.finite("target", t)
         if self._loss is bce_with_logits:
             _validate.probabilities("BCEWithLogitsLoss targets", t)
+        elif self._loss is poisson_nll:
+            _validate.nonnegative("PoissonNLLLoss targets", t)
 
     @_locks.serialised("_lock")
     def forward(self, x):
@@ -569,7 +604,7 @@ class ReferenceNetwork:
                 delta = self._loss_grad(y, t, self._reduction)
             else:
                 value, delta = weighted_loss(self._loss_name, y, t, weights, self._reduction,
-                                             self._loss_param)
+                                             **self._loss_settings)
             for i in range(len(self._layers) - 1, -1, -1):
                 params = self._views(self.params, self.layout[i][0])
                 delta, grads = self._layers[i].backward_numpy(delta, caches[i], params,
