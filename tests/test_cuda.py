@@ -454,6 +454,30 @@ def test_l1_and_huber_match_cpu(loss, dtype, rng):
 
 @needs_gpu
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("loss", [fb.PoissonNLLLoss(),
+                                  fb.PoissonNLLLoss(full=True, reduction="sum"),
+                                  fb.PoissonNLLLoss(log_input=False, full=True, eps=1e-3)],
+                         ids=repr)
+def test_poisson_nll_matches_cpu(loss, dtype, rng):
+    tail = [] if loss.log_input else [fb.Softplus()]  # rates > 0 without log_input
+    nets = [fb.Network([fb.Dense(5, 300), fb.Tanh(), fb.Dense(300, 129), fb.ReLU(),
+                        fb.Dense(129, 3), *tail], type(loss)(**loss.settings,
+                                                              reduction=loss.reduction),
+                       dtype=dtype, backend=backend, seed=0) for backend in ("cpu", "cuda")]
+    X = rng.standard_normal((131, 5)).astype(dtype)
+    T = rng.poisson(2.0, (131, 3)).astype(dtype)
+    rtol = 1e-4 if dtype == "float32" else 1e-9
+    assert nets[1].loss(X, T) == pytest.approx(nets[0].loss(X, T), rel=rtol)
+    assert nets[1].backward(X, T) == pytest.approx(nets[0].backward(X, T), rel=rtol)
+    assert_same_params(*nets, rtol, what="grads")
+    opts = [fb.SGD(lr=0.01, momentum=0.9), fb.SGD(lr=0.01, momentum=0.9)]
+    for net, opt in zip(nets, opts):
+        net.fit(X, T, epochs=2, batch_size=32, optimizer=opt, shuffle=False, progress=False)
+    assert_same_params(*nets, 1e-3 if dtype == "float32" else 1e-9)
+
+
+@needs_gpu
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("max_norm", [0.01, 1e6])
 def test_clipped_sgd_matches_cpu(max_norm, dtype, rng):
     widths = (5, 300, 129, 3)

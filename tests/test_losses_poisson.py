@@ -1,0 +1,247 @@
+"""PoissonNLLLoss: fastbp.ops and fastbp.reference against torch.nn.functional's
+poisson_nll_loss (values and gradients, every setting, both reductions), networks training
+with it (row weights through fit's sample_weight) against the same torch loop, gradcheck,
+save/load and pickling, and the settings and targets it refuses."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import fastbp as fb
+from fbhelpers import BACKENDS, DTYPES
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+
+SHAPES = [(1, 1), (3, 7), (17, 33)]
+TOL = {"float32": dict(rtol=1e-5, atol=1e-6), "float64": dict(rtol=1e-10, atol=1e-12)}
+MODES = [(True, False), (True, True), (False, False), (False, True)]  # (log_input, full)
+MODE_IDS = ["log", "log-full", "rate", "rate-full"]
+
+
+def torch_loss(y, t, log_input, full, eps, reduction):
+    """(value, dL/dy) of torch's loss, in the inputs' dtype."""
+    yt = torch.tensor(y, requires_grad=True)
+    value = F.poisson_nll_loss(yt, torch.tensor(t), log_input=log_input, full=full, eps=eps,
+                               reduction=reduction)
+    value.backward()
+    return float(value.detach()), yt.grad.numpy()
+
+
+def inputs(shape, dtype, log_input, seed=0):
+    """Log-rates in [-3, 3] (rates in [0, 5], some exactly 0, for ``log_input=False``) and
+    targets that are counts with 0 and 1 among them (where the Stirling term is left out),
+    and a rate that is not a whole number."""
+    rng = np.random.default_rng(seed)
+    y = rng.uniform(-3, 3, shape) if log_input else rng.uniform(0, 5, shape)
+    if not log_input:
+        y.flat[::5] = 0.0
+    t = rng.poisson(2.0, shape).astype(np.float64)
+    t.flat[::3], t.flat[1::4], t.flat[2::6] = 0.0, 1.0, 2.5
+    return y.astype(dtype), t.astype(dtype)
+
+
+@pytest.mark.parametrize("mod", [fb.ops, fb.reference], ids=["ops", "reference"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("log_input,full", MODES, ids=MODE_IDS)
+@pytest.mark.parametrize("eps", [1e-8, 0.5])
+def test_poisson_nll_against_torch(mod, dtype, shape, reduction, log_input, full, eps):
+    y, t = inputs(shape, dtype, log_input)
+    value, grad = torch_loss(y, t, log_input, full, eps, reduction)
+    got = mod.poisson_nll(y, t, log_input, full, eps, reduction)
+    assert got == pytest.approx(value, rel=TOL[dtype]["rtol"])
+    got_grad = mod.poisson_nll_backward(y, t, log_input=log_input, full=full, eps=eps,
+                                        reduction=reduction)
+    assert got_grad.dtype == np.dtype(dtype) and got_grad.shape == shape
+    np.testing.assert_allclose(got_grad, grad, **TOL[dtype])
+
+
+def test_defaults_are_torchs():
+    y, t = inputs((4, 5), "float64", True)
+    assert fb.ops.poisson_nll(y, t) == pytest.approx(torch_loss(y, t, True, False, 1e-8,
+                                                                "mean")[0], rel=1e-12)
+    loss = fb.PoissonNLLLoss()
+    assert (loss.log_input, loss.full, loss.eps, loss.reduction) == (True, False, 1e-8, "mean")
+
+
+FINITE = st.floats(-1e6, 1e6, width=32)
+EXTREMES = st.sampled_from([0.0, -0.0, 1e-45, -1e-45, 1.0, 88.0, 89.0, 710.0, 1e30, -1e30,
+                            3.0e38, -3.0e38])
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data(), dtype=st.sampled_from(DTYPES), mode=st.sampled_from(MODES),
+       reduction=st.sampled_from(["mean", "sum"]), eps=st.sampled_from([1e-8, 0.0, 1.0]),
+       rows=st.integers(1, 5), cols=st.integers(1, 9))
+def test_ops_match_reference(data, dtype, mode, reduction, eps, rows, cols):
+    """The kernels and their NumPy twins agree, extremes (exp overflowing, logs of 0 and
+    of negative rates) included."""
+    values = st.one_of(FINITE, EXTREMES)
+    y = np.array(data.draw(st.lists(values, min_size=rows * cols, max_size=rows * cols)),
+                 dtype=dtype).reshape(rows, cols)
+    t = np.array(data.draw(st.lists(values, min_size=rows * cols, max_size=rows * cols)),
+                 dtype=dtype).reshape(rows, cols)
+    args = (*mode, eps, reduction)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        want = fb.reference.poisson_nll(y, t, *args)
+        want_grad = fb.reference.poisson_nll_backward(y, t, *args)
+    got = fb.ops.poisson_nll(y, t, *args)
+    got_grad = fb.ops.poisson_nll_backward(y, t, *args)
+    assert got == pytest.approx(want, rel=1e-12, nan_ok=True)
+    np.testing.assert_allclose(got_grad, want_grad, rtol=1e-6 if dtype == "float32" else 1e-12)
+
+
+def network(log_input, full, reduction, dtype, backend, seed=1):
+    """A 3-17-7 network whose outputs are log-rates, or rates in (0, 1) through a
+    sigmoid."""
+    layers = [fb.Dense(3, 17), fb.Tanh(), fb.Dense(17, 7)] + ([] if log_input else [fb.Sigmoid()])
+    return fb.Network(layers, fb.PoissonNLLLoss(log_input, full, 1e-8, reduction), dtype=dtype,
+                      backend=backend, seed=seed)
+
+
+def torch_loop(net, X, T, weights, log_input, full, reduction, lr, epochs, batch):
+    """SGD on net's torch copy over the rows in order, each row's loss times its weight
+    over the unweighted divisor (Keras's definition, as fit's sample_weight)."""
+    model = net.to_torch()
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    for _ in range(epochs):
+        for start in range(0, len(X), batch):
+            rows = slice(start, start + batch)
+            per = F.poisson_nll_loss(model(torch.tensor(X[rows])), torch.tensor(T[rows]),
+                                     log_input=log_input, full=full, reduction="none")
+            per = per * torch.tensor(weights[rows])[:, None]
+            value = per.sum() / (per.numel() if reduction == "mean" else 1)
+            opt.zero_grad()
+            value.backward()
+            opt.step()
+    return [p.detach().numpy() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("log_input,full", MODES, ids=MODE_IDS)
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_networks_train_with_the_loss_as_torch(backend, dtype, log_input, full, reduction,
+                                               weighted):
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((11, 3)).astype(dtype)
+    T = rng.poisson(1.5, (11, 7)).astype(dtype)
+    weights = np.ones(11, dtype)
+    if weighted:
+        weights = rng.uniform(0, 2, 11).astype(dtype)
+        weights[2] = 0  # a row that adds nothing
+    net = network(log_input, full, reduction, dtype, backend)
+    want = torch_loop(net, X, T, weights, log_input, full, reduction, 0.05, 2, 4)
+    net.fit(X, T, epochs=2, batch_size=4, optimizer=fb.SGD(lr=0.05), shuffle=False,
+            sample_weight=weights if weighted else None, progress=False)
+    got = [a for layer in net.layers if isinstance(layer, fb.Dense) for a in (layer.W.T, layer.b)]
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, **TOL[dtype])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("log_input,full", MODES, ids=MODE_IDS)
+def test_gradcheck(backend, log_input, full):
+    rng = np.random.default_rng(4)
+    net = network(log_input, full, "mean", "float64", backend, seed=0)
+    X = rng.standard_normal((6, 3))
+    T = rng.poisson(2.0, (6, 7)).astype(np.float64)
+    assert fb.gradcheck(net, X, T) < 1e-6
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_backends_agree_on_loss_and_gradients(backend):
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((9, 3))
+    T = rng.poisson(3.0, (9, 7)).astype(np.float64)
+    for log_input, full in MODES:
+        cpu = network(log_input, full, "sum", "float64", "cpu", seed=2)
+        other = network(log_input, full, "sum", "float64", backend, seed=2)
+        assert other.backward(X, T) == pytest.approx(cpu.backward(X, T), rel=1e-12)
+        np.testing.assert_allclose(other.grads, cpu.grads, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_save_load_and_pickle_keep_the_loss(tmp_path, backend):
+    loss = fb.PoissonNLLLoss(log_input=False, full=True, eps=0.25, reduction="sum")
+    net = fb.Network([fb.Dense(2, 3), fb.ReLU(), fb.Dense(3, 2), fb.Softplus()], loss,
+                     backend=backend, seed=0)
+    X = np.random.default_rng(0).standard_normal((5, 2)).astype(np.float32)
+    T = np.array([[0, 1], [2, 3], [4, 0], [1, 7], [0, 0]], np.float32)
+    net.save(tmp_path / "net.npz")
+    for again in (fb.Network.load(tmp_path / "net.npz"), pickle.loads(pickle.dumps(net))):
+        assert repr(again.loss_fn) == repr(loss)
+        assert again.loss(X, T) == net.loss(X, T)
+    assert loss.config() == {"type": "PoissonNLLLoss", "reduction": "sum", "log_input": False,
+                             "full": True, "eps": 0.25}
+
+
+@pytest.mark.parametrize("mod", [fb.ops, fb.reference], ids=["ops", "reference"])
+@pytest.mark.parametrize("eps", [-1e-8, np.nan, np.inf])
+def test_a_bad_eps_is_refused(mod, eps):
+    y, t = inputs((2, 3), "float64", True)
+    with pytest.raises(ValueError, match="eps must be a finite number >= 0"):
+        mod.poisson_nll(y, t, eps=eps)
+    with pytest.raises(ValueError, match="eps"):
+        fb.PoissonNLLLoss(eps=eps)
+
+
+@pytest.mark.parametrize("mod", [fb.ops, fb.reference], ids=["ops", "reference"])
+@pytest.mark.parametrize("name", ["log_input", "full"])
+@pytest.mark.parametrize("value", [1, 0.0, "yes", None])
+def test_flags_must_be_bools(mod, name, value):
+    y, t = inputs((2, 3), "float64", True)
+    with pytest.raises(TypeError, match=f"{name} must be a bool, got"):
+        mod.poisson_nll(y, t, **{name: value})
+    with pytest.raises(TypeError, match=f"{name} must be a bool"):
+        fb.PoissonNLLLoss(**{name: value})
+
+
+def test_eps_of_the_wrong_type_and_a_bad_reduction_are_refused():
+    with pytest.raises(TypeError, match="eps must be a real number"):
+        fb.PoissonNLLLoss(eps="1e-8")
+    with pytest.raises(ValueError, match="reduction"):
+        fb.PoissonNLLLoss(reduction="none")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_network_refuses_negative_targets_before_anything_changes(backend):
+    net = fb.Network([fb.Dense(2, 3)], fb.PoissonNLLLoss(), backend=backend, seed=0)
+    X = np.ones((2, 2), np.float32)
+    T = np.array([[0, 1, 2], [3, -0.5, 1]], np.float32)
+    before = net.params.copy()
+    opt = fb.SGD(lr=0.1)
+    calls = [lambda: net.loss(X, T), lambda: net.backward(X, T),
+             lambda: net.train_step(X, T, opt),
+             lambda: net.fit(X, T, epochs=1, batch_size=2, optimizer=opt, progress=False)]
+    for call in calls:
+        with pytest.raises(ValueError, match=r"PoissonNLLLoss targets must be >= 0, got "
+                                             r"-0\.500000 at flat index 4"):
+            call()
+    np.testing.assert_array_equal(net.params, before)
+    # the kernels take any target, as torch's do
+    assert np.isfinite(fb.ops.poisson_nll(np.zeros((1, 1)), -np.ones((1, 1))))
+
+
+def test_core_refuses_bad_poisson_settings():
+    core, layers = fb._core, [fb._core.LayerSpec(fb._core.LayerKind.Dense, 2, 1)]
+    make = lambda params: core.Network64(layers, core.Loss.PoissonNLL, core.Reduction.Mean,
+                                         params)
+    ones = np.ones((1, 1))
+    with pytest.raises(ValueError, match=r"takes 3 parameters \(log_input, full, eps\), got 1"):
+        make([1.0])
+    with pytest.raises(ValueError, match="log_input must be 0 or 1"):
+        make([2.0, 0.0, 1e-8])
+    with pytest.raises(ValueError, match="full must be 0 or 1"):
+        core.loss(core.Loss.PoissonNLL, core.Reduction.Mean, ones, ones, False, [1.0, 0.5, 0.0])
+    with pytest.raises(ValueError, match="eps must be a finite number >= 0"):
+        make([1.0, 0.0, -1.0])
+    make([0.0, 1.0, 0.0])  # every setting within its range
