@@ -390,7 +390,7 @@ def test_sklearn_estimators_take_a_compute_dtype():
         assert clf.get_params()["compute_dtype"] == "bfloat16"
         plain = MLPClassifier((32,), max_iter=20, random_state=0).fit(X, y)
         assert abs(clf.score(X, y) - plain.score(X, y)) < 0.02
-        reg = MLPRegressor((16,), compute_dtype="bfloat16", max_iter=5,
+        reg = MLPRegressor(hidden_layer_sizes=(16,), compute_dtype="bfloat16", max_iter=5,
                            solver="lbfgs", random_state=0).fit(X, X[:, 10])
     assert reg.network_.compute_dtype == "bfloat16"
     with pytest.raises(ValueError, match="compute_dtype must be None or one of"):

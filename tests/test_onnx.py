@@ -162,11 +162,13 @@ def test_unsupported_layer_raises_type_error_naming_it(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_unknown_head_raises_value_error(tmp_path):
+@pytest.mark.parametrize("head", ["sigmoid", (), ("exp", "sigmoid"), (None,), ["exp"]])
+def test_unknown_head_raises_value_error(tmp_path, head):
     from fastbp.onnx_export import to_onnx
 
     with pytest.raises(ValueError, match="head must be one of"):
-        to_onnx(make_net((3, 4, 2)), tmp_path / "net.onnx", head="sigmoid")
+        to_onnx(make_net((3, 4, 2)), tmp_path / "net.onnx", head=head)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_importing_fastbp_and_its_exporter_does_not_need_onnx():
@@ -245,10 +247,13 @@ def test_multilabel_classifier_exports_each_labels_probability(tmp_path, rng, sk
 @pytest.mark.filterwarnings("ignore:Stochastic Optimizer. Maximum iterations")  # 5 epochs
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("targets", [1, 3], ids=["single", "multi"])
-def test_regressor_exports_predict_with_its_shape(tmp_path, rng, sklearn, targets, dtype):
+@pytest.mark.parametrize("loss", ["squared_error", "poisson"])
+def test_regressor_exports_predict_with_its_shape(tmp_path, rng, sklearn, targets, dtype, loss):
     X = rng.standard_normal((50, 4)).astype(dtype)
     y = rng.standard_normal((50, targets)).squeeze()
-    reg = sklearn.MLPRegressor((6,), max_iter=5, random_state=0).fit(X, y)
+    y = np.abs(y) if loss == "poisson" else y  # rates: predict is exp of the outputs
+    reg = sklearn.MLPRegressor(loss, hidden_layer_sizes=(6,), max_iter=5,
+                               random_state=0).fit(X, y)
     reg.to_onnx(pathlib.Path(tmp_path, "reg.onnx"))
     checked(tmp_path / "reg.onnx")
     for n in RUN_BATCHES:

@@ -27,7 +27,7 @@ from fastbp.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
 
 @parametrize_with_checks([MLPClassifier(random_state=0), MLPRegressor(random_state=0),
                           MLPClassifier((8,), solver="lbfgs", random_state=0),
-                          MLPRegressor((8,), solver="lbfgs", random_state=0)])
+                          MLPRegressor(hidden_layer_sizes=(8,), solver="lbfgs", random_state=0)])
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
 
@@ -65,9 +65,11 @@ def test_classifier_attributes_and_probabilities(iris):
 def test_regressor_fits_single_and_multiple_outputs():
     X, y = make_regression(200, 5, n_targets=2, noise=0.1, random_state=0)
     y = y / y.std(axis=0)
-    two = MLPRegressor((32,), learning_rate_init=0.01, max_iter=200, random_state=0).fit(X, y)
+    params = dict(hidden_layer_sizes=(32,), learning_rate_init=0.01, max_iter=200,
+                  random_state=0)
+    two = MLPRegressor(**params).fit(X, y)
     assert two.predict(X).shape == (200, 2) and two.score(X, y) > 0.95
-    one = MLPRegressor((32,), learning_rate_init=0.01, max_iter=200, random_state=0)
+    one = MLPRegressor(**params)
     assert one.fit(X, y[:, 0]).predict(X).shape == (200,) and one.score(X, y[:, 0]) > 0.95
 
 
@@ -114,7 +116,7 @@ def test_warm_start_continues_and_fit_restarts(iris):
 # those that shape the network, and the training settings, which each fit reads afresh.
 # (warm_start=False is neither: it builds a new network, its meaning.)
 SHAPING = [("hidden_layer_sizes", (7,)), ("hidden_layer_sizes", (5, 5)),
-           ("activation", "tanh"), ("compute_dtype", "bfloat16")]
+           ("activation", "tanh"), ("compute_dtype", "bfloat16"), ("loss", "poisson")]
 TRAINING = [("solver", "sgd"), ("solver", "lbfgs"), ("alpha", 0.01), ("batch_size", 16),
             ("learning_rate", "adaptive"), ("learning_rate_init", 0.01), ("power_t", 0.25),
             ("max_iter", 2), ("shuffle", False), ("random_state", 1), ("tol", 0.1),
@@ -125,27 +127,33 @@ TRAINING = [("solver", "sgd"), ("solver", "lbfgs"), ("alpha", 0.01), ("batch_siz
 
 
 def _warm_fitted(cls, iris):
-    """A warm-starting estimator fitted once on iris (targets: a column for the regressor),
-    and its data."""
+    """A warm-starting estimator fitted once on iris (targets: a column's magnitudes for the
+    regressor, >= 0 as either of its losses takes them), and its data."""
     X, y = iris
-    y = y if cls is MLPClassifier else X[:, 0]
-    return cls((5,), max_iter=3, warm_start=True, random_state=0).fit(X, y), X, y
+    y = y if cls is MLPClassifier else np.abs(X[:, 0])
+    return cls(hidden_layer_sizes=(5,), max_iter=3, warm_start=True, random_state=0).fit(X, y), X, y
+
+
+def _settings_of(cls, settings: list) -> list:
+    """The ``settings`` that ``cls`` has (the regressor has no class_weight, the classifier
+    no loss)."""
+    return [(name, value) for name, value in settings if name in cls().get_params()]
 
 
 def _training(cls) -> list:
-    """TRAINING's settings that ``cls`` has (the regressor has no class_weight)."""
-    return [(name, value) for name, value in TRAINING if name in cls().get_params()]
+    return _settings_of(cls, TRAINING)
 
 
 @pytest.mark.parametrize("cls", [MLPClassifier, MLPRegressor])
 def test_every_parameter_either_shapes_the_network_or_is_a_training_setting(cls):
-    classified = {name for name, _ in SHAPING + _training(cls)} | {"warm_start"}
-    assert set(cls().get_params()) == classified
+    classified = {name for name, _ in _settings_of(cls, SHAPING) + _training(cls)}
+    assert set(cls().get_params()) == classified | {"warm_start"}
 
 
 @pytest.mark.parametrize("method", ["fit", "partial_fit"])
-@pytest.mark.parametrize("name, value", SHAPING)
-@pytest.mark.parametrize("cls", [MLPClassifier, MLPRegressor])
+@pytest.mark.parametrize("cls, name, value", [
+    (cls, *setting) for cls in (MLPClassifier, MLPRegressor)
+    for setting in _settings_of(cls, SHAPING)])
 def test_a_warm_start_refuses_a_change_of_what_shapes_the_network(iris, cls, name, value,
                                                                   method):
     est, X, y = _warm_fitted(cls, iris)

@@ -4,6 +4,7 @@ losses."""
 
 from __future__ import annotations
 
+import inspect
 import re
 import warnings
 
@@ -280,7 +281,8 @@ def test_lbfgs_loss_is_fastbps_plus_the_weights_penalty(digits, cls):
     """The penalty is scikit-learn's alpha / (2 n) ||W||², on the weights (not the
     biases), in fastbp's loss units (the regressor's twice scikit-learn's)."""
     X, _, y, _ = digits
-    est = cls((8,), solver="lbfgs", alpha=0.5, max_iter=30, random_state=0).fit(X, y)
+    est = cls(hidden_layer_sizes=(8,), solver="lbfgs", alpha=0.5, max_iter=30,
+              random_state=0).fit(X, y)
     squares = sum(float((W ** 2).sum()) for W in est.coefs_)
     scale = 2.0 if cls is fbs.MLPRegressor else 1.0
     expected = est.network_.loss(X, y) + scale * 0.5 * 0.5 * squares / len(X)
@@ -295,7 +297,8 @@ def test_validation_scores_are_the_held_out_score(digits):
     assert clf.best_validation_score_ == max(clf.validation_scores_) and clf.best_loss_ is None
     assert all(s * 63 == pytest.approx(round(s * 63)) for s in clf.validation_scores_)  # 63 rows
     Xr, yr = make_regression(300, 5, noise=1.0, random_state=0)
-    reg = fbs.MLPRegressor((16,), learning_rate_init=0.01, early_stopping=True, max_iter=50,
+    reg = fbs.MLPRegressor(hidden_layer_sizes=(16,), learning_rate_init=0.01,
+                           early_stopping=True, max_iter=50,
                            random_state=0).fit(Xr, yr / yr.std())
     assert len(reg.validation_scores_) == reg.n_iter_ and reg.best_validation_score_ > 0.9
     assert fbs.MLPClassifier((4,), max_iter=2).fit(X, y).validation_scores_ is None
@@ -318,6 +321,94 @@ def test_partial_fit_refuses_early_stopping(digits):
     with pytest.raises(ValueError, match="MLPClassifier: partial_fit does not support"):
         clf.partial_fit(X, y, classes=np.arange(10))
     assert not hasattr(clf, "network_")
+
+
+# ---- loss="poisson": scikit-learn's half Poisson deviance with a log link -----------------
+
+def _counts(n_targets, n=120, seed=0):
+    """Features and Poisson counts of rates exp(X @ beta), (n,) or (n, n_targets)."""
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-1, 1, (n, 4))
+    rates = np.exp(X @ rng.uniform(-0.7, 0.7, (4, n_targets)) + 0.5)
+    return X, rng.poisson(rates).astype(np.float64).squeeze()
+
+
+@pytest.mark.parametrize("targets", [1, 3], ids=["single", "multi"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_a_poisson_sgd_step_from_the_same_weights_is_scikit_learns(targets, weighted):
+    """The same output activation (exp), loss (summed over the outputs, the targets' own
+    terms included in loss_) and gradient: one full-batch step from scikit-learn's
+    weights lands on its weights, and predict is its predict."""
+    X, y = _counts(targets)
+    w = np.random.default_rng(1).uniform(0.2, 2.0, len(X)) if weighted else None
+    params = dict(loss="poisson", hidden_layer_sizes=(8,), activation="tanh", solver="sgd",
+                  learning_rate_init=0.05, momentum=0.0, alpha=0.0, batch_size=len(X),
+                  shuffle=False, random_state=0)
+    ours, theirs = fbs.MLPRegressor(**params), sk.MLPRegressor(**params)
+    theirs.partial_fit(X, y, sample_weight=w)
+    ours.partial_fit(X, y, sample_weight=w)
+    assert ours.out_activation_ == theirs.out_activation_ == "exp"
+    ours.network_.params[...] = _flat(theirs)
+    theirs.partial_fit(X, y, sample_weight=w)
+    ours.partial_fit(X, y, sample_weight=w)
+    assert ours.loss_ == pytest.approx(theirs.loss_, rel=1e-12)
+    np.testing.assert_allclose(ours.network_.params, _flat(theirs), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(ours.predict(X), theirs.predict(X), rtol=1e-12)
+    assert ours.score(X, y) == pytest.approx(theirs.score(X, y), rel=1e-12)
+
+
+@pytest.mark.parametrize("targets", [1, 3], ids=["single", "multi"])
+def test_poisson_lbfgs_takes_scikit_learns_steps(targets):
+    """scikit-learn's objective (the half Poisson deviance plus the penalty): from the same
+    start, the same iterates and loss_."""
+    X, y = _counts(targets)
+    params = dict(loss="poisson", hidden_layer_sizes=(8,), activation="tanh", solver="lbfgs",
+                  alpha=0.1, random_state=0)
+    ours, theirs = fbs.MLPRegressor(**params), sk.MLPRegressor(**params)
+    _same_start(ours, theirs, X, y)
+    ours.set_params(max_iter=30).fit(X, y)
+    _sklearn_fit(theirs.set_params(max_iter=30), X, y)
+    assert ours.loss_ == pytest.approx(theirs.loss_, rel=1e-9)
+    np.testing.assert_allclose(ours.network_.params, _flat(theirs), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(ours.predict(X), theirs.predict(X), rtol=1e-6)
+
+
+def test_poisson_validation_scores_are_the_r2_of_the_rates():
+    X, y = _counts(1)
+    est = fbs.MLPRegressor("poisson", hidden_layer_sizes=(8,), early_stopping=True,
+                           validation_fraction=0.25, max_iter=1, random_state=0).fit(X, y)
+    _, Xv, _, yv = train_test_split(X, y, test_size=0.25, random_state=np.random.RandomState(0))
+    assert est.validation_scores_ == [pytest.approx(est.score(Xv, yv), rel=1e-12)]
+
+
+def test_the_regressors_signature_is_scikit_learns():
+    """loss first, and positional, as in scikit-learn; fastbp adds compute_dtype."""
+    def parameters(cls):
+        return [(p.name, p.kind) for p in inspect.signature(cls).parameters.values()]
+
+    assert parameters(fbs.MLPRegressor)[:-1] == parameters(sk.MLPRegressor)
+    assert fbs.MLPRegressor("poisson").get_params()["loss"] == "poisson"
+
+
+def test_poisson_refuses_negative_targets_and_unknown_losses_before_anything_changes():
+    X, y = _counts(1)
+    est = fbs.MLPRegressor("poisson", hidden_layer_sizes=(4,), max_iter=2, warm_start=True,
+                           random_state=0).fit(X, y)
+    net, before = est.network_, est.network_.params.copy()
+    bad = y.copy()
+    bad[3] = -1.0
+    for call in (est.fit, est.partial_fit):
+        with pytest.raises(ValueError, match=r"^MLPRegressor: loss='poisson' needs y >= 0, "
+                                             r"got -1\.0 at flat index 3$"):
+            call(X, bad)
+        assert est.network_ is net and np.array_equal(net.params, before)
+    with pytest.raises(ValueError, match=r"^MLPRegressor: loss must be one of "
+                                         r"'squared_error', 'poisson', got 'gamma'$"):
+        fbs.MLPRegressor("gamma").fit(X, y)
+    with pytest.raises(ValueError, match=r"got \(8,\) \(loss is the first parameter, as in "
+                                         r"scikit-learn's MLPRegressor: pass "
+                                         r"hidden_layer_sizes by name\)"):
+        fbs.MLPRegressor((8,)).fit(X, y)
 
 
 # ---- ConvergenceWarning: where scikit-learn warns, with its words -------------------------
@@ -391,8 +482,9 @@ def test_divergence_raises_scikit_learns_error(solver, call):
 
 def test_divergence_under_early_stopping_keeps_the_best_validation_weights(digits):
     X, _, y, _ = digits
-    est = fbs.MLPRegressor((100,), activation="identity", solver="sgd", learning_rate_init=1,
-                           max_iter=20, early_stopping=True, random_state=0)
+    est = fbs.MLPRegressor(hidden_layer_sizes=(100,), activation="identity", solver="sgd",
+                           learning_rate_init=1, max_iter=20, early_stopping=True,
+                           random_state=0)
     with pytest.warns(ConvergenceWarning, match="training diverged at epoch") as caught:
         est.fit(X, y)
     assert len(caught) == 1

@@ -136,7 +136,8 @@ def test_partial_fit_takes_weights(classes):
         a.partial_fit(X, y, sample_weight=w, classes=np.unique(y))
         b.partial_fit(X, y, w * np.where(y == 1, 2.0, 1.0), np.unique(y))
     np.testing.assert_array_equal(params(a), params(b))
-    r = MLPRegressor((4,), random_state=0).partial_fit(X, y.astype(float), sample_weight=w)
+    r = MLPRegressor(hidden_layer_sizes=(4,), random_state=0).partial_fit(X, y.astype(float),
+                                                                         sample_weight=w)
     assert np.isfinite(r.loss_)
 
 

@@ -24,8 +24,9 @@ __all__ = ["to_onnx", "MIN_OPSET", "HEADS"]
 #: opsets 7 and 8 come with IR version 3, which wants every weight listed as a graph input.
 MIN_OPSET = 9
 #: What may follow the network's output: nothing, a row-wise softmax (class
-#: probabilities), or flattening a single output column to shape (N,).
-HEADS = (None, "softmax", "ravel")
+#: probabilities), an elementwise exp (rates from log-rates), or flattening a single
+#: output column to shape (N,); ``head`` may also be a tuple of them, applied in order.
+HEADS = (None, "softmax", "exp", "ravel")
 
 
 def _onnx() -> ModuleType:
@@ -69,6 +70,8 @@ def _head_nodes(onnx: ModuleType, head: str, x: str, output: str) -> tuple[list,
     """The node (and initializers) turning the last layer's output ``x`` into ``output``."""
     if head == "softmax":
         return [onnx.helper.make_node("Softmax", [x], [output], name="softmax", axis=1)], []
+    if head == "exp":
+        return [onnx.helper.make_node("Exp", [x], [output], name="exp")], []
     shape = onnx.numpy_helper.from_array(np.array([-1], dtype=np.int64), "ravel.shape")
     return [onnx.helper.make_node("Reshape", [x, "ravel.shape"], [output], name="ravel")], [shape]
 
@@ -89,9 +92,10 @@ def to_onnx(net: Network, path: str | os.PathLike, opset: int = 17, *, head: str
     opset : int
         The ONNX opset the model declares, from :data:`MIN_OPSET` to the newest the
         installed ``onnx`` knows.
-    head : {None, "softmax", "ravel"}
+    head : {None, "softmax", "exp", "ravel"} or a tuple of them
         What follows the last layer: nothing (the output is what ``net.predict`` returns),
-        a softmax over each row, or flattening a single output column to shape (batch,).
+        a softmax over each row, an elementwise exp, or flattening a single output column
+        to shape (batch,); a tuple applies its steps in order.
     output : str
         The name of the graph's output.
 
@@ -106,17 +110,19 @@ def to_onnx(net: Network, path: str | os.PathLike, opset: int = 17, *, head: str
     """
     onnx = _onnx()
     opset = _check_opset(opset, onnx)
-    if head not in HEADS:
-        raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+    steps = () if head is None else head if isinstance(head, tuple) else (head,)
+    if (head is not None and not steps) or any(step not in HEADS[1:] for step in steps):
+        raise ValueError(f"head must be one of {HEADS} or a tuple of them, got {head!r}")
     helper = onnx.helper
     elem = helper.np_dtype_to_tensor_dtype(net.dtype)
     nodes, weights, x = _layer_nodes(onnx, net, "input", opset)
-    if head is None:
+    if not steps:
         nodes[-1].output[0] = output
-    else:
-        head_nodes, head_weights = _head_nodes(onnx, head, x, output)
-        nodes, weights = nodes + head_nodes, weights + head_weights
-    out_shape = ["batch"] if head == "ravel" else ["batch", net.out_features]
+    for i, step in enumerate(steps):
+        y = output if i == len(steps) - 1 else f"head_{i}"
+        head_nodes, head_weights = _head_nodes(onnx, step, x, y)
+        nodes, weights, x = nodes + head_nodes, weights + head_weights, y
+    out_shape = ["batch"] if "ravel" in steps else ["batch", net.out_features]
     graph = helper.make_graph(
         nodes, "fastbp_network",
         [helper.make_tensor_value_info("input", elem, ["batch", net.in_features])],

@@ -18,8 +18,9 @@ leaves the penalty out (with ``"lbfgs"`` the penalty is scikit-learn's, on the w
 only, and ``loss_`` includes it); SGD's momentum holds gradients (PyTorch's form), not
 steps scaled by the learning rate, so a change of the rate also scales the momentum
 carried over; the weights start from fastbp's initialisation; ``loss_`` of the regressor
-is the mean squared error (scikit-learn reports half of it); a warm start refuses a change
-of the parameters that shape the network (see ``warm_start``), where scikit-learn applies a
+with ``loss="squared_error"`` is the mean squared error (scikit-learn reports half of it;
+with ``loss="poisson"`` it is scikit-learn's half Poisson deviance); a warm start refuses a
+change of the parameters that shape the network (see ``warm_start``), where scikit-learn applies a
 new ``activation`` to the weights it has and ignores, or fails on, new
 ``hidden_layer_sizes``; ``partial_fit`` takes labels among ``classes_`` also with
 ``warm_start=True`` (scikit-learn then wants every class in each call); a step whose loss
@@ -46,7 +47,7 @@ import warnings
 import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import minimize
-from scipy.special import expit
+from scipy.special import expit, xlogy
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
@@ -62,7 +63,7 @@ from threadpoolctl import threadpool_limits
 from . import _validate
 from .activations import ACTIVATIONS
 from .layers import Dense
-from .losses import BCEWithLogitsLoss, MSELoss, SoftmaxCrossEntropyLoss
+from .losses import BCEWithLogitsLoss, MSELoss, PoissonNLLLoss, SoftmaxCrossEntropyLoss
 from .network import Network
 from .onnx_export import to_onnx
 from .optim import SGD, Adam
@@ -150,8 +151,11 @@ class _BaseMLP(BaseEstimator):
         self.max_fun = max_fun
         self.compute_dtype = compute_dtype
 
-    #: parameters a subclass adds to the shared ones, with their defaults
+    #: parameters a subclass adds to the shared ones, with their defaults: keyword-only
+    #: ones after them, and positional ones before them (the regressor's ``loss``, first
+    #: as in scikit-learn)
     _EXTRA_PARAMS: dict = {}
+    _LEADING_PARAMS: dict = {}
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -159,8 +163,12 @@ class _BaseMLP(BaseEstimator):
         # ones in one signature (what scikit-learn's get_params reads), and argument
         # errors that name the estimator.
         shared = inspect.signature(_BaseMLP.__init__)
+        self_param, *shared_params = shared.parameters.values()
         signature = shared.replace(parameters=[
-            *shared.parameters.values(),
+            self_param,
+            *(inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default)
+              for name, default in cls._LEADING_PARAMS.items()),
+            *shared_params,
             *(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
               for name, default in cls._EXTRA_PARAMS.items())])
         qualname = f"{cls.__qualname__}.__init__"
@@ -488,9 +496,11 @@ class _BaseMLP(BaseEstimator):
         else:
             self._optimizer_.weight_decay = decay
         opt = self._optimizer_
+        offset = self._loss_offset(T, w)
         self.n_iter_ = 0
         for _ in range(1 if incremental else self.max_iter):
-            self.loss_ = self._epoch(X, T, batch, row_weights, early_stopping=val is not None)
+            self.loss_ = offset + self._epoch(X, T, batch, row_weights,
+                                              early_stopping=val is not None)
             self.n_iter_ += 1
             self.t_ += n
             self.loss_curve_.append(self.loss_)
@@ -589,6 +599,7 @@ class _BaseMLP(BaseEstimator):
         biases), ``sum(w)`` being the number of rows without weights, with scikit-learn's
         options; fastbp's backward pass gives the loss and gradient."""
         net, scale, n = self.network_, self._loss_scale, X.shape[0]
+        offset = self._loss_offset(T, w)
         total = n if w is None else float(w.sum())
         row_weights = self._row_weights(w, n)
         decay = np.concatenate([np.full(layer.W.size, self.alpha / total)
@@ -598,7 +609,7 @@ class _BaseMLP(BaseEstimator):
 
         def objective(theta):
             net.params[...] = theta
-            loss = (scale * net.backward(X, T, sample_weight=row_weights)
+            loss = (scale * net.backward(X, T, sample_weight=row_weights) + offset
                     + 0.5 * np.dot(decay * theta, theta))
             return loss, scale * net.grads + decay * theta
 
@@ -612,7 +623,8 @@ class _BaseMLP(BaseEstimator):
             raise ValueError(_NON_FINITE)
         net.params[...] = result.x
         self.n_iter_ = min(result.nit, self.max_iter)
-        self.loss_ = float(result.fun) / scale
+        # fastbp's loss (the penalty included) with scikit-learn's terms of the targets
+        self.loss_ = (float(result.fun) - offset) / scale + offset
         if result.status != 0:  # stopped by max_iter or max_fun, or failed
             warnings.warn(self._lbfgs_warning(result), ConvergenceWarning)
 
@@ -639,6 +651,11 @@ class _BaseMLP(BaseEstimator):
         """The factor that turns fastbp's mean loss per element into scikit-learn's loss
         per row, where the two differ by the number of outputs."""
         return 1
+
+    def _loss_offset(self, T, w) -> float:
+        """What scikit-learn's loss adds to fastbp's on targets ``T`` (rows weighted by
+        ``w``): terms of the targets alone, which change no gradient."""
+        return 0.0
 
     def _stochastic(self) -> bool:
         """partial_fit exists for the stochastic solvers only, as in scikit-learn."""
@@ -1006,14 +1023,28 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
 
 class MLPRegressor(RegressorMixin, _BaseMLP):
-    """Multi-layer perceptron regressor trained by fastbp (mean squared error).
+    """Multi-layer perceptron regressor trained by fastbp.
 
     Parameters and attributes as for :class:`MLPClassifier` (without ``classes_``; the
-    early-stopping score is R²); ``out_activation_`` is ``"identity"``. ``y`` may be
-    (n_samples,) or (n_samples, n_outputs); predictions have the same shape. A warm start's
-    ``y`` (``fit`` with ``warm_start``, ``partial_fit``) must have the network's number of
-    outputs.
+    early-stopping score is R²), and ``loss``, the first parameter, as in scikit-learn.
+    ``y`` may be (n_samples,) or (n_samples, n_outputs); predictions have the same shape. A
+    warm start's ``y`` (``fit`` with ``warm_start``, ``partial_fit``) must have the
+    network's number of outputs.
+
+    Parameters
+    ----------
+    loss : {"squared_error", "poisson"}
+        ``"squared_error"``: identity outputs (``out_activation_ = "identity"``), trained on
+        fastbp's ``MSELoss``. ``"poisson"``: scikit-learn's half Poisson deviance with a log
+        link: the network's outputs are log-rates (``out_activation_ = "exp"``), trained on
+        ``PoissonNLLLoss(log_input=True)`` summed over the outputs, and ``predict`` returns
+        their exp; ``y`` must be >= 0. ``loss_`` is then scikit-learn's, the targets' own
+        terms ``y log y - y`` included. ``loss`` shapes the network, as
+        ``hidden_layer_sizes`` does: a warm start refuses a change.
     """
+
+    _LEADING_PARAMS = {"loss": "squared_error"}
+    _LOSSES = ("squared_error", "poisson")
 
     def fit(self, X, y, sample_weight=None) -> "MLPRegressor":
         """Train on ``X`` (n_samples, n_features) and targets ``y``, each sample's loss
@@ -1026,6 +1057,18 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         weights once fitted."""
         return self._fit(X, y, sample_weight, incremental=True)
 
+    def _check_params(self) -> None:
+        super()._check_params()
+        if isinstance(self.loss, str) and self.loss in self._LOSSES:
+            return
+        hint = ("" if isinstance(self.loss, str) else " (loss is the first parameter, as in "
+                "scikit-learn's MLPRegressor: pass hidden_layer_sizes by name)")
+        raise ValueError(f"{type(self).__name__}: loss must be one of "
+                         f"{', '.join(map(repr, self._LOSSES))}, got {self.loss!r}{hint}")
+
+    def _network_params(self) -> dict:
+        return {**super()._network_params(), "loss": self.loss}
+
     def _fit(self, X, y, sample_weight, incremental: bool) -> "MLPRegressor":
         warm = self._start(incremental)
         X, y = validate_data(self, X, y, reset=not warm, multi_output=True, y_numeric=True,
@@ -1034,26 +1077,52 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         if warm and T.shape[1] != self.n_outputs_:
             raise ValueError(f"{type(self).__name__}: y has {T.shape[1]} outputs, the "
                              f"network {self.n_outputs_}")
+        if self.loss == "poisson" and not (T >= 0).all():
+            bad = np.flatnonzero(~(T >= 0))[0]
+            raise ValueError(f"{type(self).__name__}: loss='poisson' needs y >= 0, got "
+                             f"{float(T.flat[bad])!r} at flat index {bad}")
         w = self._sample_weight(sample_weight, len(T))
-        self.n_outputs_, self.out_activation_ = T.shape[1], "identity"
+        self.n_outputs_ = T.shape[1]
+        self.out_activation_ = "exp" if self.loss == "poisson" else "identity"
         return self._train(X, T, T.shape[1], w, incremental=incremental, warm=warm)
 
     def _loss(self):
-        return MSELoss()
+        return PoissonNLLLoss() if self.loss == "poisson" else MSELoss()
 
-    # scikit-learn's squared error is half of fastbp's MSELoss.
-    _loss_scale = 0.5
+    @property
+    def _loss_scale(self) -> float:
+        # scikit-learn's squared error is half of fastbp's MSELoss; its Poisson loss
+        # fastbp's summed over the outputs (see _loss_per_row).
+        return 1.0 if self.loss == "poisson" else 0.5
+
+    def _loss_per_row(self) -> int:
+        return self.n_outputs_ if self.loss == "poisson" else 1
+
+    def _loss_offset(self, T, w) -> float:
+        """scikit-learn's half Poisson deviance is fastbp's loss plus ``y log y - y``,
+        summed over the outputs and averaged over the rows."""
+        if self.loss != "poisson":
+            return 0.0
+        return float(np.average((xlogy(T, T) - T).sum(axis=1), weights=w))
+
+    def _predictions(self, out: np.ndarray) -> np.ndarray:
+        """The predicted targets for the network's outputs: their exp for the Poisson
+        loss's log link."""
+        return np.exp(out) if self.out_activation_ == "exp" else out
 
     def _score_outputs(self, out: np.ndarray, T: np.ndarray, w) -> float:
-        return r2_score(T, out, sample_weight=w)
+        return r2_score(T, self._predictions(out), sample_weight=w)
 
     def _onnx_graph(self) -> tuple:
-        """The network to export, with predict's flattening of a single output."""
-        return self.network_, {"head": "ravel" if self.n_outputs_ == 1 else None}
+        """The network to export, with predict's exp (Poisson loss) and flattening of a
+        single output."""
+        head = ("exp",) if self.out_activation_ == "exp" else ()
+        head += ("ravel",) if self.n_outputs_ == 1 else ()
+        return self.network_, {"head": head or None}
 
     def predict(self, X) -> np.ndarray:
         """Predicted targets, (n_samples,) for a single output."""
-        y = self._outputs(X)
+        y = self._predictions(self._outputs(X))
         return y.ravel() if y.shape[1] == 1 else y
 
     def __sklearn_tags__(self):
