@@ -325,6 +325,10 @@ def test_partial_fit_refuses_early_stopping(digits):
 
 # ---- loss="poisson": scikit-learn's half Poisson deviance with a log link -----------------
 
+needs_sklearn_poisson = pytest.mark.skipif(
+    "loss" not in inspect.signature(sk.MLPRegressor).parameters,
+    reason="scikit-learn's MLPRegressor has loss='poisson' from scikit-learn 1.7")
+
 def _counts(n_targets, n=120, seed=0):
     """Features and Poisson counts of rates exp(X @ beta), (n,) or (n, n_targets)."""
     rng = np.random.default_rng(seed)
@@ -333,6 +337,7 @@ def _counts(n_targets, n=120, seed=0):
     return X, rng.poisson(rates).astype(np.float64).squeeze()
 
 
+@needs_sklearn_poisson
 @pytest.mark.parametrize("targets", [1, 3], ids=["single", "multi"])
 @pytest.mark.parametrize("weighted", [False, True])
 def test_a_poisson_sgd_step_from_the_same_weights_is_scikit_learns(targets, weighted):
@@ -357,6 +362,7 @@ def test_a_poisson_sgd_step_from_the_same_weights_is_scikit_learns(targets, weig
     assert ours.score(X, y) == pytest.approx(theirs.score(X, y), rel=1e-12)
 
 
+@needs_sklearn_poisson
 @pytest.mark.parametrize("targets", [1, 3], ids=["single", "multi"])
 def test_poisson_lbfgs_takes_scikit_learns_steps(targets):
     """scikit-learn's objective (the half Poisson deviance plus the penalty): from the same
@@ -381,6 +387,7 @@ def test_poisson_validation_scores_are_the_r2_of_the_rates():
     assert est.validation_scores_ == [pytest.approx(est.score(Xv, yv), rel=1e-12)]
 
 
+@needs_sklearn_poisson
 def test_the_regressors_signature_is_scikit_learns():
     """loss first, and positional, as in scikit-learn; fastbp adds compute_dtype."""
     def parameters(cls):
