@@ -49,7 +49,8 @@ def main(argv=None):
     print(f"# fastbp {fb.build_info()['version']} simd={fb.build_info()['simd']}, "
           f"{threads} threads; numpy {np.__version__} "
           f"(OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'default')})")
-    header = f"{'product':16} {'m':>5} {'n':>5} {'k':>5} {'fastbp GF/s':>11} {'numpy GF/s':>10} {'ratio':>6} {'max rel err':>11}"
+    header = (f"{'product':16} {'m':>5} {'n':>5} {'k':>5} {'fastbp GF/s':>11} {'numpy GF/s':>10} "
+              f"{'ratio':>6} {'max rel err':>11}")
     print(header)
     print("-" * len(header))
     rng = np.random.default_rng(0)

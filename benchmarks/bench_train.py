@@ -80,6 +80,11 @@ def torch_step(sizes, X, T, autocast=False):
     return step
 
 
+def cell(values, key, spec):
+    """values[key] formatted by spec, or "-" for a library that was not timed."""
+    return format(values[key], spec) if key in values else "-"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", default=",".join(CASES), help="comma-separated, e.g. S1,S2")
@@ -119,11 +124,10 @@ def main(argv=None):
             times["cuda"] = median_seconds(fastbp_step(sizes, X, T, "cuda"), args.repeats)
         us = {k: v * 1e6 for k, v in times.items()}
         ratio = {k: times[k] / times["fastbp"] for k in times if k != "fastbp"}
-        fmt = lambda d, k, spec: format(d[k], spec) if k in d else "-"
         print(f"{name:4} {'-'.join(map(str, sizes)):>20} {batch:>5} {us['fastbp']:>11.1f} "
-              f"{flops / times['fastbp'] / 1e9:>8.1f} {fmt(us, 'numpy', '11.1f'):>11} "
-              f"{fmt(us, 'torch', '11.1f'):>11} {fmt(ratio, 'numpy', '8.2f'):>8} "
-              f"{fmt(ratio, 'torch', '8.2f'):>8}"
+              f"{flops / times['fastbp'] / 1e9:>8.1f} {cell(us, 'numpy', '11.1f'):>11} "
+              f"{cell(us, 'torch', '11.1f'):>11} {cell(ratio, 'numpy', '8.2f'):>8} "
+              f"{cell(ratio, 'torch', '8.2f'):>8}"
               + (f" {us['cuda']:>11.1f} {1 / ratio['cuda']:>10.2f}" if cuda else ""))
         rows.append((name, flops, us))
     if args.plot:

@@ -221,7 +221,8 @@ def test_flat_buffers_are_host_copies_synced_with_the_gpu(rng):
     assert_close_scaled(gpu.params, cpu.params, 1e-10)   # a read brings the GPU's values
     assert_close_scaled(gpu.grads, cpu.grads, 1e-10)
     np.testing.assert_array_equal(
-        gpu.grads, np.concatenate([a.ravel() for l in dense_layers(gpu) for a in (l.dW, l.db)]))
+        gpu.grads,
+        np.concatenate([a.ravel() for layer in dense_layers(gpu) for a in (layer.dW, layer.db)]))
 
 
 @needs_gpu

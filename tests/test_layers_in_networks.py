@@ -532,7 +532,7 @@ def test_batchnorm_refuses_a_one_row_training_batch_before_changing_anything(dty
         "fit, batches of 1": lambda: net.fit(X, T, epochs=1, batch_size=1, optimizer=opt),
         "fit, one row": lambda: net.fit(X[:1], T[:1], epochs=1, batch_size=4, optimizer=opt),
     }
-    for what, call in calls.items():
+    for call in calls.values():
         with pytest.raises(ValueError, match="BatchNorm.*at least 2 rows"):
             call()
         frozen.assert_unchanged()

@@ -228,16 +228,16 @@ def test_predict_equals_forward(rng, backend, dtype):
     net = make_net(widths, "relu", "ce_labels", dtype, backend, seed=9)
     X, T = make_data(widths, "ce_labels", 33, rng, dtype)
     net.backward(X, T)
-    grads = [(l.dW.copy(), l.db.copy()) for l in dense_layers(net)]
+    grads = [(layer.dW.copy(), layer.db.copy()) for layer in dense_layers(net)]
     p = net.predict(X)
     f = net.forward(X)
     assert p.dtype == np.dtype(dtype) and p.shape == (33, 7)
     np.testing.assert_allclose(p, f, rtol=1e-6 if dtype == "float32" else 1e-14)
     assert_close_scaled(p, np_forward(net, X), 1e-5 if dtype == "float32" else 1e-12)
     # predict keeps no training state: the gradients of the last backward stay
-    for l, (dW, db) in zip(dense_layers(net), grads):
-        np.testing.assert_array_equal(l.dW, dW)
-        np.testing.assert_array_equal(l.db, db)
+    for layer, (dW, db) in zip(dense_layers(net), grads):
+        np.testing.assert_array_equal(layer.dW, dW)
+        np.testing.assert_array_equal(layer.db, db)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -267,7 +267,7 @@ def test_save_load_roundtrip(tmp_path, rng, act, loss, backend, dtype, as_path):
     net.save(path)
     loaded = fb.Network.load(path)
 
-    assert [type(l) for l in loaded.layers] == [type(l) for l in net.layers]
+    assert [type(layer) for layer in loaded.layers] == [type(layer) for layer in net.layers]
     for a, b in zip(dense_layers(loaded), dense_layers(net)):
         assert (a.in_features, a.out_features) == (b.in_features, b.out_features)
         assert a.W.dtype == np.dtype(dtype) and a.b.dtype == np.dtype(dtype)
@@ -628,7 +628,8 @@ def test_params_is_the_flat_buffer_every_layer_views(backend, dtype, rng):
                            (net.grads, "db")):
             assert np.shares_memory(getattr(layer, name), flat), name
     np.testing.assert_array_equal(
-        net.params, np.concatenate([a.ravel() for l in dense_layers(net) for a in (l.W, l.b)]))
+        net.params,
+        np.concatenate([a.ravel() for layer in dense_layers(net) for a in (layer.W, layer.b)]))
     new = rng.standard_normal(net.n_params).astype(dtype)
     net.params[...] = new                       # written through the flat buffer
     first = dense_layers(net)[0]
@@ -644,6 +645,7 @@ def test_grads_after_backward_are_the_layers_gradients(backend, rng):
     net = make_net((4, 6, 5, 2), "relu", "ce_labels", "float64", backend, seed=2)
     X, T = make_data((4, 2), "ce_labels", 11, rng, "float64")
     net.backward(X, T)
-    expected = np.concatenate([a.ravel() for l in dense_layers(net) for a in (l.dW, l.db)])
+    expected = np.concatenate([a.ravel() for layer in dense_layers(net)
+                               for a in (layer.dW, layer.db)])
     assert np.abs(expected).max() > 0
     np.testing.assert_array_equal(net.grads, expected)

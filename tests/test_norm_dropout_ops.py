@@ -523,8 +523,6 @@ def test_to_torch_and_from_torch_copy_parameters_and_statistics(rng):
 def _run_onnx(layer, x, opset):
     onnx = pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
-    import onnx.helper
-    import onnx.numpy_helper
 
     nodes, inits = layer.onnx_nodes(onnx, "out", "x", opset, x.dtype)
     elem = onnx.helper.np_dtype_to_tensor_dtype(x.dtype)

@@ -411,7 +411,7 @@ def test_unfitted_coefs_raise_not_fitted_error():
     from sklearn.exceptions import NotFittedError
 
     with pytest.raises(NotFittedError):
-        MLPRegressor().coefs_
+        _ = MLPRegressor().coefs_
     assert not hasattr(MLPRegressor(), "intercepts_")
 
 

@@ -37,7 +37,7 @@ def run_in_threads(*jobs):
         try:
             barrier.wait()
             results[i] = job()
-        except BaseException as e:  # reported in the main thread
+        except BaseException as e:  # noqa: BLE001 - reported in the main thread
             errors.append(e)
 
     threads = [threading.Thread(target=run, args=(i, job)) for i, job in enumerate(jobs)]
@@ -272,7 +272,7 @@ def test_an_optimizer_drives_one_fit_at_a_time():
         try:
             first.fit(X, T, epochs=2, batch_size=16, optimizer=opt,
                       lr_schedule=lambda epoch: 0.01, callbacks=[wait_in_epoch])
-        except BaseException as e:  # reported in the main thread
+        except BaseException as e:  # noqa: BLE001 - reported in the main thread
             errors.append(e)
 
     thread = threading.Thread(target=run, name="first fit")

@@ -196,7 +196,7 @@ def bce_with_logits(logits, target, reduction="mean"):
 
 @_loss_args(labels_allowed=False)
 def bce_with_logits_backward(logits, target, reduction="mean"):
-    return (sigmoid(logits) - target) / (logits.size if reduction == "mean" else 1)
+    return (activations._sigmoid(logits) - target) / (logits.size if reduction == "mean" else 1)
 
 
 def _l1_terms(y, t):

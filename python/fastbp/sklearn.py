@@ -495,7 +495,7 @@ class _BaseMLP(BaseEstimator):
             self.t_ += n
             self.loss_curve_.append(self.loss_)
             if self.verbose:
-                print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+                print(f"Iteration {self.n_iter_:d}, loss = {self.loss_:.8f}")
             if np.isnan(self.loss_):  # diverged: the best validation weights are restored
                 self._count_score(np.nan)
                 break
@@ -548,7 +548,7 @@ class _BaseMLP(BaseEstimator):
         weights are kept."""
         self.validation_scores_.append(score)
         if self.verbose:
-            print("Validation score: %f" % score)
+            print(f"Validation score: {score:f}")
         if score < self.best_validation_score_ + self.tol:
             self._no_improvement_count += 1
         else:
@@ -571,7 +571,7 @@ class _BaseMLP(BaseEstimator):
         else:
             opt.lr /= 5.0
             if self.verbose:
-                print(msg + " Setting learning rate to %f" % opt.lr)
+                print(f"{msg} Setting learning rate to {opt.lr:f}")
             return False
         if self.verbose:
             print(msg)

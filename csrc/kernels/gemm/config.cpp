@@ -28,6 +28,7 @@ struct Blocking {
   int64_t mc, kc, nc;
 };
 
+// clang-format off: a table, aligned by column
 //                                   MR  NR   MC   KC    NC
 constexpr Blocking kRefF32{          4,  8,  96, 256, 4096};
 constexpr Blocking kRefF64{          4,  4,  96, 256, 4096};
@@ -40,6 +41,7 @@ constexpr Blocking kAvx512WideF64{   6, 32, 120, 512, 4096};
 constexpr Blocking kAvx512Bf16{     12, 32, 240, 384, 4096};
 constexpr Blocking kAvx512WideBf16{  6, 64, 240, 1024, 4096};
 constexpr Blocking kAmxBf16{        32, 32, 256, 1024, 4096};
+// clang-format on
 
 static_assert(kAvx512F32.mr * kAvx512F32.nr <= kMaxTile, "edge scratch too small");
 static_assert(kAvx512WideF32.mr * kAvx512WideF32.nr <= kMaxTile, "edge scratch too small");
