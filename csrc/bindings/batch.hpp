@@ -26,8 +26,7 @@ void check_probabilities(const T* t, int64_t n) {
   for (int64_t i = 0; i < n; ++i)
     if (!(t[i] >= T(0) && t[i] <= T(1)))
       throw py::value_error("BCEWithLogitsLoss targets must lie in [0, 1], got " +
-                            std::to_string(double(t[i])) + " at flat index " +
-                            std::to_string(i));
+                            std::to_string(double(t[i])) + " at flat index " + std::to_string(i));
 }
 
 // A checked batch: inputs X (rows x in_features) and their targets. Class labels are

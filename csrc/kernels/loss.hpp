@@ -15,8 +15,8 @@ inline constexpr std::pair<Loss, const char*> kLossNames[] = {
     {Loss::BCEWithLogits, "BCEWithLogits"},
     {Loss::L1, "L1"},
     {Loss::Huber, "Huber"}};
-inline constexpr std::pair<Reduction, const char*> kReductionNames[] = {
-    {Reduction::Mean, "Mean"}, {Reduction::Sum, "Sum"}};
+inline constexpr std::pair<Reduction, const char*> kReductionNames[] = {{Reduction::Mean, "Mean"},
+                                                                        {Reduction::Sum, "Sum"}};
 
 // A loss target: dense rows (m x n, same dtype as the output) or, for softmax
 // cross-entropy only, one class label per row. Exactly one of dense and labels is set.

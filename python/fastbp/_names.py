@@ -46,5 +46,7 @@ LOSSES: dict = _by_snake_name(_core.Loss)
 #: ``"mean"`` -> ``_core.Reduction.Mean``.
 REDUCTIONS: dict = _by_snake_name(_core.Reduction)
 #: A compute dtype (None: the storage dtype's; ``"bfloat16"``) -> ``_core.Compute``.
-COMPUTE: dict = {None if name == "storage" else name: member
-                 for name, member in _by_snake_name(_core.Compute).items()}
+COMPUTE: dict = {
+    None if name == "storage" else name: member
+    for name, member in _by_snake_name(_core.Compute).items()
+}

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from . import _core, _names, _validate
 
-__all__ = ["Loss", "MSELoss", "SoftmaxCrossEntropyLoss", "BCEWithLogitsLoss", "L1Loss",
-           "HuberLoss", "LOSS_TYPES"]
+__all__ = [
+    "Loss",
+    "MSELoss",
+    "SoftmaxCrossEntropyLoss",
+    "BCEWithLogitsLoss",
+    "L1Loss",
+    "HuberLoss",
+    "LOSS_TYPES",
+]
 
 #: fastbp's loss classes by class name (what a saved network names them by), each entered
 #: as it is defined.

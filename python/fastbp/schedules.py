@@ -59,7 +59,7 @@ class ExponentialLR(Schedule):
         self.gamma = _validate.real("gamma", gamma, strict=True)
 
     def __call__(self, epoch: int, base_lr: float) -> float:
-        return base_lr * self.gamma ** epoch
+        return base_lr * self.gamma**epoch
 
 
 class CosineAnnealingLR(Schedule):
