@@ -24,10 +24,16 @@ def fit_and_round_trip(backend: str, compute_dtype: str | None = None) -> str:
     rng = np.random.default_rng(0)
     X = rng.standard_normal((256, 8)).astype(np.float32)
     T = (X[:, :1] * X[:, 1:2] > 0).astype(np.float32)  # XOR of two signs: needs the hidden layer
-    net = fb.Network([fb.Dense(8, 32), fb.ReLU(), fb.Dense(32, 1)], loss=fb.BCEWithLogitsLoss(),
-                     backend=backend, seed=0, compute_dtype=compute_dtype)
-    history = net.fit(X, T, epochs=30, batch_size=32, optimizer=fb.SGD(lr=0.1, momentum=0.9),
-                      progress=False)
+    net = fb.Network(
+        [fb.Dense(8, 32), fb.ReLU(), fb.Dense(32, 1)],
+        loss=fb.BCEWithLogitsLoss(),
+        backend=backend,
+        seed=0,
+        compute_dtype=compute_dtype,
+    )
+    history = net.fit(
+        X, T, epochs=30, batch_size=32, optimizer=fb.SGD(lr=0.1, momentum=0.9), progress=False
+    )
     first, last = history.loss[0], history.loss[-1]
     assert last < 0.5 * first, (backend, compute_dtype, history.loss)
     with tempfile.TemporaryDirectory() as folder:
@@ -64,12 +70,15 @@ def main() -> None:
     # Installed, not imported from a source checkout next to the working folder.
     assert "site-packages" in fb.__file__, fb.__file__
     print(f"fastbp {info['version']} from {os.path.dirname(fb.__file__)}")
-    print(f"  compiler {info['compiler']}; SIMD compiled {info['simd_compiled']}, "
-          f"runnable here {info['simd_available']}")
+    print(
+        f"  compiler {info['compiler']}; SIMD compiled {info['simd_compiled']}, "
+        f"runnable here {info['simd_available']}"
+    )
     print(f"  CUDA compiled: {info['cuda_compiled']}; status: {info['cuda_status']}")
     for path in info["simd_available"]:
-        subprocess.run([sys.executable, __file__], env=dict(os.environ, FASTBP_SIMD=path),
-                       check=True)
+        subprocess.run(
+            [sys.executable, __file__], env=dict(os.environ, FASTBP_SIMD=path), check=True
+        )
 
 
 if __name__ == "__main__":

@@ -26,43 +26,54 @@ from timing import median_seconds, torch_with_threads
 
 
 def train_table(cases, repeats, torch, rng):
-    header = (f"{'case':4} {'layers':>16} {'batch':>5} {'bf16 us':>11} {'GFLOP/s':>8} "
-              f"{'f32 us':>11} {'autocast us':>11} {'x f32':>6} {'x autocast':>10}")
+    header = (
+        f"{'case':4} {'layers':>16} {'batch':>5} {'bf16 us':>11} {'GFLOP/s':>8} "
+        f"{'f32 us':>11} {'autocast us':>11} {'x f32':>6} {'x autocast':>10}"
+    )
     print(header)
     print("-" * len(header))
     for name in cases:
         sizes, batch = CASES[name]
         X = rng.standard_normal((batch, sizes[0]), dtype=np.float32)
         T = rng.standard_normal((batch, sizes[-1]), dtype=np.float32)
-        t = {"bf16": median_seconds(fastbp_step(sizes, X, T, "cpu", "bfloat16"), repeats),
-             "f32": median_seconds(fastbp_step(sizes, X, T, "cpu"), repeats)}
+        t = {
+            "bf16": median_seconds(fastbp_step(sizes, X, T, "cpu", "bfloat16"), repeats),
+            "f32": median_seconds(fastbp_step(sizes, X, T, "cpu"), repeats),
+        }
         if torch is not None:
             t["autocast"] = median_seconds(torch_step(sizes, X, T, autocast=True), repeats)
         auto = f"{t['autocast'] * 1e6:>11.1f}" if "autocast" in t else f"{'-':>11}"
         vs_auto = f"{t['autocast'] / t['bf16']:>10.2f}" if "autocast" in t else f"{'-':>10}"
-        print(f"{name:4} {'-'.join(map(str, sizes)):>16} {batch:>5} {t['bf16'] * 1e6:>11.1f} "
-              f"{step_flops(sizes, batch) / t['bf16'] / 1e9:>8.1f} {t['f32'] * 1e6:>11.1f} "
-              f"{auto} {t['f32'] / t['bf16']:>6.2f} {vs_auto}")
+        print(
+            f"{name:4} {'-'.join(map(str, sizes)):>16} {batch:>5} {t['bf16'] * 1e6:>11.1f} "
+            f"{step_flops(sizes, batch) / t['bf16'] / 1e9:>8.1f} {t['f32'] * 1e6:>11.1f} "
+            f"{auto} {t['f32'] / t['bf16']:>6.2f} {vs_auto}"
+        )
 
 
 def gemm_table(sizes, repeats, torch, rng):
-    header = (f"{'n':>5} {'bf16 ms':>9} {'GFLOP/s':>8} {'torch bf16 ms':>13} {'f32 ms':>9} "
-              f"{'x torch':>7} {'x f32':>6}")
+    header = (
+        f"{'n':>5} {'bf16 ms':>9} {'GFLOP/s':>8} {'torch bf16 ms':>13} {'f32 ms':>9} "
+        f"{'x torch':>7} {'x f32':>6}"
+    )
     print(header)
     print("-" * len(header))
     for n in sizes:
         a = rng.standard_normal((n, n), dtype=np.float32)
         b = rng.standard_normal((n, n), dtype=np.float32)
-        t = {"bf16": median_seconds(lambda: fb.ops.matmul(a, b, compute_dtype="bfloat16"),
-                                    repeats),
-             "f32": median_seconds(lambda: fb.ops.matmul(a, b), repeats)}
+        t = {
+            "bf16": median_seconds(lambda: fb.ops.matmul(a, b, compute_dtype="bfloat16"), repeats),
+            "f32": median_seconds(lambda: fb.ops.matmul(a, b), repeats),
+        }
         if torch is not None:
             ta, tb = (torch.from_numpy(x).to(torch.bfloat16) for x in (a, b))
             t["torch"] = median_seconds(lambda: torch.matmul(ta, tb), repeats)
         tt = f"{t['torch'] * 1e3:>13.2f}" if "torch" in t else f"{'-':>13}"
         vs = f"{t['torch'] / t['bf16']:>7.2f}" if "torch" in t else f"{'-':>7}"
-        print(f"{n:>5} {t['bf16'] * 1e3:>9.2f} {2 * n**3 / t['bf16'] / 1e9:>8.1f} {tt} "
-              f"{t['f32'] * 1e3:>9.2f} {vs} {t['f32'] / t['bf16']:>6.2f}")
+        print(
+            f"{n:>5} {t['bf16'] * 1e3:>9.2f} {2 * n**3 / t['bf16'] / 1e9:>8.1f} {tt} "
+            f"{t['f32'] * 1e3:>9.2f} {vs} {t['f32'] / t['bf16']:>6.2f}"
+        )
 
 
 def main(argv=None):
@@ -71,17 +82,22 @@ def main(argv=None):
     parser.add_argument("--sizes", default="512,1024,2048", help="square GEMM sizes")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=None, help="threads for every library")
-    parser.add_argument("--no-torch", action="store_true",
-                        help="skip PyTorch (whose bfloat16 is emulated, and slow, on CPUs "
-                             "without AVX512-BF16 or AMX)")
+    parser.add_argument(
+        "--no-torch",
+        action="store_true",
+        help="skip PyTorch (whose bfloat16 is emulated, and slow, on CPUs "
+        "without AVX512-BF16 or AMX)",
+    )
     args = parser.parse_args(argv)
     torch, threads = torch_with_threads(fb, args.threads)
     if args.no_torch:
         torch = None
     info = fb.build_info()
-    print(f"# machine: {platform.processor() or platform.machine()}, {threads} threads; "
-          f"fastbp {info['version']} simd={info['simd']} bf16_gemm={info['bf16_gemm']}; "
-          f"torch {torch.__version__ if torch else 'skipped' if args.no_torch else 'not installed'}")
+    print(
+        f"# machine: {platform.processor() or platform.machine()}, {threads} threads; "
+        f"fastbp {info['version']} simd={info['simd']} bf16_gemm={info['bf16_gemm']}; "
+        f"torch {torch.__version__ if torch else 'skipped' if args.no_torch else 'not installed'}"
+    )
     rng = np.random.default_rng(0)
     if args.cases:
         train_table(args.cases.split(","), args.repeats, torch, rng)

@@ -53,16 +53,25 @@ def network(sizes) -> fb.Network:
 
 def data(sizes, rows: int, seed: int):
     rng = np.random.default_rng(seed)
-    return (rng.standard_normal((rows, sizes[0]), dtype=np.float32),
-            rng.standard_normal((rows, sizes[-1]), dtype=np.float32))
+    return (
+        rng.standard_normal((rows, sizes[0]), dtype=np.float32),
+        rng.standard_normal((rows, sizes[-1]), dtype=np.float32),
+    )
 
 
 def single_process(name: str, epochs: int) -> float:
     """Median seconds per epoch of one process on all ranks' rows."""
     sizes, batch, steps = CASES[name]
     X, T = data(sizes, RANKS * batch * steps, seed=0)
-    history = network(sizes).fit(X, T, epochs=1 + epochs, batch_size=RANKS * batch,
-                                 optimizer=fb.SGD(lr=1e-3), shuffle=False, progress=False)
+    history = network(sizes).fit(
+        X,
+        T,
+        epochs=1 + epochs,
+        batch_size=RANKS * batch,
+        optimizer=fb.SGD(lr=1e-3),
+        shuffle=False,
+        progress=False,
+    )
     return statistics.median(history.epoch_time[1:])
 
 
@@ -91,12 +100,22 @@ def worker(out: str, names: list, epochs: int) -> None:
             per_epoch.append(comm.seconds)
             comm.seconds = 0.0
 
-        history = network(sizes).fit(X, T, epochs=1 + epochs, batch_size=batch,
-                                     optimizer=fb.SGD(lr=1e-3), shuffle=False,
-                                     progress=False, callbacks=[record], comm=comm)
+        history = network(sizes).fit(
+            X,
+            T,
+            epochs=1 + epochs,
+            batch_size=batch,
+            optimizer=fb.SGD(lr=1e-3),
+            shuffle=False,
+            progress=False,
+            callbacks=[record],
+            comm=comm,
+        )
         allreduce = np.mean(comm.allgather(statistics.median(per_epoch[1:])))
-        results[name] = {"epoch": statistics.median(history.epoch_time[1:]),
-                         "allreduce": float(allreduce)}
+        results[name] = {
+            "epoch": statistics.median(history.epoch_time[1:]),
+            "allreduce": float(allreduce),
+        }
     if comm.Get_rank() == 0:
         Path(out).write_text(json.dumps(results))
 
@@ -104,15 +123,31 @@ def worker(out: str, names: list, epochs: int) -> None:
 def launch_ranks(script: str, args: list, env: dict | None = None) -> dict:
     """Run RANKS ranks of ``script --worker OUT *args`` with one thread each (and the
     environment variables ``env``); the results rank 0 wrote to OUT, as JSON."""
-    mpiexec = shutil.which("mpiexec", path=os.pathsep.join(
-        [str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    mpiexec = shutil.which(
+        "mpiexec",
+        path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+    )
     if mpiexec is None:
         sys.exit("no mpiexec found: pip install 'fastbp[mpi]'")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "ranks.json"
         env = {**os.environ, "FASTBP_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", **(env or {})}
-        subprocess.run([mpiexec, "-n", str(RANKS), sys.executable, "-m", "mpi4py", script,
-                        "--worker", str(out), *args], env=env, check=True)
+        subprocess.run(
+            [
+                mpiexec,
+                "-n",
+                str(RANKS),
+                sys.executable,
+                "-m",
+                "mpi4py",
+                script,
+                "--worker",
+                str(out),
+                *args,
+            ],
+            env=env,
+            check=True,
+        )
         return json.loads(out.read_text())
 
 
@@ -151,18 +186,24 @@ def main() -> None:
     alone = {name: single_process(name, args.epochs) for name in names}
     time.sleep(0.5)  # let the two threads go idle before the ranks start
     together = ranks(names, args.epochs)
-    print(f"# fastbp {fb.__version__} simd={fb.build_info()['simd']}, {cpu_model()}, "
-          f"{os.cpu_count()} CPUs; 1 process x {RANKS} threads vs {RANKS} ranks x 1 thread")
-    head = (f"{'case':<5}{'layers':>18}{'batch/rank':>11}{'steps':>6}{'1 proc s':>10}"
-            f"{'ranks s':>9}{'x 1 proc':>9}{'allreduce s':>12}{'share':>7}")
+    print(
+        f"# fastbp {fb.__version__} simd={fb.build_info()['simd']}, {cpu_model()}, "
+        f"{os.cpu_count()} CPUs; 1 process x {RANKS} threads vs {RANKS} ranks x 1 thread"
+    )
+    head = (
+        f"{'case':<5}{'layers':>18}{'batch/rank':>11}{'steps':>6}{'1 proc s':>10}"
+        f"{'ranks s':>9}{'x 1 proc':>9}{'allreduce s':>12}{'share':>7}"
+    )
     print(head)
     print("-" * len(head))
     for name in names:
         sizes, batch, steps = CASES[name]
         mine, theirs = alone[name], together[name]
-        print(f"{name:<5}{'-'.join(map(str, sizes)):>18}{batch:>11}{steps:>6}"
-              f"{mine:>10.3f}{theirs['epoch']:>9.3f}{mine / theirs['epoch']:>9.2f}"
-              f"{theirs['allreduce']:>12.4f}{theirs['allreduce'] / theirs['epoch']:>7.1%}")
+        print(
+            f"{name:<5}{'-'.join(map(str, sizes)):>18}{batch:>11}{steps:>6}"
+            f"{mine:>10.3f}{theirs['epoch']:>9.3f}{mine / theirs['epoch']:>9.2f}"
+            f"{theirs['allreduce']:>12.4f}{theirs['allreduce'] / theirs['epoch']:>7.1%}"
+        )
 
 
 if __name__ == "__main__":

@@ -46,10 +46,15 @@ def main(argv=None):
     args = parser.parse_args(argv)
     threads = args.threads or fb.get_num_threads()
     fb.set_num_threads(threads)
-    print(f"# fastbp {fb.build_info()['version']} simd={fb.build_info()['simd']}, "
-          f"{threads} threads; numpy {np.__version__} "
-          f"(OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'default')})")
-    header = f"{'product':16} {'m':>5} {'n':>5} {'k':>5} {'fastbp GF/s':>11} {'numpy GF/s':>10} {'ratio':>6} {'max rel err':>11}"
+    print(
+        f"# fastbp {fb.build_info()['version']} simd={fb.build_info()['simd']}, "
+        f"{threads} threads; numpy {np.__version__} "
+        f"(OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'default')})"
+    )
+    header = (
+        f"{'product':16} {'m':>5} {'n':>5} {'k':>5} {'fastbp GF/s':>11} {'numpy GF/s':>10} "
+        f"{'ratio':>6} {'max rel err':>11}"
+    )
     print(header)
     print("-" * len(header))
     rng = np.random.default_rng(0)
@@ -61,8 +66,10 @@ def main(argv=None):
         t_np = median_seconds(lambda: (a.T if ta else a) @ (b.T if tb else b), args.repeats, 0.1)
         err = np.max(np.abs(fb.ops.matmul(a, b, ta, tb) - ref)) / np.max(np.abs(ref))
         flops = 2.0 * m * n * k
-        print(f"{name:16} {m:>5} {n:>5} {k:>5} {flops / t_fb / 1e9:>11.1f} "
-              f"{flops / t_np / 1e9:>10.1f} {t_np / t_fb:>6.2f} {err:>11.1e}")
+        print(
+            f"{name:16} {m:>5} {n:>5} {k:>5} {flops / t_fb / 1e9:>11.1f} "
+            f"{flops / t_np / 1e9:>10.1f} {t_np / t_fb:>6.2f} {err:>11.1e}"
+        )
 
 
 if __name__ == "__main__":

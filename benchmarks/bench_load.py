@@ -28,7 +28,7 @@ from bench_train import CASES, fastbp_step, torch_step
 from timing import median_seconds
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
-import digits  # noqa: E402  (examples/digits.py)
+import digits  # examples/digits.py
 
 
 def spin() -> None:
@@ -86,8 +86,12 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", default="S2,S3,S4")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--spinners", type=int, default=max(1, os.cpu_count() - 1),
-                        help="spinning processes under load (default: CPUs - 1)")
+    parser.add_argument(
+        "--spinners",
+        type=int,
+        default=max(1, os.cpu_count() - 1),
+        help="spinning processes under load (default: CPUs - 1)",
+    )
     args = parser.parse_args(argv)
     try:
         import torch
@@ -95,25 +99,37 @@ def main(argv=None) -> None:
         torch = None
     cases = args.cases.split(",")
     info = fb.build_info()
-    print(f"# machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
-          f"fastbp {info['version']} simd={info['simd']}, {DEFAULT_THREADS} threads by "
-          f"default; torch {torch.__version__ + f', {torch.get_num_threads()} threads' if torch else 'not installed'}; "
-          f"load: {args.spinners} spinning processes")
+    torch_info = (
+        f"{torch.__version__}, {torch.get_num_threads()} threads" if torch else "not installed"
+    )
+    print(
+        f"# machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
+        f"fastbp {info['version']} simd={info['simd']}, {DEFAULT_THREADS} threads by "
+        f"default; torch {torch_info}; "
+        f"load: {args.spinners} spinning processes"
+    )
     idle, idle_digits = step_times(cases, args.repeats, torch), digits_seconds(args.repeats)
     with spinners(args.spinners):
         load, load_digits = step_times(cases, args.repeats, torch), digits_seconds(args.repeats)
-    header = (f"{'case':6} {'idle us':>9} {'idle 1t us':>10} {'load us':>9} {'load 1t us':>10} "
-              f"{'torch load us':>13} {'load/1t':>8} {'load/idle':>9}")
+    header = (
+        f"{'case':6} {'idle us':>9} {'idle 1t us':>10} {'load us':>9} {'load 1t us':>10} "
+        f"{'torch load us':>13} {'load/1t':>8} {'load/idle':>9}"
+    )
     print(header)
     print("-" * len(header))
     for name in cases:
-        i, l = idle[name], load[name]
-        torch_us = f"{l['torch'] * 1e6:13.1f}" if "torch" in l else f"{'-':>13}"
-        print(f"{name:6} {i['default'] * 1e6:9.1f} {i['1 thread'] * 1e6:10.1f} "
-              f"{l['default'] * 1e6:9.1f} {l['1 thread'] * 1e6:10.1f} {torch_us} "
-              f"{l['default'] / l['1 thread']:8.2f} {l['default'] / i['default']:9.2f}")
-    print(f"{'digits':6} {idle_digits:8.3f}s {'':>10} {load_digits:8.3f}s {'':>10} {'':>13} "
-          f"{'':>8} {load_digits / idle_digits:9.2f}")
+        quiet, busy = idle[name], load[name]
+        torch_us = f"{busy['torch'] * 1e6:13.1f}" if "torch" in busy else f"{'-':>13}"
+        print(
+            f"{name:6} {quiet['default'] * 1e6:9.1f} {quiet['1 thread'] * 1e6:10.1f} "
+            f"{busy['default'] * 1e6:9.1f} {busy['1 thread'] * 1e6:10.1f} {torch_us} "
+            f"{busy['default'] / busy['1 thread']:8.2f} "
+            f"{busy['default'] / quiet['default']:9.2f}"
+        )
+    print(
+        f"{'digits':6} {idle_digits:8.3f}s {'':>10} {load_digits:8.3f}s {'':>10} {'':>13} "
+        f"{'':>8} {load_digits / idle_digits:9.2f}"
+    )
 
 
 DEFAULT_THREADS = fb.get_num_threads()

@@ -66,8 +66,11 @@ def worker(out: str, names: list, repeats: int) -> None:
 
 
 def ranks(names: list, repeats: int, async_progress: bool) -> dict:
-    return launch_ranks(__file__, ["--cases", ",".join(names), "--repeats", str(repeats)],
-                        {"MPIR_CVAR_ASYNC_PROGRESS": "1" if async_progress else "0"})
+    return launch_ranks(
+        __file__,
+        ["--cases", ",".join(names), "--repeats", str(repeats)],
+        {"MPIR_CVAR_ASYNC_PROGRESS": "1" if async_progress else "0"},
+    )
 
 
 def main() -> None:
@@ -82,10 +85,13 @@ def main() -> None:
     if args.worker:
         worker(args.worker, names, args.repeats)
         return
-    print(f"# fastbp {fb.__version__} simd={fb.build_info()['simd']}, {cpu_model()}, "
-          f"{os.cpu_count()} CPUs; {RANKS} ranks x 1 thread; milliseconds, rank means")
-    head = (f"{'case':<5}{'schedule':>34}{'backward':>10}{'reduce':>8}{'total':>8}"
-            f"{'x sequential':>13}")
+    print(
+        f"# fastbp {fb.__version__} simd={fb.build_info()['simd']}, {cpu_model()}, "
+        f"{os.cpu_count()} CPUs; {RANKS} ranks x 1 thread; milliseconds, rank means"
+    )
+    head = (
+        f"{'case':<5}{'schedule':>34}{'backward':>10}{'reduce':>8}{'total':>8}{'x sequential':>13}"
+    )
     print(head)
     print("-" * len(head))
     runs = {progress: ranks(names, args.repeats, progress) for progress in (False, True)}
@@ -93,14 +99,18 @@ def main() -> None:
         plain = {k: v * 1e3 for k, v in runs[False][name].items()}
         sequential = plain["backward"] + plain["allreduce"]
         rows = [("backward, then Allreduce", plain["backward"], plain["allreduce"])]
-        for progress, label in ((False, "Iallreduce during backward"),
-                                (True, "the same, MPICH progress thread")):
+        for progress, label in (
+            (False, "Iallreduce during backward"),
+            (True, "the same, MPICH progress thread"),
+        ):
             ms = {k: v * 1e3 for k, v in runs[progress][name].items()}
             rows.append((label, ms["overlapped"], ms["wait"]))
         for label, backward, reduce in rows:
             total = backward + reduce
-            print(f"{name:<5}{label:>34}{backward:>10.2f}{reduce:>8.2f}{total:>8.2f}"
-                  f"{total / sequential:>13.2f}")
+            print(
+                f"{name:<5}{label:>34}{backward:>10.2f}{reduce:>8.2f}{total:>8.2f}"
+                f"{total / sequential:>13.2f}"
+            )
 
 
 if __name__ == "__main__":

@@ -34,8 +34,12 @@ def worker(block_seconds: float) -> None:
 
     steps, per_block = {}, {}
     rng = np.random.default_rng(0)
-    print(json.dumps({"version": fb.__version__, "file": fb.__file__,
-                      "simd": fb.build_info()["simd"]}), flush=True)
+    print(
+        json.dumps(
+            {"version": fb.__version__, "file": fb.__file__, "simd": fb.build_info()["simd"]}
+        ),
+        flush=True,
+    )
     for line in sys.stdin:
         case = line.strip()
         if case not in steps:
@@ -56,9 +60,13 @@ def worker(block_seconds: float) -> None:
 
 def start(path: str, block_seconds: float) -> tuple[subprocess.Popen, dict]:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.abspath(path), HERE]))
-    proc = subprocess.Popen([sys.executable, __file__, "--worker",
-                             "--block-seconds", str(block_seconds)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--worker", "--block-seconds", str(block_seconds)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     return proc, json.loads(proc.stdout.readline())
 
 
@@ -83,22 +91,32 @@ def main(argv=None) -> None:
     if not (args.a and args.b):
         parser.error("--a and --b are both needed")
     (a, info_a), (b, info_b) = start(args.a, args.block_seconds), start(args.b, args.block_seconds)
-    print(f"# a: {info_a['file']} (simd={info_a['simd']})\n# b: {info_b['file']} "
-          f"(simd={info_b['simd']}); {args.blocks} alternating blocks per case")
+    print(
+        f"# a: {info_a['file']} (simd={info_a['simd']})\n# b: {info_b['file']} "
+        f"(simd={info_b['simd']}); {args.blocks} alternating blocks per case"
+    )
     header = f"{'case':4} {'a us':>12} {'b us':>12} {'b / a':>7} {'25%-75%':>13}"
     print(header + "\n" + "-" * len(header))
     try:
         for case in args.cases.split(","):
             block(a, case), block(b, case)  # warm-up blocks, not counted
             # each pair's order alternates, so neither build always runs second
-            times = np.array([(block(a, case), block(b, case)) if i % 2 == 0 else
-                              tuple(reversed((block(b, case), block(a, case))))
-                              for i in range(args.blocks)])
+            times = np.array(
+                [
+                    (block(a, case), block(b, case))
+                    if i % 2 == 0
+                    else tuple(reversed((block(b, case), block(a, case))))
+                    for i in range(args.blocks)
+                ]
+            )
             ratio = times[:, 1] / times[:, 0]
             lo, hi = np.percentile(ratio, [25, 75])
             med_a, med_b = np.median(times, axis=0) * 1e6
-            print(f"{case:4} {med_a:>12.1f} {med_b:>12.1f} {np.median(ratio):>7.3f} "
-                  f"{lo:>6.3f}-{hi:.3f}", flush=True)
+            print(
+                f"{case:4} {med_a:>12.1f} {med_b:>12.1f} {np.median(ratio):>7.3f} "
+                f"{lo:>6.3f}-{hi:.3f}",
+                flush=True,
+            )
     finally:
         for proc in (a, b):
             proc.stdin.close()

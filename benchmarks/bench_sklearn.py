@@ -57,24 +57,37 @@ def main(argv=None) -> list:
     args = parser.parse_args(argv)
 
     X, y = load_digits(return_X_y=True)
-    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, stratify=y,
-                                                        random_state=0)
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, test_size=0.25, stratify=y, random_state=0
+    )
     scaler = StandardScaler().fit(X_train)
     X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
 
-    print(f"digits: {len(y_train)} training / {len(y_test)} test samples, {args.epochs} epochs,"
-          f" Adam lr 1e-3; {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} cores, fastbp {fb.__version__} with {fb.get_num_threads()} "
-          f"threads ({fb.build_info()['simd']})")
-    header = (f"{'hidden':>10} {'batch':>5} {'dtype':>7} | {'sklearn s':>9} {'fastbp s':>9} "
-              f"{'speed-up':>8} | {'sklearn acc':>11} {'fastbp acc':>10}")
+    print(
+        f"digits: {len(y_train)} training / {len(y_test)} test samples, {args.epochs} epochs,"
+        f" Adam lr 1e-3; {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} cores, fastbp {fb.__version__} with {fb.get_num_threads()} "
+        f"threads ({fb.build_info()['simd']})"
+    )
+    header = (
+        f"{'hidden':>10} {'batch':>5} {'dtype':>7} | {'sklearn s':>9} {'fastbp s':>9} "
+        f"{'speed-up':>8} | {'sklearn acc':>11} {'fastbp acc':>10}"
+    )
     print(header)
     print("-" * len(header))
     rows = []
     for hidden, batch, dtype in CASES:
-        params = dict(hidden_layer_sizes=hidden, solver="adam", learning_rate_init=1e-3,
-                      alpha=0.0, batch_size=batch, max_iter=args.epochs, tol=0.0,
-                      n_iter_no_change=args.epochs, random_state=0)
+        params = dict(
+            hidden_layer_sizes=hidden,
+            solver="adam",
+            learning_rate_init=1e-3,
+            alpha=0.0,
+            batch_size=batch,
+            max_iter=args.epochs,
+            tol=0.0,
+            n_iter_no_change=args.epochs,
+            random_state=0,
+        )
         Xtr, Xte = X_train.astype(dtype), X_test.astype(dtype)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
@@ -82,8 +95,10 @@ def main(argv=None) -> list:
             t_fb, ours = timed_fit(lambda: FbMLP(**params), Xtr, y_train, args.repeats)
         acc_sk, acc_fb = sk.score(Xte, y_test), ours.score(Xte, y_test)
         rows.append((hidden, batch, dtype, t_sk, t_fb, acc_sk, acc_fb))
-        print(f"{str(hidden):>10} {batch:>5} {dtype:>7} | {t_sk:>9.3f} {t_fb:>9.3f} "
-              f"{t_sk / t_fb:>7.1f}x | {acc_sk:>11.4f} {acc_fb:>10.4f}")
+        print(
+            f"{str(hidden):>10} {batch:>5} {dtype:>7} | {t_sk:>9.3f} {t_fb:>9.3f} "
+            f"{t_sk / t_fb:>7.1f}x | {acc_sk:>11.4f} {acc_fb:>10.4f}"
+        )
     if args.plot:
         from matplotlib.figure import Figure
 

@@ -45,8 +45,9 @@ def fastbp_step(sizes, X, T, backend, compute_dtype=None):
         layers.append(fb.Dense(n_in, n_out, init="he"))
         if i < len(sizes) - 2:
             layers.append(fb.ReLU())
-    net = fb.Network(layers, fb.MSELoss(), dtype="float32", backend=backend, seed=0,
-                     compute_dtype=compute_dtype)
+    net = fb.Network(
+        layers, fb.MSELoss(), dtype="float32", backend=backend, seed=0, compute_dtype=compute_dtype
+    )
     opt = fb.SGD(lr=1e-3)
     return lambda: net.train_step(X, T, opt)
 
@@ -70,14 +71,18 @@ def torch_step(sizes, X, T, autocast=False):
 
     def step():
         opt.zero_grad(set_to_none=True)
-        with (torch.autocast("cpu", dtype=torch.bfloat16) if autocast
-              else contextlib.nullcontext()):
+        with torch.autocast("cpu", dtype=torch.bfloat16) if autocast else contextlib.nullcontext():
             loss = loss_fn(model(x).float(), t)
         loss.backward()
         opt.step()
         return loss.item()
 
     return step
+
+
+def cell(values, key, spec):
+    """values[key] formatted by spec, or "-" for a library that was not timed."""
+    return format(values[key], spec) if key in values else "-"
 
 
 def main(argv=None):
@@ -87,20 +92,28 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=None, help="threads for every library")
     parser.add_argument("--no-numpy", action="store_true", help="skip the NumPy reference")
     parser.add_argument("--plot", help="write a PNG of time per step against network size")
-    parser.add_argument("--memory-steps", type=int, default=0,
-                        help="after the table, run this many fastbp steps per case and "
-                             "report the resident memory before and after")
+    parser.add_argument(
+        "--memory-steps",
+        type=int,
+        default=0,
+        help="after the table, run this many fastbp steps per case and "
+        "report the resident memory before and after",
+    )
     args = parser.parse_args(argv)
 
     torch, threads = torch_with_threads(fb, args.threads)
     info = fb.build_info()
     cuda = info["cuda_available"]
-    print(f"# machine: {platform.processor() or platform.machine()}, {threads} threads; "
-          f"fastbp {info['version']} simd={info['simd']}; numpy {np.__version__}; "
-          f"torch {torch.__version__ if torch else 'not installed'}; cuda: {info['cuda_status']}")
-    header = (f"{'case':4} {'layers':>20} {'batch':>5} {'fastbp us':>11} {'GFLOP/s':>8} "
-              f"{'numpy us':>11} {'torch us':>11} {'x numpy':>8} {'x torch':>8}"
-              + (f" {'cuda us':>11} {'cuda x cpu':>10}" if cuda else ""))
+    print(
+        f"# machine: {platform.processor() or platform.machine()}, {threads} threads; "
+        f"fastbp {info['version']} simd={info['simd']}; numpy {np.__version__}; "
+        f"torch {torch.__version__ if torch else 'not installed'}; cuda: {info['cuda_status']}"
+    )
+    header = (
+        f"{'case':4} {'layers':>20} {'batch':>5} {'fastbp us':>11} {'GFLOP/s':>8} "
+        f"{'numpy us':>11} {'torch us':>11} {'x numpy':>8} {'x torch':>8}"
+        + (f" {'cuda us':>11} {'cuda x cpu':>10}" if cuda else "")
+    )
     print(header)
     print("-" * len(header))
     rows = []
@@ -119,12 +132,13 @@ def main(argv=None):
             times["cuda"] = median_seconds(fastbp_step(sizes, X, T, "cuda"), args.repeats)
         us = {k: v * 1e6 for k, v in times.items()}
         ratio = {k: times[k] / times["fastbp"] for k in times if k != "fastbp"}
-        fmt = lambda d, k, spec: format(d[k], spec) if k in d else "-"
-        print(f"{name:4} {'-'.join(map(str, sizes)):>20} {batch:>5} {us['fastbp']:>11.1f} "
-              f"{flops / times['fastbp'] / 1e9:>8.1f} {fmt(us, 'numpy', '11.1f'):>11} "
-              f"{fmt(us, 'torch', '11.1f'):>11} {fmt(ratio, 'numpy', '8.2f'):>8} "
-              f"{fmt(ratio, 'torch', '8.2f'):>8}"
-              + (f" {us['cuda']:>11.1f} {1 / ratio['cuda']:>10.2f}" if cuda else ""))
+        print(
+            f"{name:4} {'-'.join(map(str, sizes)):>20} {batch:>5} {us['fastbp']:>11.1f} "
+            f"{flops / times['fastbp'] / 1e9:>8.1f} {cell(us, 'numpy', '11.1f'):>11} "
+            f"{cell(us, 'torch', '11.1f'):>11} {cell(ratio, 'numpy', '8.2f'):>8} "
+            f"{cell(ratio, 'torch', '8.2f'):>8}"
+            + (f" {us['cuda']:>11.1f} {1 / ratio['cuda']:>10.2f}" if cuda else "")
+        )
         rows.append((name, flops, us))
     if args.plot:
         plot(rows, args.plot)
@@ -151,8 +165,10 @@ def memory_check(name, steps, rng):
     for _ in range(steps):
         step()
     after = resident_mib()
-    print(f"# memory {name}: {before:.1f} MiB after warm-up, {after:.1f} MiB after {steps} "
-          f"more steps ({after - before:+.1f} MiB)")
+    print(
+        f"# memory {name}: {before:.1f} MiB after warm-up, {after:.1f} MiB after {steps} "
+        f"more steps ({after - before:+.1f} MiB)"
+    )
 
 
 def plot(rows, path):
@@ -168,8 +184,13 @@ def plot(rows, path):
             ax.plot(*zip(*pts), marker="o", label=lib)
     for name, flops, us in rows:
         ax.annotate(name, (flops, us["fastbp"]), textcoords="offset points", xytext=(4, -12))
-    ax.set(xscale="log", yscale="log", xlabel="FLOPs per training step",
-           ylabel="median time per step (µs)", title="fastbp train_step, float32")
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="FLOPs per training step",
+        ylabel="median time per step (µs)",
+        title="fastbp train_step, float32",
+    )
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     fig.tight_layout()

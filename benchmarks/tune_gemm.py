@@ -24,9 +24,9 @@ import sys
 SHAPES = [  # (m, n, k)
     (1024, 1024, 1024),
     (2048, 2048, 2048),
-    (256, 256, 784),     # S3's first layer, forward
-    (1024, 1024, 784),   # S4's first layer, forward
-    (784, 1024, 1024),   # S4's first layer, dW
+    (256, 256, 784),  # S3's first layer, forward
+    (1024, 1024, 784),  # S4's first layer, forward
+    (784, 1024, 1024),  # S4's first layer, dW
 ]
 
 TIME_ONE = """
@@ -62,9 +62,14 @@ def measure(blocks, threads: int, repeats: int) -> dict:
     else:
         env["FASTBP_GEMM_BLOCKS"] = ",".join(map(str, blocks))
     here = os.path.dirname(os.path.abspath(__file__))
-    out = subprocess.run([sys.executable, "-c", TIME_ONE, here, str(threads), str(repeats),
-                          json.dumps(SHAPES)], env=env, capture_output=True, text=True,
-                         check=True, timeout=600)
+    out = subprocess.run(
+        [sys.executable, "-c", TIME_ONE, here, str(threads), str(repeats), json.dumps(SHAPES)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    )
     return json.loads(out.stdout)
 
 
@@ -84,14 +89,23 @@ def main(argv=None) -> None:
         mean = math.exp(sum(map(math.log, result["rates"])) / len(result["rates"]))
         rows.append((mean, blocks, result))
         label = "table" if blocks is None else ",".join(map(str, blocks))
-        print(f"{label:>16}  " + "  ".join(f"{r:6.1f}" for r in result["rates"])
-              + f"  mean {mean:6.1f}", flush=True)
+        print(
+            f"{label:>16}  "
+            + "  ".join(f"{r:6.1f}" for r in result["rates"])
+            + f"  mean {mean:6.1f}",
+            flush=True,
+        )
     first = rows[0][2]
-    print(f"# simd={first['simd']}, {first['threads']} threads; GFLOP/s for (m, n, k) = "
-          + ", ".join(map(str, SHAPES)))
+    print(
+        f"# simd={first['simd']}, {first['threads']} threads; GFLOP/s for (m, n, k) = "
+        + ", ".join(map(str, SHAPES))
+    )
     best = max(rows, key=lambda row: row[0])
-    label = "the table's own sizes" if best[1] is None else "FASTBP_GEMM_BLOCKS=" + \
-        ",".join(map(str, best[1]))
+    label = (
+        "the table's own sizes"
+        if best[1] is None
+        else "FASTBP_GEMM_BLOCKS=" + ",".join(map(str, best[1]))
+    )
     print(f"# best: {label} at {best[0]:.1f} GFLOP/s (the table's: {rows[0][0]:.1f})")
 
 

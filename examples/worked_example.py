@@ -15,9 +15,13 @@ import numpy as np
 
 import fastbp as fb
 
-V = np.array([[1.0, 0.0, -1.0],     # the hidden units' bias weights
-              [1.0, 2.0, 0.0],
-              [0.0, -2.0, 1.0]])
+V = np.array(
+    [
+        [1.0, 0.0, -1.0],  # the hidden units' bias weights
+        [1.0, 2.0, 0.0],
+        [0.0, -2.0, 1.0],
+    ]
+)
 W_OUT = np.array([1.0, 2.0, 3.0, -1.0])  # the output unit's bias weight first
 X = np.array([[1.0, 2.0]])
 T = np.array([[5.0]])
@@ -32,8 +36,11 @@ def notes_weights(dense: fb.Dense) -> np.ndarray:
 def main() -> dict:
     """Run the step, print it, and return the numbers (for the tests)."""
     np.set_printoptions(precision=4, suppress=True)
-    net = fb.Network([fb.Dense(2, 3), fb.Sigmoid(), fb.Dense(3, 1)],
-                     loss=fb.MSELoss(reduction="sum"), dtype="float64")
+    net = fb.Network(
+        [fb.Dense(2, 3), fb.Sigmoid(), fb.Dense(3, 1)],
+        loss=fb.MSELoss(reduction="sum"),
+        dtype="float64",
+    )
     hidden, out = net.layers[0], net.layers[2]
     hidden.W, hidden.b = V[1:], -V[0]
     out.W, out.b = W_OUT[1:, None], -W_OUT[:1]
@@ -60,8 +67,17 @@ def main() -> dict:
     print(f"  new hidden weights (bias row first):\n{new_v}")
     y_new = net.forward(X)[0, 0]
     print(f"  output after the step           = {y_new:.4f}   (was {y[0, 0]:.4f}, target 5)")
-    return dict(z=z[0], h=h[0], y=y[0, 0], loss=loss, delta_out=delta_out[0],
-                delta_hidden=delta_hidden, new_w_out=new_w, new_v=new_v, y_new=y_new)
+    return dict(
+        z=z[0],
+        h=h[0],
+        y=y[0, 0],
+        loss=loss,
+        delta_out=delta_out[0],
+        delta_hidden=delta_hidden,
+        new_w_out=new_w,
+        new_v=new_v,
+        y_new=y_new,
+    )
 
 
 if __name__ == "__main__":

@@ -24,8 +24,9 @@ class ParamSnapshot:
     def __init__(self, net):
         self.net = net
         self.layers = dense_layers(net)
-        self.params = [(np.array(layer.W, copy=True), np.array(layer.b, copy=True))
-                       for layer in self.layers]
+        self.params = [
+            (np.array(layer.W, copy=True), np.array(layer.b, copy=True)) for layer in self.layers
+        ]
 
     def assert_unchanged(self):
         assert dense_layers(self.net) == self.layers
@@ -39,8 +40,10 @@ class ParamSnapshot:
 
     def assert_changed(self):
         """The opposite check, used to prove that an update really happened."""
-        assert any(not np.array_equal(layer.W, W) or not np.array_equal(layer.b, b)
-                   for layer, (W, b) in zip(self.layers, self.params))
+        assert any(
+            not np.array_equal(layer.W, W) or not np.array_equal(layer.b, b)
+            for layer, (W, b) in zip(self.layers, self.params)
+        )
 
 
 @pytest.fixture

@@ -19,7 +19,8 @@ import fastbp as fb
 needs_address_space_limits = pytest.mark.skipif(
     "libasan" in os.environ.get("LD_PRELOAD", ""),
     reason="AddressSanitizer maps terabytes of shadow memory: an address-space limit "
-           "cannot apply under it")
+    "cannot apply under it",
+)
 
 #: Every SIMD path a build may have (fb.build_info()["simd_compiled"]), lowest first.
 SIMD_PATHS = ("ref", "avx2", "avx512", "avx512_bf16", "amx")
@@ -30,9 +31,13 @@ def run_on_path(path: str, script: str, *args: str, timeout: float = 600):
     path ``path`` (FASTBP_SIMD); skips the test when this build or CPU cannot run it."""
     if path not in fb.build_info()["simd_available"]:
         pytest.skip(f"the {path} path is not compiled in or this CPU cannot run it")
-    return subprocess.run([sys.executable, "-c", script, *args],
-                          env=dict(os.environ, FASTBP_SIMD=path), capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-c", script, *args],
+        env=dict(os.environ, FASTBP_SIMD=path),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 #: Sizes that are not multiples of any vector width.
@@ -123,16 +128,31 @@ def build_layers(widths, activation="tanh", final_activation=None, init="xavier"
         if i < n - 1:
             layers.append(act())
     if final_activation is not None:
-        fin = ACTIVATIONS[final_activation] if isinstance(final_activation, str) else final_activation
+        fin = (
+            ACTIVATIONS[final_activation] if isinstance(final_activation, str) else final_activation
+        )
         layers.append(fin())
     return layers
 
 
-def make_net(widths, activation="tanh", loss="mse_mean", dtype="float64", backend="cpu",
-             seed=0, final_activation=None, init="xavier"):
+def make_net(
+    widths,
+    activation="tanh",
+    loss="mse_mean",
+    dtype="float64",
+    backend="cpu",
+    seed=0,
+    final_activation=None,
+    init="xavier",
+):
     loss_obj = LOSSES[loss][0]() if isinstance(loss, str) else loss
-    return fb.Network(build_layers(widths, activation, final_activation, init), loss=loss_obj,
-                      dtype=dtype, backend=backend, seed=seed)
+    return fb.Network(
+        build_layers(widths, activation, final_activation, init),
+        loss=loss_obj,
+        dtype=dtype,
+        backend=backend,
+        seed=seed,
+    )
 
 
 #: The network size and rows of exploding().
@@ -191,6 +211,7 @@ def make_data(widths, loss, n, rng, dtype="float64"):
 # ---------------------------------------------------------------------------------------
 # Independent NumPy maths (written here, not taken from fastbp.reference)
 # ---------------------------------------------------------------------------------------
+
 
 def np_sigmoid(x):
     x = np.asarray(x, dtype=np.float64)
@@ -258,12 +279,14 @@ def np_loss(loss, y, t):
     raise KeyError(loss)
 
 
-def sgd_core_args(velocity, lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0,
-                  first_step=True) -> tuple:
+def sgd_core_args(
+    velocity, lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0, first_step=True
+) -> tuple:
     """The network core's optimizer arguments (spec, states, steps) of an SGD update with
     the momentum buffer ``velocity``."""
-    spec = fb._core.UpdateSpec(fb._core.Optimizer.SGD,
-                               [lr, momentum, dampening, weight_decay, float(nesterov)])
+    spec = fb._core.UpdateSpec(
+        fb._core.Optimizer.SGD, [lr, momentum, dampening, weight_decay, float(nesterov)]
+    )
     return spec, [velocity], 0 if first_step else 1
 
 
@@ -273,8 +296,9 @@ def core_divergence(call: str, dtype, backend: str = "cpu") -> FloatingPointErro
     gradient: the step that fails is the call's first, or its third for ``train_epoch``."""
     big = np.finfo(dtype).max / 1.2
     # summed loss: the gradient of the big row is 2 * big whatever the batch size
-    core = fb.Network([fb.Dense(2, 1)], fb.MSELoss(reduction="sum"), dtype=dtype,
-                      backend=backend)._core
+    core = fb.Network(
+        [fb.Dense(2, 1)], fb.MSELoss(reduction="sum"), dtype=dtype, backend=backend
+    )._core
     core.params[...] = 1
     X = np.array([[1, 1], [1, 1], [big, -big]], dtype=dtype)
     T = np.zeros((3, 1), dtype=dtype)
@@ -303,4 +327,3 @@ def train_until_divergence(net, X, T, opt, max_steps: int = 200):
         except FloatingPointError as e:
             return step, e, before
     raise AssertionError(f"the network never diverged in {max_steps} steps")
-

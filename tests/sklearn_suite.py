@@ -26,10 +26,9 @@ FASTBP_IMPORT = "from fastbp.sklearn import MLPClassifier, MLPRegressor\n"
 
 # They call scikit-learn's private methods and attributes (_loss_grad_lbfgs,
 # _optimizer.learning_rate), which fastbp's estimators do not have.
-PRIVATE_API_TESTS = ("test_gradient", "test_learning_rate_warmstart",
-                     "test_adaptive_learning_rate")
+PRIVATE_API_TESTS = ("test_gradient", "test_learning_rate_warmstart", "test_adaptive_learning_rate")
 
-CONFTEST = '''\
+CONFTEST = """\
 import os
 
 import pytest
@@ -38,7 +37,7 @@ import pytest
 @pytest.fixture
 def global_random_seed():
     return int(os.environ.get("SKLEARN_TESTS_GLOBAL_RANDOM_SEED", "42"))
-'''
+"""
 
 
 def prepare(folder: pathlib.Path) -> pathlib.Path:
@@ -47,8 +46,10 @@ def prepare(folder: pathlib.Path) -> pathlib.Path:
     source = pathlib.Path(sklearn.neural_network.tests.__file__).with_name("test_mlp.py")
     text = source.read_text()
     if text.count(SKLEARN_IMPORT) != 1:
-        raise RuntimeError(f"{source} does not import the estimators as expected "
-                           f"({SKLEARN_IMPORT.strip()!r}): the import cannot be swapped")
+        raise RuntimeError(
+            f"{source} does not import the estimators as expected "
+            f"({SKLEARN_IMPORT.strip()!r}): the import cannot be swapped"
+        )
     suite = folder / "test_mlp.py"
     suite.write_text(text.replace(SKLEARN_IMPORT, FASTBP_IMPORT))
     (folder / "conftest.py").write_text(CONFTEST)
@@ -61,9 +62,21 @@ def main(args: list[str]) -> int:
         folder = pathlib.Path(tmp)
         suite = prepare(folder)
         deselect = [f"--deselect={suite.name}::{name}" for name in PRIVATE_API_TESTS]
-        command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                   "-c", str(folder / "pytest.ini"), "--rootdir", str(folder),
-                   *deselect, suite.name, *args]
+        command = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-c",
+            str(folder / "pytest.ini"),
+            "--rootdir",
+            str(folder),
+            *deselect,
+            suite.name,
+            *args,
+        ]
         return subprocess.run(command, cwd=folder).returncode
 
 

@@ -20,10 +20,12 @@ torch = pytest.importorskip("torch")
 
 #: Every core kind with default settings, plus non-default settings of each class.
 CASES = {name: (lambda name=name: activations.for_name(name)) for name in _names.ACTIVATIONS}
-CASES.update({
-    "leaky_relu_0.2": lambda: fb.LeakyReLU(negative_slope=0.2),
-    "elu_0.5": lambda: fb.ELU(alpha=0.5),
-})
+CASES.update(
+    {
+        "leaky_relu_0.2": lambda: fb.LeakyReLU(negative_slope=0.2),
+        "elu_0.5": lambda: fb.ELU(alpha=0.5),
+    }
+)
 if hasattr(fb, "Softplus"):
     CASES.update({"softplus_2_3": lambda: fb.Softplus(beta=2.0, threshold=3.0)})
 
@@ -87,14 +89,32 @@ def test_network_gradients_and_sgd_steps_match_torch(case, dtype, backend, rng):
 
 @pytest.mark.parametrize("case", CASES)
 def test_gradcheck(case, rng):
-    net = fb.Network([fb.Dense(3, 7), CASES[case](), fb.Dense(7, 2)], fb.MSELoss(),
-                     dtype="float64", seed=1)
+    net = fb.Network(
+        [fb.Dense(3, 7), CASES[case](), fb.Dense(7, 2)], fb.MSELoss(), dtype="float64", seed=1
+    )
     X, T = rng.standard_normal((5, 3)), rng.standard_normal((5, 2))
     assert fb.gradcheck(net, X, T) < 1e-6
 
 
-EXTREMES = [0.0, -0.0, 1e-30, -1e-30, 1e30, -1e30, 1.0, -1.0, 19.9, 20.0, 20.1, 10.0,
-            1.5, 1.49, 1.51, np.inf, -np.inf]
+EXTREMES = [
+    0.0,
+    -0.0,
+    1e-30,
+    -1e-30,
+    1e30,
+    -1e30,
+    1.0,
+    -1.0,
+    19.9,
+    20.0,
+    20.1,
+    10.0,
+    1.5,
+    1.49,
+    1.51,
+    np.inf,
+    -np.inf,
+]
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -102,8 +122,9 @@ EXTREMES = [0.0, -0.0, 1e-30, -1e-30, 1e30, -1e30, 1.0, -1.0, 19.9, 20.0, 20.1, 
 @given(data=st.data(), dtype=st.sampled_from(["float32", "float64"]))
 def test_ops_match_reference_including_extremes(case, data, dtype):
     act = CASES[case]()
-    elements = st.one_of(st.sampled_from(EXTREMES),
-                         st.floats(-50, 50, width=32 if dtype == "float32" else 64))
+    elements = st.one_of(
+        st.sampled_from(EXTREMES), st.floats(-50, 50, width=32 if dtype == "float32" else 64)
+    )
     x = data.draw(hnp.arrays(dtype, st.integers(1, 40), elements=elements))
     g = data.draw(hnp.arrays(dtype, x.shape, elements=st.floats(-10, 10, width=32)))
     settings_ = dict(zip(act.act_settings, act.act_args))
@@ -170,14 +191,18 @@ def _assert_same_specials(actual, desired, tol, zero_signs, err_msg):
     np.testing.assert_allclose(actual, desired, **tol, err_msg=err_msg)
     if zero_signs:
         zeros = desired == 0
-        np.testing.assert_array_equal(np.signbit(actual[zeros]), np.signbit(desired[zeros]),
-                                      err_msg=err_msg + " (sign of zero)")
+        np.testing.assert_array_equal(
+            np.signbit(actual[zeros]),
+            np.signbit(desired[zeros]),
+            err_msg=err_msg + " (sign of zero)",
+        )
 
 
 def _torch_where_self_consistent(act, x, g):
     """torch's forward and backward of ``x`` (gradient ``g``), and a mask of where they
     agree with torch's results for each element alone: its vectorised and scalar loops
     differ at some specials (GELU and SiLU at infinities, ELU's gradient at NaN)."""
+
     def run(x, g):
         tx = torch.tensor(x, requires_grad=True)
         ty = act.to_torch(torch, tx.dtype)(tx)
@@ -185,26 +210,31 @@ def _torch_where_self_consistent(act, x, g):
         return ty.detach().numpy(), tx.grad.numpy()
 
     y, dx = run(x, g)
-    alone = [run(x[i:i + 1], g[i:i + 1]) for i in range(x.size)]
+    alone = [run(x[i : i + 1], g[i : i + 1]) for i in range(x.size)]
     agree = np.ones(x.size, bool)
-    for whole, single in ((y, np.concatenate([a[0] for a in alone])),
-                          (dx, np.concatenate([a[1] for a in alone]))):
+    for whole, single in (
+        (y, np.concatenate([a[0] for a in alone])),
+        (dx, np.concatenate([a[1] for a in alone])),
+    ):
         agree &= (whole == single) | (np.isnan(whole) & np.isnan(single))
     return y, dx, agree
 
 
 @pytest.mark.parametrize("path", SIMD_PATHS)
-def test_nan_inf_and_signed_zeros_match_torch_and_the_reference_on_every_path(path, tmp_path,
-                                                                              rng):
+def test_nan_inf_and_signed_zeros_match_torch_and_the_reference_on_every_path(path, tmp_path, rng):
     """Forward and backward ops and the fused bias and activation pass of a network keep
     NaN as NaN, and give the reference's values on NaN, infinities and signed zeros, and
     torch's wherever torch gives one answer."""
     cases, inputs = {}, {}
     for key, make in CASES.items():
         act = make()
-        cases[key] = (act.name, type(act).__name__, {s: getattr(act, s) for s in act.settings},
-                      dict(zip(act.act_settings, act.act_args)),
-                      bool(_core.act_uses_input(act.kind)))
+        cases[key] = (
+            act.name,
+            type(act).__name__,
+            {s: getattr(act, s) for s in act.settings},
+            dict(zip(act.act_settings, act.act_args)),
+            bool(_core.act_uses_input(act.kind)),
+        )
     for dtype in ("float32", "float64"):
         for n in SPECIAL_LENGTHS:
             inputs[f"x/{dtype}/{n}"], inputs[f"g/{dtype}/{n}"] = _special_inputs(dtype, n, rng)
@@ -225,26 +255,35 @@ def test_nan_inf_and_signed_zeros_match_torch_and_the_reference_on_every_path(pa
                     first = x if _core.act_uses_input(act.kind) else ref_y
                     ref_dx = getattr(fb.reference, name + "_backward")(first, g, **op_settings)
                     ref_fused = getattr(fb.reference, name)(
-                        np.broadcast_to(x + x.dtype.type(0), (3, n)), **op_settings)
+                        np.broadcast_to(x + x.dtype.type(0), (3, n)), **op_settings
+                    )
                 torch_y, torch_dx, agree = _torch_where_self_consistent(act, x, g)
                 tol = TOL[dtype]
                 _assert_same_specials(got[f"{at}/y"], ref_y, tol, True, f"{at} forward")
                 _assert_same_specials(got[f"{at}/dx"], ref_dx, tol, False, f"{at} backward")
                 _assert_same_specials(got[f"{at}/fused"], ref_fused, tol, True, f"{at} fused")
-                _assert_same_specials(got[f"{at}/y"][agree], torch_y[agree], tol, True,
-                                      f"{at} forward vs torch")
-                _assert_same_specials(got[f"{at}/dx"][agree], torch_dx[agree], tol,
-                                      False, f"{at} backward vs torch")
+                _assert_same_specials(
+                    got[f"{at}/y"][agree], torch_y[agree], tol, True, f"{at} forward vs torch"
+                )
+                _assert_same_specials(
+                    got[f"{at}/dx"][agree], torch_dx[agree], tol, False, f"{at} backward vs torch"
+                )
 
 
-@pytest.mark.parametrize("make,exc", [
-    (lambda: fb.LeakyReLU("0.1"), TypeError), (lambda: fb.LeakyReLU(np.nan), ValueError),
-    (lambda: fb.LeakyReLU(True), TypeError), (lambda: fb.ELU(alpha=np.inf), ValueError),
-    (lambda: fb.ELU(alpha=None), TypeError), (lambda: fb.GELU(approximate="erf"), ValueError),
-    (lambda: fb.GELU(approximate=1), TypeError),
-    (lambda: fb.ops.leaky_relu(np.ones(2), negative_slope="x"), TypeError),
-    (lambda: fb.ops.elu(np.ones(2), beta=1.0), TypeError),
-])
+@pytest.mark.parametrize(
+    "make,exc",
+    [
+        (lambda: fb.LeakyReLU("0.1"), TypeError),
+        (lambda: fb.LeakyReLU(np.nan), ValueError),
+        (lambda: fb.LeakyReLU(True), TypeError),
+        (lambda: fb.ELU(alpha=np.inf), ValueError),
+        (lambda: fb.ELU(alpha=None), TypeError),
+        (lambda: fb.GELU(approximate="erf"), ValueError),
+        (lambda: fb.GELU(approximate=1), TypeError),
+        (lambda: fb.ops.leaky_relu(np.ones(2), negative_slope="x"), TypeError),
+        (lambda: fb.ops.elu(np.ones(2), beta=1.0), TypeError),
+    ],
+)
 def test_bad_settings_are_refused(make, exc):
     with pytest.raises(exc):
         make()
@@ -256,15 +295,21 @@ def test_core_refuses_non_finite_settings_and_missing_input():
     with pytest.raises(ValueError, match="needs its input"):
         _core.activation_backward(_core.Act.GELU, np.ones(3), np.ones(3))
     with pytest.raises(ValueError, match="finite"):
-        _core.Network64([_core.LayerSpec(_core.LayerKind.Dense, 2, 2),
-                         _core.LayerSpec(_core.LayerKind.Activation, 2, 2, _core.Act.ELU, np.inf)],
-                        _core.Loss.MSE, _core.Reduction.Mean)
+        _core.Network64(
+            [
+                _core.LayerSpec(_core.LayerKind.Dense, 2, 2),
+                _core.LayerSpec(_core.LayerKind.Activation, 2, 2, _core.Act.ELU, np.inf),
+            ],
+            _core.Loss.MSE,
+            _core.Reduction.Mean,
+        )
 
 
 @pytest.mark.parametrize("case", CASES)
 def test_save_load_keeps_settings(case, tmp_path, rng):
-    net = fb.Network([fb.Dense(3, 5), CASES[case](), fb.Dense(5, 2)], fb.MSELoss(),
-                     dtype="float64", seed=3)
+    net = fb.Network(
+        [fb.Dense(3, 5), CASES[case](), fb.Dense(5, 2)], fb.MSELoss(), dtype="float64", seed=3
+    )
     loaded = fb.Network.load(net.save(tmp_path / "net"))
     assert loaded.layers[1].config() == net.layers[1].config()
     assert loaded.layers[1].kind == net.layers[1].kind
@@ -274,8 +319,9 @@ def test_save_load_keeps_settings(case, tmp_path, rng):
 
 @pytest.mark.parametrize("case", CASES)
 def test_torch_round_trip_keeps_settings(case, rng):
-    net = fb.Network([fb.Dense(3, 5), CASES[case](), fb.Dense(5, 2)], fb.MSELoss(),
-                     dtype="float64", seed=4)
+    net = fb.Network(
+        [fb.Dense(3, 5), CASES[case](), fb.Dense(5, 2)], fb.MSELoss(), dtype="float64", seed=4
+    )
     back = fb.from_torch(net.to_torch(), fb.MSELoss())
     assert [layer.config() for layer in back.layers[1:2]] == [net.layers[1].config()]
     X = rng.standard_normal((6, 3))

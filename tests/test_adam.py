@@ -12,13 +12,13 @@ from fbhelpers import BACKENDS, DTYPES, backend_rtol, dense_layers, make_data, m
 CONFIGS = {
     "plain": dict(lr=0.01),
     "coupled": dict(lr=0.02, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1),
-    "decoupled": dict(lr=0.02, betas=(0.85, 0.995), weight_decay=0.1,
-                      decoupled_weight_decay=True),
+    "decoupled": dict(lr=0.02, betas=(0.85, 0.995), weight_decay=0.1, decoupled_weight_decay=True),
 }
 
 
-def adam_by_hand(p, g, m, v, t, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-                 decoupled_weight_decay=False):
+def adam_by_hand(
+    p, g, m, v, t, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, decoupled_weight_decay=False
+):
     """torch.optim.Adam's step t (from 1), in float64, returning new (p, m, v)."""
     b1, b2 = betas
     if decoupled_weight_decay:
@@ -26,8 +26,8 @@ def adam_by_hand(p, g, m, v, t, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0
     else:
         g = g + weight_decay * p
     m = b1 * m + (1 - b1) * g
-    v = b2 * v + (1 - b2) * g ** 2
-    m_hat, v_hat = m / (1 - b1 ** t), v / (1 - b2 ** t)
+    v = b2 * v + (1 - b2) * g**2
+    m_hat, v_hat = m / (1 - b1**t), v / (1 - b2**t)
     return p - lr * m_hat / (np.sqrt(v_hat) + eps), m, v
 
 
@@ -49,14 +49,17 @@ def test_adam_step_matches_formula(rng, kernels, dtype, config, n):
     assert p.dtype == m.dtype == v.dtype == np.dtype(dtype)
 
 
-@pytest.mark.parametrize("kwargs, exc, word", [
-    (dict(step=0), ValueError, "step"),
-    (dict(lr=0.0), ValueError, "lr"),
-    (dict(betas=(0.9, 1.0)), ValueError, "betas"),
-    (dict(betas=0.9), TypeError, "betas"),
-    (dict(eps=0.0), ValueError, "eps"),
-    (dict(weight_decay=-1.0), ValueError, "weight_decay"),
-])
+@pytest.mark.parametrize(
+    "kwargs, exc, word",
+    [
+        (dict(step=0), ValueError, "step"),
+        (dict(lr=0.0), ValueError, "lr"),
+        (dict(betas=(0.9, 1.0)), ValueError, "betas"),
+        (dict(betas=0.9), TypeError, "betas"),
+        (dict(eps=0.0), ValueError, "eps"),
+        (dict(weight_decay=-1.0), ValueError, "weight_decay"),
+    ],
+)
 @pytest.mark.parametrize("kernels", [fb.ops, fb.reference], ids=["ops", "reference"])
 def test_adam_step_refuses_bad_arguments_and_changes_nothing(kernels, kwargs, exc, word):
     p, g, m, v = (np.full(4, x) for x in (1.0, 0.5, 0.1, 0.2))
@@ -100,14 +103,15 @@ def test_fit_backends_agree(rng, config, dtype):
     """The C++ epoch (one call) and the NumPy twin batch by batch give the same weights."""
     widths = (5, 9, 2)
     X, T = make_data(widths, "mse_mean", 37, rng, dtype)
-    nets = [make_net(widths, "relu", "mse_mean", dtype, backend, seed=1)
-            for backend in ("cpu", "numpy")]
-    histories = [net.fit(X, T, epochs=3, batch_size=8, optimizer=fb.Adam(**CONFIGS[config]))
-                 for net in nets]
+    nets = [
+        make_net(widths, "relu", "mse_mean", dtype, backend, seed=1) for backend in ("cpu", "numpy")
+    ]
+    histories = [
+        net.fit(X, T, epochs=3, batch_size=8, optimizer=fb.Adam(**CONFIGS[config])) for net in nets
+    ]
     np.testing.assert_allclose(histories[0].loss, histories[1].loss, rtol=backend_rtol(dtype))
     for la, lb in zip(dense_layers(nets[0]), dense_layers(nets[1])):
-        np.testing.assert_allclose(la.W, lb.W, rtol=backend_rtol(dtype),
-                                   atol=backend_rtol(dtype))
+        np.testing.assert_allclose(la.W, lb.W, rtol=backend_rtol(dtype), atol=backend_rtol(dtype))
 
 
 def test_fit_continues_the_step_count(rng):
@@ -126,14 +130,22 @@ def test_fit_continues_the_step_count(rng):
 def test_adamw_is_adam_with_decoupled_decay():
     opt = fb.AdamW(lr=0.01)
     assert opt.decoupled_weight_decay is True and opt.weight_decay == 0.01
-    assert opt.hyper_parameters == fb.Adam(lr=0.01, weight_decay=0.01,
-                                           decoupled_weight_decay=True).hyper_parameters
+    assert (
+        opt.hyper_parameters
+        == fb.Adam(lr=0.01, weight_decay=0.01, decoupled_weight_decay=True).hyper_parameters
+    )
 
 
-@pytest.mark.parametrize("name, value, exc", [
-    ("lr", 0.0, ValueError), ("betas", (0.9,), TypeError), ("betas", (0.9, 1.5), ValueError),
-    ("eps", -1e-8, ValueError), ("decoupled_weight_decay", 1, TypeError),
-])
+@pytest.mark.parametrize(
+    "name, value, exc",
+    [
+        ("lr", 0.0, ValueError),
+        ("betas", (0.9,), TypeError),
+        ("betas", (0.9, 1.5), ValueError),
+        ("eps", -1e-8, ValueError),
+        ("decoupled_weight_decay", 1, TypeError),
+    ],
+)
 def test_bad_assignment_is_refused_and_changes_nothing(name, value, exc):
     opt = fb.Adam(lr=0.1)
     before = opt.hyper_parameters
@@ -154,8 +166,11 @@ def test_matches_pytorch(rng, decoupled):
     torch = pytest.importorskip("torch", reason="PyTorch is not installed")
     widths = (6, 10, 3)
     net = make_net(widths, "tanh", "mse_mean", "float64", "cpu", seed=0)
-    params = [torch.tensor(p.copy(), requires_grad=True)
-              for layer in dense_layers(net) for p in (layer.W, layer.b)]
+    params = [
+        torch.tensor(p.copy(), requires_grad=True)
+        for layer in dense_layers(net)
+        for p in (layer.W, layer.b)
+    ]
     hyper = dict(lr=0.05, betas=(0.8, 0.95), eps=1e-7, weight_decay=0.1)
     ours = fb.Adam(**hyper, decoupled_weight_decay=decoupled)
     theirs = (torch.optim.AdamW if decoupled else torch.optim.Adam)(params, **hyper)

@@ -23,8 +23,24 @@ from fbhelpers import SIMD_PATHS, run_on_path
 TAILS = (1, 2, 3, 15, 16, 17, 31, 33, 65, 257)
 DEPTHS = (1, 2, 3, 31, 33, 64, 257, 1100)
 
-SPECIALS = np.array([0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, np.nan, 3.4e38, -3.4e38,
-                     np.finfo(np.float32).max, 1e-38, 1.2e-45, 65504.0], dtype=np.float32)
+SPECIALS = np.array(
+    [
+        0.0,
+        -0.0,
+        1.0,
+        -1.0,
+        np.inf,
+        -np.inf,
+        np.nan,
+        3.4e38,
+        -3.4e38,
+        np.finfo(np.float32).max,
+        1e-38,
+        1.2e-45,
+        65504.0,
+    ],
+    dtype=np.float32,
+)
 # Exactly half-way between two bfloat16 neighbours: ties go to the even one.
 TIES = np.array([1 + 2**-8, 1 + 3 * 2**-8, -(1 + 2**-8), 2 + 2**-7], dtype=np.float32)
 
@@ -38,15 +54,21 @@ def test_rounding_is_to_nearest_even_with_nan_and_overflow_kept():
     assert (_bits(r) & 0xFFFF == 0).all()
     assert r[2] == 1.0 and r[4] == np.inf and r[5] == -np.inf and np.isnan(r[6])
     assert r[9] == np.inf  # float32's largest is past bfloat16's largest
-    ties = r[len(SPECIALS):]
+    ties = r[len(SPECIALS) :]
     np.testing.assert_array_equal(ties, [1.0, 1 + 4 * 2**-8, -1.0, 2.0])
 
 
 def test_rounding_matches_torch_bfloat16():
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(0)
-    x = np.concatenate([SPECIALS, TIES, rng.standard_normal(10000).astype(np.float32) * 1e3,
-                        rng.standard_normal(1000).astype(np.float32) * 1e-30])
+    x = np.concatenate(
+        [
+            SPECIALS,
+            TIES,
+            rng.standard_normal(10000).astype(np.float32) * 1e3,
+            rng.standard_normal(1000).astype(np.float32) * 1e-30,
+        ]
+    )
     theirs = torch.from_numpy(x).to(torch.bfloat16).to(torch.float32).numpy()
     np.testing.assert_array_equal(fb.reference.round_to_bfloat16(x), theirs)
 
@@ -57,8 +79,7 @@ def test_core_rounds_its_operands_as_the_reference_does():
     +0)."""
     rng = np.random.default_rng(1)
     finite = SPECIALS[np.isfinite(SPECIALS) & (np.abs(SPECIALS) < 3e38) & (SPECIALS != 0)]
-    x = np.concatenate([finite, TIES,
-                        rng.standard_normal(300).astype(np.float32)])
+    x = np.concatenate([finite, TIES, rng.standard_normal(300).astype(np.float32)])
     col = x[:, None]
     got = fb.ops.matmul(col, np.ones((1, 1), np.float32), compute_dtype="bfloat16")[:, 0]
     rule = fb.build_info()["bf16_subnormals"]
@@ -92,8 +113,13 @@ CHECK = textwrap.dedent("""
     sys.exit(1 if failures else 0)
 """)
 
-KERNELS = {"ref": "bf16gemm_ref_", "avx2": "bf16gemm_avx2_", "avx512": "bf16gemm_avx512_",
-           "avx512_bf16": "bf16gemm_avx512bf16_", "amx": "bf16gemm_amx_"}
+KERNELS = {
+    "ref": "bf16gemm_ref_",
+    "avx2": "bf16gemm_avx2_",
+    "avx512": "bf16gemm_avx512_",
+    "avx512_bf16": "bf16gemm_avx512bf16_",
+    "amx": "bf16gemm_amx_",
+}
 
 
 @pytest.mark.parametrize("path", SIMD_PATHS)
@@ -104,8 +130,13 @@ def test_bfloat16_path_matches_the_reference_emulation(path):
 
 
 # The rule each path's kernels follow below 2**-126: the bfloat16 instructions flush.
-SUBNORMAL_RULES = {"ref": "kept", "avx2": "kept", "avx512": "kept",
-                   "avx512_bf16": "flushed", "amx": "flushed"}
+SUBNORMAL_RULES = {
+    "ref": "kept",
+    "avx2": "kept",
+    "avx512": "kept",
+    "avx512_bf16": "flushed",
+    "amx": "flushed",
+}
 
 SUBNORMAL_CHECK = textwrap.dedent("""
     import itertools, sys
@@ -207,10 +238,18 @@ def test_flushing_emulation_agrees_with_keeping_one_on_normal_products():
     np.testing.assert_allclose(flushed, kept, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("call", [
-    lambda: fb.reference.round_to_bfloat16(np.ones(2, np.float32), subnormals="daz"),
-    lambda: fb.reference.matmul(np.ones((2, 2), np.float32), np.ones((2, 2), np.float32),
-                                compute_dtype="bfloat16", subnormals=None)])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: fb.reference.round_to_bfloat16(np.ones(2, np.float32), subnormals="daz"),
+        lambda: fb.reference.matmul(
+            np.ones((2, 2), np.float32),
+            np.ones((2, 2), np.float32),
+            compute_dtype="bfloat16",
+            subnormals=None,
+        ),
+    ],
+)
 def test_unknown_subnormal_rules_are_refused(call):
     with pytest.raises(ValueError, match=r"subnormals must be one of \['kept', 'flushed'\]"):
         call()
@@ -225,9 +264,19 @@ def test_packed_bfloat16_layouts_match_emulated_instructions(tmp_path):
     if compiler is None or not (root / "csrc").is_dir():
         pytest.skip("needs a C++ compiler and the source tree's csrc/")
     exe = tmp_path / "bf16_layouts"
-    subprocess.run([compiler, "-std=c++17", "-O1", f"-I{root / 'csrc'}",
-                    str(root / "tests" / "cpp" / "bf16_layouts.cpp"), "-o", str(exe)],
-                   check=True, timeout=300)
+    subprocess.run(
+        [
+            compiler,
+            "-std=c++17",
+            "-O1",
+            f"-I{root / 'csrc'}",
+            str(root / "tests" / "cpp" / "bf16_layouts.cpp"),
+            "-o",
+            str(exe),
+        ],
+        check=True,
+        timeout=300,
+    )
     result = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -256,9 +305,20 @@ def _regression_data(n=512, seed=0):
 
 
 def _regressor(compute, backend="cpu", seed=4):
-    return fb.Network([fb.Dense(12, 64), fb.Tanh(), fb.Dense(64, 64), fb.GELU(),
-                       fb.LayerNorm(64), fb.Dense(64, 2)], fb.MSELoss(), seed=seed,
-                      backend=backend, compute_dtype=compute)
+    return fb.Network(
+        [
+            fb.Dense(12, 64),
+            fb.Tanh(),
+            fb.Dense(64, 64),
+            fb.GELU(),
+            fb.LayerNorm(64),
+            fb.Dense(64, 2),
+        ],
+        fb.MSELoss(),
+        seed=seed,
+        backend=backend,
+        compute_dtype=compute,
+    )
 
 
 def test_network_gradients_match_the_reference_emulation():
@@ -324,10 +384,15 @@ def test_digits_accuracy_within_half_a_point_of_float32():
     train, test = order[:1400], order[1400:]
     accuracy = {}
     for compute in (None, "bfloat16"):
-        net = fb.Network([fb.Dense(64, 64), fb.ReLU(), fb.Dense(64, 10)],
-                         fb.SoftmaxCrossEntropyLoss(), seed=0, compute_dtype=compute)
-        net.fit(X[train], y[train], epochs=30, batch_size=32,
-                optimizer=fb.SGD(lr=0.1, momentum=0.9))
+        net = fb.Network(
+            [fb.Dense(64, 64), fb.ReLU(), fb.Dense(64, 10)],
+            fb.SoftmaxCrossEntropyLoss(),
+            seed=0,
+            compute_dtype=compute,
+        )
+        net.fit(
+            X[train], y[train], epochs=30, batch_size=32, optimizer=fb.SGD(lr=0.1, momentum=0.9)
+        )
         accuracy[compute] = np.mean(net.predict(X[test]).argmax(1) == y[test])
     assert accuracy[None] > 0.97
     assert abs(accuracy["bfloat16"] - accuracy[None]) <= 0.005, accuracy
@@ -356,11 +421,14 @@ def test_divergence_is_caught_with_parameters_restored():
     assert net.params.shape == before.shape
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"compute_dtype": "float16"}, "compute_dtype must be None or one of"),
-    ({"compute_dtype": "bfloat16", "dtype": "float64"}, "needs float32 parameters"),
-    ({"compute_dtype": "bfloat16", "backend": "cuda"}, "the CUDA backend computes"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"compute_dtype": "float16"}, "compute_dtype must be None or one of"),
+        ({"compute_dtype": "bfloat16", "dtype": "float64"}, "needs float32 parameters"),
+        ({"compute_dtype": "bfloat16", "backend": "cuda"}, "the CUDA backend computes"),
+    ],
+)
 def test_bad_compute_dtypes_are_refused(kwargs, match):
     with pytest.raises(ValueError, match=match):
         fb.Network([fb.Dense(2, 1)], fb.MSELoss(), **kwargs)
@@ -384,14 +452,18 @@ def test_sklearn_estimators_take_a_compute_dtype():
 
     with warnings.catch_warnings():  # few iterations, on purpose
         warnings.simplefilter("ignore", ConvergenceWarning)
-        clf = MLPClassifier((32,), compute_dtype="bfloat16", max_iter=20,
-                            random_state=0).fit(X, y)
+        clf = MLPClassifier((32,), compute_dtype="bfloat16", max_iter=20, random_state=0).fit(X, y)
         assert clf.network_.compute_dtype == "bfloat16" and clf.network_.dtype == np.float32
         assert clf.get_params()["compute_dtype"] == "bfloat16"
         plain = MLPClassifier((32,), max_iter=20, random_state=0).fit(X, y)
         assert abs(clf.score(X, y) - plain.score(X, y)) < 0.02
-        reg = MLPRegressor(hidden_layer_sizes=(16,), compute_dtype="bfloat16", max_iter=5,
-                           solver="lbfgs", random_state=0).fit(X, X[:, 10])
+        reg = MLPRegressor(
+            hidden_layer_sizes=(16,),
+            compute_dtype="bfloat16",
+            max_iter=5,
+            solver="lbfgs",
+            random_state=0,
+        ).fit(X, X[:, 10])
     assert reg.network_.compute_dtype == "bfloat16"
     with pytest.raises(ValueError, match="compute_dtype must be None or one of"):
         MLPClassifier(compute_dtype="half").fit(X, y)

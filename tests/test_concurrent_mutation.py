@@ -39,11 +39,16 @@ PRELUDE = textwrap.dedent("""
 
 
 def run_isolated(body: str) -> str:
-    result = subprocess.run([sys.executable, "-c", PRELUDE + textwrap.dedent(body)],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", PRELUDE + textwrap.dedent(body)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, (
         f"the process ended with {result.returncode} (negative: killed by that signal)\n"
-        f"{result.stdout}{result.stderr}")
+        f"{result.stdout}{result.stderr}"
+    )
     return result.stdout
 
 

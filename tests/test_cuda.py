@@ -15,18 +15,30 @@ import pytest
 
 import fastbp as fb
 from fastbp import _core
-from fbhelpers import (ARCHS, LOSSES, TrainingState, assert_close_scaled, backend_rtol,
-                       core_divergence, dense_layers, exploding, make_data, make_net,
-                       train_until_divergence)
+from fbhelpers import (
+    ARCHS,
+    LOSSES,
+    TrainingState,
+    assert_close_scaled,
+    backend_rtol,
+    core_divergence,
+    dense_layers,
+    exploding,
+    make_data,
+    make_net,
+    train_until_divergence,
+)
 
 INFO = fb.build_info()
-needs_gpu = pytest.mark.skipif(not INFO["cuda_available"],
-                               reason=f"CUDA backend not usable here: {INFO['cuda_status']}")
+needs_gpu = pytest.mark.skipif(
+    not INFO["cuda_available"], reason=f"CUDA backend not usable here: {INFO['cuda_status']}"
+)
 # Archs crossing the GEMM's 128-wide tiles and its 8-deep k slices, plus the usual ones.
 GPU_ARCHS = ARCHS + (((130, 257, 9), 200), ((5, 300, 129, 3), 131))
 
 
 # ---- what runs everywhere -----------------------------------------------------------
+
 
 def test_build_info_reports_cuda():
     assert isinstance(INFO["cuda_status"], str) and INFO["cuda_status"]
@@ -47,8 +59,10 @@ def nvidia_driver_installed() -> bool:
     return True
 
 
-@pytest.mark.skipif(not INFO["cuda_compiled"] or nvidia_driver_installed(),
-                    reason="needs the CUDA backend compiled and no NVIDIA driver installed")
+@pytest.mark.skipif(
+    not INFO["cuda_compiled"] or nvidia_driver_installed(),
+    reason="needs the CUDA backend compiled and no NVIDIA driver installed",
+)
 def test_without_a_driver_the_status_says_no_driver_was_found():
     assert INFO["cuda_status"].startswith("no NVIDIA driver found (this build needs CUDA ")
     assert "insufficient" not in INFO["cuda_status"]
@@ -61,31 +75,43 @@ def test_without_a_driver_the_status_says_no_driver_was_found():
 def test_cuda_backend_without_device_raises_with_reason(dtype):
     reason = "compiled but" if INFO["cuda_compiled"] else "built without the CUDA backend"
     with pytest.raises(RuntimeError, match=reason):
-        fb.Network([fb.Dense(2, 3), fb.ReLU(), fb.Dense(3, 1)], fb.MSELoss(), dtype=dtype,
-                   backend="cuda", seed=0)
+        fb.Network(
+            [fb.Dense(2, 3), fb.ReLU(), fb.Dense(3, 1)],
+            fb.MSELoss(),
+            dtype=dtype,
+            backend="cuda",
+            seed=0,
+        )
 
 
 @pytest.mark.skipif(INFO["cuda_available"], reason="a CUDA device is present")
 def test_core_cuda_network_without_device_raises():
     why = re.escape(INFO["cuda_status"]) if INFO["cuda_compiled"] else "built without"
     with pytest.raises(RuntimeError, match=f"backend 'cuda'.*{why}"):
-        _core.Network32([_core.LayerSpec(_core.LayerKind.Dense, 2, 3)], _core.Loss.MSE,
-                        _core.Reduction.Mean, backend="cuda")
+        _core.Network32(
+            [_core.LayerSpec(_core.LayerKind.Dense, 2, 3)],
+            _core.Loss.MSE,
+            _core.Reduction.Mean,
+            backend="cuda",
+        )
 
 
 # ---- CPU against CUDA, on a GPU -----------------------------------------------------
 
+
 def pair(widths, act, loss, dtype, seed=0):
     """The same network on backends cpu and cuda, from the same seed."""
-    return tuple(make_net(widths, act, loss, dtype, backend, seed=seed)
-                 for backend in ("cpu", "cuda"))
+    return tuple(
+        make_net(widths, act, loss, dtype, backend, seed=seed) for backend in ("cpu", "cuda")
+    )
 
 
 def assert_same_params(cpu, gpu, rtol, what="params"):
     for i, (a, b) in enumerate(zip(dense_layers(cpu), dense_layers(gpu))):
-        for name in (("W", "b") if what == "params" else ("dW", "db")):
-            assert_close_scaled(getattr(b, name), getattr(a, name), rtol,
-                                err_msg=f"layer {i} {name}")
+        for name in ("W", "b") if what == "params" else ("dW", "db"):
+            assert_close_scaled(
+                getattr(b, name), getattr(a, name), rtol, err_msg=f"layer {i} {name}"
+            )
 
 
 @needs_gpu
@@ -106,8 +132,15 @@ def test_forward_loss_backward_match_cpu(widths, batch, act, loss, dtype, rng):
 @needs_gpu
 def test_activation_without_dense_before_it(rng):
     """Standalone activation steps (act_forward / act_backward kernels)."""
-    nets = [fb.Network([fb.Dense(6, 9), fb.Tanh(), fb.ReLU(), fb.Dense(9, 4), fb.Sigmoid()],
-                       fb.MSELoss(), backend=b, seed=3) for b in ("cpu", "cuda")]
+    nets = [
+        fb.Network(
+            [fb.Dense(6, 9), fb.Tanh(), fb.ReLU(), fb.Dense(9, 4), fb.Sigmoid()],
+            fb.MSELoss(),
+            backend=b,
+            seed=3,
+        )
+        for b in ("cpu", "cuda")
+    ]
     X, T = make_data((6, 4), "mse_mean", 37, rng, "float32")
     assert nets[1].backward(X, T) == pytest.approx(nets[0].backward(X, T), rel=1e-4)
     assert_same_params(*nets, 1e-4, what="grads")
@@ -125,22 +158,30 @@ def test_softmax_cross_entropy_gradient_of_huge_logits_matches_cpu(dtype):
     per_row = np.array([[-0.5, 0.5, 0.0], [0.0, 0.5, -0.5]])  # softmax - one-hot
     nets = {}
     for backend in ("cpu", "cuda"):
-        net = fb.Network([fb.Dense(3, 3)], fb.SoftmaxCrossEntropyLoss(reduction="sum"),
-                         dtype=dtype, backend=backend)
+        net = fb.Network(
+            [fb.Dense(3, 3)],
+            fb.SoftmaxCrossEntropyLoss(reduction="sum"),
+            dtype=dtype,
+            backend=backend,
+        )
         net.layers[0].W, net.layers[0].b = np.eye(3), np.zeros(3)
         net.backward(X, labels)
         nets[backend] = net.layers[0]
     for backend, layer in nets.items():
-        np.testing.assert_allclose(layer.db, per_row.sum(axis=0), rtol=1e-6, atol=0,
-                                   err_msg=backend)
+        np.testing.assert_allclose(
+            layer.db, per_row.sum(axis=0), rtol=1e-6, atol=0, err_msg=backend
+        )
         assert_close_scaled(layer.dW, X.astype(np.float64).T @ per_row, 1e-6, err_msg=backend)
     assert_close_scaled(nets["cuda"].db, nets["cpu"].db, backend_rtol(dtype))
     assert_close_scaled(nets["cuda"].dW, nets["cpu"].dW, backend_rtol(dtype))
 
 
-SGD_CONFIGS = [dict(lr=0.1), dict(lr=0.05, momentum=0.9),
-               dict(lr=0.05, momentum=0.9, dampening=0.3, weight_decay=0.01),
-               dict(lr=0.05, momentum=0.8, nesterov=True, weight_decay=0.001)]
+SGD_CONFIGS = [
+    dict(lr=0.1),
+    dict(lr=0.05, momentum=0.9),
+    dict(lr=0.05, momentum=0.9, dampening=0.3, weight_decay=0.01),
+    dict(lr=0.05, momentum=0.8, nesterov=True, weight_decay=0.001),
+]
 
 
 @needs_gpu
@@ -179,8 +220,18 @@ def test_fit_matches_cpu(loss, sliced, rng, request):
     cpu, gpu = pair(widths, "relu", loss, "float64", seed=1)
     X, T = make_data(widths, loss, 301, rng, "float64")
     Xv, Tv = make_data(widths, loss, 50, rng, "float64")
-    histories = [net.fit(X, T, epochs=3, batch_size=32, optimizer=fb.SGD(lr=0.05, momentum=0.9),
-                         validation_data=(Xv, Tv), progress=sliced) for net in (cpu, gpu)]
+    histories = [
+        net.fit(
+            X,
+            T,
+            epochs=3,
+            batch_size=32,
+            optimizer=fb.SGD(lr=0.05, momentum=0.9),
+            validation_data=(Xv, Tv),
+            progress=sliced,
+        )
+        for net in (cpu, gpu)
+    ]
     np.testing.assert_allclose(histories[1].loss, histories[0].loss, rtol=1e-9)
     np.testing.assert_allclose(histories[1].val_loss, histories[0].val_loss, rtol=1e-9)
     assert_same_params(cpu, gpu, 1e-9)
@@ -195,13 +246,13 @@ def test_parameter_writes_reach_the_gpu(rng):
     gpu.train_step(X, T, opt_g)
     W = rng.standard_normal((4, 8)).astype(np.float32)
     for net in (cpu, gpu):
-        net.layers[0].W = W            # assignment
-        net.layers[2].b[...] = 0.5     # in-place write through the view
+        net.layers[0].W = W  # assignment
+        net.layers[2].b[...] = 0.5  # in-place write through the view
     assert_close_scaled(gpu.forward(X), cpu.forward(X), 1e-5)
     cpu.backward(X, T)
     gpu.backward(X, T)
     for net in (cpu, gpu):
-        net.layers[2].dW[...] *= 2     # edited gradients are what SGD.step uses
+        net.layers[2].dW[...] *= 2  # edited gradients are what SGD.step uses
     opt_c.step(cpu)
     opt_g.step(gpu)
     assert_same_params(cpu, gpu, 1e-5)
@@ -213,22 +264,26 @@ def test_flat_buffers_are_host_copies_synced_with_the_gpu(rng):
     X, T = make_data((4, 2), "mse_mean", 16, rng, "float64")
     new = rng.standard_normal(cpu.n_params)
     for net in (cpu, gpu):
-        net.params[...] = new          # written through the flat host copy
+        net.params[...] = new  # written through the flat host copy
         assert np.shares_memory(net.layers[0].W, net.params)
     assert_close_scaled(gpu.forward(X), cpu.forward(X), 1e-10)
     for net in (cpu, gpu):
         net.train_step(X, T, fb.SGD(lr=0.1))
-    assert_close_scaled(gpu.params, cpu.params, 1e-10)   # a read brings the GPU's values
+    assert_close_scaled(gpu.params, cpu.params, 1e-10)  # a read brings the GPU's values
     assert_close_scaled(gpu.grads, cpu.grads, 1e-10)
     np.testing.assert_array_equal(
-        gpu.grads, np.concatenate([a.ravel() for l in dense_layers(gpu) for a in (l.dW, l.db)]))
+        gpu.grads,
+        np.concatenate([a.ravel() for layer in dense_layers(gpu) for a in (layer.dW, layer.db)]),
+    )
 
 
 @needs_gpu
 def test_switching_optimizers_keeps_each_momentum_buffer(rng):
     cpu, gpu = pair((4, 8, 2), "tanh", "mse_mean", "float64")
     X, T = make_data((4, 2), "mse_mean", 16, rng, "float64")
-    opts = {net: (fb.SGD(lr=0.1, momentum=0.9), fb.SGD(lr=0.05, momentum=0.5)) for net in (cpu, gpu)}
+    opts = {
+        net: (fb.SGD(lr=0.1, momentum=0.9), fb.SGD(lr=0.05, momentum=0.5)) for net in (cpu, gpu)
+    }
     for i in range(6):
         for net in (cpu, gpu):
             net.train_step(X, T, opts[net][i % 2])
@@ -260,19 +315,22 @@ def test_bad_input_raises_before_reaching_the_gpu(snapshot):
     net = make_net((3, 5, 2), "tanh", "mse_mean", "float32", "cuda", seed=0)
     snap = snapshot(net)
     with pytest.raises(ValueError, match="NaN"):
-        net.train_step(np.full((4, 3), np.nan, np.float32), np.zeros((4, 2), np.float32),
-                       fb.SGD(lr=0.1, momentum=0.9))
+        net.train_step(
+            np.full((4, 3), np.nan, np.float32),
+            np.zeros((4, 2), np.float32),
+            fb.SGD(lr=0.1, momentum=0.9),
+        )
     snap.assert_unchanged()
 
 
 # ---- divergence, as on the CPU (tests/test_divergence.py) ---------------------------
 
+
 def cancelling(backend, dtype):
     """Dense(2, 2), Dense(2, 1) with all-ones weights, and a batch whose inputs near the
     dtype's largest value cancel in the first layer: the loss is exactly 1 but the first
     layer's dW overflows, on any backend."""
-    net = fb.Network([fb.Dense(2, 2), fb.Dense(2, 1)], fb.MSELoss(), dtype=dtype,
-                     backend=backend)
+    net = fb.Network([fb.Dense(2, 2), fb.Dense(2, 1)], fb.MSELoss(), dtype=dtype, backend=backend)
     reset_cancelling(net)
     big = np.finfo(dtype).max / 1.2
     return net, np.array([[big, -big]], dtype=dtype), np.ones((1, 1), dtype=dtype)
@@ -286,8 +344,9 @@ def reset_cancelling(net):
 def assert_same_state(cpu, gpu, opts, rtol):
     assert_same_params(cpu, gpu, rtol)
     _ = gpu.layers[0].W  # a read brings the GPU's momentum buffer back too
-    assert_close_scaled(opts["cuda"].state_for(gpu).velocity,
-                        opts["cpu"].state_for(cpu).velocity, rtol)
+    assert_close_scaled(
+        opts["cuda"].state_for(gpu).velocity, opts["cpu"].state_for(cpu).velocity, rtol
+    )
 
 
 @needs_gpu
@@ -299,8 +358,11 @@ def test_train_step_divergence_matches_cpu(dtype):
     for backend in ("cpu", "cuda"):
         net, X, T, opt = exploding(backend, dtype)
         step, e, before = train_until_divergence(net, X, T, opt)
-        found = re.search(rf"train_step {step}: (the loss is|a gradient is NaN or inf "
-                          r"\(d[Wb] of Dense layer \d of 2)", str(e))
+        found = re.search(
+            rf"train_step {step}: (the loss is|a gradient is NaN or inf "
+            r"\(d[Wb] of Dense layer \d of 2)",
+            str(e),
+        )
         assert found, str(e)
         TrainingState(net, opt).assert_equal(before)
         failed[backend] = step, found[1]
@@ -323,8 +385,10 @@ def test_first_train_step_divergence_then_training_matches_cpu(dtype, rng):
         assert state.steps == 0 and not state.buffers["velocity"].any()
         np.testing.assert_array_equal(state.params[0][0], np.ones((2, 2)))
     assert messages["cuda"] == messages["cpu"]
-    assert "train_step 1: a gradient is NaN or inf (dW of Dense layer 1 of 2; loss 1)" \
+    assert (
+        "train_step 1: a gradient is NaN or inf (dW of Dense layer 1 of 2; loss 1)"
         in messages["cuda"]
+    )
     X, T = make_data((2, 1), "mse_mean", 16, rng, dtype)
     for _ in range(3):
         for backend, (net, _, _) in nets.items():
@@ -353,8 +417,9 @@ def test_sgd_step_after_overflowed_backward_matches_cpu(dtype, rng):
         messages[backend] = str(info.value)
         TrainingState(net, opt).assert_equal(before)
     assert messages["cuda"] == messages["cpu"]
-    assert "optimizer step 2: a gradient is NaN or inf (dW of Dense layer 1 of 2" \
-        in messages["cuda"]
+    assert (
+        "optimizer step 2: a gradient is NaN or inf (dW of Dense layer 1 of 2" in messages["cuda"]
+    )
     for _ in range(3):
         for backend, net in nets.items():
             net.backward(X, T)
@@ -367,8 +432,9 @@ def test_nonfinite_loss_with_finite_gradients_is_refused_on_gpu(snapshot):
     """The loss overflows (1e400) while the gradients (2e200) are finite: SGD.step, whose
     loss check runs on the host, and train_step, whose check runs on the GPU, refuse it."""
     X, T = np.ones((1, 1)), np.zeros((1, 1))
-    nets = [fb.Network([fb.Dense(1, 1)], fb.MSELoss(), dtype="float64", backend="cuda")
-            for _ in "ab"]
+    nets = [
+        fb.Network([fb.Dense(1, 1)], fb.MSELoss(), dtype="float64", backend="cuda") for _ in "ab"
+    ]
     for net in nets:
         net.layers[0].W = [[1e200]]
     snap = snapshot(nets[0])
@@ -416,8 +482,14 @@ def test_core_cuda_network_reports_the_step_of_the_call(call):
 def test_every_activation_matches_cpu_through_a_network(name, dtype, rng):
     def net(backend):
         act = fb.activations.for_name(name)
-        layers = [fb.Dense(7, 17), act, fb.Dense(17, 3), act.with_act_settings(),
-                  fb.activations.for_name(name), fb.Dense(3, 2)]
+        layers = [
+            fb.Dense(7, 17),
+            act,
+            fb.Dense(17, 3),
+            act.with_act_settings(),
+            fb.activations.for_name(name),
+            fb.Dense(3, 2),
+        ]
         return fb.Network(layers, fb.MSELoss(), dtype=dtype, backend=backend, seed=5)
 
     gpu, cpu = net("cuda"), net("cpu")
@@ -431,16 +503,31 @@ def test_every_activation_matches_cpu_through_a_network(name, dtype, rng):
 
 # ---- L1 and Huber losses, clipping and the other optimizers on the GPU --------------
 
+
 @needs_gpu
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("loss", [fb.L1Loss(), fb.L1Loss(reduction="sum"), fb.HuberLoss(),
-                                  fb.HuberLoss(delta=0.3, reduction="sum")], ids=repr)
+@pytest.mark.parametrize(
+    "loss",
+    [
+        fb.L1Loss(),
+        fb.L1Loss(reduction="sum"),
+        fb.HuberLoss(),
+        fb.HuberLoss(delta=0.3, reduction="sum"),
+    ],
+    ids=repr,
+)
 def test_l1_and_huber_match_cpu(loss, dtype, rng):
     widths = (5, 300, 129, 3)
-    nets = [fb.Network([fb.Dense(5, 300), fb.Tanh(), fb.Dense(300, 129), fb.ReLU(),
-                        fb.Dense(129, 3)], type(loss)(**{k: v for k, v in loss.config().items()
-                                                       if k != "type"}),
-                       dtype=dtype, backend=backend, seed=0) for backend in ("cpu", "cuda")]
+    nets = [
+        fb.Network(
+            [fb.Dense(5, 300), fb.Tanh(), fb.Dense(300, 129), fb.ReLU(), fb.Dense(129, 3)],
+            type(loss)(**{k: v for k, v in loss.config().items() if k != "type"}),
+            dtype=dtype,
+            backend=backend,
+            seed=0,
+        )
+        for backend in ("cpu", "cuda")
+    ]
     X, T = make_data(widths, "mse_mean", 131, rng, dtype)
     rtol = 1e-4 if dtype == "float32" else 1e-9
     assert nets[1].loss(X, T) == pytest.approx(nets[0].loss(X, T), rel=rtol)
@@ -454,16 +541,27 @@ def test_l1_and_huber_match_cpu(loss, dtype, rng):
 
 @needs_gpu
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("loss", [fb.PoissonNLLLoss(),
-                                  fb.PoissonNLLLoss(full=True, reduction="sum"),
-                                  fb.PoissonNLLLoss(log_input=False, full=True, eps=1e-3)],
-                         ids=repr)
+@pytest.mark.parametrize(
+    "loss",
+    [
+        fb.PoissonNLLLoss(),
+        fb.PoissonNLLLoss(full=True, reduction="sum"),
+        fb.PoissonNLLLoss(log_input=False, full=True, eps=1e-3),
+    ],
+    ids=repr,
+)
 def test_poisson_nll_matches_cpu(loss, dtype, rng):
     tail = [] if loss.log_input else [fb.Softplus()]  # rates > 0 without log_input
-    nets = [fb.Network([fb.Dense(5, 300), fb.Tanh(), fb.Dense(300, 129), fb.ReLU(),
-                        fb.Dense(129, 3), *tail], type(loss)(**loss.settings,
-                                                              reduction=loss.reduction),
-                       dtype=dtype, backend=backend, seed=0) for backend in ("cpu", "cuda")]
+    nets = [
+        fb.Network(
+            [fb.Dense(5, 300), fb.Tanh(), fb.Dense(300, 129), fb.ReLU(), fb.Dense(129, 3), *tail],
+            type(loss)(**loss.settings, reduction=loss.reduction),
+            dtype=dtype,
+            backend=backend,
+            seed=0,
+        )
+        for backend in ("cpu", "cuda")
+    ]
     X = rng.standard_normal((131, 5)).astype(dtype)
     T = rng.poisson(2.0, (131, 3)).astype(dtype)
     rtol = 1e-4 if dtype == "float32" else 1e-9
@@ -511,13 +609,18 @@ def test_an_infinite_gradient_norm_diverges_on_gpu(snapshot):
 
 @needs_gpu
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("make_opt", [
-    lambda: fb.Adam(lr=0.01, weight_decay=0.1), lambda: fb.AdamW(lr=0.01),
-    lambda: fb.RMSprop(lr=0.01, momentum=0.9, centered=True, weight_decay=0.01),
-    lambda: fb.Adagrad(lr=0.1, lr_decay=0.01, initial_accumulator_value=0.1),
-    lambda: fb.Adadelta(lr=0.5, rho=0.8, weight_decay=0.01),
-    lambda: fb.Adam(lr=0.01, max_grad_norm=0.05)], ids=["adam", "adamw", "rmsprop", "adagrad",
-                                                        "adadelta", "adam_clipped"])
+@pytest.mark.parametrize(
+    "make_opt",
+    [
+        lambda: fb.Adam(lr=0.01, weight_decay=0.1),
+        lambda: fb.AdamW(lr=0.01),
+        lambda: fb.RMSprop(lr=0.01, momentum=0.9, centered=True, weight_decay=0.01),
+        lambda: fb.Adagrad(lr=0.1, lr_decay=0.01, initial_accumulator_value=0.1),
+        lambda: fb.Adadelta(lr=0.5, rho=0.8, weight_decay=0.01),
+        lambda: fb.Adam(lr=0.01, max_grad_norm=0.05),
+    ],
+    ids=["adam", "adamw", "rmsprop", "adagrad", "adadelta", "adam_clipped"],
+)
 def test_every_optimizer_matches_cpu(make_opt, dtype, rng):
     widths = (5, 300, 129, 3)
     cpu, gpu = pair(widths, "tanh", "mse_mean", dtype)
@@ -535,8 +638,12 @@ def test_every_optimizer_matches_cpu(make_opt, dtype, rng):
         net.fit(X, T, epochs=2, batch_size=32, optimizer=opt, shuffle=False, progress=False)
     assert_same_params(cpu, gpu, 1e-3 if dtype == "float32" else 1e-9)
     for a, b in zip(opts[0].state_for(cpu).arrays, opts[1].state_for(gpu).arrays):
-        np.testing.assert_allclose(b, a, rtol=1e-3 if dtype == "float32" else 1e-9,
-                                   atol=1e-6 if dtype == "float32" else 1e-12)
+        np.testing.assert_allclose(
+            b,
+            a,
+            rtol=1e-3 if dtype == "float32" else 1e-9,
+            atol=1e-6 if dtype == "float32" else 1e-12,
+        )
 
 
 # ---- Dropout, LayerNorm and BatchNorm on the GPU ------------------------------------
@@ -550,8 +657,14 @@ def norm_layers(widths):
     shifts and running statistics (the same every call)."""
     n_in, hidden, n_out = widths
     rng = np.random.default_rng(3)
-    layers = [fb.Dense(n_in, hidden), fb.BatchNorm(hidden, momentum=0.2), fb.Tanh(),
-              fb.Dropout(0.3), fb.Dense(hidden, n_out), fb.LayerNorm(n_out)]
+    layers = [
+        fb.Dense(n_in, hidden),
+        fb.BatchNorm(hidden, momentum=0.2),
+        fb.Tanh(),
+        fb.Dropout(0.3),
+        fb.Dense(hidden, n_out),
+        fb.LayerNorm(n_out),
+    ]
     for layer in (layers[1], layers[5]):
         layer.W, layer.b = rng.uniform(0.5, 1.5, layer.n), rng.standard_normal(layer.n)
     layers[1].running_mean = rng.standard_normal(hidden)
@@ -562,20 +675,25 @@ def norm_layers(widths):
 def norm_pair(widths, dtype, seed=0):
     """The norm network on backends cpu and cuda from the same seed: the same weights and,
     the masks being counter-based, the same dropout masks."""
-    return tuple(fb.Network(norm_layers(widths), fb.MSELoss(), dtype=dtype, backend=backend,
-                            seed=seed) for backend in ("cpu", "cuda"))
+    return tuple(
+        fb.Network(norm_layers(widths), fb.MSELoss(), dtype=dtype, backend=backend, seed=seed)
+        for backend in ("cpu", "cuda")
+    )
 
 
 def norm_data(widths, rows, rng, dtype):
-    return (rng.standard_normal((rows, widths[0])).astype(dtype),
-            rng.standard_normal((rows, widths[-1])).astype(dtype))
+    return (
+        rng.standard_normal((rows, widths[0])).astype(dtype),
+        rng.standard_normal((rows, widths[-1])).astype(dtype),
+    )
 
 
 def assert_same_norm_state(cpu, gpu, rtol, grads=False):
     """Parameters (or gradients) and running statistics of the two, each flat buffer to
     ``rtol`` of its largest value (a Dense bias before a BatchNorm has a gradient of 0)."""
-    assert_close_scaled(gpu.grads if grads else gpu.params, cpu.grads if grads else cpu.params,
-                        rtol)
+    assert_close_scaled(
+        gpu.grads if grads else gpu.params, cpu.grads if grads else cpu.params, rtol
+    )
     for a, b in zip(cpu.layers, gpu.layers):
         if isinstance(a, fb.BatchNorm):
             assert_close_scaled(b.running_mean, a.running_mean, rtol)
@@ -612,9 +730,12 @@ def test_norm_and_dropout_train_step_and_fit_match_cpu(widths, dtype, rng):
     assert_same_norm_state(cpu, gpu, rtol)
     X, T = norm_data(widths, 101, rng, dtype)  # batches of 16, the last of 5
     Xv, Tv = norm_data(widths, 20, rng, dtype)
-    histories = [net.fit(X, T, epochs=2, batch_size=16, optimizer=opt,
-                         validation_data=(Xv, Tv), progress=False)
-                 for net, opt in zip((cpu, gpu), opts)]
+    histories = [
+        net.fit(
+            X, T, epochs=2, batch_size=16, optimizer=opt, validation_data=(Xv, Tv), progress=False
+        )
+        for net, opt in zip((cpu, gpu), opts)
+    ]
     np.testing.assert_allclose(histories[1].loss, histories[0].loss, rtol=rtol)
     np.testing.assert_allclose(histories[1].val_loss, histories[0].val_loss, rtol=rtol)
     assert_same_norm_state(cpu, gpu, rtol)
@@ -628,8 +749,11 @@ def test_batchnorm_refuses_a_one_row_training_batch_on_gpu(rng):
     opt = fb.SGD(lr=0.1, momentum=0.9)
     gpu.train_step(X, T, opt)
     before = (gpu.params.copy(), gpu._core.state.copy(), opt.state_for(gpu).velocity.copy())
-    for call in (lambda: gpu.backward(X[:1], T[:1]), lambda: gpu.train_step(X[:1], T[:1], opt),
-                 lambda: gpu.fit(X, T, epochs=1, batch_size=7, optimizer=opt, progress=False)):
+    for call in (
+        lambda: gpu.backward(X[:1], T[:1]),
+        lambda: gpu.train_step(X[:1], T[:1], opt),
+        lambda: gpu.fit(X, T, epochs=1, batch_size=7, optimizer=opt, progress=False),
+    ):
         with pytest.raises(ValueError, match="BatchNorm"):
             call()
         np.testing.assert_array_equal(gpu.params, before[0])

@@ -13,15 +13,26 @@ import pytest
 
 import fastbp as fb
 from fastbp import _names, activations
-from fbhelpers import (BACKENDS, DTYPES, EXPLODING_ROWS, EXPLODING_WIDTHS, TrainingState,
-                       core_divergence, dense_layers, exploding, make_net,
-                       train_until_divergence)
+from fbhelpers import (
+    BACKENDS,
+    DTYPES,
+    EXPLODING_ROWS,
+    EXPLODING_WIDTHS,
+    TrainingState,
+    core_divergence,
+    dense_layers,
+    exploding,
+    make_net,
+    train_until_divergence,
+)
 
 # (rows, batch size): three batches per epoch, the last one short (with a bar, one core
 # call each); 23 batches, the last of one row (with a bar, two per call).
 SHAPES = [(EXPLODING_ROWS, 5), (45, 2)]
-OPTIMIZERS = {"sgd_momentum": lambda: fb.SGD(lr=0.05, momentum=0.9),
-              "adam": lambda: fb.Adam(lr=0.01)}
+OPTIMIZERS = {
+    "sgd_momentum": lambda: fb.SGD(lr=0.05, momentum=0.9),
+    "adam": lambda: fb.Adam(lr=0.01),
+}
 
 
 @pytest.fixture(params=BACKENDS)
@@ -53,12 +64,12 @@ def test_train_step_divergence_raises_and_changes_nothing(backend, dtype):
 
 
 @pytest.mark.parametrize("rows, batch", SHAPES)
-def test_fit_divergence_names_epoch_and_step_and_keeps_earlier_batches(backend, dtype, progress,
-                                                                       rows, batch):
+def test_fit_divergence_names_epoch_and_step_and_keeps_earlier_batches(
+    backend, dtype, progress, rows, batch
+):
     net, X, T, opt = exploding(backend, dtype, rows)
     with pytest.raises(FloatingPointError) as info:
-        net.fit(X, T, epochs=200, batch_size=batch, optimizer=opt, shuffle=False,
-                progress=progress)
+        net.fit(X, T, epochs=200, batch_size=batch, optimizer=opt, shuffle=False, progress=progress)
     found = re.search(r"epoch (\d+) \(History index (\d+)\), step (\d+)", str(info.value))
     assert found, str(info.value)
     epoch, step = int(found[1]), int(found[3])
@@ -68,19 +79,26 @@ def test_fit_divergence_names_epoch_and_step_and_keeps_earlier_batches(backend, 
     # before the failing step, one train_step each. The state must be exactly that.
     twin, _, _, twin_opt = exploding(backend, dtype, rows)
     if epoch > 1:
-        twin.fit(X, T, epochs=epoch - 1, batch_size=batch, optimizer=twin_opt, shuffle=False,
-                 progress=False)
+        twin.fit(
+            X,
+            T,
+            epochs=epoch - 1,
+            batch_size=batch,
+            optimizer=twin_opt,
+            shuffle=False,
+            progress=False,
+        )
     for start in range(0, (step - 1) * batch, batch):
-        twin.train_step(X[start:start + batch], T[start:start + batch], twin_opt)
+        twin.train_step(X[start : start + batch], T[start : start + batch], twin_opt)
     TrainingState(net, opt).assert_equal(TrainingState(twin, twin_opt))
     # and the failing step itself diverges on the twin too
     with pytest.raises(FloatingPointError):
-        twin.train_step(X[(step - 1) * batch:step * batch], T[(step - 1) * batch:step * batch],
-                        twin_opt)
+        twin.train_step(
+            X[(step - 1) * batch : step * batch], T[(step - 1) * batch : step * batch], twin_opt
+        )
 
 
-def test_fit_divergence_inside_a_later_core_call_counts_the_calls_before(backend, dtype,
-                                                                       progress):
+def test_fit_divergence_inside_a_later_core_call_counts_the_calls_before(backend, dtype, progress):
     """45 one-row batches, the eighth of which overflows a gradient: with a bar the epoch
     runs three batches a call, so the error comes from the second step of the third call
     and must still name step 8 and leave 7 steps counted."""
@@ -91,15 +109,16 @@ def test_fit_divergence_inside_a_later_core_call_counts_the_calls_before(backend
     X[7] = big, -big  # cancels in the output, overflows in the weight gradient
     T = np.ones((45, 1), dtype=dtype)
     opt = fb.SGD(lr=1e-30, momentum=0.9)  # the other steps hardly move the weights
-    with pytest.raises(FloatingPointError,
-                       match=r"epoch 1 \(History index 0\), step 8\b.*gradient is NaN or inf"):
+    with pytest.raises(
+        FloatingPointError, match=r"epoch 1 \(History index 0\), step 8\b.*gradient is NaN or inf"
+    ):
         net.fit(X, T, epochs=2, batch_size=1, optimizer=opt, shuffle=False, progress=progress)
     assert opt.state_for(net).steps == 7
     twin = fb.Network([fb.Dense(2, 1)], fb.MSELoss(), dtype=dtype, backend=backend)
     twin.layers[0].W = np.ones((2, 1))
     twin_opt = fb.SGD(lr=1e-30, momentum=0.9)
     for row in range(7):
-        twin.train_step(X[row:row + 1], T[row:row + 1], twin_opt)
+        twin.train_step(X[row : row + 1], T[row : row + 1], twin_opt)
     TrainingState(net, opt).assert_equal(TrainingState(twin, twin_opt))
 
 
@@ -127,8 +146,12 @@ def test_nan_weight_in_the_first_layer_raises_at_the_first_step(backend, dtype, 
     the first train_step raises and changes nothing, and predict gives NaN."""
     rng = np.random.default_rng(0)
     act = activations.for_name(activation)
-    net = fb.Network([fb.Dense(4, 9), act, fb.Dense(9, 3), type(act)()], fb.MSELoss(),
-                     dtype=dtype, backend=backend)
+    net = fb.Network(
+        [fb.Dense(4, 9), act, fb.Dense(9, 3), type(act)()],
+        fb.MSELoss(),
+        dtype=dtype,
+        backend=backend,
+    )
     net.layers[0].W[1, 2] = np.nan
     X = rng.standard_normal((5, 4)).astype(dtype)
     T = rng.standard_normal((5, 3)).astype(dtype)
@@ -142,9 +165,11 @@ def test_nan_weight_in_the_first_layer_raises_at_the_first_step(backend, dtype, 
 
 # ---- backward, then optimizer.step -------------------------------------------------
 
+
 @pytest.mark.parametrize("make_opt", OPTIMIZERS.values(), ids=OPTIMIZERS)
 def test_optimizer_step_refuses_an_overflowed_backward_and_training_goes_on(
-        backend, dtype, make_opt):
+    backend, dtype, make_opt
+):
     """backward on inputs that overflow returns without raising; optimizer.step then
     raises naming the step it would have been, changes nothing, and the next good step
     gives bitwise what a twin that never saw the bad batch gives."""
@@ -176,13 +201,11 @@ def test_optimizer_step_refuses_an_overflowed_backward_and_training_goes_on(
 
 
 @pytest.mark.parametrize("make_opt", OPTIMIZERS.values(), ids=OPTIMIZERS)
-def test_optimizer_step_names_the_layer_whose_gradient_overflowed(backend, dtype, make_opt,
-                                                                  rng):
+def test_optimizer_step_names_the_layer_whose_gradient_overflowed(backend, dtype, make_opt, rng):
     """Inputs near the dtype's largest value cancel in the first layer (loss 1) but its
     dW overflows; the optimizer state is filled as if trained for 3 steps."""
     big = np.finfo(dtype).max / 1.2
-    net = fb.Network([fb.Dense(2, 2), fb.Dense(2, 1)], fb.MSELoss(), dtype=dtype,
-                     backend=backend)
+    net = fb.Network([fb.Dense(2, 2), fb.Dense(2, 1)], fb.MSELoss(), dtype=dtype, backend=backend)
     net.layers[0].W = np.ones((2, 2))
     net.layers[1].W = np.ones((2, 1))
     opt = make_opt()
@@ -193,9 +216,11 @@ def test_optimizer_step_names_the_layer_whose_gradient_overflowed(backend, dtype
     before = TrainingState(net, opt)
     assert net.backward(np.array([[big, -big]], dtype=dtype), np.ones((1, 1), dtype=dtype)) == 1
     assert not np.isfinite(net.layers[0].dW).all() and np.isfinite(net.layers[1].dW).all()
-    with pytest.raises(FloatingPointError,
-                       match=r"optimizer step 4: a gradient is NaN or inf \(dW of Dense "
-                             r"layer 1 of 2; loss 1\); the parameters and optimizer state"):
+    with pytest.raises(
+        FloatingPointError,
+        match=r"optimizer step 4: a gradient is NaN or inf \(dW of Dense "
+        r"layer 1 of 2; loss 1\); the parameters and optimizer state",
+    ):
         opt.step(net)
     TrainingState(net, opt).assert_equal(before)
 
@@ -203,8 +228,9 @@ def test_optimizer_step_names_the_layer_whose_gradient_overflowed(backend, dtype
 def test_optimizer_step_refuses_a_nonfinite_loss_with_finite_gradients(backend, snapshot):
     """backward then step refuses what train_step refuses: here the loss overflows
     (1e400) while every gradient (2e200) is finite."""
-    nets = [fb.Network([fb.Dense(1, 1)], fb.MSELoss(), dtype="float64", backend=backend)
-            for _ in "ab"]
+    nets = [
+        fb.Network([fb.Dense(1, 1)], fb.MSELoss(), dtype="float64", backend=backend) for _ in "ab"
+    ]
     X, T = np.ones((1, 1)), np.zeros((1, 1))
     for net in nets:
         net.layers[0].W = [[1e200]]
@@ -219,6 +245,7 @@ def test_optimizer_step_refuses_a_nonfinite_loss_with_finite_gradients(backend, 
 
 
 # ---- fastbp._core ----------------------------------------------------------------
+
 
 @pytest.mark.parametrize("call", ["train_step", "train_epoch", "step"])
 def test_core_reports_the_step_of_the_call(call, dtype):

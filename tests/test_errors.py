@@ -6,8 +6,8 @@ shapes, the expected one), and that the network's parameters are exactly as befo
 from __future__ import annotations
 
 import json
-import warnings
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -71,28 +71,32 @@ def assert_raises_and_unchanged(net, snapshot, exc, match, fn):
 # shapes
 # ---------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("method", X_CALLS)
 def test_wrong_number_of_x_columns(net, snapshot, method):
     X, T = good_data()
     X = np.hstack([X, X[:, :1]])  # 5 columns for 4 inputs
-    assert_raises_and_unchanged(net, snapshot, ValueError, match_all(4, 5),
-                                lambda: call(net, method, X, T))
+    assert_raises_and_unchanged(
+        net, snapshot, ValueError, match_all(4, 5), lambda: call(net, method, X, T)
+    )
 
 
 @pytest.mark.parametrize("method", XT_CALLS)
 def test_x_rows_differ_from_t_rows(net, snapshot, method):
     X, T = good_data(n=6)
     T = np.vstack([T, T[:2]])  # 8 target rows for 6 samples
-    assert_raises_and_unchanged(net, snapshot, ValueError, match_all(6, 8),
-                                lambda: call(net, method, X, T))
+    assert_raises_and_unchanged(
+        net, snapshot, ValueError, match_all(6, 8), lambda: call(net, method, X, T)
+    )
 
 
 @pytest.mark.parametrize("method", XT_CALLS)
 def test_wrong_number_of_t_columns(net, snapshot, method):
     X, T = good_data()
     T = np.hstack([T, T[:, :1]])  # 3 target columns for 2 outputs
-    assert_raises_and_unchanged(net, snapshot, ValueError, match_all(2, 3),
-                                lambda: call(net, method, X, T))
+    assert_raises_and_unchanged(
+        net, snapshot, ValueError, match_all(2, 3), lambda: call(net, method, X, T)
+    )
 
 
 @pytest.mark.parametrize("method", XT_CALLS)
@@ -100,16 +104,18 @@ def test_wrong_number_of_probability_columns(backend, snapshot, method):
     net = make_net((4, 9, 3), "relu", "ce_probs", "float64", backend, seed=0)
     X, _ = good_data()
     T = np.full((N, 5), 0.2)  # 5 classes for 3 outputs
-    assert_raises_and_unchanged(net, snapshot, ValueError, match_all(3, 5),
-                                lambda: call(net, method, X, T))
+    assert_raises_and_unchanged(
+        net, snapshot, ValueError, match_all(3, 5), lambda: call(net, method, X, T)
+    )
 
 
 @pytest.mark.parametrize("method", X_CALLS)
 def test_empty_batch(net, snapshot, method):
     X = np.zeros((0, WIDTHS[0]))
     T = np.zeros((0, WIDTHS[-1]))
-    assert_raises_and_unchanged(net, snapshot, ValueError, r"(?i)empty|\b0\b",
-                                lambda: call(net, method, X, T))
+    assert_raises_and_unchanged(
+        net, snapshot, ValueError, r"(?i)empty|\b0\b", lambda: call(net, method, X, T)
+    )
 
 
 @pytest.mark.parametrize("method", X_CALLS)
@@ -118,8 +124,9 @@ def test_x_not_two_dimensional(net, snapshot, method, shape):
     # (4,) is refused rather than guessed to be one sample: the API takes samples as rows
     X = np.ones(shape)
     T = np.ones((N, WIDTHS[-1]))
-    assert_raises_and_unchanged(net, snapshot, ValueError, r"(?i)2-?d|dim|shape",
-                                lambda: call(net, method, X, T))
+    assert_raises_and_unchanged(
+        net, snapshot, ValueError, r"(?i)2-?d|dim|shape", lambda: call(net, method, X, T)
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -134,8 +141,9 @@ NONFINITE = {"nan": np.nan, "inf": np.inf, "-inf": -np.inf}
 def test_nonfinite_in_x(net, snapshot, method, value):
     X, T = good_data()
     X[-1, 2] = NONFINITE[value]  # in the last batch of fit
-    assert_raises_and_unchanged(net, snapshot, ValueError, r"(?i)nan|inf|finite",
-                                lambda: call(net, method, X, T))
+    assert_raises_and_unchanged(
+        net, snapshot, ValueError, r"(?i)nan|inf|finite", lambda: call(net, method, X, T)
+    )
 
 
 @pytest.mark.parametrize("method", XT_CALLS)
@@ -143,8 +151,9 @@ def test_nonfinite_in_x(net, snapshot, method, value):
 def test_nonfinite_in_t(net, snapshot, method, value):
     X, T = good_data()
     T[-1, 1] = NONFINITE[value]
-    assert_raises_and_unchanged(net, snapshot, ValueError, r"(?i)nan|inf|finite",
-                                lambda: call(net, method, X, T))
+    assert_raises_and_unchanged(
+        net, snapshot, ValueError, r"(?i)nan|inf|finite", lambda: call(net, method, X, T)
+    )
 
 
 @pytest.mark.parametrize("method", X_CALLS)
@@ -153,8 +162,13 @@ def test_nonfinite_in_float32_network_input(backend, snapshot, method):
     X, T = good_data()
     X = X.astype(np.float32)
     X[3, 0] = np.nan
-    assert_raises_and_unchanged(net, snapshot, ValueError, r"(?i)nan|inf|finite",
-                                lambda: call(net, method, X, T.astype(np.float32)))
+    assert_raises_and_unchanged(
+        net,
+        snapshot,
+        ValueError,
+        r"(?i)nan|inf|finite",
+        lambda: call(net, method, X, T.astype(np.float32)),
+    )
 
 
 @pytest.mark.parametrize("method", X_CALLS)
@@ -173,6 +187,7 @@ def test_value_too_large_for_float32_network(backend, snapshot, method):
 # class labels
 # ---------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def ce_net(backend):
     return make_net((4, 9, 3), "relu", "ce_labels", "float64", backend, seed=0)
@@ -183,8 +198,9 @@ def ce_net(backend):
 def test_label_out_of_range(ce_net, snapshot, method, bad):
     X, _ = good_data()
     labels = np.array([0, 1, 2, 0, 1, bad])  # 3 classes: 0, 1, 2
-    assert_raises_and_unchanged(ce_net, snapshot, ValueError, match_all(bad),
-                                lambda: call(ce_net, method, X, labels))
+    assert_raises_and_unchanged(
+        ce_net, snapshot, ValueError, match_all(bad), lambda: call(ce_net, method, X, labels)
+    )
 
 
 @pytest.mark.parametrize("method", XT_CALLS)
@@ -193,9 +209,13 @@ def test_label_out_of_range(ce_net, snapshot, method, bad):
 def test_fractional_labels_are_refused_naming_the_first(ce_net, snapshot, method, shape, bad):
     X, _ = good_data()
     labels = np.array([0, 1, 2, 0, bad, 1.5]).reshape(shape)
-    assert_raises_and_unchanged(ce_net, snapshot, ValueError,
-                                rf"whole numbers, got {bad} at index 4",
-                                lambda: call(ce_net, method, X, labels))
+    assert_raises_and_unchanged(
+        ce_net,
+        snapshot,
+        ValueError,
+        rf"whole numbers, got {bad} at index 4",
+        lambda: call(ce_net, method, X, labels),
+    )
 
 
 @pytest.mark.parametrize("mod", [fb.ops, fb.reference], ids=["ops", "reference"])
@@ -214,15 +234,20 @@ def test_ops_label_out_of_range(mod, bad):
 # wrong types, unknown arguments, bad settings
 # ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("make", [
-    lambda: fb.Dense(2, 3, bias=False),
-    lambda: fb.Sigmoid(bias=False),
-    lambda: fb.MSELoss(bias=False),
-    lambda: fb.SoftmaxCrossEntropyLoss(bias=False),
-    lambda: fb.BCEWithLogitsLoss(bias=False),
-    lambda: fb.SGD(lr=0.1, bias=False),
-    lambda: fb.Network([fb.Dense(2, 1)], loss=fb.MSELoss(), bias=False),
-], ids=["Dense", "Sigmoid", "MSELoss", "SoftmaxCE", "BCE", "SGD", "Network"])
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: fb.Dense(2, 3, bias=False),
+        lambda: fb.Sigmoid(bias=False),
+        lambda: fb.MSELoss(bias=False),
+        lambda: fb.SoftmaxCrossEntropyLoss(bias=False),
+        lambda: fb.BCEWithLogitsLoss(bias=False),
+        lambda: fb.SGD(lr=0.1, bias=False),
+        lambda: fb.Network([fb.Dense(2, 1)], loss=fb.MSELoss(), bias=False),
+    ],
+    ids=["Dense", "Sigmoid", "MSELoss", "SoftmaxCE", "BCE", "SGD", "Network"],
+)
 def test_unknown_constructor_keyword(make):
     # Python's own TypeError: it names the keyword, or says the class takes no arguments
     with pytest.raises(TypeError, match="bias|takes no arguments"):
@@ -232,11 +257,13 @@ def test_unknown_constructor_keyword(make):
 def test_unknown_keyword_in_methods(net, snapshot):
     X, T = good_data()
     opt = fb.SGD(lr=0.1)
-    for fn in (lambda: net.forward(X, bias=False),
-               lambda: net.backward(X, T, bias=False),
-               lambda: net.train_step(X, T, opt, bias=False),
-               lambda: net.fit(X, T, epochs=1, batch_size=2, optimizer=opt, bias=False),
-               lambda: net.fit(X, T, 1, 2, opt)):  # epochs, batch_size, optimizer are keywords
+    for fn in (
+        lambda: net.forward(X, bias=False),
+        lambda: net.backward(X, T, bias=False),
+        lambda: net.train_step(X, T, opt, bias=False),
+        lambda: net.fit(X, T, epochs=1, batch_size=2, optimizer=opt, bias=False),
+        lambda: net.fit(X, T, 1, 2, opt),
+    ):  # epochs, batch_size, optimizer are keywords
         assert_raises_and_unchanged(net, snapshot, TypeError, None, fn)
 
 
@@ -246,16 +273,27 @@ def test_non_positive_learning_rate(lr):
         fb.SGD(lr=lr)
 
 
-@pytest.mark.parametrize("kwargs,exc", [
-    (dict(lr=float("nan")), ValueError),
-    (dict(lr=float("inf")), ValueError),
-    (dict(lr="0.1"), TypeError),
-    (dict(lr=0.1, momentum=-0.5), ValueError),
-    (dict(lr=0.1, weight_decay=-1.0), ValueError),
-    (dict(lr=0.1, nesterov=True), ValueError),                    # needs momentum > 0
-    (dict(lr=0.1, momentum=0.9, dampening=0.5, nesterov=True), ValueError),  # and no dampening
-], ids=["nan", "inf", "str", "neg-momentum", "neg-wd", "nesterov-no-momentum",
-        "nesterov-dampening"])
+@pytest.mark.parametrize(
+    "kwargs,exc",
+    [
+        (dict(lr=float("nan")), ValueError),
+        (dict(lr=float("inf")), ValueError),
+        (dict(lr="0.1"), TypeError),
+        (dict(lr=0.1, momentum=-0.5), ValueError),
+        (dict(lr=0.1, weight_decay=-1.0), ValueError),
+        (dict(lr=0.1, nesterov=True), ValueError),  # needs momentum > 0
+        (dict(lr=0.1, momentum=0.9, dampening=0.5, nesterov=True), ValueError),  # and no dampening
+    ],
+    ids=[
+        "nan",
+        "inf",
+        "str",
+        "neg-momentum",
+        "neg-wd",
+        "nesterov-no-momentum",
+        "nesterov-dampening",
+    ],
+)
 def test_bad_sgd_settings(kwargs, exc):
     with pytest.raises(exc):
         fb.SGD(**kwargs)
@@ -273,8 +311,7 @@ def test_unknown_init_is_value_error():
         fb.Network([fb.Dense(2, 3, init="glorot")], loss=fb.MSELoss(), seed=0)
 
 
-@pytest.mark.parametrize("loss_cls", [fb.MSELoss, fb.SoftmaxCrossEntropyLoss,
-                                      fb.BCEWithLogitsLoss])
+@pytest.mark.parametrize("loss_cls", [fb.MSELoss, fb.SoftmaxCrossEntropyLoss, fb.BCEWithLogitsLoss])
 @pytest.mark.parametrize("reduction", ["avg", "none", "Mean", ""])
 def test_bad_reduction(loss_cls, reduction):
     with pytest.raises(ValueError, match=match_all(reduction) if reduction else None):
@@ -282,9 +319,17 @@ def test_bad_reduction(loss_cls, reduction):
 
 
 @pytest.mark.parametrize("mod", [fb.ops, fb.reference], ids=["ops", "reference"])
-@pytest.mark.parametrize("name", ["mse", "mse_backward", "bce_with_logits",
-                                  "bce_with_logits_backward", "softmax_cross_entropy",
-                                  "softmax_cross_entropy_backward"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "mse",
+        "mse_backward",
+        "bce_with_logits",
+        "bce_with_logits_backward",
+        "softmax_cross_entropy",
+        "softmax_cross_entropy_backward",
+    ],
+)
 def test_ops_bad_reduction(mod, name):
     # for the reference too: an unknown reduction must not silently act as "sum"
     z = np.zeros((2, 3))
@@ -305,22 +350,27 @@ def test_bad_backend(backend_name):
         fb.Network([fb.Dense(2, 1)], loss=fb.MSELoss(), backend=backend_name, seed=0)
 
 
-@pytest.mark.parametrize("layers", [
-    [1, 2],
-    ["relu"],
-    [fb.Dense(2, 3), np.zeros(3)],
-    [fb.Dense(2, 3), fb.ReLU],          # a class, not an instance
-    [fb.Dense(2, 3), None],
-    fb.Dense(2, 3),                     # not a list at all
-    "Dense",
-], ids=["ints", "str", "array", "class", "None", "bare-layer", "str-layers"])
+@pytest.mark.parametrize(
+    "layers",
+    [
+        [1, 2],
+        ["relu"],
+        [fb.Dense(2, 3), np.zeros(3)],
+        [fb.Dense(2, 3), fb.ReLU],  # a class, not an instance
+        [fb.Dense(2, 3), None],
+        fb.Dense(2, 3),  # not a list at all
+        "Dense",
+    ],
+    ids=["ints", "str", "array", "class", "None", "bare-layer", "str-layers"],
+)
 def test_layers_not_layer_objects(layers):
     with pytest.raises(TypeError):
         fb.Network(layers, loss=fb.MSELoss(), seed=0)
 
 
-@pytest.mark.parametrize("loss", ["mse", fb.MSELoss, None, fb.Dense(1, 1)],
-                         ids=["str", "class", "None", "layer"])
+@pytest.mark.parametrize(
+    "loss", ["mse", fb.MSELoss, None, fb.Dense(1, 1)], ids=["str", "class", "None", "layer"]
+)
 def test_loss_not_a_loss_object(loss):
     with pytest.raises(TypeError):
         fb.Network([fb.Dense(2, 1)], loss=loss, seed=0)
@@ -329,41 +379,82 @@ def test_loss_not_a_loss_object(loss):
 def _fit_with(**kwargs):
     net = make_net(WIDTHS, "tanh", "mse_mean", "float64", "cpu", seed=0)
     X, T = good_data()
-    return net.fit(X, T, **{"epochs": 1, "batch_size": 2, "optimizer": fb.SGD(lr=0.1),
-                            **kwargs})
+    return net.fit(X, T, **{"epochs": 1, "batch_size": 2, "optimizer": fb.SGD(lr=0.1), **kwargs})
 
 
-@pytest.mark.parametrize("make,name,meant", [
-    (lambda: fb.Network([fb.Dense(2, 3), fb.ReLU, fb.Dense(3, 1)], loss=fb.MSELoss()),
-     "layers[1]", "fb.ReLU()"),
-    (lambda: fb.Network([fb.Dense, fb.ReLU()], loss=fb.MSELoss()), "layers[0]",
-     "fb.Dense(...)"),
-    (lambda: fb.Network([fb.Dense(2, 1)], loss=fb.MSELoss), "loss", "fb.MSELoss()"),
-    (lambda: fb.Network([fb.Dense(2, 1)], loss=fb.HuberLoss), "loss", "fb.HuberLoss()"),
-    (lambda: make_net(WIDTHS, "tanh", "mse_mean", "float64", "cpu").train_step(
-        *good_data(), fb.SGD), "optimizer", "fb.SGD()"),
-    (lambda: _fit_with(optimizer=fb.Adam), "optimizer", "fb.Adam()"),
-    (lambda: _fit_with(callbacks=[fb.callbacks.CSVLogger]), "callbacks[0]",
-     "fb.callbacks.CSVLogger(...)"),
-    (lambda: _fit_with(callbacks=[print, fb.callbacks.ReduceLROnPlateau]), "callbacks[1]",
-     "fb.callbacks.ReduceLROnPlateau()"),
-    (lambda: _fit_with(callbacks=[fb.callbacks.EarlyStopping]), "callbacks[0]",
-     "fb.callbacks.EarlyStopping(...)"),
-    (lambda: _fit_with(lr_schedule=fb.schedules.StepLR), "lr_schedule",
-     "fb.schedules.StepLR(...)"),
-    (lambda: fb.gradcheck(fb.Network, *good_data()), "net", "fb.Network(...)"),
-], ids=["layer", "dense", "loss", "huber", "train_step-optimizer", "fit-optimizer",
-        "callback", "second-callback", "early-stopping", "schedule", "gradcheck"])
+@pytest.mark.parametrize(
+    "make,name,meant",
+    [
+        (
+            lambda: fb.Network([fb.Dense(2, 3), fb.ReLU, fb.Dense(3, 1)], loss=fb.MSELoss()),
+            "layers[1]",
+            "fb.ReLU()",
+        ),
+        (
+            lambda: fb.Network([fb.Dense, fb.ReLU()], loss=fb.MSELoss()),
+            "layers[0]",
+            "fb.Dense(...)",
+        ),
+        (lambda: fb.Network([fb.Dense(2, 1)], loss=fb.MSELoss), "loss", "fb.MSELoss()"),
+        (lambda: fb.Network([fb.Dense(2, 1)], loss=fb.HuberLoss), "loss", "fb.HuberLoss()"),
+        (
+            lambda: make_net(WIDTHS, "tanh", "mse_mean", "float64", "cpu").train_step(
+                *good_data(), fb.SGD
+            ),
+            "optimizer",
+            "fb.SGD()",
+        ),
+        (lambda: _fit_with(optimizer=fb.Adam), "optimizer", "fb.Adam()"),
+        (
+            lambda: _fit_with(callbacks=[fb.callbacks.CSVLogger]),
+            "callbacks[0]",
+            "fb.callbacks.CSVLogger(...)",
+        ),
+        (
+            lambda: _fit_with(callbacks=[print, fb.callbacks.ReduceLROnPlateau]),
+            "callbacks[1]",
+            "fb.callbacks.ReduceLROnPlateau()",
+        ),
+        (
+            lambda: _fit_with(callbacks=[fb.callbacks.EarlyStopping]),
+            "callbacks[0]",
+            "fb.callbacks.EarlyStopping(...)",
+        ),
+        (
+            lambda: _fit_with(lr_schedule=fb.schedules.StepLR),
+            "lr_schedule",
+            "fb.schedules.StepLR(...)",
+        ),
+        (lambda: fb.gradcheck(fb.Network, *good_data()), "net", "fb.Network(...)"),
+    ],
+    ids=[
+        "layer",
+        "dense",
+        "loss",
+        "huber",
+        "train_step-optimizer",
+        "fit-optimizer",
+        "callback",
+        "second-callback",
+        "early-stopping",
+        "schedule",
+        "gradcheck",
+    ],
+)
 def test_a_class_passed_for_its_instance_names_the_call_meant(make, name, meant):
     with pytest.raises(TypeError, match=re.escape(f"{name} must be")) as caught:
         make()
     assert f"did you mean `{meant}`?" in str(caught.value)
 
 
-@pytest.mark.parametrize("make", [
-    lambda: fb.Network([fb.Dense(2, 1)], loss=fb.ReLU),
-    lambda: _fit_with(callbacks=[fb.Dense]),
-], ids=["loss", "callback"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: fb.Network([fb.Dense(2, 1)], loss=fb.ReLU),
+        lambda: _fit_with(callbacks=[fb.Dense]),
+    ],
+    ids=["loss", "callback"],
+)
 def test_a_class_of_another_kind_gets_no_suggestion(make):
     with pytest.raises(TypeError, match="got the class") as caught:
         make()
@@ -389,25 +480,37 @@ def test_layer_in_two_networks(snapshot):
     snap.assert_unchanged()
 
 
-@pytest.mark.parametrize("args,exc", [
-    ((0, 3), ValueError), ((2, 0), ValueError), ((-1, 3), ValueError),
-    ((2.5, 3), TypeError), (("2", 3), TypeError),
-])
+@pytest.mark.parametrize(
+    "args,exc",
+    [
+        ((0, 3), ValueError),
+        ((2, 0), ValueError),
+        ((-1, 3), ValueError),
+        ((2.5, 3), TypeError),
+        (("2", 3), TypeError),
+    ],
+)
 def test_bad_dense_sizes(args, exc):
     with pytest.raises(exc):
         fb.Dense(*args)
 
 
-@pytest.mark.parametrize("sizes", [(2**32, 2**32), (2**62, 2), (3, 2**62), (2**63 - 1, 1)],
-                         ids=["2^32-squared", "2^62-in", "2^62-out", "int64-max"])
+@pytest.mark.parametrize(
+    "sizes",
+    [(2**32, 2**32), (2**62, 2), (3, 2**62), (2**63 - 1, 1)],
+    ids=["2^32-squared", "2^62-in", "2^62-out", "int64-max"],
+)
 def test_dense_sizes_overflowing_64_bit_counts(sizes):
     """A parameter count past int64 is refused before anything is allocated, from Python
     and from fastbp._core directly."""
     with pytest.raises(ValueError, match="overflow"):
         fb.Network([fb.Dense(*sizes)], fb.MSELoss())
     with pytest.raises(ValueError, match="overflow"):
-        fb._core.Network64([fb._core.LayerSpec(fb._core.LayerKind.Dense, *sizes)],
-                           fb._core.Loss.MSE, fb._core.Reduction.Mean)
+        fb._core.Network64(
+            [fb._core.LayerSpec(fb._core.LayerKind.Dense, *sizes)],
+            fb._core.Loss.MSE,
+            fb._core.Reduction.Mean,
+        )
 
 
 def test_bad_seed():
@@ -415,12 +518,16 @@ def test_bad_seed():
         fb.Network([fb.Dense(2, 1)], loss=fb.MSELoss(), seed="zero")
 
 
-@pytest.mark.parametrize("X", [
-    np.array([["a", "b", "c", "d"]] * N),
-    np.ones((N, 4), dtype=complex),
-    np.ones((N, 4), dtype=bool),
-    [[1, 2, 3, None]] * N,
-], ids=["str", "complex", "bool", "object"])
+@pytest.mark.parametrize(
+    "X",
+    [
+        np.array([["a", "b", "c", "d"]] * N),
+        np.ones((N, 4), dtype=complex),
+        np.ones((N, 4), dtype=bool),
+        [[1, 2, 3, None]] * N,
+    ],
+    ids=["str", "complex", "bool", "object"],
+)
 @pytest.mark.parametrize("method", X_CALLS)
 def test_x_of_wrong_type(net, snapshot, method, X):
     _, T = good_data()
@@ -433,16 +540,28 @@ def test_x_of_wrong_type(net, snapshot, method, X):
 @pytest.mark.parametrize("bad_opt", ["sgd", None, fb.MSELoss()], ids=["str", "None", "loss"])
 def test_optimizer_of_wrong_type(net, snapshot, bad_opt):
     X, T = good_data()
-    assert_raises_and_unchanged(net, snapshot, TypeError, None,
-                                lambda: net.train_step(X, T, bad_opt))
-    assert_raises_and_unchanged(net, snapshot, TypeError, None,
-                                lambda: net.fit(X, T, epochs=1, batch_size=2, optimizer=bad_opt))
+    assert_raises_and_unchanged(
+        net, snapshot, TypeError, None, lambda: net.train_step(X, T, bad_opt)
+    )
+    assert_raises_and_unchanged(
+        net,
+        snapshot,
+        TypeError,
+        None,
+        lambda: net.fit(X, T, epochs=1, batch_size=2, optimizer=bad_opt),
+    )
 
 
-@pytest.mark.parametrize("kwargs,token", [
-    (dict(epochs=0), None), (dict(epochs=-1), "-1"),
-    (dict(batch_size=0), None), (dict(batch_size=-2), "-2"),
-], ids=["epochs0", "epochs-1", "batch0", "batch-2"])
+@pytest.mark.parametrize(
+    "kwargs,token",
+    [
+        (dict(epochs=0), None),
+        (dict(epochs=-1), "-1"),
+        (dict(batch_size=0), None),
+        (dict(batch_size=-2), "-2"),
+    ],
+    ids=["epochs0", "epochs-1", "batch0", "batch-2"],
+)
 def test_fit_bad_counts(net, snapshot, kwargs, token):
     X, T = good_data()
     args = dict(epochs=1, batch_size=2, optimizer=fb.SGD(lr=0.1))
@@ -458,21 +577,36 @@ def test_fit_bad_counts(net, snapshot, kwargs, token):
             assert len(hist.loss) == 0
         snap.assert_unchanged()
         return
-    assert_raises_and_unchanged(net, snapshot, ValueError, match_all(token) if token else None,
-                                lambda: net.fit(X, T, **args))
+    assert_raises_and_unchanged(
+        net,
+        snapshot,
+        ValueError,
+        match_all(token) if token else None,
+        lambda: net.fit(X, T, **args),
+    )
 
 
-@pytest.mark.parametrize("kwargs", [
-    dict(batch_size=2**64), dict(batch_size=np.uint64(2**63)), dict(epochs=2**64),
-    dict(epochs=np.uint64(2**63)),
-], ids=["batch-2**64", "batch-uint64", "epochs-2**64", "epochs-uint64"])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(batch_size=2**64),
+        dict(batch_size=np.uint64(2**63)),
+        dict(epochs=2**64),
+        dict(epochs=np.uint64(2**63)),
+    ],
+    ids=["batch-2**64", "batch-uint64", "epochs-2**64", "epochs-uint64"],
+)
 def test_fit_counts_beyond_int64_are_value_errors(net, snapshot, kwargs):
     X, T = good_data()
     args = dict(epochs=1, batch_size=2, optimizer=fb.SGD(lr=0.1))
     args.update(kwargs)
-    assert_raises_and_unchanged(net, snapshot, ValueError,
-                                match_all(r"[1, 2**63 - 1]", str(next(iter(kwargs.values())))),
-                                lambda: net.fit(X, T, **args))
+    assert_raises_and_unchanged(
+        net,
+        snapshot,
+        ValueError,
+        match_all(r"[1, 2**63 - 1]", str(next(iter(kwargs.values())))),
+        lambda: net.fit(X, T, **args),
+    )
 
 
 def test_fit_batch_size_beyond_the_rows_is_one_batch_of_all_rows():
@@ -480,8 +614,9 @@ def test_fit_batch_size_beyond_the_rows_is_one_batch_of_all_rows():
     runs = []
     for batch_size in (N, 2**63 - 1):
         net = make_net(WIDTHS, seed=3)
-        hist = net.fit(X, T, epochs=2, batch_size=batch_size, optimizer=fb.SGD(lr=0.1),
-                       shuffle=False)
+        hist = net.fit(
+            X, T, epochs=2, batch_size=batch_size, optimizer=fb.SGD(lr=0.1), shuffle=False
+        )
         runs.append((hist.loss, net._core.params.copy()))
     assert runs[0][0] == runs[1][0]
     np.testing.assert_array_equal(runs[0][1], runs[1][1])
@@ -500,8 +635,7 @@ def test_fit_bad_validation_data_is_caught_before_training(net, snapshot, bad):
     validation = (Xv,) if bad == "not-a-pair" else (Xv, Tv)
     snap = snapshot(net)
     with pytest.raises((ValueError, TypeError), match="validation_data"):
-        net.fit(X, T, epochs=2, batch_size=2, optimizer=fb.SGD(lr=0.1),
-                validation_data=validation)
+        net.fit(X, T, epochs=2, batch_size=2, optimizer=fb.SGD(lr=0.1), validation_data=validation)
     snap.assert_unchanged()
 
 
@@ -531,9 +665,12 @@ def test_failed_train_step_leaves_optimizer_state_alone(backend):
 # parameter assignment
 # ---------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("how", ["rebind", "inplace"])
-@pytest.mark.parametrize("which,shape", [("W", (9, 4)), ("W", (4, 8)), ("W", (36,)),
-                                         ("b", (8,)), ("b", (10,)), ("b", (9, 9))])
+@pytest.mark.parametrize(
+    "which,shape",
+    [("W", (9, 4)), ("W", (4, 8)), ("W", (36,)), ("b", (8,)), ("b", (10,)), ("b", (9, 9))],
+)
 def test_wrong_shape_assignment(net, snapshot, which, shape, how):
     layer = net.layers[0]  # Dense(4, 9): W (4, 9), b (9,)
     value = np.ones(shape)
@@ -551,8 +688,9 @@ def test_wrong_shape_assignment_message_names_both_shapes(net):
         net.layers[0].W = np.ones((3, 5))
 
 
-@pytest.mark.parametrize("value", [np.full((4, 9), np.nan), "weights", None],
-                         ids=["nan", "str", "None"])
+@pytest.mark.parametrize(
+    "value", [np.full((4, 9), np.nan), "weights", None], ids=["nan", "str", "None"]
+)
 def test_bad_value_assignment(net, snapshot, value):
     snap = snapshot(net)
     with pytest.raises((ValueError, TypeError)):
@@ -564,6 +702,7 @@ def test_bad_value_assignment(net, snapshot, value):
 # model files
 # ---------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("as_str", [True, False], ids=["str", "Path"])
 def test_load_missing_file(tmp_path, as_str):
     path = tmp_path / "no_such_model.npz"
@@ -571,12 +710,16 @@ def test_load_missing_file(tmp_path, as_str):
         fb.Network.load(str(path) if as_str else path)
 
 
-@pytest.mark.parametrize("content", [
-    b"",
-    b"\x00\x01\x02garbage\xff\xfe" * 50,
-    b"PK\x03\x04 this is not really a zip file",
-    b"this is a text file\n",
-], ids=["empty", "garbage", "fake-zip", "text"])
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"",
+        b"\x00\x01\x02garbage\xff\xfe" * 50,
+        b"PK\x03\x04 this is not really a zip file",
+        b"this is a text file\n",
+    ],
+    ids=["empty", "garbage", "fake-zip", "text"],
+)
 def test_load_corrupt_file(tmp_path, content):
     path = tmp_path / "corrupt.npz"
     path.write_bytes(content)
@@ -625,8 +768,10 @@ def test_save_to_missing_directory(tmp_path, net):
 # threads and ops
 # ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("n,exc", [(0, ValueError), (-2, ValueError), (1.5, TypeError),
-                                   ("2", TypeError)])
+
+@pytest.mark.parametrize(
+    "n,exc", [(0, ValueError), (-2, ValueError), (1.5, TypeError), ("2", TypeError)]
+)
 def test_set_num_threads_bad(restore_threads, n, exc):
     before = fb.get_num_threads()
     with pytest.raises(exc):
@@ -635,10 +780,22 @@ def test_set_num_threads_bad(restore_threads, n, exc):
 
 
 @pytest.mark.parametrize("mod", [fb.ops, fb.reference], ids=["ops", "reference"])
-@pytest.mark.parametrize("case", [
-    "matmul-inner", "matmul-trans", "matmul-1d", "linear-w", "linear-b", "act-backward",
-    "mse", "bce", "softmax-1d", "ce-rows", "ce-probs-cols",
-])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "matmul-inner",
+        "matmul-trans",
+        "matmul-1d",
+        "linear-w",
+        "linear-b",
+        "act-backward",
+        "mse",
+        "bce",
+        "softmax-1d",
+        "ce-rows",
+        "ce-probs-cols",
+    ],
+)
 def test_ops_shape_mismatch(mod, case):
     a = np.ones((3, 4))
     fn = {
@@ -659,17 +816,27 @@ def test_ops_shape_mismatch(mod, case):
 
 
 BAD_SGD_SETTINGS = [
-    ("lr", np.nan, "lr"), ("lr", np.inf, "lr"), ("lr", 0.0, "lr"), ("lr", -0.1, "lr"),
-    ("momentum", -1.0, "momentum"), ("dampening", np.nan, "dampening"),
-    ("weight_decay", -1e-3, "weight_decay"), ("nesterov", True, "nesterov"),
+    ("lr", np.nan, "lr"),
+    ("lr", np.inf, "lr"),
+    ("lr", 0.0, "lr"),
+    ("lr", -0.1, "lr"),
+    ("momentum", -1.0, "momentum"),
+    ("dampening", np.nan, "dampening"),
+    ("weight_decay", -1e-3, "weight_decay"),
+    ("nesterov", True, "nesterov"),
 ]
 BAD_ADAM_SETTINGS = [
-    ("lr", np.nan, "lr"), ("beta1", 1.0, "beta1"), ("beta2", np.nan, "beta2"),
-    ("beta1", -0.5, "beta1"), ("eps", 0.0, "eps"), ("weight_decay", np.inf, "weight_decay"),
+    ("lr", np.nan, "lr"),
+    ("beta1", 1.0, "beta1"),
+    ("beta2", np.nan, "beta2"),
+    ("beta1", -0.5, "beta1"),
+    ("eps", 0.0, "eps"),
+    ("weight_decay", np.inf, "weight_decay"),
 ]
 SGD_DEFAULTS = dict(lr=0.1, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0)
-ADAM_DEFAULTS = dict(lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
-                     decoupled_weight_decay=False)
+ADAM_DEFAULTS = dict(
+    lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, decoupled_weight_decay=False
+)
 
 
 @pytest.mark.parametrize("name,value,token", BAD_SGD_SETTINGS)
@@ -682,14 +849,16 @@ def test_core_sgd_calls_check_their_hyper_parameters(name, value, token):
     p, g, v = np.ones(5), np.ones(5), np.zeros(5)
     velocity = np.zeros(net.n_params)
     sgd = fb._core.Optimizer.SGD
-    hyper = [settings[k] for k in ("lr", "momentum", "dampening", "weight_decay")] + \
-        [float(settings["nesterov"])]
+    hyper = [settings[k] for k in ("lr", "momentum", "dampening", "weight_decay")] + [
+        float(settings["nesterov"])
+    ]
     calls = {
         "optimizer_step": lambda: fb._core.optimizer_step(sgd, hyper, p, g, [v], 1),
         "step": lambda: core.step(fb._core.UpdateSpec(sgd, hyper), [velocity], 0),
         "train_step": lambda: core.train_step(X, T, fb._core.UpdateSpec(sgd, hyper), [velocity], 0),
-        "train_epoch": lambda: core.train_epoch(X, T, np.arange(N, dtype=np.int64), 2,
-                                                fb._core.UpdateSpec(sgd, hyper), [velocity], 0),
+        "train_epoch": lambda: core.train_epoch(
+            X, T, np.arange(N, dtype=np.int64), 2, fb._core.UpdateSpec(sgd, hyper), [velocity], 0
+        ),
     }
     for fn in calls.values():
         with pytest.raises(ValueError, match=re.escape(token)):
@@ -713,10 +882,18 @@ def test_core_adam_calls_check_their_hyper_parameters(name, value, token):
     calls = {
         "optimizer_step": lambda: fb._core.optimizer_step(adam, hyper, p, g, [m, v], 1),
         "step": lambda: core.step(fb._core.UpdateSpec(adam, hyper), [m_net, v_net], 0),
-        "train_step": lambda: core.train_step(X, T, fb._core.UpdateSpec(adam, hyper), [m_net, v_net], 0),
+        "train_step": lambda: core.train_step(
+            X, T, fb._core.UpdateSpec(adam, hyper), [m_net, v_net], 0
+        ),
         "train_epoch": lambda: core.train_epoch(
-            X, T, np.arange(N, dtype=np.int64), 2, fb._core.UpdateSpec(adam, hyper),
-            [m_net, v_net], 0),
+            X,
+            T,
+            np.arange(N, dtype=np.int64),
+            2,
+            fb._core.UpdateSpec(adam, hyper),
+            [m_net, v_net],
+            0,
+        ),
     }
     for fn in calls.values():
         with pytest.raises(ValueError, match=re.escape(token)):
@@ -750,23 +927,39 @@ def _resave(path, header=None, params=None):
     np.savez(path, header=np.array(json.dumps(header)), params=params)
 
 
-@pytest.mark.parametrize("header,params,token", [
-    (lambda h: {**h, "version": 2}, None, "version 2"),
-    (lambda h: {k: v for k, v in h.items() if k != "version"}, None, "version None"),
-    (lambda h: {**h, "format": "keras"}, None, "not a fastbp network file"),
-    (lambda h: {**h, "dtype": "float16"}, lambda p: p.astype(np.float16), "float16"),
-    (lambda h: {**h, "dtype": "object"}, None, "object"),
-    (lambda h: {**h, "dtype": "float32"}, None, "float32"),
-    (None, lambda p: p.reshape(1, -1), "shape"),
-    (None, lambda p: np.where(np.arange(p.size) == 3, np.nan, p), "NaN"),
-    (None, lambda p: np.where(np.arange(p.size) == 0, -np.inf, p), "inf"),
-    (lambda h: {**h, "layers": h["layers"][:1]}, None, "parameters"),
-    (lambda h: {**h, "layers": [{"type": "Conv2d"}]}, None, "Conv2d"),
-    (lambda h: {**h, "loss": {"type": "MSELoss", "reduction": "median"}}, None, "reduction"),
-    (lambda h: {**h, "layers": "Dense"}, None, "malformed"),
-], ids=["version", "no-version", "format", "float16", "object-dtype", "dtype-mismatch",
-        "2-D-params", "nan-param", "inf-param", "layers-too-few", "unknown-layer",
-        "bad-loss-setting", "layers-not-a-list"])
+@pytest.mark.parametrize(
+    "header,params,token",
+    [
+        (lambda h: {**h, "version": 2}, None, "version 2"),
+        (lambda h: {k: v for k, v in h.items() if k != "version"}, None, "version None"),
+        (lambda h: {**h, "format": "keras"}, None, "not a fastbp network file"),
+        (lambda h: {**h, "dtype": "float16"}, lambda p: p.astype(np.float16), "float16"),
+        (lambda h: {**h, "dtype": "object"}, None, "object"),
+        (lambda h: {**h, "dtype": "float32"}, None, "float32"),
+        (None, lambda p: p.reshape(1, -1), "shape"),
+        (None, lambda p: np.where(np.arange(p.size) == 3, np.nan, p), "NaN"),
+        (None, lambda p: np.where(np.arange(p.size) == 0, -np.inf, p), "inf"),
+        (lambda h: {**h, "layers": h["layers"][:1]}, None, "parameters"),
+        (lambda h: {**h, "layers": [{"type": "Conv2d"}]}, None, "Conv2d"),
+        (lambda h: {**h, "loss": {"type": "MSELoss", "reduction": "median"}}, None, "reduction"),
+        (lambda h: {**h, "layers": "Dense"}, None, "malformed"),
+    ],
+    ids=[
+        "version",
+        "no-version",
+        "format",
+        "float16",
+        "object-dtype",
+        "dtype-mismatch",
+        "2-D-params",
+        "nan-param",
+        "inf-param",
+        "layers-too-few",
+        "unknown-layer",
+        "bad-loss-setting",
+        "layers-not-a-list",
+    ],
+)
 def test_load_tampered_model_file(tmp_path, net, header, params, token):
     """Each way a model file's header or arrays may disagree is a ValueError naming it."""
     path = tmp_path / "model.npz"
@@ -812,8 +1005,11 @@ def test_load_never_unpickles(tmp_path, net):
 # construction and targets
 # ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("given,name", [(np.float32, "float32"), (np.dtype("float64"), "float64"),
-                                        ("float32", "float32")])
+
+@pytest.mark.parametrize(
+    "given,name",
+    [(np.float32, "float32"), (np.dtype("float64"), "float64"), ("float32", "float32")],
+)
 def test_network_dtype_may_be_a_numpy_dtype(given, name):
     assert fb.Network([fb.Dense(2, 3)], fb.MSELoss(), dtype=given).dtype == np.dtype(name)
 
@@ -846,8 +1042,13 @@ def test_sigmoid_before_mse_does_not_warn():
 
 @pytest.fixture(params=BACKENDS)
 def bce_net(request):
-    return lambda: fb.Network([fb.Dense(WIDTHS[0], 1)], fb.BCEWithLogitsLoss(),
-                              dtype="float64", backend=request.param, seed=0)
+    return lambda: fb.Network(
+        [fb.Dense(WIDTHS[0], 1)],
+        fb.BCEWithLogitsLoss(),
+        dtype="float64",
+        backend=request.param,
+        seed=0,
+    )
 
 
 @pytest.mark.parametrize("bad", [1.5, -0.25])
@@ -857,10 +1058,13 @@ def test_bce_targets_outside_0_1_are_refused(snapshot, bce_net, method, bad):
     X = np.random.default_rng(0).standard_normal((N, WIDTHS[0]))
     T = np.full(N, 0.5)
     T[3] = bad
-    assert_raises_and_unchanged(net, snapshot, ValueError,
-                                match_all("BCEWithLogitsLoss targets must lie in [0, 1]",
-                                          f"{bad:f}", "flat index 3"),
-                                lambda: call(net, method, X, T))
+    assert_raises_and_unchanged(
+        net,
+        snapshot,
+        ValueError,
+        match_all("BCEWithLogitsLoss targets must lie in [0, 1]", f"{bad:f}", "flat index 3"),
+        lambda: call(net, method, X, T),
+    )
 
 
 def test_bce_boolean_targets_train_as_zeros_and_ones(bce_net):

@@ -26,8 +26,11 @@ def test_digits_reaches_97_percent_and_writes_the_plot(tmp_path, capsys, monkeyp
     import fastbp as fb
 
     figures, plot = [], fb.History.plot
-    monkeypatch.setattr(fb.History, "plot",
-                        lambda self, *args, **kwargs: figures.append(plot(self, *args, **kwargs)))
+    monkeypatch.setattr(
+        fb.History,
+        "plot",
+        lambda self, *args, **kwargs: figures.append(plot(self, *args, **kwargs)),
+    )
     path = tmp_path / "digits_loss.png"
     accuracy = load("digits").main(["--plot", str(path)])
     assert accuracy >= 0.97
@@ -35,7 +38,9 @@ def test_digits_reaches_97_percent_and_writes_the_plot(tmp_path, capsys, monkeyp
     # its validation data is the test set, and the curves say so
     [figure] = figures
     assert [[line.get_label() for line in ax.get_lines()] for ax in figure.axes] == [
-        ["loss", "test_loss"], ["accuracy", "test_accuracy"]]
+        ["loss", "test_loss"],
+        ["accuracy", "test_accuracy"],
+    ]
     out = capsys.readouterr().out
     assert "Total params: 9,610" in out
     assert f"test accuracy {accuracy:.4f} ({round(accuracy * 450)} of 450 test images)" in out
@@ -47,14 +52,23 @@ def test_digits_runs_as_the_readme_main_job(tmp_path):
     pytest.importorskip("sklearn", reason="scikit-learn is not installed")
     pytest.importorskip("matplotlib", reason="matplotlib is not installed")
     path = tmp_path / "curves.png"
-    run = subprocess.run([sys.executable, str(EXAMPLES / "digits.py"), "--epochs", "2",
-                          "--plot", str(path)], cwd=tmp_path, capture_output=True, text=True,
-                         timeout=120)
+    run = subprocess.run(
+        [sys.executable, str(EXAMPLES / "digits.py"), "--epochs", "2", "--plot", str(path)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stderr
     assert "2 epochs of 1347 samples" in run.stdout and "test accuracy 0." in run.stdout
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    bad = subprocess.run([sys.executable, str(EXAMPLES / "digits.py"), "--epochs", "0"],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(
+        [sys.executable, str(EXAMPLES / "digits.py"), "--epochs", "0"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode == 2 and "--epochs must be >= 1, got 0" in bad.stderr
 
 

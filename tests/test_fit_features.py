@@ -34,8 +34,14 @@ def test_validation_split_validates_on_the_drawn_rows_and_trains_on_the_rest(dat
     ha = a.fit(X, T, epochs=3, batch_size=8, optimizer=fb.SGD(lr=0.1), validation_split=0.2)
     held = held_out(b, T, 0.2)
     keep = np.setdiff1d(np.arange(len(X)), held)
-    hb = b.fit(X[keep], T[keep], epochs=3, batch_size=8, optimizer=fb.SGD(lr=0.1),
-               validation_data=(X[held], T[held]))
+    hb = b.fit(
+        X[keep],
+        T[keep],
+        epochs=3,
+        batch_size=8,
+        optimizer=fb.SGD(lr=0.1),
+        validation_data=(X[held], T[held]),
+    )
     assert len(held) == 10 and not np.array_equal(held, np.arange(40, 50))
     assert ha.loss == hb.loss and ha.val_loss == hb.val_loss
     np.testing.assert_array_equal(a.params, b.params)
@@ -47,8 +53,11 @@ def test_validation_split_of_sorted_classes_takes_each_class_s_share(rng, loss, 
     counts = (30, 20, 10) if loss != "bce" else (35, 25)
     labels = np.repeat(np.arange(len(counts)), counts)
     widths = (4, 8, len(counts) if loss != "bce" else 1)
-    T = {"ce_labels": labels, "ce_probs": np.eye(3)[labels],
-         "bce": labels[:, None].astype(np.float64)}[loss]
+    T = {
+        "ce_labels": labels,
+        "ce_probs": np.eye(3)[labels],
+        "bce": labels[:, None].astype(np.float64),
+    }[loss]
     net = make_net(widths, "relu", loss, "float64", "cpu", seed=seed)
     held = held_out(net, T, 0.2)
     assert np.bincount(labels[held]).tolist() == [c // 5 for c in counts]
@@ -58,8 +67,10 @@ def test_validation_split_of_sorted_classes_takes_each_class_s_share(rng, loss, 
 
 def test_validation_split_of_a_regression_is_drawn_with_the_seed(rng):
     T = rng.standard_normal((50, 3))
-    draws = [held_out(make_net(WIDTHS, "relu", "mse_mean", "float64", "cpu", seed=s), T, 0.3)
-             for s in (0, 0, 1)]
+    draws = [
+        held_out(make_net(WIDTHS, "relu", "mse_mean", "float64", "cpu", seed=s), T, 0.3)
+        for s in (0, 0, 1)
+    ]
     np.testing.assert_array_equal(draws[0], draws[1])
     assert not np.array_equal(draws[0], draws[2])
     assert len(draws[0]) == 15 and len(set(draws[0])) == 15
@@ -73,17 +84,20 @@ def test_a_share_that_does_not_divide_goes_to_the_largest_remainders():
     assert np.bincount(labels[held]).tolist() == [2, 2, 1]
 
 
-@pytest.mark.parametrize("kwargs, exc, word", [
-    (dict(validation_split=1.0), ValueError, "validation_split"),
-    (dict(validation_split=0.001), ValueError, "validation_split"),
-    (dict(validation_split=-0.1), ValueError, "validation_split"),
-    (dict(validation_split=0.2, validation_data="both"), ValueError, "not both"),
-    (dict(metrics="accuracy"), TypeError, "metrics"),
-    (dict(metrics=["f1"]), ValueError, "metric"),
-    (dict(callbacks=[print, 3]), TypeError, "callbacks"),
-    (dict(early_stopping=True), ValueError, "early_stopping"),
-    (dict(early_stopping=True, validation_split=0.2, patience=0), ValueError, "patience"),
-])
+@pytest.mark.parametrize(
+    "kwargs, exc, word",
+    [
+        (dict(validation_split=1.0), ValueError, "validation_split"),
+        (dict(validation_split=0.001), ValueError, "validation_split"),
+        (dict(validation_split=-0.1), ValueError, "validation_split"),
+        (dict(validation_split=0.2, validation_data="both"), ValueError, "not both"),
+        (dict(metrics="accuracy"), TypeError, "metrics"),
+        (dict(metrics=["f1"]), ValueError, "metric"),
+        (dict(callbacks=[print, 3]), TypeError, "callbacks"),
+        (dict(early_stopping=True), ValueError, "early_stopping"),
+        (dict(early_stopping=True, validation_split=0.2, patience=0), ValueError, "patience"),
+    ],
+)
 def test_bad_arguments_are_refused_before_training(data, snapshot, kwargs, exc, word):
     X, T = data
     net = net_for()
@@ -105,8 +119,15 @@ def test_a_refused_fit_draws_no_validation_split(data):
     X, T = data
     net, twin = net_for(), net_for()
     with pytest.raises(TypeError, match="callbacks"):
-        net.fit(X, T, epochs=1, batch_size=8, optimizer=fb.SGD(lr=0.1), validation_split=0.2,
-                callbacks=[3])
+        net.fit(
+            X,
+            T,
+            epochs=1,
+            batch_size=8,
+            optimizer=fb.SGD(lr=0.1),
+            validation_split=0.2,
+            callbacks=[3],
+        )
     assert held_out(net, T, 0.2).tolist() == held_out(twin, T, 0.2).tolist()
 
 
@@ -114,8 +135,15 @@ def test_a_refused_fit_draws_no_validation_split(data):
 def test_accuracy_is_the_fraction_of_correct_predictions(rng, loss):
     X, T = make_data(WIDTHS, loss, 30, rng)
     net = make_net(WIDTHS, "relu", loss, seed=0)
-    history = net.fit(X, T, epochs=2, batch_size=8, optimizer=fb.SGD(lr=0.1),
-                      metrics=["accuracy"], validation_data=(X[:10], T[:10]))
+    history = net.fit(
+        X,
+        T,
+        epochs=2,
+        batch_size=8,
+        optimizer=fb.SGD(lr=0.1),
+        metrics=["accuracy"],
+        validation_data=(X[:10], T[:10]),
+    )
     y = net.predict(X)
     if loss == "bce":
         want = np.mean((y > 0) == (T > 0.5))
@@ -135,8 +163,15 @@ def test_callbacks_see_every_epoch_and_can_stop(data):
     def stop_after_third(epoch, logs):
         return epoch < 2
 
-    history = net_for().fit(X, T, epochs=10, batch_size=8, optimizer=fb.SGD(lr=0.1),
-                            validation_split=0.2, callbacks=[record, stop_after_third])
+    history = net_for().fit(
+        X,
+        T,
+        epochs=10,
+        batch_size=8,
+        optimizer=fb.SGD(lr=0.1),
+        validation_split=0.2,
+        callbacks=[record, stop_after_third],
+    )
     assert [e for e, _ in seen] == [0, 1, 2]
     assert seen[0][1] == ["epoch_time", "loss", "lr", "val_loss"]
     assert history.epochs == 3 and history.stopped_epoch == 2
@@ -144,8 +179,9 @@ def test_callbacks_see_every_epoch_and_can_stop(data):
 
 def test_a_callback_returning_none_does_not_stop(data):
     X, T = data
-    history = net_for().fit(X, T, epochs=4, batch_size=8, optimizer=fb.SGD(lr=0.1),
-                            callbacks=[lambda epoch, logs: None])
+    history = net_for().fit(
+        X, T, epochs=4, batch_size=8, optimizer=fb.SGD(lr=0.1), callbacks=[lambda epoch, logs: None]
+    )
     assert history.epochs == 4 and history.stopped_epoch is None
 
 
@@ -157,9 +193,17 @@ def test_early_stopping_restores_the_best_weights(rng, backend):
     Xv, Tv = make_data(WIDTHS, "ce_labels", 30, rng)  # unrelated labels: overfitting hurts
     net = net_for(backend)
     snapshots = []
-    history = net.fit(X, T, epochs=200, batch_size=4, optimizer=fb.Adam(lr=0.05),
-                      validation_data=(Xv, Tv), early_stopping=True, patience=3,
-                      callbacks=[lambda e, logs: snapshots.append(net.layers[0].W.copy())])
+    history = net.fit(
+        X,
+        T,
+        epochs=200,
+        batch_size=4,
+        optimizer=fb.Adam(lr=0.05),
+        validation_data=(Xv, Tv),
+        early_stopping=True,
+        patience=3,
+        callbacks=[lambda e, logs: snapshots.append(net.layers[0].W.copy())],
+    )
     best = int(np.argmin(history.val_loss))
     assert history.best_epoch == best
     assert history.stopped_epoch == best + 3 == history.epochs - 1

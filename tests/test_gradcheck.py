@@ -22,8 +22,12 @@ def preactivations(net, X):
             A = A @ layer.W + layer.b
         else:
             zs.append(A)
-            A = {fb.Sigmoid: lambda z: 1 / (1 + np.exp(-z)), fb.ReLU: lambda z: np.maximum(z, 0),
-                 fb.Tanh: np.tanh, fb.Identity: lambda z: z}[type(layer)](A)
+            A = {
+                fb.Sigmoid: lambda z: 1 / (1 + np.exp(-z)),
+                fb.ReLU: lambda z: np.maximum(z, 0),
+                fb.Tanh: np.tanh,
+                fb.Identity: lambda z: z,
+            }[type(layer)](A)
     return zs
 
 
@@ -67,8 +71,10 @@ def test_gradcheck_accepts_eps(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("act,loss", [("sigmoid", "mse_sum"), ("relu", "ce_labels"),
-                                      ("tanh", "ce_probs"), ("identity", "bce")])
+@pytest.mark.parametrize(
+    "act,loss",
+    [("sigmoid", "mse_sum"), ("relu", "ce_labels"), ("tanh", "ce_probs"), ("identity", "bce")],
+)
 def test_backward_matches_finite_differences_written_here(act, loss, backend):
     """Central differences of net.loss, perturbing parameters through ``layer.W[...]``,
     against the backprop gradients in dW and db. Independent of fb.gradcheck."""

@@ -18,8 +18,9 @@ def package_imports() -> tuple[dict, list]:
     for path in sorted(PACKAGE.glob("*.py")):
         tree = ast.parse(path.read_text())
         graph[path.stem] = set()
-        typing_only = {id(n) for block in tree.body if is_type_checking_block(block)
-                       for n in ast.walk(block)}
+        typing_only = {
+            id(n) for block in tree.body if is_type_checking_block(block) for n in ast.walk(block)
+        }
         for node in ast.walk(tree):
             if id(node) in typing_only:
                 continue  # imported for type checkers alone, never at run time
@@ -36,8 +37,11 @@ def package_imports() -> tuple[dict, list]:
 
 
 def is_type_checking_block(node) -> bool:
-    return isinstance(node, ast.If) and isinstance(node.test, ast.Name) and \
-        node.test.id == "TYPE_CHECKING"
+    return (
+        isinstance(node, ast.If)
+        and isinstance(node.test, ast.Name)
+        and node.test.id == "TYPE_CHECKING"
+    )
 
 
 def test_no_function_local_imports_of_package_modules():

@@ -15,18 +15,33 @@ torch = pytest.importorskip("torch", reason="PyTorch is not installed")
 def test_from_torch_computes_what_the_module_computes(rng, dtype):
     tdtype = getattr(torch, dtype)
     torch.manual_seed(0)
-    module = torch.nn.Sequential(torch.nn.Linear(5, 7, dtype=tdtype), torch.nn.Tanh(),
-                                 torch.nn.Linear(7, 4, dtype=tdtype), torch.nn.ReLU(),
-                                 torch.nn.Linear(4, 2, dtype=tdtype), torch.nn.Sigmoid())
+    module = torch.nn.Sequential(
+        torch.nn.Linear(5, 7, dtype=tdtype),
+        torch.nn.Tanh(),
+        torch.nn.Linear(7, 4, dtype=tdtype),
+        torch.nn.ReLU(),
+        torch.nn.Linear(4, 2, dtype=tdtype),
+        torch.nn.Sigmoid(),
+    )
     net = fb.from_torch(module, loss=fb.MSELoss())
     assert net.dtype == np.dtype(dtype)
-    assert [type(layer).__name__ for layer in net.layers] == \
-        ["Dense", "Tanh", "Dense", "ReLU", "Dense", "Sigmoid"]
+    assert [type(layer).__name__ for layer in net.layers] == [
+        "Dense",
+        "Tanh",
+        "Dense",
+        "ReLU",
+        "Dense",
+        "Sigmoid",
+    ]
     X = rng.standard_normal((9, 5)).astype(dtype)
     with torch.no_grad():
         want = module(torch.from_numpy(X)).numpy()
-    np.testing.assert_allclose(net.predict(X), want, rtol=1e-5 if dtype == "float32" else 1e-12,
-                               atol=1e-6 if dtype == "float32" else 1e-12)
+    np.testing.assert_allclose(
+        net.predict(X),
+        want,
+        rtol=1e-5 if dtype == "float32" else 1e-12,
+        atol=1e-6 if dtype == "float32" else 1e-12,
+    )
     with torch.no_grad():
         module[0].weight.zero_()  # the network holds a copy
     assert np.abs(net.layers[0].W).sum() > 0
@@ -54,13 +69,21 @@ def test_a_single_linear_is_a_network():
     assert net.n_params == 8 and net.dtype == np.float32
 
 
-@pytest.mark.parametrize("make, exc, word", [
-    (lambda: torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Mish()), TypeError, "Mish"),
-    (lambda: torch.nn.Linear(2, 2, bias=False), ValueError, "bias"),
-    (lambda: torch.nn.Sequential(torch.nn.Linear(2, 2),
-                                 torch.nn.Linear(2, 1, dtype=torch.float64)), TypeError, "float"),
-    (lambda: torch.nn.Linear(2, 2, dtype=torch.float16), TypeError, "float"),
-])
+@pytest.mark.parametrize(
+    "make, exc, word",
+    [
+        (lambda: torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Mish()), TypeError, "Mish"),
+        (lambda: torch.nn.Linear(2, 2, bias=False), ValueError, "bias"),
+        (
+            lambda: torch.nn.Sequential(
+                torch.nn.Linear(2, 2), torch.nn.Linear(2, 1, dtype=torch.float64)
+            ),
+            TypeError,
+            "float",
+        ),
+        (lambda: torch.nn.Linear(2, 2, dtype=torch.float16), TypeError, "float"),
+    ],
+)
 def test_unsupported_modules_are_refused(make, exc, word):
     with pytest.raises(exc, match=word):
         fb.from_torch(make(), fb.MSELoss())

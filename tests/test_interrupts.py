@@ -20,15 +20,16 @@ import pytest
 import fastbp as fb
 from fbhelpers import BACKENDS, make_data, make_net
 
-pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGINT") or os.name != "posix",
-                                reason="sends SIGINT to a child process")
+pytestmark = pytest.mark.skipif(
+    not hasattr(signal, "SIGINT") or os.name != "posix", reason="sends SIGINT to a child process"
+)
 
 #: The most seconds from the signal to the KeyboardInterrupt: generous for a loaded
 #: machine, yet a small part of an epoch here (several seconds), which is what the
 #: interrupt would take without the check between batches.
 BOUND_S = 0.5
 
-CHILD = textwrap.dedent('''
+CHILD = textwrap.dedent("""
     import json, sys, time
     import numpy as np
     import fastbp as fb
@@ -85,14 +86,18 @@ CHILD = textwrap.dedent('''
     print(json.dumps(dict(caught=caught, message=message, steps=steps, batches=batches,
                           same=same, finite=finite, resumed=opt.state_for(net).steps - steps,
                           resumed_loss=history.loss[0])), flush=True)
-''')
+""")
 
 
 def interrupted_child(mode: str, backend: str, rows: int, delay: float):
     """Start the child, send it SIGINT ``delay`` seconds after it starts training; its
     report and the seconds from the signal to its KeyboardInterrupt."""
-    child = subprocess.Popen([sys.executable, "-c", CHILD, mode, backend, str(rows)],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, mode, backend, str(rows)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert child.stdout.readline().strip() == "training", child.stderr.read()
         time.sleep(delay)
@@ -106,29 +111,39 @@ def interrupted_child(mode: str, backend: str, rows: int, delay: float):
     return report, report["caught"] - sent
 
 
-@pytest.mark.parametrize("mode, backend, rows, delay", [
-    ("fit", "cpu", 40000, 1.0),
-    ("fit_with_bar", "cpu", 40000, 1.0),
-    ("fit", "numpy", 6000, 1.0),
-])
-def test_sigint_stops_fit_between_batches_and_leaves_the_last_whole_step(mode, backend, rows,
-                                                                        delay):
+@pytest.mark.parametrize(
+    "mode, backend, rows, delay",
+    [
+        ("fit", "cpu", 40000, 1.0),
+        ("fit_with_bar", "cpu", 40000, 1.0),
+        ("fit", "numpy", 6000, 1.0),
+    ],
+)
+def test_sigint_stops_fit_between_batches_and_leaves_the_last_whole_step(
+    mode, backend, rows, delay
+):
     report, latency = interrupted_child(mode, backend, rows, delay)
     epoch, step = divmod(report["steps"], report["batches"])
-    print(f"{mode} on {backend}: KeyboardInterrupt {latency * 1000:.1f} ms after SIGINT, "
-          f"in epoch {epoch + 1} after {step} of its {report['batches']} steps")
+    print(
+        f"{mode} on {backend}: KeyboardInterrupt {latency * 1000:.1f} ms after SIGINT, "
+        f"in epoch {epoch + 1} after {step} of its {report['batches']} steps"
+    )
     assert latency < BOUND_S
     assert step > 0  # mid-epoch (an epoch here takes seconds)
-    assert f"epoch {epoch + 1} (History index {epoch}) after step {step} of " \
+    assert (
+        f"epoch {epoch + 1} (History index {epoch}) after step {step} of "
         f"{report['batches']}" in report["message"]
+    )
     assert report["same"] and report["finite"]
     assert report["resumed"] == -(-512 // 64) and np.isfinite(report["resumed_loss"])
 
 
 def test_sigint_during_train_step_loop_counts_every_applied_step():
     report, latency = interrupted_child("train_step", "cpu", 40000, 1.0)
-    print(f"train_step loop: KeyboardInterrupt {latency * 1000:.1f} ms after SIGINT, "
-          f"after {report['steps']} steps")
+    print(
+        f"train_step loop: KeyboardInterrupt {latency * 1000:.1f} ms after SIGINT, "
+        f"after {report['steps']} steps"
+    )
     assert latency < BOUND_S
     assert report["steps"] > 0
     assert report["same"] and report["finite"]
@@ -136,8 +151,9 @@ def test_sigint_during_train_step_loop_counts_every_applied_step():
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("opt_name", ["sgd", "adam"])
-def test_a_moved_interrupt_mark_stops_the_core_before_its_first_batch(rng, backend, opt_name,
-                                                                     snapshot):
+def test_a_moved_interrupt_mark_stops_the_core_before_its_first_batch(
+    rng, backend, opt_name, snapshot
+):
     widths = (3, 5, 2)
     X, T = make_data(widths, "mse_mean", 10, rng)
     net = make_net(widths, backend=backend)
@@ -167,7 +183,7 @@ def test_the_core_counts_the_updates_it_applies(rng, backend):
     assert net._core.updates == opt.state_for(net).steps == 2 * 3 + 2
 
 
-TAKE_OVER_SIGINT = textwrap.dedent('''
+TAKE_OVER_SIGINT = textwrap.dedent("""
     import os, signal, time
     import numpy as np
     import fastbp as fb
@@ -180,12 +196,13 @@ TAKE_OVER_SIGINT = textwrap.dedent('''
     net.fit(X, T, epochs=2, batch_size=4, optimizer=fb.SGD(lr=0.1), callbacks=[take_over])
     os.kill(os.getpid(), signal.SIGINT)  # SIG_DFL: the process dies of it
     time.sleep(10)
-''')
+""")
 
 
 def test_fit_keeps_a_sigint_handler_that_a_callback_set_during_training():
-    result = subprocess.run([sys.executable, "-c", TAKE_OVER_SIGINT], capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", TAKE_OVER_SIGINT], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == -signal.SIGINT, result.stderr
 
 

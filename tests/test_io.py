@@ -35,8 +35,10 @@ def assert_holds(path, net):
     np.testing.assert_array_equal(loaded._core.params, net._core.params)
 
 
-@pytest.mark.parametrize("name, written", [("m1", "m1.npz"), ("m1.npz", "m1.npz"),
-                                           ("m1.fb", "m1.fb.npz"), ("m1.NPZ", "m1.NPZ.npz")])
+@pytest.mark.parametrize(
+    "name, written",
+    [("m1", "m1.npz"), ("m1.npz", "m1.npz"), ("m1.fb", "m1.fb.npz"), ("m1.NPZ", "m1.NPZ.npz")],
+)
 @pytest.mark.parametrize("as_path", [True, False], ids=["Path", "str"])
 def test_save_names_the_file_as_numpy_savez_does(tmp_path, name, written, as_path):
     net = make_net((4, 9, 2), seed=0)
@@ -59,12 +61,18 @@ def test_loading_the_name_without_its_suffix_says_which_file_exists(tmp_path):
 
 
 def test_a_checkpoint_is_named_as_save_names_it(tmp_path, rng):
-    cb = fb.callbacks.ModelCheckpoint(tmp_path / "best", save_best_only=False,
-                                      monitor="loss")
+    cb = fb.callbacks.ModelCheckpoint(tmp_path / "best", save_best_only=False, monitor="loss")
     assert cb.path == str(tmp_path / "best.npz")
     net = make_net((4, 9, 2), seed=0)
-    net.fit(rng.standard_normal((8, 4)), rng.standard_normal((8, 2)), epochs=1, batch_size=4,
-            optimizer=fb.SGD(lr=0.1), callbacks=[cb], progress=False)
+    net.fit(
+        rng.standard_normal((8, 4)),
+        rng.standard_normal((8, 2)),
+        epochs=1,
+        batch_size=4,
+        optimizer=fb.SGD(lr=0.1),
+        callbacks=[cb],
+        progress=False,
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.npz"]
 
 
@@ -98,8 +106,9 @@ KILL_MID_SAVE = textwrap.dedent("""
 
 def test_process_killed_mid_save_keeps_the_old_file(tmp_path):
     path, old, _ = saved_pair(tmp_path)
-    result = subprocess.run([sys.executable, "-c", KILL_MID_SAVE, str(path)],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", KILL_MID_SAVE, str(path)], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 3, result.stderr
     assert_holds(path, old)
     # the killed save left its complete-or-not temporary beside it, never in its place
@@ -107,6 +116,7 @@ def test_process_killed_mid_save_keeps_the_old_file(tmp_path):
 
 
 # ---- symbolic links -------------------------------------------------------------------
+
 
 def temporaries(*folders):
     return [p for folder in folders for p in folder.iterdir() if p.name.startswith(".fastbp-")]
@@ -166,15 +176,22 @@ def test_a_checkpoint_through_a_link_updates_the_file_it_points_to(tmp_path, rng
     shared.mkdir()
     target, _, net = saved_pair(shared)
     (tmp_path / "best.npz").symlink_to(target)
-    cb = fb.callbacks.ModelCheckpoint(tmp_path / "best.npz", save_best_only=False,
-                                      monitor="loss")
-    net.fit(rng.standard_normal((8, 4)), rng.standard_normal((8, 2)), epochs=1, batch_size=4,
-            optimizer=fb.SGD(lr=0.1), callbacks=[cb], progress=False)
+    cb = fb.callbacks.ModelCheckpoint(tmp_path / "best.npz", save_best_only=False, monitor="loss")
+    net.fit(
+        rng.standard_normal((8, 4)),
+        rng.standard_normal((8, 2)),
+        epochs=1,
+        batch_size=4,
+        optimizer=fb.SGD(lr=0.1),
+        callbacks=[cb],
+        progress=False,
+    )
     assert (tmp_path / "best.npz").is_symlink()
     assert_holds(target, net)
 
 
 # ---- Ctrl-C during a save -------------------------------------------------------------
+
 
 def open_descriptors() -> int:
     return len(os.listdir("/proc/self/fd"))
@@ -183,6 +200,7 @@ def open_descriptors() -> int:
 def then_sigint(function):
     """``function`` that sends this process a SIGINT once it has done its work, as a
     Ctrl-C landing just after it would."""
+
     def interrupted(*args, **kwargs):
         result = function(*args, **kwargs)
         signal.raise_signal(signal.SIGINT)
@@ -192,15 +210,21 @@ def then_sigint(function):
 
 
 #: Each step of a save: what it calls (module or class, attribute).
-SAVE_STEPS = {"os.open": (os, "open"), "os.fdopen": (os, "fdopen"),
-              "zipfile.ZipFile.open": (zipfile.ZipFile, "open"), "np.savez": (np, "savez"),
-              "os.fsync": (os, "fsync"), "os.replace": (os, "replace")}
+SAVE_STEPS = {
+    "os.open": (os, "open"),
+    "os.fdopen": (os, "fdopen"),
+    "zipfile.ZipFile.open": (zipfile.ZipFile, "open"),
+    "np.savez": (np, "savez"),
+    "os.fsync": (os, "fsync"),
+    "os.replace": (os, "replace"),
+}
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts /proc/self/fd")
 @pytest.mark.parametrize("step", SAVE_STEPS)
 def test_ctrl_c_at_any_step_of_a_save_leaves_a_whole_file_and_nothing_else(
-        tmp_path, monkeypatch, step):
+    tmp_path, monkeypatch, step
+):
     path, _, new = saved_pair(tmp_path)
     owner, name = SAVE_STEPS[step]
     descriptors = open_descriptors()
@@ -213,8 +237,7 @@ def test_ctrl_c_at_any_step_of_a_save_leaves_a_whole_file_and_nothing_else(
     assert_holds(path, new)  # the write ran to its end; the interrupt came after it
 
 
-def test_a_sigint_during_a_save_reaches_the_handler_installed_once_it_ends(
-        tmp_path, monkeypatch):
+def test_a_sigint_during_a_save_reaches_the_handler_installed_once_it_ends(tmp_path, monkeypatch):
     path, _, new = saved_pair(tmp_path)
     seen = []
 

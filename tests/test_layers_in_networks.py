@@ -37,11 +37,22 @@ def stack_layers(kind: str, rng=None) -> list:
     layers = {
         "layernorm": [fb.Dense(IN, 7), fb.LayerNorm(7), fb.Tanh(), fb.Dense(7, OUT)],
         "batchnorm": [fb.Dense(IN, 7), fb.Tanh(), fb.BatchNorm(7), fb.Dense(7, OUT)],
-        "both": [fb.Dense(IN, 7), fb.BatchNorm(7, momentum=0.3), fb.Tanh(),
-                 fb.Dense(7, OUT), fb.LayerNorm(OUT, eps=1e-3)],
+        "both": [
+            fb.Dense(IN, 7),
+            fb.BatchNorm(7, momentum=0.3),
+            fb.Tanh(),
+            fb.Dense(7, OUT),
+            fb.LayerNorm(OUT, eps=1e-3),
+        ],
         "dropout": [fb.Dense(IN, 7), fb.Tanh(), fb.Dropout(0.4), fb.Dense(7, OUT)],
-        "all": [fb.Dense(IN, 7), fb.BatchNorm(7, eps=1e-4, momentum=0.2), fb.Tanh(),
-                fb.Dropout(0.3), fb.Dense(7, OUT), fb.LayerNorm(OUT)],
+        "all": [
+            fb.Dense(IN, 7),
+            fb.BatchNorm(7, eps=1e-4, momentum=0.2),
+            fb.Tanh(),
+            fb.Dropout(0.3),
+            fb.Dense(7, OUT),
+            fb.LayerNorm(OUT),
+        ],
     }[kind]
     for layer in layers:
         if isinstance(layer, (fb.LayerNorm, fb.BatchNorm)):
@@ -54,8 +65,13 @@ def stack_layers(kind: str, rng=None) -> list:
 
 
 def stack_net(kind, dtype="float64", backend="cpu", seed=0, loss=None) -> fb.Network:
-    return fb.Network(stack_layers(kind), fb.MSELoss() if loss is None else loss,
-                      dtype=dtype, backend=backend, seed=seed)
+    return fb.Network(
+        stack_layers(kind),
+        fb.MSELoss() if loss is None else loss,
+        dtype=dtype,
+        backend=backend,
+        seed=seed,
+    )
 
 
 def data(rng, rows, dtype, widths=(IN, OUT)):
@@ -84,11 +100,13 @@ def torch_by_hand(net):
             copy(m.weight, layer.W)
             copy(m.bias, layer.b)
         elif isinstance(layer, fb.BatchNorm):
-            m = torch.nn.BatchNorm1d(layer.n, eps=layer.eps, momentum=layer.momentum,
-                                     dtype=dtype)
-            for target, source in ((m.weight, layer.W), (m.bias, layer.b),
-                                   (m.running_mean, layer.running_mean),
-                                   (m.running_var, layer.running_var)):
+            m = torch.nn.BatchNorm1d(layer.n, eps=layer.eps, momentum=layer.momentum, dtype=dtype)
+            for target, source in (
+                (m.weight, layer.W),
+                (m.bias, layer.b),
+                (m.running_mean, layer.running_mean),
+                (m.running_var, layer.running_var),
+            ):
                 copy(target, source)
         elif isinstance(layer, fb.Tanh):
             m = torch.nn.Tanh()
@@ -145,15 +163,20 @@ def assert_running_stats_match_torch(net, model, rtol):
     twins = [m for m in model if isinstance(m, torch.nn.BatchNorm1d)]
     assert len(norms) == len(twins)
     for i, (layer, m) in enumerate(zip(norms, twins)):
-        assert_close_scaled(layer.running_mean, m.running_mean.numpy(), rtol,
-                            err_msg=f"BatchNorm {i} running_mean")
-        assert_close_scaled(layer.running_var, m.running_var.numpy(), rtol,
-                            err_msg=f"BatchNorm {i} running_var")
+        assert_close_scaled(
+            layer.running_mean, m.running_mean.numpy(), rtol, err_msg=f"BatchNorm {i} running_mean"
+        )
+        assert_close_scaled(
+            layer.running_var, m.running_var.numpy(), rtol, err_msg=f"BatchNorm {i} running_var"
+        )
 
 
 def running_stats(net) -> list:
-    return [(layer.running_mean.copy(), layer.running_var.copy())
-            for layer in net.layers if isinstance(layer, fb.BatchNorm)]
+    return [
+        (layer.running_mean.copy(), layer.running_var.copy())
+        for layer in net.layers
+        if isinstance(layer, fb.BatchNorm)
+    ]
 
 
 def assert_same_stats(a, b):
@@ -201,6 +224,7 @@ dtypes = pytest.mark.parametrize("dtype", DTYPES)
 
 # ---- norm layers against torch --------------------------------------------------------
 
+
 @backends
 @dtypes
 @pytest.mark.parametrize("build", sorted(BUILDERS))
@@ -225,8 +249,9 @@ def test_inference_matches_torch_in_eval_mode(kind, build, dtype, backend, rng):
 @dtypes
 @pytest.mark.parametrize("build", sorted(BUILDERS))
 @pytest.mark.parametrize("kind", STACKS)
-def test_backward_gradients_and_running_stats_match_torch_in_train_mode(kind, build, dtype,
-                                                                         backend, rng):
+def test_backward_gradients_and_running_stats_match_torch_in_train_mode(
+    kind, build, dtype, backend, rng
+):
     net = stack_net(kind, dtype, backend)
     model = BUILDERS[build](net)
     X, T = data(rng, 11, dtype)
@@ -237,16 +262,20 @@ def test_backward_gradients_and_running_stats_match_torch_in_train_mode(kind, bu
 
 
 OPTIMIZERS = {
-    "sgd_momentum": (lambda: fb.SGD(lr=0.1, momentum=0.9),
-                     lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9)),
+    "sgd_momentum": (
+        lambda: fb.SGD(lr=0.1, momentum=0.9),
+        lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9),
+    ),
     "adam": (lambda: fb.Adam(lr=0.01), lambda p: torch.optim.Adam(p, lr=0.01)),
 }
 
 
 @backends
 @dtypes
-@pytest.mark.parametrize("kind,optimizer", [(kind, "sgd_momentum") for kind in STACKS] +
-                         [(kind, "adam") for kind in LIVE_STACKS])
+@pytest.mark.parametrize(
+    "kind,optimizer",
+    [(kind, "sgd_momentum") for kind in STACKS] + [(kind, "adam") for kind in LIVE_STACKS],
+)
 def test_ten_optimizer_steps_match_torch(kind, optimizer, dtype, backend, rng):
     net = stack_net(kind, dtype, backend)
     model = torch_by_hand(net)
@@ -275,13 +304,20 @@ def test_fit_without_shuffle_matches_torch_over_the_same_batches(kind, dtype, ba
     topt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     X, T = data(rng, 23, dtype)  # batches of 7, 7, 7 and 2 rows
     Xv, Tv = data(rng, 6, dtype)
-    history = net.fit(X, T, epochs=3, batch_size=7, optimizer=fb.SGD(lr=0.05, momentum=0.9),
-                      shuffle=False, validation_data=(Xv, Tv))
+    history = net.fit(
+        X,
+        T,
+        epochs=3,
+        batch_size=7,
+        optimizer=fb.SGD(lr=0.05, momentum=0.9),
+        shuffle=False,
+        validation_data=(Xv, Tv),
+    )
     losses, val_losses = [], []
     for _ in range(3):
         total = 0.0
         for start in range(0, 23, 7):
-            x, y = X[start:start + 7], T[start:start + 7]
+            x, y = X[start : start + 7], T[start : start + 7]
             topt.zero_grad()
             loss = torch_loss(model, x, y, training=True)
             loss.backward()
@@ -312,10 +348,16 @@ def test_running_stats_after_several_train_steps_match_torch(dtype, backend, rng
 
 # ---- dropout --------------------------------------------------------------------------
 
+
 def twin_without(net, drop=fb.Dropout) -> fb.Network:
     """``net`` without its dropout layers, with the same parameters."""
-    layers = [type(layer)(layer.in_features, layer.out_features) if isinstance(layer, fb.Dense)
-              else type(layer)() for layer in net.layers if not isinstance(layer, drop)]
+    layers = [
+        type(layer)(layer.in_features, layer.out_features)
+        if isinstance(layer, fb.Dense)
+        else type(layer)()
+        for layer in net.layers
+        if not isinstance(layer, drop)
+    ]
     twin = fb.Network(layers, fb.MSELoss(), dtype=net.dtype, backend=net.backend)
     twin.params[...] = net.params
     return twin
@@ -355,15 +397,15 @@ def identity_dropout_net(p, n, dtype, backend, seed=5):
     backward pass on targets 0 is the sum of the squared dropout outputs."""
     dense = fb.Dense(n, n)
     dense.W, dense.b = np.eye(n), np.zeros(n)
-    return fb.Network([dense, fb.Dropout(p)], fb.MSELoss(reduction="sum"), dtype=dtype,
-                      backend=backend, seed=seed)
+    return fb.Network(
+        [dense, fb.Dropout(p)], fb.MSELoss(reduction="sum"), dtype=dtype, backend=backend, seed=seed
+    )
 
 
 @backends
 @dtypes
 @pytest.mark.parametrize("p", [0.1, 0.5, 0.8])
-def test_dropout_zeroes_about_p_and_scales_the_kept_by_one_over_one_minus_p(p, dtype,
-                                                                           backend):
+def test_dropout_zeroes_about_p_and_scales_the_kept_by_one_over_one_minus_p(p, dtype, backend):
     rows, n = 200, 53
     net = identity_dropout_net(p, n, dtype, backend)
     ones = np.ones((rows, n), dtype)
@@ -394,8 +436,9 @@ def test_dropout_masks_are_those_of_ops_dropout_with_the_network_key(dtype, back
         key = reference.dropout_key(key_seed, 1, pass_index)
         y = ops.dropout(X, p, key)
         dz = ops.dropout_backward(2 * y, p, key)
-        assert net.backward(X, np.zeros_like(X)) == pytest.approx(float(np.sum(
-            y.astype(np.float64) ** 2)), rel=RTOL[dtype])
+        assert net.backward(X, np.zeros_like(X)) == pytest.approx(
+            float(np.sum(y.astype(np.float64) ** 2)), rel=RTOL[dtype]
+        )
         assert_close_scaled(net.layers[0].db, dz.sum(axis=0), RTOL[dtype])
         assert_close_scaled(net.layers[0].dW, X.T @ dz, RTOL[dtype])
         assert net._core.passes == pass_index + 1
@@ -408,7 +451,7 @@ def trajectory(backend, dtype, seed, rng_seed=3, steps=4, epochs=2):
     rng = np.random.default_rng(rng_seed)
     opt = fb.SGD(lr=0.05, momentum=0.9)  # not Adam: see LIVE_STACKS
     X, T = data(rng, 20, dtype)  # batches of 6, 6, 6 and 2 rows
-    losses = [net.train_step(X[i:i + 5], T[i:i + 5], opt) for i in range(steps)]
+    losses = [net.train_step(X[i : i + 5], T[i : i + 5], opt) for i in range(steps)]
     losses += net.fit(X, T, epochs=epochs, batch_size=6, optimizer=opt).loss
     return net, np.array(losses)
 
@@ -450,10 +493,10 @@ def test_cpu_and_numpy_backends_follow_the_same_dropout_trajectory(dtype):
 
 # ---- gradcheck ------------------------------------------------------------------------
 
+
 @backends
 @pytest.mark.parametrize("kind", ["dropout", "layernorm", "batchnorm", "all"])
-def test_gradcheck_of_networks_with_each_layer_and_it_leaves_them_unchanged(kind, backend,
-                                                                            rng):
+def test_gradcheck_of_networks_with_each_layer_and_it_leaves_them_unchanged(kind, backend, rng):
     net = stack_net(kind, "float64", backend, seed=2)
     X, T = data(rng, 8, "float64")
     net.train_step(X, T, fb.SGD(lr=0.1))  # a pass counted, running statistics moved
@@ -464,6 +507,7 @@ def test_gradcheck_of_networks_with_each_layer_and_it_leaves_them_unchanged(kind
 
 
 # ---- persistence ----------------------------------------------------------------------
+
 
 def trained(backend, dtype="float64", rng=None):
     net = stack_net("all", dtype, backend, seed=3)
@@ -495,8 +539,7 @@ def test_save_and_load_keep_running_stats_and_settings(tmp_path, dtype, backend,
     assert loaded.backend == backend and loaded.dtype == net.dtype
     assert_same_network(net, loaded, rng)
     other = "numpy" if backend == "cpu" else "cpu"
-    assert_same_network(net, fb.Network.load(tmp_path / "net.npz", backend=other), rng,
-                        RTOL[dtype])
+    assert_same_network(net, fb.Network.load(tmp_path / "net.npz", backend=other), rng, RTOL[dtype])
 
 
 @backends
@@ -514,10 +557,10 @@ def test_pickle_keeps_running_stats_and_settings(dtype, backend, rng):
 
 # ---- BatchNorm refuses 1-row training batches ----------------------------------------
 
+
 @backends
 @dtypes
-def test_batchnorm_refuses_a_one_row_training_batch_before_changing_anything(dtype,
-                                                                            backend, rng):
+def test_batchnorm_refuses_a_one_row_training_batch_before_changing_anything(dtype, backend, rng):
     net = stack_net("all", dtype, backend)
     opt = fb.SGD(lr=0.1, momentum=0.9)
     X, T = data(rng, 8, dtype)
@@ -527,12 +570,11 @@ def test_batchnorm_refuses_a_one_row_training_batch_before_changing_anything(dty
         "backward": lambda: net.backward(X[:1], T[:1]),
         "train_step": lambda: net.train_step(X[:1], T[:1], opt),
         "fit, last batch of 1": lambda: net.fit(X, T, epochs=2, batch_size=7, optimizer=opt),
-        "fit, shuffled": lambda: net.fit(X, T, epochs=1, batch_size=7, optimizer=opt,
-                                         shuffle=True),
+        "fit, shuffled": lambda: net.fit(X, T, epochs=1, batch_size=7, optimizer=opt, shuffle=True),
         "fit, batches of 1": lambda: net.fit(X, T, epochs=1, batch_size=1, optimizer=opt),
         "fit, one row": lambda: net.fit(X[:1], T[:1], epochs=1, batch_size=4, optimizer=opt),
     }
-    for what, call in calls.items():
+    for call in calls.values():
         with pytest.raises(ValueError, match="BatchNorm.*at least 2 rows"):
             call()
         frozen.assert_unchanged()
@@ -544,14 +586,20 @@ def test_batchnorm_refuses_a_one_row_training_batch_before_changing_anything(dty
 
 # ---- description, interop, export ----------------------------------------------------
 
+
 def test_summary_lists_every_layer_with_its_parameter_count():
     net = stack_net("all")
     lines = []
     net.summary(print_fn=lines.append)
     text = "\n".join(lines)
-    want = [("dense_0 (Dense)", 42), ("batchnorm_1 (BatchNorm)", 14), ("tanh_2 (Tanh)", 0),
-            ("dropout_3 (Dropout)", 0), ("dense_4 (Dense)", 24),
-            ("layernorm_5 (LayerNorm)", 6)]
+    want = [
+        ("dense_0 (Dense)", 42),
+        ("batchnorm_1 (BatchNorm)", 14),
+        ("tanh_2 (Tanh)", 0),
+        ("dropout_3 (Dropout)", 0),
+        ("dense_4 (Dense)", 24),
+        ("layernorm_5 (LayerNorm)", 6),
+    ]
     rows = [line for line in lines if line.startswith(tuple(name for name, _ in want))]
     assert len(rows) == len(want), text
     for row, (name, count) in zip(rows, want):
@@ -564,8 +612,14 @@ def test_summary_lists_every_layer_with_its_parameter_count():
 def test_to_torch_and_back_keeps_every_layer(dtype, backend, rng):
     net = trained(backend, dtype)
     model = net.to_torch()
-    assert [type(m).__name__ for m in model] == ["Linear", "BatchNorm1d", "Tanh", "Dropout",
-                                                 "Linear", "LayerNorm"]
+    assert [type(m).__name__ for m in model] == [
+        "Linear",
+        "BatchNorm1d",
+        "Tanh",
+        "Dropout",
+        "Linear",
+        "LayerNorm",
+    ]
     back = fb.from_torch(model, fb.MSELoss(), backend=backend)
     assert_same_network(net, back, rng)
     X, _ = data(rng, 7, dtype)
@@ -576,14 +630,17 @@ def test_to_torch_and_back_keeps_every_layer(dtype, backend, rng):
 
 @backends
 @dtypes
-def test_from_torch_of_a_sequential_with_every_layer_matches_it_in_eval_mode(dtype, backend,
-                                                                             rng):
+def test_from_torch_of_a_sequential_with_every_layer_matches_it_in_eval_mode(dtype, backend, rng):
     tdtype = TORCH_DTYPES[dtype]
     torch.manual_seed(0)
     model = torch.nn.Sequential(
-        torch.nn.Linear(IN, 7, dtype=tdtype), torch.nn.LayerNorm(7, eps=1e-4, dtype=tdtype),
+        torch.nn.Linear(IN, 7, dtype=tdtype),
+        torch.nn.LayerNorm(7, eps=1e-4, dtype=tdtype),
         torch.nn.BatchNorm1d(7, eps=1e-3, momentum=0.25, dtype=tdtype),
-        torch.nn.Dropout(0.2), torch.nn.ReLU(), torch.nn.Linear(7, OUT, dtype=tdtype))
+        torch.nn.Dropout(0.2),
+        torch.nn.ReLU(),
+        torch.nn.Linear(7, OUT, dtype=tdtype),
+    )
     with torch.no_grad():
         for m in (model[1], model[2]):
             m.weight.uniform_(0.5, 1.5)
@@ -592,8 +649,10 @@ def test_from_torch_of_a_sequential_with_every_layer_matches_it_in_eval_mode(dty
         model[2].running_var.uniform_(0.5, 2)
     net = fb.from_torch(model, fb.MSELoss(), backend=backend)
     assert [repr(layer) for layer in net.layers[1:4]] == [
-        "LayerNorm(7, eps=0.0001)", "BatchNorm(7, eps=0.001, momentum=0.25)",
-        "Dropout(p=0.2)"]
+        "LayerNorm(7, eps=0.0001)",
+        "BatchNorm(7, eps=0.001, momentum=0.25)",
+        "Dropout(p=0.2)",
+    ]
     X, _ = data(rng, 9, dtype)
     model.eval()
     with torch.no_grad():
@@ -622,6 +681,7 @@ def test_onnx_export_runs_as_predict(tmp_path, opset, dtype, backend, rng):
 
 # ---- sample weights and gradient clipping --------------------------------------------
 
+
 @dtypes
 def test_sample_weight_with_these_layers_matches_the_numpy_backend(dtype, rng):
     X, T = data(rng, 20, dtype)
@@ -630,8 +690,9 @@ def test_sample_weight_with_these_layers_matches_the_numpy_backend(dtype, rng):
     results = []
     for backend in BACKENDS:
         net = stack_net("all", dtype, backend, seed=8)
-        history = net.fit(X, T, epochs=2, batch_size=6, optimizer=fb.SGD(lr=0.1, momentum=0.9),
-                          sample_weight=w)
+        history = net.fit(
+            X, T, epochs=2, batch_size=6, optimizer=fb.SGD(lr=0.1, momentum=0.9), sample_weight=w
+        )
         results.append((net, history))
     (cpu, h_cpu), (ref, h_ref) = results
     rtol = 1e-10 if dtype == "float64" else RTOL[dtype]

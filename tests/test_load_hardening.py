@@ -27,8 +27,9 @@ from fastbp import _archive
 from fastbp import io as fbio
 from fbhelpers import make_net, needs_address_space_limits
 
-linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"),
-                                reason="measures memory through /proc and RLIMIT_AS")
+linux_only = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="measures memory through /proc and RLIMIT_AS"
+)
 
 
 def header_of(net) -> dict:
@@ -44,8 +45,9 @@ def npy(array: np.ndarray) -> bytes:
 def npy_preamble(descr: str, shape: tuple) -> bytes:
     """The .npy header of an array of ``descr`` and ``shape``, without its data."""
     buf = io.BytesIO()
-    np.lib.format.write_array_header_1_0(buf, {"descr": descr, "fortran_order": False,
-                                               "shape": shape})
+    np.lib.format.write_array_header_1_0(
+        buf, {"descr": descr, "fortran_order": False, "shape": shape}
+    )
     return buf.getvalue()
 
 
@@ -59,8 +61,7 @@ def write_archive(path, members, compression=zipfile.ZIP_STORED) -> None:
 def write_model(path, header, params, extra=()) -> None:
     """A network file with ``header`` (a dict, or JSON text as is) and ``params``."""
     text = header if isinstance(header, str) else json.dumps(header)
-    write_archive(path, [("header.npy", npy(np.array(text))), ("params.npy", npy(params)),
-                         *extra])
+    write_archive(path, [("header.npy", npy(np.array(text))), ("params.npy", npy(params)), *extra])
 
 
 @pytest.fixture
@@ -111,17 +112,19 @@ def load_under_memory_limit(path) -> dict:
     size grew (bytes) while loading ``path``."""
     valid = os.path.join(os.path.dirname(path), "valid-warm-up.npz")
     make_net((4, 9, 2), seed=0).save(valid)
-    result = subprocess.run([sys.executable, "-c", MEMORY_PROBE, str(path), str(HEADROOM),
-                             valid], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, f"the loading process died: {result.returncode}\n" \
-                                   f"{result.stderr}"
+    result = subprocess.run(
+        [sys.executable, "-c", MEMORY_PROBE, str(path), str(HEADROOM), valid],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, f"the loading process died: {result.returncode}\n{result.stderr}"
     return json.loads(result.stdout)
 
 
 @linux_only
 @needs_address_space_limits
-def test_header_claiming_a_huge_layer_over_few_parameters_is_refused_in_bounded_memory(
-        tmp_path):
+def test_header_claiming_a_huge_layer_over_few_parameters_is_refused_in_bounded_memory(tmp_path):
     # 16384 x 16384 float64 weights would take 2 GiB; the file holds 8 parameters.
     path = tmp_path / "claims-huge.npz"
     header = header_of(make_net((4, 2)))
@@ -151,10 +154,12 @@ def deflate_bomb(tmp_path_factory):
 
 @linux_only
 @needs_address_space_limits
-@pytest.mark.parametrize("layers", [[fb.Dense(16383, 16384)], [fb.Dense(4, 2)]],
-                         ids=["header-matches-the-claim", "header-needs-10-parameters"])
-def test_deflated_params_bomb_is_refused_without_decompressing(tmp_path, deflate_bomb,
-                                                               layers):
+@pytest.mark.parametrize(
+    "layers",
+    [[fb.Dense(16383, 16384)], [fb.Dense(4, 2)]],
+    ids=["header-matches-the-claim", "header-needs-10-parameters"],
+)
+def test_deflated_params_bomb_is_refused_without_decompressing(tmp_path, deflate_bomb, layers):
     header = header_of(make_net((4, 2), dtype="float32"))
     header["layers"] = [layer.config() for layer in layers]
     path = tmp_path / "bomb.npz"
@@ -167,12 +172,22 @@ def test_deflated_params_bomb_is_refused_without_decompressing(tmp_path, deflate
     assert seen["peak_growth"] < path.stat().st_size + 2**20, seen
 
 
-@pytest.mark.parametrize("count,message", [
-    (66, r"params\.npy holds a float64 array of shape \(66,\); the header's layers need a "
-         r"flat float64 array of 65 parameters"),
-    (5000, r"params\.npy claims 40128 bytes uncompressed; 65 float64 parameters and a "
-           r"\.npy header take at most"),
-], ids=["one-too-many", "thousands-too-many"])
+@pytest.mark.parametrize(
+    "count,message",
+    [
+        (
+            66,
+            r"params\.npy holds a float64 array of shape \(66,\); the header's layers need a "
+            r"flat float64 array of 65 parameters",
+        ),
+        (
+            5000,
+            r"params\.npy claims 40128 bytes uncompressed; 65 float64 parameters and a "
+            r"\.npy header take at most",
+        ),
+    ],
+    ids=["one-too-many", "thousands-too-many"],
+)
 def test_compressed_params_of_the_wrong_size_are_refused(tmp_path, net, count, message):
     path = tmp_path / "model.npz"
     params = np.random.default_rng(0).standard_normal(count)
@@ -185,8 +200,7 @@ def test_compressed_params_of_the_wrong_size_are_refused(tmp_path, net, count, m
 def test_compressed_model_file_loads(tmp_path, net):
     path = tmp_path / "model.npz"
     with open(path, "wb") as f:
-        np.savez_compressed(f, header=np.array(json.dumps(header_of(net))),
-                            params=net._core.params)
+        np.savez_compressed(f, header=np.array(json.dumps(header_of(net))), params=net._core.params)
     np.testing.assert_array_equal(fb.Network.load(path)._core.params, net._core.params)
 
 
@@ -194,9 +208,13 @@ def test_npy_header_claiming_a_huge_shape_is_refused(tmp_path, net):
     """The .npy header claims 2**40 parameters while the member holds the 65 the layers
     need: refused from the sizes, without allocating 8 TiB."""
     path = tmp_path / "model.npz"
-    write_archive(path, [("header.npy", npy(np.array(json.dumps(header_of(net))))),
-                         ("params.npy", npy_preamble("<f8", (2**40,))
-                          + net._core.params.tobytes())])
+    write_archive(
+        path,
+        [
+            ("header.npy", npy(np.array(json.dumps(header_of(net))))),
+            ("params.npy", npy_preamble("<f8", (2**40,)) + net._core.params.tobytes()),
+        ],
+    )
     with pytest.raises(ValueError, match=r"shape \(1099511627776,\).*holds 520 bytes"):
         fb.Network.load(path)
 
@@ -207,9 +225,9 @@ def test_stored_member_claiming_more_than_the_file_holds_is_refused(tmp_path, mo
     data = bytearray(model.read_bytes())
     # params.npy has the last central directory entry; its sizes lie at offsets 20 and 24
     entry = data.rfind(b"PK\x01\x02")
-    assert data[entry + 46:entry + 56] == b"params.npy"
+    assert data[entry + 46 : entry + 56] == b"params.npy"
     huge = (2**31).to_bytes(4, "little")
-    data[entry + 20:entry + 28] = huge + huge
+    data[entry + 20 : entry + 28] = huge + huge
     model.write_bytes(bytes(data))
     with pytest.raises(ValueError, match="params.npy claims 2147483648 compressed bytes"):
         fb.Network.load(model)
@@ -217,11 +235,16 @@ def test_stored_member_claiming_more_than_the_file_holds_is_refused(tmp_path, mo
 
 # ---- the archive's members ------------------------------------------------------------
 
-@pytest.mark.parametrize("extra,token", [
-    ([("extra.npy", npy(np.zeros(1)))], "extra.npy"),
-    ([("params.npy", npy(np.zeros(1)))], "'params.npy', 'params.npy'"),
-    ([("notes.txt", b"hello")], "notes.txt"),
-], ids=["extra-array", "duplicate-params", "extra-text"])
+
+@pytest.mark.parametrize(
+    "extra,token",
+    [
+        ([("extra.npy", npy(np.zeros(1)))], "extra.npy"),
+        ([("params.npy", npy(np.zeros(1)))], "'params.npy', 'params.npy'"),
+        ([("notes.txt", b"hello")], "notes.txt"),
+    ],
+    ids=["extra-array", "duplicate-params", "extra-text"],
+)
 def test_archive_with_unexpected_members_is_refused(tmp_path, net, extra, token):
     path = tmp_path / "model.npz"
     with warnings.catch_warnings():
@@ -241,12 +264,15 @@ def set_flag_bits(data: bytearray, bits: int) -> bytearray:
     return data
 
 
-@pytest.mark.parametrize("case,message", [("bzip2", "compression method 12"),
-                                          ("encrypted", "params.npy is encrypted")])
+@pytest.mark.parametrize(
+    "case,message", [("bzip2", "compression method 12"), ("encrypted", "params.npy is encrypted")]
+)
 def test_encrypted_or_bzip2_member_is_refused(tmp_path, net, case, message):
     path = tmp_path / "model.npz"
-    members = [("header.npy", npy(np.array(json.dumps(header_of(net))))),
-               ("params.npy", npy(net._core.params))]
+    members = [
+        ("header.npy", npy(np.array(json.dumps(header_of(net))))),
+        ("params.npy", npy(net._core.params)),
+    ]
     if case == "bzip2":
         write_archive(path, members, compression=zipfile.ZIP_BZIP2)
     else:
@@ -266,12 +292,15 @@ class Payload:
         return (open, (self.marker, "w"))
 
 
-@pytest.mark.parametrize("kind,message", [
-    ("pickled", "header.npy declares a object array of shape (1,)"),
-    ("floats", "header.npy holds a float64 array of shape (3,), expected a text"),
-], ids=["pickled-objects", "floats"])
-def test_header_that_is_not_a_text_is_refused_without_unpickling(tmp_path, net, kind,
-                                                                 message):
+@pytest.mark.parametrize(
+    "kind,message",
+    [
+        ("pickled", "header.npy declares a object array of shape (1,)"),
+        ("floats", "header.npy holds a float64 array of shape (3,), expected a text"),
+    ],
+    ids=["pickled-objects", "floats"],
+)
+def test_header_that_is_not_a_text_is_refused_without_unpickling(tmp_path, net, kind, message):
     marker = tmp_path / "pwned"
     stored = io.BytesIO()
     if kind == "pickled":
@@ -279,15 +308,15 @@ def test_header_that_is_not_a_text_is_refused_without_unpickling(tmp_path, net, 
     else:
         np.save(stored, np.zeros(3))
     path = tmp_path / "model.npz"
-    write_archive(path, [("header.npy", stored.getvalue()),
-                         ("params.npy", npy(net._core.params))])
+    write_archive(path, [("header.npy", stored.getvalue()), ("params.npy", npy(net._core.params))])
     with pytest.raises(ValueError, match=re.escape(message)):
         fb.Network.load(path)
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("compute,dtype", [("float16", "float32"), ("bfloat16", "float64"),
-                                           ([1], "float32")])
+@pytest.mark.parametrize(
+    "compute,dtype", [("float16", "float32"), ("bfloat16", "float64"), ([1], "float32")]
+)
 def test_header_with_a_bad_compute_dtype_is_refused(tmp_path, compute, dtype):
     net = make_net((4, 9, 2), dtype=dtype, seed=0)
     header = header_of(net)
@@ -309,6 +338,7 @@ def test_header_longer_than_the_limit_is_refused(tmp_path, net):
 
 # ---- the header's JSON ----------------------------------------------------------------
 
+
 def test_deeply_nested_header_is_refused(tmp_path, net):
     path = tmp_path / "model.npz"
     write_model(path, "[" * 100_000 + "]" * 100_000, net._core.params)
@@ -316,9 +346,11 @@ def test_deeply_nested_header_is_refused(tmp_path, net):
         fb.Network.load(path)
 
 
-@pytest.mark.parametrize("depth,loads", [(fbio.MAX_HEADER_DEPTH, True),
-                                         (fbio.MAX_HEADER_DEPTH + 1, False)],
-                         ids=["at-the-limit", "one-past-it"])
+@pytest.mark.parametrize(
+    "depth,loads",
+    [(fbio.MAX_HEADER_DEPTH, True), (fbio.MAX_HEADER_DEPTH + 1, False)],
+    ids=["at-the-limit", "one-past-it"],
+)
 def test_header_nesting_limit_counts_every_level(tmp_path, net, depth, loads):
     header = header_of(net)
     header["note"] = "@"  # the header object is level 1, so "note" nests depth - 1 more
@@ -352,9 +384,11 @@ def test_header_scan_stays_fast_on_an_unterminated_string(tmp_path, net):
     assert time.perf_counter() - started < 5
 
 
-@pytest.mark.parametrize("version,got", [(True, "True (bool)"), (1.0, "1.0 (float)"),
-                                         ("1", "'1' (str)"), ([1], "[1] (list)")],
-                         ids=["bool", "float", "str", "list"])
+@pytest.mark.parametrize(
+    "version,got",
+    [(True, "True (bool)"), (1.0, "1.0 (float)"), ("1", "'1' (str)"), ([1], "[1] (list)")],
+    ids=["bool", "float", "str", "list"],
+)
 def test_version_must_be_an_int_not_a_bool(tmp_path, net, version, got):
     path = tmp_path / "model.npz"
     write_model(path, {**header_of(net), "version": version}, net._core.params)
@@ -362,20 +396,39 @@ def test_version_must_be_an_int_not_a_bool(tmp_path, net, version, got):
         fb.Network.load(path)
 
 
-@pytest.mark.parametrize("field,value,message", [
-    ("format", 1, "not a fastbp network file (its header's format is int 1, expected "
-                  "'fastbp-network')"),
-    ("dtype", 32, "field 'dtype' must be a str, got int 32"),
-    ("backend", None, "field 'backend' must be a str, got NoneType None"),
-    ("layers", {"type": "Dense"}, "field 'layers' must be a list, got dict"),
-    ("layers", [], "field 'layers' is an empty list"),
-    ("layers", ["Dense"], "layers[0] must be an object, got str 'Dense'"),
-    ("layers", [{"type": ["Dense"]}], "layers[0] has type list ['Dense']; expected one of"),
-    ("layers", [{"type": "Dense", "in_features": "4", "out_features": 9}],
-     "layers[0] (Dense): in_features must be an int, got str"),
-    ("loss", "MSELoss", "field 'loss' must be an object, got str 'MSELoss'"),
-], ids=["format-int", "dtype-int", "backend-null", "layers-object", "layers-empty",
-        "layer-a-string", "layer-type-a-list", "layer-size-a-string", "loss-a-string"])
+@pytest.mark.parametrize(
+    "field,value,message",
+    [
+        (
+            "format",
+            1,
+            "not a fastbp network file (its header's format is int 1, expected 'fastbp-network')",
+        ),
+        ("dtype", 32, "field 'dtype' must be a str, got int 32"),
+        ("backend", None, "field 'backend' must be a str, got NoneType None"),
+        ("layers", {"type": "Dense"}, "field 'layers' must be a list, got dict"),
+        ("layers", [], "field 'layers' is an empty list"),
+        ("layers", ["Dense"], "layers[0] must be an object, got str 'Dense'"),
+        ("layers", [{"type": ["Dense"]}], "layers[0] has type list ['Dense']; expected one of"),
+        (
+            "layers",
+            [{"type": "Dense", "in_features": "4", "out_features": 9}],
+            "layers[0] (Dense): in_features must be an int, got str",
+        ),
+        ("loss", "MSELoss", "field 'loss' must be an object, got str 'MSELoss'"),
+    ],
+    ids=[
+        "format-int",
+        "dtype-int",
+        "backend-null",
+        "layers-object",
+        "layers-empty",
+        "layer-a-string",
+        "layer-type-a-list",
+        "layer-size-a-string",
+        "loss-a-string",
+    ],
+)
 def test_header_field_of_the_wrong_type_is_named(tmp_path, net, field, value, message):
     path = tmp_path / "model.npz"
     write_model(path, {**header_of(net), field: value}, net._core.params)
@@ -394,6 +447,7 @@ def test_header_that_is_not_a_json_object_is_refused(tmp_path, net):
 
 # ---- save's target --------------------------------------------------------------------
 
+
 def assert_refused_untouched(net, target, exc, kind):
     before = os.stat(target)
     with pytest.raises(exc, match=kind) as caught:
@@ -401,8 +455,11 @@ def assert_refused_untouched(net, target, exc, kind):
     assert caught.value.filename == str(target)
     assert str(target) in str(caught.value)
     after = os.stat(target)
-    assert (after.st_mode, after.st_ino, after.st_rdev) == \
-        (before.st_mode, before.st_ino, before.st_rdev)
+    assert (after.st_mode, after.st_ino, after.st_rdev) == (
+        before.st_mode,
+        before.st_ino,
+        before.st_rdev,
+    )
     folder = os.path.dirname(os.path.abspath(target))
     assert not [name for name in os.listdir(folder) if name.startswith(".fastbp-")]
 
@@ -447,6 +504,7 @@ def test_save_onto_a_device_is_refused_and_the_device_stays(net, monkeypatch, tm
 
 
 # ---- save's filesystem errors ---------------------------------------------------------
+
 
 def test_full_disk_is_reported_with_the_path_and_keeps_the_old_file(model, monkeypatch):
     old = model.read_bytes()
@@ -499,6 +557,7 @@ def test_saved_file_gets_the_mode_open_would_give(tmp_path, net, umask):
 
 # ---- fuzzing --------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def valid_file(tmp_path_factory):
     """A valid model file's bytes, stored and deflated, its header text and parameters,
@@ -509,9 +568,13 @@ def valid_file(tmp_path_factory):
     text = json.dumps(header_of(net))
     with open(folder / "deflated.npz", "wb") as f:
         np.savez_compressed(f, header=np.array(text), params=net._core.params)
-    return SimpleNamespace(stored=(folder / "stored.npz").read_bytes(),
-                           deflated=(folder / "deflated.npz").read_bytes(), text=text,
-                           params=net._core.params.copy(), scratch=folder / "fuzzed.npz")
+    return SimpleNamespace(
+        stored=(folder / "stored.npz").read_bytes(),
+        deflated=(folder / "deflated.npz").read_bytes(),
+        text=text,
+        params=net._core.params.copy(),
+        scratch=folder / "fuzzed.npz",
+    )
 
 
 def assert_loads_or_refuses(path) -> None:
@@ -529,17 +592,37 @@ FUZZ = settings(max_examples=200, deadline=None, derandomize=True, database=None
 def test_fuzz_load_mutated_files(valid_file, data):
     original = data.draw(st.sampled_from([valid_file.stored, valid_file.deflated]))
     mutated = bytearray(original)
-    for at, value in data.draw(st.lists(st.tuples(st.integers(0, len(original) - 1),
-                                                  st.integers(0, 255)), max_size=8)):
+    for at, value in data.draw(
+        st.lists(st.tuples(st.integers(0, len(original) - 1), st.integers(0, 255)), max_size=8)
+    ):
         mutated[at] = value
     cut = data.draw(st.none() | st.integers(0, len(original)))
     valid_file.scratch.write_bytes(bytes(mutated[:cut]))
     assert_loads_or_refuses(valid_file.scratch)
 
 
-JSON_PIECES = st.sampled_from(['{', '}', '[', ']', '"', ',', ':', '0', '-1', '1e999',
-                               'true', 'null', 'NaN', '"Dense"', '"type"', '"in_features"',
-                               '99999', '\\'])
+JSON_PIECES = st.sampled_from(
+    [
+        "{",
+        "}",
+        "[",
+        "]",
+        '"',
+        ",",
+        ":",
+        "0",
+        "-1",
+        "1e999",
+        "true",
+        "null",
+        "NaN",
+        '"Dense"',
+        '"type"',
+        '"in_features"',
+        "99999",
+        "\\",
+    ]
+)
 
 
 @FUZZ

@@ -79,16 +79,24 @@ EXTREMES = st.sampled_from([0.0, -0.0, 1e-45, -1e-45, 1e30, -1e30, 3.0e38, -3.0e
 
 
 @settings(max_examples=60, deadline=None)
-@given(data=st.data(), dtype=st.sampled_from(DTYPES), name=st.sampled_from(["l1", "huber"]),
-       reduction=st.sampled_from(["mean", "sum"]), delta=st.sampled_from(DELTAS + [1e-30, 1e30]),
-       rows=st.integers(1, 5), cols=st.integers(1, 9))
+@given(
+    data=st.data(),
+    dtype=st.sampled_from(DTYPES),
+    name=st.sampled_from(["l1", "huber"]),
+    reduction=st.sampled_from(["mean", "sum"]),
+    delta=st.sampled_from(DELTAS + [1e-30, 1e30]),
+    rows=st.integers(1, 5),
+    cols=st.integers(1, 9),
+)
 def test_ops_match_reference(data, dtype, name, reduction, delta, rows, cols):
     """The kernels and their NumPy twins agree, extremes included."""
     values = st.one_of(FINITE, EXTREMES)
-    y = np.array(data.draw(st.lists(values, min_size=rows * cols, max_size=rows * cols)),
-                 dtype=dtype).reshape(rows, cols)
-    t = np.array(data.draw(st.lists(values, min_size=rows * cols, max_size=rows * cols)),
-                 dtype=dtype).reshape(rows, cols)
+    y = np.array(
+        data.draw(st.lists(values, min_size=rows * cols, max_size=rows * cols)), dtype=dtype
+    ).reshape(rows, cols)
+    t = np.array(
+        data.draw(st.lists(values, min_size=rows * cols, max_size=rows * cols)), dtype=dtype
+    ).reshape(rows, cols)
     args = (delta, reduction) if name == "huber" else (reduction,)
     with np.errstate(over="ignore", invalid="ignore"):
         want = getattr(fb.reference, name)(y, t, *args)
@@ -119,8 +127,14 @@ def test_core_refuses_bad_loss_params():
     with pytest.raises(ValueError, match="delta"):
         fb._core.Network64(layers, fb._core.Loss.Huber, fb._core.Reduction.Mean, [0.0])
     with pytest.raises(ValueError, match="delta"):
-        fb._core.loss(fb._core.Loss.Huber, fb._core.Reduction.Mean, np.ones((1, 1)),
-                      np.ones((1, 1)), False, [-1.0])
+        fb._core.loss(
+            fb._core.Loss.Huber,
+            fb._core.Reduction.Mean,
+            np.ones((1, 1)),
+            np.ones((1, 1)),
+            False,
+            [-1.0],
+        )
     with pytest.raises(ValueError, match=r"takes 1 parameter \(delta\), got 0"):
         fb._core.Network64(layers, fb._core.Loss.Huber, fb._core.Reduction.Mean)
     with pytest.raises(ValueError, match="takes no parameters, got 1"):
@@ -142,8 +156,11 @@ def torch_loop(net, X, T, weights, loss, reduction, lr, epochs, batch):
             rows = slice(start, start + batch)
             y = model(torch.tensor(X[rows]))
             t = torch.tensor(T[rows])
-            per = (F.l1_loss(y, t, reduction="none") if loss == "l1" else
-                   F.huber_loss(y, t, reduction="none", delta=0.4))
+            per = (
+                F.l1_loss(y, t, reduction="none")
+                if loss == "l1"
+                else F.huber_loss(y, t, reduction="none", delta=0.4)
+            )
             per = per * torch.tensor(weights[rows])[:, None]
             value = per.sum() / (per.numel() if reduction == "mean" else 1)
             opt.zero_grad()
@@ -165,11 +182,24 @@ def test_networks_train_with_the_losses_as_torch(backend, dtype, loss, reduction
     if weighted:
         weights = rng.uniform(0, 2, 11).astype(dtype)
         weights[2] = 0  # a row that adds nothing
-    net = fb.Network([fb.Dense(3, 17), fb.Tanh(), fb.Dense(17, 7)], LOSSES[loss](reduction),
-                     dtype=dtype, backend=backend, seed=1)
+    net = fb.Network(
+        [fb.Dense(3, 17), fb.Tanh(), fb.Dense(17, 7)],
+        LOSSES[loss](reduction),
+        dtype=dtype,
+        backend=backend,
+        seed=1,
+    )
     want = torch_loop(net, X, T, weights, loss, reduction, 0.05, 2, 4)
-    net.fit(X, T, epochs=2, batch_size=4, optimizer=fb.SGD(lr=0.05), shuffle=False,
-            sample_weight=weights if weighted else None, progress=False)
+    net.fit(
+        X,
+        T,
+        epochs=2,
+        batch_size=4,
+        optimizer=fb.SGD(lr=0.05),
+        shuffle=False,
+        sample_weight=weights if weighted else None,
+        progress=False,
+    )
     got = [a for layer in net.layers if isinstance(layer, fb.Dense) for a in (layer.W.T, layer.b)]
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w, **TOL[dtype])
@@ -179,8 +209,13 @@ def test_networks_train_with_the_losses_as_torch(backend, dtype, loss, reduction
 @pytest.mark.parametrize("loss", ["l1", "huber"])
 def test_gradcheck(backend, loss):
     rng = np.random.default_rng(4)
-    net = fb.Network([fb.Dense(3, 8), fb.Tanh(), fb.Dense(8, 3)], LOSSES[loss]("mean"),
-                     dtype="float64", backend=backend, seed=0)
+    net = fb.Network(
+        [fb.Dense(3, 8), fb.Tanh(), fb.Dense(8, 3)],
+        LOSSES[loss]("mean"),
+        dtype="float64",
+        backend=backend,
+        seed=0,
+    )
     X = rng.standard_normal((6, 3))
     # targets well away from the outputs: no element near L1's kink or Huber's switch
     T = net.predict(X) + rng.choice([-1.0, 1.0], (6, 3)) * rng.uniform(0.1, 0.3, (6, 3))
@@ -192,8 +227,7 @@ def test_gradcheck(backend, loss):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_save_load_keeps_the_losses(tmp_path, backend):
     for loss in (fb.L1Loss(reduction="sum"), fb.HuberLoss(delta=0.25)):
-        net = fb.Network([fb.Dense(2, 3), fb.ReLU(), fb.Dense(3, 2)], loss, backend=backend,
-                         seed=0)
+        net = fb.Network([fb.Dense(2, 3), fb.ReLU(), fb.Dense(3, 2)], loss, backend=backend, seed=0)
         path = tmp_path / "net.npz"
         net.save(path)
         again = fb.Network.load(path)
@@ -201,5 +235,8 @@ def test_save_load_keeps_the_losses(tmp_path, backend):
         X = np.random.default_rng(0).standard_normal((5, 2)).astype(np.float32)
         T = np.zeros((5, 2), np.float32)
         assert again.loss(X, T) == net.loss(X, T)
-    assert fb.HuberLoss(delta=0.25).config() == {"type": "HuberLoss", "reduction": "mean",
-                                                 "delta": 0.25}
+    assert fb.HuberLoss(delta=0.25).config() == {
+        "type": "HuberLoss",
+        "reduction": "mean",
+        "delta": 0.25,
+    }

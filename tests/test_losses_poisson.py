@@ -27,8 +27,9 @@ MODE_IDS = ["log", "log-full", "rate", "rate-full"]
 def torch_loss(y, t, log_input, full, eps, reduction):
     """(value, dL/dy) of torch's loss, in the inputs' dtype."""
     yt = torch.tensor(y, requires_grad=True)
-    value = F.poisson_nll_loss(yt, torch.tensor(t), log_input=log_input, full=full, eps=eps,
-                               reduction=reduction)
+    value = F.poisson_nll_loss(
+        yt, torch.tensor(t), log_input=log_input, full=full, eps=eps, reduction=reduction
+    )
     value.backward()
     return float(value.detach()), yt.grad.numpy()
 
@@ -57,37 +58,48 @@ def test_poisson_nll_against_torch(mod, dtype, shape, reduction, log_input, full
     value, grad = torch_loss(y, t, log_input, full, eps, reduction)
     got = mod.poisson_nll(y, t, log_input, full, eps, reduction)
     assert got == pytest.approx(value, rel=TOL[dtype]["rtol"])
-    got_grad = mod.poisson_nll_backward(y, t, log_input=log_input, full=full, eps=eps,
-                                        reduction=reduction)
+    got_grad = mod.poisson_nll_backward(
+        y, t, log_input=log_input, full=full, eps=eps, reduction=reduction
+    )
     assert got_grad.dtype == np.dtype(dtype) and got_grad.shape == shape
     np.testing.assert_allclose(got_grad, grad, **TOL[dtype])
 
 
 def test_defaults_are_torchs():
     y, t = inputs((4, 5), "float64", True)
-    assert fb.ops.poisson_nll(y, t) == pytest.approx(torch_loss(y, t, True, False, 1e-8,
-                                                                "mean")[0], rel=1e-12)
+    assert fb.ops.poisson_nll(y, t) == pytest.approx(
+        torch_loss(y, t, True, False, 1e-8, "mean")[0], rel=1e-12
+    )
     loss = fb.PoissonNLLLoss()
     assert (loss.log_input, loss.full, loss.eps, loss.reduction) == (True, False, 1e-8, "mean")
 
 
 FINITE = st.floats(-1e6, 1e6, width=32)
-EXTREMES = st.sampled_from([0.0, -0.0, 1e-45, -1e-45, 1.0, 88.0, 89.0, 710.0, 1e30, -1e30,
-                            3.0e38, -3.0e38])
+EXTREMES = st.sampled_from(
+    [0.0, -0.0, 1e-45, -1e-45, 1.0, 88.0, 89.0, 710.0, 1e30, -1e30, 3.0e38, -3.0e38]
+)
 
 
 @settings(max_examples=60, deadline=None)
-@given(data=st.data(), dtype=st.sampled_from(DTYPES), mode=st.sampled_from(MODES),
-       reduction=st.sampled_from(["mean", "sum"]), eps=st.sampled_from([1e-8, 0.0, 1.0]),
-       rows=st.integers(1, 5), cols=st.integers(1, 9))
+@given(
+    data=st.data(),
+    dtype=st.sampled_from(DTYPES),
+    mode=st.sampled_from(MODES),
+    reduction=st.sampled_from(["mean", "sum"]),
+    eps=st.sampled_from([1e-8, 0.0, 1.0]),
+    rows=st.integers(1, 5),
+    cols=st.integers(1, 9),
+)
 def test_ops_match_reference(data, dtype, mode, reduction, eps, rows, cols):
     """The kernels and their NumPy twins agree, extremes (exp overflowing, logs of 0 and
     of negative rates) included."""
     values = st.one_of(FINITE, EXTREMES)
-    y = np.array(data.draw(st.lists(values, min_size=rows * cols, max_size=rows * cols)),
-                 dtype=dtype).reshape(rows, cols)
-    t = np.array(data.draw(st.lists(values, min_size=rows * cols, max_size=rows * cols)),
-                 dtype=dtype).reshape(rows, cols)
+    y = np.array(
+        data.draw(st.lists(values, min_size=rows * cols, max_size=rows * cols)), dtype=dtype
+    ).reshape(rows, cols)
+    t = np.array(
+        data.draw(st.lists(values, min_size=rows * cols, max_size=rows * cols)), dtype=dtype
+    ).reshape(rows, cols)
     args = (*mode, eps, reduction)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         want = fb.reference.poisson_nll(y, t, *args)
@@ -102,8 +114,13 @@ def network(log_input, full, reduction, dtype, backend, seed=1):
     """A 3-17-7 network whose outputs are log-rates, or rates in (0, 1) through a
     sigmoid."""
     layers = [fb.Dense(3, 17), fb.Tanh(), fb.Dense(17, 7)] + ([] if log_input else [fb.Sigmoid()])
-    return fb.Network(layers, fb.PoissonNLLLoss(log_input, full, 1e-8, reduction), dtype=dtype,
-                      backend=backend, seed=seed)
+    return fb.Network(
+        layers,
+        fb.PoissonNLLLoss(log_input, full, 1e-8, reduction),
+        dtype=dtype,
+        backend=backend,
+        seed=seed,
+    )
 
 
 def torch_loop(net, X, T, weights, log_input, full, reduction, lr, epochs, batch):
@@ -114,8 +131,13 @@ def torch_loop(net, X, T, weights, log_input, full, reduction, lr, epochs, batch
     for _ in range(epochs):
         for start in range(0, len(X), batch):
             rows = slice(start, start + batch)
-            per = F.poisson_nll_loss(model(torch.tensor(X[rows])), torch.tensor(T[rows]),
-                                     log_input=log_input, full=full, reduction="none")
+            per = F.poisson_nll_loss(
+                model(torch.tensor(X[rows])),
+                torch.tensor(T[rows]),
+                log_input=log_input,
+                full=full,
+                reduction="none",
+            )
             per = per * torch.tensor(weights[rows])[:, None]
             value = per.sum() / (per.numel() if reduction == "mean" else 1)
             opt.zero_grad()
@@ -129,8 +151,9 @@ def torch_loop(net, X, T, weights, log_input, full, reduction, lr, epochs, batch
 @pytest.mark.parametrize("log_input,full", MODES, ids=MODE_IDS)
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
 @pytest.mark.parametrize("weighted", [False, True])
-def test_networks_train_with_the_loss_as_torch(backend, dtype, log_input, full, reduction,
-                                               weighted):
+def test_networks_train_with_the_loss_as_torch(
+    backend, dtype, log_input, full, reduction, weighted
+):
     rng = np.random.default_rng(3)
     X = rng.standard_normal((11, 3)).astype(dtype)
     T = rng.poisson(1.5, (11, 7)).astype(dtype)
@@ -140,8 +163,16 @@ def test_networks_train_with_the_loss_as_torch(backend, dtype, log_input, full, 
         weights[2] = 0  # a row that adds nothing
     net = network(log_input, full, reduction, dtype, backend)
     want = torch_loop(net, X, T, weights, log_input, full, reduction, 0.05, 2, 4)
-    net.fit(X, T, epochs=2, batch_size=4, optimizer=fb.SGD(lr=0.05), shuffle=False,
-            sample_weight=weights if weighted else None, progress=False)
+    net.fit(
+        X,
+        T,
+        epochs=2,
+        batch_size=4,
+        optimizer=fb.SGD(lr=0.05),
+        shuffle=False,
+        sample_weight=weights if weighted else None,
+        progress=False,
+    )
     got = [a for layer in net.layers if isinstance(layer, fb.Dense) for a in (layer.W.T, layer.b)]
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w, **TOL[dtype])
@@ -172,16 +203,22 @@ def test_the_backends_agree_on_loss_and_gradients(backend):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_save_load_and_pickle_keep_the_loss(tmp_path, backend):
     loss = fb.PoissonNLLLoss(log_input=False, full=True, eps=0.25, reduction="sum")
-    net = fb.Network([fb.Dense(2, 3), fb.ReLU(), fb.Dense(3, 2), fb.Softplus()], loss,
-                     backend=backend, seed=0)
+    net = fb.Network(
+        [fb.Dense(2, 3), fb.ReLU(), fb.Dense(3, 2), fb.Softplus()], loss, backend=backend, seed=0
+    )
     X = np.random.default_rng(0).standard_normal((5, 2)).astype(np.float32)
     T = np.array([[0, 1], [2, 3], [4, 0], [1, 7], [0, 0]], np.float32)
     net.save(tmp_path / "net.npz")
     for again in (fb.Network.load(tmp_path / "net.npz"), pickle.loads(pickle.dumps(net))):
         assert repr(again.loss_fn) == repr(loss)
         assert again.loss(X, T) == net.loss(X, T)
-    assert loss.config() == {"type": "PoissonNLLLoss", "reduction": "sum", "log_input": False,
-                             "full": True, "eps": 0.25}
+    assert loss.config() == {
+        "type": "PoissonNLLLoss",
+        "reduction": "sum",
+        "log_input": False,
+        "full": True,
+        "eps": 0.25,
+    }
 
 
 @pytest.mark.parametrize("mod", [fb.ops, fb.reference], ids=["ops", "reference"])
@@ -219,12 +256,18 @@ def test_a_network_refuses_negative_targets_before_anything_changes(backend):
     T = np.array([[0, 1, 2], [3, -0.5, 1]], np.float32)
     before = net.params.copy()
     opt = fb.SGD(lr=0.1)
-    calls = [lambda: net.loss(X, T), lambda: net.backward(X, T),
-             lambda: net.train_step(X, T, opt),
-             lambda: net.fit(X, T, epochs=1, batch_size=2, optimizer=opt, progress=False)]
+    calls = [
+        lambda: net.loss(X, T),
+        lambda: net.backward(X, T),
+        lambda: net.train_step(X, T, opt),
+        lambda: net.fit(X, T, epochs=1, batch_size=2, optimizer=opt, progress=False),
+    ]
     for call in calls:
-        with pytest.raises(ValueError, match=r"PoissonNLLLoss targets must be >= 0, got "
-                                             r"-0\.500000 at flat index 4"):
+        with pytest.raises(
+            ValueError,
+            match=r"PoissonNLLLoss targets must be >= 0, got "
+            r"-0\.500000 at flat index 4",
+        ):
             call()
     np.testing.assert_array_equal(net.params, before)
     # the kernels take any target, as torch's do
@@ -233,8 +276,10 @@ def test_a_network_refuses_negative_targets_before_anything_changes(backend):
 
 def test_core_refuses_bad_poisson_settings():
     core, layers = fb._core, [fb._core.LayerSpec(fb._core.LayerKind.Dense, 2, 1)]
-    make = lambda params: core.Network64(layers, core.Loss.PoissonNLL, core.Reduction.Mean,
-                                         params)
+
+    def make(params):
+        return core.Network64(layers, core.Loss.PoissonNLL, core.Reduction.Mean, params)
+
     ones = np.ones((1, 1))
     with pytest.raises(ValueError, match=r"takes 3 parameters \(log_input, full, eps\), got 1"):
         make([1.0])

@@ -16,8 +16,9 @@ import pytest
 import fastbp as fb
 from fbhelpers import make_net, sgd_core_args
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
-                                reason="reads the resident set size from /proc/self/statm")
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="reads the resident set size from /proc/self/statm"
+)
 
 
 def limit(calls: int) -> int:
@@ -49,6 +50,7 @@ def swallow(exc, fn):
             pass
         else:
             raise AssertionError("expected an error")
+
     return call
 
 
@@ -92,12 +94,16 @@ def test_no_leak_when_cpp_raises_again_and_again():
     calls = [
         swallow(TypeError, lambda: core.forward(X.astype(np.float32))),
         swallow(ValueError, lambda: core.forward(nan_x)),
-        swallow(ValueError,
-                lambda: core.train_step(X, bad_labels, *sgd_core_args(velocity, *hyper))),
+        swallow(
+            ValueError, lambda: core.train_step(X, bad_labels, *sgd_core_args(velocity, *hyper))
+        ),
         swallow(ValueError, lambda: fb._core.matmul(X, X, False, False)),
-        swallow(FloatingPointError,
-                lambda: mse.train_step(np.array([[big, -big]]), np.zeros((1, 1)),
-                                       *sgd_core_args(np.zeros(3), *hyper))),
+        swallow(
+            FloatingPointError,
+            lambda: mse.train_step(
+                np.array([[big, -big]]), np.zeros((1, 1)), *sgd_core_args(np.zeros(3), *hyper)
+            ),
+        ),
     ]
 
     def call():
@@ -149,11 +155,15 @@ def test_inference_keeps_two_layers_activations_however_deep_the_network(call):
     (plus allocator noise), not by one per layer (here 42 units' worth)."""
     rows, width, repeats = 8192, 128, 6
     activations = rows * width * np.dtype(np.float32).itemsize
-    result = subprocess.run([sys.executable, "-c", INFERENCE_GROWTH, call, str(rows),
-                             str(width), str(repeats)],
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-c", INFERENCE_GROWTH, call, str(rows), str(width), str(repeats)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     grown = json.loads(result.stdout)
     assert grown < 2 * activations + (2 << 20), (
         f"{call} grew the resident set by {grown / 2**20:.1f} MiB; two layers' "
-        f"activations are {2 * activations / 2**20:.1f} MiB")
+        f"activations are {2 * activations / 2**20:.1f} MiB"
+    )

@@ -14,19 +14,32 @@ import fastbp as fb
 from fastbp import _core, _names, activations, interop, layers, losses, optim, sklearn
 
 
-@pytest.mark.parametrize("name,snake", [
-    ("Identity", "identity"), ("ReLU", "relu"), ("Tanh", "tanh"), ("MSE", "mse"),
-    ("SoftmaxCrossEntropy", "softmax_cross_entropy"), ("BCEWithLogits", "bce_with_logits"),
-    ("LeakyReLU", "leaky_relu"), ("GELU", "gelu"), ("SiLU", "silu"), ("Mean", "mean"),
-    ("PoissonNLL", "poisson_nll"),
-])
+@pytest.mark.parametrize(
+    "name,snake",
+    [
+        ("Identity", "identity"),
+        ("ReLU", "relu"),
+        ("Tanh", "tanh"),
+        ("MSE", "mse"),
+        ("SoftmaxCrossEntropy", "softmax_cross_entropy"),
+        ("BCEWithLogits", "bce_with_logits"),
+        ("LeakyReLU", "leaky_relu"),
+        ("GELU", "gelu"),
+        ("SiLU", "silu"),
+        ("Mean", "mean"),
+        ("PoissonNLL", "poisson_nll"),
+    ],
+)
 def test_snake_case(name, snake):
     assert _names.snake_case(name) == snake
 
 
 def test_name_tables_are_the_core_enums():
-    for table, enum in ((_names.ACTIVATIONS, _core.Act), (_names.LOSSES, _core.Loss),
-                        (_names.REDUCTIONS, _core.Reduction)):
+    for table, enum in (
+        (_names.ACTIVATIONS, _core.Act),
+        (_names.LOSSES, _core.Loss),
+        (_names.REDUCTIONS, _core.Reduction),
+    ):
         assert list(table.values()) == list(enum.__members__.values())
     assert fb._validate.REDUCTIONS == ("mean", "sum")
 
@@ -43,8 +56,11 @@ def test_every_core_activation_has_a_layer_an_op_and_a_reference_twin(rng):
         assert getattr(fb, cls.__name__) is cls
         y = getattr(fb.ops, name)(x)
         np.testing.assert_allclose(y, getattr(fb.reference, name)(x), rtol=1e-12)
-        np.testing.assert_allclose(getattr(fb.ops, name + "_backward")(y, x),
-                                   getattr(fb.reference, name + "_backward")(y, x), rtol=1e-12)
+        np.testing.assert_allclose(
+            getattr(fb.ops, name + "_backward")(y, x),
+            getattr(fb.reference, name + "_backward")(y, x),
+            rtol=1e-12,
+        )
         assert name in fb.ops.__all__ and name + "_backward" in fb.ops.__all__
 
 
@@ -57,13 +73,26 @@ def test_every_core_loss_has_a_class_and_a_reference_twin():
 
 
 def test_save_files_interop_and_sklearn_name_the_registered_classes():
-    assert set(layers.LAYER_TYPES) == {"Dense", "Dropout", "LayerNorm", "BatchNorm",
-                                       *(c.__name__ for c in activations.ACTIVATIONS.values())}
-    assert interop._twins() == {"Linear": fb.Dense, "Dropout": fb.Dropout,
-                                "LayerNorm": fb.LayerNorm, "BatchNorm1d": fb.BatchNorm,
-                                **{c.__name__: c for c in activations.ACTIVATIONS.values()}}
-    assert sklearn._ACTIVATIONS == {"identity": fb.Identity, "logistic": fb.Sigmoid,
-                                    "tanh": fb.Tanh, "relu": fb.ReLU}
+    assert set(layers.LAYER_TYPES) == {
+        "Dense",
+        "Dropout",
+        "LayerNorm",
+        "BatchNorm",
+        *(c.__name__ for c in activations.ACTIVATIONS.values()),
+    }
+    assert interop._twins() == {
+        "Linear": fb.Dense,
+        "Dropout": fb.Dropout,
+        "LayerNorm": fb.LayerNorm,
+        "BatchNorm1d": fb.BatchNorm,
+        **{c.__name__: c for c in activations.ACTIVATIONS.values()},
+    }
+    assert sklearn._ACTIVATIONS == {
+        "identity": fb.Identity,
+        "logistic": fb.Sigmoid,
+        "tanh": fb.Tanh,
+        "relu": fb.ReLU,
+    }
 
 
 def test_user_subclasses_do_not_replace_fastbp_classes():

@@ -11,15 +11,31 @@ import numpy as np
 import pytest
 
 import fastbp as fb
-from fbhelpers import (ACTIVATIONS, ARCHS, BACKENDS, DTYPES, LOSSES, assert_close_scaled,
-                       backend_rtol, dense_layers, make_data, make_net, np_forward, np_loss)
+from fbhelpers import (
+    ACTIVATIONS,
+    ARCHS,
+    BACKENDS,
+    DTYPES,
+    LOSSES,
+    assert_close_scaled,
+    backend_rtol,
+    dense_layers,
+    make_data,
+    make_net,
+    np_forward,
+    np_loss,
+)
 
 # every activation x every loss, each on one of the architectures (rotating through them
 # so that every width in 1, 3, 7, 17, 33, 127 and every batch size 1, 5, 33 is used)
 CASES = [
-    pytest.param(act, loss, *ARCHS[k % len(ARCHS)],
-                 id=f"{act}-{loss}-{'x'.join(map(str, ARCHS[k % len(ARCHS)][0]))}"
-                    f"-n{ARCHS[k % len(ARCHS)][1]}")
+    pytest.param(
+        act,
+        loss,
+        *ARCHS[k % len(ARCHS)],
+        id=f"{act}-{loss}-{'x'.join(map(str, ARCHS[k % len(ARCHS)][0]))}"
+        f"-n{ARCHS[k % len(ARCHS)][1]}",
+    )
     for k, (act, loss) in enumerate(itertools.product(ACTIVATIONS, LOSSES))
 ]
 
@@ -48,6 +64,7 @@ def lr_for(loss):
 # cpu backend == numpy backend
 # ---------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("act,loss,widths,n", CASES)
 def test_backends_agree_forward_loss_gradients(rng, act, loss, widths, n, dtype):
@@ -68,8 +85,9 @@ def test_backends_agree_forward_loss_gradients(rng, act, loss, widths, n, dtype)
 
     l_cpu, l_ref = cpu.loss(X, T), ref.loss(X, T)
     assert l_cpu == pytest.approx(l_ref, rel=rtol, abs=1e-30)
-    assert l_ref == pytest.approx(np_loss(loss, np_forward(ref, X), T),
-                                  rel=1e-4 if dtype == "float32" else 1e-10)
+    assert l_ref == pytest.approx(
+        np_loss(loss, np_forward(ref, X), T), rel=1e-4 if dtype == "float32" else 1e-10
+    )
 
     b_cpu, b_ref = cpu.backward(X, T), ref.backward(X, T)
     assert b_cpu == pytest.approx(l_cpu, rel=rtol)
@@ -157,8 +175,11 @@ def test_sgd_step_follows_pytorch_rule_on_network(rng, backend):
         opt.step(net)
         for i, g in enumerate(grads):
             d = g + hyper["weight_decay"] * params[i]
-            bufs[i] = d if bufs[i] is None else (hyper["momentum"] * bufs[i]
-                                                 + (1 - hyper["dampening"]) * d)
+            bufs[i] = (
+                d
+                if bufs[i] is None
+                else (hyper["momentum"] * bufs[i] + (1 - hyper["dampening"]) * d)
+            )
             params[i] = params[i] - hyper["lr"] * bufs[i]
         now = [p for layer in dense_layers(net) for p in (layer.W, layer.b)]
         for p_now, p_exp in zip(now, params):
@@ -187,8 +208,15 @@ def test_fit_history(rng, backend):
     X, T = make_data(widths, "mse_mean", 32, rng)
     Xv, Tv = make_data(widths, "mse_mean", 9, rng)
     net = make_net(widths, "tanh", "mse_mean", backend=backend, seed=4)
-    hist = net.fit(X, T, epochs=4, batch_size=8, optimizer=fb.SGD(lr=0.05),
-                   validation_data=(Xv, Tv), shuffle=False)
+    hist = net.fit(
+        X,
+        T,
+        epochs=4,
+        batch_size=8,
+        optimizer=fb.SGD(lr=0.05),
+        validation_data=(Xv, Tv),
+        shuffle=False,
+    )
     assert len(hist.loss) == 4
     assert len(hist.val_loss) == 4
     assert all(np.isfinite(hist.loss)) and all(np.isfinite(hist.val_loss))
@@ -196,7 +224,8 @@ def test_fit_history(rng, backend):
     assert hist.val_loss[-1] == pytest.approx(net.loss(Xv, Tv), rel=1e-10)
 
     hist2 = make_net(widths, "tanh", "mse_mean", backend=backend, seed=4).fit(
-        X, T, epochs=2, batch_size=8, optimizer=fb.SGD(lr=0.05), shuffle=False)
+        X, T, epochs=2, batch_size=8, optimizer=fb.SGD(lr=0.05), shuffle=False
+    )
     assert len(hist2.loss) == 2
     assert not hist2.val_loss  # no validation data: None or empty
 
@@ -209,12 +238,13 @@ def test_fit_loss_is_mean_of_batch_losses(rng, backend):
     X, T = make_data(widths, "mse_mean", 32, rng)
     net = make_net(widths, "tanh", "mse_mean", backend=backend, seed=4)
     twin = make_net(widths, "tanh", "mse_mean", backend=backend, seed=4)
-    hist = net.fit(X, T, epochs=3, batch_size=8, optimizer=fb.SGD(lr=0.05, momentum=0.5),
-                   shuffle=False)
+    hist = net.fit(
+        X, T, epochs=3, batch_size=8, optimizer=fb.SGD(lr=0.05, momentum=0.5), shuffle=False
+    )
     opt = fb.SGD(lr=0.05, momentum=0.5)
     expected = []
     for _ in range(3):
-        losses = [twin.train_step(X[i:i + 8], T[i:i + 8], opt) for i in range(0, 32, 8)]
+        losses = [twin.train_step(X[i : i + 8], T[i : i + 8], opt) for i in range(0, 32, 8)]
         expected.append(np.mean(losses))
     np.testing.assert_allclose(hist.loss, expected, rtol=1e-10)
     assert_same_params(net, twin, 1e-10)
@@ -228,16 +258,16 @@ def test_predict_equals_forward(rng, backend, dtype):
     net = make_net(widths, "relu", "ce_labels", dtype, backend, seed=9)
     X, T = make_data(widths, "ce_labels", 33, rng, dtype)
     net.backward(X, T)
-    grads = [(l.dW.copy(), l.db.copy()) for l in dense_layers(net)]
+    grads = [(layer.dW.copy(), layer.db.copy()) for layer in dense_layers(net)]
     p = net.predict(X)
     f = net.forward(X)
     assert p.dtype == np.dtype(dtype) and p.shape == (33, 7)
     np.testing.assert_allclose(p, f, rtol=1e-6 if dtype == "float32" else 1e-14)
     assert_close_scaled(p, np_forward(net, X), 1e-5 if dtype == "float32" else 1e-12)
     # predict keeps no training state: the gradients of the last backward stay
-    for l, (dW, db) in zip(dense_layers(net), grads):
-        np.testing.assert_array_equal(l.dW, dW)
-        np.testing.assert_array_equal(l.db, db)
+    for layer, (dW, db) in zip(dense_layers(net), grads):
+        np.testing.assert_array_equal(layer.dW, dW)
+        np.testing.assert_array_equal(layer.db, db)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -252,22 +282,32 @@ def test_gradients_zero_before_backward(backend):
 # save / load
 # ---------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("as_path", [str, pathlib.Path], ids=["str", "Path"])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("act,loss", [("sigmoid", "mse_sum"), ("relu", "ce_labels"),
-                                      ("tanh", "bce"), ("identity", "mse_mean")])
+@pytest.mark.parametrize(
+    "act,loss",
+    [("sigmoid", "mse_sum"), ("relu", "ce_labels"), ("tanh", "bce"), ("identity", "mse_mean")],
+)
 def test_save_load_roundtrip(tmp_path, rng, act, loss, backend, dtype, as_path):
     widths = (3, 17, 7)
-    net = make_net(widths, act, loss, dtype, backend, seed=11,
-                   final_activation=act if loss.startswith("mse") else None)
+    net = make_net(
+        widths,
+        act,
+        loss,
+        dtype,
+        backend,
+        seed=11,
+        final_activation=act if loss.startswith("mse") else None,
+    )
     X, T = make_data(widths, loss, 5, rng, dtype)
     net.train_step(X, T, fb.SGD(lr=0.1))  # saved weights differ from the initial ones
     path = as_path(tmp_path / "model.npz")
     net.save(path)
     loaded = fb.Network.load(path)
 
-    assert [type(l) for l in loaded.layers] == [type(l) for l in net.layers]
+    assert [type(layer) for layer in loaded.layers] == [type(layer) for layer in net.layers]
     for a, b in zip(dense_layers(loaded), dense_layers(net)):
         assert (a.in_features, a.out_features) == (b.in_features, b.out_features)
         assert a.W.dtype == np.dtype(dtype) and a.b.dtype == np.dtype(dtype)
@@ -306,12 +346,18 @@ def test_save_load_roundtrip_trains_on(tmp_path, rng):
 # parameter assignment
 # ---------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("how", ["rebind", "inplace"])
 def test_assigning_parameters_changes_forward(rng, how, backend, dtype):
-    net = fb.Network([fb.Dense(3, 7), fb.Tanh(), fb.Dense(7, 2)], loss=fb.MSELoss(),
-                     dtype=dtype, backend=backend, seed=0)
+    net = fb.Network(
+        [fb.Dense(3, 7), fb.Tanh(), fb.Dense(7, 2)],
+        loss=fb.MSELoss(),
+        dtype=dtype,
+        backend=backend,
+        seed=0,
+    )
     X = rng.standard_normal((5, 3)).astype(dtype)
     before = net.forward(X).copy()
     W0 = rng.standard_normal((3, 7))
@@ -331,18 +377,22 @@ def test_assigning_parameters_changes_forward(rng, how, backend, dtype):
     expected = np.tanh(X.astype(np.float64) @ W0 + b0) @ W1 + b1
     after = net.forward(X)
     assert not np.allclose(after, before)
-    np.testing.assert_allclose(after, expected, rtol=1e-4 if dtype == "float32" else 1e-12,
-                               atol=1e-4 if dtype == "float32" else 1e-12)
+    np.testing.assert_allclose(
+        after,
+        expected,
+        rtol=1e-4 if dtype == "float32" else 1e-12,
+        atol=1e-4 if dtype == "float32" else 1e-12,
+    )
     # and training starts from the assigned values too
     T = rng.standard_normal((5, 2))
-    assert net.loss(X, T) == pytest.approx(np.mean((expected - T) ** 2),
-                                           rel=1e-4 if dtype == "float32" else 1e-12)
+    assert net.loss(X, T) == pytest.approx(
+        np.mean((expected - T) ** 2), rel=1e-4 if dtype == "float32" else 1e-12
+    )
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_single_element_assignment_changes_forward(backend):
-    net = fb.Network([fb.Dense(2, 1)], loss=fb.MSELoss(), dtype="float64", backend=backend,
-                     seed=0)
+    net = fb.Network([fb.Dense(2, 1)], loss=fb.MSELoss(), dtype="float64", backend=backend, seed=0)
     layer = net.layers[0]
     layer.W = np.array([[1.0], [2.0]])
     layer.b = np.array([0.5])
@@ -385,8 +435,9 @@ def test_layer_parameter_counts_add_up_to_the_network_s(widths, backend):
     """Layers count their parameters without a network (what load checks a file by)."""
     net = make_net(widths, backend=backend)
     assert sum(layer.n_params for layer in net.layers) == net.n_params
-    assert [layer.n_params for layer in net.layers if not isinstance(layer, fb.Dense)] == \
-        [0] * (len(net.layers) - len(dense_layers(net)))
+    assert [layer.n_params for layer in net.layers if not isinstance(layer, fb.Dense)] == [0] * (
+        len(net.layers) - len(dense_layers(net))
+    )
 
 
 def test_default_dtype_is_float32(rng):
@@ -398,6 +449,7 @@ def test_default_dtype_is_float32(rng):
 # ---------------------------------------------------------------------------------------
 # initialisation and seeds
 # ---------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -423,8 +475,9 @@ def test_seeded_fit_with_shuffle_is_reproducible(rng, backend):
     widths = (3, 7, 2)
     X, T = make_data(widths, "mse_mean", 33, rng)
     nets = [make_net(widths, "tanh", "mse_mean", backend=backend, seed=8) for _ in range(2)]
-    hists = [n.fit(X, T, epochs=3, batch_size=4, optimizer=fb.SGD(lr=0.05), shuffle=True)
-             for n in nets]
+    hists = [
+        n.fit(X, T, epochs=3, batch_size=4, optimizer=fb.SGD(lr=0.05), shuffle=True) for n in nets
+    ]
     assert hists[0].loss == pytest.approx(hists[1].loss, rel=1e-14)
     assert_same_params(nets[0], nets[1], 1e-14)
 
@@ -440,14 +493,18 @@ def test_shuffle_changes_the_batches(rng, backend):
     assert not np.allclose(nets[0].layers[0].W, nets[1].layers[0].W, rtol=1e-10, atol=0)
 
 
-@pytest.mark.parametrize("init,expected_var", [
-    ("xavier", lambda i, o: 2.0 / (i + o)),   # Glorot: uniform or normal, same variance
-    ("he", lambda i, o: 2.0 / i),             # He / Kaiming, fan-in
-])
+@pytest.mark.parametrize(
+    "init,expected_var",
+    [
+        ("xavier", lambda i, o: 2.0 / (i + o)),  # Glorot: uniform or normal, same variance
+        ("he", lambda i, o: 2.0 / i),  # He / Kaiming, fan-in
+    ],
+)
 def test_init_variance(init, expected_var):
     fan_in, fan_out = 127, 200
-    net = fb.Network([fb.Dense(fan_in, fan_out, init=init)], loss=fb.MSELoss(),
-                     dtype="float64", seed=0)
+    net = fb.Network(
+        [fb.Dense(fan_in, fan_out, init=init)], loss=fb.MSELoss(), dtype="float64", seed=0
+    )
     W = net.layers[0].W
     assert abs(W.mean()) < 0.05 * np.sqrt(expected_var(fan_in, fan_out))
     assert W.var() == pytest.approx(expected_var(fan_in, fan_out), rel=0.05)
@@ -463,11 +520,19 @@ def test_init_zeros():
 # build info and threads
 # ---------------------------------------------------------------------------------------
 
+
 def test_build_info():
     info = fb.build_info()
     assert isinstance(info, dict)
-    for key in ("version", "compiler", "simd_compiled", "simd", "threads", "cuda_compiled",
-                "cuda_available"):
+    for key in (
+        "version",
+        "compiler",
+        "simd_compiled",
+        "simd",
+        "threads",
+        "cuda_compiled",
+        "cuda_available",
+    ):
         assert key in info, key
     assert info["version"] == importlib.metadata.version("fastbp")
     assert isinstance(info["compiler"], str) and info["compiler"]
@@ -510,10 +575,12 @@ def test_results_do_not_depend_on_thread_count(restore_threads, rng, backend):
 # input conversion
 # ---------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("kind", ["list", "float16", "int", "float32/64", "non_contiguous",
-                                  "fortran"])
+@pytest.mark.parametrize(
+    "kind", ["list", "float16", "int", "float32/64", "non_contiguous", "fortran"]
+)
 def test_inputs_are_converted(rng, kind, dtype, backend):
     widths = (3, 7, 2)
     net = make_net(widths, "sigmoid", "mse_mean", dtype, backend, seed=0)
@@ -525,8 +592,7 @@ def test_inputs_are_converted(rng, kind, dtype, backend):
         "float16": (base_X.astype(np.float16), base_T.astype(np.float16)),
         "int": (base_X.astype(np.int64), base_T.astype(np.int32)),
         "float32/64": (base_X.astype(other), base_T.astype(other)),
-        "non_contiguous": (np.repeat(base_X, 2, axis=1)[:, ::2],
-                           np.repeat(base_T, 3, axis=0)[::3]),
+        "non_contiguous": (np.repeat(base_X, 2, axis=1)[:, ::2], np.repeat(base_T, 3, axis=0)[::3]),
         "fortran": (np.asfortranarray(base_X), np.asfortranarray(base_T)),
     }[kind]
     if kind == "non_contiguous":
@@ -571,10 +637,12 @@ def test_column_and_whole_float_labels_train_as_integer_labels(rng, backend, dty
     widths = (3, 7, 4)
     X = rng.standard_normal((10, 3))
     labels = np.array([0, 3, 1, 2, 3, 0, 1, 1, 2, 3])
-    given = {"column-int": labels.reshape(-1, 1).astype(np.int32),
-             "float": labels.astype(np.float64),
-             "column-float": labels.reshape(-1, 1).astype(np.float32),
-             "column-net-dtype": labels.reshape(-1, 1).astype(dtype)}[form]
+    given = {
+        "column-int": labels.reshape(-1, 1).astype(np.int32),
+        "float": labels.astype(np.float64),
+        "column-float": labels.reshape(-1, 1).astype(np.float32),
+        "column-net-dtype": labels.reshape(-1, 1).astype(dtype),
+    }[form]
     nets = [make_net(widths, "relu", "ce_labels", dtype, backend, seed=0) for _ in range(2)]
     results = []
     for net, T in zip(nets, (labels, given)):
@@ -582,11 +650,19 @@ def test_column_and_whole_float_labels_train_as_integer_labels(rng, backend, dty
         loss, backward = net.loss(X, T), net.backward(X, T)
         grads = net.grads.copy()
         step = net.train_step(X, T, opt)
-        history = net.fit(X, T, epochs=2, batch_size=3, optimizer=opt,
-                          validation_data=(X, T), metrics=["accuracy"])
+        history = net.fit(
+            X,
+            T,
+            epochs=2,
+            batch_size=3,
+            optimizer=opt,
+            validation_data=(X, T),
+            metrics=["accuracy"],
+        )
         results.append((loss, backward, grads, step, history.to_dict(), net.params.copy()))
-    for name, want, got in zip(["loss", "backward", "grads", "train_step", "history", "params"],
-                               *results):
+    for name, want, got in zip(
+        ["loss", "backward", "grads", "train_step", "history", "params"], *results
+    ):
         if isinstance(want, dict):
             want.pop("epoch_time"), got.pop("epoch_time")
         np.testing.assert_equal(got, want, err_msg=name)
@@ -616,6 +692,7 @@ def test_scalar_results_are_python_floats(rng, backend, dtype):
 
 # ---- public flat buffers ----------------------------------------------------------
 
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_params_is_the_flat_buffer_every_layer_views(backend, dtype, rng):
@@ -624,18 +701,24 @@ def test_params_is_the_flat_buffer_every_layer_views(backend, dtype, rng):
     assert net.params.shape == (net.n_params,) and net.params.dtype == np.dtype(dtype)
     assert net.grads.shape == (net.n_params,) and net.grads.dtype == np.dtype(dtype)
     for layer in dense_layers(net):
-        for flat, name in ((net.params, "W"), (net.params, "b"), (net.grads, "dW"),
-                           (net.grads, "db")):
+        for flat, name in (
+            (net.params, "W"),
+            (net.params, "b"),
+            (net.grads, "dW"),
+            (net.grads, "db"),
+        ):
             assert np.shares_memory(getattr(layer, name), flat), name
     np.testing.assert_array_equal(
-        net.params, np.concatenate([a.ravel() for l in dense_layers(net) for a in (l.W, l.b)]))
+        net.params,
+        np.concatenate([a.ravel() for layer in dense_layers(net) for a in (layer.W, layer.b)]),
+    )
     new = rng.standard_normal(net.n_params).astype(dtype)
-    net.params[...] = new                       # written through the flat buffer
+    net.params[...] = new  # written through the flat buffer
     first = dense_layers(net)[0]
     np.testing.assert_array_equal(first.W, new[:35].reshape(5, 7))
     np.testing.assert_array_equal(first.b, new[35:42])
     assert_close_scaled(net.forward(X), np_forward(net, X), backend_rtol(dtype))
-    first.b[...] = 0.25                         # and a layer's write shows in it
+    first.b[...] = 0.25  # and a layer's write shows in it
     np.testing.assert_array_equal(net.params[35:42], 0.25)
 
 
@@ -644,6 +727,8 @@ def test_grads_after_backward_are_the_layers_gradients(backend, rng):
     net = make_net((4, 6, 5, 2), "relu", "ce_labels", "float64", backend, seed=2)
     X, T = make_data((4, 2), "ce_labels", 11, rng, "float64")
     net.backward(X, T)
-    expected = np.concatenate([a.ravel() for l in dense_layers(net) for a in (l.dW, l.db)])
+    expected = np.concatenate(
+        [a.ravel() for layer in dense_layers(net) for a in (layer.dW, layer.db)]
+    )
     assert np.abs(expected).max() > 0
     np.testing.assert_array_equal(net.grads, expected)

@@ -41,6 +41,7 @@ def _check(got, want, dtype):
 
 # --- against PyTorch -------------------------------------------------------------------
 
+
 @DTYPES
 @pytest.mark.parametrize("shape", SHAPES)
 def test_layer_norm_matches_torch(rng, shape, dtype):
@@ -105,11 +106,13 @@ def test_dropout_scales_kept_values_exactly_as_torch(rng, dtype, p):
     assert kept.any() and (~kept).any()
     np.testing.assert_array_equal(y[kept], x[kept] * torch_scale.numpy())
     g = rng.standard_normal(x.shape).astype(dtype)
-    np.testing.assert_array_equal(ops.dropout_backward(g, p, 12345),
-                                  np.where(kept, g * torch_scale.numpy(), 0))
+    np.testing.assert_array_equal(
+        ops.dropout_backward(g, p, 12345), np.where(kept, g * torch_scale.numpy(), 0)
+    )
 
 
 # --- the dropout mask ------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("p", [0.05, 0.3, 0.5, 0.9])
 def test_dropout_drops_about_p_of_the_elements(p):
@@ -143,20 +146,23 @@ def test_dropout_mask_of_cpp_equals_the_reference_bitwise(rng, dtype, size):
     x = rng.standard_normal(size).astype(dtype)
     for p, key in ((0.5, 0), (0.25, 2**64 - 1), (0.9, ops.dropout_key(1, 2, 3))):
         np.testing.assert_array_equal(ops.dropout(x, p, key), reference.dropout(x, p, key))
-        np.testing.assert_array_equal(ops.dropout_backward(x, p, key),
-                                      reference.dropout_backward(x, p, key))
+        np.testing.assert_array_equal(
+            ops.dropout_backward(x, p, key), reference.dropout_backward(x, p, key)
+        )
 
 
-@pytest.mark.parametrize("triple", [(0, 0, 0), (1, 2, 3), (2**64 - 1, 5, 2**63),
-                                    (42, 2**64 - 1, 2**64 - 1)])
+@pytest.mark.parametrize(
+    "triple", [(0, 0, 0), (1, 2, 3), (2**64 - 1, 5, 2**63), (42, 2**64 - 1, 2**64 - 1)]
+)
 def test_dropout_key_of_cpp_equals_the_reference(triple):
     assert ops.dropout_key(*triple) == reference.dropout_key(*triple)
     assert 0 <= ops.dropout_key(*triple) < 2**64
 
 
 def test_dropout_keys_differ_between_layers_and_passes():
-    keys = {ops.dropout_key(s, layer, step) for s in range(3) for layer in range(4)
-            for step in range(5)}
+    keys = {
+        ops.dropout_key(s, layer, step) for s in range(3) for layer in range(4) for step in range(5)
+    }
     assert len(keys) == 60
 
 
@@ -168,9 +174,17 @@ def test_results_do_not_depend_on_the_thread_count(rng):
         for threads in (1, 2, 3):
             fb.set_num_threads(threads)
             rm, rv = np.zeros(67), np.ones(67)
-            results.append([ops.layer_norm(x, w, b), *ops.layer_norm_backward(x, w, g),
-                            ops.batch_norm(x, w, b, rm, rv, True), rm, rv,
-                            *ops.batch_norm_backward(x, w, g), ops.dropout(x, 0.3, 5)])
+            results.append(
+                [
+                    ops.layer_norm(x, w, b),
+                    *ops.layer_norm_backward(x, w, g),
+                    ops.batch_norm(x, w, b, rm, rv, True),
+                    rm,
+                    rv,
+                    *ops.batch_norm_backward(x, w, g),
+                    ops.dropout(x, 0.3, 5),
+                ]
+            )
     finally:
         fb.set_num_threads(before)
     for other in results[1:]:
@@ -179,6 +193,7 @@ def test_results_do_not_depend_on_the_thread_count(rng):
 
 
 # --- errors ----------------------------------------------------------------------------
+
 
 def test_bad_inputs_raise_clear_errors():
     x, w = np.ones((4, 3)), np.ones(3)
@@ -232,13 +247,13 @@ def test_core_checks_direct_calls():
     with pytest.raises(ValueError, match=r"bias must have shape \(3,\)"):
         fb._core.layer_norm(x, np.ones(3), np.ones(2), 1e-5)
     with pytest.raises(ValueError, match="at least 2 rows"):
-        fb._core.batch_norm(x[:1], np.ones(3), np.ones(3), np.zeros(3), np.ones(3), True, 0.1,
-                            1e-5)
+        fb._core.batch_norm(x[:1], np.ones(3), np.ones(3), np.zeros(3), np.ones(3), True, 0.1, 1e-5)
     with pytest.raises(ValueError, match=r"p must be in \[0, 1\)"):
         fb._core.dropout(x, 1.0, 0)
 
 
 # --- hypothesis: ops against the reference, extremes included --------------------------
+
 
 def _values(dtype, limit):
     info, limit = np.finfo(dtype), float(dtype(limit))
@@ -289,8 +304,9 @@ def _assert_within(got, want, bound, dtype):
     assert got.dtype == want.dtype == np.dtype(dtype)
     assert np.isfinite(got).all() and np.isfinite(want).all()
     bound = bound + 2 * float(np.finfo(dtype).eps) * np.abs(want)
-    assert (np.abs(got.astype(np.float64) - want) <= bound).all(), \
-        np.max(np.abs(got.astype(np.float64) - want) - bound)
+    assert (np.abs(got.astype(np.float64) - want) <= bound).all(), np.max(
+        np.abs(got.astype(np.float64) - want) - bound
+    )
 
 
 @DTYPES
@@ -301,9 +317,11 @@ def test_layer_norm_property_against_reference(dtype):
         x, w, b, g = case
         y_bound, dx_bound, dw_bound, db_bound = _error_bounds(x, w, g, dtype, 1)
         _assert_within(ops.layer_norm(x, w, b), reference.layer_norm(x, w, b), y_bound, dtype)
-        for got, want, bound in zip(ops.layer_norm_backward(x, w, g),
-                                    reference.layer_norm_backward(x, w, g),
-                                    (dx_bound, dw_bound, db_bound)):
+        for got, want, bound in zip(
+            ops.layer_norm_backward(x, w, g),
+            reference.layer_norm_backward(x, w, g),
+            (dx_bound, dw_bound, db_bound),
+        ):
             _assert_within(got, want, bound, dtype)
 
     check()
@@ -313,8 +331,10 @@ def test_layer_norm_property_against_reference(dtype):
 def test_batch_norm_property_against_reference(dtype):
     @PROPERTY
     # float32's running variance overflows for values beyond about 1e19, as torch's does.
-    @given(_norm_case(dtype, 2, 1e18 if dtype == np.float32 else 1e30),
-           st.sampled_from([0.1, 0.9, 1.0]))
+    @given(
+        _norm_case(dtype, 2, 1e18 if dtype == np.float32 else 1e30),
+        st.sampled_from([0.1, 0.9, 1.0]),
+    )
     def check(case, momentum):
         x, w, b, g = case
         y_bound, dx_bound, dw_bound, db_bound = _error_bounds(x, w, g, dtype, 0)
@@ -322,23 +342,38 @@ def test_batch_norm_property_against_reference(dtype):
         stats = [np.zeros(n, dtype), np.ones(n, dtype)]
         ref_stats = [s.copy() for s in stats]
         got = ops.batch_norm(x, w, b, *stats, True, momentum)
-        _assert_within(got, reference.batch_norm(x, w, b, *ref_stats, True, momentum), y_bound,
-                       dtype)
+        _assert_within(
+            got, reference.batch_norm(x, w, b, *ref_stats, True, momentum), y_bound, dtype
+        )
         var = np.var(x.astype(np.float64), axis=0, ddof=1)
         var_bound = 8 * (float(np.finfo(dtype).eps) + x.shape[0] * 1.2e-16) * (var + 1)
-        _assert_within(stats[0], ref_stats[0], 1e-300 + 8 * float(np.finfo(dtype).eps) *
-                       np.abs(x.astype(np.float64)).max(axis=0), dtype)
+        _assert_within(
+            stats[0],
+            ref_stats[0],
+            1e-300 + 8 * float(np.finfo(dtype).eps) * np.abs(x.astype(np.float64)).max(axis=0),
+            dtype,
+        )
         _assert_within(stats[1], ref_stats[1], var_bound, dtype)
-        for got, want, bound in zip(ops.batch_norm_backward(x, w, g),
-                                    reference.batch_norm_backward(x, w, g),
-                                    (dx_bound, dw_bound, db_bound)):
+        for got, want, bound in zip(
+            ops.batch_norm_backward(x, w, g),
+            reference.batch_norm_backward(x, w, g),
+            (dx_bound, dw_bound, db_bound),
+        ):
             _assert_within(got, want, bound, dtype)
         # Inference from the running statistics just computed.
         infer = ops.batch_norm(x, w, b, *stats, False)
-        _assert_within(infer, reference.batch_norm(x, w, b, *stats, False),
-                       4 * float(np.finfo(dtype).eps) *
-                       (np.abs(x.astype(np.float64) - stats[0]) / np.sqrt(stats[1] + 1e-5) *
-                        np.abs(w) + np.abs(b) + 1), dtype)
+        _assert_within(
+            infer,
+            reference.batch_norm(x, w, b, *stats, False),
+            4
+            * float(np.finfo(dtype).eps)
+            * (
+                np.abs(x.astype(np.float64) - stats[0]) / np.sqrt(stats[1] + 1e-5) * np.abs(w)
+                + np.abs(b)
+                + 1
+            ),
+            dtype,
+        )
 
     check()
 
@@ -346,19 +381,27 @@ def test_batch_norm_property_against_reference(dtype):
 @DTYPES
 def test_dropout_property_against_reference(dtype):
     @PROPERTY
-    @given(arrays(dtype, st.tuples(st.integers(1, 9), st.integers(1, 9)),
-                  elements=_values(dtype, float(np.finfo(dtype).max))),
-           st.floats(0, 0.99), st.integers(0, 2**64 - 1))
+    @given(
+        arrays(
+            dtype,
+            st.tuples(st.integers(1, 9), st.integers(1, 9)),
+            elements=_values(dtype, float(np.finfo(dtype).max)),
+        ),
+        st.floats(0, 0.99),
+        st.integers(0, 2**64 - 1),
+    )
     def check(x, p, key):
         with np.errstate(over="ignore"):
             np.testing.assert_array_equal(ops.dropout(x, p, key), reference.dropout(x, p, key))
-            np.testing.assert_array_equal(ops.dropout_backward(x, p, key),
-                                          reference.dropout_backward(x, p, key))
+            np.testing.assert_array_equal(
+                ops.dropout_backward(x, p, key), reference.dropout_backward(x, p, key)
+            )
 
     check()
 
 
 # --- the layer classes -----------------------------------------------------------------
+
 
 @DTYPES
 @pytest.mark.parametrize("shape", SHAPES)
@@ -440,8 +483,11 @@ def test_layer_protocol_basics():
         rebuilt = fb.layers.LAYER_TYPES[config.pop("type")](**config)
         assert rebuilt.config() == layer.config() and repr(rebuilt) == repr(layer)
         assert layer.kind is getattr(fb._core.LayerKind, kind)
-    assert (fb.Dropout.torch_type, fb.LayerNorm.torch_type, fb.BatchNorm.torch_type) == \
-        ("Dropout", "LayerNorm", "BatchNorm1d")
+    assert (fb.Dropout.torch_type, fb.LayerNorm.torch_type, fb.BatchNorm.torch_type) == (
+        "Dropout",
+        "LayerNorm",
+        "BatchNorm1d",
+    )
 
 
 def test_layer_arguments_are_checked():
@@ -459,8 +505,13 @@ def test_layer_arguments_are_checked():
     with pytest.raises(ValueError, match="running_var contains NaN"):
         fb.BatchNorm(3).running_var = [1.0, np.nan, 1.0]
     with pytest.raises(ValueError, match="at least 2 rows"):
-        fb.BatchNorm(3).forward_numpy(np.ones((1, 3)), {"W": np.ones(3), "b": np.zeros(3)},
-                                      fb.BatchNorm(3).state_init(np.float64), True, None)
+        fb.BatchNorm(3).forward_numpy(
+            np.ones((1, 3)),
+            {"W": np.ones(3), "b": np.zeros(3)},
+            fb.BatchNorm(3).state_init(np.float64),
+            True,
+            None,
+        )
 
 
 def test_assigned_values_are_kept_and_copied():
@@ -488,8 +539,12 @@ def test_to_torch_and_from_torch_copy_parameters_and_statistics(rng):
     bn.W, bn.b = rng.standard_normal(5), rng.standard_normal(5)
     bn.running_mean, bn.running_var = rng.standard_normal(5), rng.uniform(1, 2, 5)
     module = bn.to_torch(torch, torch.float64)
-    assert (module.eps, module.momentum, module.affine, module.track_running_stats) == \
-        (1e-3, 0.25, True, True)
+    assert (module.eps, module.momentum, module.affine, module.track_running_stats) == (
+        1e-3,
+        0.25,
+        True,
+        True,
+    )
     for name in ("weight", "bias", "running_mean", "running_var"):
         attr = {"weight": "W", "bias": "b"}.get(name, name)
         np.testing.assert_array_equal(getattr(module, name).detach().numpy(), getattr(bn, attr))
@@ -520,23 +575,25 @@ def test_to_torch_and_from_torch_copy_parameters_and_statistics(rng):
 
 # --- ONNX ------------------------------------------------------------------------------
 
+
 def _run_onnx(layer, x, opset):
     onnx = pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
-    import onnx.helper
-    import onnx.numpy_helper
 
     nodes, inits = layer.onnx_nodes(onnx, "out", "x", opset, x.dtype)
     elem = onnx.helper.np_dtype_to_tensor_dtype(x.dtype)
     graph = onnx.helper.make_graph(
-        nodes, "g", [onnx.helper.make_tensor_value_info("x", elem, ["batch", x.shape[1]])],
+        nodes,
+        "g",
+        [onnx.helper.make_tensor_value_info("x", elem, ["batch", x.shape[1]])],
         [onnx.helper.make_tensor_value_info("out", elem, ["batch", x.shape[1]])],
-        initializer=inits)
+        initializer=inits,
+    )
     model = onnx.helper.make_model_gen_version(
-        graph, opset_imports=[onnx.helper.make_opsetid("", opset)])
+        graph, opset_imports=[onnx.helper.make_opsetid("", opset)]
+    )
     onnx.checker.check_model(model)
-    session = ort.InferenceSession(model.SerializeToString(),
-                                   providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     return session.run(None, {"x": x})[0]
 
 
@@ -549,7 +606,8 @@ def test_layer_onnx_nodes_compute_the_inference_forward(rng, opset):
         layer.W, layer.b = rng.standard_normal(17), rng.standard_normal(17)
     bn.running_mean, bn.running_var = rng.standard_normal(17), rng.uniform(0.5, 2, 17)
     for layer in (ln, bn):
-        want, _ = layer.forward_numpy(x, {"W": layer.W, "b": layer.b},
-                                      layer.state_init(np.float64), False, None)
+        want, _ = layer.forward_numpy(
+            x, {"W": layer.W, "b": layer.b}, layer.state_init(np.float64), False, None
+        )
         np.testing.assert_allclose(_run_onnx(layer, x, opset), want, rtol=1e-9, atol=1e-12)
     np.testing.assert_array_equal(_run_onnx(fb.Dropout(0.5), x, opset), x)

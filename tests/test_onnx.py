@@ -16,17 +16,30 @@ from fastbp.onnx_export import MIN_OPSET
 from fbhelpers import BACKENDS, DTYPES, dense_layers, make_net, tol
 
 onnx = pytest.importorskip("onnx", reason='onnx is not installed (pip install "fastbp[onnx]")')
-ort = pytest.importorskip("onnxruntime",
-                          reason='onnxruntime is not installed (pip install "fastbp[onnx]")')
+ort = pytest.importorskip(
+    "onnxruntime", reason='onnxruntime is not installed (pip install "fastbp[onnx]")'
+)
 
 #: Every activation and every loss in fastbp, found in their modules, so one added there
 #: is exported here too.
-ACTIVATION_TYPES = sorted((cls for cls in vars(fb.activations).values() if isinstance(cls, type)
-                           and issubclass(cls, fb.activations.Activation)
-                           and cls is not fb.activations.Activation), key=lambda c: c.__name__)
-LOSS_TYPES = sorted((cls for cls in vars(fb.losses).values() if isinstance(cls, type)
-                     and issubclass(cls, fb.Loss) and cls is not fb.Loss),
-                    key=lambda c: c.__name__)
+ACTIVATION_TYPES = sorted(
+    (
+        cls
+        for cls in vars(fb.activations).values()
+        if isinstance(cls, type)
+        and issubclass(cls, fb.activations.Activation)
+        and cls is not fb.activations.Activation
+    ),
+    key=lambda c: c.__name__,
+)
+LOSS_TYPES = sorted(
+    (
+        cls
+        for cls in vars(fb.losses).values()
+        if isinstance(cls, type) and issubclass(cls, fb.Loss) and cls is not fb.Loss
+    ),
+    key=lambda c: c.__name__,
+)
 #: Batch sizes to run the exported graph on; the export itself sees no batch.
 RUN_BATCHES = (1, 7, 33)
 ELEM_TYPES = {"float32": onnx.TensorProto.FLOAT, "float64": onnx.TensorProto.DOUBLE}
@@ -64,32 +77,46 @@ def assert_runs_as_predict(path, net, rng, tolerance=None):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("act", ACTIVATION_TYPES, ids=lambda c: c.__name__)
 def test_every_activation_exports_and_runs_as_predict(tmp_path, rng, act, dtype):
-    net = with_biases(fb.Network([fb.Dense(5, 9), act(), fb.Dense(9, 4), act()],
-                                 fb.MSELoss(), dtype=dtype, seed=0), rng)
+    net = with_biases(
+        fb.Network(
+            [fb.Dense(5, 9), act(), fb.Dense(9, 4), act()], fb.MSELoss(), dtype=dtype, seed=0
+        ),
+        rng,
+    )
     net.to_onnx(tmp_path / "net.onnx")
     checked(tmp_path / "net.onnx")
     # onnxruntime has no double Erf: a float64 GELU's erf runs at float32 precision.
     erf32 = act is fb.GELU and dtype == "float64"
-    assert_runs_as_predict(tmp_path / "net.onnx", net, rng,
-                           dict(rtol=1e-6, atol=1e-7) if erf32 else None)
+    assert_runs_as_predict(
+        tmp_path / "net.onnx", net, rng, dict(rtol=1e-6, atol=1e-7) if erf32 else None
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("opset", [MIN_OPSET, 17, 20])
-@pytest.mark.parametrize("make", [
-    lambda: fb.LeakyReLU(0.2), lambda: fb.ELU(alpha=0.7), lambda: fb.GELU(),
-    lambda: fb.GELU(approximate="tanh"), lambda: fb.SiLU(),
-], ids=["leaky_relu", "elu", "gelu", "gelu_tanh", "silu"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: fb.LeakyReLU(0.2),
+        lambda: fb.ELU(alpha=0.7),
+        lambda: fb.GELU(),
+        lambda: fb.GELU(approximate="tanh"),
+        lambda: fb.SiLU(),
+    ],
+    ids=["leaky_relu", "elu", "gelu", "gelu_tanh", "silu"],
+)
 def test_activation_settings_export_at_every_opset(tmp_path, rng, make, opset, dtype):
     if opset > onnx.defs.onnx_opset_version():
         pytest.skip(f"onnx {onnx.__version__} knows no opset {opset}")
-    net = with_biases(fb.Network([fb.Dense(3, 7), make(), fb.Dense(7, 2)], fb.MSELoss(),
-                                 dtype=dtype, seed=2), rng)
+    net = with_biases(
+        fb.Network([fb.Dense(3, 7), make(), fb.Dense(7, 2)], fb.MSELoss(), dtype=dtype, seed=2), rng
+    )
     net.to_onnx(tmp_path / "net.onnx", opset=opset)
     checked(tmp_path / "net.onnx")
     erf32 = net.layers[1].name == "gelu" and dtype == "float64"
-    assert_runs_as_predict(tmp_path / "net.onnx", net, rng,
-                           dict(rtol=1e-6, atol=1e-7) if erf32 else None)
+    assert_runs_as_predict(
+        tmp_path / "net.onnx", net, rng, dict(rtol=1e-6, atol=1e-7) if erf32 else None
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -141,10 +168,18 @@ def test_supported_opsets_are_declared_and_run(tmp_path, rng, opset):
     assert_runs_as_predict(tmp_path / "net.onnx", net, rng)
 
 
-@pytest.mark.parametrize("opset,exc", [
-    ("17", TypeError), (17.0, TypeError), (True, TypeError), (None, TypeError),
-    (MIN_OPSET - 1, ValueError), (0, ValueError), (onnx.defs.onnx_opset_version() + 1, ValueError),
-])
+@pytest.mark.parametrize(
+    "opset,exc",
+    [
+        ("17", TypeError),
+        (17.0, TypeError),
+        (True, TypeError),
+        (None, TypeError),
+        (MIN_OPSET - 1, ValueError),
+        (0, ValueError),
+        (onnx.defs.onnx_opset_version() + 1, ValueError),
+    ],
+)
 def test_bad_opset_raises_and_writes_nothing(tmp_path, opset, exc):
     with pytest.raises(exc, match="opset must be"):
         make_net((3, 4, 2)).to_onnx(tmp_path / "net.onnx", opset=opset)
@@ -173,8 +208,9 @@ def test_unknown_head_raises_value_error(tmp_path, head):
 
 def test_importing_fastbp_and_its_exporter_does_not_need_onnx():
     code = "import sys; sys.modules['onnx'] = None; import fastbp, fastbp.onnx_export"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -185,8 +221,7 @@ def test_missing_onnx_raises_import_error_with_the_install_command(tmp_path, mon
     assert list(tmp_path.iterdir()) == []
 
 
-def test_export_replaces_an_old_file_only_once_the_new_one_is_complete(tmp_path, rng,
-                                                                       monkeypatch):
+def test_export_replaces_an_old_file_only_once_the_new_one_is_complete(tmp_path, rng, monkeypatch):
     path = tmp_path / "net.onnx"
     old, new = make_net((3, 4, 2), seed=0), make_net((3, 4, 2), seed=1)
     old.to_onnx(path)
@@ -240,8 +275,9 @@ def test_multilabel_classifier_exports_each_labels_probability(tmp_path, rng, sk
     assert [o.name for o in model.graph.output] == ["probabilities"]
     for n in RUN_BATCHES:
         Xn = (3 * rng.standard_normal((n, 5))).astype(dtype)
-        np.testing.assert_allclose(run(tmp_path / "clf.onnx", Xn), clf.predict_proba(Xn),
-                                   **tol(dtype))
+        np.testing.assert_allclose(
+            run(tmp_path / "clf.onnx", Xn), clf.predict_proba(Xn), **tol(dtype)
+        )
 
 
 @pytest.mark.filterwarnings("ignore:Stochastic Optimizer. Maximum iterations")  # 5 epochs
@@ -252,8 +288,7 @@ def test_regressor_exports_predict_with_its_shape(tmp_path, rng, sklearn, target
     X = rng.standard_normal((50, 4)).astype(dtype)
     y = rng.standard_normal((50, targets)).squeeze()
     y = np.abs(y) if loss == "poisson" else y  # rates: predict is exp of the outputs
-    reg = sklearn.MLPRegressor(loss, hidden_layer_sizes=(6,), max_iter=5,
-                               random_state=0).fit(X, y)
+    reg = sklearn.MLPRegressor(loss, hidden_layer_sizes=(6,), max_iter=5, random_state=0).fit(X, y)
     reg.to_onnx(pathlib.Path(tmp_path, "reg.onnx"))
     checked(tmp_path / "reg.onnx")
     for n in RUN_BATCHES:

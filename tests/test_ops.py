@@ -43,6 +43,7 @@ def check_scalar(got, expected, dtype):
 # matmul and linear
 # ---------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("trans_a,trans_b", list(itertools.product([False, True], repeat=2)))
 @pytest.mark.parametrize("m,k,n", MKN)
@@ -93,8 +94,12 @@ def test_linear_ops_matches_reference(rng, dtype):
     x = rng.standard_normal((33, 17)).astype(dtype)
     w = rng.standard_normal((17, 7)).astype(dtype)
     b = rng.standard_normal(7).astype(dtype)
-    check(fb.ops.linear(x, w, b), fb.reference.linear(x, w, b).astype(np.float64), dtype,
-          atol=2e-5 if dtype == np.float32 else 1e-12)
+    check(
+        fb.ops.linear(x, w, b),
+        fb.reference.linear(x, w, b).astype(np.float64),
+        dtype,
+        atol=2e-5 if dtype == np.float32 else 1e-12,
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -150,8 +155,11 @@ def test_activation_ops_match_reference(rng, name, dtype):
     y_ops = getattr(fb.ops, name)(z)
     y_ref = getattr(fb.reference, name)(z)
     check(y_ops, y_ref.astype(np.float64), dtype)
-    check(getattr(fb.ops, name + "_backward")(y_ref, grad),
-          getattr(fb.reference, name + "_backward")(y_ref, grad).astype(np.float64), dtype)
+    check(
+        getattr(fb.ops, name + "_backward")(y_ref, grad),
+        getattr(fb.reference, name + "_backward")(y_ref, grad).astype(np.float64),
+        dtype,
+    )
 
 
 @MODULES
@@ -272,10 +280,14 @@ def test_softmax_cross_entropy_labels_equal_onehot_probabilities(rng, mod):
     labels = rng.integers(0, 7, size=33)
     onehot = np.eye(7)[labels]
     assert mod.softmax_cross_entropy(z, labels) == pytest.approx(
-        mod.softmax_cross_entropy(z, onehot), rel=1e-12)
-    np.testing.assert_allclose(mod.softmax_cross_entropy_backward(z, labels),
-                               mod.softmax_cross_entropy_backward(z, onehot), rtol=1e-12,
-                               atol=1e-15)
+        mod.softmax_cross_entropy(z, onehot), rel=1e-12
+    )
+    np.testing.assert_allclose(
+        mod.softmax_cross_entropy_backward(z, labels),
+        mod.softmax_cross_entropy_backward(z, onehot),
+        rtol=1e-12,
+        atol=1e-15,
+    )
 
 
 @MODULES
@@ -310,8 +322,11 @@ def test_bce_with_logits(rng, mod, n, c, reduction, dtype):
     per = np.maximum(z64, 0) - z64 * t64 + np.log1p(np.exp(-np.abs(z64)))
     denom = 1.0 if reduction == "sum" else n * c  # mean over all elements
     check_scalar(mod.bce_with_logits(z, t, reduction=reduction), float(per.sum()) / denom, dtype)
-    check(mod.bce_with_logits_backward(z, t, reduction=reduction), (np_sigmoid(z64) - t64) / denom,
-          dtype)
+    check(
+        mod.bce_with_logits_backward(z, t, reduction=reduction),
+        (np_sigmoid(z64) - t64) / denom,
+        dtype,
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -321,8 +336,12 @@ def test_losses_ops_match_reference(rng, dtype):
     labels = rng.integers(0, 7, 33)
     probs = rng.dirichlet(np.ones(7), size=33).astype(dtype)
     t2 = tol(dtype)
-    pairs = [("mse", t), ("bce_with_logits", t), ("softmax_cross_entropy", labels),
-             ("softmax_cross_entropy", probs)]
+    pairs = [
+        ("mse", t),
+        ("bce_with_logits", t),
+        ("softmax_cross_entropy", labels),
+        ("softmax_cross_entropy", probs),
+    ]
     for name, target in pairs:
         for reduction in REDUCTIONS:
             a = getattr(fb.ops, name)(z, target, reduction=reduction)
@@ -337,14 +356,16 @@ def test_losses_ops_match_reference(rng, dtype):
 # numerical stability
 # ---------------------------------------------------------------------------------------
 
+
 @MODULES
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_sigmoid_of_huge_magnitude_is_finite(mod, dtype):
     z = np.array([-1e4, -1e3, -100.0, 0.0, 100.0, 1e3, 1e4], dtype=dtype)
     y = mod.sigmoid(z)
     assert np.all(np.isfinite(y))
-    np.testing.assert_allclose(np.asarray(y, np.float64), np_sigmoid(z.astype(np.float64)),
-                               rtol=1e-5, atol=1e-30)
+    np.testing.assert_allclose(
+        np.asarray(y, np.float64), np_sigmoid(z.astype(np.float64)), rtol=1e-5, atol=1e-30
+    )
     assert 0.0 <= y[0] < 1e-40
     assert y[-1] == 1.0
     g = mod.sigmoid_backward(y, np.ones_like(y))
@@ -362,10 +383,9 @@ def test_tanh_of_huge_magnitude_is_finite(mod, dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_softmax_cross_entropy_huge_logits(mod, dtype, reduction):
-    z = np.array([[1e4, -1e4, 0.0],
-                  [-1e4, 1e4, 5e3],
-                  [1e4, 1e4, -1e4],
-                  [-1e4, -1e4, -1e4]], dtype=dtype)
+    z = np.array(
+        [[1e4, -1e4, 0.0], [-1e4, 1e4, 5e3], [1e4, 1e4, -1e4], [-1e4, -1e4, -1e4]], dtype=dtype
+    )
     labels = np.array([0, 0, 1, 2])
     # by hand: row 0 correct (0), row 1 wrong by 2e4, row 2 two equal maxima (log 2),
     # row 3 all equal (log 3)
@@ -376,17 +396,17 @@ def test_softmax_cross_entropy_huge_logits(mod, dtype, reduction):
     assert loss == pytest.approx(expected, rel=1e-6)
     grad = mod.softmax_cross_entropy_backward(z, labels, reduction=reduction)
     assert np.all(np.isfinite(grad))
-    exp_grad = np.array([[0.0, 0.0, 0.0],
-                         [-1.0, 1.0, 0.0],
-                         [0.5, -0.5, 0.0],
-                         [1 / 3, 1 / 3, -2 / 3]])
+    exp_grad = np.array(
+        [[0.0, 0.0, 0.0], [-1.0, 1.0, 0.0], [0.5, -0.5, 0.0], [1 / 3, 1 / 3, -2 / 3]]
+    )
     if reduction == "mean":
         exp_grad /= 4
     np.testing.assert_allclose(np.asarray(grad, np.float64), exp_grad, rtol=1e-5, atol=1e-7)
     # probability targets take the same path
     probs = np.eye(3, dtype=dtype)[labels]
-    assert mod.softmax_cross_entropy(z, probs, reduction=reduction) == pytest.approx(expected,
-                                                                                    rel=1e-6)
+    assert mod.softmax_cross_entropy(z, probs, reduction=reduction) == pytest.approx(
+        expected, rel=1e-6
+    )
     assert np.all(np.isfinite(mod.softmax_cross_entropy_backward(z, probs, reduction=reduction)))
     sm = mod.softmax(z)
     assert np.all(np.isfinite(sm))
@@ -415,6 +435,7 @@ def test_bce_with_logits_huge_logits(mod, dtype, reduction):
 # ---------------------------------------------------------------------------------------
 # SGD update
 # ---------------------------------------------------------------------------------------
+
 
 def np_dtype_scalar(dtype):
     return np.dtype(dtype).type
@@ -452,7 +473,9 @@ SGD_CASES = [
 @MODULES
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [(1,), (127,), (7, 17), (33, 3)], ids=str)
-@pytest.mark.parametrize("hyper", SGD_CASES, ids=lambda h: "-".join(f"{k}={v}" for k, v in h.items()))
+@pytest.mark.parametrize(
+    "hyper", SGD_CASES, ids=lambda h: "-".join(f"{k}={v}" for k, v in h.items())
+)
 def test_sgd_step_matches_pytorch_rule(rng, mod, hyper, shape, dtype):
     lr = 0.1
     steps = 5
@@ -469,8 +492,7 @@ def test_sgd_step_matches_pytorch_rule(rng, mod, hyper, shape, dtype):
     t = tol(dtype)
     np.testing.assert_allclose(p, expected_p, rtol=10 * t["rtol"], atol=10 * t["atol"])
     if hyper["momentum"] != 0:
-        np.testing.assert_allclose(velocity, expected_buf, rtol=10 * t["rtol"],
-                                   atol=10 * t["atol"])
+        np.testing.assert_allclose(velocity, expected_buf, rtol=10 * t["rtol"], atol=10 * t["atol"])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -511,6 +533,7 @@ def test_sgd_step_ops_matches_reference(rng, dtype):
 # dtype rule: result_type(*inputs, float32)
 # ---------------------------------------------------------------------------------------
 
+
 def _unary_ops(mod):
     return {
         "sigmoid": lambda a: mod.sigmoid(a),
@@ -527,7 +550,8 @@ def _unary_ops(mod):
         "mse_backward": lambda a: mod.mse_backward(a, a + 1),
         "bce_with_logits_backward": lambda a: mod.bce_with_logits_backward(a, a * 0),
         "softmax_cross_entropy_backward": lambda a: mod.softmax_cross_entropy_backward(
-            a, np.zeros(a.shape[0], dtype=np.int64)),
+            a, np.zeros(a.shape[0], dtype=np.int64)
+        ),
     }
 
 
@@ -535,14 +559,18 @@ UNARY_NAMES = list(_unary_ops(fb.reference))
 
 
 @MODULES
-@pytest.mark.parametrize("in_dtype,out_dtype", [
-    (np.float32, np.float32),
-    (np.float64, np.float64),
-    (np.int64, np.float64),
-    (np.int32, np.float64),
-    (np.int8, np.float32 if np.result_type(np.int8, np.float32) == np.float32 else np.float64),
-    (np.float16, np.float32),
-], ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize(
+    "in_dtype,out_dtype",
+    [
+        (np.float32, np.float32),
+        (np.float64, np.float64),
+        (np.int64, np.float64),
+        (np.int32, np.float64),
+        (np.int8, np.float32 if np.result_type(np.int8, np.float32) == np.float32 else np.float64),
+        (np.float16, np.float32),
+    ],
+    ids=lambda d: np.dtype(d).name,
+)
 @pytest.mark.parametrize("name", UNARY_NAMES)
 def test_dtype_rule(mod, name, in_dtype, out_dtype):
     a = np.array([[1, 2, 0], [0, 1, 1], [2, 0, 1]]).astype(in_dtype)
@@ -552,8 +580,12 @@ def test_dtype_rule(mod, name, in_dtype, out_dtype):
     assert out.dtype == expected_dtype
     # the values are those of the float64 computation (inputs are small exact integers)
     ref = _unary_ops(fb.reference)[name](a.astype(np.float64))
-    np.testing.assert_allclose(np.asarray(out, np.float64), ref, rtol=1e-3 if
-                               expected_dtype == np.float32 else 1e-12, atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(out, np.float64),
+        ref,
+        rtol=1e-3 if expected_dtype == np.float32 else 1e-12,
+        atol=1e-6,
+    )
 
 
 @MODULES
@@ -567,11 +599,15 @@ def test_dtype_rule_mixed_float32_float64_gives_float64(rng, mod):
 
 
 @MODULES
-@pytest.mark.parametrize("bad", [
-    np.array([[1 + 1j, 2]]),
-    np.array([[True, False]]),
-    np.array([[1.0, 2.0]], dtype=object),
-], ids=["complex", "bool", "object"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        np.array([[1 + 1j, 2]]),
+        np.array([[True, False]]),
+        np.array([[1.0, 2.0]], dtype=object),
+    ],
+    ids=["complex", "bool", "object"],
+)
 def test_dtype_rule_rejects_complex_bool_object(mod, bad):
     with pytest.raises(TypeError, match=str(bad.dtype)):
         mod.sigmoid(bad)
@@ -597,6 +633,9 @@ def test_ops_accept_non_contiguous_inputs(rng, mod, dtype):
 def test_loss_returns_python_float(rng, mod):
     z = rng.standard_normal((5, 3)).astype(np.float32)
     t = rng.random((5, 3)).astype(np.float32)
-    for value in (mod.mse(z, t), mod.bce_with_logits(z, t),
-                  mod.softmax_cross_entropy(z, np.array([0, 1, 2, 0, 1]))):
+    for value in (
+        mod.mse(z, t),
+        mod.bce_with_logits(z, t),
+        mod.softmax_cross_entropy(z, np.array([0, 1, 2, 0, 1])),
+    ):
         assert isinstance(value, float)

@@ -28,10 +28,17 @@ def test_hyper_parameters_can_change_between_steps(rng):
     assert fast.hyper_parameters == (0.5, 0.0, 0.0, False, 0.0)
 
 
-@pytest.mark.parametrize("name, value, exc", [
-    ("lr", 0.0, ValueError), ("lr", -1.0, ValueError), ("lr", float("nan"), ValueError),
-    ("momentum", -0.5, ValueError), ("nesterov", 1, TypeError), ("lr", "0.1", TypeError),
-])
+@pytest.mark.parametrize(
+    "name, value, exc",
+    [
+        ("lr", 0.0, ValueError),
+        ("lr", -1.0, ValueError),
+        ("lr", float("nan"), ValueError),
+        ("momentum", -0.5, ValueError),
+        ("nesterov", 1, TypeError),
+        ("lr", "0.1", TypeError),
+    ],
+)
 def test_bad_assignment_is_refused_and_changes_nothing(name, value, exc):
     opt = fb.SGD(lr=0.1, momentum=0.9)
     with pytest.raises(exc, match=name):

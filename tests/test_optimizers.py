@@ -22,22 +22,26 @@ ROWS, BATCH, STEPS = 10, 4, 10
 # (fastbp class, torch class, keyword arguments both take)
 CASES = {
     "sgd": (fb.SGD, "SGD", dict(lr=0.05)),
-    "sgd-momentum": (fb.SGD, "SGD", dict(lr=0.05, momentum=0.9, dampening=0.2,
-                                         weight_decay=0.01)),
+    "sgd-momentum": (fb.SGD, "SGD", dict(lr=0.05, momentum=0.9, dampening=0.2, weight_decay=0.01)),
     "sgd-nesterov": (fb.SGD, "SGD", dict(lr=0.05, momentum=0.8, nesterov=True)),
     "adam": (fb.Adam, "Adam", dict(lr=0.01, betas=(0.8, 0.95), weight_decay=0.01)),
     "adamw": (fb.AdamW, "AdamW", dict(lr=0.01, weight_decay=0.05)),
     "rmsprop": (fb.RMSprop, "RMSprop", dict(lr=0.01)),
-    "rmsprop-all": (fb.RMSprop, "RMSprop", dict(lr=0.01, alpha=0.9, eps=1e-6, weight_decay=0.02,
-                                                momentum=0.7, centered=True)),
+    "rmsprop-all": (
+        fb.RMSprop,
+        "RMSprop",
+        dict(lr=0.01, alpha=0.9, eps=1e-6, weight_decay=0.02, momentum=0.7, centered=True),
+    ),
     "rmsprop-centered": (fb.RMSprop, "RMSprop", dict(lr=0.005, alpha=0.3, centered=True)),
     "rmsprop-momentum": (fb.RMSprop, "RMSprop", dict(lr=0.01, momentum=0.5)),
     "adagrad": (fb.Adagrad, "Adagrad", dict(lr=0.05)),
-    "adagrad-all": (fb.Adagrad, "Adagrad", dict(lr=0.05, lr_decay=0.1, weight_decay=0.01,
-                                                initial_accumulator_value=0.3, eps=1e-6)),
+    "adagrad-all": (
+        fb.Adagrad,
+        "Adagrad",
+        dict(lr=0.05, lr_decay=0.1, weight_decay=0.01, initial_accumulator_value=0.3, eps=1e-6),
+    ),
     "adadelta": (fb.Adadelta, "Adadelta", dict()),
-    "adadelta-all": (fb.Adadelta, "Adadelta", dict(lr=0.5, rho=0.6, eps=1e-4,
-                                                  weight_decay=0.02)),
+    "adadelta-all": (fb.Adadelta, "Adadelta", dict(lr=0.5, rho=0.6, eps=1e-4, weight_decay=0.02)),
 }
 # clip bites (a norm far below the gradients') or does not
 CLIPS = [None, 0.05, 1e6]
@@ -45,13 +49,20 @@ CLIPS = [None, 0.05, 1e6]
 
 def data(dtype, seed=0):
     rng = np.random.default_rng(seed)
-    return (rng.standard_normal((ROWS, WIDTHS[0])).astype(dtype),
-            rng.standard_normal((ROWS, WIDTHS[-1])).astype(dtype))
+    return (
+        rng.standard_normal((ROWS, WIDTHS[0])).astype(dtype),
+        rng.standard_normal((ROWS, WIDTHS[-1])).astype(dtype),
+    )
 
 
 def network(dtype, backend):
-    return fb.Network([fb.Dense(WIDTHS[0], WIDTHS[1]), fb.Tanh(), fb.Dense(WIDTHS[1], WIDTHS[2])],
-                      fb.MSELoss(), dtype=dtype, backend=backend, seed=2)
+    return fb.Network(
+        [fb.Dense(WIDTHS[0], WIDTHS[1]), fb.Tanh(), fb.Dense(WIDTHS[1], WIDTHS[2])],
+        fb.MSELoss(),
+        dtype=dtype,
+        backend=backend,
+        seed=2,
+    )
 
 
 def torch_run(net, case, clip, batches):
@@ -76,8 +87,10 @@ def fastbp_params(net):
 
 def step_batches(X, T):
     """STEPS batches cycling through the rows, BATCH at a time."""
-    return [(X[(np.arange(BATCH) + BATCH * k) % ROWS], T[(np.arange(BATCH) + BATCH * k) % ROWS])
-            for k in range(STEPS)]
+    return [
+        (X[(np.arange(BATCH) + BATCH * k) % ROWS], T[(np.arange(BATCH) + BATCH * k) % ROWS])
+        for k in range(STEPS)
+    ]
 
 
 def assert_as_torch(net, want, dtype):
@@ -116,11 +129,19 @@ def test_fit_matches_torch(backend, dtype, case, clip):
     X, T = data(dtype)
     net = network(dtype, backend)
     epochs = 4  # 3 batches an epoch (4, 4, 2 rows): 12 steps
-    batches = [(X[s:s + BATCH], T[s:s + BATCH]) for _ in range(epochs)
-               for s in range(0, ROWS, BATCH)]
+    batches = [
+        (X[s : s + BATCH], T[s : s + BATCH]) for _ in range(epochs) for s in range(0, ROWS, BATCH)
+    ]
     want = torch_run(net, case, clip, batches)
-    net.fit(X, T, epochs=epochs, batch_size=BATCH, optimizer=cls(**kwargs, max_grad_norm=clip),
-            shuffle=False, progress=False)
+    net.fit(
+        X,
+        T,
+        epochs=epochs,
+        batch_size=BATCH,
+        optimizer=cls(**kwargs, max_grad_norm=clip),
+        shuffle=False,
+        progress=False,
+    )
     assert_as_torch(net, want, dtype)
 
 
@@ -148,15 +169,23 @@ def test_clip_grad_norm_matches_torch(mod, dtype, max_norm, n):
     np.testing.assert_allclose(g, t.grad.numpy(), **TOL[dtype])
 
 
-ARRAYS = st.lists(st.one_of(st.floats(-1e6, 1e6, width=32),
-                            st.sampled_from([0.0, -0.0, 1e-30, -1e-30, 1e30, -1e30])),
-                  min_size=1, max_size=40)
+ARRAYS = st.lists(
+    st.one_of(
+        st.floats(-1e6, 1e6, width=32), st.sampled_from([0.0, -0.0, 1e-30, -1e-30, 1e30, -1e30])
+    ),
+    min_size=1,
+    max_size=40,
+)
 
 
 @settings(max_examples=60, deadline=None)
-@given(values=ARRAYS, dtype=st.sampled_from(DTYPES),
-       kind=st.sampled_from(["rmsprop", "adagrad", "adadelta", "clip"]), step=st.integers(1, 5),
-       flags=st.tuples(st.booleans(), st.booleans()))
+@given(
+    values=ARRAYS,
+    dtype=st.sampled_from(DTYPES),
+    kind=st.sampled_from(["rmsprop", "adagrad", "adadelta", "clip"]),
+    step=st.integers(1, 5),
+    flags=st.tuples(st.booleans(), st.booleans()),
+)
 def test_ops_match_reference(values, dtype, kind, step, flags):
     """The kernels and their NumPy twins agree on arbitrary values, extremes included."""
     n = len(values)
@@ -167,14 +196,37 @@ def test_ops_match_reference(values, dtype, kind, step, flags):
         states = [np.abs(np.linspace(0, 2, n)).astype(dtype) for _ in range(3)]
         with np.errstate(all="ignore"):
             if kind == "rmsprop":
-                mod.rmsprop_step(param, grad, *states, lr=0.01, alpha=0.9, weight_decay=0.1,
-                                 momentum=0.5 if flags[0] else 0.0, centered=flags[1], step=step)
+                mod.rmsprop_step(
+                    param,
+                    grad,
+                    *states,
+                    lr=0.01,
+                    alpha=0.9,
+                    weight_decay=0.1,
+                    momentum=0.5 if flags[0] else 0.0,
+                    centered=flags[1],
+                    step=step,
+                )
             elif kind == "adagrad":
-                mod.adagrad_step(param, grad, states[0], lr=0.1, lr_decay=0.5 if flags[0] else 0,
-                                 weight_decay=0.1 if flags[1] else 0, step=step)
+                mod.adagrad_step(
+                    param,
+                    grad,
+                    states[0],
+                    lr=0.1,
+                    lr_decay=0.5 if flags[0] else 0,
+                    weight_decay=0.1 if flags[1] else 0,
+                    step=step,
+                )
             elif kind == "adadelta":
-                mod.adadelta_step(param, grad, *states[:2], lr=0.5, rho=0.3 if flags[0] else 0.9,
-                                  weight_decay=0.1 if flags[1] else 0, step=step)
+                mod.adadelta_step(
+                    param,
+                    grad,
+                    *states[:2],
+                    lr=0.5,
+                    rho=0.3 if flags[0] else 0.9,
+                    weight_decay=0.1 if flags[1] else 0,
+                    step=step,
+                )
             else:
                 g = grad.copy()
                 outs.append(mod.clip_grad_norm(g, 0.5))
@@ -191,20 +243,32 @@ def test_ops_match_reference(values, dtype, kind, step, flags):
         np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
 
 
-@pytest.mark.parametrize("cls,name,value,exc", [
-    (fb.RMSprop, "lr", 0.0, ValueError), (fb.RMSprop, "alpha", -0.1, ValueError),
-    (fb.RMSprop, "eps", np.nan, ValueError), (fb.RMSprop, "momentum", -1.0, ValueError),
-    (fb.RMSprop, "weight_decay", np.inf, ValueError), (fb.RMSprop, "centered", 1, TypeError),
-    (fb.Adagrad, "lr", -1.0, ValueError), (fb.Adagrad, "lr_decay", -0.1, ValueError),
-    (fb.Adagrad, "eps", 0.0, ValueError), (fb.Adagrad, "weight_decay", np.nan, ValueError),
-    (fb.Adagrad, "initial_accumulator_value", -1.0, ValueError),
-    (fb.Adadelta, "lr", 0.0, ValueError), (fb.Adadelta, "rho", 1.5, ValueError),
-    (fb.Adadelta, "rho", -0.1, ValueError), (fb.Adadelta, "eps", 0.0, ValueError),
-    (fb.Adadelta, "weight_decay", np.inf, ValueError),
-    (fb.SGD, "max_grad_norm", 0.0, ValueError), (fb.Adam, "max_grad_norm", -1.0, ValueError),
-    (fb.AdamW, "max_grad_norm", np.inf, ValueError), (fb.RMSprop, "max_grad_norm", "1", TypeError),
-    (fb.Adagrad, "max_grad_norm", np.nan, ValueError),
-])
+@pytest.mark.parametrize(
+    "cls,name,value,exc",
+    [
+        (fb.RMSprop, "lr", 0.0, ValueError),
+        (fb.RMSprop, "alpha", -0.1, ValueError),
+        (fb.RMSprop, "eps", np.nan, ValueError),
+        (fb.RMSprop, "momentum", -1.0, ValueError),
+        (fb.RMSprop, "weight_decay", np.inf, ValueError),
+        (fb.RMSprop, "centered", 1, TypeError),
+        (fb.Adagrad, "lr", -1.0, ValueError),
+        (fb.Adagrad, "lr_decay", -0.1, ValueError),
+        (fb.Adagrad, "eps", 0.0, ValueError),
+        (fb.Adagrad, "weight_decay", np.nan, ValueError),
+        (fb.Adagrad, "initial_accumulator_value", -1.0, ValueError),
+        (fb.Adadelta, "lr", 0.0, ValueError),
+        (fb.Adadelta, "rho", 1.5, ValueError),
+        (fb.Adadelta, "rho", -0.1, ValueError),
+        (fb.Adadelta, "eps", 0.0, ValueError),
+        (fb.Adadelta, "weight_decay", np.inf, ValueError),
+        (fb.SGD, "max_grad_norm", 0.0, ValueError),
+        (fb.Adam, "max_grad_norm", -1.0, ValueError),
+        (fb.AdamW, "max_grad_norm", np.inf, ValueError),
+        (fb.RMSprop, "max_grad_norm", "1", TypeError),
+        (fb.Adagrad, "max_grad_norm", np.nan, ValueError),
+    ],
+)
 def test_bad_hyper_parameters_are_refused_and_change_nothing(cls, name, value, exc):
     with pytest.raises(exc, match=name):
         cls(**{name: value})
@@ -215,14 +279,17 @@ def test_bad_hyper_parameters_are_refused_and_change_nothing(cls, name, value, e
     assert (repr(opt), opt.hyper_parameters) == before
 
 
-@pytest.mark.parametrize("kind,hyper,name", [
-    ("RMSprop", [0.01, 0.99, 0.0, 0.0, 0.0, 0.0], "eps"),
-    ("RMSprop", [0.01, 0.99, 1e-8, 0.0, 0.0, 2.0], "centered"),
-    ("Adagrad", [0.01, -1.0, 0.0, 1e-10], "lr_decay"),
-    ("Adagrad", [np.nan, 0.0, 0.0, 1e-10], "lr"),
-    ("Adadelta", [1.0, 1.5, 1e-6, 0.0], "rho"),
-    ("Adadelta", [1.0, 0.9, 1e-6, -1.0], "weight_decay"),
-])
+@pytest.mark.parametrize(
+    "kind,hyper,name",
+    [
+        ("RMSprop", [0.01, 0.99, 0.0, 0.0, 0.0, 0.0], "eps"),
+        ("RMSprop", [0.01, 0.99, 1e-8, 0.0, 0.0, 2.0], "centered"),
+        ("Adagrad", [0.01, -1.0, 0.0, 1e-10], "lr_decay"),
+        ("Adagrad", [np.nan, 0.0, 0.0, 1e-10], "lr"),
+        ("Adadelta", [1.0, 1.5, 1e-6, 0.0], "rho"),
+        ("Adadelta", [1.0, 0.9, 1e-6, -1.0], "weight_decay"),
+    ],
+)
 def test_core_checks_the_hyper_parameters(kind, hyper, name):
     net = network("float64", "cpu")
     X, T = data("float64")
@@ -230,15 +297,21 @@ def test_core_checks_the_hyper_parameters(kind, hyper, name):
     k = getattr(fb._core.Optimizer, kind)
     states = [np.zeros(net.n_params) for _ in fb.optim.STATE_TYPES[k].names]
     spec = fb._core.UpdateSpec
-    for call in (lambda: core.train_step(X, T, spec(k, hyper), states, 0),
-                 lambda: core.step(spec(k, hyper), states, 0),
-                 lambda: core.train_epoch(X, T, np.arange(ROWS), 3, spec(k, hyper), states, 0),
-                 lambda: fb._core.optimizer_step(k, hyper, np.ones(3), np.ones(3),
-                                                 [np.zeros(3) for _ in states], 1)):
+    for call in (
+        lambda: core.train_step(X, T, spec(k, hyper), states, 0),
+        lambda: core.step(spec(k, hyper), states, 0),
+        lambda: core.train_epoch(X, T, np.arange(ROWS), 3, spec(k, hyper), states, 0),
+        lambda: fb._core.optimizer_step(
+            k, hyper, np.ones(3), np.ones(3), [np.zeros(3) for _ in states], 1
+        ),
+    ):
         with pytest.raises(ValueError, match=name):
             call()
-    good = {"RMSprop": [0.01, 0.99, 1e-8, 0.0, 0.0, 0.0], "Adagrad": [0.01, 0.0, 0.0, 1e-10],
-            "Adadelta": [1.0, 0.9, 1e-6, 0.0]}[kind]
+    good = {
+        "RMSprop": [0.01, 0.99, 1e-8, 0.0, 0.0, 0.0],
+        "Adagrad": [0.01, 0.0, 0.0, 1e-10],
+        "Adadelta": [1.0, 0.9, 1e-6, 0.0],
+    }[kind]
     with pytest.raises(ValueError, match="max_grad_norm"):
         core.train_step(X, T, spec(k, good, -1.0), states, 0)
     with pytest.raises(ValueError, match="state arrays"):
@@ -248,8 +321,9 @@ def test_core_checks_the_hyper_parameters(kind, hyper, name):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("case", ["sgd-momentum", "adam", "rmsprop-all", "adagrad-all",
-                                  "adadelta-all"])
+@pytest.mark.parametrize(
+    "case", ["sgd-momentum", "adam", "rmsprop-all", "adagrad-all", "adadelta-all"]
+)
 def test_a_diverged_step_with_clipping_changes_nothing(backend, case):
     """The divergence check sees the unclipped gradients: a NaN gradient is refused even
     though clipping would scale it, and nothing changes."""

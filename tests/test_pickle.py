@@ -26,8 +26,9 @@ def test_network_round_trip(rng, backend, dtype):
     assert again.layers[0].W[0, 0] != net.layers[0].W[0, 0]
 
 
-@pytest.mark.parametrize("opt", [fb.SGD(lr=0.1, momentum=0.9), fb.Adam(lr=0.01),
-                                 fb.AdamW(lr=0.01, betas=(0.8, 0.9))])
+@pytest.mark.parametrize(
+    "opt", [fb.SGD(lr=0.1, momentum=0.9), fb.Adam(lr=0.01), fb.AdamW(lr=0.01, betas=(0.8, 0.9))]
+)
 def test_optimizer_round_trip_keeps_hyper_parameters_not_states(rng, opt):
     net = make_net((3, 2))
     X, T = make_data((3, 2), "mse_mean", 4, rng)
@@ -47,21 +48,39 @@ class _Tampered:
         return self.fn, self.args
 
 
-@pytest.mark.parametrize("config,values,token", [
-    (None, lambda v: np.where(np.arange(v.size) == 3, np.nan, v), "NaN or inf"),
-    (None, lambda v: np.where(np.arange(v.size) == 0, -np.inf, v), "NaN or inf"),
-    (lambda c: {**c, "dtype": "float32"}, lambda v: np.where(np.arange(v.size) == 2, 1e300, v),
-     "float64"),
-    (None, lambda v: v.astype(np.float32), "float32"),
-    (None, lambda v: v.reshape(1, -1), "shape"),
-    (None, lambda v: v.tolist(), "list"),
-    (lambda c: {**c, "version": 2}, None, "version 2"),
-    (lambda c: {**c, "format": "keras"}, None, "not a fastbp network"),
-    (lambda c: {**c, "dtype": "float16"}, None, "float16"),
-    (lambda c: {**c, "compute_dtype": "bfloat16"}, None, "compute dtype"),
-    (lambda c: {**c, "layers": []}, None, "empty"),
-], ids=["nan", "inf", "1e300-in-float32", "dtype-mismatch", "2-D", "list", "version",
-        "format", "float16", "bfloat16-float64", "no-layers"])
+@pytest.mark.parametrize(
+    "config,values,token",
+    [
+        (None, lambda v: np.where(np.arange(v.size) == 3, np.nan, v), "NaN or inf"),
+        (None, lambda v: np.where(np.arange(v.size) == 0, -np.inf, v), "NaN or inf"),
+        (
+            lambda c: {**c, "dtype": "float32"},
+            lambda v: np.where(np.arange(v.size) == 2, 1e300, v),
+            "float64",
+        ),
+        (None, lambda v: v.astype(np.float32), "float32"),
+        (None, lambda v: v.reshape(1, -1), "shape"),
+        (None, lambda v: v.tolist(), "list"),
+        (lambda c: {**c, "version": 2}, None, "version 2"),
+        (lambda c: {**c, "format": "keras"}, None, "not a fastbp network"),
+        (lambda c: {**c, "dtype": "float16"}, None, "float16"),
+        (lambda c: {**c, "compute_dtype": "bfloat16"}, None, "compute dtype"),
+        (lambda c: {**c, "layers": []}, None, "empty"),
+    ],
+    ids=[
+        "nan",
+        "inf",
+        "1e300-in-float32",
+        "dtype-mismatch",
+        "2-D",
+        "list",
+        "version",
+        "format",
+        "float16",
+        "bfloat16-float64",
+        "no-layers",
+    ],
+)
 def test_tampered_pickle_is_refused_as_load_refuses_a_tampered_file(config, values, token):
     """Unpickling runs the checks load runs: finite values of the header's dtype and
     size (float64 values too large for float32 are refused, not stored as inf), and a

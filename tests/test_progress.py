@@ -43,8 +43,7 @@ class CountingCore:
         return self.core.train_epoch(X, *args, **kwargs)
 
 
-def test_one_core_call_per_epoch_without_a_bar_and_whole_batches_per_call_with_one(
-        recording_bars):
+def test_one_core_call_per_epoch_without_a_bar_and_whole_batches_per_call_with_one(recording_bars):
     X, T = data()
     calls = {}
     for progress in (False, True):
@@ -60,19 +59,29 @@ def test_one_core_call_per_epoch_without_a_bar_and_whole_batches_per_call_with_o
 def test_bar_advances_within_each_epoch_with_the_running_loss(recording_bars):
     X, T = data()
     epochs, n_batches = 2, -(-ROWS // BATCH)
-    history = net_for().fit(X, T, epochs=epochs, batch_size=BATCH, optimizer=fb.SGD(lr=0.05),
-                            shuffle=False, progress=True)
+    history = net_for().fit(
+        X,
+        T,
+        epochs=epochs,
+        batch_size=BATCH,
+        optimizer=fb.SGD(lr=0.05),
+        shuffle=False,
+        progress=True,
+    )
     (bar,) = recording_bars
     assert bar.total == epochs * n_batches and bar.closed
     per_epoch = [SLICE] * 16 + [n_batches - 16 * SLICE]
-    assert [(e, b) for e, b, _ in bar.advances] == \
-        [(epoch, b) for epoch in range(epochs) for b in per_epoch]
+    assert [(e, b) for e, b, _ in bar.advances] == [
+        (epoch, b) for epoch in range(epochs) for b in per_epoch
+    ]
     # The running loss is the row-weighted mean of the epoch's batch losses so far: replay
     # the batches one train_step each on a twin network.
     twin, opt = net_for(), fb.SGD(lr=0.05)
-    rows = [len(X[s:s + BATCH]) for s in range(0, ROWS, BATCH)]
-    losses = [[twin.train_step(X[s:s + BATCH], T[s:s + BATCH], opt)
-               for s in range(0, ROWS, BATCH)] for _ in range(epochs)]
+    rows = [len(X[s : s + BATCH]) for s in range(0, ROWS, BATCH)]
+    losses = [
+        [twin.train_step(X[s : s + BATCH], T[s : s + BATCH], opt) for s in range(0, ROWS, BATCH)]
+        for _ in range(epochs)
+    ]
     done = 0
     for epoch, batches, loss in bar.advances:
         done = batches if done >= n_batches else done + batches
@@ -86,15 +95,24 @@ def test_bar_advances_within_each_epoch_with_the_running_loss(recording_bars):
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_training_is_bitwise_the_same_with_and_without_the_bar(recording_bars, backend, dtype,
-                                                               optimizer):
+def test_training_is_bitwise_the_same_with_and_without_the_bar(
+    recording_bars, backend, dtype, optimizer
+):
     """Shuffled, with a validation split leaving 183 rows: 46 batches, the last of 3."""
     X, T = data(dtype)
     runs = []
     for progress in (False, True):
         net, opt = net_for(dtype, backend), OPTIMIZERS[optimizer]()
-        history = net.fit(X, T, epochs=3, batch_size=BATCH, optimizer=opt,
-                          validation_split=0.1, metrics=["accuracy"], progress=progress)
+        history = net.fit(
+            X,
+            T,
+            epochs=3,
+            batch_size=BATCH,
+            optimizer=opt,
+            validation_split=0.1,
+            metrics=["accuracy"],
+            progress=progress,
+        )
         logs = history.to_dict()
         del logs["epoch_time"]
         state = opt.state_for(net)
@@ -140,12 +158,19 @@ def test_core_epoch_calls_continue_the_loss_sum(backend, dtype):
     whole = one._core.train_epoch(X, T, order, BATCH, *sgd_core_args(velocity(one), *hyper))
     total, cut = 0.0, 5 * BATCH
     for part in (order[:cut], order[cut:]):
-        total = two._core.train_epoch(X[part], T[part], np.arange(len(part)), BATCH,
-                                      *sgd_core_args(velocity(two), *hyper), loss_sum=total)
+        total = two._core.train_epoch(
+            X[part],
+            T[part],
+            np.arange(len(part)),
+            BATCH,
+            *sgd_core_args(velocity(two), *hyper),
+            loss_sum=total,
+        )
     assert total == whole
     np.testing.assert_array_equal(two._core.params, one._core.params)
-    started = offset._core.train_epoch(X, T, order, BATCH, *sgd_core_args(velocity(offset), *hyper),
-                                       loss_sum=1000.0)
+    started = offset._core.train_epoch(
+        X, T, order, BATCH, *sgd_core_args(velocity(offset), *hyper), loss_sum=1000.0
+    )
     assert started == pytest.approx(1000.0 + whole, rel=1e-12)
     assert 0 < whole / ROWS < 3  # a mean cross-entropy of 3 classes near log(3)
 
@@ -161,8 +186,15 @@ def test_tqdm_bar_counts_batches_and_shows_the_running_loss(monkeypatch, capsys)
 
     monkeypatch.setattr("fastbp.training.ProgressBar", Watched)
     X, T = data()
-    history = net_for().fit(X, T, epochs=2, batch_size=BATCH, optimizer=fb.SGD(lr=0.05),
-                            validation_data=(X[:20], T[:20]), progress=True)
+    history = net_for().fit(
+        X,
+        T,
+        epochs=2,
+        batch_size=BATCH,
+        optimizer=fb.SGD(lr=0.05),
+        validation_data=(X[:20], T[:20]),
+        progress=True,
+    )
     n_batches = -(-ROWS // BATCH)
     steps = [min(k * SLICE, n_batches) for k in range(1, 18)]
     assert [n for n, _, _, _ in seen] == steps + [n_batches + k for k in steps]

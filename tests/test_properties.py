@@ -48,8 +48,10 @@ def both(name, *args, **kwargs):
     """``fb.ops.name`` and ``fb.reference.name`` on the same inputs. Overflow at the
     extremes is expected (and compared), so NumPy's warnings about it are silenced."""
     with np.errstate(all="ignore"):
-        return (getattr(fb.ops, name)(*args, **kwargs),
-                getattr(fb.reference, name)(*args, **kwargs))
+        return (
+            getattr(fb.ops, name)(*args, **kwargs),
+            getattr(fb.reference, name)(*args, **kwargs),
+        )
 
 
 def assert_within(got, ref, bound, dtype, scale=None):
@@ -64,8 +66,10 @@ def assert_within(got, ref, bound, dtype, scale=None):
     with np.errstate(invalid="ignore"):  # inf - inf where both overflowed
         err = np.abs(got.astype(np.float64) - ref.astype(np.float64))
     bad = fits & ~(err <= bound)
-    assert not bad.any(), (f"{bad.sum()} entries out of bound; first: got {got[bad][0]!r}, "
-                           f"reference {ref[bad][0]!r}, bound {bound[bad][0]!r}")
+    assert not bad.any(), (
+        f"{bad.sum()} entries out of bound; first: got {got[bad][0]!r}, "
+        f"reference {ref[bad][0]!r}, bound {bound[bad][0]!r}"
+    )
 
 
 def ulps(dtype, n=1.0) -> float:
@@ -202,10 +206,16 @@ def test_softmax_cross_entropy(dtype, target, reduction, data, m, n):
 
 @DTYPES
 @PROPERTY
-@given(data=st.data(), n=st.integers(1, 200),
-       lr=st.sampled_from([1e-3, 0.1, 1.0]), momentum=st.sampled_from([0.0, 0.9]),
-       dampening=st.sampled_from([0.0, 0.5]), nesterov=st.booleans(),
-       weight_decay=st.sampled_from([0.0, 1e-4]), step=st.sampled_from([1, 2]))
+@given(
+    data=st.data(),
+    n=st.integers(1, 200),
+    lr=st.sampled_from([1e-3, 0.1, 1.0]),
+    momentum=st.sampled_from([0.0, 0.9]),
+    dampening=st.sampled_from([0.0, 0.5]),
+    nesterov=st.booleans(),
+    weight_decay=st.sampled_from([0.0, 1e-4]),
+    step=st.sampled_from([1, 2]),
+)
 def test_sgd_step(dtype, data, n, lr, momentum, dampening, nesterov, weight_decay, step):
     if nesterov and (momentum == 0 or dampening != 0):
         nesterov = False  # not a valid setting; both sides refuse it
@@ -213,8 +223,14 @@ def test_sgd_step(dtype, data, n, lr, momentum, dampening, nesterov, weight_deca
     grad = data.draw(array(dtype, (n,)))
     velocity = data.draw(array(dtype, (n,)))
     p_ref, v_ref = param.copy(), velocity.copy()
-    hyper = dict(lr=lr, momentum=momentum, dampening=dampening, nesterov=nesterov,
-                 weight_decay=weight_decay, step=step)
+    hyper = dict(
+        lr=lr,
+        momentum=momentum,
+        dampening=dampening,
+        nesterov=nesterov,
+        weight_decay=weight_decay,
+        step=step,
+    )
     with np.errstate(all="ignore"):
         fb.ops.sgd_step(param, grad, velocity, **hyper)
         fb.reference.sgd_step(p_ref, grad, v_ref, **hyper)

@@ -18,8 +18,7 @@ LOSSES = ("mse_mean", "mse_sum", "ce_labels", "ce_probs", "bce", "bce_sum")
 def train(X, T, backend="cpu", loss="ce_labels", dtype="float64", lr=0.2, **kwargs):
     """A fresh network after 3 shuffled epochs of SGD with momentum; with its History."""
     net = make_net(WIDTHS, "tanh", loss, dtype, backend, seed=0)
-    history = net.fit(X, T, epochs=3, batch_size=8, optimizer=fb.SGD(lr=lr, momentum=0.9),
-                      **kwargs)
+    history = net.fit(X, T, epochs=3, batch_size=8, optimizer=fb.SGD(lr=lr, momentum=0.9), **kwargs)
     return net, history
 
 
@@ -63,8 +62,9 @@ def test_backends_agree_with_weights(rng, loss, dtype):
     # a rate small enough for the summed losses not to diverge, which would magnify rounding
     cpu, h_cpu = train(X, T, "cpu", loss, dtype, lr=0.01, sample_weight=w)
     ref, h_ref = train(X, T, "numpy", loss, dtype, lr=0.01, sample_weight=w)
-    np.testing.assert_allclose(cpu.params, ref.params, rtol=backend_rtol(dtype),
-                               atol=backend_rtol(dtype))
+    np.testing.assert_allclose(
+        cpu.params, ref.params, rtol=backend_rtol(dtype), atol=backend_rtol(dtype)
+    )
     np.testing.assert_allclose(h_cpu.loss, h_ref.loss, rtol=backend_rtol(dtype))
 
 
@@ -82,8 +82,9 @@ def test_weighted_loss_and_gradient_follow_keras_definition(rng, backend, loss):
     net = make_net(WIDTHS, "tanh", loss, "float64", backend, seed=0)
     module = net.to_torch()
     before = net.params.copy()
-    history = net.fit(X, T, epochs=1, batch_size=ROWS, optimizer=fb.SGD(lr=1.0),
-                      shuffle=False, sample_weight=w)
+    history = net.fit(
+        X, T, epochs=1, batch_size=ROWS, optimizer=fb.SGD(lr=1.0), shuffle=False, sample_weight=w
+    )
     y = module(torch.from_numpy(X))
     t = torch.from_numpy(T)
     if loss.startswith("mse"):
@@ -99,9 +100,14 @@ def test_weighted_loss_and_gradient_follow_keras_definition(rng, backend, loss):
         weighted = weighted / ROWS
     weighted.backward()
     assert history.loss[0] == pytest.approx(weighted.item(), rel=1e-12)
-    grads = np.concatenate([g for layer in module if isinstance(layer, torch.nn.Linear)
-                            for g in (layer.weight.grad.numpy().T.ravel(),
-                                      layer.bias.grad.numpy())])
+    grads = np.concatenate(
+        [
+            g
+            for layer in module
+            if isinstance(layer, torch.nn.Linear)
+            for g in (layer.weight.grad.numpy().T.ravel(), layer.bias.grad.numpy())
+        ]
+    )
     np.testing.assert_allclose(before - net.params, grads, rtol=1e-10, atol=1e-12)
 
 
@@ -136,9 +142,15 @@ def test_validation_split_leaves_the_held_out_rows_unweighted(rng, backend):
     b = make_net(WIDTHS, "tanh", "ce_labels", "float64", backend, seed=0)
     held = fb.training._held_out_rows(b, T, 6)  # as fit draws them, from b's generator
     keep = np.setdiff1d(np.arange(ROWS), held)
-    h_b = b.fit(X[keep], T[keep], epochs=3, batch_size=8,
-                optimizer=fb.SGD(lr=0.2, momentum=0.9), sample_weight=w[keep],
-                validation_data=(X[held], T[held]))
+    h_b = b.fit(
+        X[keep],
+        T[keep],
+        epochs=3,
+        batch_size=8,
+        optimizer=fb.SGD(lr=0.2, momentum=0.9),
+        sample_weight=w[keep],
+        validation_data=(X[held], T[held]),
+    )
     np.testing.assert_array_equal(a.params, b.params)
     assert h_a.val_loss == h_b.val_loss and h_a.loss == h_b.loss
 
@@ -153,19 +165,22 @@ def test_weights_with_the_progress_bar_train_as_without_it(rng, recording_bars):
     assert h_a.loss == h_b.loss
 
 
-@pytest.mark.parametrize("kwargs, exc, words", [
-    (dict(sample_weight=np.ones(ROWS), class_weight={0: 1.0}), ValueError, "not both"),
-    (dict(sample_weight=np.ones(ROWS - 1)), ValueError, r"\(30,\), got \(29,\)"),
-    (dict(sample_weight=np.ones((ROWS, 1))), ValueError, r"\(30,\), got \(30, 1\)"),
-    (dict(sample_weight=np.full(ROWS, np.nan)), ValueError, "NaN"),
-    (dict(sample_weight=-np.arange(ROWS, dtype=float)), ValueError, "-1.0 at index 1"),
-    (dict(sample_weight=np.array(["a"] * ROWS)), TypeError, "sample_weight"),
-    (dict(class_weight=[1.0, 2.0]), TypeError, "dict"),
-    (dict(class_weight={3: 1.0}), ValueError, r"\[0, 3\), got 3"),
-    (dict(class_weight={True: 1.0}), ValueError, "class indices"),
-    (dict(class_weight={0: -1.0}), ValueError, r"class_weight\[0\]"),
-    (dict(class_weight={0: "heavy"}), TypeError, r"class_weight\[0\]"),
-])
+@pytest.mark.parametrize(
+    "kwargs, exc, words",
+    [
+        (dict(sample_weight=np.ones(ROWS), class_weight={0: 1.0}), ValueError, "not both"),
+        (dict(sample_weight=np.ones(ROWS - 1)), ValueError, r"\(30,\), got \(29,\)"),
+        (dict(sample_weight=np.ones((ROWS, 1))), ValueError, r"\(30,\), got \(30, 1\)"),
+        (dict(sample_weight=np.full(ROWS, np.nan)), ValueError, "NaN"),
+        (dict(sample_weight=-np.arange(ROWS, dtype=float)), ValueError, "-1.0 at index 1"),
+        (dict(sample_weight=np.array(["a"] * ROWS)), TypeError, "sample_weight"),
+        (dict(class_weight=[1.0, 2.0]), TypeError, "dict"),
+        (dict(class_weight={3: 1.0}), ValueError, r"\[0, 3\), got 3"),
+        (dict(class_weight={True: 1.0}), ValueError, "class indices"),
+        (dict(class_weight={0: -1.0}), ValueError, r"class_weight\[0\]"),
+        (dict(class_weight={0: "heavy"}), TypeError, r"class_weight\[0\]"),
+    ],
+)
 def test_bad_weights_are_refused_before_training(rng, snapshot, kwargs, exc, words):
     X, T = data("ce_labels", rng)
     net = make_net(WIDTHS, "tanh", "ce_labels")
@@ -192,8 +207,9 @@ def test_backward_weighs_rows_as_one_full_batch_of_fit_does(rng, backend, loss):
     b = make_net(WIDTHS, "tanh", loss, "float64", backend, seed=0)
     before = a.params.copy()
     value = a.backward(X, T, sample_weight=w)
-    history = b.fit(X, T, epochs=1, batch_size=ROWS, optimizer=fb.SGD(lr=1.0),
-                    shuffle=False, sample_weight=w)
+    history = b.fit(
+        X, T, epochs=1, batch_size=ROWS, optimizer=fb.SGD(lr=1.0), shuffle=False, sample_weight=w
+    )
     assert value == pytest.approx(history.loss[0], rel=1e-13)  # fit sums the batch losses
     np.testing.assert_allclose(a.grads, before - b.params, rtol=1e-10, atol=1e-12)
     assert a.backward(X, T, sample_weight=np.ones(ROWS)) == a.backward(X, T)
@@ -214,8 +230,9 @@ def test_backward_refuses_bad_weights_and_leaves_the_gradients(rng, backend):
 def test_class_weight_needs_one_binary_output(rng):
     X, T = data("bce", rng)
     with pytest.raises(ValueError, match="one output"):
-        make_net(WIDTHS, loss="bce").fit(X, T, epochs=1, batch_size=8,
-                                         optimizer=fb.SGD(lr=0.1), class_weight={1: 2.0})
+        make_net(WIDTHS, loss="bce").fit(
+            X, T, epochs=1, batch_size=8, optimizer=fb.SGD(lr=0.1), class_weight={1: 2.0}
+        )
 
 
 @pytest.mark.skipif(not fb.cuda_available(), reason="needs the CUDA backend and a GPU")
@@ -223,17 +240,19 @@ def test_cuda_refuses_weights(rng):
     X, T = data("ce_labels", rng, "float32")
     net = make_net(WIDTHS, "tanh", "ce_labels", "float32", "cuda")
     with pytest.raises(NotImplementedError, match="cuda"):
-        net.fit(X, T, epochs=1, batch_size=8, optimizer=fb.SGD(lr=0.1),
-                sample_weight=np.ones(ROWS))
+        net.fit(X, T, epochs=1, batch_size=8, optimizer=fb.SGD(lr=0.1), sample_weight=np.ones(ROWS))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("weights, exc, words", [
-    (np.ones(ROWS, dtype=np.float32), TypeError, "sample_weight"),
-    (np.ones(ROWS - 1), ValueError, "sample_weight"),
-    (np.full(ROWS, np.inf), ValueError, "NaN or inf"),
-    (np.r_[np.ones(ROWS - 1), -2.0], ValueError, "at index 29"),
-])
+@pytest.mark.parametrize(
+    "weights, exc, words",
+    [
+        (np.ones(ROWS, dtype=np.float32), TypeError, "sample_weight"),
+        (np.ones(ROWS - 1), ValueError, "sample_weight"),
+        (np.full(ROWS, np.inf), ValueError, "NaN or inf"),
+        (np.r_[np.ones(ROWS - 1), -2.0], ValueError, "at index 29"),
+    ],
+)
 def test_the_core_checks_weights_itself(rng, snapshot, backend, weights, exc, words):
     X, T = data("ce_labels", rng)
     net = make_net(WIDTHS, "tanh", "ce_labels", backend=backend)
@@ -241,6 +260,5 @@ def test_the_core_checks_weights_itself(rng, snapshot, backend, weights, exc, wo
     state, calls = net._bind_optimizer(opt)
     snap = snapshot(net)
     with pytest.raises(exc, match=words):
-        calls.train_epoch(X, T, np.arange(ROWS), 8, *opt.core_args(state),
-                          sample_weight=weights)
+        calls.train_epoch(X, T, np.arange(ROWS), 8, *opt.core_args(state), sample_weight=weights)
     snap.assert_unchanged()

@@ -67,17 +67,22 @@ def test_gemm_block_sizes_from_the_environment_keep_every_path_exact(blocks):
     within the same bound, on the best path here."""
     path = fb.build_info()["simd"]
     env = dict(os.environ, FASTBP_SIMD=path, FASTBP_GEMM_BLOCKS=blocks)
-    result = subprocess.run([sys.executable, "-c", CHECK, path, repr(TAILS[::3]),
-                             repr(DEPTHS[::2])],
-                            env=env, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-c", CHECK, path, repr(TAILS[::3]), repr(DEPTHS[::2])],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("value", ["1,2", "0,256,4096", "a,b,c", "64,256,4096,1", "\xff"])
 def test_bad_gemm_block_sizes_fail_the_import(value):
     env = dict(os.environ, FASTBP_GEMM_BLOCKS=value)
-    result = subprocess.run([sys.executable, "-c", "import fastbp"], env=env,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", "import fastbp"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 1
     assert "ImportError: FASTBP_GEMM_BLOCKS=" in result.stderr
     assert "is not MC,KC,NC" in result.stderr
@@ -85,8 +90,9 @@ def test_bad_gemm_block_sizes_fail_the_import(value):
 
 def test_unknown_simd_path_fails_the_import():
     env = dict(os.environ, FASTBP_SIMD="sse9")
-    result = subprocess.run([sys.executable, "-c", "import fastbp"], env=env,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", "import fastbp"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode != 0
     assert "sse9" in result.stderr
 
@@ -95,8 +101,13 @@ def test_undecodable_simd_path_fails_the_import_with_its_bytes_escaped():
     env = dict(os.environ)
     env_bytes = {k.encode(): v.encode() for k, v in env.items()}
     env_bytes[b"FASTBP_SIMD"] = b"\xff\x01"
-    result = subprocess.run([sys.executable, "-c", "import fastbp"], env=env_bytes,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", "import fastbp"],
+        env=env_bytes,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 1, result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("ImportError: FASTBP_SIMD='\\xff\\x01' is not a known SIMD path"), last

@@ -25,9 +25,14 @@ from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 from fastbp.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
 
 
-@parametrize_with_checks([MLPClassifier(random_state=0), MLPRegressor(random_state=0),
-                          MLPClassifier((8,), solver="lbfgs", random_state=0),
-                          MLPRegressor(hidden_layer_sizes=(8,), solver="lbfgs", random_state=0)])
+@parametrize_with_checks(
+    [
+        MLPClassifier(random_state=0),
+        MLPRegressor(random_state=0),
+        MLPClassifier((8,), solver="lbfgs", random_state=0),
+        MLPRegressor(hidden_layer_sizes=(8,), solver="lbfgs", random_state=0),
+    ]
+)
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
 
@@ -42,8 +47,10 @@ def iris():
 def test_classifier_learns_iris_in_a_pipeline(iris, solver):
     X, y = iris
     lr = 0.01 if solver == "adam" else 0.1
-    model = make_pipeline(StandardScaler(), MLPClassifier(
-        (16,), solver=solver, learning_rate_init=lr, max_iter=150, random_state=0))
+    model = make_pipeline(
+        StandardScaler(),
+        MLPClassifier((16,), solver=solver, learning_rate_init=lr, max_iter=150, random_state=0),
+    )
     assert cross_val_score(model, X, y, cv=3).mean() > 0.9
 
 
@@ -65,8 +72,7 @@ def test_classifier_attributes_and_probabilities(iris):
 def test_regressor_fits_single_and_multiple_outputs():
     X, y = make_regression(200, 5, n_targets=2, noise=0.1, random_state=0)
     y = y / y.std(axis=0)
-    params = dict(hidden_layer_sizes=(32,), learning_rate_init=0.01, max_iter=200,
-                  random_state=0)
+    params = dict(hidden_layer_sizes=(32,), learning_rate_init=0.01, max_iter=200, random_state=0)
     two = MLPRegressor(**params).fit(X, y)
     assert two.predict(X).shape == (200, 2) and two.score(X, y) > 0.95
     one = MLPRegressor(**params)
@@ -75,16 +81,24 @@ def test_regressor_fits_single_and_multiple_outputs():
 
 def test_training_stops_when_the_loss_stops_improving(iris):
     X, y = iris
-    clf = MLPClassifier((8,), learning_rate_init=0.05, tol=0.5, n_iter_no_change=3,
-                        max_iter=500, random_state=0).fit(X, y)
+    clf = MLPClassifier(
+        (8,), learning_rate_init=0.05, tol=0.5, n_iter_no_change=3, max_iter=500, random_state=0
+    ).fit(X, y)
     # The first epoch is the best by more than tol; stopped after more than 3 without.
     assert clf.n_iter_ == 5
 
 
 def test_early_stopping_keeps_the_best_validation_weights(iris):
     X, y = iris
-    clf = MLPClassifier((8,), early_stopping=True, validation_fraction=0.2, max_iter=300,
-                        n_iter_no_change=5, learning_rate_init=0.05, random_state=0).fit(X, y)
+    clf = MLPClassifier(
+        (8,),
+        early_stopping=True,
+        validation_fraction=0.2,
+        max_iter=300,
+        n_iter_no_change=5,
+        learning_rate_init=0.05,
+        random_state=0,
+    ).fit(X, y)
     assert clf.n_iter_ < 300 and clf.best_validation_score_ == max(clf.validation_scores_)
     assert clf.t_ == clf.n_iter_ * 120  # trained on the 80% left after the split
 
@@ -115,15 +129,37 @@ def test_warm_start_continues_and_fit_restarts(iris):
 # Every constructor parameter, with a value other than the one _warm_fitted builds with:
 # those that shape the network, and the training settings, which each fit reads afresh.
 # (warm_start=False is neither: it builds a new network, its meaning.)
-SHAPING = [("hidden_layer_sizes", (7,)), ("hidden_layer_sizes", (5, 5)),
-           ("activation", "tanh"), ("compute_dtype", "bfloat16"), ("loss", "poisson")]
-TRAINING = [("solver", "sgd"), ("solver", "lbfgs"), ("alpha", 0.01), ("batch_size", 16),
-            ("learning_rate", "adaptive"), ("learning_rate_init", 0.01), ("power_t", 0.25),
-            ("max_iter", 2), ("shuffle", False), ("random_state", 1), ("tol", 0.1),
-            ("verbose", True), ("momentum", 0.5), ("nesterovs_momentum", False),
-            ("early_stopping", True), ("validation_fraction", 0.2), ("beta_1", 0.8),
-            ("beta_2", 0.99), ("epsilon", 1e-6), ("n_iter_no_change", 2), ("max_fun", 100),
-            ("class_weight", "balanced")]
+SHAPING = [
+    ("hidden_layer_sizes", (7,)),
+    ("hidden_layer_sizes", (5, 5)),
+    ("activation", "tanh"),
+    ("compute_dtype", "bfloat16"),
+    ("loss", "poisson"),
+]
+TRAINING = [
+    ("solver", "sgd"),
+    ("solver", "lbfgs"),
+    ("alpha", 0.01),
+    ("batch_size", 16),
+    ("learning_rate", "adaptive"),
+    ("learning_rate_init", 0.01),
+    ("power_t", 0.25),
+    ("max_iter", 2),
+    ("shuffle", False),
+    ("random_state", 1),
+    ("tol", 0.1),
+    ("verbose", True),
+    ("momentum", 0.5),
+    ("nesterovs_momentum", False),
+    ("early_stopping", True),
+    ("validation_fraction", 0.2),
+    ("beta_1", 0.8),
+    ("beta_2", 0.99),
+    ("epsilon", 1e-6),
+    ("n_iter_no_change", 2),
+    ("max_fun", 100),
+    ("class_weight", "balanced"),
+]
 
 
 def _warm_fitted(cls, iris):
@@ -151,11 +187,15 @@ def test_every_parameter_either_shapes_the_network_or_is_a_training_setting(cls)
 
 
 @pytest.mark.parametrize("method", ["fit", "partial_fit"])
-@pytest.mark.parametrize("cls, name, value", [
-    (cls, *setting) for cls in (MLPClassifier, MLPRegressor)
-    for setting in _settings_of(cls, SHAPING)])
-def test_a_warm_start_refuses_a_change_of_what_shapes_the_network(iris, cls, name, value,
-                                                                  method):
+@pytest.mark.parametrize(
+    "cls, name, value",
+    [
+        (cls, *setting)
+        for cls in (MLPClassifier, MLPRegressor)
+        for setting in _settings_of(cls, SHAPING)
+    ],
+)
+def test_a_warm_start_refuses_a_change_of_what_shapes_the_network(iris, cls, name, value, method):
     est, X, y = _warm_fitted(cls, iris)
     before, built = est.network_.params.copy(), est.get_params()[name]
     net, t, curve, n_layers = est.network_, est.t_, len(est.loss_curve_), est.n_layers_
@@ -176,8 +216,10 @@ def test_a_warm_start_takes_the_same_sizes_spelled_otherwise(iris, sizes):
     assert est.set_params(hidden_layer_sizes=sizes).fit(X, y).network_ is net
 
 
-@pytest.mark.parametrize("cls, name, value", [
-    (cls, *setting) for cls in (MLPClassifier, MLPRegressor) for setting in _training(cls)])
+@pytest.mark.parametrize(
+    "cls, name, value",
+    [(cls, *setting) for cls in (MLPClassifier, MLPRegressor) for setting in _training(cls)],
+)
 def test_training_settings_may_change_between_warm_fits(iris, cls, name, value):
     est, X, y = _warm_fitted(cls, iris)
     net, before = est.network_, est.network_.params.copy()
@@ -190,8 +232,9 @@ def test_training_settings_may_change_between_warm_fits(iris, cls, name, value):
 def test_a_warm_start_refuses_other_features_before_anything_changes(iris, cls, method):
     est, X, y = _warm_fitted(cls, iris)
     before = est.network_.params.copy()
-    with pytest.raises(ValueError, match=f"X has 3 features, but {cls.__name__} is "
-                                         "expecting 4 features as input"):
+    with pytest.raises(
+        ValueError, match=f"X has 3 features, but {cls.__name__} is expecting 4 features as input"
+    ):
         getattr(est, method)(X[:, :3], y)
     assert est.n_features_in_ == 4 and np.array_equal(est.network_.params, before)
 
@@ -233,14 +276,22 @@ def test_float32_input_trains_a_float32_network(iris):
     assert clf.network_.dtype == np.float32 and clf.coefs_[0].dtype == np.float32
 
 
-@pytest.mark.parametrize("params, word", [
-    (dict(solver="newton"), "solver"), (dict(activation="softplus"), "activation"),
-    (dict(hidden_layer_sizes=(8, 0)), "hidden_layer_sizes"), (dict(batch_size=0), "batch_size"),
-    (dict(alpha=-1.0), "alpha"), (dict(momentum=1.5), "momentum"),
-    (dict(max_iter=0), "max_iter"), (dict(beta_2=1.0), "beta_2"),
-    (dict(learning_rate="adaptive", power_t=-0.5), "power_t"),
-    (dict(learning_rate="optimal"), "learning_rate"), (dict(max_fun=0), "max_fun"),
-])
+@pytest.mark.parametrize(
+    "params, word",
+    [
+        (dict(solver="newton"), "solver"),
+        (dict(activation="softplus"), "activation"),
+        (dict(hidden_layer_sizes=(8, 0)), "hidden_layer_sizes"),
+        (dict(batch_size=0), "batch_size"),
+        (dict(alpha=-1.0), "alpha"),
+        (dict(momentum=1.5), "momentum"),
+        (dict(max_iter=0), "max_iter"),
+        (dict(beta_2=1.0), "beta_2"),
+        (dict(learning_rate="adaptive", power_t=-0.5), "power_t"),
+        (dict(learning_rate="optimal"), "learning_rate"),
+        (dict(max_fun=0), "max_fun"),
+    ],
+)
 @pytest.mark.parametrize("cls", [MLPClassifier, MLPRegressor])
 def test_bad_parameters_are_refused_at_fit(iris, params, word, cls):
     X, y = iris
@@ -254,8 +305,9 @@ def test_bad_parameters_are_refused_at_fit(iris, params, word, cls):
 def test_two_classes_have_one_sigmoid_output_as_in_scikit_learn(iris, solver):
     X, y = iris
     labels = np.array(["no", "yes"])[(y == 2).astype(int)]
-    clf = MLPClassifier((8,), solver=solver, learning_rate_init=0.05, max_iter=50,
-                        random_state=0).fit(X, labels)
+    clf = MLPClassifier(
+        (8,), solver=solver, learning_rate_init=0.05, max_iter=50, random_state=0
+    ).fit(X, labels)
     assert clf.out_activation_ == "logistic" and clf.n_outputs_ == 1
     assert [c.shape for c in clf.coefs_] == [(4, 8), (8, 1)]
     z = clf.network_.predict(X)[:, 0]
@@ -269,6 +321,7 @@ def test_two_classes_have_one_sigmoid_output_as_in_scikit_learn(iris, solver):
 
 # ---- multilabel classification: a sigmoid output per label -----------------------------
 
+
 @pytest.fixture(scope="module")
 def multilabel():
     X, Y = make_multilabel_classification(n_samples=80, n_classes=4, random_state=0)
@@ -276,11 +329,13 @@ def multilabel():
 
 
 @pytest.mark.parametrize("solver", ["lbfgs", "adam", "sgd"])
-def test_multilabel_predicts_the_indicator_matrix_of_probabilities_above_one_half(multilabel,
-                                                                                  solver):
+def test_multilabel_predicts_the_indicator_matrix_of_probabilities_above_one_half(
+    multilabel, solver
+):
     X, Y = multilabel
-    clf = MLPClassifier((16,), solver=solver, learning_rate_init=0.05, max_iter=200,
-                        random_state=0).fit(X, Y)
+    clf = MLPClassifier(
+        (16,), solver=solver, learning_rate_init=0.05, max_iter=200, random_state=0
+    ).fit(X, Y)
     assert list(clf.classes_) == [0, 1, 2, 3] and clf.n_outputs_ == 4
     assert clf.out_activation_ == "logistic" and clf.coefs_[-1].shape == (16, 4)
     proba = clf.predict_proba(X)
@@ -309,10 +364,17 @@ def test_a_warm_start_keeps_the_kind_of_labels(multilabel, method):
     multi = MLPClassifier((8,), max_iter=3, warm_start=True, random_state=0).fit(X, Y)
     single = MLPClassifier((8,), max_iter=3, warm_start=True, random_state=0).fit(X, Y[:, 0])
     for est, y, message in [
-            (multi, Y[:, 0], ("y is a vector of labels, but the network was fitted on a "
-                              "label indicator matrix")),
-            (single, Y[:, :2], ("y is a label indicator matrix, but the network was fitted "
-                                "on a vector of labels"))]:
+        (
+            multi,
+            Y[:, 0],
+            ("y is a vector of labels, but the network was fitted on a label indicator matrix"),
+        ),
+        (
+            single,
+            Y[:, :2],
+            ("y is a label indicator matrix, but the network was fitted on a vector of labels"),
+        ),
+    ]:
         before = est.network_.params.copy()
         with pytest.raises(ValueError, match=f"MLPClassifier: {message}"):
             getattr(est, method)(X, y)
@@ -333,6 +395,7 @@ def test_multilabel_early_stopping_splits_without_strata(multilabel):
 
 
 # ---- coefs_ and intercepts_: views of the network, assignable ----------------------------
+
 
 def test_coefs_are_views_of_the_network_and_writes_reach_it(iris):
     X, y = iris
@@ -358,19 +421,33 @@ def test_assigned_coefs_and_intercepts_are_what_predict_uses(iris, whole):
     assert clf.coefs_[1] is clf.network_.layers[-1].W  # linked again
 
 
-@pytest.mark.parametrize("attr, value, message", [
-    ("coefs_", lambda est: [est.coefs_[0], np.zeros((5, 2))],
-     r"coefs_\[1\] must have shape \(5, 3\) \(layer 1 maps 5 to 3 units\), got \(5, 2\)"),
-    ("intercepts_", lambda est: [est.intercepts_[0]],
-     r"intercepts_ must be a list of 2 arrays, one per layer"),
-    ("coefs_", lambda est: [est.coefs_[0], np.full((5, 3), np.nan)],
-     r"coefs_\[1\] must be finite"),
-    ("intercepts_", lambda est: [est.intercepts_[0], "abc"],
-     r"intercepts_\[1\] must be an array of real numbers"),
-])
+@pytest.mark.parametrize(
+    "attr, value, message",
+    [
+        (
+            "coefs_",
+            lambda est: [est.coefs_[0], np.zeros((5, 2))],
+            r"coefs_\[1\] must have shape \(5, 3\) \(layer 1 maps 5 to 3 units\), got \(5, 2\)",
+        ),
+        (
+            "intercepts_",
+            lambda est: [est.intercepts_[0]],
+            r"intercepts_ must be a list of 2 arrays, one per layer",
+        ),
+        (
+            "coefs_",
+            lambda est: [est.coefs_[0], np.full((5, 3), np.nan)],
+            r"coefs_\[1\] must be finite",
+        ),
+        (
+            "intercepts_",
+            lambda est: [est.intercepts_[0], "abc"],
+            r"intercepts_\[1\] must be an array of real numbers",
+        ),
+    ],
+)
 @pytest.mark.parametrize("use", ["predict", "partial_fit"])
-def test_assigned_parameters_are_checked_before_anything_changes(iris, attr, value, message,
-                                                                 use):
+def test_assigned_parameters_are_checked_before_anything_changes(iris, attr, value, message, use):
     X, y = iris
     clf = MLPClassifier((5,), max_iter=3, random_state=0).fit(X, y)
     before, t = clf.network_.params.copy(), clf.t_
@@ -399,15 +476,17 @@ def test_a_fresh_fit_ignores_assigned_parameters_as_scikit_learn_does(iris):
     clf.coefs_, clf.intercepts_ = [np.zeros((4, 5)), np.zeros((5, 3))], [np.zeros(5)] * 2
     clf.fit(X, y)
     np.testing.assert_array_equal(
-        clf.coefs_[0], MLPClassifier((5,), max_iter=3, random_state=0).fit(X, y).coefs_[0])
+        clf.coefs_[0], MLPClassifier((5,), max_iter=3, random_state=0).fit(X, y).coefs_[0]
+    )
 
 
 def test_assigned_start_needs_both_lists_and_the_data_s_shapes(iris):
     X, y = iris
     clf = MLPClassifier((5,), solver="sgd", random_state=0)
     clf.coefs_ = [np.zeros((4, 5)), np.zeros((5, 3))]
-    with pytest.raises(ValueError, match="set both coefs_ and intercepts_ to start from them, "
-                                         "got only coefs_"):
+    with pytest.raises(
+        ValueError, match="set both coefs_ and intercepts_ to start from them, got only coefs_"
+    ):
         clf.partial_fit(X, y, classes=[0, 1, 2])
     clf.intercepts_ = [np.zeros(5), np.zeros(3)]
     with pytest.raises(ValueError, match=r"coefs_\[0\] must have shape \(3, 5\)"):
@@ -419,7 +498,7 @@ def test_unfitted_coefs_raise_not_fitted_error():
     from sklearn.exceptions import NotFittedError
 
     with pytest.raises(NotFittedError):
-        MLPRegressor().coefs_
+        _ = MLPRegressor().coefs_
     assert not hasattr(MLPRegressor(), "intercepts_")
 
 
@@ -434,6 +513,7 @@ def test_pickling_keeps_the_parameters_and_assigned_lists(iris):
 
 
 # ---- tests/sklearn_suite.py: scikit-learn's own MLP tests, run on these estimators -------
+
 
 def test_the_suite_script_runs_scikit_learns_tests_on_fastbp_s_estimators(tmp_path):
     import sklearn_suite

@@ -43,12 +43,17 @@ def _sklearn_fit(est, X, y):
 
 # ---- the same data: the same accuracy band ---------------------------------------------
 
-@pytest.mark.parametrize("params", [
-    dict(solver="sgd", learning_rate="invscaling", learning_rate_init=0.5, power_t=0.25),
-    dict(solver="sgd", learning_rate="adaptive", learning_rate_init=0.1),
-    dict(solver="lbfgs"),
-    dict(solver="adam", learning_rate_init=0.01, early_stopping=True),
-], ids=["invscaling", "adaptive", "lbfgs", "early_stopping"])
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(solver="sgd", learning_rate="invscaling", learning_rate_init=0.5, power_t=0.25),
+        dict(solver="sgd", learning_rate="adaptive", learning_rate_init=0.1),
+        dict(solver="lbfgs"),
+        dict(solver="adam", learning_rate_init=0.01, early_stopping=True),
+    ],
+    ids=["invscaling", "adaptive", "lbfgs", "early_stopping"],
+)
 def test_classifier_accuracy_is_scikit_learns(digits, params):
     X, Xt, y, yt = digits
     ours = fbs.MLPClassifier((32,), max_iter=60, random_state=0, **params).fit(X, y)
@@ -58,6 +63,7 @@ def test_classifier_accuracy_is_scikit_learns(digits, params):
 
 
 # ---- scripted losses: the same schedule, stops and lines as scikit-learn's loop --------
+
 
 def _script_fastbp(monkeypatch, est, X, y, losses, scores=None):
     """Fit ``est`` with every epoch's training replaced by the next of ``losses`` (and
@@ -95,18 +101,30 @@ def _script_sklearn(est, X, y, losses, scores=None):
 
 # Falls, then flat runs: each run of more than n_iter_no_change=2 epochs that fail to
 # improve by tol=0.01 is a plateau.
-_LOSSES = [1.0, 0.9, 0.895, 0.894, 0.893, 0.7, 0.699, 0.7, 0.6985] + [0.5 + 1e-4 * i
-                                                                        for i in range(40)]
+_LOSSES = [1.0, 0.9, 0.895, 0.894, 0.893, 0.7, 0.699, 0.7, 0.6985] + [
+    0.5 + 1e-4 * i for i in range(40)
+]
 
 
 @pytest.mark.parametrize("learning_rate", ["constant", "invscaling", "adaptive"])
 @pytest.mark.parametrize("solver", ["sgd", "adam"])
 def test_schedule_and_stops_follow_scikit_learn_on_scripted_losses(
-        monkeypatch, capsys, digits, learning_rate, solver):
+    monkeypatch, capsys, digits, learning_rate, solver
+):
     X, _, y, _ = digits
-    params = dict(hidden_layer_sizes=(4,), solver=solver, learning_rate=learning_rate,
-                  learning_rate_init=0.1, power_t=0.3, batch_size=len(X), tol=0.01,
-                  n_iter_no_change=2, max_iter=len(_LOSSES), verbose=True, random_state=0)
+    params = dict(
+        hidden_layer_sizes=(4,),
+        solver=solver,
+        learning_rate=learning_rate,
+        learning_rate_init=0.1,
+        power_t=0.3,
+        batch_size=len(X),
+        tol=0.01,
+        n_iter_no_change=2,
+        max_iter=len(_LOSSES),
+        verbose=True,
+        random_state=0,
+    )
     theirs = sk.MLPClassifier(**params)
     their_rates = _script_sklearn(theirs, X, y, _LOSSES)
     their_lines = capsys.readouterr().out
@@ -121,8 +139,7 @@ def test_schedule_and_stops_follow_scikit_learn_on_scripted_losses(
     if solver == "adam" or learning_rate == "constant":
         assert our_rates == [0.1] * ours.n_iter_
     elif learning_rate == "invscaling":  # after epoch k, t_ = k * n samples have been seen
-        assert our_rates == [0.1] + [0.1 / (k * len(X) + 1) ** 0.3 for k in
-                                     range(1, ours.n_iter_)]
+        assert our_rates == [0.1] + [0.1 / (k * len(X) + 1) ** 0.3 for k in range(1, ours.n_iter_)]
     else:  # divided by 5 at each plateau, until at most 1e-6
         assert min(our_rates) <= 1e-6 and "Learning rate too small. Stopping." in their_lines
         assert their_lines.count("Setting learning rate to") == 8
@@ -132,9 +149,19 @@ def test_early_stopping_follows_scikit_learn_on_scripted_scores(monkeypatch, cap
     X, _, y, _ = digits
     scores = [0.5, 0.6, 0.605, 0.7, 0.71, 0.69, 0.705, 0.5, 0.4] + [0.3] * 20
     n_train = len(X) - int(np.ceil(0.1 * len(X)))  # one batch per epoch after the split
-    params = dict(hidden_layer_sizes=(4,), solver="sgd", learning_rate="adaptive",
-                  learning_rate_init=0.1, batch_size=n_train, tol=0.01, n_iter_no_change=2,
-                  early_stopping=True, max_iter=len(scores), verbose=True, random_state=0)
+    params = dict(
+        hidden_layer_sizes=(4,),
+        solver="sgd",
+        learning_rate="adaptive",
+        learning_rate_init=0.1,
+        batch_size=n_train,
+        tol=0.01,
+        n_iter_no_change=2,
+        early_stopping=True,
+        max_iter=len(scores),
+        verbose=True,
+        random_state=0,
+    )
     losses = [1.0 - 0.01 * i for i in range(len(scores))]
     theirs = sk.MLPClassifier(**params)
     their_rates = _script_sklearn(theirs, X, y, losses, scores)
@@ -150,10 +177,17 @@ def test_early_stopping_follows_scikit_learn_on_scripted_scores(monkeypatch, cap
 
 # ---- real training -------------------------------------------------------------------
 
+
 def test_invscaling_rate_after_each_partial_fit_is_scikit_learns(digits):
     X, _, y, _ = digits
-    params = dict(hidden_layer_sizes=(8,), solver="sgd", learning_rate="invscaling",
-                  learning_rate_init=0.2, power_t=0.7, random_state=0)
+    params = dict(
+        hidden_layer_sizes=(8,),
+        solver="sgd",
+        learning_rate="invscaling",
+        learning_rate_init=0.2,
+        power_t=0.7,
+        random_state=0,
+    )
     ours, theirs = fbs.MLPClassifier(**params), sk.MLPClassifier(**params)
     for chunk in np.array_split(np.arange(len(X)), 4):
         ours.partial_fit(X[chunk], y[chunk], classes=np.arange(10))
@@ -165,8 +199,7 @@ def test_invscaling_rate_after_each_partial_fit_is_scikit_learns(digits):
 
 def _flat(est) -> np.ndarray:
     """scikit-learn's weights in fastbp's layout: each layer's W, then its b."""
-    return np.concatenate([p for c, b in zip(est.coefs_, est.intercepts_)
-                           for p in (c.ravel(), b)])
+    return np.concatenate([p for c, b in zip(est.coefs_, est.intercepts_) for p in (c.ravel(), b)])
 
 
 def _same_start(ours, theirs, X, y):
@@ -191,8 +224,9 @@ def test_lbfgs_minimises_scikit_learns_objective(digits, cls, alpha):
     if cls == "MLPRegressor":
         X, y = make_regression(300, 8, noise=5.0, random_state=0)
         y = y / y.std()
-    params = dict(hidden_layer_sizes=(8,), activation="tanh", solver="lbfgs", alpha=alpha,
-                  random_state=0)
+    params = dict(
+        hidden_layer_sizes=(8,), activation="tanh", solver="lbfgs", alpha=alpha, random_state=0
+    )
     ours, theirs = getattr(fbs, cls)(**params), getattr(sk, cls)(**params)
     _same_start(ours, theirs, X, y)
     ours.fit(X, y)
@@ -209,8 +243,9 @@ def test_lbfgs_takes_scikit_learns_steps_on_multilabel_targets(digits):
     the labels, plus the penalty): from the same start, the same iterates."""
     X, _, y, _ = digits
     X, y = X[:300], _indicator(y[:300])
-    params = dict(hidden_layer_sizes=(8,), activation="tanh", solver="lbfgs", alpha=0.01,
-                  random_state=0)
+    params = dict(
+        hidden_layer_sizes=(8,), activation="tanh", solver="lbfgs", alpha=0.01, random_state=0
+    )
     ours, theirs = fbs.MLPClassifier(**params), sk.MLPClassifier(**params)
     _same_start(ours, theirs, X, y)
     ours.set_params(max_iter=30).fit(X, y)
@@ -231,8 +266,16 @@ def test_an_sgd_step_from_the_same_weights_is_scikit_learns(digits, labels):
     elif labels == "binary":
         y = np.where(y % 2, "odd", "even")
     classes = np.arange(3) if labels == "multilabel" else np.unique(y)
-    params = dict(hidden_layer_sizes=(8,), solver="sgd", learning_rate_init=0.5, momentum=0.0,
-                  alpha=0.0, batch_size=100, shuffle=False, random_state=0)
+    params = dict(
+        hidden_layer_sizes=(8,),
+        solver="sgd",
+        learning_rate_init=0.5,
+        momentum=0.0,
+        alpha=0.0,
+        batch_size=100,
+        shuffle=False,
+        random_state=0,
+    )
     ours, theirs = fbs.MLPClassifier(**params), sk.MLPClassifier(**params)
     theirs.partial_fit(X, y, classes=classes)
     ours.partial_fit(X, y, classes=classes)
@@ -250,8 +293,16 @@ def test_partial_fit_from_assigned_weights_is_scikit_learns_worked_example():
     X, y = np.array([[0.6, 0.8, 0.7]]), np.array([0])
     W = [np.array([[0.1, 0.2], [0.3, 0.1], [0.5, 0]]), np.array([[0.1], [0.2]])]
     b = [np.array([0.1, 0.1]), np.array([1.0])]
-    params = dict(solver="sgd", learning_rate_init=0.1, alpha=0.0, activation="logistic",
-                  random_state=1, max_iter=1, hidden_layer_sizes=2, momentum=0)
+    params = dict(
+        solver="sgd",
+        learning_rate_init=0.1,
+        alpha=0.0,
+        activation="logistic",
+        random_state=1,
+        max_iter=1,
+        hidden_layer_sizes=2,
+        momentum=0,
+    )
     ours = fbs.MLPClassifier(**params)
     ours.coefs_, ours.intercepts_ = [w.copy() for w in W], [v.copy() for v in b]
     ours.n_layers_ = 3  # scikit-learn's test sets this too
@@ -281,9 +332,10 @@ def test_lbfgs_loss_is_fastbps_plus_the_weights_penalty(digits, cls):
     """The penalty is scikit-learn's alpha / (2 n) ||W||², on the weights (not the
     biases), in fastbp's loss units (the regressor's twice scikit-learn's)."""
     X, _, y, _ = digits
-    est = cls(hidden_layer_sizes=(8,), solver="lbfgs", alpha=0.5, max_iter=30,
-              random_state=0).fit(X, y)
-    squares = sum(float((W ** 2).sum()) for W in est.coefs_)
+    est = cls(hidden_layer_sizes=(8,), solver="lbfgs", alpha=0.5, max_iter=30, random_state=0).fit(
+        X, y
+    )
+    squares = sum(float((W**2).sum()) for W in est.coefs_)
     scale = 2.0 if cls is fbs.MLPRegressor else 1.0
     expected = est.network_.loss(X, y) + scale * 0.5 * 0.5 * squares / len(X)
     assert est.loss_ == pytest.approx(expected, rel=1e-9)
@@ -291,26 +343,37 @@ def test_lbfgs_loss_is_fastbps_plus_the_weights_penalty(digits, cls):
 
 def test_validation_scores_are_the_held_out_score(digits):
     X, _, y, _ = digits
-    clf = fbs.MLPClassifier((16,), learning_rate_init=0.01, early_stopping=True,
-                            n_iter_no_change=3, max_iter=40, random_state=0).fit(X, y)
+    clf = fbs.MLPClassifier(
+        (16,),
+        learning_rate_init=0.01,
+        early_stopping=True,
+        n_iter_no_change=3,
+        max_iter=40,
+        random_state=0,
+    ).fit(X, y)
     assert len(clf.validation_scores_) == clf.n_iter_ == len(clf.loss_curve_)
     assert clf.best_validation_score_ == max(clf.validation_scores_) and clf.best_loss_ is None
     assert all(s * 63 == pytest.approx(round(s * 63)) for s in clf.validation_scores_)  # 63 rows
     Xr, yr = make_regression(300, 5, noise=1.0, random_state=0)
-    reg = fbs.MLPRegressor(hidden_layer_sizes=(16,), learning_rate_init=0.01,
-                           early_stopping=True, max_iter=50,
-                           random_state=0).fit(Xr, yr / yr.std())
+    reg = fbs.MLPRegressor(
+        hidden_layer_sizes=(16,),
+        learning_rate_init=0.01,
+        early_stopping=True,
+        max_iter=50,
+        random_state=0,
+    ).fit(Xr, yr / yr.std())
     assert len(reg.validation_scores_) == reg.n_iter_ and reg.best_validation_score_ > 0.9
     assert fbs.MLPClassifier((4,), max_iter=2).fit(X, y).validation_scores_ is None
 
 
 def test_verbose_prints_scikit_learns_lines_and_no_bar(digits, capsys):
     X, _, y, _ = digits
-    fbs.MLPClassifier((8,), max_iter=3, early_stopping=True, verbose=True,
-                      random_state=0).fit(X, y)
+    fbs.MLPClassifier((8,), max_iter=3, early_stopping=True, verbose=True, random_state=0).fit(X, y)
     out, err = capsys.readouterr()
-    assert re.fullmatch(r"(Iteration \d+, loss = \d+\.\d{8}\nValidation score: \d\.\d{6}\n){3}",
-                        out) and err == ""
+    assert (
+        re.fullmatch(r"(Iteration \d+, loss = \d+\.\d{8}\nValidation score: \d\.\d{6}\n){3}", out)
+        and err == ""
+    )
     fbs.MLPClassifier((8,), max_iter=3, random_state=0).fit(X, y)
     assert capsys.readouterr() == ("", "")
 
@@ -327,7 +390,9 @@ def test_partial_fit_refuses_early_stopping(digits):
 
 needs_sklearn_poisson = pytest.mark.skipif(
     "loss" not in inspect.signature(sk.MLPRegressor).parameters,
-    reason="scikit-learn's MLPRegressor has loss='poisson' from scikit-learn 1.7")
+    reason="scikit-learn's MLPRegressor has loss='poisson' from scikit-learn 1.7",
+)
+
 
 def _counts(n_targets, n=120, seed=0):
     """Features and Poisson counts of rates exp(X @ beta), (n,) or (n, n_targets)."""
@@ -346,9 +411,18 @@ def test_a_poisson_sgd_step_from_the_same_weights_is_scikit_learns(targets, weig
     weights lands on its weights, and predict is its predict."""
     X, y = _counts(targets)
     w = np.random.default_rng(1).uniform(0.2, 2.0, len(X)) if weighted else None
-    params = dict(loss="poisson", hidden_layer_sizes=(8,), activation="tanh", solver="sgd",
-                  learning_rate_init=0.05, momentum=0.0, alpha=0.0, batch_size=len(X),
-                  shuffle=False, random_state=0)
+    params = dict(
+        loss="poisson",
+        hidden_layer_sizes=(8,),
+        activation="tanh",
+        solver="sgd",
+        learning_rate_init=0.05,
+        momentum=0.0,
+        alpha=0.0,
+        batch_size=len(X),
+        shuffle=False,
+        random_state=0,
+    )
     ours, theirs = fbs.MLPRegressor(**params), sk.MLPRegressor(**params)
     theirs.partial_fit(X, y, sample_weight=w)
     ours.partial_fit(X, y, sample_weight=w)
@@ -368,8 +442,14 @@ def test_poisson_lbfgs_takes_scikit_learns_steps(targets):
     """scikit-learn's objective (the half Poisson deviance plus the penalty): from the same
     start, the same iterates and loss_."""
     X, y = _counts(targets)
-    params = dict(loss="poisson", hidden_layer_sizes=(8,), activation="tanh", solver="lbfgs",
-                  alpha=0.1, random_state=0)
+    params = dict(
+        loss="poisson",
+        hidden_layer_sizes=(8,),
+        activation="tanh",
+        solver="lbfgs",
+        alpha=0.1,
+        random_state=0,
+    )
     ours, theirs = fbs.MLPRegressor(**params), sk.MLPRegressor(**params)
     _same_start(ours, theirs, X, y)
     ours.set_params(max_iter=30).fit(X, y)
@@ -381,8 +461,14 @@ def test_poisson_lbfgs_takes_scikit_learns_steps(targets):
 
 def test_poisson_validation_scores_are_the_r2_of_the_rates():
     X, y = _counts(1)
-    est = fbs.MLPRegressor("poisson", hidden_layer_sizes=(8,), early_stopping=True,
-                           validation_fraction=0.25, max_iter=1, random_state=0).fit(X, y)
+    est = fbs.MLPRegressor(
+        "poisson",
+        hidden_layer_sizes=(8,),
+        early_stopping=True,
+        validation_fraction=0.25,
+        max_iter=1,
+        random_state=0,
+    ).fit(X, y)
     _, Xv, _, yv = train_test_split(X, y, test_size=0.25, random_state=np.random.RandomState(0))
     assert est.validation_scores_ == [pytest.approx(est.score(Xv, yv), rel=1e-12)]
 
@@ -390,6 +476,7 @@ def test_poisson_validation_scores_are_the_r2_of_the_rates():
 @needs_sklearn_poisson
 def test_the_regressors_signature_is_scikit_learns():
     """loss first, and positional, as in scikit-learn; fastbp adds compute_dtype."""
+
     def parameters(cls):
         return [(p.name, p.kind) for p in inspect.signature(cls).parameters.values()]
 
@@ -399,26 +486,37 @@ def test_the_regressors_signature_is_scikit_learns():
 
 def test_poisson_refuses_negative_targets_and_unknown_losses_before_anything_changes():
     X, y = _counts(1)
-    est = fbs.MLPRegressor("poisson", hidden_layer_sizes=(4,), max_iter=2, warm_start=True,
-                           random_state=0).fit(X, y)
+    est = fbs.MLPRegressor(
+        "poisson", hidden_layer_sizes=(4,), max_iter=2, warm_start=True, random_state=0
+    ).fit(X, y)
     net, before = est.network_, est.network_.params.copy()
     bad = y.copy()
     bad[3] = -1.0
     for call in (est.fit, est.partial_fit):
-        with pytest.raises(ValueError, match=r"^MLPRegressor: loss='poisson' needs y >= 0, "
-                                             r"got -1\.0 at flat index 3$"):
+        with pytest.raises(
+            ValueError,
+            match=r"^MLPRegressor: loss='poisson' needs y >= 0, "
+            r"got -1\.0 at flat index 3$",
+        ):
             call(X, bad)
         assert est.network_ is net and np.array_equal(net.params, before)
-    with pytest.raises(ValueError, match=r"^MLPRegressor: loss must be one of "
-                                         r"'squared_error', 'poisson', got 'gamma'$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^MLPRegressor: loss must be one of "
+        r"'squared_error', 'poisson', got 'gamma'$",
+    ):
         fbs.MLPRegressor("gamma").fit(X, y)
-    with pytest.raises(ValueError, match=r"got \(8,\) \(loss is the first parameter, as in "
-                                         r"scikit-learn's MLPRegressor: pass "
-                                         r"hidden_layer_sizes by name\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"got \(8,\) \(loss is the first parameter, as in "
+        r"scikit-learn's MLPRegressor: pass "
+        r"hidden_layer_sizes by name\)",
+    ):
         fbs.MLPRegressor((8,)).fit(X, y)
 
 
 # ---- ConvergenceWarning: where scikit-learn warns, with its words -------------------------
+
 
 def _convergence_warnings(est, calls, X, y) -> list:
     """The messages of the ConvergenceWarnings that ``est``'s ``calls`` (method names, each
@@ -426,8 +524,11 @@ def _convergence_warnings(est, calls, X, y) -> list:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for call in calls:
-            classes = {"classes": np.unique(y)} if call == "partial_fit" and \
-                isinstance(est, ClassifierMixin) else {}
+            classes = (
+                {"classes": np.unique(y)}
+                if call == "partial_fit" and isinstance(est, ClassifierMixin)
+                else {}
+            )
             getattr(est, call)(X, y, **classes)
     return [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
 
@@ -436,16 +537,21 @@ def _convergence_warnings(est, calls, X, y) -> list:
 # "lbfgs" a gradient within gtol at once); partial_fit, which never warns.
 _CONVERGENCE_CASES = {
     "max_iter": (dict(max_iter=3, n_iter_no_change=np.inf), ["fit"]),
-    "warm_start": (dict(max_iter=3, n_iter_no_change=np.inf, warm_start=True),
-                   ["fit", "fit"]),
+    "warm_start": (dict(max_iter=3, n_iter_no_change=np.inf, warm_start=True), ["fit", "fit"]),
     "tol": (dict(max_iter=50, tol=1e9, n_iter_no_change=1), ["fit"]),
     "partial_fit": (dict(max_iter=3), ["partial_fit", "partial_fit"]),
 }
 
 
-@pytest.mark.parametrize("solver, case", [
-    (solver, case) for solver in ("sgd", "adam", "lbfgs") for case in _CONVERGENCE_CASES
-    if (solver, case) != ("lbfgs", "partial_fit")])
+@pytest.mark.parametrize(
+    "solver, case",
+    [
+        (solver, case)
+        for solver in ("sgd", "adam", "lbfgs")
+        for case in _CONVERGENCE_CASES
+        if (solver, case) != ("lbfgs", "partial_fit")
+    ],
+)
 @pytest.mark.parametrize("cls", ["MLPClassifier", "MLPRegressor"])
 def test_convergence_warnings_are_scikit_learns(digits, cls, solver, case):
     X, _, y, _ = digits
@@ -464,13 +570,17 @@ def test_convergence_warnings_are_scikit_learns(digits, cls, solver, case):
 def test_lbfgs_warns_when_max_fun_stops_it(digits):
     X, _, y, _ = digits
     est = fbs.MLPClassifier((8,), solver="lbfgs", max_fun=5, random_state=0)
-    with pytest.warns(ConvergenceWarning, match=r"lbfgs failed to converge after \d+ "
-                                                r"iteration\(s\) \(status=1\)"):
+    with pytest.warns(
+        ConvergenceWarning,
+        match=r"lbfgs failed to converge after \d+ "
+        r"iteration\(s\) \(status=1\)",
+    ):
         est.fit(X, y)
     assert est.n_iter_ <= 5
 
 
 # ---- divergence: scikit-learn's outcomes -------------------------------------------------
+
 
 @pytest.mark.parametrize("call", ["fit", "partial_fit"])
 @pytest.mark.parametrize("solver", ["sgd", "adam"])
@@ -489,9 +599,15 @@ def test_divergence_raises_scikit_learns_error(solver, call):
 
 def test_divergence_under_early_stopping_keeps_the_best_validation_weights(digits):
     X, _, y, _ = digits
-    est = fbs.MLPRegressor(hidden_layer_sizes=(100,), activation="identity", solver="sgd",
-                           learning_rate_init=1, max_iter=20, early_stopping=True,
-                           random_state=0)
+    est = fbs.MLPRegressor(
+        hidden_layer_sizes=(100,),
+        activation="identity",
+        solver="sgd",
+        learning_rate_init=1,
+        max_iter=20,
+        early_stopping=True,
+        random_state=0,
+    )
     with pytest.warns(ConvergenceWarning, match="training diverged at epoch") as caught:
         est.fit(X, y)
     assert len(caught) == 1
@@ -504,6 +620,7 @@ def test_divergence_under_early_stopping_keeps_the_best_validation_weights(digit
 
 
 # ---- a warm start's labels: scikit-learn's rules and messages ----------------------------
+
 
 def _refusal(call, est, X, y) -> str:
     """The message of the ValueError that ``call(est, X, y)`` raises."""
@@ -518,9 +635,11 @@ def _with_a_new_class(y):
     return y
 
 
-@pytest.mark.parametrize("relabel", [lambda y: y + 1, lambda y: y.astype(str),
-                                     lambda y: y % 2, _with_a_new_class],
-                         ids=["shifted", "strings", "fewer", "one_more"])
+@pytest.mark.parametrize(
+    "relabel",
+    [lambda y: y + 1, lambda y: y.astype(str), lambda y: y % 2, _with_a_new_class],
+    ids=["shifted", "strings", "fewer", "one_more"],
+)
 def test_a_warm_fit_on_other_classes_is_refused_as_scikit_learn_refuses_it(digits, relabel):
     X, _, y, _ = digits
     params = dict(hidden_layer_sizes=(8,), max_iter=2, warm_start=True, random_state=0)
@@ -530,22 +649,27 @@ def test_a_warm_fit_on_other_classes_is_refused_as_scikit_learn_refuses_it(digit
 
     def fit(est, X, y):
         return est.fit(X, relabel(y))
+
     assert _refusal(fit, ours, X, y) == _refusal(fit, theirs, X, y)
     assert np.array_equal(ours.classes_, np.arange(10)) and ours.t_ == 2 * len(X)
     np.testing.assert_array_equal(ours.predict_proba(X), proba)
 
 
-@pytest.mark.parametrize("call", [
-    lambda est, X, y: est.partial_fit(X, y + 1),
-    lambda est, X, y: est.partial_fit(X, y.astype(str)),
-    lambda est, X, y: est.partial_fit(X, y % 2, classes=[0, 1]),
-], ids=["unknown", "strings", "other_classes_argument"])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda est, X, y: est.partial_fit(X, y + 1),
+        lambda est, X, y: est.partial_fit(X, y.astype(str)),
+        lambda est, X, y: est.partial_fit(X, y % 2, classes=[0, 1]),
+    ],
+    ids=["unknown", "strings", "other_classes_argument"],
+)
 @pytest.mark.parametrize("start", ["fit", "partial_fit"])
-def test_partial_fit_outside_the_classes_is_refused_as_scikit_learn_refuses_it(digits, call,
-                                                                              start):
+def test_partial_fit_outside_the_classes_is_refused_as_scikit_learn_refuses_it(digits, call, start):
     X, _, y, _ = digits
-    ours, theirs = (cls((8,), max_iter=2, random_state=0)
-                    for cls in (fbs.MLPClassifier, sk.MLPClassifier))
+    ours, theirs = (
+        cls((8,), max_iter=2, random_state=0) for cls in (fbs.MLPClassifier, sk.MLPClassifier)
+    )
     if start == "fit":
         ours.fit(X, y)
         _sklearn_fit(theirs, X, y)
@@ -566,8 +690,10 @@ def test_a_validation_set_too_small_is_refused_in_scikit_learns_words():
             module.MLPRegressor(early_stopping=True, validation_fraction=0.2).fit(X, y)
         messages.append(str(error.value))
     ours, theirs = messages
-    assert ours.startswith("The validation set is too small: validation_fraction=0.2 of the "
-                           "5 rows holds out 1, and a score needs 2.")
+    assert ours.startswith(
+        "The validation set is too small: validation_fraction=0.2 of the "
+        "5 rows holds out 1, and a score needs 2."
+    )
     assert ours.endswith(theirs.split(". ", 1)[1])  # "Increase 'validation_fraction' ..."
 
 
@@ -577,19 +703,24 @@ def test_classes_too_small_for_the_stratified_split_are_refused_as_scikit_learn_
     assert _refusal(type(ours).fit, ours, X, y) == _refusal(type(theirs).fit, theirs, X, y)
 
 
-@pytest.mark.parametrize("params, expected", [
-    (dict(learning_rate="optimal"), r"learning_rate must be one of 'constant', 'invscaling', "
-                                    r"'adaptive', got 'optimal'"),
-    (dict(power_t=-1), r"power_t must be a real number in \[0, inf\), got -1"),
-    (dict(max_fun=0), r"max_fun must be a positive int, got 0"),
-    (dict(solver="newton"), r"solver must be one of 'lbfgs', 'sgd', 'adam', got 'newton'"),
-    (dict(momentum=1.5), r"momentum must be a real number in \[0, 1\], got 1.5"),
-    (dict(early_stopping="yes"), r"early_stopping must be a bool, got 'yes'"),
-    (dict(n_iter_no_change=0), r"n_iter_no_change must be a positive int or numpy.inf"),
-])
+@pytest.mark.parametrize(
+    "params, expected",
+    [
+        (
+            dict(learning_rate="optimal"),
+            r"learning_rate must be one of 'constant', 'invscaling', "
+            r"'adaptive', got 'optimal'",
+        ),
+        (dict(power_t=-1), r"power_t must be a real number in \[0, inf\), got -1"),
+        (dict(max_fun=0), r"max_fun must be a positive int, got 0"),
+        (dict(solver="newton"), r"solver must be one of 'lbfgs', 'sgd', 'adam', got 'newton'"),
+        (dict(momentum=1.5), r"momentum must be a real number in \[0, 1\], got 1.5"),
+        (dict(early_stopping="yes"), r"early_stopping must be a bool, got 'yes'"),
+        (dict(n_iter_no_change=0), r"n_iter_no_change must be a positive int or numpy.inf"),
+    ],
+)
 @pytest.mark.parametrize("cls", [fbs.MLPClassifier, fbs.MLPRegressor])
-def test_parameter_errors_name_the_estimator_and_what_was_expected(digits, params, expected,
-                                                                   cls):
+def test_parameter_errors_name_the_estimator_and_what_was_expected(digits, params, expected, cls):
     X, _, y, _ = digits
     with pytest.raises(ValueError, match=f"^{cls.__name__}: {expected}"):
         cls(**params).fit(X, y)
@@ -597,7 +728,10 @@ def test_parameter_errors_name_the_estimator_and_what_was_expected(digits, param
 
 @pytest.mark.parametrize("cls", [fbs.MLPClassifier, fbs.MLPRegressor])
 def test_unknown_parameters_name_the_estimator(cls):
-    with pytest.raises(TypeError, match=rf"^{cls.__name__}\.__init__\(\) got an unexpected "
-                                        "keyword argument 'learning_rates'"):
+    with pytest.raises(
+        TypeError,
+        match=rf"^{cls.__name__}\.__init__\(\) got an unexpected "
+        "keyword argument 'learning_rates'",
+    ):
         cls(learning_rates="adaptive")
     assert cls(learning_rate="adaptive", power_t=0.25, max_fun=10).get_params()["power_t"] == 0.25

@@ -22,8 +22,15 @@ import numpy as np
 import pytest
 
 import fastbp as fb
-from fbhelpers import (BACKENDS, SIMD_PATHS, make_data, make_net, needs_address_space_limits,
-                       run_on_path, sgd_core_args)
+from fbhelpers import (
+    BACKENDS,
+    SIMD_PATHS,
+    make_data,
+    make_net,
+    needs_address_space_limits,
+    run_on_path,
+    sgd_core_args,
+)
 
 WIDTHS = (48, 96, 10)
 
@@ -37,7 +44,7 @@ def run_in_threads(*jobs):
         try:
             barrier.wait()
             results[i] = job()
-        except BaseException as e:  # reported in the main thread
+        except BaseException as e:  # noqa: BLE001 - reported in the main thread
             errors.append(e)
 
     threads = [threading.Thread(target=run, args=(i, job)) for i, job in enumerate(jobs)]
@@ -116,16 +123,28 @@ def fit_for_snapshots(net, callbacks=()):
     rng = np.random.default_rng(0)
     X = rng.standard_normal((8, SNAPSHOT_WIDTH)).astype(np.float32)
     T = rng.standard_normal((8, 4)).astype(np.float32)
-    net.fit(X, T, epochs=SNAPSHOT_EPOCHS[net.backend], batch_size=4,
-            optimizer=fb.SGD(lr=0.01), shuffle=False, progress=False, callbacks=callbacks)
+    net.fit(
+        X,
+        T,
+        epochs=SNAPSHOT_EPOCHS[net.backend],
+        batch_size=4,
+        optimizer=fb.SGD(lr=0.01),
+        shuffle=False,
+        progress=False,
+        callbacks=callbacks,
+    )
 
 
 def snapshot_net(backend):
     """A BatchNorm first, whose running statistics change at the start of each step, and
     Dense layers whose weights change at its end: a copy across a step mixes the two."""
     w = SNAPSHOT_WIDTH
-    return fb.Network([fb.BatchNorm(w), fb.Dense(w, w), fb.Tanh(), fb.Dense(w, w), fb.Tanh(),
-                       fb.Dense(w, 4)], fb.MSELoss(), backend=backend, seed=0)
+    return fb.Network(
+        [fb.BatchNorm(w), fb.Dense(w, w), fb.Tanh(), fb.Dense(w, w), fb.Tanh(), fb.Dense(w, 4)],
+        fb.MSELoss(),
+        backend=backend,
+        seed=0,
+    )
 
 
 def digest(net) -> str:
@@ -135,8 +154,9 @@ def digest(net) -> str:
 
 @pytest.mark.parametrize("take", SNAPSHOTS)
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_snapshots_taken_while_fit_trains_hold_a_whole_epoch(restore_threads, tmp_path,
-                                                             backend, take):
+def test_snapshots_taken_while_fit_trains_hold_a_whole_epoch(
+    restore_threads, tmp_path, backend, take
+):
     """The main thread pickles or saves a network as fast as it can while another thread
     fits it: every snapshot holds the parameters and running statistics that the same run,
     recorded alone, had after one of its epochs (or before the first)."""
@@ -170,9 +190,17 @@ def test_save_waiting_for_a_running_epoch_lets_other_threads_run(restore_threads
         epoch_ends.append(time.perf_counter())
         first_epoch_ended.set()
 
-    training = threading.Thread(target=lambda: net.fit(
-        X, T, epochs=2, batch_size=64, optimizer=fb.SGD(lr=0.01), progress=False,
-        callbacks=[ended]))
+    training = threading.Thread(
+        target=lambda: net.fit(
+            X,
+            T,
+            epochs=2,
+            batch_size=64,
+            optimizer=fb.SGD(lr=0.01),
+            progress=False,
+            callbacks=[ended],
+        )
+    )
     stamps = []
 
     def tick():
@@ -228,15 +256,18 @@ def test_two_threads_on_one_network_are_serialised(backend):
     batches = dict(zip("AB", (make_data(WIDTHS, "mse_mean", 128, rng) for _ in range(2))))
 
     def fresh():
-        return (make_net(WIDTHS, "tanh", "mse_mean", "float64", backend, seed=0),
-                fb.SGD(lr=0.1, momentum=0.9))
+        return (
+            make_net(WIDTHS, "tanh", "mse_mean", "float64", backend, seed=0),
+            fb.SGD(lr=0.1, momentum=0.9),
+        )
 
     def state(net, opt):
         return params(net), opt.state_for(net).velocity.copy()
 
     def same(s, t):
-        return all(np.array_equal(w, w2) and np.array_equal(b, b2)
-                   for (w, b), (w2, b2) in zip(s[0], t[0])) and np.array_equal(s[1], t[1])
+        return all(
+            np.array_equal(w, w2) and np.array_equal(b, b2) for (w, b), (w2, b2) in zip(s[0], t[0])
+        ) and np.array_equal(s[1], t[1])
 
     serial = {}
     for order in set(itertools.permutations("AABB")):
@@ -246,8 +277,9 @@ def test_two_threads_on_one_network_are_serialised(backend):
         serial["".join(order)] = state(net, opt)
     for _ in range(10):
         net, opt = fresh()
-        run_in_threads(*(lambda b=b: [net.train_step(*b, opt) for _ in range(2)]
-                         for b in batches.values()))
+        run_in_threads(
+            *(lambda b=b: [net.train_step(*b, opt) for _ in range(2)] for b in batches.values())
+        )
         assert opt.state_for(net).steps == 4
         got = state(net, opt)
         assert any(same(got, s) for s in serial.values()), "state matches no serial order"
@@ -259,8 +291,9 @@ def test_an_optimizer_drives_one_fit_at_a_time():
     fit's own thread (a callback) may step with it."""
     X, T = make_data(WIDTHS, "ce_labels", 64, np.random.default_rng(0))
     opt = fb.SGD(lr=0.1)
-    first, second = (make_net(WIDTHS, "relu", "ce_labels", "float64", "cpu", seed=s)
-                     for s in (0, 1))
+    first, second = (
+        make_net(WIDTHS, "relu", "ce_labels", "float64", "cpu", seed=s) for s in (0, 1)
+    )
     training, finish, errors = threading.Event(), threading.Event(), []
 
     def wait_in_epoch(epoch, logs):
@@ -270,9 +303,16 @@ def test_an_optimizer_drives_one_fit_at_a_time():
 
     def run():
         try:
-            first.fit(X, T, epochs=2, batch_size=16, optimizer=opt,
-                      lr_schedule=lambda epoch: 0.01, callbacks=[wait_in_epoch])
-        except BaseException as e:  # reported in the main thread
+            first.fit(
+                X,
+                T,
+                epochs=2,
+                batch_size=16,
+                optimizer=opt,
+                lr_schedule=lambda epoch: 0.01,
+                callbacks=[wait_in_epoch],
+            )
+        except BaseException as e:  # noqa: BLE001 - reported in the main thread
             errors.append(e)
 
     thread = threading.Thread(target=run, name="first fit")
@@ -317,8 +357,12 @@ def test_direct_core_calls_on_one_network_are_serialised():
         serial.append(core.params.copy())
     for _ in range(20):
         core, velocity = fresh()
-        run_in_threads(*(lambda x=x, t=t: core.train_step(x, t, *sgd_core_args(velocity, *hyper))
-                         for x, t in batches))
+        run_in_threads(
+            *(
+                lambda x=x, t=t: core.train_step(x, t, *sgd_core_args(velocity, *hyper))
+                for x, t in batches
+            )
+        )
         assert any(np.array_equal(core.params, s) for s in serial)
 
 
@@ -368,6 +412,7 @@ def test_each_simd_path_is_bitwise_reproducible_across_processes(path):
 # thread counts: bounded, and never a process ended by a thread the OS would not start
 # ---------------------------------------------------------------------------------------
 
+
 def test_thread_counts_beyond_the_bound_are_refused(restore_threads):
     most = fb._core.max_threads()
     assert most >= 1
@@ -379,24 +424,34 @@ def test_thread_counts_beyond_the_bound_are_refused(restore_threads):
         assert fb.get_num_threads() == most
 
 
-@pytest.mark.parametrize("n", [0, -2, 1000, 2**63, -2**63 - 1, 2**70, np.int64(0)],
-                         ids=["0", "-2", "1000", "2**63", "-2**63-1", "2**70", "np.int64-0"])
+@pytest.mark.parametrize(
+    "n",
+    [0, -2, 1000, 2**63, -(2**63) - 1, 2**70, np.int64(0)],
+    ids=["0", "-2", "1000", "2**63", "-2**63-1", "2**70", "np.int64-0"],
+)
 def test_every_refused_thread_count_is_worded_alike(restore_threads, n):
     """Too few, too many, or beyond int64: the same words and the same range."""
     most = fb._core.max_threads()
     with pytest.raises(ValueError) as caught:
         fb.set_num_threads(n)
-    assert str(caught.value) == (f"number of threads must be in [1, {most}] (4 x the "
-                                 f"{most // 4} CPUs this process may use), got {n}")
+    assert str(caught.value) == (
+        f"number of threads must be in [1, {most}] (4 x the "
+        f"{most // 4} CPUs this process may use), got {n}"
+    )
     assert fb.get_num_threads() == restore_threads
 
 
 def run_limited(script: str, *args: str) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-c", textwrap.dedent(script), *args],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, (
         f"the process ended with {result.returncode} (negative: killed by that signal)\n"
-        f"{result.stdout}{result.stderr}")
+        f"{result.stdout}{result.stderr}"
+    )
     return result
 
 
@@ -420,7 +475,8 @@ def test_threads_the_os_cannot_start_fall_back_with_a_warning():
     stack = resource_stack_limit()
     if stack < (1 << 20):
         pytest.skip(f"thread stacks of {stack} bytes fit in any headroom left here")
-    out = run_limited("""
+    out = run_limited(
+        """
         import resource, sys, warnings
         import numpy as np
         import fastbp as fb
@@ -442,7 +498,9 @@ def test_threads_the_os_cannot_start_fall_back_with_a_warning():
         got = fb.get_num_threads()
         np.testing.assert_allclose(fb.ops.matmul(a, b), a @ b, rtol=1e-12, atol=1e-12)
         print(want, got, [str(w.message) for w in caught])
-    """, str(min(stack, 8 << 20)))
+    """,
+        str(min(stack, 8 << 20)),
+    )
     want, got, messages = out.stdout.split(" ", 2)
     if int(want) == 1:
         pytest.skip("max_threads() is 1 here: no thread to start")
@@ -509,7 +567,8 @@ def test_forked_child_uses_a_network_another_thread_was_training(backend):
     """A thread is inside a long fit epoch (holding the network's locks) when the main
     thread forks: the child's predict, pickle, save and training on that network return
     (within 30 s; a child that hangs is killed and reported)."""
-    out = run_limited("""
+    out = run_limited(
+        """
         import os, pickle, sys, tempfile, threading, time
         # OpenBLAS's own fork handler deadlocks while another thread is in one of its
         # products (the numpy backend's): without its pool the fork tests fastbp's alone.
@@ -547,23 +606,37 @@ def test_forked_child_uses_a_network_another_thread_was_training(backend):
             os.kill(pid, 9)
             print("the child hung")
         training.join()
-    """, backend)
+    """,
+        backend,
+    )
     assert out.stdout.strip() == "0", out.stdout + out.stderr
 
 
-@pytest.mark.parametrize("env,want", [
-    ({"FASTBP_NUM_THREADS": "1", "OMP_NUM_THREADS": "2"}, "1"),
-    ({"OMP_NUM_THREADS": "1,2"}, "1"),
-    ({"FASTBP_NUM_THREADS": "1000000"}, "max"),
-    ({"FASTBP_NUM_THREADS": "zero", "OMP_NUM_THREADS": "1"}, "1"),
-], ids=["fastbp-first", "omp-list", "capped", "unreadable-skipped"])
+@pytest.mark.parametrize(
+    "env,want",
+    [
+        ({"FASTBP_NUM_THREADS": "1", "OMP_NUM_THREADS": "2"}, "1"),
+        ({"OMP_NUM_THREADS": "1,2"}, "1"),
+        ({"FASTBP_NUM_THREADS": "1000000"}, "max"),
+        ({"FASTBP_NUM_THREADS": "zero", "OMP_NUM_THREADS": "1"}, "1"),
+    ],
+    ids=["fastbp-first", "omp-list", "capped", "unreadable-skipped"],
+)
 def test_default_thread_count_comes_from_the_environment(env, want):
-    clean = {k: v for k, v in os.environ.items()
-             if k not in ("FASTBP_NUM_THREADS", "OMP_NUM_THREADS")}
+    clean = {
+        k: v for k, v in os.environ.items() if k not in ("FASTBP_NUM_THREADS", "OMP_NUM_THREADS")
+    }
     result = subprocess.run(
-        [sys.executable, "-c",
-         "import fastbp as fb; print(fb.get_num_threads(), fb._core.max_threads())"],
-        env={**clean, **env}, capture_output=True, text=True, timeout=60)
+        [
+            sys.executable,
+            "-c",
+            "import fastbp as fb; print(fb.get_num_threads(), fb._core.max_threads())",
+        ],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     got, most = result.stdout.split()
     assert got == (most if want == "max" else want)
@@ -572,6 +645,7 @@ def test_default_thread_count_comes_from_the_environment(env, want):
 # ---------------------------------------------------------------------------------------
 # threadpoolctl: lists fastbp's pool, and its limits reach it
 # ---------------------------------------------------------------------------------------
+
 
 def fastbp_pools(threadpoolctl) -> list:
     return [info for info in threadpoolctl.threadpool_info() if info["internal_api"] == "fastbp"]
@@ -586,12 +660,21 @@ def test_threadpool_info_lists_fastbp_s_pool(restore_threads):
     assert os.path.samefile(pool["filepath"], fb._core.__file__)
 
 
-@pytest.mark.parametrize("limits, user_api, want", [
-    (1, None, 1), (1, "fastbp", 1), ({"fastbp": 1}, None, 1), (10**6, None, "max"),
-    ({"blas": 1}, None, "unchanged"), (1, "blas", "unchanged"),
-], ids=["all", "by-api", "dict", "beyond-the-bound", "blas-dict", "blas-api"])
-def test_threadpool_limits_sets_fastbp_s_threads_and_restores_them(restore_threads, limits,
-                                                                   user_api, want):
+@pytest.mark.parametrize(
+    "limits, user_api, want",
+    [
+        (1, None, 1),
+        (1, "fastbp", 1),
+        ({"fastbp": 1}, None, 1),
+        (10**6, None, "max"),
+        ({"blas": 1}, None, "unchanged"),
+        (1, "blas", "unchanged"),
+    ],
+    ids=["all", "by-api", "dict", "beyond-the-bound", "blas-dict", "blas-api"],
+)
+def test_threadpool_limits_sets_fastbp_s_threads_and_restores_them(
+    restore_threads, limits, user_api, want
+):
     threadpoolctl = pytest.importorskip("threadpoolctl")
     most = fb._core.max_threads()
     before = 2 if most >= 2 else 1
@@ -607,10 +690,13 @@ def test_fastbp_is_listed_whichever_is_imported_first(order):
     imports = ["import threadpoolctl", "threadpoolctl.threadpool_info()", "import fastbp"]
     if order == "fastbp-first":
         imports = imports[2:] + imports[:2]
-    script = "; ".join(imports + [
-        "print([i['internal_api'] for i in threadpoolctl.threadpool_info()].count('fastbp'))"])
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            timeout=60)
+    script = "; ".join(
+        imports
+        + ["print([i['internal_api'] for i in threadpoolctl.threadpool_info()].count('fastbp'))"]
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "1"
 
@@ -626,7 +712,8 @@ def test_fastbp_imports_and_trains_without_threadpoolctl():
                 optimizer=fb.SGD())
         print("trained")
     """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "trained"

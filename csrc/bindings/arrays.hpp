@@ -33,15 +33,13 @@ void check_array(const py::array& a, const char* name, const std::vector<int64_t
   if (!(a.flags() & py::array::c_style))
     throw py::type_error(std::string(name) + " must be C-contiguous");
   bool ok = a.ndim() == static_cast<py::ssize_t>(shape.size());
-  for (size_t i = 0; ok && i < shape.size(); ++i)
-    ok = shape[i] < 0 || a.shape(i) == shape[i];
+  for (size_t i = 0; ok && i < shape.size(); ++i) ok = shape[i] < 0 || a.shape(i) == shape[i];
   if (!ok) {
     std::string want = "(";
     for (size_t i = 0; i < shape.size(); ++i)
       want += (i ? ", " : "") + (shape[i] < 0 ? std::string("*") : std::to_string(shape[i]));
     want += shape.size() == 1 ? ",)" : ")";
-    throw py::value_error(std::string(name) + " must have shape " + want + ", got " +
-                          shape_str(a));
+    throw py::value_error(std::string(name) + " must have shape " + want + ", got " + shape_str(a));
   }
 }
 

@@ -76,7 +76,8 @@ kernels::Target<T> parse_target(const py::array& t, kernels::Loss loss, int64_t 
                             std::to_string(bad));
   } else {
     const bool column = n == 1 && t.ndim() == 1;
-    target.dense = in_ptr<T>(t, "target", column ? std::vector<int64_t>{m} : std::vector<int64_t>{m, n});
+    target.dense =
+        in_ptr<T>(t, "target", column ? std::vector<int64_t>{m} : std::vector<int64_t>{m, n});
     if (!kernels::all_finite(target.dense, m * n))
       throw py::value_error("target contains NaN or inf");
   }

@@ -2,10 +2,10 @@
 #include <pybind11/stl.h>
 
 #include "bindings/arrays.hpp"
+#include "common/optim_math.hpp"
 #include "kernels/act.hpp"
 #include "kernels/dispatch.hpp"
 #include "kernels/gemm.hpp"
-#include "common/optim_math.hpp"
 #include "kernels/loss.hpp"
 #include "kernels/threads.hpp"
 #include "nn/plan.hpp"
@@ -109,7 +109,8 @@ PYBIND11_MODULE(_core, m) {
     const cuda::DeviceStatus cuda_status = cuda::device_status();
     info["cuda_compiled"] = true;
     info["cuda_available"] = cuda_status.available;
-    info["cuda_device"] = cuda_status.available ? py::object(py::str(cuda_status.name)) : py::none();
+    info["cuda_device"] =
+        cuda_status.available ? py::object(py::str(cuda_status.name)) : py::none();
     info["cuda_status"] = cuda_status.message;
 #else
     info["cuda_compiled"] = false;

@@ -32,10 +32,10 @@ struct Handle {
 };
 
 template <typename T>
-std::unique_ptr<Handle<T>> make_handle(const std::vector<nn::LayerSpec>& layers,
-                                       kernels::Loss loss, kernels::Reduction red,
-                                       const py::sequence& params, uint64_t seed,
-                                       const std::string& backend, kernels::Compute compute) {
+std::unique_ptr<Handle<T>> make_handle(const std::vector<nn::LayerSpec>& layers, kernels::Loss loss,
+                                       kernels::Reduction red, const py::sequence& params,
+                                       uint64_t seed, const std::string& backend,
+                                       kernels::Compute compute) {
   const nn::LossSpec spec{loss, red, loss_params(loss, params)};
   auto handle = std::make_unique<Handle<T>>();
   try {
@@ -93,8 +93,7 @@ double train_epoch(Handle<T>& h, const py::array& x, const py::array& t, const p
   kernels::Target<T> target = b.t;
   target.weights = row_weights<T>(sample_weight, b.rows);
   py::gil_scoped_release nogil;
-  return h.net->train_epoch(b.x, target, b.rows, po, batch_size, update, loss_sum,
-                            interrupt_mark);
+  return h.net->train_epoch(b.x, target, b.rows, po, batch_size, update, loss_sum, interrupt_mark);
 }
 
 // Waits for the network's lock, which another thread's call may hold for a whole epoch,
@@ -108,7 +107,8 @@ void sync_host_without_gil(Trainer<T>& net) {
 // [(name, offset, shape)] of a layer's slices.
 py::list slices(const std::vector<nn::Slice>& s) {
   py::list out;
-  for (const nn::Slice& x : s) out.append(py::make_tuple(x.name, x.offset, py::tuple(py::cast(x.shape))));
+  for (const nn::Slice& x : s)
+    out.append(py::make_tuple(x.name, x.offset, py::tuple(py::cast(x.shape))));
   return out;
 }
 
@@ -130,102 +130,141 @@ void bind_network_class(py::module_& m, const char* name) {
       .def_property_readonly("n_state", [](const H& h) { return h.net->n_state(); })
       .def_property_readonly("in_features", [](const H& h) { return h.net->in_features(); })
       .def_property_readonly("out_features", [](const H& h) { return h.net->out_features(); })
-      .def_property_readonly("updates", [](const H& h) { return h.net->updates(); },
-                             "Optimizer updates applied since construction, by any call.")
-      .def_property("passes", [](const H& h) { return h.net->passes(); },
-                    [](H& h, uint64_t p) {
-                      py::gil_scoped_release nogil;  // as sync_host: the lock may be busy
-                      h.net->set_passes(p);
-                    },
-                    "Training forward passes so far; the next draws its dropout masks from "
-                    "(seed, layer, passes).")
-      .def_property_readonly("layout", [](const H& h) {
-        py::list out;
-        for (const nn::LayerLayout& l : h.net->plan().layout)
-          out.append(py::make_tuple(slices(l.params), slices(l.state)));
-        return out;
-      }, "Per layer, ([(name, offset, shape)] of its parameters, the same of its state).")
-      .def_property_readonly("params", [view](py::object self) {
-        return view(self, &Trainer<T>::params, self.cast<H&>().net->n_params());
-      })
-      .def_property_readonly("grads", [view](py::object self) {
-        return view(self, &Trainer<T>::grads, self.cast<H&>().net->n_params());
-      })
-      .def_property_readonly("state", [view](py::object self) {
-        return view(self, &Trainer<T>::state, self.cast<H&>().net->n_state());
-      })
-      .def("sync_host", [](H& h) { sync_host_without_gil(*h.net); },
-           "Bring the host copies of params, grads, state and the optimizer state up to "
-           "date (a GPU network); the next call uploads what Python may since have written.")
-      .def("snapshot", [](H& h) {
-        py::array_t<T> out(h.net->n_params() + h.net->n_state());
-        T* po = out.mutable_data();
-        py::gil_scoped_release nogil;  // the lock may be held by another thread's epoch
-        h.net->snapshot(po);
-        return out;
-      }, "A copy of the flat parameters then the flat state, taken under the lock every "
-         "call holds (waited for with the GIL released): the values between two calls.")
-      .def("after_fork_in_child", [](H& h) { h.net->after_fork_in_child(); },
-           "Free the lock a thread of the parent held at the fork; in a forked child only.")
-      .def("divergence_reason", [](const H& h, double loss, int64_t bad) {
-        return nn::divergence_reason(loss, bad, h.net->plan());
-      }, py::arg("loss"), py::arg("bad"),
-         "The reason a divergence gives for this loss and first bad gradient index (-1: none).")
-      .def("forward", [](H& h, const py::array& x) {
-        const T* px = batch_ptr<T>(*h.net, x);
-        const int64_t rows = dim(x, 0);
-        py::array_t<T> out({rows, h.net->out_features()});
-        T* po = out.mutable_data();
-        py::gil_scoped_release nogil;
-        h.net->forward(px, rows, po);
-        return out;
-      }, py::arg("X"))
-      .def("check", [](H& h, const py::array& x, const py::array& t) {
-        (void)Batch<T>(*h.net, x, t);  // only its checks
-      }, py::arg("X"), py::arg("T"), "Raise the error loss() would raise for this batch, if any.")
-      .def("loss", [](H& h, const py::array& x, const py::array& t, bool training) {
-        const Batch<T> b(*h.net, x, t);
-        py::gil_scoped_release nogil;
-        return h.net->loss(b.x, b.t, b.rows, training);
-      }, py::arg("X"), py::arg("T"), py::arg("training") = false)
-      .def("backward", [](H& h, const py::array& x, const py::array& t,
-                          const std::optional<py::array>& sample_weight) {
-        const Batch<T> b(*h.net, x, t);
-        kernels::Target<T> target = b.t;
-        target.weights = row_weights<T>(sample_weight, b.rows);
-        py::gil_scoped_release nogil;
-        return h.net->backward(b.x, target, b.rows);
-      }, py::arg("X"), py::arg("T"), py::arg("sample_weight") = py::none(),
-         "sample_weight: one weight per row of X, as train_epoch takes it.")
-      .def("step", [](H& h, const UpdateSpec& spec, const py::sequence& states, int64_t steps) {
-        kernels::Update<T> update = make_update<T>(h, spec, states, steps);
-        py::gil_scoped_release nogil;
-        h.net->step(update);
-      }, py::arg("spec"), py::arg("states"), py::arg("steps"),
-         "One optimizer update from the current gradients (optimizer.step after backward); "
-         "steps: the updates taken before it.")
-      .def("train_step", [](H& h, const py::array& x, const py::array& t,
-                            const UpdateSpec& spec, const py::sequence& states, int64_t steps) {
-        kernels::Update<T> update = make_update<T>(h, spec, states, steps);
-        return train_step(h, x, t, update);
-      }, py::arg("X"), py::arg("T"), py::arg("spec"), py::arg("states"), py::arg("steps"),
-         "Backward pass then one update, as step; returns the loss.")
-      .def("train_epoch", [](H& h, const py::array& x, const py::array& t,
-                             const py::array& order, int64_t batch_size, const UpdateSpec& spec,
-                             const py::sequence& states, int64_t steps, double loss_sum,
-                             const std::optional<py::array>& sample_weight,
-                             int64_t interrupt_mark) {
-        kernels::Update<T> update = make_update<T>(h, spec, states, steps);
-        return train_epoch(h, x, t, order, batch_size, update, loss_sum, sample_weight,
-                           interrupt_mark);
-      }, py::arg("X"), py::arg("T"), py::arg("order"), py::arg("batch_size"), py::arg("spec"),
-         py::arg("states"), py::arg("steps"), py::arg("loss_sum") = 0.0, py::arg("sample_weight") = py::none(),
-         py::arg("interrupt_mark") = -1,
-         "One pass over the rows in order; returns loss_sum plus each batch's rows times its "
-         "loss (divide by the rows for the mean). steps: the updates taken before this call. "
-         "sample_weight: one weight per row of X. "
-         "interrupt_mark: sigint_count() before the call, to stop before the next batch "
-         "once a SIGINT came (KeyboardInterrupt with `step`, the steps applied); -1: never.");
+      .def_property_readonly(
+          "updates", [](const H& h) { return h.net->updates(); },
+          "Optimizer updates applied since construction, by any call.")
+      .def_property(
+          "passes", [](const H& h) { return h.net->passes(); },
+          [](H& h, uint64_t p) {
+            py::gil_scoped_release nogil;  // as sync_host: the lock may be busy
+            h.net->set_passes(p);
+          },
+          "Training forward passes so far; the next draws its dropout masks from "
+          "(seed, layer, passes).")
+      .def_property_readonly(
+          "layout",
+          [](const H& h) {
+            py::list out;
+            for (const nn::LayerLayout& l : h.net->plan().layout)
+              out.append(py::make_tuple(slices(l.params), slices(l.state)));
+            return out;
+          },
+          "Per layer, ([(name, offset, shape)] of its parameters, the same of its state).")
+      .def_property_readonly("params",
+                             [view](py::object self) {
+                               return view(self, &Trainer<T>::params,
+                                           self.cast<H&>().net->n_params());
+                             })
+      .def_property_readonly("grads",
+                             [view](py::object self) {
+                               return view(self, &Trainer<T>::grads,
+                                           self.cast<H&>().net->n_params());
+                             })
+      .def_property_readonly("state",
+                             [view](py::object self) {
+                               return view(self, &Trainer<T>::state,
+                                           self.cast<H&>().net->n_state());
+                             })
+      .def(
+          "sync_host", [](H& h) { sync_host_without_gil(*h.net); },
+          "Bring the host copies of params, grads, state and the optimizer state up to "
+          "date (a GPU network); the next call uploads what Python may since have written.")
+      .def(
+          "snapshot",
+          [](H& h) {
+            py::array_t<T> out(h.net->n_params() + h.net->n_state());
+            T* po = out.mutable_data();
+            py::gil_scoped_release nogil;  // the lock may be held by another thread's epoch
+            h.net->snapshot(po);
+            return out;
+          },
+          "A copy of the flat parameters then the flat state, taken under the lock every "
+          "call holds (waited for with the GIL released): the values between two calls.")
+      .def(
+          "after_fork_in_child", [](H& h) { h.net->after_fork_in_child(); },
+          "Free the lock a thread of the parent held at the fork; in a forked child only.")
+      .def(
+          "divergence_reason",
+          [](const H& h, double loss, int64_t bad) {
+            return nn::divergence_reason(loss, bad, h.net->plan());
+          },
+          py::arg("loss"), py::arg("bad"),
+          "The reason a divergence gives for this loss and first bad gradient index (-1: none).")
+      .def(
+          "forward",
+          [](H& h, const py::array& x) {
+            const T* px = batch_ptr<T>(*h.net, x);
+            const int64_t rows = dim(x, 0);
+            py::array_t<T> out({rows, h.net->out_features()});
+            T* po = out.mutable_data();
+            py::gil_scoped_release nogil;
+            h.net->forward(px, rows, po);
+            return out;
+          },
+          py::arg("X"))
+      .def(
+          "check",
+          [](H& h, const py::array& x, const py::array& t) {
+            (void)Batch<T>(*h.net, x, t);  // only its checks
+          },
+          py::arg("X"), py::arg("T"), "Raise the error loss() would raise for this batch, if any.")
+      .def(
+          "loss",
+          [](H& h, const py::array& x, const py::array& t, bool training) {
+            const Batch<T> b(*h.net, x, t);
+            py::gil_scoped_release nogil;
+            return h.net->loss(b.x, b.t, b.rows, training);
+          },
+          py::arg("X"), py::arg("T"), py::arg("training") = false)
+      .def(
+          "backward",
+          [](H& h, const py::array& x, const py::array& t,
+             const std::optional<py::array>& sample_weight) {
+            const Batch<T> b(*h.net, x, t);
+            kernels::Target<T> target = b.t;
+            target.weights = row_weights<T>(sample_weight, b.rows);
+            py::gil_scoped_release nogil;
+            return h.net->backward(b.x, target, b.rows);
+          },
+          py::arg("X"), py::arg("T"), py::arg("sample_weight") = py::none(),
+          "sample_weight: one weight per row of X, as train_epoch takes it.")
+      .def(
+          "step",
+          [](H& h, const UpdateSpec& spec, const py::sequence& states, int64_t steps) {
+            kernels::Update<T> update = make_update<T>(h, spec, states, steps);
+            py::gil_scoped_release nogil;
+            h.net->step(update);
+          },
+          py::arg("spec"), py::arg("states"), py::arg("steps"),
+          "One optimizer update from the current gradients (optimizer.step after backward); "
+          "steps: the updates taken before it.")
+      .def(
+          "train_step",
+          [](H& h, const py::array& x, const py::array& t, const UpdateSpec& spec,
+             const py::sequence& states, int64_t steps) {
+            kernels::Update<T> update = make_update<T>(h, spec, states, steps);
+            return train_step(h, x, t, update);
+          },
+          py::arg("X"), py::arg("T"), py::arg("spec"), py::arg("states"), py::arg("steps"),
+          "Backward pass then one update, as step; returns the loss.")
+      .def(
+          "train_epoch",
+          [](H& h, const py::array& x, const py::array& t, const py::array& order,
+             int64_t batch_size, const UpdateSpec& spec, const py::sequence& states, int64_t steps,
+             double loss_sum, const std::optional<py::array>& sample_weight,
+             int64_t interrupt_mark) {
+            kernels::Update<T> update = make_update<T>(h, spec, states, steps);
+            return train_epoch(h, x, t, order, batch_size, update, loss_sum, sample_weight,
+                               interrupt_mark);
+          },
+          py::arg("X"), py::arg("T"), py::arg("order"), py::arg("batch_size"), py::arg("spec"),
+          py::arg("states"), py::arg("steps"), py::arg("loss_sum") = 0.0,
+          py::arg("sample_weight") = py::none(), py::arg("interrupt_mark") = -1,
+          "One pass over the rows in order; returns loss_sum plus each batch's rows times its "
+          "loss (divide by the rows for the mean). steps: the updates taken before this call. "
+          "sample_weight: one weight per row of X. "
+          "interrupt_mark: sigint_count() before the call, to stop before the next batch "
+          "once a SIGINT came (KeyboardInterrupt with `step`, the steps applied); -1: never.");
 }
 
 }  // namespace
@@ -278,20 +317,23 @@ void bind_network(py::module_& m) {
       .def(py::init([](common::Optimizer kind, const py::sequence& hyper, double max_grad_norm) {
              return UpdateSpec{optimizer_args(kind, hyper, 1), static_cast<int>(hyper.size()),
                                checked_max_grad_norm(max_grad_norm)};
-           }), py::arg("kind"), py::arg("hyper"), py::arg("max_grad_norm") = 0.0)
+           }),
+           py::arg("kind"), py::arg("hyper"), py::arg("max_grad_norm") = 0.0)
       .def_property_readonly("kind", [](const UpdateSpec& u) { return u.args.kind; })
-      .def_property_readonly("hyper", [](const UpdateSpec& u) {
-        return py::tuple(py::cast(std::vector<double>(u.args.hyper, u.args.hyper + u.n_hyper)));
-      })
+      .def_property_readonly(
+          "hyper",
+          [](const UpdateSpec& u) {
+            return py::tuple(py::cast(std::vector<double>(u.args.hyper, u.args.hyper + u.n_hyper)));
+          })
       .def_readonly("max_grad_norm", &UpdateSpec::max_grad_norm);
   py::class_<nn::LayerSpec>(m, "LayerSpec", "One layer as the network's plan takes it.")
-      .def(py::init([](nn::LayerKind kind, int64_t in, int64_t out, kernels::Act act,
-                       double act_a, double act_b, double p, double eps, double momentum) {
+      .def(py::init([](nn::LayerKind kind, int64_t in, int64_t out, kernels::Act act, double act_a,
+                       double act_b, double p, double eps, double momentum) {
              return nn::LayerSpec{kind, in, out, act, act_a, act_b, p, eps, momentum};
-           }), py::arg("kind"), py::arg("inputs"), py::arg("outputs"),
-           py::arg("act") = kernels::Act::Identity, py::arg("act_a") = 0.0,
-           py::arg("act_b") = 0.0, py::arg("p") = 0.0, py::arg("eps") = 0.0,
-           py::arg("momentum") = 0.0)
+           }),
+           py::arg("kind"), py::arg("inputs"), py::arg("outputs"),
+           py::arg("act") = kernels::Act::Identity, py::arg("act_a") = 0.0, py::arg("act_b") = 0.0,
+           py::arg("p") = 0.0, py::arg("eps") = 0.0, py::arg("momentum") = 0.0)
       .def_readonly("kind", &nn::LayerSpec::kind)
       .def_readonly("inputs", &nn::LayerSpec::in)
       .def_readonly("outputs", &nn::LayerSpec::out)

@@ -52,8 +52,8 @@ py::object matmul(const py::array& a, const py::array& b, bool trans_a, bool tra
     py::gil_scoped_release nogil;
     if constexpr (std::is_same_v<T, float>) {
       if (bf16) {
-        kernels::gemm_bf16(trans_a, trans_b, m, n, k, 1.0f, pa, dim(a, 1), pb, dim(b, 1), 0.0f,
-                           pc, n);
+        kernels::gemm_bf16(trans_a, trans_b, m, n, k, 1.0f, pa, dim(a, 1), pb, dim(b, 1), 0.0f, pc,
+                           n);
         return std::move(c);
       }
     }
@@ -181,32 +181,36 @@ double clip_grad_norm(py::array& grad, double max_norm) {
   } catch (const std::invalid_argument& e) {
     throw py::value_error(e.what());
   }
-  return by_dtype(grad, "grad", [&](auto tag) -> py::object {
-    using T = decltype(tag);
-    T* pg = out_ptr<T>(grad, "grad", std::vector<int64_t>(grad.ndim(), -1));
-    const int64_t n = grad.size();
-    double total;
-    {
-      py::gil_scoped_release nogil;
-      total = kernels::clip_grad_norm(pg, n, max_norm);
-    }
-    return py::float_(total);
-  }).cast<double>();
+  return by_dtype(grad, "grad",
+                  [&](auto tag) -> py::object {
+                    using T = decltype(tag);
+                    T* pg = out_ptr<T>(grad, "grad", std::vector<int64_t>(grad.ndim(), -1));
+                    const int64_t n = grad.size();
+                    double total;
+                    {
+                      py::gil_scoped_release nogil;
+                      total = kernels::clip_grad_norm(pg, n, max_norm);
+                    }
+                    return py::float_(total);
+                  })
+      .cast<double>();
 }
 
 bool all_finite(const py::array& x) {
-  return by_dtype(x, "x", [&](auto tag) -> py::object {
-    using T = decltype(tag);
-    check_array<T>(x, "x", std::vector<int64_t>(x.ndim(), -1));
-    const T* px = static_cast<const T*>(x.data());
-    const int64_t n = x.size();
-    bool ok;
-    {
-      py::gil_scoped_release nogil;
-      ok = kernels::all_finite(px, n);
-    }
-    return py::bool_(ok);
-  }).cast<bool>();
+  return by_dtype(x, "x",
+                  [&](auto tag) -> py::object {
+                    using T = decltype(tag);
+                    check_array<T>(x, "x", std::vector<int64_t>(x.ndim(), -1));
+                    const T* px = static_cast<const T*>(x.data());
+                    const int64_t n = x.size();
+                    bool ok;
+                    {
+                      py::gil_scoped_release nogil;
+                      ok = kernels::all_finite(px, n);
+                    }
+                    return py::bool_(ok);
+                  })
+      .cast<bool>();
 }
 
 // x (m, n) and the per-column weight (n,) of a norm; eps > 0 (fastbp.ops checks the
@@ -214,7 +218,8 @@ bool all_finite(const py::array& x) {
 template <typename T>
 void check_norm_args(const py::array& x, const py::array& weight, double eps) {
   check_array<T>(x, "x", {-1, -1});
-  if (dim(x, 1) == 0) throw py::value_error("x must have at least one column, got shape " + shape_str(x));
+  if (dim(x, 1) == 0)
+    throw py::value_error("x must have at least one column, got shape " + shape_str(x));
   check_array<T>(weight, "weight", {dim(x, 1)});
   if (!(std::isfinite(eps) && eps > 0.0))
     throw py::value_error("eps must be a finite number > 0.0, got " + std::to_string(eps));
@@ -268,7 +273,8 @@ py::object batch_norm(const py::array& x, const py::array& weight, const py::arr
     const T* pb = in_ptr<T>(bias, "bias", {n});
     if (training && m < 2)
       throw py::value_error("batch norm in training needs at least 2 rows (one per column "
-                            "gives no variance), got shape " + shape_str(x));
+                            "gives no variance), got shape " +
+                            shape_str(x));
     if (!(momentum > 0.0 && momentum <= 1.0))
       throw py::value_error("momentum must be in (0, 1], got " + std::to_string(momentum));
     py::array_t<T> y({m, n});
@@ -346,8 +352,8 @@ void bind_ops(py::module_& m) {
   m.def("linear", &linear, py::arg("x"), py::arg("w"), py::arg("b"));
   m.def("activation", &activation, py::arg("act"), py::arg("x"), py::arg("a") = 0.0,
         py::arg("b") = 0.0);
-  m.def("activation_backward", &activation_backward, py::arg("act"), py::arg("y"),
-        py::arg("grad"), py::arg("x") = py::none(), py::arg("a") = 0.0, py::arg("b") = 0.0);
+  m.def("activation_backward", &activation_backward, py::arg("act"), py::arg("y"), py::arg("grad"),
+        py::arg("x") = py::none(), py::arg("a") = 0.0, py::arg("b") = 0.0);
   m.def("act_uses_input", &kernels::act_uses_input, py::arg("act"),
         "Whether the activation's derivative reads its input x (else its output y).");
   m.def("softmax", &softmax, py::arg("x"));
@@ -365,18 +371,20 @@ void bind_ops(py::module_& m) {
   m.def("layer_norm_backward", &layer_norm_backward, py::arg("x"), py::arg("weight"),
         py::arg("grad"), py::arg("eps"));
   m.def("batch_norm", &batch_norm, py::arg("x"), py::arg("weight"), py::arg("bias"),
-        py::arg("running_mean"), py::arg("running_var"), py::arg("training"),
-        py::arg("momentum"), py::arg("eps"));
+        py::arg("running_mean"), py::arg("running_var"), py::arg("training"), py::arg("momentum"),
+        py::arg("eps"));
   m.def("batch_norm_backward", &batch_norm_backward, py::arg("x"), py::arg("weight"),
         py::arg("grad"), py::arg("eps"));
   m.def(
-      "dropout", [](const py::array& x, double p, uint64_t key) { return dropout(x, p, key, false); },
+      "dropout",
+      [](const py::array& x, double p, uint64_t key) { return dropout(x, p, key, false); },
       py::arg("x"), py::arg("p"), py::arg("key"));
   m.def(
       "dropout_backward",
       [](const py::array& grad, double p, uint64_t key) { return dropout(grad, p, key, true); },
       py::arg("grad"), py::arg("p"), py::arg("key"));
-  m.def("dropout_key", &common::dropout_key, py::arg("seed"), py::arg("layer"), py::arg("pass_index"));
+  m.def("dropout_key", &common::dropout_key, py::arg("seed"), py::arg("layer"),
+        py::arg("pass_index"));
 }
 
 }  // namespace fastbp::bindings

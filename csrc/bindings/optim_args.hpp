@@ -36,8 +36,8 @@ void state_ptrs(common::Optimizer kind, const py::sequence& states,
                 const std::vector<int64_t>& shape, T** ptrs) {
   const size_t want = size_t(common::n_states(kind));
   if (states.size() != want)
-    throw py::value_error("this optimizer takes " + std::to_string(want) +
-                          " state arrays, got " + std::to_string(states.size()));
+    throw py::value_error("this optimizer takes " + std::to_string(want) + " state arrays, got " +
+                          std::to_string(states.size()));
   static const char* const names[] = {"states[0]", "states[1]", "states[2]"};
   static_assert(sizeof names / sizeof names[0] == common::kMaxStates, "a name per state");
   for (size_t k = 0; k < want; ++k) {

@@ -13,16 +13,24 @@ namespace fastbp::common {
 
 // Values are part of the Python binding (fastbp._core.Act); keep them stable.
 enum class Act : int {
-  Identity = 0, Sigmoid = 1, ReLU = 2, Tanh = 3, LeakyReLU = 4, ELU = 5, GELU = 6,
-  GELUTanh = 7, SiLU = 8, Softplus = 9
+  Identity = 0,
+  Sigmoid = 1,
+  ReLU = 2,
+  Tanh = 3,
+  LeakyReLU = 4,
+  ELU = 5,
+  GELU = 6,
+  GELUTanh = 7,
+  SiLU = 8,
+  Softplus = 9
 };
 
 // The names _core exports its members under (fastbp._core.Act.ReLU); Python derives
 // every other spelling of an activation's name from these.
 inline constexpr std::pair<Act, const char*> kActNames[] = {
-    {Act::Identity, "Identity"}, {Act::Sigmoid, "Sigmoid"},   {Act::ReLU, "ReLU"},
+    {Act::Identity, "Identity"}, {Act::Sigmoid, "Sigmoid"},     {Act::ReLU, "ReLU"},
     {Act::Tanh, "Tanh"},         {Act::LeakyReLU, "LeakyReLU"}, {Act::ELU, "ELU"},
-    {Act::GELU, "GELU"},         {Act::GELUTanh, "GELUTanh"}, {Act::SiLU, "SiLU"},
+    {Act::GELU, "GELU"},         {Act::GELUTanh, "GELUTanh"},   {Act::SiLU, "SiLU"},
     {Act::Softplus, "Softplus"}};
 
 // An activation's settings: LeakyReLU a = negative_slope; ELU a = alpha; Softplus
@@ -47,9 +55,13 @@ FASTBP_HD inline T stable_sigmoid(T x) {
 
 // sqrt(2 / pi) and 1 / sqrt(2 pi), spelled as PyTorch builds them from M_ constants.
 template <typename T>
-FASTBP_HD constexpr T kGeluTanhBeta() { return T(1.4142135623730951 * 1.1283791670955126 * 0.5); }
+FASTBP_HD constexpr T kGeluTanhBeta() {
+  return T(1.4142135623730951 * 1.1283791670955126 * 0.5);
+}
 template <typename T>
-FASTBP_HD constexpr T kGeluErfBeta() { return T(1.1283791670955126 * 0.7071067811865476 * 0.5); }
+FASTBP_HD constexpr T kGeluErfBeta() {
+  return T(1.1283791670955126 * 0.7071067811865476 * 0.5);
+}
 
 template <Act A, typename T>
 FASTBP_HD inline T act_one(T x, ActParams p) {

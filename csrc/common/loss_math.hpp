@@ -101,8 +101,8 @@ FASTBP_HD inline double softmax_ce_row_loss(double row_max, double sum_exp, doub
 // rounding when |max| is large (all of it beyond 2^53), so softmax(x) would not sum to 1
 // (logits [1e17, 1e17, 0] would give [1, 1, 0] instead of [0.5, 0.5, 0]).
 template <typename T>
-FASTBP_HD inline T softmax_ce_grad(double exp_shifted, double inv_sum_exp, double t_sum,
-                                   double t_j, T scale) {
+FASTBP_HD inline T softmax_ce_grad(double exp_shifted, double inv_sum_exp, double t_sum, double t_j,
+                                   T scale) {
   return scale * T(exp_shifted * inv_sum_exp * t_sum - t_j);
 }
 

@@ -90,8 +90,8 @@ struct Rule<Optimizer::SGD> {
     return {T(h[0]), T(h[3]), T(h[1]), T(1) - T(h[2]), h[1] != 0.0, h[4] != 0.0, a.step == 1};
   }
   template <typename T>
-  FASTBP_HD static void apply(const Coef<T>& c, int64_t i, T* __restrict p,
-                              const T* __restrict g, StatePtrs<T> s) {
+  FASTBP_HD static void apply(const Coef<T>& c, int64_t i, T* __restrict p, const T* __restrict g,
+                              StatePtrs<T> s) {
     const T d = g[i] + c.wd * p[i];
     if (!c.momentum) {
       p[i] -= c.lr * d;
@@ -128,12 +128,17 @@ struct Rule<Optimizer::Adam> {
     const double bc1 = 1.0 - std::pow(h[1], double(a.step));
     const double bc2 = 1.0 - std::pow(h[2], double(a.step));
     const bool decoupled = h[5] != 0.0;
-    return {T(h[1]), T(h[2]), T(h[3]), decoupled ? T(0) : T(h[4]),
-            decoupled ? T(1.0 - h[0] * h[4]) : T(1), T(h[0] / bc1), T(1.0 / std::sqrt(bc2))};
+    return {T(h[1]),
+            T(h[2]),
+            T(h[3]),
+            decoupled ? T(0) : T(h[4]),
+            decoupled ? T(1.0 - h[0] * h[4]) : T(1),
+            T(h[0] / bc1),
+            T(1.0 / std::sqrt(bc2))};
   }
   template <typename T>
-  FASTBP_HD static void apply(const Coef<T>& c, int64_t i, T* __restrict p,
-                              const T* __restrict g, StatePtrs<T> s) {
+  FASTBP_HD static void apply(const Coef<T>& c, int64_t i, T* __restrict p, const T* __restrict g,
+                              StatePtrs<T> s) {
     using std::sqrt;
     T* __restrict exp_avg = s.s[0];
     T* __restrict exp_avg_sq = s.s[1];
@@ -150,8 +155,7 @@ struct Rule<Optimizer::Adam> {
 // torch.Tensor.lerp's formula, which switches ends at weight 0.5 for accuracy.
 template <typename T>
 FASTBP_HD inline T lerp(T start, T end, T weight) {
-  return weight < T(0.5) ? start + weight * (end - start)
-                         : end - (end - start) * (T(1) - weight);
+  return weight < T(0.5) ? start + weight * (end - start) : end - (end - start) * (T(1) - weight);
 }
 
 // torch.optim.RMSprop. hyper: lr, alpha, eps, weight_decay, momentum, centered. State:
@@ -176,12 +180,11 @@ struct Rule<Optimizer::RMSprop> {
   static Coef<T> coefficients(const OptimizerArgs& a) {
     const double* h = a.hyper;
     // 1 - alpha in double, as torch passes it to addcmul_ and lerp_
-    return {T(h[0]), T(h[1]), T(1.0 - h[1]), T(h[2]), T(h[3]), T(h[4]), h[4] > 0.0,
-            h[5] != 0.0};
+    return {T(h[0]), T(h[1]), T(1.0 - h[1]), T(h[2]), T(h[3]), T(h[4]), h[4] > 0.0, h[5] != 0.0};
   }
   template <typename T>
-  FASTBP_HD static void apply(const Coef<T>& c, int64_t i, T* __restrict p,
-                              const T* __restrict g, StatePtrs<T> s) {
+  FASTBP_HD static void apply(const Coef<T>& c, int64_t i, T* __restrict p, const T* __restrict g,
+                              StatePtrs<T> s) {
     using std::sqrt;
     const T gi = g[i] + c.wd * p[i];
     const T sq = c.alpha * s.s[0][i] + c.one_minus_alpha * gi * gi;
@@ -225,8 +228,8 @@ struct Rule<Optimizer::Adagrad> {
     return {T(h[0] / (1.0 + double(a.step - 1) * h[1])), T(h[2]), T(h[3])};
   }
   template <typename T>
-  FASTBP_HD static void apply(const Coef<T>& c, int64_t i, T* __restrict p,
-                              const T* __restrict g, StatePtrs<T> s) {
+  FASTBP_HD static void apply(const Coef<T>& c, int64_t i, T* __restrict p, const T* __restrict g,
+                              StatePtrs<T> s) {
     using std::sqrt;
     const T gi = g[i] + c.wd * p[i];
     const T sum = s.s[0][i] + gi * gi;
@@ -261,8 +264,8 @@ struct Rule<Optimizer::Adadelta> {
     return {T(h[0]), T(h[1]), T(1.0 - h[1]), T(h[2]), T(h[3])};
   }
   template <typename T>
-  FASTBP_HD static void apply(const Coef<T>& c, int64_t i, T* __restrict p,
-                              const T* __restrict g, StatePtrs<T> s) {
+  FASTBP_HD static void apply(const Coef<T>& c, int64_t i, T* __restrict p, const T* __restrict g,
+                              StatePtrs<T> s) {
     using std::sqrt;
     const T gi = g[i] + c.wd * p[i];
     const T sq = c.rho * s.s[0][i] + c.one_minus_rho * gi * gi;

@@ -49,8 +49,8 @@ __global__ void act_backward_kernel(const T* x, const T* y, T* g, int64_t n, Act
 constexpr int kCols = 32, kRows = 8;
 
 template <Act A, typename T>
-__global__ void act_backward_bias_grad_kernel(const T* x, const T* y, T* g, int64_t m,
-                                              int64_t n, ActParams p, T* db) {
+__global__ void act_backward_bias_grad_kernel(const T* x, const T* y, T* g, int64_t m, int64_t n,
+                                              ActParams p, T* db) {
   __shared__ T partial[kRows][kCols];
   const int64_t col = int64_t(blockIdx.x) * kCols + threadIdx.x;
   T sum = T(0);
@@ -117,14 +117,14 @@ template void bias_activation<float>(float*, const float*, int64_t, int64_t, Act
 template void act_forward<float>(Act, ActParams, const float*, float*, int64_t, cudaStream_t);
 template void act_backward<float>(Act, ActParams, const float*, const float*, float*, int64_t,
                                   cudaStream_t);
-template void act_backward_bias_grad<float>(Act, ActParams, const float*, const float*, float*, int64_t,
-                                            int64_t, float*, cudaStream_t);
-template void bias_activation<double>(double*, const double*, int64_t, int64_t, Act, ActParams, double*,
-                                     cudaStream_t);
+template void act_backward_bias_grad<float>(Act, ActParams, const float*, const float*, float*,
+                                            int64_t, int64_t, float*, cudaStream_t);
+template void bias_activation<double>(double*, const double*, int64_t, int64_t, Act, ActParams,
+                                      double*, cudaStream_t);
 template void act_forward<double>(Act, ActParams, const double*, double*, int64_t, cudaStream_t);
 template void act_backward<double>(Act, ActParams, const double*, const double*, double*, int64_t,
-                                  cudaStream_t);
-template void act_backward_bias_grad<double>(Act, ActParams, const double*, const double*, double*, int64_t,
-                                            int64_t, double*, cudaStream_t);
+                                   cudaStream_t);
+template void act_backward_bias_grad<double>(Act, ActParams, const double*, const double*, double*,
+                                             int64_t, int64_t, double*, cudaStream_t);
 
 }  // namespace fastbp::cuda

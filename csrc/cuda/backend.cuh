@@ -39,7 +39,8 @@ class Backend {
   Backend(const Backend&) = delete;
   Backend& operator=(const Backend&) = delete;
   ~Backend() {
-    for (cudaEvent_t e : done_) if (e) cudaEventDestroy(e);
+    for (cudaEvent_t e : done_)
+      if (e) cudaEventDestroy(e);
     if (stream_) cudaStreamDestroy(stream_);
   }
 
@@ -116,7 +117,8 @@ class Backend {
   void reserve_batches(int64_t cap, int64_t in, int64_t out, Target t) {
     for (int s = 0; s < 2; ++s) {
       stage_x_[s].reserve(cap * in);
-      if (t.labels) stage_labels_[s].reserve(cap); else stage_t_[s].reserve(cap * out);
+      if (t.labels) stage_labels_[s].reserve(cap);
+      else stage_t_[s].reserve(cap * out);
       slot_busy_[s] = false;
     }
   }
@@ -134,7 +136,8 @@ class Backend {
       if (t.labels) stage_labels_[s].data()[i] = t.labels[r];
       else std::memcpy(stage_t_[s].data() + i * out, t.dense + r * out, out * sizeof(T));
     }
-    if (t.labels) staged.labels = stage_labels_[s].data(); else staged.dense = stage_t_[s].data();
+    if (t.labels) staged.labels = stage_labels_[s].data();
+    else staged.dense = stage_t_[s].data();
     staged.weights = t.weights;
     return {input(sx, m * in, s), target(staged, m, out, s)};
   }
@@ -153,8 +156,8 @@ class Backend {
                        kernels::ActParams p, T* y) {
     cuda::bias_activation(z, b, m, n, act, p, y, stream_);
   }
-  void activation_grad_bias_grad(kernels::Act act, kernels::ActParams p, const T* x,
-                                 const T* y, T* g, int64_t m, int64_t n, T* db) {
+  void activation_grad_bias_grad(kernels::Act act, kernels::ActParams p, const T* x, const T* y,
+                                 T* g, int64_t m, int64_t n, T* db) {
     cuda::act_backward_bias_grad(act, p, x, y, g, m, n, db, stream_);
   }
   void act_forward(kernels::Act act, kernels::ActParams p, const T* x, T* y, int64_t n) {
@@ -174,15 +177,25 @@ class Backend {
     cuda::dropout_backward(dy, dx, n, p, key, stream_);
   }
   template <typename... A>
-  void layer_norm_forward(A... a) { cuda::layer_norm_forward<T>(a..., stream_); }
+  void layer_norm_forward(A... a) {
+    cuda::layer_norm_forward<T>(a..., stream_);
+  }
   template <typename... A>
-  void layer_norm_backward(A... a) { cuda::layer_norm_backward<T>(a..., stream_); }
+  void layer_norm_backward(A... a) {
+    cuda::layer_norm_backward<T>(a..., stream_);
+  }
   template <typename... A>
-  void batch_norm_forward_train(A... a) { cuda::batch_norm_forward_train<T>(a..., stream_); }
+  void batch_norm_forward_train(A... a) {
+    cuda::batch_norm_forward_train<T>(a..., stream_);
+  }
   template <typename... A>
-  void batch_norm_forward_infer(A... a) { cuda::batch_norm_forward_infer<T>(a..., stream_); }
+  void batch_norm_forward_infer(A... a) {
+    cuda::batch_norm_forward_infer<T>(a..., stream_);
+  }
   template <typename... A>
-  void batch_norm_backward(A... a) { cuda::batch_norm_backward<T>(a..., stream_); }
+  void batch_norm_backward(A... a) {
+    cuda::batch_norm_backward<T>(a..., stream_);
+  }
   void loss(const nn::LossSpec& spec, const T* y, Target t, int64_t m, int64_t n, T* grad,
             double* value) {
     cuda::loss(spec.kind, spec.reduction, y, t, m, n, grad, scratch_.data(), value, stream_,
@@ -223,7 +236,8 @@ class Backend {
     std::copy(report.begin() + kStatus, report.end(), losses);
   }
   void states_wrote() {
-    if (states_used_) for (State& st : states_) st.newer = st.host != nullptr;
+    if (states_used_)
+      for (State& st : states_) st.newer = st.host != nullptr;
     states_used_ = false;
   }
   void states_to_host() {

@@ -37,8 +37,8 @@ void check_step(const double* value, const T* grad, int64_t n, int64_t step,
   check_launch("check_step");
 }
 
-template void check_step<float>(const double*, const float*, int64_t, int64_t,
-                                unsigned long long*, cudaStream_t);
+template void check_step<float>(const double*, const float*, int64_t, int64_t, unsigned long long*,
+                                cudaStream_t);
 template void check_step<double>(const double*, const double*, int64_t, int64_t,
                                  unsigned long long*, cudaStream_t);
 

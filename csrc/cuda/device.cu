@@ -10,7 +10,9 @@ namespace {
 __global__ void probe_kernel() {}
 
 // 12040 -> "12.4", as CUDA encodes versions.
-std::string version(int v) { return std::to_string(v / 1000) + "." + std::to_string(v % 1000 / 10); }
+std::string version(int v) {
+  return std::to_string(v / 1000) + "." + std::to_string(v % 1000 / 10);
+}
 
 }  // namespace
 
@@ -28,15 +30,15 @@ DeviceStatus device_status() {
   if (err == cudaSuccess) err = cudaFuncGetAttributes(&attributes, probe_kernel);
   if (err != cudaSuccess) {
     cudaGetLastError();  // leave no error behind for later calls to report
-    int driver = 0;  // 0 when no NVIDIA driver is installed
+    int driver = 0;      // 0 when no NVIDIA driver is installed
     cudaDriverGetVersion(&driver);
     const std::string needs = "this build needs CUDA " + version(CUDART_VERSION);
     // Without a driver the runtime's own words ("driver version is insufficient") would
     // send the reader looking for a driver update.
-    status.message = driver == 0 ? "no NVIDIA driver found (" + needs + " or newer)"
-                                 : std::string("no usable CUDA device: ") +
-                                       cudaGetErrorString(err) + " (NVIDIA driver: CUDA " +
-                                       version(driver) + "; " + needs + ")";
+    status.message = driver == 0
+                         ? "no NVIDIA driver found (" + needs + " or newer)"
+                         : std::string("no usable CUDA device: ") + cudaGetErrorString(err) +
+                               " (NVIDIA driver: CUDA " + version(driver) + "; " + needs + ")";
     return status;
   }
   status.available = true;

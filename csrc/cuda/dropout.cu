@@ -24,8 +24,8 @@ void apply_mask(const T* in, T* out, int64_t n, double p, uint64_t key, cudaStre
             "cudaMemcpyAsync");
     return;
   }
-  dropout_kernel<T><<<grid_for(n), kBlock, 0, stream>>>(in, out, n, p, key,
-                                                        common::dropout_scale<T>(p));
+  dropout_kernel<T>
+      <<<grid_for(n), kBlock, 0, stream>>>(in, out, n, p, key, common::dropout_scale<T>(p));
   check_launch("dropout_kernel");
 }
 

@@ -120,8 +120,8 @@ __global__ void __launch_bounds__(kThreads, sizeof(T) == 4 ? 2 : 1)
 }
 
 template <bool TA, bool TB, typename T>
-void launch(int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b, int64_t ldb,
-            T* c, int64_t ldc, cudaStream_t stream) {
+void launch(int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b, int64_t ldb, T* c,
+            int64_t ldc, cudaStream_t stream) {
   const dim3 grid(static_cast<unsigned>((n + BN - 1) / BN),
                   static_cast<unsigned>((m + BM - 1) / BM));
   gemm_kernel<TA, TB, T><<<grid, kThreads, 0, stream>>>(m, n, k, a, lda, b, ldb, c, ldc);

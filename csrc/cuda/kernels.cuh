@@ -16,8 +16,8 @@ using kernels::ActParams;
 
 // c (m x n) = op(a) @ op(b), row-major, op(x) = x^T when the flag is set.
 template <typename T>
-void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const T* a,
-          int64_t lda, const T* b, int64_t ldb, T* c, int64_t ldc, cudaStream_t stream);
+void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda,
+          const T* b, int64_t ldb, T* c, int64_t ldc, cudaStream_t stream);
 
 // z[i, :] += bias (z becomes the pre-activation) and y = f(z) over the m x n row-major
 // z; y may equal z, which then holds f(z) (what the network passes when
@@ -47,8 +47,8 @@ int64_t loss_scratch_size(int64_t m);
 // kernels::loss_forward) and, when grad is not null, dL/dy to grad. params: the loss's
 // settings (kernels::loss_params).
 template <typename T>
-void loss(kernels::Loss kind, kernels::Reduction red, const T* y, kernels::Target<T> t,
-          int64_t m, int64_t n, T* grad, double* scratch, double* value, cudaStream_t stream,
+void loss(kernels::Loss kind, kernels::Reduction red, const T* y, kernels::Target<T> t, int64_t m,
+          int64_t n, T* grad, double* scratch, double* value, cudaStream_t stream,
           kernels::LossParams params = {});
 
 // A call's divergence status is two words in device memory, both set to kNotDiverged
@@ -67,9 +67,8 @@ void check_step(const double* value, const T* grad, int64_t n, int64_t step,
 // array of n_states device pointers); a no-op once status records a diverged step, so
 // neither that step nor a later one of the call updates.
 template <typename T>
-void optimizer_step(const kernels::OptimizerArgs& args, T* param, const T* grad,
-                    T* const* states, int64_t n, const unsigned long long* status,
-                    cudaStream_t stream);
+void optimizer_step(const kernels::OptimizerArgs& args, T* param, const T* grad, T* const* states,
+                    int64_t n, const unsigned long long* status, cudaStream_t stream);
 
 // Doubles of scratch space clip_grad_norm needs.
 int64_t clip_scratch_size();
@@ -86,15 +85,15 @@ void clip_grad_norm(T* g, int64_t n, double max_norm, double* scratch, int64_t s
 // them null, and n for batch norm). No scratch: every sum is one warp's or one
 // thread's, so results are deterministic.
 template <typename T>
-void layer_norm_forward(const T* x, const T* gamma, const T* beta, int64_t m, int64_t n,
-                        double eps, T* y, T* mean, T* rstd, cudaStream_t stream);
+void layer_norm_forward(const T* x, const T* gamma, const T* beta, int64_t m, int64_t n, double eps,
+                        T* y, T* mean, T* rstd, cudaStream_t stream);
 template <typename T>
 void layer_norm_backward(const T* x, const T* gamma, const T* mean, const T* rstd, const T* dy,
                          int64_t m, int64_t n, T* dx, T* dgamma, T* dbeta, cudaStream_t stream);
 template <typename T>
 void batch_norm_forward_train(const T* x, const T* gamma, const T* beta, int64_t m, int64_t n,
-                              double eps, double momentum, T* y, T* mean, T* rstd,
-                              T* running_mean, T* running_var, cudaStream_t stream);
+                              double eps, double momentum, T* y, T* mean, T* rstd, T* running_mean,
+                              T* running_var, cudaStream_t stream);
 template <typename T>
 void batch_norm_forward_infer(const T* x, const T* gamma, const T* beta, const T* running_mean,
                               const T* running_var, int64_t m, int64_t n, double eps, T* y,

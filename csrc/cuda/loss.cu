@@ -48,8 +48,8 @@ __global__ void elementwise_loss_kernel(const T* y, const T* t, int64_t count, T
 // Softmax cross-entropy, one warp per row, with t one-hot for labels (formulas in
 // common/loss_math.hpp). Writes each row's loss.
 template <typename T>
-__global__ void softmax_ce_kernel(const T* x, Target<T> t, int64_t m, int64_t n, T scale,
-                                  T* grad, double* row_loss) {
+__global__ void softmax_ce_kernel(const T* x, Target<T> t, int64_t m, int64_t n, T scale, T* grad,
+                                  double* row_loss) {
   const int lane = threadIdx.x % kWarp;
   const int64_t row = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / kWarp;
   if (row >= m) return;  // whole warps leave together: m is per warp
@@ -101,7 +101,8 @@ template <typename T>
 void loss(Loss kind, Reduction red, const T* y, Target<T> t, int64_t m, int64_t n, T* grad,
           double* scratch, double* value, cudaStream_t stream, kernels::LossParams params) {
   const int64_t count = m * n;
-  const int64_t divisor = red == Reduction::Sum ? 1 : (kind == Loss::SoftmaxCrossEntropy ? m : count);
+  const int64_t divisor =
+      red == Reduction::Sum ? 1 : (kind == Loss::SoftmaxCrossEntropy ? m : count);
   const T scale = T(1) / T(divisor);
   int64_t partials = kLossBlocks;
   switch (kind) {

@@ -1,5 +1,6 @@
-#include "cuda/backend.cuh"
 #include "cuda/network.hpp"
+
+#include "cuda/backend.cuh"
 #include "nn/network.hpp"
 
 namespace fastbp::cuda {
@@ -10,8 +11,8 @@ std::unique_ptr<nn::Trainer<T>> make_network(const std::vector<nn::LayerSpec>& l
   return std::make_unique<nn::Network<Backend<T>>>(nn::make_plan(layers), loss, seed);
 }
 
-template std::unique_ptr<nn::Trainer<float>> make_network<float>(
-    const std::vector<nn::LayerSpec>&, const nn::LossSpec&, uint64_t);
+template std::unique_ptr<nn::Trainer<float>> make_network<float>(const std::vector<nn::LayerSpec>&,
+                                                                 const nn::LossSpec&, uint64_t);
 template std::unique_ptr<nn::Trainer<double>> make_network<double>(
     const std::vector<nn::LayerSpec>&, const nn::LossSpec&, uint64_t);
 

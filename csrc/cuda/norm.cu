@@ -66,9 +66,8 @@ __global__ void layer_norm_dx_kernel(const T* x, const T* gamma, const T* mean, 
 
 // dgamma, dbeta of layer norm: the statistics are per row.
 template <typename T>
-__global__ void layer_norm_param_grad_kernel(const T* x, const T* mean, const T* rstd,
-                                             const T* dy, int64_t m, int64_t n, T* dgamma,
-                                             T* dbeta) {
+__global__ void layer_norm_param_grad_kernel(const T* x, const T* mean, const T* rstd, const T* dy,
+                                             int64_t m, int64_t n, T* dgamma, T* dbeta) {
   const int64_t j = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (j >= n) return;
   double g_sum = 0.0, gx_sum = 0.0;
@@ -117,9 +116,9 @@ __global__ void batch_norm_infer_kernel(const T* x, const T* gamma, const T* bet
 }
 
 template <typename T>
-__global__ void batch_norm_backward_kernel(const T* x, const T* gamma, const T* mean,
-                                           const T* rstd, const T* dy, int64_t m, int64_t n,
-                                           T* dx, T* dgamma, T* dbeta) {
+__global__ void batch_norm_backward_kernel(const T* x, const T* gamma, const T* mean, const T* rstd,
+                                           const T* dy, int64_t m, int64_t n, T* dx, T* dgamma,
+                                           T* dbeta) {
   const int64_t j = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (j >= n) return;
   const double mu = double(mean[j]), rs = double(rstd[j]), w = double(gamma[j]);
@@ -143,11 +142,11 @@ unsigned column_blocks(int64_t n) { return static_cast<unsigned>((n + kBlock - 1
 }  // namespace
 
 template <typename T>
-void layer_norm_forward(const T* x, const T* gamma, const T* beta, int64_t m, int64_t n,
-                        double eps, T* y, T* mean, T* rstd, cudaStream_t stream) {
+void layer_norm_forward(const T* x, const T* gamma, const T* beta, int64_t m, int64_t n, double eps,
+                        T* y, T* mean, T* rstd, cudaStream_t stream) {
   if (m == 0) return;
-  layer_norm_forward_kernel<T><<<row_blocks(m), kBlock, 0, stream>>>(x, gamma, beta, m, n, eps,
-                                                                      y, mean, rstd);
+  layer_norm_forward_kernel<T>
+      <<<row_blocks(m), kBlock, 0, stream>>>(x, gamma, beta, m, n, eps, y, mean, rstd);
   check_launch("layer_norm_forward_kernel");
 }
 
@@ -155,19 +154,19 @@ template <typename T>
 void layer_norm_backward(const T* x, const T* gamma, const T* mean, const T* rstd, const T* dy,
                          int64_t m, int64_t n, T* dx, T* dgamma, T* dbeta, cudaStream_t stream) {
   if (m > 0) {
-    layer_norm_dx_kernel<T><<<row_blocks(m), kBlock, 0, stream>>>(x, gamma, mean, rstd, dy, m,
-                                                                   n, dx);
+    layer_norm_dx_kernel<T>
+        <<<row_blocks(m), kBlock, 0, stream>>>(x, gamma, mean, rstd, dy, m, n, dx);
     check_launch("layer_norm_dx_kernel");
   }
-  layer_norm_param_grad_kernel<T><<<column_blocks(n), kBlock, 0, stream>>>(x, mean, rstd, dy, m,
-                                                                            n, dgamma, dbeta);
+  layer_norm_param_grad_kernel<T>
+      <<<column_blocks(n), kBlock, 0, stream>>>(x, mean, rstd, dy, m, n, dgamma, dbeta);
   check_launch("layer_norm_param_grad_kernel");
 }
 
 template <typename T>
 void batch_norm_forward_train(const T* x, const T* gamma, const T* beta, int64_t m, int64_t n,
-                              double eps, double momentum, T* y, T* mean, T* rstd,
-                              T* running_mean, T* running_var, cudaStream_t stream) {
+                              double eps, double momentum, T* y, T* mean, T* rstd, T* running_mean,
+                              T* running_var, cudaStream_t stream) {
   batch_norm_train_kernel<T><<<column_blocks(n), kBlock, 0, stream>>>(
       x, gamma, beta, m, n, eps, momentum, y, mean, rstd, running_mean, running_var);
   check_launch("batch_norm_train_kernel");
@@ -178,41 +177,38 @@ void batch_norm_forward_infer(const T* x, const T* gamma, const T* beta, const T
                               const T* running_var, int64_t m, int64_t n, double eps, T* y,
                               cudaStream_t stream) {
   if (m == 0) return;
-  batch_norm_infer_kernel<T><<<grid_for(m * n), kBlock, 0, stream>>>(
-      x, gamma, beta, running_mean, running_var, m, n, eps, y);
+  batch_norm_infer_kernel<T><<<grid_for(m * n), kBlock, 0, stream>>>(x, gamma, beta, running_mean,
+                                                                     running_var, m, n, eps, y);
   check_launch("batch_norm_infer_kernel");
 }
 
 template <typename T>
 void batch_norm_backward(const T* x, const T* gamma, const T* mean, const T* rstd, const T* dy,
                          int64_t m, int64_t n, T* dx, T* dgamma, T* dbeta, cudaStream_t stream) {
-  batch_norm_backward_kernel<T><<<column_blocks(n), kBlock, 0, stream>>>(x, gamma, mean, rstd,
-                                                                          dy, m, n, dx, dgamma,
-                                                                          dbeta);
+  batch_norm_backward_kernel<T>
+      <<<column_blocks(n), kBlock, 0, stream>>>(x, gamma, mean, rstd, dy, m, n, dx, dgamma, dbeta);
   check_launch("batch_norm_backward_kernel");
 }
 
-template void layer_norm_forward<float>(const float*, const float*, const float*, int64_t,
-                                        int64_t, double, float*, float*, float*, cudaStream_t);
+template void layer_norm_forward<float>(const float*, const float*, const float*, int64_t, int64_t,
+                                        double, float*, float*, float*, cudaStream_t);
 template void layer_norm_forward<double>(const double*, const double*, const double*, int64_t,
-                                         int64_t, double, double*, double*, double*,
-                                         cudaStream_t);
+                                         int64_t, double, double*, double*, double*, cudaStream_t);
 template void layer_norm_backward<float>(const float*, const float*, const float*, const float*,
                                          const float*, int64_t, int64_t, float*, float*, float*,
                                          cudaStream_t);
 template void layer_norm_backward<double>(const double*, const double*, const double*,
-                                          const double*, const double*, int64_t, int64_t,
-                                          double*, double*, double*, cudaStream_t);
+                                          const double*, const double*, int64_t, int64_t, double*,
+                                          double*, double*, cudaStream_t);
 template void batch_norm_forward_train<float>(const float*, const float*, const float*, int64_t,
                                               int64_t, double, double, float*, float*, float*,
                                               float*, float*, cudaStream_t);
-template void batch_norm_forward_train<double>(const double*, const double*, const double*,
-                                               int64_t, int64_t, double, double, double*,
-                                               double*, double*, double*, double*,
-                                               cudaStream_t);
+template void batch_norm_forward_train<double>(const double*, const double*, const double*, int64_t,
+                                               int64_t, double, double, double*, double*, double*,
+                                               double*, double*, cudaStream_t);
 template void batch_norm_forward_infer<float>(const float*, const float*, const float*,
-                                              const float*, const float*, int64_t, int64_t,
-                                              double, float*, cudaStream_t);
+                                              const float*, const float*, int64_t, int64_t, double,
+                                              float*, cudaStream_t);
 template void batch_norm_forward_infer<double>(const double*, const double*, const double*,
                                                const double*, const double*, int64_t, int64_t,
                                                double, double*, cudaStream_t);
@@ -220,7 +216,7 @@ template void batch_norm_backward<float>(const float*, const float*, const float
                                          const float*, int64_t, int64_t, float*, float*, float*,
                                          cudaStream_t);
 template void batch_norm_backward<double>(const double*, const double*, const double*,
-                                          const double*, const double*, int64_t, int64_t,
-                                          double*, double*, double*, cudaStream_t);
+                                          const double*, const double*, int64_t, int64_t, double*,
+                                          double*, double*, cudaStream_t);
 
 }  // namespace fastbp::cuda

@@ -34,8 +34,7 @@ __global__ void square_sum_kernel(const T* g, int64_t n, double* partial,
 
 // scratch[kNormBlocks] = the norm, from the partial sums; a non-finite norm marks `step`
 // as diverged (status[1], the bad gradient, stays unset: no gradient is NaN or inf).
-__global__ void norm_kernel(double* scratch, unsigned long long step,
-                            unsigned long long* status) {
+__global__ void norm_kernel(double* scratch, unsigned long long step, unsigned long long* status) {
   if (status[0] != kNotDiverged) return;
   double total = 0.0;
   for (int64_t i = threadIdx.x; i < kNormBlocks; i += kBlock) total += scratch[i];
@@ -62,9 +61,8 @@ __global__ void clip_kernel(T* g, int64_t n, double max_norm, const double* norm
 int64_t clip_scratch_size() { return kNormBlocks + 1; }
 
 template <typename T>
-void optimizer_step(const kernels::OptimizerArgs& args, T* param, const T* grad,
-                    T* const* states, int64_t n, const unsigned long long* status,
-                    cudaStream_t stream) {
+void optimizer_step(const kernels::OptimizerArgs& args, T* param, const T* grad, T* const* states,
+                    int64_t n, const unsigned long long* status, cudaStream_t stream) {
   common::with_optimizer(args.kind, [&](auto rule) {
     using Rule = decltype(rule);
     const auto c = Rule::template coefficients<T>(args);
@@ -80,8 +78,7 @@ void clip_grad_norm(T* g, int64_t n, double max_norm, double* scratch, int64_t s
                     unsigned long long* status, cudaStream_t stream) {
   square_sum_kernel<T><<<kNormBlocks, kBlock, 0, stream>>>(g, n, scratch, status);
   norm_kernel<<<1, kBlock, 0, stream>>>(scratch, static_cast<unsigned long long>(step), status);
-  clip_kernel<T><<<grid_for(n), kBlock, 0, stream>>>(g, n, max_norm, scratch + kNormBlocks,
-                                                     status);
+  clip_kernel<T><<<grid_for(n), kBlock, 0, stream>>>(g, n, max_norm, scratch + kNormBlocks, status);
   check_launch("clip_grad_norm");
 }
 
@@ -91,8 +88,8 @@ template void optimizer_step<float>(const kernels::OptimizerArgs&, float*, const
 template void optimizer_step<double>(const kernels::OptimizerArgs&, double*, const double*,
                                      double* const*, int64_t, const unsigned long long*,
                                      cudaStream_t);
-template void clip_grad_norm<float>(float*, int64_t, double, double*, int64_t,
-                                    unsigned long long*, cudaStream_t);
+template void clip_grad_norm<float>(float*, int64_t, double, double*, int64_t, unsigned long long*,
+                                    cudaStream_t);
 template void clip_grad_norm<double>(double*, int64_t, double, double*, int64_t,
                                      unsigned long long*, cudaStream_t);
 

@@ -15,13 +15,11 @@ void act_forward(Act act, ActParams p, const T* x, T* y, int64_t n) {
 }
 
 template <typename T>
-void act_backward(Act act, ActParams p, const T* x, const T* y, const T* grad, T* out,
-                  int64_t n) {
+void act_backward(Act act, ActParams p, const T* x, const T* y, const T* grad, T* out, int64_t n) {
   if (act == Act::Identity && grad == out) return;
   common::with_act(act, [&](auto kind) {
     constexpr Act A = decltype(kind)::value;
-    parallel_for(n, pick_threads(n * (act_uses_input(A) ? 8 : 1)),
-                 [&](int64_t begin, int64_t end) {
+    parallel_for(n, pick_threads(n * (act_uses_input(A) ? 8 : 1)), [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
         // Only kinds that use x read it, so x may be null for the others.
         const T xi = act_uses_input(A) ? x[i] : T(0);
@@ -33,9 +31,9 @@ void act_backward(Act act, ActParams p, const T* x, const T* y, const T* grad, T
 
 template void act_forward<float>(Act, ActParams, const float*, float*, int64_t);
 template void act_forward<double>(Act, ActParams, const double*, double*, int64_t);
-template void act_backward<float>(Act, ActParams, const float*, const float*, const float*,
-                                  float*, int64_t);
-template void act_backward<double>(Act, ActParams, const double*, const double*,
-                                   const double*, double*, int64_t);
+template void act_backward<float>(Act, ActParams, const float*, const float*, const float*, float*,
+                                  int64_t);
+template void act_backward<double>(Act, ActParams, const double*, const double*, const double*,
+                                   double*, int64_t);
 
 }  // namespace fastbp::kernels

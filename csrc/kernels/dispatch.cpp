@@ -147,7 +147,9 @@ Isa best_isa() {
   return best;
 }
 
-bool isa_supported(Isa isa) { return compiled(isa) && static_cast<int>(isa) <= static_cast<int>(best_isa()); }
+bool isa_supported(Isa isa) {
+  return compiled(isa) && static_cast<int>(isa) <= static_cast<int>(best_isa());
+}
 
 Isa active_isa() {
   // If parse_env throws, the static stays uninitialised and the next call throws again.

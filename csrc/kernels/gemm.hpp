@@ -17,8 +17,8 @@ inline constexpr std::pair<Compute, const char*> kComputeNames[] = {
 // the arrays as stored (so a transposed A of op-shape m x k is stored k x m).
 // beta == 0 overwrites C without reading it (NaN in C does not propagate).
 template <typename T>
-void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha,
-          const T* a, int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc);
+void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
+          int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc);
 
 // The same product with op(A) and op(B) rounded to bfloat16 (round to nearest even) as
 // they are packed, and the products accumulated in float32: on AMX tiles, AVX512-BF16

@@ -59,10 +59,10 @@ void activation_grad_bias_grad(const T* x, const T* y, T* g, int64_t m, int64_t 
 
 template void bias_activation_rows<float>(float*, const float*, int64_t, int64_t, Act, ActParams,
                                           float*);
-template void bias_activation_rows<double>(double*, const double*, int64_t, int64_t, Act,
-                                           ActParams, double*);
-template void activation_grad_bias_grad<float>(const float*, const float*, float*, int64_t,
-                                               int64_t, Act, ActParams, float*);
+template void bias_activation_rows<double>(double*, const double*, int64_t, int64_t, Act, ActParams,
+                                           double*);
+template void activation_grad_bias_grad<float>(const float*, const float*, float*, int64_t, int64_t,
+                                               Act, ActParams, float*);
 template void activation_grad_bias_grad<double>(const double*, const double*, double*, int64_t,
                                                 int64_t, Act, ActParams, double*);
 

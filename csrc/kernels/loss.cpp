@@ -45,32 +45,34 @@ double elementwise(const T* y, const T* t, const T* w, int64_t m, int64_t n, T s
 
 template <typename T>
 double mse(const T* y, const T* t, const T* w, int64_t m, int64_t n, T scale, T* grad) {
-  return elementwise(y, t, w, m, n, scale, grad, m * n,
-                     [](T a, T b) { return common::mse_term(a, b); },
-                     [](T a, T b, T s) { return common::mse_grad(a, b, s); });
+  return elementwise(
+      y, t, w, m, n, scale, grad, m * n, [](T a, T b) { return common::mse_term(a, b); },
+      [](T a, T b, T s) { return common::mse_grad(a, b, s); });
 }
 
 template <typename T>
 double bce(const T* x, const T* t, const T* w, int64_t m, int64_t n, T scale, T* grad) {
-  return elementwise(x, t, w, m, n, scale, grad, m * n * 8,
-                     [](T a, T b) { return common::bce_with_logits_term(a, b); },
-                     [](T a, T b, T s) { return common::bce_with_logits_grad(a, b, s); });
+  return elementwise(
+      x, t, w, m, n, scale, grad, m * n * 8,
+      [](T a, T b) { return common::bce_with_logits_term(a, b); },
+      [](T a, T b, T s) { return common::bce_with_logits_grad(a, b, s); });
 }
 
 template <typename T>
 double l1(const T* y, const T* t, const T* w, int64_t m, int64_t n, T scale, T* grad) {
-  return elementwise(y, t, w, m, n, scale, grad, m * n,
-                     [](T a, T b) { return common::l1_term(a, b); },
-                     [](T a, T b, T s) { return common::l1_grad(a, b, s); });
+  return elementwise(
+      y, t, w, m, n, scale, grad, m * n, [](T a, T b) { return common::l1_term(a, b); },
+      [](T a, T b, T s) { return common::l1_grad(a, b, s); });
 }
 
 template <typename T>
 double huber(const T* y, const T* t, const T* w, int64_t m, int64_t n, T scale, T* grad,
              double delta) {
   const T d = T(delta);
-  return elementwise(y, t, w, m, n, scale, grad, m * n,
-                     [delta](T a, T b) { return common::huber_term(a, b, delta); },
-                     [d](T a, T b, T s) { return common::huber_grad(a, b, s, d); });
+  return elementwise(
+      y, t, w, m, n, scale, grad, m * n,
+      [delta](T a, T b) { return common::huber_term(a, b, delta); },
+      [d](T a, T b, T s) { return common::huber_grad(a, b, s, d); });
 }
 
 // log_input is a template argument, so each mode's loop has no branch on it.
@@ -163,7 +165,8 @@ template <typename T>
 double loss_forward(Loss loss, Reduction red, const T* y, Target<T> t, int64_t m, int64_t n,
                     T* grad, LossParams params) {
   const int64_t count = m * n;
-  const int64_t divisor = red == Reduction::Sum ? 1 : (loss == Loss::SoftmaxCrossEntropy ? m : count);
+  const int64_t divisor =
+      red == Reduction::Sum ? 1 : (loss == Loss::SoftmaxCrossEntropy ? m : count);
   const T scale = T(1) / T(divisor);
   double total = 0.0;
   switch (loss) {
@@ -219,8 +222,8 @@ void softmax_rows(const T* x, T* y, int64_t m, int64_t n) {
   });
 }
 
-template double loss_forward<float>(Loss, Reduction, const float*, Target<float>, int64_t,
-                                    int64_t, float*, LossParams);
+template double loss_forward<float>(Loss, Reduction, const float*, Target<float>, int64_t, int64_t,
+                                    float*, LossParams);
 template double loss_forward<double>(Loss, Reduction, const double*, Target<double>, int64_t,
                                      int64_t, double*, LossParams);
 template void softmax_rows<float>(const float*, float*, int64_t, int64_t);

@@ -26,8 +26,8 @@ inline constexpr std::pair<Loss, const char*> kLossNames[] = {
     {Loss::L1, "L1"},
     {Loss::Huber, "Huber"},
     {Loss::PoissonNLL, "PoissonNLL"}};
-inline constexpr std::pair<Reduction, const char*> kReductionNames[] = {
-    {Reduction::Mean, "Mean"}, {Reduction::Sum, "Sum"}};
+inline constexpr std::pair<Reduction, const char*> kReductionNames[] = {{Reduction::Mean, "Mean"},
+                                                                        {Reduction::Sum, "Sum"}};
 
 // A loss target: dense rows (m x n, same dtype as the output) or, for softmax
 // cross-entropy only, one class label per row. Exactly one of dense and labels is set.

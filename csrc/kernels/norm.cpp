@@ -21,8 +21,8 @@ constexpr int64_t kNormCost = 4;
 // [begin, end), with xhat[i, j] = (x[i, j] - mean) * rstd and (mean, rstd) from
 // stat(i, j). Writes the sums in double to g_sum and gx_sum (end - begin values).
 template <typename T, typename Stat>
-void column_grad_sums(const T* x, const T* dy, int64_t m, int64_t n, int64_t begin,
-                      int64_t end, Stat stat, double* g_sum, double* gx_sum) {
+void column_grad_sums(const T* x, const T* dy, int64_t m, int64_t n, int64_t begin, int64_t end,
+                      Stat stat, double* g_sum, double* gx_sum) {
   for (int64_t j = begin; j < end; ++j) g_sum[j - begin] = gx_sum[j - begin] = 0.0;
   for (int64_t i = 0; i < m; ++i) {
     const T* xi = x + i * n;
@@ -38,8 +38,8 @@ void column_grad_sums(const T* x, const T* dy, int64_t m, int64_t n, int64_t beg
 }  // namespace
 
 template <typename T>
-void layer_norm_forward(const T* x, const T* gamma, const T* beta, int64_t m, int64_t n,
-                        double eps, T* y, T* mean, T* rstd) {
+void layer_norm_forward(const T* x, const T* gamma, const T* beta, int64_t m, int64_t n, double eps,
+                        T* y, T* mean, T* rstd) {
   parallel_for(m, pick_threads(m * n * kNormCost), [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       const T* xi = x + i * n;
@@ -98,8 +98,8 @@ void layer_norm_backward(const T* x, const T* gamma, const T* mean, const T* rst
 
 template <typename T>
 void batch_norm_forward_train(const T* x, const T* gamma, const T* beta, int64_t m, int64_t n,
-                              double eps, double momentum, T* y, T* mean, T* rstd,
-                              T* running_mean, T* running_var) {
+                              double eps, double momentum, T* y, T* mean, T* rstd, T* running_mean,
+                              T* running_var) {
   parallel_for(n, pick_threads(m * n * kNormCost), [&](int64_t begin, int64_t end) {
     const int64_t w = end - begin;
     std::vector<double> mu(w, 0.0), sq(w, 0.0), rs(w);
@@ -122,8 +122,8 @@ void batch_norm_forward_train(const T* x, const T* gamma, const T* beta, int64_t
     }
     for (int64_t i = 0; i < m; ++i)
       for (int64_t j = begin; j < end; ++j)
-        y[i * n + j] = T((double(x[i * n + j]) - mu[j - begin]) * rs[j - begin] *
-                             double(gamma[j]) + double(beta[j]));
+        y[i * n + j] = T((double(x[i * n + j]) - mu[j - begin]) * rs[j - begin] * double(gamma[j]) +
+                         double(beta[j]));
   });
 }
 
@@ -135,8 +135,9 @@ void batch_norm_forward_infer(const T* x, const T* gamma, const T* beta, const T
   parallel_for(m, pick_threads(m * n * kNormCost), [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i)
       for (int64_t j = 0; j < n; ++j)
-        y[i * n + j] = T((double(x[i * n + j]) - double(running_mean[j])) * rs[j] *
-                             double(gamma[j]) + double(beta[j]));
+        y[i * n + j] =
+            T((double(x[i * n + j]) - double(running_mean[j])) * rs[j] * double(gamma[j]) +
+              double(beta[j]));
   });
 }
 
@@ -162,30 +163,37 @@ void batch_norm_backward(const T* x, const T* gamma, const T* mean, const T* rst
         const double mu = double(mean[j]), rs = double(rstd[j]);
         const double xhat = (double(x[i * n + j]) - mu) * rs;
         dx[i * n + j] = T((double(dy[i * n + j]) - g_sum[j - begin] / double(m) -
-                           xhat * (gx_sum[j - begin] / double(m))) * rs * double(gamma[j]));
+                           xhat * (gx_sum[j - begin] / double(m))) *
+                          rs * double(gamma[j]));
       }
   });
 }
 
 template void layer_norm_forward<float>(const float*, const float*, const float*, int64_t, int64_t,
                                         double, float*, float*, float*);
-template void layer_norm_backward<float>(const float*, const float*, const float*, const float*, const float*,
-                                         int64_t, int64_t, float*, float*, float*);
-template void batch_norm_forward_train<float>(const float*, const float*, const float*, int64_t, int64_t,
-                                              double, double, float*, float*, float*, float*, float*);
-template void batch_norm_forward_infer<float>(const float*, const float*, const float*, const float*,
-                                              const float*, int64_t, int64_t, double, float*);
-template void batch_norm_backward<float>(const float*, const float*, const float*, const float*, const float*,
-                                         int64_t, int64_t, float*, float*, float*);
-template void layer_norm_forward<double>(const double*, const double*, const double*, int64_t, int64_t,
-                                        double, double*, double*, double*);
-template void layer_norm_backward<double>(const double*, const double*, const double*, const double*, const double*,
-                                         int64_t, int64_t, double*, double*, double*);
-template void batch_norm_forward_train<double>(const double*, const double*, const double*, int64_t, int64_t,
-                                              double, double, double*, double*, double*, double*, double*);
-template void batch_norm_forward_infer<double>(const double*, const double*, const double*, const double*,
-                                              const double*, int64_t, int64_t, double, double*);
-template void batch_norm_backward<double>(const double*, const double*, const double*, const double*, const double*,
-                                         int64_t, int64_t, double*, double*, double*);
+template void layer_norm_backward<float>(const float*, const float*, const float*, const float*,
+                                         const float*, int64_t, int64_t, float*, float*, float*);
+template void batch_norm_forward_train<float>(const float*, const float*, const float*, int64_t,
+                                              int64_t, double, double, float*, float*, float*,
+                                              float*, float*);
+template void batch_norm_forward_infer<float>(const float*, const float*, const float*,
+                                              const float*, const float*, int64_t, int64_t, double,
+                                              float*);
+template void batch_norm_backward<float>(const float*, const float*, const float*, const float*,
+                                         const float*, int64_t, int64_t, float*, float*, float*);
+template void layer_norm_forward<double>(const double*, const double*, const double*, int64_t,
+                                         int64_t, double, double*, double*, double*);
+template void layer_norm_backward<double>(const double*, const double*, const double*,
+                                          const double*, const double*, int64_t, int64_t, double*,
+                                          double*, double*);
+template void batch_norm_forward_train<double>(const double*, const double*, const double*, int64_t,
+                                               int64_t, double, double, double*, double*, double*,
+                                               double*, double*);
+template void batch_norm_forward_infer<double>(const double*, const double*, const double*,
+                                               const double*, const double*, int64_t, int64_t,
+                                               double, double*);
+template void batch_norm_backward<double>(const double*, const double*, const double*,
+                                          const double*, const double*, int64_t, int64_t, double*,
+                                          double*, double*);
 
 }  // namespace fastbp::kernels

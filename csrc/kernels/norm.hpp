@@ -9,8 +9,8 @@ namespace fastbp::kernels {
 
 // mean and rstd: m values, one per row, or both null (not stored).
 template <typename T>
-void layer_norm_forward(const T* x, const T* gamma, const T* beta, int64_t m, int64_t n,
-                        double eps, T* y, T* mean, T* rstd);
+void layer_norm_forward(const T* x, const T* gamma, const T* beta, int64_t m, int64_t n, double eps,
+                        T* y, T* mean, T* rstd);
 
 // dx (m x n, not aliasing dy) and dgamma, dbeta (n, overwritten) from the forward's
 // mean and rstd.
@@ -23,8 +23,8 @@ void layer_norm_backward(const T* x, const T* gamma, const T* mean, const T* rst
 // mean and unbiased variance by `momentum`, as torch.nn.BatchNorm1d.
 template <typename T>
 void batch_norm_forward_train(const T* x, const T* gamma, const T* beta, int64_t m, int64_t n,
-                              double eps, double momentum, T* y, T* mean, T* rstd,
-                              T* running_mean, T* running_var);
+                              double eps, double momentum, T* y, T* mean, T* rstd, T* running_mean,
+                              T* running_var);
 
 // Inference mode: normalises with the running statistics.
 template <typename T>

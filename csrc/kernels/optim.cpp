@@ -16,8 +16,8 @@ constexpr int64_t kCrossCoreCost = 16;
 // One range of a rule's update. The arrays are restrict parameters rather than lambda
 // captures, so that the stores cannot alias them and GCC vectorises the loop.
 template <typename Rule, typename C, typename T>
-void update_range(const C c, T* __restrict param, const T* __restrict grad,
-                  common::StatePtrs<T> s, int64_t begin, int64_t end) {
+void update_range(const C c, T* __restrict param, const T* __restrict grad, common::StatePtrs<T> s,
+                  int64_t begin, int64_t end) {
   for (int64_t i = begin; i < end; ++i) Rule::apply(c, i, param, grad, s);
 }
 
@@ -63,8 +63,8 @@ double clip_grad_norm(T* g, int64_t n, double max_norm) {
 
 template void optimizer_step<float>(const OptimizerArgs&, float*, const float*, float* const*,
                                     int64_t);
-template void optimizer_step<double>(const OptimizerArgs&, double*, const double*,
-                                     double* const*, int64_t);
+template void optimizer_step<double>(const OptimizerArgs&, double*, const double*, double* const*,
+                                     int64_t);
 template double grad_norm<float>(const float*, int64_t);
 template double grad_norm<double>(const double*, int64_t);
 template double clip_grad_norm<float>(float*, int64_t, double);

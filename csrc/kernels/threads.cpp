@@ -129,7 +129,8 @@ class Pool {
     claim_and_run(gen);
     const int64_t own_done = now_ns();
     for (int spins = 0; done_.load() < units; ++spins) {
-      if (spins < 4096) cpu_relax(); else std::this_thread::yield();
+      if (spins < 4096) cpu_relax();
+      else std::this_thread::yield();
     }
     note_wait(own_done - start, now_ns() - own_done);
     busy_.store(false);
@@ -216,7 +217,7 @@ class Pool {
   static constexpr int64_t kStallFloorNs = 200'000;
   static constexpr int64_t kSerialNs = 2'000'000;
 
-  std::atomic<bool> busy_{false};  // held by the running call, or by resize
+  std::atomic<bool> busy_{false};         // held by the running call, or by resize
   std::atomic<int64_t> serial_until_{0};  // steady-clock ns before which calls run alone
   std::atomic<int> backoff_{0};
   std::vector<std::thread> workers_;

@@ -68,12 +68,12 @@ class CpuBackend {
   };
   void reserve_batches(int64_t cap, int64_t in, int64_t out, Target t) {
     x_.resize(cap * in);
-    if (t.labels) labels_.resize(cap); else t_.resize(cap * out);
+    if (t.labels) labels_.resize(cap);
+    else t_.resize(cap * out);
     if (t.weights) w_.resize(cap);
   }
   // The rows `rows[0..m)` of x and t, gathered into this backend's batch buffers.
-  Batch gather(const T* x, Target t, const int64_t* rows, int64_t m, int64_t in, int64_t out,
-               int) {
+  Batch gather(const T* x, Target t, const int64_t* rows, int64_t m, int64_t in, int64_t out, int) {
     Target bt;
     for (int64_t i = 0; i < m; ++i) {
       const int64_t r = rows[i];
@@ -82,7 +82,8 @@ class CpuBackend {
       else std::copy(t.dense + r * out, t.dense + (r + 1) * out, t_.data() + i * out);
       if (t.weights) w_[i] = t.weights[r];
     }
-    if (t.labels) bt.labels = labels_.data(); else bt.dense = t_.data();
+    if (t.labels) bt.labels = labels_.data();
+    else bt.dense = t_.data();
     if (t.weights) bt.weights = w_.data();
     return {x_.data(), bt};
   }
@@ -90,8 +91,8 @@ class CpuBackend {
 
   // ---- kernels -------------------------------------------------------------------
   // A float32 plan may compute its products in bfloat16 (make_cpu_network checks).
-  void gemm(kernels::Compute compute, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
-            const T* a, int64_t lda, const T* b, int64_t ldb, T* c, int64_t ldc) {
+  void gemm(kernels::Compute compute, bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T* a,
+            int64_t lda, const T* b, int64_t ldb, T* c, int64_t ldc) {
     if constexpr (std::is_same_v<T, float>) {
       if (compute == kernels::Compute::Bfloat16)
         return kernels::gemm_bf16(ta, tb, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
@@ -102,8 +103,8 @@ class CpuBackend {
                        kernels::ActParams p, T* y) {
     kernels::bias_activation_rows(z, b, m, n, act, p, y);
   }
-  void activation_grad_bias_grad(kernels::Act act, kernels::ActParams p, const T* x,
-                                 const T* y, T* g, int64_t m, int64_t n, T* db) {
+  void activation_grad_bias_grad(kernels::Act act, kernels::ActParams p, const T* x, const T* y,
+                                 T* g, int64_t m, int64_t n, T* db) {
     kernels::activation_grad_bias_grad(x, y, g, m, n, act, p, db);
   }
   void act_forward(kernels::Act act, kernels::ActParams p, const T* x, T* y, int64_t n) {
@@ -121,15 +122,25 @@ class CpuBackend {
     kernels::dropout_backward(dy, dx, n, p, key);
   }
   template <typename... A>
-  void layer_norm_forward(A... a) { kernels::layer_norm_forward<T>(a...); }
+  void layer_norm_forward(A... a) {
+    kernels::layer_norm_forward<T>(a...);
+  }
   template <typename... A>
-  void layer_norm_backward(A... a) { kernels::layer_norm_backward<T>(a...); }
+  void layer_norm_backward(A... a) {
+    kernels::layer_norm_backward<T>(a...);
+  }
   template <typename... A>
-  void batch_norm_forward_train(A... a) { kernels::batch_norm_forward_train<T>(a...); }
+  void batch_norm_forward_train(A... a) {
+    kernels::batch_norm_forward_train<T>(a...);
+  }
   template <typename... A>
-  void batch_norm_forward_infer(A... a) { kernels::batch_norm_forward_infer<T>(a...); }
+  void batch_norm_forward_infer(A... a) {
+    kernels::batch_norm_forward_infer<T>(a...);
+  }
   template <typename... A>
-  void batch_norm_backward(A... a) { kernels::batch_norm_backward<T>(a...); }
+  void batch_norm_backward(A... a) {
+    kernels::batch_norm_backward<T>(a...);
+  }
   void loss(const LossSpec& spec, const T* y, Target t, int64_t m, int64_t n, T* grad,
             double* value) {
     *value = kernels::loss_forward(spec.kind, spec.reduction, y, t, m, n, grad, spec.params);

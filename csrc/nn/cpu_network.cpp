@@ -17,7 +17,8 @@ std::unique_ptr<Trainer<T>> make_cpu_network(const std::vector<LayerSpec>& layer
 template std::unique_ptr<Trainer<float>> make_cpu_network<float>(const std::vector<LayerSpec>&,
                                                                  const LossSpec&, uint64_t,
                                                                  kernels::Compute);
-template std::unique_ptr<Trainer<double>> make_cpu_network<double>(
-    const std::vector<LayerSpec>&, const LossSpec&, uint64_t, kernels::Compute);
+template std::unique_ptr<Trainer<double>> make_cpu_network<double>(const std::vector<LayerSpec>&,
+                                                                   const LossSpec&, uint64_t,
+                                                                   kernels::Compute);
 
 }  // namespace fastbp::nn

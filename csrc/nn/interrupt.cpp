@@ -49,7 +49,7 @@ void watch_sigint(bool on) {
 #if defined(__unix__) || defined(__APPLE__)
   if (on && g_depth++ == 0) {
     sigaction(SIGINT, nullptr, &g_replaced);
-    struct sigaction counting {};
+    struct sigaction counting{};
     counting.sa_sigaction = count_sigint;
     // No SA_RESTART, as Python's own handler: a blocking call must still return EINTR so
     // that Python runs its handler promptly.
@@ -58,7 +58,7 @@ void watch_sigint(bool on) {
     sigaction(SIGINT, &counting, nullptr);
   } else if (!on && g_depth > 0 && --g_depth == 0) {
     // A handler set since ours (a callback's signal.signal) keeps its place.
-    struct sigaction current {};
+    struct sigaction current{};
     sigaction(SIGINT, nullptr, &current);
     if ((current.sa_flags & SA_SIGINFO) && current.sa_sigaction == count_sigint) {
       sigaction(SIGINT, &g_replaced, nullptr);

@@ -31,8 +31,12 @@ class Network final : public Trainer<typename B::Scalar> {
 
   // The backend is made first (a GPU backend picks its device there), then the buffers.
   Network(Plan plan, const LossSpec& loss, uint64_t seed)
-      : plan_(std::move(plan)), loss_(loss), seed_(seed),
-        params_(be_, plan_.n_params), grads_(be_, plan_.n_params), state_(be_, plan_.n_state) {
+      : plan_(std::move(plan)),
+        loss_(loss),
+        seed_(seed),
+        params_(be_, plan_.n_params),
+        grads_(be_, plan_.n_params),
+        state_(be_, plan_.n_state) {
     units_ = make_units<B>(plan_);
     acts_ = std::make_unique<Buf[]>(units_.size());
   }
@@ -77,8 +81,8 @@ class Network final : public Trainer<typename B::Scalar> {
     prepare(m, training);
     be_.begin_report(1);
     const T* y = run_forward(be_.input(x, m * this->in_features(), 0), m, training);
-    be_.loss(loss_, y, be_.target(t, m, this->out_features(), 0), m, this->out_features(),
-             nullptr, be_.loss_slot(0));
+    be_.loss(loss_, y, be_.target(t, m, this->out_features(), 0), m, this->out_features(), nullptr,
+             be_.loss_slot(0));
     double value = 0.0;
     be_.end_report(1, nullptr, &value);
     return value;
@@ -95,8 +99,7 @@ class Network final : public Trainer<typename B::Scalar> {
     std::lock_guard<std::mutex> lock(mutex_);
     // The loss came with the backward pass and is checked here; the gradients, which
     // Python may since have written, where they are.
-    if (!std::isfinite(last_loss_))
-      throw Divergence(0, divergence_reason(last_loss_, -1, plan_));
+    if (!std::isfinite(last_loss_)) throw Divergence(0, divergence_reason(last_loss_, -1, plan_));
     prepare(0, true);
     be_.begin_report(1);
     T* grads = grads_.device();
@@ -129,12 +132,12 @@ class Network final : public Trainer<typename B::Scalar> {
     for (; enqueued < batches && !interrupted_since(interrupt_mark); ++enqueued) {
       const int64_t start = enqueued * batch, m = std::min(batch, rows - start);
       const int slot = static_cast<int>(enqueued % 2);
-      const auto b = be_.gather(x, t, order + start, m, this->in_features(),
-                                this->out_features(), slot);
+      const auto b =
+          be_.gather(x, t, order + start, m, this->in_features(), this->out_features(), slot);
       run_backward(b.x, b.t, m, be_.loss_slot(enqueued));
-      const bool diverged = be_.check_finite(be_.loss_slot(enqueued), grads_.device(),
-                                             this->n_params(), enqueued) ||
-                            apply(update, grads_.device(), enqueued);
+      const bool diverged =
+          be_.check_finite(be_.loss_slot(enqueued), grads_.device(), this->n_params(), enqueued) ||
+          apply(update, grads_.device(), enqueued);
       be_.batch_enqueued(slot);
       if (diverged) {  // known at once on this backend: no later batch runs
         ++enqueued;
@@ -161,7 +164,8 @@ class Network final : public Trainer<typename B::Scalar> {
     for (const LayerSpec& l : plan_.layers)
       if (l.kind == LayerKind::BatchNorm)
         throw std::invalid_argument("BatchNorm needs batches of at least 2 rows in training, "
-                                    "got a batch of " + std::to_string(m));
+                                    "got a batch of " +
+                                    std::to_string(m));
   }
 
   // Every call starts here: workspaces for a pass over m rows, and what Python may have
@@ -177,7 +181,8 @@ class Network final : public Trainer<typename B::Scalar> {
                                 " rows overflows the workspace size");
       be_.idle();  // old workspaces may still be in use by queued work
       if (training) reserve_training(m);
-      else for (Buf& b : inference_) b.reserve(m * plan_.max_width);
+      else
+        for (Buf& b : inference_) b.reserve(m * plan_.max_width);
       be_.reserve_rows(m, this->in_features(), this->out_features());
       reserved = m;
     }
@@ -196,14 +201,15 @@ class Network final : public Trainer<typename B::Scalar> {
   }
 
   Context<B> context(bool training) {
-    return {be_, params_.device(), grads_.device_discard(), state_.device(), training, seed_,
-            passes_};
+    return {be_,   params_.device(), grads_.device_discard(), state_.device(), training,
+            seed_, passes_};
   }
 
   const T* run_forward(const T* x, int64_t m, bool training) {
-    const Context<B> c = training ? context(true)
-                                  : Context<B>{be_, params_.device(), nullptr, state_.device(),
-                                               false, seed_, passes_};
+    const Context<B> c =
+        training
+            ? context(true)
+            : Context<B>{be_, params_.device(), nullptr, state_.device(), false, seed_, passes_};
     const T* in = x;
     for (size_t u = 0; u < units_.size(); ++u) {
       T* out = training ? acts_[u].data() : inference_[u % 2].data();

@@ -19,7 +19,7 @@ Slice take(const char* name, std::vector<int64_t> shape, int64_t* end, const std
   for (int64_t d : shape) {
     if (size > (std::numeric_limits<int64_t>::max() - *end) / d)
       throw std::invalid_argument(who + " makes the network's parameter count overflow "
-                                  "64-bit integers");
+                                        "64-bit integers");
     size *= d;
   }
   Slice s{name, *end, std::move(shape)};
@@ -30,8 +30,7 @@ Slice take(const char* name, std::vector<int64_t> shape, int64_t* end, const std
 void check_settings(const LayerSpec& l, const std::string& who) {
   auto finite = [](double v) { return std::isfinite(v); };
   switch (l.kind) {
-    case LayerKind::Dense:
-      return;
+    case LayerKind::Dense: return;
     case LayerKind::Activation:
       if (!(finite(l.act_a) && finite(l.act_b)))
         throw std::invalid_argument(who + ": the activation's settings must be finite, got " +
@@ -121,8 +120,8 @@ std::string gradient_name(const Plan& plan, int64_t index) {
         ++count;
         if (j <= i) ++rank;
       }
-      return "d" + s.name + " of " + kind_name(kind) + " layer " + std::to_string(rank) +
-             " of " + std::to_string(count);
+      return "d" + s.name + " of " + kind_name(kind) + " layer " + std::to_string(rank) + " of " +
+             std::to_string(count);
     }
   }
   return "";

@@ -16,8 +16,10 @@ namespace fastbp::nn {
 enum class LayerKind : int { Dense = 0, Activation = 1, Dropout = 2, LayerNorm = 3, BatchNorm = 4 };
 
 inline constexpr std::pair<LayerKind, const char*> kLayerKindNames[] = {
-    {LayerKind::Dense, "Dense"},         {LayerKind::Activation, "Activation"},
-    {LayerKind::Dropout, "Dropout"},     {LayerKind::LayerNorm, "LayerNorm"},
+    {LayerKind::Dense, "Dense"},
+    {LayerKind::Activation, "Activation"},
+    {LayerKind::Dropout, "Dropout"},
+    {LayerKind::LayerNorm, "LayerNorm"},
     {LayerKind::BatchNorm, "BatchNorm"}};
 
 const char* kind_name(LayerKind kind);

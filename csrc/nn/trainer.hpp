@@ -21,7 +21,8 @@ namespace fastbp::nn {
 struct Divergence : std::runtime_error {
   Divergence(int64_t step, const std::string& reason)
       : std::runtime_error(reason + " at step " + std::to_string(step + 1) + " of this call"),
-        step(step), reason(reason) {}
+        step(step),
+        reason(reason) {}
   int64_t step;
   std::string reason;
 };
@@ -91,9 +92,9 @@ class Trainer {
   // each given the previous call's sum, adds up bitwise as one call). Before each batch,
   // Interrupted when a SIGINT came since sigint_count() was `interrupt_mark` (-1: never;
   // see nn/interrupt.hpp), after the batches already run are concluded.
-  virtual double train_epoch(const T* x, kernels::Target<T> t, int64_t rows,
-                             const int64_t* order, int64_t batch, kernels::Update<T>& update,
-                             double loss_sum, int64_t interrupt_mark) = 0;
+  virtual double train_epoch(const T* x, kernels::Target<T> t, int64_t rows, const int64_t* order,
+                             int64_t batch, kernels::Update<T>& update, double loss_sum,
+                             int64_t interrupt_mark) = 0;
 };
 
 // The CPU network; std::invalid_argument when the layers do not make a network, or for

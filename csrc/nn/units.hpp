@@ -19,8 +19,12 @@ class DenseUnit final : public Layer<B> {
   using T = typename B::Scalar;
   DenseUnit(const LayerSpec& dense, const LayerLayout& layout, const LayerSpec* act,
             kernels::Compute compute)
-      : in_(dense.in), out_(dense.out), w_(layout.params[0].offset), b_(layout.params[1].offset),
-        compute_(compute), act_(act ? act->act : kernels::Act::Identity),
+      : in_(dense.in),
+        out_(dense.out),
+        w_(layout.params[0].offset),
+        b_(layout.params[1].offset),
+        compute_(compute),
+        act_(act ? act->act : kernels::Act::Identity),
         params_(act ? kernels::ActParams{act->act_a, act->act_b} : kernels::ActParams{}) {}
 
   void reserve(int64_t m) override {
@@ -55,8 +59,7 @@ template <class B>
 class ActivationUnit final : public Layer<B> {
  public:
   using T = typename B::Scalar;
-  explicit ActivationUnit(const LayerSpec& l)
-      : n_(l.out), act_(l.act), params_{l.act_a, l.act_b} {}
+  explicit ActivationUnit(const LayerSpec& l) : n_(l.out), act_(l.act), params_{l.act_a, l.act_b} {}
 
   void forward(const Context<B>& c, const T* x, T* y, int64_t m) override {
     c.be.act_forward(act_, params_, x, y, m * n_);
@@ -105,8 +108,12 @@ class NormUnit final : public Layer<B> {
  public:
   using T = typename B::Scalar;
   NormUnit(const LayerSpec& l, const LayerLayout& layout, bool first)
-      : n_(l.out), eps_(l.eps), momentum_(l.momentum), w_(layout.params[0].offset),
-        b_(layout.params[1].offset), first_(first) {
+      : n_(l.out),
+        eps_(l.eps),
+        momentum_(l.momentum),
+        w_(layout.params[0].offset),
+        b_(layout.params[1].offset),
+        first_(first) {
     if constexpr (Batch) mean_at_ = layout.state[0].offset, var_at_ = layout.state[1].offset;
   }
 
@@ -127,8 +134,8 @@ class NormUnit final : public Layer<B> {
       c.be.batch_norm_forward_train(x, gamma, beta, m, n_, eps_, momentum_, y, mean_.data(),
                                     rstd_.data(), c.state + mean_at_, c.state + var_at_);
     } else {
-      c.be.batch_norm_forward_infer(x, gamma, beta, c.state + mean_at_, c.state + var_at_, m,
-                                    n_, eps_, y);
+      c.be.batch_norm_forward_infer(x, gamma, beta, c.state + mean_at_, c.state + var_at_, m, n_,
+                                    eps_, y);
     }
   }
   T* backward(const Context<B>& c, const T* x, const T*, T* g, T* gx, int64_t m) override {
@@ -161,12 +168,8 @@ std::vector<std::unique_ptr<Layer<B>>> make_units(const Plan& plan) {
         units.push_back(std::make_unique<DenseUnit<B>>(
             l, layout, u.count > 1 ? &plan.layers[u.first + 1] : nullptr, plan.compute));
         break;
-      case LayerKind::Activation:
-        units.push_back(std::make_unique<ActivationUnit<B>>(l));
-        break;
-      case LayerKind::Dropout:
-        units.push_back(std::make_unique<DropoutUnit<B>>(l, u.first));
-        break;
+      case LayerKind::Activation: units.push_back(std::make_unique<ActivationUnit<B>>(l)); break;
+      case LayerKind::Dropout: units.push_back(std::make_unique<DropoutUnit<B>>(l, u.first)); break;
       case LayerKind::LayerNorm:
         units.push_back(std::make_unique<NormUnit<B, false>>(l, layout, units.empty()));
         break;

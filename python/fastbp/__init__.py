@@ -8,14 +8,30 @@ from __future__ import annotations
 
 import warnings
 
-from . import (_core, _threadpool, activations, callbacks, distributed, ops, optim, reference,
-               schedules)
-from .gradcheck import gradcheck
+from . import (
+    _core,
+    _threadpool,
+    activations,
+    callbacks,
+    distributed,
+    ops,
+    optim,
+    reference,
+    schedules,
+)
 from .activations import *  # noqa: F403  (the classes in activations.__all__)
-from .layers import BatchNorm, Dense, Dropout, Layer, LayerNorm
+from .gradcheck import gradcheck
 from .history import History
-from .losses import (BCEWithLogitsLoss, HuberLoss, L1Loss, Loss, MSELoss, PoissonNLLLoss,
-                     SoftmaxCrossEntropyLoss)
+from .layers import BatchNorm, Dense, Dropout, Layer, LayerNorm
+from .losses import (
+    BCEWithLogitsLoss,
+    HuberLoss,
+    L1Loss,
+    Loss,
+    MSELoss,
+    PoissonNLLLoss,
+    SoftmaxCrossEntropyLoss,
+)
 from .network import Network, from_torch
 from .optim import *  # noqa: F403 (every optimizer, as optim.__all__ lists them)
 
@@ -23,13 +39,33 @@ __version__ = _core.__version__
 _threadpool.register_with_threadpoolctl()
 
 __all__ = [
-    "BatchNorm", "Dense", "Dropout", "Layer", "LayerNorm", *activations.CLASSES,
-    "BCEWithLogitsLoss", "HuberLoss", "L1Loss", "Loss", "MSELoss", "PoissonNLLLoss",
+    "BatchNorm",
+    "Dense",
+    "Dropout",
+    "Layer",
+    "LayerNorm",
+    *activations.CLASSES,
+    "BCEWithLogitsLoss",
+    "HuberLoss",
+    "L1Loss",
+    "Loss",
+    "MSELoss",
+    "PoissonNLLLoss",
     "SoftmaxCrossEntropyLoss",
-    "History", "Network", *optim.__all__,
-    "callbacks", "distributed", "from_torch", "gradcheck", "ops", "reference",
+    "History",
+    "Network",
+    *optim.__all__,
+    "callbacks",
+    "distributed",
+    "from_torch",
+    "gradcheck",
+    "ops",
+    "reference",
     "schedules",
-    "build_info", "cuda_available", "get_num_threads", "set_num_threads",
+    "build_info",
+    "cuda_available",
+    "get_num_threads",
+    "set_num_threads",
 ]
 
 
@@ -66,8 +102,11 @@ def set_num_threads(n: int) -> None:
     n = integer("n", n)
     got = _core.set_num_threads(n)  # the core checks the range, in one wording
     if got < n:
-        warnings.warn(f"the system could start only {got} of the {n} threads asked for; "
-                      f"fastbp uses {got}", RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"the system could start only {got} of the {n} threads asked for; fastbp uses {got}",
+            RuntimeWarning,
+            stacklevel=2,
+        )
 
 
 def __dir__() -> list:

@@ -32,8 +32,15 @@ from typing import BinaryIO
 
 import numpy as np
 
-__all__ = ["MEMBERS", "MAX_HEADER_CHARS", "MAX_EXPANSION", "READ_ERRORS", "open_archive",
-           "read_header", "read_params"]
+__all__ = [
+    "MEMBERS",
+    "MAX_HEADER_CHARS",
+    "MAX_EXPANSION",
+    "READ_ERRORS",
+    "open_archive",
+    "read_header",
+    "read_params",
+]
 
 MEMBERS = ("header.npy", "params.npy")
 MAX_HEADER_CHARS = 2**20
@@ -62,8 +69,9 @@ def open_archive(file: BinaryIO) -> Iterator[zipfile.ZipFile]:
     with zipfile.ZipFile(file) as archive:
         names = archive.namelist()
         if sorted(names) != sorted(MEMBERS):
-            raise ValueError(f"a network file holds exactly the members {list(MEMBERS)}; "
-                             f"this one holds {names}")
+            raise ValueError(
+                f"a network file holds exactly the members {list(MEMBERS)}; this one holds {names}"
+            )
         for info in archive.infolist():
             _check_sizes(info, file_size)
         yield archive
@@ -74,29 +82,39 @@ def _check_sizes(info: zipfile.ZipInfo, file_size: int) -> None:
     if info.flag_bits & 0x1:
         raise ValueError(f"{name} is encrypted")
     if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-        raise ValueError(f"{name} uses compression method {info.compress_type}; only "
-                         f"stored ({zipfile.ZIP_STORED}) and deflated "
-                         f"({zipfile.ZIP_DEFLATED}) members are read")
+        raise ValueError(
+            f"{name} uses compression method {info.compress_type}; only "
+            f"stored ({zipfile.ZIP_STORED}) and deflated "
+            f"({zipfile.ZIP_DEFLATED}) members are read"
+        )
     if info.header_offset + stored > file_size:
-        raise ValueError(f"{name} claims {stored} compressed bytes at offset "
-                         f"{info.header_offset}, beyond the file's {file_size} bytes")
+        raise ValueError(
+            f"{name} claims {stored} compressed bytes at offset "
+            f"{info.header_offset}, beyond the file's {file_size} bytes"
+        )
     if info.compress_type == zipfile.ZIP_STORED and size != stored:
-        raise ValueError(f"{name} is stored uncompressed in {stored} bytes but claims "
-                         f"{size} bytes uncompressed")
+        raise ValueError(
+            f"{name} is stored uncompressed in {stored} bytes but claims {size} bytes uncompressed"
+        )
 
 
 def read_header(archive: zipfile.ZipFile) -> str:
     """The text in ``header.npy``: a 0-d unicode array of at most ``MAX_HEADER_CHARS``
     characters."""
     # NumPy stores text as UCS-4, 4 bytes a character, without trailing NULs.
-    with _open_npy(archive, "header.npy", 4 * MAX_HEADER_CHARS,
-                   f"a text of {MAX_HEADER_CHARS} characters") as (member, dtype, shape):
+    with _open_npy(
+        archive, "header.npy", 4 * MAX_HEADER_CHARS, f"a text of {MAX_HEADER_CHARS} characters"
+    ) as (member, dtype, shape):
         if dtype.kind != "U" or shape != ():
-            raise ValueError(f"header.npy holds a {dtype} array of shape {shape}, expected "
-                             "a text (a 0-d unicode array)")
+            raise ValueError(
+                f"header.npy holds a {dtype} array of shape {shape}, expected "
+                "a text (a 0-d unicode array)"
+            )
         if dtype.itemsize > 4 * MAX_HEADER_CHARS:
-            raise ValueError(f"header.npy holds a text of {dtype.itemsize // 4} "
-                             f"characters, more than the {MAX_HEADER_CHARS} allowed")
+            raise ValueError(
+                f"header.npy holds a text of {dtype.itemsize // 4} "
+                f"characters, more than the {MAX_HEADER_CHARS} allowed"
+            )
         data = bytearray(dtype.itemsize)
         _read_into(member, memoryview(data))
     # Decoded by Python, which refuses code points no str may hold.
@@ -110,47 +128,60 @@ def read_params(archive: zipfile.ZipFile, count: int, dtype: np.dtype) -> np.nda
     # The header's layers may claim gigabytes; a file that small may not hold them.
     info = archive.getinfo("params.npy")
     if info.file_size > MAX_EXPANSION * info.compress_size + _NPY_HEADER_BYTES:
-        raise ValueError(f"params.npy claims to expand from {info.compress_size} compressed "
-                         f"bytes to {info.file_size}, more than {MAX_EXPANSION} times")
-    with _open_npy(archive, "params.npy", count * dtype.itemsize,
-                   f"{count} {dtype} parameters") as (member, stored_dtype, shape):
+        raise ValueError(
+            f"params.npy claims to expand from {info.compress_size} compressed "
+            f"bytes to {info.file_size}, more than {MAX_EXPANSION} times"
+        )
+    with _open_npy(
+        archive, "params.npy", count * dtype.itemsize, f"{count} {dtype} parameters"
+    ) as (member, stored_dtype, shape):
         if stored_dtype != dtype or shape != (count,):
-            raise ValueError(f"params.npy holds a {stored_dtype} array of shape {shape}; "
-                             f"the header's layers need a flat {dtype} array of {count} "
-                             "parameters")
+            raise ValueError(
+                f"params.npy holds a {stored_dtype} array of shape {shape}; "
+                f"the header's layers need a flat {dtype} array of {count} "
+                "parameters"
+            )
         params = np.empty(count, dtype)
         _read_into(member, memoryview(params).cast("B"))
     return params
 
 
 @contextlib.contextmanager
-def _open_npy(archive: zipfile.ZipFile, name: str, max_data: int,
-              expected: str) -> Iterator[tuple[BinaryIO, np.dtype, tuple]]:
+def _open_npy(
+    archive: zipfile.ZipFile, name: str, max_data: int, expected: str
+) -> Iterator[tuple[BinaryIO, np.dtype, tuple]]:
     """Member ``name`` opened past its ``.npy`` header, with the dtype and shape that header
     declares; refused if the zip directory claims more than ``max_data`` bytes of data
     (``expected`` says what they would be), or other than the declared array needs."""
     info = archive.getinfo(name)
     if info.file_size > max_data + _NPY_HEADER_BYTES:
-        raise ValueError(f"{name} claims {info.file_size} bytes uncompressed; {expected} "
-                         f"and a .npy header take at most {max_data + _NPY_HEADER_BYTES}")
+        raise ValueError(
+            f"{name} claims {info.file_size} bytes uncompressed; {expected} "
+            f"and a .npy header take at most {max_data + _NPY_HEADER_BYTES}"
+        )
     with archive.open(info) as member:
         shape, dtype = _npy_header(member, name)
         stored = info.file_size - member.tell()
         needed = math.prod(shape) * dtype.itemsize
         if stored != needed:
-            raise ValueError(f"{name} declares a {dtype} array of shape {shape} "
-                             f"({needed} bytes) but holds {stored} bytes of data")
+            raise ValueError(
+                f"{name} declares a {dtype} array of shape {shape} "
+                f"({needed} bytes) but holds {stored} bytes of data"
+            )
         yield member, dtype, shape
 
 
 def _npy_header(member: BinaryIO, name: str) -> tuple[tuple, np.dtype]:
     """The shape and dtype in the ``.npy`` header at the start of ``member``."""
     version = np.lib.format.read_magic(member)
-    readers = {(1, 0): np.lib.format.read_array_header_1_0,
-               (2, 0): np.lib.format.read_array_header_2_0}
+    readers = {
+        (1, 0): np.lib.format.read_array_header_1_0,
+        (2, 0): np.lib.format.read_array_header_2_0,
+    }
     if version not in readers:
-        raise ValueError(f"{name} is a .npy file of version {version}; versions 1.0 and "
-                         "2.0 are read")
+        raise ValueError(
+            f"{name} is a .npy file of version {version}; versions 1.0 and 2.0 are read"
+        )
     try:
         shape, _, dtype = readers[version](member)
     except TypeError as e:  # NumPy's literal parser, on a header such as {[]: 1}
@@ -165,7 +196,6 @@ def _read_into(member: BinaryIO, out: memoryview) -> None:
     while filled < len(out):
         chunk = member.read(min(_CHUNK, len(out) - filled))
         if not chunk:
-            raise ValueError(f"{member.name} ends after {filled} of its {len(out)} bytes "
-                             "of data")
-        out[filled:filled + len(chunk)] = chunk
+            raise ValueError(f"{member.name} ends after {filled} of its {len(out)} bytes of data")
+        out[filled : filled + len(chunk)] = chunk
         filled += len(chunk)

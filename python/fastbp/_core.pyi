@@ -41,27 +41,51 @@ def set_num_threads(n: int) -> int: ...
 def max_threads() -> int: ...
 def get_num_threads() -> int: ...
 def build_info() -> dict: ...
-def matmul(a: NDArray, b: NDArray, trans_a: bool = ..., trans_b: bool = ...,
-           compute: Compute = ...) -> NDArray: ...
+def matmul(
+    a: NDArray, b: NDArray, trans_a: bool = ..., trans_b: bool = ..., compute: Compute = ...
+) -> NDArray: ...
 def linear(x: NDArray, w: NDArray, b: NDArray) -> NDArray: ...
 def activation(act: Act, x: NDArray, a: float = ..., b: float = ...) -> NDArray: ...
-def activation_backward(act: Act, y: NDArray, grad: NDArray, x: NDArray | None = ...,
-                        a: float = ..., b: float = ...) -> NDArray: ...
+def activation_backward(
+    act: Act, y: NDArray, grad: NDArray, x: NDArray | None = ..., a: float = ..., b: float = ...
+) -> NDArray: ...
 def act_uses_input(act: Act) -> bool: ...
 def softmax(x: NDArray) -> NDArray: ...
-def loss(kind: Loss, reduction: Reduction, y: NDArray, target: NDArray,
-         with_grad: bool, params: Sequence[float] = ...) -> tuple[float, NDArray | None]: ...
-def optimizer_step(kind: Optimizer, hyper: list[float], param: NDArray, grad: NDArray,
-                   states: list[NDArray], step: int) -> None: ...
+def loss(
+    kind: Loss,
+    reduction: Reduction,
+    y: NDArray,
+    target: NDArray,
+    with_grad: bool,
+    params: Sequence[float] = ...,
+) -> tuple[float, NDArray | None]: ...
+def optimizer_step(
+    kind: Optimizer,
+    hyper: list[float],
+    param: NDArray,
+    grad: NDArray,
+    states: list[NDArray],
+    step: int,
+) -> None: ...
 def clip_grad_norm(grad: NDArray, max_norm: float) -> float: ...
 def all_finite(x: NDArray) -> bool: ...
 def layer_norm(x: NDArray, weight: NDArray, bias: NDArray, eps: float) -> NDArray: ...
-def layer_norm_backward(x: NDArray, weight: NDArray, grad: NDArray,
-                        eps: float) -> tuple[NDArray, NDArray, NDArray]: ...
-def batch_norm(x: NDArray, weight: NDArray, bias: NDArray, running_mean: NDArray,
-               running_var: NDArray, training: bool, momentum: float, eps: float) -> NDArray: ...
-def batch_norm_backward(x: NDArray, weight: NDArray, grad: NDArray,
-                        eps: float) -> tuple[NDArray, NDArray, NDArray]: ...
+def layer_norm_backward(
+    x: NDArray, weight: NDArray, grad: NDArray, eps: float
+) -> tuple[NDArray, NDArray, NDArray]: ...
+def batch_norm(
+    x: NDArray,
+    weight: NDArray,
+    bias: NDArray,
+    running_mean: NDArray,
+    running_var: NDArray,
+    training: bool,
+    momentum: float,
+    eps: float,
+) -> NDArray: ...
+def batch_norm_backward(
+    x: NDArray, weight: NDArray, grad: NDArray, eps: float
+) -> tuple[NDArray, NDArray, NDArray]: ...
 def dropout(x: NDArray, p: float, key: int) -> NDArray: ...
 def dropout_backward(grad: NDArray, p: float, key: int) -> NDArray: ...
 def dropout_key(seed: int, layer: int, pass_index: int) -> int: ...
@@ -85,9 +109,18 @@ class LayerKind(Enum):
 class LayerSpec:
     """One layer as the network's plan takes it."""
 
-    def __init__(self, kind: LayerKind, inputs: int, outputs: int, act: Act = ...,
-                 act_a: float = ..., act_b: float = ..., p: float = ..., eps: float = ...,
-                 momentum: float = ...) -> None: ...
+    def __init__(
+        self,
+        kind: LayerKind,
+        inputs: int,
+        outputs: int,
+        act: Act = ...,
+        act_a: float = ...,
+        act_b: float = ...,
+        p: float = ...,
+        eps: float = ...,
+        momentum: float = ...,
+    ) -> None: ...
     kind: LayerKind
     inputs: int
     outputs: int
@@ -113,9 +146,16 @@ class _Network:
     call per forward, backward, step or epoch. On "cuda" the buffers live on the GPU and
     the arrays below are host copies, synced on access."""
 
-    def __init__(self, layers: list[LayerSpec], loss: Loss, reduction: Reduction,
-                 loss_params: Sequence[float] = (), seed: int = 0, backend: str = "cpu",
-                 compute: Compute = ...) -> None: ...
+    def __init__(
+        self,
+        layers: list[LayerSpec],
+        loss: Loss,
+        reduction: Reduction,
+        loss_params: Sequence[float] = (),
+        seed: int = 0,
+        backend: str = "cpu",
+        compute: Compute = ...,
+    ) -> None: ...
     @property
     def compute(self) -> Compute: ...
     @property
@@ -152,11 +192,22 @@ class _Network:
     def backward(self, X: NDArray, T: NDArray, sample_weight: NDArray | None = None) -> float: ...
     def step(self, spec: UpdateSpec, states: list[NDArray], steps: int) -> None:
         """One update from the current gradients; ``steps``: the updates before it."""
-    def train_step(self, X: NDArray, T: NDArray, spec: UpdateSpec, states: list[NDArray],
-                   steps: int) -> float: ...
-    def train_epoch(self, X: NDArray, T: NDArray, order: NDArray[np.int64], batch_size: int,
-                    spec: UpdateSpec, states: list[NDArray], steps: int, loss_sum: float = 0.0,
-                    sample_weight: NDArray | None = None, interrupt_mark: int = -1) -> float:
+    def train_step(
+        self, X: NDArray, T: NDArray, spec: UpdateSpec, states: list[NDArray], steps: int
+    ) -> float: ...
+    def train_epoch(
+        self,
+        X: NDArray,
+        T: NDArray,
+        order: NDArray[np.int64],
+        batch_size: int,
+        spec: UpdateSpec,
+        states: list[NDArray],
+        steps: int,
+        loss_sum: float = 0.0,
+        sample_weight: NDArray | None = None,
+        interrupt_mark: int = -1,
+    ) -> float:
         """One pass over the rows in ``order``; returns ``loss_sum`` plus each batch's rows
         times its loss, added in batch order (divide by the rows for the mean). With
         ``interrupt_mark`` (``sigint_count()`` before the call, while watched), a SIGINT

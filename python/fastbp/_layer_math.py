@@ -34,8 +34,9 @@ def _flush(x: np.ndarray) -> np.ndarray:
     return np.where(tiny, np.copysign(np.float32(0), x), x)
 
 
-def product(a: np.ndarray, b: np.ndarray, compute: str | None,
-            subnormals: str = "kept") -> np.ndarray:
+def product(
+    a: np.ndarray, b: np.ndarray, compute: str | None, subnormals: str = "kept"
+) -> np.ndarray:
     """``a @ b`` as a Dense layer computes it: in the arrays' dtype, or, for compute
     ``"bfloat16"``, on the float32 operands rounded to bfloat16 with float32 sums (each
     product of two bfloat16 is exact in float32, so only the summation order differs
@@ -113,23 +114,27 @@ def affine(xhat: np.ndarray, weight: np.ndarray, bias: np.ndarray, dtype) -> np.
     return (xhat * weight.astype(np.float64) + bias.astype(np.float64)).astype(dtype)
 
 
-def normalize_backward(grad: np.ndarray, xhat: np.ndarray, rstd: np.ndarray,
-                       weight: np.ndarray, axis: int | None):
+def normalize_backward(
+    grad: np.ndarray, xhat: np.ndarray, rstd: np.ndarray, weight: np.ndarray, axis: int | None
+):
     """``(dx, dweight, dbias)`` of ``affine(normalize(x, axis))`` given dL/dy. The
     statistics were taken over ``axis`` (1: layer norm, 0: batch norm in training), or
     are constants (None: batch norm in inference)."""
     dy = grad.astype(np.float64)
     g = dy * weight.astype(np.float64)
     if axis is not None:
-        g = g - g.mean(axis=axis, keepdims=True) - \
-            xhat * (g * xhat).mean(axis=axis, keepdims=True)
+        g = g - g.mean(axis=axis, keepdims=True) - xhat * (g * xhat).mean(axis=axis, keepdims=True)
     dtype = grad.dtype
-    return ((g * rstd).astype(dtype), (dy * xhat).sum(axis=0).astype(dtype),
-            dy.sum(axis=0).astype(dtype))
+    return (
+        (g * rstd).astype(dtype),
+        (dy * xhat).sum(axis=0).astype(dtype),
+        dy.sum(axis=0).astype(dtype),
+    )
 
 
-def update_running_stats(x: np.ndarray, running_mean: np.ndarray, running_var: np.ndarray,
-                         momentum: float) -> None:
+def update_running_stats(
+    x: np.ndarray, running_mean: np.ndarray, running_var: np.ndarray, momentum: float
+) -> None:
     """torch.nn.BatchNorm1d's update, in place: the running mean and variance move by
     ``momentum`` towards the batch's mean and unbiased variance."""
     xd = x.astype(np.float64)
@@ -139,8 +144,7 @@ def update_running_stats(x: np.ndarray, running_mean: np.ndarray, running_var: n
     running_var[...] = momentum * unbiased + (1.0 - momentum) * running_var
 
 
-def running_normalize(x: np.ndarray, running_mean: np.ndarray, running_var: np.ndarray,
-                      eps: float):
+def running_normalize(x: np.ndarray, running_mean: np.ndarray, running_var: np.ndarray, eps: float):
     """``(xhat, rstd)`` of batch norm in inference: normalised by the running statistics."""
     rstd = 1.0 / np.sqrt(running_var.astype(np.float64) + eps)
     return (x.astype(np.float64) - running_mean.astype(np.float64)) * rstd, rstd

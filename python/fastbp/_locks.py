@@ -12,6 +12,7 @@ import weakref
 def serialised(lock: str):
     """A decorator running a method under the re-entrant lock its object keeps in the
     attribute ``lock``."""
+
     def decorate(method):
         @functools.wraps(method)
         def locked(self, *args, **kwargs):

@@ -17,8 +17,10 @@ __all__ = ["snake_case", "ACTIVATIONS", "LOSSES", "REDUCTIONS", "COMPUTE"]
 # A word starts at an upper-case letter followed by a lower-case one, after a lower-case
 # letter or a capital: BCEWithLogits -> BCE_With_Logits, while ReLU stays one word; and at
 # three capitals or more after a lower-case letter: PoissonNLL -> Poisson_NLL.
-_WORD_START = re.compile(r"(?<=[a-z])(?=[A-Z][a-z])|(?<=[A-Z])(?=[A-Z][a-z])"
-                         r"|(?<=[a-z])(?=[A-Z]{3})")
+_WORD_START = re.compile(
+    r"(?<=[a-z])(?=[A-Z][a-z])|(?<=[A-Z])(?=[A-Z][a-z])"
+    r"|(?<=[a-z])(?=[A-Z]{3})"
+)
 
 
 def snake_case(name: str) -> str:
@@ -48,5 +50,7 @@ LOSSES: dict = _by_snake_name(_core.Loss)
 #: ``"mean"`` -> ``_core.Reduction.Mean``.
 REDUCTIONS: dict = _by_snake_name(_core.Reduction)
 #: A compute dtype (None: the storage dtype's; ``"bfloat16"``) -> ``_core.Compute``.
-COMPUTE: dict = {None if name == "storage" else name: member
-                 for name, member in _by_snake_name(_core.Compute).items()}
+COMPUTE: dict = {
+    None if name == "storage" else name: member
+    for name, member in _by_snake_name(_core.Compute).items()
+}

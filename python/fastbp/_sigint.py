@@ -27,8 +27,10 @@ def watch() -> int:
     default handler: a handler of the user's own keeps its say, and a Ctrl-C then takes
     effect when the core call ends, as before (:data:`UNWATCHED`). End with
     :func:`unwatch`."""
-    if threading.current_thread() is not threading.main_thread() or \
-            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
         return UNWATCHED
     _core.watch_sigint(True)
     return _core.sigint_count()

@@ -25,6 +25,7 @@ def register_with_threadpoolctl() -> bool:
     whether it was."""
     try:
         import threadpoolctl
+
         base, register = threadpoolctl.LibController, threadpoolctl.register
     except (ImportError, AttributeError):  # not installed, or too old to register
         return False

@@ -35,8 +35,9 @@ def dtype_name(value) -> str:
         except TypeError:
             name = None
     if name not in DTYPES:
-        raise ValueError(f"dtype must be one of {sorted(DTYPES)} (or their NumPy dtypes), "
-                         f"got {value!r}")
+        raise ValueError(
+            f"dtype must be one of {sorted(DTYPES)} (or their NumPy dtypes), got {value!r}"
+        )
     return name
 
 
@@ -52,11 +53,14 @@ def compute_dtype(value, dtype) -> str | None:
     if value is None:
         return None
     if value not in COMPUTE_DTYPES:
-        raise ValueError(f"compute_dtype must be None or one of {list(COMPUTE_DTYPES)}, "
-                         f"got {value!r}")
+        raise ValueError(
+            f"compute_dtype must be None or one of {list(COMPUTE_DTYPES)}, got {value!r}"
+        )
     if np.dtype(dtype) != np.float32:
-        raise ValueError(f"compute_dtype={value!r} needs float32 parameters and operands "
-                         f"(float32 master weights), got {np.dtype(dtype)}")
+        raise ValueError(
+            f"compute_dtype={value!r} needs float32 parameters and operands "
+            f"(float32 master weights), got {np.dtype(dtype)}"
+        )
     return value
 
 
@@ -88,8 +92,9 @@ def real(name: str, value, *, low: float = 0.0, strict: bool = False) -> float:
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
     value = float(value)
     if not np.isfinite(value) or value < low or (strict and value == low):
-        raise ValueError(f"{name} must be a finite number {'>' if strict else '>='} {low}, "
-                         f"got {value}")
+        raise ValueError(
+            f"{name} must be a finite number {'>' if strict else '>='} {low}, got {value}"
+        )
     return value
 
 
@@ -138,28 +143,32 @@ def probabilities(name: str, t: np.ndarray) -> None:
     """Every value of ``t`` in [0, 1]; the first that is not is reported, as _core does."""
     bad = np.flatnonzero(~((t >= 0) & (t <= 1)))
     if bad.size:
-        raise ValueError(f"{name} must lie in [0, 1], got {float(t.flat[bad[0]]):f} at "
-                         f"flat index {bad[0]}")
+        raise ValueError(
+            f"{name} must lie in [0, 1], got {float(t.flat[bad[0]]):f} at flat index {bad[0]}"
+        )
 
 
 def nonnegative(name: str, t: np.ndarray) -> None:
     """Every value of ``t`` >= 0; the first that is not is reported, as _core does."""
     bad = np.flatnonzero(~(t >= 0))
     if bad.size:
-        raise ValueError(f"{name} must be >= 0, got {float(t.flat[bad[0]]):f} at flat index "
-                         f"{bad[0]}")
+        raise ValueError(
+            f"{name} must be >= 0, got {float(t.flat[bad[0]]):f} at flat index {bad[0]}"
+        )
 
 
 def row_weights(weights: np.ndarray, rows: int) -> np.ndarray:
     """Sample weights: shape (rows,), finite and >= 0 (the first negative is reported)."""
     if weights.shape != (rows,):
-        raise ValueError(f"sample_weight must have one weight per row, shape ({rows},), got "
-                         f"{weights.shape}")
+        raise ValueError(
+            f"sample_weight must have one weight per row, shape ({rows},), got {weights.shape}"
+        )
     finite("sample_weight", weights)
     negative = np.flatnonzero(weights < 0)
     if negative.size:
-        raise ValueError(f"sample_weight must be >= 0, got {weights[negative[0]]} at index "
-                         f"{negative[0]}")
+        raise ValueError(
+            f"sample_weight must be >= 0, got {weights[negative[0]]} at index {negative[0]}"
+        )
     return weights
 
 
@@ -167,8 +176,9 @@ def label_range(labels: np.ndarray, classes: int) -> None:
     """Class labels must lie in [0, classes); the first that does not is reported."""
     bad = np.flatnonzero((labels < 0) | (labels >= classes))
     if bad.size:
-        raise ValueError(f"class labels must be in [0, {classes}), got {labels[bad[0]]} "
-                         f"at index {bad[0]}")
+        raise ValueError(
+            f"class labels must be in [0, {classes}), got {labels[bad[0]]} at index {bad[0]}"
+        )
 
 
 def class_labels(t: np.ndarray, classes: int) -> np.ndarray | None:
@@ -189,8 +199,10 @@ def class_labels(t: np.ndarray, classes: int) -> np.ndarray | None:
         fractional = np.flatnonzero(t != np.floor(t))
         if fractional.size:
             i = fractional[0]
-            raise ValueError(f"class labels must be whole numbers, got {t[i]} at index {i} "
-                             f"(a target of probabilities has shape (N, {classes}))")
+            raise ValueError(
+                f"class labels must be whole numbers, got {t[i]} at index {i} "
+                f"(a target of probabilities has shape (N, {classes}))"
+            )
         label_range(t, classes)  # before the conversion, which would wrap a huge value
     return np.ascontiguousarray(t, dtype=np.int64)
 
@@ -210,8 +222,9 @@ def common_float(**named) -> list:
 def same_shape(**named) -> None:
     shapes = {k: np.shape(v) for k, v in named.items()}
     if len(set(shapes.values())) != 1:
-        raise ValueError("shapes must match, got " +
-                         ", ".join(f"{k} {s}" for k, s in shapes.items()))
+        raise ValueError(
+            "shapes must match, got " + ", ".join(f"{k} {s}" for k, s in shapes.items())
+        )
 
 
 def loss_inputs(y, target, reduction: str, labels_allowed: bool):
@@ -226,8 +239,10 @@ def loss_inputs(y, target, reduction: str, labels_allowed: bool):
         labels = class_labels(t, y.shape[1])
         if labels is not None:
             if labels.shape != (y.shape[0],):
-                raise ValueError(f"class labels must have shape (N,) or (N, 1) for outputs "
-                                 f"(N, C), got {t.shape} for {y.shape}")
+                raise ValueError(
+                    f"class labels must have shape (N,) or (N, 1) for outputs "
+                    f"(N, C), got {t.shape} for {y.shape}"
+                )
             label_range(labels, y.shape[1])
             return y, labels
     same_shape(y=y, target=t)
@@ -246,12 +261,15 @@ def update_buffers(param, grad, states: dict) -> np.ndarray:
     NumPy arrays of one float dtype and shape; returns ``grad`` converted to match."""
     for name, arr in (("param", param), *states.items()):
         if not isinstance(arr, np.ndarray):
-            raise TypeError(f"{name} must be a NumPy array (updated in place), "
-                            f"got {type(arr).__name__}")
+            raise TypeError(
+                f"{name} must be a NumPy array (updated in place), got {type(arr).__name__}"
+            )
     dtypes = {arr.dtype for arr in (param, *states.values())}
     if len(dtypes) != 1 or param.dtype not in (np.float32, np.float64):
-        raise TypeError(f"param and {', '.join(states) or 'its states'} must share dtype "
-                        f"float32 or float64, got {', '.join(str(d) for d in dtypes)}")
+        raise TypeError(
+            f"param and {', '.join(states) or 'its states'} must share dtype "
+            f"float32 or float64, got {', '.join(str(d) for d in dtypes)}"
+        )
     same_shape(param=param, grad=grad, **states)
     return float_array("grad", grad, param.dtype)
 
@@ -280,12 +298,14 @@ def _constructor_call(cls: type) -> str:
     if package is not None and getattr(package, cls.__name__, None) is cls:
         spelled = f"fb.{cls.__name__}"
     elif module.startswith("fastbp."):
-        spelled = f"fb.{module[len('fastbp.'):]}.{cls.__qualname__}"
+        spelled = f"fb.{module[len('fastbp.') :]}.{cls.__qualname__}"
     else:
         spelled = cls.__qualname__
     try:
-        required = any(p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-                       for p in inspect.signature(cls).parameters.values())
+        required = any(
+            p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+            for p in inspect.signature(cls).parameters.values()
+        )
     except (TypeError, ValueError):  # no signature to read: do not guess
         required = True
     return spelled + ("(...)" if required else "()")
@@ -308,20 +328,22 @@ def norm_inputs(x, weight, other, other_name: str, eps):
     if x.ndim != 2 or x.shape[1] == 0:
         raise ValueError(f"x must be 2-D (N, C) with C >= 1, got shape {x.shape}")
     if weight.shape != (x.shape[1],):
-        raise ValueError(f"weight must have shape ({x.shape[1]},) for x {x.shape}, got "
-                         f"{weight.shape}")
+        raise ValueError(
+            f"weight must have shape ({x.shape[1]},) for x {x.shape}, got {weight.shape}"
+        )
     want = x.shape if other_name == "grad" else (x.shape[1],)
     if other.shape != want:
-        raise ValueError(f"{other_name} must have shape {want} for x {x.shape}, got "
-                         f"{other.shape}")
+        raise ValueError(f"{other_name} must have shape {want} for x {x.shape}, got {other.shape}")
     return x, weight, other, real("eps", eps, strict=True)
 
 
 def batch_rows(x: np.ndarray) -> None:
     """Batch norm in training needs two rows or more, as torch.nn.BatchNorm1d."""
     if x.shape[0] < 2:
-        raise ValueError(f"batch norm in training needs at least 2 rows (the variance of one "
-                         f"value per column is undefined), got x of shape {x.shape}")
+        raise ValueError(
+            f"batch norm in training needs at least 2 rows (the variance of one "
+            f"value per column is undefined), got x of shape {x.shape}"
+        )
 
 
 def momentum_fraction(momentum) -> float:
@@ -340,13 +362,15 @@ def running_stats(x: np.ndarray, running_mean, running_var, writeable: bool) -> 
     shape (C,), C-contiguous and, when they are to be updated, writeable."""
     for name, arr in (("running_mean", running_mean), ("running_var", running_var)):
         if not isinstance(arr, np.ndarray):
-            raise TypeError(f"{name} must be a NumPy array (updated in place), "
-                            f"got {type(arr).__name__}")
+            raise TypeError(
+                f"{name} must be a NumPy array (updated in place), got {type(arr).__name__}"
+            )
         if arr.dtype != x.dtype:
             raise TypeError(f"{name} must have x's dtype {x.dtype}, got {arr.dtype}")
         if arr.shape != (x.shape[1],):
-            raise ValueError(f"{name} must have shape ({x.shape[1]},) for x {x.shape}, got "
-                             f"{arr.shape}")
+            raise ValueError(
+                f"{name} must have shape ({x.shape[1]},) for x {x.shape}, got {arr.shape}"
+            )
         if not arr.flags.c_contiguous:
             raise TypeError(f"{name} must be C-contiguous")
         if writeable and not arr.flags.writeable:

@@ -16,8 +16,18 @@ from . import _core, _names, _validate
 from .layers import Layer
 
 #: The classes fastbp exports at its top level.
-CLASSES = ["Activation", "Sigmoid", "ReLU", "Tanh", "Identity", "LeakyReLU", "ELU", "GELU",
-           "SiLU", "Softplus"]
+CLASSES = [
+    "Activation",
+    "Sigmoid",
+    "ReLU",
+    "Tanh",
+    "Identity",
+    "LeakyReLU",
+    "ELU",
+    "GELU",
+    "SiLU",
+    "Softplus",
+]
 __all__ = [*CLASSES, "ACTIVATIONS", "for_name", "op_signature"]
 
 #: The class computing each core activation, by ``name`` (``"relu"`` -> ``ReLU``;
@@ -151,14 +161,16 @@ class _Graph:
 
     def const(self, value: float) -> str:
         tensor = f"{self.name}.c{len(self.initializers)}"
-        self.initializers.append(self.onnx.numpy_helper.from_array(
-            np.array(value, dtype=self.dtype), tensor))
+        self.initializers.append(
+            self.onnx.numpy_helper.from_array(np.array(value, dtype=self.dtype), tensor)
+        )
         return tensor
 
     def op(self, op_type: str, *inputs: str, out: str | None = None, **attrs) -> str:
         out = out or f"{self.name}.t{len(self.nodes)}"
-        self.nodes.append(self.onnx.helper.make_node(op_type, list(inputs), [out],
-                                                     name=out, **attrs))
+        self.nodes.append(
+            self.onnx.helper.make_node(op_type, list(inputs), [out], name=out, **attrs)
+        )
         return out
 
 
@@ -238,11 +250,19 @@ class LeakyReLU(Activation):
 
     def onnx_nodes(self, onnx, name, x, opset, dtype):
         if _float32(dtype):
-            return [onnx.helper.make_node("LeakyRelu", [x], [name], name=name,
-                                          alpha=self.negative_slope)], []
+            return [
+                onnx.helper.make_node(
+                    "LeakyRelu", [x], [name], name=name, alpha=self.negative_slope
+                )
+            ], []
         g = _Graph(onnx, name, dtype)
-        g.op("Where", g.op("Greater", x, g.const(0.0)), x,
-             g.op("Mul", x, g.const(self.negative_slope)), out=name)
+        g.op(
+            "Where",
+            g.op("Greater", x, g.const(0.0)),
+            x,
+            g.op("Mul", x, g.const(self.negative_slope)),
+            out=name,
+        )
         return g.nodes, g.initializers
 
 
@@ -338,21 +358,28 @@ class GELU(Activation):
 
     def onnx_nodes(self, onnx, name, x, opset, dtype):
         if opset >= 20 and _float32(dtype):
-            return [onnx.helper.make_node("Gelu", [x], [name], name=name,
-                                          approximate=self.approximate)], []
+            return [
+                onnx.helper.make_node("Gelu", [x], [name], name=name, approximate=self.approximate)
+            ], []
         g = _Graph(onnx, name, dtype)
         if self.approximate == "tanh":
             cube = g.op("Mul", g.op("Mul", x, x), x)
-            inner = g.op("Mul", g.const(_GELU_TANH_BETA),
-                         g.op("Add", x, g.op("Mul", g.const(_GELU_KAPPA), cube)))
+            inner = g.op(
+                "Mul",
+                g.const(_GELU_TANH_BETA),
+                g.op("Add", x, g.op("Mul", g.const(_GELU_KAPPA), cube)),
+            )
             phi = g.op("Add", g.const(1.0), g.op("Tanh", inner))
         else:
             scaled = g.op("Mul", x, g.const(_SQRT1_2))
             if _float32(dtype):
                 erf = g.op("Erf", scaled)
             else:  # onnxruntime has no double Erf: float64 gets erf at float32 precision
-                erf = g.op("Cast", g.op("Erf", g.op("Cast", scaled, to=onnx.TensorProto.FLOAT)),
-                           to=onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype)))
+                erf = g.op(
+                    "Cast",
+                    g.op("Erf", g.op("Cast", scaled, to=onnx.TensorProto.FLOAT)),
+                    to=onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype)),
+                )
             phi = g.op("Add", g.const(1.0), erf)
         g.op("Mul", g.op("Mul", g.const(0.5), x), phi, out=name)
         return g.nodes, g.initializers
@@ -387,9 +414,13 @@ def op_signature(activation: Activation, arrays: tuple[str, ...]) -> inspect.Sig
     """The signature of an op of ``activation``: the array arguments ``arrays``, then its
     ``act_settings`` with the activation's values as defaults."""
     kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
-    return inspect.Signature([inspect.Parameter(a, kind) for a in arrays] +
-                             [inspect.Parameter(s, kind, default=getattr(activation, s))
-                              for s in activation.act_settings])
+    return inspect.Signature(
+        [inspect.Parameter(a, kind) for a in arrays]
+        + [
+            inspect.Parameter(s, kind, default=getattr(activation, s))
+            for s in activation.act_settings
+        ]
+    )
 
 
 class Softplus(Activation):
@@ -426,8 +457,11 @@ class Softplus(Activation):
         g = _Graph(onnx, name, dtype)
         bx = g.op("Mul", x, g.const(self.beta))
         # onnxruntime has no double Softplus: float64 composes log(1 + exp(bx)).
-        soft = g.op("Softplus", bx) if _float32(dtype) else \
-            g.op("Log", g.op("Add", g.op("Exp", bx), g.const(1.0)))
+        soft = (
+            g.op("Softplus", bx)
+            if _float32(dtype)
+            else g.op("Log", g.op("Add", g.op("Exp", bx), g.const(1.0)))
+        )
         smooth = g.op("Div", soft, g.const(self.beta))
         g.op("Where", g.op("Greater", bx, g.const(self.threshold)), x, smooth, out=name)
         return g.nodes, g.initializers

@@ -22,8 +22,16 @@ from collections.abc import Sequence
 from . import _validate, io
 from .metrics import METRICS
 
-__all__ = ["Callback", "ModelCheckpoint", "CSVLogger", "ReduceLROnPlateau", "EarlyStopping",
-           "ProgressBar", "load_tqdm", "progress_default"]
+__all__ = [
+    "Callback",
+    "ModelCheckpoint",
+    "CSVLogger",
+    "ReduceLROnPlateau",
+    "EarlyStopping",
+    "ProgressBar",
+    "load_tqdm",
+    "progress_default",
+]
 
 # With a progress bar, fit moves it this many times per epoch at most: an epoch runs as
 # that many core calls, so the bar moves within the epoch while the calls stay few (one
@@ -73,8 +81,10 @@ class _Monitor(Callback):
 
     def check(self, net, optimizer, keys: Sequence[str]) -> None:
         if self.monitor not in keys:
-            raise ValueError(f"{type(self).__name__} monitors {self.monitor!r}, which fit "
-                             f"does not log here; it logs {list(keys)}")
+            raise ValueError(
+                f"{type(self).__name__} monitors {self.monitor!r}, which fit "
+                f"does not log here; it logs {list(keys)}"
+            )
 
     def improved(self, value: float) -> bool:
         """Whether ``value`` beats the best so far (NaN never does)."""
@@ -111,8 +121,13 @@ class ModelCheckpoint(_Monitor):
         improved.
     """
 
-    def __init__(self, path: str | os.PathLike, monitor: str = "val_loss",
-                 save_best_only: bool = True, mode: str = "auto"):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        monitor: str = "val_loss",
+        save_best_only: bool = True,
+        mode: str = "auto",
+    ):
         self.path = io.npz_path(path)
         if not isinstance(save_best_only, bool):
             raise TypeError(f"save_best_only must be a bool, got {type(save_best_only).__name__}")
@@ -172,9 +187,11 @@ class CSVLogger(Callback):
             return
         expected, found = ["epoch", *keys], self._header()
         if found is not None and found != expected:
-            raise ValueError(f"CSVLogger(append=True) cannot add to {self.path!r}: its header "
-                             f"is {found} (read with separator {self.separator!r}), while "
-                             f"this fit logs {expected}")
+            raise ValueError(
+                f"CSVLogger(append=True) cannot add to {self.path!r}: its header "
+                f"is {found} (read with separator {self.separator!r}), while "
+                f"this fit logs {expected}"
+            )
 
     def _header(self) -> list | None:
         """The fields of the file's first line, or None when there is no file or it is
@@ -185,16 +202,16 @@ class CSVLogger(Callback):
         except FileNotFoundError:
             return None
         except (UnicodeDecodeError, csv.Error) as e:
-            raise ValueError(f"CSVLogger(append=True) cannot read the header of "
-                             f"{self.path!r}: {e}") from None
+            raise ValueError(
+                f"CSVLogger(append=True) cannot read the header of {self.path!r}: {e}"
+            ) from None
 
     def on_fit_start(self, net, optimizer, keys: Sequence[str]) -> None:
-        header = not (self.append and os.path.isfile(self.path) and
-                      os.path.getsize(self.path) > 0)
-        self._file = open(self.path, "a" if self.append else "w", newline="",
-                          encoding="utf-8")
-        self._writer = csv.DictWriter(self._file, ["epoch", *keys], delimiter=self.separator,
-                                      extrasaction="ignore")
+        header = not (self.append and os.path.isfile(self.path) and os.path.getsize(self.path) > 0)
+        self._file = open(self.path, "a" if self.append else "w", newline="", encoding="utf-8")
+        self._writer = csv.DictWriter(
+            self._file, ["epoch", *keys], delimiter=self.separator, extrasaction="ignore"
+        )
         if header:
             self._writer.writeheader()
             self._file.flush()
@@ -243,9 +260,16 @@ class ReduceLROnPlateau(_Monitor):
         ``(epoch, new_lr)`` of each reduction (History indices, from 0, of their fit).
     """
 
-    def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10,
-                 min_lr: float = 0.0, mode: str = "auto", min_delta: float = 1e-4,
-                 cooldown: int = 0):
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        factor: float = 0.1,
+        patience: int = 10,
+        min_lr: float = 0.0,
+        mode: str = "auto",
+        min_delta: float = 1e-4,
+        cooldown: int = 0,
+    ):
         super().__init__(monitor, mode, min_delta)
         self.factor = _validate.real("factor", factor, strict=True)
         if self.factor >= 1:
@@ -299,8 +323,7 @@ class EarlyStopping:
         The logs key to minimise.
     """
 
-    def __init__(self, net, patience: int = 10, min_delta: float = 0.0,
-                 monitor: str = "val_loss"):
+    def __init__(self, net, patience: int = 10, min_delta: float = 0.0, monitor: str = "val_loss"):
         self.net = net
         self.patience = _validate.positive_int("patience", patience)
         self.min_delta = _validate.real("min_delta", min_delta)
@@ -361,8 +384,7 @@ class ProgressBar:
         tqdm = load_tqdm()
         self.epochs = epochs
         self.postfix: dict = {}
-        self.bar = tqdm(total=epochs * batches, desc=f"epoch 1/{epochs}", unit="batch",
-                        leave=True)
+        self.bar = tqdm(total=epochs * batches, desc=f"epoch 1/{epochs}", unit="batch", leave=True)
 
     def advance(self, epoch: int, batches: int, loss: float) -> None:
         """``batches`` more batches of ``epoch`` (from 0) are done; ``loss`` is the

@@ -24,8 +24,14 @@ from .optim import Optimizer
 if TYPE_CHECKING:
     from mpi4py import MPI
 
-__all__ = ["allreduce_gradients", "average_running_statistics", "broadcast_parameters",
-           "agree", "rank", "DataParallel"]
+__all__ = [
+    "allreduce_gradients",
+    "average_running_statistics",
+    "broadcast_parameters",
+    "agree",
+    "rank",
+    "DataParallel",
+]
 
 Result = TypeVar("Result")
 
@@ -35,11 +41,12 @@ def _mpi(comm):
     try:
         from mpi4py import MPI
     except ImportError as e:
-        raise ImportError("data-parallel training needs mpi4py: pip install 'fastbp[mpi]'") \
-            from e
+        raise ImportError("data-parallel training needs mpi4py: pip install 'fastbp[mpi]'") from e
     if not isinstance(comm, MPI.Intracomm):
-        raise TypeError("comm must be an mpi4py intracommunicator such as MPI.COMM_WORLD, "
-                        f"got {type(comm).__name__}")
+        raise TypeError(
+            "comm must be an mpi4py intracommunicator such as MPI.COMM_WORLD, "
+            f"got {type(comm).__name__}"
+        )
     return MPI
 
 
@@ -49,8 +56,9 @@ def rank(comm: MPI.Intracomm) -> int:
     return comm.Get_rank()
 
 
-def broadcast_parameters(net, comm: MPI.Intracomm, root: int = 0,
-                         optimizer: Optimizer | None = None) -> None:
+def broadcast_parameters(
+    net, comm: MPI.Intracomm, root: int = 0, optimizer: Optimizer | None = None
+) -> None:
     """Give every rank the parameters, running statistics (BatchNorm's) and optimizer
     state of rank ``root``.
 
@@ -73,8 +81,9 @@ def broadcast_parameters(net, comm: MPI.Intracomm, root: int = 0,
     if not 0 <= root < comm.Get_size():
         raise ValueError(f"root must be a rank in [0, {comm.Get_size()}), got {root}")
     if optimizer is not None:
-        _validate.instance("optimizer", optimizer, Optimizer,
-                           "a fastbp optimizer (SGD, Adam, ...) or None")
+        _validate.instance(
+            "optimizer", optimizer, Optimizer, "a fastbp optimizer (SGD, Adam, ...) or None"
+        )
     comm.Bcast(net.params, root=root)  # read first: it brings a GPU's state to the host too
     if net._core.n_state:
         comm.Bcast(net._core.state, root=root)
@@ -236,8 +245,18 @@ class DataParallel:
         What must be the same on every rank (name -> value), compared with rank 0's.
     """
 
-    def __init__(self, net, comm: MPI.Intracomm, optimizer: Optimizer, *, rows: int,
-                 batch_size: int, val_rows: int, shuffle: bool, settings: dict):
+    def __init__(
+        self,
+        net,
+        comm: MPI.Intracomm,
+        optimizer: Optimizer,
+        *,
+        rows: int,
+        batch_size: int,
+        val_rows: int,
+        shuffle: bool,
+        settings: dict,
+    ):
         self._MPI = _mpi(comm)
         self.net, self.comm, self.rank = net, comm, comm.Get_rank()
         self.rows, self.batch_size, self.shuffle = rows, batch_size, shuffle
@@ -245,8 +264,10 @@ class DataParallel:
         for other, (theirs, *_) in enumerate(everyone[1:], start=1):
             for name, value in everyone[0][0].items():
                 if theirs[name] != value:
-                    raise ValueError(f"fit(comm=...) needs the same {name} on every rank: "
-                                     f"rank 0 has {value}, rank {other} has {theirs[name]}")
+                    raise ValueError(
+                        f"fit(comm=...) needs the same {name} on every rank: "
+                        f"rank 0 has {value}, rank {other} has {theirs[name]}"
+                    )
         shard_rows = np.array([e[1] for e in everyone], dtype=np.int64)
         batches = np.array([e[2] for e in everyone], dtype=np.int64)
         #: global steps per epoch
@@ -258,20 +279,24 @@ class DataParallel:
         mean = net.loss_fn.reduction == "mean"
         # The global batch's loss and gradient are these weighted sums of the ranks':
         # each rank's mean counts by its share of the rows, each rank's sum counts once.
-        self.weights = self.step_rows / self.global_rows if mean else \
-            (self.step_rows > 0).astype(np.float64)
+        self.weights = (
+            self.step_rows / self.global_rows if mean else (self.step_rows > 0).astype(np.float64)
+        )
         self.total_rows = int(shard_rows.sum())
         total_val = sum(e[3] for e in everyone)
-        self._shares = {"train": rows / self.total_rows,
-                        "val": val_rows / total_val if total_val else 0.0}
+        self._shares = {
+            "train": rows / self.total_rows,
+            "val": val_rows / total_val if total_val else 0.0,
+        }
         self._val_loss_weight = self._shares["val"] if mean else 1.0
         self._loss = np.zeros(1)
         seed = comm.bcast(int(net._rng.integers(2**63)), root=0)
         self._rng = np.random.default_rng([seed, self.rank])
         broadcast_parameters(net, comm, optimizer=optimizer)
 
-    def train_epoch(self, x, t, optimizer: Optimizer, state, step: Callable[..., None],
-                    epoch: int, bar=None) -> float:
+    def train_epoch(
+        self, x, t, optimizer: Optimizer, state, step: Callable[..., None], epoch: int, bar=None
+    ) -> float:
         """Train one epoch of global steps on this rank's rows ``x``, ``t``.
 
         Each step: backward on this rank's batch (none once its rows are used up), one
@@ -304,8 +329,9 @@ class DataParallel:
         average_running_statistics(self.net, self.comm)
         return mean
 
-    def _steps(self, x, t, optimizer: Optimizer, state, step: Callable[..., None],
-               epoch: int, bar) -> float:
+    def _steps(
+        self, x, t, optimizer: Optimizer, state, step: Callable[..., None], epoch: int, bar
+    ) -> float:
         """:meth:`train_epoch`'s steps, without the running statistics' agreement."""
         MPI, core, net = self._MPI, self.net._core, self.net
         order = self._rng.permutation(self.rows) if self.shuffle else None
@@ -316,7 +342,7 @@ class DataParallel:
             self._loss[0] = 0.0
             if m:
                 start = k * self.batch_size
-                rows = slice(start, start + m) if order is None else order[start:start + m]
+                rows = slice(start, start + m) if order is None else order[start : start + m]
                 self._loss[0] = weight * core.backward(x[rows], t[rows])
             allreduce_gradients(net, self.comm, weight)
             self.comm.Allreduce(MPI.IN_PLACE, self._loss, op=MPI.SUM)
@@ -339,9 +365,12 @@ class DataParallel:
         over all ranks' rows, the same on every rank."""
         if not logs:
             return logs
-        weights = [self._val_loss_weight if name == "val_loss" else
-                   self._shares["val" if name.startswith("val_") else "train"]
-                   for name in logs]
+        weights = [
+            self._val_loss_weight
+            if name == "val_loss"
+            else self._shares["val" if name.startswith("val_") else "train"]
+            for name in logs
+        ]
         totals = np.array([w * v for w, v in zip(weights, logs.values())])
         self.comm.Allreduce(self._MPI.IN_PLACE, totals, op=self._MPI.SUM)
         return dict(zip(logs, map(float, totals)))

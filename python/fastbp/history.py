@@ -55,8 +55,8 @@ class History:
     val_accuracy: list = field(default_factory=list)
     lr: list = field(default_factory=list)
     epoch_time: list = field(default_factory=list)
-    stopped_epoch: "int | None" = None
-    best_epoch: "int | None" = None
+    stopped_epoch: int | None = None
+    best_epoch: int | None = None
 
     def append(self, logs: dict) -> None:
         """Record one epoch's ``logs`` (keys named as the list attributes)."""
@@ -70,8 +70,11 @@ class History:
 
     def to_dict(self) -> dict:
         """The non-empty per-epoch lists and the stop markers, as plain Python values."""
-        out = {f.name: list(getattr(self, f.name)) for f in fields(self)
-               if isinstance(getattr(self, f.name), list) and getattr(self, f.name)}
+        out = {
+            f.name: list(getattr(self, f.name))
+            for f in fields(self)
+            if isinstance(getattr(self, f.name), list) and getattr(self, f.name)
+        }
         out.update(stopped_epoch=self.stopped_epoch, best_epoch=self.best_epoch)
         return out
 
@@ -93,8 +96,9 @@ class History:
             The figure; needs matplotlib (``pip install fastbp[plot]``).
         """
         if not isinstance(validation_label, str):
-            raise TypeError(f"validation_label must be a str, got "
-                            f"{type(validation_label).__name__}")
+            raise TypeError(
+                f"validation_label must be a str, got {type(validation_label).__name__}"
+            )
         try:
             from matplotlib.figure import Figure
         except ImportError as e:

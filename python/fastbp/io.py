@@ -33,15 +33,25 @@ MAX_HEADER_DEPTH = 32
 # a match, so the scan is linear (a pattern that could fail would retry at every quote).
 _JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*(?:"|\\?\Z)', re.DOTALL)
 _INNERMOST = re.compile(r"[\[{][^\[\]{}]*[\]}]")
-_FILE_KINDS = ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-               (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"))
+_FILE_KINDS = (
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+)
 
 
 def network_config(net) -> dict:
     """Everything but the parameters needed to rebuild ``net``."""
-    return {"format": FORMAT, "version": VERSION, "dtype": str(net.dtype),
-            "compute_dtype": net.compute_dtype, "backend": net.backend,
-            "layers": [layer.config() for layer in net.layers], "loss": net.loss_fn.config()}
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "dtype": str(net.dtype),
+        "compute_dtype": net.compute_dtype,
+        "backend": net.backend,
+        "layers": [layer.config() for layer in net.layers],
+        "loss": net.loss_fn.config(),
+    }
 
 
 def values(net) -> np.ndarray:
@@ -52,8 +62,9 @@ def values(net) -> np.ndarray:
     return net._core.snapshot()
 
 
-def from_config(network_cls: type, config: dict, params: np.ndarray,
-                backend: str | None = None, dtype=None):
+def from_config(
+    network_cls: type, config: dict, params: np.ndarray, backend: str | None = None, dtype=None
+):
     """A ``network_cls`` (:class:`fastbp.Network`) built from ``config`` with its flat
     parameters and state set from ``params`` (as :func:`values` gives them).
 
@@ -68,22 +79,31 @@ def from_config(network_cls: type, config: dict, params: np.ndarray,
     layers, loss = _parts(_checked_config(config))
     count = sum(layer.n_params + layer.n_state for layer in layers)
     _check_values(params, count, np.dtype(dtype or config["dtype"]))
-    net = network_cls(layers, loss, dtype=dtype or config["dtype"],
-                      backend=backend or config["backend"],
-                      compute_dtype=None if dtype else config.get("compute_dtype"))
+    net = network_cls(
+        layers,
+        loss,
+        dtype=dtype or config["dtype"],
+        backend=backend or config["backend"],
+        compute_dtype=None if dtype else config.get("compute_dtype"),
+    )
     net._host_parameters()
-    net._core.params[...] = params[:net.n_params]
-    net._core.state[...] = params[net.n_params:]
+    net._core.params[...] = params[: net.n_params]
+    net._core.state[...] = params[net.n_params :]
     return net
 
 
 def _check_values(params, count: int, dtype: np.dtype) -> None:
     """Refuse ``params`` unless it is a flat ``dtype`` array of ``count`` finite values."""
     if not isinstance(params, np.ndarray) or params.dtype != dtype or params.shape != (count,):
-        found = (f"a {params.dtype} array of shape {params.shape}"
-                 if isinstance(params, np.ndarray) else _described(params))
-        raise ValueError(f"the parameters are {found}; the layers need a flat {dtype} "
-                         f"array of {count} parameters and state")
+        found = (
+            f"a {params.dtype} array of shape {params.shape}"
+            if isinstance(params, np.ndarray)
+            else _described(params)
+        )
+        raise ValueError(
+            f"the parameters are {found}; the layers need a flat {dtype} "
+            f"array of {count} parameters and state"
+        )
     if not np.isfinite(params).all():
         raise ValueError("the parameters hold NaN or inf")
 
@@ -91,8 +111,7 @@ def _check_values(params, count: int, dtype: np.dtype) -> None:
 def _parts(config: dict) -> tuple[list, Loss]:
     """The layers and the loss ``config`` describes; they hold no parameters yet, so
     building them allocates nothing whatever sizes they claim."""
-    layers = [_built(f"layers[{i}]", spec, LAYER_TYPES)
-              for i, spec in enumerate(config["layers"])]
+    layers = [_built(f"layers[{i}]", spec, LAYER_TYPES) for i, spec in enumerate(config["layers"])]
     return layers, _built("loss", config["loss"], LOSS_TYPES)
 
 
@@ -100,8 +119,10 @@ def _built(field: str, spec: dict, types: dict):
     """The layer or loss that ``spec`` configures; a ValueError names ``field``."""
     kind = spec.get("type")
     if not isinstance(kind, str) or kind not in types:
-        raise ValueError(f"malformed header: {field} has type {_described(kind)}; expected "
-                         f"one of {sorted(types)}")
+        raise ValueError(
+            f"malformed header: {field} has type {_described(kind)}; expected "
+            f"one of {sorted(types)}"
+        )
     try:
         return types[kind](**{k: v for k, v in spec.items() if k != "type"})
     except (TypeError, ValueError) as e:
@@ -151,8 +172,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -
     with _sigint.Deferred():
         try:
             # Mode 0o666: the kernel applies the umask (and a default ACL) as for open().
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL |
-                         getattr(os, "O_BINARY", 0), 0o666)
+            fd = os.open(
+                tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666
+            )
         except OSError as e:
             raise _naming(e, path) from e
         try:
@@ -198,8 +220,11 @@ def _check_target(path: str) -> None:
         raise IsADirectoryError(errno.EISDIR, "cannot write a model onto a directory", path)
     if not stat.S_ISREG(mode):
         kind = next((what for test, what in _FILE_KINDS if test(mode)), "a special file")
-        raise OSError(errno.EINVAL, f"cannot write a model onto {kind}; models are written "
-                      "only to regular files", path)
+        raise OSError(
+            errno.EINVAL,
+            f"cannot write a model onto {kind}; models are written only to regular files",
+            path,
+        )
 
 
 def _naming(err: OSError, path: str) -> OSError:
@@ -230,8 +255,11 @@ def load(path, network_cls: type, backend: str | None = None):
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
-        hint = (f" (save appends .npz: is it {npz_path(path)!r}?)"
-                if os.path.isfile(npz_path(path)) else "")
+        hint = (
+            f" (save appends .npz: is it {npz_path(path)!r}?)"
+            if os.path.isfile(npz_path(path))
+            else ""
+        )
         raise FileNotFoundError(f"no fastbp network file at {path!r}{hint}")
     with open(path, "rb") as file:
         try:
@@ -256,21 +284,33 @@ def _checked_config(header) -> dict:
     format, version and field types are as this fastbp writes them; ValueError if not."""
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         found = header.get("format") if isinstance(header, dict) else header
-        raise ValueError(f"it is not a fastbp network file (its header's format is "
-                         f"{_described(found)}, expected {FORMAT!r})")
+        raise ValueError(
+            f"it is not a fastbp network file (its header's format is "
+            f"{_described(found)}, expected {FORMAT!r})"
+        )
     version = header.get("version")
     if type(version) is not int or version != VERSION:  # bool is an int, but not a version
-        raise ValueError(f"it has format version {reprlib.repr(version)} "
-                         f"({type(version).__name__}); "
-                         f"this fastbp reads version {VERSION} (an int)")
-    for field, kind, what in (("dtype", str, "a str"), ("backend", str, "a str"),
-                              ("layers", list, "a list"), ("loss", dict, "an object")):
+        raise ValueError(
+            f"it has format version {reprlib.repr(version)} "
+            f"({type(version).__name__}); "
+            f"this fastbp reads version {VERSION} (an int)"
+        )
+    for field, kind, what in (
+        ("dtype", str, "a str"),
+        ("backend", str, "a str"),
+        ("layers", list, "a list"),
+        ("loss", dict, "an object"),
+    ):
         if not isinstance(header.get(field), kind):
-            raise ValueError(f"malformed header: field {field!r} must be {what}, got "
-                             f"{_described(header.get(field))}")
+            raise ValueError(
+                f"malformed header: field {field!r} must be {what}, got "
+                f"{_described(header.get(field))}"
+            )
     if header["dtype"] not in ("float32", "float64"):
-        raise ValueError(f"it has parameter dtype {reprlib.repr(header['dtype'])}; fastbp "
-                         "networks are float32 or float64")
+        raise ValueError(
+            f"it has parameter dtype {reprlib.repr(header['dtype'])}; fastbp "
+            "networks are float32 or float64"
+        )
     # Absent in files written before compute dtypes existed: those computed in their dtype.
     compute = header.get("compute_dtype")
     try:
@@ -279,13 +319,15 @@ def _checked_config(header) -> dict:
         raise ValueError(
             f"it has compute dtype {reprlib.repr(compute)} for {header['dtype']} "
             f"parameters; fastbp computes float32 networks in one of "
-            f"{list(_validate.COMPUTE_DTYPES)} or in float32 (null)") from None
+            f"{list(_validate.COMPUTE_DTYPES)} or in float32 (null)"
+        ) from None
     if not header["layers"]:
         raise ValueError("malformed header: field 'layers' is an empty list")
     for i, spec in enumerate(header["layers"]):
         if not isinstance(spec, dict):
-            raise ValueError(f"malformed header: layers[{i}] must be an object, got "
-                             f"{_described(spec)}")
+            raise ValueError(
+                f"malformed header: layers[{i}] must be an object, got {_described(spec)}"
+            )
     return header
 
 

@@ -133,8 +133,9 @@ class _Grad(_Param):
     through the array)."""
 
     def __set__(self, layer, value):
-        raise AttributeError(f"{self.slot[1:]} is read-only: write into it "
-                             f"({self.slot[1:]}[...] = value) instead")
+        raise AttributeError(
+            f"{self.slot[1:]} is read-only: write into it ({self.slot[1:]}[...] = value) instead"
+        )
 
 
 class Dense(Layer):
@@ -173,8 +174,9 @@ class Dense(Layer):
 
     def out_width(self, width: int | None) -> int:
         if width is not None and width != self.in_features:
-            raise ValueError(f"{self!r} expects {self.in_features} inputs but the layer "
-                             f"before it gives {width}")
+            raise ValueError(
+                f"{self!r} expects {self.in_features} inputs but the layer before it gives {width}"
+            )
         return self.out_features
 
     def param_shapes(self) -> dict:
@@ -201,12 +203,18 @@ class Dense(Layer):
         return _layer_math.product(x, params["W"], compute) + params["b"], x
 
     def backward_numpy(self, grad, x, params, compute=None):
-        return (_layer_math.product(grad, params["W"].T, compute),
-                {"W": _layer_math.product(x.T, grad, compute), "b": grad.sum(axis=0)})
+        return (
+            _layer_math.product(grad, params["W"].T, compute),
+            {"W": _layer_math.product(x.T, grad, compute), "b": grad.sum(axis=0)},
+        )
 
     def config(self) -> dict:
-        return {"type": "Dense", "in_features": self.in_features,
-                "out_features": self.out_features, "init": self.init}
+        return {
+            "type": "Dense",
+            "in_features": self.in_features,
+            "out_features": self.out_features,
+            "init": self.init,
+        }
 
     # PyTorch's Linear computes x @ weight.T + bias with weight (out, in): W = weight.T.
     torch_type = "Linear"
@@ -231,10 +239,13 @@ class Dense(Layer):
 
     def onnx_nodes(self, onnx, name: str, x: str, opset: int, dtype) -> tuple[list, list]:
         """ONNX's ``Gemm(x, W, b)`` without transposes, the weights in their dtype."""
-        weights = [onnx.numpy_helper.from_array(np.ascontiguousarray(self.W), name + ".W"),
-                   onnx.numpy_helper.from_array(np.ascontiguousarray(self.b), name + ".b")]
-        return [onnx.helper.make_node("Gemm", [x, name + ".W", name + ".b"], [name],
-                                      name=name)], weights
+        weights = [
+            onnx.numpy_helper.from_array(np.ascontiguousarray(self.W), name + ".W"),
+            onnx.numpy_helper.from_array(np.ascontiguousarray(self.b), name + ".b"),
+        ]
+        return [
+            onnx.helper.make_node("Gemm", [x, name + ".W", name + ".b"], [name], name=name)
+        ], weights
 
     def __repr__(self) -> str:
         return f"Dense({self.in_features}, {self.out_features}, init={self.init!r})"
@@ -242,10 +253,13 @@ class Dense(Layer):
 
 def _torch_module_of(module, cls) -> None:
     """TypeError unless ``module`` is the torch.nn class ``cls`` maps to."""
-    if type(module).__name__ != cls.torch_type or \
-            not type(module).__module__.startswith("torch.nn"):
-        raise TypeError(f"{cls.__name__}.from_torch takes a torch.nn.{cls.torch_type}, got "
-                        f"{type(module).__name__}")
+    if type(module).__name__ != cls.torch_type or not type(module).__module__.startswith(
+        "torch.nn"
+    ):
+        raise TypeError(
+            f"{cls.__name__}.from_torch takes a torch.nn.{cls.torch_type}, got "
+            f"{type(module).__name__}"
+        )
 
 
 def _torch_copy(torch, target, source: np.ndarray) -> None:
@@ -274,8 +288,9 @@ class Dropout(Layer):
 
     def out_width(self, width: int | None) -> int:
         if width is None:
-            raise ValueError("Dropout cannot be the first layer: it takes its width from the "
-                             "layer before it")
+            raise ValueError(
+                "Dropout cannot be the first layer: it takes its width from the layer before it"
+            )
         return width
 
     def core_spec(self, width: int) -> _core.LayerSpec:
@@ -350,8 +365,10 @@ class _Normalization(Layer, abstract=True):
         """Initializers ``name.W``, ``name.b`` and ``name.<key>`` of ``arrays``, all in
         ``dtype`` (the network's), and their names."""
         named = {"W": self.W, "b": self.b, **arrays}
-        inits = [onnx.numpy_helper.from_array(np.array(v, dtype=dtype), f"{name}.{k}")
-                 for k, v in named.items()]
+        inits = [
+            onnx.numpy_helper.from_array(np.array(v, dtype=dtype), f"{name}.{k}")
+            for k, v in named.items()
+        ]
         return inits, [f"{name}.{k}" for k in named]
 
 
@@ -405,10 +422,15 @@ class LayerNorm(_Normalization):
     @classmethod
     def from_torch(cls, module) -> LayerNorm:
         _torch_module_of(module, cls)
-        if len(module.normalized_shape) != 1 or not module.elementwise_affine or \
-                module.bias is None:
-            raise ValueError("LayerNorm.from_torch takes a LayerNorm over one dimension with "
-                             f"weight and bias, got {module!r}")
+        if (
+            len(module.normalized_shape) != 1
+            or not module.elementwise_affine
+            or module.bias is None
+        ):
+            raise ValueError(
+                "LayerNorm.from_torch takes a LayerNorm over one dimension with "
+                f"weight and bias, got {module!r}"
+            )
         layer = cls(module.normalized_shape[0], eps=module.eps)
         layer.W = module.weight.detach().cpu().numpy()
         layer.b = module.bias.detach().cpu().numpy()
@@ -420,19 +442,22 @@ class LayerNorm(_Normalization):
         make = onnx.helper.make_node
         if opset >= 17:
             inits, (w, b) = self._onnx_weights(onnx, name, dtype)
-            return [make("LayerNormalization", [x, w, b], [name], name=name, axis=-1,
-                         epsilon=self.eps)], inits
+            return [
+                make("LayerNormalization", [x, w, b], [name], name=name, axis=-1, epsilon=self.eps)
+            ], inits
         inits, (w, b, eps) = self._onnx_weights(onnx, name, dtype, eps=self.eps)
         p = name + "."  # the intermediate tensors' names
-        nodes = [make("ReduceMean", [x], [p + "mean"], axes=[-1], keepdims=1),
-                 make("Sub", [x, p + "mean"], [p + "centred"]),
-                 make("Mul", [p + "centred", p + "centred"], [p + "square"]),
-                 make("ReduceMean", [p + "square"], [p + "var"], axes=[-1], keepdims=1),
-                 make("Add", [p + "var", eps], [p + "var_eps"]),
-                 make("Sqrt", [p + "var_eps"], [p + "std"]),
-                 make("Div", [p + "centred", p + "std"], [p + "xhat"]),
-                 make("Mul", [p + "xhat", w], [p + "scaled"]),
-                 make("Add", [p + "scaled", b], [name], name=name)]
+        nodes = [
+            make("ReduceMean", [x], [p + "mean"], axes=[-1], keepdims=1),
+            make("Sub", [x, p + "mean"], [p + "centred"]),
+            make("Mul", [p + "centred", p + "centred"], [p + "square"]),
+            make("ReduceMean", [p + "square"], [p + "var"], axes=[-1], keepdims=1),
+            make("Add", [p + "var", eps], [p + "var_eps"]),
+            make("Sqrt", [p + "var_eps"], [p + "std"]),
+            make("Div", [p + "centred", p + "std"], [p + "xhat"]),
+            make("Mul", [p + "xhat", w], [p + "scaled"]),
+            make("Add", [p + "scaled", b], [name], name=name),
+        ]
         return nodes, inits
 
     def __repr__(self) -> str:
@@ -484,8 +509,10 @@ class BatchNorm(_Normalization):
     def state_init(self, dtype) -> dict[str, np.ndarray]:
         """Copies of the running statistics in ``dtype``: zeros and ones, unless set."""
         mean, var = self._running_mean, self._running_var
-        return {"running_mean": np.zeros(self.n, dtype) if mean is None else mean.astype(dtype),
-                "running_var": np.ones(self.n, dtype) if var is None else var.astype(dtype)}
+        return {
+            "running_mean": np.zeros(self.n, dtype) if mean is None else mean.astype(dtype),
+            "running_var": np.ones(self.n, dtype) if var is None else var.astype(dtype),
+        }
 
     def forward_numpy(self, x, params, state, training, key):
         """``(y, cache)``; in training ``state``'s running statistics are updated in
@@ -493,12 +520,14 @@ class BatchNorm(_Normalization):
         if training:
             _validate.batch_rows(x)
             xhat, rstd = _layer_math.normalize(x, 0, self.eps)
-            _layer_math.update_running_stats(x, state["running_mean"], state["running_var"],
-                                             self.momentum)
+            _layer_math.update_running_stats(
+                x, state["running_mean"], state["running_var"], self.momentum
+            )
             axis = 0
         else:
-            xhat, rstd = _layer_math.running_normalize(x, state["running_mean"],
-                                                       state["running_var"], self.eps)
+            xhat, rstd = _layer_math.running_normalize(
+                x, state["running_mean"], state["running_var"], self.eps
+            )
             axis = None
         return _layer_math.affine(xhat, params["W"], params["b"], x.dtype), (xhat, rstd, axis)
 
@@ -511,11 +540,20 @@ class BatchNorm(_Normalization):
         return {"type": "BatchNorm", "n": self.n, "eps": self.eps, "momentum": self.momentum}
 
     def to_torch(self, torch, dtype):
-        module = torch.nn.BatchNorm1d(self.n, eps=self.eps, momentum=self.momentum,
-                                      affine=True, track_running_stats=True, dtype=dtype)
-        for target, source in ((module.weight, self.W), (module.bias, self.b),
-                               (module.running_mean, self.running_mean),
-                               (module.running_var, self.running_var)):
+        module = torch.nn.BatchNorm1d(
+            self.n,
+            eps=self.eps,
+            momentum=self.momentum,
+            affine=True,
+            track_running_stats=True,
+            dtype=dtype,
+        )
+        for target, source in (
+            (module.weight, self.W),
+            (module.bias, self.b),
+            (module.running_mean, self.running_mean),
+            (module.running_var, self.running_var),
+        ):
             _torch_copy(torch, target, source)
         return module
 
@@ -523,9 +561,11 @@ class BatchNorm(_Normalization):
     def from_torch(cls, module) -> BatchNorm:
         _torch_module_of(module, cls)
         if not module.affine or not module.track_running_stats or module.momentum is None:
-            raise ValueError("BatchNorm.from_torch takes a BatchNorm1d with affine=True, "
-                             "track_running_stats=True and a momentum (not None), got "
-                             f"{module!r}")
+            raise ValueError(
+                "BatchNorm.from_torch takes a BatchNorm1d with affine=True, "
+                "track_running_stats=True and a momentum (not None), got "
+                f"{module!r}"
+            )
         layer = cls(module.num_features, eps=module.eps, momentum=module.momentum)
         layer.W = module.weight.detach().cpu().numpy()
         layer.b = module.bias.detach().cpu().numpy()
@@ -535,10 +575,14 @@ class BatchNorm(_Normalization):
 
     def onnx_nodes(self, onnx, name: str, x: str, opset: int, dtype) -> tuple[list, list]:
         """Inference: a ``BatchNormalization`` with the running statistics."""
-        inits, names = self._onnx_weights(onnx, name, dtype, running_mean=self.running_mean,
-                                          running_var=self.running_var)
-        return [onnx.helper.make_node("BatchNormalization", [x, *names], [name], name=name,
-                                      epsilon=self.eps)], inits
+        inits, names = self._onnx_weights(
+            onnx, name, dtype, running_mean=self.running_mean, running_var=self.running_var
+        )
+        return [
+            onnx.helper.make_node(
+                "BatchNormalization", [x, *names], [name], name=name, epsilon=self.eps
+            )
+        ], inits
 
     def __repr__(self) -> str:
         return f"BatchNorm({self.n}, eps={self.eps}, momentum={self.momentum})"

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from . import _core, _names, _validate
 
-__all__ = ["Loss", "MSELoss", "SoftmaxCrossEntropyLoss", "BCEWithLogitsLoss", "L1Loss",
-           "HuberLoss", "PoissonNLLLoss", "LOSS_TYPES"]
+__all__ = [
+    "Loss",
+    "MSELoss",
+    "SoftmaxCrossEntropyLoss",
+    "BCEWithLogitsLoss",
+    "L1Loss",
+    "HuberLoss",
+    "PoissonNLLLoss",
+    "LOSS_TYPES",
+]
 
 #: fastbp's loss classes by class name (what a saved network names them by), each entered
 #: as it is defined.
@@ -136,8 +144,9 @@ class PoissonNLLLoss(Loss):
 
     kind = _core.Loss.PoissonNLL
 
-    def __init__(self, log_input: bool = True, full: bool = False, eps: float = 1e-8,
-                 reduction: str = "mean"):
+    def __init__(
+        self, log_input: bool = True, full: bool = False, eps: float = 1e-8, reduction: str = "mean"
+    ):
         self.log_input = _validate.flag("log_input", log_input)
         self.full = _validate.flag("full", full)
         self.eps = _validate.real("eps", eps)
@@ -148,9 +157,10 @@ class PoissonNLLLoss(Loss):
         return (float(self.log_input), float(self.full), self.eps)
 
     def config(self) -> dict:
-        return {**super().config(), "log_input": self.log_input, "full": self.full,
-                "eps": self.eps}
+        return {**super().config(), "log_input": self.log_input, "full": self.full, "eps": self.eps}
 
     def __repr__(self) -> str:
-        return (f"PoissonNLLLoss(log_input={self.log_input!r}, full={self.full!r}, "
-                f"eps={self.eps!r}, reduction={self.reduction!r})")
+        return (
+            f"PoissonNLLLoss(log_input={self.log_input!r}, full={self.full!r}, "
+            f"eps={self.eps!r}, reduction={self.reduction!r})"
+        )

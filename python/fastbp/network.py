@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import _core, _locks, _names, _validate, interop, io, onnx_export, ops, optim, reference
-from .history import History
 from .activations import Sigmoid
+from .history import History
 from .layers import Layer
 from .losses import LOSS_TYPES, BCEWithLogitsLoss, Loss, SoftmaxCrossEntropyLoss
 from .optim import Optimizer
@@ -35,25 +35,35 @@ _CORE_NETWORKS = {np.float32: _core.Network32, np.float64: _core.Network64}
 def _warn_on_squashed_logits(layers: list, loss: Loss) -> None:
     """A Sigmoid last, before a loss that applies its own sigmoid or softmax, squashes the
     outputs twice: it trains, but slowly and towards the wrong probabilities."""
-    if layers and isinstance(layers[-1], Sigmoid) and \
-            isinstance(loss, (BCEWithLogitsLoss, SoftmaxCrossEntropyLoss)):
-        warnings.warn(f"the network ends in Sigmoid, but {type(loss).__name__} applies its "
-                      f"own {'sigmoid' if isinstance(loss, BCEWithLogitsLoss) else 'softmax'} "
-                      "to the outputs: remove the Sigmoid to train on logits (a sigmoid or "
-                      "softmax of predict then gives the probabilities)",
-                      UserWarning, stacklevel=3)
+    if (
+        layers
+        and isinstance(layers[-1], Sigmoid)
+        and isinstance(loss, (BCEWithLogitsLoss, SoftmaxCrossEntropyLoss))
+    ):
+        warnings.warn(
+            f"the network ends in Sigmoid, but {type(loss).__name__} applies its "
+            f"own {'sigmoid' if isinstance(loss, BCEWithLogitsLoss) else 'softmax'} "
+            "to the outputs: remove the Sigmoid to train on logits (a sigmoid or "
+            "softmax of predict then gives the probabilities)",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _check_cuda() -> None:
     """RuntimeError saying why backend="cuda" cannot run here, if it cannot."""
     info = _core.build_info()
     if not info["cuda_compiled"]:
-        raise RuntimeError("backend='cuda' is not available: this fastbp was built without "
-                           "the CUDA backend (reinstall with the CUDA toolkit present, e.g. "
-                           "pip install . -Ccmake.define.FASTBP_CUDA=ON)")
+        raise RuntimeError(
+            "backend='cuda' is not available: this fastbp was built without "
+            "the CUDA backend (reinstall with the CUDA toolkit present, e.g. "
+            "pip install . -Ccmake.define.FASTBP_CUDA=ON)"
+        )
     if not info["cuda_available"]:
-        raise RuntimeError("backend='cuda' is not available: the CUDA backend is compiled "
-                           f"but {info['cuda_status']}")
+        raise RuntimeError(
+            "backend='cuda' is not available: the CUDA backend is compiled "
+            f"but {info['cuda_status']}"
+        )
 
 
 def _describe(layers) -> list:
@@ -104,19 +114,30 @@ class Network:
         and updates; so do the activations kept for the backward pass.
     """
 
-    def __init__(self, layers, loss, dtype: str = "float32", backend: str = "cpu",
-                 seed: int | None = None, compute_dtype: str | None = None):
+    def __init__(
+        self,
+        layers,
+        loss,
+        dtype: str = "float32",
+        backend: str = "cpu",
+        seed: int | None = None,
+        compute_dtype: str | None = None,
+    ):
         specs = _describe(layers)
         _validate.instance("loss", loss, Loss, "a fastbp Loss")
         if not isinstance(loss, tuple(LOSS_TYPES.values())):
-            raise TypeError(f"{type(loss).__name__} is a Loss subclass fastbp cannot compute: "
-                            f"a loss must be one of {', '.join(sorted(LOSS_TYPES))}")
+            raise TypeError(
+                f"{type(loss).__name__} is a Loss subclass fastbp cannot compute: "
+                f"a loss must be one of {', '.join(sorted(LOSS_TYPES))}"
+            )
         dtype = _validate.dtype_name(dtype)
         _validate.choice("backend", backend, BACKENDS)
         compute_dtype = _validate.compute_dtype(compute_dtype, dtype)
         if compute_dtype is not None and backend == "cuda":
-            raise ValueError(f"compute_dtype={compute_dtype!r} runs on backends 'cpu' and "
-                             "'numpy'; the CUDA backend computes in the parameters' dtype")
+            raise ValueError(
+                f"compute_dtype={compute_dtype!r} runs on backends 'cpu' and "
+                "'numpy'; the CUDA backend computes in the parameters' dtype"
+            )
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
             raise TypeError(f"seed must be an int or None, got {type(seed).__name__}")
         self.layers = list(layers)
@@ -140,16 +161,26 @@ class Network:
     def _make_core(self, specs):
         # Only a network with dropout draws its mask seed, so adding that draw left every
         # other network's initial weights and shuffles as they were.
-        seed = int(self._rng.integers(2**63)) if any(
-            s.kind == _core.LayerKind.Dropout for s in specs) else 0
+        seed = (
+            int(self._rng.integers(2**63))
+            if any(s.kind == _core.LayerKind.Dropout for s in specs)
+            else 0
+        )
         if self.backend == "numpy":
-            return reference.ReferenceNetwork(self.layers, specs, self.loss_fn,
-                                              self.dtype, seed, self.compute_dtype)
+            return reference.ReferenceNetwork(
+                self.layers, specs, self.loss_fn, self.dtype, seed, self.compute_dtype
+            )
         if self.backend == "cuda":
             _check_cuda()
         return _CORE_NETWORKS[self.dtype.type](
-            specs, self.loss_fn.kind, _names.REDUCTIONS[self.loss_fn.reduction],
-            self.loss_fn.core_params, seed, self.backend, _names.COMPUTE[self.compute_dtype])
+            specs,
+            self.loss_fn.kind,
+            _names.REDUCTIONS[self.loss_fn.reduction],
+            self.loss_fn.core_params,
+            seed,
+            self.backend,
+            _names.COMPUTE[self.compute_dtype],
+        )
 
     def _after_fork_in_child(self) -> None:
         """Free the locks that a thread of the parent held at the fork."""
@@ -172,16 +203,16 @@ class Network:
         for layer, (param_slices, state_slices) in zip(self.layers, self._core.layout):
             for name, offset, shape in param_slices:
                 size = int(np.prod(shape))
-                view = params[offset:offset + size].reshape(shape)
+                view = params[offset : offset + size].reshape(shape)
                 first = layer.initial_param(name, self._rng)  # drawn even when assigned
                 assigned = getattr(layer, "_" + name)
                 view[...] = first if assigned is None else assigned
                 setattr(layer, "_" + name, view)
-                setattr(layer, "_d" + name, grads[offset:offset + size].reshape(shape))
+                setattr(layer, "_d" + name, grads[offset : offset + size].reshape(shape))
             initial = layer.state_init(self.dtype)
             for name, offset, shape in state_slices:
                 size = int(np.prod(shape))
-                view = self._state[offset:offset + size].reshape(shape)
+                view = self._state[offset : offset + size].reshape(shape)
                 view[...] = initial[name]
                 setattr(layer, "_" + name, view)
         for layer in self.layers:
@@ -233,8 +264,13 @@ class Network:
         :func:`_validate.class_labels`: (N,) or (N, 1), integers or whole floats) become
         int64 (N,), and (N,) becomes (N, 1) for a single output. _core checks shapes,
         label range and finiteness."""
-        if type(T) is np.ndarray and T.dtype == self.dtype and T.flags.c_contiguous \
-                and T.ndim == 2 and T.shape[1] == self.out_features:
+        if (
+            type(T) is np.ndarray
+            and T.dtype == self.dtype
+            and T.flags.c_contiguous
+            and T.ndim == 2
+            and T.shape[1] == self.out_features
+        ):
             return T
         t = np.asarray(T)
         if t.dtype == np.bool_ and isinstance(self.loss_fn, BCEWithLogitsLoss):
@@ -306,8 +342,10 @@ class Network:
         elif isinstance(self.loss_fn, BCEWithLogitsLoss):
             probabilities = reference.sigmoid if self.backend == "numpy" else ops.sigmoid
         else:
-            raise ValueError("predict_proba needs a SoftmaxCrossEntropyLoss or "
-                             f"BCEWithLogitsLoss network, got {self.loss_fn!r}")
+            raise ValueError(
+                "predict_proba needs a SoftmaxCrossEntropyLoss or "
+                f"BCEWithLogitsLoss network, got {self.loss_fn!r}"
+            )
         return probabilities(self.forward(X))
 
     def evaluate(self, X, T, metrics: Sequence[str] = ()) -> dict:
@@ -395,13 +433,27 @@ class Network:
         state.steps += 1
 
     @_locks.serialised("_training")
-    def fit(self, X, T, *, epochs: int, batch_size: int, optimizer: Optimizer,
-            shuffle: bool = True, validation_data=None, validation_split: float = 0.0,
-            metrics: Sequence[str] = (),
-            lr_schedule: Schedule | Callable[[int], float] | None = None,
-            callbacks: Sequence[Callable] = (), early_stopping: bool = False,
-            patience: int = 10, progress: bool | None = None, sample_weight=None,
-            class_weight: dict | None = None, comm: MPI.Intracomm | None = None) -> History:
+    def fit(
+        self,
+        X,
+        T,
+        *,
+        epochs: int,
+        batch_size: int,
+        optimizer: Optimizer,
+        shuffle: bool = True,
+        validation_data=None,
+        validation_split: float = 0.0,
+        metrics: Sequence[str] = (),
+        lr_schedule: Schedule | Callable[[int], float] | None = None,
+        callbacks: Sequence[Callable] = (),
+        early_stopping: bool = False,
+        patience: int = 10,
+        progress: bool | None = None,
+        sample_weight=None,
+        class_weight: dict | None = None,
+        comm: MPI.Intracomm | None = None,
+    ) -> History:
         """Train for ``epochs`` passes over (X, T) in mini-batches of ``batch_size``.
 
         Each epoch runs in one call into C++ (batches gathered and shuffled there); Python
@@ -512,12 +564,26 @@ class Network:
             batch's time; the parameters and optimizer state (step count included) are
             those after the last whole step, and training can go on from there.
         """
-        return _fit(self, X, T, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
-                    shuffle=shuffle, validation_data=validation_data,
-                    validation_split=validation_split, metrics=metrics,
-                    lr_schedule=lr_schedule, callbacks=callbacks,
-                    early_stopping=early_stopping, patience=patience, progress=progress,
-                    sample_weight=sample_weight, class_weight=class_weight, comm=comm)
+        return _fit(
+            self,
+            X,
+            T,
+            epochs=epochs,
+            batch_size=batch_size,
+            optimizer=optimizer,
+            shuffle=shuffle,
+            validation_data=validation_data,
+            validation_split=validation_split,
+            metrics=metrics,
+            lr_schedule=lr_schedule,
+            callbacks=callbacks,
+            early_stopping=early_stopping,
+            patience=patience,
+            progress=progress,
+            sample_weight=sample_weight,
+            class_weight=class_weight,
+            comm=comm,
+        )
 
     # ---- description --------------------------------------------------------------
 
@@ -533,8 +599,13 @@ class Network:
         rows, width = [], None
         for i, layer in enumerate(self.layers):
             width = layer.out_width(width)
-            rows.append((f"{type(layer).__name__.lower()}_{i} ({type(layer).__name__})",
-                         f"(None, {width})", f"{layer.n_params:,}"))
+            rows.append(
+                (
+                    f"{type(layer).__name__.lower()}_{i} ({type(layer).__name__})",
+                    f"(None, {width})",
+                    f"{layer.n_params:,}",
+                )
+            )
         head = ("Layer (type)", "Output Shape", "Param #")
         cols = [max(len(r[c]) for r in rows + [head]) + 4 for c in range(3)]
 
@@ -543,12 +614,10 @@ class Network:
 
         rule = "=" * sum(cols)
         compute = "" if self.compute_dtype is None else f" ({self.compute_dtype} compute)"
-        print_fn(f"Network: {self.loss_fn!r}, {self.dtype}{compute}, "
-                 f"backend {self.backend!r}")
+        print_fn(f"Network: {self.loss_fn!r}, {self.dtype}{compute}, backend {self.backend!r}")
         for text in (rule, line(head), rule, *map(line, rows), rule):
             print_fn(text)
-        print_fn(f"Total params: {self.n_params:,} "
-                 f"({self.n_params * self.dtype.itemsize:,} bytes)")
+        print_fn(f"Total params: {self.n_params:,} ({self.n_params * self.dtype.itemsize:,} bytes)")
 
     def to_torch(self):
         """A ``torch.nn.Sequential`` with this network's layers and a copy of its weights
@@ -571,28 +640,29 @@ class Network:
         return io.save(self, path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, backend: str | None = None) -> "Network":
+    def load(cls, path: str | os.PathLike, backend: str | None = None) -> Network:
         """Rebuild a network saved by :meth:`save`, on ``backend`` (default: as saved)."""
         return io.load(path, cls, backend=backend)
 
     def __reduce__(self):
         """Pickled as its configuration and parameters (optimizer states stay behind),
         taken whole between two calls (see :func:`fastbp.io.values`)."""
-        return io.from_config, (type(self), io.network_config(self), io.values(self),
-                                self.backend)
+        return io.from_config, (type(self), io.network_config(self), io.values(self), self.backend)
 
-    def _float64_copy(self) -> "Network":
+    def _float64_copy(self) -> Network:
         """An independent float64 network with this one's layers and parameters, computing
         in float64 whatever this one's compute dtype."""
-        return io.from_config(type(self), io.network_config(self),
-                              io.values(self).astype(np.float64), dtype="float64")
+        return io.from_config(
+            type(self), io.network_config(self), io.values(self).astype(np.float64), dtype="float64"
+        )
 
     def __repr__(self) -> str:
         inner = ", ".join(map(repr, self.layers))
-        compute = "" if self.compute_dtype is None else \
-            f", compute_dtype={self.compute_dtype!r}"
-        return (f"Network([{inner}], loss={self.loss_fn!r}, dtype={str(self.dtype)!r}, "
-                f"backend={self.backend!r}{compute})")
+        compute = "" if self.compute_dtype is None else f", compute_dtype={self.compute_dtype!r}"
+        return (
+            f"Network([{inner}], loss={self.loss_fn!r}, dtype={str(self.dtype)!r}, "
+            f"backend={self.backend!r}{compute})"
+        )
 
 
 def from_torch(module, loss: Loss, backend: str = "cpu", seed: int | None = None) -> Network:

@@ -35,8 +35,7 @@ def _onnx() -> ModuleType:
         import onnx.helper
         import onnx.numpy_helper
     except ImportError as e:
-        raise ImportError('ONNX export needs the onnx package: pip install "fastbp[onnx]"') \
-            from e
+        raise ImportError('ONNX export needs the onnx package: pip install "fastbp[onnx]"') from e
     return onnx
 
 
@@ -46,8 +45,10 @@ def _check_opset(opset: object, onnx: ModuleType) -> int:
         raise TypeError(f"opset must be an int, got {type(opset).__name__} {opset!r}")
     newest = onnx.defs.onnx_opset_version()
     if not MIN_OPSET <= opset <= newest:
-        raise ValueError(f"opset must be between {MIN_OPSET} (the oldest this export writes) "
-                         f"and {newest} (the newest onnx {onnx.__version__} knows), got {opset}")
+        raise ValueError(
+            f"opset must be between {MIN_OPSET} (the oldest this export writes) "
+            f"and {newest} (the newest onnx {onnx.__version__} knows), got {opset}"
+        )
     return int(opset)
 
 
@@ -57,8 +58,10 @@ def _layer_nodes(onnx: ModuleType, net: Network, x: str, opset: int) -> tuple[li
     nodes, weights = [], []
     for i, layer in enumerate(net.layers):
         if not callable(getattr(layer, "onnx_nodes", None)):
-            raise TypeError(f"layers[{i}] is a {type(layer).__name__}, which ONNX export does "
-                            "not support: it has no onnx_nodes")
+            raise TypeError(
+                f"layers[{i}] is a {type(layer).__name__}, which ONNX export does "
+                "not support: it has no onnx_nodes"
+            )
         # Named as net.summary() names the layers.
         name = f"{type(layer).__name__.lower()}_{i}"
         layer_nodes, layer_weights = layer.onnx_nodes(onnx, name, x, opset, net.dtype)
@@ -76,8 +79,14 @@ def _head_nodes(onnx: ModuleType, head: str, x: str, output: str) -> tuple[list,
     return [onnx.helper.make_node("Reshape", [x, "ravel.shape"], [output], name="ravel")], [shape]
 
 
-def to_onnx(net: Network, path: str | os.PathLike, opset: int = 17, *, head: str | None = None,
-            output: str = "output") -> None:
+def to_onnx(
+    net: Network,
+    path: str | os.PathLike,
+    opset: int = 17,
+    *,
+    head: str | None = None,
+    output: str = "output",
+) -> None:
     """Write ``net`` to ``path`` as an ONNX model, atomically as :meth:`Network.save` does.
 
     The graph has one input, ``"input"`` (batch, in_features), and one output, of the
@@ -124,13 +133,18 @@ def to_onnx(net: Network, path: str | os.PathLike, opset: int = 17, *, head: str
         nodes, weights, x = nodes + head_nodes, weights + head_weights, y
     out_shape = ["batch"] if "ravel" in steps else ["batch", net.out_features]
     graph = helper.make_graph(
-        nodes, "fastbp_network",
+        nodes,
+        "fastbp_network",
         [helper.make_tensor_value_info("input", elem, ["batch", net.in_features])],
         [helper.make_tensor_value_info(output, elem, out_shape)],
-        initializer=weights)
+        initializer=weights,
+    )
     # The IR version the opset needs, not the newest, so older runtimes can load it.
-    model = helper.make_model_gen_version(graph, opset_imports=[helper.make_opsetid("", opset)],
-                                          producer_name="fastbp",
-                                          producer_version=_core.__version__,
-                                          doc_string=repr(net))
+    model = helper.make_model_gen_version(
+        graph,
+        opset_imports=[helper.make_opsetid("", opset)],
+        producer_name="fastbp",
+        producer_version=_core.__version__,
+        doc_string=repr(net),
+    )
     atomic_write(path, lambda f: f.write(model.SerializeToString()))

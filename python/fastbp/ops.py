@@ -15,19 +15,38 @@ from . import _core, _names, _validate, activations, losses, optim
 
 # One forward and one backward function per activation of the core (see below).
 __all__ = [
-    "matmul", "linear",
-    *_names.ACTIVATIONS, *(name + "_backward" for name in _names.ACTIVATIONS),
-    "softmax", "mse", "mse_backward", "softmax_cross_entropy",
-    "softmax_cross_entropy_backward", "bce_with_logits", "bce_with_logits_backward",
-    "l1", "l1_backward", "huber", "huber_backward", "poisson_nll", "poisson_nll_backward",
-    *(name.lower() + "_step" for name in optim.CLASSES), "clip_grad_norm",
-    "layer_norm", "layer_norm_backward", "batch_norm", "batch_norm_backward",
-    "dropout", "dropout_backward", "dropout_key",
+    "matmul",
+    "linear",
+    *_names.ACTIVATIONS,
+    *(name + "_backward" for name in _names.ACTIVATIONS),
+    "softmax",
+    "mse",
+    "mse_backward",
+    "softmax_cross_entropy",
+    "softmax_cross_entropy_backward",
+    "bce_with_logits",
+    "bce_with_logits_backward",
+    "l1",
+    "l1_backward",
+    "huber",
+    "huber_backward",
+    "poisson_nll",
+    "poisson_nll_backward",
+    *(name.lower() + "_step" for name in optim.CLASSES),
+    "clip_grad_norm",
+    "layer_norm",
+    "layer_norm_backward",
+    "batch_norm",
+    "batch_norm_backward",
+    "dropout",
+    "dropout_backward",
+    "dropout_key",
 ]
 
 
-def matmul(a, b, trans_a: bool = False, trans_b: bool = False,
-           compute_dtype: str | None = None) -> np.ndarray:
+def matmul(
+    a, b, trans_a: bool = False, trans_b: bool = False, compute_dtype: str | None = None
+) -> np.ndarray:
     """``op(a) @ op(b)`` for 2-D arrays, ``op(x) = x.T`` when its flag is set; the
     transposes are read in place, never materialised. ``compute_dtype="bfloat16"``
     (float32 arrays only) rounds the operands to bfloat16 (to nearest, ties to even) as
@@ -46,8 +65,9 @@ def linear(x, w, b) -> np.ndarray:
     """The dense forward pass ``x @ w + b``: x (N, in), w (in, out), b (out,)."""
     x, w, b = _validate.common_float(x=x, w=w, b=b)
     if x.ndim != 2 or w.ndim != 2 or b.ndim != 1:
-        raise ValueError(f"linear takes x (N, in), w (in, out), b (out,), got {x.shape}, "
-                         f"{w.shape}, {b.shape}")
+        raise ValueError(
+            f"linear takes x (N, in), w (in, out), b (out,), got {x.shape}, {w.shape}, {b.shape}"
+        )
     return _core.linear(x, w, b)
 
 
@@ -75,16 +95,20 @@ def _activation(name):
         _validate.same_shape(**{first: first_arg, "grad": grad})
         first_arg, grad = _validate.common_float(**{first: first_arg, "grad": grad})
         if uses_input:  # its f' reads only x, which then stands in for y as well
-            return _core.activation_backward(layer.kind, first_arg, grad, first_arg,
-                                             *layer.act_args)
+            return _core.activation_backward(
+                layer.kind, first_arg, grad, first_arg, *layer.act_args
+            )
         return _core.activation_backward(layer.kind, first_arg, grad, None, *layer.act_args)
 
     forward.__name__, backward.__name__ = name, name + "_backward"
     forward.__signature__, backward.__signature__ = forward_sig, backward_sig
     forward.__doc__ = f"Elementwise {name} (``fastbp.{type(proto).__name__}``)."
-    backward.__doc__ = (f"``grad * f'(x)`` for {name}, given its input ``x``." if uses_input
-                        else f"``grad * f'(x)`` for {name}, given its forward output "
-                             "``y = f(x)`` (as PyTorch's sigmoid_backward takes the output).")
+    backward.__doc__ = (
+        f"``grad * f'(x)`` for {name}, given its input ``x``."
+        if uses_input
+        else f"``grad * f'(x)`` for {name}, given its forward output "
+        "``y = f(x)`` (as PyTorch's sigmoid_backward takes the output)."
+    )
     return forward, backward
 
 
@@ -105,8 +129,9 @@ def softmax(x) -> np.ndarray:
 
 def _loss_call(name, y, t, reduction, with_grad, params=()):
     y, t = _validate.loss_inputs(y, t, reduction, name == "softmax_cross_entropy")
-    value, grad = _core.loss(_names.LOSSES[name], _names.REDUCTIONS[reduction], y, t,
-                             with_grad, params)
+    value, grad = _core.loss(
+        _names.LOSSES[name], _names.REDUCTIONS[reduction], y, t, with_grad, params
+    )
     return grad if with_grad else value
 
 
@@ -128,13 +153,19 @@ softmax_cross_entropy, softmax_cross_entropy_backward = _loss(
     "softmax_cross_entropy",
     "Cross-entropy of softmax(logits) against class labels (N,) or (N, 1) (integers or "
     "floats of whole value) or probability rows (N, C); "
-    "``mean`` averages over samples.")
+    "``mean`` averages over samples.",
+)
 bce_with_logits, bce_with_logits_backward = _loss(
-    "bce_with_logits", "Binary cross-entropy of sigmoid(logits); ``mean`` averages over all elements.")
+    "bce_with_logits",
+    "Binary cross-entropy of sigmoid(logits); ``mean`` averages over all elements.",
+)
 
 
-l1, l1_backward = _loss("l1", "Absolute error ``sum(|y - t|)``; ``mean`` averages over all "
-                               "elements. Its gradient is ``sign(y - t)``, 0 where y == t.")
+l1, l1_backward = _loss(
+    "l1",
+    "Absolute error ``sum(|y - t|)``; ``mean`` averages over all "
+    "elements. Its gradient is ``sign(y - t)``, 0 where y == t.",
+)
 
 
 def huber(y, target, delta: float = 1.0, reduction: str = "mean") -> float:
@@ -152,8 +183,14 @@ def huber_backward(y, target, delta: float = 1.0, reduction: str = "mean") -> np
     return _loss_call("huber", y, target, reduction, True, (delta,))
 
 
-def poisson_nll(y, target, log_input: bool = True, full: bool = False, eps: float = 1e-8,
-                reduction: str = "mean") -> float:
+def poisson_nll(
+    y,
+    target,
+    log_input: bool = True,
+    full: bool = False,
+    eps: float = 1e-8,
+    reduction: str = "mean",
+) -> float:
     """``torch.nn.PoissonNLLLoss``: ``exp(y) - t * y`` for log-rates ``y``
     (``log_input``), else ``y - t * log(y + eps)``; ``full`` adds Stirling's
     ``t * log(t) - t + 0.5 * log(2 * pi * t)`` where ``t > 1``; ``mean`` averages over all
@@ -162,8 +199,14 @@ def poisson_nll(y, target, log_input: bool = True, full: bool = False, eps: floa
     return _loss_call("poisson_nll", y, target, reduction, False, loss.core_params)
 
 
-def poisson_nll_backward(y, target, log_input: bool = True, full: bool = False,
-                         eps: float = 1e-8, reduction: str = "mean") -> np.ndarray:
+def poisson_nll_backward(
+    y,
+    target,
+    log_input: bool = True,
+    full: bool = False,
+    eps: float = 1e-8,
+    reduction: str = "mean",
+) -> np.ndarray:
     """Gradient of poisson_nll with respect to its first argument: ``exp(y) - t``, else
     ``1 - t / (y + eps)``."""
     loss = losses.PoissonNLLLoss(log_input, full, eps, reduction)
@@ -199,8 +242,16 @@ def layer_norm_backward(x, weight, grad, eps: float = 1e-5) -> tuple:
     return _core.layer_norm_backward(x, weight, grad, eps)
 
 
-def batch_norm(x, weight, bias, running_mean, running_var, training: bool,
-               momentum: float = 0.1, eps: float = 1e-5) -> np.ndarray:
+def batch_norm(
+    x,
+    weight,
+    bias,
+    running_mean,
+    running_var,
+    training: bool,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> np.ndarray:
     """``torch.nn.functional.batch_norm`` of x (N, C) over its columns.
 
     In training (N >= 2) the batch's mean and biased variance normalise x, and
@@ -214,8 +265,7 @@ def batch_norm(x, weight, bias, running_mean, running_var, training: bool,
     _validate.running_stats(x, running_mean, running_var, writeable=training)
     if training:
         _validate.batch_rows(x)
-    return _core.batch_norm(x, weight, bias, running_mean, running_var, training, momentum,
-                            eps)
+    return _core.batch_norm(x, weight, bias, running_mean, running_var, training, momentum, eps)
 
 
 def batch_norm_backward(x, weight, grad, eps: float = 1e-5) -> tuple:
@@ -244,5 +294,8 @@ def dropout_backward(grad, p: float, key: int) -> np.ndarray:
 def dropout_key(seed: int, layer: int, pass_index: int) -> int:
     """The dropout key of layer ``layer`` in forward pass ``pass_index`` of a network
     seeded with ``seed`` (each an int in [0, 2**64))."""
-    return _core.dropout_key(_validate.uint64("seed", seed), _validate.uint64("layer", layer),
-                             _validate.uint64("pass_index", pass_index))
+    return _core.dropout_key(
+        _validate.uint64("seed", seed),
+        _validate.uint64("layer", layer),
+        _validate.uint64("pass_index", pass_index),
+    )

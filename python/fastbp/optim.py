@@ -127,8 +127,9 @@ class Optimizer:
         """The core's UpdateSpec of the hyper-parameters ``checked``: the arguments of the
         training calls, built once per change rather than per step."""
         max_norm = checked["max_grad_norm"]
-        return _core.UpdateSpec(self.kind, self._core_hyper(checked),
-                                0.0 if max_norm is None else max_norm)
+        return _core.UpdateSpec(
+            self.kind, self._core_hyper(checked), 0.0 if max_norm is None else max_norm
+        )
 
     def __getattr__(self, name):
         if name in type(self)._HYPER:
@@ -144,13 +145,13 @@ class Optimizer:
     def __getstate__(self) -> dict:
         """Pickled without the per-network states, which live as long as their networks,
         and without the claim of a running fit."""
-        return {k: v for k, v in self.__dict__.items()
-                if k not in ("_state", "_core_spec", "_fit")}
+        return {k: v for k, v in self.__dict__.items() if k not in ("_state", "_core_spec", "_fit")}
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state, _state=weakref.WeakKeyDictionary())
         self.__dict__["_core_spec"] = self._spec(
-            {name: getattr(self, "_" + name) for name in self._HYPER})
+            {name: getattr(self, "_" + name) for name in self._HYPER}
+        )
 
     def state_for(self, net):
         """This optimizer's state for ``net``, created on first use."""
@@ -167,10 +168,12 @@ class Optimizer:
         :class:`FitClaim`); its own thread (a callback) may step with it."""
         fit, here = self._fit, threading.current_thread()
         if fit is not None and fit.thread is not here:
-            raise RuntimeError(f"{self!r} drives a fit on thread {fit.thread.name!r}; a step "
-                               f"with it from thread {here.name!r} would train at that fit's "
-                               "learning rates, which it sets back when it ends: give each "
-                               "thread its own optimizer")
+            raise RuntimeError(
+                f"{self!r} drives a fit on thread {fit.thread.name!r}; a step "
+                f"with it from thread {here.name!r} would train at that fit's "
+                "learning rates, which it sets back when it ends: give each "
+                "thread its own optimizer"
+            )
 
     def core_args(self, state: OptimizerState) -> tuple:
         """``(spec, states, steps)``: the arguments after the batch (and order) of the
@@ -210,8 +213,9 @@ class Optimizer:
 def check(value) -> None:
     """Raise TypeError unless ``value`` is a fastbp optimizer; a class passed for its
     instance is told the call it meant."""
-    _validate.instance("optimizer", value, Optimizer,
-                       "a fastbp optimizer (SGD, Adam, AdamW, RMSprop, ...)")
+    _validate.instance(
+        "optimizer", value, Optimizer, "a fastbp optimizer (SGD, Adam, AdamW, RMSprop, ...)"
+    )
 
 
 class FitClaim:
@@ -234,7 +238,8 @@ class FitClaim:
                 raise RuntimeError(
                     f"{self.optimizer!r} already drives a fit (on thread "
                     f"{other.thread.name!r}): an optimizer drives one fit at a time, since "
-                    "fit sets its learning rate; give each concurrent fit its own optimizer")
+                    "fit sets its learning rate; give each concurrent fit its own optimizer"
+                )
             self.optimizer._fit = self
         for net in list(self.optimizer._state):  # their cached bindings skip the check
             net._forget(self.optimizer)
@@ -270,30 +275,48 @@ class SGD(Optimizer):
     _HYPER = ("lr", "momentum", "dampening", "nesterov", "weight_decay", "max_grad_norm")
     _STATE = SGDState
 
-    def __init__(self, lr: float = 0.01, momentum: float = 0.0, dampening: float = 0.0,
-                 nesterov: bool = False, weight_decay: float = 0.0,
-                 max_grad_norm: float | None = None):
-        super().__init__(lr=lr, momentum=momentum, dampening=dampening, nesterov=nesterov,
-                         weight_decay=weight_decay, max_grad_norm=max_grad_norm)
+    def __init__(
+        self,
+        lr: float = 0.01,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        nesterov: bool = False,
+        weight_decay: float = 0.0,
+        max_grad_norm: float | None = None,
+    ):
+        super().__init__(
+            lr=lr,
+            momentum=momentum,
+            dampening=dampening,
+            nesterov=nesterov,
+            weight_decay=weight_decay,
+            max_grad_norm=max_grad_norm,
+        )
 
     def _check(self, new: dict) -> dict:
-        checked = {name: _validate.real(name, new[name], strict=name == "lr")
-                   for name in ("lr", "momentum", "dampening", "weight_decay")}
+        checked = {
+            name: _validate.real(name, new[name], strict=name == "lr")
+            for name in ("lr", "momentum", "dampening", "weight_decay")
+        }
         if not isinstance(new["nesterov"], bool):
             raise TypeError(f"nesterov must be a bool, got {type(new['nesterov']).__name__}")
         checked["nesterov"] = new["nesterov"]
         if checked["nesterov"] and (checked["momentum"] <= 0 or checked["dampening"] != 0):
-            raise ValueError("nesterov momentum requires momentum > 0 and dampening == 0, "
-                             f"got momentum={checked['momentum']}, "
-                             f"dampening={checked['dampening']}")
+            raise ValueError(
+                "nesterov momentum requires momentum > 0 and dampening == 0, "
+                f"got momentum={checked['momentum']}, "
+                f"dampening={checked['dampening']}"
+            )
         return checked
 
     def _kernel_order(self, checked: dict) -> tuple:
         return tuple(checked[name] for name in self._HYPER[:-1])
 
     def _core_hyper(self, checked: dict) -> tuple:
-        return tuple(float(checked[name]) for name in
-                     ("lr", "momentum", "dampening", "weight_decay", "nesterov"))
+        return tuple(
+            float(checked[name])
+            for name in ("lr", "momentum", "dampening", "weight_decay", "nesterov")
+        )
 
 
 class Adam(Optimizer):
@@ -325,12 +348,23 @@ class Adam(Optimizer):
     _HYPER = ("lr", "betas", "eps", "weight_decay", "decoupled_weight_decay", "max_grad_norm")
     _STATE = AdamState
 
-    def __init__(self, lr: float = 1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0, decoupled_weight_decay: bool = False,
-                 max_grad_norm: float | None = None):
-        super().__init__(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                         decoupled_weight_decay=decoupled_weight_decay,
-                         max_grad_norm=max_grad_norm)
+    def __init__(
+        self,
+        lr: float = 1e-3,
+        betas: tuple = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        decoupled_weight_decay: bool = False,
+        max_grad_norm: float | None = None,
+    ):
+        super().__init__(
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            decoupled_weight_decay=decoupled_weight_decay,
+            max_grad_norm=max_grad_norm,
+        )
 
     def _check(self, new: dict) -> dict:
         betas = new["betas"]
@@ -340,16 +374,26 @@ class Adam(Optimizer):
         if max(betas) >= 1:
             raise ValueError(f"betas must be in [0, 1), got {betas}")
         if not isinstance(new["decoupled_weight_decay"], bool):
-            raise TypeError("decoupled_weight_decay must be a bool, got "
-                            f"{type(new['decoupled_weight_decay']).__name__}")
-        return {"lr": _validate.real("lr", new["lr"], strict=True), "betas": betas,
-                "eps": _validate.real("eps", new["eps"], strict=True),
-                "weight_decay": _validate.real("weight_decay", new["weight_decay"]),
-                "decoupled_weight_decay": new["decoupled_weight_decay"]}
+            raise TypeError(
+                "decoupled_weight_decay must be a bool, got "
+                f"{type(new['decoupled_weight_decay']).__name__}"
+            )
+        return {
+            "lr": _validate.real("lr", new["lr"], strict=True),
+            "betas": betas,
+            "eps": _validate.real("eps", new["eps"], strict=True),
+            "weight_decay": _validate.real("weight_decay", new["weight_decay"]),
+            "decoupled_weight_decay": new["decoupled_weight_decay"],
+        }
 
     def _kernel_order(self, checked: dict) -> tuple:
-        return (checked["lr"], *checked["betas"], checked["eps"], checked["weight_decay"],
-                checked["decoupled_weight_decay"])
+        return (
+            checked["lr"],
+            *checked["betas"],
+            checked["eps"],
+            checked["weight_decay"],
+            checked["decoupled_weight_decay"],
+        )
 
 
 class AdamW(Adam):
@@ -362,10 +406,22 @@ class AdamW(Adam):
         As for :class:`Adam`.
     """
 
-    def __init__(self, lr: float = 1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 1e-2, max_grad_norm: float | None = None):
-        super().__init__(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                         decoupled_weight_decay=True, max_grad_norm=max_grad_norm)
+    def __init__(
+        self,
+        lr: float = 1e-3,
+        betas: tuple = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        max_grad_norm: float | None = None,
+    ):
+        super().__init__(
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            decoupled_weight_decay=True,
+            max_grad_norm=max_grad_norm,
+        )
 
 
 class RMSprop(Optimizer):
@@ -396,19 +452,35 @@ class RMSprop(Optimizer):
     _HYPER = ("lr", "alpha", "eps", "weight_decay", "momentum", "centered", "max_grad_norm")
     _STATE = RMSpropState
 
-    def __init__(self, lr: float = 0.01, alpha: float = 0.99, eps: float = 1e-8,
-                 weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False,
-                 max_grad_norm: float | None = None):
-        super().__init__(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
-                         momentum=momentum, centered=centered, max_grad_norm=max_grad_norm)
+    def __init__(
+        self,
+        lr: float = 0.01,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        momentum: float = 0.0,
+        centered: bool = False,
+        max_grad_norm: float | None = None,
+    ):
+        super().__init__(
+            lr=lr,
+            alpha=alpha,
+            eps=eps,
+            weight_decay=weight_decay,
+            momentum=momentum,
+            centered=centered,
+            max_grad_norm=max_grad_norm,
+        )
 
     def _check(self, new: dict) -> dict:
-        return {"lr": _validate.real("lr", new["lr"], strict=True),
-                "alpha": _validate.real("alpha", new["alpha"]),
-                "eps": _validate.real("eps", new["eps"], strict=True),
-                "weight_decay": _validate.real("weight_decay", new["weight_decay"]),
-                "momentum": _validate.real("momentum", new["momentum"]),
-                "centered": _validate.flag("centered", new["centered"])}
+        return {
+            "lr": _validate.real("lr", new["lr"], strict=True),
+            "alpha": _validate.real("alpha", new["alpha"]),
+            "eps": _validate.real("eps", new["eps"], strict=True),
+            "weight_decay": _validate.real("weight_decay", new["weight_decay"]),
+            "momentum": _validate.real("momentum", new["momentum"]),
+            "centered": _validate.flag("centered", new["centered"]),
+        }
 
     def _kernel_order(self, checked: dict) -> tuple:
         return tuple(checked[name] for name in self._HYPER[:-1])
@@ -434,21 +506,33 @@ class Adagrad(Optimizer):
     """
 
     kind = _core.Optimizer.Adagrad
-    _HYPER = ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps",
-              "max_grad_norm")
+    _HYPER = ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps", "max_grad_norm")
     _STATE = AdagradState
     _INIT_ONLY = ("initial_accumulator_value",)
 
-    def __init__(self, lr: float = 0.01, lr_decay: float = 0.0, weight_decay: float = 0.0,
-                 initial_accumulator_value: float = 0.0, eps: float = 1e-10,
-                 max_grad_norm: float | None = None):
-        super().__init__(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
-                         initial_accumulator_value=initial_accumulator_value, eps=eps,
-                         max_grad_norm=max_grad_norm)
+    def __init__(
+        self,
+        lr: float = 0.01,
+        lr_decay: float = 0.0,
+        weight_decay: float = 0.0,
+        initial_accumulator_value: float = 0.0,
+        eps: float = 1e-10,
+        max_grad_norm: float | None = None,
+    ):
+        super().__init__(
+            lr=lr,
+            lr_decay=lr_decay,
+            weight_decay=weight_decay,
+            initial_accumulator_value=initial_accumulator_value,
+            eps=eps,
+            max_grad_norm=max_grad_norm,
+        )
 
     def _check(self, new: dict) -> dict:
-        return {name: _validate.real(name, new[name], strict=name in ("lr", "eps"))
-                for name in self._HYPER[:-1]}
+        return {
+            name: _validate.real(name, new[name], strict=name in ("lr", "eps"))
+            for name in self._HYPER[:-1]
+        }
 
     def _kernel_order(self, checked: dict) -> tuple:
         return tuple(checked[name] for name in ("lr", "lr_decay", "weight_decay", "eps"))
@@ -487,14 +571,23 @@ class Adadelta(Optimizer):
     _HYPER = ("lr", "rho", "eps", "weight_decay", "max_grad_norm")
     _STATE = AdadeltaState
 
-    def __init__(self, lr: float = 1.0, rho: float = 0.9, eps: float = 1e-6,
-                 weight_decay: float = 0.0, max_grad_norm: float | None = None):
-        super().__init__(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay,
-                         max_grad_norm=max_grad_norm)
+    def __init__(
+        self,
+        lr: float = 1.0,
+        rho: float = 0.9,
+        eps: float = 1e-6,
+        weight_decay: float = 0.0,
+        max_grad_norm: float | None = None,
+    ):
+        super().__init__(
+            lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, max_grad_norm=max_grad_norm
+        )
 
     def _check(self, new: dict) -> dict:
-        checked = {name: _validate.real(name, new[name], strict=name in ("lr", "eps"))
-                   for name in self._HYPER[:-1]}
+        checked = {
+            name: _validate.real(name, new[name], strict=name in ("lr", "eps"))
+            for name in self._HYPER[:-1]
+        }
         if checked["rho"] > 1:
             raise ValueError(f"rho must be in [0, 1], got {checked['rho']}")
         return checked
@@ -514,9 +607,10 @@ def step_function(cls: type, apply, doc: str):
     positional = inspect.Parameter.POSITIONAL_OR_KEYWORD
     keyword = inspect.Parameter.KEYWORD_ONLY
     signature = inspect.Signature(
-        [inspect.Parameter(n, positional) for n in ("param", "grad", *states)] +
-        [public[n].replace(kind=keyword) for n in hyper_names] +
-        [inspect.Parameter("step", keyword, default=1, annotation="int")])
+        [inspect.Parameter(n, positional) for n in ("param", "grad", *states)]
+        + [public[n].replace(kind=keyword) for n in hyper_names]
+        + [inspect.Parameter("step", keyword, default=1, annotation="int")]
+    )
 
     def step_fn(*args, **kwargs) -> None:
         arguments = signature.bind(*args, **kwargs)
@@ -525,8 +619,14 @@ def step_function(cls: type, apply, doc: str):
         optimizer = cls(**{n: values[n] for n in hyper_names})
         arrays = [values[n] for n in states]
         grad = _validate.update_buffers(values["param"], values["grad"], dict(zip(states, arrays)))
-        apply(optimizer.kind, optimizer._core_spec.hyper, values["param"], grad, arrays,
-              _validate.positive_int("step", values["step"]))
+        apply(
+            optimizer.kind,
+            optimizer._core_spec.hyper,
+            values["param"],
+            grad,
+            arrays,
+            _validate.positive_int("step", values["step"]),
+        )
 
     step_fn.__name__ = step_fn.__qualname__ = cls.__name__.lower() + "_step"
     step_fn.__signature__ = signature
@@ -536,5 +636,6 @@ def step_function(cls: type, apply, doc: str):
         f":class:`fastbp.{cls.__name__}`'s and checked as it checks them, ``step`` (from 1) "
         "is the number of this update.\n\n``param`` and the states must be writeable "
         "C-contiguous float32/float64 arrays of one shape and dtype; ``grad`` is converted "
-        "to match.")
+        "to match."
+    )
     return step_fn

@@ -15,14 +15,35 @@ import numpy as np
 from . import _core, _layer_math, _locks, _names, _validate, activations, losses, optim
 
 __all__ = [
-    "matmul", "round_to_bfloat16", "linear",
-    *_names.ACTIVATIONS, *(name + "_backward" for name in _names.ACTIVATIONS),
-    "softmax", "mse", "mse_backward", "softmax_cross_entropy",
-    "softmax_cross_entropy_backward", "bce_with_logits", "bce_with_logits_backward",
-    "l1", "l1_backward", "huber", "huber_backward", "poisson_nll", "poisson_nll_backward",
-    *(name.lower() + "_step" for name in optim.CLASSES), "clip_grad_norm", "OPTIMIZER_STEPS",
-    "layer_norm", "layer_norm_backward", "batch_norm", "batch_norm_backward",
-    "dropout", "dropout_backward", "dropout_key", "ReferenceNetwork",
+    "matmul",
+    "round_to_bfloat16",
+    "linear",
+    *_names.ACTIVATIONS,
+    *(name + "_backward" for name in _names.ACTIVATIONS),
+    "softmax",
+    "mse",
+    "mse_backward",
+    "softmax_cross_entropy",
+    "softmax_cross_entropy_backward",
+    "bce_with_logits",
+    "bce_with_logits_backward",
+    "l1",
+    "l1_backward",
+    "huber",
+    "huber_backward",
+    "poisson_nll",
+    "poisson_nll_backward",
+    *(name.lower() + "_step" for name in optim.CLASSES),
+    "clip_grad_norm",
+    "OPTIMIZER_STEPS",
+    "layer_norm",
+    "layer_norm_backward",
+    "batch_norm",
+    "batch_norm_backward",
+    "dropout",
+    "dropout_backward",
+    "dropout_key",
+    "ReferenceNetwork",
 ]
 
 
@@ -45,6 +66,7 @@ def _floats(fn=None, *, same_shape=False):
 
 def _loss_args(labels_allowed):
     """Check and convert (y, target, reduction) as fastbp.ops's losses do."""
+
     def wrap(fn):
         @functools.wraps(fn)
         def checked(y, target, reduction="mean"):
@@ -66,8 +88,9 @@ def matmul(a, b, trans_a=False, trans_b=False, compute_dtype=None, subnormals="k
     if a.ndim != 2 or b.ndim != 2:
         raise ValueError(f"matmul takes 2-D arrays, got shapes {a.shape} and {b.shape}")
     compute = _validate.compute_dtype(compute_dtype, a.dtype)
-    return _layer_math.product(a.T if trans_a else a, b.T if trans_b else b, compute,
-                               _validate.subnormals(subnormals))
+    return _layer_math.product(
+        a.T if trans_a else a, b.T if trans_b else b, compute, _validate.subnormals(subnormals)
+    )
 
 
 def round_to_bfloat16(x, subnormals="kept"):
@@ -196,7 +219,7 @@ def bce_with_logits(logits, target, reduction="mean"):
 
 @_loss_args(labels_allowed=False)
 def bce_with_logits_backward(logits, target, reduction="mean"):
-    return (sigmoid(logits) - target) / (logits.size if reduction == "mean" else 1)
+    return (activations._sigmoid(logits) - target) / (logits.size if reduction == "mean" else 1)
 
 
 def _l1_terms(y, t):
@@ -222,6 +245,7 @@ def _huber_terms(y, t, delta=1.0):
 
 def _huber_args(fn):
     """Check (y, target, delta, reduction) as fastbp.ops.huber does."""
+
     @functools.wraps(fn)
     def checked(y, target, delta=1.0, reduction="mean"):
         delta = _validate.real("delta", delta, strict=True)
@@ -254,11 +278,17 @@ def _poisson_nll_terms(y, t, log_input=True, full=False, eps=1e-8):
 
 def _poisson_nll_args(fn):
     """Check (y, target, log_input, full, eps, reduction) as fastbp.ops.poisson_nll does."""
+
     @functools.wraps(fn)
     def checked(y, target, log_input=True, full=False, eps=1e-8, reduction="mean"):
         loss = losses.PoissonNLLLoss(log_input, full, eps, reduction)
-        return fn(*_validate.loss_inputs(y, target, reduction, False), loss.log_input, loss.full,
-                  loss.eps, reduction)
+        return fn(
+            *_validate.loss_inputs(y, target, reduction, False),
+            loss.log_input,
+            loss.full,
+            loss.eps,
+            reduction,
+        )
 
     return checked
 
@@ -280,6 +310,7 @@ def poisson_nll_backward(y, t, log_input=True, full=False, eps=1e-8, reduction="
 # The optimizers' NumPy twins: step(param, grad, states, hyper, step), ``hyper`` in the
 # core's order (common/optim_math.hpp), already checked by the optimizer's class.
 
+
 def _sgd(param, grad, states, hyper, step):
     lr, momentum, dampening, weight_decay, nesterov = hyper
     (velocity,) = states
@@ -300,8 +331,8 @@ def _adam(param, grad, states, hyper, step):
         grad = grad + weight_decay * param
     exp_avg[...] = beta1 * exp_avg + (1 - beta1) * grad
     exp_avg_sq[...] = beta2 * exp_avg_sq + (1 - beta2) * grad * grad
-    denom = np.sqrt(exp_avg_sq) / np.sqrt(1 - beta2 ** step) + eps
-    param -= lr / (1 - beta1 ** step) * exp_avg / denom
+    denom = np.sqrt(exp_avg_sq) / np.sqrt(1 - beta2**step) + eps
+    param -= lr / (1 - beta1**step) * exp_avg / denom
 
 
 def _rmsprop(param, grad, states, hyper, step):
@@ -311,8 +342,9 @@ def _rmsprop(param, grad, states, hyper, step):
     square_avg[...] = alpha * square_avg + (1 - alpha) * grad * grad
     if centered:
         w = 1 - alpha  # torch.lerp's two-sided formula
-        grad_avg[...] = (grad_avg + w * (grad - grad_avg) if w < 0.5
-                         else grad - (grad - grad_avg) * (1 - w))
+        grad_avg[...] = (
+            grad_avg + w * (grad - grad_avg) if w < 0.5 else grad - (grad - grad_avg) * (1 - w)
+        )
         avg = np.sqrt(square_avg - grad_avg * grad_avg) + eps
     else:
         avg = np.sqrt(square_avg) + eps
@@ -342,8 +374,9 @@ def _adadelta(param, grad, states, hyper, step):
 
 
 #: ``_core.Optimizer`` member -> its twin; a missing optimizer fails the import.
-OPTIMIZER_STEPS = {kind: globals()["_" + name.lower()]
-                   for name, kind in _core.Optimizer.__members__.items()}
+OPTIMIZER_STEPS = {
+    kind: globals()["_" + name.lower()] for name, kind in _core.Optimizer.__members__.items()
+}
 
 
 def _optimizer_twin(kind, hyper, param, grad, states, step):
@@ -372,8 +405,9 @@ def clip_grad_norm(grad, max_norm):
 
 # name -> (forward, backward) for every activation and loss the core has: a missing twin
 # fails the import.
-ACTIVATIONS = {name: (globals()[name], globals()[name + "_backward"])
-               for name in _names.ACTIVATIONS}
+ACTIVATIONS = {
+    name: (globals()[name], globals()[name + "_backward"]) for name in _names.ACTIVATIONS
+}
 LOSSES = {name: (globals()[name], globals()[name + "_backward"]) for name in _names.LOSSES}
 # name -> its per-element terms (float64, the shape of the outputs), which sum to its loss
 LOSS_TERMS = {name: globals()[f"_{name}_terms"] for name in _names.LOSSES}
@@ -385,9 +419,11 @@ def loss_with_settings(name, settings):
     class's :attr:`~fastbp.Loss.settings`, such as Huber's delta) bound."""
     value, backward = LOSSES[name]
     terms = LOSS_TERMS[name]
-    return (lambda y, t, r: value(y, t, reduction=r, **settings),
-            lambda y, t, r: backward(y, t, reduction=r, **settings),
-            lambda y, t: terms(y, t, **settings))
+    return (
+        lambda y, t, r: value(y, t, reduction=r, **settings),
+        lambda y, t, r: backward(y, t, reduction=r, **settings),
+        lambda y, t: terms(y, t, **settings),
+    )
 
 
 def weighted_loss(name, y, t, weights, reduction, **settings):
@@ -456,9 +492,11 @@ def dropout_backward(grad, p, key):
 
 def dropout_key(seed, layer, pass_index):
     """The dropout key of a layer in one forward pass, as the C++ network derives it."""
-    return _layer_math.dropout_key(_validate.uint64("seed", seed),
-                                   _validate.uint64("layer", layer),
-                                   _validate.uint64("pass_index", pass_index))
+    return _layer_math.dropout_key(
+        _validate.uint64("seed", seed),
+        _validate.uint64("layer", layer),
+        _validate.uint64("pass_index", pass_index),
+    )
 
 
 class ReferenceNetwork:
@@ -518,17 +556,23 @@ class ReferenceNetwork:
         self._lock = _locks.free_in_child(self._lock)
 
     def _views(self, flat, slices):
-        return {name: flat[offset:offset + int(np.prod(shape))].reshape(shape)
-                for name, offset, shape in slices}
+        return {
+            name: flat[offset : offset + int(np.prod(shape))].reshape(shape)
+            for name, offset, shape in slices
+        }
 
     def _forward(self, x, training):
         """The network's output and every layer's cache, the first layer's first."""
         caches = []
         for i, (layer, (params, state)) in enumerate(zip(self._layers, self.layout)):
-            x, cache = layer.forward_numpy(x, self._views(self.params, params),
-                                           self._views(self.state, state), training,
-                                           dropout_key(self._seed, i, self.passes),
-                                           **self._compute_of(layer))
+            x, cache = layer.forward_numpy(
+                x,
+                self._views(self.params, params),
+                self._views(self.state, state),
+                training,
+                dropout_key(self._seed, i, self.passes),
+                **self._compute_of(layer),
+            )
             caches.append(cache)
         if training:
             self.passes += 1
@@ -544,8 +588,10 @@ class ReferenceNetwork:
             labels = self._loss is softmax_cross_entropy and getattr(arr, "ndim", 0) == 1
             dtype = np.int64 if labels else self.params.dtype
             if not isinstance(arr, np.ndarray) or arr.dtype != dtype:
-                raise TypeError(f"{name} must be an array of dtype {np.dtype(dtype)}, got "
-                                f"{getattr(arr, 'dtype', type(arr).__name__)}")
+                raise TypeError(
+                    f"{name} must be an array of dtype {np.dtype(dtype)}, got "
+                    f"{getattr(arr, 'dtype', type(arr).__name__)}"
+                )
         if x.ndim != 2 or x.shape[1] != n_in:
             raise ValueError(f"X must have shape (*, {n_in}), got {x.shape}")
         if x.shape[0] == 0:
@@ -576,8 +622,9 @@ class ReferenceNetwork:
         """The C++ network's refusal, before anything changes, of a training batch too
         small for batch statistics."""
         if m < 2 and any(layer.kind == _core.LayerKind.BatchNorm for layer in self._layers):
-            raise ValueError("BatchNorm needs batches of at least 2 rows in training, got a "
-                             f"batch of {m}")
+            raise ValueError(
+                f"BatchNorm needs batches of at least 2 rows in training, got a batch of {m}"
+            )
 
     @_locks.serialised("_lock")
     def loss(self, x, t, training=False):
@@ -603,12 +650,14 @@ class ReferenceNetwork:
                 value = self._loss_value(y, t, self._reduction)
                 delta = self._loss_grad(y, t, self._reduction)
             else:
-                value, delta = weighted_loss(self._loss_name, y, t, weights, self._reduction,
-                                             **self._loss_settings)
+                value, delta = weighted_loss(
+                    self._loss_name, y, t, weights, self._reduction, **self._loss_settings
+                )
             for i in range(len(self._layers) - 1, -1, -1):
                 params = self._views(self.params, self.layout[i][0])
-                delta, grads = self._layers[i].backward_numpy(delta, caches[i], params,
-                                                              **self._compute_of(self._layers[i]))
+                delta, grads = self._layers[i].backward_numpy(
+                    delta, caches[i], params, **self._compute_of(self._layers[i])
+                )
                 for name, view in self._views(self.grads, self.layout[i][0]).items():
                     view[...] = grads[name]
         self._last_loss = value
@@ -624,8 +673,10 @@ class ReferenceNetwork:
                 if offset <= bad < offset + int(np.prod(shape)):
                     kind = self._layers[i].kind
                     same = [j for j, layer in enumerate(self._layers) if layer.kind == kind]
-                    return (f"a gradient is NaN or inf (d{name} of {kind.name} layer "
-                            f"{same.index(i) + 1} of {len(same)}; loss {value:g})")
+                    return (
+                        f"a gradient is NaN or inf (d{name} of {kind.name} layer "
+                        f"{same.index(i) + 1} of {len(same)}; loss {value:g})"
+                    )
         raise ValueError(f"index {bad} is in no parameter slice")
 
     def _divergence_reason(self):
@@ -661,8 +712,7 @@ class ReferenceNetwork:
         self._update(update, step)
         return value
 
-    def _epoch(self, x, t, order, batch_size, update_for, loss_sum, sample_weight,
-               interrupt_mark):
+    def _epoch(self, x, t, order, batch_size, update_for, loss_sum, sample_weight, interrupt_mark):
         """A step with ``update_for(i)`` for batch i of the rows in ``order``; ``loss_sum``
         plus each batch's rows times its loss, added in batch order; stopped by a SIGINT
         before a batch (KeyboardInterrupt with ``step``), as the C++ network."""
@@ -676,9 +726,10 @@ class ReferenceNetwork:
                 error = KeyboardInterrupt(f"interrupted after step {i} of this call")
                 error.step = i
                 raise error
-            rows = order[start:start + batch_size]
-            loss_sum += len(rows) * self._step(x[rows], t[rows], update_for(i), i,
-                                               None if weights is None else weights[rows])
+            rows = order[start : start + batch_size]
+            loss_sum += len(rows) * self._step(
+                x[rows], t[rows], update_for(i), i, None if weights is None else weights[rows]
+            )
         return loss_sum
 
     def _row_weights(self, weights, rows):
@@ -686,8 +737,10 @@ class ReferenceNetwork:
         if weights is None:
             return None
         if not isinstance(weights, np.ndarray) or weights.dtype != self.params.dtype:
-            raise TypeError(f"sample_weight must have dtype {self.params.dtype}, got "
-                            f"{getattr(weights, 'dtype', type(weights).__name__)}")
+            raise TypeError(
+                f"sample_weight must have dtype {self.params.dtype}, got "
+                f"{getattr(weights, 'dtype', type(weights).__name__)}"
+            )
         return _validate.row_weights(weights, rows)
 
     def _optimizer(self, spec, states, step):
@@ -698,13 +751,17 @@ class ReferenceNetwork:
         kind, hyper, max_grad_norm = spec.kind, spec.hyper, spec.max_grad_norm
         names = optim.STATE_TYPES[kind].names
         if len(states) != len(names):
-            raise ValueError(f"this optimizer takes {len(names)} state arrays, "
-                             f"got {len(states)}")
+            raise ValueError(f"this optimizer takes {len(names)} state arrays, got {len(states)}")
         for name, array in zip(names, states):
-            if not isinstance(array, np.ndarray) or array.dtype != self.params.dtype or \
-                    array.shape != (self.n_params,):
-                raise ValueError(f"{name} must be a {self.params.dtype} array of shape "
-                                 f"({self.n_params},)")
+            if (
+                not isinstance(array, np.ndarray)
+                or array.dtype != self.params.dtype
+                or array.shape != (self.n_params,)
+            ):
+                raise ValueError(
+                    f"{name} must be a {self.params.dtype} array of shape ({self.n_params},)"
+                )
+
         def update():
             norm = 0.0
             if max_grad_norm != 0:
@@ -726,9 +783,27 @@ class ReferenceNetwork:
         return self._step(x, t, self._optimizer(spec, states, steps + 1), 0)
 
     @_locks.serialised("_lock")
-    def train_epoch(self, x, t, order, batch_size, spec, states, steps, loss_sum=0.0,
-                    sample_weight=None, interrupt_mark=-1):
+    def train_epoch(
+        self,
+        x,
+        t,
+        order,
+        batch_size,
+        spec,
+        states,
+        steps,
+        loss_sum=0.0,
+        sample_weight=None,
+        interrupt_mark=-1,
+    ):
         self._optimizer(spec, states, steps + 1)  # its checks first
-        return self._epoch(x, t, order, batch_size,
-                           lambda i: self._optimizer(spec, states, steps + i + 1),
-                           loss_sum, sample_weight, interrupt_mark)
+        return self._epoch(
+            x,
+            t,
+            order,
+            batch_size,
+            lambda i: self._optimizer(spec, states, steps + i + 1),
+            loss_sum,
+            sample_weight,
+            interrupt_mark,
+        )

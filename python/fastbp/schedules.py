@@ -59,7 +59,7 @@ class ExponentialLR(Schedule):
         self.gamma = _validate.real("gamma", gamma, strict=True)
 
     def __call__(self, epoch: int, base_lr: float) -> float:
-        return base_lr * self.gamma ** epoch
+        return base_lr * self.gamma**epoch
 
 
 class CosineAnnealingLR(Schedule):
@@ -75,7 +75,7 @@ class CosineAnnealingLR(Schedule):
         The lowest rate, >= 0.
     """
 
-    def __init__(self, T_max: int, eta_min: float = 0.0):  # noqa: N803 (PyTorch's name)
+    def __init__(self, T_max: int, eta_min: float = 0.0):  # T_max: PyTorch's name
         self.T_max = _validate.positive_int("T_max", T_max)
         self.eta_min = _validate.real("eta_min", eta_min)
 

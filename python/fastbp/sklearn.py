@@ -71,8 +71,10 @@ from .optim import SGD, Adam
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
 # scikit-learn's activations, under its names: fastbp's, except that its sigmoid is "logistic".
-_ACTIVATIONS = {{"sigmoid": "logistic"}.get(name, name): ACTIVATIONS[name]
-                for name in ("identity", "sigmoid", "tanh", "relu")}
+_ACTIVATIONS = {
+    {"sigmoid": "logistic"}.get(name, name): ACTIVATIONS[name]
+    for name in ("identity", "sigmoid", "tanh", "relu")
+}
 
 
 _SOLVERS = ("lbfgs", "sgd", "adam")
@@ -80,19 +82,31 @@ _LEARNING_RATES = ("constant", "invscaling", "adaptive")
 # Real parameters: (low, high, low allowed, high allowed), scikit-learn's intervals except
 # that validation_fraction must leave rows to validate on.
 _INTERVALS = {
-    "alpha": (0, np.inf, True, False), "learning_rate_init": (0, np.inf, False, False),
-    "power_t": (0, np.inf, True, False), "tol": (0, np.inf, True, False),
-    "momentum": (0, 1, True, True), "validation_fraction": (0, 1, False, False),
-    "beta_1": (0, 1, True, False), "beta_2": (0, 1, True, False),
+    "alpha": (0, np.inf, True, False),
+    "learning_rate_init": (0, np.inf, False, False),
+    "power_t": (0, np.inf, True, False),
+    "tol": (0, np.inf, True, False),
+    "momentum": (0, 1, True, True),
+    "validation_fraction": (0, 1, False, False),
+    "beta_1": (0, 1, True, False),
+    "beta_2": (0, 1, True, False),
     "epsilon": (0, np.inf, False, False),
 }
 _BOOLEANS = ("shuffle", "warm_start", "nesterovs_momentum", "early_stopping")
 # scikit-learn's error where training diverges (without early stopping).
-_NON_FINITE = ("Solver produced non-finite parameter weights. The input data may contain "
-               "large values and need to be preprocessed.")
+_NON_FINITE = (
+    "Solver produced non-finite parameter weights. The input data may contain "
+    "large values and need to be preprocessed."
+)
 # Set by the stochastic solvers only, as scikit-learn does; a fresh fit drops stale ones.
-_STOCHASTIC_ATTRIBUTES = ("loss_curve_", "best_loss_", "validation_scores_",
-                          "best_validation_score_", "_no_improvement_count", "_best_params")
+_STOCHASTIC_ATTRIBUTES = (
+    "loss_curve_",
+    "best_loss_",
+    "validation_scores_",
+    "best_validation_score_",
+    "_no_improvement_count",
+    "_best_params",
+)
 
 
 def _is_int(value) -> bool:
@@ -100,9 +114,13 @@ def _is_int(value) -> bool:
 
 
 def _in_interval(value, low, high, low_ok, high_ok) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) \
-        and np.isfinite(value) and (value > low or (low_ok and value == low)) \
+    return (
+        isinstance(value, numbers.Real)
+        and not isinstance(value, bool)
+        and np.isfinite(value)
+        and (value > low or (low_ok and value == low))
         and (value < high or (high_ok and value == high))
+    )
 
 
 def _interval(low, high, low_ok, high_ok) -> str:
@@ -119,13 +137,34 @@ def _assign(layers: list, coefs: list, intercepts: list) -> None:
 class _BaseMLP(BaseEstimator):
     """What the classifier and the regressor share: parameters, checks, the network."""
 
-    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
-                 alpha=0.0001, batch_size="auto", learning_rate="constant",
-                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
-                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
-                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
-                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 compute_dtype=None):
+    def __init__(
+        self,
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+        compute_dtype=None,
+    ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -164,13 +203,22 @@ class _BaseMLP(BaseEstimator):
         # errors that name the estimator.
         shared = inspect.signature(_BaseMLP.__init__)
         self_param, *shared_params = shared.parameters.values()
-        signature = shared.replace(parameters=[
-            self_param,
-            *(inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default)
-              for name, default in cls._LEADING_PARAMS.items()),
-            *shared_params,
-            *(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
-              for name, default in cls._EXTRA_PARAMS.items())])
+        signature = shared.replace(
+            parameters=[
+                self_param,
+                *(
+                    inspect.Parameter(
+                        name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default
+                    )
+                    for name, default in cls._LEADING_PARAMS.items()
+                ),
+                *shared_params,
+                *(
+                    inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
+                    for name, default in cls._EXTRA_PARAMS.items()
+                ),
+            ]
+        )
         qualname = f"{cls.__qualname__}.__init__"
 
         def __init__(self, *args, **params):
@@ -195,8 +243,11 @@ class _BaseMLP(BaseEstimator):
         sizes = self.hidden_layer_sizes
         sizes = [sizes] if _is_int(sizes) else list(sizes)
         if not all(_is_int(s) and s > 0 for s in sizes):
-            self._fail("hidden_layer_sizes", "a positive int or a sequence of them",
-                       self.hidden_layer_sizes)
+            self._fail(
+                "hidden_layer_sizes",
+                "a positive int or a sequence of them",
+                self.hidden_layer_sizes,
+            )
         return sizes
 
     def _check_params(self) -> None:
@@ -204,10 +255,16 @@ class _BaseMLP(BaseEstimator):
         try:
             self._hidden_sizes()
         except TypeError:  # not a sequence at all
-            self._fail("hidden_layer_sizes", "a positive int or a sequence of them",
-                       self.hidden_layer_sizes)
-        for name, allowed in (("activation", sorted(_ACTIVATIONS)), ("solver", _SOLVERS),
-                              ("learning_rate", _LEARNING_RATES)):
+            self._fail(
+                "hidden_layer_sizes",
+                "a positive int or a sequence of them",
+                self.hidden_layer_sizes,
+            )
+        for name, allowed in (
+            ("activation", sorted(_ACTIVATIONS)),
+            ("solver", _SOLVERS),
+            ("learning_rate", _LEARNING_RATES),
+        ):
             value = getattr(self, name)
             if not isinstance(value, str) or value not in allowed:
                 self._fail(name, "one of " + ", ".join(map(repr, allowed)), value)
@@ -216,8 +273,10 @@ class _BaseMLP(BaseEstimator):
         for name in ("max_iter", "max_fun"):
             if not (_is_int(getattr(self, name)) and getattr(self, name) > 0):
                 self._fail(name, "a positive int", getattr(self, name))
-        if not ((_is_int(self.n_iter_no_change) and self.n_iter_no_change > 0)
-                or self.n_iter_no_change == np.inf):
+        if not (
+            (_is_int(self.n_iter_no_change) and self.n_iter_no_change > 0)
+            or self.n_iter_no_change == np.inf
+        ):
             self._fail("n_iter_no_change", "a positive int or numpy.inf", self.n_iter_no_change)
         for name, bounds in _INTERVALS.items():
             if not _in_interval(getattr(self, name), *bounds):
@@ -225,19 +284,27 @@ class _BaseMLP(BaseEstimator):
         for name in _BOOLEANS:
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 self._fail(name, "a bool", getattr(self, name))
-        if not (isinstance(self.verbose, (bool, np.bool_)) or
-                (_is_int(self.verbose) and self.verbose >= 0)):
+        if not (
+            isinstance(self.verbose, (bool, np.bool_))
+            or (_is_int(self.verbose) and self.verbose >= 0)
+        ):
             self._fail("verbose", "a bool or an int >= 0", self.verbose)
         if self.compute_dtype not in (None, *_validate.COMPUTE_DTYPES):
-            self._fail("compute_dtype", "None or one of " +
-                       ", ".join(map(repr, _validate.COMPUTE_DTYPES)), self.compute_dtype)
+            self._fail(
+                "compute_dtype",
+                "None or one of " + ", ".join(map(repr, _validate.COMPUTE_DTYPES)),
+                self.compute_dtype,
+            )
 
     def _network_params(self) -> dict:
         """The parameters that shape the network, with the values that would build it now
         (``hidden_layer_sizes`` as a tuple). A warm start keeps the network, so they
         cannot change between its fits; every other parameter is a training setting."""
-        return {"hidden_layer_sizes": tuple(self._hidden_sizes()),
-                "activation": self.activation, "compute_dtype": self.compute_dtype}
+        return {
+            "hidden_layer_sizes": tuple(self._hidden_sizes()),
+            "activation": self.activation,
+            "compute_dtype": self.compute_dtype,
+        }
 
     def _start(self, incremental: bool) -> bool:
         """Check the parameters of a fit (partial_fit when ``incremental``) and return
@@ -245,8 +312,9 @@ class _BaseMLP(BaseEstimator):
         warm_start), whose shaping parameters must then be those it was built with."""
         self._check_params()
         if incremental and self.early_stopping:
-            raise ValueError(f"{type(self).__name__}: partial_fit does not support "
-                             "early_stopping=True")
+            raise ValueError(
+                f"{type(self).__name__}: partial_fit does not support early_stopping=True"
+            )
         if not ((incremental or self.warm_start) and hasattr(self, "network_")):
             return False
         for name, value in self._network_params().items():
@@ -255,7 +323,8 @@ class _BaseMLP(BaseEstimator):
                     f"{type(self).__name__}: {name} shapes the network, which a warm start "
                     f"keeps: it was built with {name}={self._built_params[name]!r}, got "
                     f"{getattr(self, name)!r}; fit with warm_start=False to build a new "
-                    "network")
+                    "network"
+                )
         return True
 
     def _batch_size(self, n_samples: int) -> int:
@@ -263,11 +332,18 @@ class _BaseMLP(BaseEstimator):
 
     def _optimizer(self, decay: float):
         if self.solver == "sgd":
-            return SGD(lr=self.learning_rate_init, momentum=self.momentum,
-                       nesterov=self.nesterovs_momentum and self.momentum > 0,
-                       weight_decay=decay)
-        return Adam(lr=self.learning_rate_init, betas=(self.beta_1, self.beta_2),
-                    eps=self.epsilon, weight_decay=decay)
+            return SGD(
+                lr=self.learning_rate_init,
+                momentum=self.momentum,
+                nesterov=self.nesterovs_momentum and self.momentum > 0,
+                weight_decay=decay,
+            )
+        return Adam(
+            lr=self.learning_rate_init,
+            betas=(self.beta_1, self.beta_2),
+            eps=self.epsilon,
+            weight_decay=decay,
+        )
 
     def _layers(self, widths: list) -> list:
         """Dense layers of ``widths``, the hidden activation between them."""
@@ -287,8 +363,13 @@ class _BaseMLP(BaseEstimator):
         if start is not None:
             _assign(layers, *self._checked_parameters(*start, widths))
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        return Network(layers, self._loss(), dtype=np.dtype(dtype).name, seed=seed,
-                       compute_dtype=self.compute_dtype)
+        return Network(
+            layers,
+            self._loss(),
+            dtype=np.dtype(dtype).name,
+            seed=seed,
+            compute_dtype=self.compute_dtype,
+        )
 
     def _copy_network(self, coefs: list, intercepts: list, tail: list) -> Network:
         """A network of the fitted one's dtype and activations holding ``coefs`` and
@@ -341,9 +422,12 @@ class _BaseMLP(BaseEstimator):
     def _linked(self) -> bool:
         """Whether coefs_ and intercepts_ are still the network's own views."""
         dense, coefs, intercepts = self._dense_layers(), self._coefs, self._intercepts
-        return isinstance(coefs, list) and isinstance(intercepts, list) and \
-            len(coefs) == len(intercepts) == len(dense) and \
-            all(W is d.W and b is d.b for d, W, b in zip(dense, coefs, intercepts))
+        return (
+            isinstance(coefs, list)
+            and isinstance(intercepts, list)
+            and len(coefs) == len(intercepts) == len(dense)
+            and all(W is d.W and b is d.b for d, W, b in zip(dense, coefs, intercepts))
+        )
 
     def _keep_parameter_lists(self) -> None:
         """Link coefs_ and intercepts_ to a network that has neither (after unpickling)."""
@@ -368,9 +452,11 @@ class _BaseMLP(BaseEstimator):
         if coefs is None and intercepts is None:
             return None
         if coefs is None or intercepts is None:
-            raise ValueError(f"{type(self).__name__}: set both coefs_ and intercepts_ to "
-                             f"start from them, got only "
-                             f"{'coefs_' if intercepts is None else 'intercepts_'}")
+            raise ValueError(
+                f"{type(self).__name__}: set both coefs_ and intercepts_ to "
+                f"start from them, got only "
+                f"{'coefs_' if intercepts is None else 'intercepts_'}"
+            )
         return coefs, intercepts
 
     def _use_assigned_parameters(self) -> None:
@@ -389,22 +475,29 @@ class _BaseMLP(BaseEstimator):
         name, n_layers = type(self).__name__, len(widths) - 1
         for attr, arrays in (("coefs_", coefs), ("intercepts_", intercepts)):
             if not isinstance(arrays, (list, tuple)) or len(arrays) != n_layers:
-                raise ValueError(f"{name}: {attr} must be a list of {n_layers} arrays, one "
-                                 f"per layer, got {arrays!r:.80}")
+                raise ValueError(
+                    f"{name}: {attr} must be a list of {n_layers} arrays, one "
+                    f"per layer, got {arrays!r:.80}"
+                )
         checked = ([], [])
         for i in range(n_layers):
             shapes = ((widths[i], widths[i + 1]), (widths[i + 1],))
-            for attr, arrays, shape, out in zip(("coefs_", "intercepts_"), (coefs, intercepts),
-                                                shapes, checked):
+            for attr, arrays, shape, out in zip(
+                ("coefs_", "intercepts_"), (coefs, intercepts), shapes, checked
+            ):
                 try:
                     array = np.asarray(arrays[i], dtype=np.float64)
                 except (TypeError, ValueError):
-                    raise ValueError(f"{name}: {attr}[{i}] must be an array of real numbers, "
-                                     f"got {arrays[i]!r:.80}") from None
+                    raise ValueError(
+                        f"{name}: {attr}[{i}] must be an array of real numbers, "
+                        f"got {arrays[i]!r:.80}"
+                    ) from None
                 if array.shape != shape:
-                    raise ValueError(f"{name}: {attr}[{i}] must have shape {shape} (layer "
-                                     f"{i} maps {widths[i]} to {widths[i + 1]} units), got "
-                                     f"{array.shape}")
+                    raise ValueError(
+                        f"{name}: {attr}[{i}] must have shape {shape} (layer "
+                        f"{i} maps {widths[i]} to {widths[i + 1]} units), got "
+                        f"{array.shape}"
+                    )
                 if not np.isfinite(array).all():
                     raise ValueError(f"{name}: {attr}[{i}] must be finite")
                 out.append(array)
@@ -432,13 +525,16 @@ class _BaseMLP(BaseEstimator):
         if w.ndim == 0:
             w = np.full(n, float(w))
         if w.shape != (n,):
-            raise ValueError(f"{type(self).__name__}: sample_weight must have shape ({n},), "
-                             f"got {w.shape}")
+            raise ValueError(
+                f"{type(self).__name__}: sample_weight must have shape ({n},), got {w.shape}"
+            )
         if not np.isfinite(w).all() or (w < 0).any():
             raise ValueError(f"{type(self).__name__}: sample_weight must be finite and >= 0")
         if not w.sum() > 0:
-            raise ValueError(f"{type(self).__name__}: sample_weight is zero for every "
-                             "sample: there is nothing to train on")
+            raise ValueError(
+                f"{type(self).__name__}: sample_weight is zero for every "
+                "sample: there is nothing to train on"
+            )
         return w
 
     def _train(self, X, T, n_out: int, w, *, incremental: bool, warm: bool):
@@ -456,8 +552,9 @@ class _BaseMLP(BaseEstimator):
         if self.solver != "lbfgs" and self.early_stopping:
             X, T, w, val = self._split(X, T, w)
         if not warm:
-            self.network_ = self._build(X.shape[1], n_out, X.dtype,
-                                        self._assigned_start(incremental))
+            self.network_ = self._build(
+                X.shape[1], n_out, X.dtype, self._assigned_start(incremental)
+            )
             self._built_params = self._network_params()
             self._link_parameters()
             self.n_iter_, self.t_ = 0, 0
@@ -499,13 +596,14 @@ class _BaseMLP(BaseEstimator):
         offset = self._loss_offset(T, w)
         self.n_iter_ = 0
         for _ in range(1 if incremental else self.max_iter):
-            self.loss_ = offset + self._epoch(X, T, batch, row_weights,
-                                              early_stopping=val is not None)
+            self.loss_ = offset + self._epoch(
+                X, T, batch, row_weights, early_stopping=val is not None
+            )
             self.n_iter_ += 1
             self.t_ += n
             self.loss_curve_.append(self.loss_)
             if self.verbose:
-                print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+                print(f"Iteration {self.n_iter_:d}, loss = {self.loss_:.8f}")
             if np.isnan(self.loss_):  # diverged: the best validation weights are restored
                 self._count_score(np.nan)
                 break
@@ -521,9 +619,11 @@ class _BaseMLP(BaseEstimator):
                 self._no_improvement_count = 0
         else:
             if not incremental:  # scikit-learn's rule: partial_fit never warns
-                warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
-                              "reached and the optimization hasn't converged yet.",
-                              ConvergenceWarning)
+                warnings.warn(
+                    f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
+                    "reached and the optimization hasn't converged yet.",
+                    ConvergenceWarning,
+                )
         if val is not None:
             net.params[...] = self._best_params
 
@@ -533,14 +633,24 @@ class _BaseMLP(BaseEstimator):
         ConvergenceWarning, where scikit-learn trains on with NaN weights to max_iter and
         keeps its best validation weights; else scikit-learn's ValueError."""
         try:
-            history = self.network_.fit(X, T, epochs=1, batch_size=batch,
-                                        optimizer=self._optimizer_, shuffle=self.shuffle,
-                                        progress=False, sample_weight=row_weights)
+            history = self.network_.fit(
+                X,
+                T,
+                epochs=1,
+                batch_size=batch,
+                optimizer=self._optimizer_,
+                shuffle=self.shuffle,
+                progress=False,
+                sample_weight=row_weights,
+            )
         except FloatingPointError as error:
             if not early_stopping:
                 raise ValueError(_NON_FINITE) from error
-            warnings.warn(f"Stochastic Optimizer: {error}. Training stops; the weights of "
-                          "the best validation score are kept.", ConvergenceWarning)
+            warnings.warn(
+                f"Stochastic Optimizer: {error}. Training stops; the weights of "
+                "the best validation score are kept.",
+                ConvergenceWarning,
+            )
             return np.nan
         return history.loss[0]
 
@@ -558,7 +668,7 @@ class _BaseMLP(BaseEstimator):
         weights are kept."""
         self.validation_scores_.append(score)
         if self.verbose:
-            print("Validation score: %f" % score)
+            print(f"Validation score: {score:f}")
         if score < self.best_validation_score_ + self.tol:
             self._no_improvement_count += 1
         else:
@@ -571,8 +681,10 @@ class _BaseMLP(BaseEstimator):
         """After more than n_iter_no_change epochs without improvement: whether to stop,
         or (adaptive sgd) divide the learning rate by 5 and go on."""
         what = "Validation score" if on_score else "Training loss"
-        msg = (f"{what} did not improve more than tol={self.tol:f} for "
-               f"{self.n_iter_no_change:d} consecutive epochs.")
+        msg = (
+            f"{what} did not improve more than tol={self.tol:f} for "
+            f"{self.n_iter_no_change:d} consecutive epochs."
+        )
         opt = self._optimizer_
         if self.solver != "sgd" or self.learning_rate != "adaptive":
             msg += " Stopping."
@@ -581,7 +693,7 @@ class _BaseMLP(BaseEstimator):
         else:
             opt.lr /= 5.0
             if self.verbose:
-                print(msg + " Setting learning rate to %f" % opt.lr)
+                print(f"{msg} Setting learning rate to {opt.lr:f}")
             return False
         if self.verbose:
             print(msg)
@@ -602,23 +714,34 @@ class _BaseMLP(BaseEstimator):
         offset = self._loss_offset(T, w)
         total = n if w is None else float(w.sum())
         row_weights = self._row_weights(w, n)
-        decay = np.concatenate([np.full(layer.W.size, self.alpha / total)
-                                if part == "W" else np.zeros(layer.b.size)
-                                for layer in net.layers if isinstance(layer, Dense)
-                                for part in "Wb"])
+        decay = np.concatenate(
+            [
+                np.full(layer.W.size, self.alpha / total) if part == "W" else np.zeros(layer.b.size)
+                for layer in net.layers
+                if isinstance(layer, Dense)
+                for part in "Wb"
+            ]
+        )
 
         def objective(theta):
             net.params[...] = theta
-            loss = (scale * net.backward(X, T, sample_weight=row_weights) + offset
-                    + 0.5 * np.dot(decay * theta, theta))
+            loss = (
+                scale * net.backward(X, T, sample_weight=row_weights)
+                + offset
+                + 0.5 * np.dot(decay * theta, theta)
+            )
             return loss, scale * net.grads + decay * theta
 
         # L-BFGS-B's BLAS calls work on vectors of n_params: BLAS threads would only
         # contend with fastbp's own (15x slower on two cores).
         with threadpool_limits(1, user_api="blas"):
-            result = minimize(objective, net.params.astype(np.float64), method="L-BFGS-B",
-                              jac=True, options={"maxfun": self.max_fun,
-                                                 "maxiter": self.max_iter, "gtol": self.tol})
+            result = minimize(
+                objective,
+                net.params.astype(np.float64),
+                method="L-BFGS-B",
+                jac=True,
+                options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol},
+            )
         if not np.isfinite(result.x).all():
             raise ValueError(_NON_FINITE)
         net.params[...] = result.x
@@ -630,13 +753,19 @@ class _BaseMLP(BaseEstimator):
 
     def _lbfgs_warning(self, result) -> str:
         """scikit-learn's words for an L-BFGS-B run that did not converge."""
-        message = (f"lbfgs failed to converge after {self.n_iter_} iteration(s) "
-                   f"(status={result.status}):\n{result.message}\n")
+        message = (
+            f"lbfgs failed to converge after {self.n_iter_} iteration(s) "
+            f"(status={result.status}):\n{result.message}\n"
+        )
         if self.n_iter_ == self.max_iter:
-            message += ("\nIncrease the number of iterations to improve the convergence "
-                        f"(max_iter={self.max_iter}).")
-        return message + ("\nYou might also want to scale the data as shown in:\n"
-                          "    https://scikit-learn.org/stable/modules/preprocessing.html")
+            message += (
+                "\nIncrease the number of iterations to improve the convergence "
+                f"(max_iter={self.max_iter})."
+            )
+        return message + (
+            "\nYou might also want to scale the data as shown in:\n"
+            "    https://scikit-learn.org/stable/modules/preprocessing.html"
+        )
 
     def _row_weights(self, w, n: int):
         """What each of the ``n`` rows' loss is multiplied by in fastbp's mean: the weights
@@ -660,8 +789,10 @@ class _BaseMLP(BaseEstimator):
     def _stochastic(self) -> bool:
         """partial_fit exists for the stochastic solvers only, as in scikit-learn."""
         if self.solver not in ("sgd", "adam"):
-            raise AttributeError(f"{type(self).__name__}.partial_fit needs solver 'sgd' or "
-                                 f"'adam', got {self.solver!r}")
+            raise AttributeError(
+                f"{type(self).__name__}.partial_fit needs solver 'sgd' or "
+                f"'adam', got {self.solver!r}"
+            )
         return True
 
     def _split(self, X, T, w):
@@ -669,14 +800,19 @@ class _BaseMLP(BaseEstimator):
         classifier): ``(X, T, w, (Xv, Tv, wv))``."""
         arrays = (X, T) if w is None else (X, T, w)
         X, Xv, T, Tv, *weights = train_test_split(
-            *arrays, test_size=self.validation_fraction,
-            random_state=check_random_state(self.random_state), stratify=self._strata(T))
+            *arrays,
+            test_size=self.validation_fraction,
+            random_state=check_random_state(self.random_state),
+            stratify=self._strata(T),
+        )
         w, wv = weights or (None, None)
         if Xv.shape[0] < 2:  # scikit-learn's words, and the numbers
-            raise ValueError(f"The validation set is too small: validation_fraction="
-                             f"{self.validation_fraction} of the {len(X) + len(Xv)} rows "
-                             f"holds out {Xv.shape[0]}, and a score needs 2. Increase "
-                             "'validation_fraction' or the size of your dataset.")
+            raise ValueError(
+                f"The validation set is too small: validation_fraction="
+                f"{self.validation_fraction} of the {len(X) + len(Xv)} rows "
+                f"holds out {Xv.shape[0]}, and a score needs 2. Increase "
+                "'validation_fraction' or the size of your dataset."
+            )
         return X, T, w, (Xv, Tv, wv)
 
     def _strata(self, T):
@@ -814,7 +950,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     _EXTRA_PARAMS = {"class_weight": None}
 
-    def fit(self, X, y, sample_weight=None) -> "MLPClassifier":
+    def fit(self, X, y, sample_weight=None) -> MLPClassifier:
         """Train on ``X`` (n_samples, n_features) and labels ``y`` (n_samples,), or a label
         indicator matrix ``y`` (n_samples, n_labels) of 0 and 1 for multilabel
         classification, each sample's loss weighted by ``sample_weight`` times its class's
@@ -828,17 +964,19 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return self._fit_labels(X, y, w, incremental=False, warm=warm)
 
     @available_if(_BaseMLP._stochastic)
-    def partial_fit(self, X, y, sample_weight=None, classes=None) -> "MLPClassifier":
+    def partial_fit(self, X, y, sample_weight=None, classes=None) -> MLPClassifier:
         """One epoch over (X, y), weighted as by :meth:`fit` (``class_weight="balanced"``
         is refused: one call's labels do not tell the classes' frequencies); ``classes``
         lists every label on the first call (for an indicator matrix, ``0 .. n_labels -
         1``)."""
         classes = self._partial_fit_classes(classes)
         if isinstance(self.class_weight, str) and self.class_weight == "balanced":
-            raise ValueError(f"{type(self).__name__}: class_weight='balanced' is not "
-                             "supported by partial_fit: pass the weights as a dict, e.g. "
-                             "from sklearn.utils.class_weight.compute_class_weight on a "
-                             "large enough sample of the labels")
+            raise ValueError(
+                f"{type(self).__name__}: class_weight='balanced' is not "
+                "supported by partial_fit: pass the weights as a dict, e.g. "
+                "from sklearn.utils.class_weight.compute_class_weight on a "
+                "large enough sample of the labels"
+            )
         warm = self._start(incremental=True)
         X, y = self._data(X, y, reset=not warm)
         self._check_labels(y, classes, warm=warm, exact=False)
@@ -853,10 +991,13 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             if classes is None:
                 raise ValueError("classes must be passed on the first call to partial_fit")
             return np.unique(column_or_1d(classes))
-        if classes is not None and not np.array_equal(self.classes_,
-                                                      np.unique(column_or_1d(classes))):
-            raise ValueError(f"`classes={classes!r}` is not the same as on last call to "
-                             f"partial_fit, was: {self.classes_!r}")
+        if classes is not None and not np.array_equal(
+            self.classes_, np.unique(column_or_1d(classes))
+        ):
+            raise ValueError(
+                f"`classes={classes!r}` is not the same as on last call to "
+                f"partial_fit, was: {self.classes_!r}"
+            )
         return self.classes_
 
     @staticmethod
@@ -878,19 +1019,27 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         name = type(self).__name__
         if warm and (y.ndim == 2) != self._multilabel():
             kinds = ("a vector of labels", "a label indicator matrix")
-            raise ValueError(f"{name}: y is {kinds[y.ndim - 1]}, but the network was fitted "
-                             f"on {kinds[int(self._multilabel())]}")
+            raise ValueError(
+                f"{name}: y is {kinds[y.ndim - 1]}, but the network was fitted "
+                f"on {kinds[int(self._multilabel())]}"
+            )
         labels, known = self._labels(y), set(classes)
         if exact and set(labels) != known:
-            raise ValueError("warm_start can only be used where `y` has the same classes as "
-                             f"in the previous call to fit. Previously got {classes}, `y` has "
-                             f"{labels}")
+            raise ValueError(
+                "warm_start can only be used where `y` has the same classes as "
+                f"in the previous call to fit. Previously got {classes}, `y` has "
+                f"{labels}"
+            )
         if not known.issuperset(labels):
-            raise ValueError("`y` has classes not in `self.classes_`. `self.classes_` has "
-                             f"{classes}. 'y' has {labels}.")
+            raise ValueError(
+                "`y` has classes not in `self.classes_`. `self.classes_` has "
+                f"{classes}. 'y' has {labels}."
+            )
         if y.ndim == 2 and len(classes) != y.shape[1]:
-            raise ValueError(f"{name}: y has {y.shape[1]} label columns, but classes has "
-                             f"{len(classes)} labels: {classes}")
+            raise ValueError(
+                f"{name}: y has {y.shape[1]} label columns, but classes has "
+                f"{len(classes)} labels: {classes}"
+            )
 
     def _weights(self, sample_weight, y):
         """Each sample's weight: ``sample_weight`` times its class's weight, or None when
@@ -899,25 +1048,29 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         if self.class_weight is None:
             return w
         if not (isinstance(self.class_weight, dict) or self.class_weight == "balanced"):
-            self._fail("class_weight", "None, 'balanced' or a dict label -> weight",
-                       self.class_weight)
+            self._fail(
+                "class_weight", "None, 'balanced' or a dict label -> weight", self.class_weight
+            )
         if y.ndim == 2:
-            raise ValueError(f"{type(self).__name__}: class_weight weighs the classes of "
-                             "single labels, and y is a label indicator matrix: weigh its "
-                             "rows with sample_weight")
+            raise ValueError(
+                f"{type(self).__name__}: class_weight weighs the classes of "
+                "single labels, and y is a label indicator matrix: weigh its "
+                "rows with sample_weight"
+            )
         by_class = compute_sample_weight(self.class_weight, y)
         return self._sample_weight(by_class if w is None else w * by_class, len(y))
 
     def _data(self, X, y, reset: bool):
         """X and the labels checked: ``y`` (n_samples,), or a dense indicator matrix."""
-        X, y = validate_data(self, X, y, reset=reset, multi_output=True,
-                             dtype=(np.float64, np.float32))
+        X, y = validate_data(
+            self, X, y, reset=reset, multi_output=True, dtype=(np.float64, np.float32)
+        )
         check_classification_targets(y)
         if type_of_target(y) == "multilabel-indicator":
             return X, y.toarray() if sp.issparse(y) else np.asarray(y)
         return X, column_or_1d(y, warn=True)
 
-    def _fit_labels(self, X, y, w, incremental: bool, warm: bool) -> "MLPClassifier":
+    def _fit_labels(self, X, y, w, incremental: bool, warm: bool) -> MLPClassifier:
         """Train on the checked labels ``y`` of ``classes_``: a new network gets
         scikit-learn's output layer for them (a sigmoid per label of an indicator matrix,
         one sigmoid for two classes, else a softmax per class); a warm one keeps its
@@ -1046,13 +1199,13 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     _LEADING_PARAMS = {"loss": "squared_error"}
     _LOSSES = ("squared_error", "poisson")
 
-    def fit(self, X, y, sample_weight=None) -> "MLPRegressor":
+    def fit(self, X, y, sample_weight=None) -> MLPRegressor:
         """Train on ``X`` (n_samples, n_features) and targets ``y``, each sample's loss
         weighted by ``sample_weight``; returns self."""
         return self._fit(X, y, sample_weight, incremental=False)
 
     @available_if(_BaseMLP._stochastic)
-    def partial_fit(self, X, y, sample_weight=None) -> "MLPRegressor":
+    def partial_fit(self, X, y, sample_weight=None) -> MLPRegressor:
         """One epoch over (X, y), weighted as by :meth:`fit`, continuing from the current
         weights once fitted."""
         return self._fit(X, y, sample_weight, incremental=True)
@@ -1061,26 +1214,42 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         super()._check_params()
         if isinstance(self.loss, str) and self.loss in self._LOSSES:
             return
-        hint = ("" if isinstance(self.loss, str) else " (loss is the first parameter, as in "
-                "scikit-learn's MLPRegressor: pass hidden_layer_sizes by name)")
-        raise ValueError(f"{type(self).__name__}: loss must be one of "
-                         f"{', '.join(map(repr, self._LOSSES))}, got {self.loss!r}{hint}")
+        hint = (
+            ""
+            if isinstance(self.loss, str)
+            else " (loss is the first parameter, as in "
+            "scikit-learn's MLPRegressor: pass hidden_layer_sizes by name)"
+        )
+        raise ValueError(
+            f"{type(self).__name__}: loss must be one of "
+            f"{', '.join(map(repr, self._LOSSES))}, got {self.loss!r}{hint}"
+        )
 
     def _network_params(self) -> dict:
         return {**super()._network_params(), "loss": self.loss}
 
-    def _fit(self, X, y, sample_weight, incremental: bool) -> "MLPRegressor":
+    def _fit(self, X, y, sample_weight, incremental: bool) -> MLPRegressor:
         warm = self._start(incremental)
-        X, y = validate_data(self, X, y, reset=not warm, multi_output=True, y_numeric=True,
-                             dtype=(np.float64, np.float32))
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            reset=not warm,
+            multi_output=True,
+            y_numeric=True,
+            dtype=(np.float64, np.float32),
+        )
         T = y.reshape(len(y), -1).astype(X.dtype)
         if warm and T.shape[1] != self.n_outputs_:
-            raise ValueError(f"{type(self).__name__}: y has {T.shape[1]} outputs, the "
-                             f"network {self.n_outputs_}")
+            raise ValueError(
+                f"{type(self).__name__}: y has {T.shape[1]} outputs, the network {self.n_outputs_}"
+            )
         if self.loss == "poisson" and not (T >= 0).all():
             bad = np.flatnonzero(~(T >= 0))[0]
-            raise ValueError(f"{type(self).__name__}: loss='poisson' needs y >= 0, got "
-                             f"{float(T.flat[bad])!r} at flat index {bad}")
+            raise ValueError(
+                f"{type(self).__name__}: loss='poisson' needs y >= 0, got "
+                f"{float(T.flat[bad])!r} at flat index {bad}"
+            )
         w = self._sample_weight(sample_weight, len(T))
         self.n_outputs_ = T.shape[1]
         self.out_activation_ = "exp" if self.loss == "poisson" else "identity"

@@ -13,8 +13,14 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from . import _sigint, _validate, distributed, io, optim
-from .callbacks import (BAR_UPDATES_PER_EPOCH, Callback, EarlyStopping, ProgressBar,
-                        load_tqdm, progress_default)
+from .callbacks import (
+    BAR_UPDATES_PER_EPOCH,
+    Callback,
+    EarlyStopping,
+    ProgressBar,
+    load_tqdm,
+    progress_default,
+)
 from .history import History, epoch_name
 from .losses import BCEWithLogitsLoss
 from .metrics import METRICS
@@ -27,8 +33,10 @@ if TYPE_CHECKING:
 
 def diverged(where: str, error: FloatingPointError) -> FloatingPointError:
     """The error for a step that diverged, from the backend's (which has ``reason``)."""
-    return FloatingPointError(f"training diverged at {where}: {error.reason}; the parameters "
-                              "and optimizer state are those from before this step")
+    return FloatingPointError(
+        f"training diverged at {where}: {error.reason}; the parameters "
+        "and optimizer state are those from before this step"
+    )
 
 
 class _Run(NamedTuple):
@@ -58,25 +66,58 @@ def fit(net, X, T, *, optimizer: Optimizer, **options) -> History:
         claim.release()
 
 
-def _train(net, X, T, *, epochs: int, batch_size: int, optimizer: Optimizer,
-           claim: FitClaim, shuffle: bool = True, validation_data=None,
-           validation_split: float = 0.0, metrics: Sequence[str] = (),
-           lr_schedule: Schedule | Callable | None = None, callbacks: Sequence[Callable] = (),
-           early_stopping: bool = False, patience: int = 10, progress: bool | None = None,
-           sample_weight=None, class_weight=None,
-           comm: MPI.Intracomm | None = None) -> History:
+def _train(
+    net,
+    X,
+    T,
+    *,
+    epochs: int,
+    batch_size: int,
+    optimizer: Optimizer,
+    claim: FitClaim,
+    shuffle: bool = True,
+    validation_data=None,
+    validation_split: float = 0.0,
+    metrics: Sequence[str] = (),
+    lr_schedule: Schedule | Callable | None = None,
+    callbacks: Sequence[Callable] = (),
+    early_stopping: bool = False,
+    patience: int = 10,
+    progress: bool | None = None,
+    sample_weight=None,
+    class_weight=None,
+    comm: MPI.Intracomm | None = None,
+) -> History:
     """:func:`fit`'s work. Every check that may refuse the fit, the callbacks' included,
     runs before any callback starts, so a refused fit changes nothing."""
+
     def checks() -> _Run:
         if comm is not None and net.backend == "cuda":
-            raise NotImplementedError("fit(comm=...) trains on the cpu and numpy backends, "
-                                      "got backend='cuda'")
+            raise NotImplementedError(
+                "fit(comm=...) trains on the cpu and numpy backends, got backend='cuda'"
+            )
         if comm is not None and (sample_weight is not None or class_weight is not None):
-            raise NotImplementedError("fit(comm=...) does not take sample_weight or "
-                                      "class_weight yet")
-        run = _checked(net, X, T, epochs, batch_size, optimizer, validation_data,
-                       validation_split, metrics, lr_schedule, callbacks, early_stopping,
-                       patience, progress if lead else False, sample_weight, class_weight)
+            raise NotImplementedError(
+                "fit(comm=...) does not take sample_weight or class_weight yet"
+            )
+        run = _checked(
+            net,
+            X,
+            T,
+            epochs,
+            batch_size,
+            optimizer,
+            validation_data,
+            validation_split,
+            metrics,
+            lr_schedule,
+            callbacks,
+            early_stopping,
+            patience,
+            progress if lead else False,
+            sample_weight,
+            class_weight,
+        )
         for callback in run.callbacks:  # each may refuse its settings (a monitor not logged)
             if isinstance(callback, Callback):
                 callback.check(net, optimizer, _log_keys(run.val, run.metrics))
@@ -110,21 +151,32 @@ def _train(net, X, T, *, epochs: int, batch_size: int, optimizer: Optimizer,
                 group.lead_rate(optimizer)
             lr = optimizer.lr
             if group is None:
-                order = net._rng.permutation(run.x.shape[0]) if shuffle else \
-                    np.arange(run.x.shape[0])
-                mean = _run_epoch(net, optimizer, run.x, run.t, run.w,
-                                  order.astype(np.int64, copy=False), run.batch_size, epoch,
-                                  bar, mark)
+                order = (
+                    net._rng.permutation(run.x.shape[0]) if shuffle else np.arange(run.x.shape[0])
+                )
+                mean = _run_epoch(
+                    net,
+                    optimizer,
+                    run.x,
+                    run.t,
+                    run.w,
+                    order.astype(np.int64, copy=False),
+                    run.batch_size,
+                    epoch,
+                    bar,
+                    mark,
+                )
                 logs = {"loss": mean, **_evaluate(net, run.x, run.t, run.val, run.metrics)}
             else:
                 state, calls = net._bind_optimizer(optimizer)
                 try:
-                    mean = group.train_epoch(run.x, run.t, optimizer, state, calls.step,
-                                             epoch, bar)
+                    mean = group.train_epoch(run.x, run.t, optimizer, state, calls.step, epoch, bar)
                 except FloatingPointError as e:
                     raise diverged(f"{epoch_name(epoch)}, step {e.step + 1}", e) from None
-                logs = {"loss": mean,
-                        **group.combine(_evaluate(net, run.x, run.t, run.val, run.metrics))}
+                logs = {
+                    "loss": mean,
+                    **group.combine(_evaluate(net, run.x, run.t, run.val, run.metrics)),
+                }
             elapsed = time.perf_counter() - start
             logs.update(lr=lr, epoch_time=elapsed if group is None else group.slowest(elapsed))
             history.append(logs)
@@ -154,9 +206,24 @@ def _train(net, X, T, *, epochs: int, batch_size: int, optimizer: Optimizer,
     return history
 
 
-def _checked(net, X, T, epochs, batch_size, optimizer, validation_data, validation_split,
-             metrics, lr_schedule, callbacks, early_stopping, patience, progress,
-             sample_weight, class_weight) -> _Run:
+def _checked(
+    net,
+    X,
+    T,
+    epochs,
+    batch_size,
+    optimizer,
+    validation_data,
+    validation_split,
+    metrics,
+    lr_schedule,
+    callbacks,
+    early_stopping,
+    patience,
+    progress,
+    sample_weight,
+    class_weight,
+) -> _Run:
     """Every argument of ``fit`` checked and converted, before anything changes."""
     epochs = _validate.positive_int("epochs", epochs)
     batch_size = _validate.positive_int("batch_size", batch_size)
@@ -174,26 +241,60 @@ def _checked(net, X, T, epochs, batch_size, optimizer, validation_data, validati
     if early_stopping and val is None:
         raise ValueError("early_stopping needs validation_data or validation_split")
     stopper = EarlyStopping(net, patience) if early_stopping else None
-    return _Run(epochs, batch_size, x, t, w, val, scored, lrs, callbacks, stopper,
-                progress_default() if progress is None else progress)
+    return _Run(
+        epochs,
+        batch_size,
+        x,
+        t,
+        w,
+        val,
+        scored,
+        lrs,
+        callbacks,
+        stopper,
+        progress_default() if progress is None else progress,
+    )
 
 
-def _data_parallel(net, comm: MPI.Intracomm, optimizer: Optimizer, run: _Run,
-                   shuffle: bool) -> distributed.DataParallel:
+def _data_parallel(
+    net, comm: MPI.Intracomm, optimizer: Optimizer, run: _Run, shuffle: bool
+) -> distributed.DataParallel:
     """This rank's part in training on every rank of ``comm``, which starts from rank 0's
     parameters and optimizer state; refuses settings that differ between the ranks."""
-    settings = {"network": io.network_config(net), "optimizer": repr(optimizer),
-                "epochs": run.epochs, "learning rates": run.lrs, "metrics": run.metrics,
-                "shuffle": shuffle, "validation": run.val is not None,
-                "early stopping patience": run.stopper.patience if run.stopper else None}
+    settings = {
+        "network": io.network_config(net),
+        "optimizer": repr(optimizer),
+        "epochs": run.epochs,
+        "learning rates": run.lrs,
+        "metrics": run.metrics,
+        "shuffle": shuffle,
+        "validation": run.val is not None,
+        "early stopping patience": run.stopper.patience if run.stopper else None,
+    }
     return distributed.DataParallel(
-        net, comm, optimizer, rows=run.x.shape[0], batch_size=run.batch_size,
-        val_rows=0 if run.val is None else run.val[0].shape[0], shuffle=shuffle,
-        settings=settings)
+        net,
+        comm,
+        optimizer,
+        rows=run.x.shape[0],
+        batch_size=run.batch_size,
+        val_rows=0 if run.val is None else run.val[0].shape[0],
+        shuffle=shuffle,
+        settings=settings,
+    )
 
 
-def _run_epoch(net, optimizer: Optimizer, x, t, w, order, batch_size: int, epoch: int,
-               bar: ProgressBar | None, mark: int) -> float:
+def _run_epoch(
+    net,
+    optimizer: Optimizer,
+    x,
+    t,
+    w,
+    order,
+    batch_size: int,
+    epoch: int,
+    bar: ProgressBar | None,
+    mark: int,
+) -> float:
     """Train ``net`` with ``optimizer`` on the rows of ``x`` (weighted by ``w``, or not)
     in ``order`` through the network core's ``train_epoch``, advancing the optimizer's
     step count; returns the epoch's row-weighted mean loss. Without a bar, one core call;
@@ -211,20 +312,24 @@ def _run_epoch(net, optimizer: Optimizer, x, t, w, order, batch_size: int, epoch
         if per_call == n_batches:
             args = (x, t, order)
         else:  # the core takes an order over all of its rows: hand it the slice's rows
-            rows = order[first * batch_size:(first + per_call) * batch_size]
+            rows = order[first * batch_size : (first + per_call) * batch_size]
             args = (x[rows], t[rows], np.arange(len(rows), dtype=np.int64))
             weights = {k: v[rows] for k, v in weights.items()}
         steps = state.steps
         try:
             with _sigint.Held(mark):
                 try:
-                    loss_sum = calls.train_epoch(*args, batch_size, *optimizer.core_args(state),
-                                                 loss_sum=loss_sum, interrupt_mark=mark,
-                                                 **weights)
+                    loss_sum = calls.train_epoch(
+                        *args,
+                        batch_size,
+                        *optimizer.core_args(state),
+                        loss_sum=loss_sum,
+                        interrupt_mark=mark,
+                        **weights,
+                    )
                 except FloatingPointError as e:
                     state.steps += e.step  # the epoch's batches before it stay applied
-                    raise diverged(f"{epoch_name(epoch)}, step {first + e.step + 1}",
-                                   e) from None
+                    raise diverged(f"{epoch_name(epoch)}, step {first + e.step + 1}", e) from None
                 except KeyboardInterrupt:
                     net._recount(state)  # the steps the core applied, whoever raised
                     raise
@@ -234,7 +339,8 @@ def _run_epoch(net, optimizer: Optimizer, x, t, w, order, batch_size: int, epoch
             done = state.steps - steps
             raise KeyboardInterrupt(
                 f"training interrupted in {epoch_name(epoch)} after step {first + done} of "
-                f"{n_batches}: the parameters and optimizer state are those after it") from None
+                f"{n_batches}: the parameters and optimizer state are those after it"
+            ) from None
         if bar is not None:
             bar.advance(epoch, done, loss_sum / min(len(order), (first + done) * batch_size))
     return float(loss_sum) / len(order)
@@ -248,33 +354,43 @@ def sample_weights(net, t, sample_weight, class_weight=None):
     if sample_weight is None and class_weight is None:
         return None
     if net.backend == "cuda":
-        raise NotImplementedError("backend='cuda' does not take sample_weight or "
-                                  "class_weight: its loss kernels are unweighted")
+        raise NotImplementedError(
+            "backend='cuda' does not take sample_weight or "
+            "class_weight: its loss kernels are unweighted"
+        )
     if class_weight is not None:
         return _class_weights(net, t, class_weight)
     return _validate.row_weights(
-        _validate.float_array("sample_weight", sample_weight, net.dtype), t.shape[0])
+        _validate.float_array("sample_weight", sample_weight, net.dtype), t.shape[0]
+    )
 
 
 def _class_weights(net, t, class_weight: dict):
     """Each row's weight ``class_weight.get(class, 1.0)``, its class as
     :func:`_row_classes` reads it."""
     if not isinstance(class_weight, dict):
-        raise TypeError(f"class_weight must be a dict class -> weight, got "
-                        f"{type(class_weight).__name__}")
+        raise TypeError(
+            f"class_weight must be a dict class -> weight, got {type(class_weight).__name__}"
+        )
     if not net.loss_fn.classifies:
         raise ValueError(f"class_weight needs a classification loss, got {net.loss_fn!r}")
     rows = _row_classes(net, t)
     if rows is None:
-        raise ValueError("class_weight with BCEWithLogitsLoss needs one output (binary "
-                         f"targets), got {net.out_features}")
+        raise ValueError(
+            "class_weight with BCEWithLogitsLoss needs one output (binary "
+            f"targets), got {net.out_features}"
+        )
     classes, labels = rows
     table = np.ones(classes, dtype=net.dtype)
     for label, weight in class_weight.items():
-        if isinstance(label, bool) or not isinstance(label, (int, np.integer)) or \
-                not 0 <= label < classes:
-            raise ValueError(f"class_weight keys must be class indices in [0, {classes}), "
-                             f"got {label!r}")
+        if (
+            isinstance(label, bool)
+            or not isinstance(label, (int, np.integer))
+            or not 0 <= label < classes
+        ):
+            raise ValueError(
+                f"class_weight keys must be class indices in [0, {classes}), got {label!r}"
+            )
         table[label] = _validate.real(f"class_weight[{label}]", weight)
     return table[labels]
 
@@ -312,8 +428,9 @@ def _validation(net, x, t, w, validation_data, validation_split):
     n = x.shape[0]
     n_val = int(round(split * n))
     if split >= 1 or not 0 < n_val < n:
-        raise ValueError(f"validation_split={split} leaves no rows to train or to validate "
-                         f"on, of {n}")
+        raise ValueError(
+            f"validation_split={split} leaves no rows to train or to validate on, of {n}"
+        )
     held = _held_out_rows(net, t, n_val)
     keep = np.setdiff1d(np.arange(n), held, assume_unique=True)
     return x[keep], t[keep], None if w is None else w[keep], (x[held], t[held])
@@ -331,7 +448,7 @@ def _held_out_rows(net, t, n_val: int) -> np.ndarray:
     share = n_val * counts / n
     take = np.floor(share).astype(np.int64)
     order = np.argsort(-(share - take), kind="stable")
-    take[order[:n_val - take.sum()]] += 1
+    take[order[: n_val - take.sum()]] += 1
     held = [rng.permutation(np.flatnonzero(labels == c))[:k] for c, k in zip(classes, take)]
     return np.sort(np.concatenate(held))
 
@@ -343,8 +460,7 @@ def checked_metrics(net, metrics) -> list:
     for name in metrics:
         _validate.choice("metric", name, METRICS)
         if not net.loss_fn.classifies:
-            raise ValueError(f"metric {name!r} needs a classification loss, got "
-                             f"{net.loss_fn!r}")
+            raise ValueError(f"metric {name!r} needs a classification loss, got {net.loss_fn!r}")
     return list(metrics)
 
 
@@ -354,12 +470,21 @@ def _learning_rates(schedule, epochs: int, base_lr: float) -> list | None:
     base_lr)``, any other callable as ``schedule(epoch)``."""
     if schedule is None:
         return None
-    _validate.instance("lr_schedule", schedule, Callable,
-                       "a fastbp.schedules.Schedule or a callable epoch -> learning rate")
+    _validate.instance(
+        "lr_schedule",
+        schedule,
+        Callable,
+        "a fastbp.schedules.Schedule or a callable epoch -> learning rate",
+    )
     args = (base_lr,) if isinstance(schedule, Schedule) else ()
-    return [_validate.real(f"{schedule!r} learning rate of {epoch_name(epoch)}",
-                           schedule(epoch, *args), strict=True)
-            for epoch in range(epochs)]
+    return [
+        _validate.real(
+            f"{schedule!r} learning rate of {epoch_name(epoch)}",
+            schedule(epoch, *args),
+            strict=True,
+        )
+        for epoch in range(epochs)
+    ]
 
 
 def _log_keys(val, metrics) -> list:

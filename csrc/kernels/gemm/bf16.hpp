@@ -28,7 +28,9 @@ inline float bf16_round(float x) {
 // The element conversions the packers apply on the way into a panel.
 struct Copy {
   template <typename T>
-  static T apply(T x) { return x; }
+  static T apply(T x) {
+    return x;
+  }
 };
 struct RoundBf16 {
   static float apply(float x) { return bf16_round(x); }

@@ -14,9 +14,9 @@
 #include "config.hpp"
 
 #include <cstdlib>
-#include <type_traits>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "pack.hpp"
 
@@ -28,6 +28,7 @@ struct Blocking {
   int64_t mc, kc, nc;
 };
 
+// clang-format off: a table, aligned by column
 //                                   MR  NR   MC   KC    NC
 constexpr Blocking kRefF32{          4,  8,  96, 256, 4096};
 constexpr Blocking kRefF64{          4,  4,  96, 256, 4096};
@@ -40,6 +41,7 @@ constexpr Blocking kAvx512WideF64{   6, 32, 120, 512, 4096};
 constexpr Blocking kAvx512Bf16{     12, 32, 240, 384, 4096};
 constexpr Blocking kAvx512WideBf16{  6, 64, 240, 1024, 4096};
 constexpr Blocking kAmxBf16{        32, 32, 256, 1024, 4096};
+// clang-format on
 
 static_assert(kAvx512F32.mr * kAvx512F32.nr <= kMaxTile, "edge scratch too small");
 static_assert(kAvx512WideF32.mr * kAvx512WideF32.nr <= kMaxTile, "edge scratch too small");
@@ -63,25 +65,26 @@ GemmConfig<T> with_override(GemmConfig<T> cfg) {
 template <typename T, const Blocking& B, class C = Copy>
 GemmConfig<T> make(const char* name, MicroKernel<T> ukr, EdgeKernel<T> ukr_edge) {
   static_assert(B.mc % B.mr == 0 && B.nc % B.nr == 0, "cache blocks must hold whole tiles");
-  GemmConfig<T> cfg{name, ukr, ukr_edge, pack_a<T, B.mr, C>, pack_b<T, B.nr, C>,
-                    B.mr, B.nr, B.mc, B.kc, B.nc};
+  GemmConfig<T> cfg{name, ukr,  ukr_edge, pack_a<T, B.mr, C>, pack_b<T, B.nr, C>, B.mr, B.nr,
+                    B.mc, B.kc, B.nc};
   cfg.converts = !std::is_same_v<C, Copy>;
   return with_override(cfg);
 }
 
 // A kernel on bfloat16 pairs, with its packers; k_align pads each panel's K.
 template <const Blocking& B>
-GemmConfig<float> make_bf16(const char* name, MicroKernel<float> ukr,
-                            EdgeKernel<float> ukr_edge, PackA<float> pack_a_,
-                            PackB<float> pack_b_, int k_align) {
+GemmConfig<float> make_bf16(const char* name, MicroKernel<float> ukr, EdgeKernel<float> ukr_edge,
+                            PackA<float> pack_a_, PackB<float> pack_b_, int k_align) {
   static_assert(B.mc % B.mr == 0 && B.nc % B.nr == 0, "cache blocks must hold whole tiles");
-  return with_override(GemmConfig<float>{name, ukr, ukr_edge, pack_a_, pack_b_, B.mr, B.nr,
-                                         B.mc, B.kc, B.nc, k_align, 2, true, true});
+  return with_override(GemmConfig<float>{name, ukr, ukr_edge, pack_a_, pack_b_, B.mr, B.nr, B.mc,
+                                         B.kc, B.nc, k_align, 2, true, true});
 }
 
 // A path of one kernel, or of a narrow and a wide one split at `wide_from` columns.
 template <typename T>
-GemmPath<T> one(const GemmConfig<T>* cfg) { return {cfg, cfg, 0}; }
+GemmPath<T> one(const GemmConfig<T>* cfg) {
+  return {cfg, cfg, 0};
+}
 
 [[noreturn]] void not_compiled(Isa isa) {
   throw std::logic_error(std::string("fastbp: gemm path '") + isa_name(isa) +
@@ -194,9 +197,9 @@ const GemmPath<float>& bf16_gemm_path(Isa isa) {
     }
 #ifdef FASTBP_HAVE_AVX2
     case Isa::Avx2: {
-      static const GemmConfig<float> c = make<float, kAvx2F32, RoundBf16>(
-          "bf16gemm_avx2_6x16 (float32 kernel, operands rounded)", sgemm_avx2_6x16,
-          sgemm_avx2_6x16_edge);
+      static const GemmConfig<float> c =
+          make<float, kAvx2F32, RoundBf16>("bf16gemm_avx2_6x16 (float32 kernel, operands rounded)",
+                                           sgemm_avx2_6x16, sgemm_avx2_6x16_edge);
       static const GemmPath<float> path = one(&c);
       return path;
     }
@@ -216,8 +219,8 @@ const GemmPath<float>& bf16_gemm_path(Isa isa) {
 #ifdef FASTBP_HAVE_AVX512_BF16
     case Isa::Avx512Bf16: {
       static const GemmConfig<float> narrow = make_bf16<kAvx512Bf16>(
-          "bf16gemm_avx512bf16_12x32", bf16gemm_avx512bf16_12x32,
-          bf16gemm_avx512bf16_12x32_edge, bf16_pack_a_pairs12, bf16_pack_b_pairs32, 2);
+          "bf16gemm_avx512bf16_12x32", bf16gemm_avx512bf16_12x32, bf16gemm_avx512bf16_12x32_edge,
+          bf16_pack_a_pairs12, bf16_pack_b_pairs32, 2);
       static const GemmConfig<float> wide = make_bf16<kAvx512WideBf16>(
           "bf16gemm_avx512bf16_6x64", bf16gemm_avx512bf16_6x64, bf16gemm_avx512bf16_6x64_edge,
           bf16_pack_a_pairs6, bf16_pack_b_pairs64, 2);
@@ -229,11 +232,10 @@ const GemmPath<float>& bf16_gemm_path(Isa isa) {
     case Isa::Amx: {
       // A C narrower than a tile runs on vdpbf16ps, whose 12 x 32 tile wastes fewer lanes
       // (AMX builds always have that path: CMake adds AMX only beside it).
-      static const GemmConfig<float> wide = make_bf16<kAmxBf16>(
-          "bf16gemm_amx_32x32", bf16gemm_amx_32x32, bf16gemm_amx_32x32_edge,
-          bf16_pack_a_amx32, bf16_pack_b_amx32, 32);
-      static const GemmPath<float> path{bf16_gemm_path(Isa::Avx512Bf16).narrow, &wide,
-                                        kAmxBf16.nr};
+      static const GemmConfig<float> wide =
+          make_bf16<kAmxBf16>("bf16gemm_amx_32x32", bf16gemm_amx_32x32, bf16gemm_amx_32x32_edge,
+                              bf16_pack_a_amx32, bf16_pack_b_amx32, 32);
+      static const GemmPath<float> path{bf16_gemm_path(Isa::Avx512Bf16).narrow, &wide, kAmxBf16.nr};
       return path;
     }
 #endif

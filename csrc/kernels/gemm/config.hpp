@@ -18,19 +18,18 @@ using MicroKernel = void (*)(int64_t kc, T alpha, const T* a, int64_t rs_a, int6
 // The same for an edge tile of which only rows x cols exist in C (rows <= MR,
 // cols <= NR); only those are read from A and written to C.
 template <typename T>
-using EdgeKernel = void (*)(int64_t kc, T alpha, const T* a, int64_t rs_a, int64_t cs_a,
-                            const T* b, int64_t rs_b, T beta, T* c, int64_t ldc, int rows,
-                            int cols);
+using EdgeKernel = void (*)(int64_t kc, T alpha, const T* a, int64_t rs_a, int64_t cs_a, const T* b,
+                            int64_t rs_b, T beta, T* c, int64_t ldc, int rows, int cols);
 
 // Packs rows [i0, i0+rows) x columns [p0, p0+kc) of op(A) into MR-row micro-panels,
 // zero-padding the last one; and columns [j0, j0+cols) x rows [p0, p0+kc) of op(B)
 // into NR-column micro-panels.
 template <typename T>
-using PackA = void (*)(bool trans, const T* a, int64_t lda, int64_t i0, int64_t rows,
-                       int64_t p0, int64_t kc, T* dst);
+using PackA = void (*)(bool trans, const T* a, int64_t lda, int64_t i0, int64_t rows, int64_t p0,
+                       int64_t kc, T* dst);
 template <typename T>
-using PackB = void (*)(bool trans, const T* b, int64_t ldb, int64_t j0, int64_t cols,
-                       int64_t p0, int64_t kc, T* dst);
+using PackB = void (*)(bool trans, const T* b, int64_t ldb, int64_t j0, int64_t cols, int64_t p0,
+                       int64_t kc, T* dst);
 
 template <typename T>
 struct GemmConfig {
@@ -93,56 +92,52 @@ template <typename T, int MR, int NR>
 void gemm_ukr_ref(int64_t kc, T alpha, const T* a, int64_t rs_a, int64_t cs_a, const T* b,
                   int64_t rs_b, T beta, T* c, int64_t ldc);
 template <typename T, int MR, int NR>
-void gemm_ukr_ref_edge(int64_t kc, T alpha, const T* a, int64_t rs_a, int64_t cs_a,
-                       const T* b, int64_t rs_b, T beta, T* c, int64_t ldc, int rows,
-                       int cols);
+void gemm_ukr_ref_edge(int64_t kc, T alpha, const T* a, int64_t rs_a, int64_t cs_a, const T* b,
+                       int64_t rs_b, T beta, T* c, int64_t ldc, int rows, int cols);
 
 void sgemm_avx2_6x16(int64_t kc, float alpha, const float* a, int64_t rs_a, int64_t cs_a,
                      const float* b, int64_t rs_b, float beta, float* c, int64_t ldc);
-void sgemm_avx2_6x16_edge(int64_t kc, float alpha, const float* a, int64_t rs_a,
-                          int64_t cs_a, const float* b, int64_t rs_b, float beta, float* c,
-                          int64_t ldc, int rows, int cols);
+void sgemm_avx2_6x16_edge(int64_t kc, float alpha, const float* a, int64_t rs_a, int64_t cs_a,
+                          const float* b, int64_t rs_b, float beta, float* c, int64_t ldc, int rows,
+                          int cols);
 void dgemm_avx2_6x8(int64_t kc, double alpha, const double* a, int64_t rs_a, int64_t cs_a,
                     const double* b, int64_t rs_b, double beta, double* c, int64_t ldc);
-void dgemm_avx2_6x8_edge(int64_t kc, double alpha, const double* a, int64_t rs_a,
-                         int64_t cs_a, const double* b, int64_t rs_b, double beta, double* c,
-                         int64_t ldc, int rows, int cols);
+void dgemm_avx2_6x8_edge(int64_t kc, double alpha, const double* a, int64_t rs_a, int64_t cs_a,
+                         const double* b, int64_t rs_b, double beta, double* c, int64_t ldc,
+                         int rows, int cols);
 void sgemm_avx512_12x32(int64_t kc, float alpha, const float* a, int64_t rs_a, int64_t cs_a,
                         const float* b, int64_t rs_b, float beta, float* c, int64_t ldc);
-void sgemm_avx512_12x32_edge(int64_t kc, float alpha, const float* a, int64_t rs_a,
-                             int64_t cs_a, const float* b, int64_t rs_b, float beta, float* c,
-                             int64_t ldc, int rows, int cols);
+void sgemm_avx512_12x32_edge(int64_t kc, float alpha, const float* a, int64_t rs_a, int64_t cs_a,
+                             const float* b, int64_t rs_b, float beta, float* c, int64_t ldc,
+                             int rows, int cols);
 void sgemm_avx512_6x64(int64_t kc, float alpha, const float* a, int64_t rs_a, int64_t cs_a,
                        const float* b, int64_t rs_b, float beta, float* c, int64_t ldc);
-void sgemm_avx512_6x64_edge(int64_t kc, float alpha, const float* a, int64_t rs_a,
-                            int64_t cs_a, const float* b, int64_t rs_b, float beta, float* c,
-                            int64_t ldc, int rows, int cols);
+void sgemm_avx512_6x64_edge(int64_t kc, float alpha, const float* a, int64_t rs_a, int64_t cs_a,
+                            const float* b, int64_t rs_b, float beta, float* c, int64_t ldc,
+                            int rows, int cols);
 void dgemm_avx512_6x32(int64_t kc, double alpha, const double* a, int64_t rs_a, int64_t cs_a,
                        const double* b, int64_t rs_b, double beta, double* c, int64_t ldc);
-void dgemm_avx512_6x32_edge(int64_t kc, double alpha, const double* a, int64_t rs_a,
-                            int64_t cs_a, const double* b, int64_t rs_b, double beta,
-                            double* c, int64_t ldc, int rows, int cols);
-void dgemm_avx512_12x16(int64_t kc, double alpha, const double* a, int64_t rs_a,
-                        int64_t cs_a, const double* b, int64_t rs_b, double beta, double* c,
-                        int64_t ldc);
-void dgemm_avx512_12x16_edge(int64_t kc, double alpha, const double* a, int64_t rs_a,
-                             int64_t cs_a, const double* b, int64_t rs_b, double beta,
-                             double* c, int64_t ldc, int rows, int cols);
+void dgemm_avx512_6x32_edge(int64_t kc, double alpha, const double* a, int64_t rs_a, int64_t cs_a,
+                            const double* b, int64_t rs_b, double beta, double* c, int64_t ldc,
+                            int rows, int cols);
+void dgemm_avx512_12x16(int64_t kc, double alpha, const double* a, int64_t rs_a, int64_t cs_a,
+                        const double* b, int64_t rs_b, double beta, double* c, int64_t ldc);
+void dgemm_avx512_12x16_edge(int64_t kc, double alpha, const double* a, int64_t rs_a, int64_t cs_a,
+                             const double* b, int64_t rs_b, double beta, double* c, int64_t ldc,
+                             int rows, int cols);
 
 // bfloat16 kernels and their packers (pack_bf16.hpp), compiled with their ISA's flags.
 // The packed operands are bfloat16 pairs in float-sized slots; see GemmConfig.
-void bf16gemm_avx512bf16_12x32(int64_t kc, float alpha, const float* a, int64_t rs_a,
-                               int64_t cs_a, const float* b, int64_t rs_b, float beta,
-                               float* c, int64_t ldc);
+void bf16gemm_avx512bf16_12x32(int64_t kc, float alpha, const float* a, int64_t rs_a, int64_t cs_a,
+                               const float* b, int64_t rs_b, float beta, float* c, int64_t ldc);
 void bf16gemm_avx512bf16_12x32_edge(int64_t kc, float alpha, const float* a, int64_t rs_a,
                                     int64_t cs_a, const float* b, int64_t rs_b, float beta,
                                     float* c, int64_t ldc, int rows, int cols);
-void bf16gemm_avx512bf16_6x64(int64_t kc, float alpha, const float* a, int64_t rs_a,
-                              int64_t cs_a, const float* b, int64_t rs_b, float beta, float* c,
-                              int64_t ldc);
+void bf16gemm_avx512bf16_6x64(int64_t kc, float alpha, const float* a, int64_t rs_a, int64_t cs_a,
+                              const float* b, int64_t rs_b, float beta, float* c, int64_t ldc);
 void bf16gemm_avx512bf16_6x64_edge(int64_t kc, float alpha, const float* a, int64_t rs_a,
-                                   int64_t cs_a, const float* b, int64_t rs_b, float beta,
-                                   float* c, int64_t ldc, int rows, int cols);
+                                   int64_t cs_a, const float* b, int64_t rs_b, float beta, float* c,
+                                   int64_t ldc, int rows, int cols);
 void bf16_pack_a_pairs12(bool trans, const float* a, int64_t lda, int64_t i0, int64_t rows,
                          int64_t p0, int64_t kc, float* dst);
 void bf16_pack_a_pairs6(bool trans, const float* a, int64_t lda, int64_t i0, int64_t rows,
@@ -154,9 +149,9 @@ void bf16_pack_b_pairs64(bool trans, const float* b, int64_t ldb, int64_t j0, in
 
 void bf16gemm_amx_32x32(int64_t kc, float alpha, const float* a, int64_t rs_a, int64_t cs_a,
                         const float* b, int64_t rs_b, float beta, float* c, int64_t ldc);
-void bf16gemm_amx_32x32_edge(int64_t kc, float alpha, const float* a, int64_t rs_a,
-                             int64_t cs_a, const float* b, int64_t rs_b, float beta, float* c,
-                             int64_t ldc, int rows, int cols);
+void bf16gemm_amx_32x32_edge(int64_t kc, float alpha, const float* a, int64_t rs_a, int64_t cs_a,
+                             const float* b, int64_t rs_b, float beta, float* c, int64_t ldc,
+                             int rows, int cols);
 void bf16_pack_a_amx32(bool trans, const float* a, int64_t lda, int64_t i0, int64_t rows,
                        int64_t p0, int64_t kc, float* dst);
 void bf16_pack_b_amx32(bool trans, const float* b, int64_t ldb, int64_t j0, int64_t cols,

@@ -60,8 +60,7 @@ int pick_m_threads(int nth, int64_t m_panels, int64_t n_panels, int mr, int nr) 
   for (int tm = 1; tm <= nth; ++tm) {
     if (nth % tm != 0) continue;
     const int tn = nth / tm;
-    const int64_t cost =
-        ceil_div(m_panels, tm) * mr * (ceil_div(n_panels, tn) * nr + kPackCost);
+    const int64_t cost = ceil_div(m_panels, tm) * mr * (ceil_div(n_panels, tn) * nr + kPackCost);
     if (cost <= best_cost) {  // ties go to the larger M split: no redundant packing
       best_cost = cost;
       best = tm;
@@ -110,8 +109,7 @@ void gemm_tiled(const GemmConfig<T>& cfg, bool ta, bool tb, int64_t m, int64_t n
       // Phase 1: the B block, shared by every unit of phase 2.
       const int64_t pack_parts = direct_b ? 1 : std::min<int64_t>(threads, n_panels);
       parallel_units(pack_parts, threads, [&](int64_t part) {
-        const Range panels =
-            direct_b ? Range{b_tail, n_panels} : split(n_panels, pack_parts, part);
+        const Range panels = direct_b ? Range{b_tail, n_panels} : split(n_panels, pack_parts, part);
         if (panels.end <= panels.begin) return;
         const int64_t j0 = panels.begin * nr;
         const int64_t cols = std::min(ncur, panels.end * nr) - j0;
@@ -123,10 +121,10 @@ void gemm_tiled(const GemmConfig<T>& cfg, bool ta, bool tb, int64_t m, int64_t n
         const int64_t mcur = std::min(mc_step, m - ic);
         const Range my_cols = split(n_panels, tn, unit % tn);
         if (my_cols.end <= my_cols.begin) return;
-        T* const abuf = direct_a ? nullptr
-                                 : static_cast<T*>(thread_scratch(
-                                       Scratch::PackA,
-                                       sizeof(T) * static_cast<size_t>(mc_step * slots_max)));
+        T* const abuf =
+            direct_a ? nullptr
+                     : static_cast<T*>(thread_scratch(
+                           Scratch::PackA, sizeof(T) * static_cast<size_t>(mc_step * slots_max)));
         if (!direct_a) cfg.pack_a(ta, a, lda, ic, mcur, pc, kcur, abuf);
         alignas(64) T edge[kMaxTile];
         for (int64_t jp = my_cols.begin; jp < my_cols.end; ++jp) {
@@ -187,8 +185,8 @@ void run(const GemmPath<T>& path, bool ta, bool tb, int64_t m, int64_t n, int64_
   // Only when op(A) = A^T: then op(A)^T, the new B, is read row by row in place rather
   // than transposed element by element into a packed panel.
   if (ta && n < path.narrow->nr && m > n)
-    return gemm_tiled(path.for_columns(m), !tb, !ta, n, m, k, alpha, b, ldb, a, lda, beta, c,
-                      ldc, true);
+    return gemm_tiled(path.for_columns(m), !tb, !ta, n, m, k, alpha, b, ldb, a, lda, beta, c, ldc,
+                      true);
   gemm_tiled(path.for_columns(n), ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, false);
 }
 
@@ -199,27 +197,25 @@ void run(const GemmPath<T>& path, bool ta, bool tb, int64_t m, int64_t n, int64_
 template <typename T>
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
           int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
-  gemm_detail::run(gemm_detail::active_path<T>(), trans_a, trans_b, m, n, k, alpha, a, lda,
-                   b, ldb, beta, c, ldc);
+  gemm_detail::run(gemm_detail::active_path<T>(), trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb,
+                   beta, c, ldc);
 }
 
 void gemm_bf16(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
                int64_t ldc) {
-  gemm_detail::run(gemm_detail::active_bf16_path(), trans_a, trans_b, m, n, k, alpha, a, lda,
-                   b, ldb, beta, c, ldc);
+  gemm_detail::run(gemm_detail::active_bf16_path(), trans_a, trans_b, m, n, k, alpha, a, lda, b,
+                   ldb, beta, c, ldc);
 }
 
 const char* bf16_gemm_name() { return gemm_detail::active_bf16_path().wide->name; }
 
 // A path's narrow and wide kernels are both bfloat16 instructions or both float32 kernels.
-bool bf16_flushes_subnormals() {
-  return gemm_detail::active_bf16_path().wide->flushes_subnormals;
-}
+bool bf16_flushes_subnormals() { return gemm_detail::active_bf16_path().wide->flushes_subnormals; }
 
 template void gemm<float>(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t,
                           const float*, int64_t, float, float*, int64_t);
-template void gemm<double>(bool, bool, int64_t, int64_t, int64_t, double, const double*,
-                           int64_t, const double*, int64_t, double, double*, int64_t);
+template void gemm<double>(bool, bool, int64_t, int64_t, int64_t, double, const double*, int64_t,
+                           const double*, int64_t, double, double*, int64_t);
 
 }  // namespace fastbp::kernels

@@ -55,8 +55,8 @@ inline void pack_panel(const T* src, int64_t ld, bool lane_contig, int64_t lanes
 // Rows [i0, i0 + rows) x columns [p0, p0 + kc) of op(A) as MR-row micro-panels, each
 // kc x MR (column p of the panel holds its MR rows contiguously).
 template <typename T, int MR, class C = Copy>
-void pack_a(bool trans, const T* a, int64_t lda, int64_t i0, int64_t rows, int64_t p0,
-            int64_t kc, T* dst) {
+void pack_a(bool trans, const T* a, int64_t lda, int64_t i0, int64_t rows, int64_t p0, int64_t kc,
+            T* dst) {
   for (int64_t ip = 0; ip < rows; ip += MR) {
     const int64_t lanes = std::min<int64_t>(MR, rows - ip);
     const int64_t i = i0 + ip;
@@ -68,8 +68,8 @@ void pack_a(bool trans, const T* a, int64_t lda, int64_t i0, int64_t rows, int64
 // Columns [j0, j0 + cols) x rows [p0, p0 + kc) of op(B) as NR-column micro-panels, each
 // kc x NR (row p of the panel holds its NR columns contiguously).
 template <typename T, int NR, class C = Copy>
-void pack_b(bool trans, const T* b, int64_t ldb, int64_t j0, int64_t cols, int64_t p0,
-            int64_t kc, T* dst) {
+void pack_b(bool trans, const T* b, int64_t ldb, int64_t j0, int64_t cols, int64_t p0, int64_t kc,
+            T* dst) {
   for (int64_t jp = 0; jp < cols; jp += NR) {
     const int64_t lanes = std::min<int64_t>(NR, cols - jp);
     const int64_t j = j0 + jp;

@@ -62,18 +62,16 @@ inline void pack_panel_rows32(const float* src, int64_t ld, bool lane_contig, in
 
 // pack_a / pack_b of pack.hpp for the bfloat16 layouts (ROWS: AMX's A layout).
 template <int MR, int KALIGN, bool ROWS>
-void pack_a_bf16(bool trans, const float* a, int64_t lda, int64_t i0, int64_t rows,
-                 int64_t p0, int64_t kc, float* dst) {
+void pack_a_bf16(bool trans, const float* a, int64_t lda, int64_t i0, int64_t rows, int64_t p0,
+                 int64_t kc, float* dst) {
   const int64_t slots = padded_k(kc, KALIGN) / 2;
   for (int64_t ip = 0; ip < rows; ip += MR) {
     const int64_t lanes = std::min<int64_t>(MR, rows - ip);
     const int64_t i = i0 + ip;
     const float* src = trans ? a + p0 * lda + i : a + i * lda + p0;
     uint16_t* d = reinterpret_cast<uint16_t*>(dst + ip * slots);
-    if constexpr (ROWS)
-      pack_panel_rows32<MR>(src, lda, trans, lanes, kc, d);
-    else
-      pack_panel_pairs<MR, KALIGN>(src, lda, trans, lanes, kc, d);
+    if constexpr (ROWS) pack_panel_rows32<MR>(src, lda, trans, lanes, kc, d);
+    else pack_panel_pairs<MR, KALIGN>(src, lda, trans, lanes, kc, d);
   }
 }
 

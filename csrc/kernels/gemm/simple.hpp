@@ -39,8 +39,7 @@ void gemm_direct(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, con
 // Edge tiles of C^T: the micro-kernel writes the tile to `tile` (row stride nr), and
 // its rows x cols are merged transposed, tile(i, j) to C(j, i).
 template <typename T>
-void merge_edge_t(const T* tile, int nr, int64_t rows, int64_t cols, T beta, T* c,
-                  int64_t ldc) {
+void merge_edge_t(const T* tile, int nr, int64_t rows, int64_t cols, T beta, T* c, int64_t ldc) {
   for (int64_t j = 0; j < cols; ++j) {
     T* cj = c + j * ldc;
     if (beta == T(0)) {

@@ -17,7 +17,7 @@
 namespace fastbp::kernels::gemm_detail {
 namespace {
 
-constexpr int kTile = 32;            // rows and columns of C per call
+constexpr int kTile = 32;              // rows and columns of C per call
 constexpr int64_t kBlockBytes = 2048;  // one 32-deep K block of a panel: 32 x 32 bfloat16
 
 struct alignas(64) TileConfig {
@@ -58,8 +58,8 @@ void amx_tile(int64_t kc, const float* a, const float* b, float* out) {
 }  // namespace
 
 void bf16gemm_amx_32x32_edge(int64_t kc, float alpha, const float* a, int64_t, int64_t,
-                             const float* b, int64_t, float beta, float* c, int64_t ldc,
-                             int rows, int cols) {
+                             const float* b, int64_t, float beta, float* c, int64_t ldc, int rows,
+                             int cols) {
   alignas(64) float t[kTile * kTile];
   amx_tile(kc, a, b, t);
   for (int i = 0; i < rows; ++i) {

@@ -51,22 +51,22 @@ struct Avx2F64 {
 }  // namespace
 
 void sgemm_avx2_6x16(int64_t kc, float alpha, const float* a, int64_t rs_a, int64_t cs_a,
-    const float* b, int64_t rs_b, float beta, float* c, int64_t ldc) {
+                     const float* b, int64_t rs_b, float beta, float* c, int64_t ldc) {
   ukr_broadcast<Avx2F32, float, 6, 2>(kc, alpha, a, rs_a, cs_a, b, rs_b, beta, c, ldc);
 }
 
-void sgemm_avx2_6x16_edge(int64_t kc, float alpha, const float* a, int64_t rs_a,
-    int64_t cs_a, const float* b, int64_t rs_b, float beta, float* c, int64_t ldc, int rows,
-    int cols) {
+void sgemm_avx2_6x16_edge(int64_t kc, float alpha, const float* a, int64_t rs_a, int64_t cs_a,
+                          const float* b, int64_t rs_b, float beta, float* c, int64_t ldc, int rows,
+                          int cols) {
   ukr_edge<Avx2F32, float, 6, 2>(kc, alpha, a, rs_a, cs_a, b, rs_b, beta, c, ldc, rows, cols);
 }
 void dgemm_avx2_6x8(int64_t kc, double alpha, const double* a, int64_t rs_a, int64_t cs_a,
-    const double* b, int64_t rs_b, double beta, double* c, int64_t ldc) {
+                    const double* b, int64_t rs_b, double beta, double* c, int64_t ldc) {
   ukr_broadcast<Avx2F64, double, 6, 2>(kc, alpha, a, rs_a, cs_a, b, rs_b, beta, c, ldc);
 }
-void dgemm_avx2_6x8_edge(int64_t kc, double alpha, const double* a, int64_t rs_a,
-    int64_t cs_a, const double* b, int64_t rs_b, double beta, double* c, int64_t ldc, int rows,
-    int cols) {
+void dgemm_avx2_6x8_edge(int64_t kc, double alpha, const double* a, int64_t rs_a, int64_t cs_a,
+                         const double* b, int64_t rs_b, double beta, double* c, int64_t ldc,
+                         int rows, int cols) {
   ukr_edge<Avx2F64, double, 6, 2>(kc, alpha, a, rs_a, cs_a, b, rs_b, beta, c, ldc, rows, cols);
 }
 

@@ -49,49 +49,45 @@ struct Avx512F64 {
 }  // namespace
 
 void sgemm_avx512_12x32(int64_t kc, float alpha, const float* a, int64_t rs_a, int64_t cs_a,
-    const float* b, int64_t rs_b, float beta, float* c, int64_t ldc) {
+                        const float* b, int64_t rs_b, float beta, float* c, int64_t ldc) {
   ukr_broadcast<Avx512F32, float, 12, 2>(kc, alpha, a, rs_a, cs_a, b, rs_b, beta, c, ldc);
 }
 
-void sgemm_avx512_12x32_edge(int64_t kc, float alpha, const float* a, int64_t rs_a,
-    int64_t cs_a, const float* b, int64_t rs_b, float beta, float* c, int64_t ldc, int rows,
-    int cols) {
-  ukr_edge<Avx512F32, float, 12, 2>(kc, alpha, a, rs_a, cs_a, b, rs_b, beta, c, ldc, rows,
-                                    cols);
+void sgemm_avx512_12x32_edge(int64_t kc, float alpha, const float* a, int64_t rs_a, int64_t cs_a,
+                             const float* b, int64_t rs_b, float beta, float* c, int64_t ldc,
+                             int rows, int cols) {
+  ukr_edge<Avx512F32, float, 12, 2>(kc, alpha, a, rs_a, cs_a, b, rs_b, beta, c, ldc, rows, cols);
 }
 void sgemm_avx512_6x64(int64_t kc, float alpha, const float* a, int64_t rs_a, int64_t cs_a,
-    const float* b, int64_t rs_b, float beta, float* c, int64_t ldc) {
+                       const float* b, int64_t rs_b, float beta, float* c, int64_t ldc) {
   ukr_broadcast<Avx512F32, float, 6, 4>(kc, alpha, a, rs_a, cs_a, b, rs_b, beta, c, ldc);
 }
 
-void sgemm_avx512_6x64_edge(int64_t kc, float alpha, const float* a, int64_t rs_a,
-    int64_t cs_a, const float* b, int64_t rs_b, float beta, float* c, int64_t ldc, int rows,
-    int cols) {
-  ukr_edge<Avx512F32, float, 6, 4>(kc, alpha, a, rs_a, cs_a, b, rs_b, beta, c, ldc, rows,
-                                   cols);
+void sgemm_avx512_6x64_edge(int64_t kc, float alpha, const float* a, int64_t rs_a, int64_t cs_a,
+                            const float* b, int64_t rs_b, float beta, float* c, int64_t ldc,
+                            int rows, int cols) {
+  ukr_edge<Avx512F32, float, 6, 4>(kc, alpha, a, rs_a, cs_a, b, rs_b, beta, c, ldc, rows, cols);
 }
 
 void dgemm_avx512_6x32(int64_t kc, double alpha, const double* a, int64_t rs_a, int64_t cs_a,
-    const double* b, int64_t rs_b, double beta, double* c, int64_t ldc) {
+                       const double* b, int64_t rs_b, double beta, double* c, int64_t ldc) {
   ukr_broadcast<Avx512F64, double, 6, 4>(kc, alpha, a, rs_a, cs_a, b, rs_b, beta, c, ldc);
 }
 
-void dgemm_avx512_6x32_edge(int64_t kc, double alpha, const double* a, int64_t rs_a,
-    int64_t cs_a, const double* b, int64_t rs_b, double beta, double* c, int64_t ldc,
-    int rows, int cols) {
-  ukr_edge<Avx512F64, double, 6, 4>(kc, alpha, a, rs_a, cs_a, b, rs_b, beta, c, ldc, rows,
-                                    cols);
+void dgemm_avx512_6x32_edge(int64_t kc, double alpha, const double* a, int64_t rs_a, int64_t cs_a,
+                            const double* b, int64_t rs_b, double beta, double* c, int64_t ldc,
+                            int rows, int cols) {
+  ukr_edge<Avx512F64, double, 6, 4>(kc, alpha, a, rs_a, cs_a, b, rs_b, beta, c, ldc, rows, cols);
 }
 
 void dgemm_avx512_12x16(int64_t kc, double alpha, const double* a, int64_t rs_a, int64_t cs_a,
-    const double* b, int64_t rs_b, double beta, double* c, int64_t ldc) {
+                        const double* b, int64_t rs_b, double beta, double* c, int64_t ldc) {
   ukr_broadcast<Avx512F64, double, 12, 2>(kc, alpha, a, rs_a, cs_a, b, rs_b, beta, c, ldc);
 }
-void dgemm_avx512_12x16_edge(int64_t kc, double alpha, const double* a, int64_t rs_a,
-    int64_t cs_a, const double* b, int64_t rs_b, double beta, double* c, int64_t ldc,
-    int rows, int cols) {
-  ukr_edge<Avx512F64, double, 12, 2>(kc, alpha, a, rs_a, cs_a, b, rs_b, beta, c, ldc, rows,
-                                     cols);
+void dgemm_avx512_12x16_edge(int64_t kc, double alpha, const double* a, int64_t rs_a, int64_t cs_a,
+                             const double* b, int64_t rs_b, double beta, double* c, int64_t ldc,
+                             int rows, int cols) {
+  ukr_edge<Avx512F64, double, 12, 2>(kc, alpha, a, rs_a, cs_a, b, rs_b, beta, c, ldc, rows, cols);
 }
 
 }  // namespace fastbp::kernels::gemm_detail

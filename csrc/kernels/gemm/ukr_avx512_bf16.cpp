@@ -37,25 +37,23 @@ struct Avx512Bf16 {
 
 }  // namespace
 
-void bf16gemm_avx512bf16_12x32(int64_t kc, float alpha, const float* a, int64_t rs_a,
-    int64_t cs_a, const float* b, int64_t rs_b, float beta, float* c, int64_t ldc) {
+void bf16gemm_avx512bf16_12x32(int64_t kc, float alpha, const float* a, int64_t rs_a, int64_t cs_a,
+                               const float* b, int64_t rs_b, float beta, float* c, int64_t ldc) {
   ukr_broadcast<Avx512Bf16, float, 12, 2>(kc, alpha, a, rs_a, cs_a, b, rs_b, beta, c, ldc);
 }
 void bf16gemm_avx512bf16_12x32_edge(int64_t kc, float alpha, const float* a, int64_t rs_a,
-    int64_t cs_a, const float* b, int64_t rs_b, float beta, float* c, int64_t ldc, int rows,
-    int cols) {
-  ukr_edge<Avx512Bf16, float, 12, 2>(kc, alpha, a, rs_a, cs_a, b, rs_b, beta, c, ldc, rows,
-                                     cols);
+                                    int64_t cs_a, const float* b, int64_t rs_b, float beta,
+                                    float* c, int64_t ldc, int rows, int cols) {
+  ukr_edge<Avx512Bf16, float, 12, 2>(kc, alpha, a, rs_a, cs_a, b, rs_b, beta, c, ldc, rows, cols);
 }
-void bf16gemm_avx512bf16_6x64(int64_t kc, float alpha, const float* a, int64_t rs_a,
-    int64_t cs_a, const float* b, int64_t rs_b, float beta, float* c, int64_t ldc) {
+void bf16gemm_avx512bf16_6x64(int64_t kc, float alpha, const float* a, int64_t rs_a, int64_t cs_a,
+                              const float* b, int64_t rs_b, float beta, float* c, int64_t ldc) {
   ukr_broadcast<Avx512Bf16, float, 6, 4>(kc, alpha, a, rs_a, cs_a, b, rs_b, beta, c, ldc);
 }
 void bf16gemm_avx512bf16_6x64_edge(int64_t kc, float alpha, const float* a, int64_t rs_a,
-    int64_t cs_a, const float* b, int64_t rs_b, float beta, float* c, int64_t ldc, int rows,
-    int cols) {
-  ukr_edge<Avx512Bf16, float, 6, 4>(kc, alpha, a, rs_a, cs_a, b, rs_b, beta, c, ldc, rows,
-                                    cols);
+                                   int64_t cs_a, const float* b, int64_t rs_b, float beta, float* c,
+                                   int64_t ldc, int rows, int cols) {
+  ukr_edge<Avx512Bf16, float, 6, 4>(kc, alpha, a, rs_a, cs_a, b, rs_b, beta, c, ldc, rows, cols);
 }
 
 void bf16_pack_a_pairs12(bool trans, const float* a, int64_t lda, int64_t i0, int64_t rows,

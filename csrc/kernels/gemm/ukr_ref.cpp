@@ -40,9 +40,8 @@ void gemm_ukr_ref(int64_t kc, T alpha, const T* a, int64_t rs_a, int64_t cs_a, c
 }
 
 template <typename T, int MR, int NR>
-void gemm_ukr_ref_edge(int64_t kc, T alpha, const T* a, int64_t rs_a, int64_t cs_a,
-                       const T* b, int64_t rs_b, T beta, T* c, int64_t ldc, int rows,
-                       int cols) {
+void gemm_ukr_ref_edge(int64_t kc, T alpha, const T* a, int64_t rs_a, int64_t cs_a, const T* b,
+                       int64_t rs_b, T beta, T* c, int64_t ldc, int rows, int cols) {
   ref_tile<T, MR, NR>(kc, alpha, a, rs_a, cs_a, b, rs_b, beta, c, ldc, rows, cols);
 }
 
@@ -52,10 +51,10 @@ template void gemm_ukr_ref<double, 4, 4>(int64_t, double, const double*, int64_t
                                          const double*, int64_t, double, double*, int64_t);
 
 template void gemm_ukr_ref_edge<float, 4, 8>(int64_t, float, const float*, int64_t, int64_t,
-                                             const float*, int64_t, float, float*, int64_t,
-                                             int, int);
-template void gemm_ukr_ref_edge<double, 4, 4>(int64_t, double, const double*, int64_t,
-                                              int64_t, const double*, int64_t, double,
-                                              double*, int64_t, int, int);
+                                             const float*, int64_t, float, float*, int64_t, int,
+                                             int);
+template void gemm_ukr_ref_edge<double, 4, 4>(int64_t, double, const double*, int64_t, int64_t,
+                                              const double*, int64_t, double, double*, int64_t, int,
+                                              int);
 
 }  // namespace fastbp::kernels::gemm_detail

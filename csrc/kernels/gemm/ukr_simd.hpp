@@ -16,9 +16,10 @@ namespace fastbp::kernels::gemm_detail {
 // from an A column feed MR * NV independent FMAs. A(i, p) is at a[i * rs_a + p * cs_a]
 // and B(p, :) at b + p * rs_b, p counting steps of kDepth K values.
 template <typename O, typename T, int MR, int NV>
-inline __attribute__((always_inline)) void ukr_accumulate(
-    int64_t kc, const T* __restrict a, int64_t rs_a, int64_t cs_a, const T* __restrict b,
-    int64_t rs_b, typename O::V (&acc)[MR][NV]) {
+inline __attribute__((always_inline)) void ukr_accumulate(int64_t kc, const T* __restrict a,
+                                                          int64_t rs_a, int64_t cs_a,
+                                                          const T* __restrict b, int64_t rs_b,
+                                                          typename O::V (&acc)[MR][NV]) {
   using V = typename O::V;
   constexpr int W = O::kWidth;
 #pragma GCC unroll 16
@@ -46,8 +47,7 @@ inline __attribute__((always_inline)) void ukr_accumulate(
 // (PACKED), while small problems pass the operands' own strides and skip packing.
 template <typename O, typename T, int MR, int NV, bool PACKED>
 inline void ukr_body(int64_t kc, T alpha, const T* __restrict a, int64_t rs_a, int64_t cs_a,
-                     const T* __restrict b, int64_t rs_b, T beta, T* __restrict c,
-                     int64_t ldc) {
+                     const T* __restrict b, int64_t rs_b, T beta, T* __restrict c, int64_t ldc) {
   using V = typename O::V;
   constexpr int W = O::kWidth;
   constexpr int NR = NV * W;
@@ -82,12 +82,11 @@ inline void ukr_body(int64_t kc, T alpha, const T* __restrict a, int64_t rs_a, i
 }
 
 template <typename O, typename T, int MR, int NV>
-inline void ukr_broadcast(int64_t kc, T alpha, const T* a, int64_t rs_a, int64_t cs_a,
-                          const T* b, int64_t rs_b, T beta, T* c, int64_t ldc) {
+inline void ukr_broadcast(int64_t kc, T alpha, const T* a, int64_t rs_a, int64_t cs_a, const T* b,
+                          int64_t rs_b, T beta, T* c, int64_t ldc) {
   if (rs_a == 1 && cs_a == MR && rs_b == NV * O::kWidth)
     ukr_body<O, T, MR, NV, true>(kc, alpha, a, 1, MR, b, NV * O::kWidth, beta, c, ldc);
-  else
-    ukr_body<O, T, MR, NV, false>(kc, alpha, a, rs_a, cs_a, b, rs_b, beta, c, ldc);
+  else ukr_body<O, T, MR, NV, false>(kc, alpha, a, rs_a, cs_a, b, rs_b, beta, c, ldc);
 }
 
 // An edge tile: only rows x cols of C exist (0 < rows <= MR, 0 < cols <= NV * W). The
@@ -95,8 +94,8 @@ inline void ukr_broadcast(int64_t kc, T alpha, const T* a, int64_t rs_a, int64_t
 // no FMA lane of a missing row is spent), and the last vector of each row is stored
 // through a lane mask, straight into C: no scratch tile, no merge pass.
 template <typename O, typename T, int MR, int NV>
-void ukr_edge(int64_t kc, T alpha, const T* a, int64_t rs_a, int64_t cs_a, const T* b,
-              int64_t rs_b, T beta, T* c, int64_t ldc, int rows, int cols) {
+void ukr_edge(int64_t kc, T alpha, const T* a, int64_t rs_a, int64_t cs_a, const T* b, int64_t rs_b,
+              T beta, T* c, int64_t ldc, int rows, int cols) {
   constexpr int W = O::kWidth;
   if constexpr (NV > 1) {
     if (cols <= (NV - 1) * W)
