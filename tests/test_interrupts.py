@@ -114,9 +114,9 @@ def interrupted_child(mode: str, backend: str, rows: int, delay: float):
 @pytest.mark.parametrize(
     "mode, backend, rows, delay",
     [
-        ("fit", "cpu", 40000, 1.0),
-        ("fit_with_bar", "cpu", 40000, 1.0),
-        ("fit", "numpy", 6000, 1.0),
+        ("fit", "cpu", 120000, 1.0),
+        ("fit_with_bar", "cpu", 120000, 1.0),
+        ("fit", "numpy", 24000, 1.0),
     ],
 )
 def test_sigint_stops_fit_between_batches_and_leaves_the_last_whole_step(
@@ -215,3 +215,28 @@ def test_fit_leaves_the_sigint_handler_as_it_found_it(rng):
     with pytest.raises(KeyboardInterrupt):
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(5)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_interrupt_between_a_bars_slices_names_the_epoch_and_the_step(rng, backend, monkeypatch):
+    """With a progress bar an epoch is several core calls; a KeyboardInterrupt that
+    Python's handler raises between two of them (here: in the bar's update after the
+    first) still says where training stopped, and the steps applied stay counted."""
+    pytest.importorskip("tqdm")
+    widths = (3, 5, 2)
+    X, T = make_data(widths, "mse_mean", 400, rng)
+    net = make_net(widths, backend=backend)
+    opt = fb.SGD(lr=0.1)
+
+    def interrupted(self, epoch, batches, loss):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fb.callbacks.ProgressBar, "advance", interrupted)
+    # 100 batches in 20 bar updates: the first call trains 5 of them.
+    with pytest.raises(
+        KeyboardInterrupt,
+        match=r"^training interrupted in epoch 1 \(History index 0\) after "
+        r"step 5 of 100:",
+    ):
+        net.fit(X, T, epochs=2, batch_size=4, optimizer=opt, progress=True)
+    assert opt.state_for(net).steps == 5

@@ -305,18 +305,20 @@ def _run_epoch(
     n_batches = -(-len(order) // batch_size)
     per_call = n_batches if bar is None else -(-n_batches // BAR_UPDATES_PER_EPOCH)
     loss_sum = 0.0
-    for first in range(0, n_batches, per_call):
-        # Bound again for every call: a callback may have trained with another optimizer.
-        state, calls = net._bind_optimizer(optimizer)
-        weights = {} if w is None else {"sample_weight": w}
-        if per_call == n_batches:
-            args = (x, t, order)
-        else:  # the core takes an order over all of its rows: hand it the slice's rows
-            rows = order[first * batch_size : (first + per_call) * batch_size]
-            args = (x[rows], t[rows], np.arange(len(rows), dtype=np.int64))
-            weights = {k: v[rows] for k, v in weights.items()}
-        steps = state.steps
-        try:
+    # No callback runs within an epoch, so one optimizer state counts all of its steps.
+    state = net._bind_optimizer(optimizer)[0]
+    start = state.steps
+    try:
+        for first in range(0, n_batches, per_call):
+            # Bound again for every call: a callback may have trained with another optimizer.
+            state, calls = net._bind_optimizer(optimizer)
+            weights = {} if w is None else {"sample_weight": w}
+            if per_call == n_batches:
+                args = (x, t, order)
+            else:  # the core takes an order over all of its rows: hand it the slice's rows
+                rows = order[first * batch_size : (first + per_call) * batch_size]
+                args = (x[rows], t[rows], np.arange(len(rows), dtype=np.int64))
+                weights = {k: v[rows] for k, v in weights.items()}
             with _sigint.Held(mark):
                 try:
                     loss_sum = calls.train_epoch(
@@ -335,14 +337,15 @@ def _run_epoch(
                     raise
                 done = min(per_call, n_batches - first)
                 state.steps += done
-        except KeyboardInterrupt:
-            done = state.steps - steps
-            raise KeyboardInterrupt(
-                f"training interrupted in {epoch_name(epoch)} after step {first + done} of "
-                f"{n_batches}: the parameters and optimizer state are those after it"
-            ) from None
-        if bar is not None:
-            bar.advance(epoch, done, loss_sum / min(len(order), (first + done) * batch_size))
+            if bar is not None:
+                bar.advance(epoch, done, loss_sum / min(len(order), (first + done) * batch_size))
+    except KeyboardInterrupt:
+        # From the core, from Held, or from Python's handler between two calls (a bar's
+        # slices): the steps counted are those applied.
+        raise KeyboardInterrupt(
+            f"training interrupted in {epoch_name(epoch)} after step {state.steps - start} of "
+            f"{n_batches}: the parameters and optimizer state are those after it"
+        ) from None
     return float(loss_sum) / len(order)
 
 
