@@ -144,7 +144,9 @@ def assert_params_match_torch(net, model, rtol, grads=False):
     value of all of them: a Dense bias before a BatchNorm has a gradient that is 0 up
     to rounding, which no relative tolerance of its own can hold."""
     pairs = []
-    for i, (layer, m) in enumerate(zip(param_layers(net), param_modules(model), strict=True)):
+    layers, modules = param_layers(net), param_modules(model)
+    assert len(layers) == len(modules)
+    for i, (layer, m) in enumerate(zip(layers, modules)):
         W, b = (layer.dW, layer.db) if grads else (layer.W, layer.b)
         tw, tb = (m.weight.grad, m.bias.grad) if grads else (m.weight, m.bias)
         tw = tw.detach().numpy()
@@ -213,7 +215,8 @@ class Frozen:
         assert net._core.passes == self.passes
         if self.opt is not None:
             state = self.opt.state_for(net)
-            for a, b in zip(state.arrays, self.buffers, strict=True):
+            assert len(state.arrays) == len(self.buffers)
+            for a, b in zip(state.arrays, self.buffers):
                 np.testing.assert_array_equal(a, b)
             assert state.steps == self.steps
 

@@ -247,37 +247,30 @@ def sklearn():
     return pytest.importorskip("fastbp.sklearn", reason="scikit-learn is not installed")
 
 
+# Labels of each kind a classifier takes, and the columns of its predict_proba.
+CLASSIFIER_TARGETS = {
+    "binary": (lambda rng: np.array(["ant", "bee"])[rng.integers(0, 2, 60)], 2),
+    "multiclass": (lambda rng: np.array(["ant", "bee", "cat", "dog"])[rng.integers(0, 4, 60)], 4),
+    "multilabel": (lambda rng: (rng.random((60, 3)) < 0.5).astype(int), 3),
+}
+
+
 @pytest.mark.filterwarnings("ignore:Stochastic Optimizer. Maximum iterations")  # 5 epochs
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("classes", [2, 4], ids=["binary", "multiclass"])
-def test_classifier_exports_predict_proba(tmp_path, rng, sklearn, classes, dtype):
+@pytest.mark.parametrize("kind", list(CLASSIFIER_TARGETS))
+def test_classifier_exports_predict_proba(tmp_path, rng, sklearn, kind, dtype):
     X = rng.standard_normal((60, 5)).astype(dtype)
-    y = np.array(["ant", "bee", "cat", "dog"])[rng.integers(0, classes, 60)]
-    clf = sklearn.MLPClassifier((7,), activation="tanh", max_iter=5, random_state=0).fit(X, y)
+    labels, columns = CLASSIFIER_TARGETS[kind]
+    clf = sklearn.MLPClassifier((7,), activation="tanh", max_iter=5, random_state=0)
+    clf.fit(X, labels(rng))
     clf.to_onnx(tmp_path / "clf.onnx")
     model = checked(tmp_path / "clf.onnx")
     assert [o.name for o in model.graph.output] == ["probabilities"]
     for n in RUN_BATCHES:
         Xn = (3 * rng.standard_normal((n, 5))).astype(dtype)
         got = run(tmp_path / "clf.onnx", Xn)
-        assert got.shape == (n, classes)
+        assert got.shape == (n, columns)
         np.testing.assert_allclose(got, clf.predict_proba(Xn), **tol(dtype))
-
-
-@pytest.mark.filterwarnings("ignore:Stochastic Optimizer. Maximum iterations")  # 5 epochs
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_multilabel_classifier_exports_each_labels_probability(tmp_path, rng, sklearn, dtype):
-    X = rng.standard_normal((60, 5)).astype(dtype)
-    Y = (rng.random((60, 3)) < 0.5).astype(int)
-    clf = sklearn.MLPClassifier((7,), activation="tanh", max_iter=5, random_state=0).fit(X, Y)
-    clf.to_onnx(tmp_path / "clf.onnx")
-    model = checked(tmp_path / "clf.onnx")
-    assert [o.name for o in model.graph.output] == ["probabilities"]
-    for n in RUN_BATCHES:
-        Xn = (3 * rng.standard_normal((n, 5))).astype(dtype)
-        np.testing.assert_allclose(
-            run(tmp_path / "clf.onnx", Xn), clf.predict_proba(Xn), **tol(dtype)
-        )
 
 
 @pytest.mark.filterwarnings("ignore:Stochastic Optimizer. Maximum iterations")  # 5 epochs
