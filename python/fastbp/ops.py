@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _core, _names, _validate, activations, losses, optim
+from . import _core, _names, _validate
+from .nn import activations, losses
+from .optim import optimizers
 
 # One forward and one backward function per activation of the core (see below).
 __all__ = [
@@ -32,7 +34,7 @@ __all__ = [
     "huber_backward",
     "poisson_nll",
     "poisson_nll_backward",
-    *(name.lower() + "_step" for name in optim.CLASSES),
+    *(name.lower() + "_step" for name in optimizers.CLASSES),
     "clip_grad_norm",
     "layer_norm",
     "layer_norm_backward",
@@ -214,8 +216,8 @@ def poisson_nll_backward(
 
 
 # One <name>_step function per optimizer class (sgd_step, adam_step, ...).
-for _name in optim.CLASSES:
-    _fn = optim.step_function(getattr(optim, _name), _core.optimizer_step, "The core's")
+for _name in optimizers.CLASSES:
+    _fn = optimizers.step_function(getattr(optimizers, _name), _core.optimizer_step, "The core's")
     globals()[_fn.__name__] = _fn
 del _name, _fn
 

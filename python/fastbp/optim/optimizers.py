@@ -9,7 +9,7 @@ import weakref
 
 import numpy as np
 
-from . import _core, _validate
+from .. import _core, _validate
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta"]
 
