@@ -61,15 +61,18 @@ FASTBP = [
 #: Every function of ``fastbp.ops`` (its ``__all__``) and its parameters.
 OPS = {
     "adadelta_step": (
-        "param, grad, square_avg, acc_delta, lr=1.0, rho=0.9, eps=1e-06, weight_decay=0.0, step=1"
+        "param, grad, square_avg, acc_delta, *, lr=1.0, rho=0.9, eps=1e-06, weight_decay=0.0, "
+        "step=1"
     ),
-    "adagrad_step": "param, grad, sum, lr=0.01, lr_decay=0.0, weight_decay=0.0, eps=1e-10, step=1",
+    "adagrad_step": (
+        "param, grad, sum, *, lr=0.01, lr_decay=0.0, weight_decay=0.0, eps=1e-10, step=1"
+    ),
     "adam_step": (
-        "param, grad, exp_avg, exp_avg_sq, lr=0.001, betas=(0.9, 0.999), eps=1e-08, "
+        "param, grad, exp_avg, exp_avg_sq, *, lr=0.001, betas=(0.9, 0.999), eps=1e-08, "
         "weight_decay=0.0, decoupled_weight_decay=False, step=1"
     ),
     "adamw_step": (
-        "param, grad, exp_avg, exp_avg_sq, lr=0.001, betas=(0.9, 0.999), eps=1e-08, "
+        "param, grad, exp_avg, exp_avg_sq, *, lr=0.001, betas=(0.9, 0.999), eps=1e-08, "
         "weight_decay=0.01, step=1"
     ),
     "batch_norm": "x, weight, bias, running_mean, running_var, training, momentum=0.1, eps=1e-05",
@@ -105,11 +108,11 @@ OPS = {
     "relu": "x",
     "relu_backward": "y, grad",
     "rmsprop_step": (
-        "param, grad, square_avg, momentum_buffer, grad_avg, lr=0.01, alpha=0.99, "
+        "param, grad, square_avg, momentum_buffer, grad_avg, *, lr=0.01, alpha=0.99, "
         "eps=1e-08, weight_decay=0.0, momentum=0.0, centered=False, step=1"
     ),
     "sgd_step": (
-        "param, grad, velocity, lr=0.01, momentum=0.0, dampening=0.0, nesterov=False, "
+        "param, grad, velocity, *, lr=0.01, momentum=0.0, dampening=0.0, nesterov=False, "
         "weight_decay=0.0, step=1"
     ),
     "sigmoid": "x",
@@ -202,10 +205,11 @@ MODULES = {
 
 
 def parameters(fn) -> str:
-    return ", ".join(
-        p.name if p.default is inspect.Parameter.empty else f"{p.name}={p.default!r}"
-        for p in inspect.signature(fn).parameters.values()
-    )
+    """``fn``'s parameters as ``inspect`` writes them (``*`` before the keyword-only
+    ones), without annotations."""
+    signature = inspect.signature(fn)
+    bare = [p.replace(annotation=p.empty) for p in signature.parameters.values()]
+    return str(signature.replace(parameters=bare, return_annotation=signature.empty))[1:-1]
 
 
 def test_the_package_exports_its_names():
