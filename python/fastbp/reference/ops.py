@@ -9,7 +9,9 @@ import numpy as np
 
 from .. import _core, _names, _validate
 from ..nn import _layer_math, activations, losses
+from ..nn.activations import ELU, GELU, Identity, LeakyReLU, ReLU, Sigmoid, SiLU, Softplus, Tanh
 from ..optim import optimizers
+from ..optim.optimizers import SGD, Adadelta, Adagrad, Adam, AdamW, RMSprop, apply_step
 
 __all__ = [
     "matmul",
@@ -60,15 +62,22 @@ def _floats(fn=None, *, same_shape=False):
     return converted
 
 
+def _as_checked(fn, checked):
+    """``checked``, which checks the ops' arguments and calls ``fn``, under ``fn``'s name
+    and docstring, its own parameters (the ops' names) its signature."""
+    functools.update_wrapper(checked, fn)
+    del checked.__wrapped__
+    return checked
+
+
 def _loss_args(labels_allowed):
     """Check and convert (y, target, reduction) as fastbp.ops's losses do."""
 
     def wrap(fn):
-        @functools.wraps(fn)
         def checked(y, target, reduction="mean"):
             return fn(*_validate.loss_inputs(y, target, reduction, labels_allowed), reduction)
 
-        return checked
+        return _as_checked(fn, checked)
 
     return wrap
 
@@ -103,41 +112,101 @@ def linear(x, w, b):
     return x @ w + b
 
 
-def _activation(name):
-    """The NumPy twins of fastbp.ops's ``name`` and ``name_backward``, made from the
-    activation class's NumPy maths, with the ops' signatures and conversions."""
-    proto = activations.for_name(name)
-    uses_input = _core.act_uses_input(proto.kind)
-    first = "x" if uses_input else "y"
-    forward_sig = activations.op_signature(proto, ("x",))
-    backward_sig = activations.op_signature(proto, (first, "grad"))
-
-    def forward(*args, **kwargs):
-        bound = forward_sig.bind(*args, **kwargs)
-        bound.apply_defaults()
-        x, *settings = bound.arguments.values()
-        layer = proto.with_act_settings(**dict(zip(proto.act_settings, settings)))
-        (x,) = _validate.common_float(x=x)
-        return layer._numpy_forward(x)
-
-    def backward(*args, **kwargs):
-        bound = backward_sig.bind(*args, **kwargs)
-        bound.apply_defaults()
-        first_arg, grad, *settings = bound.arguments.values()
-        layer = proto.with_act_settings(**dict(zip(proto.act_settings, settings)))
-        _validate.same_shape(**{first: first_arg, "grad": grad})
-        first_arg, grad = _validate.common_float(**{first: first_arg, "grad": grad})
-        x, y = (first_arg, None) if uses_input else (None, first_arg)
-        return layer._numpy_backward(x, y, grad)
-
-    forward.__name__, backward.__name__ = name, name + "_backward"
-    forward.__signature__, backward.__signature__ = forward_sig, backward_sig
-    return forward, backward
+def _activation(layer, x):
+    (x,) = _validate.common_float(x=x)
+    return layer._numpy_forward(x)
 
 
-for _name in _names.ACTIVATIONS:
-    globals()[_name], globals()[_name + "_backward"] = _activation(_name)
-del _name
+def _activation_backward(layer, grad, **arg):
+    """``grad * f'(x)`` of ``layer`` from ``arg``: ``y=`` its output or ``x=`` its input,
+    as the op takes it."""
+    _validate.same_shape(**arg, grad=grad)
+    first, grad = _validate.common_float(**arg, grad=grad)
+    x, y = (first, None) if "x" in arg else (None, first)
+    return layer._numpy_backward(x, y, grad)
+
+
+# The activations' twins: each class's NumPy maths, with the ops' signatures and checks.
+
+
+def identity(x):
+    return _activation(Identity(), x)
+
+
+def identity_backward(y, grad):
+    return _activation_backward(Identity(), grad, y=y)
+
+
+def sigmoid(x):
+    return _activation(Sigmoid(), x)
+
+
+def sigmoid_backward(y, grad):
+    return _activation_backward(Sigmoid(), grad, y=y)
+
+
+def relu(x):
+    return _activation(ReLU(), x)
+
+
+def relu_backward(y, grad):
+    return _activation_backward(ReLU(), grad, y=y)
+
+
+def tanh(x):
+    return _activation(Tanh(), x)
+
+
+def tanh_backward(y, grad):
+    return _activation_backward(Tanh(), grad, y=y)
+
+
+def leaky_relu(x, negative_slope=0.01):
+    return _activation(LeakyReLU(negative_slope), x)
+
+
+def leaky_relu_backward(x, grad, negative_slope=0.01):
+    return _activation_backward(LeakyReLU(negative_slope), grad, x=x)
+
+
+def elu(x, alpha=1.0):
+    return _activation(ELU(alpha), x)
+
+
+def elu_backward(x, grad, alpha=1.0):
+    return _activation_backward(ELU(alpha), grad, x=x)
+
+
+def gelu(x):
+    return _activation(GELU(), x)
+
+
+def gelu_backward(x, grad):
+    return _activation_backward(GELU(), grad, x=x)
+
+
+def gelu_tanh(x):
+    return _activation(GELU("tanh"), x)
+
+
+def gelu_tanh_backward(x, grad):
+    return _activation_backward(GELU("tanh"), grad, x=x)
+
+
+def silu(x):
+    return _activation(SiLU(), x)
+
+
+def silu_backward(x, grad):
+    return _activation_backward(SiLU(), grad, x=x)
+
+
+def softplus(x, beta=1.0, threshold=20.0):
+    return _activation(Softplus(beta, threshold), x)
+
+
+def softplus_backward(x, grad, beta=1.0, threshold=20.0):
+    return _activation_backward(Softplus(beta, threshold), grad, x=x)
 
 
 @_floats
@@ -242,12 +311,11 @@ def _huber_terms(y, t, delta=1.0):
 def _huber_args(fn):
     """Check (y, target, delta, reduction) as fastbp.ops.huber does."""
 
-    @functools.wraps(fn)
     def checked(y, target, delta=1.0, reduction="mean"):
         delta = _validate.real("delta", delta, strict=True)
         return fn(*_validate.loss_inputs(y, target, reduction, False), delta, reduction)
 
-    return checked
+    return _as_checked(fn, checked)
 
 
 @_huber_args
@@ -275,7 +343,6 @@ def _poisson_nll_terms(y, t, log_input=True, full=False, eps=1e-8):
 def _poisson_nll_args(fn):
     """Check (y, target, log_input, full, eps, reduction) as fastbp.ops.poisson_nll does."""
 
-    @functools.wraps(fn)
     def checked(y, target, log_input=True, full=False, eps=1e-8, reduction="mean"):
         loss = losses.PoissonNLLLoss(log_input, full, eps, reduction)
         return fn(
@@ -286,7 +353,7 @@ def _poisson_nll_args(fn):
             reduction,
         )
 
-    return checked
+    return _as_checked(fn, checked)
 
 
 @_poisson_nll_args
@@ -379,11 +446,162 @@ def _optimizer_twin(kind, hyper, param, grad, states, step):
     OPTIMIZER_STEPS[kind](param, grad, states, hyper, step)
 
 
-# One <name>_step function per optimizer class, as fastbp.ops has them.
-for _name in optimizers.CLASSES:
-    _fn = optimizers.step_function(getattr(optimizers, _name), _optimizer_twin, "The NumPy twin of")
-    globals()[_fn.__name__] = _fn
-del _name, _fn
+# One <name>_step twin per optimizer class, as fastbp.ops has them.
+
+
+def sgd_step(
+    param,
+    grad,
+    velocity,
+    *,
+    lr: float = 0.01,
+    momentum: float = 0.0,
+    dampening: float = 0.0,
+    nesterov: bool = False,
+    weight_decay: float = 0.0,
+    step: int = 1,
+) -> None:
+    """The NumPy twin of the ``torch.optim.SGD`` update of ``param`` and ``velocity`` in
+    place, with :class:`fastbp.SGD`'s hyper-parameters (see
+    :func:`~fastbp.optim.optimizers.apply_step`)."""
+    optimizer = SGD(
+        lr=lr, momentum=momentum, dampening=dampening, nesterov=nesterov, weight_decay=weight_decay
+    )
+    apply_step(optimizer, _optimizer_twin, param, grad, {"velocity": velocity}, step)
+
+
+def adam_step(
+    param,
+    grad,
+    exp_avg,
+    exp_avg_sq,
+    *,
+    lr: float = 0.001,
+    betas: tuple = (0.9, 0.999),
+    eps: float = 1e-08,
+    weight_decay: float = 0.0,
+    decoupled_weight_decay: bool = False,
+    step: int = 1,
+) -> None:
+    """The NumPy twin of the ``torch.optim.Adam`` update of ``param``, ``exp_avg`` and
+    ``exp_avg_sq`` in place, with :class:`fastbp.Adam`'s hyper-parameters (see
+    :func:`~fastbp.optim.optimizers.apply_step`)."""
+    optimizer = Adam(
+        lr=lr,
+        betas=betas,
+        eps=eps,
+        weight_decay=weight_decay,
+        decoupled_weight_decay=decoupled_weight_decay,
+    )
+    apply_step(
+        optimizer,
+        _optimizer_twin,
+        param,
+        grad,
+        {"exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq},
+        step,
+    )
+
+
+def adamw_step(
+    param,
+    grad,
+    exp_avg,
+    exp_avg_sq,
+    *,
+    lr: float = 0.001,
+    betas: tuple = (0.9, 0.999),
+    eps: float = 1e-08,
+    weight_decay: float = 0.01,
+    step: int = 1,
+) -> None:
+    """The NumPy twin of the ``torch.optim.AdamW`` update of ``param``, ``exp_avg`` and
+    ``exp_avg_sq`` in place, with :class:`fastbp.AdamW`'s hyper-parameters (see
+    :func:`~fastbp.optim.optimizers.apply_step`)."""
+    optimizer = AdamW(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+    apply_step(
+        optimizer,
+        _optimizer_twin,
+        param,
+        grad,
+        {"exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq},
+        step,
+    )
+
+
+def rmsprop_step(
+    param,
+    grad,
+    square_avg,
+    momentum_buffer,
+    grad_avg,
+    *,
+    lr: float = 0.01,
+    alpha: float = 0.99,
+    eps: float = 1e-08,
+    weight_decay: float = 0.0,
+    momentum: float = 0.0,
+    centered: bool = False,
+    step: int = 1,
+) -> None:
+    """The NumPy twin of the ``torch.optim.RMSprop`` update of ``param``, ``square_avg``,
+    ``momentum_buffer`` and ``grad_avg`` in place, with :class:`fastbp.RMSprop`'s hyper-
+    parameters (see :func:`~fastbp.optim.optimizers.apply_step`)."""
+    optimizer = RMSprop(
+        lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum, centered=centered
+    )
+    apply_step(
+        optimizer,
+        _optimizer_twin,
+        param,
+        grad,
+        {"square_avg": square_avg, "momentum_buffer": momentum_buffer, "grad_avg": grad_avg},
+        step,
+    )
+
+
+def adagrad_step(
+    param,
+    grad,
+    sum,
+    *,
+    lr: float = 0.01,
+    lr_decay: float = 0.0,
+    weight_decay: float = 0.0,
+    eps: float = 1e-10,
+    step: int = 1,
+) -> None:
+    """The NumPy twin of the ``torch.optim.Adagrad`` update of ``param`` and ``sum`` in
+    place, with :class:`fastbp.Adagrad`'s hyper-parameters (see
+    :func:`~fastbp.optim.optimizers.apply_step`)."""
+    optimizer = Adagrad(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay, eps=eps)
+    apply_step(optimizer, _optimizer_twin, param, grad, {"sum": sum}, step)
+
+
+def adadelta_step(
+    param,
+    grad,
+    square_avg,
+    acc_delta,
+    *,
+    lr: float = 1.0,
+    rho: float = 0.9,
+    eps: float = 1e-06,
+    weight_decay: float = 0.0,
+    step: int = 1,
+) -> None:
+    """The NumPy twin of the ``torch.optim.Adadelta`` update of ``param``, ``square_avg``
+    and ``acc_delta`` in place, with :class:`fastbp.Adadelta`'s hyper-parameters (see
+    :func:`~fastbp.optim.optimizers.apply_step`)."""
+    optimizer = Adadelta(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay)
+    apply_step(
+        optimizer,
+        _optimizer_twin,
+        param,
+        grad,
+        {"square_avg": square_avg, "acc_delta": acc_delta},
+        step,
+    )
 
 
 def clip_grad_norm(grad, max_norm):
