@@ -87,5 +87,5 @@ def recording_bars(monkeypatch):
         bars.append(RecordingBar(epochs, batches))
         return bars[-1]
 
-    monkeypatch.setattr("fastbp.training.ProgressBar", make)
+    monkeypatch.setattr("fastbp.training.loop.ProgressBar", make)
     return bars

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import fastbp as fb
-from fastbp import _core, _names, activations
+from fastbp import _core, _names
+from fastbp.nn import activations
 from fbhelpers import SIMD_PATHS, run_on_path
 
 torch = pytest.importorskip("torch")

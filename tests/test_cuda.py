@@ -481,13 +481,13 @@ def test_core_cuda_network_reports_the_step_of_the_call(call):
 @pytest.mark.parametrize("name", list(fb._names.ACTIVATIONS))
 def test_every_activation_matches_cpu_through_a_network(name, dtype, rng):
     def net(backend):
-        act = fb.activations.for_name(name)
+        act = fb.nn.activations.for_name(name)
         layers = [
             fb.Dense(7, 17),
             act,
             fb.Dense(17, 3),
             act.with_act_settings(),
-            fb.activations.for_name(name),
+            fb.nn.activations.for_name(name),
             fb.Dense(3, 2),
         ]
         return fb.Network(layers, fb.MSELoss(), dtype=dtype, backend=backend, seed=5)

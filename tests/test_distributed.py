@@ -277,7 +277,7 @@ def test_batchnorm_running_statistics_are_averaged_over_the_ranks(tmp_path):
         for r in range(3):
             m, v = mean.copy(), var.copy()
             for start in range(0, len(data[f"X{r}"]), 10):
-                fb._layer_math.update_running_stats(data[f"X{r}"][start : start + 10], m, v, 0.1)
+                fb.nn._layer_math.update_running_stats(data[f"X{r}"][start : start + 10], m, v, 0.1)
             ranks.append((m, v))
         mean, var = np.mean([m for m, _ in ranks], axis=0), np.mean([v for _, v in ranks], axis=0)
     np.testing.assert_allclose(got[0]["mean"], mean, rtol=1e-12)
@@ -336,7 +336,7 @@ def test_validation_metrics_and_early_stopping_are_the_same_on_every_rank(tmp_pa
             def close(self):
                 pass
 
-        fb.training.ProgressBar = Bar
+        fb.training.loop.ProgressBar = Bar
         X, y = data[f"X{rank}"], data[f"T{rank}"]
         net = network(seed=rank, loss=fb.SoftmaxCrossEntropyLoss, widths=(5, 32, 4))
         stopped = net.fit(X, y, epochs=60, batch_size=6, optimizer=fb.SGD(lr=0.5),
@@ -364,7 +364,7 @@ def test_validation_metrics_and_early_stopping_are_the_same_on_every_rank(tmp_pa
     val = []
     for r, n_val in ((0, 10), (1, 7)):
         drawn = twin(got[0]["params"], loss=fb.SoftmaxCrossEntropyLoss, widths=(5, 32, 4), seed=r)
-        held = fb.training._held_out_rows(drawn, data[f"T{r}"], n_val)
+        held = fb.training.loop._held_out_rows(drawn, data[f"T{r}"], n_val)
         val.append((data[f"X{r}"][held], data[f"T{r}"][held]))
     X_val, y_val = np.concatenate([v[0] for v in val]), np.concatenate([v[1] for v in val])
     one = twin(got[0]["params"], loss=fb.SoftmaxCrossEntropyLoss, widths=(5, 32, 4))

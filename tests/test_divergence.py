@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 import fastbp as fb
-from fastbp import _names, activations
+from fastbp import _names
+from fastbp.nn import activations
 from fbhelpers import (
     BACKENDS,
     DTYPES,

@@ -24,7 +24,7 @@ def net_for(backend="cpu", seed=0):
 def held_out(net, T, split):
     """The rows fit(validation_split=split) holds out, drawn from ``net``'s generator as
     fit draws them (so ``net`` then shuffles as a network that fit with the split)."""
-    return fb.training._held_out_rows(net, np.asarray(T), int(round(split * len(T))))
+    return fb.training.loop._held_out_rows(net, np.asarray(T), int(round(split * len(T))))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

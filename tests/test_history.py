@@ -87,7 +87,7 @@ def test_messages_count_epochs_from_1_and_name_the_history_index_code_gets(rng, 
 
 
 def test_epoch_name_gives_the_count_from_1_and_the_history_index():
-    from fastbp.history import epoch_name
+    from fastbp.training.history import epoch_name
 
     assert epoch_name(0) == "epoch 1 (History index 0)"
     assert epoch_name(2) == "epoch 3 (History index 2)"

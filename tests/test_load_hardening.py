@@ -23,8 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fastbp as fb
-from fastbp import _archive
-from fastbp import io as fbio
+from fastbp.io import _archive, npz
 from fbhelpers import make_net, needs_address_space_limits
 
 linux_only = pytest.mark.skipif(
@@ -33,7 +32,7 @@ linux_only = pytest.mark.skipif(
 
 
 def header_of(net) -> dict:
-    return fbio.network_config(net)
+    return npz.network_config(net)
 
 
 def npy(array: np.ndarray) -> bytes:
@@ -322,7 +321,7 @@ def test_header_with_a_bad_compute_dtype_is_refused(tmp_path, compute, dtype):
     header = header_of(net)
     header["compute_dtype"] = compute
     path = tmp_path / "m.npz"
-    write_model(path, header, fbio.values(net))
+    write_model(path, header, npz.values(net))
     with pytest.raises(ValueError, match="compute dtype"):
         fb.Network.load(path)
 
@@ -342,13 +341,13 @@ def test_header_longer_than_the_limit_is_refused(tmp_path, net):
 def test_deeply_nested_header_is_refused(tmp_path, net):
     path = tmp_path / "model.npz"
     write_model(path, "[" * 100_000 + "]" * 100_000, net._core.params)
-    with pytest.raises(ValueError, match=f"deeper than {fbio.MAX_HEADER_DEPTH} levels"):
+    with pytest.raises(ValueError, match=f"deeper than {npz.MAX_HEADER_DEPTH} levels"):
         fb.Network.load(path)
 
 
 @pytest.mark.parametrize(
     "depth,loads",
-    [(fbio.MAX_HEADER_DEPTH, True), (fbio.MAX_HEADER_DEPTH + 1, False)],
+    [(npz.MAX_HEADER_DEPTH, True), (npz.MAX_HEADER_DEPTH + 1, False)],
     ids=["at-the-limit", "one-past-it"],
 )
 def test_header_nesting_limit_counts_every_level(tmp_path, net, depth, loads):
@@ -476,7 +475,7 @@ def test_atomic_write_of_other_models_refuses_a_fifo_as_save_does(tmp_path):
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
     with pytest.raises(OSError, match="onto a FIFO") as caught:
-        fbio.atomic_write(fifo, lambda f: f.write(b"model"))
+        npz.atomic_write(fifo, lambda f: f.write(b"model"))
     assert caught.value.filename == str(fifo)
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]

@@ -11,7 +11,10 @@ import numpy as np
 import pytest
 
 import fastbp as fb
-from fastbp import _core, _names, activations, interop, layers, losses, optim, sklearn
+from fastbp import _core, _names, sklearn
+from fastbp.io import interop
+from fastbp.nn import activations, layers, losses
+from fastbp.optim import optimizers
 
 
 @pytest.mark.parametrize(
@@ -122,5 +125,5 @@ def test_optimizer_supplies_its_core_args(opt, backend):
     state, core = net._bind_optimizer(opt)
     spec, states, steps = opt.core_args(state)
     assert core is net._core and spec.kind == opt.kind and states is state.arrays
-    assert len(states) == len(optim.STATE_TYPES[spec.kind].names) and steps == 0
+    assert len(states) == len(optimizers.STATE_TYPES[spec.kind].names) and steps == 0
     assert spec.max_grad_norm == 0.0 and all(type(h) is float for h in spec.hyper)

@@ -480,7 +480,7 @@ def test_layer_protocol_basics():
         do.out_width(None)
     for layer, kind in ((ln, "LayerNorm"), (bn, "BatchNorm"), (do, "Dropout")):
         config = layer.config()
-        rebuilt = fb.layers.LAYER_TYPES[config.pop("type")](**config)
+        rebuilt = fb.nn.layers.LAYER_TYPES[config.pop("type")](**config)
         assert rebuilt.config() == layer.config() and repr(rebuilt) == repr(layer)
         assert layer.kind is getattr(fb._core.LayerKind, kind)
     assert (fb.Dropout.torch_type, fb.LayerNorm.torch_type, fb.BatchNorm.torch_type) == (

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import fastbp as fb
-from fastbp.onnx_export import MIN_OPSET
+from fastbp.io.onnx_export import MIN_OPSET
 from fbhelpers import BACKENDS, DTYPES, dense_layers, make_net, tol
 
 onnx = pytest.importorskip("onnx", reason='onnx is not installed (pip install "fastbp[onnx]")')
@@ -25,10 +25,8 @@ ort = pytest.importorskip(
 ACTIVATION_TYPES = sorted(
     (
         cls
-        for cls in vars(fb.activations).values()
-        if isinstance(cls, type)
-        and issubclass(cls, fb.activations.Activation)
-        and cls is not fb.activations.Activation
+        for cls in vars(fb.nn.activations).values()
+        if isinstance(cls, type) and issubclass(cls, fb.Activation) and cls is not fb.Activation
     ),
     key=lambda c: c.__name__,
 )
@@ -199,7 +197,7 @@ def test_unsupported_layer_raises_type_error_naming_it(tmp_path):
 
 @pytest.mark.parametrize("head", ["sigmoid", (), ("exp", "sigmoid"), (None,), ["exp"]])
 def test_unknown_head_raises_value_error(tmp_path, head):
-    from fastbp.onnx_export import to_onnx
+    from fastbp.io.onnx_export import to_onnx
 
     with pytest.raises(ValueError, match="head must be one of"):
         to_onnx(make_net((3, 4, 2)), tmp_path / "net.onnx", head=head)
@@ -207,7 +205,7 @@ def test_unknown_head_raises_value_error(tmp_path, head):
 
 
 def test_importing_fastbp_and_its_exporter_does_not_need_onnx():
-    code = "import sys; sys.modules['onnx'] = None; import fastbp, fastbp.onnx_export"
+    code = "import sys; sys.modules['onnx'] = None; import fastbp, fastbp.io.onnx_export"
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
     )

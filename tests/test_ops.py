@@ -6,12 +6,18 @@ so that no loop runs only on whole vectors."""
 
 from __future__ import annotations
 
+import inspect
 import itertools
+import re
+import sys
 
 import numpy as np
 import pytest
 
 import fastbp as fb
+from fastbp import _names
+from fastbp.nn import activations
+from fastbp.optim import optimizers
 from fbhelpers import SIZES, np_logsumexp, np_sigmoid, np_softmax, tol
 
 DTYPES = (np.float32, np.float64)
@@ -639,3 +645,68 @@ def test_loss_returns_python_float(rng, mod):
         mod.softmax_cross_entropy(z, np.array([0, 1, 2, 0, 1])),
     ):
         assert isinstance(value, float)
+
+
+def bare(fn_or_signature) -> inspect.Signature:
+    """A function's signature (or ``signature``) without annotations."""
+    signature = (
+        fn_or_signature
+        if isinstance(fn_or_signature, inspect.Signature)
+        else inspect.signature(fn_or_signature)
+    )
+    parameters = [p.replace(annotation=p.empty) for p in signature.parameters.values()]
+    return signature.replace(parameters=parameters, return_annotation=signature.empty)
+
+
+@MODULES
+@pytest.mark.parametrize("name", list(_names.ACTIVATIONS))
+def test_activation_ops_take_their_class_settings(mod, name):
+    """``name(x, <settings>)`` and ``name_backward(x or y, grad, <settings>)``, the settings
+    and defaults of the activation's class, the backward op's array the one the core's
+    derivative reads."""
+    proto = activations.for_name(name)
+    first = "x" if fb._core.act_uses_input(proto.kind) else "y"
+    assert bare(getattr(mod, name)) == bare(activations.op_signature(proto, ("x",)))
+    backward = activations.op_signature(proto, (first, "grad"))
+    assert bare(getattr(mod, name + "_backward")) == bare(backward)
+
+
+@MODULES
+@pytest.mark.parametrize("cls", optimizers.CLASSES)
+def test_step_ops_take_their_optimizer_hyper_parameters(mod, cls):
+    """``<name>_step(param, grad, *states, *, <hyper-parameters>, step=1)``: the state
+    arrays the optimizer keeps, then its step's hyper-parameters with its defaults."""
+    optimizer = getattr(optimizers, cls)
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    arrays = ("param", "grad", *optimizer._STATE.names)
+    hyper = [
+        p.replace(kind=keyword)
+        for name, p in list(inspect.signature(optimizer.__init__).parameters.items())[1:]
+        if name != "max_grad_norm" and name not in optimizer._INIT_ONLY
+    ]
+    expected = inspect.Signature(
+        [inspect.Parameter(a, inspect.Parameter.POSITIONAL_OR_KEYWORD) for a in arrays]
+        + hyper
+        + [inspect.Parameter("step", keyword, default=1)]
+    )
+    assert bare(getattr(mod, cls.lower() + "_step")) == bare(expected)
+
+
+@pytest.mark.parametrize("name", fb.ops.__all__)
+def test_every_twin_takes_its_ops_parameters(name):
+    expected = bare(getattr(fb.ops, name))
+    if name == "matmul":  # the twin also models the bfloat16 path's rule for subnormals
+        subnormals = inspect.Parameter(
+            "subnormals", inspect.Parameter.POSITIONAL_OR_KEYWORD, default="kept"
+        )
+        expected = expected.replace(parameters=[*expected.parameters.values(), subnormals])
+    assert bare(getattr(fb.reference, name)) == expected
+
+
+@MODULES
+@pytest.mark.parametrize("name", fb.ops.__all__)
+def test_every_op_is_written_out_as_a_def_in_its_module(mod, name):
+    """``grep "def relu"`` finds each op and twin, and so do an IDE and the docs."""
+    fn = getattr(mod, name)
+    source = inspect.getsource(sys.modules[fn.__module__])
+    assert fn.__qualname__ == name and re.search(rf"^def {name}\(", source, re.MULTILINE)

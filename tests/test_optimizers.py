@@ -295,7 +295,7 @@ def test_core_checks_the_hyper_parameters(kind, hyper, name):
     X, T = data("float64")
     core, before = net._core, net.params.copy()
     k = getattr(fb._core.Optimizer, kind)
-    states = [np.zeros(net.n_params) for _ in fb.optim.STATE_TYPES[k].names]
+    states = [np.zeros(net.n_params) for _ in fb.optim.optimizers.STATE_TYPES[k].names]
     spec = fb._core.UpdateSpec
     for call in (
         lambda: core.train_step(X, T, spec(k, hyper), states, 0),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import pathlib
 import pickle
+import pickletools
 import re
 
 import numpy as np
@@ -94,3 +96,41 @@ def test_tampered_pickle_is_refused_as_load_refuses_a_tampered_file(config, valu
     data = pickle.dumps(_Tampered(fn, (cls, header, stored, backend)))
     with pytest.raises(ValueError, match=re.escape(token)):
         pickle.loads(data)
+
+
+#: Pickles (protocol 2) of a trained network, of layers, losses, optimizers, schedules,
+#: callbacks and a History, which name their classes by the module paths
+#: ``fastbp.network``, ``fastbp.io``, ``fastbp.layers``, ``fastbp.activations``,
+#: ``fastbp.losses``, ``fastbp.optim``, ``fastbp.schedules``, ``fastbp.callbacks`` and
+#: ``fastbp.history``; beside them, what each held (reprs, values, attributes). Arrays are
+#: stored as ``numpy.array`` calls, which every NumPy reads.
+SHORT_PATH_PICKLES = pathlib.Path(__file__).parent / "data" / "flat_module_paths.pickle"
+
+
+def test_pickles_naming_the_short_module_paths_load():
+    data = SHORT_PATH_PICKLES.read_bytes()
+    named = {arg.split()[0] for op, arg, _ in pickletools.genops(data) if op.name == "GLOBAL"}
+    assert named == {
+        "fastbp._core",
+        "fastbp.activations",
+        "fastbp.callbacks",
+        "fastbp.history",
+        "fastbp.io",
+        "fastbp.layers",
+        "fastbp.losses",
+        "fastbp.network",
+        "fastbp.optim",
+        "fastbp.schedules",
+        "numpy",
+    }
+    loaded = pickle.loads(data)
+    objects, expected = loaded["objects"], loaded["expected"]
+    net = objects["network"]
+    assert isinstance(net, fb.Network)
+    assert (repr(net), fb.io.values(net).tolist()) == expected["network"]
+    assert net.predict(np.zeros((2, 3))).shape == (2, 2)
+    for kind in ("layers", "losses", "optimizers", "schedules"):
+        assert [repr(obj) for obj in objects[kind]] == expected[kind]
+    assert [(type(c).__name__, vars(c)) for c in objects["callbacks"]] == expected["callbacks"]
+    assert isinstance(objects["history"], fb.History)
+    assert vars(objects["history"]) == expected["history"]

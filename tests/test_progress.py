@@ -184,7 +184,7 @@ def test_tqdm_bar_counts_batches_and_shows_the_running_loss(monkeypatch, capsys)
             super().advance(epoch, batches, loss)
             seen.append((self.bar.n, self.bar.total, self.bar.desc, self.bar.postfix))
 
-    monkeypatch.setattr("fastbp.training.ProgressBar", Watched)
+    monkeypatch.setattr("fastbp.training.loop.ProgressBar", Watched)
     X, T = data()
     history = net_for().fit(
         X,

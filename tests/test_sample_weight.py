@@ -140,7 +140,7 @@ def test_validation_split_leaves_the_held_out_rows_unweighted(rng, backend):
     w = rng.uniform(0, 2, ROWS)
     a, h_a = train(X, T, backend, sample_weight=w, validation_split=0.2)
     b = make_net(WIDTHS, "tanh", "ce_labels", "float64", backend, seed=0)
-    held = fb.training._held_out_rows(b, T, 6)  # as fit draws them, from b's generator
+    held = fb.training.loop._held_out_rows(b, T, 6)  # as fit draws them, from b's generator
     keep = np.setdiff1d(np.arange(ROWS), held)
     h_b = b.fit(
         X[keep],

@@ -24,8 +24,8 @@ from sklearn.model_selection import train_test_split  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 import fastbp.sklearn as fbs  # noqa: E402
-from fastbp.history import History  # noqa: E402
 from fastbp.network import Network  # noqa: E402
+from fastbp.training.history import History  # noqa: E402
 
 
 @pytest.fixture(scope="module")

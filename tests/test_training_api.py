@@ -430,7 +430,7 @@ def refusal(reason, tmp_path, monkeypatch, opt):
         monkeypatch.setitem(sys.modules, "tqdm.auto", None)
         return dict(progress=True)
     if reason == "optimizer in another fit":
-        fb.optim.FitClaim(opt).take()
+        fb.optim.optimizers.FitClaim(opt).take()
         return {}
     if reason == "a later callback's monitor":
         return dict(callbacks=[fb.callbacks.ModelCheckpoint(tmp_path / "m.npz")])

@@ -6,24 +6,17 @@ Build a network from layers, train it with SGD; the heavy lifting runs in C++
 
 from __future__ import annotations
 
+import sys
 import warnings
 
-from . import (
-    _core,
-    _threadpool,
-    activations,
-    callbacks,
-    distributed,
-    ops,
-    optim,
-    reference,
-    schedules,
-)
-from .activations import *  # noqa: F403  (the classes in activations.__all__)
+from . import _core, _threadpool, ops, optim, reference
 from .gradcheck import gradcheck
-from .history import History
-from .layers import BatchNorm, Dense, Dropout, Layer, LayerNorm
-from .losses import (
+from .io import interop, onnx_export
+from .network import Network, from_torch
+from .nn import activations, layers, losses
+from .nn.activations import *  # noqa: F403  (the classes in activations.__all__)
+from .nn.layers import BatchNorm, Dense, Dropout, Layer, LayerNorm
+from .nn.losses import (
     BCEWithLogitsLoss,
     HuberLoss,
     L1Loss,
@@ -32,8 +25,28 @@ from .losses import (
     PoissonNLLLoss,
     SoftmaxCrossEntropyLoss,
 )
-from .network import Network, from_torch
 from .optim import *  # noqa: F403 (every optimizer, as optim.__all__ lists them)
+from .optim import schedules
+from .training import callbacks, distributed, history, metrics
+from .training.history import History
+
+# fastbp.callbacks, fastbp.schedules and fastbp.distributed (the documented namespaces),
+# and fastbp.layers, fastbp.losses, ... (the paths pickles name classes by): each short
+# path is the subpackage's module itself, for `import` and unpickling alike.
+for _module in (
+    activations,
+    callbacks,
+    distributed,
+    history,
+    interop,
+    layers,
+    losses,
+    metrics,
+    onnx_export,
+    schedules,
+):
+    sys.modules[f"{__name__}.{_module.__name__.rpartition('.')[2]}"] = _module
+del _module
 
 __version__ = _core.__version__
 _threadpool.register_with_threadpoolctl()

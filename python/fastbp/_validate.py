@@ -294,11 +294,16 @@ def _constructor_call(cls: type) -> str:
     """How a user builds ``cls``: ``fb.ReLU()``, ``fb.callbacks.CSVLogger(...)`` (with
     ``...`` when an argument is required), by the public name fastbp exports it under."""
     package = sys.modules.get("fastbp")
-    module = cls.__module__
-    if package is not None and getattr(package, cls.__name__, None) is cls:
+    exported = {name: getattr(package, name) for name in getattr(package, "__all__", ())}
+    namespaces = [
+        name
+        for name, value in exported.items()
+        if inspect.ismodule(value) and getattr(value, cls.__name__, None) is cls
+    ]
+    if exported.get(cls.__name__) is cls:
         spelled = f"fb.{cls.__name__}"
-    elif module.startswith("fastbp."):
-        spelled = f"fb.{module[len('fastbp.') :]}.{cls.__qualname__}"
+    elif namespaces:
+        spelled = f"fb.{namespaces[0]}.{cls.__qualname__}"
     else:
         spelled = cls.__qualname__
     try:

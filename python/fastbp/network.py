@@ -11,16 +11,18 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import _core, _locks, _names, _validate, interop, io, onnx_export, ops, optim, reference
-from .activations import Sigmoid
-from .history import History
-from .layers import Layer
-from .losses import LOSS_TYPES, BCEWithLogitsLoss, Loss, SoftmaxCrossEntropyLoss
-from .optim import Optimizer
-from .schedules import Schedule
-from .training import checked_metrics, diverged, sample_weights
-from .training import evaluate as _evaluate
-from .training import fit as _fit
+from . import _core, _locks, _names, _validate, ops, reference
+from .io import interop, npz, onnx_export
+from .nn.activations import Sigmoid
+from .nn.layers import Layer
+from .nn.losses import LOSS_TYPES, BCEWithLogitsLoss, Loss, SoftmaxCrossEntropyLoss
+from .optim import optimizers
+from .optim.optimizers import Optimizer
+from .optim.schedules import Schedule
+from .training.history import History
+from .training.loop import checked_metrics, diverged, sample_weights
+from .training.loop import evaluate as _evaluate
+from .training.loop import fit as _fit
 
 if TYPE_CHECKING:
     from mpi4py import MPI
@@ -295,7 +297,7 @@ class Network:
         drives it, nothing is cached, so that every call checks (see :meth:`_forget`)."""
         if optimizer is self._last_optimizer:
             return self._last_binding
-        optim.check(optimizer)
+        optimizers.check(optimizer)
         optimizer._refuse_other_thread()
         state = optimizer.state_for(self)
         self._last_binding = state, self._core
@@ -621,13 +623,13 @@ class Network:
 
     def to_torch(self):
         """A ``torch.nn.Sequential`` with this network's layers and a copy of its weights
-        (see :func:`fastbp.interop.to_torch`; needs PyTorch)."""
+        (see :func:`fastbp.io.interop.to_torch`; needs PyTorch)."""
         return interop.to_torch(self)
 
     def to_onnx(self, path: str | os.PathLike, opset: int = 17) -> None:
         """Write the network to ``path`` as an ONNX model whose output ``"output"`` is
         what :meth:`predict` returns, for a dynamic batch of ``"input"`` rows (see
-        :func:`fastbp.onnx_export.to_onnx`; needs ``pip install "fastbp[onnx]"``)."""
+        :func:`fastbp.io.onnx_export.to_onnx`; needs ``pip install "fastbp[onnx]"``)."""
         onnx_export.to_onnx(self, path, opset)
 
     # ---- persistence --------------------------------------------------------------
@@ -637,23 +639,31 @@ class Network:
         .npz archive to ``path``, with ``.npz`` appended when ``path`` does not end in
         it, as :func:`numpy.savez` does (``save("model")`` writes ``model.npz``);
         returns the path written."""
-        return io.save(self, path)
+        return npz.save(self, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike, backend: str | None = None) -> Network:
         """Rebuild a network saved by :meth:`save`, on ``backend`` (default: as saved)."""
-        return io.load(path, cls, backend=backend)
+        return npz.load(path, cls, backend=backend)
 
     def __reduce__(self):
         """Pickled as its configuration and parameters (optimizer states stay behind),
         taken whole between two calls (see :func:`fastbp.io.values`)."""
-        return io.from_config, (type(self), io.network_config(self), io.values(self), self.backend)
+        return npz.from_config, (
+            type(self),
+            npz.network_config(self),
+            npz.values(self),
+            self.backend,
+        )
 
     def _float64_copy(self) -> Network:
         """An independent float64 network with this one's layers and parameters, computing
         in float64 whatever this one's compute dtype."""
-        return io.from_config(
-            type(self), io.network_config(self), io.values(self).astype(np.float64), dtype="float64"
+        return npz.from_config(
+            type(self),
+            npz.network_config(self),
+            npz.values(self).astype(np.float64),
+            dtype="float64",
         )
 
     def __repr__(self) -> str:

@@ -11,7 +11,22 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _core, _names, _validate, activations, losses, optim
+from . import _core, _names, _validate
+from .nn import losses
+from .nn.activations import (
+    ELU,
+    GELU,
+    Activation,
+    Identity,
+    LeakyReLU,
+    ReLU,
+    Sigmoid,
+    SiLU,
+    Softplus,
+    Tanh,
+)
+from .optim import optimizers
+from .optim.optimizers import SGD, Adadelta, Adagrad, Adam, AdamW, RMSprop, apply_step
 
 # One forward and one backward function per activation of the core (see below).
 __all__ = [
@@ -32,7 +47,7 @@ __all__ = [
     "huber_backward",
     "poisson_nll",
     "poisson_nll_backward",
-    *(name.lower() + "_step" for name in optim.CLASSES),
+    *(name.lower() + "_step" for name in optimizers.CLASSES),
     "clip_grad_norm",
     "layer_norm",
     "layer_norm_backward",
@@ -71,52 +86,124 @@ def linear(x, w, b) -> np.ndarray:
     return _core.linear(x, w, b)
 
 
-def _activation(name):
-    proto = activations.for_name(name)
-    # f' of the first activations reads y = f(x); the others' reads x.
-    uses_input = _core.act_uses_input(proto.kind)
-    first = "x" if uses_input else "y"
-    forward_sig = activations.op_signature(proto, ("x",))
-    backward_sig = activations.op_signature(proto, (first, "grad"))
-
-    def forward(*args, **kwargs) -> np.ndarray:
-        bound = forward_sig.bind(*args, **kwargs)
-        bound.apply_defaults()
-        x, *settings = bound.arguments.values()
-        layer = proto.with_act_settings(**dict(zip(proto.act_settings, settings)))
-        (x,) = _validate.common_float(x=x)
-        return _core.activation(layer.kind, x, *layer.act_args)
-
-    def backward(*args, **kwargs) -> np.ndarray:
-        bound = backward_sig.bind(*args, **kwargs)
-        bound.apply_defaults()
-        first_arg, grad, *settings = bound.arguments.values()
-        layer = proto.with_act_settings(**dict(zip(proto.act_settings, settings)))
-        _validate.same_shape(**{first: first_arg, "grad": grad})
-        first_arg, grad = _validate.common_float(**{first: first_arg, "grad": grad})
-        if uses_input:  # its f' reads only x, which then stands in for y as well
-            return _core.activation_backward(
-                layer.kind, first_arg, grad, first_arg, *layer.act_args
-            )
-        return _core.activation_backward(layer.kind, first_arg, grad, None, *layer.act_args)
-
-    forward.__name__, backward.__name__ = name, name + "_backward"
-    forward.__signature__, backward.__signature__ = forward_sig, backward_sig
-    forward.__doc__ = f"Elementwise {name} (``fastbp.{type(proto).__name__}``)."
-    backward.__doc__ = (
-        f"``grad * f'(x)`` for {name}, given its input ``x``."
-        if uses_input
-        else f"``grad * f'(x)`` for {name}, given its forward output "
-        "``y = f(x)`` (as PyTorch's sigmoid_backward takes the output)."
-    )
-    return forward, backward
+def _activation(layer: Activation, x) -> np.ndarray:
+    (x,) = _validate.common_float(x=x)
+    return _core.activation(layer.kind, x, *layer.act_args)
 
 
-# sigmoid, sigmoid_backward, relu, ...: made from the core's list of activations and the
-# classes' settings, so a new one needs no change here.
-for _name in _names.ACTIVATIONS:
-    globals()[_name], globals()[_name + "_backward"] = _activation(_name)
-del _name
+def _activation_backward(layer: Activation, grad, **arg) -> np.ndarray:
+    """``grad * f'(x)`` of ``layer`` from ``arg``: ``y=`` its output, or ``x=`` its input
+    for the activations whose f' the core computes from the input
+    (``_core.act_uses_input``), where x then stands in for y as well."""
+    _validate.same_shape(**arg, grad=grad)
+    first, grad = _validate.common_float(**arg, grad=grad)
+    x = first if "x" in arg else None
+    return _core.activation_backward(layer.kind, first, grad, x, *layer.act_args)
+
+
+# One forward and one backward op per activation of the core, with its class's settings.
+# The backward op takes y = f(x) (as PyTorch's sigmoid_backward takes the output), or x
+# where the core's f' reads the input.
+
+
+def identity(x) -> np.ndarray:
+    """Elementwise identity (``fastbp.Identity``)."""
+    return _activation(Identity(), x)
+
+
+def identity_backward(y, grad) -> np.ndarray:
+    """``grad * f'(x)`` for identity, given its output ``y``."""
+    return _activation_backward(Identity(), grad, y=y)
+
+
+def sigmoid(x) -> np.ndarray:
+    """Elementwise sigmoid (``fastbp.Sigmoid``)."""
+    return _activation(Sigmoid(), x)
+
+
+def sigmoid_backward(y, grad) -> np.ndarray:
+    """``grad * f'(x)`` for sigmoid, given its output ``y``."""
+    return _activation_backward(Sigmoid(), grad, y=y)
+
+
+def relu(x) -> np.ndarray:
+    """Elementwise relu (``fastbp.ReLU``)."""
+    return _activation(ReLU(), x)
+
+
+def relu_backward(y, grad) -> np.ndarray:
+    """``grad * f'(x)`` for relu, given its output ``y``."""
+    return _activation_backward(ReLU(), grad, y=y)
+
+
+def tanh(x) -> np.ndarray:
+    """Elementwise tanh (``fastbp.Tanh``)."""
+    return _activation(Tanh(), x)
+
+
+def tanh_backward(y, grad) -> np.ndarray:
+    """``grad * f'(x)`` for tanh, given its output ``y``."""
+    return _activation_backward(Tanh(), grad, y=y)
+
+
+def leaky_relu(x, negative_slope: float = 0.01) -> np.ndarray:
+    """Elementwise leaky_relu (``fastbp.LeakyReLU``)."""
+    return _activation(LeakyReLU(negative_slope), x)
+
+
+def leaky_relu_backward(x, grad, negative_slope: float = 0.01) -> np.ndarray:
+    """``grad * f'(x)`` for leaky_relu, given its input ``x``."""
+    return _activation_backward(LeakyReLU(negative_slope), grad, x=x)
+
+
+def elu(x, alpha: float = 1.0) -> np.ndarray:
+    """Elementwise elu (``fastbp.ELU``)."""
+    return _activation(ELU(alpha), x)
+
+
+def elu_backward(x, grad, alpha: float = 1.0) -> np.ndarray:
+    """``grad * f'(x)`` for elu, given its input ``x``."""
+    return _activation_backward(ELU(alpha), grad, x=x)
+
+
+def gelu(x) -> np.ndarray:
+    """Elementwise gelu (``fastbp.GELU``)."""
+    return _activation(GELU(), x)
+
+
+def gelu_backward(x, grad) -> np.ndarray:
+    """``grad * f'(x)`` for gelu, given its input ``x``."""
+    return _activation_backward(GELU(), grad, x=x)
+
+
+def gelu_tanh(x) -> np.ndarray:
+    """Elementwise gelu_tanh (``fastbp.GELU``)."""
+    return _activation(GELU("tanh"), x)
+
+
+def gelu_tanh_backward(x, grad) -> np.ndarray:
+    """``grad * f'(x)`` for gelu_tanh, given its input ``x``."""
+    return _activation_backward(GELU("tanh"), grad, x=x)
+
+
+def silu(x) -> np.ndarray:
+    """Elementwise silu (``fastbp.SiLU``)."""
+    return _activation(SiLU(), x)
+
+
+def silu_backward(x, grad) -> np.ndarray:
+    """``grad * f'(x)`` for silu, given its input ``x``."""
+    return _activation_backward(SiLU(), grad, x=x)
+
+
+def softplus(x, beta: float = 1.0, threshold: float = 20.0) -> np.ndarray:
+    """Elementwise softplus (``fastbp.Softplus``)."""
+    return _activation(Softplus(beta, threshold), x)
+
+
+def softplus_backward(x, grad, beta: float = 1.0, threshold: float = 20.0) -> np.ndarray:
+    """``grad * f'(x)`` for softplus, given its input ``x``."""
+    return _activation_backward(Softplus(beta, threshold), grad, x=x)
 
 
 def softmax(x) -> np.ndarray:
@@ -135,37 +222,46 @@ def _loss_call(name, y, t, reduction, with_grad, params=()):
     return grad if with_grad else value
 
 
-def _loss(name, doc):
-    def value(y, target, reduction: str = "mean") -> float:
-        return _loss_call(name, y, target, reduction, False)
-
-    def backward(y, target, reduction: str = "mean") -> np.ndarray:
-        return _loss_call(name, y, target, reduction, True)
-
-    value.__name__, backward.__name__ = name, name + "_backward"
-    value.__doc__ = doc
-    backward.__doc__ = f"Gradient of {name} with respect to its first argument."
-    return value, backward
+def mse(y, target, reduction: str = "mean") -> float:
+    """Squared error; ``mean`` averages over all elements."""
+    return _loss_call("mse", y, target, reduction, False)
 
 
-mse, mse_backward = _loss("mse", "Squared error; ``mean`` averages over all elements.")
-softmax_cross_entropy, softmax_cross_entropy_backward = _loss(
-    "softmax_cross_entropy",
-    "Cross-entropy of softmax(logits) against class labels (N,) or (N, 1) (integers or "
-    "floats of whole value) or probability rows (N, C); "
-    "``mean`` averages over samples.",
-)
-bce_with_logits, bce_with_logits_backward = _loss(
-    "bce_with_logits",
-    "Binary cross-entropy of sigmoid(logits); ``mean`` averages over all elements.",
-)
+def mse_backward(y, target, reduction: str = "mean") -> np.ndarray:
+    """Gradient of mse with respect to its first argument."""
+    return _loss_call("mse", y, target, reduction, True)
 
 
-l1, l1_backward = _loss(
-    "l1",
-    "Absolute error ``sum(|y - t|)``; ``mean`` averages over all "
-    "elements. Its gradient is ``sign(y - t)``, 0 where y == t.",
-)
+def softmax_cross_entropy(y, target, reduction: str = "mean") -> float:
+    """Cross-entropy of softmax(logits) against class labels (N,) or (N, 1) (integers or
+    floats of whole value) or probability rows (N, C); ``mean`` averages over samples."""
+    return _loss_call("softmax_cross_entropy", y, target, reduction, False)
+
+
+def softmax_cross_entropy_backward(y, target, reduction: str = "mean") -> np.ndarray:
+    """Gradient of softmax_cross_entropy with respect to its first argument."""
+    return _loss_call("softmax_cross_entropy", y, target, reduction, True)
+
+
+def bce_with_logits(y, target, reduction: str = "mean") -> float:
+    """Binary cross-entropy of sigmoid(logits); ``mean`` averages over all elements."""
+    return _loss_call("bce_with_logits", y, target, reduction, False)
+
+
+def bce_with_logits_backward(y, target, reduction: str = "mean") -> np.ndarray:
+    """Gradient of bce_with_logits with respect to its first argument."""
+    return _loss_call("bce_with_logits", y, target, reduction, True)
+
+
+def l1(y, target, reduction: str = "mean") -> float:
+    """Absolute error ``sum(|y - t|)``; ``mean`` averages over all elements. Its gradient
+    is ``sign(y - t)``, 0 where y == t."""
+    return _loss_call("l1", y, target, reduction, False)
+
+
+def l1_backward(y, target, reduction: str = "mean") -> np.ndarray:
+    """Gradient of l1 with respect to its first argument."""
+    return _loss_call("l1", y, target, reduction, True)
 
 
 def huber(y, target, delta: float = 1.0, reduction: str = "mean") -> float:
@@ -213,11 +309,162 @@ def poisson_nll_backward(
     return _loss_call("poisson_nll", y, target, reduction, True, loss.core_params)
 
 
-# One <name>_step function per optimizer class (sgd_step, adam_step, ...).
-for _name in optim.CLASSES:
-    _fn = optim.step_function(getattr(optim, _name), _core.optimizer_step, "The core's")
-    globals()[_fn.__name__] = _fn
-del _name, _fn
+# One <name>_step op per optimizer class, with its hyper-parameters.
+
+
+def sgd_step(
+    param,
+    grad,
+    velocity,
+    *,
+    lr: float = 0.01,
+    momentum: float = 0.0,
+    dampening: float = 0.0,
+    nesterov: bool = False,
+    weight_decay: float = 0.0,
+    step: int = 1,
+) -> None:
+    """The core's ``torch.optim.SGD`` update of ``param`` and ``velocity`` in place, with
+    :class:`fastbp.SGD`'s hyper-parameters (see
+    :func:`~fastbp.optim.optimizers.apply_step`)."""
+    optimizer = SGD(
+        lr=lr, momentum=momentum, dampening=dampening, nesterov=nesterov, weight_decay=weight_decay
+    )
+    apply_step(optimizer, _core.optimizer_step, param, grad, {"velocity": velocity}, step)
+
+
+def adam_step(
+    param,
+    grad,
+    exp_avg,
+    exp_avg_sq,
+    *,
+    lr: float = 0.001,
+    betas: tuple = (0.9, 0.999),
+    eps: float = 1e-08,
+    weight_decay: float = 0.0,
+    decoupled_weight_decay: bool = False,
+    step: int = 1,
+) -> None:
+    """The core's ``torch.optim.Adam`` update of ``param``, ``exp_avg`` and ``exp_avg_sq``
+    in place, with :class:`fastbp.Adam`'s hyper-parameters (see
+    :func:`~fastbp.optim.optimizers.apply_step`)."""
+    optimizer = Adam(
+        lr=lr,
+        betas=betas,
+        eps=eps,
+        weight_decay=weight_decay,
+        decoupled_weight_decay=decoupled_weight_decay,
+    )
+    apply_step(
+        optimizer,
+        _core.optimizer_step,
+        param,
+        grad,
+        {"exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq},
+        step,
+    )
+
+
+def adamw_step(
+    param,
+    grad,
+    exp_avg,
+    exp_avg_sq,
+    *,
+    lr: float = 0.001,
+    betas: tuple = (0.9, 0.999),
+    eps: float = 1e-08,
+    weight_decay: float = 0.01,
+    step: int = 1,
+) -> None:
+    """The core's ``torch.optim.AdamW`` update of ``param``, ``exp_avg`` and ``exp_avg_sq``
+    in place, with :class:`fastbp.AdamW`'s hyper-parameters (see
+    :func:`~fastbp.optim.optimizers.apply_step`)."""
+    optimizer = AdamW(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+    apply_step(
+        optimizer,
+        _core.optimizer_step,
+        param,
+        grad,
+        {"exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq},
+        step,
+    )
+
+
+def rmsprop_step(
+    param,
+    grad,
+    square_avg,
+    momentum_buffer,
+    grad_avg,
+    *,
+    lr: float = 0.01,
+    alpha: float = 0.99,
+    eps: float = 1e-08,
+    weight_decay: float = 0.0,
+    momentum: float = 0.0,
+    centered: bool = False,
+    step: int = 1,
+) -> None:
+    """The core's ``torch.optim.RMSprop`` update of ``param``, ``square_avg``,
+    ``momentum_buffer`` and ``grad_avg`` in place, with :class:`fastbp.RMSprop`'s hyper-
+    parameters (see :func:`~fastbp.optim.optimizers.apply_step`)."""
+    optimizer = RMSprop(
+        lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum, centered=centered
+    )
+    apply_step(
+        optimizer,
+        _core.optimizer_step,
+        param,
+        grad,
+        {"square_avg": square_avg, "momentum_buffer": momentum_buffer, "grad_avg": grad_avg},
+        step,
+    )
+
+
+def adagrad_step(
+    param,
+    grad,
+    sum,
+    *,
+    lr: float = 0.01,
+    lr_decay: float = 0.0,
+    weight_decay: float = 0.0,
+    eps: float = 1e-10,
+    step: int = 1,
+) -> None:
+    """The core's ``torch.optim.Adagrad`` update of ``param`` and ``sum`` in place, with
+    :class:`fastbp.Adagrad`'s hyper-parameters (see
+    :func:`~fastbp.optim.optimizers.apply_step`)."""
+    optimizer = Adagrad(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay, eps=eps)
+    apply_step(optimizer, _core.optimizer_step, param, grad, {"sum": sum}, step)
+
+
+def adadelta_step(
+    param,
+    grad,
+    square_avg,
+    acc_delta,
+    *,
+    lr: float = 1.0,
+    rho: float = 0.9,
+    eps: float = 1e-06,
+    weight_decay: float = 0.0,
+    step: int = 1,
+) -> None:
+    """The core's ``torch.optim.Adadelta`` update of ``param``, ``square_avg`` and
+    ``acc_delta`` in place, with :class:`fastbp.Adadelta`'s hyper-parameters (see
+    :func:`~fastbp.optim.optimizers.apply_step`)."""
+    optimizer = Adadelta(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay)
+    apply_step(
+        optimizer,
+        _core.optimizer_step,
+        param,
+        grad,
+        {"square_avg": square_avg, "acc_delta": acc_delta},
+        step,
+    )
 
 
 def clip_grad_norm(grad, max_norm: float) -> float:

@@ -61,12 +61,12 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 from threadpoolctl import threadpool_limits
 
 from . import _validate
-from .activations import ACTIVATIONS
-from .layers import Dense
-from .losses import BCEWithLogitsLoss, MSELoss, PoissonNLLLoss, SoftmaxCrossEntropyLoss
+from .io.onnx_export import to_onnx
 from .network import Network
-from .onnx_export import to_onnx
-from .optim import SGD, Adam
+from .nn.activations import ACTIVATIONS
+from .nn.layers import Dense
+from .nn.losses import BCEWithLogitsLoss, MSELoss, PoissonNLLLoss, SoftmaxCrossEntropyLoss
+from .optim.optimizers import SGD, Adam
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
@@ -827,7 +827,7 @@ class _BaseMLP(BaseEstimator):
     def to_onnx(self, path: str | os.PathLike, opset: int = 17) -> None:
         """Write the fitted model to ``path`` as an ONNX model of the network's dtype,
         whose input ``"input"`` is a dynamic batch of rows (see
-        :func:`fastbp.onnx_export.to_onnx`; needs ``pip install "fastbp[onnx]"``).
+        :func:`fastbp.io.onnx_export.to_onnx`; needs ``pip install "fastbp[onnx]"``).
 
         The classifier's output ``"probabilities"`` is :meth:`MLPClassifier.predict_proba`;
         the regressor's output ``"output"`` is :meth:`MLPRegressor.predict`, of shape

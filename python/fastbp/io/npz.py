@@ -1,6 +1,6 @@
 """Saving and loading networks: a .npz file holding a JSON header and the flat
 parameters. Loading never unpickles, and checks every size the file claims before it
-allocates anything of that size (see :mod:`fastbp._archive`).
+allocates anything of that size (see :mod:`fastbp.io._archive`).
 
 This module sits below :mod:`fastbp.network`: what builds a network takes the network
 class as an argument (``Network.load`` passes itself)."""
@@ -19,9 +19,10 @@ from typing import BinaryIO
 
 import numpy as np
 
-from . import _archive, _sigint, _validate
-from .layers import LAYER_TYPES
-from .losses import LOSS_TYPES, Loss
+from .. import _sigint, _validate
+from ..nn.layers import LAYER_TYPES
+from ..nn.losses import LOSS_TYPES, Loss
+from . import _archive
 
 __all__ = ["save", "load", "network_config", "values", "from_config", "atomic_write"]
 
@@ -239,7 +240,7 @@ def load(path, network_cls: type, backend: str | None = None):
     """Rebuild the network saved at ``path``, as a ``network_cls``.
 
     Every size the file claims is checked against the others before anything of that
-    size is allocated or decompressed (see :mod:`fastbp._archive`), and the header is
+    size is allocated or decompressed (see :mod:`fastbp.io._archive`), and the header is
     parsed only if it is at most ``_archive.MAX_HEADER_CHARS`` characters and nests at
     most ``MAX_HEADER_DEPTH`` levels, so refusing a small file costs little memory.
 

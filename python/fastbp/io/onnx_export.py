@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import _core
-from .io import atomic_write
+from .. import _core
+from .npz import atomic_write
 
 if TYPE_CHECKING:
-    from .network import Network
+    from ..network import Network
 
 __all__ = ["to_onnx", "MIN_OPSET", "HEADS"]
 

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
-from . import _validate
+from .. import _validate
+from ..optim.optimizers import Optimizer
 from .callbacks import BAR_UPDATES_PER_EPOCH
-from .optim import Optimizer
 
 if TYPE_CHECKING:
     from mpi4py import MPI

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import _core, _names, _validate
+from .. import _core, _names, _validate
 
 __all__ = [
     "Loss",

@@ -4,7 +4,7 @@ weights kept (after each epoch), and a progress bar (also within an epoch).
 
 A callback is any callable ``callback(epoch, logs)``; ``epoch`` counts from 0, the
 epoch's index in :class:`fastbp.History`'s lists (messages and the progress bar count
-from 1: see :mod:`fastbp.history`), and ``logs`` holds that epoch's values (``loss``,
+from 1: see :mod:`fastbp.training.history`), and ``logs`` holds that epoch's values (``loss``,
 ``val_loss``, ``accuracy``, ``lr``, ``epoch_time``, ...). Returning ``False`` stops
 training after that epoch. A :class:`Callback` is also asked whether it can work with a
 fit (with the network, the optimizer and the keys the logs will have) among fit's own
@@ -19,7 +19,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from . import _validate, io
+from .. import _validate
+from ..io import npz
 from .metrics import METRICS
 
 __all__ = [
@@ -128,7 +129,7 @@ class ModelCheckpoint(_Monitor):
         save_best_only: bool = True,
         mode: str = "auto",
     ):
-        self.path = io.npz_path(path)
+        self.path = npz.npz_path(path)
         if not isinstance(save_best_only, bool):
             raise TypeError(f"save_best_only must be a bool, got {type(save_best_only).__name__}")
         super().__init__(monitor, mode, 0.0)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from . import _validate
+from .. import _validate
 
 __all__ = ["Schedule", "StepLR", "ExponentialLR", "CosineAnnealingLR"]
 

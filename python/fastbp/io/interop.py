@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import activations  # noqa: F401  (its classes enter LAYER_TYPES on import)
-from .layers import LAYER_TYPES, Layer
+from ..nn import activations  # noqa: F401  (its classes enter LAYER_TYPES on import)
+from ..nn.layers import LAYER_TYPES, Layer
 
 __all__ = ["torch_layers", "to_torch"]
 

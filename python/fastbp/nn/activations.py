@@ -12,7 +12,7 @@ import inspect
 
 import numpy as np
 
-from . import _core, _names, _validate
+from .. import _core, _names, _validate
 from .layers import Layer
 
 #: The classes fastbp exports at its top level.

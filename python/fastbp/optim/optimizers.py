@@ -3,13 +3,12 @@ update rules themselves live in the core (csrc/common/optim_math.hpp)."""
 
 from __future__ import annotations
 
-import inspect
 import threading
 import weakref
 
 import numpy as np
 
-from . import _core, _validate
+from .. import _core, _validate
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta"]
 
@@ -596,46 +595,13 @@ class Adadelta(Optimizer):
         return tuple(checked[name] for name in self._HYPER[:-1])
 
 
-def step_function(cls: type, apply, doc: str):
-    """``<name>_step(param, grad, *states, *, <cls's hyper-parameters>, step=1)``: one
-    update by optimizer class ``cls`` of ``param`` and its state arrays in place, as
-    ``apply(kind, hyper, param, grad, states, step)`` computes it (``hyper`` in the core's
-    order, checked by ``cls``). ``doc`` opens its docstring."""
-    states = cls._STATE.names
-    public = inspect.signature(cls.__init__).parameters
-    hyper_names = [n for n in list(public)[1:] if n != "max_grad_norm" and n not in cls._INIT_ONLY]
-    positional = inspect.Parameter.POSITIONAL_OR_KEYWORD
-    keyword = inspect.Parameter.KEYWORD_ONLY
-    signature = inspect.Signature(
-        [inspect.Parameter(n, positional) for n in ("param", "grad", *states)]
-        + [public[n].replace(kind=keyword) for n in hyper_names]
-        + [inspect.Parameter("step", keyword, default=1, annotation="int")]
-    )
-
-    def step_fn(*args, **kwargs) -> None:
-        arguments = signature.bind(*args, **kwargs)
-        arguments.apply_defaults()
-        values = arguments.arguments
-        optimizer = cls(**{n: values[n] for n in hyper_names})
-        arrays = [values[n] for n in states]
-        grad = _validate.update_buffers(values["param"], values["grad"], dict(zip(states, arrays)))
-        apply(
-            optimizer.kind,
-            optimizer._core_spec.hyper,
-            values["param"],
-            grad,
-            arrays,
-            _validate.positive_int("step", values["step"]),
-        )
-
-    step_fn.__name__ = step_fn.__qualname__ = cls.__name__.lower() + "_step"
-    step_fn.__signature__ = signature
-    step_fn.__doc__ = (
-        f"{doc} one ``torch.optim.{cls.__name__}`` update, in place on ``param`` and its "
-        f"state arrays ({', '.join(f'``{n}``' for n in states)}); the hyper-parameters are "
-        f":class:`fastbp.{cls.__name__}`'s and checked as it checks them, ``step`` (from 1) "
-        "is the number of this update.\n\n``param`` and the states must be writeable "
-        "C-contiguous float32/float64 arrays of one shape and dtype; ``grad`` is converted "
-        "to match."
-    )
-    return step_fn
+def apply_step(optimizer: Optimizer, apply, param, grad, states: dict, step) -> None:
+    """One update by ``optimizer`` of ``param`` and its ``states`` (name -> array, in
+    ``optimizer``'s order) in place, as ``apply(kind, hyper, param, grad, arrays, step)``
+    computes it (``hyper`` in the core's order): the ``<name>_step`` ops and their NumPy
+    twins. ``param`` and the states must be writeable C-contiguous float32/float64 arrays
+    of one shape and dtype; ``grad`` is converted to match; ``step`` (from 1) is the
+    number of this update."""
+    grad = _validate.update_buffers(param, grad, states)
+    step = _validate.positive_int("step", step)
+    apply(optimizer.kind, optimizer._core_spec.hyper, param, grad, list(states.values()), step)

@@ -12,7 +12,13 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from . import _sigint, _validate, distributed, io, optim
+from .. import _sigint, _validate
+from ..io import npz
+from ..nn.losses import BCEWithLogitsLoss
+from ..optim import optimizers
+from ..optim.optimizers import FitClaim, Optimizer
+from ..optim.schedules import Schedule
+from . import distributed
 from .callbacks import (
     BAR_UPDATES_PER_EPOCH,
     Callback,
@@ -22,10 +28,7 @@ from .callbacks import (
     progress_default,
 )
 from .history import History, epoch_name
-from .losses import BCEWithLogitsLoss
 from .metrics import METRICS
-from .optim import FitClaim, Optimizer
-from .schedules import Schedule
 
 if TYPE_CHECKING:
     from mpi4py import MPI
@@ -57,7 +60,7 @@ class _Run(NamedTuple):
 
 def fit(net, X, T, *, optimizer: Optimizer, **options) -> History:
     """:meth:`fastbp.Network.fit` (documented there), on ``net``, under its lock, with
-    ``optimizer`` claimed for this fit alone (see :class:`fastbp.optim.FitClaim`) from
+    ``optimizer`` claimed for this fit alone (see :class:`fastbp.optim.optimizers.FitClaim`) from
     the last of its checks to its end."""
     claim = FitClaim(optimizer)
     try:
@@ -227,7 +230,7 @@ def _checked(
     """Every argument of ``fit`` checked and converted, before anything changes."""
     epochs = _validate.positive_int("epochs", epochs)
     batch_size = _validate.positive_int("batch_size", batch_size)
-    optim.check(optimizer)
+    optimizers.check(optimizer)
     x, t = net._batch(X, T)
     # Checked whole here: with a progress bar the core sees slices (and would name rows
     # of a slice), and without rows no epoch reaches the core at all.
@@ -262,7 +265,7 @@ def _data_parallel(
     """This rank's part in training on every rank of ``comm``, which starts from rank 0's
     parameters and optimizer state; refuses settings that differ between the ranks."""
     settings = {
-        "network": io.network_config(net),
+        "network": npz.network_config(net),
         "optimizer": repr(optimizer),
         "epochs": run.epochs,
         "learning rates": run.lrs,

@@ -1,21 +1,22 @@
 """Layers: the ``Layer`` base, ``Dense``, ``Dropout``, ``LayerNorm`` and ``BatchNorm`` (the
-activations are in :mod:`fastbp.activations`). A layer is a description plus its
+activations are in :mod:`fastbp.nn.activations`). A layer is a description plus its
 parameters (and state); the network runs them in C++ (or NumPy for ``backend="numpy"``,
 through each layer's ``forward_numpy`` / ``backward_numpy``, whose normalisation and
-dropout formulas live in :mod:`fastbp._layer_math`)."""
+dropout formulas live in :mod:`fastbp.nn._layer_math`)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from . import _core, _layer_math, _validate
+from .. import _core, _validate
+from . import _layer_math
 
 __all__ = ["Layer", "Dense", "Dropout", "LayerNorm", "BatchNorm", "INITS", "LAYER_TYPES"]
 
 INITS = ("xavier", "he", "zeros")
 
 #: fastbp's layer classes by class name (what a saved network names them by), each
-#: entered as it is defined (the activations when fastbp.activations is imported).
+#: entered as it is defined (the activations when fastbp.nn.activations is imported).
 LAYER_TYPES: dict[str, type] = {}
 
 
