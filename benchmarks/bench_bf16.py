@@ -7,10 +7,11 @@ Two tables. The train step (forward, MSE, backward, SGD; bench_train.py's networ
 fastbp with ``compute_dtype="bfloat16"``, of fastbp in float32, and of PyTorch under
 ``torch.autocast("cpu", dtype=torch.bfloat16)``; and square products of
 ``fb.ops.matmul(a, b, compute_dtype="bfloat16")`` (float32 in and out, rounded operands)
-against ``torch.matmul`` on bfloat16 tensors and fastbp's float32 product. Medians; ratios
->1 mean fastbp bfloat16 is faster. The header names the bfloat16 kernel in use: on a CPU
-without AVX512-BF16 or AMX it is the portable path (float32 arithmetic on rounded
-operands), which cannot beat float32.
+against ``torch.matmul`` on bfloat16 tensors and fastbp's float32 product. The
+contenders of a row take turns, one timed block each per round (``--repeats`` rounds);
+medians. Ratios >1 mean fastbp bfloat16 is faster. The header names the bfloat16 kernel
+in use: on a CPU without AVX512-BF16 or AMX it is the portable path (float32 arithmetic
+on rounded operands), which cannot beat float32.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 
 import fastbp as fb
 from bench_train import CASES, fastbp_step, step_flops, torch_step
-from timing import median_seconds, torch_with_threads
+from timing import interleaved_medians, torch_with_threads
 
 
 def train_table(cases, repeats, torch, rng):
@@ -36,12 +37,13 @@ def train_table(cases, repeats, torch, rng):
         sizes, batch = CASES[name]
         X = rng.standard_normal((batch, sizes[0]), dtype=np.float32)
         T = rng.standard_normal((batch, sizes[-1]), dtype=np.float32)
-        t = {
-            "bf16": median_seconds(fastbp_step(sizes, X, T, "cpu", "bfloat16"), repeats),
-            "f32": median_seconds(fastbp_step(sizes, X, T, "cpu"), repeats),
+        steps = {
+            "bf16": fastbp_step(sizes, X, T, "cpu", "bfloat16"),
+            "f32": fastbp_step(sizes, X, T, "cpu"),
         }
         if torch is not None:
-            t["autocast"] = median_seconds(torch_step(sizes, X, T, autocast=True), repeats)
+            steps["autocast"] = torch_step(sizes, X, T, autocast=True)
+        t = interleaved_medians(steps, repeats)
         auto = f"{t['autocast'] * 1e6:>11.1f}" if "autocast" in t else f"{'-':>11}"
         vs_auto = f"{t['autocast'] / t['bf16']:>10.2f}" if "autocast" in t else f"{'-':>10}"
         print(
@@ -61,13 +63,14 @@ def gemm_table(sizes, repeats, torch, rng):
     for n in sizes:
         a = rng.standard_normal((n, n), dtype=np.float32)
         b = rng.standard_normal((n, n), dtype=np.float32)
-        t = {
-            "bf16": median_seconds(lambda: fb.ops.matmul(a, b, compute_dtype="bfloat16"), repeats),
-            "f32": median_seconds(lambda: fb.ops.matmul(a, b), repeats),
+        products = {
+            "bf16": lambda: fb.ops.matmul(a, b, compute_dtype="bfloat16"),
+            "f32": lambda: fb.ops.matmul(a, b),
         }
         if torch is not None:
             ta, tb = (torch.from_numpy(x).to(torch.bfloat16) for x in (a, b))
-            t["torch"] = median_seconds(lambda: torch.matmul(ta, tb), repeats)
+            products["torch"] = lambda: torch.matmul(ta, tb)
+        t = interleaved_medians(products, repeats)
         tt = f"{t['torch'] * 1e3:>13.2f}" if "torch" in t else f"{'-':>13}"
         vs = f"{t['torch'] / t['bf16']:>7.2f}" if "torch" in t else f"{'-':>7}"
         print(

@@ -2,13 +2,17 @@
 
     python benchmarks/bench_pair.py --a /tmp/old-build --b python
     python benchmarks/bench_pair.py --a /tmp/old-build --b python --cases S1,S2 --blocks 41
+    python benchmarks/bench_pair.py --a /tmp/old-build --b python --cases S3,mm1024 \
+        --compute-dtype bfloat16
 
 ``--a`` and ``--b`` are folders that hold a ``fastbp`` package (an installed copy, or
 ``python`` in a source tree with its ``_core`` built in place). Each gets a worker
 process that imports fastbp from there and builds bench_train's networks; the workers
 then take turns, one timed block of steps (about ``--block-seconds``) each, in an order
 that alternates from pair to pair, so that whatever else runs on the machine falls on
-both alike. The table gives each build's
+both alike. A case ``mmN`` is the product ``fb.ops.matmul`` of two N x N float32
+matrices instead of a step; ``--compute-dtype bfloat16`` runs steps and products in
+bfloat16. The table gives each build's
 median time per step over the blocks and the median of the per-pair ratios b / a (<1:
 b is faster), with its spread (the 25th and 75th percentiles).
 """
@@ -27,13 +31,24 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def worker(block_seconds: float) -> None:
+def worker(block_seconds: float, compute_dtype: str | None) -> None:
     """Answer ``case`` lines on stdin with one block's seconds per step of that case."""
     import fastbp as fb
     from bench_train import CASES, fastbp_step
 
-    steps, per_block = {}, {}
     rng = np.random.default_rng(0)
+
+    def make(case):
+        if case.startswith("mm"):
+            n = int(case[2:])
+            a, b = (rng.standard_normal((n, n), dtype=np.float32) for _ in range(2))
+            return lambda: fb.ops.matmul(a, b, compute_dtype=compute_dtype)
+        sizes, batch = CASES[case]
+        X = rng.standard_normal((batch, sizes[0]), dtype=np.float32)
+        T = rng.standard_normal((batch, sizes[-1]), dtype=np.float32)
+        return fastbp_step(sizes, X, T, "cpu", compute_dtype)
+
+    steps, per_block = {}, {}
     print(
         json.dumps(
             {"version": fb.__version__, "file": fb.__file__, "simd": fb.build_info()["simd"]}
@@ -43,10 +58,7 @@ def worker(block_seconds: float) -> None:
     for line in sys.stdin:
         case = line.strip()
         if case not in steps:
-            sizes, batch = CASES[case]
-            X = rng.standard_normal((batch, sizes[0]), dtype=np.float32)
-            T = rng.standard_normal((batch, sizes[-1]), dtype=np.float32)
-            step = steps[case] = fastbp_step(sizes, X, T, "cpu")
+            step = steps[case] = make(case)
             step()
             t0 = time.perf_counter()
             step()
@@ -58,10 +70,13 @@ def worker(block_seconds: float) -> None:
         print((time.perf_counter() - t0) / n, flush=True)
 
 
-def start(path: str, block_seconds: float) -> tuple[subprocess.Popen, dict]:
+def start(
+    path: str, block_seconds: float, compute_dtype: str | None
+) -> tuple[subprocess.Popen, dict]:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.abspath(path), HERE]))
+    dtype_args = ["--compute-dtype", compute_dtype] if compute_dtype else []
     proc = subprocess.Popen(
-        [sys.executable, __file__, "--worker", "--block-seconds", str(block_seconds)],
+        [sys.executable, __file__, "--worker", "--block-seconds", str(block_seconds), *dtype_args],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -83,17 +98,21 @@ def main(argv=None) -> None:
     parser.add_argument("--cases", default="S1,S2,S3,S4,S5")
     parser.add_argument("--blocks", type=int, default=21, help="timed blocks per build")
     parser.add_argument("--block-seconds", type=float, default=0.2)
+    parser.add_argument("--compute-dtype", default=None, help="e.g. bfloat16 (default: float32)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        worker(args.block_seconds)
+        worker(args.block_seconds, args.compute_dtype)
         return
     if not (args.a and args.b):
         parser.error("--a and --b are both needed")
-    (a, info_a), (b, info_b) = start(args.a, args.block_seconds), start(args.b, args.block_seconds)
+    (a, info_a), (b, info_b) = (
+        start(path, args.block_seconds, args.compute_dtype) for path in (args.a, args.b)
+    )
     print(
         f"# a: {info_a['file']} (simd={info_a['simd']})\n# b: {info_b['file']} "
-        f"(simd={info_b['simd']}); {args.blocks} alternating blocks per case"
+        f"(simd={info_b['simd']}); {args.blocks} alternating blocks per case; "
+        f"compute dtype {args.compute_dtype or 'float32'}"
     )
     header = f"{'case':4} {'a us':>12} {'b us':>12} {'b / a':>7} {'25%-75%':>13}"
     print(header + "\n" + "-" * len(header))

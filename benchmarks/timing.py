@@ -39,3 +39,29 @@ def median_seconds(fn, repeats: int, block_seconds: float = 0.2) -> float:
             fn()
         samples.append((time.perf_counter() - t0) / per_block)
     return statistics.median(samples)
+
+
+def interleaved_medians(fns: dict, repeats: int, block_seconds: float = 0.2) -> dict:
+    """Median seconds per call of each of ``fns`` (name -> callable), timed in rounds: a
+    round runs one block (~``block_seconds``) of every contender, in an order that rotates
+    from round to round, so that a change in the machine's load falls on all of them alike
+    rather than on whichever ran last. A short pause before each block lets the previous
+    library's worker threads stop spinning."""
+    per_block = {}
+    for name, fn in fns.items():
+        fn()
+        t0 = time.perf_counter()
+        fn()
+        once = max(time.perf_counter() - t0, 1e-7)
+        per_block[name] = max(1, min(int(block_seconds / once), 20000))
+    names = list(fns)
+    samples = {name: [] for name in names}
+    for r in range(repeats):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            time.sleep(0.05)
+            fn, n = fns[name], per_block[name]
+            t0 = time.perf_counter()
+            for _ in range(n):
+                fn()
+            samples[name].append((time.perf_counter() - t0) / n)
+    return {name: statistics.median(s) for name, s in samples.items()}

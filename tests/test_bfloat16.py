@@ -41,6 +41,10 @@ SPECIALS = np.array(
     ],
     dtype=np.float32,
 )
+# float32's largest subnormal: the software rounding takes it up to 2**-126, a normal
+# bfloat16; vcvtne2ps2bf16, which reads subnormals as zero, gives zero.
+JUST_BELOW_NORMAL = np.nextafter(np.finfo(np.float32).tiny, np.float32(0))
+SPECIALS = np.append(SPECIALS, JUST_BELOW_NORMAL)
 # Exactly half-way between two bfloat16 neighbours: ties go to the even one.
 TIES = np.array([1 + 2**-8, 1 + 3 * 2**-8, -(1 + 2**-8), 2 + 2**-7], dtype=np.float32)
 
@@ -158,11 +162,18 @@ SUBNORMAL_CHECK = textwrap.dedent("""
 
     # Subnormal operands times 1: the rounded operand on a path that keeps them, zero on
     # one that flushes them; either way the emulation under the same rule, bit for bit.
-    x = np.array([[1e-38], [-1e-39], [5e-40], [1.2e-45], [1.0]], np.float32)
-    one = np.ones((1, 1), np.float32)
-    emulated = fb.reference.matmul(x, one, compute_dtype="bfloat16", subnormals=rule)
-    if not np.array_equal(product(x, one, False, False), emulated):
-        failures.append(("subnormal operands", product(x, one, False, False).ravel()))
+    # Each operand, each transpose, narrow and wide products: every packer. The largest
+    # subnormal rounds up to 2**-126 where kept, and reads as zero where flushed.
+    just_below = np.nextafter(np.float32(tiny), np.float32(0))
+    x = np.tile(np.float32([1e-38, -1e-39, 5e-40, 1.2e-45, 1.0, just_below]), 7)[:, None]
+    for width in (1, 40):
+        ones = np.ones((1, width), np.float32)
+        emulated = fb.reference.matmul(x, ones, compute_dtype="bfloat16", subnormals=rule)
+        for ta, tb in itertools.product((False, True), repeat=2):
+            if not np.array_equal(product(x, ones, ta, tb), emulated):
+                failures.append(("subnormal A", width, ta, tb, product(x, ones, ta, tb)[:6, 0]))
+            if not np.array_equal(product(ones.T, x.T, ta, tb), emulated.T):
+                failures.append(("subnormal B", width, ta, tb, product(ones.T, x.T, ta, tb)[0, :6]))
 
     # Normal operands whose products and every partial sum lie below 2**-126: zero on a
     # flushing path whatever the order of the sums; on a keeping path the float32 sum of
@@ -215,6 +226,22 @@ def test_flushing_emulation_reads_subnormal_operands_as_signed_zeros():
     np.testing.assert_array_equal(flushed[4:], kept[4:])
 
 
+def test_flushing_emulation_reads_subnormals_as_zero_before_rounding():
+    """As vcvtne2ps2bf16 does: the largest subnormal, which rounding alone would take up
+    to 2**-126, is zero; NaN, infinity and normal values round as without flushing."""
+    tiny = np.finfo(np.float32).tiny
+    x = np.array([JUST_BELOW_NORMAL, -JUST_BELOW_NORMAL, tiny, np.nan, np.inf], np.float32)
+    kept = fb.reference.round_to_bfloat16(x)
+    flushed = fb.reference.round_to_bfloat16(x, subnormals="flushed")
+    np.testing.assert_array_equal(kept[:3], [tiny, -tiny, tiny])
+    np.testing.assert_array_equal(_bits(flushed[:2]), _bits(np.float32([0, -0.0])))
+    np.testing.assert_array_equal(flushed[2:], kept[2:])
+    product = fb.reference.matmul(
+        x[:1, None], np.ones((1, 1), np.float32), compute_dtype="bfloat16", subnormals="flushed"
+    )
+    assert product[0, 0] == 0
+
+
 def test_flushing_emulation_flushes_partial_sums_not_small_terms():
     """A term below 2**-126 still counts where the running sum is normal: the fused
     multiply-add rounds once, and only a subnormal sum is flushed."""
@@ -255,20 +282,30 @@ def test_unknown_subnormal_rules_are_refused(call):
         call()
 
 
-def test_packed_bfloat16_layouts_match_emulated_instructions(tmp_path):
+# tests/cpp/bf16_layouts.cpp built plain (the layouts, on any CPU) and for AVX512-BF16
+# (the kernels' vector packers against the scalar ones, bit for bit).
+LAYOUT_BUILDS = {"scalar": [], "avx512_bf16": ["-mavx512f", "-mavx512bw", "-mavx512bf16"]}
+
+
+@pytest.mark.parametrize("build", LAYOUT_BUILDS)
+def test_packed_bfloat16_layouts_match_emulated_instructions(tmp_path, build):
     """The AVX512-BF16 and AMX kernels' panels, checked on any CPU: tests/cpp/
     bf16_layouts.cpp packs with csrc's packers and multiplies by scalar emulations of
-    vdpbf16ps and tdpbf16ps."""
+    vdpbf16ps and tdpbf16ps; on a CPU with AVX512-BF16 it also checks the vector
+    packers the kernels use against the scalar ones."""
     root = pathlib.Path(__file__).resolve().parents[1]
     compiler = shutil.which(os.environ.get("CXX", "c++"))
     if compiler is None or not (root / "csrc").is_dir():
         pytest.skip("needs a C++ compiler and the source tree's csrc/")
+    if build != "scalar" and build not in fb.build_info()["simd_available"]:
+        pytest.skip(f"the {build} path is not compiled in or this CPU cannot run it")
     exe = tmp_path / "bf16_layouts"
     subprocess.run(
         [
             compiler,
             "-std=c++17",
             "-O1",
+            *LAYOUT_BUILDS[build],
             f"-I{root / 'csrc'}",
             str(root / "tests" / "cpp" / "bf16_layouts.cpp"),
             "-o",
@@ -279,6 +316,7 @@ def test_packed_bfloat16_layouts_match_emulated_instructions(tmp_path):
     )
     result = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
+    assert ("vector packers" in result.stdout) == (build != "scalar"), result.stdout
 
 
 def test_build_info_names_the_bfloat16_kernel_in_use():

@@ -92,7 +92,9 @@ Isa detect_hardware() {
   const bool avx512f = (l7.ebx >> 16) & 1;
   const bool avx512dq = (l7.ebx >> 17) & 1;
   if (ymm_state && zmm_state && avx512f && avx512dq && avx2 && fma) {
-    const bool avx512_bf16 = (cpuid(7, 1).eax >> 5) & 1;
+    // The bfloat16 paths' packers also permute 16-bit words (AVX512BW), which every
+    // AVX512-BF16 CPU so far has.
+    const bool avx512_bf16 = ((cpuid(7, 1).eax >> 5) & 1) && ((l7.ebx >> 30) & 1);
     const bool amx_bf16 = (l7.edx >> 22) & 1, amx_tile = (l7.edx >> 24) & 1;
     const bool tile_state = (xcr & 0x60000) == 0x60000;  // XTILECFG + XTILEDATA
     if (!avx512_bf16) return Isa::Avx512;

@@ -17,6 +17,16 @@ inline uint16_t bf16_bits(float x) {
   return static_cast<uint16_t>(u >> 16);
 }
 
+// The rounding of vcvtne2ps2bf16, which the bfloat16 instructions' panels go through: a
+// subnormal float32 reads as a zero of its sign first, so a value just below 2^-126
+// gives zero where bf16_bits rounds it up to 2^-126; otherwise bf16_bits.
+inline uint16_t bf16_bits_flushed(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, sizeof u);
+  if ((u & 0x7f800000u) == 0) return static_cast<uint16_t>((u >> 16) & 0x8000u);
+  return bf16_bits(x);
+}
+
 // x rounded to the nearest bfloat16, as a float32 (its low 16 bits zero).
 inline float bf16_round(float x) {
   const uint32_t u = static_cast<uint32_t>(bf16_bits(x)) << 16;

@@ -1,5 +1,6 @@
-// AMX micro-kernel; this file alone is compiled with -mamx-tile -mamx-bf16 (and AVX-512
-// for its packing loops). A 32 x 32 tile of C is four 16 x 16 float32 accumulator tiles
+// AMX micro-kernel; this file alone is compiled with -mamx-tile -mamx-bf16 (and
+// AVX512-BF16 for its packers, pack_bf16_avx512.hpp: AMX CPUs have it, and dispatch.cpp
+// picks this path only beside it). A 32 x 32 tile of C is four 16 x 16 float32 accumulator tiles
 // (tmm0-3); per 32 K values it loads two A tiles (16 rows x 32 bfloat16, tmm4-5) and two
 // B tiles (16 pair rows x 16 columns, tmm6-7) and issues four tdpbf16ps. The
 // accumulators go through a scratch tile to apply alpha, beta and the edge. The tile
@@ -12,7 +13,7 @@
 #include <cstdint>
 
 #include "config.hpp"
-#include "pack_bf16.hpp"
+#include "pack_bf16_avx512.hpp"
 
 namespace fastbp::kernels::gemm_detail {
 namespace {
@@ -80,11 +81,11 @@ void bf16gemm_amx_32x32(int64_t kc, float alpha, const float* a, int64_t rs_a, i
 
 void bf16_pack_a_amx32(bool trans, const float* a, int64_t lda, int64_t i0, int64_t rows,
                        int64_t p0, int64_t kc, float* dst) {
-  pack_a_bf16<kTile, 32, true>(trans, a, lda, i0, rows, p0, kc, dst);
+  pack_a_bf16<kTile, 32, true, Avx512Bf16Panels>(trans, a, lda, i0, rows, p0, kc, dst);
 }
 void bf16_pack_b_amx32(bool trans, const float* b, int64_t ldb, int64_t j0, int64_t cols,
                        int64_t p0, int64_t kc, float* dst) {
-  pack_b_bf16<kTile, 32>(trans, b, ldb, j0, cols, p0, kc, dst);
+  pack_b_bf16<kTile, 32, Avx512Bf16Panels>(trans, b, ldb, j0, cols, p0, kc, dst);
 }
 
 }  // namespace fastbp::kernels::gemm_detail

@@ -1,4 +1,5 @@
-// AVX512-BF16 micro-kernels; this file alone is compiled with -mavx512bf16. The tiles and
+// AVX512-BF16 micro-kernels and their packers; this file alone is compiled with
+// -mavx512bf16 (and -mavx512bw for the packers' word permutes). The tiles and
 // register use of the float32 AVX-512 kernels (ukr_avx512.cpp), but each accumulate step
 // is one vdpbf16ps: a broadcast bfloat16 pair of A times a B row of NR pairs, added to
 // float32 accumulators, so a step consumes two K values. The instruction treats
@@ -8,7 +9,7 @@
 #include <cstring>
 
 #include "config.hpp"
-#include "pack_bf16.hpp"
+#include "pack_bf16_avx512.hpp"
 #include "ukr_simd.hpp"
 
 namespace fastbp::kernels::gemm_detail {
@@ -58,19 +59,19 @@ void bf16gemm_avx512bf16_6x64_edge(int64_t kc, float alpha, const float* a, int6
 
 void bf16_pack_a_pairs12(bool trans, const float* a, int64_t lda, int64_t i0, int64_t rows,
                          int64_t p0, int64_t kc, float* dst) {
-  pack_a_bf16<12, 2, false>(trans, a, lda, i0, rows, p0, kc, dst);
+  pack_a_bf16<12, 2, false, Avx512Bf16Panels>(trans, a, lda, i0, rows, p0, kc, dst);
 }
 void bf16_pack_a_pairs6(bool trans, const float* a, int64_t lda, int64_t i0, int64_t rows,
                         int64_t p0, int64_t kc, float* dst) {
-  pack_a_bf16<6, 2, false>(trans, a, lda, i0, rows, p0, kc, dst);
+  pack_a_bf16<6, 2, false, Avx512Bf16Panels>(trans, a, lda, i0, rows, p0, kc, dst);
 }
 void bf16_pack_b_pairs32(bool trans, const float* b, int64_t ldb, int64_t j0, int64_t cols,
                          int64_t p0, int64_t kc, float* dst) {
-  pack_b_bf16<32, 2>(trans, b, ldb, j0, cols, p0, kc, dst);
+  pack_b_bf16<32, 2, Avx512Bf16Panels>(trans, b, ldb, j0, cols, p0, kc, dst);
 }
 void bf16_pack_b_pairs64(bool trans, const float* b, int64_t ldb, int64_t j0, int64_t cols,
                          int64_t p0, int64_t kc, float* dst) {
-  pack_b_bf16<64, 2>(trans, b, ldb, j0, cols, p0, kc, dst);
+  pack_b_bf16<64, 2, Avx512Bf16Panels>(trans, b, ldb, j0, cols, p0, kc, dst);
 }
 
 }  // namespace fastbp::kernels::gemm_detail

@@ -19,13 +19,16 @@ def round_to_bfloat16(x: np.ndarray, subnormals: str = "kept") -> np.ndarray:
     as fastbp's bfloat16 GEMM rounds its operands (csrc/kernels/gemm/bf16.hpp): the
     upper 16 bits of each float32, rounded; infinities stay, a NaN stays a NaN, and a
     finite value past bfloat16's largest (about 3.39e38) becomes an infinity.
-    ``subnormals="flushed"`` then reads a subnormal result (below 2**-126) as a zero of
-    its sign, as the bfloat16 instructions read their operands."""
+    ``subnormals="flushed"`` rounds as ``vcvtne2ps2bf16``, which the bfloat16 paths pack
+    their operands with: a subnormal ``x`` (below 2**-126) reads as a zero of its sign
+    first, so one just below 2**-126 gives zero rather than 2**-126. (A normal ``x``
+    never rounds to a subnormal, so no result needs flushing after.)"""
     x = np.asarray(x, dtype=np.float32)
+    if subnormals == "flushed":
+        x = _flush(x)
     bits = x.view(np.uint32).astype(np.uint64)
     rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
-    result = np.where(np.isnan(x), x, rounded.astype(np.uint32).view(np.float32))
-    return _flush(result) if subnormals == "flushed" else result
+    return np.where(np.isnan(x), x, rounded.astype(np.uint32).view(np.float32))
 
 
 def _flush(x: np.ndarray) -> np.ndarray:

@@ -101,8 +101,9 @@ def matmul(a, b, trans_a=False, trans_b=False, compute_dtype=None, subnormals="k
 def round_to_bfloat16(x, subnormals="kept"):
     """float32 ``x`` rounded to the nearest bfloat16 (ties to even; NaN kept, values past
     bfloat16's range become infinities) and back to float32, as the bfloat16 GEMM rounds
-    its operands; ``subnormals="flushed"`` also reads subnormal results as zero, as the
-    AMX and AVX512-BF16 instructions read their operands."""
+    its operands; ``subnormals="flushed"`` first reads a subnormal ``x`` as zero, as
+    the AMX and AVX512-BF16 paths round (``vcvtne2ps2bf16``): a value just below 2**-126
+    then gives zero, not 2**-126."""
     return _layer_math.round_to_bfloat16(x, _validate.subnormals(subnormals))
 
 
