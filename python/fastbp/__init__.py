@@ -1,6 +1,7 @@
 """fastbp: fast backpropagation for multilayer perceptrons.
 
-Build a network from layers, train it with SGD; the heavy lifting runs in C++
+Build a :class:`Network` from layers and a loss, train it with ``fit`` or ``train_step``
+and one of the optimizers (:mod:`fastbp.optim`); the heavy lifting runs in C++
 (``fastbp._core``), and :mod:`fastbp.reference` holds the same maths in NumPy.
 """
 
