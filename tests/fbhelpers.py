@@ -327,3 +327,40 @@ def train_until_divergence(net, X, T, opt, max_steps: int = 200):
         except FloatingPointError as e:
             return step, e, before
     raise AssertionError(f"the network never diverged in {max_steps} steps")
+
+
+def assert_weighted_fit_matches_torch(net, X, T, weights, weighted, per_element, reduction, tol):
+    """``net.fit`` (SGD lr 0.05, 2 epochs, batches of 4 rows in order, ``weights`` as
+    sample_weight when ``weighted``) gives the Dense parameters of the same SGD on net's
+    torch copy, where each row's ``per_element(y, t)`` loss (torch, reduction "none") is
+    multiplied by its weight and the sum divided by the unweighted divisor (Keras's
+    definition, as fit's sample_weight)."""
+    import torch
+
+    lr, epochs, batch = 0.05, 2, 4
+    model = net.to_torch()  # before fit: both start from net's parameters
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    for _ in range(epochs):
+        for start in range(0, len(X), batch):
+            rows = slice(start, start + batch)
+            per = per_element(model(torch.tensor(X[rows])), torch.tensor(T[rows]))
+            per = per * torch.tensor(weights[rows])[:, None]
+            value = per.sum() / (per.numel() if reduction == "mean" else 1)
+            opt.zero_grad()
+            value.backward()
+            opt.step()
+    want = [p.detach().numpy() for p in model.parameters()]
+    net.fit(
+        X,
+        T,
+        epochs=epochs,
+        batch_size=batch,
+        optimizer=fb.SGD(lr=lr),
+        shuffle=False,
+        sample_weight=weights if weighted else None,
+        progress=False,
+    )
+    got = [a for layer in net.layers if isinstance(layer, fb.Dense) for a in (layer.W.T, layer.b)]
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, **tol)

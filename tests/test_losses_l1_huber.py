@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fastbp as fb
-from fbhelpers import BACKENDS, DTYPES
+from fbhelpers import BACKENDS, DTYPES, assert_weighted_fit_matches_torch
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
@@ -146,29 +146,6 @@ def test_core_refuses_bad_loss_params():
 LOSSES = {"l1": lambda r: fb.L1Loss(reduction=r), "huber": lambda r: fb.HuberLoss(0.4, r)}
 
 
-def torch_loop(net, X, T, weights, loss, reduction, lr, epochs, batch):
-    """SGD on net's torch copy over the rows in order, each row's loss times its weight
-    over the unweighted divisor (Keras's definition, as fit's sample_weight)."""
-    model = net.to_torch()
-    opt = torch.optim.SGD(model.parameters(), lr=lr)
-    for _ in range(epochs):
-        for start in range(0, len(X), batch):
-            rows = slice(start, start + batch)
-            y = model(torch.tensor(X[rows]))
-            t = torch.tensor(T[rows])
-            per = (
-                F.l1_loss(y, t, reduction="none")
-                if loss == "l1"
-                else F.huber_loss(y, t, reduction="none", delta=0.4)
-            )
-            per = per * torch.tensor(weights[rows])[:, None]
-            value = per.sum() / (per.numel() if reduction == "mean" else 1)
-            opt.zero_grad()
-            value.backward()
-            opt.step()
-    return [p.detach().numpy() for p in model.parameters()]
-
-
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("loss", ["l1", "huber"])
@@ -189,20 +166,15 @@ def test_networks_train_with_the_losses_as_torch(backend, dtype, loss, reduction
         backend=backend,
         seed=1,
     )
-    want = torch_loop(net, X, T, weights, loss, reduction, 0.05, 2, 4)
-    net.fit(
-        X,
-        T,
-        epochs=2,
-        batch_size=4,
-        optimizer=fb.SGD(lr=0.05),
-        shuffle=False,
-        sample_weight=weights if weighted else None,
-        progress=False,
+
+    def per_element(y, t):
+        if loss == "l1":
+            return F.l1_loss(y, t, reduction="none")
+        return F.huber_loss(y, t, reduction="none", delta=0.4)
+
+    assert_weighted_fit_matches_torch(
+        net, X, T, weights, weighted, per_element, reduction, TOL[dtype]
     )
-    got = [a for layer in net.layers if isinstance(layer, fb.Dense) for a in (layer.W.T, layer.b)]
-    for g, w in zip(got, want):
-        np.testing.assert_allclose(g, w, **TOL[dtype])
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

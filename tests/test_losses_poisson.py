@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fastbp as fb
-from fbhelpers import BACKENDS, DTYPES
+from fbhelpers import BACKENDS, DTYPES, assert_weighted_fit_matches_torch
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
@@ -123,29 +123,6 @@ def network(log_input, full, reduction, dtype, backend, seed=1):
     )
 
 
-def torch_loop(net, X, T, weights, log_input, full, reduction, lr, epochs, batch):
-    """SGD on net's torch copy over the rows in order, each row's loss times its weight
-    over the unweighted divisor (Keras's definition, as fit's sample_weight)."""
-    model = net.to_torch()
-    opt = torch.optim.SGD(model.parameters(), lr=lr)
-    for _ in range(epochs):
-        for start in range(0, len(X), batch):
-            rows = slice(start, start + batch)
-            per = F.poisson_nll_loss(
-                model(torch.tensor(X[rows])),
-                torch.tensor(T[rows]),
-                log_input=log_input,
-                full=full,
-                reduction="none",
-            )
-            per = per * torch.tensor(weights[rows])[:, None]
-            value = per.sum() / (per.numel() if reduction == "mean" else 1)
-            opt.zero_grad()
-            value.backward()
-            opt.step()
-    return [p.detach().numpy() for p in model.parameters()]
-
-
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("log_input,full", MODES, ids=MODE_IDS)
@@ -162,20 +139,13 @@ def test_networks_train_with_the_loss_as_torch(
         weights = rng.uniform(0, 2, 11).astype(dtype)
         weights[2] = 0  # a row that adds nothing
     net = network(log_input, full, reduction, dtype, backend)
-    want = torch_loop(net, X, T, weights, log_input, full, reduction, 0.05, 2, 4)
-    net.fit(
-        X,
-        T,
-        epochs=2,
-        batch_size=4,
-        optimizer=fb.SGD(lr=0.05),
-        shuffle=False,
-        sample_weight=weights if weighted else None,
-        progress=False,
+
+    def per_element(y, t):
+        return F.poisson_nll_loss(y, t, log_input=log_input, full=full, reduction="none")
+
+    assert_weighted_fit_matches_torch(
+        net, X, T, weights, weighted, per_element, reduction, TOL[dtype]
     )
-    got = [a for layer in net.layers if isinstance(layer, fb.Dense) for a in (layer.W.T, layer.b)]
-    for g, w in zip(got, want):
-        np.testing.assert_allclose(g, w, **TOL[dtype])
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
