@@ -323,7 +323,7 @@ def test_bad_input_raises_before_reaching_the_gpu(snapshot):
     snap.assert_unchanged()
 
 
-# ---- divergence, as on the CPU (tests/test_divergence.py) ---------------------------
+# ---- divergence, as on the CPU (tests/training/test_divergence.py) ---------------------------
 
 
 def cancelling(backend, dtype):

@@ -293,7 +293,7 @@ def test_packed_bfloat16_layouts_match_emulated_instructions(tmp_path, build):
     bf16_layouts.cpp packs with csrc's packers and multiplies by scalar emulations of
     vdpbf16ps and tdpbf16ps; on a CPU with AVX512-BF16 it also checks the vector
     packers the kernels use against the scalar ones."""
-    root = pathlib.Path(__file__).resolve().parents[1]
+    root = pathlib.Path(__file__).resolve().parents[2]
     compiler = shutil.which(os.environ.get("CXX", "c++"))
     if compiler is None or not (root / "csrc").is_dir():
         pytest.skip("needs a C++ compiler and the source tree's csrc/")

@@ -8,8 +8,8 @@ internals, and runs pytest on it under its own configuration (fastbp's pytest se
 warnings as errors among them, do not apply). Arguments are passed on to pytest; the exit
 status is pytest's.
 
-    python tests/sklearn_suite.py            # the whole suite, ends with pytest's summary
-    python tests/sklearn_suite.py -k warm    # a part of it
+    python tests/sklearn/sklearn_suite.py            # the whole suite, ends with pytest's summary
+    python tests/sklearn/sklearn_suite.py -k warm    # a part of it
 """
 
 from __future__ import annotations

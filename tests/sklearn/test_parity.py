@@ -16,7 +16,6 @@ pytest.importorskip("sklearn", reason="scikit-learn is not installed (pip instal
 # itself record warnings on their own.
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
-from sklearn import neural_network as sk  # noqa: E402
 from sklearn.base import ClassifierMixin  # noqa: E402
 from sklearn.datasets import load_digits, make_regression  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
@@ -26,6 +25,7 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 import fastbp.sklearn as fbs  # noqa: E402
 from fastbp.network import Network  # noqa: E402
 from fastbp.training.history import History  # noqa: E402
+from sklearn import neural_network as sk  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -512,7 +512,7 @@ def test_pickling_keeps_the_parameters_and_assigned_lists(iris):
     assert (pickle.loads(pickle.dumps(clf)).predict(X) == 2).all()
 
 
-# ---- tests/sklearn_suite.py: scikit-learn's own MLP tests, run on these estimators -------
+# ---- tests/sklearn/sklearn_suite.py: scikit-learn's own MLP tests, run on these estimators -------
 
 
 def test_the_suite_script_runs_scikit_learns_tests_on_fastbp_s_estimators(tmp_path):

@@ -104,7 +104,7 @@ def test_tampered_pickle_is_refused_as_load_refuses_a_tampered_file(config, valu
 #: ``fastbp.losses``, ``fastbp.optim``, ``fastbp.schedules``, ``fastbp.callbacks`` and
 #: ``fastbp.history``; beside them, what each held (reprs, values, attributes). Arrays are
 #: stored as ``numpy.array`` calls, which every NumPy reads.
-SHORT_PATH_PICKLES = pathlib.Path(__file__).parent / "data" / "flat_module_paths.pickle"
+SHORT_PATH_PICKLES = pathlib.Path(__file__).parents[1] / "data" / "flat_module_paths.pickle"
 
 
 def test_pickles_naming_the_short_module_paths_load():
