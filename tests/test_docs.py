@@ -235,6 +235,86 @@ def test_every_network_attribute_the_docs_mention_exists(doc):
     assert not missing, f"{_relative(doc)} mentions Network attributes it lacks: {sorted(missing)}"
 
 
+SOURCE_FILE = re.compile(r"(?<![\w/.])((?:[\w-]+/)*[\w-]+\.(?:hpp|cpp|cuh|cu))\b")
+PACKAGE_SOURCES = sorted((ROOT / "python" / "fastbp").rglob("*.py*"))
+
+
+def _source_exists(mention: str) -> bool:
+    """Whether a C++ file named in prose exists: a path from the repository or from
+    csrc/, or a bare file name anywhere under csrc/ or tests/cpp/."""
+    if "/" in mention:
+        return (ROOT / mention).is_file() or (ROOT / "csrc" / mention).is_file()
+    return any((ROOT / top).rglob(mention) for top in ("csrc", "tests/cpp"))
+
+
+@pytest.mark.parametrize("doc", DOCS + PACKAGE_SOURCES, ids=_relative)
+def test_every_cpp_file_named_exists(doc):
+    missing = sorted({m for m in SOURCE_FILE.findall(doc.read_text()) if not _source_exists(m)})
+    assert not missing, f"{_relative(doc)} names C++ files that do not exist: {missing}"
+
+
+TEST_FILE = re.compile(r"(?<![\w/])(tests/[\w/]+\.py)(?:::(\w+))?")
+TEST_NAME = re.compile(r"`(test_\w+)`")
+#: Names in the docs that look like fastbp's tests but are not: History's keys when the
+#: validation data is called "test", and scikit-learn's own MLP tests (docs/sklearn.md).
+NOT_FASTBP_TESTS = {
+    "test_loss",
+    "test_accuracy",
+    "test_adaptive_learning_rate",
+    "test_fit",
+    "test_gradient",
+    "test_learning_rate_warmstart",
+    "test_mlp_regressor_dtypes_casting",
+    "test_sparse_matrices",
+}
+
+
+def _defined_tests() -> dict[str, str]:
+    """Every test function's name, and the text of the file it is in."""
+    found = {}
+    for path in (ROOT / "tests").rglob("test_*.py"):
+        text = path.read_text()
+        for name in re.findall(r"^def (test_\w+)", text, re.M):
+            found[name] = _relative(path)
+    return found
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=_relative)
+def test_every_test_the_docs_cite_exists(doc):
+    text, tests = doc.read_text(), _defined_tests()
+    missing = []
+    for file, name in TEST_FILE.findall(text):
+        if not (ROOT / file).is_file():
+            missing.append(file)
+        elif name and tests.get(name) != file:
+            missing.append(f"{file}::{name}")
+    missing += [
+        name for name in TEST_NAME.findall(text) if name not in tests.keys() | NOT_FASTBP_TESTS
+    ]
+    assert not missing, f"{_relative(doc)} cites tests that do not exist: {sorted(set(missing))}"
+
+
+#: Phrases that narrate how the code came to be, which a reader cannot act on.
+HISTORY = (
+    "development vm",
+    "earlier run",
+    "used to",
+    "no longer",
+    "previously",
+    "this month",
+    "last session",
+    "not yet",
+    "so far",
+)
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=_relative)
+def test_the_docs_describe_the_code_not_its_history(doc):
+    text = " ".join(doc.read_text().lower().split())
+    found = [phrase for phrase in HISTORY if phrase in text]
+    assert not found, f"{_relative(doc)} narrates history: {found}"
+
+
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
 
 

@@ -94,10 +94,10 @@ class Network:
     Parameters
     ----------
     layers : list of Layer
-        ``Dense`` layers and activations, input first; kept as ``net.layers``.
+        fastbp's layers (``fastbp.layers.LAYER_TYPES`` names them all), input first, the
+        first a ``Dense``; kept as ``net.layers``.
     loss : Loss
-        One of fastbp's losses (``MSELoss``, ``SoftmaxCrossEntropyLoss``,
-        ``BCEWithLogitsLoss``, ``L1Loss``, ``HuberLoss``, ``PoissonNLLLoss``).
+        One of fastbp's losses (``fastbp.losses.LOSS_TYPES`` names them all).
     dtype : {"float32", "float64"} or the NumPy dtype
     backend : {"cpu", "cuda", "numpy"}
         ``"cpu"`` runs fastbp's C++ kernels; ``"cuda"`` its CUDA kernels on an NVIDIA GPU
@@ -161,8 +161,8 @@ class Network:
         _locks.free_in_forked_children(self)
 
     def _make_core(self, specs):
-        # Only a network with dropout draws its mask seed, so adding that draw left every
-        # other network's initial weights and shuffles as they were.
+        # Drawn only for a network with dropout, so that a seed gives every other network
+        # the initial weights and shuffles it would give without this draw.
         seed = (
             int(self._rng.integers(2**63))
             if any(s.kind == _core.LayerKind.Dropout for s in specs)
@@ -503,8 +503,8 @@ class Network:
             Each called as ``callback(epoch, logs)`` after every epoch (``epoch`` its
             History index, from 0; messages count epochs from 1); returning
             ``False`` stops training. A :class:`fastbp.callbacks.Callback` (such as
-            ``ModelCheckpoint``, ``CSVLogger``, ``ReduceLROnPlateau``) is also told
-            when ``fit`` starts and ends.
+            ``ModelCheckpoint``) is also asked whether it can work with the fit, before
+            training, and told when ``fit`` starts and ends.
         early_stopping : bool
             Stop when the validation loss has not improved for ``patience`` epochs, and
             end with the weights of the best epoch. Needs validation data.
@@ -681,8 +681,9 @@ def from_torch(module, loss: Loss, backend: str = "cpu", seed: int | None = None
     Parameters
     ----------
     module : torch.nn.Sequential or torch.nn.Linear
-        ``Linear`` layers (with bias) and ``ReLU``, ``Tanh``, ``Sigmoid`` or ``Identity``
-        activations, all float32 or all float64 (the network's dtype).
+        ``torch.nn`` modules that fastbp's layers convert from (each layer class's
+        ``torch_type``: ``Linear`` with bias, ``ReLU``, ``LayerNorm``, ...), their
+        parameters all float32 or all float64 (the network's dtype).
     loss : Loss
         The network's loss. Required: a torch module does not carry one, and a guessed
         loss would train a classifier as a regressor without a word.

@@ -312,7 +312,7 @@ def _checked_config(header) -> dict:
             f"it has parameter dtype {reprlib.repr(header['dtype'])}; fastbp "
             "networks are float32 or float64"
         )
-    # Absent in files written before compute dtypes existed: those computed in their dtype.
+    # A header without compute_dtype (an older file) computes in the storage dtype.
     compute = header.get("compute_dtype")
     try:
         _validate.compute_dtype(compute, header["dtype"])

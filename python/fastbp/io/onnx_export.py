@@ -95,7 +95,7 @@ def to_onnx(
     Parameters
     ----------
     net : Network
-        Dense layers and the activations fastbp has; any backend.
+        Any of fastbp's layers (each writes its own nodes); any backend.
     path : str or os.PathLike
         The file to write; an existing file is replaced only once the new one is complete.
     opset : int
