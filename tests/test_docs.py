@@ -15,6 +15,7 @@ A list is marked in the Markdown with HTML comments, which GitHub does not rende
 
 from __future__ import annotations
 
+import ast
 import importlib
 import inspect
 import platform
@@ -313,6 +314,37 @@ def test_the_docs_describe_the_code_not_its_history(doc):
     text = " ".join(doc.read_text().lower().split())
     found = [phrase for phrase in HISTORY if phrase in text]
     assert not found, f"{_relative(doc)} narrates history: {found}"
+
+
+DOCUMENTED_CALL = re.compile(r"`((?:fb|fastbp)\.[\w.]+)\(([^`]*)\)`")
+
+
+def _documented_parameters(args: str) -> list[tuple[str, object]]:
+    """``[(name, default or inspect.Parameter.empty)]`` of a call written as a signature:
+    ``n, eps=1e-5`` -> ``[("n", empty), ("eps", 1e-05)]``."""
+    call = ast.parse(f"f({args})", mode="eval").body
+    names = [(arg.id, inspect.Parameter.empty) for arg in call.args]
+    return names + [(kw.arg, ast.literal_eval(kw.value)) for kw in call.keywords]
+
+
+def test_every_signature_in_the_api_reference_matches_the_code():
+    """Each parameter docs/api.md writes in a call (``fb.LayerNorm(n, eps=1e-5)``) is the
+    code's, in the code's order, with the code's default; it may leave parameters out."""
+    doc, wrong = ROOT / "docs" / "api.md", []
+    for dotted, args in DOCUMENTED_CALL.findall(doc.read_text()):
+        if "..." in args or "/" in args:
+            continue  # an abbreviation or a choice of values, not a signature
+        obj = fb
+        for part in dotted.split(".")[1:]:
+            obj = getattr(obj, part)
+        code = inspect.signature(obj).parameters
+        documented = _documented_parameters(args)
+        order = [list(code).index(name) if name in code else -1 for name, _ in documented]
+        if -1 in order or order != sorted(order):
+            wrong.append(f"{dotted}({args}): the code's parameters are {list(code)}")
+        elif any(code[name].default != default for name, default in documented):
+            wrong.append(f"{dotted}({args}): the code's signature is {inspect.signature(obj)}")
+    assert not wrong, f"{_relative(doc)}:\n" + "\n".join(wrong)
 
 
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
