@@ -35,7 +35,8 @@ README = ROOT / "README.md"
 DOCS = [README, *sorted((ROOT / "docs").glob("*.md"))]
 README_MAX_LINES = 200
 
-REGION = re.compile(r"<!-- (list|table): ([\w-]+) -->(.*?)<!-- /\1 -->", re.S)
+# A marker quoted in a code span (`<!-- list: NAME -->`) is prose about markers, not one.
+REGION = re.compile(r"(?<!`)<!-- (list|table): ([\w-]+) -->(.*?)<!-- /\1 -->", re.S)
 CODE_SPAN = re.compile(r"`([^`\n]+)`")
 # A name or a call as a code span gives it: `fb.Dense`, `fb.SGD(lr=0.01)`, `relu`.
 NAME_OR_CALL = re.compile(r"([A-Za-z_][\w.]*)(\(.*\))?")
