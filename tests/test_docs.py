@@ -33,6 +33,7 @@ from fastbp.nn.losses import LOSS_TYPES
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 DOCS = [README, *sorted((ROOT / "docs").glob("*.md"))]
+PACKAGE_SOURCES = sorted((ROOT / "python" / "fastbp").rglob("*.py*"))
 README_MAX_LINES = 200
 
 # A marker quoted in a code span (`<!-- list: NAME -->`) is prose about markers, not one.
@@ -57,7 +58,10 @@ def _regions(kind: str) -> dict[tuple[str, str], list[str]]:
 
 
 def _entries(text: str) -> list[str]:
-    """The names a list region gives, in order."""
+    """The names a list region gives, in order: the Python files a file tree names, or
+    the names and calls its code spans give."""
+    if text.strip().startswith("```"):
+        return re.findall(r"\b\w+\.pyi?\b", text)
     names = []
     for span in CODE_SPAN.findall(text):
         match = NAME_OR_CALL.fullmatch(span)
@@ -104,9 +108,10 @@ LISTS = {
     "schedules": lambda: _concrete_subclasses(fb.schedules, fb.schedules.Schedule),
     "callbacks": lambda: _concrete_subclasses(fb.callbacks, fb.callbacks.Callback),
     "ops": lambda: list(fb.ops.__all__),
+    "modules": lambda: sorted({path.name for path in PACKAGE_SOURCES}),
 }
-#: Each table name the docs may mark, and the test that checks it.
-TABLES = ("layers", "simd-paths")
+#: Each table name the docs may mark; a test below checks each.
+TABLES = ("layers", "simd-paths", "bf16-paths")
 
 
 LIST_REGIONS = _regions("list")
@@ -187,14 +192,25 @@ def test_layer_table_gives_each_layers_onnx_nodes(tmp_path):
         )
 
 
-def test_platform_table_lists_every_simd_path():
-    path, rows = _table("simd-paths")
-    documented = [CODE_SPAN.fullmatch(row[0]).group(1) for row in rows]
+@pytest.mark.parametrize("table", ["simd-paths", "bf16-paths"])
+def test_each_simd_path_table_lists_every_path(table):
+    path, rows = _table(table)
+    documented = [name for row in rows for name in CODE_SPAN.findall(row[0])]
     compiled = fb.build_info()["simd_compiled"]
     if platform.machine().lower() in ("x86_64", "amd64"):  # an x86-64 build has every path
-        _assert_same(f"{path}, table 'simd-paths'", documented, compiled)
+        _assert_same(f"{path}, table {table!r}", documented, compiled)
     else:
         assert set(compiled) <= set(documented), f"{path}: {compiled} not all in {documented}"
+
+
+def test_bf16_path_table_gives_this_paths_subnormal_rule():
+    path, rows = _table("bf16-paths")
+    info = fb.build_info()
+    (row,) = [row for row in rows if info["simd"] in CODE_SPAN.findall(row[0])]
+    assert row[-1] == info["bf16_subnormals"], (
+        f"{path}, table 'bf16-paths': path {info['simd']} {info['bf16_subnormals']} "
+        f"subnormals, the table says {row[-1]}"
+    )
 
 
 # ---- names, links and examples ------------------------------------------------------
@@ -238,7 +254,6 @@ def test_every_network_attribute_the_docs_mention_exists(doc):
 
 
 SOURCE_FILE = re.compile(r"(?<![\w/.])((?:[\w-]+/)*[\w-]+\.(?:hpp|cpp|cuh|cu))\b")
-PACKAGE_SOURCES = sorted((ROOT / "python" / "fastbp").rglob("*.py*"))
 
 
 def _source_exists(mention: str) -> bool:
