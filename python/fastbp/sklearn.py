@@ -11,11 +11,12 @@ for ``solver="sgd"`` only), early stopping on the validation score (accuracy, R�
 scikit-learn's objective) and ``ConvergenceWarning`` (a fit that ends at ``max_iter``, or
 ``max_fun`` for "lbfgs", never ``partial_fit``) are scikit-learn's.
 
-Differences from scikit-learn: with ``"sgd"`` and ``"adam"``, ``alpha`` is applied as
-weight decay ``alpha / batch_size`` (on biases too), which is the gradient of
-scikit-learn's penalty ``alpha / (2 n) ||W||²`` per batch of ``n`` rows, and ``loss_``
-leaves the penalty out (with ``"lbfgs"`` the penalty is scikit-learn's, on the weights
-only, and ``loss_`` includes it); SGD's momentum holds gradients (PyTorch's form), not
+``alpha`` is scikit-learn's L2 penalty on the weights (not the biases), in the gradient
+and in ``loss_``: ``alpha / (2 n) ||W||²`` per batch of ``n`` rows for "sgd" and "adam",
+over all the rows for "lbfgs". Sparse ``X`` (``scipy.sparse``) is taken as scikit-learn
+takes it: each batch's rows are gathered into a dense block, never the whole matrix.
+
+Differences from scikit-learn: SGD's momentum holds gradients (PyTorch's form), not
 steps scaled by the learning rate, so a change of the rate also scales the momentum
 carried over; the weights start from fastbp's initialisation; ``loss_`` of the regressor
 with ``loss="squared_error"`` is the mean squared error (scikit-learn reports half of it;
@@ -60,7 +61,7 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 from threadpoolctl import threadpool_limits
 
-from . import _validate
+from . import _sparse, _validate
 from .io.onnx_export import to_onnx
 from .network import Network
 from .nn.activations import ACTIVATIONS
@@ -330,20 +331,16 @@ class _BaseMLP(BaseEstimator):
     def _batch_size(self, n_samples: int) -> int:
         return min(200 if self.batch_size == "auto" else self.batch_size, n_samples)
 
-    def _optimizer(self, decay: float):
+    def _optimizer(self):
+        """The solver's optimizer, without weight decay: the penalty on the weights alone
+        is added to their gradients (see :meth:`_epoch`)."""
         if self.solver == "sgd":
             return SGD(
                 lr=self.learning_rate_init,
                 momentum=self.momentum,
                 nesterov=self.nesterovs_momentum and self.momentum > 0,
-                weight_decay=decay,
             )
-        return Adam(
-            lr=self.learning_rate_init,
-            betas=(self.beta_1, self.beta_2),
-            eps=self.epsilon,
-            weight_decay=decay,
-        )
+        return Adam(lr=self.learning_rate_init, betas=(self.beta_1, self.beta_2), eps=self.epsilon)
 
     def _layers(self, widths: list) -> list:
         """Dense layers of ``widths``, the hidden activation between them."""
@@ -567,9 +564,9 @@ class _BaseMLP(BaseEstimator):
         return self
 
     def _fit_stochastic(self, X, T, w, val, incremental: bool) -> None:
-        """scikit-learn's epoch loop for "sgd" and "adam", each epoch one fastbp call.
-        Weights ``w`` are scaled to mean 1 over the rows, and the weight decay divided by
-        their mean, so the objective's scale is scikit-learn's."""
+        """scikit-learn's epoch loop for "sgd" and "adam" (see :meth:`_epoch`). Weights
+        ``w`` are scaled to mean 1 over the rows, and the penalty divided by their mean,
+        so the objective's scale is scikit-learn's."""
         net, n = self.network_, X.shape[0]
         mean_w = 1.0 if w is None else float(w.mean())
         row_weights = self._row_weights(w, n)
@@ -585,19 +582,16 @@ class _BaseMLP(BaseEstimator):
             self.validation_scores_ = self.best_validation_score_ = None
             self.best_loss_ = np.inf
         batch = self._batch_size(n)
-        decay = self.alpha / (batch * mean_w)
         # A new optimizer (momentum and learning rate) per fit, kept over partial_fit
-        # calls, as scikit-learn does; the weight decay follows the batch size.
+        # calls, as scikit-learn does.
         if not incremental or getattr(self, "_solver", None) != self.solver:
-            self._solver, self._optimizer_ = self.solver, self._optimizer(decay)
-        else:
-            self._optimizer_.weight_decay = decay
+            self._solver, self._optimizer_ = self.solver, self._optimizer()
         opt = self._optimizer_
         offset = self._loss_offset(T, w)
         self.n_iter_ = 0
         for _ in range(1 if incremental else self.max_iter):
             self.loss_ = offset + self._epoch(
-                X, T, batch, row_weights, early_stopping=val is not None
+                X, T, batch, row_weights, mean_w, early_stopping=val is not None
             )
             self.n_iter_ += 1
             self.t_ += n
@@ -627,32 +621,60 @@ class _BaseMLP(BaseEstimator):
         if val is not None:
             net.params[...] = self._best_params
 
-    def _epoch(self, X, T, batch: int, row_weights, early_stopping: bool) -> float:
-        """One epoch of fastbp's loop; its mean loss. Where a step's loss or gradient is not
-        finite (the step is not applied): with early stopping, NaN and a
-        ConvergenceWarning, where scikit-learn trains on with NaN weights to max_iter and
-        keeps its best validation weights; else scikit-learn's ValueError."""
+    def _epoch(self, X, T, batch: int, row_weights, mean_w: float, early_stopping: bool) -> float:
+        """One epoch over batches of ``batch`` rows (shuffled from the network's generator
+        when ``shuffle``), each gathered into a dense block; its mean loss, the penalty
+        included. Each batch's gradient gets scikit-learn's penalty ``alpha / (2 n_b)
+        ||W||²`` on the weights (not the biases), ``n_b`` its rows, in fastbp's loss scale
+        (and with weights ``w`` scaled to mean 1, divided by their mean ``mean_w``, as
+        scikit-learn divides by the batch's weight sum). Where a step's loss or gradient
+        is not finite (the step is not applied): with early stopping, NaN and a
+        ConvergenceWarning, where scikit-learn trains on with NaN weights to max_iter
+        and keeps its best validation weights; else scikit-learn's ValueError."""
+        progress = [0]  # the batches applied, for the message of a diverged one
         try:
-            history = self.network_.fit(
-                X,
-                T,
-                epochs=1,
-                batch_size=batch,
-                optimizer=self._optimizer_,
-                shuffle=self.shuffle,
-                progress=False,
-                sample_weight=row_weights,
-            )
+            # Weights that grow without bound overflow the penalty to inf, as
+            # scikit-learn's do; the step that follows is then refused.
+            with np.errstate(over="ignore"):
+                return self._train_batches(X, T, batch, row_weights, mean_w, progress)
         except FloatingPointError as error:
             if not early_stopping:
                 raise ValueError(_NON_FINITE) from error
             warnings.warn(
-                f"Stochastic Optimizer: {error}. Training stops; the weights of "
+                f"Stochastic Optimizer: training diverged at epoch {self.n_iter_ + 1}, "
+                f"batch {progress[0] + 1} ({error}). Training stops; the weights of "
                 "the best validation score are kept.",
                 ConvergenceWarning,
             )
             return np.nan
-        return history.loss[0]
+
+    def _train_batches(self, X, T, batch: int, row_weights, mean_w: float, progress) -> float:
+        """:meth:`_epoch`'s steps, counted in ``progress[0]``; the epoch's mean loss."""
+        net, opt, n = self.network_, self._optimizer_, X.shape[0]
+        order = net._rng.permutation(n) if self.shuffle else np.arange(n)
+        params, grads, weights = net.params, net.grads, self._weight_slices()
+        loss_sum = 0.0
+        for start in range(0, n, batch):
+            rows = order[start : start + batch]
+            w = None if row_weights is None else row_weights[rows]
+            loss = net.backward(_sparse.gather(X, rows), T[rows], sample_weight=w)
+            decay = self.alpha / (len(rows) * mean_w * self._loss_scale)
+            squares = sum(float(np.dot(params[s], params[s])) for s in weights)
+            for s in weights:
+                grads[s] += decay * params[s]
+            opt.step(net)
+            progress[0] += 1
+            loss_sum += (loss + 0.5 * decay * squares) * len(rows)
+        return loss_sum / n
+
+    def _weight_slices(self) -> list:
+        """The slices of the network's flat parameters that hold weights (not biases):
+        the ones scikit-learn's penalty ``alpha`` applies to."""
+        slices, offset = [], 0
+        for layer in self._dense_layers():
+            slices.append(slice(offset, offset + layer.W.size))
+            offset += layer.W.size + layer.b.size
+        return slices
 
     def _count_loss(self, loss: float) -> None:
         """An epoch without a training-loss decrease of more than tol counts."""
@@ -861,8 +883,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         ``fastbp.Adam`` or ``fastbp.SGD`` over mini-batches, or full-batch L-BFGS-B
         (``scipy.optimize.minimize``) on fastbp's loss and gradient.
     alpha : float
-        L2 penalty: weight decay ``alpha / batch_size`` for "sgd" and "adam";
-        scikit-learn's ``alpha / (2 n_samples) ||W||²`` added to the loss for "lbfgs".
+        scikit-learn's L2 penalty on the weights (not the biases): ``alpha / (2 n)
+        ||W||²`` added to the loss of each batch of ``n`` rows ("sgd", "adam") or of all
+        the rows ("lbfgs"), and its gradient to the weights'.
     batch_size : int or "auto"
         Mini-batch size; ``"auto"`` is ``min(200, n_samples)``.
     learning_rate : {"constant", "invscaling", "adaptive"}
@@ -923,8 +946,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     classes_ : ndarray
     network_ : fastbp.Network
     loss_ : float
-        The last epoch's mean training loss (scikit-learn's log-loss); for "lbfgs", the
-        final objective (penalty included).
+        The last epoch's mean training loss (scikit-learn's log-loss), the penalty
+        included; for "lbfgs", the final objective.
     best_loss_ : float or None
         The lowest ``loss_`` of the training; None with ``early_stopping``; not set by
         "lbfgs".
