@@ -18,9 +18,7 @@ takes it: each batch's rows are gathered into a dense block, never the whole mat
 
 Differences from scikit-learn: SGD's momentum holds gradients (PyTorch's form), not
 steps scaled by the learning rate, so a change of the rate also scales the momentum
-carried over; the weights start from fastbp's initialisation; ``loss_`` of the regressor
-with ``loss="squared_error"`` is the mean squared error (scikit-learn reports half of it;
-with ``loss="poisson"`` it is scikit-learn's half Poisson deviance); a warm start refuses a
+carried over; the weights start from fastbp's initialisation; a warm start refuses a
 change of the parameters that shape the network (see ``warm_start``), where scikit-learn applies a
 new ``activation`` to the weights it has and ignores, or fails on, new
 ``hidden_layer_sizes``; ``partial_fit`` takes labels among ``classes_`` also with
@@ -590,7 +588,8 @@ class _BaseMLP(BaseEstimator):
         offset = self._loss_offset(T, w)
         self.n_iter_ = 0
         for _ in range(1 if incremental else self.max_iter):
-            self.loss_ = offset + self._epoch(
+            # scikit-learn's loss, on which its stopping rule (tol) acts
+            self.loss_ = offset + self._loss_scale * self._epoch(
                 X, T, batch, row_weights, mean_w, early_stopping=val is not None
             )
             self.n_iter_ += 1
@@ -768,8 +767,7 @@ class _BaseMLP(BaseEstimator):
             raise ValueError(_NON_FINITE)
         net.params[...] = result.x
         self.n_iter_ = min(result.nit, self.max_iter)
-        # fastbp's loss (the penalty included) with scikit-learn's terms of the targets
-        self.loss_ = (float(result.fun) - offset) / scale + offset
+        self.loss_ = float(result.fun)
         if result.status != 0:  # stopped by max_iter or max_fun, or failed
             warnings.warn(self._lbfgs_warning(result), ConvergenceWarning)
 

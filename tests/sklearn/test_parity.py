@@ -229,9 +229,7 @@ def test_lbfgs_minimises_scikit_learns_objective(digits, cls, alpha):
     _same_start(ours, theirs, X, y)
     ours.fit(X, y)
     _sklearn_fit(theirs, X, y)
-    # loss_ is fastbp's loss plus the penalty; the regressor's is twice scikit-learn's.
-    scale = 2.0 if cls == "MLPRegressor" else 1.0
-    assert ours.loss_ == pytest.approx(scale * theirs.loss_, rel=1e-4)
+    assert ours.loss_ == pytest.approx(theirs.loss_, rel=1e-4)
     assert abs(ours.n_iter_ - theirs.n_iter_) <= 2 and ours.n_iter_ < 500 and ours.t_ == 0
     assert not hasattr(ours, "loss_curve_") and not hasattr(ours, "validation_scores_")
 
@@ -312,12 +310,35 @@ def test_the_penalty_is_scikit_learns_on_the_weights_alone(digits, cls, solver):
     _same_start(ours, theirs, X, y)
     ours.set_params(max_iter=3).fit(X, y)
     _sklearn_fit(theirs.set_params(max_iter=3), X, y)
-    # the regressor's loss_ is fastbp's mean squared error, twice scikit-learn's
-    scale = 2.0 if cls == "MLPRegressor" else 1.0
     # Adam's step divides by sqrt(v), which magnifies round-off where gradients are small
     tol = 1e-9 if solver == "sgd" else 1e-5
-    assert ours.loss_ == pytest.approx(scale * theirs.loss_, rel=tol)
+    assert ours.loss_ == pytest.approx(theirs.loss_, rel=tol)
     np.testing.assert_allclose(ours.network_.params, _flat(theirs), rtol=tol, atol=tol * 1e-2)
+
+
+def test_the_regressors_loss_and_stopping_rule_are_scikit_learns(digits):
+    """loss_ is scikit-learn's half squared error, and tol acts on it: from the same
+    weights, the same loss curve and the same epoch of the stop."""
+    X, _, _, _ = digits
+    y = X @ np.linspace(-1, 1, X.shape[1])
+    params = dict(
+        hidden_layer_sizes=(8,),
+        activation="tanh",
+        alpha=1e-3,
+        batch_size=50,
+        shuffle=False,
+        tol=1e-2,
+        epsilon=1e-12,
+        random_state=0,
+    )
+    ours, theirs = fbs.MLPRegressor(**params), sk.MLPRegressor(**params)
+    _same_start(ours, theirs, X, y)
+    ours.fit(X, y)
+    _sklearn_fit(theirs, X, y)
+    assert ours.n_iter_ == theirs.n_iter_ < 500
+    np.testing.assert_allclose(
+        ours.loss_curve_[-ours.n_iter_ :], theirs.loss_curve_[-theirs.n_iter_ :], rtol=1e-5
+    )
 
 
 def test_partial_fit_from_assigned_weights_is_scikit_learns_worked_example():
@@ -362,16 +383,16 @@ def test_lbfgs_stops_at_max_iter_and_max_fun(digits):
 
 
 @pytest.mark.parametrize("cls", [fbs.MLPClassifier, fbs.MLPRegressor])
-def test_lbfgs_loss_is_fastbps_plus_the_weights_penalty(digits, cls):
-    """The penalty is scikit-learn's alpha / (2 n) ||W||², on the weights (not the
-    biases), in fastbp's loss units (the regressor's twice scikit-learn's)."""
+def test_lbfgs_loss_is_scikit_learns_plus_the_weights_penalty(digits, cls):
+    """loss_ is scikit-learn's loss (the regressor's half fastbp's mean squared error) plus
+    its penalty alpha / (2 n) ||W||², on the weights (not the biases)."""
     X, _, y, _ = digits
     est = cls(hidden_layer_sizes=(8,), solver="lbfgs", alpha=0.5, max_iter=30, random_state=0).fit(
         X, y
     )
     squares = sum(float((W**2).sum()) for W in est.coefs_)
-    scale = 2.0 if cls is fbs.MLPRegressor else 1.0
-    expected = est.network_.loss(X, y) + scale * 0.5 * 0.5 * squares / len(X)
+    scale = 0.5 if cls is fbs.MLPRegressor else 1.0
+    expected = scale * est.network_.loss(X, y) + 0.5 * 0.5 * squares / len(X)
     assert est.loss_ == pytest.approx(expected, rel=1e-9)
 
 
