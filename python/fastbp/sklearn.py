@@ -91,6 +91,8 @@ _INTERVALS = {
     "beta_2": (0, 1, True, False),
     "epsilon": (0, np.inf, False, False),
 }
+# Sparse X in any scipy.sparse format becomes CSR, whose rows a batch gathers.
+_SPARSE_FORMATS = "csr"
 _BOOLEANS = ("shuffle", "warm_start", "nesterovs_momentum", "early_stopping")
 # scikit-learn's error where training diverges (without early stopping).
 _NON_FINITE = (
@@ -747,7 +749,7 @@ class _BaseMLP(BaseEstimator):
         def objective(theta):
             net.params[...] = theta
             loss = (
-                scale * net.backward(X, T, sample_weight=row_weights)
+                scale * self._full_backward(X, T, row_weights)
                 + offset
                 + 0.5 * np.dot(decay * theta, theta)
             )
@@ -770,6 +772,22 @@ class _BaseMLP(BaseEstimator):
         self.loss_ = float(result.fun)
         if result.status != 0:  # stopped by max_iter or max_fun, or failed
             warnings.warn(self._lbfgs_warning(result), ConvergenceWarning)
+
+    def _full_backward(self, X, T, row_weights) -> float:
+        """The network's loss and gradients (in ``net.grads``) on all the rows, each
+        weighted by ``row_weights``; a sparse ``X`` in dense blocks of its rows, their
+        losses and gradients averaged weighted by their rows."""
+        net = self.network_
+        if not sp.issparse(X):
+            return net.backward(X, T, sample_weight=row_weights)
+        loss, grads = 0.0, np.zeros_like(net.grads)
+        for rows in _sparse.blocks(X):
+            w = None if row_weights is None else row_weights[rows]
+            share = len(T[rows]) / X.shape[0]
+            loss += share * net.backward(_sparse.gather(X, rows), T[rows], sample_weight=w)
+            grads += share * net.grads
+        net.grads[...] = grads
+        return loss
 
     def _lbfgs_warning(self, result) -> str:
         """scikit-learn's words for an L-BFGS-B run that did not converge."""
@@ -840,7 +858,9 @@ class _BaseMLP(BaseEstimator):
 
     def _outputs(self, X) -> np.ndarray:
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
+        X = validate_data(
+            self, X, reset=False, accept_sparse=_SPARSE_FORMATS, dtype=(np.float64, np.float32)
+        )
         self._use_assigned_parameters()
         return self.network_.predict(X)
 
@@ -1084,7 +1104,13 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def _data(self, X, y, reset: bool):
         """X and the labels checked: ``y`` (n_samples,), or a dense indicator matrix."""
         X, y = validate_data(
-            self, X, y, reset=reset, multi_output=True, dtype=(np.float64, np.float32)
+            self,
+            X,
+            y,
+            reset=reset,
+            multi_output=True,
+            accept_sparse=_SPARSE_FORMATS,
+            dtype=(np.float64, np.float32),
         )
         check_classification_targets(y)
         if type_of_target(y) == "multilabel-indicator":
@@ -1192,6 +1218,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
         tags.classifier_tags.multi_label = True
         return tags
 
@@ -1258,6 +1285,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             reset=not warm,
             multi_output=True,
             y_numeric=True,
+            accept_sparse=_SPARSE_FORMATS,
             dtype=(np.float64, np.float32),
         )
         T = y.reshape(len(y), -1).astype(X.dtype)
@@ -1317,6 +1345,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
         tags.target_tags.multi_output = True
         tags.target_tags.single_output = True
         return tags
