@@ -831,3 +831,21 @@ def test_fit_with_comm_refuses_sparse_input(rng):
     net = make_net(SPARSE_WIDTHS, "relu", "ce_labels", "float32")
     with pytest.raises(NotImplementedError, match="takes dense X"):
         net.fit(X, T, epochs=1, batch_size=4, optimizer=fb.SGD(lr=0.1), comm=MPI.COMM_SELF)
+
+
+def test_sparse_duplicate_entries_count_as_their_sum(rng):
+    """A CSR matrix that stores a value twice means their sum, as scipy's toarray gives
+    it; the caller's matrix is left as it was."""
+    sp = pytest.importorskip("scipy.sparse")
+    data, indices, indptr = [1.0, 2.0, 0.5, -1.0], [3, 3, 0, 7], [0, 2, 4]
+    X = sp.csr_matrix((data, indices, indptr), shape=(2, SPARSE_WIDTHS[0]))
+    assert not X.has_canonical_format
+    net = make_net(SPARSE_WIDTHS, "relu", "ce_labels", "float64")
+    T = np.array([0, 2])
+    np.testing.assert_array_equal(net.predict(X), net.predict(X.toarray()))
+    fit = dict(epochs=2, batch_size=1, shuffle=False, progress=False)
+    twin = make_net(SPARSE_WIDTHS, "relu", "ce_labels", "float64")
+    net.fit(X, T, optimizer=fb.SGD(lr=0.1), **fit)
+    twin.fit(X.toarray(), T, optimizer=fb.SGD(lr=0.1), **fit)
+    np.testing.assert_array_equal(net.params, twin.params)
+    assert list(X.indices) == indices and list(X.data) == data

@@ -31,16 +31,46 @@ def as_csr(name: str, x, dtype):
     if csr.dtype != dtype:
         with np.errstate(over="ignore"):
             csr = csr.astype(dtype)
+    return canonical(name, csr)
+
+
+def canonical(name: str, csr):
+    """The CSR matrix ``csr`` without duplicate entries (summed, in a copy: the caller's
+    matrix is not changed), as :class:`Rows` writes each stored value once; its stored
+    values checked finite."""
+    if not csr.has_canonical_format:
+        csr = csr.copy()
+        csr.sum_duplicates()
     if not np.isfinite(csr.data).all():
         raise ValueError(f"{name} contains NaN or inf")
     return csr
 
 
-def gather(x, rows) -> np.ndarray:
-    """The ``rows`` (an index array or a slice) of ``x`` as a dense C-contiguous array: a
-    sparse matrix's rows densified, an array's rows copied."""
-    block = x[rows]
-    return block.toarray() if issparse(block) else block
+class Rows:
+    """Dense blocks of rows of ``x``, each valid until the next: an array's rows copied;
+    a canonical CSR matrix's (see :func:`canonical`) written into one reused buffer of
+    ``max_rows`` rows, where only the stored values are written and then cleared again,
+    so that a block costs its nonzeros rather than its size (a fresh array of a wide
+    block is zeroed page by page, ten times the cost at 0.5% density)."""
+
+    def __init__(self, x, max_rows: int):
+        self.x = x
+        self.sparse = issparse(x)
+        if self.sparse:
+            self.buffer = np.zeros((min(max_rows, x.shape[0]), x.shape[1]), dtype=x.dtype)
+            self.filled = None
+
+    def __call__(self, rows) -> np.ndarray:
+        """The ``rows`` (an index array or a slice) of ``x``, dense."""
+        if not self.sparse:
+            return self.x[rows]
+        if self.filled is not None:
+            self.buffer[self.filled] = 0
+        block = self.x[rows]
+        at = (np.repeat(np.arange(block.shape[0]), np.diff(block.indptr)), block.indices)
+        self.buffer[at] = block.data
+        self.filled = at
+        return self.buffer[: block.shape[0]]
 
 
 def block_rows(x) -> int:

@@ -313,26 +313,26 @@ class Network:
             return
         if x.shape[0] != t.shape[0]:
             raise ValueError(f"X has {x.shape[0]} rows and T has {t.shape[0]}: they must match")
+        take = _sparse.Rows(x, _sparse.block_rows(x))
         for rows in _sparse.blocks(x):
-            self._core.check(_sparse.gather(x, rows), t[rows])
+            self._core.check(take(rows), t[rows])
 
     def _forward(self, x) -> np.ndarray:
         """The core's forward pass (inference) of a converted ``x``; a sparse one block by
         block."""
         if not _sparse.issparse(x):
             return self._core.forward(x)
-        return np.concatenate(
-            [self._core.forward(_sparse.gather(x, rows)) for rows in _sparse.blocks(x)]
-        )
+        take = _sparse.Rows(x, _sparse.block_rows(x))
+        return np.concatenate([self._core.forward(take(rows)) for rows in _sparse.blocks(x)])
 
     def _loss_value(self, x, t) -> float:
         """The core's loss of a converted batch; a sparse ``x`` block by block, the blocks'
         losses summed, or (``"mean"``) averaged weighted by their rows."""
         if not _sparse.issparse(x):
             return float(self._core.loss(x, t))
-        total = 0.0
+        total, take = 0.0, _sparse.Rows(x, _sparse.block_rows(x))
         for rows in _sparse.blocks(x):
-            value = float(self._core.loss(_sparse.gather(x, rows), t[rows]))
+            value = float(self._core.loss(take(rows), t[rows]))
             total += value if self.loss_fn.reduction == "sum" else value * len(t[rows])
         return total if self.loss_fn.reduction == "sum" else total / x.shape[0]
 

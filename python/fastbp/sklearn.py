@@ -545,6 +545,8 @@ class _BaseMLP(BaseEstimator):
             X = X.astype(self.network_.dtype)
         elif not warm and self.compute_dtype is not None:
             X = X.astype(np.float32, copy=False)  # a compute dtype needs float32 weights
+        if sp.issparse(X):  # CSR (validate_data's), its rows' values each stored once
+            X = _sparse.canonical("X", X)
         val = None
         if self.solver != "lbfgs" and self.early_stopping:
             X, T, w, val = self._split(X, T, w)
@@ -654,11 +656,11 @@ class _BaseMLP(BaseEstimator):
         net, opt, n = self.network_, self._optimizer_, X.shape[0]
         order = net._rng.permutation(n) if self.shuffle else np.arange(n)
         params, grads, weights = net.params, net.grads, self._weight_slices()
-        loss_sum = 0.0
+        loss_sum, take = 0.0, _sparse.Rows(X, batch)
         for start in range(0, n, batch):
             rows = order[start : start + batch]
             w = None if row_weights is None else row_weights[rows]
-            loss = net.backward(_sparse.gather(X, rows), T[rows], sample_weight=w)
+            loss = net.backward(take(rows), T[rows], sample_weight=w)
             decay = self.alpha / (len(rows) * mean_w * self._loss_scale)
             squares = sum(float(np.dot(params[s], params[s])) for s in weights)
             for s in weights:
@@ -781,10 +783,11 @@ class _BaseMLP(BaseEstimator):
         if not sp.issparse(X):
             return net.backward(X, T, sample_weight=row_weights)
         loss, grads = 0.0, np.zeros_like(net.grads)
+        take = _sparse.Rows(X, _sparse.block_rows(X))
         for rows in _sparse.blocks(X):
             w = None if row_weights is None else row_weights[rows]
             share = len(T[rows]) / X.shape[0]
-            loss += share * net.backward(_sparse.gather(X, rows), T[rows], sample_weight=w)
+            loss += share * net.backward(take(rows), T[rows], sample_weight=w)
             grads += share * net.grads
         net.grads[...] = grads
         return loss

@@ -313,6 +313,7 @@ def _run_epoch(
     per_call = n_batches if bar is None else -(-n_batches // BAR_UPDATES_PER_EPOCH)
     if _sparse.issparse(x):  # the rows of a call are gathered into one dense block
         per_call = min(per_call, max(1, _sparse.block_rows(x) // batch_size))
+    take = _sparse.Rows(x, per_call * batch_size)
     loss_sum = 0.0
     # No callback runs within an epoch, so one optimizer state counts all of its steps.
     state = net._bind_optimizer(optimizer)[0]
@@ -326,7 +327,7 @@ def _run_epoch(
                 args = (x, t, order)
             else:  # the core takes an order over all of its rows: hand it the slice's rows
                 rows = order[first * batch_size : (first + per_call) * batch_size]
-                args = (_sparse.gather(x, rows), t[rows], np.arange(len(rows), dtype=np.int64))
+                args = (take(rows), t[rows], np.arange(len(rows), dtype=np.int64))
                 weights = {k: v[rows] for k, v in weights.items()}
             with _sigint.Held(mark):
                 try:
