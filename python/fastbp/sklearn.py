@@ -626,38 +626,50 @@ class _BaseMLP(BaseEstimator):
 
     def _epoch(self, X, T, batch: int, row_weights, mean_w: float, early_stopping: bool) -> float:
         """One epoch over batches of ``batch`` rows (shuffled from the network's generator
-        when ``shuffle``), each gathered into a dense block; its mean loss, the penalty
-        included. Each batch's gradient gets scikit-learn's penalty ``alpha / (2 n_b)
-        ||W||²`` on the weights (not the biases), ``n_b`` its rows, in fastbp's loss scale
-        (and with weights ``w`` scaled to mean 1, divided by their mean ``mean_w``, as
-        scikit-learn divides by the batch's weight sum). Where a step's loss or gradient
-        is not finite (the step is not applied): with early stopping, NaN and a
-        ConvergenceWarning, where scikit-learn trains on with NaN weights to max_iter
-        and keeps its best validation weights; else scikit-learn's ValueError."""
-        progress = [0]  # the batches applied, for the message of a diverged one
+        when ``shuffle``; a sparse X's rows gathered into a dense block per batch); its
+        mean loss, the penalty included: without one (``alpha=0``) fastbp's epoch, one
+        C++ call, else :meth:`_train_batches`. Where a step's loss or gradient is not
+        finite (the step is not applied): with early stopping, NaN and a
+        ConvergenceWarning, where scikit-learn trains on with NaN weights to max_iter and
+        keeps its best validation weights; else scikit-learn's ValueError."""
         try:
+            if self.alpha == 0:
+                return self.network_.fit(
+                    X,
+                    T,
+                    epochs=1,
+                    batch_size=batch,
+                    optimizer=self._optimizer_,
+                    shuffle=self.shuffle,
+                    progress=False,
+                    sample_weight=row_weights,
+                ).loss[0]
             # Weights that grow without bound overflow the penalty to inf, as
             # scikit-learn's do; the step that follows is then refused.
             with np.errstate(over="ignore"):
-                return self._train_batches(X, T, batch, row_weights, mean_w, progress)
+                return self._train_batches(X, T, batch, row_weights, mean_w)
         except FloatingPointError as error:
             if not early_stopping:
                 raise ValueError(_NON_FINITE) from error
             warnings.warn(
-                f"Stochastic Optimizer: training diverged at epoch {self.n_iter_ + 1}, "
-                f"batch {progress[0] + 1} ({error}). Training stops; the weights of "
+                f"Stochastic Optimizer: {error}. Training stops; the weights of "
                 "the best validation score are kept.",
                 ConvergenceWarning,
             )
             return np.nan
 
-    def _train_batches(self, X, T, batch: int, row_weights, mean_w: float, progress) -> float:
-        """:meth:`_epoch`'s steps, counted in ``progress[0]``; the epoch's mean loss."""
+    def _train_batches(self, X, T, batch: int, row_weights, mean_w: float) -> float:
+        """:meth:`_epoch` with a penalty: a fastbp step per batch, scikit-learn's penalty
+        ``alpha / (2 n_b) ||W||²`` (``n_b`` the batch's rows) added to its loss and its
+        gradient to the weights' (not the biases'), in fastbp's loss scale (and with
+        weights ``w`` scaled to mean 1, divided by their mean ``mean_w``, as scikit-learn
+        divides by the batch's weight sum). fastbp's epoch takes one weight decay for
+        every parameter, biases included."""
         net, opt, n = self.network_, self._optimizer_, X.shape[0]
         order = net._rng.permutation(n) if self.shuffle else np.arange(n)
         params, grads, weights = net.params, net.grads, self._weight_slices()
         loss_sum, take = 0.0, _sparse.Rows(X, batch)
-        for start in range(0, n, batch):
+        for step, start in enumerate(range(0, n, batch)):
             rows = order[start : start + batch]
             w = None if row_weights is None else row_weights[rows]
             loss = net.backward(take(rows), T[rows], sample_weight=w)
@@ -665,8 +677,13 @@ class _BaseMLP(BaseEstimator):
             squares = sum(float(np.dot(params[s], params[s])) for s in weights)
             for s in weights:
                 grads[s] += decay * params[s]
-            opt.step(net)
-            progress[0] += 1
+            try:
+                opt.step(net)
+            except FloatingPointError as error:
+                where = f"training diverged at epoch {self.n_iter_ + 1}, step {step + 1}"
+                raise FloatingPointError(
+                    str(error).replace("training diverged at optimizer", where + ", optimizer")
+                ) from None
             loss_sum += (loss + 0.5 * decay * squares) * len(rows)
         return loss_sum / n
 

@@ -316,6 +316,23 @@ def test_the_penalty_is_scikit_learns_on_the_weights_alone(digits, cls, solver):
     np.testing.assert_allclose(ours.network_.params, _flat(theirs), rtol=tol, atol=tol * 1e-2)
 
 
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_a_vanishing_penalty_trains_as_none(digits, solver):
+    """With alpha > 0 an epoch is a fastbp step per batch plus the penalty, with alpha=0
+    fastbp's epoch in one call: the same batches (shuffled) and updates."""
+    X, _, y, _ = digits
+    fits = [
+        fbs.MLPClassifier((8,), solver=solver, alpha=alpha, batch_size=64, max_iter=3).set_params(
+            random_state=0
+        )
+        for alpha in (0.0, 1e-300)
+    ]
+    for est in fits:
+        est.fit(X, y)
+    np.testing.assert_allclose(fits[0].network_.params, fits[1].network_.params, rtol=1e-12)
+    np.testing.assert_allclose(fits[0].loss_curve_, fits[1].loss_curve_, rtol=1e-12)
+
+
 def test_the_regressors_loss_and_stopping_rule_are_scikit_learns(digits):
     """loss_ is scikit-learn's half squared error, and tol acts on it: from the same
     weights, the same loss curve and the same epoch of the stop."""
