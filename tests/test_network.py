@@ -822,6 +822,9 @@ def test_sparse_input_is_checked_before_training(rng):
     bad.data[3] = np.nan
     with pytest.raises(ValueError, match="X contains NaN or inf"):
         net.fit(bad, T, **fit)
+    for call in (lambda: net.fit(X[:0], T[:0], **fit), lambda: net.predict(X[:0])):
+        with pytest.raises(ValueError, match=r"X is an empty batch, shape \(0, 40\)"):
+            call()
     np.testing.assert_array_equal(net.params, before)
 
 

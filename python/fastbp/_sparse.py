@@ -80,9 +80,11 @@ def block_rows(x) -> int:
 
 
 def blocks(x) -> Iterator[slice]:
-    """Consecutive slices of the rows of ``x``, each of at most :func:`block_rows` rows."""
+    """Consecutive slices of the rows of ``x``, each of at most :func:`block_rows` rows;
+    one empty slice when ``x`` has no rows (for the core to refuse, as it refuses an
+    empty array)."""
     step = block_rows(x)
-    for start in range(0, x.shape[0], step):
+    for start in range(0, max(x.shape[0], 1), step):
         yield slice(start, min(start + step, x.shape[0]))
 
 
