@@ -548,8 +548,8 @@ def small_blocks(monkeypatch):
     ],
 )
 def test_sparse_x_trains_and_predicts_as_the_dense_x(small_blocks, fmt, cls, solver):
-    """fit (shuffled, float32), partial_fit, predict, predict_proba and score on a sparse X
-    (any format): the same batches, parameters and results as on the dense X, to float32
+    """fit (shuffled, float32, weighted), partial_fit, predict, predict_proba and score on a
+    sparse X (any format): the same batches, parameters and results as on the dense X, to float32
     round-off."""
     import scipy.sparse as sp
 
@@ -559,9 +559,10 @@ def test_sparse_x_trains_and_predicts_as_the_dense_x(small_blocks, fmt, cls, sol
     if cls is MLPRegressor:
         y = X @ rng.standard_normal(30)
     params = dict(hidden_layer_sizes=(8,), solver=solver, max_iter=5, batch_size=16)
+    w = rng.uniform(0.5, 2.0, X.shape[0])
     fitted = []
     for x in (X, X.toarray()):
-        est = cls(random_state=0, **params).fit(x, y)
+        est = cls(random_state=0, **params).fit(x, y, sample_weight=w)
         if solver != "lbfgs":
             est.partial_fit(x, y)
         outputs = [est.predict(x), est.score(x, y)]
@@ -573,3 +574,16 @@ def test_sparse_x_trains_and_predicts_as_the_dense_x(small_blocks, fmt, cls, sol
     rtol = 1e-4 if solver == "lbfgs" else 1e-5
     for ours, dense in zip(*fitted):
         np.testing.assert_allclose(ours, dense, rtol=rtol, atol=rtol / 10)
+
+
+def test_sparse_x_early_stopping_validates_as_the_dense_x(small_blocks):
+    import scipy.sparse as sp
+
+    X = sp.random(150, 30, density=0.2, random_state=2, format="csr")
+    y = (X @ np.linspace(-1, 1, 30) > 0).astype(int)
+    fits = [
+        MLPClassifier((8,), early_stopping=True, max_iter=8, random_state=0).fit(x, y)
+        for x in (X, X.toarray())
+    ]
+    np.testing.assert_allclose(fits[0].validation_scores_, fits[1].validation_scores_)
+    np.testing.assert_allclose(fits[0].network_.params, fits[1].network_.params, rtol=1e-9)
