@@ -1012,10 +1012,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     _EXTRA_PARAMS = {"class_weight": None}
 
     def fit(self, X, y, sample_weight=None) -> MLPClassifier:
-        """Train on ``X`` (n_samples, n_features) and labels ``y`` (n_samples,), or a label
-        indicator matrix ``y`` (n_samples, n_labels) of 0 and 1 for multilabel
-        classification, each sample's loss weighted by ``sample_weight`` times its class's
-        ``class_weight``; returns self."""
+        """Train on ``X`` (n_samples, n_features; dense or ``scipy.sparse``) and labels
+        ``y`` (n_samples,), or a label indicator matrix ``y`` (n_samples, n_labels) of 0
+        and 1 for multilabel classification, each sample's loss weighted by
+        ``sample_weight`` times its class's ``class_weight``; returns self."""
         warm = self._start(incremental=False)
         X, y = self._data(X, y, reset=not warm)
         classes = self.classes_ if warm else self._labels(y)
@@ -1268,8 +1268,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     _LOSSES = ("squared_error", "poisson")
 
     def fit(self, X, y, sample_weight=None) -> MLPRegressor:
-        """Train on ``X`` (n_samples, n_features) and targets ``y``, each sample's loss
-        weighted by ``sample_weight``; returns self."""
+        """Train on ``X`` (n_samples, n_features; dense or ``scipy.sparse``) and targets
+        ``y``, each sample's loss weighted by ``sample_weight``; returns self."""
         return self._fit(X, y, sample_weight, incremental=False)
 
     @available_if(_BaseMLP._stochastic)
