@@ -732,3 +732,123 @@ def test_grads_after_backward_are_the_layers_gradients(backend, rng):
     )
     assert np.abs(expected).max() > 0
     np.testing.assert_array_equal(net.grads, expected)
+
+
+# ---- sparse input (scipy.sparse) --------------------------------------------------------
+
+SPARSE_WIDTHS = (40, 8, 3)
+
+
+def _sparse_data(rng, n=90):
+    """A sparse X of about 10% nonzeros (CSR) and class labels."""
+    sp = pytest.importorskip("scipy.sparse")
+    X = sp.random(n, SPARSE_WIDTHS[0], density=0.1, random_state=rng, format="csr")
+    return X, rng.integers(0, SPARSE_WIDTHS[-1], size=n)
+
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    """Dense blocks of at most 3 rows of SPARSE_WIDTHS[0] values, so that fits, predictions
+    and losses cross many blocks (and an epoch runs as several calls)."""
+    monkeypatch.setattr(fb._sparse, "BLOCK_ELEMENTS", 3 * SPARSE_WIDTHS[0])
+
+
+def _densified_rows(monkeypatch) -> list:
+    """Record the rows of every densified scipy.sparse block from now on."""
+    import scipy.sparse as sp
+
+    rows = []
+    for cls in (sp.csr_matrix, sp.csr_array):
+        original = cls.toarray
+
+        def toarray(self, *args, _original=original, **kwargs):
+            rows.append(self.shape[0])
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(cls, "toarray", toarray)
+    return rows
+
+
+def _rows_of(x, rows):
+    """``x[rows]``, of the format of ``x`` (COO cannot be sliced)."""
+    return x[rows] if isinstance(x, np.ndarray) else x.tocsr()[rows].asformat(x.format)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("fmt", ["csr", "csc", "coo"])
+def test_sparse_input_trains_and_predicts_as_the_dense_input(
+    rng, monkeypatch, small_blocks, backend, fmt
+):
+    """fit (shuffled, validation split, metrics), train_step, backward, predict, loss and
+    evaluate on a sparse X: the dense X's batches, parameters and results, to float32
+    round-off; no block densified holds more rows than a batch or a block."""
+    X, T = _sparse_data(rng)
+    X = X.asformat(fmt)
+    nets = [make_net(SPARSE_WIDTHS, "relu", "ce_labels", "float32", backend) for _ in "ab"]
+    dense_X = X.toarray()
+    densified = _densified_rows(monkeypatch)
+    results = []
+    for net, x in zip(nets, (X, dense_X)):
+        kwargs = dict(epochs=3, batch_size=4, validation_split=0.2, metrics=["accuracy"])
+        history = net.fit(x, T, optimizer=fb.Adam(lr=0.01), progress=False, **kwargs)
+        opt = fb.SGD(lr=0.1)
+        step_loss = net.train_step(_rows_of(x, slice(0, 5)), T[:5], opt)
+        backward_loss = net.backward(_rows_of(x, slice(5, 12)), T[5:12])
+        results.append(
+            (
+                history.loss + history.val_loss + history.accuracy + history.val_accuracy,
+                [step_loss, backward_loss, net.loss(x, T)],
+                list(net.evaluate(x, T, ["accuracy"]).values()),
+                net.params.copy(),
+                net.grads.copy(),
+                net.predict(x),
+            )
+        )
+    assert densified and max(densified) <= 7 < X.shape[0]  # a batch of train_step/backward
+    for ours, dense in zip(*results):
+        np.testing.assert_allclose(ours, dense, rtol=1e-5, atol=1e-6)
+
+
+def test_sparse_input_is_checked_before_training(rng):
+    X, T = _sparse_data(rng)
+    net = make_net(SPARSE_WIDTHS, "relu", "ce_labels", "float32")
+    before = net.params.copy()
+    fit = dict(epochs=1, batch_size=4, optimizer=fb.SGD(lr=0.1), progress=False)
+    with pytest.raises(ValueError, match="X has 39 features .columns., the network takes 40"):
+        net.fit(X[:, :39], T, **fit)
+    with pytest.raises(ValueError, match="X has 90 rows and T has 89"):
+        net.fit(X, T[:89], **fit)
+    bad = X.copy()
+    bad.data[3] = np.nan
+    with pytest.raises(ValueError, match="X contains NaN or inf"):
+        net.fit(bad, T, **fit)
+    for call in (lambda: net.fit(X[:0], T[:0], **fit), lambda: net.predict(X[:0])):
+        with pytest.raises(ValueError, match=r"X is an empty batch, shape \(0, 40\)"):
+            call()
+    np.testing.assert_array_equal(net.params, before)
+
+
+def test_fit_with_comm_refuses_sparse_input(rng):
+    MPI = pytest.importorskip("mpi4py.MPI")
+    X, T = _sparse_data(rng)
+    net = make_net(SPARSE_WIDTHS, "relu", "ce_labels", "float32")
+    with pytest.raises(NotImplementedError, match="takes dense X"):
+        net.fit(X, T, epochs=1, batch_size=4, optimizer=fb.SGD(lr=0.1), comm=MPI.COMM_SELF)
+
+
+def test_sparse_duplicate_entries_count_as_their_sum(rng):
+    """A CSR matrix that stores a value twice means their sum, as scipy's toarray gives
+    it; the caller's matrix is left as it was."""
+    sp = pytest.importorskip("scipy.sparse")
+    data, indices, indptr = [1.0, 2.0, 0.5, -1.0], [3, 3, 0, 7], [0, 2, 4]
+    X = sp.csr_matrix((data, indices, indptr), shape=(2, SPARSE_WIDTHS[0]))
+    assert not X.has_canonical_format
+    net = make_net(SPARSE_WIDTHS, "relu", "ce_labels", "float64")
+    T = np.array([0, 2])
+    np.testing.assert_array_equal(net.predict(X), net.predict(X.toarray()))
+    fit = dict(epochs=2, batch_size=1, shuffle=False, progress=False)
+    twin = make_net(SPARSE_WIDTHS, "relu", "ce_labels", "float64")
+    net.fit(X, T, optimizer=fb.SGD(lr=0.1), **fit)
+    twin.fit(X.toarray(), T, optimizer=fb.SGD(lr=0.1), **fit)
+    np.testing.assert_array_equal(net.params, twin.params)
+    assert list(X.indices) == indices and list(X.data) == data

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import _core, _locks, _names, _validate, ops, reference
+from . import _core, _locks, _names, _sparse, _validate, ops, reference
 from .io import interop, npz, onnx_export
 from .nn.activations import Sigmoid
 from .nn.layers import Layer
@@ -254,11 +254,21 @@ class Network:
 
     # ---- input checks -------------------------------------------------------------
 
-    def _inputs(self, X) -> np.ndarray:
+    def _inputs(self, X):
         """X as a C-contiguous array of the network's dtype (copied only if it is not);
-        _core checks its shape, that it is not empty and that it is finite."""
+        _core checks its shape, that it is not empty and that it is finite. A sparse X
+        (``scipy.sparse``) becomes a CSR matrix of the network's dtype, its width and
+        values checked here; its rows reach the core as dense blocks (see
+        :mod:`fastbp._sparse`)."""
         if type(X) is np.ndarray and X.dtype == self.dtype and X.flags.c_contiguous:
             return X
+        if _sparse.issparse(X):
+            x = _sparse.as_csr("X", X, self.dtype)
+            if x.shape[1] != self.in_features:
+                raise ValueError(
+                    f"X has {x.shape[1]} features (columns), the network takes {self.in_features}"
+                )
+            return x
         return _validate.float_array("X", X, self.dtype)
 
     def _targets(self, T) -> np.ndarray:
@@ -288,6 +298,43 @@ class Network:
 
     def _batch(self, X, T):
         return self._inputs(X), self._targets(T)
+
+    def _dense_batch(self, X, T):
+        """:meth:`_batch` for one step of training: a sparse X densified, as the core
+        takes a batch whole."""
+        x, t = self._batch(X, T)
+        return _sparse.dense(x), t
+
+    def _check(self, x, t) -> None:
+        """The core's checks of a converted batch (:meth:`_batch`); a sparse ``x`` block
+        by block, after its rows are matched with ``t``'s."""
+        if not _sparse.issparse(x):
+            self._core.check(x, t)
+            return
+        if x.shape[0] != t.shape[0]:
+            raise ValueError(f"X has {x.shape[0]} rows and T has {t.shape[0]}: they must match")
+        take = _sparse.Rows(x, _sparse.block_rows(x))
+        for rows in _sparse.blocks(x):
+            self._core.check(take(rows), t[rows])
+
+    def _forward(self, x) -> np.ndarray:
+        """The core's forward pass (inference) of a converted ``x``; a sparse one block by
+        block."""
+        if not _sparse.issparse(x):
+            return self._core.forward(x)
+        take = _sparse.Rows(x, _sparse.block_rows(x))
+        return np.concatenate([self._core.forward(take(rows)) for rows in _sparse.blocks(x)])
+
+    def _loss_value(self, x, t) -> float:
+        """The core's loss of a converted batch; a sparse ``x`` block by block, the blocks'
+        losses summed, or (``"mean"``) averaged weighted by their rows."""
+        if not _sparse.issparse(x):
+            return float(self._core.loss(x, t))
+        total, take = 0.0, _sparse.Rows(x, _sparse.block_rows(x))
+        for rows in _sparse.blocks(x):
+            value = float(self._core.loss(take(rows), t[rows]))
+            total += value if self.loss_fn.reduction == "sum" else value * len(t[rows])
+        return total if self.loss_fn.reduction == "sum" else total / x.shape[0]
 
     def _bind_optimizer(self, optimizer) -> tuple:
         """``(state, core)``: the optimizer's state for this network and the core whose
@@ -322,8 +369,9 @@ class Network:
     # ---- computation --------------------------------------------------------------
 
     def forward(self, X) -> np.ndarray:
-        """Network output for the batch ``X`` (N, in_features): an (N, out) array."""
-        return self._core.forward(self._inputs(X))
+        """Network output for the batch ``X`` (N, in_features): an (N, out) array. A
+        sparse ``X`` (``scipy.sparse``, any format) runs in dense blocks of its rows."""
+        return self._forward(self._inputs(X))
 
     def predict(self, X) -> np.ndarray:
         """Same as :meth:`forward`; keeps no training state."""
@@ -372,7 +420,7 @@ class Network:
 
     def loss(self, X, T) -> float:
         """The loss of the network's output for ``X`` against targets ``T``."""
-        return float(self._core.loss(*self._batch(X, T)))
+        return self._loss_value(*self._batch(X, T))
 
     def backward(self, X, T, sample_weight=None) -> float:
         """Forward pass, loss and backpropagation; fills every ``dW``/``db``.
@@ -383,7 +431,7 @@ class Network:
         :meth:`train_step` would. ``sample_weight`` weights each row's loss as in
         :meth:`fit` (not on ``backend="cuda"``).
         """
-        x, t = self._batch(X, T)
+        x, t = self._dense_batch(X, T)
         if sample_weight is None:
             return float(self._core.backward(x, t))
         return float(self._core.backward(x, t, sample_weights(self, t, sample_weight)))
@@ -409,7 +457,7 @@ class Network:
                 except (TypeError, ValueError):
                     # _core takes exact dtypes and target shapes only (labels (N,), not
                     # (N, 1)), and checks before it changes anything: convert, let it check
-                    value = train_step(*self._batch(X, T), *args)
+                    value = train_step(*self._dense_batch(X, T), *args)
             except FloatingPointError as e:
                 raise diverged(f"train_step {state.steps + 1}", e) from None
             except KeyboardInterrupt:  # raised as the step returned, before it was counted
@@ -463,7 +511,11 @@ class Network:
         progress bar, an epoch runs instead as up to 20 calls, each on the next
         ``ceil(batches / 20)`` batches of the epoch's row order (at least one batch; those
         rows copied into one array first), and the bar advances after each: the batches,
-        the parameters and the recorded loss are bitwise the same as without the bar.
+        the parameters and the recorded loss are bitwise the same as without the bar. A
+        sparse ``X`` (``scipy.sparse``, any format; never densified whole) runs the same
+        way, in calls of as many whole batches as a dense block of about 4 million values
+        holds (at least one), each gathered from its rows: the same batches and
+        parameters as the dense ``X`` gives, up to round-off.
 
         Parameters
         ----------

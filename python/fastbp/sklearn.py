@@ -11,15 +11,14 @@ for ``solver="sgd"`` only), early stopping on the validation score (accuracy, R�
 scikit-learn's objective) and ``ConvergenceWarning`` (a fit that ends at ``max_iter``, or
 ``max_fun`` for "lbfgs", never ``partial_fit``) are scikit-learn's.
 
-Differences from scikit-learn: with ``"sgd"`` and ``"adam"``, ``alpha`` is applied as
-weight decay ``alpha / batch_size`` (on biases too), which is the gradient of
-scikit-learn's penalty ``alpha / (2 n) ||W||²`` per batch of ``n`` rows, and ``loss_``
-leaves the penalty out (with ``"lbfgs"`` the penalty is scikit-learn's, on the weights
-only, and ``loss_`` includes it); SGD's momentum holds gradients (PyTorch's form), not
+``alpha`` is scikit-learn's L2 penalty on the weights (not the biases), in the gradient
+and in ``loss_``: ``alpha / (2 n) ||W||²`` per batch of ``n`` rows for "sgd" and "adam",
+over all the rows for "lbfgs". Sparse ``X`` (``scipy.sparse``) is taken as scikit-learn
+takes it: each batch's rows are gathered into a dense block, never the whole matrix.
+
+Differences from scikit-learn: SGD's momentum holds gradients (PyTorch's form), not
 steps scaled by the learning rate, so a change of the rate also scales the momentum
-carried over; the weights start from fastbp's initialisation; ``loss_`` of the regressor
-with ``loss="squared_error"`` is the mean squared error (scikit-learn reports half of it;
-with ``loss="poisson"`` it is scikit-learn's half Poisson deviance); a warm start refuses a
+carried over; the weights start from fastbp's initialisation; a warm start refuses a
 change of the parameters that shape the network (see ``warm_start``), where scikit-learn applies a
 new ``activation`` to the weights it has and ignores, or fails on, new
 ``hidden_layer_sizes``; ``partial_fit`` takes labels among ``classes_`` also with
@@ -60,7 +59,7 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 from threadpoolctl import threadpool_limits
 
-from . import _validate
+from . import _sparse, _validate
 from .io.onnx_export import to_onnx
 from .network import Network
 from .nn.activations import ACTIVATIONS
@@ -92,6 +91,8 @@ _INTERVALS = {
     "beta_2": (0, 1, True, False),
     "epsilon": (0, np.inf, False, False),
 }
+# Sparse X in any scipy.sparse format becomes CSR, whose rows a batch gathers.
+_SPARSE_FORMATS = "csr"
 _BOOLEANS = ("shuffle", "warm_start", "nesterovs_momentum", "early_stopping")
 # scikit-learn's error where training diverges (without early stopping).
 _NON_FINITE = (
@@ -330,20 +331,16 @@ class _BaseMLP(BaseEstimator):
     def _batch_size(self, n_samples: int) -> int:
         return min(200 if self.batch_size == "auto" else self.batch_size, n_samples)
 
-    def _optimizer(self, decay: float):
+    def _optimizer(self):
+        """The solver's optimizer, without weight decay: the penalty on the weights alone
+        is added to their gradients (see :meth:`_epoch`)."""
         if self.solver == "sgd":
             return SGD(
                 lr=self.learning_rate_init,
                 momentum=self.momentum,
                 nesterov=self.nesterovs_momentum and self.momentum > 0,
-                weight_decay=decay,
             )
-        return Adam(
-            lr=self.learning_rate_init,
-            betas=(self.beta_1, self.beta_2),
-            eps=self.epsilon,
-            weight_decay=decay,
-        )
+        return Adam(lr=self.learning_rate_init, betas=(self.beta_1, self.beta_2), eps=self.epsilon)
 
     def _layers(self, widths: list) -> list:
         """Dense layers of ``widths``, the hidden activation between them."""
@@ -548,6 +545,8 @@ class _BaseMLP(BaseEstimator):
             X = X.astype(self.network_.dtype)
         elif not warm and self.compute_dtype is not None:
             X = X.astype(np.float32, copy=False)  # a compute dtype needs float32 weights
+        if sp.issparse(X):  # CSR (validate_data's), its rows' values each stored once
+            X = _sparse.canonical("X", X)
         val = None
         if self.solver != "lbfgs" and self.early_stopping:
             X, T, w, val = self._split(X, T, w)
@@ -567,9 +566,9 @@ class _BaseMLP(BaseEstimator):
         return self
 
     def _fit_stochastic(self, X, T, w, val, incremental: bool) -> None:
-        """scikit-learn's epoch loop for "sgd" and "adam", each epoch one fastbp call.
-        Weights ``w`` are scaled to mean 1 over the rows, and the weight decay divided by
-        their mean, so the objective's scale is scikit-learn's."""
+        """scikit-learn's epoch loop for "sgd" and "adam" (see :meth:`_epoch`). Weights
+        ``w`` are scaled to mean 1 over the rows, and the penalty divided by their mean,
+        so the objective's scale is scikit-learn's."""
         net, n = self.network_, X.shape[0]
         mean_w = 1.0 if w is None else float(w.mean())
         row_weights = self._row_weights(w, n)
@@ -585,19 +584,17 @@ class _BaseMLP(BaseEstimator):
             self.validation_scores_ = self.best_validation_score_ = None
             self.best_loss_ = np.inf
         batch = self._batch_size(n)
-        decay = self.alpha / (batch * mean_w)
         # A new optimizer (momentum and learning rate) per fit, kept over partial_fit
-        # calls, as scikit-learn does; the weight decay follows the batch size.
+        # calls, as scikit-learn does.
         if not incremental or getattr(self, "_solver", None) != self.solver:
-            self._solver, self._optimizer_ = self.solver, self._optimizer(decay)
-        else:
-            self._optimizer_.weight_decay = decay
+            self._solver, self._optimizer_ = self.solver, self._optimizer()
         opt = self._optimizer_
         offset = self._loss_offset(T, w)
         self.n_iter_ = 0
         for _ in range(1 if incremental else self.max_iter):
-            self.loss_ = offset + self._epoch(
-                X, T, batch, row_weights, early_stopping=val is not None
+            # scikit-learn's loss, on which its stopping rule (tol) acts
+            self.loss_ = offset + self._loss_scale * self._epoch(
+                X, T, batch, row_weights, mean_w, early_stopping=val is not None
             )
             self.n_iter_ += 1
             self.t_ += n
@@ -627,22 +624,30 @@ class _BaseMLP(BaseEstimator):
         if val is not None:
             net.params[...] = self._best_params
 
-    def _epoch(self, X, T, batch: int, row_weights, early_stopping: bool) -> float:
-        """One epoch of fastbp's loop; its mean loss. Where a step's loss or gradient is not
+    def _epoch(self, X, T, batch: int, row_weights, mean_w: float, early_stopping: bool) -> float:
+        """One epoch over batches of ``batch`` rows (shuffled from the network's generator
+        when ``shuffle``; a sparse X's rows gathered into a dense block per batch); its
+        mean loss, the penalty included: without one (``alpha=0``) fastbp's epoch, one
+        C++ call, else :meth:`_train_batches`. Where a step's loss or gradient is not
         finite (the step is not applied): with early stopping, NaN and a
         ConvergenceWarning, where scikit-learn trains on with NaN weights to max_iter and
         keeps its best validation weights; else scikit-learn's ValueError."""
         try:
-            history = self.network_.fit(
-                X,
-                T,
-                epochs=1,
-                batch_size=batch,
-                optimizer=self._optimizer_,
-                shuffle=self.shuffle,
-                progress=False,
-                sample_weight=row_weights,
-            )
+            if self.alpha == 0:
+                return self.network_.fit(
+                    X,
+                    T,
+                    epochs=1,
+                    batch_size=batch,
+                    optimizer=self._optimizer_,
+                    shuffle=self.shuffle,
+                    progress=False,
+                    sample_weight=row_weights,
+                ).loss[0]
+            # Weights that grow without bound overflow the penalty to inf, as
+            # scikit-learn's do; the step that follows is then refused.
+            with np.errstate(over="ignore"):
+                return self._train_batches(X, T, batch, row_weights, mean_w)
         except FloatingPointError as error:
             if not early_stopping:
                 raise ValueError(_NON_FINITE) from error
@@ -652,7 +657,44 @@ class _BaseMLP(BaseEstimator):
                 ConvergenceWarning,
             )
             return np.nan
-        return history.loss[0]
+
+    def _train_batches(self, X, T, batch: int, row_weights, mean_w: float) -> float:
+        """:meth:`_epoch` with a penalty: a fastbp step per batch, scikit-learn's penalty
+        ``alpha / (2 n_b) ||W||²`` (``n_b`` the batch's rows) added to its loss and its
+        gradient to the weights' (not the biases'), in fastbp's loss scale (and with
+        weights ``w`` scaled to mean 1, divided by their mean ``mean_w``, as scikit-learn
+        divides by the batch's weight sum). fastbp's epoch takes one weight decay for
+        every parameter, biases included."""
+        net, opt, n = self.network_, self._optimizer_, X.shape[0]
+        order = net._rng.permutation(n) if self.shuffle else np.arange(n)
+        params, grads, weights = net.params, net.grads, self._weight_slices()
+        loss_sum, take = 0.0, _sparse.Rows(X, batch)
+        for step, start in enumerate(range(0, n, batch)):
+            rows = order[start : start + batch]
+            w = None if row_weights is None else row_weights[rows]
+            loss = net.backward(take(rows), T[rows], sample_weight=w)
+            decay = self.alpha / (len(rows) * mean_w * self._loss_scale)
+            squares = sum(float(np.dot(params[s], params[s])) for s in weights)
+            for s in weights:
+                grads[s] += decay * params[s]
+            try:
+                opt.step(net)
+            except FloatingPointError as error:
+                where = f"training diverged at epoch {self.n_iter_ + 1}, step {step + 1}"
+                raise FloatingPointError(
+                    str(error).replace("training diverged at optimizer", where + ", optimizer")
+                ) from None
+            loss_sum += (loss + 0.5 * decay * squares) * len(rows)
+        return loss_sum / n
+
+    def _weight_slices(self) -> list:
+        """The slices of the network's flat parameters that hold weights (not biases):
+        the ones scikit-learn's penalty ``alpha`` applies to."""
+        slices, offset = [], 0
+        for layer in self._dense_layers():
+            slices.append(slice(offset, offset + layer.W.size))
+            offset += layer.W.size + layer.b.size
+        return slices
 
     def _count_loss(self, loss: float) -> None:
         """An epoch without a training-loss decrease of more than tol counts."""
@@ -726,7 +768,7 @@ class _BaseMLP(BaseEstimator):
         def objective(theta):
             net.params[...] = theta
             loss = (
-                scale * net.backward(X, T, sample_weight=row_weights)
+                scale * self._full_backward(X, T, row_weights)
                 + offset
                 + 0.5 * np.dot(decay * theta, theta)
             )
@@ -746,10 +788,26 @@ class _BaseMLP(BaseEstimator):
             raise ValueError(_NON_FINITE)
         net.params[...] = result.x
         self.n_iter_ = min(result.nit, self.max_iter)
-        # fastbp's loss (the penalty included) with scikit-learn's terms of the targets
-        self.loss_ = (float(result.fun) - offset) / scale + offset
+        self.loss_ = float(result.fun)
         if result.status != 0:  # stopped by max_iter or max_fun, or failed
             warnings.warn(self._lbfgs_warning(result), ConvergenceWarning)
+
+    def _full_backward(self, X, T, row_weights) -> float:
+        """The network's loss and gradients (in ``net.grads``) on all the rows, each
+        weighted by ``row_weights``; a sparse ``X`` in dense blocks of its rows, their
+        losses and gradients averaged weighted by their rows."""
+        net = self.network_
+        if not sp.issparse(X):
+            return net.backward(X, T, sample_weight=row_weights)
+        loss, grads = 0.0, np.zeros_like(net.grads)
+        take = _sparse.Rows(X, _sparse.block_rows(X))
+        for rows in _sparse.blocks(X):
+            w = None if row_weights is None else row_weights[rows]
+            share = len(T[rows]) / X.shape[0]
+            loss += share * net.backward(take(rows), T[rows], sample_weight=w)
+            grads += share * net.grads
+        net.grads[...] = grads
+        return loss
 
     def _lbfgs_warning(self, result) -> str:
         """scikit-learn's words for an L-BFGS-B run that did not converge."""
@@ -820,7 +878,9 @@ class _BaseMLP(BaseEstimator):
 
     def _outputs(self, X) -> np.ndarray:
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
+        X = validate_data(
+            self, X, reset=False, accept_sparse=_SPARSE_FORMATS, dtype=(np.float64, np.float32)
+        )
         self._use_assigned_parameters()
         return self.network_.predict(X)
 
@@ -861,8 +921,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         ``fastbp.Adam`` or ``fastbp.SGD`` over mini-batches, or full-batch L-BFGS-B
         (``scipy.optimize.minimize``) on fastbp's loss and gradient.
     alpha : float
-        L2 penalty: weight decay ``alpha / batch_size`` for "sgd" and "adam";
-        scikit-learn's ``alpha / (2 n_samples) ||W||²`` added to the loss for "lbfgs".
+        scikit-learn's L2 penalty on the weights (not the biases): ``alpha / (2 n)
+        ||W||²`` added to the loss of each batch of ``n`` rows ("sgd", "adam") or of all
+        the rows ("lbfgs"), and its gradient to the weights'.
     batch_size : int or "auto"
         Mini-batch size; ``"auto"`` is ``min(200, n_samples)``.
     learning_rate : {"constant", "invscaling", "adaptive"}
@@ -923,8 +984,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     classes_ : ndarray
     network_ : fastbp.Network
     loss_ : float
-        The last epoch's mean training loss (scikit-learn's log-loss); for "lbfgs", the
-        final objective (penalty included).
+        The last epoch's mean training loss (scikit-learn's log-loss), the penalty
+        included; for "lbfgs", the final objective.
     best_loss_ : float or None
         The lowest ``loss_`` of the training; None with ``early_stopping``; not set by
         "lbfgs".
@@ -951,10 +1012,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     _EXTRA_PARAMS = {"class_weight": None}
 
     def fit(self, X, y, sample_weight=None) -> MLPClassifier:
-        """Train on ``X`` (n_samples, n_features) and labels ``y`` (n_samples,), or a label
-        indicator matrix ``y`` (n_samples, n_labels) of 0 and 1 for multilabel
-        classification, each sample's loss weighted by ``sample_weight`` times its class's
-        ``class_weight``; returns self."""
+        """Train on ``X`` (n_samples, n_features; dense or ``scipy.sparse``) and labels
+        ``y`` (n_samples,), or a label indicator matrix ``y`` (n_samples, n_labels) of 0
+        and 1 for multilabel classification, each sample's loss weighted by
+        ``sample_weight`` times its class's ``class_weight``; returns self."""
         warm = self._start(incremental=False)
         X, y = self._data(X, y, reset=not warm)
         classes = self.classes_ if warm else self._labels(y)
@@ -1063,7 +1124,13 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def _data(self, X, y, reset: bool):
         """X and the labels checked: ``y`` (n_samples,), or a dense indicator matrix."""
         X, y = validate_data(
-            self, X, y, reset=reset, multi_output=True, dtype=(np.float64, np.float32)
+            self,
+            X,
+            y,
+            reset=reset,
+            multi_output=True,
+            accept_sparse=_SPARSE_FORMATS,
+            dtype=(np.float64, np.float32),
         )
         check_classification_targets(y)
         if type_of_target(y) == "multilabel-indicator":
@@ -1171,6 +1238,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
         tags.classifier_tags.multi_label = True
         return tags
 
@@ -1200,8 +1268,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     _LOSSES = ("squared_error", "poisson")
 
     def fit(self, X, y, sample_weight=None) -> MLPRegressor:
-        """Train on ``X`` (n_samples, n_features) and targets ``y``, each sample's loss
-        weighted by ``sample_weight``; returns self."""
+        """Train on ``X`` (n_samples, n_features; dense or ``scipy.sparse``) and targets
+        ``y``, each sample's loss weighted by ``sample_weight``; returns self."""
         return self._fit(X, y, sample_weight, incremental=False)
 
     @available_if(_BaseMLP._stochastic)
@@ -1237,6 +1305,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             reset=not warm,
             multi_output=True,
             y_numeric=True,
+            accept_sparse=_SPARSE_FORMATS,
             dtype=(np.float64, np.float32),
         )
         T = y.reshape(len(y), -1).astype(X.dtype)
@@ -1296,6 +1365,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
         tags.target_tags.multi_output = True
         tags.target_tags.single_output = True
         return tags

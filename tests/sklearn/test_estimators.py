@@ -22,6 +22,7 @@ from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
+import fastbp  # noqa: E402
 from fastbp.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
 
 
@@ -523,3 +524,66 @@ def test_the_suite_script_runs_scikit_learns_tests_on_fastbp_s_estimators(tmp_pa
     for name in sklearn_suite.PRIVATE_API_TESTS:  # what it deselects is there to deselect
         assert f"def {name}(" in text
     assert sklearn_suite.main(["-k", "multilabel or partial_fit_errors"]) == 0
+
+
+# ---- sparse X ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    """Dense blocks of a few rows of a sparse X, so that predictions and L-BFGS's
+    full-batch gradients cross many blocks."""
+    monkeypatch.setattr(fastbp._sparse, "BLOCK_ELEMENTS", 200)
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc", "coo"])
+@pytest.mark.parametrize(
+    "cls, solver",
+    [
+        (MLPClassifier, "adam"),
+        (MLPClassifier, "sgd"),
+        (MLPClassifier, "lbfgs"),
+        (MLPRegressor, "adam"),
+        (MLPRegressor, "lbfgs"),
+    ],
+)
+def test_sparse_x_trains_and_predicts_as_the_dense_x(small_blocks, fmt, cls, solver):
+    """fit (shuffled, float32, weighted), partial_fit, predict, predict_proba and score on a
+    sparse X (any format): the same batches, parameters and results as on the dense X, to float32
+    round-off."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(0)
+    X = sp.random(120, 30, density=0.2, random_state=1, format=fmt, dtype=np.float32)
+    y = (X @ rng.standard_normal(30) > 0).astype(int) + (X @ rng.standard_normal(30) > 0)
+    if cls is MLPRegressor:
+        y = X @ rng.standard_normal(30)
+    params = dict(hidden_layer_sizes=(8,), solver=solver, max_iter=5, batch_size=16)
+    w = rng.uniform(0.5, 2.0, X.shape[0])
+    fitted = []
+    for x in (X, X.toarray()):
+        est = cls(random_state=0, **params).fit(x, y, sample_weight=w)
+        if solver != "lbfgs":
+            est.partial_fit(x, y)
+        outputs = [est.predict(x), est.score(x, y)]
+        if cls is MLPClassifier:
+            outputs.append(est.predict_proba(x))
+        fitted.append((est.network_.params.copy(), est.loss_, *outputs))
+    assert est.network_.dtype == np.float32
+    # L-BFGS sums the blocks' gradients in another order than one full batch's product
+    rtol = 1e-4 if solver == "lbfgs" else 1e-5
+    for ours, dense in zip(*fitted):
+        np.testing.assert_allclose(ours, dense, rtol=rtol, atol=rtol / 10)
+
+
+def test_sparse_x_early_stopping_validates_as_the_dense_x(small_blocks):
+    import scipy.sparse as sp
+
+    X = sp.random(150, 30, density=0.2, random_state=2, format="csr")
+    y = (X @ np.linspace(-1, 1, 30) > 0).astype(int)
+    fits = [
+        MLPClassifier((8,), early_stopping=True, max_iter=8, random_state=0).fit(x, y)
+        for x in (X, X.toarray())
+    ]
+    np.testing.assert_allclose(fits[0].validation_scores_, fits[1].validation_scores_)
+    np.testing.assert_allclose(fits[0].network_.params, fits[1].network_.params, rtol=1e-9)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from .. import _sigint, _validate
+from .. import _sigint, _sparse, _validate
 from ..io import npz
 from ..nn.losses import BCEWithLogitsLoss
 from ..optim import optimizers
@@ -98,6 +98,10 @@ def _train(
         if comm is not None and net.backend == "cuda":
             raise NotImplementedError(
                 "fit(comm=...) trains on the cpu and numpy backends, got backend='cuda'"
+            )
+        if comm is not None and _sparse.issparse(X):
+            raise NotImplementedError(
+                "fit(comm=...) takes dense X; convert a sparse X with X.toarray() per shard"
             )
         if comm is not None and (sample_weight is not None or class_weight is not None):
             raise NotImplementedError(
@@ -232,9 +236,9 @@ def _checked(
     batch_size = _validate.positive_int("batch_size", batch_size)
     optimizers.check(optimizer)
     x, t = net._batch(X, T)
-    # Checked whole here: with a progress bar the core sees slices (and would name rows
-    # of a slice), and without rows no epoch reaches the core at all.
-    net._core.check(x, t)
+    # Checked whole here: with a progress bar or a sparse X the core sees slices (and
+    # would name rows of a slice), and without rows no epoch reaches the core at all.
+    net._check(x, t)
     w = sample_weights(net, t, sample_weight, class_weight)
     scored = checked_metrics(net, metrics)
     lrs = _learning_rates(lr_schedule, epochs, optimizer.lr)
@@ -307,6 +311,9 @@ def _run_epoch(
     between batches."""
     n_batches = -(-len(order) // batch_size)
     per_call = n_batches if bar is None else -(-n_batches // BAR_UPDATES_PER_EPOCH)
+    if _sparse.issparse(x):  # the rows of a call are gathered into one dense block
+        per_call = min(per_call, max(1, _sparse.block_rows(x) // batch_size))
+    take = _sparse.Rows(x, per_call * batch_size)
     loss_sum = 0.0
     # No callback runs within an epoch, so one optimizer state counts all of its steps.
     state = net._bind_optimizer(optimizer)[0]
@@ -316,11 +323,11 @@ def _run_epoch(
             # Bound again for every call: a callback may have trained with another optimizer.
             state, calls = net._bind_optimizer(optimizer)
             weights = {} if w is None else {"sample_weight": w}
-            if per_call == n_batches:
+            if per_call == n_batches and not _sparse.issparse(x):
                 args = (x, t, order)
             else:  # the core takes an order over all of its rows: hand it the slice's rows
                 rows = order[first * batch_size : (first + per_call) * batch_size]
-                args = (x[rows], t[rows], np.arange(len(rows), dtype=np.int64))
+                args = (take(rows), t[rows], np.arange(len(rows), dtype=np.int64))
                 weights = {k: v[rows] for k, v in weights.items()}
             with _sigint.Held(mark):
                 try:
@@ -425,7 +432,7 @@ def _validation(net, x, t, w, validation_data, validation_split):
             raise TypeError("validation_data must be a pair (X_val, T_val)")
         try:
             val = net._batch(*validation_data)
-            net._core.check(*val)
+            net._check(*val)
         except (TypeError, ValueError) as e:  # say which data the error is about
             raise type(e)(f"validation_data: {e}") from e
         return x, t, w, val
@@ -503,9 +510,9 @@ def _log_keys(val, metrics) -> list:
 
 def evaluate(net, x, t, metrics) -> dict:
     """``{"loss": ..., metric: ...}`` of ``net`` on the checked batch ``(x, t)``."""
-    scores = {"loss": float(net._core.loss(x, t))}
+    scores = {"loss": net._loss_value(x, t)}
     if metrics:
-        y = net._core.forward(x)
+        y = net._forward(x)
         scores.update((name, METRICS[name](y, t, net.loss_fn.name)) for name in metrics)
     return scores
 
@@ -518,7 +525,7 @@ def _evaluate(net, x, t, val, metrics) -> dict:
     if val is not None:
         logs["val_loss"] = scores["loss"]
     if metrics:
-        y = net._core.forward(x)
+        y = net._forward(x)
         for name in metrics:
             logs[name] = METRICS[name](y, t, net.loss_fn.name)
             if val is not None:
