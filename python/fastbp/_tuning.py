@@ -27,6 +27,7 @@ MAX_BLOCK = 1 << 20  # the core's bound for a block size and the wide kernel's w
 MAX_FILE_BYTES = 1 << 20
 
 _loaded_path: str | None = None
+_untuned: dict | None = None  # gemm_config() before the file's choices were applied
 
 
 class TuningError(ValueError):
@@ -169,8 +170,14 @@ def loaded_path() -> str | None:
     return _loaded_path
 
 
+def untuned_config() -> dict:
+    """gemm_config() as it was before a tuning file was applied (the analytic or table
+    blocks and the built-in kernel split), for comparing the two."""
+    return _core.gemm_config() if _untuned is None else _untuned
+
+
 def load_at_import() -> None:
-    global _loaded_path
+    global _loaded_path, _untuned
     setting = os.environ.get(ENV, "")
     if setting.lower() in ("off", "0", "false", "no") or os.environ.get("FASTBP_GEMM_BLOCKS"):
         return
@@ -187,5 +194,6 @@ def load_at_import() -> None:
             stacklevel=2,
         )
         return
+    _untuned = _core.gemm_config()
     apply(choices)
     _loaded_path = str(path)

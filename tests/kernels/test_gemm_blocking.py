@@ -38,19 +38,31 @@ def test_model_gives_blis_haswell_dgemm_depth():
     assert blocks(HASWELL, 6, 8, 8) == (96, 256, 3584)
 
 
+# Sapphire Rapids: 48 KiB 12-way L1d, 2 MiB 16-way L2.
+SAPPHIRE = {**HASWELL, "l1d": level(48 * KIB, 12), "l2": level(2048 * KIB, 16)}
+
+
+def test_model_gives_a_kernel_too_wide_for_l1_one_way_of_l2():
+    """6 x 64 floats leave no L1 way for A ((12 - 1) x 6 / 70 < 1): the B micro-panel
+    takes one 128 KiB way of L2, KC = 128 KiB / (64 x 4) = 512, the depth a hand sweep
+    found fastest on that CPU; bfloat16 pairs (2 bytes per K step) go twice as deep."""
+    assert blocks(SAPPHIRE, 6, 64, 4)[1] == 512
+    assert blocks(SAPPHIRE, 6, 64, 2, k_align=2)[1] == 1024
+
+
 def test_model_blocks_fit_the_cache_shares_they_are_derived_from():
     for mr, nr, k_bytes in [(6, 16, 4), (12, 32, 4), (6, 64, 4), (12, 16, 8), (32, 32, 2)]:
-        for caches in (
-            HASWELL,
-            {**HASWELL, "l1d": level(48 * KIB, 12), "l2": level(2048 * KIB, 16)},
-        ):
+        for caches in (HASWELL, SAPPHIRE):
             mc, kc, nc = blocks(caches, mr, nr, k_bytes, fallback_nc=4096)
             l1, l2 = caches["l1d"], caches["l2"]
             assert mc % mr == 0 and nc % nr == 0 and kc % 16 == 0
             assert 64 <= kc <= 2048 and mr <= mc <= 1536 and 1024 <= nc <= 8192
-            # A and B micro-panels in L1 less one way, unless the floor of 64 applies
-            if kc > 64 and (l1["ways"] - 1) * mr // (mr + nr) >= 1:
+            if kc == 64:
+                continue  # the floor
+            if (l1["ways"] - 1) * mr // (mr + nr) >= 1:  # both micro-panels in L1 less a way
                 assert (mr + nr) * kc * k_bytes <= l1["size"] * (l1["ways"] - 1) // l1["ways"]
+            else:  # the B micro-panel in one L2 way
+                assert nr * kc * k_bytes <= l2["size"] // l2["ways"]
             if mc > mr:  # the A block in L2 less a way for C and one for B
                 assert mc * kc * k_bytes <= l2["size"] * (l2["ways"] - 2) // l2["ways"]
 
@@ -68,10 +80,9 @@ def test_model_divides_a_shared_l3_among_the_cpus_sharing_it():
 
 
 def test_model_depth_follows_the_element_size_and_k_alignment():
-    wide = {**HASWELL, "l1d": level(48 * KIB, 12), "l2": level(2048 * KIB, 16)}
-    _, kc_float, _ = blocks(wide, 12, 32, 4)
-    _, kc_bf16, _ = blocks(wide, 12, 32, 2, k_align=2)
-    _, kc_amx, _ = blocks(wide, 32, 32, 2, k_align=32)
+    _, kc_float, _ = blocks(SAPPHIRE, 12, 32, 4)
+    _, kc_bf16, _ = blocks(SAPPHIRE, 12, 32, 2, k_align=2)
+    _, kc_amx, _ = blocks(SAPPHIRE, 32, 32, 2, k_align=32)
     assert kc_bf16 == 2 * kc_float
     assert kc_amx % 32 == 0
 

@@ -6,8 +6,11 @@
 // block while those (MR x KC) stream through. One way is left for the C tile and the
 // other streams; the rest is split between the two micro-panels in proportion MR : NR,
 // so that a streaming A line never evicts B:
-//   C_A  = floor((W1 - 1) / (1 + NR / MR))     ways for the A micro-panel, at least 1
+//   C_A  = floor((W1 - 1) / (1 + NR / MR))     ways for the A micro-panel
 //   KC   = C_A * N1 * C1 / (MR * S)
+// A kernel so wide that C_A is 0 (6 x 64 floats in a 12-way L1) cannot keep B in L1
+// beside A; its B micro-panel is then given one way of L2 instead (the C_B2 below):
+//   KC   = N2 * C2 / (NR * S)
 // MC, from L2. The A block (MC x KC) stays in L2 while B micro-panels pass through:
 //   C_B2 = ceil(KC * NR * S / (N2 * C2))       ways one B micro-panel takes
 //   MC   = (W2 - 1 - C_B2) * N2 * C2 / (KC * S)
@@ -16,8 +19,7 @@
 //   way3 = L3 / (W3 * sharing),  C_A3 = ceil(MC * KC * S / way3)
 //   NC   = (W3 - 1 - C_A3) * way3 / (KC * S)
 // Each is rounded down to whole tiles (KC to a multiple of 16 and of the kernel's K
-// alignment) and clamped to the ranges below: a wide kernel's B micro-panel can leave no
-// L1 way for A (the model then gives C_A = 1), and a small L3 share no room for B.
+// alignment) and clamped to the ranges below: a small L3 share leaves no room for B.
 #include "blocking.hpp"
 
 #include <algorithm>
@@ -158,10 +160,11 @@ std::optional<Blocks> analytic_blocks(const CacheInfo& caches, const KernelShape
   const int64_t mr = shape.mr, nr = shape.nr, s = shape.k_bytes;
   const int64_t k_step = std::max<int64_t>(16, shape.k_align);
 
-  const int64_t ways_a = std::max<int64_t>(1, (l1.ways - 1) * mr / (mr + nr));
-  const int64_t kc = clamp_to(ways_a * l1.sets() * l1.line / (mr * s), kMinKc, kMaxKc, k_step);
-
   const int64_t way2 = l2.sets() * l2.line;
+  const int64_t ways_a = (l1.ways - 1) * mr / (mr + nr);
+  const int64_t kc_fit = ways_a > 0 ? ways_a * l1.sets() * l1.line / (mr * s) : way2 / (nr * s);
+  const int64_t kc = clamp_to(kc_fit, kMinKc, kMaxKc, k_step);
+
   const int64_t ways_b2 = ceil_div(kc * nr * s, way2);
   const int64_t mc = clamp_to((l2.ways - 1 - ways_b2) * way2 / (kc * s), mr, kMaxMc, mr);
 
