@@ -46,6 +46,9 @@ FULL_SHAPES = QUICK_SHAPES + (
     (512, 4096, 4096, False, True),
 )
 NEVER_WIDE = _tuning.MAX_BLOCK
+# A candidate replaces the configuration in use only when it is this much faster (in the
+# geometric mean): on a busy machine smaller differences are noise.
+MARGIN = 1.03
 
 
 def _operands(shape, dtype, rng):
@@ -122,20 +125,27 @@ def columns_seen(shape, narrow_nr: int) -> int:
 
 def choose_wide_from(shapes, narrow_rates, wide_rates, narrow_nr: int, current: int) -> int:
     """The width from which the wide kernel runs that maximises the geometric mean over
-    `shapes`, given each shape's rate on either kernel; `current` where it does as well."""
+    `shapes`, given each shape's rate on either kernel; `current` unless another is MARGIN
+    faster."""
     widths = sorted({columns_seen(s, narrow_nr) for s in shapes})
 
     def score(threshold):
-        return sum(
-            math.log(w if columns_seen(s, narrow_nr) >= threshold else n)
-            for s, n, w in zip(shapes, narrow_rates, wide_rates)
+        return geomean(
+            [
+                w if columns_seen(s, narrow_nr) >= threshold else n
+                for s, n, w in zip(shapes, narrow_rates, wide_rates)
+            ]
         )
 
-    best, best_score = current, score(current)
-    for threshold in [0, *widths, NEVER_WIDE]:
-        if score(threshold) > best_score:
-            best, best_score = threshold, score(threshold)
-    return best
+    best = max([0, *widths, NEVER_WIDE], key=score)
+    return best if score(best) > MARGIN * score(current) else current
+
+
+def pick(results):
+    """The fastest of `results` ((mean, label, blocks, rates), the one in use first), or
+    the one in use unless the fastest beats it by MARGIN."""
+    fastest = max(results, key=lambda r: r[0])
+    return fastest if fastest[0] > MARGIN * results[0][0] else results[0]
 
 
 def tune_dtype(dtype: str, shapes, full: bool, repeats: int, block_seconds: float, out=print):
@@ -156,7 +166,7 @@ def tune_dtype(dtype: str, shapes, full: bool, repeats: int, block_seconds: floa
             _core._gemm_set_blocks(dtype, kernel["name"], *blocks, "tuned")
             rates = [_rate(s, o, compute, repeats, block_seconds) for s, o in zip(shapes, operands)]
             results.append((geomean(rates), label, blocks, rates))
-        best = max(results, key=lambda r: r[0])
+        best = pick(results)
         chosen[kernel["name"]] = best[2]
         best_rates.append(best[3])
         _core._gemm_set_blocks(dtype, kernel["name"], *best[2], "tuned")

@@ -245,8 +245,17 @@ def test_choose_wide_from_takes_the_split_that_wins_on_the_shapes():
     assert tune.choose_wide_from(shapes, narrow, wide, 32, current=256) == 128
     assert tune.choose_wide_from(shapes, narrow, [20.0] * 3, 32, current=256) == 0
     assert tune.choose_wide_from(shapes, narrow, [1.0] * 3, 32, current=256) == tune.NEVER_WIDE
-    # a tie keeps the split in use
+    # a tie, or a gain within the noise margin, keeps the split in use
     assert tune.choose_wide_from(shapes, narrow, [10.0] * 3, 32, current=256) == 256
+    small_gain = [10.0, 10.0, 10.5]
+    assert tune.choose_wide_from(shapes, narrow, small_gain, 32, tune.NEVER_WIDE) == tune.NEVER_WIDE
+
+
+def test_blocks_in_use_are_kept_unless_another_candidate_is_clearly_faster():
+    in_use, other = (100.0, "analytic", [1], []), (102.0, "table", [2], [])
+    assert tune.pick([in_use, other]) is in_use
+    faster = (110.0, "kc*2", [3], [])
+    assert tune.pick([in_use, other, faster]) is faster
 
 
 def test_candidates_are_whole_tiles_without_duplicates():
