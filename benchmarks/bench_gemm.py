@@ -46,9 +46,10 @@ def config_choices(name: str, dtype: str):
     if name == "tuned":
         path = fb.build_info()["tuning"] or _tuning.default_path()
         return _tuning.read(path)[dtype] if os.path.exists(path) else None
-    if any(k[name] is None for k in untuned["kernels"]):
+    if name == "analytic" and untuned["kernels"][0]["analytic"] is None:
         return None
-    kernels = {k["name"]: list(k[name]) for k in untuned["kernels"]}
+    # a kernel the model does not describe keeps the table's blocks
+    kernels = {k["name"]: list(k[name] or k["table"]) for k in untuned["kernels"]}
     return {"kernels": kernels, "wide_from": untuned["wide_from"]}
 
 

@@ -24,6 +24,8 @@ import time
 
 import numpy as np
 
+import fastbp as fb
+
 from . import _core, _tuning
 from .ops import matmul
 
@@ -58,25 +60,44 @@ def _operands(shape, dtype, rng):
     return a, b
 
 
-def _rate(shape, operands, compute, repeats: int, block_seconds: float) -> float:
-    """Median GFLOP/s of one product over `repeats` blocks of about `block_seconds`."""
-    m, n, k, ta, tb = shape
-    a, b = operands
+class _Product:
+    """One product to time, with its operands and the calls that make a block of about
+    `block_seconds` (counted once, under the configuration in use)."""
 
-    def run():
-        matmul(a, b, ta, tb, compute)
-
-    run()
-    t0 = time.perf_counter()
-    run()
-    calls = max(1, int(block_seconds / max(time.perf_counter() - t0, 1e-7)))
-    samples = []
-    for _ in range(repeats):
+    def __init__(self, shape, dtype, compute, rng, block_seconds: float):
+        m, n, k, ta, tb = shape
+        self.shape, self.flops = shape, 2.0 * m * n * k
+        a, b = _operands(shape, dtype, rng)
+        self.run = lambda: matmul(a, b, ta, tb, compute)
+        self.run()
         t0 = time.perf_counter()
-        for _ in range(calls):
-            run()
-        samples.append((time.perf_counter() - t0) / calls)
-    return 2.0 * m * n * k / statistics.median(samples) / 1e9
+        self.run()
+        self.calls = max(1, int(block_seconds / max(time.perf_counter() - t0, 1e-7)))
+
+    def seconds(self) -> float:
+        """Seconds per call over one block, after an untimed call that warms the caches
+        and packing buffers for the configuration just set."""
+        self.run()
+        t0 = time.perf_counter()
+        for _ in range(self.calls):
+            self.run()
+        return (time.perf_counter() - t0) / self.calls
+
+
+def time_candidates(dtype: str, kernel: str, cands, products, repeats: int):
+    """GFLOP/s of every product under every candidate's blocks: medians of `repeats`
+    rounds, each round timing every candidate in turn, so that a burst of load from
+    elsewhere falls on all of them alike."""
+    samples = [[[] for _ in products] for _ in cands]
+    for _ in range(repeats):
+        for per_product, (_, blocks) in zip(samples, cands):
+            _core._gemm_set_blocks(dtype, kernel, *blocks, "tuned")
+            for times, product in zip(per_product, products):
+                times.append(product.seconds())
+    return [
+        [p.flops / statistics.median(times) / 1e9 for p, times in zip(products, per_product)]
+        for per_product in samples
+    ]
 
 
 def geomean(values) -> float:
@@ -156,16 +177,17 @@ def tune_dtype(dtype: str, shapes, full: bool, repeats: int, block_seconds: floa
     np_dtype = np.float64 if dtype == "float64" else np.float32
     compute = "bfloat16" if dtype == "bfloat16" else None
     rng = np.random.default_rng(0)
-    operands = [_operands(s, np_dtype, rng) for s in shapes]
+    products = [_Product(s, np_dtype, compute, rng, block_seconds) for s in shapes]
     rows, chosen, best_rates = [], {}, []
     for index, kernel in enumerate(kernels):
         if two:  # every product on this kernel
             _core._gemm_set_wide_from(dtype, NEVER_WIDE if index == 0 else 0)
-        results = []
-        for label, blocks in candidates(kernel, full):
-            _core._gemm_set_blocks(dtype, kernel["name"], *blocks, "tuned")
-            rates = [_rate(s, o, compute, repeats, block_seconds) for s, o in zip(shapes, operands)]
-            results.append((geomean(rates), label, blocks, rates))
+        cands = candidates(kernel, full)
+        all_rates = time_candidates(dtype, kernel["name"], cands, products, repeats)
+        results = [
+            (geomean(rates), label, blocks, rates)
+            for (label, blocks), rates in zip(cands, all_rates)
+        ]
         best = pick(results)
         chosen[kernel["name"]] = best[2]
         best_rates.append(best[3])
@@ -224,13 +246,10 @@ def main(argv=None) -> int:
     parser.add_argument("--output", default=None, help="default: the user cache")
     parser.add_argument("--no-save", action="store_true", help="print the table only")
     args = parser.parse_args(argv)
-
-    import fastbp as fb
-
     if args.threads:
         fb.set_num_threads(args.threads)
     shapes = args.shapes or (FULL_SHAPES if args.full else QUICK_SHAPES)
-    repeats, block_seconds = (5, 0.05) if args.full else (3, 0.02)
+    repeats, block_seconds = (5, 0.04) if args.full else (3, 0.015)
     start = time.perf_counter()
     print(
         f"# fastbp {fb.__version__}, simd={_core.gemm_config()['simd']}, "

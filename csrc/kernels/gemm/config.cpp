@@ -1,4 +1,6 @@
-// The one table of GEMM block sizes, per ISA and dtype.
+// The GEMM's kernels per ISA and dtype, and the one table of their block sizes: the
+// fallback where the CPU's caches cannot be read (else blocking.cpp derives the blocks
+// from them), or FASTBP_GEMM_BLOCKS=table.
 //
 // MR x NR fill the vector registers (see each ukr_<isa>.cpp). KC sets the depth of a
 // micro-panel pair: the NR x KC B micro-panel is reused by every A micro-panel of the
@@ -50,12 +52,20 @@ static_assert(kAmxBf16.mr * kAmxBf16.nr <= kMaxTile, "edge scratch too small");
 
 int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
 
+// How a kernel's blocks are derived: by the analytic model, which describes a kernel
+// that keeps its C tile in vector registers and reads A and B through L1, or only from
+// the table (the AMX kernel, whose tile loads read 1 KiB blocks of A and B from L1 or
+// L2 alike: the model's KC of 320 ran at 0.76-0.87x the table's 1024 on squares).
+enum class Model { Analytic, TableOnly };
+
 // The cache blocks a kernel starts with: FASTBP_GEMM_BLOCKS's, else the model's for
 // this CPU, else the table's. `k_bytes`: bytes per row and K step of a packed panel.
 template <typename T>
-GemmConfig<T> with_blocks(GemmConfig<T> cfg, const Blocking& b, int64_t k_bytes) {
+GemmConfig<T> with_blocks(GemmConfig<T> cfg, const Blocking& b, int64_t k_bytes,
+                          Model model = Model::Analytic) {
   cfg.table = {b.mc, b.kc, b.nc};
-  cfg.analytic = analytic_blocks(cpu_caches(), {cfg.mr, cfg.nr, k_bytes, cfg.k_align}, b.nc);
+  if (model == Model::Analytic)
+    cfg.analytic = analytic_blocks(cpu_caches(), {cfg.mr, cfg.nr, k_bytes, cfg.k_align}, b.nc);
   const BlockOverride& o = gemm_block_override();
   if (o.set) {
     set_blocks(cfg, {o.mc, o.kc, o.nc}, BlockSource::Environment);
@@ -80,14 +90,15 @@ GemmConfig<T> make(const char* name, MicroKernel<T> ukr, EdgeKernel<T> ukr_edge)
 // A kernel on bfloat16 pairs, with its packers; k_align pads each panel's K.
 template <const Blocking& B>
 GemmConfig<float> make_bf16(const char* name, MicroKernel<float> ukr, EdgeKernel<float> ukr_edge,
-                            PackA<float> pack_a_, PackB<float> pack_b_, int k_align) {
+                            PackA<float> pack_a_, PackB<float> pack_b_, int k_align,
+                            Model model = Model::Analytic) {
   static_assert(B.mc % B.mr == 0 && B.nc % B.nr == 0, "cache blocks must hold whole tiles");
   GemmConfig<float> cfg{name, ukr, ukr_edge, pack_a_, pack_b_, B.mr, B.nr};
   cfg.k_align = k_align;
   cfg.k_per_slot = 2;
   cfg.converts = true;
   cfg.flushes_subnormals = true;
-  return with_blocks(cfg, B, sizeof(float) / 2);
+  return with_blocks(cfg, B, sizeof(float) / 2, model);
 }
 
 // A path of one kernel, or of a narrow and a wide one split at `wide_from` columns.
@@ -269,7 +280,7 @@ GemmPath<float>& bf16_gemm_path(Isa isa) {
       // (AMX builds always have that path: CMake adds AMX only beside it).
       static GemmConfig<float> wide =
           make_bf16<kAmxBf16>("bf16gemm_amx_32x32", bf16gemm_amx_32x32, bf16gemm_amx_32x32_edge,
-                              bf16_pack_a_amx32, bf16_pack_b_amx32, 32);
+                              bf16_pack_a_amx32, bf16_pack_b_amx32, 32, Model::TableOnly);
       static GemmPath<float> path{bf16_gemm_path(Isa::Avx512Bf16).narrow, &wide, kAmxBf16.nr};
       return path;
     }
