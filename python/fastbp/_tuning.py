@@ -176,6 +176,20 @@ def untuned_config() -> dict:
     return _core.gemm_config() if _untuned is None else _untuned
 
 
+def restore_untuned() -> None:
+    """Undoes the tuning file's choices in this process (the tuner starts from the
+    defaults, so that an earlier noisy choice does not stay in use by inertia)."""
+    global _loaded_path
+    for dtype in DTYPES:
+        before = untuned_config()[dtype]
+        for k in before["kernels"]:
+            if k["blocks"] in ("table", "analytic"):
+                _core._gemm_set_blocks(dtype, k["name"], k["mc"], k["kc"], k["nc"], k["blocks"])
+        if before["wide_from"] is not None:
+            _core._gemm_set_wide_from(dtype, before["wide_from"])
+    _loaded_path = None
+
+
 def load_at_import() -> None:
     global _loaded_path, _untuned
     setting = os.environ.get(ENV, "")

@@ -84,20 +84,27 @@ class _Product:
         return (time.perf_counter() - t0) / self.calls
 
 
-def time_candidates(dtype: str, kernel: str, cands, products, repeats: int):
-    """GFLOP/s of every product under every candidate's blocks: medians of `repeats`
-    rounds, each round timing every candidate in turn, so that a burst of load from
-    elsewhere falls on all of them alike."""
-    samples = [[[] for _ in products] for _ in cands]
+def time_setups(setups, products, repeats: int):
+    """GFLOP/s of every product after each of `setups` (callables that set a
+    configuration): medians of `repeats` rounds, each round timing every setup in turn,
+    so that a burst of load from elsewhere falls on all of them alike."""
+    samples = [[[] for _ in products] for _ in setups]
     for _ in range(repeats):
-        for per_product, (_, blocks) in zip(samples, cands):
-            _core._gemm_set_blocks(dtype, kernel, *blocks, "tuned")
+        for per_product, setup in zip(samples, setups):
+            setup()
             for times, product in zip(per_product, products):
                 times.append(product.seconds())
     return [
         [p.flops / statistics.median(times) / 1e9 for p, times in zip(products, per_product)]
         for per_product in samples
     ]
+
+
+def confirmed(setups, products, repeats: int) -> bool:
+    """Whether the second of two setups (the one in use, a challenger) is still MARGIN
+    faster when the two are timed again, head to head."""
+    in_use, challenger = time_setups(setups, products, repeats)
+    return geomean(challenger) > MARGIN * geomean(in_use)
 
 
 def geomean(values) -> float:
@@ -182,13 +189,22 @@ def tune_dtype(dtype: str, shapes, full: bool, repeats: int, block_seconds: floa
     for index, kernel in enumerate(kernels):
         if two:  # every product on this kernel
             _core._gemm_set_wide_from(dtype, NEVER_WIDE if index == 0 else 0)
+
+        def use(blocks, name=kernel["name"]):
+            return lambda: _core._gemm_set_blocks(dtype, name, *blocks, "tuned")
+
         cands = candidates(kernel, full)
-        all_rates = time_candidates(dtype, kernel["name"], cands, products, repeats)
+        all_rates = time_setups([use(b) for _, b in cands], products, repeats)
         results = [
             (geomean(rates), label, blocks, rates)
             for (label, blocks), rates in zip(cands, all_rates)
         ]
         best = pick(results)
+        if best is not results[0]:
+            setups = [use(results[0][2]), use(best[2])]
+            if not confirmed(setups, products, repeats):
+                out(f"# {kernel['name']}: {best[1]} not faster when timed again; kept")
+                best = results[0]
         chosen[kernel["name"]] = best[2]
         best_rates.append(best[3])
         _core._gemm_set_blocks(dtype, kernel["name"], *best[2], "tuned")
@@ -205,9 +221,18 @@ def tune_dtype(dtype: str, shapes, full: bool, repeats: int, block_seconds: floa
             out(_format_row(row))
     wide_from = None
     if two:
+        current = config["wide_from"]
         wide_from = choose_wide_from(
-            shapes, best_rates[0], best_rates[1], kernels[0]["nr"], config["wide_from"]
+            shapes, best_rates[0], best_rates[1], kernels[0]["nr"], current
         )
+        if wide_from != current:
+            setups = [
+                lambda: _core._gemm_set_wide_from(dtype, current),
+                lambda: _core._gemm_set_wide_from(dtype, wide_from),
+            ]
+            if not confirmed(setups, products, repeats):
+                out(f"# wide kernel from {wide_from} columns not faster when timed again; kept")
+                wide_from = current
         _core._gemm_set_wide_from(dtype, wide_from)
         rows.append([dtype, "wide kernel from", f"{wide_from} columns", "", None, True])
         out(_format_row(rows[-1]))
@@ -246,6 +271,7 @@ def main(argv=None) -> int:
     parser.add_argument("--output", default=None, help="default: the user cache")
     parser.add_argument("--no-save", action="store_true", help="print the table only")
     args = parser.parse_args(argv)
+    _tuning.restore_untuned()
     if args.threads:
         fb.set_num_threads(args.threads)
     shapes = args.shapes or (FULL_SHAPES if args.full else QUICK_SHAPES)

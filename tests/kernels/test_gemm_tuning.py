@@ -300,3 +300,19 @@ def test_the_tuner_saves_a_file_that_the_next_import_uses(cache, tmp_path):
     tuning, config, _ = load_in_new_process(FASTBP_TUNING=str(out))
     assert tuning == str(out)
     assert blocks_of(config) == {d: choices[d]["kernels"] for d in _tuning.DTYPES}
+
+
+def test_the_tuner_starts_from_the_defaults_not_from_a_loaded_file(restore_config, monkeypatch):
+    before = fb.gemm_config()
+    monkeypatch.setattr(_tuning, "_untuned", before)  # as if a file had been loaded
+    monkeypatch.setattr(_tuning, "_loaded_path", "/somewhere/tuning.json")
+    _tuning.apply(odd_choices())
+    _tuning.restore_untuned()
+    after = fb.gemm_config()
+    assert blocks_of(after) == blocks_of(before)
+    for dtype in _tuning.DTYPES:
+        assert after[dtype]["wide_from"] == before[dtype]["wide_from"]
+        assert [k["blocks"] for k in after[dtype]["kernels"]] == [
+            k["blocks"] for k in before[dtype]["kernels"]
+        ]
+    assert fb.build_info()["tuning"] is None
