@@ -29,6 +29,8 @@ import fastbp as fb
 from . import _core, _tuning
 from .ops import matmul
 
+__all__ = ["main"]
+
 # (m, n, k, trans_a, trans_b): the products of one training step of the benchmark cases
 # S2 (1000-100-10, batch 64), S3 (784-256-256-10, batch 256), S4 (784-1024-1024-10, batch
 # 1024) and, in --full, S5 (4096-4096-4096) at batch 512.
