@@ -55,7 +55,8 @@ int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
 // How a kernel's blocks are derived: by the analytic model, which describes a kernel
 // that keeps its C tile in vector registers and reads A and B through L1, or only from
 // the table (the AMX kernel, whose tile loads read 1 KiB blocks of A and B from L1 or
-// L2 alike: the model's KC of 320 ran at 0.76-0.87x the table's 1024 on squares).
+// L2 alike: the model's KC of 320 ran at 0.76-0.87x the table's 1024 on squares of
+// 512-2048).
 enum class Model { Analytic, TableOnly };
 
 // The cache blocks a kernel starts with: FASTBP_GEMM_BLOCKS's, else the model's for
