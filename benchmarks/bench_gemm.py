@@ -15,7 +15,8 @@ import os
 import numpy as np
 
 import fastbp as fb
-from timing import median_seconds
+from fastbp import _tuning
+from timing import interleaved_medians, median_seconds
 
 SQUARES = (256, 512, 1024, 2048, 4096)
 # (name, m, n, k, trans_a, trans_b) as fastbp computes them for one training step
@@ -38,14 +39,75 @@ def operands(m, n, k, trans_a, trans_b, rng):
     return a, b
 
 
+def config_choices(name: str, dtype: str):
+    """The choices (as fastbp._tuning applies them) of configuration `name`, or None
+    where there is none here (no analytic blocks without caches, no tuning file)."""
+    untuned = _tuning.untuned_config()[dtype]
+    if name == "tuned":
+        path = fb.build_info()["tuning"] or _tuning.default_path()
+        return _tuning.read(path)[dtype] if os.path.exists(path) else None
+    if name == "analytic" and untuned["kernels"][0]["analytic"] is None:
+        return None
+    # a kernel the model does not describe keeps the table's blocks
+    kernels = {k["name"]: list(k[name] or k["table"]) for k in untuned["kernels"]}
+    return {"kernels": kernels, "wide_from": untuned["wide_from"]}
+
+
+def compare_configs(args, threads: int) -> None:
+    names = args.configs.split(",")
+    choices = {name: config_choices(name, args.dtype) for name in names}
+    missing = [name for name in names if choices[name] is None]
+    if missing:
+        raise SystemExit(f"no {', '.join(missing)} configuration here (run python -m fastbp.tune)")
+    print(
+        f"# fastbp {fb.build_info()['version']} simd={fb.build_info()['simd']}, {threads} "
+        f"threads, {args.dtype}; GFLOP/s, medians of {args.repeats} interleaved rounds"
+    )
+    for name in names:
+        print(
+            f"# {name}: "
+            + "; ".join(f"{k} {v}" for k, v in choices[name]["kernels"].items())
+            + f"; wide from {choices[name]['wide_from']}"
+        )
+    header = f"{'product':16} {'m':>5} {'n':>5} {'k':>5} " + " ".join(f"{n:>9}" for n in names)
+    header += "".join(f" {n + '/' + names[0]:>16}" for n in names[1:])
+    print(header)
+    print("-" * len(header))
+    rng = np.random.default_rng(0)
+    dtype = np.float64 if args.dtype == "float64" else np.float32
+    compute = "bfloat16" if args.dtype == "bfloat16" else None
+    squares = [(f"square {s}", s, s, s, False, False) for s in SQUARES if s <= args.max_square]
+    for case, m, n, k, ta, tb in squares + list(MLP_PRODUCTS):
+        a, b = (x.astype(dtype) for x in operands(m, n, k, ta, tb, rng))
+
+        def run():
+            fb.ops.matmul(a, b, ta, tb, compute)
+
+        setups = {
+            name: lambda name=name: _tuning.apply({args.dtype: choices[name]}, name)
+            for name in names
+        }
+        seconds = interleaved_medians(dict.fromkeys(names, run), args.repeats, 0.1, setups)
+        rates = [2.0 * m * n * k / seconds[name] / 1e9 for name in names]
+        print(
+            f"{case:16} {m:>5} {n:>5} {k:>5} "
+            + " ".join(f"{r:>9.1f}" for r in rates)
+            + "".join(f" {r / rates[0]:>16.2f}" for r in rates[1:])
+        )
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--max-square", type=int, default=4096)
+    parser.add_argument("--configs", default=None, help="e.g. table,analytic,tuned")
+    parser.add_argument("--dtype", default="float32", choices=_tuning.DTYPES)
     args = parser.parse_args(argv)
     threads = args.threads or fb.get_num_threads()
     fb.set_num_threads(threads)
+    if args.configs:
+        return compare_configs(args, threads)
     print(
         f"# fastbp {fb.build_info()['version']} simd={fb.build_info()['simd']}, "
         f"{threads} threads; numpy {np.__version__} "

@@ -41,14 +41,19 @@ def median_seconds(fn, repeats: int, block_seconds: float = 0.2) -> float:
     return statistics.median(samples)
 
 
-def interleaved_medians(fns: dict, repeats: int, block_seconds: float = 0.2) -> dict:
+def interleaved_medians(
+    fns: dict, repeats: int, block_seconds: float = 0.2, setups: dict | None = None
+) -> dict:
     """Median seconds per call of each of ``fns`` (name -> callable), timed in rounds: a
     round runs one block (~``block_seconds``) of every contender, in an order that rotates
     from round to round, so that a change in the machine's load falls on all of them alike
     rather than on whichever ran last. A short pause before each block lets the previous
-    library's worker threads stop spinning."""
+    library's worker threads stop spinning. ``setups`` (name -> callable, optional) run
+    untimed before each of that contender's blocks."""
+    setups = setups or {}
     per_block = {}
     for name, fn in fns.items():
+        setups.get(name, lambda: None)()
         fn()
         t0 = time.perf_counter()
         fn()
@@ -59,6 +64,7 @@ def interleaved_medians(fns: dict, repeats: int, block_seconds: float = 0.2) -> 
     for r in range(repeats):
         for name in names[r % len(names) :] + names[: r % len(names)]:
             time.sleep(0.05)
+            setups.get(name, lambda: None)()
             fn, n = fns[name], per_block[name]
             t0 = time.perf_counter()
             for _ in range(n):

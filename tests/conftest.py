@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
+# The suite starts from the default GEMM configuration: a tuning file in the user's cache
+# would change every test's blocks (set FASTBP_TUNING to test with one on purpose).
+os.environ.setdefault("FASTBP_TUNING", "off")
+
 import numpy as np
 import pytest
 

@@ -26,14 +26,15 @@ needs_address_space_limits = pytest.mark.skipif(
 SIMD_PATHS = ("ref", "avx2", "avx512", "avx512_bf16", "amx")
 
 
-def run_on_path(path: str, script: str, *args: str, timeout: float = 600):
+def run_on_path(path: str, script: str, *args: str, timeout: float = 600, env=None):
     """``script`` (Python source) run with ``args`` in a fresh process forced onto SIMD
-    path ``path`` (FASTBP_SIMD); skips the test when this build or CPU cannot run it."""
+    path ``path`` (FASTBP_SIMD), with ``env`` added to the environment; skips the test
+    when this build or CPU cannot run it."""
     if path not in fb.build_info()["simd_available"]:
         pytest.skip(f"the {path} path is not compiled in or this CPU cannot run it")
     return subprocess.run(
         [sys.executable, "-c", script, *args],
-        env=dict(os.environ, FASTBP_SIMD=path),
+        env=dict(os.environ, **(env or {}), FASTBP_SIMD=path),
         capture_output=True,
         text=True,
         timeout=timeout,

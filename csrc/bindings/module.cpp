@@ -6,6 +6,7 @@
 #include "kernels/act.hpp"
 #include "kernels/dispatch.hpp"
 #include "kernels/gemm.hpp"
+#include "kernels/gemm/blocking.hpp"
 #include "kernels/loss.hpp"
 #include "kernels/threads.hpp"
 #include "nn/plan.hpp"
@@ -33,6 +34,109 @@ void bind_enum(py::module_& m, const char* name, const std::pair<E, const char*>
 
 void bind_ops(py::module_& m);
 void bind_network(py::module_& m);
+
+namespace gd = kernels::gemm_detail;
+
+py::object cache_level_dict(const gd::CacheLevel& c) {
+  if (!c.known()) return py::none();
+  py::dict d;
+  d["size"] = c.size;
+  d["ways"] = c.ways;
+  d["line"] = c.line;
+  d["shared_by"] = c.shared_by;
+  return std::move(d);
+}
+
+py::dict caches_dict(const gd::CacheInfo& info) {
+  py::dict d;
+  d["source"] = info.source;
+  d["l1d"] = cache_level_dict(info.l1d);
+  d["l2"] = cache_level_dict(info.l2);
+  d["l3"] = cache_level_dict(info.l3);
+  return d;
+}
+
+// The inverse of cache_level_dict, for the model's tests: None is an unknown level.
+gd::CacheLevel cache_level_from(const py::object& o) {
+  gd::CacheLevel c;
+  if (o.is_none()) return c;
+  const py::dict d = o.cast<py::dict>();
+  c.size = d["size"].cast<int64_t>();
+  c.ways = d["ways"].cast<int64_t>();
+  c.line = d["line"].cast<int64_t>();
+  c.shared_by = d.contains("shared_by") ? d["shared_by"].cast<int64_t>() : 1;
+  return c;
+}
+
+py::tuple blocks_tuple(const kernels::GemmBlocks& b) { return py::make_tuple(b.mc, b.kc, b.nc); }
+
+py::dict gemm_config() {
+  py::dict out;
+  const kernels::CpuIdentity id = kernels::cpu_identity();
+  py::dict cpu;
+  cpu["vendor"] = id.vendor;
+  cpu["family"] = id.family;
+  cpu["model"] = id.model;
+  cpu["stepping"] = id.stepping;
+  out["cpu"] = cpu;
+  out["caches"] = caches_dict(gd::cpu_caches());
+  out["simd"] = kernels::isa_name(kernels::active_isa());
+  for (const char* dtype : kernels::kGemmDtypes) {
+    const kernels::GemmPathInfo path = kernels::gemm_path_info(dtype);
+    py::list kernel_list;
+    for (const kernels::GemmKernelInfo& k : path.kernels) {
+      py::dict d;
+      d["name"] = k.name;
+      d["mr"] = k.mr;
+      d["nr"] = k.nr;
+      d["mc"] = k.blocks.mc;
+      d["kc"] = k.blocks.kc;
+      d["nc"] = k.blocks.nc;
+      d["blocks"] = k.blocks_from;
+      d["table"] = blocks_tuple(k.table);
+      d["analytic"] = k.has_analytic ? py::object(blocks_tuple(k.analytic)) : py::none();
+      kernel_list.append(d);
+    }
+    py::dict p;
+    p["kernels"] = kernel_list;
+    p["wide_from"] = path.kernels.size() > 1 ? py::object(py::int_(path.wide_from)) : py::none();
+    out[dtype] = p;
+  }
+  return out;
+}
+
+void bind_gemm_config(py::module_& m) {
+  m.def("gemm_config", &gemm_config,
+        "The GEMM's configuration here: the CPU, the caches read, and per dtype the kernels "
+        "with their cache blocks (in use, the table's, the analytic model's).");
+  m.def(
+      "_gemm_analytic_blocks",
+      [](const py::dict& caches, int mr, int nr, int64_t k_bytes, int k_align,
+         int64_t fallback_nc) -> py::object {
+        gd::CacheInfo info;
+        info.l1d = cache_level_from(caches["l1d"]);
+        info.l2 = cache_level_from(caches["l2"]);
+        info.l3 = cache_level_from(caches["l3"]);
+        const auto b = gd::analytic_blocks(info, {mr, nr, k_bytes, k_align}, fallback_nc);
+        if (!b) return py::none();
+        return py::make_tuple(b->mc, b->kc, b->nc);
+      },
+      py::arg("caches"), py::arg("mr"), py::arg("nr"), py::arg("k_bytes"), py::arg("k_align"),
+      py::arg("fallback_nc"));
+  m.def(
+      "_gemm_caches_from_sysfs",
+      [](const std::string& root) { return caches_dict(gd::caches_from_sysfs(root)); },
+      py::arg("root"));
+  m.def(
+      "_gemm_set_blocks",
+      [](const std::string& dtype, const std::string& kernel, int64_t mc, int64_t kc, int64_t nc,
+         const std::string& source) {
+        kernels::set_gemm_blocks(dtype, kernel, {mc, kc, nc}, source);
+      },
+      py::arg("dtype"), py::arg("kernel"), py::arg("mc"), py::arg("kc"), py::arg("nc"),
+      py::arg("source"));
+  m.def("_gemm_set_wide_from", &kernels::set_gemm_wide_from, py::arg("dtype"), py::arg("n"));
+}
 
 }  // namespace fastbp::bindings
 
@@ -131,6 +235,7 @@ PYBIND11_MODULE(_core, m) {
     throw py::import_error(e.what());
   }
 
+  bindings::bind_gemm_config(m);
   bindings::bind_ops(m);
   bindings::bind_network(m);
 }

@@ -34,23 +34,53 @@ std::string printable(const std::string& s) {
   return out;
 }
 
-namespace {
-
+bool cpuid_query(unsigned leaf, unsigned subleaf, CpuidRegs& r) {
 #ifdef FASTBP_X86
-struct CpuidRegs {
-  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
-};
-
-CpuidRegs cpuid(unsigned leaf, unsigned subleaf) {
-  CpuidRegs r;
 #if defined(_MSC_VER)
   int v[4];
+  __cpuid(v, static_cast<int>(leaf & 0x80000000u));
+  if (leaf > static_cast<unsigned>(v[0])) return false;
   __cpuidex(v, static_cast<int>(leaf), static_cast<int>(subleaf));
   r = {unsigned(v[0]), unsigned(v[1]), unsigned(v[2]), unsigned(v[3])};
 #else
-  if (leaf > __get_cpuid_max(leaf & 0x80000000u, nullptr)) return r;
+  if (leaf > __get_cpuid_max(leaf & 0x80000000u, nullptr)) return false;
   __cpuid_count(leaf, subleaf, r.eax, r.ebx, r.ecx, r.edx);
 #endif
+  return true;
+#else
+  (void)leaf;
+  (void)subleaf;
+  (void)r;
+  return false;
+#endif
+}
+
+CpuIdentity cpu_identity() {
+  CpuIdentity id;
+  CpuidRegs r;
+  if (!cpuid_query(0, 0, r)) return id;
+  const unsigned words[3] = {r.ebx, r.edx, r.ecx};  // the vendor string's order
+  for (unsigned w : words)
+    for (int i = 0; i < 4; ++i) id.vendor += static_cast<char>((w >> (8 * i)) & 0xff);
+  if (!cpuid_query(1, 0, r)) return id;
+  // The displayed family and model (Intel SDM / AMD APM): the extended fields count only
+  // for family 15 (and, for the model, 6 on Intel).
+  const int base_family = (r.eax >> 8) & 0xf, base_model = (r.eax >> 4) & 0xf;
+  id.family =
+      base_family == 15 ? base_family + static_cast<int>((r.eax >> 20) & 0xff) : base_family;
+  id.model = base_family == 15 || base_family == 6
+                 ? base_model + static_cast<int>(((r.eax >> 16) & 0xf) << 4)
+                 : base_model;
+  id.stepping = static_cast<int>(r.eax & 0xf);
+  return id;
+}
+
+namespace {
+
+#ifdef FASTBP_X86
+CpuidRegs cpuid(unsigned leaf, unsigned subleaf) {
+  CpuidRegs r;
+  cpuid_query(leaf, subleaf, r);
   return r;
 }
 

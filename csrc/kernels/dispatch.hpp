@@ -32,4 +32,17 @@ std::string printable(const std::string& s);
 // The paths compiled into this build, lowest first (always starts with "ref").
 std::vector<std::string> compiled_isas();
 
+// One CPUID query. False (and r untouched) off x86, or when the CPU has no such leaf.
+struct CpuidRegs {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+};
+bool cpuid_query(unsigned leaf, unsigned subleaf, CpuidRegs& r);
+
+// Who made the CPU and which one it is, from CPUID (vendor empty off x86).
+struct CpuIdentity {
+  std::string vendor;  // "GenuineIntel", "AuthenticAMD", ...
+  int family = 0, model = 0, stepping = 0;
+};
+CpuIdentity cpu_identity();
+
 }  // namespace fastbp::kernels

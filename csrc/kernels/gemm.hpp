@@ -1,6 +1,8 @@
 #pragma once
 #include <cstdint>
+#include <string>
 #include <utility>
+#include <vector>
 
 namespace fastbp::kernels {
 
@@ -37,8 +39,37 @@ const char* bf16_gemm_name();
 // path (the AMX and AVX512-BF16 kernels) rather than keeping them (the float32 kernels).
 bool bf16_flushes_subnormals();
 
-// Reads FASTBP_GEMM_BLOCKS="MC,KC,NC" (every kernel's cache blocks, for tuning);
-// throws std::invalid_argument when it is set to anything but three positive integers.
+// Reads FASTBP_GEMM_BLOCKS ("MC,KC,NC" for every kernel's cache blocks, or "table") and
+// sets up the active path's kernels; throws std::invalid_argument for any other value.
 void read_gemm_environment();
+
+// The GEMM configuration in use, per product dtype: "float32", "float64" or "bfloat16"
+// (float32 operands rounded to bfloat16, gemm_bf16). A path has one kernel, or a narrow
+// and a wide one (the wide one runs products of at least wide_from columns).
+struct GemmBlocks {
+  int64_t mc, kc, nc;
+};
+struct GemmKernelInfo {
+  std::string name;
+  int mr, nr;
+  GemmBlocks blocks, table;
+  bool has_analytic;
+  GemmBlocks analytic;      // valid when has_analytic
+  std::string blocks_from;  // "table", "analytic", "tuned" or "environment"
+};
+struct GemmPathInfo {
+  std::vector<GemmKernelInfo> kernels;  // narrow first; one entry when they are the same
+  int64_t wide_from;
+};
+inline constexpr const char* kGemmDtypes[] = {"float32", "float64", "bfloat16"};
+GemmPathInfo gemm_path_info(const std::string& dtype);
+
+// Sets one kernel's cache blocks on the active path (MC and NC rounded up to whole tiles),
+// recording `source` ("table", "analytic" or "tuned"); and the width from which a path
+// with two kernels runs the wide one. Both throw std::invalid_argument for an unknown
+// dtype, kernel or source, a size outside [1, 2^20], or a path with a single kernel.
+void set_gemm_blocks(const std::string& dtype, const std::string& kernel, const GemmBlocks& blocks,
+                     const std::string& source);
+void set_gemm_wide_from(const std::string& dtype, int64_t n);
 
 }  // namespace fastbp::kernels

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import warnings
 
-from . import _core, _threadpool, ops, optim, reference
+from . import _core, _threadpool, _tuning, ops, optim, reference
 from .gradcheck import gradcheck
 from .io import interop, onnx_export
 from .network import Network, from_torch
@@ -51,6 +51,7 @@ del _module
 
 __version__ = _core.__version__
 _threadpool.register_with_threadpoolctl()
+_tuning.load_at_import()
 
 __all__ = [
     "BatchNorm",
@@ -78,6 +79,7 @@ __all__ = [
     "schedules",
     "build_info",
     "cuda_available",
+    "gemm_config",
     "get_num_threads",
     "set_num_threads",
 ]
@@ -88,8 +90,25 @@ def build_info() -> dict:
     compiled and in use, the bfloat16 GEMM's kernel (``bf16_gemm``) and its rule for
     subnormals (``bf16_subnormals``: ``"kept"`` or ``"flushed"``), the thread count, CUDA
     compiled and available (``cuda_device``: the GPU's name, ``cuda_status``: the device or
-    why none is usable)."""
-    return _core.build_info()
+    why none is usable), and the GEMM tuning file in use (``tuning``: its path, or None
+    when the blocks derived from the caches are in use; see :func:`gemm_config`)."""
+    info = _core.build_info()
+    info["tuning"] = _tuning.loaded_path()
+    return info
+
+
+def gemm_config() -> dict:
+    """The matrix products' configuration on this machine: the CPU (``cpu``), the caches
+    read from it (``caches``: size, ways, line bytes and CPUs sharing each of ``l1d``,
+    ``l2``, ``l3``, and ``source``: ``"cpuid"``, ``"sysfs"`` or ``"none"``), the SIMD
+    path, and per product dtype (``float32``, ``float64``, ``bfloat16``) its kernels with
+    their cache blocks: in use (``mc``, ``kc``, ``nc``, from ``blocks``: ``"analytic"``,
+    ``"table"``, ``"tuned"`` or ``"environment"``), the built-in table's and the
+    analytic model's; ``wide_from`` is the width from which the wide kernel runs (None
+    on a path with one kernel). ``tuning`` is the tuning file in use, or None."""
+    config = _core.gemm_config()
+    config["tuning"] = _tuning.loaded_path()
+    return config
 
 
 def cuda_available() -> bool:

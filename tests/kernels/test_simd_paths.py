@@ -50,15 +50,60 @@ CHECK = textwrap.dedent("""
         for la, lb in zip(nets[0].layers[::2], nets[1].layers[::2]):
             if not np.allclose(la.W, lb.W, rtol=rtol, atol=rtol):
                 failures.append(("network", dtype))
+    sources = sorted({k["blocks"] for d in ("float32", "float64", "bfloat16")
+                      for k in fb.gemm_config()[d]["kernels"]})
+    print("blocks:", sources, "tuning:", fb.build_info()["tuning"])
     print("failures:", failures[:20], len(failures))
     sys.exit(1 if failures else 0)
+""")
+
+# A tuning file for the path it runs on, with blocks and a kernel split unlike the
+# defaults: small odd blocks (many edge tiles, K split often) and the wide kernel from 64.
+WRITE_TUNING = textwrap.dedent("""
+    import sys
+    import fastbp as fb
+    from fastbp import _tuning
+
+    config = fb.gemm_config()
+    choices = {
+        dtype: {
+            "kernels": {k["name"]: [5 * k["mr"], 72, 3 * k["nr"]]
+                        for k in config[dtype]["kernels"]},
+            "wide_from": None if config[dtype]["wide_from"] is None else 64,
+        }
+        for dtype in _tuning.DTYPES
+    }
+    _tuning.save(choices, sys.argv[1])
 """)
 
 
 @pytest.mark.parametrize("path", SIMD_PATHS)
 def test_simd_path_matches_numpy(path):
-    result = run_on_path(path, CHECK, path, repr(TAILS), repr(DEPTHS))
+    """The default blocks: the analytic ones where the caches are known, no tuning file."""
+    env = {"FASTBP_TUNING": "off", "FASTBP_GEMM_BLOCKS": ""}
+    result = run_on_path(path, CHECK, path, repr(TAILS), repr(DEPTHS), env=env)
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "tuning: None" in result.stdout
+
+
+@pytest.mark.parametrize("path", SIMD_PATHS)
+def test_simd_path_matches_numpy_with_the_table_blocks(path):
+    result = run_on_path(
+        path, CHECK, path, repr(TAILS[::3]), repr(DEPTHS[::2]), env={"FASTBP_GEMM_BLOCKS": "table"}
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "blocks: ['table']" in result.stdout
+
+
+@pytest.mark.parametrize("path", SIMD_PATHS)
+def test_simd_path_matches_numpy_with_a_tuning_file(path, tmp_path):
+    tuning = str(tmp_path / "tuning.json")
+    written = run_on_path(path, WRITE_TUNING, tuning)
+    assert written.returncode == 0, written.stderr
+    env = {"FASTBP_TUNING": tuning, "FASTBP_GEMM_BLOCKS": ""}
+    result = run_on_path(path, CHECK, path, repr(TAILS[::3]), repr(DEPTHS[::2]), env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"blocks: ['tuned'] tuning: {tuning}" in result.stdout
 
 
 @pytest.mark.parametrize("blocks", ["7,5,9", "300,1024,8192"], ids=["tiny", "large"])
@@ -86,6 +131,7 @@ def test_bad_gemm_block_sizes_fail_the_import(value):
     assert result.returncode == 1
     assert "ImportError: FASTBP_GEMM_BLOCKS=" in result.stderr
     assert "is not MC,KC,NC" in result.stderr
+    assert "or 'table'" in result.stderr
 
 
 def test_unknown_simd_path_fails_the_import():

@@ -1,4 +1,6 @@
-// The one table of GEMM block sizes, per ISA and dtype.
+// The GEMM's kernels per ISA and dtype, and the one table of their block sizes: the
+// fallback where the CPU's caches cannot be read (else blocking.cpp derives the blocks
+// from them), or FASTBP_GEMM_BLOCKS=table.
 //
 // MR x NR fill the vector registers (see each ukr_<isa>.cpp). KC sets the depth of a
 // micro-panel pair: the NR x KC B micro-panel is reused by every A micro-panel of the
@@ -18,6 +20,7 @@
 #include <string>
 #include <type_traits>
 
+#include "../gemm.hpp"
 #include "pack.hpp"
 
 namespace fastbp::kernels::gemm_detail {
@@ -49,13 +52,28 @@ static_assert(kAmxBf16.mr * kAmxBf16.nr <= kMaxTile, "edge scratch too small");
 
 int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
 
+// How a kernel's blocks are derived: by the analytic model, which describes a kernel
+// that keeps its C tile in vector registers and reads A and B through L1, or only from
+// the table (the AMX kernel, whose tile loads read 1 KiB blocks of A and B from L1 or
+// L2 alike: the model's KC of 320 ran at 0.76-0.87x the table's 1024 on squares of
+// 512-2048).
+enum class Model { Analytic, TableOnly };
+
+// The cache blocks a kernel starts with: FASTBP_GEMM_BLOCKS's, else the model's for
+// this CPU, else the table's. `k_bytes`: bytes per row and K step of a packed panel.
 template <typename T>
-GemmConfig<T> with_override(GemmConfig<T> cfg) {
+GemmConfig<T> with_blocks(GemmConfig<T> cfg, const Blocking& b, int64_t k_bytes,
+                          Model model = Model::Analytic) {
+  cfg.table = {b.mc, b.kc, b.nc};
+  if (model == Model::Analytic)
+    cfg.analytic = analytic_blocks(cpu_caches(), {cfg.mr, cfg.nr, k_bytes, cfg.k_align}, b.nc);
   const BlockOverride& o = gemm_block_override();
   if (o.set) {
-    cfg.mc = round_up(o.mc, cfg.mr);
-    cfg.kc = o.kc;
-    cfg.nc = round_up(o.nc, cfg.nr);
+    set_blocks(cfg, {o.mc, o.kc, o.nc}, BlockSource::Environment);
+  } else if (cfg.analytic && !o.table) {
+    set_blocks(cfg, *cfg.analytic, BlockSource::Analytic);
+  } else {
+    set_blocks(cfg, cfg.table, BlockSource::Table);
   }
   return cfg;
 }
@@ -65,24 +83,28 @@ GemmConfig<T> with_override(GemmConfig<T> cfg) {
 template <typename T, const Blocking& B, class C = Copy>
 GemmConfig<T> make(const char* name, MicroKernel<T> ukr, EdgeKernel<T> ukr_edge) {
   static_assert(B.mc % B.mr == 0 && B.nc % B.nr == 0, "cache blocks must hold whole tiles");
-  GemmConfig<T> cfg{name, ukr,  ukr_edge, pack_a<T, B.mr, C>, pack_b<T, B.nr, C>, B.mr, B.nr,
-                    B.mc, B.kc, B.nc};
+  GemmConfig<T> cfg{name, ukr, ukr_edge, pack_a<T, B.mr, C>, pack_b<T, B.nr, C>, B.mr, B.nr};
   cfg.converts = !std::is_same_v<C, Copy>;
-  return with_override(cfg);
+  return with_blocks(cfg, B, sizeof(T));
 }
 
 // A kernel on bfloat16 pairs, with its packers; k_align pads each panel's K.
 template <const Blocking& B>
 GemmConfig<float> make_bf16(const char* name, MicroKernel<float> ukr, EdgeKernel<float> ukr_edge,
-                            PackA<float> pack_a_, PackB<float> pack_b_, int k_align) {
+                            PackA<float> pack_a_, PackB<float> pack_b_, int k_align,
+                            Model model = Model::Analytic) {
   static_assert(B.mc % B.mr == 0 && B.nc % B.nr == 0, "cache blocks must hold whole tiles");
-  return with_override(GemmConfig<float>{name, ukr, ukr_edge, pack_a_, pack_b_, B.mr, B.nr, B.mc,
-                                         B.kc, B.nc, k_align, 2, true, true});
+  GemmConfig<float> cfg{name, ukr, ukr_edge, pack_a_, pack_b_, B.mr, B.nr};
+  cfg.k_align = k_align;
+  cfg.k_per_slot = 2;
+  cfg.converts = true;
+  cfg.flushes_subnormals = true;
+  return with_blocks(cfg, B, sizeof(float) / 2, model);
 }
 
 // A path of one kernel, or of a narrow and a wide one split at `wide_from` columns.
 template <typename T>
-GemmPath<T> one(const GemmConfig<T>* cfg) {
+GemmPath<T> one(GemmConfig<T>* cfg) {
   return {cfg, cfg, 0};
 }
 
@@ -94,14 +116,19 @@ GemmPath<T> one(const GemmConfig<T>* cfg) {
 BlockOverride parse_blocks(const char* text) {
   BlockOverride o;
   if (text == nullptr || *text == '\0') return o;
+  if (std::string(text) == "table") {
+    o.table = true;
+    return o;
+  }
   int64_t v[3];
   const char* p = text;
   for (int i = 0; i < 3; ++i) {
     char* end = nullptr;
     const long long x = std::strtoll(p, &end, 10);
     if (end == p || x < 1 || x > (1 << 20) || *end != (i < 2 ? ',' : '\0'))
-      throw std::invalid_argument("FASTBP_GEMM_BLOCKS='" + printable(text) +
-                                  "' is not MC,KC,NC: three integers from 1 to 1048576");
+      throw std::invalid_argument(
+          "FASTBP_GEMM_BLOCKS='" + printable(text) +
+          "' is not MC,KC,NC (three integers from 1 to 1048576) or 'table'");
     v[i] = x;
     p = end + 1;
   }
@@ -114,6 +141,26 @@ BlockOverride parse_blocks(const char* text) {
 
 }  // namespace
 
+const char* block_source_name(BlockSource source) {
+  switch (source) {
+    case BlockSource::Table: return "table";
+    case BlockSource::Analytic: return "analytic";
+    case BlockSource::Tuned: return "tuned";
+    case BlockSource::Environment: return "environment";
+  }
+  return "unknown";
+}
+
+template <typename T>
+void set_blocks(GemmConfig<T>& cfg, const Blocks& b, BlockSource source) {
+  cfg.mc = round_up(b.mc, cfg.mr);
+  cfg.kc = b.kc;
+  cfg.nc = round_up(b.nc, cfg.nr);
+  cfg.blocks_from = source;
+}
+template void set_blocks(GemmConfig<float>&, const Blocks&, BlockSource);
+template void set_blocks(GemmConfig<double>&, const Blocks&, BlockSource);
+
 const BlockOverride& gemm_block_override() {
   // If parsing throws, the static stays uninitialised and the next call throws again.
   static const BlockOverride o = parse_blocks(std::getenv("FASTBP_GEMM_BLOCKS"));
@@ -121,19 +168,19 @@ const BlockOverride& gemm_block_override() {
 }
 
 template <>
-const GemmPath<float>& gemm_path<float>(Isa isa) {
+GemmPath<float>& gemm_path<float>(Isa isa) {
   switch (isa) {
     case Isa::Ref: {
-      static const GemmConfig<float> c = make<float, kRefF32>(
-          "sgemm_ref_4x8", gemm_ukr_ref<float, 4, 8>, gemm_ukr_ref_edge<float, 4, 8>);
-      static const GemmPath<float> path = one(&c);
+      static GemmConfig<float> c = make<float, kRefF32>("sgemm_ref_4x8", gemm_ukr_ref<float, 4, 8>,
+                                                        gemm_ukr_ref_edge<float, 4, 8>);
+      static GemmPath<float> path = one(&c);
       return path;
     }
 #ifdef FASTBP_HAVE_AVX2
     case Isa::Avx2: {
-      static const GemmConfig<float> c =
+      static GemmConfig<float> c =
           make<float, kAvx2F32>("sgemm_avx2_6x16", sgemm_avx2_6x16, sgemm_avx2_6x16_edge);
-      static const GemmPath<float> path = one(&c);
+      static GemmPath<float> path = one(&c);
       return path;
     }
 #endif
@@ -141,11 +188,11 @@ const GemmPath<float>& gemm_path<float>(Isa isa) {
     case Isa::Amx:
     case Isa::Avx512Bf16:
     case Isa::Avx512: {
-      static const GemmConfig<float> narrow = make<float, kAvx512F32>(
+      static GemmConfig<float> narrow = make<float, kAvx512F32>(
           "sgemm_avx512_12x32", sgemm_avx512_12x32, sgemm_avx512_12x32_edge);
-      static const GemmConfig<float> wide = make<float, kAvx512WideF32>(
+      static GemmConfig<float> wide = make<float, kAvx512WideF32>(
           "sgemm_avx512_6x64", sgemm_avx512_6x64, sgemm_avx512_6x64_edge);
-      static const GemmPath<float> path{&narrow, &wide, 4 * kAvx512WideF32.nr};
+      static GemmPath<float> path{&narrow, &wide, 4 * kAvx512WideF32.nr};
       return path;
     }
 #endif
@@ -154,19 +201,19 @@ const GemmPath<float>& gemm_path<float>(Isa isa) {
 }
 
 template <>
-const GemmPath<double>& gemm_path<double>(Isa isa) {
+GemmPath<double>& gemm_path<double>(Isa isa) {
   switch (isa) {
     case Isa::Ref: {
-      static const GemmConfig<double> c = make<double, kRefF64>(
+      static GemmConfig<double> c = make<double, kRefF64>(
           "dgemm_ref_4x4", gemm_ukr_ref<double, 4, 4>, gemm_ukr_ref_edge<double, 4, 4>);
-      static const GemmPath<double> path = one(&c);
+      static GemmPath<double> path = one(&c);
       return path;
     }
 #ifdef FASTBP_HAVE_AVX2
     case Isa::Avx2: {
-      static const GemmConfig<double> c =
+      static GemmConfig<double> c =
           make<double, kAvx2F64>("dgemm_avx2_6x8", dgemm_avx2_6x8, dgemm_avx2_6x8_edge);
-      static const GemmPath<double> path = one(&c);
+      static GemmPath<double> path = one(&c);
       return path;
     }
 #endif
@@ -174,11 +221,11 @@ const GemmPath<double>& gemm_path<double>(Isa isa) {
     case Isa::Amx:
     case Isa::Avx512Bf16:
     case Isa::Avx512: {
-      static const GemmConfig<double> narrow = make<double, kAvx512F64>(
+      static GemmConfig<double> narrow = make<double, kAvx512F64>(
           "dgemm_avx512_12x16", dgemm_avx512_12x16, dgemm_avx512_12x16_edge);
-      static const GemmConfig<double> wide = make<double, kAvx512WideF64>(
+      static GemmConfig<double> wide = make<double, kAvx512WideF64>(
           "dgemm_avx512_6x32", dgemm_avx512_6x32, dgemm_avx512_6x32_edge);
-      static const GemmPath<double> path{&narrow, &wide, 4 * kAvx512WideF64.nr};
+      static GemmPath<double> path{&narrow, &wide, 4 * kAvx512WideF64.nr};
       return path;
     }
 #endif
@@ -186,45 +233,45 @@ const GemmPath<double>& gemm_path<double>(Isa isa) {
   }
 }
 
-const GemmPath<float>& bf16_gemm_path(Isa isa) {
+GemmPath<float>& bf16_gemm_path(Isa isa) {
   switch (isa) {
     case Isa::Ref: {
-      static const GemmConfig<float> c = make<float, kRefF32, RoundBf16>(
+      static GemmConfig<float> c = make<float, kRefF32, RoundBf16>(
           "bf16gemm_ref_4x8 (float32 kernel, operands rounded)", gemm_ukr_ref<float, 4, 8>,
           gemm_ukr_ref_edge<float, 4, 8>);
-      static const GemmPath<float> path = one(&c);
+      static GemmPath<float> path = one(&c);
       return path;
     }
 #ifdef FASTBP_HAVE_AVX2
     case Isa::Avx2: {
-      static const GemmConfig<float> c =
+      static GemmConfig<float> c =
           make<float, kAvx2F32, RoundBf16>("bf16gemm_avx2_6x16 (float32 kernel, operands rounded)",
                                            sgemm_avx2_6x16, sgemm_avx2_6x16_edge);
-      static const GemmPath<float> path = one(&c);
+      static GemmPath<float> path = one(&c);
       return path;
     }
 #endif
 #ifdef FASTBP_HAVE_AVX512
     case Isa::Avx512: {
-      static const GemmConfig<float> narrow = make<float, kAvx512F32, RoundBf16>(
+      static GemmConfig<float> narrow = make<float, kAvx512F32, RoundBf16>(
           "bf16gemm_avx512_12x32 (float32 kernel, operands rounded)", sgemm_avx512_12x32,
           sgemm_avx512_12x32_edge);
-      static const GemmConfig<float> wide = make<float, kAvx512WideF32, RoundBf16>(
+      static GemmConfig<float> wide = make<float, kAvx512WideF32, RoundBf16>(
           "bf16gemm_avx512_6x64 (float32 kernel, operands rounded)", sgemm_avx512_6x64,
           sgemm_avx512_6x64_edge);
-      static const GemmPath<float> path{&narrow, &wide, 4 * kAvx512WideF32.nr};
+      static GemmPath<float> path{&narrow, &wide, 4 * kAvx512WideF32.nr};
       return path;
     }
 #endif
 #ifdef FASTBP_HAVE_AVX512_BF16
     case Isa::Avx512Bf16: {
-      static const GemmConfig<float> narrow = make_bf16<kAvx512Bf16>(
+      static GemmConfig<float> narrow = make_bf16<kAvx512Bf16>(
           "bf16gemm_avx512bf16_12x32", bf16gemm_avx512bf16_12x32, bf16gemm_avx512bf16_12x32_edge,
           bf16_pack_a_pairs12, bf16_pack_b_pairs32, 2);
-      static const GemmConfig<float> wide = make_bf16<kAvx512WideBf16>(
+      static GemmConfig<float> wide = make_bf16<kAvx512WideBf16>(
           "bf16gemm_avx512bf16_6x64", bf16gemm_avx512bf16_6x64, bf16gemm_avx512bf16_6x64_edge,
           bf16_pack_a_pairs6, bf16_pack_b_pairs64, 2);
-      static const GemmPath<float> path{&narrow, &wide, 4 * kAvx512WideBf16.nr};
+      static GemmPath<float> path{&narrow, &wide, 4 * kAvx512WideBf16.nr};
       return path;
     }
 #endif
@@ -232,10 +279,10 @@ const GemmPath<float>& bf16_gemm_path(Isa isa) {
     case Isa::Amx: {
       // A C narrower than a tile runs on vdpbf16ps, whose 12 x 32 tile wastes fewer lanes
       // (AMX builds always have that path: CMake adds AMX only beside it).
-      static const GemmConfig<float> wide =
+      static GemmConfig<float> wide =
           make_bf16<kAmxBf16>("bf16gemm_amx_32x32", bf16gemm_amx_32x32, bf16gemm_amx_32x32_edge,
-                              bf16_pack_a_amx32, bf16_pack_b_amx32, 32);
-      static const GemmPath<float> path{bf16_gemm_path(Isa::Avx512Bf16).narrow, &wide, kAmxBf16.nr};
+                              bf16_pack_a_amx32, bf16_pack_b_amx32, 32, Model::TableOnly);
+      static GemmPath<float> path{bf16_gemm_path(Isa::Avx512Bf16).narrow, &wide, kAmxBf16.nr};
       return path;
     }
 #endif
@@ -246,7 +293,90 @@ const GemmPath<float>& bf16_gemm_path(Isa isa) {
 }  // namespace fastbp::kernels::gemm_detail
 
 namespace fastbp::kernels {
+namespace {
 
-void read_gemm_environment() { gemm_detail::gemm_block_override(); }
+using gemm_detail::BlockSource;
+using gemm_detail::GemmConfig;
+using gemm_detail::GemmPath;
+
+constexpr int64_t kMaxBlock = int64_t{1} << 20;
+
+// Calls f with the active path of `dtype`.
+template <class F>
+decltype(auto) with_path(const std::string& dtype, F&& f) {
+  if (dtype == "float32") return f(gemm_detail::gemm_path<float>(active_isa()));
+  if (dtype == "float64") return f(gemm_detail::gemm_path<double>(active_isa()));
+  if (dtype == "bfloat16") return f(gemm_detail::bf16_gemm_path(active_isa()));
+  throw std::invalid_argument("unknown GEMM dtype '" + printable(dtype) +
+                              "'; expected float32, float64 or bfloat16");
+}
+
+template <typename T>
+GemmKernelInfo kernel_info(const GemmConfig<T>& cfg) {
+  GemmKernelInfo info{cfg.name,
+                      cfg.mr,
+                      cfg.nr,
+                      {cfg.mc, cfg.kc, cfg.nc},
+                      {cfg.table.mc, cfg.table.kc, cfg.table.nc}};
+  info.has_analytic = cfg.analytic.has_value();
+  if (cfg.analytic) info.analytic = {cfg.analytic->mc, cfg.analytic->kc, cfg.analytic->nc};
+  info.blocks_from = block_source_name(cfg.blocks_from);
+  return info;
+}
+
+BlockSource parse_source(const std::string& source) {
+  for (BlockSource s : {BlockSource::Table, BlockSource::Analytic, BlockSource::Tuned})
+    if (source == block_source_name(s)) return s;
+  throw std::invalid_argument("unknown block source '" + printable(source) +
+                              "'; expected table, analytic or tuned");
+}
+
+}  // namespace
+
+void read_gemm_environment() {
+  gemm_detail::gemm_block_override();
+  for (const char* dtype : kGemmDtypes) gemm_path_info(dtype);
+}
+
+GemmPathInfo gemm_path_info(const std::string& dtype) {
+  return with_path(dtype, [](const auto& path) {
+    GemmPathInfo info{{kernel_info(*path.narrow)}, path.wide_from};
+    if (path.wide != path.narrow) info.kernels.push_back(kernel_info(*path.wide));
+    return info;
+  });
+}
+
+void set_gemm_blocks(const std::string& dtype, const std::string& kernel, const GemmBlocks& blocks,
+                     const std::string& source) {
+  const BlockSource from = parse_source(source);
+  for (int64_t v : {blocks.mc, blocks.kc, blocks.nc})
+    if (v < 1 || v > kMaxBlock)
+      throw std::invalid_argument("GEMM block size " + std::to_string(v) +
+                                  " is out of range; expected 1 to 1048576");
+  with_path(dtype, [&](auto& path) {
+    for (auto* cfg : {path.narrow, path.wide}) {
+      if (kernel == cfg->name) {
+        gemm_detail::set_blocks(*cfg, {blocks.mc, blocks.kc, blocks.nc}, from);
+        return;
+      }
+    }
+    throw std::invalid_argument(
+        "no GEMM kernel '" + printable(kernel) + "' for " + dtype + " on this path; it has " +
+        path.narrow->name +
+        (path.wide != path.narrow ? std::string(" and ") + path.wide->name : std::string()));
+  });
+}
+
+void set_gemm_wide_from(const std::string& dtype, int64_t n) {
+  if (n < 0 || n > kMaxBlock)
+    throw std::invalid_argument("the wide kernel's width " + std::to_string(n) +
+                                " is out of range; expected 0 to 1048576");
+  with_path(dtype, [&](auto& path) {
+    if (path.wide == path.narrow)
+      throw std::invalid_argument(std::string("the ") + dtype + " path has one kernel (" +
+                                  path.narrow->name + "), no wide one to choose from");
+    path.wide_from = n;
+  });
+}
 
 }  // namespace fastbp::kernels

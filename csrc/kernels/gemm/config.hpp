@@ -1,9 +1,12 @@
 #pragma once
 // The GEMM dispatch table: for each ISA and dtype, the micro-kernel and the block
 // sizes the five-loop framework (driver.cpp) runs it with.
+#include <atomic>
 #include <cstdint>
+#include <optional>
 
 #include "../dispatch.hpp"
+#include "blocking.hpp"
 
 namespace fastbp::kernels::gemm_detail {
 
@@ -31,6 +34,32 @@ template <typename T>
 using PackB = void (*)(bool trans, const T* b, int64_t ldb, int64_t j0, int64_t cols, int64_t p0,
                        int64_t kc, T* dst);
 
+// A setting the tuner may change while other threads run products: relaxed atomic loads
+// and stores (plain moves on x86). The driver reads each once per product, and any value
+// it reads is valid: products are correct under every block size and kernel split.
+template <typename V>
+class Tunable {
+ public:
+  Tunable(V v = V{}) : v_(v) {}
+  Tunable(const Tunable& other) : v_(other.get()) {}
+  Tunable& operator=(const Tunable& other) { return *this = other.get(); }
+  Tunable& operator=(V v) {
+    v_.store(v, std::memory_order_relaxed);
+    return *this;
+  }
+  V get() const { return v_.load(std::memory_order_relaxed); }
+  operator V() const { return get(); }
+
+ private:
+  std::atomic<V> v_;
+};
+
+// Where a kernel's cache blocks came from, in the order a later one overrides: the
+// table below, the analytic model (blocking.hpp), a tuning file loaded by the Python
+// package, FASTBP_GEMM_BLOCKS.
+enum class BlockSource { Table, Analytic, Tuned, Environment };
+const char* block_source_name(BlockSource source);
+
 template <typename T>
 struct GemmConfig {
   const char* name;  // sgemm_<isa>_<MR>x<NR>, as BLIS names them
@@ -38,8 +67,9 @@ struct GemmConfig {
   EdgeKernel<T> ukr_edge;
   PackA<T> pack_a;
   PackB<T> pack_b;
-  int mr, nr;          // register block
-  int64_t mc, kc, nc;  // cache blocks: MC x KC of A in L2, KC x NC of B in L3
+  int mr, nr;  // register block
+  // Cache blocks: MC x KC of A in L2, KC x NC of B in L3.
+  Tunable<int64_t> mc = 0, kc = 0, nc = 0;
   // A packed element ("slot") holds k_per_slot K values (2 for bfloat16 pairs), and a
   // panel's K is padded to a multiple of k_align. `converts`: packing rounds the
   // operands, so they are always packed, never read in place.
@@ -48,6 +78,11 @@ struct GemmConfig {
   // The bfloat16 instructions (vdpbf16ps, tdpbf16ps) read subnormal inputs as zero and
   // flush subnormal results, whatever MXCSR says; the float32 kernels keep both.
   bool flushes_subnormals = false;
+  // The table's blocks, the model's for this CPU (none when its caches are unknown), and
+  // which of them (or which other source) mc, kc and nc hold.
+  Blocks table{0, 0, 0};
+  std::optional<Blocks> analytic = std::nullopt;
+  Tunable<BlockSource> blocks_from = BlockSource::Table;
 
   // Slots per lane of a panel kc deep.
   int64_t slots(int64_t kc_) const { return (kc_ + k_align - 1) / k_align * k_align / k_per_slot; }
@@ -61,31 +96,36 @@ inline constexpr int kMaxTile = 32 * 32;
 // per FMA, but leaves most of its lanes idle on a narrow C.
 template <typename T>
 struct GemmPath {
-  const GemmConfig<T>* narrow;
-  const GemmConfig<T>* wide;
-  int64_t wide_from;
+  GemmConfig<T>* narrow;
+  GemmConfig<T>* wide;
+  Tunable<int64_t> wide_from;
 
   const GemmConfig<T>& for_columns(int64_t n) const { return n >= wide_from ? *wide : *narrow; }
 };
 
 // The kernels of `isa` (which must be compiled in; see dispatch.hpp), with the block
-// sizes of FASTBP_GEMM_BLOCKS where it is set.
+// sizes of FASTBP_GEMM_BLOCKS where it is set, else the analytic ones where this CPU's
+// caches are known, else the table's.
 template <typename T>
-const GemmPath<T>& gemm_path(Isa isa);
+GemmPath<T>& gemm_path(Isa isa);
 
 // The bfloat16 GEMM's kernels on `isa`: the float32 kernels of Ref, Avx2 and Avx512 on
 // operands rounded while packed (the portable path), vdpbf16ps on Avx512Bf16, AMX tiles
 // on Amx (with vdpbf16ps for narrow products).
-const GemmPath<float>& bf16_gemm_path(Isa isa);
+GemmPath<float>& bf16_gemm_path(Isa isa);
 
-// FASTBP_GEMM_BLOCKS="MC,KC,NC" overrides every kernel's cache blocks (for tuning; MC
-// and NC are rounded up to whole tiles). Throws std::invalid_argument for a value that
-// is not three positive integers; unset or empty means the table's sizes.
+// FASTBP_GEMM_BLOCKS="MC,KC,NC" overrides every kernel's cache blocks (MC and NC rounded
+// up to whole tiles), and FASTBP_GEMM_BLOCKS=table keeps the table's. Throws
+// std::invalid_argument for any other value; unset or empty means the analytic blocks.
 struct BlockOverride {
-  bool set = false;
+  bool set = false, table = false;
   int64_t mc = 0, kc = 0, nc = 0;
 };
 const BlockOverride& gemm_block_override();
+
+// Sets cfg's cache blocks (MC and NC rounded up to whole tiles) and their source.
+template <typename T>
+void set_blocks(GemmConfig<T>& cfg, const Blocks& b, BlockSource source);
 
 // Micro-kernels, one translation unit per ISA.
 template <typename T, int MR, int NR>
