@@ -1,6 +1,6 @@
 """The names of fastbp's activations, losses and reductions, read from the enums the
 compiled core exports, where they are defined once (csrc/common/act_math.hpp,
-csrc/kernels/loss.hpp).
+csrc/common/loss_math.hpp).
 
 Python spells them in snake case (``_core.Act.ReLU`` is ``"relu"``,
 ``_core.Loss.SoftmaxCrossEntropy`` is ``"softmax_cross_entropy"``): the names of the
