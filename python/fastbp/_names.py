@@ -17,10 +17,11 @@ __all__ = ["snake_case", "ACTIVATIONS", "LOSSES", "REDUCTIONS", "COMPUTE"]
 
 # A word starts at an upper-case letter followed by a lower-case one, after a lower-case
 # letter or a capital: BCEWithLogits -> BCE_With_Logits, while ReLU stays one word; and at
-# three capitals or more after a lower-case letter: PoissonNLL -> Poisson_NLL.
+# three capitals or more, or a capital and a digit, after a lower-case letter:
+# PoissonNLL -> Poisson_NLL, SmoothL1 -> Smooth_L1.
 _WORD_START = re.compile(
     r"(?<=[a-z])(?=[A-Z][a-z])|(?<=[A-Z])(?=[A-Z][a-z])"
-    r"|(?<=[a-z])(?=[A-Z]{3})"
+    r"|(?<=[a-z])(?=[A-Z]{3}|[A-Z][0-9])"
 )
 
 

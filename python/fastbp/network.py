@@ -96,8 +96,8 @@ class Network:
     layers : list of Layer
         ``Dense`` layers and activations, input first; kept as ``net.layers``.
     loss : Loss
-        One of fastbp's losses (``MSELoss``, ``SoftmaxCrossEntropyLoss``,
-        ``BCEWithLogitsLoss``, ``L1Loss``, ``HuberLoss``, ``PoissonNLLLoss``).
+        One of fastbp's losses, the classes of :mod:`fastbp.losses`
+        (``fastbp.losses.LOSS_TYPES`` lists them).
     dtype : {"float32", "float64"} or the NumPy dtype
     backend : {"cpu", "cuda", "numpy"}
         ``"cpu"`` runs fastbp's C++ kernels; ``"cuda"`` its CUDA kernels on an NVIDIA GPU

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from .. import _core, _names, _validate
 
-__all__ = [
+#: The classes fastbp exports at its top level.
+CLASSES = [
     "Loss",
     "MSELoss",
     "SoftmaxCrossEntropyLoss",
@@ -12,8 +13,8 @@ __all__ = [
     "L1Loss",
     "HuberLoss",
     "PoissonNLLLoss",
-    "LOSS_TYPES",
 ]
+__all__ = [*CLASSES, "LOSS_TYPES"]
 
 #: fastbp's loss classes by class name (what a saved network names them by), each entered
 #: as it is defined.
