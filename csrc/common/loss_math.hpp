@@ -23,7 +23,8 @@ enum class Loss : int {
   BCEWithLogits = 2,
   L1 = 3,
   Huber = 4,
-  PoissonNLL = 5
+  PoissonNLL = 5,
+  SmoothL1 = 6
 };
 enum class Reduction : int { Mean = 0, Sum = 1 };
 
@@ -35,12 +36,13 @@ inline constexpr std::pair<Loss, const char*> kLossNames[] = {
     {Loss::BCEWithLogits, "BCEWithLogits"},
     {Loss::L1, "L1"},
     {Loss::Huber, "Huber"},
-    {Loss::PoissonNLL, "PoissonNLL"}};
+    {Loss::PoissonNLL, "PoissonNLL"},
+    {Loss::SmoothL1, "SmoothL1"}};
 inline constexpr std::pair<Reduction, const char*> kReductionNames[] = {{Reduction::Mean, "Mean"},
                                                                         {Reduction::Sum, "Sum"}};
 
 // A loss's settings beyond its kind and reduction, in the order Python passes them:
-// Huber a = delta; PoissonNLL a = log_input and b = full
+// Huber a = delta; SmoothL1 a = beta; PoissonNLL a = log_input and b = full
 // (each 0 or 1), c = eps; unused (0) for the others.
 struct LossParams {
   double a = 0.0, b = 0.0, c = 0.0;
@@ -112,6 +114,36 @@ struct HuberLoss {
   FASTBP_HD T grad(T y, T t, T scale) const {
     const T d = y - t;
     return scale * (d < -delta_t ? -delta_t : d > delta_t ? delta_t : d);
+  }
+};
+
+// torch.nn.SmoothL1Loss: 0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta; L1 for
+// beta = 0, as torch.nn.functional.smooth_l1_loss.
+template <typename T>
+struct SmoothL1Loss {
+  static constexpr bool kPerRow = false;
+  static constexpr int64_t kCost = 1;
+  static constexpr int kCount = 1;
+  static constexpr const char* kWhat = "1 parameter (beta)";
+  static LossParams checked(const double* v) {
+    check_real("beta", v[0], false);
+    return {v[0]};
+  }
+  double beta;
+  T beta_t;
+  explicit SmoothL1Loss(LossParams p) : beta(p.a), beta_t(T(p.a)) {}
+  FASTBP_HD double term(T y, T t) const {
+    const double d = double(y - t);
+    const double a = d < 0.0 ? -d : d;
+    return a < beta ? 0.5 * d * d / beta : a - 0.5 * beta;
+  }
+  // As torch's smooth_l1_backward: sign(d) where |d| >= beta, else d / beta; L1's
+  // gradient (0 where d == 0) for beta = 0.
+  FASTBP_HD T grad(T y, T t, T scale) const {
+    const T d = y - t;
+    if (d < -beta_t) return -scale;
+    if (d > beta_t) return scale;
+    return beta_t > T(0) ? scale * d / beta_t : d * scale;
   }
 };
 
@@ -195,6 +227,7 @@ inline auto with_loss(Loss loss, LossParams p, F&& f) {
     case Loss::BCEWithLogits: return f(BCEWithLogitsLoss<T>(p));
     case Loss::L1: return f(L1Loss<T>(p));
     case Loss::Huber: return f(HuberLoss<T>(p));
+    case Loss::SmoothL1: return f(SmoothL1Loss<T>(p));
     case Loss::PoissonNLL:
       return p.a != 0.0 ? f(PoissonNLLLoss<T, true>(p)) : f(PoissonNLLLoss<T, false>(p));
   }

@@ -25,6 +25,7 @@ class Loss(Enum):
     L1 = 3
     Huber = 4
     PoissonNLL = 5
+    SmoothL1 = 6
 
 class Reduction(Enum):
     Mean = 0
