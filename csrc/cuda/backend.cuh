@@ -218,10 +218,14 @@ class Backend {
     T* states[common::kMaxStates] = {};
     const int count = common::n_states(update.args.kind);
     for (int k = 0; k < count; ++k) states[k] = bind_state(k, update.states[k], n);
-    if (update.max_grad_norm > 0.0)
-      clip_grad_norm(grads, n, update.max_grad_norm, scratch_.data(), step, status(), stream_);
-    update.args.step = ++update.steps;
-    optimizer_step(update.args, params, grads, states, n, status(), stream_);
+    update.run(
+        [&](double max_norm) {
+          clip_grad_norm(grads, n, max_norm, scratch_.data(), step, status(), stream_);
+          return true;  // the device gates the update on the norm
+        },
+        [&](const common::OptimizerArgs& args) {
+          optimizer_step(args, params, grads, states, n, status(), stream_);
+        });
     states_used_ = true;
     return false;
   }

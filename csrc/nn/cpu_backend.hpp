@@ -165,7 +165,12 @@ class CpuBackend {
     return true;
   }
   bool update(kernels::Update<T>& update, T* params, T* grads, int64_t n, int64_t step) {
-    if (std::isfinite(update.apply(params, grads, n))) return false;
+    const bool applied = update.run(
+        [&](double max_norm) { return std::isfinite(kernels::clip_grad_norm(grads, n, max_norm)); },
+        [&](const common::OptimizerArgs& args) {
+          kernels::optimizer_step(args, params, grads, update.states, n);
+        });
+    if (applied) return false;
     status_[0] = step, status_[1] = -1;  // the norm of finite gradients overflowed
     return true;
   }

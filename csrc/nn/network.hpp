@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "common/checks.hpp"
 #include "nn/interrupt.hpp"
 #include "nn/trainer.hpp"
 #include "nn/units.hpp"
@@ -158,14 +159,11 @@ class Network final : public Trainer<typename B::Scalar> {
  private:
   using Buf = typename B::template Buffer<T>;
 
-  // Batch statistics need two rows: refused before anything changes, as torch refuses.
+  // A training pass over m rows, refused before anything changes where the plan has a
+  // BatchNorm and m is too few for its statistics.
   void check_training_rows(int64_t m) const {
-    if (m >= 2) return;
     for (const LayerSpec& l : plan_.layers)
-      if (l.kind == LayerKind::BatchNorm)
-        throw std::invalid_argument("BatchNorm needs batches of at least 2 rows in training, "
-                                    "got a batch of " +
-                                    std::to_string(m));
+      if (l.kind == LayerKind::BatchNorm) return common::check_batch_norm_rows(m);
   }
 
   // Every call starts here: workspaces for a pass over m rows, and what Python may have
