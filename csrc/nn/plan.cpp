@@ -16,7 +16,8 @@ std::string describe(const LayerSpec& l, size_t i) {
 
 // Appends a slice of `shape` at *end, checking that the buffer's size stays within
 // int64 (a wrapped count would allocate too little).
-Slice take(const char* name, std::vector<int64_t> shape, int64_t* end, const std::string& who) {
+Slice take(const std::string& name, std::vector<int64_t> shape, int64_t* end,
+           const std::string& who) {
   int64_t size = 1;
   for (int64_t d : shape) {
     if (size > (std::numeric_limits<int64_t>::max() - *end) / d)
@@ -40,6 +41,19 @@ void check_settings(const LayerSpec& l) {
 }
 
 }  // namespace
+
+LayerTensors layer_tensors(const LayerSpec& l) {
+  switch (l.kind) {
+    case LayerKind::Dense: return {{{"W", {l.in, l.out}}, {"b", {l.out}}}, {}};
+    case LayerKind::LayerNorm: return {{{"W", {l.out}}, {"b", {l.out}}}, {}};
+    case LayerKind::BatchNorm:
+      return {{{"W", {l.out}}, {"b", {l.out}}},
+              {{"running_mean", {l.out}}, {"running_var", {l.out}}}};
+    case LayerKind::Activation:
+    case LayerKind::Dropout: return {};
+  }
+  return {};
+}
 
 const char* kind_name(LayerKind kind) {
   for (const auto& [k, name] : kLayerKindNames)
@@ -78,17 +92,11 @@ Plan make_plan(const std::vector<LayerSpec>& layers, kernels::Compute compute) {
       throw std::invalid_argument(who + ": " + e.what());
     }
     LayerLayout& lay = plan.layout[i];
-    if (l.kind == LayerKind::Dense) {
-      lay.params.push_back(take("W", {l.in, l.out}, &plan.n_params, who));
-      lay.params.push_back(take("b", {l.out}, &plan.n_params, who));
-    } else if (l.kind == LayerKind::LayerNorm || l.kind == LayerKind::BatchNorm) {
-      lay.params.push_back(take("W", {l.out}, &plan.n_params, who));
-      lay.params.push_back(take("b", {l.out}, &plan.n_params, who));
-    }
-    if (l.kind == LayerKind::BatchNorm) {
-      lay.state.push_back(take("running_mean", {l.out}, &plan.n_state, who));
-      lay.state.push_back(take("running_var", {l.out}, &plan.n_state, who));
-    }
+    const LayerTensors tensors = layer_tensors(l);
+    for (const auto& [name, shape] : tensors.params)
+      lay.params.push_back(take(name, shape, &plan.n_params, who));
+    for (const auto& [name, shape] : tensors.state)
+      lay.state.push_back(take(name, shape, &plan.n_state, who));
     const bool fuses = l.kind == LayerKind::Activation && !plan.units.empty() &&
                        layers[plan.units.back().first].kind == LayerKind::Dense &&
                        plan.units.back().count == 1;

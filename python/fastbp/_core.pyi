@@ -127,6 +127,10 @@ class LayerSpec:
     outputs: int
     act: Act
 
+def layer_tensors(
+    layer: LayerSpec,
+) -> tuple[dict[str, tuple[int, ...]], dict[str, tuple[int, ...]]]: ...
+
 class UpdateSpec:
     """An optimizer's kind, hyper-parameters (checked on construction) and clipping norm
     (0.0: none), as the network's training calls take them."""
