@@ -218,7 +218,8 @@ struct SoftmaxCrossEntropyLoss : NoParams {
 };
 
 // Calls f(loss) with the struct above of the runtime kind `loss`, built from its
-// settings `p` (host code); returns what f returns.
+// settings `p` (host code); returns what f returns. std::invalid_argument for a value
+// that names no kind.
 template <typename T, typename F>
 inline auto with_loss(Loss loss, LossParams p, F&& f) {
   switch (loss) {
@@ -231,7 +232,7 @@ inline auto with_loss(Loss loss, LossParams p, F&& f) {
     case Loss::PoissonNLL:
       return p.a != 0.0 ? f(PoissonNLLLoss<T, true>(p)) : f(PoissonNLLLoss<T, false>(p));
   }
-  return f(MSELoss<T>(p));  // not reached: every kind is a case above
+  throw std::invalid_argument("unknown loss kind " + std::to_string(int(loss)));
 }
 
 // What the reduction divides the summed terms by: 1 for sum; for mean, the rows for a

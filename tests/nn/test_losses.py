@@ -191,6 +191,15 @@ def test_core_refuses_bad_loss_params():
         fb._core.Network64(layers, fb._core.Loss.SmoothL1, fb._core.Reduction.Mean, [1.0, 2.0])
 
 
+def test_core_refuses_a_loss_kind_it_does_not_have():
+    unknown = fb._core.Loss(99)
+    layers = [fb._core.LayerSpec(fb._core.LayerKind.Dense, 2, 1)]
+    with pytest.raises(ValueError, match="unknown loss kind 99"):
+        fb._core.loss(unknown, fb._core.Reduction.Mean, np.ones((2, 2)), np.ones((2, 2)), False)
+    with pytest.raises(ValueError, match="unknown loss kind 99"):
+        fb._core.Network64(layers, unknown, fb._core.Reduction.Mean)
+
+
 LOSSES = {
     "l1": lambda r: fb.L1Loss(reduction=r),
     "huber": lambda r: fb.HuberLoss(0.4, r),
