@@ -31,6 +31,7 @@ from fastbp.optim import optimizers
         ("SiLU", "silu"),
         ("Mean", "mean"),
         ("PoissonNLL", "poisson_nll"),
+        ("SmoothL1", "smooth_l1"),
     ],
 )
 def test_snake_case(name, snake):

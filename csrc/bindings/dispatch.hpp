@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "bindings/arrays.hpp"
+#include "common/checks.hpp"
 #include "kernels/act.hpp"
 #include "kernels/check.hpp"
 #include "kernels/loss.hpp"
@@ -19,12 +20,9 @@ py::object by_dtype(const py::array& a, const char* name, F&& f) {
                        std::string(py::str(a.dtype())));
 }
 
-// An activation's settings from Python: finite reals (each Python class checks its own
-// ranges); ValueError otherwise.
+// An activation's settings from Python (common::check_act_settings); ValueError otherwise.
 inline kernels::ActParams act_params(double a, double b) {
-  if (!std::isfinite(a) || !std::isfinite(b))
-    throw py::value_error("activation settings must be finite, got a=" + std::to_string(a) +
-                          ", b=" + std::to_string(b));
+  common::check_act_settings(a, b);
   return {a, b};
 }
 

@@ -2,6 +2,7 @@
 #include <pybind11/stl.h>
 
 #include "bindings/arrays.hpp"
+#include "common/loss_math.hpp"
 #include "common/optim_math.hpp"
 #include "kernels/act.hpp"
 #include "kernels/dispatch.hpp"
@@ -176,8 +177,8 @@ PYBIND11_MODULE(_core, m) {
   m.attr("__version__") = FASTBP_VERSION;
 
   bindings::bind_enum(m, "Act", kernels::kActNames);
-  bindings::bind_enum(m, "Loss", kernels::kLossNames);
-  bindings::bind_enum(m, "Reduction", kernels::kReductionNames);
+  bindings::bind_enum(m, "Loss", common::kLossNames);
+  bindings::bind_enum(m, "Reduction", common::kReductionNames);
   bindings::bind_enum(m, "LayerKind", nn::kLayerKindNames);
   bindings::bind_enum(m, "Compute", kernels::kComputeNames);
   bindings::bind_enum(m, "Optimizer", common::kOptimizerNames);

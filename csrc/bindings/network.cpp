@@ -338,6 +338,20 @@ void bind_network(py::module_& m) {
       .def_readonly("inputs", &nn::LayerSpec::in)
       .def_readonly("outputs", &nn::LayerSpec::out)
       .def_readonly("act", &nn::LayerSpec::act);
+  m.def(
+      "layer_tensors",
+      [](const nn::LayerSpec& layer) {
+        const nn::LayerTensors t = nn::layer_tensors(layer);
+        const auto shapes = [](const auto& named) {
+          py::dict out;
+          for (const auto& [name, shape] : named) out[py::str(name)] = py::tuple(py::cast(shape));
+          return out;
+        };
+        return py::make_tuple(shapes(t.params), shapes(t.state));
+      },
+      py::arg("layer"),
+      "({name: shape} of the layer's parameters, the same of its state), in the order the "
+      "network's plan lays them out in its flat buffers.");
   bind_network_class<float>(m, "Network32");
   bind_network_class<double>(m, "Network64");
 }

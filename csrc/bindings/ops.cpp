@@ -10,6 +10,7 @@
 #include "bindings/arrays.hpp"
 #include "bindings/dispatch.hpp"
 #include "bindings/optim_args.hpp"
+#include "common/checks.hpp"
 #include "kernels/act.hpp"
 #include "kernels/check.hpp"
 #include "kernels/dropout.hpp"
@@ -221,8 +222,7 @@ void check_norm_args(const py::array& x, const py::array& weight, double eps) {
   if (dim(x, 1) == 0)
     throw py::value_error("x must have at least one column, got shape " + shape_str(x));
   check_array<T>(weight, "weight", {dim(x, 1)});
-  if (!(std::isfinite(eps) && eps > 0.0))
-    throw py::value_error("eps must be a finite number > 0.0, got " + std::to_string(eps));
+  common::check_norm_eps(eps);
 }
 
 py::object layer_norm(const py::array& x, const py::array& weight, const py::array& bias,
@@ -271,12 +271,8 @@ py::object batch_norm(const py::array& x, const py::array& weight, const py::arr
     check_norm_args<T>(x, weight, eps);
     const int64_t m = dim(x, 0), n = dim(x, 1);
     const T* pb = in_ptr<T>(bias, "bias", {n});
-    if (training && m < 2)
-      throw py::value_error("batch norm in training needs at least 2 rows (one per column "
-                            "gives no variance), got shape " +
-                            shape_str(x));
-    if (!(momentum > 0.0 && momentum <= 1.0))
-      throw py::value_error("momentum must be in (0, 1], got " + std::to_string(momentum));
+    if (training) common::check_batch_norm_rows(m);
+    common::check_momentum_fraction(momentum);
     py::array_t<T> y({m, n});
     const T *px = static_cast<const T*>(x.data()), *pw = static_cast<const T*>(weight.data());
     T* py_ = y.mutable_data();
@@ -304,9 +300,7 @@ py::object batch_norm_backward(const py::array& x, const py::array& weight, cons
     using T = decltype(tag);
     check_norm_args<T>(x, weight, eps);
     const int64_t m = dim(x, 0), n = dim(x, 1);
-    if (m < 2)
-      throw py::value_error("batch norm in training needs at least 2 rows, got shape " +
-                            shape_str(x));
+    common::check_batch_norm_rows(m);
     const T* pg = in_ptr<T>(grad, "grad", {m, n});
     py::array_t<T> dx({m, n}), dw({n}), db({n});
     std::vector<T> y(m * n), mean(n), rstd(n), running(2 * n);
@@ -322,17 +316,12 @@ py::object batch_norm_backward(const py::array& x, const py::array& weight, cons
   });
 }
 
-void check_dropout_p(double p) {
-  if (!(p >= 0.0 && p < 1.0))
-    throw py::value_error("p must be in [0, 1), got " + std::to_string(p));
-}
-
 py::object dropout(const py::array& x, double p, uint64_t key, bool backward) {
   const char* name = backward ? "grad" : "x";
   return by_dtype(x, name, [&](auto tag) -> py::object {
     using T = decltype(tag);
     check_array<T>(x, name, std::vector<int64_t>(x.ndim(), -1));
-    check_dropout_p(p);
+    common::check_dropout_p(p);
     py::array_t<T> y(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
     const T* px = static_cast<const T*>(x.data());
     T* py_ = y.mutable_data();

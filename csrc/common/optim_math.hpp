@@ -5,11 +5,11 @@
 // one element. Adding an optimizer adds a Rule here and a case to with_optimizer.
 #include <cmath>
 #include <cstdint>
-#include <cstdio>
 #include <stdexcept>
 #include <string>
 #include <utility>
 
+#include "common/checks.hpp"
 #include "common/hd.hpp"
 
 namespace fastbp::common {
@@ -39,28 +39,6 @@ template <typename T>
 struct StatePtrs {
   T* s[kMaxStates];
 };
-
-// The wording of python/fastbp/_validate.real, so both layers report a value alike.
-inline void check_real(const char* name, double value, bool strict) {
-  if (std::isfinite(value) && value >= 0.0 && !(strict && value == 0.0)) return;
-  char text[32];
-  std::snprintf(text, sizeof text, "%g", value);
-  throw std::invalid_argument(std::string(name) + " must be a finite number " +
-                              (strict ? ">" : ">=") + " 0.0, got " + text);
-}
-
-inline void check_below_one(const char* name, double value) {
-  check_real(name, value, false);
-  if (value < 1.0) return;
-  char text[32];
-  std::snprintf(text, sizeof text, "%g", value);
-  throw std::invalid_argument(std::string(name) + " must be in [0, 1), got " + text);
-}
-
-inline void check_flag(const char* name, double value) {
-  if (value != 0.0 && value != 1.0)
-    throw std::invalid_argument(std::string(name) + " must be 0 or 1 (a bool)");
-}
 
 template <Optimizer K>
 struct Rule;
@@ -246,11 +224,7 @@ struct Rule<Optimizer::Adadelta> {
   static void check(const double* h) {
     check_real("lr", h[0], true);
     check_real("rho", h[1], false);
-    if (h[1] > 1.0) {
-      char text[32];
-      std::snprintf(text, sizeof text, "%g", h[1]);
-      throw std::invalid_argument(std::string("rho must be in [0, 1], got ") + text);
-    }
+    if (h[1] > 1.0) bad_setting("rho", "in [0, 1]", h[1]);
     check_real("eps", h[2], true);
     check_real("weight_decay", h[3], false);
   }

@@ -1,9 +1,9 @@
 #pragma once
-// The CUDA backend of nn::Network: fastbp's CUDA kernels on device memory, all enqueued
-// on one stream. Parameters, gradients, state, optimizer state and workspaces stay on
-// the device across calls: only batches go up and a call's report comes down. A step's
-// divergence check runs on the device and gates its update there, so the host need not
-// wait; the verdict comes down with the losses in end_report.
+// The CUDA backend of nn::Network (the contract in nn/backend.hpp): fastbp's CUDA kernels
+// on device memory, all enqueued on one stream. Parameters, gradients, state, optimizer state and
+// workspaces stay on the device across calls: only batches go up and a call's report comes down. A
+// step's divergence check runs on the device and gates its update there, so the host need not wait;
+// the verdict comes down with the losses in end_report.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -52,8 +52,10 @@ class Backend {
     Mirror(Backend& be, int64_t n) : be_(be), n_(n), host_(n, T(0)) { dev_.reserve(n); }
     T* host() { return host_.data(); }
     T* device() {
-      if (fresh_ == Fresh::Host) be_.upload(dev_.data(), host_.data(), n_ * sizeof(T));
-      if (fresh_ == Fresh::Host) fresh_ = Fresh::Both;
+      if (fresh_ == Fresh::Host) {
+        be_.upload(dev_.data(), host_.data(), n_ * sizeof(T));
+        fresh_ = Fresh::Both;
+      }
       return dev_.data();
     }
     T* device_discard() { return dev_.data(); }  // about to be overwritten on the device
@@ -176,25 +178,28 @@ class Backend {
   void dropout_backward(const T* dy, T* dx, int64_t n, double p, uint64_t key) {
     cuda::dropout_backward(dy, dx, n, p, key, stream_);
   }
-  template <typename... A>
-  void layer_norm_forward(A... a) {
-    cuda::layer_norm_forward<T>(a..., stream_);
+  void layer_norm_forward(const T* x, const T* gamma, const T* beta, int64_t m, int64_t n,
+                          double eps, T* y, T* mean, T* rstd) {
+    cuda::layer_norm_forward(x, gamma, beta, m, n, eps, y, mean, rstd, stream_);
   }
-  template <typename... A>
-  void layer_norm_backward(A... a) {
-    cuda::layer_norm_backward<T>(a..., stream_);
+  void layer_norm_backward(const T* x, const T* gamma, const T* mean, const T* rstd, const T* dy,
+                           int64_t m, int64_t n, T* dx, T* dgamma, T* dbeta) {
+    cuda::layer_norm_backward(x, gamma, mean, rstd, dy, m, n, dx, dgamma, dbeta, stream_);
   }
-  template <typename... A>
-  void batch_norm_forward_train(A... a) {
-    cuda::batch_norm_forward_train<T>(a..., stream_);
+  void batch_norm_forward_train(const T* x, const T* gamma, const T* beta, int64_t m, int64_t n,
+                                double eps, double momentum, T* y, T* mean, T* rstd,
+                                T* running_mean, T* running_var) {
+    cuda::batch_norm_forward_train(x, gamma, beta, m, n, eps, momentum, y, mean, rstd, running_mean,
+                                   running_var, stream_);
   }
-  template <typename... A>
-  void batch_norm_forward_infer(A... a) {
-    cuda::batch_norm_forward_infer<T>(a..., stream_);
+  void batch_norm_forward_infer(const T* x, const T* gamma, const T* beta, const T* running_mean,
+                                const T* running_var, int64_t m, int64_t n, double eps, T* y) {
+    cuda::batch_norm_forward_infer(x, gamma, beta, running_mean, running_var, m, n, eps, y,
+                                   stream_);
   }
-  template <typename... A>
-  void batch_norm_backward(A... a) {
-    cuda::batch_norm_backward<T>(a..., stream_);
+  void batch_norm_backward(const T* x, const T* gamma, const T* mean, const T* rstd, const T* dy,
+                           int64_t m, int64_t n, T* dx, T* dgamma, T* dbeta) {
+    cuda::batch_norm_backward(x, gamma, mean, rstd, dy, m, n, dx, dgamma, dbeta, stream_);
   }
   void loss(const nn::LossSpec& spec, const T* y, Target t, int64_t m, int64_t n, T* grad,
             double* value) {
@@ -202,7 +207,7 @@ class Backend {
                spec.params);
   }
 
-  // ---- the step report (the contract of nn::CpuBackend's) ---------------------------
+  // ---- the step report (its contract in nn/backend.hpp) ------------------------------
   void begin_report(int64_t steps) {
     report_.reserve(kStatus + steps);
     check(cudaMemsetAsync(status(), 0xff, kStatus * sizeof(double), stream_), "begin_report");
@@ -218,10 +223,14 @@ class Backend {
     T* states[common::kMaxStates] = {};
     const int count = common::n_states(update.args.kind);
     for (int k = 0; k < count; ++k) states[k] = bind_state(k, update.states[k], n);
-    if (update.max_grad_norm > 0.0)
-      clip_grad_norm(grads, n, update.max_grad_norm, scratch_.data(), step, status(), stream_);
-    update.args.step = ++update.steps;
-    optimizer_step(update.args, params, grads, states, n, status(), stream_);
+    update.run(
+        [&](double max_norm) {
+          clip_grad_norm(grads, n, max_norm, scratch_.data(), step, status(), stream_);
+          return true;  // the device gates the update on the norm
+        },
+        [&](const common::OptimizerArgs& args) {
+          optimizer_step(args, params, grads, states, n, status(), stream_);
+        });
     states_used_ = true;
     return false;
   }

@@ -15,31 +15,16 @@ using kernels::Target;
 // Blocks of the elementwise losses: their partial sums are reduced by one block.
 constexpr int kLossBlocks = kBlock;
 
-// An elementwise loss (every loss but softmax cross-entropy) over count elements; each
-// block writes its sum. p: the loss's settings (kernels::loss_params).
-template <Loss K, typename T>
-__global__ void elementwise_loss_kernel(const T* y, const T* t, int64_t count, T scale, T* grad,
-                                        kernels::LossParams p, double* partial) {
+// An elementwise loss (common/loss_math.hpp) over count elements; each block writes its
+// sum.
+template <typename L, typename T>
+__global__ void elementwise_loss_kernel(L loss, const T* y, const T* t, int64_t count, T scale,
+                                        T* grad, double* partial) {
   double total = 0.0;
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < count; i += stride) {
-    if constexpr (K == Loss::BCEWithLogits) {
-      total += common::bce_with_logits_term(y[i], t[i]);
-      if (grad) grad[i] = common::bce_with_logits_grad(y[i], t[i], scale);
-    } else if constexpr (K == Loss::L1) {
-      total += common::l1_term(y[i], t[i]);
-      if (grad) grad[i] = common::l1_grad(y[i], t[i], scale);
-    } else if constexpr (K == Loss::Huber) {
-      total += common::huber_term(y[i], t[i], p.a);
-      if (grad) grad[i] = common::huber_grad(y[i], t[i], scale, T(p.a));
-    } else if constexpr (K == Loss::PoissonNLL) {
-      const bool log_input = p.a != 0.0;
-      total += common::poisson_nll_term(y[i], t[i], log_input, p.b != 0.0, p.c);
-      if (grad) grad[i] = common::poisson_nll_grad(y[i], t[i], scale, log_input, T(p.c));
-    } else {
-      total += common::mse_term(y[i], t[i]);
-      if (grad) grad[i] = common::mse_grad(y[i], t[i], scale);
-    }
+    total += loss.term(y[i], t[i]);
+    if (grad) grad[i] = loss.grad(y[i], t[i], scale);
   }
   total = block_sum(total);
   if (threadIdx.x == 0) partial[blockIdx.x] = total;
@@ -50,6 +35,7 @@ __global__ void elementwise_loss_kernel(const T* y, const T* t, int64_t count, T
 template <typename T>
 __global__ void softmax_ce_kernel(const T* x, Target<T> t, int64_t m, int64_t n, T scale, T* grad,
                                   double* row_loss) {
+  using CE = common::SoftmaxCrossEntropyLoss<T>;
   const int lane = threadIdx.x % kWarp;
   const int64_t row = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / kWarp;
   if (row >= m) return;  // whole warps leave together: m is per warp
@@ -78,11 +64,10 @@ __global__ void softmax_ce_kernel(const T* x, Target<T> t, int64_t m, int64_t n,
     const double inv_sum_exp = 1.0 / sum_exp;
     for (int64_t j = lane; j < n; j += kWarp) {
       const double tj = t.dense ? double(t.dense[row * n + j]) : (j == t.labels[row] ? 1.0 : 0.0);
-      grad[row * n + j] =
-          common::softmax_ce_grad(exp(double(xi[j] - mx)), inv_sum_exp, t_sum, tj, scale);
+      grad[row * n + j] = CE::grad(exp(double(xi[j] - mx)), inv_sum_exp, t_sum, tj, scale);
     }
   }
-  if (lane == 0) row_loss[row] = common::softmax_ce_row_loss(double(mx), sum_exp, t_sum, t_dot_x);
+  if (lane == 0) row_loss[row] = CE::row_loss(double(mx), sum_exp, t_sum, t_dot_x);
 }
 
 // *value = scale * sum of count doubles, by one block in a fixed order.
@@ -100,43 +85,24 @@ int64_t loss_scratch_size(int64_t m) { return std::max<int64_t>(m, kLossBlocks);
 template <typename T>
 void loss(Loss kind, Reduction red, const T* y, Target<T> t, int64_t m, int64_t n, T* grad,
           double* scratch, double* value, cudaStream_t stream, kernels::LossParams params) {
-  const int64_t count = m * n;
-  const int64_t divisor =
-      red == Reduction::Sum ? 1 : (kind == Loss::SoftmaxCrossEntropy ? m : count);
-  const T scale = T(1) / T(divisor);
-  int64_t partials = kLossBlocks;
-  switch (kind) {
-    case Loss::MSE:
-      elementwise_loss_kernel<Loss::MSE, T>
-          <<<kLossBlocks, kBlock, 0, stream>>>(y, t.dense, count, scale, grad, params, scratch);
-      break;
-    case Loss::BCEWithLogits:
-      elementwise_loss_kernel<Loss::BCEWithLogits, T>
-          <<<kLossBlocks, kBlock, 0, stream>>>(y, t.dense, count, scale, grad, params, scratch);
-      break;
-    case Loss::L1:
-      elementwise_loss_kernel<Loss::L1, T>
-          <<<kLossBlocks, kBlock, 0, stream>>>(y, t.dense, count, scale, grad, params, scratch);
-      break;
-    case Loss::Huber:
-      elementwise_loss_kernel<Loss::Huber, T>
-          <<<kLossBlocks, kBlock, 0, stream>>>(y, t.dense, count, scale, grad, params, scratch);
-      break;
-    case Loss::PoissonNLL:
-      elementwise_loss_kernel<Loss::PoissonNLL, T>
-          <<<kLossBlocks, kBlock, 0, stream>>>(y, t.dense, count, scale, grad, params, scratch);
-      break;
-    case Loss::SoftmaxCrossEntropy: {
+  common::with_loss<T>(kind, params, [&](auto loss_kind) {
+    using L = decltype(loss_kind);
+    const int64_t divisor = common::loss_divisor<L>(red, m, n);
+    const T scale = T(1) / T(divisor);
+    int64_t partials = kLossBlocks;
+    if constexpr (L::kPerRow) {
       const int64_t rows_per_block = kBlock / kWarp;
       const unsigned blocks = static_cast<unsigned>((m + rows_per_block - 1) / rows_per_block);
       softmax_ce_kernel<T><<<blocks, kBlock, 0, stream>>>(y, t, m, n, scale, grad, scratch);
       partials = m;
-      break;
+    } else {
+      elementwise_loss_kernel<L, T>
+          <<<kLossBlocks, kBlock, 0, stream>>>(loss_kind, y, t.dense, m * n, scale, grad, scratch);
     }
-  }
-  check_launch("loss");
-  sum_kernel<<<1, kBlock, 0, stream>>>(scratch, partials, 1.0 / double(divisor), value);
-  check_launch("loss sum");
+    check_launch("loss");
+    sum_kernel<<<1, kBlock, 0, stream>>>(scratch, partials, 1.0 / double(divisor), value);
+    check_launch("loss sum");
+  });
 }
 
 template void loss<float>(Loss, Reduction, const float*, Target<float>, int64_t, int64_t, float*,

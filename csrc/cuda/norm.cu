@@ -2,11 +2,14 @@
 // a fixed order, with no atomics: a warp per row for the per-row sums (reduced by
 // shuffles in a fixed pattern), a thread per column for the per-column sums (rows in
 // order; neighbouring threads read neighbouring columns, so the reads coalesce).
+#include "common/norm_math.hpp"
 #include "cuda/common.cuh"
 #include "cuda/kernels.cuh"
 
 namespace fastbp::cuda {
 namespace {
+
+using namespace common;  // the norm maths
 
 constexpr int kWarp = 32;
 constexpr unsigned kAllLanes = 0xffffffffu;
@@ -32,10 +35,10 @@ __global__ void layer_norm_forward_kernel(const T* x, const T* gamma, const T* b
   for (int64_t j = lane; j < n; j += kWarp) sum += double(xi[j]);
   const double mu = warp_sum(sum) / double(n);
   double sq = 0.0;
-  for (int64_t j = lane; j < n; j += kWarp) sq += (double(xi[j]) - mu) * (double(xi[j]) - mu);
-  const double rs = 1.0 / sqrt(warp_sum(sq) / double(n) + eps);
+  for (int64_t j = lane; j < n; j += kWarp) sq += squared_deviation(double(xi[j]), mu);
+  const double rs = norm_rstd(warp_sum(sq) / double(n), eps);
   for (int64_t j = lane; j < n; j += kWarp)
-    y[row * n + j] = T((double(xi[j]) - mu) * rs * double(gamma[j]) + double(beta[j]));
+    y[row * n + j] = norm_affine(xi[j], mu, rs, gamma[j], beta[j]);
   if (lane == 0 && mean) {
     mean[row] = T(mu);
     rstd[row] = T(rs);
@@ -55,12 +58,12 @@ __global__ void layer_norm_dx_kernel(const T* x, const T* gamma, const T* mean, 
   for (int64_t j = lane; j < n; j += kWarp) {
     const double g = double(gi[j]) * double(gamma[j]);
     g_sum += g;
-    gx_sum += g * ((double(xi[j]) - mu) * rs);
+    gx_sum += g * norm_xhat(double(xi[j]), mu, rs);
   }
   const double g_mean = warp_sum(g_sum) / double(n), gx_mean = warp_sum(gx_sum) / double(n);
   for (int64_t j = lane; j < n; j += kWarp) {
     const double g = double(gi[j]) * double(gamma[j]);
-    dx[row * n + j] = T(rs * (g - g_mean - ((double(xi[j]) - mu) * rs) * gx_mean));
+    dx[row * n + j] = T(layer_norm_dx(g, norm_xhat(double(xi[j]), mu, rs), rs, g_mean, gx_mean));
   }
 }
 
@@ -74,7 +77,7 @@ __global__ void layer_norm_param_grad_kernel(const T* x, const T* mean, const T*
   for (int64_t i = 0; i < m; ++i) {
     const double g = double(dy[i * n + j]);
     g_sum += g;
-    gx_sum += g * ((double(x[i * n + j]) - double(mean[i])) * double(rstd[i]));
+    gx_sum += g * norm_xhat(double(x[i * n + j]), double(mean[i]), double(rstd[i]));
   }
   dgamma[j] = T(gx_sum);
   dbeta[j] = T(g_sum);
@@ -90,17 +93,14 @@ __global__ void batch_norm_train_kernel(const T* x, const T* gamma, const T* bet
   for (int64_t i = 0; i < m; ++i) sum += double(x[i * n + j]);
   const double mu = sum / double(m);
   double sq = 0.0;
-  for (int64_t i = 0; i < m; ++i) {
-    const double d = double(x[i * n + j]) - mu;
-    sq += d * d;
-  }
-  const double rs = 1.0 / sqrt(sq / double(m) + eps);
+  for (int64_t i = 0; i < m; ++i) sq += squared_deviation(double(x[i * n + j]), mu);
+  const double rs = norm_rstd(sq / double(m), eps);
   mean[j] = T(mu);
   rstd[j] = T(rs);
-  running_mean[j] = T(momentum * mu + (1.0 - momentum) * double(running_mean[j]));
-  running_var[j] = T(momentum * (sq / double(m - 1)) + (1.0 - momentum) * double(running_var[j]));
-  const double w = double(gamma[j]), b = double(beta[j]);
-  for (int64_t i = 0; i < m; ++i) y[i * n + j] = T((double(x[i * n + j]) - mu) * rs * w + b);
+  running_mean[j] = T(running_update(double(running_mean[j]), mu, momentum));
+  running_var[j] = T(running_update(double(running_var[j]), sq / double(m - 1), momentum));
+  for (int64_t i = 0; i < m; ++i)
+    y[i * n + j] = norm_affine(x[i * n + j], mu, rs, gamma[j], beta[j]);
 }
 
 template <typename T>
@@ -110,8 +110,8 @@ __global__ void batch_norm_infer_kernel(const T* x, const T* gamma, const T* bet
   const int64_t count = m * n, stride = int64_t(gridDim.x) * blockDim.x;
   for (int64_t k = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; k < count; k += stride) {
     const int64_t j = k % n;
-    const double rs = 1.0 / sqrt(double(running_var[j]) + eps);
-    y[k] = T((double(x[k]) - double(running_mean[j])) * rs * double(gamma[j]) + double(beta[j]));
+    const double rs = norm_rstd(double(running_var[j]), eps);
+    y[k] = norm_affine(x[k], double(running_mean[j]), rs, gamma[j], beta[j]);
   }
 }
 
@@ -126,14 +126,14 @@ __global__ void batch_norm_backward_kernel(const T* x, const T* gamma, const T* 
   for (int64_t i = 0; i < m; ++i) {
     const double g = double(dy[i * n + j]);
     g_sum += g;
-    gx_sum += g * ((double(x[i * n + j]) - mu) * rs);
+    gx_sum += g * norm_xhat(double(x[i * n + j]), mu, rs);
   }
   dbeta[j] = T(g_sum);
   dgamma[j] = T(gx_sum);
   const double g_mean = g_sum / double(m), gx_mean = gx_sum / double(m);
   for (int64_t i = 0; i < m; ++i) {
-    const double xhat = (double(x[i * n + j]) - mu) * rs;
-    dx[i * n + j] = T((double(dy[i * n + j]) - g_mean - xhat * gx_mean) * rs * w);
+    const double xhat = norm_xhat(double(x[i * n + j]), mu, rs);
+    dx[i * n + j] = T(batch_norm_dx(double(dy[i * n + j]), xhat, rs, w, g_mean, gx_mean));
   }
 }
 

@@ -1,33 +1,13 @@
 #pragma once
 #include <cstdint>
-#include <utility>
 
 #include "common/loss_math.hpp"
 
 namespace fastbp::kernels {
 
-// Values are part of the Python binding (fastbp._core.Loss / Reduction); keep them stable.
-enum class Loss : int {
-  MSE = 0,
-  SoftmaxCrossEntropy = 1,
-  BCEWithLogits = 2,
-  L1 = 3,
-  Huber = 4,
-  PoissonNLL = 5
-};
-enum class Reduction : int { Mean = 0, Sum = 1 };
+using common::Loss;
 using common::LossParams;
-
-// The names _core exports their members under, as kActNames.
-inline constexpr std::pair<Loss, const char*> kLossNames[] = {
-    {Loss::MSE, "MSE"},
-    {Loss::SoftmaxCrossEntropy, "SoftmaxCrossEntropy"},
-    {Loss::BCEWithLogits, "BCEWithLogits"},
-    {Loss::L1, "L1"},
-    {Loss::Huber, "Huber"},
-    {Loss::PoissonNLL, "PoissonNLL"}};
-inline constexpr std::pair<Reduction, const char*> kReductionNames[] = {{Reduction::Mean, "Mean"},
-                                                                        {Reduction::Sum, "Sum"}};
+using common::Reduction;
 
 // A loss target: dense rows (m x n, same dtype as the output) or, for softmax
 // cross-entropy only, one class label per row. Exactly one of dense and labels is set.
@@ -51,10 +31,7 @@ template <typename T>
 double loss_forward(Loss loss, Reduction red, const T* y, Target<T> t, int64_t m, int64_t n,
                     T* grad, LossParams params = {});
 
-// The settings of a loss from the `count` numbers its kind takes, in order: Huber's delta
-// (finite, > 0); PoissonNLL's log_input and full (0 or 1) and eps (finite, >= 0); none
-// for the others. std::invalid_argument naming what is wrong otherwise.
-LossParams loss_params(Loss loss, const double* values, int64_t count);
+using common::loss_params;
 
 // Row-wise softmax, max-shifted so no exp overflows.
 template <typename T>

@@ -9,10 +9,13 @@
 #include <utility>
 #include <vector>
 
+#include "common/norm_math.hpp"
 #include "threads.hpp"
 
 namespace fastbp::kernels {
 namespace {
+
+using namespace common;  // the norm maths
 
 // Multiply-adds per element of a pass, for pick_threads.
 constexpr int64_t kNormCost = 4;
@@ -30,7 +33,7 @@ void column_grad_sums(const T* x, const T* dy, int64_t m, int64_t n, int64_t beg
     for (int64_t j = begin; j < end; ++j) {
       const auto [mu, rs] = stat(i, j);
       g_sum[j - begin] += double(gi[j]);
-      gx_sum[j - begin] += double(gi[j]) * ((double(xi[j]) - mu) * rs);
+      gx_sum[j - begin] += double(gi[j]) * norm_xhat(double(xi[j]), mu, rs);
     }
   }
 }
@@ -46,12 +49,10 @@ void layer_norm_forward(const T* x, const T* gamma, const T* beta, int64_t m, in
       double sum = 0.0;
       for (int64_t j = 0; j < n; ++j) sum += double(xi[j]);
       const double mu = sum / double(n);
-      // Two passes, not E[x^2] - E[x]^2, which cancels when |mean| >> std.
       double sq = 0.0;
-      for (int64_t j = 0; j < n; ++j) sq += (double(xi[j]) - mu) * (double(xi[j]) - mu);
-      const double rs = 1.0 / std::sqrt(sq / double(n) + eps);
-      for (int64_t j = 0; j < n; ++j)
-        y[i * n + j] = T((double(xi[j]) - mu) * rs * double(gamma[j]) + double(beta[j]));
+      for (int64_t j = 0; j < n; ++j) sq += squared_deviation(double(xi[j]), mu);
+      const double rs = norm_rstd(sq / double(n), eps);
+      for (int64_t j = 0; j < n; ++j) y[i * n + j] = norm_affine(xi[j], mu, rs, gamma[j], beta[j]);
       if (mean) {
         mean[i] = T(mu);
         rstd[i] = T(rs);
@@ -63,7 +64,6 @@ void layer_norm_forward(const T* x, const T* gamma, const T* beta, int64_t m, in
 template <typename T>
 void layer_norm_backward(const T* x, const T* gamma, const T* mean, const T* rstd, const T* dy,
                          int64_t m, int64_t n, T* dx, T* dgamma, T* dbeta) {
-  // dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) per row, g = dy * gamma.
   parallel_for(m, pick_threads(m * n * kNormCost), [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       const T* xi = x + i * n;
@@ -73,13 +73,12 @@ void layer_norm_backward(const T* x, const T* gamma, const T* mean, const T* rst
       for (int64_t j = 0; j < n; ++j) {
         const double g = double(gi[j]) * double(gamma[j]);
         g_sum += g;
-        gx_sum += g * ((double(xi[j]) - mu) * rs);
+        gx_sum += g * norm_xhat(double(xi[j]), mu, rs);
       }
       const double g_mean = g_sum / double(n), gx_mean = gx_sum / double(n);
       for (int64_t j = 0; j < n; ++j) {
         const double g = double(gi[j]) * double(gamma[j]);
-        const double xhat = (double(xi[j]) - mu) * rs;
-        dx[i * n + j] = T(rs * (g - g_mean - xhat * gx_mean));
+        dx[i * n + j] = T(layer_norm_dx(g, norm_xhat(double(xi[j]), mu, rs), rs, g_mean, gx_mean));
       }
     }
   });
@@ -107,23 +106,19 @@ void batch_norm_forward_train(const T* x, const T* gamma, const T* beta, int64_t
       for (int64_t j = begin; j < end; ++j) mu[j - begin] += double(x[i * n + j]);
     for (int64_t k = 0; k < w; ++k) mu[k] /= double(m);
     for (int64_t i = 0; i < m; ++i)
-      for (int64_t j = begin; j < end; ++j) {
-        const double d = double(x[i * n + j]) - mu[j - begin];
-        sq[j - begin] += d * d;
-      }
+      for (int64_t j = begin; j < end; ++j)
+        sq[j - begin] += squared_deviation(double(x[i * n + j]), mu[j - begin]);
     for (int64_t j = begin; j < end; ++j) {
-      const double var = sq[j - begin] / double(m);
       const double unbiased = sq[j - begin] / double(m - 1);
-      rs[j - begin] = 1.0 / std::sqrt(var + eps);
+      rs[j - begin] = norm_rstd(sq[j - begin] / double(m), eps);
       mean[j] = T(mu[j - begin]);
       rstd[j] = T(rs[j - begin]);
-      running_mean[j] = T(momentum * mu[j - begin] + (1.0 - momentum) * double(running_mean[j]));
-      running_var[j] = T(momentum * unbiased + (1.0 - momentum) * double(running_var[j]));
+      running_mean[j] = T(running_update(double(running_mean[j]), mu[j - begin], momentum));
+      running_var[j] = T(running_update(double(running_var[j]), unbiased, momentum));
     }
     for (int64_t i = 0; i < m; ++i)
       for (int64_t j = begin; j < end; ++j)
-        y[i * n + j] = T((double(x[i * n + j]) - mu[j - begin]) * rs[j - begin] * double(gamma[j]) +
-                         double(beta[j]));
+        y[i * n + j] = norm_affine(x[i * n + j], mu[j - begin], rs[j - begin], gamma[j], beta[j]);
   });
 }
 
@@ -131,20 +126,17 @@ template <typename T>
 void batch_norm_forward_infer(const T* x, const T* gamma, const T* beta, const T* running_mean,
                               const T* running_var, int64_t m, int64_t n, double eps, T* y) {
   std::vector<double> rs(n);
-  for (int64_t j = 0; j < n; ++j) rs[j] = 1.0 / std::sqrt(double(running_var[j]) + eps);
+  for (int64_t j = 0; j < n; ++j) rs[j] = norm_rstd(double(running_var[j]), eps);
   parallel_for(m, pick_threads(m * n * kNormCost), [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i)
       for (int64_t j = 0; j < n; ++j)
-        y[i * n + j] =
-            T((double(x[i * n + j]) - double(running_mean[j])) * rs[j] * double(gamma[j]) +
-              double(beta[j]));
+        y[i * n + j] = norm_affine(x[i * n + j], double(running_mean[j]), rs[j], gamma[j], beta[j]);
   });
 }
 
 template <typename T>
 void batch_norm_backward(const T* x, const T* gamma, const T* mean, const T* rstd, const T* dy,
                          int64_t m, int64_t n, T* dx, T* dgamma, T* dbeta) {
-  // dx = (dy - mean(dy) - xhat * mean(dy * xhat)) * rstd * gamma per column.
   parallel_for(n, pick_threads(m * n * kNormCost), [&](int64_t begin, int64_t end) {
     const int64_t w = end - begin;
     std::vector<double> sums(2 * w);
@@ -160,11 +152,11 @@ void batch_norm_backward(const T* x, const T* gamma, const T* mean, const T* rst
     }
     for (int64_t i = 0; i < m; ++i)
       for (int64_t j = begin; j < end; ++j) {
-        const double mu = double(mean[j]), rs = double(rstd[j]);
-        const double xhat = (double(x[i * n + j]) - mu) * rs;
-        dx[i * n + j] = T((double(dy[i * n + j]) - g_sum[j - begin] / double(m) -
-                           xhat * (gx_sum[j - begin] / double(m))) *
-                          rs * double(gamma[j]));
+        const double rs = double(rstd[j]);
+        const double xhat = norm_xhat(double(x[i * n + j]), double(mean[j]), rs);
+        dx[i * n + j] =
+            T(batch_norm_dx(double(dy[i * n + j]), xhat, rs, double(gamma[j]),
+                            g_sum[j - begin] / double(m), gx_sum[j - begin] / double(m)));
       }
   });
 }

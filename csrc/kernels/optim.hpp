@@ -1,5 +1,4 @@
 #pragma once
-#include <cmath>
 #include <cstdint>
 
 #include "common/optim_math.hpp"
@@ -36,18 +35,16 @@ struct Update {
   int64_t steps = 0;  // updates taken so far; apply() adds one
   double max_grad_norm = 0.0;
 
-  // Clips grad (when max_grad_norm is set), then updates param and counts the step.
-  // Returns the gradient norm before clipping (0 when not clipping); when it is not
-  // finite, changes nothing and returns it.
-  double apply(T* param, T* grad, int64_t n) {
-    double norm = 0.0;
-    if (max_grad_norm > 0.0) {
-      norm = clip_grad_norm(grad, n, max_grad_norm);
-      if (!std::isfinite(norm)) return norm;
-    }
+  // The one sequence of an update, whichever backend runs it: clip (when max_grad_norm
+  // is set), count the step, update. clip(max_norm) clips the gradients and returns
+  // false when the step must stop there (a non-finite norm found on the host);
+  // step(args) runs the optimizer, args.step set. False when clip stopped the step.
+  template <typename Clip, typename Step>
+  bool run(Clip&& clip, Step&& step) {
+    if (max_grad_norm > 0.0 && !clip(max_grad_norm)) return false;
     args.step = ++steps;
-    optimizer_step(args, param, grad, states, n);
-    return norm;
+    step(args);
+    return true;
   }
 };
 

@@ -1,7 +1,7 @@
 #pragma once
-// The CPU backend of nn::Network: fastbp's CPU kernels on host memory. Everything is
-// synchronous, so a step's divergence is known when check_finite() returns, the report lives in
-// host memory, and Python's views are the buffers themselves.
+// The CPU backend of nn::Network (the contract in nn/backend.hpp): fastbp's CPU kernels on
+// host memory. Everything is synchronous, so a step's divergence is known when check_finite()
+// returns, the report lives in host memory, and Python's views are the buffers themselves.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -121,37 +121,34 @@ class CpuBackend {
   void dropout_backward(const T* dy, T* dx, int64_t n, double p, uint64_t key) {
     kernels::dropout_backward(dy, dx, n, p, key);
   }
-  template <typename... A>
-  void layer_norm_forward(A... a) {
-    kernels::layer_norm_forward<T>(a...);
+  void layer_norm_forward(const T* x, const T* gamma, const T* beta, int64_t m, int64_t n,
+                          double eps, T* y, T* mean, T* rstd) {
+    kernels::layer_norm_forward(x, gamma, beta, m, n, eps, y, mean, rstd);
   }
-  template <typename... A>
-  void layer_norm_backward(A... a) {
-    kernels::layer_norm_backward<T>(a...);
+  void layer_norm_backward(const T* x, const T* gamma, const T* mean, const T* rstd, const T* dy,
+                           int64_t m, int64_t n, T* dx, T* dgamma, T* dbeta) {
+    kernels::layer_norm_backward(x, gamma, mean, rstd, dy, m, n, dx, dgamma, dbeta);
   }
-  template <typename... A>
-  void batch_norm_forward_train(A... a) {
-    kernels::batch_norm_forward_train<T>(a...);
+  void batch_norm_forward_train(const T* x, const T* gamma, const T* beta, int64_t m, int64_t n,
+                                double eps, double momentum, T* y, T* mean, T* rstd,
+                                T* running_mean, T* running_var) {
+    kernels::batch_norm_forward_train(x, gamma, beta, m, n, eps, momentum, y, mean, rstd,
+                                      running_mean, running_var);
   }
-  template <typename... A>
-  void batch_norm_forward_infer(A... a) {
-    kernels::batch_norm_forward_infer<T>(a...);
+  void batch_norm_forward_infer(const T* x, const T* gamma, const T* beta, const T* running_mean,
+                                const T* running_var, int64_t m, int64_t n, double eps, T* y) {
+    kernels::batch_norm_forward_infer(x, gamma, beta, running_mean, running_var, m, n, eps, y);
   }
-  template <typename... A>
-  void batch_norm_backward(A... a) {
-    kernels::batch_norm_backward<T>(a...);
+  void batch_norm_backward(const T* x, const T* gamma, const T* mean, const T* rstd, const T* dy,
+                           int64_t m, int64_t n, T* dx, T* dgamma, T* dbeta) {
+    kernels::batch_norm_backward(x, gamma, mean, rstd, dy, m, n, dx, dgamma, dbeta);
   }
   void loss(const LossSpec& spec, const T* y, Target t, int64_t m, int64_t n, T* grad,
             double* value) {
     *value = kernels::loss_forward(spec.kind, spec.reduction, y, t, m, n, grad, spec.params);
   }
 
-  // ---- the step report -------------------------------------------------------------
-  // A call of `steps` steps: begin_report, then per step its loss in loss_slot(step),
-  // check_finite and update (each true: that step diverged, and the caller runs no more
-  // steps);
-  // end_report hands back the first diverged step and the first non-finite gradient's
-  // index (-1: none) and the steps' losses.
+  // ---- the step report (its contract in nn/backend.hpp) ------------------------------
   void begin_report(int64_t steps) {
     losses_.assign(steps, 0.0);
     status_[0] = status_[1] = -1;
@@ -165,7 +162,12 @@ class CpuBackend {
     return true;
   }
   bool update(kernels::Update<T>& update, T* params, T* grads, int64_t n, int64_t step) {
-    if (std::isfinite(update.apply(params, grads, n))) return false;
+    const bool applied = update.run(
+        [&](double max_norm) { return std::isfinite(kernels::clip_grad_norm(grads, n, max_norm)); },
+        [&](const common::OptimizerArgs& args) {
+          kernels::optimizer_step(args, params, grads, update.states, n);
+        });
+    if (applied) return false;
     status_[0] = step, status_[1] = -1;  // the norm of finite gradients overflowed
     return true;
   }

@@ -1,12 +1,8 @@
 #pragma once
 // The one network loop: forward, loss, backward, check, update, over a backend B that
 // supplies kernels and memory (nn/cpu_backend.hpp on the CPU, cuda/backend.cuh on the
-// GPU). Each backend's network is this template; nothing here knows which it runs on.
-//
-// B provides: Scalar; Buffer<U> (reserve, data); Mirror (a buffer Python views on the
-// host: host(), device(), device_discard(), device_wrote(), to_host()); the kernels the
-// units call; input/target/gather/output to move batches; and the step report:
-// begin_report, loss_slot, check, update, end_report (see CpuBackend for the contract).
+// GPU), as nn/backend.hpp spells out and checks. Each backend's network is this
+// template; nothing here knows which it runs on.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -16,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "common/checks.hpp"
+#include "nn/backend.hpp"
 #include "nn/interrupt.hpp"
 #include "nn/trainer.hpp"
 #include "nn/units.hpp"
@@ -24,6 +22,8 @@ namespace fastbp::nn {
 
 template <class B>
 class Network final : public Trainer<typename B::Scalar> {
+  static_assert(is_backend<B>());
+
  public:
   using T = typename B::Scalar;
   using Target = kernels::Target<T>;
@@ -158,14 +158,11 @@ class Network final : public Trainer<typename B::Scalar> {
  private:
   using Buf = typename B::template Buffer<T>;
 
-  // Batch statistics need two rows: refused before anything changes, as torch refuses.
+  // A training pass over m rows, refused before anything changes where the plan has a
+  // BatchNorm and m is too few for its statistics.
   void check_training_rows(int64_t m) const {
-    if (m >= 2) return;
     for (const LayerSpec& l : plan_.layers)
-      if (l.kind == LayerKind::BatchNorm)
-        throw std::invalid_argument("BatchNorm needs batches of at least 2 rows in training, "
-                                    "got a batch of " +
-                                    std::to_string(m));
+      if (l.kind == LayerKind::BatchNorm) return common::check_batch_norm_rows(m);
   }
 
   // Every call starts here: workspaces for a pass over m rows, and what Python may have

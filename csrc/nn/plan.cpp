@@ -5,6 +5,8 @@
 #include <limits>
 #include <stdexcept>
 
+#include "common/checks.hpp"
+
 namespace fastbp::nn {
 namespace {
 
@@ -14,7 +16,8 @@ std::string describe(const LayerSpec& l, size_t i) {
 
 // Appends a slice of `shape` at *end, checking that the buffer's size stays within
 // int64 (a wrapped count would allocate too little).
-Slice take(const char* name, std::vector<int64_t> shape, int64_t* end, const std::string& who) {
+Slice take(const std::string& name, std::vector<int64_t> shape, int64_t* end,
+           const std::string& who) {
   int64_t size = 1;
   for (int64_t d : shape) {
     if (size > (std::numeric_limits<int64_t>::max() - *end) / d)
@@ -27,33 +30,30 @@ Slice take(const char* name, std::vector<int64_t> shape, int64_t* end, const std
   return s;
 }
 
-void check_settings(const LayerSpec& l, const std::string& who) {
-  auto finite = [](double v) { return std::isfinite(v); };
+void check_settings(const LayerSpec& l) {
   switch (l.kind) {
     case LayerKind::Dense: return;
-    case LayerKind::Activation:
-      if (!(finite(l.act_a) && finite(l.act_b)))
-        throw std::invalid_argument(who + ": the activation's settings must be finite, got " +
-                                    std::to_string(l.act_a) + ", " + std::to_string(l.act_b));
-      return;
-    case LayerKind::Dropout:
-      if (!(finite(l.p) && l.p >= 0.0 && l.p < 1.0))
-        throw std::invalid_argument(who + ": p must be in [0, 1), got " + std::to_string(l.p));
-      return;
-    case LayerKind::BatchNorm:
-      if (!(finite(l.momentum) && l.momentum > 0.0 && l.momentum <= 1.0))
-        throw std::invalid_argument(who + ": momentum must be in (0, 1], got " +
-                                    std::to_string(l.momentum));
-      [[fallthrough]];
-    case LayerKind::LayerNorm:
-      if (!(finite(l.eps) && l.eps > 0.0))
-        throw std::invalid_argument(who + ": eps must be a finite number > 0, got " +
-                                    std::to_string(l.eps));
-      return;
+    case LayerKind::Activation: return common::check_act_settings(l.act_a, l.act_b);
+    case LayerKind::Dropout: return common::check_dropout_p(l.p);
+    case LayerKind::BatchNorm: common::check_momentum_fraction(l.momentum); [[fallthrough]];
+    case LayerKind::LayerNorm: return common::check_norm_eps(l.eps);
   }
 }
 
 }  // namespace
+
+LayerTensors layer_tensors(const LayerSpec& l) {
+  switch (l.kind) {
+    case LayerKind::Dense: return {{{"W", {l.in, l.out}}, {"b", {l.out}}}, {}};
+    case LayerKind::LayerNorm: return {{{"W", {l.out}}, {"b", {l.out}}}, {}};
+    case LayerKind::BatchNorm:
+      return {{{"W", {l.out}}, {"b", {l.out}}},
+              {{"running_mean", {l.out}}, {"running_var", {l.out}}}};
+    case LayerKind::Activation:
+    case LayerKind::Dropout: return {};
+  }
+  return {};
+}
 
 const char* kind_name(LayerKind kind) {
   for (const auto& [k, name] : kLayerKindNames)
@@ -86,19 +86,17 @@ Plan make_plan(const std::vector<LayerSpec>& layers, kernels::Compute compute) {
     if (l.kind != LayerKind::Dense && l.in != l.out)
       throw std::invalid_argument(who + " must keep its width, got " + std::to_string(l.in) +
                                   " -> " + std::to_string(l.out));
-    check_settings(l, who);
+    try {
+      check_settings(l);
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument(who + ": " + e.what());
+    }
     LayerLayout& lay = plan.layout[i];
-    if (l.kind == LayerKind::Dense) {
-      lay.params.push_back(take("W", {l.in, l.out}, &plan.n_params, who));
-      lay.params.push_back(take("b", {l.out}, &plan.n_params, who));
-    } else if (l.kind == LayerKind::LayerNorm || l.kind == LayerKind::BatchNorm) {
-      lay.params.push_back(take("W", {l.out}, &plan.n_params, who));
-      lay.params.push_back(take("b", {l.out}, &plan.n_params, who));
-    }
-    if (l.kind == LayerKind::BatchNorm) {
-      lay.state.push_back(take("running_mean", {l.out}, &plan.n_state, who));
-      lay.state.push_back(take("running_var", {l.out}, &plan.n_state, who));
-    }
+    const LayerTensors tensors = layer_tensors(l);
+    for (const auto& [name, shape] : tensors.params)
+      lay.params.push_back(take(name, shape, &plan.n_params, who));
+    for (const auto& [name, shape] : tensors.state)
+      lay.state.push_back(take(name, shape, &plan.n_state, who));
     const bool fuses = l.kind == LayerKind::Activation && !plan.units.empty() &&
                        layers[plan.units.back().first].kind == LayerKind::Dense &&
                        plan.units.back().count == 1;

@@ -42,6 +42,14 @@ struct Slice {
   int64_t size() const;
 };
 
+// The tensors one layer adds to the flat buffers, in their order: the trainable ones (the
+// parameter buffer) and its state (running statistics, the state buffer), each a name
+// and a shape. Defined once here; Python reads them (fastbp._core.layer_tensors).
+struct LayerTensors {
+  std::vector<std::pair<std::string, std::vector<int64_t>>> params, state;
+};
+LayerTensors layer_tensors(const LayerSpec& layer);
+
 // Every layer's trainable tensors (in the parameter buffer) and state (running
 // statistics, in the state buffer), as Python binds its views.
 struct LayerLayout {

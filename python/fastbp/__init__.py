@@ -17,15 +17,7 @@ from .network import Network, from_torch
 from .nn import activations, layers, losses
 from .nn.activations import *  # noqa: F403  (the classes in activations.__all__)
 from .nn.layers import BatchNorm, Dense, Dropout, Layer, LayerNorm
-from .nn.losses import (
-    BCEWithLogitsLoss,
-    HuberLoss,
-    L1Loss,
-    Loss,
-    MSELoss,
-    PoissonNLLLoss,
-    SoftmaxCrossEntropyLoss,
-)
+from .nn.losses import *  # noqa: F403  (the classes in losses.__all__)
 from .optim import *  # noqa: F403 (every optimizer, as optim.__all__ lists them)
 from .optim import schedules
 from .training import callbacks, distributed, history, metrics
@@ -60,13 +52,7 @@ __all__ = [
     "Layer",
     "LayerNorm",
     *activations.CLASSES,
-    "BCEWithLogitsLoss",
-    "HuberLoss",
-    "L1Loss",
-    "Loss",
-    "MSELoss",
-    "PoissonNLLLoss",
-    "SoftmaxCrossEntropyLoss",
+    *losses.CLASSES,
     "History",
     "Network",
     *optim.__all__,

@@ -25,6 +25,7 @@ class Loss(Enum):
     L1 = 3
     Huber = 4
     PoissonNLL = 5
+    SmoothL1 = 6
 
 class Reduction(Enum):
     Mean = 0
@@ -132,6 +133,10 @@ class LayerSpec:
     inputs: int
     outputs: int
     act: Act
+
+def layer_tensors(
+    layer: LayerSpec,
+) -> tuple[dict[str, tuple[int, ...]], dict[str, tuple[int, ...]]]: ...
 
 class UpdateSpec:
     """An optimizer's kind, hyper-parameters (checked on construction) and clipping norm

@@ -1,6 +1,6 @@
 """The names of fastbp's activations, losses and reductions, read from the enums the
 compiled core exports, where they are defined once (csrc/common/act_math.hpp,
-csrc/kernels/loss.hpp).
+csrc/common/loss_math.hpp).
 
 Python spells them in snake case (``_core.Act.ReLU`` is ``"relu"``,
 ``_core.Loss.SoftmaxCrossEntropy`` is ``"softmax_cross_entropy"``): the names of the
@@ -17,10 +17,11 @@ __all__ = ["snake_case", "ACTIVATIONS", "LOSSES", "REDUCTIONS", "COMPUTE"]
 
 # A word starts at an upper-case letter followed by a lower-case one, after a lower-case
 # letter or a capital: BCEWithLogits -> BCE_With_Logits, while ReLU stays one word; and at
-# three capitals or more after a lower-case letter: PoissonNLL -> Poisson_NLL.
+# three capitals or more, or a capital and a digit, after a lower-case letter:
+# PoissonNLL -> Poisson_NLL, SmoothL1 -> Smooth_L1.
 _WORD_START = re.compile(
     r"(?<=[a-z])(?=[A-Z][a-z])|(?<=[A-Z])(?=[A-Z][a-z])"
-    r"|(?<=[a-z])(?=[A-Z]{3})"
+    r"|(?<=[a-z])(?=[A-Z]{3}|[A-Z][0-9])"
 )
 
 

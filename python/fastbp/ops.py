@@ -35,18 +35,8 @@ __all__ = [
     *_names.ACTIVATIONS,
     *(name + "_backward" for name in _names.ACTIVATIONS),
     "softmax",
-    "mse",
-    "mse_backward",
-    "softmax_cross_entropy",
-    "softmax_cross_entropy_backward",
-    "bce_with_logits",
-    "bce_with_logits_backward",
-    "l1",
-    "l1_backward",
-    "huber",
-    "huber_backward",
-    "poisson_nll",
-    "poisson_nll_backward",
+    *_names.LOSSES,
+    *(name + "_backward" for name in _names.LOSSES),
     *(name.lower() + "_step" for name in optimizers.CLASSES),
     "clip_grad_norm",
     "layer_norm",
@@ -277,6 +267,21 @@ def huber_backward(y, target, delta: float = 1.0, reduction: str = "mean") -> np
     ``[-delta, delta]``."""
     delta = _validate.real("delta", delta, strict=True)
     return _loss_call("huber", y, target, reduction, True, (delta,))
+
+
+def smooth_l1(y, target, beta: float = 1.0, reduction: str = "mean") -> float:
+    """``torch.nn.SmoothL1Loss``: ``0.5 * d**2 / beta`` where ``|d| < beta``, else
+    ``|d| - 0.5 * beta``, with ``d = y - t`` (l1 for ``beta = 0``); ``mean`` averages over
+    all elements. ``beta``: finite, >= 0."""
+    beta = _validate.real("beta", beta)
+    return _loss_call("smooth_l1", y, target, reduction, False, (beta,))
+
+
+def smooth_l1_backward(y, target, beta: float = 1.0, reduction: str = "mean") -> np.ndarray:
+    """Gradient of smooth_l1 with respect to its first argument: ``d / beta`` clamped to
+    ``[-1, 1]`` (``sign(d)`` for ``beta = 0``)."""
+    beta = _validate.real("beta", beta)
+    return _loss_call("smooth_l1", y, target, reduction, True, (beta,))
 
 
 def poisson_nll(

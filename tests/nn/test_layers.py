@@ -728,3 +728,20 @@ def test_max_grad_norm_with_these_layers_matches_the_numpy_backend(dtype, rng):
     for _ in range(4):
         free.train_step(X, T, opt)
     assert not np.allclose(free.params, cpu.params, rtol=1e-3)
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [fb.Dense(3, 4), fb.LayerNorm(4), fb.BatchNorm(4), fb.Dropout(0.5), fb.ReLU()],
+    ids=repr,
+)
+def test_a_layers_tensors_are_defined_once_by_the_core_plan(layer):
+    """A layer's parameter and state shapes are the ones the core's plan lays out for it
+    (fastbp._core.layer_tensors), in the order of the network's flat buffers."""
+    params, state = fb._core.layer_tensors(layer.core_spec(4))
+    assert layer.param_shapes() == params and layer.state_shapes() == state
+    layers = [layer] if isinstance(layer, fb.Dense) else [fb.Dense(3, 4), layer]
+    net = fb.Network(layers, fb.MSELoss())
+    core_params, core_state = net._core.layout[-1]
+    assert [(name, shape) for name, _, shape in core_params] == list(params.items())
+    assert [(name, shape) for name, _, shape in core_state] == list(state.items())

@@ -1,7 +1,7 @@
-"""L1Loss and HuberLoss: fastbp.ops and fastbp.reference against torch.nn.functional
+"""L1Loss, HuberLoss and SmoothL1Loss: fastbp.ops and fastbp.reference against torch.nn.functional
 (values and gradients, both reductions), networks training with them (row weights
 through fit's sample_weight) against the same torch loop, gradcheck, save/load and bad
-deltas.
+deltas and betas.
 
 PoissonNLLLoss: fastbp.ops and fastbp.reference against torch.nn.functional's
 poisson_nll_loss (values and gradients, every setting, both reductions), networks training
@@ -29,10 +29,12 @@ DELTAS = [1.0, 0.3, 2.5]
 
 
 def torch_loss(name, y, t, reduction, delta=1.0):
-    """(value, dL/dy) of torch's loss, in the inputs' dtype."""
+    """(value, dL/dy) of torch's loss, in the inputs' dtype; delta is smooth_l1's beta."""
     yt = torch.tensor(y, requires_grad=True)
     if name == "l1":
         value = F.l1_loss(yt, torch.tensor(t), reduction=reduction)
+    elif name == "smooth_l1":
+        value = F.smooth_l1_loss(yt, torch.tensor(t), reduction=reduction, beta=delta)
     else:
         value = F.huber_loss(yt, torch.tensor(t), reduction=reduction, delta=delta)
     value.backward()
@@ -77,6 +79,29 @@ def test_huber_against_torch(mod, dtype, shape, reduction, delta):
     np.testing.assert_allclose(got, grad, **TOL[dtype])
 
 
+@pytest.mark.parametrize("mod", [fb.ops, fb.reference], ids=["ops", "reference"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("beta", [0.0, *DELTAS])
+def test_smooth_l1_against_torch(mod, dtype, shape, reduction, beta):
+    y, t = inputs(shape, dtype)
+    t.flat[1::5] = y.flat[1::5] + dtype_cast(dtype, beta)  # exactly on the switch
+    value, grad = torch_loss("smooth_l1", y, t, reduction, beta)
+    assert mod.smooth_l1(y, t, beta, reduction) == pytest.approx(value, rel=TOL[dtype]["rtol"])
+    got = mod.smooth_l1_backward(y, t, beta, reduction)
+    assert got.dtype == np.dtype(dtype)
+    np.testing.assert_allclose(got, grad, **TOL[dtype])
+    assert (got[y == t] == 0).all()  # d = 0, whatever beta, as torch
+
+
+def test_smooth_l1_defaults_are_torchs():
+    y, t = inputs((3, 7), "float64")
+    want = float(F.smooth_l1_loss(torch.tensor(y), torch.tensor(t)))
+    assert fb.ops.smooth_l1(y, t) == pytest.approx(want, rel=1e-12)
+    assert fb.SmoothL1Loss().beta == torch.nn.SmoothL1Loss().beta
+
+
 def dtype_cast(dtype, value):
     return np.dtype(dtype).type(value)
 
@@ -89,7 +114,7 @@ EXTREMES = st.sampled_from([0.0, -0.0, 1e-45, -1e-45, 1e30, -1e30, 3.0e38, -3.0e
 @given(
     data=st.data(),
     dtype=st.sampled_from(DTYPES),
-    name=st.sampled_from(["l1", "huber"]),
+    name=st.sampled_from(["l1", "huber", "smooth_l1"]),
     reduction=st.sampled_from(["mean", "sum"]),
     delta=st.sampled_from(DELTAS + [1e-30, 1e30]),
     rows=st.integers(1, 5),
@@ -104,7 +129,7 @@ def test_ops_match_reference(data, dtype, name, reduction, delta, rows, cols):
     t = np.array(
         data.draw(st.lists(values, min_size=rows * cols, max_size=rows * cols)), dtype=dtype
     ).reshape(rows, cols)
-    args = (delta, reduction) if name == "huber" else (reduction,)
+    args = (reduction,) if name == "l1" else (delta, reduction)  # delta: smooth_l1's beta
     with np.errstate(over="ignore", invalid="ignore"):
         want = getattr(fb.reference, name)(y, t, *args)
         want_grad = getattr(fb.reference, name + "_backward")(y, t, *args)
@@ -122,6 +147,18 @@ def test_huber_refuses_a_bad_delta(mod, delta):
         mod.huber(y, t, delta)
     with pytest.raises(ValueError, match="delta"):
         fb.HuberLoss(delta=delta)
+
+
+@pytest.mark.parametrize("mod", [fb.ops, fb.reference], ids=["ops", "reference"])
+@pytest.mark.parametrize("beta", [-1.0, np.nan, np.inf])
+def test_smooth_l1_refuses_a_bad_beta(mod, beta):
+    y, t = inputs((2, 3), "float64")
+    with pytest.raises(ValueError, match="beta"):
+        mod.smooth_l1(y, t, beta)
+    with pytest.raises(ValueError, match="beta"):
+        fb.SmoothL1Loss(beta=beta)
+    with pytest.raises(TypeError, match="beta"):
+        fb.SmoothL1Loss(beta="1")
 
 
 def test_huber_refuses_a_delta_of_the_wrong_type():
@@ -148,14 +185,31 @@ def test_core_refuses_bad_loss_params():
         fb._core.Network64(layers, fb._core.Loss.L1, fb._core.Reduction.Mean, [1.0])
     with pytest.raises(TypeError, match="real numbers"):
         fb._core.Network64(layers, fb._core.Loss.Huber, fb._core.Reduction.Mean, ["one"])
+    with pytest.raises(ValueError, match="beta must be a finite number >= 0.0, got -1"):
+        fb._core.Network64(layers, fb._core.Loss.SmoothL1, fb._core.Reduction.Mean, [-1.0])
+    with pytest.raises(ValueError, match=r"takes 1 parameter \(beta\), got 2"):
+        fb._core.Network64(layers, fb._core.Loss.SmoothL1, fb._core.Reduction.Mean, [1.0, 2.0])
 
 
-LOSSES = {"l1": lambda r: fb.L1Loss(reduction=r), "huber": lambda r: fb.HuberLoss(0.4, r)}
+def test_core_refuses_a_loss_kind_it_does_not_have():
+    unknown = fb._core.Loss(99)
+    layers = [fb._core.LayerSpec(fb._core.LayerKind.Dense, 2, 1)]
+    with pytest.raises(ValueError, match="unknown loss kind 99"):
+        fb._core.loss(unknown, fb._core.Reduction.Mean, np.ones((2, 2)), np.ones((2, 2)), False)
+    with pytest.raises(ValueError, match="unknown loss kind 99"):
+        fb._core.Network64(layers, unknown, fb._core.Reduction.Mean)
+
+
+LOSSES = {
+    "l1": lambda r: fb.L1Loss(reduction=r),
+    "huber": lambda r: fb.HuberLoss(0.4, r),
+    "smooth_l1": lambda r: fb.SmoothL1Loss(0.4, r),
+}
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("loss", ["l1", "huber"])
+@pytest.mark.parametrize("loss", list(LOSSES))
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
 @pytest.mark.parametrize("weighted", [False, True])
 def test_networks_train_with_the_losses_as_torch(backend, dtype, loss, reduction, weighted):
@@ -177,6 +231,8 @@ def test_networks_train_with_the_losses_as_torch(backend, dtype, loss, reduction
     def per_element(y, t):
         if loss == "l1":
             return F.l1_loss(y, t, reduction="none")
+        if loss == "smooth_l1":
+            return F.smooth_l1_loss(y, t, reduction="none", beta=0.4)
         return F.huber_loss(y, t, reduction="none", delta=0.4)
 
     assert_weighted_fit_matches_torch(
@@ -185,7 +241,7 @@ def test_networks_train_with_the_losses_as_torch(backend, dtype, loss, reduction
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("loss", ["l1", "huber"])
+@pytest.mark.parametrize("loss", list(LOSSES))
 def test_gradcheck(backend, loss):
     rng = np.random.default_rng(4)
     net = fb.Network(
@@ -196,16 +252,21 @@ def test_gradcheck(backend, loss):
         seed=0,
     )
     X = rng.standard_normal((6, 3))
-    # targets well away from the outputs: no element near L1's kink or Huber's switch
+    # targets well away from the outputs: no element near L1's kink or the switch of
+    # Huber and SmoothL1 (0.4)
     T = net.predict(X) + rng.choice([-1.0, 1.0], (6, 3)) * rng.uniform(0.1, 0.3, (6, 3))
-    if loss == "huber":
+    if loss != "l1":
         T[:3] = net.predict(X[:3]) + 2.0  # linear part for half the rows
     assert fb.gradcheck(net, X, T) < 1e-6
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_save_load_keeps_the_losses(tmp_path, backend):
-    for loss in (fb.L1Loss(reduction="sum"), fb.HuberLoss(delta=0.25)):
+    for loss in (
+        fb.L1Loss(reduction="sum"),
+        fb.HuberLoss(delta=0.25),
+        fb.SmoothL1Loss(beta=0.5, reduction="sum"),
+    ):
         net = fb.Network([fb.Dense(2, 3), fb.ReLU(), fb.Dense(3, 2)], loss, backend=backend, seed=0)
         path = tmp_path / "net.npz"
         net.save(path)
@@ -218,6 +279,11 @@ def test_save_load_keeps_the_losses(tmp_path, backend):
         "type": "HuberLoss",
         "reduction": "mean",
         "delta": 0.25,
+    }
+    assert fb.SmoothL1Loss(beta=0.0).config() == {
+        "type": "SmoothL1Loss",
+        "reduction": "mean",
+        "beta": 0.0,
     }
 
 

@@ -252,6 +252,52 @@ def test_core_checks_direct_calls():
         fb._core.dropout(x, 1.0, 0)
 
 
+def core_message(call):
+    with pytest.raises(ValueError) as raised:
+        call()
+    return str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "kind,setting,value,op",
+    [
+        (
+            "BatchNorm",
+            "momentum",
+            1.5,
+            lambda x, w: fb._core.batch_norm(x, w, w, w, w, True, 1.5, 1e-5),
+        ),
+        ("BatchNorm", "eps", 0.0, lambda x, w: fb._core.batch_norm(x, w, w, w, w, True, 0.1, 0.0)),
+        ("LayerNorm", "eps", -1.0, lambda x, w: fb._core.layer_norm(x, w, w, -1.0)),
+        ("Dropout", "p", 1.0, lambda x, w: fb._core.dropout(x, 1.0, 0)),
+    ],
+)
+def test_a_network_and_the_ops_word_a_bad_setting_alike(kind, setting, value, op):
+    """The network's plan and the core's ops run the same check of a layer's setting."""
+    x, w = np.ones((4, 3)), np.ones(3)
+    good = {"eps": 1e-5, "momentum": 0.1} if kind == "BatchNorm" else {}
+    settings = {**good, setting: value}
+    layer = fb._core.LayerSpec(getattr(fb._core.LayerKind, kind), 3, 3, **settings)
+    from_plan = core_message(
+        lambda: fb._core.Network64([layer], fb._core.Loss.MSE, fb._core.Reduction.Mean)
+    )
+    from_op = core_message(lambda: op(x, w))
+    assert from_plan.endswith(": " + from_op) and from_op.startswith(f"{setting} must be")
+
+
+def test_a_network_and_the_ops_refuse_one_row_of_batch_statistics_alike():
+    x, w = np.ones((1, 3)), np.ones(3)
+    net = fb.Network([fb.Dense(3, 3), fb.BatchNorm(3)], fb.MSELoss(), dtype="float64")
+    messages = {
+        core_message(lambda: net.backward(x, x)),
+        core_message(lambda: fb._core.batch_norm(x, w, w, w.copy(), w.copy(), True, 0.1, 1e-5)),
+        core_message(lambda: fb._core.batch_norm_backward(x, w, x, 1e-5)),
+    }
+    assert messages == {
+        "BatchNorm needs batches of at least 2 rows in training (one row gives no variance), got 1"
+    }
+
+
 # --- hypothesis: ops against the reference, extremes included --------------------------
 
 

@@ -54,8 +54,9 @@ class Layer:
         return width
 
     def param_shapes(self) -> dict:
-        """``{name: shape}`` of the trainable tensors, in flat-buffer order."""
-        return {}
+        """``{name: shape}`` of the trainable tensors, in flat-buffer order, as the core's
+        plan lays them out (``_core.layer_tensors``, where each layer's are defined)."""
+        return self._core_tensors()[0]
 
     def initial_param(self, name: str, rng: np.random.Generator) -> np.ndarray:
         """The value parameter ``name`` starts with when none was assigned (float64)."""
@@ -63,8 +64,14 @@ class Layer:
 
     def state_shapes(self) -> dict:
         """``{name: shape}`` of the non-trainable state (running statistics), which the
-        network keeps in its state buffer, apart from the parameters."""
-        return {}
+        network keeps in its state buffer, apart from the parameters; the core's layout
+        as :meth:`param_shapes`."""
+        return self._core_tensors()[1]
+
+    def _core_tensors(self) -> tuple[dict, dict]:
+        # A layer whose tensors have a size knows its own width (Dense, the norms); the
+        # other layers have none, whatever the width their core_spec is given.
+        return _core.layer_tensors(self.core_spec(1))
 
     @property
     def n_state(self) -> int:
@@ -179,9 +186,6 @@ class Dense(Layer):
                 f"{self!r} expects {self.in_features} inputs but the layer before it gives {width}"
             )
         return self.out_features
-
-    def param_shapes(self) -> dict:
-        return {"W": (self.in_features, self.out_features), "b": (self.out_features,)}
 
     def initial_param(self, name: str, rng: np.random.Generator) -> np.ndarray:
         """Weights drawn for ``init``, biases 0 (float64; the network casts them)."""
@@ -355,9 +359,6 @@ class _Normalization(Layer, abstract=True):
             raise ValueError(f"{self!r} takes rows of width {self.n}, got {width}")
         return self.n
 
-    def param_shapes(self) -> dict[str, tuple]:
-        return {"W": (self.n,), "b": (self.n,)}
-
     def initial_param(self, name: str, rng: np.random.Generator) -> np.ndarray:
         """Scale ones, shift zeros."""
         return np.ones(self.n) if name == "W" else np.zeros(self.n)
@@ -503,9 +504,6 @@ class BatchNorm(_Normalization):
 
     def core_spec(self, width: int) -> _core.LayerSpec:
         return _core.LayerSpec(self.kind, self.n, self.n, eps=self.eps, momentum=self.momentum)
-
-    def state_shapes(self) -> dict:
-        return {"running_mean": (self.n,), "running_var": (self.n,)}
 
     def state_init(self, dtype) -> dict[str, np.ndarray]:
         """Copies of the running statistics in ``dtype``: zeros and ones, unless set."""

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from .. import _core, _names, _validate
 
-__all__ = [
+#: The classes fastbp exports at its top level.
+CLASSES = [
     "Loss",
     "MSELoss",
     "SoftmaxCrossEntropyLoss",
     "BCEWithLogitsLoss",
     "L1Loss",
     "HuberLoss",
+    "SmoothL1Loss",
     "PoissonNLLLoss",
-    "LOSS_TYPES",
 ]
+__all__ = [*CLASSES, "LOSS_TYPES"]
 
 #: fastbp's loss classes by class name (what a saved network names them by), each entered
 #: as it is defined.
@@ -27,7 +29,7 @@ class Loss:
     kind: _core.Loss
     name = ""
     #: the numbers the core takes with the loss kind, in its order (HuberLoss's delta;
-    #: PoissonNLLLoss's log_input, full and eps; none for the others)
+    #: SmoothL1Loss's beta; PoissonNLLLoss's log_input, full and eps; none for the others)
     core_params: tuple = ()
     #: whether its targets are classes (labels, probability rows, binary targets), which
     #: accuracy, class weights and a stratified validation split need
@@ -117,6 +119,35 @@ class HuberLoss(Loss):
 
     def __repr__(self) -> str:
         return f"HuberLoss(delta={self.delta!r}, reduction={self.reduction!r})"
+
+
+class SmoothL1Loss(Loss):
+    """``torch.nn.SmoothL1Loss``: per element ``0.5 * d**2 / beta`` where ``|d| < beta``,
+    else ``|d| - 0.5 * beta``, with ``d = y - t`` (``beta = 0`` is :class:`L1Loss`);
+    ``"mean"`` divides by the number of elements.
+
+    Parameters
+    ----------
+    beta : float
+        Where the loss turns from quadratic to linear; finite, >= 0.
+    reduction : {"mean", "sum"}
+    """
+
+    kind = _core.Loss.SmoothL1
+
+    def __init__(self, beta: float = 1.0, reduction: str = "mean"):
+        self.beta = _validate.real("beta", beta)
+        super().__init__(reduction)
+
+    @property
+    def core_params(self) -> tuple:
+        return (self.beta,)
+
+    def config(self) -> dict:
+        return {**super().config(), "beta": self.beta}
+
+    def __repr__(self) -> str:
+        return f"SmoothL1Loss(beta={self.beta!r}, reduction={self.reduction!r})"
 
 
 class PoissonNLLLoss(Loss):

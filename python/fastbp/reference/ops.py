@@ -20,18 +20,8 @@ __all__ = [
     *_names.ACTIVATIONS,
     *(name + "_backward" for name in _names.ACTIVATIONS),
     "softmax",
-    "mse",
-    "mse_backward",
-    "softmax_cross_entropy",
-    "softmax_cross_entropy_backward",
-    "bce_with_logits",
-    "bce_with_logits_backward",
-    "l1",
-    "l1_backward",
-    "huber",
-    "huber_backward",
-    "poisson_nll",
-    "poisson_nll_backward",
+    *_names.LOSSES,
+    *(name + "_backward" for name in _names.LOSSES),
     *(name.lower() + "_step" for name in optimizers.CLASSES),
     "clip_grad_norm",
     "OPTIMIZER_STEPS",
@@ -330,6 +320,45 @@ def huber(y, t, delta=1.0, reduction="mean"):
 def huber_backward(y, t, delta=1.0, reduction="mean"):
     d = y - t
     return np.clip(d, -delta, delta).astype(y.dtype) / (y.size if reduction == "mean" else 1)
+
+
+def _smooth_l1_terms(y, t, beta=1.0):
+    d = (y - t).astype(np.float64)
+    a = np.abs(d)
+    if beta == 0:
+        return a
+    return np.where(a < beta, 0.5 * d * d / beta, a - 0.5 * beta)
+
+
+def _smooth_l1_args(fn):
+    """Check (y, target, beta, reduction) as fastbp.ops.smooth_l1 does."""
+
+    def checked(y, target, beta=1.0, reduction="mean"):
+        beta = _validate.real("beta", beta)
+        return fn(*_validate.loss_inputs(y, target, reduction, False), beta, reduction)
+
+    return _as_checked(fn, checked)
+
+
+@_smooth_l1_args
+def smooth_l1(y, t, beta=1.0, reduction="mean"):
+    """``0.5 d**2 / beta`` where ``|d| < beta``, else ``|d| - 0.5 beta``, ``d = y - t``
+    (``|d|`` for ``beta = 0``), divided by the number of elements for ``"mean"``."""
+    return _reduce(np.sum(_smooth_l1_terms(y, t, beta)), y.size, reduction)
+
+
+@_smooth_l1_args
+def smooth_l1_backward(y, t, beta=1.0, reduction="mean"):
+    """``sign(d)`` where ``|d| >= beta``, else ``d / beta`` (``sign(d)`` for ``beta = 0``),
+    times the reduction's scale first, as the kernel rounds it."""
+    d = y - t
+    scale = y.dtype.type(1) / y.dtype.type(y.size if reduction == "mean" else 1)
+    if beta == 0:
+        return (np.sign(d) * scale).astype(y.dtype)
+    beta = y.dtype.type(beta)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inside = scale * d / beta
+    return np.where(d < -beta, -scale, np.where(d > beta, scale, inside)).astype(y.dtype)
 
 
 def _poisson_nll_terms(y, t, log_input=True, full=False, eps=1e-8):
