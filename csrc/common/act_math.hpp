@@ -4,6 +4,8 @@
 // forward and derivative (PyTorch's formulas), and with_act, which turns the runtime
 // kind into a template parameter so hot loops carry no branch on it.
 #include <cmath>
+#include <stdexcept>
+#include <string>
 #include <type_traits>
 #include <utility>
 
@@ -138,6 +140,8 @@ inline void with_act(Act act, F&& f) {
     case Act::SiLU: return f(std::integral_constant<Act, Act::SiLU>{});
     case Act::Softplus: return f(std::integral_constant<Act, Act::Softplus>{});
   }
+  // An enum converted from any integer (Python's _core.Act(99)) must not run as nothing.
+  throw std::invalid_argument("unknown activation kind " + std::to_string(int(act)));
 }
 
 }  // namespace fastbp::common

@@ -33,7 +33,9 @@ Slice take(const std::string& name, std::vector<int64_t> shape, int64_t* end,
 void check_settings(const LayerSpec& l) {
   switch (l.kind) {
     case LayerKind::Dense: return;
-    case LayerKind::Activation: return common::check_act_settings(l.act_a, l.act_b);
+    case LayerKind::Activation:
+      common::with_act(l.act, [](auto) {});  // throws for a kind the core lacks
+      return common::check_act_settings(l.act_a, l.act_b);
     case LayerKind::Dropout: return common::check_dropout_p(l.p);
     case LayerKind::BatchNorm: common::check_momentum_fraction(l.momentum); [[fallthrough]];
     case LayerKind::LayerNorm: return common::check_norm_eps(l.eps);

@@ -327,3 +327,18 @@ def test_torch_round_trip_keeps_settings(case, rng):
     assert [layer.config() for layer in back.layers[1:2]] == [net.layers[1].config()]
     X = rng.standard_normal((6, 3))
     np.testing.assert_allclose(back.predict(X), net.predict(X), rtol=1e-12)
+
+
+def test_core_refuses_an_activation_kind_it_does_not_have():
+    unknown = _core.Act(99)
+    x = np.ones((2, 3))
+    with pytest.raises(ValueError, match="unknown activation kind 99"):
+        _core.activation(unknown, x)
+    with pytest.raises(ValueError, match="unknown activation kind 99"):
+        _core.activation_backward(unknown, x, x, x)
+    layers = [
+        _core.LayerSpec(_core.LayerKind.Dense, 2, 3),
+        _core.LayerSpec(_core.LayerKind.Activation, 3, 3, unknown, 0.0, 0.0),
+    ]
+    with pytest.raises(ValueError, match="unknown activation kind 99"):
+        _core.Network64(layers, _core.Loss.MSE, _core.Reduction.Mean)
