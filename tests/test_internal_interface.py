@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import ast
 import pathlib
+import pickle
+import sys
 
 import numpy as np
 import pytest
@@ -45,7 +47,12 @@ def own_names(tree: ast.Module) -> set:
                 names.add(node.attr)
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):
             names.add(node.value)
+    names -= {"_"} - string_names(tree)  # a throwaway variable; "_" + name builds attributes
     return {name for name in names if is_private(name)}
+
+
+def string_names(tree: ast.Module) -> set:
+    return {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and n.value == "_"}
 
 
 def is_self(node: ast.expr) -> bool:
@@ -162,6 +169,60 @@ def test_the_internals_work_on_every_backend(backend, rng):
     internals.forget(optimizer)
     assert internals.bind_optimizer(optimizer)[0] is state
     assert isinstance(internals.rng, np.random.Generator)
+
+
+def private_reads_from_other_modules(monkeypatch) -> set:
+    """Records ``(module, name)`` for each underscore attribute of a Network that code of
+    another fastbp module reads while the test runs (the lock decorator excepted, which
+    network.py names its lock to)."""
+    reads, read = set(), object.__getattribute__
+
+    def watched(net, name):
+        if is_private(name):
+            caller = sys._getframe(1).f_globals.get("__name__", "")
+            if caller.startswith("fastbp") and caller not in ("fastbp.network", "fastbp._locks"):
+                reads.add((caller, name))
+        return read(net, name)
+
+    monkeypatch.setattr(fb.Network, "__getattribute__", watched)
+    return reads
+
+
+@pytest.mark.parametrize("backend", ["cpu", "numpy"])
+def test_training_saving_and_checking_read_no_private_attribute_of_the_network(
+    backend, monkeypatch, tmp_path, rng
+):
+    reads = private_reads_from_other_modules(monkeypatch)
+    X, T = rng.normal(size=(40, 3)), rng.integers(0, 2, size=40)
+    net = fb.Network(
+        [fb.Dense(3, 4), fb.Tanh(), fb.BatchNorm(4), fb.Dense(4, 2)],
+        fb.SoftmaxCrossEntropyLoss(),
+        dtype="float64",
+        backend=backend,
+        seed=0,
+    )
+    optimizer = fb.Adam(lr=0.01, max_grad_norm=1.0)
+    net.fit(X, T, epochs=3, batch_size=8, optimizer=optimizer, validation_split=0.25,
+            metrics=["accuracy"], early_stopping=True, patience=1,
+            callbacks=[fb.callbacks.ModelCheckpoint(tmp_path / "best")])  # fmt: skip
+    net.evaluate(X, T, metrics=["accuracy"])
+    net.train_step(X, T, optimizer)
+    net.backward(X, T)
+    optimizer.step(net)
+    fb.Network.load(net.save(tmp_path / "net"))
+    pickle.loads(pickle.dumps(net))
+    assert fb.gradcheck(net, X[:4], T[:4]) < 1e-4
+    with pytest.raises(FloatingPointError):
+        net.fit(X * 1e200, T, epochs=2, batch_size=8, optimizer=fb.SGD(lr=1e200))
+    assert reads == set()
+
+
+def test_the_watch_sees_a_private_read(monkeypatch):
+    reads = private_reads_from_other_modules(monkeypatch)
+    net = fb.Network([fb.Dense(2, 1)], fb.MSELoss())
+    assert net._core is not None and reads == set()  # the test's own reads are not a module's
+    exec("net._core", {"__name__": "fastbp.elsewhere", "net": net})
+    assert reads == {("fastbp.elsewhere", "_core")}
 
 
 def test_the_checker_finds_a_reach_into_a_network():
