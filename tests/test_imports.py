@@ -36,8 +36,9 @@ def imported_modules(importer: str, node: ast.ImportFrom) -> set:
     return run - inside
 
 
-def package_imports() -> tuple[dict, list]:
-    """``(graph, local)``: module -> package modules it imports at module level, and the
+def package_imports(type_checking: bool = False) -> tuple[dict, list]:
+    """``(graph, local)``: module -> package modules it imports at module level (with
+    ``type_checking``, also those it imports for type checkers alone), and the
     ``(module, imported)`` pairs imported inside functions or classes."""
     graph, local = {}, []
     for name, path in MODULES.items():
@@ -47,12 +48,12 @@ def package_imports() -> tuple[dict, list]:
             id(n) for block in tree.body if is_type_checking_block(block) for n in ast.walk(block)
         }
         for node in ast.walk(tree):
-            if id(node) in typing_only:
+            if id(node) in typing_only and not type_checking:
                 continue  # imported for type checkers alone, never at run time
             if not (isinstance(node, ast.ImportFrom) and node.level >= 1):
                 continue
             imported = imported_modules(name, node)
-            if node in tree.body:
+            if node in tree.body or id(node) in typing_only:
                 graph[name] |= imported
             else:
                 local += [(name, module) for module in sorted(imported)]
@@ -95,6 +96,13 @@ def test_module_level_imports_form_a_dag():
     assert {"fastbp.io.interop", "fastbp.io.npz"} <= graph["fastbp.network"]
     io = {module for module in graph if module.startswith("fastbp.io")}
     assert not any("fastbp.network" in graph[module] for module in io)
+
+
+def test_imports_for_type_checkers_close_no_cycle_either():
+    """A module imported under ``TYPE_CHECKING`` does not import the importer back: type
+    checkers and readers see the same one-way layering as the interpreter."""
+    graph, _ = package_imports(type_checking=True)
+    assert_acyclic(graph)
 
 
 def test_subpackages_import_each_other_in_one_direction():

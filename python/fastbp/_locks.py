@@ -7,6 +7,7 @@ import functools
 import os
 import threading
 import weakref
+from collections.abc import Callable
 
 
 def serialised(lock: str):
@@ -29,12 +30,13 @@ def serialised(lock: str):
 # network's locks held, and it does not exist in the child to release them: the child
 # frees them (its kernel pool's workers are restarted by csrc/kernels/threads.cpp).
 
-_NETWORKS: weakref.WeakSet = weakref.WeakSet()
+_RELEASES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def free_in_forked_children(net) -> None:
-    """Have ``net``'s ``_after_fork_in_child()`` called in every child of ``os.fork``."""
-    _NETWORKS.add(net)
+def free_in_forked_children(owner, release: Callable[[object], None]) -> None:
+    """Have ``release(owner)`` called in every child of ``os.fork`` while ``owner``
+    lives."""
+    _RELEASES[owner] = release
 
 
 def free_in_child(lock):
@@ -48,8 +50,8 @@ def free_in_child(lock):
 
 
 def _after_fork_in_child() -> None:
-    for net in list(_NETWORKS):
-        net._after_fork_in_child()
+    for owner, release in list(_RELEASES.items()):
+        release(owner)
 
 
 if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _validate
+from .io import npz
 from .network import Network
 
 __all__ = ["gradcheck"]
@@ -24,9 +25,9 @@ def gradcheck(net, X, T, eps: float = 1e-6) -> float:
     put back after each evaluation.
     """
     _validate.instance("net", net, Network, "a fastbp.Network")
-    check = net._float64_copy()
-    core = check._core
-    x, t = check._batch(X, T)
+    check = _float64_copy(net)
+    core = check.internals.core
+    x, t = check.internals.batch(X, T)
     passes, state = core.passes, core.state.copy()
 
     def training_loss() -> float:
@@ -49,3 +50,11 @@ def gradcheck(net, X, T, eps: float = 1e-6) -> float:
         numeric[i] = (plus - minus) / (2 * eps)
     scale = np.maximum(1.0, np.maximum(np.abs(analytic), np.abs(numeric)))
     return float(np.max(np.abs(analytic - numeric) / scale))
+
+
+def _float64_copy(net: Network) -> Network:
+    """An independent float64 network with ``net``'s layers and parameters, computing in
+    float64 whatever ``net``'s compute dtype."""
+    return npz.from_config(
+        type(net), npz.network_config(net), npz.values(net).astype(np.float64), dtype="float64"
+    )

@@ -13,6 +13,7 @@ import numpy as np
 
 from . import _core, _locks, _names, _sparse, _validate, ops, reference
 from .io import interop, npz, onnx_export
+from .nn import layers as nn_layers
 from .nn.activations import Sigmoid
 from .nn.layers import Layer
 from .nn.losses import LOSS_TYPES, BCEWithLogitsLoss, Loss, SoftmaxCrossEntropyLoss
@@ -75,7 +76,7 @@ def _describe(layers) -> list:
     specs, width = [], None
     for i, layer in enumerate(layers):
         _validate.instance(f"layers[{i}]", layer, Layer, "a fastbp Layer")
-        if layer._owner is not None:
+        if nn_layers.owner(layer) is not None:
             raise ValueError(f"layers[{i}] ({layer!r}) already belongs to a network")
         try:
             out = layer.out_width(width)
@@ -158,7 +159,8 @@ class Network:
         # (the C++ network serialises its own calls, but not this bookkeeping).
         # Re-entrant, so a fit callback may itself call train_step.
         self._training = threading.RLock()
-        _locks.free_in_forked_children(self)
+        _locks.free_in_forked_children(self, type(self)._after_fork_in_child)
+        self.internals = NetworkInternals(self)
 
     def _make_core(self, specs):
         # Drawn only for a network with dropout, so that a seed gives every other network
@@ -203,22 +205,15 @@ class Network:
         params, grads = self._params, self._grads = self._core.params, self._core.grads
         self._state = self._core.state
         for layer, (param_slices, state_slices) in zip(self.layers, self._core.layout):
-            for name, offset, shape in param_slices:
-                size = int(np.prod(shape))
-                view = params[offset : offset + size].reshape(shape)
-                first = layer.initial_param(name, self._rng)  # drawn even when assigned
-                assigned = getattr(layer, "_" + name)
-                view[...] = first if assigned is None else assigned
-                setattr(layer, "_" + name, view)
-                setattr(layer, "_d" + name, grads[offset : offset + size].reshape(shape))
-            initial = layer.state_init(self.dtype)
-            for name, offset, shape in state_slices:
-                size = int(np.prod(shape))
-                view = self._state[offset : offset + size].reshape(shape)
-                view[...] = initial[name]
-                setattr(layer, "_" + name, view)
+            nn_layers.take_over(
+                layer,
+                nn_layers.views(params, param_slices),
+                nn_layers.views(grads, param_slices),
+                nn_layers.views(self._state, state_slices),
+                self._rng,
+            )
         for layer in self.layers:
-            layer._owner = self
+            nn_layers.join(layer, self)
 
     # ---- properties ---------------------------------------------------------------
 
@@ -344,11 +339,10 @@ class Network:
         drives it, nothing is cached, so that every call checks (see :meth:`_forget`)."""
         if optimizer is self._last_optimizer:
             return self._last_binding
-        optimizers.check(optimizer)
-        optimizer._refuse_other_thread()
+        cacheable = optimizers.check_for_step(optimizer)
         state = optimizer.state_for(self)
         self._last_binding = state, self._core
-        self._last_optimizer = optimizer if optimizer._fit is None else _NO_OPTIMIZER
+        self._last_optimizer = optimizer if cacheable else _NO_OPTIMIZER
         # The core's updates not counted in state.steps: constant while this binding
         # trains, since every training call binds first (see _recount).
         self._uncounted = self._core.updates - state.steps
@@ -708,16 +702,6 @@ class Network:
             self.backend,
         )
 
-    def _float64_copy(self) -> Network:
-        """An independent float64 network with this one's layers and parameters, computing
-        in float64 whatever this one's compute dtype."""
-        return npz.from_config(
-            type(self),
-            npz.network_config(self),
-            npz.values(self).astype(np.float64),
-            dtype="float64",
-        )
-
     def __repr__(self) -> str:
         inner = ", ".join(map(repr, self.layers))
         compute = "" if self.compute_dtype is None else f", compute_dtype={self.compute_dtype!r}"
@@ -725,6 +709,79 @@ class Network:
             f"Network([{inner}], loss={self.loss_fn!r}, dtype={str(self.dtype)!r}, "
             f"backend={self.backend!r}{compute})"
         )
+
+
+class NetworkInternals:
+    """What fastbp's own modules use of a :class:`Network` beyond its public API, listed
+    here and nowhere else: the training loop, the optimizers' ``step``, the callbacks,
+    data-parallel training, save/load and interop, :func:`fastbp.gradcheck` and the
+    scikit-learn estimators reach a network's machinery through ``net.internals``, never
+    through its underscore attributes. Not part of the public API.
+
+    Every member works on each backend: :attr:`core` is the compiled network
+    (``"cpu"``, ``"cuda"``) or a :class:`fastbp.reference.ReferenceNetwork`
+    (``"numpy"``), which has the same members.
+    """
+
+    __slots__ = ("_net",)
+
+    def __init__(self, net: Network):
+        self._net = net
+
+    @property
+    def core(self):
+        """The backend's network: the flat ``params``, ``grads`` and ``state`` buffers
+        (host copies on the GPU: call :meth:`host_parameters` first), ``n_state``,
+        ``snapshot()``, ``backward``, ``loss``, ``divergence_reason``, ``passes``, ..."""
+        return self._net._core
+
+    @property
+    def rng(self) -> np.random.Generator:
+        """The network's generator, seeded by its ``seed``: shuffles and splits draw
+        from it."""
+        return self._net._rng
+
+    def host_parameters(self) -> None:
+        """Bring the host buffers up to date before Python reads or writes them (the CUDA
+        backend; the others share memory)."""
+        self._net._host_parameters()
+
+    def batch(self, X, T) -> tuple:
+        """``(x, t)``: X and T converted to the arrays the core takes (a sparse X stays
+        sparse), unchecked."""
+        return self._net._batch(X, T)
+
+    def check(self, x, t) -> None:
+        """The core's checks of a converted batch, a sparse one block by block."""
+        self._net._check(x, t)
+
+    def forward(self, x) -> np.ndarray:
+        """The core's inference pass on a converted ``x``."""
+        return self._net._forward(x)
+
+    def loss_value(self, x, t) -> float:
+        """The core's loss of a converted batch."""
+        return self._net._loss_value(x, t)
+
+    def bind_optimizer(self, optimizer: Optimizer) -> tuple:
+        """``(state, core)``: ``optimizer``'s state for this network and the core whose
+        ``step``, ``train_step`` and ``train_epoch`` take its ``core_args(state)``;
+        checks the optimizer and the thread first."""
+        return self._net._bind_optimizer(optimizer)
+
+    def forget(self, optimizer: Optimizer) -> None:
+        """Drop the cached binding of ``optimizer``, which a fit has just claimed."""
+        self._net._forget(optimizer)
+
+    def recount(self, state) -> None:
+        """Count in ``state`` every update the core applied (after a KeyboardInterrupt
+        raised before Python counted them)."""
+        self._net._recount(state)
+
+    def apply_update(self, optimizer: Optimizer) -> None:
+        """One update by ``optimizer`` from the current gradients, under the network's
+        training lock: what ``optimizer.step(net)`` does."""
+        self._net._apply_update(optimizer)
 
 
 def from_torch(module, loss: Loss, backend: str = "cpu", seed: int | None = None) -> Network:

@@ -666,7 +666,7 @@ class _BaseMLP(BaseEstimator):
         divides by the batch's weight sum). fastbp's epoch takes one weight decay for
         every parameter, biases included."""
         net, opt, n = self.network_, self._optimizer_, X.shape[0]
-        order = net._rng.permutation(n) if self.shuffle else np.arange(n)
+        order = net.internals.rng.permutation(n) if self.shuffle else np.arange(n)
         params, grads, weights = net.params, net.grads, self._weight_slices()
         loss_sum, take = 0.0, _sparse.Rows(X, batch)
         for step, start in enumerate(range(0, n, batch)):

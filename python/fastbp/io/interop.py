@@ -75,5 +75,5 @@ def to_torch(net):
     """
     torch = _torch()
     dtype = {np.float32: torch.float32, np.float64: torch.float64}[net.dtype.type]
-    net._host_parameters()
+    net.internals.host_parameters()
     return torch.nn.Sequential(*(layer.to_torch(torch, dtype) for layer in net.layers))

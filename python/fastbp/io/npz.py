@@ -60,7 +60,7 @@ def values(net) -> np.ndarray:
     ``net``, as a file stores them and :func:`from_config` takes them. Copied under the
     network's lock, so while another thread trains it the copy holds the values between
     two of its calls into the backend; the wait for the lock lets other threads run."""
-    return net._core.snapshot()
+    return net.internals.core.snapshot()
 
 
 def from_config(
@@ -87,9 +87,10 @@ def from_config(
         backend=backend or config["backend"],
         compute_dtype=None if dtype else config.get("compute_dtype"),
     )
-    net._host_parameters()
-    net._core.params[...] = params[: net.n_params]
-    net._core.state[...] = params[net.n_params :]
+    internals = net.internals
+    internals.host_parameters()
+    internals.core.params[...] = params[: net.n_params]
+    internals.core.state[...] = params[net.n_params :]
     return net
 
 

@@ -7,16 +7,15 @@ from __future__ import annotations
 
 import numbers
 import os
+from collections.abc import Sequence
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
 from .. import _core
+from ..nn.layers import Layer
 from .npz import atomic_write
-
-if TYPE_CHECKING:
-    from ..network import Network
 
 __all__ = ["to_onnx", "MIN_OPSET", "HEADS"]
 
@@ -27,6 +26,20 @@ MIN_OPSET = 9
 #: probabilities), an elementwise exp (rates from log-rates), or flattening a single
 #: output column to shape (N,); ``head`` may also be a tuple of them, applied in order.
 HEADS = (None, "softmax", "exp", "ravel")
+
+
+class Exportable(Protocol):
+    """What export reads of a network (a :class:`fastbp.Network` is one): its layers,
+    each writing its own nodes, its dtype and widths; its ``repr`` documents the graph."""
+
+    @property
+    def layers(self) -> Sequence[Layer]: ...
+    @property
+    def dtype(self) -> np.dtype: ...
+    @property
+    def in_features(self) -> int: ...
+    @property
+    def out_features(self) -> int: ...
 
 
 def _onnx() -> ModuleType:
@@ -52,7 +65,7 @@ def _check_opset(opset: object, onnx: ModuleType) -> int:
     return int(opset)
 
 
-def _layer_nodes(onnx: ModuleType, net: Network, x: str, opset: int) -> tuple[list, list, str]:
+def _layer_nodes(onnx: ModuleType, net: Exportable, x: str, opset: int) -> tuple[list, list, str]:
     """The nodes and initializers computing ``net``'s layers from the tensor named ``x``,
     and the name of their output; TypeError for a layer without an ONNX mapping."""
     nodes, weights = [], []
@@ -80,7 +93,7 @@ def _head_nodes(onnx: ModuleType, head: str, x: str, output: str) -> tuple[list,
 
 
 def to_onnx(
-    net: Network,
+    net: Exportable,
     path: str | os.PathLike,
     opset: int = 17,
     *,

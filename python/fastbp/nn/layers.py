@@ -117,12 +117,12 @@ class _Param:
         if layer is None:
             return self
         if layer._owner is not None:
-            layer._owner._host_parameters()
+            layer._owner.internals.host_parameters()
         return getattr(layer, self.slot)
 
     def __set__(self, layer, value):
         if layer._owner is not None:
-            layer._owner._host_parameters()
+            layer._owner.internals.host_parameters()
         current = getattr(layer, self.slot)
         shape = {**layer.param_shapes(), **layer.state_shapes()}[self.slot[1:]]
         dtype = current.dtype if current is not None else np.float64
@@ -144,6 +144,45 @@ class _Grad(_Param):
         raise AttributeError(
             f"{self.slot[1:]} is read-only: write into it ({self.slot[1:]}[...] = value) instead"
         )
+
+
+# ---- how a network takes a layer over ---------------------------------------------
+
+
+def views(flat: np.ndarray, slices) -> dict:
+    """``{name: view}`` of the flat buffer ``flat`` for each ``(name, offset, shape)`` of
+    a network's layout."""
+    return {
+        name: flat[offset : offset + int(np.prod(shape))].reshape(shape)
+        for name, offset, shape in slices
+    }
+
+
+def owner(layer: Layer):
+    """The network ``layer`` belongs to, or None."""
+    return layer._owner
+
+
+def take_over(layer: Layer, params: dict, grads: dict, state: dict, rng) -> None:
+    """Make the network's views ``{name: array}`` the layer's parameters, gradients and
+    state: each parameter view filled with the value the user assigned, else the layer's
+    initial one (drawn from ``rng`` even when assigned, so that a seed gives the other
+    layers the same draws), each state view with its initial value."""
+    for name, view in params.items():
+        first = layer.initial_param(name, rng)
+        assigned = getattr(layer, "_" + name)
+        view[...] = first if assigned is None else assigned
+        setattr(layer, "_" + name, view)
+        setattr(layer, "_d" + name, grads[name])
+    for name, view in state.items():
+        view[...] = layer.state_init(view.dtype)[name]
+        setattr(layer, "_" + name, view)
+
+
+def join(layer: Layer, net) -> None:
+    """Record that ``layer`` belongs to ``net``, whose buffers it now views (see
+    :func:`take_over`)."""
+    layer._owner = net
 
 
 class Dense(Layer):

@@ -202,7 +202,7 @@ class Optimizer:
             When a fit on another thread is driving this optimizer (see
             :class:`FitClaim`); nothing changes.
         """
-        net._apply_update(self)
+        net.internals.apply_update(self)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={getattr(self, k)!r}" for k in self._HYPER)
@@ -215,6 +215,15 @@ def check(value) -> None:
     _validate.instance(
         "optimizer", value, Optimizer, "a fastbp optimizer (SGD, Adam, AdamW, RMSprop, ...)"
     )
+
+
+def check_for_step(value) -> bool:
+    """:func:`check` ``value``, and raise RuntimeError when a fit on another thread drives
+    it; whether a network may cache its binding of ``value``: not while a fit drives it,
+    so that every call checks its thread."""
+    check(value)
+    value._refuse_other_thread()
+    return value._fit is None
 
 
 class FitClaim:
@@ -241,7 +250,7 @@ class FitClaim:
                 )
             self.optimizer._fit = self
         for net in list(self.optimizer._state):  # their cached bindings skip the check
-            net._forget(self.optimizer)
+            net.internals.forget(self.optimizer)
 
     def release(self) -> None:
         """End the claim if :meth:`take` made it; otherwise do nothing."""

@@ -7,6 +7,7 @@ import threading
 import numpy as np
 
 from .. import _core, _locks, _validate
+from ..nn.layers import views
 from ..optim import optimizers
 from .ops import (
     LOSSES,
@@ -79,20 +80,14 @@ class ReferenceNetwork:
         """Free the lock a thread of the parent held at the fork; in a forked child only."""
         self._lock = _locks.free_in_child(self._lock)
 
-    def _views(self, flat, slices):
-        return {
-            name: flat[offset : offset + int(np.prod(shape))].reshape(shape)
-            for name, offset, shape in slices
-        }
-
     def _forward(self, x, training):
         """The network's output and every layer's cache, the first layer's first."""
         caches = []
         for i, (layer, (params, state)) in enumerate(zip(self._layers, self.layout)):
             x, cache = layer.forward_numpy(
                 x,
-                self._views(self.params, params),
-                self._views(self.state, state),
+                views(self.params, params),
+                views(self.state, state),
                 training,
                 dropout_key(self._seed, i, self.passes),
                 **self._compute_of(layer),
@@ -178,11 +173,11 @@ class ReferenceNetwork:
                     self._loss_name, y, t, weights, self._reduction, **self._loss_settings
                 )
             for i in range(len(self._layers) - 1, -1, -1):
-                params = self._views(self.params, self.layout[i][0])
+                params = views(self.params, self.layout[i][0])
                 delta, grads = self._layers[i].backward_numpy(
                     delta, caches[i], params, **self._compute_of(self._layers[i])
                 )
-                for name, view in self._views(self.grads, self.layout[i][0]).items():
+                for name, view in views(self.grads, self.layout[i][0]).items():
                     view[...] = grads[name]
         self._last_loss = value
         return value

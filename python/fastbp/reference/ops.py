@@ -8,7 +8,7 @@ import functools
 import numpy as np
 
 from .. import _core, _names, _validate
-from ..nn import _layer_math, activations, losses
+from ..nn import _layer_math, losses
 from ..nn.activations import ELU, GELU, Identity, LeakyReLU, ReLU, Sigmoid, SiLU, Softplus, Tanh
 from ..optim import optimizers
 from ..optim.optimizers import SGD, Adadelta, Adagrad, Adam, AdamW, RMSprop, apply_step
@@ -105,7 +105,7 @@ def linear(x, w, b):
 
 def _activation(layer, x):
     (x,) = _validate.common_float(x=x)
-    return layer._numpy_forward(x)
+    return layer.forward_numpy(x, {}, {}, False, None)[0]
 
 
 def _activation_backward(layer, grad, **arg):
@@ -114,7 +114,7 @@ def _activation_backward(layer, grad, **arg):
     _validate.same_shape(**arg, grad=grad)
     first, grad = _validate.common_float(**arg, grad=grad)
     x, y = (first, None) if "x" in arg else (None, first)
-    return layer._numpy_backward(x, y, grad)
+    return layer.backward_numpy(grad, (x, y), {})[0]  # an activation's cache is (x, y)
 
 
 # The activations' twins: each class's NumPy maths, with the ops' signatures and checks.
@@ -275,7 +275,7 @@ def bce_with_logits(logits, target, reduction="mean"):
 
 @_loss_args(labels_allowed=False)
 def bce_with_logits_backward(logits, target, reduction="mean"):
-    return (activations._sigmoid(logits) - target) / (logits.size if reduction == "mean" else 1)
+    return (sigmoid(logits) - target) / (logits.size if reduction == "mean" else 1)
 
 
 def _l1_terms(y, t):

@@ -335,16 +335,18 @@ class EarlyStopping:
         value = logs[self.monitor]
         if value < self.best - self.min_delta:
             self.best, self.best_epoch = value, epoch
-            self.net._host_parameters()
-            self.best_params = (self.net._core.params.copy(), self.net._core.state.copy())
+            self.net.internals.host_parameters()
+            core = self.net.internals.core
+            self.best_params = (core.params.copy(), core.state.copy())
         return epoch - self.best_epoch < self.patience
 
     def restore_best(self) -> None:
         """Put the best epoch's weights and running statistics back into the network (if
         any epoch was seen)."""
         if self.best_params is not None:
-            self.net._host_parameters()
-            self.net._core.params[...], self.net._core.state[...] = self.best_params
+            self.net.internals.host_parameters()
+            core = self.net.internals.core
+            core.params[...], core.state[...] = self.best_params
 
 
 def progress_default() -> bool:

@@ -85,8 +85,9 @@ def broadcast_parameters(
             "optimizer", optimizer, Optimizer, "a fastbp optimizer (SGD, Adam, ...) or None"
         )
     comm.Bcast(net.params, root=root)  # read first: it brings a GPU's state to the host too
-    if net._core.n_state:
-        comm.Bcast(net._core.state, root=root)
+    core = net.internals.core
+    if core.n_state:
+        comm.Bcast(core.state, root=root)
     if optimizer is not None:
         state = optimizer.state_for(net)
         for array in state.arrays:
@@ -138,10 +139,10 @@ def average_running_statistics(net, comm: MPI.Intracomm) -> None:
     without them (the same on every rank: its layers are).
     """
     MPI = _mpi(comm)
-    if not net._core.n_state:
+    if not net.internals.core.n_state:
         return
-    net._host_parameters()
-    state = net._core.state
+    net.internals.host_parameters()
+    state = net.internals.core.state
     comm.Allreduce(MPI.IN_PLACE, state, op=MPI.SUM)
     state /= comm.Get_size()
 
@@ -219,8 +220,9 @@ def _divergence(step: int, reason: str) -> FloatingPointError:
 def _gradient_reason(net, loss: float) -> str:
     """Which gradient is not finite, worded as the core words it but with the loss of
     the global batch, so that every rank reports the same."""
-    bad = int(np.flatnonzero(~np.isfinite(net._core.grads))[0])
-    return net._core.divergence_reason(loss, bad)
+    core = net.internals.core
+    bad = int(np.flatnonzero(~np.isfinite(core.grads))[0])
+    return core.divergence_reason(loss, bad)
 
 
 class DataParallel:
@@ -290,7 +292,7 @@ class DataParallel:
         }
         self._val_loss_weight = self._shares["val"] if mean else 1.0
         self._loss = np.zeros(1)
-        seed = comm.bcast(int(net._rng.integers(2**63)), root=0)
+        seed = comm.bcast(int(net.internals.rng.integers(2**63)), root=0)
         self._rng = np.random.default_rng([seed, self.rank])
         broadcast_parameters(net, comm, optimizer=optimizer)
 
@@ -333,7 +335,7 @@ class DataParallel:
         self, x, t, optimizer: Optimizer, state, step: Callable[..., None], epoch: int, bar
     ) -> float:
         """:meth:`train_epoch`'s steps, without the running statistics' agreement."""
-        MPI, core, net = self._MPI, self.net._core, self.net
+        MPI, core, net = self._MPI, self.net.internals.core, self.net
         order = self._rng.permutation(self.rows) if self.shuffle else None
         per_bar = -(-self.steps // BAR_UPDATES_PER_EPOCH)
         loss_sum, seen = 0.0, 0

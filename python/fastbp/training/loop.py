@@ -159,7 +159,9 @@ def _train(
             lr = optimizer.lr
             if group is None:
                 order = (
-                    net._rng.permutation(run.x.shape[0]) if shuffle else np.arange(run.x.shape[0])
+                    net.internals.rng.permutation(run.x.shape[0])
+                    if shuffle
+                    else np.arange(run.x.shape[0])
                 )
                 mean = _run_epoch(
                     net,
@@ -175,7 +177,7 @@ def _train(
                 )
                 logs = {"loss": mean, **_evaluate(net, run.x, run.t, run.val, run.metrics)}
             else:
-                state, calls = net._bind_optimizer(optimizer)
+                state, calls = net.internals.bind_optimizer(optimizer)
                 try:
                     mean = group.train_epoch(run.x, run.t, optimizer, state, calls.step, epoch, bar)
                 except FloatingPointError as e:
@@ -235,10 +237,10 @@ def _checked(
     epochs = _validate.positive_int("epochs", epochs)
     batch_size = _validate.positive_int("batch_size", batch_size)
     optimizers.check(optimizer)
-    x, t = net._batch(X, T)
+    x, t = net.internals.batch(X, T)
     # Checked whole here: with a progress bar or a sparse X the core sees slices (and
     # would name rows of a slice), and without rows no epoch reaches the core at all.
-    net._check(x, t)
+    net.internals.check(x, t)
     w = sample_weights(net, t, sample_weight, class_weight)
     scored = checked_metrics(net, metrics)
     lrs = _learning_rates(lr_schedule, epochs, optimizer.lr)
@@ -316,12 +318,12 @@ def _run_epoch(
     take = _sparse.Rows(x, per_call * batch_size)
     loss_sum = 0.0
     # No callback runs within an epoch, so one optimizer state counts all of its steps.
-    state = net._bind_optimizer(optimizer)[0]
+    state = net.internals.bind_optimizer(optimizer)[0]
     start = state.steps
     try:
         for first in range(0, n_batches, per_call):
             # Bound again for every call: a callback may have trained with another optimizer.
-            state, calls = net._bind_optimizer(optimizer)
+            state, calls = net.internals.bind_optimizer(optimizer)
             weights = {} if w is None else {"sample_weight": w}
             if per_call == n_batches and not _sparse.issparse(x):
                 args = (x, t, order)
@@ -343,7 +345,7 @@ def _run_epoch(
                     state.steps += e.step  # the epoch's batches before it stay applied
                     raise diverged(f"{epoch_name(epoch)}, step {first + e.step + 1}", e) from None
                 except KeyboardInterrupt:
-                    net._recount(state)  # the steps the core applied, whoever raised
+                    net.internals.recount(state)  # the steps the core applied, whoever raised
                     raise
                 done = min(per_call, n_batches - first)
                 state.steps += done
@@ -431,8 +433,8 @@ def _validation(net, x, t, w, validation_data, validation_split):
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
             raise TypeError("validation_data must be a pair (X_val, T_val)")
         try:
-            val = net._batch(*validation_data)
-            net._check(*val)
+            val = net.internals.batch(*validation_data)
+            net.internals.check(*val)
         except (TypeError, ValueError) as e:  # say which data the error is about
             raise type(e)(f"validation_data: {e}") from e
         return x, t, w, val
@@ -453,7 +455,7 @@ def _held_out_rows(net, t, n_val: int) -> np.ndarray:
     """``n_val`` row indices (ascending) drawn from the network's generator: at random,
     or, for a classification loss with binary or single-class-per-row targets, from each
     class in proportion to its rows (largest remainders), as a stratified split does."""
-    n, rng, rows = t.shape[0], net._rng, _row_classes(net, t)
+    n, rng, rows = t.shape[0], net.internals.rng, _row_classes(net, t)
     if rows is None:
         return np.sort(rng.permutation(n)[:n_val])
     _, labels = rows
@@ -510,9 +512,9 @@ def _log_keys(val, metrics) -> list:
 
 def evaluate(net, x, t, metrics) -> dict:
     """``{"loss": ..., metric: ...}`` of ``net`` on the checked batch ``(x, t)``."""
-    scores = {"loss": net._loss_value(x, t)}
+    scores = {"loss": net.internals.loss_value(x, t)}
     if metrics:
-        y = net._forward(x)
+        y = net.internals.forward(x)
         scores.update((name, METRICS[name](y, t, net.loss_fn.name)) for name in metrics)
     return scores
 
@@ -525,7 +527,7 @@ def _evaluate(net, x, t, val, metrics) -> dict:
     if val is not None:
         logs["val_loss"] = scores["loss"]
     if metrics:
-        y = net._forward(x)
+        y = net.internals.forward(x)
         for name in metrics:
             logs[name] = METRICS[name](y, t, net.loss_fn.name)
             if val is not None:
