@@ -485,13 +485,13 @@ def layer_norm(x, weight, bias, eps: float = 1e-5) -> np.ndarray:
     """``torch.nn.functional.layer_norm`` over the rows of x (N, C): each row normalised
     by its mean and biased variance, then ``* weight + bias`` (both (C,))."""
     x, weight, bias, eps = _validate.norm_inputs(x, weight, bias, "bias", eps)
-    return _core.layer_norm(x, weight, bias, eps)
+    return _core.row_norm(_core.NormKind.LayerNorm, x, weight, bias, eps)
 
 
 def layer_norm_backward(x, weight, grad, eps: float = 1e-5) -> tuple:
     """``(dx, dweight, dbias)`` of :func:`layer_norm` given ``grad`` = dL/dy (N, C)."""
     x, weight, grad, eps = _validate.norm_inputs(x, weight, grad, "grad", eps)
-    return _core.layer_norm_backward(x, weight, grad, eps)
+    return _core.row_norm_backward(_core.NormKind.LayerNorm, x, weight, grad, eps)
 
 
 def batch_norm(

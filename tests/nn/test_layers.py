@@ -738,7 +738,7 @@ def test_max_grad_norm_with_these_layers_matches_the_numpy_backend(dtype, rng):
 def test_a_layers_tensors_are_defined_once_by_the_core_plan(layer):
     """A layer's parameter and state shapes are the ones the core's plan lays out for it
     (fastbp._core.layer_tensors), in the order of the network's flat buffers."""
-    params, state = fb._core.layer_tensors(layer.core_spec(4))
+    params, state = fb._core.layer_tensors(layer.core_spec(4, np.float64))
     assert layer.param_shapes() == params and layer.state_shapes() == state
     layers = [layer] if isinstance(layer, fb.Dense) else [fb.Dense(3, 4), layer]
     net = fb.Network(layers, fb.MSELoss())

@@ -241,11 +241,13 @@ def test_bad_inputs_raise_clear_errors():
 
 
 def test_core_checks_direct_calls():
-    x = np.ones((4, 3))
+    x, layer_norm = np.ones((4, 3)), fb._core.NormKind.LayerNorm
     with pytest.raises(TypeError, match="float32 or float64"):
-        fb._core.layer_norm(x.astype(np.int64), np.ones(3), np.ones(3), 1e-5)
+        fb._core.row_norm(layer_norm, x.astype(np.int64), np.ones(3), np.ones(3), 1e-5)
     with pytest.raises(ValueError, match=r"bias must have shape \(3,\)"):
-        fb._core.layer_norm(x, np.ones(3), np.ones(2), 1e-5)
+        fb._core.row_norm(layer_norm, x, np.ones(3), np.ones(2), 1e-5)
+    with pytest.raises(ValueError, match="LayerNorm takes a bias array, got None"):
+        fb._core.row_norm(layer_norm, x, np.ones(3), None, 1e-5)
     with pytest.raises(ValueError, match="at least 2 rows"):
         fb._core.batch_norm(x[:1], np.ones(3), np.ones(3), np.zeros(3), np.ones(3), True, 0.1, 1e-5)
     with pytest.raises(ValueError, match=r"p must be in \[0, 1\)"):
@@ -268,7 +270,12 @@ def core_message(call):
             lambda x, w: fb._core.batch_norm(x, w, w, w, w, True, 1.5, 1e-5),
         ),
         ("BatchNorm", "eps", 0.0, lambda x, w: fb._core.batch_norm(x, w, w, w, w, True, 0.1, 0.0)),
-        ("LayerNorm", "eps", -1.0, lambda x, w: fb._core.layer_norm(x, w, w, -1.0)),
+        (
+            "LayerNorm",
+            "eps",
+            -1.0,
+            lambda x, w: fb._core.row_norm(fb._core.NormKind.LayerNorm, x, w, w, -1.0),
+        ),
         ("Dropout", "p", 1.0, lambda x, w: fb._core.dropout(x, 1.0, 0)),
     ],
 )
@@ -277,6 +284,8 @@ def test_a_network_and_the_ops_word_a_bad_setting_alike(kind, setting, value, op
     x, w = np.ones((4, 3)), np.ones(3)
     good = {"eps": 1e-5, "momentum": 0.1} if kind == "BatchNorm" else {}
     settings = {**good, setting: value}
+    if hasattr(fb._core.NormKind, kind):  # a row norm: one layer kind, the norm a setting
+        settings["norm"], kind = getattr(fb._core.NormKind, kind), "RowNorm"
     layer = fb._core.LayerSpec(getattr(fb._core.LayerKind, kind), 3, 3, **settings)
     from_plan = core_message(
         lambda: fb._core.Network64([layer], fb._core.Loss.MSE, fb._core.Reduction.Mean)
@@ -528,7 +537,8 @@ def test_layer_protocol_basics():
         config = layer.config()
         rebuilt = fb.nn.layers.LAYER_TYPES[config.pop("type")](**config)
         assert rebuilt.config() == layer.config() and repr(rebuilt) == repr(layer)
-        assert layer.kind is getattr(fb._core.LayerKind, kind)
+        enum = fb._core.NormKind if layer is ln else fb._core.LayerKind
+        assert layer.kind is getattr(enum, kind)
     assert (fb.Dropout.torch_type, fb.LayerNorm.torch_type, fb.BatchNorm.torch_type) == (
         "Dropout",
         "LayerNorm",

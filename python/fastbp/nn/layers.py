@@ -25,7 +25,8 @@ class Layer:
 
     A layer describes itself to the network: the C++ unit it runs as (:meth:`core_spec`;
     ``kind`` is its member of the core enum that computes it, ``_core.LayerKind`` here,
-    ``_core.Act`` for an activation), how it changes the width of the rows (:meth:`out_width`), its
+    ``_core.Act`` for an activation, ``_core.NormKind`` for a row norm), how it changes
+    the width of the rows (:meth:`out_width`), its
     trainable tensors (:meth:`param_shapes`, laid out in the network's flat buffers in
     that order, :meth:`initial_param`), its non-trainable state (:meth:`state_init`), and
     its NumPy maths (:meth:`forward_numpy`, :meth:`backward_numpy`), which the
@@ -33,7 +34,7 @@ class Layer:
     """
 
     _owner = None
-    kind: _core.LayerKind | _core.Act
+    kind: _core.LayerKind | _core.Act | _core.NormKind
 
     def __init_subclass__(cls, abstract: bool = False, **kwargs):
         # Only fastbp's own concrete layers: a user's subclass must not replace them.
@@ -70,8 +71,9 @@ class Layer:
 
     def _core_tensors(self) -> tuple[dict, dict]:
         # A layer whose tensors have a size knows its own width (Dense, the norms); the
-        # other layers have none, whatever the width their core_spec is given.
-        return _core.layer_tensors(self.core_spec(1))
+        # other layers have none, whatever the width their core_spec is given; no layout
+        # depends on the dtype.
+        return _core.layer_tensors(self.core_spec(1, np.float64))
 
     @property
     def n_state(self) -> int:
@@ -82,8 +84,9 @@ class Layer:
         """``{name: initial value}`` of the state, in ``dtype``."""
         return {}
 
-    def core_spec(self, width: int) -> _core.LayerSpec:
-        """The C++ plan's description of this layer, taking rows of ``width``."""
+    def core_spec(self, width: int, dtype) -> _core.LayerSpec:
+        """The C++ plan's description of this layer, taking rows of ``width`` in a
+        network of ``dtype`` (a setting may depend on it, as a default eps)."""
         return _core.LayerSpec(self.kind, width, self.out_width(width))
 
     def forward_numpy(self, x, params: dict, state: dict, training: bool, key):
@@ -199,7 +202,7 @@ class Dense(Layer):
             return rng.normal(0.0, np.sqrt(2.0 / self.in_features), size=shape)
         return np.zeros(shape)
 
-    def core_spec(self, width: int) -> _core.LayerSpec:
+    def core_spec(self, width: int, dtype) -> _core.LayerSpec:
         return _core.LayerSpec(self.kind, self.in_features, self.out_features)
 
     # ``compute``: the network's compute dtype (None, or "bfloat16" for products on
@@ -298,7 +301,7 @@ class Dropout(Layer):
             )
         return width
 
-    def core_spec(self, width: int) -> _core.LayerSpec:
+    def core_spec(self, width: int, dtype) -> _core.LayerSpec:
         return _core.LayerSpec(self.kind, width, width, p=self.p)
 
     def forward_numpy(self, x, params, state, training, key):
@@ -333,26 +336,19 @@ class Dropout(Layer):
 
 
 class _Normalization(Layer, abstract=True):
-    """A normalisation of rows of width ``n`` with a per-column scale ``W`` (ones) and
-    shift ``b`` (zeros), each shape (n,), and their gradients ``dW``, ``db`` after
-    :meth:`Network.backward`."""
+    """A normalisation of rows of width ``n`` with a per-column scale ``W`` (ones), shape
+    (n,), and its gradient ``dW`` after :meth:`Network.backward`; a kind with a shift adds
+    ``b`` (zeros) and ``db``."""
 
     W = _Param()
-    b = _Param()
+    dW = _Grad()
 
     def __init__(self, n: int, eps: float):
         self.n = _validate.positive_int("n", n)
         self.eps = _validate.real("eps", eps, strict=True)
         # Allocated when the layer joins a network (or is assigned), so describing a
         # layer of any claimed size, as loading a file does, allocates nothing.
-        self._W = self._b = self._dW = self._db = None
-
-    dW = _Grad()
-    db = _Grad()
-
-    @property
-    def n_params(self) -> int:
-        return 2 * self.n
+        self._W = self._dW = None
 
     def out_width(self, width: int | None) -> int:
         if width is not None and width != self.n:
@@ -364,9 +360,9 @@ class _Normalization(Layer, abstract=True):
         return np.ones(self.n) if name == "W" else np.zeros(self.n)
 
     def _onnx_weights(self, onnx, name: str, dtype, **arrays) -> tuple[list, list]:
-        """Initializers ``name.W``, ``name.b`` and ``name.<key>`` of ``arrays``, all in
-        ``dtype`` (the network's), and their names."""
-        named = {"W": self.W, "b": self.b, **arrays}
+        """Initializers ``name.<p>`` of the parameters ``p`` and ``name.<key>`` of
+        ``arrays``, all in ``dtype`` (the network's), and their names."""
+        named = {**{p: getattr(self, p) for p in self.param_shapes()}, **arrays}
         inits = [
             onnx.numpy_helper.from_array(np.array(v, dtype=dtype), f"{name}.{k}")
             for k, v in named.items()
@@ -374,7 +370,47 @@ class _Normalization(Layer, abstract=True):
         return inits, [f"{name}.{k}" for k in named]
 
 
-class LayerNorm(_Normalization):
+class _Shifted(_Normalization, abstract=True):
+    """A normalisation with a per-column shift ``b`` (zeros) after the scale."""
+
+    b = _Param()
+    db = _Grad()
+
+    def __init__(self, n: int, eps: float):
+        super().__init__(n, eps)
+        self._b = self._db = None
+
+
+class _RowNorm(_Normalization, abstract=True):
+    """A normalisation of each row by its own statistics: the core's row norm of ``kind``
+    (a ``_core.NormKind`` member, named as the class). Its parameters are the core's
+    layout of that kind (``W``, and ``b`` when it has a shift); ``centred`` says whether
+    its statistics are about the row's mean (else about 0), for its NumPy maths."""
+
+    centred = True
+
+    def core_spec(self, width: int, dtype) -> _core.LayerSpec:
+        return _core.LayerSpec(
+            _core.LayerKind.RowNorm, self.n, self.n, eps=self.eps, norm=self.kind
+        )
+
+    def forward_numpy(self, x, params, state, training, key):
+        xhat, rstd = _layer_math.normalize(x, 1, self.eps, self.centred)
+        return _layer_math.affine(xhat, params["W"], params.get("b"), x.dtype), (xhat, rstd)
+
+    def backward_numpy(self, grad, cache, params):
+        xhat, rstd = cache
+        dx, dW, db = _layer_math.normalize_backward(grad, xhat, rstd, params["W"], 1, self.centred)
+        return dx, ({"W": dW, "b": db} if "b" in params else {"W": dW})
+
+    def config(self) -> dict:
+        return {"type": type(self).__name__, "n": self.n, "eps": self.eps}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.n}, eps={self.eps})"
+
+
+class LayerNorm(_RowNorm, _Shifted):
     """``torch.nn.LayerNorm((n,))``: each row normalised by its own mean and biased
     variance, then ``* W + b``.
 
@@ -395,25 +431,10 @@ class LayerNorm(_Normalization):
     """
 
     torch_type = "LayerNorm"
-    kind = _core.LayerKind.LayerNorm
+    kind = _core.NormKind.LayerNorm
 
     def __init__(self, n: int, eps: float = 1e-5):
         super().__init__(n, eps)
-
-    def core_spec(self, width: int) -> _core.LayerSpec:
-        return _core.LayerSpec(self.kind, self.n, self.n, eps=self.eps)
-
-    def forward_numpy(self, x, params, state, training, key):
-        xhat, rstd = _layer_math.normalize(x, 1, self.eps)
-        return _layer_math.affine(xhat, params["W"], params["b"], x.dtype), (xhat, rstd)
-
-    def backward_numpy(self, grad, cache, params):
-        xhat, rstd = cache
-        dx, dW, db = _layer_math.normalize_backward(grad, xhat, rstd, params["W"], 1)
-        return dx, {"W": dW, "b": db}
-
-    def config(self) -> dict:
-        return {"type": "LayerNorm", "n": self.n, "eps": self.eps}
 
     def to_torch(self, torch, dtype):
         module = torch.nn.LayerNorm(self.n, eps=self.eps, elementwise_affine=True, dtype=dtype)
@@ -462,11 +483,8 @@ class LayerNorm(_Normalization):
         ]
         return nodes, inits
 
-    def __repr__(self) -> str:
-        return f"LayerNorm({self.n}, eps={self.eps})"
 
-
-class BatchNorm(_Normalization):
+class BatchNorm(_Shifted):
     """``torch.nn.BatchNorm1d(n)``: each column normalised, in training by the batch's
     mean and biased variance (at least 2 rows), in inference by the running statistics,
     then ``* W + b``. Each training pass moves the running mean and variance towards the
@@ -502,7 +520,7 @@ class BatchNorm(_Normalization):
         self.momentum = _validate.momentum_fraction(momentum)
         self._running_mean = self._running_var = None
 
-    def core_spec(self, width: int) -> _core.LayerSpec:
+    def core_spec(self, width: int, dtype) -> _core.LayerSpec:
         return _core.LayerSpec(self.kind, self.n, self.n, eps=self.eps, momentum=self.momentum)
 
     def state_init(self, dtype) -> dict[str, np.ndarray]:
