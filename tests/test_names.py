@@ -81,6 +81,7 @@ def test_save_files_interop_and_sklearn_name_the_registered_classes():
         "Dense",
         "Dropout",
         "LayerNorm",
+        "RMSNorm",
         "BatchNorm",
         *(c.__name__ for c in activations.ACTIVATIONS.values()),
     }
@@ -88,6 +89,7 @@ def test_save_files_interop_and_sklearn_name_the_registered_classes():
         "Linear": fb.Dense,
         "Dropout": fb.Dropout,
         "LayerNorm": fb.LayerNorm,
+        "RMSNorm": fb.RMSNorm,
         "BatchNorm1d": fb.BatchNorm,
         **{c.__name__: c for c in activations.ACTIVATIONS.values()},
     }

@@ -46,11 +46,11 @@ FASTBP_HD inline double running_update(double running, double batch, double mome
 
 // Values are part of the Python binding (fastbp._core.NormKind, whose members Python
 // reads by name); keep them stable.
-enum class NormKind : int { LayerNorm = 0 };
+enum class NormKind : int { LayerNorm = 0, RMSNorm = 1 };
 
 // The names _core exports the members under, as kActNames.
 inline constexpr std::pair<NormKind, const char*> kNormKindNames[] = {
-    {NormKind::LayerNorm, "LayerNorm"}};
+    {NormKind::LayerNorm, "LayerNorm"}, {NormKind::RMSNorm, "RMSNorm"}};
 
 // One struct per row norm. kCentred: the statistics are about the row's mean (the
 // kernels take it; otherwise the centre is 0). kShift: y = xhat * gamma + beta, with a
@@ -66,12 +66,21 @@ struct LayerNormRow {
   }
 };
 
+// torch.nn.RMSNorm over the last dimension: the mean square (about 0), no shift.
+struct RMSNormRow {
+  static constexpr bool kCentred = false, kShift = false;
+  FASTBP_HD static double dx(double g, double xhat, double rstd, double, double gx_mean) {
+    return rstd * (g - xhat * gx_mean);
+  }
+};
+
 // Calls f(norm) with the struct above of the runtime kind `kind` (host code); returns
 // what f returns. std::invalid_argument for a value that names no kind.
 template <typename F>
 inline auto with_norm(NormKind kind, F&& f) {
   switch (kind) {
     case NormKind::LayerNorm: return f(LayerNormRow{});
+    case NormKind::RMSNorm: return f(RMSNormRow{});
   }
   throw std::invalid_argument("unknown norm kind " + std::to_string(int(kind)));
 }

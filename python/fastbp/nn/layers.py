@@ -1,8 +1,8 @@
-"""Layers: the ``Layer`` base, ``Dense``, ``Dropout``, ``LayerNorm`` and ``BatchNorm`` (the
-activations are in :mod:`fastbp.nn.activations`). A layer is a description plus its
-parameters (and state); the network runs them in C++ (or NumPy for ``backend="numpy"``,
-through each layer's ``forward_numpy`` / ``backward_numpy``, whose normalisation and
-dropout formulas live in :mod:`fastbp.nn._layer_math`)."""
+"""Layers: the ``Layer`` base, ``Dense``, ``Dropout``, the norms ``LayerNorm``, ``RMSNorm``
+and ``BatchNorm`` (the activations are in :mod:`fastbp.nn.activations`). A layer is a
+description plus its parameters (and state); the network runs them in C++ (or NumPy for
+``backend="numpy"``, through each layer's ``forward_numpy`` / ``backward_numpy``, whose
+normalisation and dropout formulas live in :mod:`fastbp.nn._layer_math`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,16 @@ import numpy as np
 from .. import _core, _validate
 from . import _layer_math
 
-__all__ = ["Layer", "Dense", "Dropout", "LayerNorm", "BatchNorm", "INITS", "LAYER_TYPES"]
+__all__ = [
+    "Layer",
+    "Dense",
+    "Dropout",
+    "LayerNorm",
+    "RMSNorm",
+    "BatchNorm",
+    "INITS",
+    "LAYER_TYPES",
+]
 
 INITS = ("xavier", "he", "zeros")
 
@@ -345,10 +354,17 @@ class _Normalization(Layer, abstract=True):
 
     def __init__(self, n: int, eps: float):
         self.n = _validate.positive_int("n", n)
-        self.eps = _validate.real("eps", eps, strict=True)
+        self.eps = self._checked_eps(eps)
         # Allocated when the layer joins a network (or is assigned), so describing a
         # layer of any claimed size, as loading a file does, allocates nothing.
         self._W = self._dW = None
+
+    def _checked_eps(self, eps):
+        return _validate.real("eps", eps, strict=True)
+
+    def eps_for(self, dtype) -> float:
+        """The eps a network of ``dtype`` adds to the variance."""
+        return self.eps
 
     def out_width(self, width: int | None) -> int:
         if width is not None and width != self.n:
@@ -391,11 +407,11 @@ class _RowNorm(_Normalization, abstract=True):
 
     def core_spec(self, width: int, dtype) -> _core.LayerSpec:
         return _core.LayerSpec(
-            _core.LayerKind.RowNorm, self.n, self.n, eps=self.eps, norm=self.kind
+            _core.LayerKind.RowNorm, self.n, self.n, eps=self.eps_for(dtype), norm=self.kind
         )
 
     def forward_numpy(self, x, params, state, training, key):
-        xhat, rstd = _layer_math.normalize(x, 1, self.eps, self.centred)
+        xhat, rstd = _layer_math.normalize(x, 1, self.eps_for(x.dtype), self.centred)
         return _layer_math.affine(xhat, params["W"], params.get("b"), x.dtype), (xhat, rstd)
 
     def backward_numpy(self, grad, cache, params):
@@ -480,6 +496,78 @@ class LayerNorm(_RowNorm, _Shifted):
             make("Div", [p + "centred", p + "std"], [p + "xhat"]),
             make("Mul", [p + "xhat", w], [p + "scaled"]),
             make("Add", [p + "scaled", b], [name], name=name),
+        ]
+        return nodes, inits
+
+
+class RMSNorm(_RowNorm):
+    """``torch.nn.RMSNorm((n,))``: each row divided by its root mean square,
+    ``x / sqrt(mean(x**2) + eps)``, then ``* W``; no shift.
+
+    Parameters
+    ----------
+    n : int
+        Width of the rows.
+    eps : float or None
+        Added to the mean square inside the square root, > 0; None (torch's default) is
+        the machine epsilon of the network's dtype (``numpy.finfo(dtype).eps``).
+
+    Attributes
+    ----------
+    W : ndarray, shape (n,)
+        Scale (ones); values set before the layer joins a network are kept.
+    dW : ndarray
+        Gradient of the loss after :meth:`Network.backward`.
+    """
+
+    torch_type = "RMSNorm"
+    kind = _core.NormKind.RMSNorm
+    centred = False
+
+    def __init__(self, n: int, eps: float | None = None):
+        super().__init__(n, eps)
+
+    def _checked_eps(self, eps):
+        return None if eps is None else super()._checked_eps(eps)
+
+    def eps_for(self, dtype) -> float:
+        return float(np.finfo(dtype).eps) if self.eps is None else self.eps
+
+    def to_torch(self, torch, dtype):
+        module = torch.nn.RMSNorm(self.n, eps=self.eps, elementwise_affine=True, dtype=dtype)
+        _torch_copy(torch, module.weight, self.W)
+        return module
+
+    @classmethod
+    def from_torch(cls, module) -> RMSNorm:
+        _torch_module_of(module, cls)
+        if len(module.normalized_shape) != 1 or not module.elementwise_affine:
+            raise ValueError(
+                "RMSNorm.from_torch takes an RMSNorm over one dimension with a weight, "
+                f"got {module!r}"
+            )
+        layer = cls(module.normalized_shape[0], eps=module.eps)
+        layer.W = module.weight.detach().cpu().numpy()
+        return layer
+
+    def onnx_nodes(self, onnx, name: str, x: str, opset: int, dtype) -> tuple[list, list]:
+        """``ReduceMean(x * x) + eps``, ``Sqrt``, ``Div`` and ``Mul`` by ``W`` (no ONNX
+        operator of opset 17 is RMS norm)."""
+        make = onnx.helper.make_node
+        inits, (w, eps) = self._onnx_weights(onnx, name, dtype, eps=self.eps_for(dtype))
+        p = name + "."  # the intermediate tensors' names
+        if opset >= 18:  # ReduceMean takes its axes as an input from opset 18
+            inits.append(onnx.numpy_helper.from_array(np.array([-1], np.int64), p + "axes"))
+            mean = make("ReduceMean", [p + "square", p + "axes"], [p + "mean_square"], keepdims=1)
+        else:
+            mean = make("ReduceMean", [p + "square"], [p + "mean_square"], axes=[-1], keepdims=1)
+        nodes = [
+            make("Mul", [x, x], [p + "square"]),
+            mean,
+            make("Add", [p + "mean_square", eps], [p + "mean_square_eps"]),
+            make("Sqrt", [p + "mean_square_eps"], [p + "rms"]),
+            make("Div", [x, p + "rms"], [p + "xhat"]),
+            make("Mul", [p + "xhat", w], [name], name=name),
         ]
         return nodes, inits
 
