@@ -1,7 +1,7 @@
 """The CUDA backend: what the build reports, the clear error without a GPU, and, on a
 machine with one, every op of backend "cuda" against backend "cpu" through whole
 networks (forward, loss, gradients, SGD variants, fit with and without a progress bar,
-parameter access, save/load, divergence), and networks with Dropout, LayerNorm
+parameter access, save/load, divergence), and networks with Dropout, LayerNorm, RMSNorm
 and BatchNorm (gradients, running statistics, train_step, fit, predict)."""
 
 from __future__ import annotations
@@ -646,15 +646,15 @@ def test_every_optimizer_matches_cpu(make_opt, dtype, rng):
         )
 
 
-# ---- Dropout, LayerNorm and BatchNorm on the GPU ------------------------------------
+# ---- Dropout, LayerNorm, RMSNorm and BatchNorm on the GPU ---------------------------
 
 #: Widths of the norm networks: small ones, and ones crossing the GEMM's 128-wide tiles.
 NORM_WIDTHS = ((5, 7, 3), (33, 257, 9))
 
 
 def norm_layers(widths):
-    """Dense, BatchNorm, Tanh, Dropout, Dense, LayerNorm, with random norm scales and
-    shifts and running statistics (the same every call)."""
+    """Dense, BatchNorm, Tanh, Dropout, Dense, LayerNorm, RMSNorm, with random norm
+    scales and shifts and running statistics (the same every call)."""
     n_in, hidden, n_out = widths
     rng = np.random.default_rng(3)
     layers = [
@@ -664,9 +664,11 @@ def norm_layers(widths):
         fb.Dropout(0.3),
         fb.Dense(hidden, n_out),
         fb.LayerNorm(n_out),
+        fb.RMSNorm(n_out),
     ]
     for layer in (layers[1], layers[5]):
         layer.W, layer.b = rng.uniform(0.5, 1.5, layer.n), rng.standard_normal(layer.n)
+    layers[6].W = rng.uniform(0.5, 1.5, n_out)
     layers[1].running_mean = rng.standard_normal(hidden)
     layers[1].running_var = rng.uniform(0.5, 2, hidden)
     return layers

@@ -37,6 +37,7 @@ FASTBP = [
     "Network",
     "Optimizer",
     "PoissonNLLLoss",
+    "RMSNorm",
     "RMSprop",
     "ReLU",
     "SGD",
@@ -109,6 +110,8 @@ OPS = {
     "poisson_nll_backward": "y, target, log_input=True, full=False, eps=1e-08, reduction='mean'",
     "relu": "x",
     "relu_backward": "y, grad",
+    "rms_norm": "x, weight, eps=None",
+    "rms_norm_backward": "x, weight, grad, eps=None",
     "rmsprop_step": (
         "param, grad, square_avg, momentum_buffer, grad_avg, *, lr=0.01, alpha=0.99, "
         "eps=1e-08, weight_decay=0.0, momentum=0.0, centered=False, step=1"
@@ -170,6 +173,7 @@ MODULES = {
         "Dense",
         "Dropout",
         "LayerNorm",
+        "RMSNorm",
         "BatchNorm",
         "INITS",
         "LAYER_TYPES",

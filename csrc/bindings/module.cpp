@@ -179,6 +179,7 @@ PYBIND11_MODULE(_core, m) {
   bindings::bind_enum(m, "Act", kernels::kActNames);
   bindings::bind_enum(m, "Loss", common::kLossNames);
   bindings::bind_enum(m, "Reduction", common::kReductionNames);
+  bindings::bind_enum(m, "NormKind", common::kNormKindNames);
   bindings::bind_enum(m, "LayerKind", nn::kLayerKindNames);
   bindings::bind_enum(m, "Compute", kernels::kComputeNames);
   bindings::bind_enum(m, "Optimizer", common::kOptimizerNames);

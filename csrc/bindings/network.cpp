@@ -328,16 +328,18 @@ void bind_network(py::module_& m) {
       .def_readonly("max_grad_norm", &UpdateSpec::max_grad_norm);
   py::class_<nn::LayerSpec>(m, "LayerSpec", "One layer as the network's plan takes it.")
       .def(py::init([](nn::LayerKind kind, int64_t in, int64_t out, kernels::Act act, double act_a,
-                       double act_b, double p, double eps, double momentum) {
-             return nn::LayerSpec{kind, in, out, act, act_a, act_b, p, eps, momentum};
+                       double act_b, double p, double eps, double momentum, common::NormKind norm) {
+             return nn::LayerSpec{kind, in, out, act, act_a, act_b, p, eps, momentum, norm};
            }),
            py::arg("kind"), py::arg("inputs"), py::arg("outputs"),
            py::arg("act") = kernels::Act::Identity, py::arg("act_a") = 0.0, py::arg("act_b") = 0.0,
-           py::arg("p") = 0.0, py::arg("eps") = 0.0, py::arg("momentum") = 0.0)
+           py::arg("p") = 0.0, py::arg("eps") = 0.0, py::arg("momentum") = 0.0,
+           py::arg("norm") = common::NormKind::LayerNorm)
       .def_readonly("kind", &nn::LayerSpec::kind)
       .def_readonly("inputs", &nn::LayerSpec::in)
       .def_readonly("outputs", &nn::LayerSpec::out)
-      .def_readonly("act", &nn::LayerSpec::act);
+      .def_readonly("act", &nn::LayerSpec::act)
+      .def_readonly("norm", &nn::LayerSpec::norm);
   m.def(
       "layer_tensors",
       [](const nn::LayerSpec& layer) {

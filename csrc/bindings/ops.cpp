@@ -225,40 +225,56 @@ void check_norm_args(const py::array& x, const py::array& weight, double eps) {
   common::check_norm_eps(eps);
 }
 
-py::object layer_norm(const py::array& x, const py::array& weight, const py::array& bias,
-                      double eps) {
+const char* norm_name(common::NormKind kind) {
+  for (const auto& [k, name] : common::kNormKindNames)
+    if (k == kind) return name;
+  return "?";
+}
+
+// Row norm `kind` of x; bias is an array for a kind with a shift, None for one without.
+py::object row_norm(common::NormKind kind, const py::array& x, const py::array& weight,
+                    const py::object& bias, double eps) {
+  const bool shift = common::norm_has_shift(kind);
+  if (shift == bias.is_none())
+    throw py::value_error(std::string(norm_name(kind)) +
+                          (shift ? " takes a bias array, got None" : " has no bias: pass None"));
   return by_dtype(x, "x", [&](auto tag) -> py::object {
     using T = decltype(tag);
     check_norm_args<T>(x, weight, eps);
     const int64_t m = dim(x, 0), n = dim(x, 1);
-    const T* pb = in_ptr<T>(bias, "bias", {n});
+    const T* pb = shift ? in_ptr<T>(bias.cast<py::array>(), "bias", {n}) : nullptr;
     py::array_t<T> y({m, n});
     std::vector<T> mean(m), rstd(m);
     const T *px = static_cast<const T*>(x.data()), *pw = static_cast<const T*>(weight.data());
     T* py_ = y.mutable_data();
     py::gil_scoped_release nogil;
-    kernels::layer_norm_forward(px, pw, pb, m, n, eps, py_, mean.data(), rstd.data());
+    kernels::row_norm_forward(kind, px, pw, pb, m, n, eps, py_, mean.data(), rstd.data());
     return std::move(y);
   });
 }
 
-// (dx, dweight, dbias); the forward's statistics are recomputed from x.
-py::object layer_norm_backward(const py::array& x, const py::array& weight, const py::array& grad,
-                               double eps) {
+// (dx, dweight, dbias), or (dx, dweight) for a kind without a shift; the forward's
+// statistics are recomputed from x.
+py::object row_norm_backward(common::NormKind kind, const py::array& x, const py::array& weight,
+                             const py::array& grad, double eps) {
+  const bool shift = common::norm_has_shift(kind);
   return by_dtype(x, "x", [&](auto tag) -> py::object {
     using T = decltype(tag);
     check_norm_args<T>(x, weight, eps);
     const int64_t m = dim(x, 0), n = dim(x, 1);
     const T* pg = in_ptr<T>(grad, "grad", {m, n});
-    py::array_t<T> dx({m, n}), dw({n}), db({n});
+    py::array_t<T> dx({m, n}), dw({n}), db({shift ? n : 0});
     std::vector<T> y(m * n), mean(m), rstd(m);
     const T *px = static_cast<const T*>(x.data()), *pw = static_cast<const T*>(weight.data());
-    T *pdx = dx.mutable_data(), *pdw = dw.mutable_data(), *pdb = db.mutable_data();
+    T *pdx = dx.mutable_data(), *pdw = dw.mutable_data();
+    T* pdb = shift ? db.mutable_data() : nullptr;
     {
       py::gil_scoped_release nogil;
-      kernels::layer_norm_forward(px, pw, pw, m, n, eps, y.data(), mean.data(), rstd.data());
-      kernels::layer_norm_backward(px, pw, mean.data(), rstd.data(), pg, m, n, pdx, pdw, pdb);
+      kernels::row_norm_forward(kind, px, pw, shift ? pw : nullptr, m, n, eps, y.data(),
+                                mean.data(), rstd.data());
+      kernels::row_norm_backward(kind, px, pw, mean.data(), rstd.data(), pg, m, n, pdx, pdw, pdb);
     }
+    if (!shift) return py::make_tuple(std::move(dx), std::move(dw));
     return py::make_tuple(std::move(dx), std::move(dw), std::move(db));
   });
 }
@@ -355,10 +371,12 @@ void bind_ops(py::module_& m) {
   m.def("clip_grad_norm", &clip_grad_norm, py::arg("grad"), py::arg("max_norm"),
         "torch.nn.utils.clip_grad_norm_ of one array in place; returns the norm before.");
   m.def("all_finite", &all_finite, py::arg("x"));
-  m.def("layer_norm", &layer_norm, py::arg("x"), py::arg("weight"), py::arg("bias"),
-        py::arg("eps"));
-  m.def("layer_norm_backward", &layer_norm_backward, py::arg("x"), py::arg("weight"),
-        py::arg("grad"), py::arg("eps"));
+  m.def("row_norm", &row_norm, py::arg("kind"), py::arg("x"), py::arg("weight"), py::arg("bias"),
+        py::arg("eps"),
+        "Row norm `kind` of x (m, n): bias (n,) for a kind with a shift, None without one.");
+  m.def("row_norm_backward", &row_norm_backward, py::arg("kind"), py::arg("x"), py::arg("weight"),
+        py::arg("grad"), py::arg("eps"),
+        "(dx, dweight, dbias) of row_norm, or (dx, dweight) for a kind without a shift.");
   m.def("batch_norm", &batch_norm, py::arg("x"), py::arg("weight"), py::arg("bias"),
         py::arg("running_mean"), py::arg("running_var"), py::arg("training"), py::arg("momentum"),
         py::arg("eps"));

@@ -52,7 +52,7 @@ inline void check_momentum_fraction(double momentum) {
   if (!(momentum > 0.0 && momentum <= 1.0)) bad_setting("momentum", "in (0, 1]", momentum);
 }
 
-// The eps of LayerNorm and BatchNorm, added to the variance.
+// The eps of the norms, added to the variance.
 inline void check_norm_eps(double eps) { check_real("eps", eps, true); }
 
 // Batch statistics need two rows in training (one row per column gives no variance):

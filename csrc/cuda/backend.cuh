@@ -178,13 +178,14 @@ class Backend {
   void dropout_backward(const T* dy, T* dx, int64_t n, double p, uint64_t key) {
     cuda::dropout_backward(dy, dx, n, p, key, stream_);
   }
-  void layer_norm_forward(const T* x, const T* gamma, const T* beta, int64_t m, int64_t n,
-                          double eps, T* y, T* mean, T* rstd) {
-    cuda::layer_norm_forward(x, gamma, beta, m, n, eps, y, mean, rstd, stream_);
+  void row_norm_forward(common::NormKind kind, const T* x, const T* gamma, const T* beta, int64_t m,
+                        int64_t n, double eps, T* y, T* mean, T* rstd) {
+    cuda::row_norm_forward(kind, x, gamma, beta, m, n, eps, y, mean, rstd, stream_);
   }
-  void layer_norm_backward(const T* x, const T* gamma, const T* mean, const T* rstd, const T* dy,
-                           int64_t m, int64_t n, T* dx, T* dgamma, T* dbeta) {
-    cuda::layer_norm_backward(x, gamma, mean, rstd, dy, m, n, dx, dgamma, dbeta, stream_);
+  void row_norm_backward(common::NormKind kind, const T* x, const T* gamma, const T* mean,
+                         const T* rstd, const T* dy, int64_t m, int64_t n, T* dx, T* dgamma,
+                         T* dbeta) {
+    cuda::row_norm_backward(kind, x, gamma, mean, rstd, dy, m, n, dx, dgamma, dbeta, stream_);
   }
   void batch_norm_forward_train(const T* x, const T* gamma, const T* beta, int64_t m, int64_t n,
                                 double eps, double momentum, T* y, T* mean, T* rstd,

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+#include "common/norm_math.hpp"
 #include "kernels/act.hpp"
 #include "kernels/loss.hpp"
 #include "kernels/optim.hpp"
@@ -80,16 +81,17 @@ template <typename T>
 void clip_grad_norm(T* g, int64_t n, double max_norm, double* scratch, int64_t step,
                     unsigned long long* status, cudaStream_t stream);
 
-// Layer norm over rows and batch norm over columns of an m x n x, as kernels/norm.hpp
-// (same arguments; mean and rstd hold m values for layer norm, whose forward may take
+// The row norms over rows and batch norm over columns of an m x n x, as kernels/norm.hpp
+// (same arguments; mean and rstd hold m values for a row norm, whose forward may take
 // them null, and n for batch norm). No scratch: every sum is one warp's or one
 // thread's, so results are deterministic.
 template <typename T>
-void layer_norm_forward(const T* x, const T* gamma, const T* beta, int64_t m, int64_t n, double eps,
-                        T* y, T* mean, T* rstd, cudaStream_t stream);
+void row_norm_forward(common::NormKind kind, const T* x, const T* gamma, const T* beta, int64_t m,
+                      int64_t n, double eps, T* y, T* mean, T* rstd, cudaStream_t stream);
 template <typename T>
-void layer_norm_backward(const T* x, const T* gamma, const T* mean, const T* rstd, const T* dy,
-                         int64_t m, int64_t n, T* dx, T* dgamma, T* dbeta, cudaStream_t stream);
+void row_norm_backward(common::NormKind kind, const T* x, const T* gamma, const T* mean,
+                       const T* rstd, const T* dy, int64_t m, int64_t n, T* dx, T* dgamma, T* dbeta,
+                       cudaStream_t stream);
 template <typename T>
 void batch_norm_forward_train(const T* x, const T* gamma, const T* beta, int64_t m, int64_t n,
                               double eps, double momentum, T* y, T* mean, T* rstd, T* running_mean,

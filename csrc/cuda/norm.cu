@@ -1,4 +1,4 @@
-// Layer norm and batch norm, kernels/norm.hpp's definitions. Each sum runs in double in
+// The row norms and batch norm, kernels/norm.hpp's definitions. Each sum runs in double in
 // a fixed order, with no atomics: a warp per row for the per-row sums (reduced by
 // shuffles in a fixed pattern), a thread per column for the per-column sums (rows in
 // order; neighbouring threads read neighbouring columns, so the reads coalesce).
@@ -24,30 +24,33 @@ unsigned row_blocks(int64_t m) {
   return static_cast<unsigned>((m + kRowsPerBlock - 1) / kRowsPerBlock);
 }
 
-template <typename T>
-__global__ void layer_norm_forward_kernel(const T* x, const T* gamma, const T* beta, int64_t m,
-                                          int64_t n, double eps, T* y, T* mean, T* rstd) {
+template <class N, typename T>
+__global__ void row_norm_forward_kernel(const T* x, const T* gamma, const T* beta, int64_t m,
+                                        int64_t n, double eps, T* y, T* mean, T* rstd) {
   const int lane = threadIdx.x % kWarp;
   const int64_t row = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / kWarp;
   if (row >= m) return;  // whole warps leave together
   const T* xi = x + row * n;
-  double sum = 0.0;
-  for (int64_t j = lane; j < n; j += kWarp) sum += double(xi[j]);
-  const double mu = warp_sum(sum) / double(n);
+  double mu = 0.0;
+  if constexpr (N::kCentred) {
+    double sum = 0.0;
+    for (int64_t j = lane; j < n; j += kWarp) sum += double(xi[j]);
+    mu = warp_sum(sum) / double(n);
+  }
   double sq = 0.0;
   for (int64_t j = lane; j < n; j += kWarp) sq += squared_deviation(double(xi[j]), mu);
   const double rs = norm_rstd(warp_sum(sq) / double(n), eps);
   for (int64_t j = lane; j < n; j += kWarp)
-    y[row * n + j] = norm_affine(xi[j], mu, rs, gamma[j], beta[j]);
+    y[row * n + j] = row_norm_y<N>(xi[j], mu, rs, gamma[j], beta, j);
   if (lane == 0 && mean) {
     mean[row] = T(mu);
     rstd[row] = T(rs);
   }
 }
 
-template <typename T>
-__global__ void layer_norm_dx_kernel(const T* x, const T* gamma, const T* mean, const T* rstd,
-                                     const T* dy, int64_t m, int64_t n, T* dx) {
+template <class N, typename T>
+__global__ void row_norm_dx_kernel(const T* x, const T* gamma, const T* mean, const T* rstd,
+                                   const T* dy, int64_t m, int64_t n, T* dx) {
   const int lane = threadIdx.x % kWarp;
   const int64_t row = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / kWarp;
   if (row >= m) return;
@@ -63,14 +66,15 @@ __global__ void layer_norm_dx_kernel(const T* x, const T* gamma, const T* mean, 
   const double g_mean = warp_sum(g_sum) / double(n), gx_mean = warp_sum(gx_sum) / double(n);
   for (int64_t j = lane; j < n; j += kWarp) {
     const double g = double(gi[j]) * double(gamma[j]);
-    dx[row * n + j] = T(layer_norm_dx(g, norm_xhat(double(xi[j]), mu, rs), rs, g_mean, gx_mean));
+    dx[row * n + j] = T(N::dx(g, norm_xhat(double(xi[j]), mu, rs), rs, g_mean, gx_mean));
   }
 }
 
-// dgamma, dbeta of layer norm: the statistics are per row.
-template <typename T>
-__global__ void layer_norm_param_grad_kernel(const T* x, const T* mean, const T* rstd, const T* dy,
-                                             int64_t m, int64_t n, T* dgamma, T* dbeta) {
+// dgamma, dbeta of a row norm (dbeta only for a kind with a shift): the statistics are
+// per row.
+template <class N, typename T>
+__global__ void row_norm_param_grad_kernel(const T* x, const T* mean, const T* rstd, const T* dy,
+                                           int64_t m, int64_t n, T* dgamma, T* dbeta) {
   const int64_t j = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (j >= n) return;
   double g_sum = 0.0, gx_sum = 0.0;
@@ -80,7 +84,7 @@ __global__ void layer_norm_param_grad_kernel(const T* x, const T* mean, const T*
     gx_sum += g * norm_xhat(double(x[i * n + j]), double(mean[i]), double(rstd[i]));
   }
   dgamma[j] = T(gx_sum);
-  dbeta[j] = T(g_sum);
+  if constexpr (N::kShift) dbeta[j] = T(g_sum);
 }
 
 template <typename T>
@@ -142,25 +146,31 @@ unsigned column_blocks(int64_t n) { return static_cast<unsigned>((n + kBlock - 1
 }  // namespace
 
 template <typename T>
-void layer_norm_forward(const T* x, const T* gamma, const T* beta, int64_t m, int64_t n, double eps,
-                        T* y, T* mean, T* rstd, cudaStream_t stream) {
+void row_norm_forward(NormKind kind, const T* x, const T* gamma, const T* beta, int64_t m,
+                      int64_t n, double eps, T* y, T* mean, T* rstd, cudaStream_t stream) {
   if (m == 0) return;
-  layer_norm_forward_kernel<T>
-      <<<row_blocks(m), kBlock, 0, stream>>>(x, gamma, beta, m, n, eps, y, mean, rstd);
-  check_launch("layer_norm_forward_kernel");
+  with_norm(kind, [&](auto norm) {
+    row_norm_forward_kernel<decltype(norm), T>
+        <<<row_blocks(m), kBlock, 0, stream>>>(x, gamma, beta, m, n, eps, y, mean, rstd);
+  });
+  check_launch("row_norm_forward_kernel");
 }
 
 template <typename T>
-void layer_norm_backward(const T* x, const T* gamma, const T* mean, const T* rstd, const T* dy,
-                         int64_t m, int64_t n, T* dx, T* dgamma, T* dbeta, cudaStream_t stream) {
-  if (m > 0) {
-    layer_norm_dx_kernel<T>
-        <<<row_blocks(m), kBlock, 0, stream>>>(x, gamma, mean, rstd, dy, m, n, dx);
-    check_launch("layer_norm_dx_kernel");
-  }
-  layer_norm_param_grad_kernel<T>
-      <<<column_blocks(n), kBlock, 0, stream>>>(x, mean, rstd, dy, m, n, dgamma, dbeta);
-  check_launch("layer_norm_param_grad_kernel");
+void row_norm_backward(NormKind kind, const T* x, const T* gamma, const T* mean, const T* rstd,
+                       const T* dy, int64_t m, int64_t n, T* dx, T* dgamma, T* dbeta,
+                       cudaStream_t stream) {
+  with_norm(kind, [&](auto norm) {
+    using N = decltype(norm);
+    if (m > 0) {
+      row_norm_dx_kernel<N, T>
+          <<<row_blocks(m), kBlock, 0, stream>>>(x, gamma, mean, rstd, dy, m, n, dx);
+      check_launch("row_norm_dx_kernel");
+    }
+    row_norm_param_grad_kernel<N, T>
+        <<<column_blocks(n), kBlock, 0, stream>>>(x, mean, rstd, dy, m, n, dgamma, dbeta);
+    check_launch("row_norm_param_grad_kernel");
+  });
 }
 
 template <typename T>
@@ -190,16 +200,17 @@ void batch_norm_backward(const T* x, const T* gamma, const T* mean, const T* rst
   check_launch("batch_norm_backward_kernel");
 }
 
-template void layer_norm_forward<float>(const float*, const float*, const float*, int64_t, int64_t,
-                                        double, float*, float*, float*, cudaStream_t);
-template void layer_norm_forward<double>(const double*, const double*, const double*, int64_t,
-                                         int64_t, double, double*, double*, double*, cudaStream_t);
-template void layer_norm_backward<float>(const float*, const float*, const float*, const float*,
-                                         const float*, int64_t, int64_t, float*, float*, float*,
-                                         cudaStream_t);
-template void layer_norm_backward<double>(const double*, const double*, const double*,
-                                          const double*, const double*, int64_t, int64_t, double*,
-                                          double*, double*, cudaStream_t);
+template void row_norm_forward<float>(NormKind, const float*, const float*, const float*, int64_t,
+                                      int64_t, double, float*, float*, float*, cudaStream_t);
+template void row_norm_forward<double>(NormKind, const double*, const double*, const double*,
+                                       int64_t, int64_t, double, double*, double*, double*,
+                                       cudaStream_t);
+template void row_norm_backward<float>(NormKind, const float*, const float*, const float*,
+                                       const float*, const float*, int64_t, int64_t, float*, float*,
+                                       float*, cudaStream_t);
+template void row_norm_backward<double>(NormKind, const double*, const double*, const double*,
+                                        const double*, const double*, int64_t, int64_t, double*,
+                                        double*, double*, cudaStream_t);
 template void batch_norm_forward_train<float>(const float*, const float*, const float*, int64_t,
                                               int64_t, double, double, float*, float*, float*,
                                               float*, float*, cudaStream_t);

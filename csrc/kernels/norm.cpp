@@ -1,5 +1,5 @@
-// Every sum runs in double in a fixed order: rows are split among threads for layer
-// norm's per-row sums, columns for the per-column sums (batch norm, and layer norm's
+// Every sum runs in double in a fixed order: rows are split among threads for the row
+// norms' per-row sums, columns for the per-column sums (batch norm, and the row norms'
 // dgamma/dbeta), so no sum is ever shared between threads and results do not depend on
 // the thread count. Column passes walk whole rows of their column range, which keeps
 // the reads contiguous.
@@ -38,21 +38,23 @@ void column_grad_sums(const T* x, const T* dy, int64_t m, int64_t n, int64_t beg
   }
 }
 
-}  // namespace
-
-template <typename T>
-void layer_norm_forward(const T* x, const T* gamma, const T* beta, int64_t m, int64_t n, double eps,
-                        T* y, T* mean, T* rstd) {
+template <class N, typename T>
+void rows_forward(const T* x, const T* gamma, const T* beta, int64_t m, int64_t n, double eps, T* y,
+                  T* mean, T* rstd) {
   parallel_for(m, pick_threads(m * n * kNormCost), [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       const T* xi = x + i * n;
-      double sum = 0.0;
-      for (int64_t j = 0; j < n; ++j) sum += double(xi[j]);
-      const double mu = sum / double(n);
+      double mu = 0.0;
+      if constexpr (N::kCentred) {
+        double sum = 0.0;
+        for (int64_t j = 0; j < n; ++j) sum += double(xi[j]);
+        mu = sum / double(n);
+      }
       double sq = 0.0;
       for (int64_t j = 0; j < n; ++j) sq += squared_deviation(double(xi[j]), mu);
       const double rs = norm_rstd(sq / double(n), eps);
-      for (int64_t j = 0; j < n; ++j) y[i * n + j] = norm_affine(xi[j], mu, rs, gamma[j], beta[j]);
+      for (int64_t j = 0; j < n; ++j)
+        y[i * n + j] = row_norm_y<N>(xi[j], mu, rs, gamma[j], beta, j);
       if (mean) {
         mean[i] = T(mu);
         rstd[i] = T(rs);
@@ -61,9 +63,9 @@ void layer_norm_forward(const T* x, const T* gamma, const T* beta, int64_t m, in
   });
 }
 
-template <typename T>
-void layer_norm_backward(const T* x, const T* gamma, const T* mean, const T* rstd, const T* dy,
-                         int64_t m, int64_t n, T* dx, T* dgamma, T* dbeta) {
+template <class N, typename T>
+void rows_backward(const T* x, const T* gamma, const T* mean, const T* rstd, const T* dy, int64_t m,
+                   int64_t n, T* dx, T* dgamma, T* dbeta) {
   parallel_for(m, pick_threads(m * n * kNormCost), [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       const T* xi = x + i * n;
@@ -78,7 +80,7 @@ void layer_norm_backward(const T* x, const T* gamma, const T* mean, const T* rst
       const double g_mean = g_sum / double(n), gx_mean = gx_sum / double(n);
       for (int64_t j = 0; j < n; ++j) {
         const double g = double(gi[j]) * double(gamma[j]);
-        dx[i * n + j] = T(layer_norm_dx(g, norm_xhat(double(xi[j]), mu, rs), rs, g_mean, gx_mean));
+        dx[i * n + j] = T(N::dx(g, norm_xhat(double(xi[j]), mu, rs), rs, g_mean, gx_mean));
       }
     }
   });
@@ -89,9 +91,27 @@ void layer_norm_backward(const T* x, const T* gamma, const T* mean, const T* rst
     };
     column_grad_sums(x, dy, m, n, begin, end, row_stat, sums.data(), sums.data() + (end - begin));
     for (int64_t j = begin; j < end; ++j) {
-      dbeta[j] = T(sums[j - begin]);
+      if constexpr (N::kShift) dbeta[j] = T(sums[j - begin]);
       dgamma[j] = T(sums[end - begin + j - begin]);
     }
+  });
+}
+
+}  // namespace
+
+template <typename T>
+void row_norm_forward(NormKind kind, const T* x, const T* gamma, const T* beta, int64_t m,
+                      int64_t n, double eps, T* y, T* mean, T* rstd) {
+  with_norm(kind, [&](auto norm) {
+    rows_forward<decltype(norm)>(x, gamma, beta, m, n, eps, y, mean, rstd);
+  });
+}
+
+template <typename T>
+void row_norm_backward(NormKind kind, const T* x, const T* gamma, const T* mean, const T* rstd,
+                       const T* dy, int64_t m, int64_t n, T* dx, T* dgamma, T* dbeta) {
+  with_norm(kind, [&](auto norm) {
+    rows_backward<decltype(norm)>(x, gamma, mean, rstd, dy, m, n, dx, dgamma, dbeta);
   });
 }
 
@@ -161,10 +181,11 @@ void batch_norm_backward(const T* x, const T* gamma, const T* mean, const T* rst
   });
 }
 
-template void layer_norm_forward<float>(const float*, const float*, const float*, int64_t, int64_t,
-                                        double, float*, float*, float*);
-template void layer_norm_backward<float>(const float*, const float*, const float*, const float*,
-                                         const float*, int64_t, int64_t, float*, float*, float*);
+template void row_norm_forward<float>(NormKind, const float*, const float*, const float*, int64_t,
+                                      int64_t, double, float*, float*, float*);
+template void row_norm_backward<float>(NormKind, const float*, const float*, const float*,
+                                       const float*, const float*, int64_t, int64_t, float*, float*,
+                                       float*);
 template void batch_norm_forward_train<float>(const float*, const float*, const float*, int64_t,
                                               int64_t, double, double, float*, float*, float*,
                                               float*, float*);
@@ -173,11 +194,11 @@ template void batch_norm_forward_infer<float>(const float*, const float*, const 
                                               float*);
 template void batch_norm_backward<float>(const float*, const float*, const float*, const float*,
                                          const float*, int64_t, int64_t, float*, float*, float*);
-template void layer_norm_forward<double>(const double*, const double*, const double*, int64_t,
-                                         int64_t, double, double*, double*, double*);
-template void layer_norm_backward<double>(const double*, const double*, const double*,
-                                          const double*, const double*, int64_t, int64_t, double*,
-                                          double*, double*);
+template void row_norm_forward<double>(NormKind, const double*, const double*, const double*,
+                                       int64_t, int64_t, double, double*, double*, double*);
+template void row_norm_backward<double>(NormKind, const double*, const double*, const double*,
+                                        const double*, const double*, int64_t, int64_t, double*,
+                                        double*, double*);
 template void batch_norm_forward_train<double>(const double*, const double*, const double*, int64_t,
                                                int64_t, double, double, double*, double*, double*,
                                                double*, double*);

@@ -1,22 +1,27 @@
 #pragma once
-// Layer norm (over each row) and batch norm (over each column) of an m x n row-major x,
-// torch.nn.LayerNorm's and torch.nn.BatchNorm1d's definitions: biased variance inside
-// the square root, y = (x - mean) * rstd * gamma + beta, rstd = 1 / sqrt(var + eps).
-// Statistics are summed in double; the saved mean and rstd are what backward reads.
+// The row norms (each row by its own statistics, common/norm_math.hpp's NormKind) and
+// batch norm (over each column) of an m x n row-major x, torch.nn's definitions: biased
+// variance inside the square root, y = (x - mean) * rstd * gamma + beta, rstd =
+// 1 / sqrt(var + eps). Statistics are summed in double; the saved mean and rstd are what
+// backward reads.
 #include <cstdint>
+
+#include "common/norm_math.hpp"
 
 namespace fastbp::kernels {
 
-// mean and rstd: m values, one per row, or both null (not stored).
+// Row norm `kind`: mean and rstd are m values, one per row (the mean 0 for a kind not
+// centred), or both null (not stored); beta is null for a kind without a shift.
 template <typename T>
-void layer_norm_forward(const T* x, const T* gamma, const T* beta, int64_t m, int64_t n, double eps,
-                        T* y, T* mean, T* rstd);
+void row_norm_forward(common::NormKind kind, const T* x, const T* gamma, const T* beta, int64_t m,
+                      int64_t n, double eps, T* y, T* mean, T* rstd);
 
-// dx (m x n, not aliasing dy) and dgamma, dbeta (n, overwritten) from the forward's
-// mean and rstd.
+// dx (m x n, not aliasing dy) and dgamma, dbeta (n, overwritten; dbeta null for a kind
+// without a shift) from the forward's mean and rstd.
 template <typename T>
-void layer_norm_backward(const T* x, const T* gamma, const T* mean, const T* rstd, const T* dy,
-                         int64_t m, int64_t n, T* dx, T* dgamma, T* dbeta);
+void row_norm_backward(common::NormKind kind, const T* x, const T* gamma, const T* mean,
+                       const T* rstd, const T* dy, int64_t m, int64_t n, T* dx, T* dgamma,
+                       T* dbeta);
 
 // Training mode, m >= 2: normalises with the batch's mean and biased variance (mean and
 // rstd: n values, one per column) and moves the running statistics towards the batch's

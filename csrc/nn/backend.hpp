@@ -12,6 +12,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "common/norm_math.hpp"
 #include "kernels/act.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/loss.hpp"
@@ -79,12 +80,15 @@ FASTBP_BACKEND_MEMBER(dropout_forward,
                       void(const S<B>* x, S<B>* y, int64_t n, double p, uint64_t key))
 FASTBP_BACKEND_MEMBER(dropout_backward,
                       void(const S<B>* dy, S<B>* dx, int64_t n, double p, uint64_t key))
-FASTBP_BACKEND_MEMBER(layer_norm_forward,
-                      void(const S<B>* x, const S<B>* gamma, const S<B>* beta, int64_t m, int64_t n,
-                           double eps, S<B>* y, S<B>* mean, S<B>* rstd))
-FASTBP_BACKEND_MEMBER(layer_norm_backward, void(const S<B>* x, const S<B>* gamma, const S<B>* mean,
-                                                const S<B>* rstd, const S<B>* dy, int64_t m,
-                                                int64_t n, S<B>* dx, S<B>* dgamma, S<B>* dbeta))
+// Any row norm, its kind a setting (beta and dbeta null for a kind without a shift).
+FASTBP_BACKEND_MEMBER(row_norm_forward,
+                      void(common::NormKind kind, const S<B>* x, const S<B>* gamma,
+                           const S<B>* beta, int64_t m, int64_t n, double eps, S<B>* y, S<B>* mean,
+                           S<B>* rstd))
+FASTBP_BACKEND_MEMBER(row_norm_backward,
+                      void(common::NormKind kind, const S<B>* x, const S<B>* gamma,
+                           const S<B>* mean, const S<B>* rstd, const S<B>* dy, int64_t m, int64_t n,
+                           S<B>* dx, S<B>* dgamma, S<B>* dbeta))
 FASTBP_BACKEND_MEMBER(batch_norm_forward_train,
                       void(const S<B>* x, const S<B>* gamma, const S<B>* beta, int64_t m, int64_t n,
                            double eps, double momentum, S<B>* y, S<B>* mean, S<B>* rstd,
@@ -196,13 +200,14 @@ constexpr bool is_backend() {
                 "backend member: void dropout_forward(const T*, T*, int64_t, double, uint64_t)");
   static_assert(has_dropout_backward<B>::value,
                 "backend member: void dropout_backward(const T*, T*, int64_t, double, uint64_t)");
-  static_assert(has_layer_norm_forward<B>::value,
-                "backend member: void layer_norm_forward(const T* x, const T* gamma, const T* "
-                "beta, int64_t m, int64_t n, double eps, T* y, T* mean, T* rstd)");
-  static_assert(has_layer_norm_backward<B>::value,
-                "backend member: void layer_norm_backward(const T* x, const T* gamma, const T* "
-                "mean, const T* rstd, const T* dy, int64_t m, int64_t n, T* dx, T* dgamma, T* "
-                "dbeta)");
+  static_assert(has_row_norm_forward<B>::value,
+                "backend member: void row_norm_forward(common::NormKind kind, const T* x, const "
+                "T* gamma, const T* beta, int64_t m, int64_t n, double eps, T* y, T* mean, T* "
+                "rstd)");
+  static_assert(has_row_norm_backward<B>::value,
+                "backend member: void row_norm_backward(common::NormKind kind, const T* x, const "
+                "T* gamma, const T* mean, const T* rstd, const T* dy, int64_t m, int64_t n, T* "
+                "dx, T* dgamma, T* dbeta)");
   static_assert(has_batch_norm_forward_train<B>::value,
                 "backend member: void batch_norm_forward_train(const T* x, const T* gamma, const "
                 "T* beta, int64_t m, int64_t n, double eps, double momentum, T* y, T* mean, T* "

@@ -11,7 +11,7 @@ namespace fastbp::nn {
 namespace {
 
 std::string describe(const LayerSpec& l, size_t i) {
-  return std::string(kind_name(l.kind)) + " layer " + std::to_string(i + 1);
+  return std::string(kind_name(l.kind, l.norm)) + " layer " + std::to_string(i + 1);
 }
 
 // Appends a slice of `shape` at *end, checking that the buffer's size stays within
@@ -38,7 +38,7 @@ void check_settings(const LayerSpec& l) {
       return common::check_act_settings(l.act_a, l.act_b);
     case LayerKind::Dropout: return common::check_dropout_p(l.p);
     case LayerKind::BatchNorm: common::check_momentum_fraction(l.momentum); [[fallthrough]];
-    case LayerKind::LayerNorm: return common::check_norm_eps(l.eps);
+    case LayerKind::RowNorm: return common::check_norm_eps(l.eps);
   }
 }
 
@@ -47,7 +47,9 @@ void check_settings(const LayerSpec& l) {
 LayerTensors layer_tensors(const LayerSpec& l) {
   switch (l.kind) {
     case LayerKind::Dense: return {{{"W", {l.in, l.out}}, {"b", {l.out}}}, {}};
-    case LayerKind::LayerNorm: return {{{"W", {l.out}}, {"b", {l.out}}}, {}};
+    case LayerKind::RowNorm:
+      if (common::norm_has_shift(l.norm)) return {{{"W", {l.out}}, {"b", {l.out}}}, {}};
+      return {{{"W", {l.out}}}, {}};
     case LayerKind::BatchNorm:
       return {{{"W", {l.out}}, {"b", {l.out}}},
               {{"running_mean", {l.out}}, {"running_var", {l.out}}}};
@@ -57,7 +59,10 @@ LayerTensors layer_tensors(const LayerSpec& l) {
   return {};
 }
 
-const char* kind_name(LayerKind kind) {
+const char* kind_name(LayerKind kind, common::NormKind norm) {
+  if (kind == LayerKind::RowNorm)
+    for (const auto& [k, name] : common::kNormKindNames)
+      if (k == norm) return name;
   for (const auto& [k, name] : kLayerKindNames)
     if (k == kind) return name;
   return "?";
@@ -113,14 +118,14 @@ std::string gradient_name(const Plan& plan, int64_t index) {
   for (size_t i = 0; i < plan.layers.size(); ++i) {
     for (const Slice& s : plan.layout[i].params) {
       if (index < s.offset || index >= s.offset + s.size()) continue;
-      const LayerKind kind = plan.layers[i].kind;
+      const std::string kind = kind_name(plan.layers[i].kind, plan.layers[i].norm);
       int64_t rank = 0, count = 0;
       for (size_t j = 0; j < plan.layers.size(); ++j) {
-        if (plan.layers[j].kind != kind) continue;
+        if (kind_name(plan.layers[j].kind, plan.layers[j].norm) != kind) continue;
         ++count;
         if (j <= i) ++rank;
       }
-      return "d" + s.name + " of " + kind_name(kind) + " layer " + std::to_string(rank) + " of " +
+      return "d" + s.name + " of " + kind + " layer " + std::to_string(rank) + " of " +
              std::to_string(count);
     }
   }

@@ -7,31 +7,35 @@
 #include <utility>
 #include <vector>
 
+#include "common/norm_math.hpp"
 #include "kernels/act.hpp"
 #include "kernels/gemm.hpp"
 
 namespace fastbp::nn {
 
 // Values are part of the Python binding (fastbp._core.LayerKind); keep them stable.
-enum class LayerKind : int { Dense = 0, Activation = 1, Dropout = 2, LayerNorm = 3, BatchNorm = 4 };
+// A row norm (RowNorm) is one kind whatever its NormKind, a setting of the layer.
+enum class LayerKind : int { Dense = 0, Activation = 1, Dropout = 2, RowNorm = 3, BatchNorm = 4 };
 
 inline constexpr std::pair<LayerKind, const char*> kLayerKindNames[] = {
     {LayerKind::Dense, "Dense"},
     {LayerKind::Activation, "Activation"},
     {LayerKind::Dropout, "Dropout"},
-    {LayerKind::LayerNorm, "LayerNorm"},
+    {LayerKind::RowNorm, "RowNorm"},
     {LayerKind::BatchNorm, "BatchNorm"}};
 
-const char* kind_name(LayerKind kind);
+// The name of a layer's kind in messages: a row norm by its NormKind ("LayerNorm").
+const char* kind_name(LayerKind kind, common::NormKind norm = common::NormKind::LayerNorm);
 
 // One layer: its kind, its input and output widths, and the settings of its kind.
 struct LayerSpec {
   LayerKind kind = LayerKind::Dense;
   int64_t in = 0, out = 0;
-  kernels::Act act = kernels::Act::Identity;  // Activation
-  double act_a = 0.0, act_b = 0.0;            // the activation's parameters
-  double p = 0.0;                             // Dropout
-  double eps = 0.0, momentum = 0.0;           // LayerNorm, BatchNorm
+  kernels::Act act = kernels::Act::Identity;            // Activation
+  double act_a = 0.0, act_b = 0.0;                      // the activation's parameters
+  double p = 0.0;                                       // Dropout
+  double eps = 0.0, momentum = 0.0;                     // RowNorm, BatchNorm
+  common::NormKind norm = common::NormKind::LayerNorm;  // RowNorm
 };
 
 // A named tensor of a flat buffer: where it starts and its shape (row-major).

@@ -101,18 +101,20 @@ class DropoutUnit final : public Layer<B> {
   bool active_ = false;
 };
 
-// LayerNorm (Batch = false: each row by its own statistics) or BatchNorm (true: each
-// column by the batch's in training, by the running statistics in inference).
+// A row norm of any NormKind (each row by its own statistics; the kind a setting the
+// kernels switch on once per call) or BatchNorm (Batch = true: each column by the
+// batch's statistics in training, by the running statistics in inference).
 template <class B, bool Batch>
 class NormUnit final : public Layer<B> {
  public:
   using T = typename B::Scalar;
   NormUnit(const LayerSpec& l, const LayerLayout& layout, bool first)
       : n_(l.out),
+        norm_(l.norm),
         eps_(l.eps),
         momentum_(l.momentum),
         w_(layout.params[0].offset),
-        b_(layout.params[1].offset),
+        b_(layout.params.size() > 1 ? layout.params[1].offset : -1),
         first_(first) {
     if constexpr (Batch) mean_at_ = layout.state[0].offset, var_at_ = layout.state[1].offset;
   }
@@ -124,12 +126,12 @@ class NormUnit final : public Layer<B> {
   }
   void forward(const Context<B>& c, const T* x, T* y, int64_t m) override {
     const T* gamma = c.params + w_;
-    const T* beta = c.params + b_;
+    const T* beta = shift(c.params);
     if constexpr (!Batch) {
       // Only backward reads the row statistics: inference keeps none.
       T* mean = c.training ? mean_.data() : nullptr;
       T* rstd = c.training ? rstd_.data() : nullptr;
-      c.be.layer_norm_forward(x, gamma, beta, m, n_, eps_, y, mean, rstd);
+      c.be.row_norm_forward(norm_, x, gamma, beta, m, n_, eps_, y, mean, rstd);
     } else if (c.training) {
       c.be.batch_norm_forward_train(x, gamma, beta, m, n_, eps_, momentum_, y, mean_.data(),
                                     rstd_.data(), c.state + mean_at_, c.state + var_at_);
@@ -144,13 +146,20 @@ class NormUnit final : public Layer<B> {
       c.be.batch_norm_backward(x, c.params + w_, mean_.data(), rstd_.data(), g, m, n_, dx,
                                c.grads + w_, c.grads + b_);
     else
-      c.be.layer_norm_backward(x, c.params + w_, mean_.data(), rstd_.data(), g, m, n_, dx,
-                               c.grads + w_, c.grads + b_);
+      c.be.row_norm_backward(norm_, x, c.params + w_, mean_.data(), rstd_.data(), g, m, n_, dx,
+                             c.grads + w_, shift(c.grads));
     return gx;
   }
 
  private:
+  // The shift (or its gradient) in `buffer`; null for a row norm without one.
+  template <typename U>
+  U* shift(U* buffer) const {
+    return b_ < 0 ? nullptr : buffer + b_;
+  }
+
   int64_t n_;
+  common::NormKind norm_;
   double eps_, momentum_;
   int64_t w_, b_, mean_at_ = 0, var_at_ = 0;
   bool first_;
@@ -170,7 +179,7 @@ std::vector<std::unique_ptr<Layer<B>>> make_units(const Plan& plan) {
         break;
       case LayerKind::Activation: units.push_back(std::make_unique<ActivationUnit<B>>(l)); break;
       case LayerKind::Dropout: units.push_back(std::make_unique<DropoutUnit<B>>(l, u.first)); break;
-      case LayerKind::LayerNorm:
+      case LayerKind::RowNorm:
         units.push_back(std::make_unique<NormUnit<B, false>>(l, layout, units.empty()));
         break;
       case LayerKind::BatchNorm:

@@ -16,7 +16,7 @@ from .io import interop, onnx_export
 from .network import Network, from_torch
 from .nn import activations, layers, losses
 from .nn.activations import *  # noqa: F403  (the classes in activations.__all__)
-from .nn.layers import BatchNorm, Dense, Dropout, Layer, LayerNorm
+from .nn.layers import BatchNorm, Dense, Dropout, Layer, LayerNorm, RMSNorm
 from .nn.losses import *  # noqa: F403  (the classes in losses.__all__)
 from .optim import *  # noqa: F403 (every optimizer, as optim.__all__ lists them)
 from .optim import schedules
@@ -51,6 +51,7 @@ __all__ = [
     "Dropout",
     "Layer",
     "LayerNorm",
+    "RMSNorm",
     *activations.CLASSES,
     *losses.CLASSES,
     "History",

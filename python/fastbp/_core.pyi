@@ -7,29 +7,20 @@ import numpy as np
 from numpy.typing import NDArray
 
 class Act(Enum):
-    Identity = 0
-    Sigmoid = 1
-    ReLU = 2
-    Tanh = 3
-    LeakyReLU = 4
-    ELU = 5
-    GELU = 6
-    GELUTanh = 7
-    SiLU = 8
-    Softplus = 9
+    """An activation kind: its members and their values are the compiled module's, which
+    Python reads by name (``Act.ReLU``)."""
 
 class Loss(Enum):
-    MSE = 0
-    SoftmaxCrossEntropy = 1
-    BCEWithLogits = 2
-    L1 = 3
-    Huber = 4
-    PoissonNLL = 5
-    SmoothL1 = 6
+    """A loss kind: its members and their values are the compiled module's, which
+    Python reads by name."""
 
 class Reduction(Enum):
-    Mean = 0
-    Sum = 1
+    """A loss's reduction: its members and their values are the compiled module's, which
+    Python reads by name."""
+
+class NormKind(Enum):
+    """A row norm's kind: its members and their values are the compiled module's, which
+    Python reads by name (``NormKind.LayerNorm``)."""
 
 class Optimizer(Enum):
     SGD = 0
@@ -77,10 +68,12 @@ def optimizer_step(
 ) -> None: ...
 def clip_grad_norm(grad: NDArray, max_norm: float) -> float: ...
 def all_finite(x: NDArray) -> bool: ...
-def layer_norm(x: NDArray, weight: NDArray, bias: NDArray, eps: float) -> NDArray: ...
-def layer_norm_backward(
-    x: NDArray, weight: NDArray, grad: NDArray, eps: float
-) -> tuple[NDArray, NDArray, NDArray]: ...
+def row_norm(
+    kind: NormKind, x: NDArray, weight: NDArray, bias: NDArray | None, eps: float
+) -> NDArray: ...
+def row_norm_backward(
+    kind: NormKind, x: NDArray, weight: NDArray, grad: NDArray, eps: float
+) -> tuple[NDArray, ...]: ...
 def batch_norm(
     x: NDArray,
     weight: NDArray,
@@ -111,7 +104,7 @@ class LayerKind(Enum):
     Dense = 0
     Activation = 1
     Dropout = 2
-    LayerNorm = 3
+    RowNorm = 3
     BatchNorm = 4
 
 class LayerSpec:
@@ -128,11 +121,13 @@ class LayerSpec:
         p: float = ...,
         eps: float = ...,
         momentum: float = ...,
+        norm: NormKind = ...,
     ) -> None: ...
     kind: LayerKind
     inputs: int
     outputs: int
     act: Act
+    norm: NormKind
 
 def layer_tensors(
     layer: LayerSpec,

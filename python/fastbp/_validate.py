@@ -325,20 +325,30 @@ def callables(name: str, values) -> list:
     return list(values)
 
 
-def norm_inputs(x, weight, other, other_name: str, eps):
-    """Checked inputs of a layer or batch norm: ``x`` (N, C) with C >= 1, ``weight``
-    (C,), then ``bias`` (C,) or ``grad`` (N, C) as ``other_name`` says, all converted to
-    their common float dtype, and ``eps`` (finite, > 0)."""
-    x, weight, other = common_float(x=x, weight=weight, **{other_name: other})
+def norm_inputs(x, weight, other, other_name: str, eps, machine_eps: bool = False):
+    """Checked inputs of a norm: ``x`` (N, C) with C >= 1, ``weight`` (C,), then ``bias``
+    (C,) or ``grad`` (N, C) as ``other_name`` says (``other`` None: a norm without a
+    shift, nothing to check), all converted to their common float dtype, and ``eps``
+    (finite, > 0; None, where ``machine_eps`` allows it, is the machine epsilon of that
+    dtype, as torch's default for RMS norm)."""
+    named = (
+        {"x": x, "weight": weight}
+        if other is None
+        else {"x": x, "weight": weight, other_name: other}
+    )
+    x, weight, *rest = common_float(**named)
     if x.ndim != 2 or x.shape[1] == 0:
         raise ValueError(f"x must be 2-D (N, C) with C >= 1, got shape {x.shape}")
     if weight.shape != (x.shape[1],):
         raise ValueError(
             f"weight must have shape ({x.shape[1]},) for x {x.shape}, got {weight.shape}"
         )
+    other = rest[0] if rest else None
     want = x.shape if other_name == "grad" else (x.shape[1],)
-    if other.shape != want:
+    if other is not None and other.shape != want:
         raise ValueError(f"{other_name} must have shape {want} for x {x.shape}, got {other.shape}")
+    if eps is None and machine_eps:
+        return x, weight, other, float(np.finfo(x.dtype).eps)
     return x, weight, other, real("eps", eps, strict=True)
 
 

@@ -69,8 +69,9 @@ def _check_cuda() -> None:
         )
 
 
-def _describe(layers) -> list:
-    """The C++ plan's spec of each layer, checking that the widths chain."""
+def _describe(layers, dtype: str) -> list:
+    """The C++ plan's spec of each layer in a network of ``dtype``, checking that the
+    widths chain."""
     if not isinstance(layers, (list, tuple)) or not layers:
         raise TypeError(f"layers must be a non-empty list of fastbp layers, got {layers!r}")
     specs, width = [], None
@@ -82,7 +83,7 @@ def _describe(layers) -> list:
             out = layer.out_width(width)
         except ValueError as e:
             raise ValueError(f"layers[{i}]: {e}") from None
-        specs.append(layer.core_spec(out if width is None else width))
+        specs.append(layer.core_spec(out if width is None else width, np.dtype(dtype)))
         width = out
     if len({id(layer) for layer in layers}) != len(layers):
         raise ValueError("a layer object appears twice in layers")
@@ -126,7 +127,7 @@ class Network:
         seed: int | None = None,
         compute_dtype: str | None = None,
     ):
-        specs = _describe(layers)
+        specs = _describe(layers, _validate.dtype_name(dtype))
         _validate.instance("loss", loss, Loss, "a fastbp Loss")
         if not isinstance(loss, tuple(LOSS_TYPES.values())):
             raise TypeError(

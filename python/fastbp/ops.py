@@ -41,6 +41,8 @@ __all__ = [
     "clip_grad_norm",
     "layer_norm",
     "layer_norm_backward",
+    "rms_norm",
+    "rms_norm_backward",
     "batch_norm",
     "batch_norm_backward",
     "dropout",
@@ -485,13 +487,27 @@ def layer_norm(x, weight, bias, eps: float = 1e-5) -> np.ndarray:
     """``torch.nn.functional.layer_norm`` over the rows of x (N, C): each row normalised
     by its mean and biased variance, then ``* weight + bias`` (both (C,))."""
     x, weight, bias, eps = _validate.norm_inputs(x, weight, bias, "bias", eps)
-    return _core.layer_norm(x, weight, bias, eps)
+    return _core.row_norm(_core.NormKind.LayerNorm, x, weight, bias, eps)
 
 
 def layer_norm_backward(x, weight, grad, eps: float = 1e-5) -> tuple:
     """``(dx, dweight, dbias)`` of :func:`layer_norm` given ``grad`` = dL/dy (N, C)."""
     x, weight, grad, eps = _validate.norm_inputs(x, weight, grad, "grad", eps)
-    return _core.layer_norm_backward(x, weight, grad, eps)
+    return _core.row_norm_backward(_core.NormKind.LayerNorm, x, weight, grad, eps)
+
+
+def rms_norm(x, weight, eps: float | None = None) -> np.ndarray:
+    """``torch.nn.functional.rms_norm`` over the rows of x (N, C): each row divided by
+    ``sqrt(mean(x**2) + eps)``, then ``* weight`` (C,); ``eps`` None is the machine
+    epsilon of x's dtype, as torch."""
+    x, weight, _, eps = _validate.norm_inputs(x, weight, None, "bias", eps, machine_eps=True)
+    return _core.row_norm(_core.NormKind.RMSNorm, x, weight, None, eps)
+
+
+def rms_norm_backward(x, weight, grad, eps: float | None = None) -> tuple:
+    """``(dx, dweight)`` of :func:`rms_norm` given ``grad`` = dL/dy (N, C)."""
+    x, weight, grad, eps = _validate.norm_inputs(x, weight, grad, "grad", eps, machine_eps=True)
+    return _core.row_norm_backward(_core.NormKind.RMSNorm, x, weight, grad, eps)
 
 
 def batch_norm(

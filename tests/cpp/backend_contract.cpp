@@ -62,10 +62,11 @@ struct Declared {
 #endif
   void dropout_forward(const T* x, T* y, int64_t n, double p, uint64_t key);
   void dropout_backward(const T* dy, T* dx, int64_t n, double p, uint64_t key);
-  void layer_norm_forward(const T* x, const T* gamma, const T* beta, int64_t m, int64_t n,
-                          double eps, T* y, T* mean, T* rstd);
-  void layer_norm_backward(const T* x, const T* gamma, const T* mean, const T* rstd, const T* dy,
-                           int64_t m, int64_t n, T* dx, T* dgamma, T* dbeta);
+  void row_norm_forward(fastbp::common::NormKind kind, const T* x, const T* gamma, const T* beta,
+                        int64_t m, int64_t n, double eps, T* y, T* mean, T* rstd);
+  void row_norm_backward(fastbp::common::NormKind kind, const T* x, const T* gamma, const T* mean,
+                         const T* rstd, const T* dy, int64_t m, int64_t n, T* dx, T* dgamma,
+                         T* dbeta);
   void batch_norm_forward_train(const T* x, const T* gamma, const T* beta, int64_t m, int64_t n,
                                 double eps, double momentum, T* y, T* mean, T* rstd,
                                 T* running_mean, T* running_var);

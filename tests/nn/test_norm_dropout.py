@@ -1,4 +1,4 @@
-"""Layer norm, batch norm and dropout: the ops against PyTorch (forward, and backward
+"""Layer norm, RMS norm, batch norm and dropout: the ops against PyTorch (forward, and backward
 through autograd) and against fb.reference (hypothesis, extremes included), the dropout
 mask's properties, and the layer classes' NumPy maths, torch and ONNX hooks."""
 
@@ -52,6 +52,34 @@ def test_layer_norm_matches_torch(rng, shape, dtype):
     _check(ops.layer_norm(x, w, b), y.detach().numpy(), dtype)
     for got, want in zip(ops.layer_norm_backward(x, w, g), (tx.grad, tw.grad, tb.grad)):
         _check(got, want.numpy(), dtype)
+
+
+@DTYPES
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("eps", [None, 1e-3])
+def test_rms_norm_matches_torch(rng, shape, dtype, eps):
+    x, w, _, g = _inputs(rng, shape, dtype)
+    tx, tw = _t(x, True), _t(w, True)
+    y = torch.nn.functional.rms_norm(tx, (shape[1],), tw, eps)
+    y.backward(_t(g))
+    _check(ops.rms_norm(x, w, eps), y.detach().numpy(), dtype)
+    _check(reference.rms_norm(x, w, eps), y.detach().numpy(), dtype)
+    for got, want in zip(ops.rms_norm_backward(x, w, g, eps), (tx.grad, tw.grad), strict=True):
+        _check(got, want.numpy(), dtype)
+    for got, want in zip(reference.rms_norm_backward(x, w, g, eps), (tx.grad, tw.grad)):
+        _check(got, want.numpy(), dtype)
+
+
+def test_rms_norm_eps_none_is_the_machine_epsilon_of_the_dtype(rng):
+    """A row of zeros but one tiny value tells the eps apart: float32's eps is not
+    float64's."""
+    for dtype in (np.float32, np.float64):
+        x = np.zeros((1, 4), dtype)
+        x[0, 0] = 1e-4
+        w = np.ones(4, dtype)
+        eps = float(np.finfo(dtype).eps)
+        np.testing.assert_array_equal(ops.rms_norm(x, w), ops.rms_norm(x, w, eps))
+        assert not np.array_equal(ops.rms_norm(x, w), ops.rms_norm(x, w, 1e-5))
 
 
 @DTYPES
@@ -178,6 +206,8 @@ def test_results_do_not_depend_on_the_thread_count(rng):
                 [
                     ops.layer_norm(x, w, b),
                     *ops.layer_norm_backward(x, w, g),
+                    ops.rms_norm(x, w),
+                    *ops.rms_norm_backward(x, w, g),
                     ops.batch_norm(x, w, b, rm, rv, True),
                     rm,
                     rv,
@@ -210,6 +240,14 @@ def test_bad_inputs_raise_clear_errors():
         ops.layer_norm(x, w, w, eps=0)
     with pytest.raises(TypeError, match="real numbers"):
         ops.layer_norm(x.astype(complex), w, w)
+    with pytest.raises(TypeError, match="eps must be a real number, got NoneType"):
+        ops.layer_norm(x, w, w, eps=None)
+    with pytest.raises(ValueError, match="eps must be a finite number > 0"):
+        ops.rms_norm(x, w, eps=-1e-3)
+    with pytest.raises(ValueError, match=r"weight must have shape \(3,\)"):
+        ops.rms_norm_backward(x, np.ones(2), x)
+    with pytest.raises(ValueError, match=r"grad must have shape \(4, 3\)"):
+        reference.rms_norm_backward(x, w, np.ones(3))
     with pytest.raises(ValueError, match="at least 2 rows"):
         ops.batch_norm(np.ones((1, 3)), w, w, rm, rv, True)
     with pytest.raises(ValueError, match="at least 2 rows"):
@@ -241,11 +279,15 @@ def test_bad_inputs_raise_clear_errors():
 
 
 def test_core_checks_direct_calls():
-    x = np.ones((4, 3))
+    x, layer_norm = np.ones((4, 3)), fb._core.NormKind.LayerNorm
     with pytest.raises(TypeError, match="float32 or float64"):
-        fb._core.layer_norm(x.astype(np.int64), np.ones(3), np.ones(3), 1e-5)
+        fb._core.row_norm(layer_norm, x.astype(np.int64), np.ones(3), np.ones(3), 1e-5)
     with pytest.raises(ValueError, match=r"bias must have shape \(3,\)"):
-        fb._core.layer_norm(x, np.ones(3), np.ones(2), 1e-5)
+        fb._core.row_norm(layer_norm, x, np.ones(3), np.ones(2), 1e-5)
+    with pytest.raises(ValueError, match="LayerNorm takes a bias array, got None"):
+        fb._core.row_norm(layer_norm, x, np.ones(3), None, 1e-5)
+    with pytest.raises(ValueError, match="RMSNorm has no bias: pass None"):
+        fb._core.row_norm(fb._core.NormKind.RMSNorm, x, np.ones(3), np.ones(3), 1e-5)
     with pytest.raises(ValueError, match="at least 2 rows"):
         fb._core.batch_norm(x[:1], np.ones(3), np.ones(3), np.zeros(3), np.ones(3), True, 0.1, 1e-5)
     with pytest.raises(ValueError, match=r"p must be in \[0, 1\)"):
@@ -268,7 +310,18 @@ def core_message(call):
             lambda x, w: fb._core.batch_norm(x, w, w, w, w, True, 1.5, 1e-5),
         ),
         ("BatchNorm", "eps", 0.0, lambda x, w: fb._core.batch_norm(x, w, w, w, w, True, 0.1, 0.0)),
-        ("LayerNorm", "eps", -1.0, lambda x, w: fb._core.layer_norm(x, w, w, -1.0)),
+        (
+            "LayerNorm",
+            "eps",
+            -1.0,
+            lambda x, w: fb._core.row_norm(fb._core.NormKind.LayerNorm, x, w, w, -1.0),
+        ),
+        (
+            "RMSNorm",
+            "eps",
+            -1.0,
+            lambda x, w: fb._core.row_norm(fb._core.NormKind.RMSNorm, x, w, None, -1.0),
+        ),
         ("Dropout", "p", 1.0, lambda x, w: fb._core.dropout(x, 1.0, 0)),
     ],
 )
@@ -277,6 +330,8 @@ def test_a_network_and_the_ops_word_a_bad_setting_alike(kind, setting, value, op
     x, w = np.ones((4, 3)), np.ones(3)
     good = {"eps": 1e-5, "momentum": 0.1} if kind == "BatchNorm" else {}
     settings = {**good, setting: value}
+    if hasattr(fb._core.NormKind, kind):  # a row norm: one layer kind, the norm a setting
+        settings["norm"], kind = getattr(fb._core.NormKind, kind), "RowNorm"
     layer = fb._core.LayerSpec(getattr(fb._core.LayerKind, kind), 3, 3, **settings)
     from_plan = core_message(
         lambda: fb._core.Network64([layer], fb._core.Loss.MSE, fb._core.Reduction.Mean)
@@ -369,6 +424,25 @@ def test_layer_norm_property_against_reference(dtype):
             (dx_bound, dw_bound, db_bound),
         ):
             _assert_within(got, want, bound, dtype)
+
+    check()
+
+
+@DTYPES
+def test_rms_norm_property_against_reference(dtype):
+    @PROPERTY
+    @given(_norm_case(dtype, 1))
+    def check(case):
+        x, w, _, g = case
+        tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-9, atol=1e-9)
+        y = reference.rms_norm(x, w, 1e-5)
+        scale = np.abs(y).max(initial=1.0)
+        np.testing.assert_allclose(ops.rms_norm(x, w, 1e-5) / scale, y / scale, **tol)
+        for got, want in zip(
+            ops.rms_norm_backward(x, w, g, 1e-5), reference.rms_norm_backward(x, w, g, 1e-5)
+        ):
+            scale = np.abs(want.astype(np.float64)).max(initial=1.0)
+            np.testing.assert_allclose(got / scale, want / scale, **tol)
 
     check()
 
@@ -468,6 +542,25 @@ def test_layer_norm_layer_numpy_maths_match_torch(rng, shape, dtype):
 
 
 @DTYPES
+@pytest.mark.parametrize("shape", SHAPES)
+def test_rms_norm_layer_numpy_maths_match_torch(rng, shape, dtype):
+    x, w, _, g = _inputs(rng, shape, dtype)
+    layer = fb.RMSNorm(shape[1])
+    layer.W = w
+    module = layer.to_torch(torch, _t(x).dtype)
+    assert module.eps is None and module.normalized_shape == (shape[1],)
+    tx = _t(x, True)
+    ty = module(tx)
+    ty.backward(_t(g))
+    y, cache = layer.forward_numpy(x, {"W": w}, {}, True, None)
+    _check(y, ty.detach().numpy(), dtype)
+    dx, grads = layer.backward_numpy(g, cache, {"W": w})
+    assert list(grads) == ["W"]
+    _check(dx, tx.grad.numpy(), dtype)
+    _check(grads["W"], module.weight.grad.numpy(), dtype)
+
+
+@DTYPES
 @pytest.mark.parametrize("shape", BATCH_SHAPES)
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
 def test_batch_norm_layer_numpy_maths_match_torch(rng, shape, dtype, training):
@@ -528,7 +621,8 @@ def test_layer_protocol_basics():
         config = layer.config()
         rebuilt = fb.nn.layers.LAYER_TYPES[config.pop("type")](**config)
         assert rebuilt.config() == layer.config() and repr(rebuilt) == repr(layer)
-        assert layer.kind is getattr(fb._core.LayerKind, kind)
+        enum = fb._core.NormKind if layer is ln else fb._core.LayerKind
+        assert layer.kind is getattr(enum, kind)
     assert (fb.Dropout.torch_type, fb.LayerNorm.torch_type, fb.BatchNorm.torch_type) == (
         "Dropout",
         "LayerNorm",
@@ -545,6 +639,12 @@ def test_layer_arguments_are_checked():
         fb.LayerNorm(3, eps=-1)
     with pytest.raises(ValueError, match=r"momentum must be in \(0, 1\]"):
         fb.BatchNorm(3, momentum=0)
+    with pytest.raises(ValueError, match=r"n must be in \[1, 2\*\*63 - 1\], got 0"):
+        fb.RMSNorm(0)
+    with pytest.raises(ValueError, match="eps must be a finite number > 0"):
+        fb.RMSNorm(3, eps=-1e-6)
+    with pytest.raises(ValueError, match="eps must be a finite number > 0"):
+        fb.RMSNorm(3, eps=float("nan"))
     ln = fb.LayerNorm(3)
     with pytest.raises(ValueError, match=r"W must have shape \(3,\)"):
         ln.W = np.ones(4)
@@ -610,6 +710,19 @@ def test_to_torch_and_from_torch_copy_parameters_and_statistics(rng):
     np.testing.assert_array_equal(back.W, ln.W.astype(np.float32))
     assert back.config() == ln.config()
 
+    rms = fb.RMSNorm(4, eps=1e-4)
+    rms.W = rng.standard_normal(4)
+    module = rms.to_torch(torch, torch.float64)
+    assert type(module) is torch.nn.RMSNorm and module.eps == 1e-4
+    back = fb.RMSNorm.from_torch(module)
+    np.testing.assert_array_equal(back.W, rms.W)
+    assert back.config() == rms.config() == {"type": "RMSNorm", "n": 4, "eps": 1e-4}
+    assert fb.RMSNorm.from_torch(torch.nn.RMSNorm(3)).eps is None
+    with pytest.raises(ValueError, match="one dimension with a weight"):
+        fb.RMSNorm.from_torch(torch.nn.RMSNorm(3, elementwise_affine=False))
+    with pytest.raises(TypeError, match="takes a torch.nn.RMSNorm, got LayerNorm"):
+        fb.RMSNorm.from_torch(torch.nn.LayerNorm(3))
+
     assert fb.Dropout.from_torch(torch.nn.Dropout(0.3)).p == 0.3
     with pytest.raises(TypeError, match="takes a torch.nn.LayerNorm, got Linear"):
         fb.LayerNorm.from_torch(torch.nn.Linear(2, 2))
@@ -657,3 +770,7 @@ def test_layer_onnx_nodes_compute_the_inference_forward(rng, opset):
         )
         np.testing.assert_allclose(_run_onnx(layer, x, opset), want, rtol=1e-9, atol=1e-12)
     np.testing.assert_array_equal(_run_onnx(fb.Dropout(0.5), x, opset), x)
+    for rms in (fb.RMSNorm(17, eps=1e-3), fb.RMSNorm(17)):
+        rms.W = rng.standard_normal(17)
+        want, _ = rms.forward_numpy(x, {"W": rms.W}, {}, False, None)
+        np.testing.assert_allclose(_run_onnx(rms, x, opset), want, rtol=1e-9, atol=1e-12)

@@ -1,4 +1,4 @@
-"""NumPy maths of dropout, layer norm, batch norm and the bfloat16 products: the one copy
+"""NumPy maths of dropout, the row norms, batch norm and the bfloat16 products: the one copy
 of each formula, which
 both the layer classes (:mod:`fastbp.layers`) and the reference ops
 (:mod:`fastbp.reference`) call. A leaf module: it imports nothing from fastbp.
@@ -103,30 +103,43 @@ def dropout(x: np.ndarray, p: float, key: int) -> np.ndarray:
     return np.where(keep, x * dropout_scale(p, x.dtype), x.dtype.type(0))
 
 
-def normalize(x: np.ndarray, axis: int, eps: float):
-    """``(xhat, rstd)`` in float64: x centred on its mean over ``axis`` and scaled by
-    ``rstd = 1 / sqrt(var + eps)``, with the biased variance; both keep ``axis``."""
-    centred = x.astype(np.float64)
-    centred -= centred.mean(axis=axis, keepdims=True)
-    rstd = 1.0 / np.sqrt((centred * centred).mean(axis=axis, keepdims=True) + eps)
-    return centred * rstd, rstd
+def normalize(x: np.ndarray, axis: int, eps: float, centred: bool = True):
+    """``(xhat, rstd)`` in float64: x centred on its mean over ``axis`` (on 0 when not
+    ``centred``: the row norms without a mean, as RMS norm) and scaled by
+    ``rstd = 1 / sqrt(var + eps)``, with the biased variance about that centre (the mean
+    square when not centred); both keep ``axis``."""
+    centred_x = x.astype(np.float64)
+    if centred:
+        centred_x -= centred_x.mean(axis=axis, keepdims=True)
+    rstd = 1.0 / np.sqrt((centred_x * centred_x).mean(axis=axis, keepdims=True) + eps)
+    return centred_x * rstd, rstd
 
 
-def affine(xhat: np.ndarray, weight: np.ndarray, bias: np.ndarray, dtype) -> np.ndarray:
-    """``xhat * weight + bias`` per column, cast to ``dtype``."""
-    return (xhat * weight.astype(np.float64) + bias.astype(np.float64)).astype(dtype)
+def affine(xhat: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, dtype) -> np.ndarray:
+    """``xhat * weight + bias`` per column (no shift for ``bias`` None), cast to ``dtype``."""
+    y = xhat * weight.astype(np.float64)
+    if bias is not None:
+        y = y + bias.astype(np.float64)
+    return y.astype(dtype)
 
 
 def normalize_backward(
-    grad: np.ndarray, xhat: np.ndarray, rstd: np.ndarray, weight: np.ndarray, axis: int | None
+    grad: np.ndarray,
+    xhat: np.ndarray,
+    rstd: np.ndarray,
+    weight: np.ndarray,
+    axis: int | None,
+    centred: bool = True,
 ):
-    """``(dx, dweight, dbias)`` of ``affine(normalize(x, axis))`` given dL/dy. The
-    statistics were taken over ``axis`` (1: layer norm, 0: batch norm in training), or
-    are constants (None: batch norm in inference)."""
+    """``(dx, dweight, dbias)`` of ``affine(normalize(x, axis, eps, centred))`` given
+    dL/dy. The statistics were taken over ``axis`` (1: the row norms, 0: batch norm in
+    training), or are constants (None: batch norm in inference)."""
     dy = grad.astype(np.float64)
-    g = dy * weight.astype(np.float64)
+    g = scaled = dy * weight.astype(np.float64)
     if axis is not None:
-        g = g - g.mean(axis=axis, keepdims=True) - xhat * (g * xhat).mean(axis=axis, keepdims=True)
+        if centred:
+            g = g - scaled.mean(axis=axis, keepdims=True)
+        g = g - xhat * (scaled * xhat).mean(axis=axis, keepdims=True)
     dtype = grad.dtype
     return (
         (g * rstd).astype(dtype),

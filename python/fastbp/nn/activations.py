@@ -107,7 +107,7 @@ class Activation(Layer, abstract=True):
             raise ValueError(f"an activation cannot be the first layer, got {self!r}")
         return width
 
-    def core_spec(self, width: int) -> _core.LayerSpec:
+    def core_spec(self, width: int, dtype) -> _core.LayerSpec:
         a, b = self.act_args
         return _core.LayerSpec(_core.LayerKind.Activation, width, width, self.kind, a, b)
 

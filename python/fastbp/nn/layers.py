@@ -1,8 +1,8 @@
-"""Layers: the ``Layer`` base, ``Dense``, ``Dropout``, ``LayerNorm`` and ``BatchNorm`` (the
-activations are in :mod:`fastbp.nn.activations`). A layer is a description plus its
-parameters (and state); the network runs them in C++ (or NumPy for ``backend="numpy"``,
-through each layer's ``forward_numpy`` / ``backward_numpy``, whose normalisation and
-dropout formulas live in :mod:`fastbp.nn._layer_math`)."""
+"""Layers: the ``Layer`` base, ``Dense``, ``Dropout``, the norms ``LayerNorm``, ``RMSNorm``
+and ``BatchNorm`` (the activations are in :mod:`fastbp.nn.activations`). A layer is a
+description plus its parameters (and state); the network runs them in C++ (or NumPy for
+``backend="numpy"``, through each layer's ``forward_numpy`` / ``backward_numpy``, whose
+normalisation and dropout formulas live in :mod:`fastbp.nn._layer_math`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,16 @@ import numpy as np
 from .. import _core, _validate
 from . import _layer_math
 
-__all__ = ["Layer", "Dense", "Dropout", "LayerNorm", "BatchNorm", "INITS", "LAYER_TYPES"]
+__all__ = [
+    "Layer",
+    "Dense",
+    "Dropout",
+    "LayerNorm",
+    "RMSNorm",
+    "BatchNorm",
+    "INITS",
+    "LAYER_TYPES",
+]
 
 INITS = ("xavier", "he", "zeros")
 
@@ -25,7 +34,8 @@ class Layer:
 
     A layer describes itself to the network: the C++ unit it runs as (:meth:`core_spec`;
     ``kind`` is its member of the core enum that computes it, ``_core.LayerKind`` here,
-    ``_core.Act`` for an activation), how it changes the width of the rows (:meth:`out_width`), its
+    ``_core.Act`` for an activation, ``_core.NormKind`` for a row norm), how it changes
+    the width of the rows (:meth:`out_width`), its
     trainable tensors (:meth:`param_shapes`, laid out in the network's flat buffers in
     that order, :meth:`initial_param`), its non-trainable state (:meth:`state_init`), and
     its NumPy maths (:meth:`forward_numpy`, :meth:`backward_numpy`), which the
@@ -33,7 +43,7 @@ class Layer:
     """
 
     _owner = None
-    kind: _core.LayerKind | _core.Act
+    kind: _core.LayerKind | _core.Act | _core.NormKind
 
     def __init_subclass__(cls, abstract: bool = False, **kwargs):
         # Only fastbp's own concrete layers: a user's subclass must not replace them.
@@ -70,8 +80,9 @@ class Layer:
 
     def _core_tensors(self) -> tuple[dict, dict]:
         # A layer whose tensors have a size knows its own width (Dense, the norms); the
-        # other layers have none, whatever the width their core_spec is given.
-        return _core.layer_tensors(self.core_spec(1))
+        # other layers have none, whatever the width their core_spec is given; no layout
+        # depends on the dtype.
+        return _core.layer_tensors(self.core_spec(1, np.float64))
 
     @property
     def n_state(self) -> int:
@@ -82,8 +93,9 @@ class Layer:
         """``{name: initial value}`` of the state, in ``dtype``."""
         return {}
 
-    def core_spec(self, width: int) -> _core.LayerSpec:
-        """The C++ plan's description of this layer, taking rows of ``width``."""
+    def core_spec(self, width: int, dtype) -> _core.LayerSpec:
+        """The C++ plan's description of this layer, taking rows of ``width`` in a
+        network of ``dtype`` (a setting may depend on it, as a default eps)."""
         return _core.LayerSpec(self.kind, width, self.out_width(width))
 
     def forward_numpy(self, x, params: dict, state: dict, training: bool, key):
@@ -238,7 +250,7 @@ class Dense(Layer):
             return rng.normal(0.0, np.sqrt(2.0 / self.in_features), size=shape)
         return np.zeros(shape)
 
-    def core_spec(self, width: int) -> _core.LayerSpec:
+    def core_spec(self, width: int, dtype) -> _core.LayerSpec:
         return _core.LayerSpec(self.kind, self.in_features, self.out_features)
 
     # ``compute``: the network's compute dtype (None, or "bfloat16" for products on
@@ -337,7 +349,7 @@ class Dropout(Layer):
             )
         return width
 
-    def core_spec(self, width: int) -> _core.LayerSpec:
+    def core_spec(self, width: int, dtype) -> _core.LayerSpec:
         return _core.LayerSpec(self.kind, width, width, p=self.p)
 
     def forward_numpy(self, x, params, state, training, key):
@@ -372,26 +384,26 @@ class Dropout(Layer):
 
 
 class _Normalization(Layer, abstract=True):
-    """A normalisation of rows of width ``n`` with a per-column scale ``W`` (ones) and
-    shift ``b`` (zeros), each shape (n,), and their gradients ``dW``, ``db`` after
-    :meth:`Network.backward`."""
+    """A normalisation of rows of width ``n`` with a per-column scale ``W`` (ones), shape
+    (n,), and its gradient ``dW`` after :meth:`Network.backward`; a kind with a shift adds
+    ``b`` (zeros) and ``db``."""
 
     W = _Param()
-    b = _Param()
+    dW = _Grad()
 
     def __init__(self, n: int, eps: float):
         self.n = _validate.positive_int("n", n)
-        self.eps = _validate.real("eps", eps, strict=True)
+        self.eps = self._checked_eps(eps)
         # Allocated when the layer joins a network (or is assigned), so describing a
         # layer of any claimed size, as loading a file does, allocates nothing.
-        self._W = self._b = self._dW = self._db = None
+        self._W = self._dW = None
 
-    dW = _Grad()
-    db = _Grad()
+    def _checked_eps(self, eps):
+        return _validate.real("eps", eps, strict=True)
 
-    @property
-    def n_params(self) -> int:
-        return 2 * self.n
+    def eps_for(self, dtype) -> float:
+        """The eps a network of ``dtype`` adds to the variance."""
+        return self.eps
 
     def out_width(self, width: int | None) -> int:
         if width is not None and width != self.n:
@@ -403,9 +415,9 @@ class _Normalization(Layer, abstract=True):
         return np.ones(self.n) if name == "W" else np.zeros(self.n)
 
     def _onnx_weights(self, onnx, name: str, dtype, **arrays) -> tuple[list, list]:
-        """Initializers ``name.W``, ``name.b`` and ``name.<key>`` of ``arrays``, all in
-        ``dtype`` (the network's), and their names."""
-        named = {"W": self.W, "b": self.b, **arrays}
+        """Initializers ``name.<p>`` of the parameters ``p`` and ``name.<key>`` of
+        ``arrays``, all in ``dtype`` (the network's), and their names."""
+        named = {**{p: getattr(self, p) for p in self.param_shapes()}, **arrays}
         inits = [
             onnx.numpy_helper.from_array(np.array(v, dtype=dtype), f"{name}.{k}")
             for k, v in named.items()
@@ -413,7 +425,47 @@ class _Normalization(Layer, abstract=True):
         return inits, [f"{name}.{k}" for k in named]
 
 
-class LayerNorm(_Normalization):
+class _Shifted(_Normalization, abstract=True):
+    """A normalisation with a per-column shift ``b`` (zeros) after the scale."""
+
+    b = _Param()
+    db = _Grad()
+
+    def __init__(self, n: int, eps: float):
+        super().__init__(n, eps)
+        self._b = self._db = None
+
+
+class _RowNorm(_Normalization, abstract=True):
+    """A normalisation of each row by its own statistics: the core's row norm of ``kind``
+    (a ``_core.NormKind`` member, named as the class). Its parameters are the core's
+    layout of that kind (``W``, and ``b`` when it has a shift); ``centred`` says whether
+    its statistics are about the row's mean (else about 0), for its NumPy maths."""
+
+    centred = True
+
+    def core_spec(self, width: int, dtype) -> _core.LayerSpec:
+        return _core.LayerSpec(
+            _core.LayerKind.RowNorm, self.n, self.n, eps=self.eps_for(dtype), norm=self.kind
+        )
+
+    def forward_numpy(self, x, params, state, training, key):
+        xhat, rstd = _layer_math.normalize(x, 1, self.eps_for(x.dtype), self.centred)
+        return _layer_math.affine(xhat, params["W"], params.get("b"), x.dtype), (xhat, rstd)
+
+    def backward_numpy(self, grad, cache, params):
+        xhat, rstd = cache
+        dx, dW, db = _layer_math.normalize_backward(grad, xhat, rstd, params["W"], 1, self.centred)
+        return dx, ({"W": dW, "b": db} if "b" in params else {"W": dW})
+
+    def config(self) -> dict:
+        return {"type": type(self).__name__, "n": self.n, "eps": self.eps}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.n}, eps={self.eps})"
+
+
+class LayerNorm(_RowNorm, _Shifted):
     """``torch.nn.LayerNorm((n,))``: each row normalised by its own mean and biased
     variance, then ``* W + b``.
 
@@ -434,25 +486,10 @@ class LayerNorm(_Normalization):
     """
 
     torch_type = "LayerNorm"
-    kind = _core.LayerKind.LayerNorm
+    kind = _core.NormKind.LayerNorm
 
     def __init__(self, n: int, eps: float = 1e-5):
         super().__init__(n, eps)
-
-    def core_spec(self, width: int) -> _core.LayerSpec:
-        return _core.LayerSpec(self.kind, self.n, self.n, eps=self.eps)
-
-    def forward_numpy(self, x, params, state, training, key):
-        xhat, rstd = _layer_math.normalize(x, 1, self.eps)
-        return _layer_math.affine(xhat, params["W"], params["b"], x.dtype), (xhat, rstd)
-
-    def backward_numpy(self, grad, cache, params):
-        xhat, rstd = cache
-        dx, dW, db = _layer_math.normalize_backward(grad, xhat, rstd, params["W"], 1)
-        return dx, {"W": dW, "b": db}
-
-    def config(self) -> dict:
-        return {"type": "LayerNorm", "n": self.n, "eps": self.eps}
 
     def to_torch(self, torch, dtype):
         module = torch.nn.LayerNorm(self.n, eps=self.eps, elementwise_affine=True, dtype=dtype)
@@ -501,11 +538,80 @@ class LayerNorm(_Normalization):
         ]
         return nodes, inits
 
-    def __repr__(self) -> str:
-        return f"LayerNorm({self.n}, eps={self.eps})"
+
+class RMSNorm(_RowNorm):
+    """``torch.nn.RMSNorm((n,))``: each row divided by its root mean square,
+    ``x / sqrt(mean(x**2) + eps)``, then ``* W``; no shift.
+
+    Parameters
+    ----------
+    n : int
+        Width of the rows.
+    eps : float or None
+        Added to the mean square inside the square root, > 0; None (torch's default) is
+        the machine epsilon of the network's dtype (``numpy.finfo(dtype).eps``).
+
+    Attributes
+    ----------
+    W : ndarray, shape (n,)
+        Scale (ones); values set before the layer joins a network are kept.
+    dW : ndarray
+        Gradient of the loss after :meth:`Network.backward`.
+    """
+
+    torch_type = "RMSNorm"
+    kind = _core.NormKind.RMSNorm
+    centred = False
+
+    def __init__(self, n: int, eps: float | None = None):
+        super().__init__(n, eps)
+
+    def _checked_eps(self, eps):
+        return None if eps is None else super()._checked_eps(eps)
+
+    def eps_for(self, dtype) -> float:
+        return float(np.finfo(dtype).eps) if self.eps is None else self.eps
+
+    def to_torch(self, torch, dtype):
+        module = torch.nn.RMSNorm(self.n, eps=self.eps, elementwise_affine=True, dtype=dtype)
+        _torch_copy(torch, module.weight, self.W)
+        return module
+
+    @classmethod
+    def from_torch(cls, module) -> RMSNorm:
+        _torch_module_of(module, cls)
+        if len(module.normalized_shape) != 1 or not module.elementwise_affine:
+            raise ValueError(
+                "RMSNorm.from_torch takes an RMSNorm over one dimension with a weight, "
+                f"got {module!r}"
+            )
+        layer = cls(module.normalized_shape[0], eps=module.eps)
+        layer.W = module.weight.detach().cpu().numpy()
+        return layer
+
+    def onnx_nodes(self, onnx, name: str, x: str, opset: int, dtype) -> tuple[list, list]:
+        """``ReduceMean(x * x) + eps``, ``Sqrt``, ``Div`` and ``Mul`` by ``W`` (no ONNX
+        operator of opset 17 is RMS norm)."""
+        make = onnx.helper.make_node
+        inits, (w, eps) = self._onnx_weights(onnx, name, dtype, eps=self.eps_for(dtype))
+        p = name + "."  # the intermediate tensors' names
+        if opset >= 18:  # ReduceMean takes its axes as an input from opset 18
+            inits.append(onnx.numpy_helper.from_array(np.array([-1], np.int64), p + "axes"))
+            mean = make("ReduceMean", [p + "square", p + "axes"], [p + "mean_square"], keepdims=1)
+        else:
+            mean = make("ReduceMean", [p + "square"], [p + "mean_square"], axes=[-1], keepdims=1)
+        nodes = [
+            make("Mul", [x, x], [p + "square"]),
+            mean,
+            make("Add", [p + "mean_square", eps], [p + "mean_square_eps"]),
+            make("Sqrt", [p + "mean_square_eps"], [p + "rms"]),
+            make("Div", [x, p + "rms"], [p + "xhat"]),
+            make("Mul", [p + "xhat", w], [name], name=name),
+        ]
+        return nodes, inits
 
 
-class BatchNorm(_Normalization):
+class BatchNorm(_Shifted):
     """``torch.nn.BatchNorm1d(n)``: each column normalised, in training by the batch's
     mean and biased variance (at least 2 rows), in inference by the running statistics,
     then ``* W + b``. Each training pass moves the running mean and variance towards the
@@ -541,7 +647,7 @@ class BatchNorm(_Normalization):
         self.momentum = _validate.momentum_fraction(momentum)
         self._running_mean = self._running_var = None
 
-    def core_spec(self, width: int) -> _core.LayerSpec:
+    def core_spec(self, width: int, dtype) -> _core.LayerSpec:
         return _core.LayerSpec(self.kind, self.n, self.n, eps=self.eps, momentum=self.momentum)
 
     def state_init(self, dtype) -> dict[str, np.ndarray]:

@@ -27,6 +27,8 @@ __all__ = [
     "OPTIMIZER_STEPS",
     "layer_norm",
     "layer_norm_backward",
+    "rms_norm",
+    "rms_norm_backward",
     "batch_norm",
     "batch_norm_backward",
     "dropout",
@@ -696,6 +698,22 @@ def layer_norm_backward(x, weight, grad, eps=1e-5):
     x, weight, grad, eps = _validate.norm_inputs(x, weight, grad, "grad", eps)
     xhat, rstd = _layer_math.normalize(x, 1, eps)
     return _layer_math.normalize_backward(grad, xhat, rstd, weight, 1)
+
+
+def rms_norm(x, weight, eps=None):
+    """Each row of x divided by its root mean square, ``* weight``; ``eps`` None: the
+    machine epsilon of x's dtype."""
+    x, weight, _, eps = _validate.norm_inputs(x, weight, None, "bias", eps, machine_eps=True)
+    xhat, _ = _layer_math.normalize(x, 1, eps, centred=False)
+    return _layer_math.affine(xhat, weight, None, x.dtype)
+
+
+def rms_norm_backward(x, weight, grad, eps=None):
+    """``(dx, dweight)`` of :func:`rms_norm`."""
+    x, weight, grad, eps = _validate.norm_inputs(x, weight, grad, "grad", eps, machine_eps=True)
+    xhat, rstd = _layer_math.normalize(x, 1, eps, centred=False)
+    dx, dweight, _ = _layer_math.normalize_backward(grad, xhat, rstd, weight, 1, centred=False)
+    return dx, dweight
 
 
 def batch_norm(x, weight, bias, running_mean, running_var, training, momentum=0.1, eps=1e-5):
