@@ -82,7 +82,7 @@ __all__ = [
     "gemm_config",
     "get_num_threads",
     "set_num_threads",
-    "tune",
+    "tune",  # noqa: F405 (imported on first use, by __getattr__ below)
 ]
 
 

@@ -27,7 +27,7 @@ DTYPES = ("float32", "float64", "bfloat16")
 MAX_BLOCK = 1 << 20  # the core's bound for a block size and the wide kernel's width
 MAX_FILE_BYTES = 1 << 20
 THREADS = "threads"  # the choices' entry for the thread settings, beside the dtypes'
-# The core's bounds for the thread settings (threads.hpp, gemm/config.hpp).
+# The core's bounds for the thread settings (kernels/threads.hpp, kernels/gemm/config.hpp).
 THREAD_BOUNDS = {"work_per_thread": (1, 1 << 40), "split_pack_cost": (0, 1 << 20)}
 
 _loaded_path: str | None = None

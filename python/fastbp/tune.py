@@ -447,11 +447,16 @@ def tune(net, X, *, full: bool = False, output=None, verbose: bool = False) -> d
             f"fb.tune times the CPU kernels; this network's backend is {net.backend!r}, "
             "expected 'cpu'"
         )
-    if not any(isinstance(layer, fb.Dense) for layer in net.layers):
+    dense = [layer for layer in net.layers if isinstance(layer, fb.Dense)]
+    if not dense:
         raise ValueError("fb.tune needs a network with at least one Dense layer")
-    shape = np.shape(X) if not hasattr(X, "shape") else X.shape
+    shape = tuple(X.shape) if hasattr(X, "shape") else np.shape(X)
     if len(shape) != 2 or shape[0] < 1:
         raise ValueError(f"X must be a 2-D batch with at least one row, got shape {shape}")
+    if shape[1] != dense[0].in_features:
+        raise ValueError(
+            f"X must have the network's input width {dense[0].in_features}, got {shape[1]} columns"
+        )
     out = print if verbose else (lambda *_: None)
     kept = _kept_choices()
     _tuning.restore_untuned()
