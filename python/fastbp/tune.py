@@ -8,10 +8,15 @@ compiled kernel of that path runs the products of MLP training steps (forward X 
 the two backward products X^T @ dZ and dZ @ W^T) under a few cache blocks: the table's,
 the analytic model's and neighbours of the better one. The fastest blocks per kernel (by
 the geometric mean of GFLOP/s, median of repeats) win, and on a path with a narrow and a
-wide kernel, the width from which the wide one runs. The choices are saved in the user
-cache (see ``fastbp._tuning``) and used by every later import on this machine, fastbp
-version and path; ``FASTBP_TUNING=off`` ignores them. Tuning changes only speed and the
-order of the float sums inside a product, never which products are computed.
+wide kernel, the width from which the wide one runs. At the thread count in use it also
+times how a product's threads split its rows and columns, and the multiply-adds a thread
+must get (below twice that a product runs on one thread). It stops starting timings
+before its time limit (20 s in all, 60 s with --full); what it leaves untimed keeps its
+default. The choices are saved in the user cache (see ``fastbp._tuning``) and used by
+every later import on this machine, fastbp version and path; ``FASTBP_TUNING=off``
+ignores them. ``fb.tune(net, X)`` (this module, called) does the same for one network's
+products. Tuning changes only speed and the order of the float sums inside a product,
+never which products are computed.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import statistics
 import sys
 import time
 import types
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -37,7 +42,7 @@ __all__ = ["main", "tune"]
 
 # (m, n, k, trans_a, trans_b): the products of one training step of the benchmark cases
 # S2 (1000-100-10, batch 64), S3 (784-256-256-10, batch 256), S4 (784-1024-1024-10, batch
-# 1024) and, in --full, S5 (4096-4096-4096) at batch 512.
+# 1024) and, in --full, S5 (4096-4096-4096) at batch 256.
 QUICK_SHAPES = (
     (64, 100, 1000, False, False),
     (1000, 100, 64, True, False),
@@ -49,9 +54,9 @@ QUICK_SHAPES = (
     (1024, 784, 1024, False, True),
 )
 FULL_SHAPES = QUICK_SHAPES + (
-    (512, 4096, 4096, False, False),
-    (4096, 4096, 512, True, False),
-    (512, 4096, 4096, False, True),
+    (256, 4096, 4096, False, False),
+    (4096, 4096, 256, True, False),
+    (256, 4096, 4096, False, True),
 )
 NEVER_WIDE = _tuning.MAX_BLOCK
 ALWAYS_M = _tuning.THREAD_BOUNDS["split_pack_cost"][1]  # a pack cost that never splits N
@@ -62,13 +67,19 @@ THRESHOLD_CUBES = (40, 56, 80, 101, 128, 161, 203)
 MARGIN = 1.03
 # The tuner starts no timing that would end after this many seconds (its imports and the
 # file's writing come on top): at most 20 s in all by default, 60 s with --full.
-QUICK_SECONDS, FULL_SECONDS = 17.0, 55.0
+QUICK_SECONDS, FULL_SECONDS = 14.0, 48.0
 
 
 def _operands(shape, dtype, rng):
+    """Uniform operands in [-1, 1): their values do not change a product's speed, and
+    they are made in a fraction of normal ones' time (S5's are 16M elements each)."""
     m, n, k, ta, tb = shape
-    a = rng.standard_normal((k, m) if ta else (m, k)).astype(dtype)
-    b = rng.standard_normal((n, k) if tb else (k, n)).astype(dtype)
+
+    def uniform(rows, cols):
+        return (2 * rng.random((rows, cols), dtype=np.float32) - 1).astype(dtype, copy=False)
+
+    a = uniform(k, m) if ta else uniform(m, k)
+    b = uniform(n, k) if tb else uniform(k, n)
     return a, b
 
 
@@ -101,12 +112,15 @@ class _Product:
         return (time.perf_counter() - t0) / self.calls
 
 
-def time_setups(setups, products, repeats: int):
+def time_setups(setups, products, repeats: int, end: float = math.inf):
     """GFLOP/s of every product after each of `setups` (callables that set a
     configuration): medians of `repeats` rounds, each round timing every setup in turn,
-    so that a burst of load from elsewhere falls on all of them alike."""
+    so that a burst of load from elsewhere falls on all of them alike. No round after the
+    first starts past `end` (a perf_counter time)."""
     samples = [[[] for _ in products] for _ in setups]
-    for _ in range(repeats):
+    for round_ in range(repeats):
+        if round_ > 0 and time.perf_counter() >= end:
+            break
         for per_product, setup in zip(samples, setups):
             setup()
             for times, product in zip(per_product, products):
@@ -117,10 +131,10 @@ def time_setups(setups, products, repeats: int):
     ]
 
 
-def confirmed(setups, products, repeats: int) -> bool:
+def confirmed(setups, products, repeats: int, end: float = math.inf) -> bool:
     """Whether the second of two setups (the one in use, a challenger) is still MARGIN
     faster when the two are timed again, head to head."""
-    in_use, challenger = time_setups(setups, products, repeats)
+    in_use, challenger = time_setups(setups, products, repeats, end)
     return geomean(challenger) > MARGIN * geomean(in_use)
 
 
@@ -206,17 +220,37 @@ class Plan:
 
     @classmethod
     def start(cls, full: bool, out=print) -> Plan:
-        repeats, block, limit = (5, 0.03, FULL_SECONDS) if full else (3, 0.01, QUICK_SECONDS)
+        repeats, block, limit = (3, 0.02, FULL_SECONDS) if full else (3, 0.01, QUICK_SECONDS)
         return cls(full, repeats, block, time.perf_counter() + limit, out)
 
+    def share(self, parts: int) -> Plan:
+        """This plan with one of `parts` equal shares of the time left."""
+        now = time.perf_counter()
+        return replace(self, end=min(self.end, now + (self.end - now) / parts))
+
     def affords(self, setups: int, products) -> bool:
-        """Whether timing `setups` setups on `products` ends before the time limit."""
-        cost = setups * self.repeats * sum(p.pass_seconds for p in products)
+        """Whether timing `setups` setups on `products` ends before the time limit, by
+        an estimate with a quarter more for changes of load and configuration."""
+        cost = 1.25 * setups * self.repeats * sum(p.pass_seconds for p in products)
         return time.perf_counter() + cost <= self.end
 
     def products(self, shapes, dtype: str, rng):
+        """The products of `shapes` to time, made while the time limit is not reached."""
         np_dtype, compute = _np_dtype(dtype)
-        return [_Product(s, np_dtype, compute, rng, self.block_seconds) for s in shapes]
+        made = []
+        for shape in shapes:
+            if time.perf_counter() >= self.end:
+                return []
+            made.append(_Product(shape, np_dtype, compute, rng, self.block_seconds))
+        return made
+
+    def affordable(self, candidates: int, products) -> int:
+        """How many of `candidates` (the one in use first) can be timed on `products`,
+        with a head-to-head confirmation, before the time limit: 0 when not two."""
+        fits = max(
+            (c for c in range(2, candidates + 1) if self.affords(c + 2, products)), default=0
+        )
+        return fits if products else 0
 
 
 def best_of(cands, use, products, plan: Plan, what: str):
@@ -225,16 +259,20 @@ def best_of(cands, use, products, plan: Plan, what: str):
     the fastest if it beats the one in use by MARGIN twice, else the one in use. None
     when the timing would run past the time limit (the one in use is kept)."""
     repeats, out = plan.repeats, plan.out
-    if not plan.affords(len(cands) + 2, products):
+    fits = plan.affordable(len(cands), products)
+    if fits == 0:
         out(f"# {what}: not timed, the time limit is near; kept")
         return None
-    all_rates = time_setups([use(v) for _, v in cands], products, repeats)
+    if fits < len(cands):
+        out(f"# {what}: {len(cands) - fits} of {len(cands)} candidates left out by the time limit")
+        cands = cands[:fits]
+    all_rates = time_setups([use(v) for _, v in cands], products, repeats, plan.end)
     results = [
         (geomean(rates), label, value, rates) for (label, value), rates in zip(cands, all_rates)
     ]
     best = pick(results)
     if best is not results[0]:
-        if not confirmed([use(results[0][2]), use(best[2])], products, repeats):
+        if not confirmed([use(results[0][2]), use(best[2])], products, repeats, plan.end):
             out(f"# {what}: {best[1]} not faster when timed again; kept")
             best = results[0]
     return results, best
@@ -303,7 +341,7 @@ def _tune_wide_from(dtype, shapes, products, narrow_nr, best_rates, current, pla
         lambda: _core._gemm_set_wide_from(dtype, current),
         lambda: _core._gemm_set_wide_from(dtype, wide_from),
     ]
-    if not plan.affords(2, products) or not confirmed(setups, products, plan.repeats):
+    if not plan.affords(2, products) or not confirmed(setups, products, plan.repeats, plan.end):
         plan.out(f"# wide kernel from {wide_from} columns not confirmed faster; kept")
         return current
     return wide_from
@@ -321,9 +359,10 @@ def _cost_label(cost: int) -> str:
 
 
 def work_candidates(current: int, full: bool) -> list:
-    """(label, multiply-adds per thread) around the one in use: a quarter to four times it
-    (in --full an eighth to eight times)."""
-    factors = (1 / 8, 1 / 4, 1 / 2, 2, 4, 8) if full else (1 / 4, 1 / 2, 2, 4)
+    """(label, multiply-adds per thread) around the one in use, nearest first (a time
+    limit leaves out the last): a half to twice it, a quarter to four times (and in
+    --full an eighth to eight times)."""
+    factors = (1 / 2, 2, 1 / 4, 4, 1 / 8, 8) if full else (1 / 2, 2, 1 / 4, 4)
     bound = _tuning.THREAD_BOUNDS["work_per_thread"][1]
     values = {min(bound, max(1, int(current * f))): f"x{f:g}" for f in factors}
     return [("in use", current)] + [(label, v) for v, label in values.items() if v != current]
@@ -394,12 +433,14 @@ def run(dtypes, shapes, plan: Plan) -> tuple:
     from the defaults, within `plan`'s time limit (what it leaves untimed keeps its
     default); returns the choices (applied in this process) and the table."""
     choices, measured = {}, []
-    for index, dtype in enumerate(dtypes):
-        choices[dtype], rows = tune_dtype(dtype, shapes, plan)
+    phases = [(dtype, tune_dtype) for dtype in dtypes]
+    phases.insert(1, (_tuning.THREADS, tune_threads))  # on the first dtype's blocks just chosen
+    for index, (name, tuner) in enumerate(phases):
+        # Each phase gets an equal share of the time left, so that a slow one (a busy
+        # machine) leaves the later ones time to run.
+        share = plan.share(len(phases) - index)
+        choices[name], rows = tuner(dtypes[0] if tuner is tune_threads else name, shapes, share)
         measured += rows
-        if index == 0:  # the threads next, on the blocks just chosen
-            choices[_tuning.THREADS], rows = tune_threads(dtype, shapes, plan)
-            measured += rows
     return choices, measured
 
 
