@@ -4,7 +4,7 @@ steps of bench_train.py with fastbp at its default thread count and at one threa
 PyTorch at its default; and examples/digits.py's training run with fastbp's default.
 
     python benchmarks/bench_load.py [--cases S2,S3,S4] [--repeats 5] [--spinners N]
-                                    [--no-digits] [--no-torch]
+                                    [--no-digits] [--no-torch] [--work-per-thread N]
 
 The ratios to read: `load/1t`, fastbp's default under load over its own one-thread time
 under load (1.0: threads cost nothing when a core is taken), and digits' `load/idle`.
@@ -99,7 +99,15 @@ def main(argv=None) -> None:
     )
     parser.add_argument("--no-digits", action="store_true", help="skip the digits run")
     parser.add_argument("--no-torch", action="store_true", help="skip PyTorch's steps")
+    parser.add_argument(
+        "--work-per-thread",
+        type=int,
+        default=None,
+        help="multiply-adds a thread must get (default: the tuning file's, else 2^19)",
+    )
     args = parser.parse_args(argv)
+    if args.work_per_thread is not None:
+        fb._core._set_work_per_thread(args.work_per_thread)
     try:
         import torch
     except ImportError:
