@@ -310,9 +310,7 @@ def tune_dtype(dtype: str, shapes, plan: Plan):
             return lambda: _core._gemm_set_blocks(dtype, name, *blocks, "tuned")
 
         timed = best_of(candidates(kernel, plan.full), use, products, plan, name)
-        if timed is None:
-            chosen[name] = [kernel["mc"], kernel["kc"], kernel["nc"]]
-            use(chosen[name])()
+        if timed is None:  # not in the file: the kernel keeps its default blocks
             continue
         results, best = timed
         chosen[name] = best[2]

@@ -471,13 +471,21 @@ def test_tune_checks_its_arguments_before_timing(cache):
 
 
 def test_the_tuner_times_nothing_past_its_time_limit(restore_config):
-    """A plan whose time is up keeps every setting in use and times no candidate."""
+    """A plan whose time is up keeps every setting in use, times no candidate and writes
+    no kernel's blocks into the choices."""
     before = fb.gemm_config()
     lines = []
     plan = tune.Plan(full=False, repeats=1, block_seconds=0.001, end=0.0, out=lines.append)
     choices, rows = tune.run(list(_tuning.DTYPES), [(8, 8, 8, False, False)], plan)
     assert rows == [r for r in rows if r[1] == "wide kernel from"]
-    assert blocks_of(fb.gemm_config()) == blocks_of(before)
+    after = fb.gemm_config()
+    assert blocks_of(after) == blocks_of(before)
+    for dtype in _tuning.DTYPES:
+        assert choices[dtype] == {"kernels": {}, "wide_from": before[dtype]["wide_from"]}
+        assert after[dtype]["wide_from"] == before[dtype]["wide_from"]
+        assert [k["blocks"] for k in after[dtype]["kernels"]] == [
+            k["blocks"] for k in before[dtype]["kernels"]
+        ]
     assert choices[_tuning.THREADS] == before[_tuning.THREADS]
     assert any("time limit" in line for line in lines)
 
