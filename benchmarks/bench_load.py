@@ -4,6 +4,7 @@ steps of bench_train.py with fastbp at its default thread count and at one threa
 PyTorch at its default; and examples/digits.py's training run with fastbp's default.
 
     python benchmarks/bench_load.py [--cases S2,S3,S4] [--repeats 5] [--spinners N]
+                                    [--no-digits] [--no-torch] [--work-per-thread N]
 
 The ratios to read: `load/1t`, fastbp's default under load over its own one-thread time
 under load (1.0: threads cost nothing when a core is taken), and digits' `load/idle`.
@@ -25,7 +26,7 @@ import numpy as np
 
 import fastbp as fb
 from bench_train import CASES, fastbp_step, torch_step
-from timing import median_seconds
+from timing import interleaved_medians
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
 import digits  # examples/digits.py
@@ -53,7 +54,8 @@ def spinners(count: int):
 
 
 def step_times(cases, repeats: int, torch) -> dict:
-    """Median seconds per step: {case: {"default": s, "1 thread": s, "torch": s}}."""
+    """Median seconds per step: {case: {"default": s, "1 thread": s, "torch": s}}, the
+    contenders timed in interleaved rounds so that a change in load falls on all alike."""
     rng = np.random.default_rng(0)
     out = {}
     for name in cases:
@@ -61,12 +63,15 @@ def step_times(cases, repeats: int, torch) -> dict:
         X = rng.standard_normal((batch, sizes[0]), dtype=np.float32)
         T = rng.standard_normal((batch, sizes[-1]), dtype=np.float32)
         step = fastbp_step(sizes, X, T, "cpu")
-        out[name] = {"default": median_seconds(step, repeats)}
-        fb.set_num_threads(1)
-        out[name]["1 thread"] = median_seconds(step, repeats)
-        fb.set_num_threads(DEFAULT_THREADS)
+        fns = {"default": step, "1 thread": step}
+        setups = {
+            "default": lambda: fb.set_num_threads(DEFAULT_THREADS),
+            "1 thread": lambda: fb.set_num_threads(1),
+        }
         if torch is not None:
-            out[name]["torch"] = median_seconds(torch_step(sizes, X, T), repeats)
+            fns["torch"] = torch_step(sizes, X, T)
+        out[name] = interleaved_medians(fns, repeats, setups=setups)
+        fb.set_num_threads(DEFAULT_THREADS)
     return out
 
 
@@ -92,10 +97,22 @@ def main(argv=None) -> None:
         default=max(1, os.cpu_count() - 1),
         help="spinning processes under load (default: CPUs - 1)",
     )
+    parser.add_argument("--no-digits", action="store_true", help="skip the digits run")
+    parser.add_argument("--no-torch", action="store_true", help="skip PyTorch's steps")
+    parser.add_argument(
+        "--work-per-thread",
+        type=int,
+        default=None,
+        help="multiply-adds a thread must get (default: the tuning file's, else 2^19)",
+    )
     args = parser.parse_args(argv)
+    if args.work_per_thread is not None:
+        fb._core._set_work_per_thread(args.work_per_thread)
     try:
         import torch
     except ImportError:
+        torch = None
+    if args.no_torch:
         torch = None
     cases = args.cases.split(",")
     info = fb.build_info()
@@ -108,9 +125,10 @@ def main(argv=None) -> None:
         f"default; torch {torch_info}; "
         f"load: {args.spinners} spinning processes"
     )
-    idle, idle_digits = step_times(cases, args.repeats, torch), digits_seconds(args.repeats)
+    digits_run = (lambda: None) if args.no_digits else (lambda: digits_seconds(args.repeats))
+    idle, idle_digits = step_times(cases, args.repeats, torch), digits_run()
     with spinners(args.spinners):
-        load, load_digits = step_times(cases, args.repeats, torch), digits_seconds(args.repeats)
+        load, load_digits = step_times(cases, args.repeats, torch), digits_run()
     header = (
         f"{'case':6} {'idle us':>9} {'idle 1t us':>10} {'load us':>9} {'load 1t us':>10} "
         f"{'torch load us':>13} {'load/1t':>8} {'load/idle':>9}"
@@ -126,6 +144,8 @@ def main(argv=None) -> None:
             f"{busy['default'] / busy['1 thread']:8.2f} "
             f"{busy['default'] / quiet['default']:9.2f}"
         )
+    if idle_digits is None:
+        return
     print(
         f"{'digits':6} {idle_digits:8.3f}s {'':>10} {load_digits:8.3f}s {'':>10} {'':>13} "
         f"{'':>8} {load_digits / idle_digits:9.2f}"

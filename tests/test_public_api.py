@@ -59,6 +59,7 @@ FASTBP = [
     "reference",
     "schedules",
     "set_num_threads",
+    "tune",
 ]
 
 #: Every function of ``fastbp.ops`` (its ``__all__``) and its parameters.
@@ -205,7 +206,7 @@ MODULES = {
         "LOSS_TYPES",
     ],
     "fastbp.metrics": ["accuracy", "METRICS"],
-    "fastbp.tune": ["main"],
+    "fastbp.tune": ["main", "tune"],
     "fastbp.onnx_export": ["to_onnx", "MIN_OPSET", "HEADS"],
     "fastbp.interop": ["torch_layers", "to_torch"],
     "fastbp.gradcheck": ["gradcheck"],

@@ -8,6 +8,7 @@
 #include "kernels/dispatch.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/gemm/blocking.hpp"
+#include "kernels/gemm/config.hpp"
 #include "kernels/loss.hpp"
 #include "kernels/threads.hpp"
 #include "nn/plan.hpp"
@@ -103,13 +104,18 @@ py::dict gemm_config() {
     p["wide_from"] = path.kernels.size() > 1 ? py::object(py::int_(path.wide_from)) : py::none();
     out[dtype] = p;
   }
+  py::dict threads;
+  threads["work_per_thread"] = kernels::work_per_thread();
+  threads["split_pack_cost"] = gd::split_pack_cost();
+  out["threads"] = threads;
   return out;
 }
 
 void bind_gemm_config(py::module_& m) {
   m.def("gemm_config", &gemm_config,
-        "The GEMM's configuration here: the CPU, the caches read, and per dtype the kernels "
-        "with their cache blocks (in use, the table's, the analytic model's).");
+        "The GEMM's configuration here: the CPU, the caches read, per dtype the kernels "
+        "with their cache blocks (in use, the table's, the analytic model's), and the "
+        "threads' settings (multiply-adds per thread, the M/N split's pack cost).");
   m.def(
       "_gemm_analytic_blocks",
       [](const py::dict& caches, int mr, int nr, int64_t k_bytes, int k_align,
@@ -137,6 +143,8 @@ void bind_gemm_config(py::module_& m) {
       py::arg("dtype"), py::arg("kernel"), py::arg("mc"), py::arg("kc"), py::arg("nc"),
       py::arg("source"));
   m.def("_gemm_set_wide_from", &kernels::set_gemm_wide_from, py::arg("dtype"), py::arg("n"));
+  m.def("_set_work_per_thread", &kernels::set_work_per_thread, py::arg("work"));
+  m.def("_gemm_set_split_pack_cost", &gd::set_split_pack_cost, py::arg("cost"));
 }
 
 }  // namespace fastbp::bindings

@@ -254,9 +254,9 @@ void after_fork_in_child() {
 
 std::atomic<int> g_threads{0};  // 0 until the pool first starts
 
-// A thread earns its place at about half a million multiply-adds (some 30 us on one
-// core), so the small kernels of small networks stay serial.
-constexpr int64_t kWorkPerThread = 1 << 19;
+// By default a thread earns its place at about half a million multiply-adds (some 30 us
+// on one core), so the small kernels of small networks stay serial.
+std::atomic<int64_t> g_work_per_thread{kDefaultWorkPerThread};
 
 }  // namespace
 
@@ -283,8 +283,18 @@ int set_num_threads(int64_t n) {
   return got;
 }
 
+int64_t work_per_thread() { return g_work_per_thread.load(std::memory_order_relaxed); }
+
+void set_work_per_thread(int64_t work) {
+  if (work < 1 || work > kMaxWorkPerThread)
+    throw std::invalid_argument("work per thread must be in [1, " +
+                                std::to_string(kMaxWorkPerThread) + "], got " +
+                                std::to_string(work));
+  g_work_per_thread.store(work, std::memory_order_relaxed);
+}
+
 int pick_threads(int64_t work) {
-  const int64_t useful = std::max<int64_t>(1, work / kWorkPerThread);
+  const int64_t useful = std::max<int64_t>(1, work / work_per_thread());
   return static_cast<int>(std::min<int64_t>(num_threads(), useful));
 }
 

@@ -28,9 +28,19 @@ int set_num_threads(int64_t n);
 // Python int beyond int64 in the same words).
 std::string thread_count_error(const std::string& got);
 
-// Threads worth using for `work` multiply-adds: small problems stay serial, since
-// handing out units costs more than it saves.
+// Threads worth using for `work` multiply-adds: one per work_per_thread() of them, so
+// problems below twice that stay serial, since handing out units costs more than it saves.
 int pick_threads(int64_t work);
+
+// The multiply-adds a thread must get to be worth starting (kDefaultWorkPerThread, or
+// what set_work_per_thread set: the tuner measures it per machine).
+constexpr int64_t kDefaultWorkPerThread = int64_t(1) << 19;
+constexpr int64_t kMaxWorkPerThread = int64_t(1) << 40;
+int64_t work_per_thread();
+
+// Sets work_per_thread (1 <= work <= kMaxWorkPerThread, else std::invalid_argument).
+// It changes only which calls run on one thread, never a result for a given thread count.
+void set_work_per_thread(int64_t work);
 
 namespace threads_detail {
 using UnitFn = void (*)(const void* body, int64_t unit);

@@ -69,6 +69,7 @@ __all__ = [
     "gemm_config",
     "get_num_threads",
     "set_num_threads",
+    "tune",  # noqa: F405 (imported on first use, by __getattr__ below)
 ]
 
 
@@ -92,7 +93,10 @@ def gemm_config() -> dict:
     their cache blocks: in use (``mc``, ``kc``, ``nc``, from ``blocks``: ``"analytic"``,
     ``"table"``, ``"tuned"`` or ``"environment"``), the built-in table's and the
     analytic model's; ``wide_from`` is the width from which the wide kernel runs (None
-    on a path with one kernel). ``tuning`` is the tuning file in use, or None."""
+    on a path with one kernel). ``threads``: the multiply-adds a thread must get
+    (``work_per_thread``: a product below twice that runs on one thread) and the pack
+    cost that splits a product's threads between its rows and columns
+    (``split_pack_cost``). ``tuning`` is the tuning file in use, or None."""
     config = _core.gemm_config()
     config["tuning"] = _tuning.loaded_path()
     return config
@@ -127,6 +131,16 @@ def set_num_threads(n: int) -> None:
             RuntimeWarning,
             stacklevel=2,
         )
+
+
+def __getattr__(name: str):
+    # fb.tune, the tuner (fastbp/tune.py, callable as fb.tune(net, X)), is imported on first
+    # use, so that `python -m fastbp.tune` runs a module the package has not imported yet.
+    if name == "tune":
+        import importlib
+
+        return importlib.import_module(".tune", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__() -> list:

@@ -1,6 +1,7 @@
-"""The GEMM tuning file: saved by ``python -m fastbp.tune``, loaded at import when it is
-valid for this machine, version and path, ignored with a warning otherwise. No test here
-times anything: the tuner runs, but what it picks is not asserted."""
+"""The GEMM tuning file: saved by ``python -m fastbp.tune`` and ``fb.tune(net, X)``,
+loaded at import when it is valid for this machine, version and path, ignored with a
+warning otherwise; its cache blocks, kernel split and thread settings. No test here times
+anything: the tuner runs, but what it picks is not asserted."""
 
 from __future__ import annotations
 
@@ -40,12 +41,19 @@ def restore_config():
             _core._gemm_set_blocks(dtype, k["name"], k["mc"], k["kc"], k["nc"], source)
         if before[dtype]["wide_from"] is not None:
             _core._gemm_set_wide_from(dtype, before[dtype]["wide_from"])
+    _tuning.apply_threads(before[_tuning.THREADS])
+
+
+# Thread settings unlike the defaults: every product but the smallest on all threads, and
+# the rows and columns split for load balance alone.
+ODD_THREADS = {"work_per_thread": 1000, "split_pack_cost": 0}
 
 
 def odd_choices(config=None):
-    """Valid choices unlike any default: small blocks, the wide kernel from 64 columns."""
+    """Valid choices unlike any default: small blocks, the wide kernel from 64 columns,
+    ODD_THREADS."""
     config = fb.gemm_config() if config is None else config
-    return {
+    choices = {
         dtype: {
             "kernels": {
                 k["name"]: [3 * k["mr"], 40, 2 * k["nr"]] for k in config[dtype]["kernels"]
@@ -54,6 +62,7 @@ def odd_choices(config=None):
         }
         for dtype in _tuning.DTYPES
     }
+    return {**choices, _tuning.THREADS: dict(ODD_THREADS)}
 
 
 def load_in_new_process(**env):
@@ -87,6 +96,7 @@ def test_a_saved_tuning_is_loaded_at_import_and_applied(cache):
         assert blocks_of(config)[dtype] == choices[dtype]["kernels"]
         assert config[dtype]["wide_from"] == choices[dtype]["wide_from"]
         assert {k["blocks"] for k in config[dtype]["kernels"]} == {"tuned"}
+    assert config[_tuning.THREADS] == ODD_THREADS
 
 
 def test_tuning_off_and_explicit_blocks_ignore_the_cache(cache):
@@ -95,6 +105,7 @@ def test_tuning_off_and_explicit_blocks_ignore_the_cache(cache):
         tuning, config, stderr = load_in_new_process(**env)
         assert tuning is None
         assert "tuned" not in {k["blocks"] for k in config["float32"]["kernels"]}
+        assert config[_tuning.THREADS] == fb.gemm_config()[_tuning.THREADS] != ODD_THREADS
         assert "Warning" not in stderr
 
 
@@ -158,8 +169,39 @@ def negative_width(doc):
     resign(doc)
 
 
+def unknown_setting(doc):
+    doc["choices"]["threads"]["spin_microseconds"] = 100
+    resign(doc)
+
+
+def unknown_entry(doc):
+    doc["choices"]["scheduler"] = {"policy": "fifo"}
+    resign(doc)
+
+
+def no_work_per_thread(doc):
+    doc["choices"]["threads"]["work_per_thread"] = 0
+    resign(doc)
+
+
+def split_cost_too_large(doc):
+    doc["choices"]["threads"]["split_pack_cost"] = (1 << 20) + 1
+    resign(doc)
+
+
+def thread_setting_not_an_int(doc):
+    doc["choices"]["threads"]["work_per_thread"] = 524288.0
+    resign(doc)
+
+
+def edit_thread_setting(doc):
+    doc["choices"]["threads"]["work_per_thread"] += 1
+
+
 TAMPERED = [edit_block, other_cpu, other_version, other_path, unknown_kernel]
 TAMPERED += [block_too_large, block_not_an_int, negative_width]
+TAMPERED += [unknown_setting, unknown_entry, no_work_per_thread, split_cost_too_large]
+TAMPERED += [thread_setting_not_an_int, edit_thread_setting]
 
 
 @pytest.mark.parametrize("edit", TAMPERED, ids=[f.__name__ for f in TAMPERED])
@@ -170,6 +212,7 @@ def test_a_tampered_or_foreign_tuning_file_is_ignored_with_a_warning(cache, edit
     assert tuning is None
     assert stderr.count("ignoring the GEMM tuning file") == 1, stderr
     assert "tuned" not in {k["blocks"] for d in _tuning.DTYPES for k in config[d]["kernels"]}
+    assert config[_tuning.THREADS] == fb.gemm_config()[_tuning.THREADS] != ODD_THREADS
 
 
 @pytest.mark.parametrize(
@@ -204,6 +247,10 @@ def test_validation_names_what_is_wrong():
     one_kernel = {**config, "float32": {**config["float32"], "wide_from": None}}
     with pytest.raises(_tuning.TuningError, match="two kernels"):
         _tuning.validate_choices({"float32": {"kernels": {}, "wide_from": 64}}, one_kernel)
+    with pytest.raises(_tuning.TuningError, match="'work_per_thread', 'split_pack_cost'"):
+        _tuning.validate_choices({"threads": {"work_per_thread": 8}}, config)
+    with pytest.raises(_tuning.TuningError, match="split_pack_cost must be an integer from 0"):
+        _tuning.validate_choices({"threads": {"work_per_thread": 8, "split_pack_cost": -1}}, config)
 
 
 def test_setting_blocks_checks_its_arguments(restore_config):
@@ -218,6 +265,11 @@ def test_setting_blocks_checks_its_arguments(restore_config):
         _core._gemm_set_blocks("float32", name, 8, 8, 8, "guess")
     with pytest.raises(ValueError, match="out of range"):
         _core._gemm_set_wide_from("float32", -1)
+    with pytest.raises(ValueError, match=r"work per thread must be in \[1, "):
+        _core._set_work_per_thread(0)
+    with pytest.raises(ValueError, match="pack cost -1 is out of range"):
+        _core._gemm_set_split_pack_cost(-1)
+    assert fb.gemm_config()[_tuning.THREADS] != {"work_per_thread": 0, "split_pack_cost": -1}
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64", "bfloat16"])
@@ -237,6 +289,37 @@ def test_products_stay_correct_under_applied_choices(restore_config, dtype):
         tol = 2 * k * eps * (np.abs(a).astype(np.float64) @ np.abs(b)) + 1e-30
         compute = "bfloat16" if dtype == "bfloat16" else None
         assert (np.abs(fb.ops.matmul(a, b, compute_dtype=compute) - ref) <= tol).all()
+
+
+SETTINGS = [
+    {"work_per_thread": 1, "split_pack_cost": 0},
+    {"work_per_thread": 1, "split_pack_cost": 1 << 20},
+    {"work_per_thread": 1 << 40, "split_pack_cost": 16},
+]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "bfloat16"])
+def test_products_are_bitwise_the_same_under_every_thread_setting(restore_config, dtype):
+    """Which thread computes a tile, and whether a product runs on one thread, never
+    changes a result: the M/N split and the one-thread threshold move work, not sums."""
+    rng = np.random.default_rng(2)
+    np_dtype = np.float64 if dtype == "float64" else np.float32
+    compute = "bfloat16" if dtype == "bfloat16" else None
+    shapes = [(37, 70, 130), (5, 300, 90), (130, 33, 41), (256, 7, 300), (64, 512, 64)]
+    operands = [
+        (rng.standard_normal((m, k)).astype(np_dtype), rng.standard_normal((k, n)).astype(np_dtype))
+        for m, n, k in shapes
+    ]
+    for trans in (False, True):
+        expected = [
+            fb.ops.matmul(a.T.copy() if trans else a, b, trans, False, compute) for a, b in operands
+        ]
+        for settings in SETTINGS:
+            _tuning.apply_threads(settings)
+            for (a, b), want in zip(operands, expected):
+                got = fb.ops.matmul(a.T.copy() if trans else a, b, trans, False, compute)
+                assert np.array_equal(got, want), (settings, a.shape, b.shape)
+        _tuning.apply_threads({"work_per_thread": 1 << 19, "split_pack_cost": 16})
 
 
 def test_choose_wide_from_takes_the_split_that_wins_on_the_shapes():
@@ -296,7 +379,7 @@ def test_the_tuner_saves_a_file_that_the_next_import_uses(cache, tmp_path):
     assert f"saved to {out}" in result.stdout
     assert result.stdout.count("*") >= len(_tuning.DTYPES)  # a winner per dtype at least
     choices = _tuning.read(out)
-    assert set(choices) == set(_tuning.DTYPES)
+    assert set(choices) == {*_tuning.DTYPES, _tuning.THREADS}
     tuning, config, _ = load_in_new_process(FASTBP_TUNING=str(out))
     assert tuning == str(out)
     assert blocks_of(config) == {d: choices[d]["kernels"] for d in _tuning.DTYPES}
@@ -315,4 +398,104 @@ def test_the_tuner_starts_from_the_defaults_not_from_a_loaded_file(restore_confi
         assert [k["blocks"] for k in after[dtype]["kernels"]] == [
             k["blocks"] for k in before[dtype]["kernels"]
         ]
+    assert after[_tuning.THREADS] == before[_tuning.THREADS]
     assert fb.build_info()["tuning"] is None
+
+
+def small_network(dtype="float32", compute_dtype=None, backend="cpu"):
+    layers = [fb.Dense(30, 20), fb.ReLU(), fb.Dense(20, 40), fb.Tanh(), fb.Dense(40, 3)]
+    return fb.Network(
+        layers, fb.MSELoss(), dtype=dtype, compute_dtype=compute_dtype, backend=backend
+    )
+
+
+def test_network_shapes_are_the_products_of_a_training_step():
+    """Forward X @ W and weight gradient X^T @ dZ per layer, the input gradient dZ @ W^T
+    but for the first layer (whose input needs no gradient), at the batch size."""
+    shapes = tune.network_shapes(small_network(), 16)
+    forward = [(16, 20, 30, False, False), (16, 40, 20, False, False), (16, 3, 40, False, False)]
+    weight_grad = [(30, 20, 16, True, False), (20, 40, 16, True, False), (40, 3, 16, True, False)]
+    input_grad = [(16, 20, 40, False, True), (16, 40, 3, False, True)]
+    assert sorted(shapes) == sorted(forward + weight_grad + input_grad)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "compute", "product"),
+    [
+        ("float32", None, "float32"),
+        ("float64", None, "float64"),
+        ("float32", "bfloat16", "bfloat16"),
+    ],
+)
+def test_product_dtype_follows_the_network(dtype, compute, product):
+    assert tune.product_dtype(small_network(dtype, compute)) == product
+
+
+def test_tune_a_network_saves_applies_and_keeps_other_dtypes(cache, restore_config, monkeypatch):
+    """fb.tune(net, X): the network's dtype and the thread settings are tuned, applied in
+    this process and saved where the next import reads them; another dtype's choices from
+    the file in use are kept."""
+    earlier = odd_choices()
+    earlier_path = _tuning.save(earlier)
+    monkeypatch.setattr(_tuning, "_loaded_path", str(earlier_path))
+    monkeypatch.setattr(_tuning, "_untuned", fb.gemm_config())
+    net = small_network()
+    X = np.random.default_rng(3).standard_normal((16, 30)).astype(np.float32)
+    choices = fb.tune(net, X)
+    assert set(choices) == {*_tuning.DTYPES, _tuning.THREADS}
+    assert choices["float64"] == earlier["float64"]  # not this network's dtype: kept
+    assert choices["bfloat16"] == earlier["bfloat16"]
+    path = _tuning.default_path()
+    assert fb.build_info()["tuning"] == str(path) == str(earlier_path)
+    assert _tuning.read(path) == choices
+    config = fb.gemm_config()
+    assert blocks_of(config)["float32"] == choices["float32"]["kernels"]
+    assert config[_tuning.THREADS] == choices[_tuning.THREADS]
+    tuning, loaded, stderr = load_in_new_process()
+    assert tuning == str(path) and "Warning" not in stderr
+    assert loaded[_tuning.THREADS] == choices[_tuning.THREADS]
+
+
+def test_tune_checks_its_arguments_before_timing(cache):
+    X = np.zeros((8, 30), np.float32)
+    with pytest.raises(TypeError, match="expects a fastbp Network, got list"):
+        fb.tune([fb.Dense(30, 3)], X)
+    with pytest.raises(ValueError, match="backend is 'numpy', expected 'cpu'"):
+        fb.tune(small_network(backend="numpy"), X)
+    with pytest.raises(ValueError, match=r"2-D batch with at least one row, got shape \(30,\)"):
+        fb.tune(small_network(), X[0])
+    with pytest.raises(ValueError, match="input width 30, got 29 columns"):
+        fb.tune(small_network(), X[:, 1:])
+    assert not (cache / "fastbp").exists()
+    assert fb.build_info()["tuning"] is None
+
+
+def test_the_tuner_times_nothing_past_its_time_limit(restore_config):
+    """A plan whose time is up keeps every setting in use, times no candidate and writes
+    no kernel's blocks into the choices."""
+    before = fb.gemm_config()
+    lines = []
+    plan = tune.Plan(full=False, repeats=1, block_seconds=0.001, end=0.0, out=lines.append)
+    choices, rows = tune.run(list(_tuning.DTYPES), [(8, 8, 8, False, False)], plan)
+    assert rows == [r for r in rows if r[1] == "wide kernel from"]
+    after = fb.gemm_config()
+    assert blocks_of(after) == blocks_of(before)
+    for dtype in _tuning.DTYPES:
+        assert choices[dtype] == {"kernels": {}, "wide_from": before[dtype]["wide_from"]}
+        assert after[dtype]["wide_from"] == before[dtype]["wide_from"]
+        assert [k["blocks"] for k in after[dtype]["kernels"]] == [
+            k["blocks"] for k in before[dtype]["kernels"]
+        ]
+    assert choices[_tuning.THREADS] == before[_tuning.THREADS]
+    assert any("time limit" in line for line in lines)
+
+
+def test_thread_candidates_are_unique_and_in_bounds():
+    low, high = _tuning.THREAD_BOUNDS["work_per_thread"]
+    for current in (1, 1 << 19, high):
+        for full in (False, True):
+            values = [v for _, v in tune.work_candidates(current, full)]
+            assert values[0] == current and len(values) == len(set(values)) > 1
+            assert all(low <= v <= high for v in values)
+            costs = [v for _, v in tune.split_candidates(16, full)]
+            assert costs[0] == 16 and 0 in costs and tune.ALWAYS_M in costs

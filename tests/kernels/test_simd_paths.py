@@ -57,8 +57,9 @@ CHECK = textwrap.dedent("""
     sys.exit(1 if failures else 0)
 """)
 
-# A tuning file for the path it runs on, with blocks and a kernel split unlike the
-# defaults: small odd blocks (many edge tiles, K split often) and the wide kernel from 64.
+# A tuning file for the path it runs on, with blocks, a kernel split and thread settings
+# unlike the defaults: small odd blocks (many edge tiles, K split often), the wide kernel
+# from 64, every product on all threads and its threads split for balance alone.
 WRITE_TUNING = textwrap.dedent("""
     import sys
     import fastbp as fb
@@ -73,6 +74,7 @@ WRITE_TUNING = textwrap.dedent("""
         }
         for dtype in _tuning.DTYPES
     }
+    choices[_tuning.THREADS] = {"work_per_thread": 1, "split_pack_cost": 0}
     _tuning.save(choices, sys.argv[1])
 """)
 

@@ -88,6 +88,16 @@ struct GemmConfig {
   int64_t slots(int64_t kc_) const { return (kc_ + k_align - 1) / k_align * k_align / k_per_slot; }
 };
 
+// How the driver splits a product's threads between M and N: one A element packed
+// costs about as much as this many FMA lanes of compute, which weighs the redundant A
+// packing of an N split against the load balance of an M split. 0 splits for balance
+// alone; kMaxSplitPackCost always splits M. The tuner measures it per machine.
+inline constexpr int64_t kDefaultSplitPackCost = 16;
+inline constexpr int64_t kMaxSplitPackCost = int64_t(1) << 20;
+int64_t split_pack_cost();
+// Throws std::invalid_argument outside [0, kMaxSplitPackCost].
+void set_split_pack_cost(int64_t cost);
+
 // Largest MR * NR in the table, for the edge-tile scratch in the driver.
 inline constexpr int kMaxTile = 32 * 32;
 

@@ -21,6 +21,8 @@
 // tile is computed the same way whichever thread claims it.
 #include <algorithm>
 #include <limits>
+#include <stdexcept>
+#include <string>
 
 #include "../gemm.hpp"
 #include "../threads.hpp"
@@ -50,17 +52,16 @@ constexpr int64_t kDirectWork = 2048;
 // An operand is packed only when each packed micro-panel is reused at least this often.
 constexpr int64_t kMinPackReuse = 12;
 
-// One A element packed costs about as much as this many FMA lanes of compute; it
-// weighs the redundant A packing of an N split against the load balance of an M split.
-constexpr int64_t kPackCost = 16;
+Tunable<int64_t> g_split_pack_cost = kDefaultSplitPackCost;
 
 int pick_m_threads(int nth, int64_t m_panels, int64_t n_panels, int mr, int nr) {
+  const int64_t pack_cost = g_split_pack_cost;
   int best = 1;
   int64_t best_cost = std::numeric_limits<int64_t>::max();
   for (int tm = 1; tm <= nth; ++tm) {
     if (nth % tm != 0) continue;
     const int tn = nth / tm;
-    const int64_t cost = ceil_div(m_panels, tm) * mr * (ceil_div(n_panels, tn) * nr + kPackCost);
+    const int64_t cost = ceil_div(m_panels, tm) * mr * (ceil_div(n_panels, tn) * nr + pack_cost);
     if (cost <= best_cost) {  // ties go to the larger M split: no redundant packing
       best_cost = cost;
       best = tm;
@@ -191,6 +192,16 @@ void run(const GemmPath<T>& path, bool ta, bool tb, int64_t m, int64_t n, int64_
 }
 
 }  // namespace
+
+int64_t split_pack_cost() { return g_split_pack_cost; }
+
+void set_split_pack_cost(int64_t cost) {
+  if (cost < 0 || cost > kMaxSplitPackCost)
+    throw std::invalid_argument("the split's pack cost " + std::to_string(cost) +
+                                " is out of range; expected 0 to " +
+                                std::to_string(kMaxSplitPackCost));
+  g_split_pack_cost = cost;
+}
 
 }  // namespace gemm_detail
 
