@@ -25,6 +25,10 @@ ALLOWED = {
     "_core._gemm_set_blocks": "the compiled module's setter, private to keep it out of "
     "fastbp._core's documented surface: only the tuner sets cache blocks",
     "_core._gemm_set_wide_from": "the compiled module's setter, private as _gemm_set_blocks",
+    "_core._gemm_set_split_pack_cost": "the compiled module's setter of the thread split, "
+    "private as _gemm_set_blocks: only the tuner sets it",
+    "_core._set_work_per_thread": "the compiled module's setter of the one-thread threshold, "
+    "private as _gemm_set_blocks: only the tuner sets it",
 }
 
 
