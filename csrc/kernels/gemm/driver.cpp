@@ -89,9 +89,11 @@ void gemm_tiled(const GemmConfig<T>& cfg, bool ta, bool tb, int64_t m, int64_t n
   const int threads = pick_threads(m * n * k);
   const int tm = pick_m_threads(threads, m_panels, n_panels_max, mr, nr);
   const int tn = threads / tm;
-  // M in blocks of at most MC rows, and at least tm blocks so that every M range of
-  // the thread grid has one; a unit of work is one M block times one of tn column groups.
-  const int64_t m_blocks = std::max<int64_t>(tm, ceil_div(m, cfg.mc));
+  // M in blocks of at most MC rows, as many as a multiple of tm so that the threads end
+  // together (3 blocks on 2 threads leave one idle a third of the time: a large MC, as a
+  // big L2 gives, makes few blocks); a unit of work is one M block times one of tn
+  // column groups.
+  const int64_t m_blocks = round_up(std::max<int64_t>(tm, ceil_div(m, cfg.mc)), tm);
   const int64_t mc_step = round_up(ceil_div(m, m_blocks), mr);
   const int64_t units = ceil_div(m, mc_step) * tn;
   const int64_t slots_max = cfg.slots(kc_step);  // a packed panel's depth, see GemmConfig
