@@ -7,9 +7,13 @@
 
 namespace fastbp::kernels::gemm_detail {
 
+// These are compiled into every SIMD path's file: always inlined, so that no out-of-line
+// copy built with one ISA's flags can be what the linker keeps for the others.
+#define FASTBP_INLINE inline __attribute__((always_inline))
+
 // float32 -> bfloat16 by round to nearest, ties to even, as PyTorch and the hardware
 // conversions round; a NaN stays a (quiet) NaN instead of rounding into infinity.
-inline uint16_t bf16_bits(float x) {
+FASTBP_INLINE uint16_t bf16_bits(float x) {
   uint32_t u;
   std::memcpy(&u, &x, sizeof u);
   if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);
@@ -20,7 +24,7 @@ inline uint16_t bf16_bits(float x) {
 // The rounding of vcvtne2ps2bf16, which the bfloat16 instructions' panels go through: a
 // subnormal float32 reads as a zero of its sign first, so a value just below 2^-126
 // gives zero where bf16_bits rounds it up to 2^-126; otherwise bf16_bits.
-inline uint16_t bf16_bits_flushed(float x) {
+FASTBP_INLINE uint16_t bf16_bits_flushed(float x) {
   uint32_t u;
   std::memcpy(&u, &x, sizeof u);
   if ((u & 0x7f800000u) == 0) return static_cast<uint16_t>((u >> 16) & 0x8000u);
@@ -28,22 +32,32 @@ inline uint16_t bf16_bits_flushed(float x) {
 }
 
 // x rounded to the nearest bfloat16, as a float32 (its low 16 bits zero).
-inline float bf16_round(float x) {
+FASTBP_INLINE float bf16_round(float x) {
   const uint32_t u = static_cast<uint32_t>(bf16_bits(x)) << 16;
   float y;
   std::memcpy(&y, &u, sizeof y);
   return y;
 }
 
-// The element conversions the packers apply on the way into a panel.
-struct Copy {
+// The element conversions the packers apply on the way into a panel. transpose_steps
+// builds the first steps of a transposed panel of R lanes in vector registers and says
+// how many it built: none here; a SIMD path's file overrides it (ukr_avx512.cpp).
+struct Transposer {
+  template <typename T, int R>
+  static int64_t transpose_steps(const T*, int64_t, int64_t, T*) {
+    return 0;
+  }
+};
+struct Copy : Transposer {
+  static constexpr bool kIdentity = true;
   template <typename T>
-  static T apply(T x) {
+  FASTBP_INLINE static T apply(T x) {
     return x;
   }
 };
-struct RoundBf16 {
-  static float apply(float x) { return bf16_round(x); }
+struct RoundBf16 : Transposer {
+  static constexpr bool kIdentity = false;
+  FASTBP_INLINE static float apply(float x) { return bf16_round(x); }
 };
 
 }  // namespace fastbp::kernels::gemm_detail

@@ -79,11 +79,13 @@ GemmConfig<T> with_blocks(GemmConfig<T> cfg, const Blocking& b, int64_t k_bytes,
 }
 
 // A float kernel with pack.hpp's packers applying C (RoundBf16: the portable bfloat16
-// path, float32 arithmetic on rounded operands).
+// path, float32 arithmetic on rounded operands): the baseline's copies on the Ref path,
+// else those its ISA's file compiled (`packers`).
 template <typename T, const Blocking& B, class C = Copy>
-GemmConfig<T> make(const char* name, MicroKernel<T> ukr, EdgeKernel<T> ukr_edge) {
+GemmConfig<T> make(const char* name, MicroKernel<T> ukr, EdgeKernel<T> ukr_edge,
+                   Packers<T> packers = {pack_a<T, B.mr, C>, pack_b<T, B.nr, C>}) {
   static_assert(B.mc % B.mr == 0 && B.nc % B.nr == 0, "cache blocks must hold whole tiles");
-  GemmConfig<T> cfg{name, ukr, ukr_edge, pack_a<T, B.mr, C>, pack_b<T, B.nr, C>, B.mr, B.nr};
+  GemmConfig<T> cfg{name, ukr, ukr_edge, packers.a, packers.b, B.mr, B.nr};
   cfg.converts = !std::is_same_v<C, Copy>;
   return with_blocks(cfg, B, sizeof(T));
 }
@@ -179,7 +181,8 @@ GemmPath<float>& gemm_path<float>(Isa isa) {
 #ifdef FASTBP_HAVE_AVX2
     case Isa::Avx2: {
       static GemmConfig<float> c =
-          make<float, kAvx2F32>("sgemm_avx2_6x16", sgemm_avx2_6x16, sgemm_avx2_6x16_edge);
+          make<float, kAvx2F32>("sgemm_avx2_6x16", sgemm_avx2_6x16, sgemm_avx2_6x16_edge,
+                                avx2_packers<float, 6, 16, Copy>());
       static GemmPath<float> path = one(&c);
       return path;
     }
@@ -188,10 +191,12 @@ GemmPath<float>& gemm_path<float>(Isa isa) {
     case Isa::Amx:
     case Isa::Avx512Bf16:
     case Isa::Avx512: {
-      static GemmConfig<float> narrow = make<float, kAvx512F32>(
-          "sgemm_avx512_12x32", sgemm_avx512_12x32, sgemm_avx512_12x32_edge);
-      static GemmConfig<float> wide = make<float, kAvx512WideF32>(
-          "sgemm_avx512_6x64", sgemm_avx512_6x64, sgemm_avx512_6x64_edge);
+      static GemmConfig<float> narrow =
+          make<float, kAvx512F32>("sgemm_avx512_12x32", sgemm_avx512_12x32, sgemm_avx512_12x32_edge,
+                                  avx512_packers<float, 12, 32, Copy>());
+      static GemmConfig<float> wide =
+          make<float, kAvx512WideF32>("sgemm_avx512_6x64", sgemm_avx512_6x64,
+                                      sgemm_avx512_6x64_edge, avx512_packers<float, 6, 64, Copy>());
       static GemmPath<float> path{&narrow, &wide, 4 * kAvx512WideF32.nr};
       return path;
     }
@@ -212,7 +217,8 @@ GemmPath<double>& gemm_path<double>(Isa isa) {
 #ifdef FASTBP_HAVE_AVX2
     case Isa::Avx2: {
       static GemmConfig<double> c =
-          make<double, kAvx2F64>("dgemm_avx2_6x8", dgemm_avx2_6x8, dgemm_avx2_6x8_edge);
+          make<double, kAvx2F64>("dgemm_avx2_6x8", dgemm_avx2_6x8, dgemm_avx2_6x8_edge,
+                                 avx2_packers<double, 6, 8, Copy>());
       static GemmPath<double> path = one(&c);
       return path;
     }
@@ -221,10 +227,12 @@ GemmPath<double>& gemm_path<double>(Isa isa) {
     case Isa::Amx:
     case Isa::Avx512Bf16:
     case Isa::Avx512: {
-      static GemmConfig<double> narrow = make<double, kAvx512F64>(
-          "dgemm_avx512_12x16", dgemm_avx512_12x16, dgemm_avx512_12x16_edge);
+      static GemmConfig<double> narrow =
+          make<double, kAvx512F64>("dgemm_avx512_12x16", dgemm_avx512_12x16,
+                                   dgemm_avx512_12x16_edge, avx512_packers<double, 12, 16, Copy>());
       static GemmConfig<double> wide = make<double, kAvx512WideF64>(
-          "dgemm_avx512_6x32", dgemm_avx512_6x32, dgemm_avx512_6x32_edge);
+          "dgemm_avx512_6x32", dgemm_avx512_6x32, dgemm_avx512_6x32_edge,
+          avx512_packers<double, 6, 32, Copy>());
       static GemmPath<double> path{&narrow, &wide, 4 * kAvx512WideF64.nr};
       return path;
     }
@@ -244,9 +252,9 @@ GemmPath<float>& bf16_gemm_path(Isa isa) {
     }
 #ifdef FASTBP_HAVE_AVX2
     case Isa::Avx2: {
-      static GemmConfig<float> c =
-          make<float, kAvx2F32, RoundBf16>("bf16gemm_avx2_6x16 (float32 kernel, operands rounded)",
-                                           sgemm_avx2_6x16, sgemm_avx2_6x16_edge);
+      static GemmConfig<float> c = make<float, kAvx2F32, RoundBf16>(
+          "bf16gemm_avx2_6x16 (float32 kernel, operands rounded)", sgemm_avx2_6x16,
+          sgemm_avx2_6x16_edge, avx2_packers<float, 6, 16, RoundBf16>());
       static GemmPath<float> path = one(&c);
       return path;
     }
@@ -255,10 +263,10 @@ GemmPath<float>& bf16_gemm_path(Isa isa) {
     case Isa::Avx512: {
       static GemmConfig<float> narrow = make<float, kAvx512F32, RoundBf16>(
           "bf16gemm_avx512_12x32 (float32 kernel, operands rounded)", sgemm_avx512_12x32,
-          sgemm_avx512_12x32_edge);
+          sgemm_avx512_12x32_edge, avx512_packers<float, 12, 32, RoundBf16>());
       static GemmConfig<float> wide = make<float, kAvx512WideF32, RoundBf16>(
           "bf16gemm_avx512_6x64 (float32 kernel, operands rounded)", sgemm_avx512_6x64,
-          sgemm_avx512_6x64_edge);
+          sgemm_avx512_6x64_edge, avx512_packers<float, 6, 64, RoundBf16>());
       static GemmPath<float> path{&narrow, &wide, 4 * kAvx512WideF32.nr};
       return path;
     }

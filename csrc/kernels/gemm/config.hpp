@@ -137,6 +137,20 @@ const BlockOverride& gemm_block_override();
 template <typename T>
 void set_blocks(GemmConfig<T>& cfg, const Blocks& b, BlockSource source);
 
+// pack.hpp's packers for a float kernel's MR-row A and NR-column B panels with
+// conversion C (Copy, or RoundBf16 for the portable bfloat16 path), compiled with a SIMD
+// path's flags in its ukr_<isa>.cpp, where they are instantiated over a class of that
+// file's own so that the linker can never merge them with another path's copies.
+template <typename T>
+struct Packers {
+  PackA<T> a;
+  PackB<T> b;
+};
+template <typename T, int MR, int NR, class C>
+Packers<T> avx2_packers();
+template <typename T, int MR, int NR, class C>
+Packers<T> avx512_packers();
+
 // Micro-kernels, one translation unit per ISA.
 template <typename T, int MR, int NR>
 void gemm_ukr_ref(int64_t kc, T alpha, const T* a, int64_t rs_a, int64_t cs_a, const T* b,

@@ -4,7 +4,8 @@
 // kernels never see a ragged edge. The transposes of op() happen here, on the way into
 // the panels, so no transposed copy of an operand is ever made. A conversion C
 // (bf16.hpp: Copy, or RoundBf16 for the bfloat16 GEMM) is applied to each element as it
-// is copied, so rounding the operands costs no pass of its own.
+// is copied, so rounding the operands costs no pass of its own. Each SIMD path compiles
+// its own copies of these packers with its ISA's flags (isa_packers, config.hpp).
 #include <algorithm>
 #include <cstdint>
 
@@ -19,12 +20,17 @@ template <typename T, int R, class C = Copy>
 inline void pack_panel(const T* src, int64_t ld, bool lane_contig, int64_t lanes, int64_t kc,
                        T* __restrict dst) {
   if (lane_contig) {
-    // Lane l of step p lies at src[p * ld + l]. Plain loops, not std::copy: a copy of
-    // MR or NR elements is a few vector moves, where a call to memmove costs more.
+    // Lane l of step p lies at src[p * ld + l]. A copy of MR or NR elements must stay a
+    // few vector moves: a memcpy of a size known at compile time is inlined as such, where
+    // GCC turns a plain copy loop into a call to memmove, which costs more than the copy.
     if (lanes == R) {
       for (int64_t p = 0; p < kc; ++p) {
+        if constexpr (C::kIdentity) {
+          __builtin_memcpy(dst + p * R, src + p * ld, sizeof(T) * R);
+        } else {
 #pragma GCC unroll 16
-        for (int l = 0; l < R; ++l) dst[p * R + l] = C::apply(src[p * ld + l]);
+          for (int l = 0; l < R; ++l) dst[p * R + l] = C::apply(src[p * ld + l]);
+        }
       }
     } else {
       for (int64_t p = 0; p < kc; ++p) {
@@ -34,10 +40,12 @@ inline void pack_panel(const T* src, int64_t ld, bool lane_contig, int64_t lanes
     }
     return;
   }
-  // Lane l of step p lies at src[l * ld + p].
+  // Lane l of step p lies at src[l * ld + p]. C may transpose whole blocks of steps
+  // in vector registers (a SIMD path's Here<C>); the rest goes element by element.
   constexpr int64_t kRun = 8;
   int64_t p = 0;
   if (lanes == R) {
+    p = C::template transpose_steps<T, R>(src, ld, kc, dst);
     for (; p + kRun <= kc; p += kRun) {
       for (int l = 0; l < R; ++l) {
         const T* s = src + l * ld + p;

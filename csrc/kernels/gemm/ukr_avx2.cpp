@@ -5,6 +5,7 @@
 #include <immintrin.h>
 
 #include "config.hpp"
+#include "pack.hpp"
 #include "ukr_simd.hpp"
 
 namespace fastbp::kernels::gemm_detail {
@@ -48,6 +49,10 @@ struct Avx2F64 {
   static void store_n(double* p, V v, int n) { _mm256_maskstore_pd(p, mask(n), v); }
 };
 
+// A conversion of this file's own: the packers instantiated over it are this path's.
+template <class C>
+struct Here : C {};
+
 }  // namespace
 
 void sgemm_avx2_6x16(int64_t kc, float alpha, const float* a, int64_t rs_a, int64_t cs_a,
@@ -69,5 +74,13 @@ void dgemm_avx2_6x8_edge(int64_t kc, double alpha, const double* a, int64_t rs_a
                          int rows, int cols) {
   ukr_edge<Avx2F64, double, 6, 2>(kc, alpha, a, rs_a, cs_a, b, rs_b, beta, c, ldc, rows, cols);
 }
+
+template <typename T, int MR, int NR, class C>
+Packers<T> avx2_packers() {
+  return {pack_a<T, MR, Here<C>>, pack_b<T, NR, Here<C>>};
+}
+template Packers<float> avx2_packers<float, 6, 16, Copy>();
+template Packers<float> avx2_packers<float, 6, 16, RoundBf16>();
+template Packers<double> avx2_packers<double, 6, 8, Copy>();
 
 }  // namespace fastbp::kernels::gemm_detail

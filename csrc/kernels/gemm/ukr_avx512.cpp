@@ -6,7 +6,11 @@
 // faster kernel on Sapphire Rapids wherever C is wide enough to fill its 64 columns.
 #include <immintrin.h>
 
+#include <type_traits>
+
 #include "config.hpp"
+#include "pack.hpp"
+#include "transpose_avx512.hpp"
 #include "ukr_simd.hpp"
 
 namespace fastbp::kernels::gemm_detail {
@@ -44,6 +48,34 @@ struct Avx512F64 {
   static __mmask8 mask(int n) { return static_cast<__mmask8>((1u << n) - 1); }
   static V load_n(const double* p, int n) { return _mm512_maskz_loadu_pd(mask(n), p); }
   static void store_n(double* p, V v, int n) { _mm512_mask_storeu_pd(p, mask(n), v); }
+};
+
+// A conversion of this file's own: the packers instantiated over it are this path's.
+// A float32 copy into a panel of whole 16-lane groups transposes 16 x 16 blocks in
+// registers: sixteen row loads, the transpose, sixteen panel-row stores.
+template <class C>
+struct Here : C {
+  template <typename T, int R>
+  static int64_t transpose_steps(const T* src, int64_t ld, int64_t kc, T* dst) {
+    if constexpr (!std::is_same_v<T, float> || R % 16 != 0 || !C::kIdentity) {
+      return C::template transpose_steps<T, R>(src, ld, kc, dst);
+    } else {
+      int64_t p = 0;
+      for (; p + 16 <= kc; p += 16) {
+        for (int l0 = 0; l0 < R; l0 += 16) {
+          __m512i v[16];
+#pragma GCC unroll 16
+          for (int i = 0; i < 16; ++i)
+            v[i] = _mm512_castps_si512(_mm512_loadu_ps(src + (l0 + i) * ld + p));
+          transpose16x16(v);
+#pragma GCC unroll 16
+          for (int q = 0; q < 16; ++q)
+            _mm512_storeu_ps(dst + (p + q) * R + l0, _mm512_castsi512_ps(v[q]));
+        }
+      }
+      return p;
+    }
+  }
 };
 
 }  // namespace
@@ -89,5 +121,16 @@ void dgemm_avx512_12x16_edge(int64_t kc, double alpha, const double* a, int64_t 
                              int rows, int cols) {
   ukr_edge<Avx512F64, double, 12, 2>(kc, alpha, a, rs_a, cs_a, b, rs_b, beta, c, ldc, rows, cols);
 }
+
+template <typename T, int MR, int NR, class C>
+Packers<T> avx512_packers() {
+  return {pack_a<T, MR, Here<C>>, pack_b<T, NR, Here<C>>};
+}
+template Packers<float> avx512_packers<float, 12, 32, Copy>();
+template Packers<float> avx512_packers<float, 6, 64, Copy>();
+template Packers<float> avx512_packers<float, 12, 32, RoundBf16>();
+template Packers<float> avx512_packers<float, 6, 64, RoundBf16>();
+template Packers<double> avx512_packers<double, 12, 16, Copy>();
+template Packers<double> avx512_packers<double, 6, 32, Copy>();
 
 }  // namespace fastbp::kernels::gemm_detail
