@@ -1,6 +1,7 @@
 #include "peak.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <stdexcept>
 #include <vector>
@@ -21,32 +22,36 @@ constexpr int kTimedRuns = 2;
 // the core to the frequency it holds under these instructions).
 constexpr double kCalibrationSeconds = 0.02;
 
-// The loop of `unit` on `isa`, or nullopt where the path has no such instruction.
-std::optional<PeakLoop> loop_for(PeakUnit unit, Isa isa) {
-  const bool f32 = unit == PeakUnit::Float32;
+// The float32 loop of `isa`: the vector width of its float32 GEMM kernels.
+std::optional<PeakLoop> fma_loop(Isa isa) {
   switch (isa) {
 #ifdef FASTBP_HAVE_AVX2
-    case Isa::Avx2:
-      if (f32) return peak_detail::fma_ymm_loop();
-      return std::nullopt;
+    case Isa::Avx2: return peak_detail::fma_ymm_loop();
 #endif
 #ifdef FASTBP_HAVE_AVX512
     case Isa::Avx512:
-      if (f32) return peak_detail::fma_zmm_loop();
-      return std::nullopt;
+    case Isa::Avx512Bf16:
+    case Isa::Amx: return peak_detail::fma_zmm_loop();
 #endif
+    default: return std::nullopt;  // ref: portable C++, no one instruction to loop on
+  }
+}
+
+// The bfloat16 loop of `isa`: the instruction of its bfloat16 GEMM's (wide) kernel.
+std::optional<PeakLoop> bf16_loop(Isa isa) {
+  switch (isa) {
 #ifdef FASTBP_HAVE_AVX512_BF16
-    case Isa::Avx512Bf16: return f32 ? peak_detail::fma_zmm_loop() : peak_detail::dpbf16_zmm_loop();
+    case Isa::Avx512Bf16: return peak_detail::dpbf16_zmm_loop();
 #endif
 #ifdef FASTBP_HAVE_AMX
-    case Isa::Amx: return f32 ? peak_detail::fma_zmm_loop() : peak_detail::amx_bf16_loop();
+    case Isa::Amx: return peak_detail::amx_bf16_loop();
 #endif
-    default: return std::nullopt;
+    default: return std::nullopt;  // the float32 unit on rounded operands
   }
 }
 
 // Where the loops' results go, so that no run can be left out.
-volatile float g_sink = 0.0f;
+std::atomic<float> g_sink{0.0f};
 
 // Wall seconds of `threads` pool threads each running `iterations` of the loop at once.
 double seconds_on(const PeakLoop& loop, int64_t iterations, int threads) {
@@ -54,7 +59,7 @@ double seconds_on(const PeakLoop& loop, int64_t iterations, int threads) {
   const auto start = std::chrono::steady_clock::now();
   parallel_units(threads, threads, [&](int64_t t) { results[t] = loop.run(iterations); });
   const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
-  for (float r : results) g_sink = g_sink + r;
+  for (float r : results) g_sink.store(g_sink.load(std::memory_order_relaxed) + r);
   return took.count();
 }
 
@@ -79,7 +84,8 @@ std::string peak_threads_error(const std::string& got) {
 std::optional<Peak> measure_peak(PeakUnit unit, int64_t threads) {
   if (threads < 1 || threads > num_threads())
     throw std::invalid_argument(peak_threads_error(std::to_string(threads)));
-  const std::optional<PeakLoop> loop = loop_for(unit, active_isa());
+  const std::optional<PeakLoop> loop =
+      unit == PeakUnit::Float32 ? fma_loop(active_isa()) : bf16_loop(active_isa());
   if (!loop) return std::nullopt;
   const int n = static_cast<int>(threads);
   const int64_t iterations = calibrated_iterations(*loop);
