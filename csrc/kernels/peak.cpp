@@ -17,7 +17,7 @@ using peak_detail::PeakLoop;
 // A timed run lasts about this long; the best of kTimedRuns counts, since load from
 // elsewhere only ever slows a run.
 constexpr double kTimedSeconds = 0.1;
-constexpr int kTimedRuns = 2;
+constexpr int kTimedRuns = 3;
 // The calibration doubles its iterations until a run lasts this long (which also brings
 // the core to the frequency it holds under these instructions).
 constexpr double kCalibrationSeconds = 0.02;

@@ -21,7 +21,7 @@ struct Peak {
 
 // The peak of `unit` on the path in use, on `threads` threads of the pool at once (each
 // running the loop), or nullopt when the path has no such instruction: the reference path
-// (portable C++ kernels), and bfloat16 but on avx512_bf16 and amx. About 0.25 s.
+// (portable C++ kernels), and bfloat16 but on avx512_bf16 and amx. About 0.35 s.
 // Throws std::invalid_argument (worded by peak_threads_error) unless
 // 1 <= threads <= num_threads().
 std::optional<Peak> measure_peak(PeakUnit unit, int64_t threads);

@@ -515,7 +515,7 @@ def peak(threads=None) -> dict:
     plain loop of the instruction the matrix products use, with enough independent
     accumulators to hide its latency and nothing else inside (no loads, no stores), run
     on ``threads`` threads at once (default: fastbp's thread count, ``fb.get_num_threads()``)
-    and timed over about 0.1 s, the best of two runs; about half a second in all.
+    and timed over about 0.1 s, the best of three runs; under a second in all.
 
     Returns ``{"simd": path, "float32": unit, "bfloat16": unit}``, each unit a dict
     ``{"gflops": GFLOP/s of all the threads together, "instruction": what the loop runs,
