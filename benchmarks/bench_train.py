@@ -5,11 +5,12 @@ NumPy reference and, when installed, PyTorch, on the same data in one process.
     python benchmarks/bench_train.py --cases S1,S2,S3 --plot benchmarks/train_step.png
 
 float32, ReLU hidden layers, identity output, MSE, plain SGD. Each library gets a
-warm-up, then `--repeats` timed blocks of steps; the table shows the median time per
-step, fastbp's GFLOP/s (useful flops: no input gradient for the first layer), its share
-of the measured float32 peak the header gives (``fb.tune.peak``: a plain FMA loop of
-the vector width the products use, on the same threads) and the speed-up of fastbp over
-each peer (>1: fastbp faster).
+warm-up, then the libraries take turns, one timed block of steps each per round
+(`--repeats` rounds), so that a change of the machine's load falls on all of them alike;
+the table shows the median time per step, fastbp's GFLOP/s (useful flops: no input
+gradient for the first layer), its share of the measured float32 peak the header gives
+(``fb.tune.peak``: a plain FMA loop of the vector width the products use, on the same
+threads) and the speed-up of fastbp over each peer (>1: fastbp faster).
 When fastbp's CUDA backend can run here (``fb.cuda_available()``), two more columns give
 backend="cuda"'s time per step and its speed-up over backend="cpu".
 """
@@ -23,7 +24,7 @@ import platform
 import numpy as np
 
 import fastbp as fb
-from timing import measured_peak, median_seconds, share_of_peak, torch_with_threads
+from timing import interleaved_medians, measured_peak, share_of_peak, torch_with_threads
 
 CASES = {  # name: (layer sizes, batch)
     "S1": ((2, 3, 1), 1),
@@ -128,13 +129,14 @@ def main(argv=None):
         X = rng.standard_normal((batch, sizes[0]), dtype=np.float32)
         T = rng.standard_normal((batch, sizes[-1]), dtype=np.float32)
         flops = step_flops(sizes, batch)
-        times = {"fastbp": median_seconds(fastbp_step(sizes, X, T, "cpu"), args.repeats)}
+        steps = {"fastbp": fastbp_step(sizes, X, T, "cpu")}
         if not args.no_numpy:
-            times["numpy"] = median_seconds(fastbp_step(sizes, X, T, "numpy"), args.repeats)
+            steps["numpy"] = fastbp_step(sizes, X, T, "numpy")
         if torch is not None:
-            times["torch"] = median_seconds(torch_step(sizes, X, T), args.repeats)
+            steps["torch"] = torch_step(sizes, X, T)
         if cuda:
-            times["cuda"] = median_seconds(fastbp_step(sizes, X, T, "cuda"), args.repeats)
+            steps["cuda"] = fastbp_step(sizes, X, T, "cuda")
+        times = interleaved_medians(steps, args.repeats)
         us = {k: v * 1e6 for k, v in times.items()}
         ratio = {k: times[k] / times["fastbp"] for k in times if k != "fastbp"}
         gflops = flops / times["fastbp"] / 1e9
