@@ -16,7 +16,8 @@ default. The choices are saved in the user cache (see ``fastbp._tuning``) and us
 every later import on this machine, fastbp version and path; ``FASTBP_TUNING=off``
 ignores them. ``fb.tune(net, X)`` (this module, called) does the same for one network's
 products. Tuning changes only speed and the order of the float sums inside a product,
-never which products are computed.
+never which products are computed. ``fb.tune.peak()`` measures the machine's peak
+GFLOP/s, which the benchmarks quote their shares of.
 """
 
 from __future__ import annotations
