@@ -4,8 +4,9 @@ installed, PyTorch's (MKL on x86), in one process.
     python benchmarks/bench_gemm.py [--threads 2] [--repeats 7]
 
 Squares 256-4096 and the nine products of the MLP cases S2-S4 (forward X @ W,
-weight gradient X^T @ dZ, input gradient dZ @ W^T of each layer that has one), every
-library on the same threads. The contenders of a row take turns, one timed block each
+weight gradient X^T @ dZ, input gradient dZ @ W^T of each layer that has one); fastbp
+and PyTorch on the same threads, NumPy's BLAS on its own (OPENBLAS_NUM_THREADS, in the
+header). The contenders of a row take turns, one timed block each
 per round (``--repeats`` rounds); medians. The table gives each one's GFLOP/s, fastbp's
 speed-up over each and over the better of the two ("x best BLAS"; >1: fastbp faster),
 fastbp's share of the measured float32 peak the header gives (``fb.tune.peak``: a plain
