@@ -9,7 +9,9 @@ fastbp with ``compute_dtype="bfloat16"``, of fastbp in float32, and of PyTorch u
 ``fb.ops.matmul(a, b, compute_dtype="bfloat16")`` (float32 in and out, rounded operands)
 against ``torch.matmul`` on bfloat16 tensors and fastbp's float32 product. The
 contenders of a row take turns, one timed block each per round (``--repeats`` rounds);
-medians. Ratios >1 mean fastbp bfloat16 is faster. The header names the bfloat16 kernel
+medians. Ratios >1 mean fastbp bfloat16 is faster; "% peak" is fastbp bfloat16's share
+of the bfloat16 unit's measured peak the header gives (``fb.tune.peak``: a plain loop of
+vdpbf16ps, or of tdpbf16ps on AMX, on the same threads). The header names the bfloat16 kernel
 in use: on a CPU without AVX512-BF16 or AMX it is the portable path (float32 arithmetic
 on rounded operands), which cannot beat float32.
 """
@@ -23,12 +25,12 @@ import numpy as np
 
 import fastbp as fb
 from bench_train import CASES, fastbp_step, step_flops, torch_step
-from timing import interleaved_medians, torch_with_threads
+from timing import interleaved_medians, measured_peak, share_of_peak, torch_with_threads
 
 
-def train_table(cases, repeats, torch, rng):
+def train_table(cases, repeats, torch, rng, peak):
     header = (
-        f"{'case':4} {'layers':>16} {'batch':>5} {'bf16 us':>11} {'GFLOP/s':>8} "
+        f"{'case':4} {'layers':>16} {'batch':>5} {'bf16 us':>11} {'GFLOP/s':>8} {'% peak':>6} "
         f"{'f32 us':>11} {'autocast us':>11} {'x f32':>6} {'x autocast':>10}"
     )
     print(header)
@@ -46,16 +48,17 @@ def train_table(cases, repeats, torch, rng):
         t = interleaved_medians(steps, repeats)
         auto = f"{t['autocast'] * 1e6:>11.1f}" if "autocast" in t else f"{'-':>11}"
         vs_auto = f"{t['autocast'] / t['bf16']:>10.2f}" if "autocast" in t else f"{'-':>10}"
+        gflops = step_flops(sizes, batch) / t["bf16"] / 1e9
         print(
             f"{name:4} {'-'.join(map(str, sizes)):>16} {batch:>5} {t['bf16'] * 1e6:>11.1f} "
-            f"{step_flops(sizes, batch) / t['bf16'] / 1e9:>8.1f} {t['f32'] * 1e6:>11.1f} "
+            f"{gflops:>8.1f} {share_of_peak(gflops, peak):>6} {t['f32'] * 1e6:>11.1f} "
             f"{auto} {t['f32'] / t['bf16']:>6.2f} {vs_auto}"
         )
 
 
-def gemm_table(sizes, repeats, torch, rng):
+def gemm_table(sizes, repeats, torch, rng, peak):
     header = (
-        f"{'n':>5} {'bf16 ms':>9} {'GFLOP/s':>8} {'torch bf16 ms':>13} {'f32 ms':>9} "
+        f"{'n':>5} {'bf16 ms':>9} {'GFLOP/s':>8} {'% peak':>6} {'torch bf16 ms':>13} {'f32 ms':>9} "
         f"{'x torch':>7} {'x f32':>6}"
     )
     print(header)
@@ -73,8 +76,9 @@ def gemm_table(sizes, repeats, torch, rng):
         t = interleaved_medians(products, repeats)
         tt = f"{t['torch'] * 1e3:>13.2f}" if "torch" in t else f"{'-':>13}"
         vs = f"{t['torch'] / t['bf16']:>7.2f}" if "torch" in t else f"{'-':>7}"
+        gflops = 2 * n**3 / t["bf16"] / 1e9
         print(
-            f"{n:>5} {t['bf16'] * 1e3:>9.2f} {2 * n**3 / t['bf16'] / 1e9:>8.1f} {tt} "
+            f"{n:>5} {t['bf16'] * 1e3:>9.2f} {gflops:>8.1f} {share_of_peak(gflops, peak):>6} {tt} "
             f"{t['f32'] * 1e3:>9.2f} {vs} {t['f32'] / t['bf16']:>6.2f}"
         )
 
@@ -101,11 +105,13 @@ def main(argv=None):
         f"fastbp {info['version']} simd={info['simd']} bf16_gemm={info['bf16_gemm']}; "
         f"torch {torch.__version__ if torch else 'skipped' if args.no_torch else 'not installed'}"
     )
+    peak, peak_line = measured_peak(fb, "bfloat16")
+    print(peak_line)
     rng = np.random.default_rng(0)
     if args.cases:
-        train_table(args.cases.split(","), args.repeats, torch, rng)
+        train_table(args.cases.split(","), args.repeats, torch, rng, peak)
     if args.sizes:
-        gemm_table([int(n) for n in args.sizes.split(",")], args.repeats, torch, rng)
+        gemm_table([int(n) for n in args.sizes.split(",")], args.repeats, torch, rng, peak)
 
 
 if __name__ == "__main__":

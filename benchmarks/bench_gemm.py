@@ -1,10 +1,17 @@
-"""fastbp's float32 matrix multiply against NumPy's (its BLAS), in one process.
+"""fastbp's float32 matrix multiply against NumPy's (its BLAS: OpenBLAS) and, when
+installed, PyTorch's (MKL on x86), in one process.
 
     python benchmarks/bench_gemm.py [--threads 2] [--repeats 7]
 
 Squares 256-4096 and the nine products of the MLP cases S2-S4 (forward X @ W,
-weight gradient X^T @ dZ, input gradient dZ @ W^T of each layer that has one). The
-table gives the median time, GFLOP/s and fastbp's speed-up over NumPy (>1: faster).
+weight gradient X^T @ dZ, input gradient dZ @ W^T of each layer that has one); fastbp
+and PyTorch on the same threads, NumPy's BLAS on its own (OPENBLAS_NUM_THREADS, in the
+header). The contenders of a row take turns, one timed block each
+per round (``--repeats`` rounds); medians. The table gives each one's GFLOP/s, fastbp's
+speed-up over each and over the better of the two ("x best BLAS"; >1: fastbp faster),
+fastbp's share of the measured float32 peak the header gives (``fb.tune.peak``: a plain
+FMA loop of the vector width the products use, on the same threads) and its error
+against NumPy's product.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ import numpy as np
 
 import fastbp as fb
 from fastbp import _tuning
-from timing import interleaved_medians, median_seconds
+from timing import interleaved_medians, measured_peak, share_of_peak, torch_with_threads
 
 SQUARES = (256, 512, 1024, 2048, 4096)
 # (name, m, n, k, trans_a, trans_b) as fastbp computes them for one training step
@@ -96,6 +103,18 @@ def compare_configs(args, threads: int) -> None:
         )
 
 
+def product_calls(a, b, trans_a, trans_b, torch):
+    """name -> a call of each library's product op(a) @ op(b) (torch where installed)."""
+    calls = {
+        "fastbp": lambda: fb.ops.matmul(a, b, trans_a, trans_b),
+        "numpy": lambda: (a.T if trans_a else a) @ (b.T if trans_b else b),
+    }
+    if torch is not None:
+        ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+        calls["torch"] = lambda: (ta.T if trans_a else ta) @ (tb.T if trans_b else tb)
+    return calls
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=None)
@@ -108,14 +127,19 @@ def main(argv=None):
     fb.set_num_threads(threads)
     if args.configs:
         return compare_configs(args, threads)
+    torch, _ = torch_with_threads(fb, threads)
     print(
         f"# fastbp {fb.build_info()['version']} simd={fb.build_info()['simd']}, "
         f"{threads} threads; numpy {np.__version__} "
-        f"(OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'default')})"
+        f"(OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'default')}); "
+        f"torch {torch.__version__ if torch else 'not installed'}"
     )
+    peak, peak_line = measured_peak(fb)
+    print(peak_line)
     header = (
         f"{'product':16} {'m':>5} {'n':>5} {'k':>5} {'fastbp GF/s':>11} {'numpy GF/s':>10} "
-        f"{'ratio':>6} {'max rel err':>11}"
+        f"{'torch GF/s':>10} {'x numpy':>7} {'x torch':>7} {'x best BLAS':>11} {'% peak':>6} "
+        f"{'max rel err':>11}"
     )
     print(header)
     print("-" * len(header))
@@ -123,14 +147,19 @@ def main(argv=None):
     cases = [(f"square {s}", s, s, s, False, False) for s in SQUARES if s <= args.max_square]
     for name, m, n, k, ta, tb in cases + list(MLP_PRODUCTS):
         a, b = operands(m, n, k, ta, tb, rng)
-        ref = (a.T if ta else a) @ (b.T if tb else b)
-        t_fb = median_seconds(lambda: fb.ops.matmul(a, b, ta, tb), args.repeats, 0.1)
-        t_np = median_seconds(lambda: (a.T if ta else a) @ (b.T if tb else b), args.repeats, 0.1)
-        err = np.max(np.abs(fb.ops.matmul(a, b, ta, tb) - ref)) / np.max(np.abs(ref))
-        flops = 2.0 * m * n * k
+        calls = product_calls(a, b, ta, tb, torch)
+        seconds = interleaved_medians(calls, args.repeats, 0.1)
+        ref = calls["numpy"]()
+        err = np.max(np.abs(calls["fastbp"]() - ref)) / np.max(np.abs(ref))
+        rate = {lib: 2.0 * m * n * k / t / 1e9 for lib, t in seconds.items()}
+        best_blas = min(t for lib, t in seconds.items() if lib != "fastbp")
+        torch_rate = f"{rate['torch']:>10.1f}" if "torch" in rate else f"{'-':>10}"
+        vs_torch = f"{seconds['torch'] / seconds['fastbp']:>7.2f}" if "torch" in rate else "-"
         print(
-            f"{name:16} {m:>5} {n:>5} {k:>5} {flops / t_fb / 1e9:>11.1f} "
-            f"{flops / t_np / 1e9:>10.1f} {t_np / t_fb:>6.2f} {err:>11.1e}"
+            f"{name:16} {m:>5} {n:>5} {k:>5} {rate['fastbp']:>11.1f} {rate['numpy']:>10.1f} "
+            f"{torch_rate} {seconds['numpy'] / seconds['fastbp']:>7.2f} {vs_torch:>7} "
+            f"{best_blas / seconds['fastbp']:>11.2f} {share_of_peak(rate['fastbp'], peak):>6} "
+            f"{err:>11.1e}"
         )
 
 

@@ -5,8 +5,12 @@ NumPy reference and, when installed, PyTorch, on the same data in one process.
     python benchmarks/bench_train.py --cases S1,S2,S3 --plot benchmarks/train_step.png
 
 float32, ReLU hidden layers, identity output, MSE, plain SGD. Each library gets a
-warm-up, then `--repeats` timed blocks of steps; the table shows the median time per
-step, fastbp's GFLOP/s and the speed-up of fastbp over each peer (>1: fastbp faster).
+warm-up, then the libraries take turns, one timed block of steps each per round
+(`--repeats` rounds), so that a change of the machine's load falls on all of them alike;
+the table shows the median time per step, fastbp's GFLOP/s (useful flops: no input
+gradient for the first layer), its share of the measured float32 peak the header gives
+(``fb.tune.peak``: a plain FMA loop of the vector width the products use, on the same
+threads) and the speed-up of fastbp over each peer (>1: fastbp faster).
 When fastbp's CUDA backend can run here (``fb.cuda_available()``), two more columns give
 backend="cuda"'s time per step and its speed-up over backend="cpu".
 """
@@ -20,7 +24,7 @@ import platform
 import numpy as np
 
 import fastbp as fb
-from timing import median_seconds, torch_with_threads
+from timing import interleaved_medians, measured_peak, share_of_peak, torch_with_threads
 
 CASES = {  # name: (layer sizes, batch)
     "S1": ((2, 3, 1), 1),
@@ -109,8 +113,10 @@ def main(argv=None):
         f"fastbp {info['version']} simd={info['simd']}; numpy {np.__version__}; "
         f"torch {torch.__version__ if torch else 'not installed'}; cuda: {info['cuda_status']}"
     )
+    peak, peak_line = measured_peak(fb)
+    print(peak_line)
     header = (
-        f"{'case':4} {'layers':>20} {'batch':>5} {'fastbp us':>11} {'GFLOP/s':>8} "
+        f"{'case':4} {'layers':>20} {'batch':>5} {'fastbp us':>11} {'GFLOP/s':>8} {'% peak':>6} "
         f"{'numpy us':>11} {'torch us':>11} {'x numpy':>8} {'x torch':>8}"
         + (f" {'cuda us':>11} {'cuda x cpu':>10}" if cuda else "")
     )
@@ -123,18 +129,20 @@ def main(argv=None):
         X = rng.standard_normal((batch, sizes[0]), dtype=np.float32)
         T = rng.standard_normal((batch, sizes[-1]), dtype=np.float32)
         flops = step_flops(sizes, batch)
-        times = {"fastbp": median_seconds(fastbp_step(sizes, X, T, "cpu"), args.repeats)}
+        steps = {"fastbp": fastbp_step(sizes, X, T, "cpu")}
         if not args.no_numpy:
-            times["numpy"] = median_seconds(fastbp_step(sizes, X, T, "numpy"), args.repeats)
+            steps["numpy"] = fastbp_step(sizes, X, T, "numpy")
         if torch is not None:
-            times["torch"] = median_seconds(torch_step(sizes, X, T), args.repeats)
+            steps["torch"] = torch_step(sizes, X, T)
         if cuda:
-            times["cuda"] = median_seconds(fastbp_step(sizes, X, T, "cuda"), args.repeats)
+            steps["cuda"] = fastbp_step(sizes, X, T, "cuda")
+        times = interleaved_medians(steps, args.repeats)
         us = {k: v * 1e6 for k, v in times.items()}
         ratio = {k: times[k] / times["fastbp"] for k in times if k != "fastbp"}
+        gflops = flops / times["fastbp"] / 1e9
         print(
             f"{name:4} {'-'.join(map(str, sizes)):>20} {batch:>5} {us['fastbp']:>11.1f} "
-            f"{flops / times['fastbp'] / 1e9:>8.1f} {cell(us, 'numpy', '11.1f'):>11} "
+            f"{gflops:>8.1f} {share_of_peak(gflops, peak):>6} {cell(us, 'numpy', '11.1f'):>11} "
             f"{cell(us, 'torch', '11.1f'):>11} {cell(ratio, 'numpy', '8.2f'):>8} "
             f"{cell(ratio, 'torch', '8.2f'):>8}"
             + (f" {us['cuda']:>11.1f} {1 / ratio['cuda']:>10.2f}" if cuda else "")

@@ -71,3 +71,21 @@ def interleaved_medians(
                 fn()
             samples[name].append((time.perf_counter() - t0) / n)
     return {name: statistics.median(s) for name, s in samples.items()}
+
+
+def measured_peak(fb, unit: str = "float32"):
+    """fastbp's measured peak of ``unit`` ("float32" or "bfloat16") on its thread count
+    (``fb.tune.peak``: a plain loop of the instruction its products use), or None where
+    the SIMD path has no such unit; and the header line that gives it."""
+    peak = fb.tune.peak()[unit]
+    if peak is None:
+        return None, f"# {unit} peak: none on simd={fb.build_info()['simd']}"
+    return peak, (
+        f"# {unit} peak (fb.tune.peak): {peak['gflops']:.1f} GFLOP/s, "
+        f"{peak['instruction']} on {peak['threads']} threads"
+    )
+
+
+def share_of_peak(gflops: float, peak) -> str:
+    """``gflops`` as a percentage of ``peak`` (measured_peak's), "-" without one."""
+    return "-" if peak is None else f"{100 * gflops / peak['gflops']:.0f}%"

@@ -206,7 +206,7 @@ MODULES = {
         "LOSS_TYPES",
     ],
     "fastbp.metrics": ["accuracy", "METRICS"],
-    "fastbp.tune": ["main", "tune"],
+    "fastbp.tune": ["main", "peak", "tune"],
     "fastbp.onnx_export": ["to_onnx", "MIN_OPSET", "HEADS"],
     "fastbp.interop": ["torch_layers", "to_torch"],
     "fastbp.gradcheck": ["gradcheck"],

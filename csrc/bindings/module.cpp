@@ -10,6 +10,7 @@
 #include "kernels/gemm/blocking.hpp"
 #include "kernels/gemm/config.hpp"
 #include "kernels/loss.hpp"
+#include "kernels/peak.hpp"
 #include "kernels/threads.hpp"
 #include "nn/plan.hpp"
 
@@ -111,6 +112,34 @@ py::dict gemm_config() {
   return out;
 }
 
+py::object peak_dict(const std::optional<kernels::Peak>& peak) {
+  if (!peak) return py::none();
+  py::dict d;
+  d["gflops"] = peak->gflops;
+  d["instruction"] = peak->instruction;
+  d["threads"] = peak->threads;
+  return std::move(d);
+}
+
+// Both units' peaks on `n` threads (any Python int: one beyond int64 is refused in the
+// words of the core's range check), measured without the GIL.
+py::dict measure_peak(const py::int_& n) {
+  int overflow = 0;
+  const long long threads = PyLong_AsLongLongAndOverflow(n.ptr(), &overflow);
+  if (overflow != 0) throw py::value_error(kernels::peak_threads_error(py::str(n)));
+  std::optional<kernels::Peak> f32, bf16;
+  {
+    py::gil_scoped_release release;
+    f32 = kernels::measure_peak(kernels::PeakUnit::Float32, threads);
+    bf16 = kernels::measure_peak(kernels::PeakUnit::Bfloat16, threads);
+  }
+  py::dict out;
+  out["simd"] = kernels::isa_name(kernels::active_isa());
+  out["float32"] = peak_dict(f32);
+  out["bfloat16"] = peak_dict(bf16);
+  return out;
+}
+
 void bind_gemm_config(py::module_& m) {
   m.def("gemm_config", &gemm_config,
         "The GEMM's configuration here: the CPU, the caches read, per dtype the kernels "
@@ -130,6 +159,9 @@ void bind_gemm_config(py::module_& m) {
       },
       py::arg("caches"), py::arg("mr"), py::arg("nr"), py::arg("k_bytes"), py::arg("k_align"),
       py::arg("fallback_nc"));
+  m.def("measure_peak", &measure_peak, py::arg("threads"),
+        "The measured peak GFLOP/s of the float32 and bfloat16 units on the path in use, on "
+        "`threads` threads at once (None for a unit the path lacks); see fastbp.tune.peak.");
   m.def(
       "_gemm_caches_from_sysfs",
       [](const std::string& root) { return caches_dict(gd::caches_from_sysfs(root)); },

@@ -16,7 +16,8 @@ default. The choices are saved in the user cache (see ``fastbp._tuning``) and us
 every later import on this machine, fastbp version and path; ``FASTBP_TUNING=off``
 ignores them. ``fb.tune(net, X)`` (this module, called) does the same for one network's
 products. Tuning changes only speed and the order of the float sums inside a product,
-never which products are computed.
+never which products are computed. ``fb.tune.peak()`` measures the machine's peak
+GFLOP/s, which the benchmarks quote their shares of.
 """
 
 from __future__ import annotations
@@ -36,9 +37,10 @@ import numpy as np
 import fastbp as fb
 
 from . import _core, _tuning
+from ._validate import integer
 from .ops import matmul
 
-__all__ = ["main", "tune"]
+__all__ = ["main", "peak", "tune"]
 
 # (m, n, k, trans_a, trans_b): the products of one training step of the benchmark cases
 # S2 (1000-100-10, batch 64), S3 (784-256-256-10, batch 256), S4 (784-1024-1024-10, batch
@@ -507,6 +509,27 @@ def tune(net, X, *, full: bool = False, output=None, verbose: bool = False) -> d
     _tuning.use(choices, path)
     out(f"# saved to {path}")
     return choices
+
+
+def peak(threads=None) -> dict:
+    """The measured peak of this machine's multiply-add units on the SIMD path in use: a
+    plain loop of the instruction the matrix products use, with enough independent
+    accumulators to hide its latency and nothing else inside (no loads, no stores), run
+    on ``threads`` threads at once (default: fastbp's thread count, ``fb.get_num_threads()``)
+    and timed over about 0.1 s, the best of three runs; under a second in all.
+
+    Returns ``{"simd": path, "float32": unit, "bfloat16": unit}``, each unit a dict
+    ``{"gflops": GFLOP/s of all the threads together, "instruction": what the loop runs,
+    "threads": threads}``, or ``None`` where the path has no such unit. float32:
+    ``vfmadd231ps ymm`` on avx2, ``vfmadd231ps zmm`` on avx512, avx512_bf16 and amx (2
+    flops per lane), ``None`` on ref. bfloat16: ``vdpbf16ps zmm`` on avx512_bf16 (4 flops
+    per float32 lane), ``tdpbf16ps`` on amx (16 x 16 x 32 multiply-adds), ``None``
+    elsewhere (those paths multiply bfloat16 on the float32 unit). The benchmarks quote
+    their shares of it. ``threads`` must be an int in ``[1, fb.get_num_threads()]``:
+    ``TypeError`` for another type, ``ValueError`` out of that range."""
+    if threads is None:
+        threads = fb.get_num_threads()
+    return _core.measure_peak(integer("threads", threads))
 
 
 def _kept_choices() -> dict:
