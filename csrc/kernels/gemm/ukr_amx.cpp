@@ -2,10 +2,12 @@
 // AVX512-BF16 for its packers, pack_bf16_avx512.hpp: AMX CPUs have it, and dispatch.cpp
 // picks this path only beside it). A 32 x 32 tile of C is four 16 x 16 float32 accumulator tiles
 // (tmm0-3); per 32 K values it loads two A tiles (16 rows x 32 bfloat16, tmm4-5) and two
-// B tiles (16 pair rows x 16 columns, tmm6-7) and issues four tdpbf16ps. With alpha 1 and
-// beta 0 or 1 (every product fastbp runs, and the later K blocks of each) the
-// accumulators start at zero or at C and are stored straight to C; other alphas and
-// betas and edge tiles go through a scratch tile.
+// B tiles (16 pair rows x 16 columns, tmm6-7) and issues four tdpbf16ps. The A tiles are
+// loaded with the streaming hint (tileloaddt1): each A block is read once per call and
+// would otherwise push the B micro-panel, which the next calls read again, out of L1.
+// With alpha 1 and beta 0 or 1 (every product fastbp runs, and the later K blocks of
+// each) the accumulators start at zero or at C and are stored straight to C; other
+// alphas and betas and edge tiles go through a scratch tile.
 //
 // The tile configuration is loaded by bf16_amx_configure_tiles, which the driver runs on
 // each thread before the kernel calls of each unit of work (GemmConfig::prepare), not
@@ -46,8 +48,8 @@ inline void multiply(int64_t kc, const float* a, const float* b) {
   const char* ap = reinterpret_cast<const char*>(a);
   const char* bp = reinterpret_cast<const char*>(b);
   for (int64_t q = 0; q < (kc + 31) / 32; ++q, ap += kBlockBytes, bp += kBlockBytes) {
-    _tile_loadd(4, ap, 64);
-    _tile_loadd(5, ap + 16 * 64, 64);
+    _tile_stream_loadd(4, ap, 64);
+    _tile_stream_loadd(5, ap + 16 * 64, 64);
     _tile_loadd(6, bp, 128);
     _tile_loadd(7, bp + 64, 128);
     _tile_dpbf16ps(0, 4, 6);
