@@ -133,6 +133,31 @@ def test_bfloat16_path_matches_the_reference_emulation(path):
     assert result.stdout.startswith(KERNELS[path]), result.stdout
 
 
+def test_bfloat16_products_stay_right_between_another_librarys_tile_kernels(restore_threads):
+    """PyTorch's bfloat16 product (oneDNN's AMX kernels on a CPU with AMX, which set up
+    and release the tiles their own way) runs on the same thread between fastbp's
+    products: fastbp sets up the tiles for each product itself. The shape has edge tiles
+    and more K than one block."""
+    torch = pytest.importorskip("torch")
+    fb.set_num_threads(1)  # fastbp's tiles run on this thread, where torch's ran
+    torch_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        rng = np.random.default_rng(7)
+        a = rng.standard_normal((130, 1100)).astype(np.float32)
+        b = rng.standard_normal((1100, 97)).astype(np.float32)
+        ra = fb.reference.round_to_bfloat16(a).astype(np.float64)
+        rb = fb.reference.round_to_bfloat16(b).astype(np.float64)
+        tol = 2 * a.shape[1] * 2.0**-23 * (np.abs(ra) @ np.abs(rb)) + 1e-30
+        ta, tb = (torch.from_numpy(x).to(torch.bfloat16) for x in (a, b))
+        for _ in range(3):
+            torch.matmul(ta, tb)
+            c = fb.ops.matmul(a, b, compute_dtype="bfloat16")
+            assert (np.abs(c - ra @ rb) <= tol).all()
+    finally:
+        torch.set_num_threads(torch_threads)
+
+
 # The rule each path's kernels follow below 2**-126: the bfloat16 instructions flush.
 SUBNORMAL_RULES = {
     "ref": "kept",
