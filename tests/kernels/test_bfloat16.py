@@ -133,6 +133,31 @@ def test_bfloat16_path_matches_the_reference_emulation(path):
     assert result.stdout.startswith(KERNELS[path]), result.stdout
 
 
+def test_bfloat16_products_stay_right_between_another_librarys_tile_kernels(restore_threads):
+    """PyTorch's bfloat16 product (oneDNN's AMX kernels on a CPU with AMX, which set up
+    and release the tiles their own way) runs on the same thread between fastbp's
+    products: fastbp sets up the tiles for each product itself. The shape has edge tiles
+    and more K than one block."""
+    torch = pytest.importorskip("torch")
+    fb.set_num_threads(1)  # fastbp's tiles run on this thread, where torch's ran
+    torch_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        rng = np.random.default_rng(7)
+        a = rng.standard_normal((130, 1100)).astype(np.float32)
+        b = rng.standard_normal((1100, 97)).astype(np.float32)
+        ra = fb.reference.round_to_bfloat16(a).astype(np.float64)
+        rb = fb.reference.round_to_bfloat16(b).astype(np.float64)
+        tol = 2 * a.shape[1] * 2.0**-23 * (np.abs(ra) @ np.abs(rb)) + 1e-30
+        ta, tb = (torch.from_numpy(x).to(torch.bfloat16) for x in (a, b))
+        for _ in range(3):
+            torch.matmul(ta, tb)
+            c = fb.ops.matmul(a, b, compute_dtype="bfloat16")
+            assert (np.abs(c - ra @ rb) <= tol).all()
+    finally:
+        torch.set_num_threads(torch_threads)
+
+
 # The rule each path's kernels follow below 2**-126: the bfloat16 instructions flush.
 SUBNORMAL_RULES = {
     "ref": "kept",
@@ -282,9 +307,36 @@ def test_unknown_subnormal_rules_are_refused(call):
         call()
 
 
+def _build_cpp_check(tmp_path, name, flags, sources=()):
+    """tests/cpp/<name>.cpp compiled with `flags` and csrc's `sources` into tmp_path;
+    skips where there is no C++ compiler or no source tree."""
+    root = pathlib.Path(__file__).resolve().parents[2]
+    compiler = shutil.which(os.environ.get("CXX", "c++"))
+    if compiler is None or not (root / "csrc").is_dir():
+        pytest.skip("needs a C++ compiler and the source tree's csrc/")
+    exe = tmp_path / name
+    subprocess.run(
+        [
+            compiler,
+            "-std=c++17",
+            "-O1",
+            *flags,
+            f"-I{root / 'csrc'}",
+            str(root / "tests" / "cpp" / f"{name}.cpp"),
+            *(str(root / "csrc" / source) for source in sources),
+            "-o",
+            str(exe),
+        ],
+        check=True,
+        timeout=300,
+    )
+    return exe
+
+
 # tests/cpp/bf16_layouts.cpp built plain (the layouts, on any CPU) and for AVX512-BF16
 # (the kernels' vector packers against the scalar ones, bit for bit).
-LAYOUT_BUILDS = {"scalar": [], "avx512_bf16": ["-mavx512f", "-mavx512bw", "-mavx512bf16"]}
+AVX512_BF16_FLAGS = ["-mavx512f", "-mavx512bw", "-mavx512bf16"]
+LAYOUT_BUILDS = {"scalar": [], "avx512_bf16": AVX512_BF16_FLAGS}
 
 
 @pytest.mark.parametrize("build", LAYOUT_BUILDS)
@@ -293,30 +345,28 @@ def test_packed_bfloat16_layouts_match_emulated_instructions(tmp_path, build):
     bf16_layouts.cpp packs with csrc's packers and multiplies by scalar emulations of
     vdpbf16ps and tdpbf16ps; on a CPU with AVX512-BF16 it also checks the vector
     packers the kernels use against the scalar ones."""
-    root = pathlib.Path(__file__).resolve().parents[2]
-    compiler = shutil.which(os.environ.get("CXX", "c++"))
-    if compiler is None or not (root / "csrc").is_dir():
-        pytest.skip("needs a C++ compiler and the source tree's csrc/")
     if build != "scalar" and build not in fb.build_info()["simd_available"]:
         pytest.skip(f"the {build} path is not compiled in or this CPU cannot run it")
-    exe = tmp_path / "bf16_layouts"
-    subprocess.run(
-        [
-            compiler,
-            "-std=c++17",
-            "-O1",
-            *LAYOUT_BUILDS[build],
-            f"-I{root / 'csrc'}",
-            str(root / "tests" / "cpp" / "bf16_layouts.cpp"),
-            "-o",
-            str(exe),
-        ],
-        check=True,
-        timeout=300,
-    )
+    exe = _build_cpp_check(tmp_path, "bf16_layouts", LAYOUT_BUILDS[build])
     result = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
     assert ("vector packers" in result.stdout) == (build != "scalar"), result.stdout
+
+
+def test_amx_kernel_applies_alpha_beta_and_edges_as_the_reference(tmp_path):
+    """The AMX micro-kernel called as the driver calls it, on each way it finishes a
+    tile: accumulating from zero or from C and storing straight to C (alpha 1, beta 0 or
+    1), through its scratch tile (any other alpha and beta), and on edge tiles, into a C
+    wider than the tile whose other elements stay untouched (tests/cpp/amx_kernel.cpp).
+    Products fastbp runs use only alpha 1 and beta 0 or 1, so only a direct call reaches
+    the rest."""
+    if "amx" not in fb.build_info()["simd_available"]:
+        pytest.skip("the amx path is not compiled in or this CPU cannot run it")
+    amx_flags = [*AVX512_BF16_FLAGS, "-mamx-tile", "-mamx-bf16"]
+    exe = _build_cpp_check(tmp_path, "amx_kernel", amx_flags, ["kernels/gemm/ukr_amx.cpp"])
+    result = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 wrong elements" in result.stdout, result.stdout
 
 
 def test_build_info_names_the_bfloat16_kernel_in_use():

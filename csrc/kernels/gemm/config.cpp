@@ -287,9 +287,13 @@ GemmPath<float>& bf16_gemm_path(Isa isa) {
     case Isa::Amx: {
       // A C narrower than a tile runs on vdpbf16ps, whose 12 x 32 tile wastes fewer lanes
       // (AMX builds always have that path: CMake adds AMX only beside it).
-      static GemmConfig<float> wide =
-          make_bf16<kAmxBf16>("bf16gemm_amx_32x32", bf16gemm_amx_32x32, bf16gemm_amx_32x32_edge,
-                              bf16_pack_a_amx32, bf16_pack_b_amx32, 32, Model::TableOnly);
+      static GemmConfig<float> wide = [] {
+        auto cfg =
+            make_bf16<kAmxBf16>("bf16gemm_amx_32x32", bf16gemm_amx_32x32, bf16gemm_amx_32x32_edge,
+                                bf16_pack_a_amx32, bf16_pack_b_amx32, 32, Model::TableOnly);
+        cfg.prepare = bf16_amx_configure_tiles;
+        return cfg;
+      }();
       static GemmPath<float> path{bf16_gemm_path(Isa::Avx512Bf16).narrow, &wide, kAmxBf16.nr};
       return path;
     }

@@ -78,6 +78,9 @@ struct GemmConfig {
   // The bfloat16 instructions (vdpbf16ps, tdpbf16ps) read subnormal inputs as zero and
   // flush subnormal results, whatever MXCSR says; the float32 kernels keep both.
   bool flushes_subnormals = false;
+  // Run by a thread before its micro-kernel calls of one unit of work (the AMX tile
+  // configuration); none where the kernels need nothing set up.
+  void (*prepare)() = nullptr;
   // The table's blocks, the model's for this CPU (none when its caches are unknown), and
   // which of them (or which other source) mc, kc and nc hold.
   Blocks table{0, 0, 0};
@@ -211,6 +214,7 @@ void bf16_pack_b_pairs32(bool trans, const float* b, int64_t ldb, int64_t j0, in
 void bf16_pack_b_pairs64(bool trans, const float* b, int64_t ldb, int64_t j0, int64_t cols,
                          int64_t p0, int64_t kc, float* dst);
 
+void bf16_amx_configure_tiles();
 void bf16gemm_amx_32x32(int64_t kc, float alpha, const float* a, int64_t rs_a, int64_t cs_a,
                         const float* b, int64_t rs_b, float beta, float* c, int64_t ldc);
 void bf16gemm_amx_32x32_edge(int64_t kc, float alpha, const float* a, int64_t rs_a, int64_t cs_a,

@@ -129,6 +129,7 @@ void gemm_tiled(const GemmConfig<T>& cfg, bool ta, bool tb, int64_t m, int64_t n
                      : static_cast<T*>(thread_scratch(
                            Scratch::PackA, sizeof(T) * static_cast<size_t>(mc_step * slots_max)));
         if (!direct_a) cfg.pack_a(ta, a, lda, ic, mcur, pc, kcur, abuf);
+        if (cfg.prepare) cfg.prepare();
         alignas(64) T edge[kMaxTile];
         for (int64_t jp = my_cols.begin; jp < my_cols.end; ++jp) {
           const int64_t j = jc + jp * nr;
