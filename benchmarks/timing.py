@@ -5,6 +5,12 @@ from __future__ import annotations
 import statistics
 import time
 
+# Seconds of rest before each timed block of interleaved_medians: the worker threads of
+# the library timed just before keep polling for a while after their last call
+# (OpenBLAS's for longer than 0.05 s: at that pause PyTorch's S2 step of bench_train ran
+# 5x slower than alone; at 0.3 s as fast as alone).
+PAUSE_SECONDS = 0.3
+
 
 def torch_with_threads(fb, threads):
     """``(torch or None, threads)``: PyTorch if installed, with fastbp and it set to
@@ -63,7 +69,7 @@ def interleaved_medians(
     samples = {name: [] for name in names}
     for r in range(repeats):
         for name in names[r % len(names) :] + names[: r % len(names)]:
-            time.sleep(0.05)
+            time.sleep(PAUSE_SECONDS)
             setups.get(name, lambda: None)()
             fn, n = fns[name], per_block[name]
             t0 = time.perf_counter()
