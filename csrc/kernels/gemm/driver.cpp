@@ -15,7 +15,9 @@
 // A only for those rows and stores through lane masks.
 //
 // Each (jc, pc) block runs as two parallel calls of the thread pool (threads.hpp): the
-// B block's panels, then the C tiles in units of an M block times a column group. The
+// B block's panels, then the C tiles in units of an M block times a column group; where
+// B is read in place, one call runs every K block (each a barrier fewer, which counts
+// for small products and when a core is busy elsewhere). The
 // tn column groups are chosen per call from the shape: tall problems split only M so A
 // is packed once, short-wide ones (small batches) split N so both cores have work. A
 // tile is computed the same way whichever thread claims it.
@@ -97,71 +99,100 @@ void gemm_tiled(const GemmConfig<T>& cfg, bool ta, bool tb, int64_t m, int64_t n
   const int64_t mc_step = round_up(ceil_div(m, m_blocks), mr);
   const int64_t units = ceil_div(m, mc_step) * tn;
   const int64_t slots_max = cfg.slots(kc_step);  // a packed panel's depth, see GemmConfig
-  T* const bbuf = static_cast<T*>(thread_scratch(
-      Scratch::PackB, sizeof(T) * static_cast<size_t>(slots_max * (direct_b ? nr : nc_step))));
+  T* const bbuf = direct_b
+                      ? nullptr
+                      : static_cast<T*>(thread_scratch(
+                            Scratch::PackB, sizeof(T) * static_cast<size_t>(slots_max * nc_step)));
+
+  // The C tiles of one unit (an M block by a column group) over one K block, B's panels
+  // in `bpack` (in direct mode, only the ragged last one).
+  auto run_unit = [&](int64_t unit, int64_t jc, int64_t ncur, int64_t pc, int64_t kcur,
+                      const T* bpack) {
+    const int64_t n_panels = ceil_div(ncur, nr);
+    const int64_t b_tail = ncur % nr == 0 ? n_panels : n_panels - 1;
+    const T beta_k = pc == 0 ? beta : T(1);
+    const int64_t kslots = cfg.slots(kcur);
+    const int64_t ic = unit / tn * mc_step;
+    const int64_t mcur = std::min(mc_step, m - ic);
+    const Range my_cols = split(n_panels, tn, unit % tn);
+    if (my_cols.end <= my_cols.begin) return;
+    T* const abuf =
+        direct_a ? nullptr
+                 : static_cast<T*>(thread_scratch(
+                       Scratch::PackA, sizeof(T) * static_cast<size_t>(mc_step * slots_max)));
+    if (!direct_a) cfg.pack_a(ta, a, lda, ic, mcur, pc, kcur, abuf);
+    if (cfg.prepare) cfg.prepare();
+    alignas(64) T edge[kMaxTile];
+    for (int64_t jp = my_cols.begin; jp < my_cols.end; ++jp) {
+      const int64_t j = jc + jp * nr;
+      const int64_t cols = std::min<int64_t>(nr, jc + ncur - j);
+      const bool b_in_place = direct_b && jp < b_tail;
+      const T* bp = b_in_place ? b + pc * ldb + j : bpack + (direct_b ? 0 : jp * nr * kslots);
+      const int64_t rs_b = b_in_place ? ldb : nr;
+      for (int64_t ip = 0; ip < mcur; ip += mr) {
+        const int rows = static_cast<int>(std::min<int64_t>(mr, mcur - ip));
+        const T* ap = direct_a ? a + (ic + ip) * rs_a + pc * cs_a : abuf + ip * kslots;
+        const int64_t ars = direct_a ? rs_a : 1, acs = direct_a ? cs_a : mr;
+        const bool full = rows == mr && cols == nr;
+        if (c_trans) {  // the tile goes through `edge`, transposed on the way to C
+          if (full) {
+            cfg.ukr(kcur, alpha, ap, ars, acs, bp, rs_b, T(0), edge, nr);
+          } else {
+            cfg.ukr_edge(kcur, alpha, ap, ars, acs, bp, rs_b, T(0), edge, nr, rows,
+                         static_cast<int>(cols));
+          }
+          merge_edge_t(edge, nr, rows, cols, beta_k, c + j * ldc + ic + ip, ldc);
+          continue;
+        }
+        T* cij = c + (ic + ip) * ldc + j;
+        if (full) {
+          cfg.ukr(kcur, alpha, ap, ars, acs, bp, rs_b, beta_k, cij, ldc);
+        } else {
+          cfg.ukr_edge(kcur, alpha, ap, ars, acs, bp, rs_b, beta_k, cij, ldc, rows,
+                       static_cast<int>(cols));
+        }
+      }
+    }
+  };
 
   for (int64_t jc = 0; jc < n; jc += nc_step) {
     const int64_t ncur = std::min(nc_step, n - jc);
     const int64_t n_panels = ceil_div(ncur, nr);
-    // In direct mode only a ragged last B panel is packed, at the start of bbuf.
-    const int64_t b_tail = ncur % nr == 0 ? n_panels : n_panels - 1;
+    if (direct_b) {
+      // B is read in place, so the K blocks share nothing a barrier must wait for: one
+      // parallel call runs them all, each unit packing the ragged last B panel (if any)
+      // for itself. A tile still sums its K blocks in order, as below.
+      const int64_t b_tail = ncur % nr == 0 ? n_panels : n_panels - 1;
+      parallel_units(units, threads, [&](int64_t unit) {
+        const bool packs_tail = b_tail < n_panels && split(n_panels, tn, unit % tn).end == n_panels;
+        T* const tail = packs_tail
+                            ? static_cast<T*>(thread_scratch(
+                                  Scratch::PackB, sizeof(T) * static_cast<size_t>(slots_max * nr)))
+                            : nullptr;
+        for (int64_t pc = 0; pc < k; pc += kc_step) {
+          const int64_t kcur = std::min(kc_step, k - pc);
+          if (packs_tail)
+            cfg.pack_b(tb, b, ldb, jc + b_tail * nr, ncur - b_tail * nr, pc, kcur, tail);
+          run_unit(unit, jc, ncur, pc, kcur, tail);
+        }
+      });
+      continue;
+    }
     for (int64_t pc = 0; pc < k; pc += kc_step) {
       const int64_t kcur = std::min(kc_step, k - pc);
-      const T beta_k = pc == 0 ? beta : T(1);
       const int64_t kslots = cfg.slots(kcur);
       // Phase 1: the B block, shared by every unit of phase 2.
-      const int64_t pack_parts = direct_b ? 1 : std::min<int64_t>(threads, n_panels);
+      const int64_t pack_parts = std::min<int64_t>(threads, n_panels);
       parallel_units(pack_parts, threads, [&](int64_t part) {
-        const Range panels = direct_b ? Range{b_tail, n_panels} : split(n_panels, pack_parts, part);
+        const Range panels = split(n_panels, pack_parts, part);
         if (panels.end <= panels.begin) return;
         const int64_t j0 = panels.begin * nr;
         const int64_t cols = std::min(ncur, panels.end * nr) - j0;
-        cfg.pack_b(tb, b, ldb, jc + j0, cols, pc, kcur, direct_b ? bbuf : bbuf + j0 * kslots);
+        cfg.pack_b(tb, b, ldb, jc + j0, cols, pc, kcur, bbuf + j0 * kslots);
       });
       // Phase 2: the C tiles, an M block by a column group per unit.
-      parallel_units(units, threads, [&](int64_t unit) {
-        const int64_t ic = unit / tn * mc_step;
-        const int64_t mcur = std::min(mc_step, m - ic);
-        const Range my_cols = split(n_panels, tn, unit % tn);
-        if (my_cols.end <= my_cols.begin) return;
-        T* const abuf =
-            direct_a ? nullptr
-                     : static_cast<T*>(thread_scratch(
-                           Scratch::PackA, sizeof(T) * static_cast<size_t>(mc_step * slots_max)));
-        if (!direct_a) cfg.pack_a(ta, a, lda, ic, mcur, pc, kcur, abuf);
-        if (cfg.prepare) cfg.prepare();
-        alignas(64) T edge[kMaxTile];
-        for (int64_t jp = my_cols.begin; jp < my_cols.end; ++jp) {
-          const int64_t j = jc + jp * nr;
-          const int64_t cols = std::min<int64_t>(nr, jc + ncur - j);
-          const bool b_in_place = direct_b && jp < b_tail;
-          const T* bp = b_in_place ? b + pc * ldb + j : bbuf + (direct_b ? 0 : jp * nr * kslots);
-          const int64_t rs_b = b_in_place ? ldb : nr;
-          for (int64_t ip = 0; ip < mcur; ip += mr) {
-            const int rows = static_cast<int>(std::min<int64_t>(mr, mcur - ip));
-            const T* ap = direct_a ? a + (ic + ip) * rs_a + pc * cs_a : abuf + ip * kslots;
-            const int64_t ars = direct_a ? rs_a : 1, acs = direct_a ? cs_a : mr;
-            const bool full = rows == mr && cols == nr;
-            if (c_trans) {  // the tile goes through `edge`, transposed on the way to C
-              if (full) {
-                cfg.ukr(kcur, alpha, ap, ars, acs, bp, rs_b, T(0), edge, nr);
-              } else {
-                cfg.ukr_edge(kcur, alpha, ap, ars, acs, bp, rs_b, T(0), edge, nr, rows,
-                             static_cast<int>(cols));
-              }
-              merge_edge_t(edge, nr, rows, cols, beta_k, c + j * ldc + ic + ip, ldc);
-              continue;
-            }
-            T* cij = c + (ic + ip) * ldc + j;
-            if (full) {
-              cfg.ukr(kcur, alpha, ap, ars, acs, bp, rs_b, beta_k, cij, ldc);
-            } else {
-              cfg.ukr_edge(kcur, alpha, ap, ars, acs, bp, rs_b, beta_k, cij, ldc, rows,
-                           static_cast<int>(cols));
-            }
-          }
-        }
-      });
+      parallel_units(units, threads,
+                     [&](int64_t unit) { run_unit(unit, jc, ncur, pc, kcur, bbuf); });
     }
   }
 }
