@@ -194,7 +194,10 @@ class Pool {
       if (stopping_.load()) return false;
       if (generation() != seen) return true;
       if ((spins & 255) == 255 && std::chrono::steady_clock::now() > give_up) break;
-      cpu_relax();
+      // Past the first few microseconds, poll by yielding: on an idle core that returns at
+      // once, and where another process waits for this core it runs instead of the poll.
+      if (spins < 1024) cpu_relax();
+      else std::this_thread::yield();
     }
     std::unique_lock<std::mutex> lock(sleep_mutex_);
     sleepers_.fetch_add(1);  // before the last look: a call opened after it wakes us
