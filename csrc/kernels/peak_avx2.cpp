@@ -1,6 +1,6 @@
 // The float32 peak loop of the AVX2 path (peak.hpp); this file alone is compiled with
 // -mavx2 -mfma. 12 ymm accumulators (of 16 registers, two hold the operands) cover an
-// FMA latency of 4 cycles on 3 ports.
+// FMA latency of 4-5 cycles on two FMA ports.
 #include <immintrin.h>
 
 #include "peak.hpp"

@@ -1,5 +1,6 @@
 // The float32 peak loop of the AVX-512 paths (peak.hpp); this file alone is compiled with
-// the AVX-512 flags. 16 zmm accumulators cover an FMA latency of 4 cycles on 4 ports.
+// the AVX-512 flags. 16 zmm accumulators, twice the latency (4 cycles) times the two
+// FMA ports of the cores that run it, so that no chain waits on its own result.
 #include <immintrin.h>
 
 #include "peak.hpp"
