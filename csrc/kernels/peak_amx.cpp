@@ -2,12 +2,14 @@
 // -mamx-tile -mamx-bf16. The micro-kernel's tiles (gemm/ukr_amx.cpp) without its loads:
 // four 16 x 16 float32 accumulators (tmm0-3), each updated per iteration by one
 // tdpbf16ps of a 16 x 32 bfloat16 A tile (tmm4-5) and a 16-pair x 16 B tile (tmm6-7),
-// 16 x 16 x 32 multiply-adds each. The configuration is loaded on every call, on the
-// thread that runs it, and the tiles are released at the end.
+// 16 x 16 x 32 multiply-adds each, in the kernel's own tile configuration
+// (bf16_amx_configure_tiles), loaded on every call on the thread that runs it; the tiles
+// are released at the end.
 #include <immintrin.h>
 
 #include <cstdint>
 
+#include "gemm/config.hpp"
 #include "peak.hpp"
 
 namespace fastbp::kernels::peak_detail {
@@ -16,18 +18,8 @@ namespace {
 constexpr int kRows = 16, kRowBytes = 64;
 constexpr uint16_t kBf16 = 0x3c00;  // bfloat16 2^-7: the sums stay normal floats
 
-struct alignas(64) TileConfig {
-  uint8_t palette = 1;
-  uint8_t start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t colsb[16] = {};
-  uint8_t rows[16] = {};
-};
-
 float run(int64_t iterations) {
-  TileConfig cfg;
-  for (int t = 0; t < 8; ++t) cfg.colsb[t] = kRowBytes, cfg.rows[t] = kRows;
-  _tile_loadconfig(&cfg);
+  gemm_detail::bf16_amx_configure_tiles();
   alignas(64) uint16_t operand[kRows * kRowBytes / 2];
   for (uint16_t& v : operand) v = kBf16;
   _tile_loadd(4, operand, kRowBytes);
