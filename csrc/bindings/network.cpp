@@ -11,6 +11,7 @@
 #include "bindings/arrays.hpp"
 #include "bindings/batch.hpp"
 #include "bindings/optim_args.hpp"
+#include "common/checks.hpp"
 #include "nn/interrupt.hpp"
 #include "nn/trainer.hpp"
 
@@ -86,14 +87,17 @@ double train_step(Handle<T>& h, const py::array& x, const py::array& t,
 template <typename T>
 double train_epoch(Handle<T>& h, const py::array& x, const py::array& t, const py::array& order,
                    int64_t batch_size, kernels::Update<T>& update, double loss_sum,
-                   const std::optional<py::array>& sample_weight, int64_t interrupt_mark) {
+                   const std::optional<py::array>& sample_weight, int64_t interrupt_mark,
+                   double weight_penalty) {
+  common::check_real("weight_penalty", weight_penalty, false);
   const Batch<T> b(*h.net, x, t);
   std::vector<int64_t> order_copy;
   const int64_t* po = checked_order(order, b.rows, batch_size, order_copy);
   kernels::Target<T> target = b.t;
   target.weights = row_weights<T>(sample_weight, b.rows);
   py::gil_scoped_release nogil;
-  return h.net->train_epoch(b.x, target, b.rows, po, batch_size, update, loss_sum, interrupt_mark);
+  return h.net->train_epoch(b.x, target, b.rows, po, batch_size, update, loss_sum, interrupt_mark,
+                            weight_penalty);
 }
 
 // Waits for the network's lock, which another thread's call may hold for a whole epoch,
@@ -251,20 +255,24 @@ void bind_network_class(py::module_& m, const char* name) {
           "train_epoch",
           [](H& h, const py::array& x, const py::array& t, const py::array& order,
              int64_t batch_size, const UpdateSpec& spec, const py::sequence& states, int64_t steps,
-             double loss_sum, const std::optional<py::array>& sample_weight,
-             int64_t interrupt_mark) {
+             double loss_sum, const std::optional<py::array>& sample_weight, int64_t interrupt_mark,
+             double weight_penalty) {
             kernels::Update<T> update = make_update<T>(h, spec, states, steps);
             return train_epoch(h, x, t, order, batch_size, update, loss_sum, sample_weight,
-                               interrupt_mark);
+                               interrupt_mark, weight_penalty);
           },
           py::arg("X"), py::arg("T"), py::arg("order"), py::arg("batch_size"), py::arg("spec"),
           py::arg("states"), py::arg("steps"), py::arg("loss_sum") = 0.0,
           py::arg("sample_weight") = py::none(), py::arg("interrupt_mark") = -1,
+          py::arg("weight_penalty") = 0.0,
           "One pass over the rows in order; returns loss_sum plus each batch's rows times its "
           "loss (divide by the rows for the mean). steps: the updates taken before this call. "
           "sample_weight: one weight per row of X. "
           "interrupt_mark: sigint_count() before the call, to stop before the next batch "
-          "once a SIGINT came (KeyboardInterrupt with `step`, the steps applied); -1: never.");
+          "once a SIGINT came (KeyboardInterrupt with `step`, the steps applied); -1: never. "
+          "weight_penalty: scikit-learn's alpha, an L2 penalty on the Dense weight matrices: a "
+          "batch of m rows adds weight_penalty / (2 m) times their sum of squares to its loss "
+          "and weight_penalty / m times each weight to its gradient.");
 }
 
 }  // namespace

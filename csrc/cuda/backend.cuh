@@ -208,6 +208,10 @@ class Backend {
                spec.params);
   }
 
+  void add_weight_penalty(const T* params, T* grads, int64_t n, double decay, double* loss) {
+    cuda::add_weight_penalty(params, grads, n, decay, loss, scratch_.data(), status(), stream_);
+  }
+
   // ---- the step report (its contract in nn/backend.hpp) ------------------------------
   void begin_report(int64_t steps) {
     report_.reserve(kStatus + steps);

@@ -71,6 +71,13 @@ template <typename T>
 void optimizer_step(const kernels::OptimizerArgs& args, T* param, const T* grad, T* const* states,
                     int64_t n, const unsigned long long* status, cudaStream_t stream);
 
+// kernels::add_weight_penalty on the device (grads += decay * params over n), with decay / 2
+// times the sum of the squares, summed in a fixed order, added to *loss (a device double);
+// scratch: clip_scratch_size() doubles. A no-op once status records a diverged step.
+template <typename T>
+void add_weight_penalty(const T* params, T* grads, int64_t n, double decay, double* loss,
+                        double* scratch, const unsigned long long* status, cudaStream_t stream);
+
 // Doubles of scratch space clip_grad_norm needs.
 int64_t clip_scratch_size();
 

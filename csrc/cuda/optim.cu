@@ -56,6 +56,25 @@ __global__ void clip_kernel(T* g, int64_t n, double max_norm, const double* norm
     g[i] *= scale;
 }
 
+// *loss += decay / 2 * the sum of the partial sums in scratch.
+__global__ void penalty_loss_kernel(const double* scratch, double decay, double* loss,
+                                    const unsigned long long* status) {
+  if (status[0] != kNotDiverged) return;
+  double total = 0.0;
+  for (int64_t i = threadIdx.x; i < kNormBlocks; i += kBlock) total += scratch[i];
+  total = block_sum(total);
+  if (threadIdx.x == 0) *loss += 0.5 * decay * total;
+}
+
+template <typename T>
+__global__ void penalty_grad_kernel(const T* p, T* g, int64_t n, T decay,
+                                    const unsigned long long* status) {
+  if (status[0] != kNotDiverged) return;
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)
+    g[i] += decay * p[i];
+}
+
 }  // namespace
 
 int64_t clip_scratch_size() { return kNormBlocks + 1; }
@@ -82,6 +101,15 @@ void clip_grad_norm(T* g, int64_t n, double max_norm, double* scratch, int64_t s
   check_launch("clip_grad_norm");
 }
 
+template <typename T>
+void add_weight_penalty(const T* params, T* grads, int64_t n, double decay, double* loss,
+                        double* scratch, const unsigned long long* status, cudaStream_t stream) {
+  square_sum_kernel<T><<<kNormBlocks, kBlock, 0, stream>>>(params, n, scratch, status);
+  penalty_loss_kernel<<<1, kBlock, 0, stream>>>(scratch, decay, loss, status);
+  penalty_grad_kernel<T><<<grid_for(n), kBlock, 0, stream>>>(params, grads, n, T(decay), status);
+  check_launch("add_weight_penalty");
+}
+
 template void optimizer_step<float>(const kernels::OptimizerArgs&, float*, const float*,
                                     float* const*, int64_t, const unsigned long long*,
                                     cudaStream_t);
@@ -92,5 +120,10 @@ template void clip_grad_norm<float>(float*, int64_t, double, double*, int64_t, u
                                     cudaStream_t);
 template void clip_grad_norm<double>(double*, int64_t, double, double*, int64_t,
                                      unsigned long long*, cudaStream_t);
+
+template void add_weight_penalty<float>(const float*, float*, int64_t, double, double*, double*,
+                                        const unsigned long long*, cudaStream_t);
+template void add_weight_penalty<double>(const double*, double*, int64_t, double, double*, double*,
+                                         const unsigned long long*, cudaStream_t);
 
 }  // namespace fastbp::cuda

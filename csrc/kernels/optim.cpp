@@ -61,6 +61,26 @@ double clip_grad_norm(T* g, int64_t n, double max_norm) {
   return total;
 }
 
+template <typename T>
+double add_weight_penalty(const T* p, T* g, int64_t n, double decay) {
+  const T d = T(decay);
+  return parallel_sum(n, pick_threads(n * kCrossCoreCost), [&](int64_t b, int64_t e) {
+    // Eight running sums (in a fixed order, so the result is reproducible) rather than
+    // one: a single chain of dependent additions would cost an addition's latency per
+    // element.
+    constexpr int kLanes = 8;
+    double lanes[kLanes] = {};
+    int64_t i = b;
+    for (; i + kLanes <= e; i += kLanes)
+      for (int l = 0; l < kLanes; ++l) lanes[l] += double(p[i + l]) * double(p[i + l]);
+    double total = 0.0;
+    for (; i < e; ++i) total += double(p[i]) * double(p[i]);
+    for (int l = 0; l < kLanes; ++l) total += lanes[l];
+    for (i = b; i < e; ++i) g[i] += d * p[i];
+    return total;
+  });
+}
+
 template void optimizer_step<float>(const OptimizerArgs&, float*, const float*, float* const*,
                                     int64_t);
 template void optimizer_step<double>(const OptimizerArgs&, double*, const double*, double* const*,
@@ -69,5 +89,7 @@ template double grad_norm<float>(const float*, int64_t);
 template double grad_norm<double>(const double*, int64_t);
 template double clip_grad_norm<float>(float*, int64_t, double);
 template double clip_grad_norm<double>(double*, int64_t, double);
+template double add_weight_penalty<float>(const float*, float*, int64_t, double);
+template double add_weight_penalty<double>(const double*, double*, int64_t, double);
 
 }  // namespace fastbp::kernels

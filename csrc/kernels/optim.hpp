@@ -25,6 +25,11 @@ double grad_norm(const T* g, int64_t n);
 template <typename T>
 double clip_grad_norm(T* g, int64_t n, double max_norm);
 
+// scikit-learn's L2 penalty on n weights, its gradient part: g += decay * p. Returns the
+// sum of the squares of p (in double), from which the caller adds its loss part.
+template <typename T>
+double add_weight_penalty(const T* p, T* g, int64_t n, double decay);
+
 // The update a training call applies after each backward pass: the optimizer kind and
 // hyper-parameters (args.step is set per update), its state buffers (n parameters
 // each) and the clipping norm (0: none).

@@ -104,6 +104,10 @@ FASTBP_BACKEND_MEMBER(batch_norm_backward, void(const S<B>* x, const S<B>* gamma
 // unless it is null.
 FASTBP_BACKEND_MEMBER(loss, void(const LossSpec& spec, const S<B>* y, Tgt<B> t, int64_t m,
                                  int64_t n, S<B>* grad, double* value))
+// scikit-learn's L2 penalty on n weights: grads += decay * params, and decay / 2 times the
+// sum of their squares added to *loss (a report slot).
+FASTBP_BACKEND_MEMBER(add_weight_penalty,
+                      void(const S<B>* params, S<B>* grads, int64_t n, double decay, double* loss))
 
 // ---- the step report
 // A call of `steps` steps: begin_report, then per step its loss in loss_slot(step),
@@ -223,6 +227,8 @@ constexpr bool is_backend() {
   static_assert(has_loss<B>::value,
                 "backend member: void loss(const LossSpec&, const T*, Target, int64_t, int64_t, "
                 "T*, double*)");
+  static_assert(has_add_weight_penalty<B>::value,
+                "backend member: void add_weight_penalty(const T*, T*, int64_t, double, double*)");
   static_assert(has_begin_report<B>::value, "backend member: void begin_report(int64_t)");
   static_assert(has_loss_slot<B>::value, "backend member: double* loss_slot(int64_t)");
   static_assert(has_check_finite<B>::value,

@@ -149,6 +149,10 @@ class CpuBackend {
     *value = kernels::loss_forward(spec.kind, spec.reduction, y, t, m, n, grad, spec.params);
   }
 
+  void add_weight_penalty(const T* params, T* grads, int64_t n, double decay, double* loss) {
+    *loss += 0.5 * decay * kernels::add_weight_penalty(params, grads, n, decay);
+  }
+
   // ---- the step report (its contract in nn/backend.hpp) ------------------------------
   void begin_report(int64_t steps) {
     losses_.assign(steps, 0.0);

@@ -39,6 +39,8 @@ class Network final : public Trainer<typename B::Scalar> {
         state_(be_, plan_.n_state) {
     units_ = make_units<B>(plan_);
     acts_ = std::make_unique<Buf[]>(units_.size());
+    for (size_t i = 0; i < plan_.layers.size(); ++i)
+      if (plan_.layers[i].kind == LayerKind::Dense) weights_.push_back(plan_.layout[i].params[0]);
   }
 
   const Plan& plan() const override { return plan_; }
@@ -120,7 +122,8 @@ class Network final : public Trainer<typename B::Scalar> {
   }
 
   double train_epoch(const T* x, Target t, int64_t rows, const int64_t* order, int64_t batch,
-                     Update& update, double loss_sum, int64_t interrupt_mark) override {
+                     Update& update, double loss_sum, int64_t interrupt_mark,
+                     double weight_penalty) override {
     std::lock_guard<std::mutex> lock(mutex_);
     const int64_t cap = std::min(batch, rows), batches = (rows - 1) / batch + 1;
     check_training_rows(cap);
@@ -135,6 +138,10 @@ class Network final : public Trainer<typename B::Scalar> {
       const auto b =
           be_.gather(x, t, order + start, m, this->in_features(), this->out_features(), slot);
       run_backward(b.x, b.t, m, be_.loss_slot(enqueued));
+      if (weight_penalty > 0.0)
+        for (const Slice& w : weights_)
+          be_.add_weight_penalty(params_.device() + w.offset, grads_.device() + w.offset, w.size(),
+                                 weight_penalty / double(m), be_.loss_slot(enqueued));
       const bool diverged =
           be_.check_finite(be_.loss_slot(enqueued), grads_.device(), this->n_params(), enqueued) ||
           apply(update, grads_.device(), enqueued);
@@ -270,6 +277,7 @@ class Network final : public Trainer<typename B::Scalar> {
 
   B be_;
   Plan plan_;
+  std::vector<Slice> weights_;  // the Dense layers' weight matrices, which weight_penalty takes
   LossSpec loss_;
   uint64_t seed_, passes_ = 0;
   typename B::Mirror params_, grads_, state_;

@@ -91,10 +91,14 @@ class Trainer {
   // batch's rows times its loss, added in batch order (an epoch run as several calls,
   // each given the previous call's sum, adds up bitwise as one call). Before each batch,
   // Interrupted when a SIGINT came since sigint_count() was `interrupt_mark` (-1: never;
-  // see nn/interrupt.hpp), after the batches already run are concluded.
+  // see nn/interrupt.hpp), after the batches already run are concluded. A weight_penalty
+  // above 0 is scikit-learn's L2 penalty (its alpha) on the Dense layers' weight matrices:
+  // a batch of m rows adds weight_penalty / (2 m) times their sum of squares to its loss
+  // and weight_penalty / m times each weight to its gradient, before the check and the
+  // update.
   virtual double train_epoch(const T* x, kernels::Target<T> t, int64_t rows, const int64_t* order,
                              int64_t batch, kernels::Update<T>& update, double loss_sum,
-                             int64_t interrupt_mark) = 0;
+                             int64_t interrupt_mark, double weight_penalty) = 0;
 };
 
 // The CPU network; std::invalid_argument when the layers do not make a network, or for

@@ -217,12 +217,15 @@ class _Network:
         loss_sum: float = 0.0,
         sample_weight: NDArray | None = None,
         interrupt_mark: int = -1,
+        weight_penalty: float = 0.0,
     ) -> float:
         """One pass over the rows in ``order``; returns ``loss_sum`` plus each batch's rows
         times its loss, added in batch order (divide by the rows for the mean). With
         ``interrupt_mark`` (``sigint_count()`` before the call, while watched), a SIGINT
         stops it before the next batch: KeyboardInterrupt whose ``step`` counts the
-        steps applied. ``sample_weight``: one weight per row of X (backend "cpu" only)."""
+        steps applied. ``sample_weight``: one weight per row of X (backend "cpu" only).
+        ``weight_penalty``: scikit-learn's ``alpha`` on the Dense weight matrices (see
+        ``fastbp.Network.fit``)."""
 
 class Network32(_Network): ...
 class Network64(_Network): ...

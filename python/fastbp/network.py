@@ -497,6 +497,7 @@ class Network:
         progress: bool | None = None,
         sample_weight=None,
         class_weight: dict | None = None,
+        weight_penalty: float = 0.0,
         comm: MPI.Intracomm | None = None,
     ) -> History:
         """Train for ``epochs`` passes over (X, T) in mini-batches of ``batch_size``.
@@ -578,6 +579,15 @@ class Network:
             ``class_weight.get(its class, 1.0)``, its class being its label, the arg-max
             of its probability row, or (``BCEWithLogitsLoss`` with one output) its target
             rounded to 0 or 1, as Keras derives it. Classification losses only.
+        weight_penalty : float
+            A finite number >= 0: scikit-learn's ``alpha``, an L2 penalty on the weight
+            matrices ``W`` of the Dense layers (not their biases, nor any other layer's
+            parameters). A batch of ``n`` rows adds ``weight_penalty / (2 n)`` times the
+            sum of their squares to its loss (so to the recorded loss) and
+            ``weight_penalty / n * W`` to their gradients, before the finiteness check,
+            clipping and the optimizer's own ``weight_decay`` (which, as PyTorch's, takes
+            every parameter and adds nothing to the loss). Runs in the core's epoch, as
+            the loss does. Not with ``comm`` (NotImplementedError).
         comm : mpi4py.MPI.Intracomm, optional
             Train data-parallel on every rank of ``comm`` (``pip install fastbp[mpi]``;
             see :mod:`fastbp.distributed`), each rank calling ``fit`` with its own shard
@@ -631,6 +641,7 @@ class Network:
             progress=progress,
             sample_weight=sample_weight,
             class_weight=class_weight,
+            weight_penalty=weight_penalty,
             comm=comm,
         )
 

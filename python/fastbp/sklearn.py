@@ -626,28 +626,27 @@ class _BaseMLP(BaseEstimator):
 
     def _epoch(self, X, T, batch: int, row_weights, mean_w: float, early_stopping: bool) -> float:
         """One epoch over batches of ``batch`` rows (shuffled from the network's generator
-        when ``shuffle``; a sparse X's rows gathered into a dense block per batch); its
-        mean loss, the penalty included: without one (``alpha=0``) fastbp's epoch, one
-        C++ call, else :meth:`_train_batches`. Where a step's loss or gradient is not
-        finite (the step is not applied): with early stopping, NaN and a
+        when ``shuffle``; a sparse X's rows gathered into a dense block per batch), one
+        fastbp epoch: its mean loss, scikit-learn's penalty ``alpha / (2 n_b) ||W||²``
+        (``n_b`` a batch's rows) included, as fastbp's ``weight_penalty`` adds it to each
+        batch's loss and its gradient to the weights' (not the biases'), in fastbp's loss
+        scale (and with weights ``w`` scaled to mean 1, divided by their mean ``mean_w``,
+        as scikit-learn divides by the batch's weight sum). Where a step's loss or
+        gradient is not finite (the step is not applied): with early stopping, NaN and a
         ConvergenceWarning, where scikit-learn trains on with NaN weights to max_iter and
         keeps its best validation weights; else scikit-learn's ValueError."""
         try:
-            if self.alpha == 0:
-                return self.network_.fit(
-                    X,
-                    T,
-                    epochs=1,
-                    batch_size=batch,
-                    optimizer=self._optimizer_,
-                    shuffle=self.shuffle,
-                    progress=False,
-                    sample_weight=row_weights,
-                ).loss[0]
-            # Weights that grow without bound overflow the penalty to inf, as
-            # scikit-learn's do; the step that follows is then refused.
-            with np.errstate(over="ignore"):
-                return self._train_batches(X, T, batch, row_weights, mean_w)
+            return self.network_.fit(
+                X,
+                T,
+                epochs=1,
+                batch_size=batch,
+                optimizer=self._optimizer_,
+                shuffle=self.shuffle,
+                progress=False,
+                sample_weight=row_weights,
+                weight_penalty=self.alpha / (mean_w * self._loss_scale),
+            ).loss[0]
         except FloatingPointError as error:
             if not early_stopping:
                 raise ValueError(_NON_FINITE) from error
@@ -657,44 +656,6 @@ class _BaseMLP(BaseEstimator):
                 ConvergenceWarning,
             )
             return np.nan
-
-    def _train_batches(self, X, T, batch: int, row_weights, mean_w: float) -> float:
-        """:meth:`_epoch` with a penalty: a fastbp step per batch, scikit-learn's penalty
-        ``alpha / (2 n_b) ||W||²`` (``n_b`` the batch's rows) added to its loss and its
-        gradient to the weights' (not the biases'), in fastbp's loss scale (and with
-        weights ``w`` scaled to mean 1, divided by their mean ``mean_w``, as scikit-learn
-        divides by the batch's weight sum). fastbp's epoch takes one weight decay for
-        every parameter, biases included."""
-        net, opt, n = self.network_, self._optimizer_, X.shape[0]
-        order = net.internals.rng.permutation(n) if self.shuffle else np.arange(n)
-        params, grads, weights = net.params, net.grads, self._weight_slices()
-        loss_sum, take = 0.0, _sparse.Rows(X, batch)
-        for step, start in enumerate(range(0, n, batch)):
-            rows = order[start : start + batch]
-            w = None if row_weights is None else row_weights[rows]
-            loss = net.backward(take(rows), T[rows], sample_weight=w)
-            decay = self.alpha / (len(rows) * mean_w * self._loss_scale)
-            squares = sum(float(np.dot(params[s], params[s])) for s in weights)
-            for s in weights:
-                grads[s] += decay * params[s]
-            try:
-                opt.step(net)
-            except FloatingPointError as error:
-                where = f"training diverged at epoch {self.n_iter_ + 1}, step {step + 1}"
-                raise FloatingPointError(
-                    str(error).replace("training diverged at optimizer", where + ", optimizer")
-                ) from None
-            loss_sum += (loss + 0.5 * decay * squares) * len(rows)
-        return loss_sum / n
-
-    def _weight_slices(self) -> list:
-        """The slices of the network's flat parameters that hold weights (not biases):
-        the ones scikit-learn's penalty ``alpha`` applies to."""
-        slices, offset = [], 0
-        for layer in self._dense_layers():
-            slices.append(slice(offset, offset + layer.W.size))
-            offset += layer.W.size + layer.b.size
-        return slices
 
     def _count_loss(self, loss: float) -> None:
         """An epoch without a training-loss decrease of more than tol counts."""

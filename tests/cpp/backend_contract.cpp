@@ -76,6 +76,7 @@ struct Declared {
                            int64_t m, int64_t n, T* dx, T* dgamma, T* dbeta);
   void loss(const LossSpec& spec, const T* y, Target t, int64_t m, int64_t n, T* grad,
             double* value);
+  void add_weight_penalty(const T* params, T* grads, int64_t n, double decay, double* loss);
   void begin_report(int64_t steps);
   double* loss_slot(int64_t step);
   bool check_finite(const double* loss, const T* grads, int64_t n, int64_t step);

@@ -222,19 +222,50 @@ class ReferenceNetwork:
         error.step, error.reason = step, reason
         raise error
 
-    def _step(self, x, t, update, step, weights=None):
-        """Backward and ``update()`` of one checked batch (see :meth:`_update`)."""
+    def _step(self, x, t, update, step, weights=None, weight_penalty=0.0):
+        """Backward, the penalty (:meth:`_penalise`) and ``update()`` of one checked
+        batch (see :meth:`_update`)."""
         if t.ndim == 1 and self._loss is not softmax_cross_entropy:
             t = t.reshape(-1, 1)
         self._check_training_rows(x.shape[0])
         value = self._backward(x, t, weights)
+        if weight_penalty > 0:
+            value = self._penalise(weight_penalty / x.shape[0])
         self._update(update, step)
         return value
 
-    def _epoch(self, x, t, order, batch_size, update_for, loss_sum, sample_weight, interrupt_mark):
+    def _penalise(self, decay):
+        """scikit-learn's L2 penalty on the Dense layers' weight matrices, as the C++
+        network adds it: ``decay * W`` to their gradients and ``decay / 2`` times their
+        sum of squares (in float64, one matrix after another) to the last loss, which it
+        returns."""
+        for layer, (params, _) in zip(self._layers, self.layout):
+            if layer.kind != _core.LayerKind.Dense:
+                continue
+            _, offset, shape = params[0]
+            w = slice(offset, offset + int(np.prod(shape)))
+            p = self.params[w]
+            with np.errstate(over="ignore"):
+                self._last_loss += 0.5 * decay * float(np.dot(p.astype(np.float64), p))
+                self.grads[w] += self.params.dtype.type(decay) * p
+        return self._last_loss
+
+    def _epoch(
+        self,
+        x,
+        t,
+        order,
+        batch_size,
+        update_for,
+        loss_sum,
+        sample_weight,
+        interrupt_mark,
+        weight_penalty,
+    ):
         """A step with ``update_for(i)`` for batch i of the rows in ``order``; ``loss_sum``
         plus each batch's rows times its loss, added in batch order; stopped by a SIGINT
-        before a batch (KeyboardInterrupt with ``step``), as the C++ network."""
+        before a batch (KeyboardInterrupt with ``step``), as the C++ network; each batch
+        penalised by ``weight_penalty`` (see :meth:`_penalise`)."""
         self.check(x, t)
         rows = len(order)
         self._check_training_rows(min(batch_size, rows))
@@ -247,7 +278,12 @@ class ReferenceNetwork:
                 raise error
             rows = order[start : start + batch_size]
             loss_sum += len(rows) * self._step(
-                x[rows], t[rows], update_for(i), i, None if weights is None else weights[rows]
+                x[rows],
+                t[rows],
+                update_for(i),
+                i,
+                None if weights is None else weights[rows],
+                weight_penalty,
             )
         return loss_sum
 
@@ -314,8 +350,10 @@ class ReferenceNetwork:
         loss_sum=0.0,
         sample_weight=None,
         interrupt_mark=-1,
+        weight_penalty=0.0,
     ):
         self._optimizer(spec, states, steps + 1)  # its checks first
+        weight_penalty = _validate.real("weight_penalty", weight_penalty)
         return self._epoch(
             x,
             t,
@@ -325,4 +363,5 @@ class ReferenceNetwork:
             loss_sum,
             sample_weight,
             interrupt_mark,
+            weight_penalty,
         )

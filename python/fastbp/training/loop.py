@@ -56,6 +56,7 @@ class _Run(NamedTuple):
     callbacks: list
     stopper: EarlyStopping | None
     show_bar: bool
+    weight_penalty: float
 
 
 def fit(net, X, T, *, optimizer: Optimizer, **options) -> History:
@@ -89,6 +90,7 @@ def _train(
     progress: bool | None = None,
     sample_weight=None,
     class_weight=None,
+    weight_penalty: float = 0.0,
     comm: MPI.Intracomm | None = None,
 ) -> History:
     """:func:`fit`'s work. Every check that may refuse the fit, the callbacks' included,
@@ -107,6 +109,8 @@ def _train(
             raise NotImplementedError(
                 "fit(comm=...) does not take sample_weight or class_weight yet"
             )
+        if comm is not None and weight_penalty != 0:
+            raise NotImplementedError("fit(comm=...) does not take a weight_penalty yet")
         run = _checked(
             net,
             X,
@@ -124,6 +128,7 @@ def _train(
             progress if lead else False,
             sample_weight,
             class_weight,
+            weight_penalty,
         )
         for callback in run.callbacks:  # each may refuse its settings (a monitor not logged)
             if isinstance(callback, Callback):
@@ -174,6 +179,7 @@ def _train(
                     epoch,
                     bar,
                     mark,
+                    run.weight_penalty,
                 )
                 logs = {"loss": mean, **_evaluate(net, run.x, run.t, run.val, run.metrics)}
             else:
@@ -232,9 +238,11 @@ def _checked(
     progress,
     sample_weight,
     class_weight,
+    weight_penalty,
 ) -> _Run:
     """Every argument of ``fit`` checked and converted, before anything changes."""
     epochs = _validate.positive_int("epochs", epochs)
+    weight_penalty = _validate.real("weight_penalty", weight_penalty, low=0.0)
     batch_size = _validate.positive_int("batch_size", batch_size)
     optimizers.check(optimizer)
     x, t = net.internals.batch(X, T)
@@ -262,6 +270,7 @@ def _checked(
         callbacks,
         stopper,
         progress_default() if progress is None else progress,
+        weight_penalty,
     )
 
 
@@ -303,10 +312,12 @@ def _run_epoch(
     epoch: int,
     bar: ProgressBar | None,
     mark: int,
+    weight_penalty: float,
 ) -> float:
     """Train ``net`` with ``optimizer`` on the rows of ``x`` (weighted by ``w``, or not)
-    in ``order`` through the network core's ``train_epoch``, advancing the optimizer's
-    step count; returns the epoch's row-weighted mean loss. Without a bar, one core call;
+    in ``order``, with ``weight_penalty`` (see :meth:`fastbp.Network.fit`), through the
+    network core's ``train_epoch``, advancing the optimizer's step count; returns the
+    epoch's row-weighted mean loss. Without a bar, one core call;
     with one, calls on consecutive slices of ``order`` of whole batches, each continuing
     the previous call's loss sum, so the batches, the updates and the sum are exactly
     those of one call. ``mark`` (see :mod:`fastbp._sigint`) lets a Ctrl-C stop a call
@@ -339,6 +350,7 @@ def _run_epoch(
                         *optimizer.core_args(state),
                         loss_sum=loss_sum,
                         interrupt_mark=mark,
+                        weight_penalty=weight_penalty,
                         **weights,
                     )
                 except FloatingPointError as e:
