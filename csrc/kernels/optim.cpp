@@ -65,17 +65,17 @@ template <typename T>
 double add_weight_penalty(const T* p, T* g, int64_t n, double decay) {
   const T d = T(decay);
   return parallel_sum(n, pick_threads(n * kCrossCoreCost), [&](int64_t b, int64_t e) {
-    // Eight running sums (in a fixed order, so the result is reproducible) rather than
-    // one: a single chain of dependent additions would cost an addition's latency per
-    // element.
-    constexpr int kLanes = 8;
-    double lanes[kLanes] = {};
+    // Sixteen running sums in T (in a fixed order, so the result is reproducible), added
+    // in double at the end: one chain of dependent additions would cost an addition's
+    // latency per element, and converting each float to double half the vector width.
+    constexpr int kLanes = 16;
+    T lanes[kLanes] = {};
     int64_t i = b;
     for (; i + kLanes <= e; i += kLanes)
-      for (int l = 0; l < kLanes; ++l) lanes[l] += double(p[i + l]) * double(p[i + l]);
+      for (int l = 0; l < kLanes; ++l) lanes[l] += p[i + l] * p[i + l];
     double total = 0.0;
     for (; i < e; ++i) total += double(p[i]) * double(p[i]);
-    for (int l = 0; l < kLanes; ++l) total += lanes[l];
+    for (int l = 0; l < kLanes; ++l) total += double(lanes[l]);
     for (i = b; i < e; ++i) g[i] += d * p[i];
     return total;
   });

@@ -26,7 +26,8 @@ template <typename T>
 double clip_grad_norm(T* g, int64_t n, double max_norm);
 
 // scikit-learn's L2 penalty on n weights, its gradient part: g += decay * p. Returns the
-// sum of the squares of p (in double), from which the caller adds its loss part.
+// sum of the squares of p (partial sums in T, as scikit-learn's, added in double), from
+// which the caller adds its loss part.
 template <typename T>
 double add_weight_penalty(const T* p, T* g, int64_t n, double decay);
 

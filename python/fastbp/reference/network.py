@@ -237,8 +237,8 @@ class ReferenceNetwork:
     def _penalise(self, decay):
         """scikit-learn's L2 penalty on the Dense layers' weight matrices, as the C++
         network adds it: ``decay * W`` to their gradients and ``decay / 2`` times their
-        sum of squares (in float64, one matrix after another) to the last loss, which it
-        returns."""
+        sum of squares (each matrix's in the network's dtype, as scikit-learn's, added
+        in float64 one matrix after another) to the last loss, which it returns."""
         for layer, (params, _) in zip(self._layers, self.layout):
             if layer.kind != _core.LayerKind.Dense:
                 continue
@@ -246,7 +246,7 @@ class ReferenceNetwork:
             w = slice(offset, offset + int(np.prod(shape)))
             p = self.params[w]
             with np.errstate(over="ignore"):
-                self._last_loss += 0.5 * decay * float(np.dot(p.astype(np.float64), p))
+                self._last_loss += 0.5 * decay * float(np.dot(p, p))
                 self.grads[w] += self.params.dtype.type(decay) * p
         return self._last_loss
 
