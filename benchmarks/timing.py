@@ -82,14 +82,23 @@ def interleaved_medians(
 def measured_peak(fb, unit: str = "float32"):
     """fastbp's measured peak of ``unit`` ("float32" or "bfloat16") on its thread count
     (``fb.tune.peak``: a plain loop of the instruction its products use), or None where
-    the SIMD path has no such unit; and the header line that gives it."""
-    peak = fb.tune.peak()[unit]
+    the SIMD path has no such unit; and the header line that gives it (for float32 with
+    the rate of its micro-kernel on panels in L1, the most a product can reach)."""
+    measured = fb.tune.peak()
+    peak = measured[unit]
     if peak is None:
         return None, f"# {unit} peak: none on simd={fb.build_info()['simd']}"
-    return peak, (
+    line = (
         f"# {unit} peak (fb.tune.peak): {peak['gflops']:.1f} GFLOP/s, "
         f"{peak['instruction']} on {peak['threads']} threads"
     )
+    if unit == "float32":
+        kernel = measured["float32_kernel"]
+        line += (
+            f"; its micro-kernel {kernel['instruction']} on panels in L1: "
+            f"{kernel['gflops']:.1f} GFLOP/s ({share_of_peak(kernel['gflops'], peak)})"
+        )
+    return peak, line
 
 
 def share_of_peak(gflops: float, peak) -> str:

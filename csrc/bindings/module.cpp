@@ -121,22 +121,24 @@ py::object peak_dict(const std::optional<kernels::Peak>& peak) {
   return std::move(d);
 }
 
-// Both units' peaks on `n` threads (any Python int: one beyond int64 is refused in the
-// words of the core's range check), measured without the GIL.
+// Both units' peaks and the float32 kernel's on `n` threads (any Python int: one beyond int64 is
+// refused in the words of the core's range check), measured without the GIL.
 py::dict measure_peak(const py::int_& n) {
   int overflow = 0;
   const long long threads = PyLong_AsLongLongAndOverflow(n.ptr(), &overflow);
   if (overflow != 0) throw py::value_error(kernels::peak_threads_error(py::str(n)));
-  std::optional<kernels::Peak> f32, bf16;
+  std::optional<kernels::Peak> f32, bf16, kernel;
   {
     py::gil_scoped_release release;
     f32 = kernels::measure_peak(kernels::PeakUnit::Float32, threads);
     bf16 = kernels::measure_peak(kernels::PeakUnit::Bfloat16, threads);
+    kernel = kernels::measure_peak(kernels::PeakUnit::Float32Kernel, threads);
   }
   py::dict out;
   out["simd"] = kernels::isa_name(kernels::active_isa());
   out["float32"] = peak_dict(f32);
   out["bfloat16"] = peak_dict(bf16);
+  out["float32_kernel"] = peak_dict(kernel);
   return out;
 }
 
@@ -160,8 +162,9 @@ void bind_gemm_config(py::module_& m) {
       py::arg("caches"), py::arg("mr"), py::arg("nr"), py::arg("k_bytes"), py::arg("k_align"),
       py::arg("fallback_nc"));
   m.def("measure_peak", &measure_peak, py::arg("threads"),
-        "The measured peak GFLOP/s of the float32 and bfloat16 units on the path in use, on "
-        "`threads` threads at once (None for a unit the path lacks); see fastbp.tune.peak.");
+        "The measured peak GFLOP/s of the float32 and bfloat16 units on the path in use, and "
+        "of the float32 GEMM's wide micro-kernel with its panels in L1, on `threads` threads "
+        "at once (None for a unit the path lacks); see fastbp.tune.peak.");
   m.def(
       "_gemm_caches_from_sysfs",
       [](const std::string& root) { return caches_dict(gd::caches_from_sysfs(root)); },

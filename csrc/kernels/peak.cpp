@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "dispatch.hpp"
+#include "gemm/config.hpp"
 #include "threads.hpp"
 
 namespace fastbp::kernels {
@@ -50,6 +51,42 @@ std::optional<PeakLoop> bf16_loop(Isa isa) {
   }
 }
 
+// The float32 GEMM's wide micro-kernel on the path in use.
+const gemm_detail::GemmConfig<float>& wide_kernel() {
+  return *gemm_detail::gemm_path<float>(active_isa()).wide;
+}
+
+// Bytes of the kernel loop's A and B panels together: at most half the smallest L1d
+// (32 KiB) beside the C tile.
+constexpr int64_t kPanelBytes = 24 * 1024;
+
+// The depth of the kernel loop's calls: as deep as kPanelBytes allows, in whole steps of 8.
+int64_t kernel_depth(const gemm_detail::GemmConfig<float>& k) {
+  return std::max<int64_t>(8, kPanelBytes / int64_t(sizeof(float) * (k.mr + k.nr)) / 8 * 8);
+}
+
+// The kernel loop's run: `iterations` calls on the same panels, each adding to C. The
+// operands are 2^-10, so C grows by kc * 2^-20 a call: never near overflow.
+float kernel_run(int64_t iterations) {
+  const gemm_detail::GemmConfig<float>& k = wide_kernel();
+  const int64_t kc = kernel_depth(k), a_size = k.mr * kc, b_size = kc * k.nr;
+  const size_t count = static_cast<size_t>(a_size + b_size + k.mr * k.nr);
+  std::vector<float> storage(count + 16, 1.0f / 1024);
+  // panels start on a 64-byte line, as the GEMM's scratch buffers do
+  float* const a =
+      storage.data() + (16 - reinterpret_cast<uintptr_t>(storage.data()) / 4 % 16) % 16;
+  float* const b = a + a_size;
+  float* const c = b + b_size;
+  std::fill(c, c + k.mr * k.nr, 0.0f);
+  for (int64_t i = 0; i < iterations; ++i) k.ukr(kc, 1.0f, a, 1, k.mr, b, k.nr, 1.0f, c, k.nr);
+  return c[0];
+}
+
+PeakLoop kernel_loop() {
+  const gemm_detail::GemmConfig<float>& k = wide_kernel();
+  return {k.name, 2.0 * k.mr * k.nr * double(kernel_depth(k)), kernel_run};
+}
+
 // Where the loops' results go, so that no run can be left out.
 std::atomic<float> g_sink{0.0f};
 
@@ -84,8 +121,9 @@ std::string peak_threads_error(const std::string& got) {
 std::optional<Peak> measure_peak(PeakUnit unit, int64_t threads) {
   if (threads < 1 || threads > num_threads())
     throw std::invalid_argument(peak_threads_error(std::to_string(threads)));
-  const std::optional<PeakLoop> loop =
-      unit == PeakUnit::Float32 ? fma_loop(active_isa()) : bf16_loop(active_isa());
+  const std::optional<PeakLoop> loop = unit == PeakUnit::Float32    ? fma_loop(active_isa())
+                                       : unit == PeakUnit::Bfloat16 ? bf16_loop(active_isa())
+                                                                    : kernel_loop();
   if (!loop) return std::nullopt;
   const int n = static_cast<int>(threads);
   const int64_t iterations = calibrated_iterations(*loop);

@@ -10,8 +10,12 @@
 namespace fastbp::kernels {
 
 // The two units a product can run on: float32 multiply-adds (the float32 GEMM's
-// vector width) and the bfloat16 dot-product unit.
-enum class PeakUnit { Float32, Bfloat16 };
+// vector width) and the bfloat16 dot-product unit. And Float32Kernel: the float32 GEMM's
+// wide micro-kernel itself, called again and again (beta 1, as on a product's later K
+// blocks) on packed A and B panels and a C tile that stay in L1, so that it runs its
+// loads and broadcasts beside the multiply-adds and nothing waits on memory: the most a
+// float32 product with that kernel can reach here.
+enum class PeakUnit { Float32, Bfloat16, Float32Kernel };
 
 struct Peak {
   const char* instruction;  // as the disassembly names it: "vfmadd231ps zmm", ...
@@ -21,7 +25,8 @@ struct Peak {
 
 // The peak of `unit` on the path in use, on `threads` threads of the pool at once (each
 // running the loop), or nullopt when the path has no such instruction: the reference path
-// (portable C++ kernels), and bfloat16 but on avx512_bf16 and amx. About 0.35 s.
+// (portable C++ kernels), and bfloat16 but on avx512_bf16 and amx; Float32Kernel runs on
+// every path. About 0.35 s.
 // Throws std::invalid_argument (worded by peak_threads_error) unless
 // 1 <= threads <= num_threads().
 std::optional<Peak> measure_peak(PeakUnit unit, int64_t threads);

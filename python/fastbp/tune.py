@@ -516,17 +516,23 @@ def peak(threads=None) -> dict:
     plain loop of the instruction the matrix products use, with enough independent
     accumulators to hide its latency and nothing else inside (no loads, no stores), run
     on ``threads`` threads at once (default: fastbp's thread count, ``fb.get_num_threads()``)
-    and timed over about 0.1 s, the best of three runs; under a second in all.
+    and timed over about 0.1 s, the best of three runs; and the same for the float32
+    GEMM's wide micro-kernel, called again and again on packed panels and a C tile that
+    stay in L1: its loads and broadcasts run beside the multiply-adds, nothing waits on
+    memory, so no float32 product here can go faster. About a second in all.
 
-    Returns ``{"simd": path, "float32": unit, "bfloat16": unit}``, each unit a dict
+    Returns ``{"simd": path, "float32": unit, "bfloat16": unit, "float32_kernel":
+    unit}``, each unit a dict
     ``{"gflops": GFLOP/s of all the threads together, "instruction": what the loop runs,
     "threads": threads}``, or ``None`` where the path has no such unit. float32:
     ``vfmadd231ps ymm`` on avx2, ``vfmadd231ps zmm`` on avx512, avx512_bf16 and amx (2
     flops per lane), ``None`` on ref. bfloat16: ``vdpbf16ps zmm`` on avx512_bf16 (4 flops
     per float32 lane), ``tdpbf16ps`` on amx (16 x 16 x 32 multiply-adds), ``None``
-    elsewhere (those paths multiply bfloat16 on the float32 unit). The benchmarks quote
-    their shares of it. ``threads`` must be an int in ``[1, fb.get_num_threads()]``:
-    ``TypeError`` for another type, ``ValueError`` out of that range."""
+    elsewhere (those paths multiply bfloat16 on the float32 unit). float32_kernel: on
+    every path, its "instruction" the kernel's name (``sgemm_avx512_6x64``, ...). The
+    benchmarks quote their shares of the peaks. ``threads`` must be an int in
+    ``[1, fb.get_num_threads()]``: ``TypeError`` for another type, ``ValueError`` out of
+    that range."""
     if threads is None:
         threads = fb.get_num_threads()
     return _core.measure_peak(integer("threads", threads))

@@ -1,6 +1,7 @@
 """The measured peak (``fastbp.tune.peak``): on every SIMD path this machine runs, the
-loop of the instruction that path's products use, a finite positive rate, and None for a
-unit the path lacks; its thread count checked before anything runs. No rate is asserted
+loop of the instruction that path's products use and that path's wide float32
+micro-kernel on panels in L1, each a finite positive rate, and None for a unit the path
+lacks; its thread count checked before anything runs. No rate is asserted
 beyond being positive: timings depend on the machine and its load."""
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ import pytest
 import fastbp as fb
 from fbhelpers import SIMD_PATHS, run_on_path
 
-#: Per path, the instruction of the float32 loop and of the bfloat16 one (None: absent).
+#: Per path, the instruction of the float32 loop and of the bfloat16 one (None: absent),
+#: and the wide float32 micro-kernel.
 INSTRUCTIONS = {
-    "ref": (None, None),
-    "avx2": ("vfmadd231ps ymm", None),
-    "avx512": ("vfmadd231ps zmm", None),
-    "avx512_bf16": ("vfmadd231ps zmm", "vdpbf16ps zmm"),
-    "amx": ("vfmadd231ps zmm", "tdpbf16ps"),
+    "ref": (None, None, "sgemm_ref_4x8"),
+    "avx2": ("vfmadd231ps ymm", None, "sgemm_avx2_6x16"),
+    "avx512": ("vfmadd231ps zmm", None, "sgemm_avx512_6x64"),
+    "avx512_bf16": ("vfmadd231ps zmm", "vdpbf16ps zmm", "sgemm_avx512_6x64"),
+    "amx": ("vfmadd231ps zmm", "tdpbf16ps", "sgemm_avx512_6x64"),
 }
 
 PEAK = textwrap.dedent("""
@@ -45,16 +47,18 @@ def test_peak_runs_the_paths_instructions_on_one_thread_and_on_the_pool(path):
     one, pool = json.loads(result.stdout)
     for peak, threads in ((one, 1), (pool, 2)):
         assert peak["simd"] == path
-        float32, bfloat16 = INSTRUCTIONS[path]
+        float32, bfloat16, kernel = INSTRUCTIONS[path]
         check_unit(peak["float32"], float32, threads)
         check_unit(peak["bfloat16"], bfloat16, threads)
+        check_unit(peak["float32_kernel"], kernel, threads)
 
 
 def test_peak_defaults_to_fastbps_thread_count():
     peak = fb.tune.peak()
     assert peak["simd"] == fb.build_info()["simd"]
-    for unit in (peak["float32"], peak["bfloat16"]):
+    for unit in (peak["float32"], peak["bfloat16"], peak["float32_kernel"]):
         assert unit is None or unit["threads"] == fb.get_num_threads()
+    assert peak["float32_kernel"] is not None
 
 
 @pytest.mark.parametrize("threads", [0, -1, "pool+1", 2**70])
