@@ -591,11 +591,15 @@ class _BaseMLP(BaseEstimator):
         opt = self._optimizer_
         offset = self._loss_offset(T, w)
         self.n_iter_ = 0
-        for _ in range(1 if incremental else self.max_iter):
+        epochs = 1 if incremental else self.max_iter
+        stopped = False
+
+        def after_epoch(mean_loss: float) -> bool:
+            """scikit-learn's bookkeeping after an epoch whose mean loss (in fastbp's
+            scale, NaN for one that diverged) is ``mean_loss``; False to stop."""
+            nonlocal stopped
             # scikit-learn's loss, on which its stopping rule (tol) acts
-            self.loss_ = offset + self._loss_scale * self._epoch(
-                X, T, batch, row_weights, mean_w, early_stopping=val is not None
-            )
+            self.loss_ = offset + self._loss_scale * mean_loss
             self.n_iter_ += 1
             self.t_ += n
             self.loss_curve_.append(self.loss_)
@@ -603,7 +607,8 @@ class _BaseMLP(BaseEstimator):
                 print(f"Iteration {self.n_iter_:d}, loss = {self.loss_:.8f}")
             if np.isnan(self.loss_):  # diverged: the best validation weights are restored
                 self._count_score(np.nan)
-                break
+                stopped = True
+                return False
             if val is not None:
                 self._count_score(self._validation_score(*val))
             else:
@@ -612,50 +617,66 @@ class _BaseMLP(BaseEstimator):
                 opt.lr = self.learning_rate_init / (self.t_ + 1) ** self.power_t
             if self._no_improvement_count > self.n_iter_no_change:
                 if self._plateau(val is not None):
-                    break
+                    stopped = True
+                    return False
                 self._no_improvement_count = 0
-        else:
-            if not incremental:  # scikit-learn's rule: partial_fit never warns
-                warnings.warn(
-                    f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
-                    "reached and the optimization hasn't converged yet.",
-                    ConvergenceWarning,
-                )
-        if val is not None:
-            net.params[...] = self._best_params
+            return True
 
-    def _epoch(self, X, T, batch: int, row_weights, mean_w: float, early_stopping: bool) -> float:
-        """One epoch over batches of ``batch`` rows (shuffled from the network's generator
-        when ``shuffle``; a sparse X's rows gathered into a dense block per batch), one
-        fastbp epoch: its mean loss, scikit-learn's penalty ``alpha / (2 n_b) ||W||²``
-        (``n_b`` a batch's rows) included, as fastbp's ``weight_penalty`` adds it to each
-        batch's loss and its gradient to the weights' (not the biases'), in fastbp's loss
-        scale (and with weights ``w`` scaled to mean 1, divided by their mean ``mean_w``,
-        as scikit-learn divides by the batch's weight sum). Where a step's loss or
-        gradient is not finite (the step is not applied): with early stopping, NaN and a
-        ConvergenceWarning, where scikit-learn trains on with NaN weights to max_iter and
-        keeps its best validation weights; else scikit-learn's ValueError."""
+        lr = opt.lr  # fit sets it back when it ends; the epochs' changes are kept
+
+        def on_epoch(epoch: int, logs: dict) -> bool:
+            nonlocal lr
+            go_on = after_epoch(logs["loss"])
+            lr = opt.lr
+            return go_on
+
         try:
-            return self.network_.fit(
-                X,
-                T,
-                epochs=1,
-                batch_size=batch,
-                optimizer=self._optimizer_,
-                shuffle=self.shuffle,
-                progress=False,
-                sample_weight=row_weights,
-                weight_penalty=self.alpha / (mean_w * self._loss_scale),
-            ).loss[0]
+            self._epochs(X, T, epochs, batch, row_weights, mean_w, on_epoch)
         except FloatingPointError as error:
-            if not early_stopping:
+            # A step whose loss or gradient is not finite (the step is not applied):
+            # with early stopping, NaN and a ConvergenceWarning, where scikit-learn trains
+            # on with NaN weights to max_iter and keeps its best validation weights; else
+            # scikit-learn's ValueError.
+            if val is None:
                 raise ValueError(_NON_FINITE) from error
             warnings.warn(
                 f"Stochastic Optimizer: {error}. Training stops; the weights of "
                 "the best validation score are kept.",
                 ConvergenceWarning,
             )
-            return np.nan
+            after_epoch(np.nan)
+        finally:
+            opt.lr = lr
+        if not stopped and not incremental:  # scikit-learn's rule: partial_fit never warns
+            warnings.warn(
+                f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
+                "reached and the optimization hasn't converged yet.",
+                ConvergenceWarning,
+            )
+        if val is not None:
+            net.params[...] = self._best_params
+
+    def _epochs(self, X, T, epochs: int, batch: int, row_weights, mean_w: float, on_epoch):
+        """Up to ``epochs`` epochs in one fastbp ``fit`` over batches of ``batch`` rows
+        (shuffled from the network's generator when ``shuffle``; a sparse X's rows
+        gathered into a dense block per batch), ``on_epoch(epoch, logs)`` after each (False
+        stops). Each batch of ``n_b`` rows adds scikit-learn's penalty ``alpha / (2 n_b)
+        ||W||²`` to its loss and its gradient to the weights' (not the biases'), as
+        fastbp's ``weight_penalty`` does, in fastbp's loss scale (and with weights ``w``
+        scaled to mean 1, divided by their mean ``mean_w``, as scikit-learn divides by
+        the batch's weight sum). FloatingPointError where a step diverges."""
+        self.network_.fit(
+            X,
+            T,
+            epochs=epochs,
+            batch_size=batch,
+            optimizer=self._optimizer_,
+            shuffle=self.shuffle,
+            callbacks=[on_epoch],
+            progress=False,
+            sample_weight=row_weights,
+            weight_penalty=self.alpha / (mean_w * self._loss_scale),
+        )
 
     def _count_loss(self, loss: float) -> None:
         """An epoch without a training-loss decrease of more than tol counts."""

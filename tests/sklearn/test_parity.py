@@ -68,11 +68,13 @@ def _script_fastbp(monkeypatch, est, X, y, losses, scores=None):
     the validation score by the next of ``scores``); returns each epoch's learning rate."""
     losses, rates = iter(losses), []
 
-    def fake_epoch(*args, **kwargs):
-        rates.append(est._optimizer_.lr)
-        return next(losses)
+    def fake_epochs(X, T, epochs, batch, row_weights, mean_w, on_epoch):
+        for epoch in range(epochs):
+            rates.append(est._optimizer_.lr)
+            if on_epoch(epoch, {"loss": next(losses)}) is False:
+                break
 
-    monkeypatch.setattr(est, "_epoch", fake_epoch)
+    monkeypatch.setattr(est, "_epochs", fake_epochs)
     if scores is not None:
         scores = iter(scores)
         monkeypatch.setattr(est, "_validation_score", lambda X, T, w: next(scores))
