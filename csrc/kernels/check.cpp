@@ -1,23 +1,28 @@
 #include "check.hpp"
 
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <type_traits>
 
-namespace fastbp::kernels {
+#include "threads.hpp"
 
+namespace fastbp::kernels {
+namespace {
+
+// Whether x[begin, end) is all finite.
 template <typename T>
-bool all_finite(const T* x, int64_t n) {
+bool finite_range(const T* x, int64_t begin, int64_t end) {
   // A float is NaN or inf exactly when its exponent bits are all ones. Testing the bits
   // with integer ops gives a reduction the compiler may vectorise (a floating-point sum
   // would be a serial dependency chain without -ffast-math).
   using Bits = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
   constexpr Bits kExponent = sizeof(T) == 4 ? Bits(0x7f800000u) : Bits(0x7ff0000000000000ull);
   constexpr int64_t kChunk = 4096;  // stop early on bad data without a branch per element
-  for (int64_t start = 0; start < n; start += kChunk) {
-    const int64_t end = start + kChunk < n ? start + kChunk : n;
+  for (int64_t start = begin; start < end; start += kChunk) {
+    const int64_t stop = start + kChunk < end ? start + kChunk : end;
     Bits bad = 0;
-    for (int64_t i = start; i < end; ++i) {
+    for (int64_t i = start; i < stop; ++i) {
       Bits b;
       std::memcpy(&b, x + i, sizeof b);
       bad |= Bits((b & kExponent) == kExponent);
@@ -25,6 +30,20 @@ bool all_finite(const T* x, int64_t n) {
     if (bad) return false;
   }
   return true;
+}
+
+}  // namespace
+
+template <typename T>
+bool all_finite(const T* x, int64_t n) {
+  // The check reads every step's gradients: large ones are split between the threads.
+  const int threads = pick_threads(n);
+  if (threads <= 1) return finite_range(x, 0, n);
+  std::atomic<bool> finite{true};
+  parallel_for(n, threads, [&](int64_t begin, int64_t end) {
+    if (!finite_range(x, begin, end)) finite.store(false, std::memory_order_relaxed);
+  });
+  return finite.load(std::memory_order_relaxed);
 }
 
 template <typename T>

@@ -33,27 +33,33 @@ void bias_activation_rows(T* z, const T* b, int64_t m, int64_t n, Act act, ActPa
 template <typename T>
 void activation_grad_bias_grad(const T* x, const T* y, T* g, int64_t m, int64_t n, Act act,
                                ActParams p, T* db) {
-  // Row-wise accumulation keeps the inner loop unit-stride; threads would need a
-  // reduction over n-wide partials, which does not pay at MLP sizes.
-  std::fill(db, db + n, T(0));
+  // The threads split the columns, in groups of kGroup: each owns its columns' bias
+  // gradients, summed over the rows in order (the same sums whatever the split, and no
+  // reduction between threads), and walks its part of every row at unit stride.
+  constexpr int64_t kGroup = 16;
   common::with_act(act, [&](auto kind) {
     constexpr Act A = decltype(kind)::value;
-    for (int64_t i = 0; i < m; ++i) {
-      const T* __restrict yi = y + i * n;
-      T* __restrict gi = g + i * n;
-      if constexpr (act_uses_input(A)) {
-        const T* __restrict xi = x + i * n;
-        for (int64_t j = 0; j < n; ++j) {
-          gi[j] *= common::act_derivative<A>(xi[j], yi[j], p);
-          db[j] += gi[j];
-        }
-      } else {
-        for (int64_t j = 0; j < n; ++j) {
-          gi[j] *= common::act_derivative<A>(yi[j], yi[j], p);
-          db[j] += gi[j];
+    const int threads = pick_threads(m * n * (A == Act::Identity ? 1 : 8));
+    parallel_for((n + kGroup - 1) / kGroup, threads, [&](int64_t first, int64_t last) {
+      const int64_t j0 = first * kGroup, j1 = std::min(n, last * kGroup);
+      std::fill(db + j0, db + j1, T(0));
+      for (int64_t i = 0; i < m; ++i) {
+        const T* __restrict yi = y + i * n;
+        T* __restrict gi = g + i * n;
+        if constexpr (act_uses_input(A)) {
+          const T* __restrict xi = x + i * n;
+          for (int64_t j = j0; j < j1; ++j) {
+            gi[j] *= common::act_derivative<A>(xi[j], yi[j], p);
+            db[j] += gi[j];
+          }
+        } else {
+          for (int64_t j = j0; j < j1; ++j) {
+            gi[j] *= common::act_derivative<A>(yi[j], yi[j], p);
+            db[j] += gi[j];
+          }
         }
       }
-    }
+    });
   });
 }
 
