@@ -333,7 +333,7 @@ class _BaseMLP(BaseEstimator):
 
     def _optimizer(self):
         """The solver's optimizer, without weight decay: the penalty on the weights alone
-        is added to their gradients (see :meth:`_epoch`)."""
+        is fastbp's ``weight_penalty`` (see :meth:`_epochs`)."""
         if self.solver == "sgd":
             return SGD(
                 lr=self.learning_rate_init,
@@ -566,9 +566,10 @@ class _BaseMLP(BaseEstimator):
         return self
 
     def _fit_stochastic(self, X, T, w, val, incremental: bool) -> None:
-        """scikit-learn's epoch loop for "sgd" and "adam" (see :meth:`_epoch`). Weights
-        ``w`` are scaled to mean 1 over the rows, and the penalty divided by their mean,
-        so the objective's scale is scikit-learn's."""
+        """scikit-learn's epoch loop for "sgd" and "adam": one fastbp fit of all the
+        epochs (see :meth:`_epochs`), scikit-learn's rules after each in its callback.
+        Weights ``w`` are scaled to mean 1 over the rows, and the penalty divided by their
+        mean, so the objective's scale is scikit-learn's."""
         net, n = self.network_, X.shape[0]
         mean_w = 1.0 if w is None else float(w.mean())
         row_weights = self._row_weights(w, n)
