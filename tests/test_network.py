@@ -779,9 +779,10 @@ def _rows_of(x, rows):
 def test_sparse_input_trains_and_predicts_as_the_dense_input(
     rng, monkeypatch, small_blocks, backend, fmt
 ):
-    """fit (shuffled, validation split, metrics), train_step, backward, predict, loss and
-    evaluate on a sparse X: the dense X's batches, parameters and results, to float32
-    round-off; no block densified holds more rows than a batch or a block."""
+    """fit (shuffled, validation split, metrics, a weight penalty), train_step, backward,
+    predict, loss and evaluate on a sparse X: the dense X's batches, parameters and
+    results, to float32 round-off; no block densified holds more rows than a batch or a
+    block."""
     X, T = _sparse_data(rng)
     X = X.asformat(fmt)
     nets = [make_net(SPARSE_WIDTHS, "relu", "ce_labels", "float32", backend) for _ in "ab"]
@@ -789,7 +790,9 @@ def test_sparse_input_trains_and_predicts_as_the_dense_input(
     densified = _densified_rows(monkeypatch)
     results = []
     for net, x in zip(nets, (X, dense_X)):
-        kwargs = dict(epochs=3, batch_size=4, validation_split=0.2, metrics=["accuracy"])
+        kwargs = dict(
+            epochs=3, batch_size=4, validation_split=0.2, metrics=["accuracy"], weight_penalty=0.01
+        )
         history = net.fit(x, T, optimizer=fb.Adam(lr=0.01), progress=False, **kwargs)
         opt = fb.SGD(lr=0.1)
         step_loss = net.train_step(_rows_of(x, slice(0, 5)), T[:5], opt)

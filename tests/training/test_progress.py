@@ -92,13 +92,16 @@ def test_bar_advances_within_each_epoch_with_the_running_loss(recording_bars):
     assert ends == history.loss == [logs["loss"] for logs in bar.epoch_logs]
 
 
+@pytest.mark.parametrize("weight_penalty", [0.0, 0.05])
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_training_is_bitwise_the_same_with_and_without_the_bar(
-    recording_bars, backend, dtype, optimizer
+    recording_bars, backend, dtype, optimizer, weight_penalty
 ):
-    """Shuffled, with a validation split leaving 183 rows: 46 batches, the last of 3."""
+    """Shuffled, with a validation split leaving 183 rows: 46 batches, the last of 3;
+    with and without a weight penalty (whose batches of 4 and of 3 rows each take their
+    own share)."""
     X, T = data(dtype)
     runs = []
     for progress in (False, True):
@@ -112,6 +115,7 @@ def test_training_is_bitwise_the_same_with_and_without_the_bar(
             validation_split=0.1,
             metrics=["accuracy"],
             progress=progress,
+            weight_penalty=weight_penalty,
         )
         logs = history.to_dict()
         del logs["epoch_time"]
