@@ -186,21 +186,22 @@ def digits_split():
 
 
 def epochs_alone(est, X, y, repeats: int) -> float:
-    """Median seconds of the training ``est`` (a fitted fastbp estimator) runs, without the
-    estimator around it: its network trained for ``TARGET``'s epochs in one
-    ``Network.fit`` call, with the same optimizer, batches and penalty."""
+    """Median seconds of the training ``est`` (a fitted fastbp classifier, unweighted)
+    runs, without the estimator around it: its network trained for its ``max_iter``
+    epochs in one ``Network.fit`` call, with a fresh optimizer of its solver, its batches
+    and its penalty."""
     labels = np.searchsorted(est.classes_, y)
     seconds = []
     for _ in range(repeats):
-        opt = fb.SGD(lr=1e-3, momentum=0.9, nesterov=True)
+        opt = est._optimizer()
         t0 = time.perf_counter()
         est.network_.fit(
             X,
             labels,
-            epochs=TARGET["max_iter"],
-            batch_size=TARGET["batch_size"],
+            epochs=est.max_iter,
+            batch_size=est._batch_size(len(y)),
             optimizer=opt,
-            weight_penalty=1e-4,
+            weight_penalty=est.alpha / est._loss_scale,
             progress=False,
         )
         seconds.append(time.perf_counter() - t0)

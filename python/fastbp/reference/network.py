@@ -242,12 +242,10 @@ class ReferenceNetwork:
         for layer, (params, _) in zip(self._layers, self.layout):
             if layer.kind != _core.LayerKind.Dense:
                 continue
-            _, offset, shape = params[0]
-            w = slice(offset, offset + int(np.prod(shape)))
-            p = self.params[w]
+            p, g = views(self.params, params)["W"], views(self.grads, params)["W"]
             with np.errstate(over="ignore"):
-                self._last_loss += 0.5 * decay * float(np.dot(p, p))
-                self.grads[w] += self.params.dtype.type(decay) * p
+                self._last_loss += 0.5 * decay * float(np.vdot(p, p))
+                g += self.params.dtype.type(decay) * p
         return self._last_loss
 
     def _epoch(
