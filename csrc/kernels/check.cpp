@@ -5,6 +5,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "clones.hpp"
 #include "threads.hpp"
 
 namespace fastbp::kernels {
@@ -12,7 +13,7 @@ namespace {
 
 // Whether x[begin, end) is all finite.
 template <typename T>
-bool finite_range(const T* x, int64_t begin, int64_t end) {
+FASTBP_CLONES bool finite_range(const T* x, int64_t begin, int64_t end) {
   // A float is NaN or inf exactly when its exponent bits are all ones. Testing the bits
   // with integer ops gives a reduction the compiler may vectorise (a floating-point sum
   // would be a serial dependency chain without -ffast-math).

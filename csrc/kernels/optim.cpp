@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "clones.hpp"
 #include "threads.hpp"
 
 namespace fastbp::kernels {
@@ -16,9 +17,28 @@ constexpr int64_t kCrossCoreCost = 16;
 // One range of a rule's update. The arrays are restrict parameters rather than lambda
 // captures, so that the stores cannot alias them and GCC vectorises the loop.
 template <typename Rule, typename C, typename T>
-void update_range(const C c, T* __restrict param, const T* __restrict grad, common::StatePtrs<T> s,
-                  int64_t begin, int64_t end) {
+FASTBP_CLONES void update_range(const C c, T* __restrict param, const T* __restrict grad,
+                                common::StatePtrs<T> s, int64_t begin, int64_t end) {
   for (int64_t i = begin; i < end; ++i) Rule::apply(c, i, param, grad, s);
+}
+
+// add_weight_penalty's sum of squares over [b, e), with d * p added to g there.
+template <typename T>
+FASTBP_CLONES double penalty_range(const T* __restrict p, T* __restrict g, T d, int64_t b,
+                                   int64_t e) {
+  // Sixteen running sums in T (in a fixed order, so the result is reproducible), added
+  // in double at the end: one chain of dependent additions would cost an addition's
+  // latency per element, and converting each float to double half the vector width.
+  constexpr int kLanes = 16;
+  T lanes[kLanes] = {};
+  int64_t i = b;
+  for (; i + kLanes <= e; i += kLanes)
+    for (int l = 0; l < kLanes; ++l) lanes[l] += p[i + l] * p[i + l];
+  double total = 0.0;
+  for (; i < e; ++i) total += double(p[i]) * double(p[i]);
+  for (int l = 0; l < kLanes; ++l) total += double(lanes[l]);
+  for (i = b; i < e; ++i) g[i] += d * p[i];
+  return total;
 }
 
 }  // namespace
@@ -63,22 +83,8 @@ double clip_grad_norm(T* g, int64_t n, double max_norm) {
 
 template <typename T>
 double add_weight_penalty(const T* p, T* g, int64_t n, double decay) {
-  const T d = T(decay);
-  return parallel_sum(n, pick_threads(n * kCrossCoreCost), [&](int64_t b, int64_t e) {
-    // Sixteen running sums in T (in a fixed order, so the result is reproducible), added
-    // in double at the end: one chain of dependent additions would cost an addition's
-    // latency per element, and converting each float to double half the vector width.
-    constexpr int kLanes = 16;
-    T lanes[kLanes] = {};
-    int64_t i = b;
-    for (; i + kLanes <= e; i += kLanes)
-      for (int l = 0; l < kLanes; ++l) lanes[l] += p[i + l] * p[i + l];
-    double total = 0.0;
-    for (; i < e; ++i) total += double(p[i]) * double(p[i]);
-    for (int l = 0; l < kLanes; ++l) total += double(lanes[l]);
-    for (i = b; i < e; ++i) g[i] += d * p[i];
-    return total;
-  });
+  return parallel_sum(n, pick_threads(n * kCrossCoreCost),
+                      [&](int64_t b, int64_t e) { return penalty_range(p, g, T(decay), b, e); });
 }
 
 template void optimizer_step<float>(const OptimizerArgs&, float*, const float*, float* const*,
