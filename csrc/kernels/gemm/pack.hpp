@@ -21,8 +21,9 @@ inline void pack_panel(const T* src, int64_t ld, bool lane_contig, int64_t lanes
                        T* __restrict dst) {
   if (lane_contig) {
     // Lane l of step p lies at src[p * ld + l]. A copy of MR or NR elements must stay a
-    // few vector moves: a memcpy of a size known at compile time is inlined as such, where
-    // GCC turns a plain copy loop into a call to memmove, which costs more than the copy.
+    // few vector moves: a memcpy of a size known at compile time is inlined as such. The
+    // ragged copy below is a loop of its own; the packers' files are built so that GCC
+    // does not turn it into calls to memmove and memset (kernels/CMakeLists.txt).
     if (lanes == R) {
       for (int64_t p = 0; p < kc; ++p) {
         if constexpr (C::kIdentity) {
