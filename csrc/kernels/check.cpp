@@ -37,8 +37,8 @@ FASTBP_CLONES bool finite_range(const T* x, int64_t begin, int64_t end) {
 
 template <typename T>
 bool all_finite(const T* x, int64_t n) {
-  // The check reads every step's gradients: large ones are split between the threads.
-  const int threads = pick_threads(n);
+  // The check reads every step's gradients, split as the update splits them.
+  const int threads = pick_threads(n * kCrossCoreCost);
   if (threads <= 1) return finite_range(x, 0, n);
   std::atomic<bool> finite{true};
   parallel_for(n, threads, [&](int64_t begin, int64_t end) {

@@ -8,12 +8,6 @@
 namespace fastbp::kernels {
 namespace {
 
-// The gradients were just written by the threads of the backward GEMMs, in contiguous
-// row ranges; updating with the same static split keeps each range on the core whose
-// cache holds it. A serial update would pull half the gradient across cores, which
-// costs far more than the arithmetic, so threads pay off from small sizes.
-constexpr int64_t kCrossCoreCost = 16;
-
 // One range of a rule's update. The arrays are restrict parameters rather than lambda
 // captures, so that the stores cannot alias them and GCC vectorises the loop.
 template <typename Rule, typename C, typename T>

@@ -38,6 +38,13 @@ constexpr int64_t kDefaultWorkPerThread = int64_t(1) << 19;
 constexpr int64_t kMaxWorkPerThread = int64_t(1) << 40;
 int64_t work_per_thread();
 
+// The work of one element of a pass over the gradients (the check, the penalty, the
+// update). They were just written by the threads of the backward GEMMs, in contiguous row
+// ranges, and a pass with the same static split keeps each range on the core whose cache
+// holds it: a serial pass would pull half of them across cores, which costs far more
+// than the arithmetic, so threads pay off from small sizes.
+constexpr int64_t kCrossCoreCost = 16;
+
 // Sets work_per_thread (1 <= work <= kMaxWorkPerThread, else std::invalid_argument).
 // It changes only which calls run on one thread, never a result for a given thread count.
 void set_work_per_thread(int64_t work);
