@@ -5,6 +5,7 @@
 #include "common/loss_math.hpp"
 #include "common/optim_math.hpp"
 #include "kernels/act.hpp"
+#include "kernels/clones.hpp"
 #include "kernels/dispatch.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/gemm/blocking.hpp"
@@ -252,6 +253,7 @@ PYBIND11_MODULE(_core, m) {
       if (kernels::isa_supported(isa)) runnable.emplace_back(kernels::isa_name(isa));
     info["simd_available"] = runnable;
     info["simd"] = kernels::isa_name(kernels::active_isa());
+    info["elementwise"] = kernels::elementwise_level();
     info["bf16_gemm"] = kernels::bf16_gemm_name();
     info["bf16_subnormals"] = kernels::bf16_flushes_subnormals() ? "flushed" : "kept";
 #ifdef FASTBP_HAVE_CUDA

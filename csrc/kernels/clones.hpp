@@ -13,6 +13,15 @@
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__GLIBC__) && \
     __GNUC__ >= 12
 #define FASTBP_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#define FASTBP_CLONES_BUILT 1
 #else
 #define FASTBP_CLONES
 #endif
+
+namespace fastbp::kernels {
+
+// The level whose clones run here: "x86-64-v4", "x86-64-v3" or "baseline" (also where no
+// clones are built), as the loader chooses it.
+const char* elementwise_level();
+
+}  // namespace fastbp::kernels

@@ -75,7 +75,9 @@ __all__ = [
 
 def build_info() -> dict:
     """How this fastbp was built and what it uses here: version, compiler, SIMD paths
-    compiled and in use, the bfloat16 GEMM's kernel (``bf16_gemm``) and its rule for
+    compiled and in use, the x86-64 level the elementwise kernels run at
+    (``elementwise``: ``"x86-64-v4"``, ``"x86-64-v3"`` or ``"baseline"``), the bfloat16
+    GEMM's kernel (``bf16_gemm``) and its rule for
     subnormals (``bf16_subnormals``: ``"kept"`` or ``"flushed"``), the thread count, CUDA
     compiled and available (``cuda_device``: the GPU's name, ``cuda_status``: the device or
     why none is usable), and the GEMM tuning file in use (``tuning``: its path, or None

@@ -6,6 +6,8 @@ within an ulp, down to the subnormals."""
 
 from __future__ import annotations
 
+import platform
+
 import numpy as np
 import pytest
 
@@ -106,3 +108,31 @@ def test_softmax_cross_entropy_of_a_nan_logit_is_nan():
     assert np.isnan(fb.ops.softmax_cross_entropy(x, labels))
     grad = fb.ops.softmax_cross_entropy_backward(x, labels)
     assert np.isnan(grad[0]).all() and np.isfinite(grad[1]).all()
+
+
+def expected_level() -> str | None:
+    """The x86-64 level this CPU reaches by /proc/cpuinfo's flags (None off Linux x86-64)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            line = next(line for line in f if line.startswith("flags"))
+    except (OSError, StopIteration):
+        return None
+    flags = set(line.split(":", 1)[1].split())
+    v3 = {"avx", "avx2", "bmi1", "bmi2", "f16c", "fma", "abm", "movbe", "xsave"}
+    v4 = {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"}
+    if v3 | v4 <= flags:
+        return "x86-64-v4"
+    return "x86-64-v3" if v3 <= flags else "baseline"
+
+
+def test_build_info_names_the_level_the_cpu_reaches():
+    level = fb.build_info()["elementwise"]
+    assert level in ("x86-64-v4", "x86-64-v3", "baseline")
+    name, version = fb.build_info()["compiler"].split()[:2]
+    if name != "GNU" or int(version.split(".")[0]) < 12 or platform.libc_ver()[0] != "glibc":
+        assert level == "baseline"  # no clones are built
+        return
+    expected = expected_level()
+    if expected is None:
+        pytest.skip("no /proc/cpuinfo to read the CPU's flags from")
+    assert level == expected
