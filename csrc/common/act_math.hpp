@@ -10,6 +10,9 @@
 #include <utility>
 
 #include "common/hd.hpp"
+#ifndef __CUDA_ARCH__
+#include "common/exp_nonpositive.hpp"
+#endif
 
 namespace fastbp::common {
 
@@ -47,12 +50,46 @@ FASTBP_HD constexpr bool act_uses_input(Act act) {
   return !(act == Act::Identity || act == Act::Sigmoid || act == Act::ReLU || act == Act::Tanh);
 }
 
-// exp(-|x|) never overflows, so both branches stay finite for any x.
+// exp(x) for x <= 0: on the CPU fastbp's own, which vectorises (exp_nonpositive.hpp);
+// on the GPU CUDA's.
+template <typename T>
+FASTBP_HD inline T exp_of_nonpositive(T x) {
+#ifdef __CUDA_ARCH__
+  using std::exp;  // unqualified, so nvcc picks its device overload
+  return exp(x);
+#else
+  return exp_nonpositive(x);
+#endif
+}
+
+// exp(-|x|) never overflows, so both branches stay finite for any x. A float on the CPU
+// goes through double and is rounded once.
 template <typename T>
 FASTBP_HD inline T stable_sigmoid(T x) {
-  using std::exp, std::fabs;  // unqualified calls pick CUDA's device overloads under nvcc
-  const T e = exp(-fabs(x));
+#ifndef __CUDA_ARCH__
+  if constexpr (std::is_same_v<T, float>) return float(stable_sigmoid(double(x)));
+#endif
+  using std::fabs;  // unqualified calls pick CUDA's device overloads under nvcc
+  const T e = exp_of_nonpositive(-fabs(x));
   return x >= T(0) ? T(1) / (T(1) + e) : e / (T(1) + e);
+}
+
+// tanh. A float on the CPU goes through double: (1 - e) / (1 + e) with e = exp(-2|x|)
+// loses nothing a float keeps there (the difference's error is some 1e-16), and it is
+// rounded once; below 2^-12, tanh(x) rounds to x itself. Vectorises, where std::tanh is
+// a call per element. A double, and the GPU, take the library's tanh.
+template <typename T>
+FASTBP_HD inline T tanh_of(T x) {
+#ifndef __CUDA_ARCH__
+  if constexpr (std::is_same_v<T, float>) {
+    const float ax = x < 0.0f ? -x : x;  // a NaN stays one, -0 stays -0
+    const double e = exp_nonpositive(-2.0 * double(ax));
+    const float t = ax < 0x1p-12f ? ax : float((1.0 - e) / (1.0 + e));
+    return x < 0.0f ? -t : t;
+  }
+#endif
+  using std::tanh;
+  return tanh(x);
 }
 
 // sqrt(2 / pi) and 1 / sqrt(2 pi), spelled as PyTorch builds them from M_ constants.
@@ -67,12 +104,12 @@ FASTBP_HD constexpr T kGeluErfBeta() {
 
 template <Act A, typename T>
 FASTBP_HD inline T act_one(T x, ActParams p) {
-  using std::erfc, std::exp, std::expm1, std::log1p, std::tanh;
+  using std::erfc, std::exp, std::expm1, std::log1p;
   if constexpr (A == Act::Sigmoid) return stable_sigmoid(x);
   // 0 only where x < 0, so NaN (and -0) pass through as in torch: one max instruction
   // with 0 first, since x86's max returns its second operand when either is NaN.
   if constexpr (A == Act::ReLU) return x < T(0) ? T(0) : x;
-  if constexpr (A == Act::Tanh) return tanh(x);
+  if constexpr (A == Act::Tanh) return tanh_of(x);
   if constexpr (A == Act::LeakyReLU) return x > T(0) ? x : x * T(p.a);
   if constexpr (A == Act::ELU) return x <= T(0) ? expm1(x) * T(p.a) : x;
   // torch's 1 + erf(x / sqrt 2) and 1 + tanh(u) cancel for negative x, losing float32's

@@ -5,8 +5,8 @@
 #include <vector>
 
 #include "clones.hpp"
+#include "common/exp_nonpositive.hpp"
 #include "common/loss_math.hpp"
-#include "exp_nonpositive.hpp"
 #include "threads.hpp"
 
 namespace fastbp::kernels {
@@ -58,7 +58,7 @@ FASTBP_CLONES void exp_shifted_rows(const T* x, int64_t rows, int64_t n, T* e, T
     for (int64_t j = 0; j < n; ++j) e[i * n + j] = xi[j] - mx[i];
   }
   const int64_t count = rows * n;
-  for (int64_t k = 0; k < count; ++k) e[k] = exp_nonpositive(e[k]);
+  for (int64_t k = 0; k < count; ++k) e[k] = common::exp_nonpositive(e[k]);
 }
 
 // Rows [begin, end) of x (n columns), kChunkRows at a time: exp(x - row max) into the

@@ -1,8 +1,9 @@
 """The elementwise kernels (optimizer updates, penalty, activations, softmax) are built
 once per x86-64 level and the CPU's own runs: each multiply and each add still rounds on
-its own, as NumPy's do, so every level gives the same bits. The softmax's exp is
-vectorised: float32 results are the correctly rounded exp nearly always, float64 ones
-within an ulp, down to the subnormals."""
+its own, as NumPy's do, so every level gives the same bits. The exp of the softmax and of
+the sigmoid, and the float32 tanh, are vectorised: float32 results are the correctly
+rounded values nearly always, float64 ones within an ulp or two, down to the
+subnormals."""
 
 from __future__ import annotations
 
@@ -123,6 +124,43 @@ def expected_level() -> str | None:
     if v3 | v4 <= flags:
         return "x86-64-v4"
     return "x86-64-v3" if v3 <= flags else "baseline"
+
+
+def float32_sample(rng, n: int = 200_000) -> np.ndarray:
+    """Magnitudes from 6e-6 to 55, both signs."""
+    return (rng.standard_normal(n) * np.exp(rng.uniform(-12.0, 4.0, n))).astype(np.float32)
+
+
+def test_float32_sigmoid_and_tanh_are_correctly_rounded_nearly_always(rng):
+    """Both run in double and round once: within an ulp of the float64 value rounded to
+    float32, and equal to it nearly always."""
+    x = float32_sample(rng)
+    x64 = x.astype(np.float64)
+    for got, exact in (
+        (fb.ops.sigmoid(x), (1.0 / (1.0 + np.exp(-x64))).astype(np.float32)),
+        (fb.ops.tanh(x), np.tanh(x64).astype(np.float32)),
+    ):
+        apart = ulps_apart(got, exact)
+        assert apart.max() <= 1
+        assert np.mean(apart == 0) > 0.999
+
+
+def test_float64_sigmoid_is_within_two_ulps(rng):
+    x = rng.standard_normal(200_000) * np.exp(rng.uniform(-12.0, 5.0, 200_000))
+    e = np.exp(-np.abs(x))
+    want = np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    assert ulps_apart(fb.ops.sigmoid(x), want).max() <= 2
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sigmoid_and_tanh_keep_their_special_values(dtype):
+    x = np.array([0.0, -0.0, 1e-30, -1e-30, np.inf, -np.inf, np.nan, 1e4, -1e4], dtype)
+    s, t = fb.ops.sigmoid(x), fb.ops.tanh(x)
+    np.testing.assert_array_equal(s[:4], [0.5, 0.5, 0.5, 0.5])
+    np.testing.assert_array_equal(s[[4, 5, 7, 8]], [1.0, 0.0, 1.0, 0.0])
+    np.testing.assert_array_equal(t, np.tanh(x))  # -0 stays -0, tiny x stays x
+    assert np.signbit(t[1]) and not np.signbit(t[0])
+    assert np.isnan(s[6]) and np.isnan(t[6])
 
 
 def test_build_info_names_the_level_the_cpu_reaches():

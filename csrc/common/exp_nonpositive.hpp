@@ -1,7 +1,8 @@
 #pragma once
-// exp(x) for x <= 0 (the shifted logits of a softmax), in +, -, * and bit moves alone, so
-// that a loop over it vectorises where std::exp is a call per element, and gives the
-// same bits in every clone (clones.hpp) and in the scalar tail.
+// exp(x) for x <= 0 (a softmax's shifted logits, a sigmoid's -|x|), for host code, in +,
+// -, * and bit moves alone, so that a loop over it vectorises where std::exp is a call per
+// element, and gives the same bits in every clone (kernels/clones.hpp) and in the scalar
+// tail.
 //
 // In double whatever T is: x = k ln2 + r with k an integer and |r| <= ln2 / 2 (ln2 in
 // two parts, so k ln2_hi is exact), exp(r) by its Taylor series (to r^9 for float: 7e-12
@@ -12,7 +13,7 @@
 #include <cstdint>
 #include <cstring>
 
-namespace fastbp::kernels {
+namespace fastbp::common {
 namespace exp_detail {
 
 // The double whose bits are 2^k for an integer-valued k in [-1022, 1023].
@@ -51,7 +52,6 @@ inline double exp_clamped(double x) {
   const double k = (x * kLog2e + kShift) - kShift;
   const double r = (x - k * kLn2Hi) - k * kLn2Lo;
   double p = kInvFactorial.c[Degree];
-#pragma GCC unroll 13
   for (int i = Degree - 1; i >= 0; --i) p = p * r + kInvFactorial.c[i];
   const double k1 = (k * 0.5 + kShift) - kShift;
   return p * pow2(k1) * pow2(k - k1);
@@ -71,4 +71,4 @@ inline double exp_nonpositive(double x) {
   return exp_detail::exp_clamped<13>(x);
 }
 
-}  // namespace fastbp::kernels
+}  // namespace fastbp::common
