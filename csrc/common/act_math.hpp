@@ -120,7 +120,15 @@ FASTBP_HD inline T act_one(T x, ActParams p) {
     const T inner = kGeluTanhBeta<T>() * (x + T(0.044715) * (x * x * x));
     return x * stable_sigmoid(T(2) * inner);
   }
-  if constexpr (A == Act::SiLU) return x / (T(1) + exp(-x));
+  if constexpr (A == Act::SiLU) {
+#ifndef __CUDA_ARCH__
+    // On the CPU x sigmoid(x), which vectorises; a float in double, rounded once.
+    if constexpr (std::is_same_v<T, float>) return float(double(x) * stable_sigmoid(double(x)));
+    return x * stable_sigmoid(x);
+#else
+    return x / (T(1) + exp(-x));
+#endif
+  }
   if constexpr (A == Act::Softplus) {  // linear where beta * x > threshold, as torch
     const T bx = x * T(p.a);
     return bx > T(p.b) ? x : log1p(exp(bx)) / T(p.a);
@@ -152,7 +160,15 @@ FASTBP_HD inline T act_derivative(T x, T y, ActParams p) {
     return up + T(2) * x * up * down * inner_derivative;
   }
   if constexpr (A == Act::SiLU) {
+#ifndef __CUDA_ARCH__
+    if constexpr (std::is_same_v<T, float>) {
+      const double s = stable_sigmoid(double(x));
+      return float(s * (1.0 + double(x) * (1.0 - s)));
+    }
+    const T s = stable_sigmoid(x);
+#else
     const T s = T(1) / (T(1) + exp(-x));
+#endif
     return s * (T(1) + x * (T(1) - s));
   }
   if constexpr (A == Act::Softplus) {

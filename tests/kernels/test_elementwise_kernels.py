@@ -1,8 +1,8 @@
 """The elementwise kernels (optimizer updates, penalty, activations, softmax) are built
 once per x86-64 level and the CPU's own runs: each multiply and each add still rounds on
 its own, as NumPy's do, so every level gives the same bits. The exp of the softmax and of
-the sigmoid, and the float32 tanh, are vectorised: float32 results are the correctly
-rounded values nearly always, float64 ones within an ulp or two, down to the
+the sigmoid (and so SiLU), and the float32 tanh, are vectorised: float32 results are the
+correctly rounded values nearly always, float64 ones within an ulp or two, down to the
 subnormals."""
 
 from __future__ import annotations
@@ -131,14 +131,20 @@ def float32_sample(rng, n: int = 200_000) -> np.ndarray:
     return (rng.standard_normal(n) * np.exp(rng.uniform(-12.0, 4.0, n))).astype(np.float32)
 
 
-def test_float32_sigmoid_and_tanh_are_correctly_rounded_nearly_always(rng):
-    """Both run in double and round once: within an ulp of the float64 value rounded to
-    float32, and equal to it nearly always."""
+def test_float32_sigmoid_tanh_and_silu_are_correctly_rounded_nearly_always(rng):
+    """They run in double and round once: within an ulp of the float64 value rounded to
+    float32, and equal to it nearly always (SiLU's gradient too)."""
     x = float32_sample(rng)
     x64 = x.astype(np.float64)
+    s64 = 1.0 / (1.0 + np.exp(-x64))
     for got, exact in (
-        (fb.ops.sigmoid(x), (1.0 / (1.0 + np.exp(-x64))).astype(np.float32)),
+        (fb.ops.sigmoid(x), s64.astype(np.float32)),
         (fb.ops.tanh(x), np.tanh(x64).astype(np.float32)),
+        (fb.ops.silu(x), (x64 * s64).astype(np.float32)),
+        (
+            fb.ops.silu_backward(x, np.ones_like(x)),
+            (s64 * (1.0 + x64 * (1.0 - s64))).astype(np.float32),
+        ),
     ):
         apart = ulps_apart(got, exact)
         assert apart.max() <= 1
