@@ -16,9 +16,12 @@
 namespace fastbp::common {
 namespace exp_detail {
 
+// 1.5 * 2^52: adding it to a double below 2^51 in size rounds that to an integer, which
+// the sum then holds in its low bits.
+inline constexpr double kShift = 6755399441055744.0;
+
 // The double whose bits are 2^k for an integer-valued k in [-1022, 1023].
 inline double pow2(double k) {
-  constexpr double kShift = 6755399441055744.0;  // 1.5 * 2^52: k + kShift holds k in its low bits
   const double w = (k + 1023.0) + kShift;
   uint64_t bits;
   std::memcpy(&bits, &w, sizeof bits);
@@ -45,7 +48,6 @@ inline constexpr InvFactorials kInvFactorial{};
 template <int Degree>
 inline double exp_clamped(double x) {
   static_assert(Degree >= 1 && Degree <= 13);
-  constexpr double kShift = 6755399441055744.0;  // adding and subtracting it rounds to integer
   constexpr double kLog2e = 1.4426950408889634;
   constexpr double kLn2Hi = 6.93147180369123816490e-01;  // 21 significant bits
   constexpr double kLn2Lo = 1.90821492927058770002e-10;
