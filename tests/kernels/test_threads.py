@@ -177,13 +177,13 @@ def test_snapshots_taken_while_fit_trains_hold_a_whole_epoch(
 
 
 def test_save_waiting_for_a_running_epoch_lets_other_threads_run(restore_threads, tmp_path):
-    """A save from another thread waits for fit's running epoch to end (about half a
-    second), with the GIL released: a thread ticking meanwhile pauses for a small part of
-    that wait, not all of it."""
+    """A save from another thread waits for fit's running epoch to end (about a second on
+    a 2-core Xeon), with the GIL released: a thread ticking meanwhile pauses for a small
+    part of that wait, not all of it."""
     fb.set_num_threads(1)
     widths = (64, 512, 512, 10)
     net = make_net(widths, "relu", "ce_labels", "float64", "cpu", seed=0)
-    X, T = make_data(widths, "ce_labels", 8192, np.random.default_rng(0))
+    X, T = make_data(widths, "ce_labels", 32768, np.random.default_rng(0))
     first_epoch_ended, epoch_ends, done = threading.Event(), [], threading.Event()
 
     def ended(epoch, logs):
