@@ -153,7 +153,7 @@ py::object loss(Loss kind, Reduction red, const py::array& y, const py::array& t
     double value;
     {
       py::gil_scoped_release nogil;
-      value = kernels::loss_forward(kind, red, py_, target, m, n, pg, p);
+      value = kernels::loss_forward(kind, red, py_, target, m, m, n, pg, p);
     }
     return py::make_tuple(value, grad);
   });

@@ -26,6 +26,7 @@ class Backend {
   using Target = kernels::Target<T>;
   template <typename U>
   using Buffer = cuda::Buffer<U>;
+  static constexpr bool kSplitsRows = false;  // one stream of work (nn/backend.hpp)
 
   Backend() {
     const DeviceStatus status = device_status();
@@ -202,10 +203,10 @@ class Backend {
                            int64_t m, int64_t n, T* dx, T* dgamma, T* dbeta) {
     cuda::batch_norm_backward(x, gamma, mean, rstd, dy, m, n, dx, dgamma, dbeta, stream_);
   }
-  void loss(const nn::LossSpec& spec, const T* y, Target t, int64_t m, int64_t n, T* grad,
-            double* value) {
-    cuda::loss(spec.kind, spec.reduction, y, t, m, n, grad, scratch_.data(), value, stream_,
-               spec.params);
+  void loss(const nn::LossSpec& spec, const T* y, Target t, int64_t m, int64_t batch_rows,
+            int64_t n, T* grad, double* value) {
+    cuda::loss(spec.kind, spec.reduction, y, t, m, batch_rows, n, grad, scratch_.data(), value,
+               stream_, spec.params);
   }
 
   void add_weight_penalty(const T* params, T* grads, int64_t n, double decay, double* loss) {

@@ -45,12 +45,12 @@ void act_backward_bias_grad(Act act, ActParams p, const T* x, const T* y, T* g, 
 int64_t loss_scratch_size(int64_t m);
 
 // Writes the loss of y (m x n) against t to *value (torch.nn's reductions, as
-// kernels::loss_forward) and, when grad is not null, dL/dy to grad. params: the loss's
-// settings (kernels::loss_params).
+// kernels::loss_forward, a mean over a batch of batch_rows >= m rows) and, when grad is
+// not null, dL/dy to grad. params: the loss's settings (kernels::loss_params).
 template <typename T>
 void loss(kernels::Loss kind, kernels::Reduction red, const T* y, kernels::Target<T> t, int64_t m,
-          int64_t n, T* grad, double* scratch, double* value, cudaStream_t stream,
-          kernels::LossParams params = {});
+          int64_t batch_rows, int64_t n, T* grad, double* scratch, double* value,
+          cudaStream_t stream, kernels::LossParams params = {});
 
 // A call's divergence status is two words in device memory, both set to kNotDiverged
 // before its first step: status[0], the first step of the call that diverged;

@@ -83,11 +83,12 @@ __global__ void sum_kernel(const double* x, int64_t count, double scale, double*
 int64_t loss_scratch_size(int64_t m) { return std::max<int64_t>(m, kLossBlocks); }
 
 template <typename T>
-void loss(Loss kind, Reduction red, const T* y, Target<T> t, int64_t m, int64_t n, T* grad,
-          double* scratch, double* value, cudaStream_t stream, kernels::LossParams params) {
+void loss(Loss kind, Reduction red, const T* y, Target<T> t, int64_t m, int64_t batch_rows,
+          int64_t n, T* grad, double* scratch, double* value, cudaStream_t stream,
+          kernels::LossParams params) {
   common::with_loss<T>(kind, params, [&](auto loss_kind) {
     using L = decltype(loss_kind);
-    const int64_t divisor = common::loss_divisor<L>(red, m, n);
+    const int64_t divisor = common::loss_divisor<L>(red, batch_rows, n);
     const T scale = T(1) / T(divisor);
     int64_t partials = kLossBlocks;
     if constexpr (L::kPerRow) {
@@ -105,9 +106,9 @@ void loss(Loss kind, Reduction red, const T* y, Target<T> t, int64_t m, int64_t 
   });
 }
 
-template void loss<float>(Loss, Reduction, const float*, Target<float>, int64_t, int64_t, float*,
-                          double*, double*, cudaStream_t, kernels::LossParams);
+template void loss<float>(Loss, Reduction, const float*, Target<float>, int64_t, int64_t, int64_t,
+                          float*, double*, double*, cudaStream_t, kernels::LossParams);
 template void loss<double>(Loss, Reduction, const double*, Target<double>, int64_t, int64_t,
-                           double*, double*, double*, cudaStream_t, kernels::LossParams);
+                           int64_t, double*, double*, double*, cudaStream_t, kernels::LossParams);
 
 }  // namespace fastbp::cuda

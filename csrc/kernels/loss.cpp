@@ -129,11 +129,11 @@ double softmax_ce(const T* x, Target<T> t, int64_t m, int64_t n, T scale, T* gra
 }  // namespace
 
 template <typename T>
-double loss_forward(Loss loss, Reduction red, const T* y, Target<T> t, int64_t m, int64_t n,
-                    T* grad, LossParams params) {
+double loss_forward(Loss loss, Reduction red, const T* y, Target<T> t, int64_t m,
+                    int64_t batch_rows, int64_t n, T* grad, LossParams params) {
   return common::with_loss<T>(loss, params, [&](auto kind) {
     using L = decltype(kind);
-    const int64_t divisor = common::loss_divisor<L>(red, m, n);
+    const int64_t divisor = common::loss_divisor<L>(red, batch_rows, n);
     const T scale = T(1) / T(divisor);
     double total;
     if constexpr (L::kPerRow) total = softmax_ce(y, t, m, n, scale, grad);
@@ -155,9 +155,9 @@ void softmax_rows(const T* x, T* y, int64_t m, int64_t n) {
 }
 
 template double loss_forward<float>(Loss, Reduction, const float*, Target<float>, int64_t, int64_t,
-                                    float*, LossParams);
+                                    int64_t, float*, LossParams);
 template double loss_forward<double>(Loss, Reduction, const double*, Target<double>, int64_t,
-                                     int64_t, double*, LossParams);
+                                     int64_t, int64_t, double*, LossParams);
 template void softmax_rows<float>(const float*, float*, int64_t, int64_t);
 template void softmax_rows<double>(const double*, double*, int64_t, int64_t);
 

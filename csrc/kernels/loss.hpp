@@ -27,9 +27,12 @@ struct Target {
 // row of weight 0 adds exactly 0 to both, even where its own terms would overflow, and
 // weights of 1 give the unweighted results bit for bit. The CPU kernels only: the CUDA
 // loss takes no weights. params: the loss's settings, checked by loss_params.
+// y and t may be m rows of a batch of batch_rows >= m rows: a mean then divides by the
+// whole batch's count, so the values and gradients of its parts are the batch's
+// (m == batch_rows for a whole batch).
 template <typename T>
-double loss_forward(Loss loss, Reduction red, const T* y, Target<T> t, int64_t m, int64_t n,
-                    T* grad, LossParams params = {});
+double loss_forward(Loss loss, Reduction red, const T* y, Target<T> t, int64_t m,
+                    int64_t batch_rows, int64_t n, T* grad, LossParams params);
 
 using common::loss_params;
 

@@ -35,6 +35,11 @@ FASTBP_CLONES double penalty_range(const T* __restrict p, T* __restrict g, T d, 
   return total;
 }
 
+template <typename T>
+FASTBP_CLONES void add_range(T* __restrict g, const T* __restrict part, int64_t b, int64_t e) {
+  for (int64_t i = b; i < e; ++i) g[i] += part[i];
+}
+
 }  // namespace
 
 template <typename T>
@@ -81,6 +86,12 @@ double add_weight_penalty(const T* p, T* g, int64_t n, double decay) {
                       [&](int64_t b, int64_t e) { return penalty_range(p, g, T(decay), b, e); });
 }
 
+template <typename T>
+void add_grads(T* g, const T* part, int64_t n) {
+  parallel_for(n, pick_threads(n * kCrossCoreCost),
+               [&](int64_t begin, int64_t end) { add_range(g, part, begin, end); });
+}
+
 template void optimizer_step<float>(const OptimizerArgs&, float*, const float*, float* const*,
                                     int64_t);
 template void optimizer_step<double>(const OptimizerArgs&, double*, const double*, double* const*,
@@ -91,5 +102,8 @@ template double clip_grad_norm<float>(float*, int64_t, double);
 template double clip_grad_norm<double>(double*, int64_t, double);
 template double add_weight_penalty<float>(const float*, float*, int64_t, double);
 template double add_weight_penalty<double>(const double*, double*, int64_t, double);
+
+template void add_grads<float>(float*, const float*, int64_t);
+template void add_grads<double>(double*, const double*, int64_t);
 
 }  // namespace fastbp::kernels

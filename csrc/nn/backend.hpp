@@ -101,9 +101,9 @@ FASTBP_BACKEND_MEMBER(batch_norm_backward, void(const S<B>* x, const S<B>* gamma
                                                 const S<B>* rstd, const S<B>* dy, int64_t m,
                                                 int64_t n, S<B>* dx, S<B>* dgamma, S<B>* dbeta))
 // The loss of y (m x n) against t into *value (a report slot), and dL/dy into grad
-// unless it is null.
+// unless it is null; y and t may be m rows of a batch of batch_rows, whose mean it takes.
 FASTBP_BACKEND_MEMBER(loss, void(const LossSpec& spec, const S<B>* y, Tgt<B> t, int64_t m,
-                                 int64_t n, S<B>* grad, double* value))
+                                 int64_t batch_rows, int64_t n, S<B>* grad, double* value))
 // scikit-learn's L2 penalty on n weights: grads += decay * params, and decay / 2 times the
 // sum of their squares added to *loss (a report slot).
 FASTBP_BACKEND_MEMBER(add_weight_penalty,
@@ -124,6 +124,20 @@ FASTBP_BACKEND_MEMBER(update, bool(kernels::Update<S<B>>& update, S<B>* params, 
 FASTBP_BACKEND_MEMBER(end_report, void(int64_t steps, int64_t* status, double* losses))
 
 #undef FASTBP_BACKEND_MEMBER
+
+// B::kSplitsRows (a static constexpr bool): whether a training pass may be split by rows
+// into parts that run on several threads at once. The GPU's kernels are one stream of
+// work and it does not. A backend that does also has, checked by use:
+//   int row_parts(int64_t m, int64_t macs_per_row): the parts for a pass over m rows of
+//     macs_per_row multiply-adds each (1: not split);
+//   run_parts(int parts, body): body(p) for every part p, at once;
+//   add_grads(T* grads, const T* part, int64_t n): grads += part (a later part's
+//     parameter gradients, which it computed apart).
+template <class B, class = void>
+struct has_splits_rows : std::false_type {};
+template <class B>
+struct has_splits_rows<B, std::void_t<decltype(B::kSplitsRows)>>
+    : std::is_same<decltype(B::kSplitsRows), const bool> {};
 
 // Its nested types, checked by use: Buffer<U> (workspaces: reserve(n), data()), Mirror
 // (a buffer Python views: made from (B&, n); host(), device(), device_discard() before an
@@ -226,7 +240,7 @@ constexpr bool is_backend() {
                 "dbeta)");
   static_assert(has_loss<B>::value,
                 "backend member: void loss(const LossSpec&, const T*, Target, int64_t, int64_t, "
-                "T*, double*)");
+                "int64_t, T*, double*)");
   static_assert(has_add_weight_penalty<B>::value,
                 "backend member: void add_weight_penalty(const T*, T*, int64_t, double, double*)");
   static_assert(has_begin_report<B>::value, "backend member: void begin_report(int64_t)");
@@ -237,6 +251,7 @@ constexpr bool is_backend() {
                 "backend member: bool update(kernels::Update<T>&, T*, T*, int64_t, int64_t)");
   static_assert(has_end_report<B>::value,
                 "backend member: void end_report(int64_t, int64_t*, double*)");
+  static_assert(has_splits_rows<B>::value, "a backend needs static constexpr bool kSplitsRows");
   return true;
 }
 

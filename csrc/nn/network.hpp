@@ -37,10 +37,17 @@ class Network final : public Trainer<typename B::Scalar> {
         params_(be_, plan_.n_params),
         grads_(be_, plan_.n_params),
         state_(be_, plan_.n_state) {
-    units_ = make_units<B>(plan_);
-    acts_ = std::make_unique<Buf[]>(units_.size());
-    for (size_t i = 0; i < plan_.layers.size(); ++i)
-      if (plan_.layers[i].kind == LayerKind::Dense) weights_.push_back(plan_.layout[i].params[0]);
+    parts_.push_back(make_part());
+    for (size_t i = 0; i < plan_.layers.size(); ++i) {
+      const LayerSpec& l = plan_.layers[i];
+      if (l.kind == LayerKind::Dense) {
+        weights_.push_back(plan_.layout[i].params[0]);
+        macs_per_row_ += l.in * l.out;
+      }
+      // Each row of a part must go through the same layers as in the whole batch: a
+      // BatchNorm's statistics and a Dropout's masks span the batch.
+      if (l.kind == LayerKind::BatchNorm || l.kind == LayerKind::Dropout) splittable_ = false;
+    }
   }
 
   const Plan& plan() const override { return plan_; }
@@ -83,8 +90,8 @@ class Network final : public Trainer<typename B::Scalar> {
     prepare(m, training);
     be_.begin_report(1);
     const T* y = run_forward(be_.input(x, m * this->in_features(), 0), m, training);
-    be_.loss(loss_, y, be_.target(t, m, this->out_features(), 0), m, this->out_features(), nullptr,
-             be_.loss_slot(0));
+    be_.loss(loss_, y, be_.target(t, m, this->out_features(), 0), m, m, this->out_features(),
+             nullptr, be_.loss_slot(0));
     double value = 0.0;
     be_.end_report(1, nullptr, &value);
     return value;
@@ -194,37 +201,66 @@ class Network final : public Trainer<typename B::Scalar> {
     state_.device();
   }
 
-  void reserve_training(int64_t m) {
-    for (size_t u = 0; u < units_.size(); ++u) {
-      const LayerSpec& last = plan_.layers[plan_.units[u].first + plan_.units[u].count - 1];
-      acts_[u].reserve(m * last.out);
-      units_[u]->reserve(m);
-    }
-    grad_a_.reserve(m * plan_.max_width);
-    grad_b_.reserve(m * plan_.max_width);
+  // The units and buffers of a training pass over some rows. The first part serves
+  // every pass; a pass split by rows runs each later part on a thread of its own.
+  struct Part {
+    std::vector<std::unique_ptr<Layer<B>>> units;
+    std::unique_ptr<Buf[]> acts;  // each unit's output
+    Buf grad_a, grad_b;           // ping-pong buffers for dL/d(activations)
+    Buf grads;                    // a later part's parameter gradients
+    int64_t rows = 0;             // rows reserved (the first part: training_rows_)
+  };
+
+  std::unique_ptr<Part> make_part() const {
+    auto part = std::make_unique<Part>();
+    part->units = make_units<B>(plan_);
+    part->acts = std::make_unique<Buf[]>(part->units.size());
+    return part;
   }
 
-  Context<B> context(bool training) {
-    return {be_,   params_.device(), grads_.device_discard(), state_.device(), training,
-            seed_, passes_};
+  void reserve_training(int64_t m) { reserve_part(*parts_[0], m); }
+
+  void reserve_part(Part& p, int64_t m) {
+    for (size_t u = 0; u < p.units.size(); ++u) {
+      const LayerSpec& last = plan_.layers[plan_.units[u].first + plan_.units[u].count - 1];
+      p.acts[u].reserve(m * last.out);
+      p.units[u]->reserve(m);
+    }
+    p.grad_a.reserve(m * plan_.max_width);
+    p.grad_b.reserve(m * plan_.max_width);
+    p.rows = m;
+  }
+
+  // A training pass's context, its parameter gradients written to grads.
+  Context<B> context(T* grads) {
+    return {be_, params_.device(), grads, state_.device(), true, seed_, passes_};
   }
 
   const T* run_forward(const T* x, int64_t m, bool training) {
     const Context<B> c =
         training
-            ? context(true)
+            ? context(grads_.device_discard())
             : Context<B>{be_, params_.device(), nullptr, state_.device(), false, seed_, passes_};
+    const T* y = forward_units(*parts_[0], c, x, m);
+    if (training) count_pass();
+    return y;
+  }
+
+  // The units of part p over m rows: their outputs in p.acts when training, else in the
+  // inference buffers.
+  const T* forward_units(Part& p, const Context<B>& c, const T* x, int64_t m) {
     const T* in = x;
-    for (size_t u = 0; u < units_.size(); ++u) {
-      T* out = training ? acts_[u].data() : inference_[u % 2].data();
-      units_[u]->forward(c, in, out, m);
+    for (size_t u = 0; u < p.units.size(); ++u) {
+      T* out = c.training ? p.acts[u].data() : inference_[u % 2].data();
+      p.units[u]->forward(c, in, out, m);
       in = out;
     }
-    if (training) {
-      ++passes_;
-      if (plan_.n_state) state_.device_wrote();
-    }
     return in;
+  }
+
+  void count_pass() {
+    ++passes_;
+    if (plan_.n_state) state_.device_wrote();
   }
 
   // A one-step call's backward pass on the host batch (x, t): its loss in loss_slot(0).
@@ -236,19 +272,72 @@ class Network final : public Trainer<typename B::Scalar> {
                  be_.target(t, m, this->out_features(), 0), m, be_.loss_slot(0));
   }
 
-  // Forward in training mode, the loss into *value, and the gradients.
+  // Forward in training mode, the loss into *value, and the gradients: in one part, or
+  // split by rows where the backend runs parts at once.
   void run_backward(const T* x, Target t, int64_t m, double* value) {
-    const T* y = run_forward(x, m, true);
-    const Context<B> c = context(true);
-    T* g = grad_a_.data();
-    T* other = grad_b_.data();
-    be_.loss(loss_, y, t, m, this->out_features(), g, value);
-    for (size_t u = units_.size(); u-- > 0;) {
-      const T* in = u == 0 ? x : acts_[u - 1].data();
-      T* dx = units_[u]->backward(c, in, acts_[u].data(), g, u == 0 ? nullptr : other, m);
+    T* grads = grads_.device_discard();
+    int parts = 1;
+    if constexpr (B::kSplitsRows)
+      if (splittable_) parts = be_.row_parts(m, macs_per_row_);
+    if (parts == 1) {
+      backward_rows(*parts_[0], context(grads), x, t, m, m, value);
+    } else if constexpr (B::kSplitsRows) {
+      split_backward(x, t, m, parts, grads, value);
+    }
+    count_pass();
+    grads_.device_wrote();
+  }
+
+  // Part p's forward and backward pass over m of a batch's batch_rows rows: its loss
+  // share into *value, its parameter gradients where c says.
+  void backward_rows(Part& p, const Context<B>& c, const T* x, Target t, int64_t m,
+                     int64_t batch_rows, double* value) {
+    const T* y = forward_units(p, c, x, m);
+    T* g = p.grad_a.data();
+    T* other = p.grad_b.data();
+    be_.loss(loss_, y, t, m, batch_rows, this->out_features(), g, value);
+    for (size_t u = p.units.size(); u-- > 0;) {
+      const T* in = u == 0 ? x : p.acts[u - 1].data();
+      T* dx = p.units[u]->backward(c, in, p.acts[u].data(), g, u == 0 ? nullptr : other, m);
       if (dx == other) std::swap(g, other);
     }
-    grads_.device_wrote();
+  }
+
+  // The batch in `parts` row ranges, at once: the first part's parameter gradients into
+  // grads, each later part's into its own buffer, then added to grads in part order
+  // (the same sums, so the same bits, on every run with the same parts).
+  void split_backward(const T* x, Target t, int64_t m, int parts, T* grads, double* value) {
+    const int64_t in = this->in_features(), out = this->out_features();
+    while (parts_.size() < static_cast<size_t>(parts)) parts_.push_back(make_part());
+    for (int p = 1; p < parts; ++p) {
+      Part& part = *parts_[p];
+      if (part.rows < m / parts + 1) reserve_part(part, m / parts + 1);
+      part.grads.reserve(this->n_params());
+    }
+    part_losses_.resize(parts);
+    const T* params = params_.device();
+    T* state = state_.device();
+    be_.run_parts(parts, [&](int64_t p) {
+      const int64_t begin = m * p / parts, end = m * (p + 1) / parts;
+      Part& part = *parts_[p];
+      const Context<B> c{be_,   params, p == 0 ? grads : part.grads.data(), state, true,
+                         seed_, passes_};
+      backward_rows(part, c, x + begin * in, rows_from(t, begin, out), end - begin, m,
+                    &part_losses_[p]);
+    });
+    *value = part_losses_[0];
+    for (int p = 1; p < parts; ++p) {
+      *value += part_losses_[p];
+      be_.add_grads(grads, parts_[p]->grads.data(), this->n_params());
+    }
+  }
+
+  // t from row `begin` on (n outputs a row).
+  static Target rows_from(Target t, int64_t begin, int64_t n) {
+    if (t.dense) t.dense += begin * n;
+    if (t.labels) t.labels += begin;
+    if (t.weights) t.weights += begin;
+    return t;
   }
 
   // The update of step `step`, clipping first when set; true when the backend found the
@@ -281,10 +370,11 @@ class Network final : public Trainer<typename B::Scalar> {
   LossSpec loss_;
   uint64_t seed_, passes_ = 0;
   typename B::Mirror params_, grads_, state_;
-  std::vector<std::unique_ptr<Layer<B>>> units_;
-  std::unique_ptr<Buf[]> acts_;  // each unit's output in a training pass
-  Buf inference_[2];             // ping-pong outputs of an inference pass
-  Buf grad_a_, grad_b_;          // ping-pong buffers for dL/d(activations)
+  std::vector<std::unique_ptr<Part>> parts_;  // the first made at once, later ones when split
+  std::vector<double> part_losses_;
+  int64_t macs_per_row_ = 0;  // of the Dense layers' products
+  bool splittable_ = true;    // whether a pass may be split by rows (no batch-wide layer)
+  Buf inference_[2];          // ping-pong outputs of an inference pass
   int64_t training_rows_ = 0, inference_rows_ = 0, updates_ = 0;
   double last_loss_ = 0.0;  // of the pass that filled the gradients
   std::mutex mutex_;

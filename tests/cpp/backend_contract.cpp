@@ -17,6 +17,7 @@ template <typename T>
 struct Declared {
   using Scalar = T;
   using Target = fastbp::kernels::Target<T>;
+  static constexpr bool kSplitsRows = false;
   template <typename U>
   struct Buffer {
     void reserve(int64_t n);
@@ -74,8 +75,8 @@ struct Declared {
                                 const T* running_var, int64_t m, int64_t n, double eps, T* y);
   void batch_norm_backward(const T* x, const T* gamma, const T* mean, const T* rstd, const T* dy,
                            int64_t m, int64_t n, T* dx, T* dgamma, T* dbeta);
-  void loss(const LossSpec& spec, const T* y, Target t, int64_t m, int64_t n, T* grad,
-            double* value);
+  void loss(const LossSpec& spec, const T* y, Target t, int64_t m, int64_t batch_rows, int64_t n,
+            T* grad, double* value);
   void add_weight_penalty(const T* params, T* grads, int64_t n, double decay, double* loss);
   void begin_report(int64_t steps);
   double* loss_slot(int64_t step);
