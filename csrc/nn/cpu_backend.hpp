@@ -74,16 +74,21 @@ class CpuBackend {
     else t_.resize(cap * out);
     if (t.weights) w_.resize(cap);
   }
-  // The rows `rows[0..m)` of x and t, gathered into this backend's batch buffers.
+  // The rows `rows[0..m)` of x and t, gathered into this backend's batch buffers. A
+  // large batch is gathered in the row ranges of a pass split by rows, each thread
+  // copying the rows its part will read into its own core's cache.
   Batch gather(const T* x, Target t, const int64_t* rows, int64_t m, int64_t in, int64_t out, int) {
     Target bt;
-    for (int64_t i = 0; i < m; ++i) {
-      const int64_t r = rows[i];
-      std::copy(x + r * in, x + (r + 1) * in, x_.data() + i * in);
-      if (t.labels) labels_[i] = t.labels[r];
-      else std::copy(t.dense + r * out, t.dense + (r + 1) * out, t_.data() + i * out);
-      if (t.weights) w_[i] = t.weights[r];
-    }
+    const int threads = kernels::pick_threads(m * (in + out) * kernels::kCrossCoreCost);
+    kernels::parallel_for(m, threads, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        const int64_t r = rows[i];
+        std::copy(x + r * in, x + (r + 1) * in, x_.data() + i * in);
+        if (t.labels) labels_[i] = t.labels[r];
+        else std::copy(t.dense + r * out, t.dense + (r + 1) * out, t_.data() + i * out);
+        if (t.weights) w_[i] = t.weights[r];
+      }
+    });
     if (t.labels) bt.labels = labels_.data();
     else bt.dense = t_.data();
     if (t.weights) bt.weights = w_.data();
