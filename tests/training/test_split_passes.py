@@ -49,6 +49,21 @@ def test_split_pass_matches_the_reference(threads, rng, loss, widths, activation
         np.testing.assert_allclose(grads, expected_grads, rtol=1e-10, atol=1e-13)
 
 
+@pytest.mark.parametrize("count", [3, 4])
+def test_more_threads_split_into_more_parts(threads, rng, count):
+    """400 rows on three threads (parts of 133-134 rows) or four (100 rows each: too
+    few, one part), against the reference; a later call on two threads still agrees."""
+    widths = (64, 128, 10)
+    X, T = make_data(widths, "ce_labels", 400, rng)
+    net = make_net(widths, "relu", "ce_labels")
+    expected = gradients(make_net(widths, "relu", "ce_labels", backend="numpy"), X, T)
+    for n in (count, 2):
+        threads(n)
+        value, grads = gradients(net, X, T)
+        np.testing.assert_allclose(value, expected[0], rtol=1e-12)
+        np.testing.assert_allclose(grads, expected[1], rtol=1e-10, atol=1e-13)
+
+
 def test_a_batch_too_small_for_two_parts_is_not_split(threads, rng):
     """64 rows, under 128 a part: one part on two threads as on one, the same bits."""
     widths = (64, 128, 10)
