@@ -87,9 +87,10 @@ double add_weight_penalty(const T* p, T* g, int64_t n, double decay) {
 }
 
 template <typename T>
-void add_grads(T* g, const T* part, int64_t n) {
-  parallel_for(n, pick_threads(n * kCrossCoreCost),
-               [&](int64_t begin, int64_t end) { add_range(g, part, begin, end); });
+void add_grads(T* g, const T* const* parts, int count, int64_t n) {
+  parallel_for(n, pick_threads(n * count * kCrossCoreCost), [&](int64_t begin, int64_t end) {
+    for (int p = 0; p < count; ++p) add_range(g, parts[p], begin, end);
+  });
 }
 
 template void optimizer_step<float>(const OptimizerArgs&, float*, const float*, float* const*,
@@ -103,7 +104,7 @@ template double clip_grad_norm<double>(double*, int64_t, double);
 template double add_weight_penalty<float>(const float*, float*, int64_t, double);
 template double add_weight_penalty<double>(const double*, double*, int64_t, double);
 
-template void add_grads<float>(float*, const float*, int64_t);
-template void add_grads<double>(double*, const double*, int64_t);
+template void add_grads<float>(float*, const float* const*, int, int64_t);
+template void add_grads<double>(double*, const double* const*, int, int64_t);
 
 }  // namespace fastbp::kernels

@@ -31,10 +31,11 @@ double clip_grad_norm(T* g, int64_t n, double max_norm);
 template <typename T>
 double add_weight_penalty(const T* p, T* g, int64_t n, double decay);
 
-// g += part over n gradients: a part of a batch's parameter gradients, computed apart
-// (a training pass split by rows), added to the rest.
+// g += parts[0] + ... + parts[count - 1] over n gradients, added to g in that order: the
+// parameter gradients of a batch's later parts, computed apart (a training pass split by
+// rows), added to the first part's.
 template <typename T>
-void add_grads(T* g, const T* part, int64_t n);
+void add_grads(T* g, const T* const* parts, int count, int64_t n);
 
 // The update a training call applies after each backward pass: the optimizer kind and
 // hyper-parameters (args.step is set per update), its state buffers (n parameters

@@ -131,8 +131,8 @@ FASTBP_BACKEND_MEMBER(end_report, void(int64_t steps, int64_t* status, double* l
 //   int row_parts(int64_t m, int64_t macs_per_row): the parts for a pass over m rows of
 //     macs_per_row multiply-adds each (1: not split);
 //   run_parts(int parts, body): body(p) for every part p, at once;
-//   add_grads(T* grads, const T* part, int64_t n): grads += part (a later part's
-//     parameter gradients, which it computed apart).
+//   add_grads(T* grads, const T* const* parts, int count, int64_t n): grads += each of
+//     parts[0..count) in order (the later parts' parameter gradients, computed apart).
 template <class B, class = void>
 struct has_splits_rows : std::false_type {};
 template <class B>

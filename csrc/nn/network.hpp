@@ -326,10 +326,12 @@ class Network final : public Trainer<typename B::Scalar> {
                     &part_losses_[p]);
     });
     *value = part_losses_[0];
+    part_grads_.clear();
     for (int p = 1; p < parts; ++p) {
       *value += part_losses_[p];
-      be_.add_grads(grads, parts_[p]->grads.data(), this->n_params());
+      part_grads_.push_back(parts_[p]->grads.data());
     }
+    be_.add_grads(grads, part_grads_.data(), parts - 1, this->n_params());
   }
 
   // t from row `begin` on (n outputs a row).
@@ -372,6 +374,7 @@ class Network final : public Trainer<typename B::Scalar> {
   typename B::Mirror params_, grads_, state_;
   std::vector<std::unique_ptr<Part>> parts_;  // the first made at once, later ones when split
   std::vector<double> part_losses_;
+  std::vector<const T*> part_grads_;
   int64_t macs_per_row_ = 0;  // of the Dense layers' products
   bool splittable_ = true;    // whether a pass may be split by rows (no batch-wide layer)
   Buf inference_[2];          // ping-pong outputs of an inference pass
