@@ -343,8 +343,8 @@ py::object dropout(const py::array& x, double p, uint64_t key, bool backward) {
     T* py_ = y.mutable_data();
     const int64_t n = x.size();
     py::gil_scoped_release nogil;
-    if (backward) kernels::dropout_backward(px, py_, n, p, key);
-    else kernels::dropout_forward(px, py_, n, p, key);
+    if (backward) kernels::dropout_backward(px, py_, n, p, key, 0);
+    else kernels::dropout_forward(px, py_, n, p, key, 0);
     return std::move(y);
   });
 }

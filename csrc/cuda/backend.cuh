@@ -173,11 +173,11 @@ class Backend {
   void copy(const T* x, T* y, int64_t n) {
     check(cudaMemcpyAsync(y, x, n * sizeof(T), cudaMemcpyDeviceToDevice, stream_), "copy");
   }
-  void dropout_forward(const T* x, T* y, int64_t n, double p, uint64_t key) {
-    cuda::dropout_forward(x, y, n, p, key, stream_);
+  void dropout_forward(const T* x, T* y, int64_t n, double p, uint64_t key, uint64_t first) {
+    cuda::dropout_forward(x, y, n, p, key, first, stream_);
   }
-  void dropout_backward(const T* dy, T* dx, int64_t n, double p, uint64_t key) {
-    cuda::dropout_backward(dy, dx, n, p, key, stream_);
+  void dropout_backward(const T* dy, T* dx, int64_t n, double p, uint64_t key, uint64_t first) {
+    cuda::dropout_backward(dy, dx, n, p, key, first, stream_);
   }
   void row_norm_forward(common::NormKind kind, const T* x, const T* gamma, const T* beta, int64_t m,
                         int64_t n, double eps, T* y, T* mean, T* rstd) {

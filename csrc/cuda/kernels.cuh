@@ -114,8 +114,10 @@ void batch_norm_backward(const T* x, const T* gamma, const T* mean, const T* rst
 // Dropout, as kernels/dropout.hpp: the same mask for the same key; y may alias x and
 // dx may alias dy.
 template <typename T>
-void dropout_forward(const T* x, T* y, int64_t n, double p, uint64_t key, cudaStream_t stream);
+void dropout_forward(const T* x, T* y, int64_t n, double p, uint64_t key, uint64_t first,
+                     cudaStream_t stream);
 template <typename T>
-void dropout_backward(const T* dy, T* dx, int64_t n, double p, uint64_t key, cudaStream_t stream);
+void dropout_backward(const T* dy, T* dx, int64_t n, double p, uint64_t key, uint64_t first,
+                      cudaStream_t stream);
 
 }  // namespace fastbp::cuda

@@ -76,10 +76,11 @@ FASTBP_BACKEND_MEMBER(act_forward, void(Act act, ActParams p, const S<B>* x, S<B
 FASTBP_BACKEND_MEMBER(act_backward,
                       void(Act act, ActParams p, const S<B>* x, const S<B>* y, S<B>* g, int64_t n))
 FASTBP_BACKEND_MEMBER(copy, void(const S<B>* x, S<B>* y, int64_t n))
-FASTBP_BACKEND_MEMBER(dropout_forward,
-                      void(const S<B>* x, S<B>* y, int64_t n, double p, uint64_t key))
-FASTBP_BACKEND_MEMBER(dropout_backward,
-                      void(const S<B>* dy, S<B>* dx, int64_t n, double p, uint64_t key))
+// Dropout's mask for elements first..first+n of a pass (first > 0 in a part of a split one).
+FASTBP_BACKEND_MEMBER(dropout_forward, void(const S<B>* x, S<B>* y, int64_t n, double p,
+                                            uint64_t key, uint64_t first))
+FASTBP_BACKEND_MEMBER(dropout_backward, void(const S<B>* dy, S<B>* dx, int64_t n, double p,
+                                             uint64_t key, uint64_t first))
 // Any row norm, its kind a setting (beta and dbeta null for a kind without a shift).
 FASTBP_BACKEND_MEMBER(row_norm_forward,
                       void(common::NormKind kind, const S<B>* x, const S<B>* gamma,
@@ -215,9 +216,11 @@ constexpr bool is_backend() {
                 "int64_t)");
   static_assert(has_copy<B>::value, "backend member: void copy(const T*, T*, int64_t)");
   static_assert(has_dropout_forward<B>::value,
-                "backend member: void dropout_forward(const T*, T*, int64_t, double, uint64_t)");
+                "backend member: void dropout_forward(const T*, T*, int64_t, double, uint64_t, "
+                "uint64_t)");
   static_assert(has_dropout_backward<B>::value,
-                "backend member: void dropout_backward(const T*, T*, int64_t, double, uint64_t)");
+                "backend member: void dropout_backward(const T*, T*, int64_t, double, uint64_t, "
+                "uint64_t)");
   static_assert(has_row_norm_forward<B>::value,
                 "backend member: void row_norm_forward(common::NormKind kind, const T* x, const "
                 "T* gamma, const T* beta, int64_t m, int64_t n, double eps, T* y, T* mean, T* "

@@ -122,11 +122,11 @@ class CpuBackend {
     kernels::act_backward(act, p, x, y, g, g, n);
   }
   void copy(const T* x, T* y, int64_t n) { std::copy(x, x + n, y); }
-  void dropout_forward(const T* x, T* y, int64_t n, double p, uint64_t key) {
-    kernels::dropout_forward(x, y, n, p, key);
+  void dropout_forward(const T* x, T* y, int64_t n, double p, uint64_t key, uint64_t first) {
+    kernels::dropout_forward(x, y, n, p, key, first);
   }
-  void dropout_backward(const T* dy, T* dx, int64_t n, double p, uint64_t key) {
-    kernels::dropout_backward(dy, dx, n, p, key);
+  void dropout_backward(const T* dy, T* dx, int64_t n, double p, uint64_t key, uint64_t first) {
+    kernels::dropout_backward(dy, dx, n, p, key, first);
   }
   void row_norm_forward(common::NormKind kind, const T* x, const T* gamma, const T* beta, int64_t m,
                         int64_t n, double eps, T* y, T* mean, T* rstd) {

@@ -14,7 +14,8 @@ struct Context {
   T* grads;
   T* state;
   bool training;
-  uint64_t seed, pass;  // a training pass's dropout masks come from (seed, layer, pass)
+  uint64_t seed, pass;    // a training pass's dropout masks come from (seed, layer, pass)
+  int64_t first_row = 0;  // of these rows in the pass (a part of a pass split by rows)
 };
 
 template <class B>

@@ -45,8 +45,8 @@ class Network final : public Trainer<typename B::Scalar> {
         macs_per_row_ += l.in * l.out;
       }
       // Each row of a part must go through the same layers as in the whole batch: a
-      // BatchNorm's statistics and a Dropout's masks span the batch.
-      if (l.kind == LayerKind::BatchNorm || l.kind == LayerKind::Dropout) splittable_ = false;
+      // BatchNorm's statistics span the batch (a Dropout's mask is drawn per element).
+      if (l.kind == LayerKind::BatchNorm) splittable_ = false;
     }
   }
 
@@ -320,8 +320,8 @@ class Network final : public Trainer<typename B::Scalar> {
     be_.run_parts(parts, [&](int64_t p) {
       const int64_t begin = m * p / parts, end = m * (p + 1) / parts;
       Part& part = *parts_[p];
-      const Context<B> c{be_,   params, p == 0 ? grads : part.grads.data(), state, true,
-                         seed_, passes_};
+      const Context<B> c{be_,     params, p == 0 ? grads : part.grads.data(), state, true, seed_,
+                         passes_, begin};
       backward_rows(part, c, x + begin * in, rows_from(t, begin, out), end - begin, m,
                     &part_losses_[p]);
     });
@@ -376,7 +376,7 @@ class Network final : public Trainer<typename B::Scalar> {
   std::vector<double> part_losses_;
   std::vector<const T*> part_grads_;
   int64_t macs_per_row_ = 0;  // of the Dense layers' products
-  bool splittable_ = true;    // whether a pass may be split by rows (no batch-wide layer)
+  bool splittable_ = true;    // whether a pass may be split by rows (no BatchNorm)
   Buf inference_[2];          // ping-pong outputs of an inference pass
   int64_t training_rows_ = 0, inference_rows_ = 0, updates_ = 0;
   double last_loss_ = 0.0;  // of the pass that filled the gradients

@@ -75,8 +75,9 @@ class ActivationUnit final : public Layer<B> {
   kernels::ActParams params_;
 };
 
-// Inverted dropout in training (a counter-based mask from (seed, layer, pass), which
-// backward draws again rather than storing), the identity in inference.
+// Inverted dropout in training (a counter-based mask from (seed, layer, pass) and each
+// element's index in the pass, which backward draws again rather than storing), the
+// identity in inference.
 template <class B>
 class DropoutUnit final : public Layer<B> {
  public:
@@ -87,17 +88,18 @@ class DropoutUnit final : public Layer<B> {
     active_ = c.training && p_ > 0.0;
     if (!active_) return c.be.copy(x, y, m * n_);
     key_ = common::dropout_key(c.seed, layer_, c.pass);
-    c.be.dropout_forward(x, y, m * n_, p_, key_);
+    first_ = static_cast<uint64_t>(c.first_row * n_);
+    c.be.dropout_forward(x, y, m * n_, p_, key_, first_);
   }
   T* backward(const Context<B>& c, const T*, const T*, T* g, T*, int64_t m) override {
-    if (active_) c.be.dropout_backward(g, g, m * n_, p_, key_);
+    if (active_) c.be.dropout_backward(g, g, m * n_, p_, key_, first_);
     return g;
   }
 
  private:
   int64_t n_;
   double p_;
-  uint64_t layer_, key_ = 0;
+  uint64_t layer_, key_ = 0, first_ = 0;
   bool active_ = false;
 };
 

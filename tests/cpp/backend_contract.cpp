@@ -61,8 +61,8 @@ struct Declared {
 #else
   void copy(const T* x, T* y, int64_t n);
 #endif
-  void dropout_forward(const T* x, T* y, int64_t n, double p, uint64_t key);
-  void dropout_backward(const T* dy, T* dx, int64_t n, double p, uint64_t key);
+  void dropout_forward(const T* x, T* y, int64_t n, double p, uint64_t key, uint64_t first);
+  void dropout_backward(const T* dy, T* dx, int64_t n, double p, uint64_t key, uint64_t first);
   void row_norm_forward(fastbp::common::NormKind kind, const T* x, const T* gamma, const T* beta,
                         int64_t m, int64_t n, double eps, T* y, T* mean, T* rstd);
   void row_norm_backward(fastbp::common::NormKind kind, const T* x, const T* gamma, const T* mean,

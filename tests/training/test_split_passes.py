@@ -2,8 +2,9 @@
 the whole network over its share of the batch, and the shares' parameter gradients are
 added in part order. Losses and gradients equal the NumPy reference's to rounding, whatever the
 rows (an odd count, sample weights, every loss); a run is bitwise reproducible for its
-thread count; layers whose training spans the batch (BatchNorm, Dropout) keep the pass
-whole, so their networks give the same bits on one thread and two."""
+thread count; a Dropout in a part draws the mask the whole pass would; a BatchNorm,
+whose statistics span the batch, keeps the pass whole, so its networks give the same bits
+on one thread and two."""
 
 from __future__ import annotations
 
@@ -127,26 +128,40 @@ def test_split_fit_matches_one_thread(threads, rng, dtype):
     np.testing.assert_allclose(results[1][1], results[0][1], rtol=rtol, atol=rtol)
 
 
-@pytest.mark.parametrize(
-    "middle",
-    [lambda: fb.BatchNorm(32), lambda: fb.Dropout(0.25)],
-    ids=["BatchNorm", "Dropout"],
-)
-def test_batch_wide_layers_keep_the_pass_whole(threads, rng, middle):
+def dropout_and_batch_norm_net(middle, backend="cpu"):
+    return fb.Network(
+        [fb.Dense(16, 32), middle, fb.ReLU(), fb.Dense(32, 4)],
+        fb.SoftmaxCrossEntropyLoss(),
+        dtype="float64",
+        seed=0,
+        backend=backend,
+    )
+
+
+def test_batch_norm_keeps_the_pass_whole(threads, rng):
     X = rng.standard_normal((256, 16))
     T = rng.integers(0, 4, 256)
     grads = {}
     for n in (1, 2):
         threads(n)
-        net = fb.Network(
-            [fb.Dense(16, 32), middle(), fb.ReLU(), fb.Dense(32, 4)],
-            fb.SoftmaxCrossEntropyLoss(),
-            dtype="float64",
-            seed=0,
-        )
-        grads[n] = gradients(net, X, T)
+        grads[n] = gradients(dropout_and_batch_norm_net(fb.BatchNorm(32)), X, T)
     assert grads[1][0] == grads[2][0]
     np.testing.assert_array_equal(grads[1][1], grads[2][1])
+
+
+def test_split_dropout_draws_the_whole_pass_mask(threads, rng):
+    """Three training passes (three masks) on two threads against the reference, which
+    draws each element's mask from its index in the whole batch: every row, the second
+    part's included, is dropped as in the reference."""
+    X = rng.standard_normal((301, 16))
+    T = rng.integers(0, 4, 301)
+    threads(2)
+    net = dropout_and_batch_norm_net(fb.Dropout(0.3))
+    reference = dropout_and_batch_norm_net(fb.Dropout(0.3), backend="numpy")
+    for _ in range(3):
+        (value, grads), (expected, expected_grads) = (gradients(n, X, T) for n in (net, reference))
+        np.testing.assert_allclose(value, expected, rtol=1e-12)
+        np.testing.assert_allclose(grads, expected_grads, rtol=1e-10, atol=1e-13)
 
 
 def test_layer_norm_splits_with_its_rows(threads, rng):
