@@ -185,13 +185,13 @@ class Network final : public Trainer<typename B::Scalar> {
   // buffers, however deep the network.
   void prepare(int64_t m, bool training) {
     be_.activate();
-    int64_t& reserved = training ? training_rows_ : inference_rows_;
+    int64_t& reserved = training ? parts_[0]->rows : inference_rows_;
     if (m > reserved) {
       if (m > std::numeric_limits<int64_t>::max() / plan_.max_width)
         throw std::length_error("a batch of " + std::to_string(m) +
                                 " rows overflows the workspace size");
       be_.idle();  // old workspaces may still be in use by queued work
-      if (training) reserve_training(m);
+      if (training) reserve_part(*parts_[0], m);
       else
         for (Buf& b : inference_) b.reserve(m * plan_.max_width);
       be_.reserve_rows(m, this->in_features(), this->out_features());
@@ -208,7 +208,7 @@ class Network final : public Trainer<typename B::Scalar> {
     std::unique_ptr<Buf[]> acts;  // each unit's output
     Buf grad_a, grad_b;           // ping-pong buffers for dL/d(activations)
     Buf grads;                    // a later part's parameter gradients
-    int64_t rows = 0;             // rows reserved (the first part: training_rows_)
+    int64_t rows = 0;             // training rows its workspaces hold
   };
 
   std::unique_ptr<Part> make_part() const {
@@ -217,8 +217,6 @@ class Network final : public Trainer<typename B::Scalar> {
     part->acts = std::make_unique<Buf[]>(part->units.size());
     return part;
   }
-
-  void reserve_training(int64_t m) { reserve_part(*parts_[0], m); }
 
   void reserve_part(Part& p, int64_t m) {
     for (size_t u = 0; u < p.units.size(); ++u) {
@@ -378,7 +376,7 @@ class Network final : public Trainer<typename B::Scalar> {
   int64_t macs_per_row_ = 0;  // of the Dense layers' products
   bool splittable_ = true;    // whether a pass may be split by rows (no BatchNorm)
   Buf inference_[2];          // ping-pong outputs of an inference pass
-  int64_t training_rows_ = 0, inference_rows_ = 0, updates_ = 0;
+  int64_t inference_rows_ = 0, updates_ = 0;
   double last_loss_ = 0.0;  // of the pass that filled the gradients
   std::mutex mutex_;
 };
