@@ -6,7 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export CXX="${CXX:-g++}"  # the runtime preloaded below must be this compiler's
-venv="$(mktemp -d)/venv"
+tmp="$(mktemp -d)"
+# Removed at exit without the ASan runtime preloaded below.
+trap 'env -u LD_PRELOAD rm -rf "$tmp"' EXIT
+venv="$tmp/venv"
 python3 -m venv "$venv"
 # shellcheck disable=SC1091
 source "$venv/bin/activate"

@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 smoke="$PWD/.ci/smoke.py"
 
 tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
 dist="$tmp/dist"
 wheelhouse="$tmp/wheelhouse"
 
