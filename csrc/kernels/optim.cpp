@@ -1,7 +1,10 @@
 #include "optim.hpp"
 
+#include <algorithm>
+#include <atomic>
 #include <cmath>
 
+#include "check.hpp"
 #include "clones.hpp"
 #include "threads.hpp"
 
@@ -36,8 +39,22 @@ FASTBP_CLONES double penalty_range(const T* __restrict p, T* __restrict g, T d, 
 }
 
 template <typename T>
-FASTBP_CLONES void add_range(T* __restrict g, const T* __restrict part, int64_t b, int64_t e) {
+inline void add_chunk(T* __restrict g, const T* __restrict part, int64_t b, int64_t e) {
   for (int64_t i = b; i < e; ++i) g[i] += part[i];
+}
+
+// g += each of parts[0..count) over [b, e), in part order; whether the sums are finite.
+// In chunks, so that a chunk of g stays in L1 through its additions and its check.
+template <typename T>
+FASTBP_CLONES bool add_range(T* g, const T* const* parts, int count, int64_t b, int64_t e) {
+  constexpr int64_t kChunk = 2048;
+  bool finite = true;
+  for (int64_t start = b; start < e; start += kChunk) {
+    const int64_t stop = std::min(start + kChunk, e);
+    for (int p = 0; p < count; ++p) add_chunk(g, parts[p], start, stop);
+    finite &= finite_bits(g, start, stop);
+  }
+  return finite;
 }
 
 }  // namespace
@@ -87,10 +104,12 @@ double add_weight_penalty(const T* p, T* g, int64_t n, double decay) {
 }
 
 template <typename T>
-void add_grads(T* g, const T* const* parts, int count, int64_t n) {
+bool add_grads(T* g, const T* const* parts, int count, int64_t n) {
+  std::atomic<bool> finite{true};
   parallel_for(n, pick_threads(n * count * kCrossCoreCost), [&](int64_t begin, int64_t end) {
-    for (int p = 0; p < count; ++p) add_range(g, parts[p], begin, end);
+    if (!add_range(g, parts, count, begin, end)) finite.store(false, std::memory_order_relaxed);
   });
+  return finite.load(std::memory_order_relaxed);
 }
 
 template void optimizer_step<float>(const OptimizerArgs&, float*, const float*, float* const*,
@@ -104,7 +123,7 @@ template double clip_grad_norm<double>(double*, int64_t, double);
 template double add_weight_penalty<float>(const float*, float*, int64_t, double);
 template double add_weight_penalty<double>(const double*, double*, int64_t, double);
 
-template void add_grads<float>(float*, const float* const*, int, int64_t);
-template void add_grads<double>(double*, const double* const*, int, int64_t);
+template bool add_grads<float>(float*, const float* const*, int, int64_t);
+template bool add_grads<double>(double*, const double* const*, int, int64_t);
 
 }  // namespace fastbp::kernels

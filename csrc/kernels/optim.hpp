@@ -33,9 +33,10 @@ double add_weight_penalty(const T* p, T* g, int64_t n, double decay);
 
 // g += parts[0] + ... + parts[count - 1] over n gradients, added to g in that order: the
 // parameter gradients of a batch's later parts, computed apart (a training pass split by
-// rows), added to the first part's.
+// rows), added to the first part's. Returns whether the sums are all finite (the check a
+// training step makes before its update, done while they are written).
 template <typename T>
-void add_grads(T* g, const T* const* parts, int count, int64_t n);
+bool add_grads(T* g, const T* const* parts, int count, int64_t n);
 
 // The update a training call applies after each backward pass: the optimizer kind and
 // hyper-parameters (args.step is set per update), its state buffers (n parameters

@@ -113,7 +113,8 @@ FASTBP_BACKEND_MEMBER(add_weight_penalty,
 // ---- the step report
 // A call of `steps` steps: begin_report, then per step its loss in loss_slot(step),
 // check_finite and update (each true: that step diverged, and the caller runs no more
-// steps; a backend that learns it later returns false and says so in the report);
+// steps; a backend that learns it later returns false and says so in the report;
+// check_finite's grads is null, n 0, where they are known finite: it checks the loss);
 // end_report hands back the first diverged step and the first non-finite gradient's
 // index (-1: none) in status (may be null) and the steps' losses.
 FASTBP_BACKEND_MEMBER(begin_report, void(int64_t steps))
@@ -132,8 +133,9 @@ FASTBP_BACKEND_MEMBER(end_report, void(int64_t steps, int64_t* status, double* l
 //   int row_parts(int64_t m, int64_t macs_per_row): the parts for a pass over m rows of
 //     macs_per_row multiply-adds each (1: not split);
 //   run_parts(int parts, body): body(p) for every part p, at once;
-//   add_grads(T* grads, const T* const* parts, int count, int64_t n): grads += each of
-//     parts[0..count) in order (the later parts' parameter gradients, computed apart).
+//   bool add_grads(T* grads, const T* const* parts, int count, int64_t n): grads += each
+//     of parts[0..count) in order (the later parts' parameter gradients, computed apart);
+//     whether the sums are all finite.
 template <class B, class = void>
 struct has_splits_rows : std::false_type {};
 template <class B>

@@ -181,8 +181,8 @@ class CpuBackend {
   void run_parts(int parts, const F& body) {
     kernels::parallel_units(parts, parts, body);
   }
-  void add_grads(T* grads, const T* const* parts, int count, int64_t n) {
-    kernels::add_grads(grads, parts, count, n);
+  bool add_grads(T* grads, const T* const* parts, int count, int64_t n) {
+    return kernels::add_grads(grads, parts, count, n);
   }
 
   // ---- the step report (its contract in nn/backend.hpp) ------------------------------

@@ -119,9 +119,8 @@ class Network final : public Trainer<typename B::Scalar> {
 
   double train_step(const T* x, Target t, int64_t m, Update& update) override {
     std::lock_guard<std::mutex> lock(mutex_);
-    backward_batch(x, t, m);
-    if (!be_.check_finite(be_.loss_slot(0), grads_.device(), this->n_params(), 0))
-      apply(update, grads_.device(), 0);
+    const bool grads_finite = backward_batch(x, t, m);
+    if (!check_step(be_.loss_slot(0), grads_finite, 0)) apply(update, grads_.device(), 0);
     double value = 0.0;
     conclude(1, &value);
     last_loss_ = value;
@@ -144,14 +143,15 @@ class Network final : public Trainer<typename B::Scalar> {
       const int slot = static_cast<int>(enqueued % 2);
       const auto b =
           be_.gather(x, t, order + start, m, this->in_features(), this->out_features(), slot);
-      run_backward(b.x, b.t, m, be_.loss_slot(enqueued));
-      if (weight_penalty > 0.0)
+      bool grads_finite = run_backward(b.x, b.t, m, be_.loss_slot(enqueued));
+      if (weight_penalty > 0.0) {
         for (const Slice& w : weights_)
           be_.add_weight_penalty(params_.device() + w.offset, grads_.device() + w.offset, w.size(),
                                  weight_penalty / double(m), be_.loss_slot(enqueued));
-      const bool diverged =
-          be_.check_finite(be_.loss_slot(enqueued), grads_.device(), this->n_params(), enqueued) ||
-          apply(update, grads_.device(), enqueued);
+        grads_finite = false;  // the penalty changed them: checked again
+      }
+      const bool diverged = check_step(be_.loss_slot(enqueued), grads_finite, enqueued) ||
+                            apply(update, grads_.device(), enqueued);
       be_.batch_enqueued(slot);
       if (diverged) {  // known at once on this backend: no later batch runs
         ++enqueued;
@@ -262,28 +262,39 @@ class Network final : public Trainer<typename B::Scalar> {
   }
 
   // A one-step call's backward pass on the host batch (x, t): its loss in loss_slot(0).
-  void backward_batch(const T* x, Target t, int64_t m) {
+  // True where the gradients are known finite (see run_backward).
+  bool backward_batch(const T* x, Target t, int64_t m) {
     check_training_rows(m);
     prepare(m, true);
     be_.begin_report(1);
-    run_backward(be_.input(x, m * this->in_features(), 0),
-                 be_.target(t, m, this->out_features(), 0), m, be_.loss_slot(0));
+    return run_backward(be_.input(x, m * this->in_features(), 0),
+                        be_.target(t, m, this->out_features(), 0), m, be_.loss_slot(0));
   }
 
   // Forward in training mode, the loss into *value, and the gradients: in one part, or
-  // split by rows where the backend runs parts at once.
-  void run_backward(const T* x, Target t, int64_t m, double* value) {
+  // split by rows where the backend runs parts at once. True where the gradients are
+  // known finite (a split pass checks its sums as it adds them).
+  bool run_backward(const T* x, Target t, int64_t m, double* value) {
     T* grads = grads_.device_discard();
     int parts = 1;
     if constexpr (B::kSplitsRows)
       if (splittable_) parts = be_.row_parts(m, macs_per_row_);
+    bool finite = false;
     if (parts == 1) {
       backward_rows(*parts_[0], context(grads), x, t, m, m, value);
     } else if constexpr (B::kSplitsRows) {
-      split_backward(x, t, m, parts, grads, value);
+      finite = split_backward(x, t, m, parts, grads, value);
     }
     count_pass();
     grads_.device_wrote();
+    return finite;
+  }
+
+  // A training step's check before its update: the loss in *loss and, unless known finite,
+  // the gradients. True: the step diverged.
+  bool check_step(const double* loss, bool grads_finite, int64_t step) {
+    if (grads_finite) return be_.check_finite(loss, nullptr, 0, step);
+    return be_.check_finite(loss, grads_.device(), this->n_params(), step);
   }
 
   // Part p's forward and backward pass over m of a batch's batch_rows rows: its loss
@@ -303,8 +314,9 @@ class Network final : public Trainer<typename B::Scalar> {
 
   // The batch in `parts` row ranges, at once: the first part's parameter gradients into
   // grads, each later part's into its own buffer, then added to grads in part order
-  // (the same sums, so the same bits, on every run with the same parts).
-  void split_backward(const T* x, Target t, int64_t m, int parts, T* grads, double* value) {
+  // (the same sums, so the same bits, on every run with the same parts). Returns whether
+  // the sums are all finite.
+  bool split_backward(const T* x, Target t, int64_t m, int parts, T* grads, double* value) {
     const int64_t in = this->in_features(), out = this->out_features();
     while (parts_.size() < static_cast<size_t>(parts)) parts_.push_back(make_part());
     for (int p = 1; p < parts; ++p) {
@@ -329,7 +341,7 @@ class Network final : public Trainer<typename B::Scalar> {
       *value += part_losses_[p];
       part_grads_.push_back(parts_[p]->grads.data());
     }
-    be_.add_grads(grads, part_grads_.data(), parts - 1, this->n_params());
+    return be_.add_grads(grads, part_grads_.data(), parts - 1, this->n_params());
   }
 
   // t from row `begin` on (n outputs a row).

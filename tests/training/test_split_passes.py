@@ -181,3 +181,28 @@ def test_layer_norm_splits_with_its_rows(threads, rng):
     (value, grads), (expected, expected_grads) = (gradients(n, X, T) for n in nets)
     np.testing.assert_allclose(value, expected, rtol=1e-12)
     np.testing.assert_allclose(grads, expected_grads, rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("row", [10, 200], ids=["first_part", "second_part"])
+@pytest.mark.parametrize("call", ["train_step", "fit"])
+def test_split_gradients_that_overflow_are_refused(threads, rng, row, call):
+    """A split pass checks its gradient sums as it adds them, in place of the step's own
+    scan: one huge input in either part overflows that part's float32 weight gradients
+    while the loss (summed in double) stays finite, and the step is refused, naming the
+    gradient, with the parameters as they were."""
+    threads(2)
+    X = rng.standard_normal((256, 8)).astype(np.float32)
+    T = rng.standard_normal((256, 2)).astype(np.float32)
+    X[row, 3] = 1e30
+    net = fb.Network(
+        [fb.Dense(8, 16), fb.ReLU(), fb.Dense(16, 2)], loss=fb.MSELoss(), dtype="float32"
+    )
+    opt = fb.SGD(lr=0.1)
+    before = net.params.copy()
+    with pytest.raises(FloatingPointError, match=r"gradient is NaN or inf \(dW of Dense layer 1"):
+        if call == "train_step":
+            net.train_step(X, T, opt)
+        else:
+            net.fit(X, T, epochs=1, batch_size=256, optimizer=opt, shuffle=False)
+    np.testing.assert_array_equal(net.params, before)
+    assert np.isfinite(net.backward(X, T))  # the loss was finite: the gradients were caught
