@@ -145,6 +145,16 @@ void bind_network_class(py::module_& m, const char* name) {
           },
           "Training forward passes so far; the next draws its dropout masks from "
           "(seed, layer, passes).")
+      .def(
+          "training_parts",
+          [](const H& h, int64_t rows) {
+            if (rows < 1)
+              throw py::value_error("rows must be at least 1, got " + std::to_string(rows));
+            return h.net->training_parts(rows);
+          },
+          py::arg("rows"),
+          "The parts a training pass over `rows` rows is split into at the current thread "
+          "count, each run on a thread of its own (1: the pass runs whole).")
       .def_property_readonly(
           "layout",
           [](const H& h) {

@@ -97,6 +97,12 @@ class Network final : public Trainer<typename B::Scalar> {
     return value;
   }
 
+  int training_parts(int64_t rows) const override {
+    if constexpr (B::kSplitsRows)
+      if (splittable_) return be_.row_parts(rows, macs_per_row_);
+    return 1;
+  }
+
   double backward(const T* x, Target t, int64_t m) override {
     std::lock_guard<std::mutex> lock(mutex_);
     backward_batch(x, t, m);
@@ -276,9 +282,7 @@ class Network final : public Trainer<typename B::Scalar> {
   // known finite (a split pass checks its sums as it adds them).
   bool run_backward(const T* x, Target t, int64_t m, double* value) {
     T* grads = grads_.device_discard();
-    int parts = 1;
-    if constexpr (B::kSplitsRows)
-      if (splittable_) parts = be_.row_parts(m, macs_per_row_);
+    const int parts = training_parts(m);
     bool finite = false;
     if (parts == 1) {
       backward_rows(*parts_[0], context(grads), x, t, m, m, value);

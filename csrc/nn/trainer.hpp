@@ -59,6 +59,9 @@ class Trainer {
   // Settable, so a caller can replay a pass's masks (fastbp.gradcheck does).
   virtual uint64_t passes() const = 0;
   virtual void set_passes(uint64_t passes) = 0;
+  // The parts a training pass over `rows` rows is split into, each on a thread of its own
+  // (1: the pass runs whole, its products on every thread).
+  virtual int training_parts(int64_t rows) const = 0;
 
   // Host arrays of the flat parameter, gradient and state buffers, which Python views.
   // A GPU network mirrors its device buffers there: sync_host brings the mirrors up to

@@ -180,6 +180,9 @@ class _Network:
     def updates(self) -> int:
         """Optimizer updates applied since construction, by any call."""
     passes: int
+    def training_parts(self, rows: int) -> int:
+        """The parts a training pass over `rows` rows is split into at the current thread
+        count, each run on a thread of its own (1: the pass runs whole)."""
     @property
     def layout(self) -> list[tuple[Slices, Slices]]:
         """Per layer, its parameters' and its state's (name, offset, shape)."""

@@ -428,18 +428,28 @@ def parse_shapes(text: str):
     return tuple(shapes)
 
 
-def run(dtypes, shapes, plan: Plan) -> tuple:
+def run(dtypes, shapes, plan: Plan, *, thread_shapes=None, blocks_on_one_thread=False) -> tuple:
     """Tunes each of `dtypes` and the thread settings (on the first of them) for `shapes`,
     from the defaults, within `plan`'s time limit (what it leaves untimed keeps its
-    default); returns the choices (applied in this process) and the table."""
+    default); returns the choices (applied in this process) and the table. The thread
+    settings are timed on `thread_shapes` where given; `blocks_on_one_thread` times the
+    blocks with the pool at one thread (products that run inside a part of a split pass)."""
     choices, measured = {}, []
     phases = [(dtype, tune_dtype) for dtype in dtypes]
     phases.insert(1, (_tuning.THREADS, tune_threads))  # on the first dtype's blocks just chosen
+    threads = fb.get_num_threads()
     for index, (name, tuner) in enumerate(phases):
         # Each phase gets an equal share of the time left, so that a slow one (a busy
         # machine) leaves the later ones time to run.
         share = plan.share(len(phases) - index)
-        choices[name], rows = tuner(dtypes[0] if tuner is tune_threads else name, shapes, share)
+        if tuner is tune_threads:
+            choices[name], rows = tuner(dtypes[0], thread_shapes or shapes, share)
+        else:
+            fb.set_num_threads(1 if blocks_on_one_thread else threads)
+            try:
+                choices[name], rows = tuner(name, shapes, share)
+            finally:
+                fb.set_num_threads(threads)
         measured += rows
     return choices, measured
 
@@ -453,17 +463,20 @@ def _header(shapes, out=print) -> None:
     out(f"{'dtype':9} {'kernel':28} {'candidate':12} {'mc,kc,nc':16} {'GFLOP/s':>8}")
 
 
-def network_shapes(net, batch: int):
+def network_shapes(net, batch: int, forward_only: bool = False):
     """(m, n, k, trans_a, trans_b) of the products of one training step of `net` at
     `batch` rows: per dense layer (in, out) the forward X @ W, the weight gradient
-    X^T @ dZ and (but for the first layer) the input gradient dZ @ W^T."""
+    X^T @ dZ and (but for the first layer) the input gradient dZ @ W^T; `forward_only`:
+    the forward products alone (an inference pass)."""
     dense = [layer for layer in net.layers if isinstance(layer, fb.Dense)]
     shapes = []
     for index, layer in enumerate(dense):
         n_in, n_out = layer.in_features, layer.out_features
-        shapes += [(batch, n_out, n_in, False, False), (n_in, n_out, batch, True, False)]
-        if index > 0:
-            shapes.append((batch, n_in, n_out, False, True))
+        shapes.append((batch, n_out, n_in, False, False))
+        if not forward_only:
+            shapes.append((n_in, n_out, batch, True, False))
+            if index > 0:
+                shapes.append((batch, n_in, n_out, False, True))
     return tuple(dict.fromkeys(shapes))
 
 
@@ -476,7 +489,10 @@ def tune(net, X, *, full: bool = False, output=None, verbose: bool = False) -> d
     """Tunes the matrix products for one network: its forward and both backward products
     at ``X``'s batch size (``len(X)`` rows), in the dtype it computes in, and the thread
     settings, timed as ``python -m fastbp.tune`` times them (about 5-20 s; ``full``: more
-    candidates, up to about a minute). The choices are applied in this process at once
+    candidates, up to about a minute). Where a training pass over that batch is split by
+    rows between the threads, the blocks are timed on one part's products, on one thread
+    as they run there, and the thread settings on the whole batch's forward products,
+    which an inference pass runs on every thread. The choices are applied in this process at once
     and saved, with those of the other dtypes from a tuning file already in use, to
     ``output`` (default: the user cache file that later imports on this machine load).
     ``verbose`` prints the table. Returns the choices saved. Results stay correct under
@@ -501,9 +517,21 @@ def tune(net, X, *, full: bool = False, output=None, verbose: bool = False) -> d
     out = print if verbose else (lambda *_: None)
     kept = _kept_choices()
     _tuning.restore_untuned()
-    shapes = network_shapes(net, int(shape[0]))
+    rows = int(shape[0])
+    parts = net.internals.core.training_parts(rows)
+    if parts == 1:
+        shapes, options = network_shapes(net, rows), {}
+    else:
+        # A training pass split by rows runs each part's products on one thread, over
+        # its share of the rows; only an inference pass's products run on every thread.
+        shapes = network_shapes(net, rows // parts)
+        options = {
+            "thread_shapes": network_shapes(net, rows, forward_only=True),
+            "blocks_on_one_thread": True,
+        }
+        out(f"# a training pass over {rows} rows runs as {parts} parts, one thread each")
     _header(shapes, out)
-    tuned, measured = run([product_dtype(net)], shapes, Plan.start(full, out))
+    tuned, measured = run([product_dtype(net)], shapes, Plan.start(full, out), **options)
     choices = {**kept, **tuned}
     path = _tuning.save(choices, output, measured)
     _tuning.use(choices, path)

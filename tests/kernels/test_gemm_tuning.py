@@ -419,6 +419,63 @@ def test_network_shapes_are_the_products_of_a_training_step():
     assert sorted(shapes) == sorted(forward + weight_grad + input_grad)
 
 
+def test_network_shapes_of_an_inference_pass_are_the_forward_products():
+    shapes = tune.network_shapes(small_network(), 16, forward_only=True)
+    assert shapes == (
+        (16, 20, 30, False, False),
+        (16, 40, 20, False, False),
+        (16, 3, 40, False, False),
+    )
+
+
+def test_training_parts_follow_the_rows_and_threads(restore_threads):
+    """One part per thread where each gets at least 128 rows (this network's weights ask
+    no more), else one; a BatchNorm network's pass stays whole."""
+    core = small_network().internals.core
+    fb.set_num_threads(2)
+    assert [core.training_parts(rows) for rows in (1, 255, 256, 1000)] == [1, 1, 2, 2]
+    fb.set_num_threads(1)
+    assert core.training_parts(1000) == 1
+    fb.set_num_threads(2)
+    norm = fb.Network([fb.Dense(30, 20), fb.BatchNorm(20), fb.Dense(20, 3)], fb.MSELoss())
+    assert norm.internals.core.training_parts(1000) == 1
+    with pytest.raises(ValueError, match="rows must be at least 1, got 0"):
+        core.training_parts(0)
+    assert small_network(backend="numpy").internals.core.training_parts(1000) == 1
+
+
+def test_tune_a_split_network_times_one_part_on_one_thread(
+    cache, restore_config, monkeypatch, restore_threads
+):
+    """Where a training pass over the batch runs as two parts, the blocks are timed on
+    one part's products (128 of 256 rows) with the pool at one thread, as they run there,
+    and the thread settings on the whole batch's forward products at two threads."""
+    fb.set_num_threads(2)
+    monkeypatch.setattr(_tuning, "_loaded_path", None)  # the tuning file in use, restored
+    monkeypatch.setattr(_tuning, "_untuned", fb.gemm_config())
+    seen = {}
+
+    def recording(name, real):
+        def wrapper(dtype, shapes, plan):
+            seen[name] = (tuple(shapes), fb.get_num_threads())
+            return real(dtype, shapes, plan)
+
+        return wrapper
+
+    monkeypatch.setattr(tune, "tune_dtype", recording("blocks", tune.tune_dtype))
+    monkeypatch.setattr(tune, "tune_threads", recording("threads", tune.tune_threads))
+    net = small_network()
+    X = np.random.default_rng(3).standard_normal((256, 30)).astype(np.float32)
+    fb.tune(net, X)
+    assert seen["blocks"] == (tune.network_shapes(net, 128), 1)
+    assert seen["threads"] == (tune.network_shapes(net, 256, forward_only=True), 2)
+    assert fb.get_num_threads() == 2
+    seen.clear()
+    fb.tune(net, X[:200])  # two parts would get 100 rows each: the pass runs whole
+    assert seen["blocks"] == (tune.network_shapes(net, 200), 2)
+    assert seen["threads"] == (tune.network_shapes(net, 200), 2)
+
+
 @pytest.mark.parametrize(
     ("dtype", "compute", "product"),
     [

@@ -71,6 +71,12 @@ class ReferenceNetwork:
     def sync_host(self):
         """Nothing to do: the arrays are the network (the GPU network's interface)."""
 
+    def training_parts(self, rows: int) -> int:
+        """1: the reference runs every training pass whole, on NumPy's threads."""
+        if rows < 1:
+            raise ValueError(f"rows must be at least 1, got {rows}")
+        return 1
+
     @_locks.serialised("_lock")
     def snapshot(self):
         """A copy of the flat parameters then the flat state, between two calls."""
