@@ -65,6 +65,10 @@ constexpr auto kSpinTime = std::chrono::microseconds(100);
 
 std::atomic<bool> g_restart_after_fork{false};
 
+// Units of a parallel call this thread is running: a call made from inside one finds the
+// pool busy and runs on this thread alone, so pick_threads plans it for one.
+thread_local int t_units_running = 0;
+
 // One parallel call at a time. The call word packs a generation (high bits) with the
 // next unclaimed unit (low kUnitBits bits): a unit is claimed by a compare-and-swap of
 // the whole word, so a worker that read an earlier call's word can never claim a unit
@@ -173,7 +177,9 @@ class Pool {
       }
       if (unit >= units_.load()) return;
       if (!word_.compare_exchange_weak(word, word + 1)) continue;  // word reloaded
+      ++t_units_running;
       fn_.load()(body_.load(), unit);  // still valid: the call cannot end before this unit
+      --t_units_running;
       done_.fetch_add(1);
       word = word_.load();
     }
@@ -297,6 +303,7 @@ void set_work_per_thread(int64_t work) {
 }
 
 int pick_threads(int64_t work) {
+  if (t_units_running > 0) return 1;
   const int64_t useful = std::max<int64_t>(1, work / work_per_thread());
   return static_cast<int>(std::min<int64_t>(num_threads(), useful));
 }

@@ -29,7 +29,9 @@ int set_num_threads(int64_t n);
 std::string thread_count_error(const std::string& got);
 
 // Threads worth using for `work` multiply-adds: one per work_per_thread() of them, so
-// problems below twice that stay serial, since handing out units costs more than it saves.
+// problems below twice that stay serial, since handing out units costs more than it saves;
+// one inside a unit of a parallel call (a part of a pass split by rows), where the pool
+// is busy and a call runs on its caller alone.
 int pick_threads(int64_t work);
 
 // The multiply-adds a thread must get to be worth starting (kDefaultWorkPerThread, or

@@ -222,7 +222,21 @@ void run(const GemmPath<T>& path, bool ta, bool tb, int64_t m, int64_t n, int64_
   if (ta && n < path.narrow->nr && m > n)
     return gemm_tiled(path.for_columns(m), !tb, !ta, n, m, k, alpha, b, ldb, a, lda, beta, c, ldc,
                       true);
-  gemm_tiled(path.for_columns(n), ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, false);
+  // Likewise, on one thread, a ragged last column panel of at most half a panel (one
+  // vector of the 12 x 32 kernel: a broadcast per multiply-add) runs as the C^T of its few
+  // columns, on tiles as wide as the kernel's; the columns before it run as they would.
+  // (On several threads the tail is better shared out with its rows in one call.)
+  const GemmConfig<T>& cfg = path.for_columns(n);
+  const int64_t tail = n % cfg.nr;
+  if (ta && !cfg.converts && n > cfg.nr && tail > 0 && 2 * tail <= cfg.nr && m >= cfg.nr &&
+      pick_threads(m * n * k) == 1) {
+    const int64_t body = n - tail;
+    gemm_tiled(cfg, ta, tb, m, body, k, alpha, a, lda, b, ldb, beta, c, ldc, false);
+    const T* b_tail = tb ? b + body * ldb : b + body;
+    return gemm_tiled(path.for_columns(m), !tb, !ta, tail, m, k, alpha, b_tail, ldb, a, lda, beta,
+                      c + body, ldc, true);
+  }
+  gemm_tiled(cfg, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, false);
 }
 
 }  // namespace
