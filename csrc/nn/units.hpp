@@ -85,22 +85,22 @@ class DropoutUnit final : public Layer<B> {
   DropoutUnit(const LayerSpec& l, size_t layer) : n_(l.out), p_(l.p), layer_(layer) {}
 
   void forward(const Context<B>& c, const T* x, T* y, int64_t m) override {
-    active_ = c.training && p_ > 0.0;
-    if (!active_) return c.be.copy(x, y, m * n_);
-    key_ = common::dropout_key(c.seed, layer_, c.pass);
-    first_ = static_cast<uint64_t>(c.first_row * n_);
-    c.be.dropout_forward(x, y, m * n_, p_, key_, first_);
+    if (!c.training || p_ <= 0.0) return c.be.copy(x, y, m * n_);
+    c.be.dropout_forward(x, y, m * n_, p_, key(c), first(c));
   }
+  // Backward runs in the training pass whose forward drew the mask, with its context.
   T* backward(const Context<B>& c, const T*, const T*, T* g, T*, int64_t m) override {
-    if (active_) c.be.dropout_backward(g, g, m * n_, p_, key_, first_);
+    if (p_ > 0.0) c.be.dropout_backward(g, g, m * n_, p_, key(c), first(c));
     return g;
   }
 
  private:
+  uint64_t key(const Context<B>& c) const { return common::dropout_key(c.seed, layer_, c.pass); }
+  uint64_t first(const Context<B>& c) const { return static_cast<uint64_t>(c.first_row * n_); }
+
   int64_t n_;
   double p_;
-  uint64_t layer_, key_ = 0, first_ = 0;
-  bool active_ = false;
+  uint64_t layer_;
 };
 
 // A row norm of any NormKind (each row by its own statistics; the kind a setting the

@@ -215,13 +215,16 @@ void run(const GemmPath<T>& path, bool ta, bool tb, int64_t m, int64_t n, int64_
   if (k <= 0 || alpha == T(0)) return scale_c(m, n, beta, c, ldc);
   if (m * n * k <= kDirectWork && !path.narrow->converts)
     return gemm_direct(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  // C's columns [j, j + cols) as C^T: op(B)^T op(A)^T, its tiles transposed on store.
+  auto as_c_trans = [&](int64_t j, int64_t cols) {
+    gemm_tiled(path.for_columns(m), !tb, !ta, cols, m, k, alpha, tb ? b + j * ldb : b + j, ldb, a,
+               lda, beta, c + j, ldc, true);
+  };
   // A narrow C (the output layer's few columns) would leave most of each NR-wide tile
   // empty; as C^T those columns fill the MR side, and the tiles are transposed on store.
   // Only when op(A) = A^T: then op(A)^T, the new B, is read row by row in place rather
   // than transposed element by element into a packed panel.
-  if (ta && n < path.narrow->nr && m > n)
-    return gemm_tiled(path.for_columns(m), !tb, !ta, n, m, k, alpha, b, ldb, a, lda, beta, c, ldc,
-                      true);
+  if (ta && n < path.narrow->nr && m > n) return as_c_trans(0, n);
   // Likewise, on one thread, a ragged last column panel of at most half a panel (one
   // vector of the 12 x 32 kernel: a broadcast per multiply-add) runs as the C^T of its few
   // columns, on tiles as wide as the kernel's; the columns before it run as they would.
@@ -230,11 +233,8 @@ void run(const GemmPath<T>& path, bool ta, bool tb, int64_t m, int64_t n, int64_
   const int64_t tail = n % cfg.nr;
   if (ta && !cfg.converts && n > cfg.nr && tail > 0 && 2 * tail <= cfg.nr && m >= cfg.nr &&
       pick_threads(m * n * k) == 1) {
-    const int64_t body = n - tail;
-    gemm_tiled(cfg, ta, tb, m, body, k, alpha, a, lda, b, ldb, beta, c, ldc, false);
-    const T* b_tail = tb ? b + body * ldb : b + body;
-    return gemm_tiled(path.for_columns(m), !tb, !ta, tail, m, k, alpha, b_tail, ldb, a, lda, beta,
-                      c + body, ldc, true);
+    gemm_tiled(cfg, ta, tb, m, n - tail, k, alpha, a, lda, b, ldb, beta, c, ldc, false);
+    return as_c_trans(n - tail, tail);
   }
   gemm_tiled(cfg, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, false);
 }
