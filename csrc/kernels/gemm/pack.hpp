@@ -61,17 +61,37 @@ inline void pack_panel(const T* src, int64_t ld, bool lane_contig, int64_t lanes
   }
 }
 
+// Packs `lanes` lanes of op(X), whose lane l of step p lies at src[p * ld + l] when
+// `lane_contig` and at src[l * ld + p] otherwise, into consecutive R-lane panels of kc
+// steps each. Where the lanes run along memory, it goes kRowRun steps at a time across
+// all the panels, so each source row is read front to back: a panel alone would read a
+// few lanes of each of kc rows ld apart (a page per row, which the prefetchers do not
+// follow), and the next panel would fetch the same lines again. (pack_bf16.hpp's packers
+// go the same way.)
+template <typename T, int R, class C>
+void pack_lanes(const T* src, int64_t ld, bool lane_contig, int64_t lanes, int64_t kc, T* dst) {
+  if (!lane_contig || lanes <= R) {
+    for (int64_t l = 0; l < lanes; l += R)
+      pack_panel<T, R, C>(lane_contig ? src + l : src + l * ld, ld, lane_contig,
+                          std::min<int64_t>(R, lanes - l), kc, dst + l * kc);
+    return;
+  }
+  constexpr int64_t kRowRun = 16;
+  for (int64_t p = 0; p < kc; p += kRowRun) {
+    const int64_t steps = std::min(kRowRun, kc - p);
+    for (int64_t l = 0; l < lanes; l += R)
+      pack_panel<T, R, C>(src + p * ld + l, ld, true, std::min<int64_t>(R, lanes - l), steps,
+                          dst + l * kc + p * R);
+  }
+}
+
 // Rows [i0, i0 + rows) x columns [p0, p0 + kc) of op(A) as MR-row micro-panels, each
 // kc x MR (column p of the panel holds its MR rows contiguously).
 template <typename T, int MR, class C = Copy>
 void pack_a(bool trans, const T* a, int64_t lda, int64_t i0, int64_t rows, int64_t p0, int64_t kc,
             T* dst) {
-  for (int64_t ip = 0; ip < rows; ip += MR) {
-    const int64_t lanes = std::min<int64_t>(MR, rows - ip);
-    const int64_t i = i0 + ip;
-    const T* src = trans ? a + p0 * lda + i : a + i * lda + p0;
-    pack_panel<T, MR, C>(src, lda, trans, lanes, kc, dst + ip * kc);
-  }
+  const T* src = trans ? a + p0 * lda + i0 : a + i0 * lda + p0;
+  pack_lanes<T, MR, C>(src, lda, trans, rows, kc, dst);
 }
 
 // Columns [j0, j0 + cols) x rows [p0, p0 + kc) of op(B) as NR-column micro-panels, each
@@ -79,12 +99,8 @@ void pack_a(bool trans, const T* a, int64_t lda, int64_t i0, int64_t rows, int64
 template <typename T, int NR, class C = Copy>
 void pack_b(bool trans, const T* b, int64_t ldb, int64_t j0, int64_t cols, int64_t p0, int64_t kc,
             T* dst) {
-  for (int64_t jp = 0; jp < cols; jp += NR) {
-    const int64_t lanes = std::min<int64_t>(NR, cols - jp);
-    const int64_t j = j0 + jp;
-    const T* src = trans ? b + j * ldb + p0 : b + p0 * ldb + j;
-    pack_panel<T, NR, C>(src, ldb, !trans, lanes, kc, dst + jp * kc);
-  }
+  const T* src = trans ? b + j0 * ldb + p0 : b + p0 * ldb + j0;
+  pack_lanes<T, NR, C>(src, ldb, !trans, cols, kc, dst);
 }
 
 }  // namespace fastbp::kernels::gemm_detail

@@ -4,6 +4,8 @@
 // the FMA latency (4-5 cycles on two ports, Haswell and Zen alike).
 #include <immintrin.h>
 
+#include <type_traits>
+
 #include "config.hpp"
 #include "pack.hpp"
 #include "ukr_simd.hpp"
@@ -49,9 +51,61 @@ struct Avx2F64 {
   static void store_n(double* p, V v, int n) { _mm256_maskstore_pd(p, mask(n), v); }
 };
 
+// An 8 x 8 transpose of floats in eight ymm registers: pairs, quads, then 128-bit lanes.
+inline void transpose8x8(__m256 r[8]) {
+  __m256 t[8];
+#pragma GCC unroll 4
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+#pragma GCC unroll 2
+  for (int i = 0; i < 8; i += 4) {
+    r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+    r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xee);
+    r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xee);
+  }
+  // r[4g + j] now holds, in 128-bit lane L, column 4L + j of rows 4g .. 4g + 3.
+#pragma GCC unroll 4
+  for (int j = 0; j < 4; ++j) {
+    t[j] = _mm256_permute2f128_ps(r[j], r[4 + j], 0x20);
+    t[4 + j] = _mm256_permute2f128_ps(r[j], r[4 + j], 0x31);
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; ++i) r[i] = t[i];
+}
+
 // A conversion of this file's own: the packers instantiated over it are this path's.
+// A float32 copy into the 6-lane A panels transposes 8 steps at a time in registers:
+// six row loads and two zero rows, the transpose, then each step's six lanes stored as
+// eight (each store overwriting the next step's first two; the last step's six alone).
+// (The 16-lane B panels' transposed copies measured no faster this way: they wait on
+// the memory they read.)
 template <class C>
-struct Here : C {};
+struct Here : C {
+  template <typename T, int R>
+  static int64_t transpose_steps(const T* src, int64_t ld, int64_t kc, T* dst) {
+    if constexpr (!std::is_same_v<T, float> || !C::kIdentity || R != 6) {
+      return C::template transpose_steps<T, R>(src, ld, kc, dst);
+    } else {
+      int64_t p = 0;
+      for (; p + 8 <= kc; p += 8) {
+        __m256 v[8];
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; ++i)
+          v[i] = i < R ? _mm256_loadu_ps(src + i * ld + p) : _mm256_setzero_ps();
+        transpose8x8(v);
+        float* d = dst + p * R;
+#pragma GCC unroll 7
+        for (int q = 0; q < 7; ++q) _mm256_storeu_ps(d + q * R, v[q]);
+        _mm_storeu_ps(d + 7 * R, _mm256_castps256_ps128(v[7]));
+        _mm_storel_pi(reinterpret_cast<__m64*>(d + 7 * R + 4), _mm256_extractf128_ps(v[7], 1));
+      }
+      return p;
+    }
+  }
+};
 
 }  // namespace
 

@@ -51,14 +51,31 @@ struct Avx512F64 {
 };
 
 // A conversion of this file's own: the packers instantiated over it are this path's.
-// A float32 copy into a panel of whole 16-lane groups transposes 16 x 16 blocks in
-// registers: sixteen row loads, the transpose, sixteen panel-row stores.
+// A float32 copy into a panel transposes 16 x 16 blocks in registers: sixteen row loads,
+// the transpose, sixteen panel-row stores. A panel of fewer than 16 lanes (the A panels
+// of 6 and 12 rows) loads its R rows, transposes them with zero rows below, and stores
+// R lanes of each of the 16 steps.
 template <class C>
 struct Here : C {
   template <typename T, int R>
   static int64_t transpose_steps(const T* src, int64_t ld, int64_t kc, T* dst) {
-    if constexpr (!std::is_same_v<T, float> || R % 16 != 0 || !C::kIdentity) {
+    if constexpr (!std::is_same_v<T, float> || !C::kIdentity || (R > 16 && R % 16 != 0)) {
       return C::template transpose_steps<T, R>(src, ld, kc, dst);
+    } else if constexpr (R < 16) {
+      constexpr __mmask16 lanes = static_cast<__mmask16>((1u << R) - 1);
+      int64_t p = 0;
+      for (; p + 16 <= kc; p += 16) {
+        __m512i v[16];
+#pragma GCC unroll 16
+        for (int i = 0; i < 16; ++i)
+          v[i] = i < R ? _mm512_castps_si512(_mm512_loadu_ps(src + i * ld + p))
+                       : _mm512_setzero_si512();
+        transpose16x16(v);
+#pragma GCC unroll 16
+        for (int q = 0; q < 16; ++q)
+          _mm512_mask_storeu_ps(dst + (p + q) * R, lanes, _mm512_castsi512_ps(v[q]));
+      }
+      return p;
     } else {
       int64_t p = 0;
       for (; p + 16 <= kc; p += 16) {
