@@ -81,12 +81,17 @@ GemmConfig<T> with_blocks(GemmConfig<T> cfg, const Blocking& b, int64_t k_bytes,
 // A float kernel with pack.hpp's packers applying C (RoundBf16: the portable bfloat16
 // path, float32 arithmetic on rounded operands): the baseline's copies on the Ref path,
 // else those its ISA's file compiled (`packers`).
+// `dot`: its ISA's column kernel, for last columns up to half a vector of `lanes` (a
+// tile's vector fuller than that measured as fast).
 template <typename T, const Blocking& B, class C = Copy>
 GemmConfig<T> make(const char* name, MicroKernel<T> ukr, EdgeKernel<T> ukr_edge,
-                   Packers<T> packers = {pack_a<T, B.mr, C>, pack_b<T, B.nr, C>}) {
+                   Packers<T> packers = {pack_a<T, B.mr, C>, pack_b<T, B.nr, C>},
+                   DotKernel<T> dot = nullptr, int lanes = 0) {
   static_assert(B.mc % B.mr == 0 && B.nc % B.nr == 0, "cache blocks must hold whole tiles");
   GemmConfig<T> cfg{name, ukr, ukr_edge, packers.a, packers.b, B.mr, B.nr};
   cfg.converts = !std::is_same_v<C, Copy>;
+  cfg.dot = dot;
+  cfg.dot_cols = lanes / 2;
   return with_blocks(cfg, B, sizeof(T));
 }
 
@@ -182,7 +187,7 @@ GemmPath<float>& gemm_path<float>(Isa isa) {
     case Isa::Avx2: {
       static GemmConfig<float> c =
           make<float, kAvx2F32>("sgemm_avx2_6x16", sgemm_avx2_6x16, sgemm_avx2_6x16_edge,
-                                avx2_packers<float, 6, 16, Copy>());
+                                avx2_packers<float, 6, 16, Copy>(), dot_avx2<float>, 8);
       static GemmPath<float> path = one(&c);
       return path;
     }
@@ -193,10 +198,10 @@ GemmPath<float>& gemm_path<float>(Isa isa) {
     case Isa::Avx512: {
       static GemmConfig<float> narrow =
           make<float, kAvx512F32>("sgemm_avx512_12x32", sgemm_avx512_12x32, sgemm_avx512_12x32_edge,
-                                  avx512_packers<float, 12, 32, Copy>());
-      static GemmConfig<float> wide =
-          make<float, kAvx512WideF32>("sgemm_avx512_6x64", sgemm_avx512_6x64,
-                                      sgemm_avx512_6x64_edge, avx512_packers<float, 6, 64, Copy>());
+                                  avx512_packers<float, 12, 32, Copy>(), dot_avx512<float>, 16);
+      static GemmConfig<float> wide = make<float, kAvx512WideF32>(
+          "sgemm_avx512_6x64", sgemm_avx512_6x64, sgemm_avx512_6x64_edge,
+          avx512_packers<float, 6, 64, Copy>(), dot_avx512<float>, 16);
       static GemmPath<float> path{&narrow, &wide, 4 * kAvx512WideF32.nr};
       return path;
     }
@@ -218,7 +223,7 @@ GemmPath<double>& gemm_path<double>(Isa isa) {
     case Isa::Avx2: {
       static GemmConfig<double> c =
           make<double, kAvx2F64>("dgemm_avx2_6x8", dgemm_avx2_6x8, dgemm_avx2_6x8_edge,
-                                 avx2_packers<double, 6, 8, Copy>());
+                                 avx2_packers<double, 6, 8, Copy>(), dot_avx2<double>, 4);
       static GemmPath<double> path = one(&c);
       return path;
     }
@@ -227,12 +232,12 @@ GemmPath<double>& gemm_path<double>(Isa isa) {
     case Isa::Amx:
     case Isa::Avx512Bf16:
     case Isa::Avx512: {
-      static GemmConfig<double> narrow =
-          make<double, kAvx512F64>("dgemm_avx512_12x16", dgemm_avx512_12x16,
-                                   dgemm_avx512_12x16_edge, avx512_packers<double, 12, 16, Copy>());
+      static GemmConfig<double> narrow = make<double, kAvx512F64>(
+          "dgemm_avx512_12x16", dgemm_avx512_12x16, dgemm_avx512_12x16_edge,
+          avx512_packers<double, 12, 16, Copy>(), dot_avx512<double>, 8);
       static GemmConfig<double> wide = make<double, kAvx512WideF64>(
           "dgemm_avx512_6x32", dgemm_avx512_6x32, dgemm_avx512_6x32_edge,
-          avx512_packers<double, 6, 32, Copy>());
+          avx512_packers<double, 6, 32, Copy>(), dot_avx512<double>, 8);
       static GemmPath<double> path{&narrow, &wide, 4 * kAvx512WideF64.nr};
       return path;
     }

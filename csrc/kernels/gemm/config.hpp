@@ -24,6 +24,13 @@ template <typename T>
 using EdgeKernel = void (*)(int64_t kc, T alpha, const T* a, int64_t rs_a, int64_t cs_a, const T* b,
                             int64_t rs_b, T beta, T* c, int64_t ldc, int rows, int cols);
 
+// C[rows x cols] = alpha * A @ B + beta * C over k steps, with A(i, p) at a[i * lda + p]
+// and B(p, j) at bt[j * ldbt + p]: both operands along K, bt holding cols rounded up to
+// 4 or 8 (zeros past cols) (dot_columns, ukr_simd.hpp).
+template <typename T>
+using DotKernel = void (*)(int64_t k, T alpha, const T* a, int64_t lda, const T* bt, int64_t ldbt,
+                           T beta, T* c, int64_t ldc, int64_t rows, int cols);
+
 // Packs rows [i0, i0+rows) x columns [p0, p0+kc) of op(A) into MR-row micro-panels,
 // zero-padding the last one; and columns [j0, j0+cols) x rows [p0, p0+kc) of op(B)
 // into NR-column micro-panels.
@@ -78,6 +85,10 @@ struct GemmConfig {
   // The bfloat16 instructions (vdpbf16ps, tdpbf16ps) read subnormal inputs as zero and
   // flush subnormal results, whatever MXCSR says; the float32 kernels keep both.
   bool flushes_subnormals = false;
+  // The column kernel for the last columns of a C when they are at most dot_cols (none
+  // on the paths without one): see the driver's run().
+  DotKernel<T> dot = nullptr;
+  int dot_cols = 0;
   // Run by a thread before its micro-kernel calls of one unit of work (the AMX tile
   // configuration); none where the kernels need nothing set up.
   void (*prepare)() = nullptr;
@@ -192,6 +203,14 @@ void dgemm_avx512_12x16(int64_t kc, double alpha, const double* a, int64_t rs_a,
 void dgemm_avx512_12x16_edge(int64_t kc, double alpha, const double* a, int64_t rs_a, int64_t cs_a,
                              const double* b, int64_t rs_b, double beta, double* c, int64_t ldc,
                              int rows, int cols);
+
+// Column kernels (dot_columns), one per float ISA file.
+template <typename T>
+void dot_avx2(int64_t k, T alpha, const T* a, int64_t lda, const T* bt, int64_t ldbt, T beta, T* c,
+              int64_t ldc, int64_t rows, int cols);
+template <typename T>
+void dot_avx512(int64_t k, T alpha, const T* a, int64_t lda, const T* bt, int64_t ldbt, T beta,
+                T* c, int64_t ldc, int64_t rows, int cols);
 
 // bfloat16 kernels and their packers (pack_bf16.hpp), compiled with their ISA's flags.
 // The packed operands are bfloat16 pairs in float-sized slots; see GemmConfig.

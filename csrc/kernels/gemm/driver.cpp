@@ -72,11 +72,51 @@ int pick_m_threads(int nth, int64_t m_panels, int64_t n_panels, int mr, int nr) 
   return best;
 }
 
+// Below this depth, the column kernel's sums across its vectors' lanes cost more than
+// the broadcasts it saves.
+constexpr int64_t kDotMinDepth = 256;
+// Columns of a B that is not transposed are gathered element by element, by the calling
+// thread before the parallel call; for more than this many the gather cost a 64-row
+// product on two threads what the column kernel saved.
+constexpr int64_t kDotMaxGathered = 4;
+
+// op(B)'s columns [j0, j0 + cols) laid along K for the column kernel, in the calling
+// thread's scratch: cols rounded up to a multiple of 4 (dot_columns takes 4 or 8), the
+// extra ones zero.
+template <typename T>
+const T* columns_along_k(bool tb, const T* b, int64_t ldb, int64_t j0, int64_t cols, int64_t k) {
+  const int64_t padded = round_up(cols, 4);
+  T* g = static_cast<T*>(
+      thread_scratch(Scratch::Columns, sizeof(T) * static_cast<size_t>(padded * k)));
+  if (tb) {
+    for (int64_t j = 0; j < cols; ++j) std::copy_n(b + (j0 + j) * ldb, k, g + j * k);
+  } else {
+    for (int64_t p = 0; p < k; ++p)
+      for (int64_t j = 0; j < cols; ++j) g[j * k + p] = b[p * ldb + j0 + j];
+  }
+  std::fill(g + cols * k, g + padded * k, T(0));
+  return g;
+}
+
 // c_trans: the problem is C^T = op(B)^T op(A)^T, so tile (i, j) lands at C(j, i).
+// dot_n: C has dot_n more columns after its n, which the column kernel computes (op(A)
+// not transposed, no c_trans): each unit of the last column group runs them for its
+// rows over the whole of K, in the same parallel call as its tiles (the columns are
+// disjoint, so the order does not matter). With n 0 they are shared out by rows alone.
 template <typename T>
 void gemm_tiled(const GemmConfig<T>& cfg, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
                 T alpha, const T* a, int64_t lda, const T* b, int64_t ldb, T beta, T* c,
-                int64_t ldc, bool c_trans) {
+                int64_t ldc, bool c_trans, int64_t dot_n = 0) {
+  const T* const bt = dot_n > 0 ? columns_along_k(tb, b, ldb, n, dot_n, k) : nullptr;
+  auto run_dot = [&](int64_t i0, int64_t rows) {
+    cfg.dot(k, alpha, a + i0 * lda, lda, bt, k, beta, c + i0 * ldc + n, ldc, rows,
+            static_cast<int>(dot_n));
+  };
+  if (n == 0) {
+    parallel_for(m, pick_threads(m * dot_n * k),
+                 [&](int64_t begin, int64_t end) { run_dot(begin, end - begin); });
+    return;
+  }
   const int mr = cfg.mr, nr = cfg.nr;
   const int64_t nc_step = round_up(ceil_div(n, ceil_div(n, cfg.nc)), nr);
   const int64_t m_panels = ceil_div(m, mr);
@@ -169,6 +209,8 @@ void gemm_tiled(const GemmConfig<T>& cfg, bool ta, bool tb, int64_t m, int64_t n
                             ? static_cast<T*>(thread_scratch(
                                   Scratch::PackB, sizeof(T) * static_cast<size_t>(slots_max * nr)))
                             : nullptr;
+        if (dot_n > 0 && jc == 0 && unit % tn == tn - 1)
+          run_dot(unit / tn * mc_step, std::min(mc_step, m - unit / tn * mc_step));
         for (int64_t pc = 0; pc < k; pc += kc_step) {
           const int64_t kcur = std::min(kc_step, k - pc);
           if (packs_tail)
@@ -191,8 +233,11 @@ void gemm_tiled(const GemmConfig<T>& cfg, bool ta, bool tb, int64_t m, int64_t n
         cfg.pack_b(tb, b, ldb, jc + j0, cols, pc, kcur, bbuf + j0 * kslots);
       });
       // Phase 2: the C tiles, an M block by a column group per unit.
-      parallel_units(units, threads,
-                     [&](int64_t unit) { run_unit(unit, jc, ncur, pc, kcur, bbuf); });
+      parallel_units(units, threads, [&](int64_t unit) {
+        if (dot_n > 0 && jc == 0 && pc == 0 && unit % tn == tn - 1)
+          run_dot(unit / tn * mc_step, std::min(mc_step, m - unit / tn * mc_step));
+        run_unit(unit, jc, ncur, pc, kcur, bbuf);
+      });
     }
   }
 }
@@ -231,6 +276,14 @@ void run(const GemmPath<T>& path, bool ta, bool tb, int64_t m, int64_t n, int64_
   // (On several threads the tail is better shared out with its rows in one call.)
   const GemmConfig<T>& cfg = path.for_columns(n);
   const int64_t tail = n % cfg.nr;
+  // A ragged last column panel (or a whole C) of at most half a vector, on a long K,
+  // with op(A)'s rows along memory: its columns run on the column kernel, whose
+  // multiply-adds fill every lane with no broadcast, where a tile's would be one vector
+  // of mostly idle lanes, each fed by a broadcast of A.
+  if (cfg.dot && !ta && tail > 0 && tail <= cfg.dot_cols && (tb || tail <= kDotMaxGathered) &&
+      k >= kDotMinDepth)
+    return gemm_tiled(cfg, ta, tb, m, n - tail, k, alpha, a, lda, b, ldb, beta, c, ldc, false,
+                      tail);
   if (ta && !cfg.converts && n > cfg.nr && tail > 0 && 2 * tail <= cfg.nr && m >= cfg.nr &&
       pick_threads(m * n * k) == 1) {
     gemm_tiled(cfg, ta, tb, m, n - tail, k, alpha, a, lda, b, ldb, beta, c, ldc, false);

@@ -38,7 +38,7 @@ class Buffer {
 }  // namespace
 
 void* thread_scratch(Scratch role, std::size_t bytes) {
-  thread_local Buffer buffers[2];
+  thread_local Buffer buffers[3];
   return buffers[static_cast<int>(role)].get(bytes);
 }
 

@@ -5,7 +5,7 @@
 
 namespace fastbp::kernels::gemm_detail {
 
-enum class Scratch { PackA, PackB };
+enum class Scratch { PackA, PackB, Columns };
 
 // A 64-byte aligned buffer of at least `bytes`, owned by the calling thread; valid
 // until that thread's next call with the same role and a larger size.

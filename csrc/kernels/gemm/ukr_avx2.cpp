@@ -25,6 +25,11 @@ struct Avx2F32 {
   static constexpr int kDepth = 1;
   static V dot(V a, V b, V c) { return fma(a, b, c); }
   static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
+  static float sum(V v) {
+    __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    x = _mm_add_ps(x, _mm_movehl_ps(x, x));
+    return _mm_cvtss_f32(_mm_add_ss(x, _mm_movehdup_ps(x)));
+  }
   static __m256i mask(int n) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
   }
@@ -44,6 +49,10 @@ struct Avx2F64 {
   static constexpr int kDepth = 1;
   static V dot(V a, V b, V c) { return fma(a, b, c); }
   static V mul(V a, V b) { return _mm256_mul_pd(a, b); }
+  static double sum(V v) {
+    const __m128d x = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(x, _mm_unpackhi_pd(x, x)));
+  }
   static __m256i mask(int n) {
     return _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3));
   }
@@ -127,6 +136,18 @@ void dgemm_avx2_6x8_edge(int64_t kc, double alpha, const double* a, int64_t rs_a
                          const double* b, int64_t rs_b, double beta, double* c, int64_t ldc,
                          int rows, int cols) {
   ukr_edge<Avx2F64, double, 6, 2>(kc, alpha, a, rs_a, cs_a, b, rs_b, beta, c, ldc, rows, cols);
+}
+
+// 8 accumulators: 2 rows by 4 columns or 1 by 8 (of 16 registers).
+template <>
+void dot_avx2<float>(int64_t k, float alpha, const float* a, int64_t lda, const float* bt,
+                     int64_t ldbt, float beta, float* c, int64_t ldc, int64_t rows, int cols) {
+  dot_columns<Avx2F32, float, 8>(k, alpha, a, lda, bt, ldbt, beta, c, ldc, rows, cols);
+}
+template <>
+void dot_avx2<double>(int64_t k, double alpha, const double* a, int64_t lda, const double* bt,
+                      int64_t ldbt, double beta, double* c, int64_t ldc, int64_t rows, int cols) {
+  dot_columns<Avx2F64, double, 8>(k, alpha, a, lda, bt, ldbt, beta, c, ldc, rows, cols);
 }
 
 template <typename T, int MR, int NR, class C>

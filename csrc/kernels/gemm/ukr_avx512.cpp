@@ -28,6 +28,7 @@ struct Avx512F32 {
   static constexpr int kDepth = 1;
   static V dot(V a, V b, V c) { return fma(a, b, c); }
   static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
+  static float sum(V v) { return _mm512_reduce_add_ps(v); }
   static __mmask16 mask(int n) { return static_cast<__mmask16>((1u << n) - 1); }
   static V load_n(const float* p, int n) { return _mm512_maskz_loadu_ps(mask(n), p); }
   static void store_n(float* p, V v, int n) { _mm512_mask_storeu_ps(p, mask(n), v); }
@@ -45,6 +46,7 @@ struct Avx512F64 {
   static constexpr int kDepth = 1;
   static V dot(V a, V b, V c) { return fma(a, b, c); }
   static V mul(V a, V b) { return _mm512_mul_pd(a, b); }
+  static double sum(V v) { return _mm512_reduce_add_pd(v); }
   static __mmask8 mask(int n) { return static_cast<__mmask8>((1u << n) - 1); }
   static V load_n(const double* p, int n) { return _mm512_maskz_loadu_pd(mask(n), p); }
   static void store_n(double* p, V v, int n) { _mm512_mask_storeu_pd(p, mask(n), v); }
@@ -137,6 +139,18 @@ void dgemm_avx512_12x16_edge(int64_t kc, double alpha, const double* a, int64_t 
                              const double* b, int64_t rs_b, double beta, double* c, int64_t ldc,
                              int rows, int cols) {
   ukr_edge<Avx512F64, double, 12, 2>(kc, alpha, a, rs_a, cs_a, b, rs_b, beta, c, ldc, rows, cols);
+}
+
+// 24 accumulators: 6 rows by 4 columns or 3 by 8 (of 32 registers).
+template <>
+void dot_avx512<float>(int64_t k, float alpha, const float* a, int64_t lda, const float* bt,
+                       int64_t ldbt, float beta, float* c, int64_t ldc, int64_t rows, int cols) {
+  dot_columns<Avx512F32, float, 24>(k, alpha, a, lda, bt, ldbt, beta, c, ldc, rows, cols);
+}
+template <>
+void dot_avx512<double>(int64_t k, double alpha, const double* a, int64_t lda, const double* bt,
+                        int64_t ldbt, double beta, double* c, int64_t ldc, int64_t rows, int cols) {
+  dot_columns<Avx512F64, double, 24>(k, alpha, a, lda, bt, ldbt, beta, c, ldc, rows, cols);
 }
 
 template <typename T, int MR, int NR, class C>

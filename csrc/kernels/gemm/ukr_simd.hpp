@@ -3,11 +3,13 @@
 // vector-ops struct `O` (load, store, bcast, set1, zero, fma, mul; kWidth lanes; and the
 // accumulate step dot(a, b, acc) consuming kDepth K values: an FMA of one for float
 // kernels, vdpbf16ps of a bfloat16 pair for the bfloat16 ones).
+// The column kernel (dot_columns) needs O::sum too: the sum of a vector's lanes.
 // Include only from an ISA's own translation unit, with `O` defined in an anonymous
 // namespace there: each instantiation then has internal linkage, so code compiled with
 // one ISA's flags can never be merged into another path by the linker.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstdint>
 
 namespace fastbp::kernels::gemm_detail {
@@ -122,6 +124,73 @@ void ukr_edge(int64_t kc, T alpha, const T* a, int64_t rs_a, int64_t cs_a, const
       O::store_n(ci + v * W, out, lanes);
     }
   }
+}
+
+// C[R x cols] = alpha * A @ B + beta * C (cols <= CB) with op(A)'s rows and op(B)'s
+// columns both laid along K: A(i, p) at a[i * lda + p], B(p, j) at bt[j * ldbt + p],
+// bt holding CB columns (zeros past cols). Each output keeps a vector of partial sums
+// over K (no broadcasts), added across its lanes at the end.
+template <typename O, typename T, int R, int CB>
+inline void dot_block(int64_t k, T alpha, const T* __restrict a, int64_t lda,
+                      const T* __restrict bt, int64_t ldbt, T beta, T* __restrict c, int64_t ldc,
+                      int cols) {
+  using V = typename O::V;
+  constexpr int W = O::kWidth;
+  V acc[R][CB];
+#pragma GCC unroll 8
+  for (int i = 0; i < R; ++i)
+#pragma GCC unroll 12
+    for (int j = 0; j < CB; ++j) acc[i][j] = O::zero();
+  auto step = [&](int64_t p, auto load) {
+    V av[R];
+#pragma GCC unroll 8
+    for (int i = 0; i < R; ++i) av[i] = load(a + i * lda + p);
+#pragma GCC unroll 12
+    for (int j = 0; j < CB; ++j) {
+      const V bv = load(bt + j * ldbt + p);
+#pragma GCC unroll 8
+      for (int i = 0; i < R; ++i) acc[i][j] = O::fma(av[i], bv, acc[i][j]);
+    }
+  };
+  int64_t p = 0;
+  for (; p + W <= k; p += W) step(p, [](const T* x) { return O::load(x); });
+  if (p < k) {
+    const int rest = static_cast<int>(k - p);
+    step(p, [rest](const T* x) { return O::load_n(x, rest); });
+  }
+  for (int i = 0; i < R; ++i)
+    for (int j = 0; j < cols; ++j) {
+      T* cij = c + i * ldc + j;
+      const T s = alpha * O::sum(acc[i][j]);
+      *cij = beta == T(0) ? s : s + beta * *cij;
+    }
+}
+
+// Rows [0, rows) in blocks of R (the last with the rows that are left).
+template <typename O, typename T, int R, int CB>
+void dot_rows(int64_t k, T alpha, const T* a, int64_t lda, const T* bt, int64_t ldbt, T beta, T* c,
+              int64_t ldc, int64_t rows, int cols) {
+  int64_t i = 0;
+  for (; i + R <= rows; i += R)
+    dot_block<O, T, R, CB>(k, alpha, a + i * lda, lda, bt, ldbt, beta, c + i * ldc, ldc, cols);
+  if constexpr (R > 1) {
+    if (i < rows)
+      dot_rows<O, T, R - 1, CB>(k, alpha, a + i * lda, lda, bt, ldbt, beta, c + i * ldc, ldc,
+                                rows - i, cols);
+  }
+}
+
+// C[rows x cols] = alpha * A @ B + beta * C (cols <= 8), laid out as for dot_block, for
+// the few last columns of a C on a long K, where a micro-kernel tile would spend a
+// broadcast of A on every multiply-add of a mostly empty vector. bt holds cols rounded
+// up to 4 or 8 (zeros past cols); the columns run together, in blocks of ACC / 4 or
+// ACC / 8 rows, so each row of A is read once.
+template <typename O, typename T, int ACC>
+void dot_columns(int64_t k, T alpha, const T* a, int64_t lda, const T* bt, int64_t ldbt, T beta,
+                 T* c, int64_t ldc, int64_t rows, int cols) {
+  if (cols <= 4)
+    return dot_rows<O, T, ACC / 4, 4>(k, alpha, a, lda, bt, ldbt, beta, c, ldc, rows, cols);
+  dot_rows<O, T, ACC / 8, 8>(k, alpha, a, lda, bt, ldbt, beta, c, ldc, rows, cols);
 }
 
 }  // namespace fastbp::kernels::gemm_detail
