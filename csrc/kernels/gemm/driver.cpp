@@ -138,6 +138,13 @@ void gemm_tiled(const GemmConfig<T>& cfg, bool ta, bool tb, int64_t m, int64_t n
   const int64_t m_blocks = round_up(std::max<int64_t>(tm, ceil_div(m, cfg.mc)), tm);
   const int64_t mc_step = round_up(ceil_div(m, m_blocks), mr);
   const int64_t units = ceil_div(m, mc_step) * tn;
+  // A unit's share of the column kernel's columns: its M block's rows, run by the unit
+  // of the last column group.
+  auto dot_unit = [&](int64_t unit) {
+    if (dot_n == 0 || unit % tn != tn - 1) return;
+    const int64_t ic = unit / tn * mc_step;
+    run_dot(ic, std::min(mc_step, m - ic));
+  };
   const int64_t slots_max = cfg.slots(kc_step);  // a packed panel's depth, see GemmConfig
   T* const bbuf = direct_b
                       ? nullptr
@@ -209,8 +216,7 @@ void gemm_tiled(const GemmConfig<T>& cfg, bool ta, bool tb, int64_t m, int64_t n
                             ? static_cast<T*>(thread_scratch(
                                   Scratch::PackB, sizeof(T) * static_cast<size_t>(slots_max * nr)))
                             : nullptr;
-        if (dot_n > 0 && jc == 0 && unit % tn == tn - 1)
-          run_dot(unit / tn * mc_step, std::min(mc_step, m - unit / tn * mc_step));
+        if (jc == 0) dot_unit(unit);
         for (int64_t pc = 0; pc < k; pc += kc_step) {
           const int64_t kcur = std::min(kc_step, k - pc);
           if (packs_tail)
@@ -234,8 +240,7 @@ void gemm_tiled(const GemmConfig<T>& cfg, bool ta, bool tb, int64_t m, int64_t n
       });
       // Phase 2: the C tiles, an M block by a column group per unit.
       parallel_units(units, threads, [&](int64_t unit) {
-        if (dot_n > 0 && jc == 0 && pc == 0 && unit % tn == tn - 1)
-          run_dot(unit / tn * mc_step, std::min(mc_step, m - unit / tn * mc_step));
+        if (jc == 0 && pc == 0) dot_unit(unit);
         run_unit(unit, jc, ncur, pc, kcur, bbuf);
       });
     }

@@ -70,10 +70,10 @@ inline void pack_panel(const T* src, int64_t ld, bool lane_contig, int64_t lanes
 // go the same way.)
 template <typename T, int R, class C>
 void pack_lanes(const T* src, int64_t ld, bool lane_contig, int64_t lanes, int64_t kc, T* dst) {
-  if (!lane_contig || lanes <= R) {
+  if (!lane_contig) {
     for (int64_t l = 0; l < lanes; l += R)
-      pack_panel<T, R, C>(lane_contig ? src + l : src + l * ld, ld, lane_contig,
-                          std::min<int64_t>(R, lanes - l), kc, dst + l * kc);
+      pack_panel<T, R, C>(src + l * ld, ld, false, std::min<int64_t>(R, lanes - l), kc,
+                          dst + l * kc);
     return;
   }
   constexpr int64_t kRowRun = 16;
