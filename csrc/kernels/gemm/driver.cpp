@@ -281,6 +281,11 @@ void run(const GemmPath<T>& path, bool ta, bool tb, int64_t m, int64_t n, int64_
   // (On several threads the tail is better shared out with its rows in one call.)
   const GemmConfig<T>& cfg = path.for_columns(n);
   const int64_t tail = n % cfg.nr;
+  if (ta && !cfg.converts && n > cfg.nr && tail > 0 && 2 * tail <= cfg.nr && m >= cfg.nr &&
+      pick_threads(m * n * k) == 1) {
+    gemm_tiled(cfg, ta, tb, m, n - tail, k, alpha, a, lda, b, ldb, beta, c, ldc, false);
+    return as_c_trans(n - tail, tail);
+  }
   // A ragged last column panel (or a whole C) of at most half a vector, on a long K,
   // with op(A)'s rows along memory: its columns run on the column kernel, whose
   // multiply-adds fill every lane with no broadcast, where a tile's would be one vector
@@ -289,11 +294,6 @@ void run(const GemmPath<T>& path, bool ta, bool tb, int64_t m, int64_t n, int64_
       k >= kDotMinDepth)
     return gemm_tiled(cfg, ta, tb, m, n - tail, k, alpha, a, lda, b, ldb, beta, c, ldc, false,
                       tail);
-  if (ta && !cfg.converts && n > cfg.nr && tail > 0 && 2 * tail <= cfg.nr && m >= cfg.nr &&
-      pick_threads(m * n * k) == 1) {
-    gemm_tiled(cfg, ta, tb, m, n - tail, k, alpha, a, lda, b, ldb, beta, c, ldc, false);
-    return as_c_trans(n - tail, tail);
-  }
   gemm_tiled(cfg, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, false);
 }
 

@@ -139,13 +139,13 @@ inline void dot_block(int64_t k, T alpha, const T* __restrict a, int64_t lda,
   V acc[R][CB];
 #pragma GCC unroll 8
   for (int i = 0; i < R; ++i)
-#pragma GCC unroll 12
+#pragma GCC unroll 8
     for (int j = 0; j < CB; ++j) acc[i][j] = O::zero();
   auto step = [&](int64_t p, auto load) {
     V av[R];
 #pragma GCC unroll 8
     for (int i = 0; i < R; ++i) av[i] = load(a + i * lda + p);
-#pragma GCC unroll 12
+#pragma GCC unroll 8
     for (int j = 0; j < CB; ++j) {
       const V bv = load(bt + j * ldbt + p);
 #pragma GCC unroll 8
