@@ -7,7 +7,9 @@ Two tables. The train step (forward, MSE, backward, SGD; bench_train.py's networ
 fastbp with ``compute_dtype="bfloat16"``, of fastbp in float32, and of PyTorch under
 ``torch.autocast("cpu", dtype=torch.bfloat16)``; and square products of
 ``fb.ops.matmul(a, b, compute_dtype="bfloat16")`` (float32 in and out, rounded operands)
-against ``torch.matmul`` on bfloat16 tensors and fastbp's float32 product. The
+against ``torch.matmul`` on bfloat16 tensors, against PyTorch doing what fastbp's call does
+(float32 tensors rounded to bfloat16, the product returned as float32: "torch cast") and
+fastbp's float32 product. The
 contenders of a row take turns, one timed block each per round (``--repeats`` rounds);
 medians. Ratios >1 mean fastbp bfloat16 is faster; "% peak" is fastbp bfloat16's share
 of the bfloat16 unit's measured peak the header gives (``fb.tune.peak``: a plain loop of
@@ -58,8 +60,8 @@ def train_table(cases, repeats, torch, rng, peak):
 
 def gemm_table(sizes, repeats, torch, rng, peak):
     header = (
-        f"{'n':>5} {'bf16 ms':>9} {'GFLOP/s':>8} {'% peak':>6} {'torch bf16 ms':>13} {'f32 ms':>9} "
-        f"{'x torch':>7} {'x f32':>6}"
+        f"{'n':>5} {'bf16 ms':>9} {'GFLOP/s':>8} {'% peak':>6} {'torch bf16 ms':>13} "
+        f"{'torch cast ms':>13} {'f32 ms':>9} {'x torch':>7} {'x cast':>6} {'x f32':>6}"
     )
     print(header)
     print("-" * len(header))
@@ -71,15 +73,25 @@ def gemm_table(sizes, repeats, torch, rng, peak):
             "f32": lambda: fb.ops.matmul(a, b),
         }
         if torch is not None:
-            ta, tb = (torch.from_numpy(x).to(torch.bfloat16) for x in (a, b))
+            fa, fb32 = torch.from_numpy(a), torch.from_numpy(b)
+            ta, tb = fa.to(torch.bfloat16), fb32.to(torch.bfloat16)
             products["torch"] = lambda: torch.matmul(ta, tb)
+            products["cast"] = lambda: torch.matmul(
+                fa.to(torch.bfloat16), fb32.to(torch.bfloat16)
+            ).float()
         t = interleaved_medians(products, repeats)
-        tt = f"{t['torch'] * 1e3:>13.2f}" if "torch" in t else f"{'-':>13}"
-        vs = f"{t['torch'] / t['bf16']:>7.2f}" if "torch" in t else f"{'-':>7}"
+
+        def column(name, width, scale=1e3):
+            return f"{t[name] * scale:>{width}.2f}" if name in t else f"{'-':>{width}}"
+
+        def ratio(name, width):
+            return f"{t[name] / t['bf16']:>{width}.2f}" if name in t else f"{'-':>{width}}"
+
         gflops = 2 * n**3 / t["bf16"] / 1e9
         print(
-            f"{n:>5} {t['bf16'] * 1e3:>9.2f} {gflops:>8.1f} {share_of_peak(gflops, peak):>6} {tt} "
-            f"{t['f32'] * 1e3:>9.2f} {vs} {t['f32'] / t['bf16']:>6.2f}"
+            f"{n:>5} {t['bf16'] * 1e3:>9.2f} {gflops:>8.1f} {share_of_peak(gflops, peak):>6} "
+            f"{column('torch', 13)} {column('cast', 13)} {t['f32'] * 1e3:>9.2f} "
+            f"{ratio('torch', 7)} {ratio('cast', 6)} {t['f32'] / t['bf16']:>6.2f}"
         )
 
 
