@@ -77,6 +77,10 @@ struct GemmConfig {
   int mr, nr;  // register block
   // Cache blocks: MC x KC of A in L2, KC x NC of B in L3.
   Tunable<int64_t> mc = 0, kc = 0, nc = 0;
+  // The A block holds MC x KC elements whatever K is: on a K shorter than KC, MC grows
+  // to fill the same share of L2 (the AMX kernel, run with a deep KC and a small MC so
+  // that its C tiles are stored once per product, not reloaded between K blocks).
+  bool mc_fills_kc = false;
   // A packed element ("slot") holds k_per_slot K values (2 for bfloat16 pairs), and a
   // panel's K is padded to a multiple of k_align. `converts`: packing rounds the
   // operands, so they are always packed, never read in place.

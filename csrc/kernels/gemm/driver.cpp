@@ -123,7 +123,8 @@ void gemm_tiled(const GemmConfig<T>& cfg, bool ta, bool tb, int64_t m, int64_t n
   const int64_t n_panels_max = ceil_div(std::min(n, nc_step), nr);
   const bool direct_b = !cfg.converts && !tb && m_panels < kMinPackReuse;
   // Even block sizes: k = 257 runs as 129 + 128, not 256 + 1.
-  const int64_t kc_step = ceil_div(k, ceil_div(k, cfg.kc));
+  const int64_t kc = cfg.kc;
+  const int64_t kc_step = ceil_div(k, ceil_div(k, kc));
   // A^T in place would read a few elements from each of kc rows lda apart (4K aliasing,
   // a TLB entry per row); packing it is a contiguous copy, so it is always packed.
   const bool direct_a = !cfg.converts && !ta && n_panels_max < kMinPackReuse;
@@ -134,8 +135,11 @@ void gemm_tiled(const GemmConfig<T>& cfg, bool ta, bool tb, int64_t m, int64_t n
   // M in blocks of at most MC rows, as many as a multiple of tm so that the threads end
   // together (3 blocks on 2 threads leave one idle a third of the time: a large MC, as a
   // big L2 gives, makes few blocks); a unit of work is one M block times one of tn
-  // column groups.
-  const int64_t m_blocks = round_up(std::max<int64_t>(tm, ceil_div(m, cfg.mc)), tm);
+  // column groups. An M block is MC rows, or more on a K shorter than KC where the
+  // kernel asks for it (GemmConfig::mc_fills_kc).
+  const int64_t mc_set = cfg.mc;
+  const int64_t mc = cfg.mc_fills_kc ? std::max(mc_set, mc_set * kc / kc_step) : mc_set;
+  const int64_t m_blocks = round_up(std::max<int64_t>(tm, ceil_div(m, mc)), tm);
   const int64_t mc_step = round_up(ceil_div(m, m_blocks), mr);
   const int64_t units = ceil_div(m, mc_step) * tn;
   // A unit's share of the column kernel's columns: its M block's rows, run by the unit
