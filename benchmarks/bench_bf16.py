@@ -73,16 +73,16 @@ def gemm_table(sizes, repeats, torch, rng, peak):
             "f32": lambda: fb.ops.matmul(a, b),
         }
         if torch is not None:
-            fa, fb32 = torch.from_numpy(a), torch.from_numpy(b)
-            ta, tb = fa.to(torch.bfloat16), fb32.to(torch.bfloat16)
+            a32, b32 = torch.from_numpy(a), torch.from_numpy(b)
+            ta, tb = a32.to(torch.bfloat16), b32.to(torch.bfloat16)
             products["torch"] = lambda: torch.matmul(ta, tb)
             products["cast"] = lambda: torch.matmul(
-                fa.to(torch.bfloat16), fb32.to(torch.bfloat16)
+                a32.to(torch.bfloat16), b32.to(torch.bfloat16)
             ).float()
         t = interleaved_medians(products, repeats)
 
-        def column(name, width, scale=1e3):
-            return f"{t[name] * scale:>{width}.2f}" if name in t else f"{'-':>{width}}"
+        def column(name, width):  # milliseconds
+            return f"{t[name] * 1e3:>{width}.2f}" if name in t else f"{'-':>{width}}"
 
         def ratio(name, width):
             return f"{t[name] / t['bf16']:>{width}.2f}" if name in t else f"{'-':>{width}}"
@@ -90,7 +90,7 @@ def gemm_table(sizes, repeats, torch, rng, peak):
         gflops = 2 * n**3 / t["bf16"] / 1e9
         print(
             f"{n:>5} {t['bf16'] * 1e3:>9.2f} {gflops:>8.1f} {share_of_peak(gflops, peak):>6} "
-            f"{column('torch', 13)} {column('cast', 13)} {t['f32'] * 1e3:>9.2f} "
+            f"{column('torch', 13)} {column('cast', 13)} {column('f32', 9)} "
             f"{ratio('torch', 7)} {ratio('cast', 6)} {t['f32'] / t['bf16']:>6.2f}"
         )
 
