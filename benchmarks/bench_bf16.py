@@ -89,9 +89,9 @@ def gemm_table(sizes, repeats, torch, rng, peak):
 
         gflops = 2 * n**3 / t["bf16"] / 1e9
         print(
-            f"{n:>5} {t['bf16'] * 1e3:>9.2f} {gflops:>8.1f} {share_of_peak(gflops, peak):>6} "
+            f"{n:>5} {column('bf16', 9)} {gflops:>8.1f} {share_of_peak(gflops, peak):>6} "
             f"{column('torch', 13)} {column('cast', 13)} {column('f32', 9)} "
-            f"{ratio('torch', 7)} {ratio('cast', 6)} {t['f32'] / t['bf16']:>6.2f}"
+            f"{ratio('torch', 7)} {ratio('cast', 6)} {ratio('f32', 6)}"
         )
 
 
